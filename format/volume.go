@@ -1,0 +1,181 @@
+// Package format holds arc's on-disk structures: the volume header, the
+// layout that maps the archive's logical byte stream onto volumes, the footer
+// and the index. It encodes, decodes and validates them and nothing more:
+// compression and checksums that need third-party code live in codec, so
+// this package depends on the standard library alone.
+//
+// docs/FORMAT.md is the byte-level specification; this package is its
+// reference implementation and the two must agree.
+package format
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Version is the format version written by this package and the only one it reads.
+const Version = 1
+
+// VolumeHeaderSize is the size of the header at the start of every volume.
+const VolumeHeaderSize = 48
+
+// MinVolumeSize is the smallest split size accepted: a volume must hold its
+// header and a whole footer with room to spare.
+const MinVolumeSize = 4096
+
+// VolumeMagic opens every volume. The CR LF and ^Z bytes catch text-mode
+// transfers that would silently corrupt the archive.
+var VolumeMagic = [8]byte{'A', 'R', 'C', 'V', 'O', 'L', '\r', '\n'}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ArchiveID identifies one archive; every volume and the footer carry it so
+// that volumes of different archives are never mixed.
+type ArchiveID [16]byte
+
+func (id ArchiveID) String() string { return fmt.Sprintf("%x", id[:]) }
+
+// VolumeHeader is the fixed header at offset 0 of every volume.
+type VolumeHeader struct {
+	Version    uint16
+	Flags      uint16
+	Number     uint32 // 1-based
+	ID         ArchiveID
+	VolumeSize uint64 // split size of the set; 0 means the archive is one volume
+}
+
+// MarshalBinary encodes h into its 48-byte form.
+func (h VolumeHeader) MarshalBinary() ([]byte, error) {
+	b := make([]byte, VolumeHeaderSize)
+	copy(b[0:8], VolumeMagic[:])
+	binary.LittleEndian.PutUint16(b[8:], h.Version)
+	binary.LittleEndian.PutUint16(b[10:], h.Flags)
+	binary.LittleEndian.PutUint32(b[12:], h.Number)
+	copy(b[16:32], h.ID[:])
+	binary.LittleEndian.PutUint64(b[32:], h.VolumeSize)
+	// b[40:44] reserved, zero
+	binary.LittleEndian.PutUint32(b[44:], crc32.Checksum(b[:44], castagnoli))
+	return b, nil
+}
+
+// ParseVolumeHeader decodes and validates a volume header.
+func ParseVolumeHeader(b []byte) (VolumeHeader, error) {
+	var h VolumeHeader
+	if len(b) < VolumeHeaderSize {
+		return h, fmt.Errorf("%w: volume header is %d bytes, want %d", ErrTruncated, len(b), VolumeHeaderSize)
+	}
+	if [8]byte(b[0:8]) != VolumeMagic {
+		return h, fmt.Errorf("%w: no volume magic", ErrNotArchive)
+	}
+	if got, want := binary.LittleEndian.Uint32(b[44:]), crc32.Checksum(b[:44], castagnoli); got != want {
+		return h, fmt.Errorf("%w: volume header checksum %08x, want %08x", ErrCorrupt, got, want)
+	}
+	h.Version = binary.LittleEndian.Uint16(b[8:])
+	h.Flags = binary.LittleEndian.Uint16(b[10:])
+	h.Number = binary.LittleEndian.Uint32(b[12:])
+	copy(h.ID[:], b[16:32])
+	h.VolumeSize = binary.LittleEndian.Uint64(b[32:])
+	if h.Version != Version {
+		return h, fmt.Errorf("%w: format version %d (this program reads %d)", ErrVersion, h.Version, Version)
+	}
+	if h.Flags != 0 {
+		return h, fmt.Errorf("%w: unknown volume flags %#x", ErrVersion, h.Flags)
+	}
+	if binary.LittleEndian.Uint32(b[40:]) != 0 {
+		return h, fmt.Errorf("%w: reserved volume header bytes are set", ErrCorrupt)
+	}
+	if h.Number == 0 {
+		return h, fmt.Errorf("%w: volume number 0", ErrCorrupt)
+	}
+	if h.VolumeSize != 0 && (h.VolumeSize < MinVolumeSize || h.VolumeSize > math.MaxInt64) {
+		return h, fmt.Errorf("%w: volume size %d out of range", ErrCorrupt, h.VolumeSize)
+	}
+	return h, nil
+}
+
+// Layout maps offsets of the archive's logical stream (the concatenation of
+// every volume's bytes after its header) to volumes and file offsets.
+type Layout struct {
+	// VolumeSize is the size of every volume but the last, header included;
+	// 0 means one volume of any size.
+	VolumeSize int64
+}
+
+// Payload is how many stream bytes one full volume holds.
+func (l Layout) Payload() int64 {
+	if l.VolumeSize == 0 {
+		return math.MaxInt64
+	}
+	return l.VolumeSize - VolumeHeaderSize
+}
+
+// Locate returns the 1-based volume holding stream offset off and the offset
+// of that byte inside the volume's file.
+func (l Layout) Locate(off int64) (volume uint32, fileOff int64) {
+	p := l.Payload()
+	return uint32(off/p) + 1, off%p + VolumeHeaderSize
+}
+
+// Span is a piece of a stream range that lies in one volume.
+type Span struct {
+	Volume  uint32 // 1-based
+	FileOff int64  // offset inside the volume file
+	Len     int64
+}
+
+// Spans splits the stream range [off, off+n) at volume boundaries, calling fn
+// for each piece in order; it stops at the first error fn returns.
+func (l Layout) Spans(off, n int64, fn func(Span) error) error {
+	p := l.Payload()
+	for n > 0 {
+		vol, fo := l.Locate(off)
+		take := p - off%p
+		if take > n {
+			take = n
+		}
+		if err := fn(Span{Volume: vol, FileOff: fo, Len: take}); err != nil {
+			return err
+		}
+		off += take
+		n -= take
+	}
+	return nil
+}
+
+// VolumeCount is how many volumes a stream of the given length occupies.
+func (l Layout) VolumeCount(streamLen int64) uint32 {
+	if streamLen <= 0 {
+		return 1
+	}
+	return uint32((streamLen-1)/l.Payload()) + 1
+}
+
+// VolumeName is the file name of volume n (1-based) of the archive base:
+// base.001 … base.999, then base.1000 and on.
+func VolumeName(base string, n uint32) string {
+	return fmt.Sprintf("%s.%03d", base, n)
+}
+
+// ParseVolumeName splits a volume's path into the archive base and the
+// volume number. ok is false when the name does not end in .NNN (three or
+// more digits).
+func ParseVolumeName(path string) (base string, n uint32, ok bool) {
+	i := strings.LastIndexByte(path, '.')
+	if i < 0 || len(path)-i-1 < 3 || strings.ContainsRune(path[i:], '/') {
+		return "", 0, false
+	}
+	v, err := strconv.ParseUint(path[i+1:], 10, 32)
+	if err != nil || v == 0 {
+		return "", 0, false
+	}
+	for _, c := range path[i+1:] {
+		if c < '0' || c > '9' {
+			return "", 0, false
+		}
+	}
+	return path[:i], uint32(v), true
+}
