@@ -1,0 +1,73 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"syscall"
+
+	"arc/format"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+var (
+	_ gofs.FileReaddirenter = (*dirHandle)(nil)
+	_ gofs.FileSeekdirer    = (*dirHandle)(nil)
+	_ gofs.FileLookuper     = (*dirHandle)(nil)
+	_ gofs.FileReleasedirer = (*dirHandle)(nil)
+)
+
+// dirHandle streams a directory's entries straight from its contiguous
+// dirent range: nothing is copied, and the offset of an entry is its
+// position in the range plus one.
+type dirHandle struct {
+	n               *node
+	start, end, cur uint32
+	de              fuse.DirEntry // reused: go-fuse copies what it keeps
+}
+
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if !n.fs.idx.IsDir(n.ino) {
+		return nil, 0, syscall.ENOTDIR
+	}
+	s, e := n.fs.idx.Children(n.ino)
+	// The listing never changes: let the kernel cache it.
+	return &dirHandle{n: n, start: s, end: e, cur: s}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if h.cur >= h.end {
+		return nil, 0
+	}
+	x := h.n.fs.idx
+	d := h.cur
+	h.cur++
+	ino := x.Dirents.Inode[d]
+	h.de = fuse.DirEntry{
+		Name: string(x.Name(d)),
+		Mode: x.Inodes.Mode[ino] & format.ModeType,
+		Ino:  uint64(ino) + 1,
+		Off:  uint64(h.cur - h.start),
+	}
+	return &h.de, 0
+}
+
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off > uint64(h.end-h.start) {
+		return syscall.EINVAL
+	}
+	h.cur = h.start + uint32(off)
+	return 0
+}
+
+// Lookup serves READDIRPLUS: the entry just returned is the one asked
+// about, so the binary search is skipped.
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if h.cur > h.start && bytes.Equal(h.n.fs.idx.Name(h.cur-1), []byte(name)) {
+		return h.n.child(ctx, h.cur-1, out), 0
+	}
+	return h.n.Lookup(ctx, name, out)
+}
+
+func (h *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {}

@@ -1,0 +1,300 @@
+// Package fs serves an arc archive as a read-only FUSE filesystem on
+// go-fuse/v2. Nodes are created lazily, on lookup, from the columnar index:
+// mounting costs nothing per entry and a node is an embedded fs.Inode plus
+// a pointer and an inode number.
+package fs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"arc/format"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Archive is what the filesystem needs from an opened archive;
+// *reader.Archive implements it.
+type Archive interface {
+	Index() *format.Index
+	// ReadAt reads regular file inode ino's content with io.ReaderAt
+	// semantics. Errors (damage, a missing volume) become EIO.
+	ReadAt(ino uint32, p []byte, off int64) (int, error)
+}
+
+// Options tune a mount.
+type Options struct {
+	// AllowOther lets users other than the mounting one see the files.
+	AllowOther bool
+	// MountOptions are extra -o options for the kernel / fusermount3.
+	MountOptions []string
+	// FsName shows as the source in /proc/mounts and df; default "arc".
+	FsName string
+	// Timeout is how long the kernel may cache entries, attributes and
+	// negative lookups; 0 = one hour (the archive never changes).
+	Timeout time.Duration
+	// Debug logs every FUSE request.
+	Debug bool
+	// Logf receives one line per damaged file; nil = discard.
+	Logf func(format string, args ...any)
+}
+
+// maxIO is the largest read the kernel sends and its read-ahead window.
+const maxIO = 1 << 20
+
+// FS is one mounted archive.
+type FS struct {
+	ar  Archive
+	idx *format.Index
+	// xattrs is false when the archive has none: the mount then disables
+	// xattrs so the kernel stops asking (ls -l would pay two round trips
+	// per file for security.selinux and ACLs).
+	xattrs bool
+	logf   func(format string, args ...any)
+
+	mu      sync.Mutex
+	damaged map[uint32]bool // inodes whose read error was logged
+}
+
+// New prepares a filesystem over ar; Root gives its root node.
+func New(ar Archive, logf func(format string, args ...any)) *FS {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	idx := ar.Index()
+	return &FS{ar: ar, idx: idx, xattrs: idx.Xattrs.Count() > 0, logf: logf, damaged: map[uint32]bool{}}
+}
+
+// Root is the node of the archive's root directory (archive inode 0).
+func (f *FS) Root() gofs.InodeEmbedder { return f.newNode(0) }
+
+// HasXattrs reports whether the archive stores any extended attributes.
+func (f *FS) HasXattrs() bool { return f.xattrs }
+
+// GoFuseOptions are the go-fuse options that a mount of f should use.
+func (f *FS) GoFuseOptions(o Options) *gofs.Options {
+	t := o.Timeout
+	if t <= 0 {
+		t = time.Hour
+	}
+	name := o.FsName
+	if name == "" {
+		name = "arc"
+	}
+	mo := fuse.MountOptions{
+		AllowOther: o.AllowOther,
+		// "ro" for fusermount3; the direct mount gets MS_RDONLY below.
+		// default_permissions: the kernel checks the archived modes.
+		Options:              append([]string{"ro", "default_permissions"}, o.MountOptions...),
+		FsName:               name,
+		Name:                 "arc",
+		MaxWrite:             maxIO,
+		MaxReadAhead:         maxIO,
+		DisableXAttrs:        !f.xattrs,
+		EnableSymlinkCaching: true,
+		DirectMount:          true,
+		DirectMountFlags:     syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
+		Debug:                o.Debug,
+	}
+	return &gofs.Options{
+		MountOptions:    mo,
+		EntryTimeout:    &t,
+		AttrTimeout:     &t,
+		NegativeTimeout: &t,
+		RootStableAttr:  &gofs.StableAttr{Ino: 1, Gen: 1},
+	}
+}
+
+// Mount mounts ar on dir and serves it in the background; the returned
+// server's Unmount ends it and Wait waits for the end.
+func Mount(dir string, ar Archive, o Options) (*fuse.Server, error) {
+	f := New(ar, o.Logf)
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := gofs.Mount(abs, f.Root(), f.GoFuseOptions(o))
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", abs, err)
+	}
+	return srv, nil
+}
+
+// node is one archive inode in the go-fuse tree. Hardlinked paths share
+// one node because their StableAttr.Ino is the same.
+type node struct {
+	gofs.Inode
+	fs  *FS
+	ino uint32
+}
+
+func (f *FS) newNode(ino uint32) *node { return &node{fs: f, ino: ino} }
+
+func (f *FS) stable(ino uint32) gofs.StableAttr {
+	return gofs.StableAttr{Mode: f.idx.Inodes.Mode[ino] & format.ModeType, Ino: uint64(ino) + 1, Gen: 1}
+}
+
+// fill writes inode ino's attributes.
+func (f *FS) fill(ino uint32, a *fuse.Attr) {
+	in := &f.idx.Inodes
+	a.Ino = uint64(ino) + 1
+	a.Mode = in.Mode[ino]
+	a.Uid, a.Gid = in.UID[ino], in.GID[ino]
+	a.Size = in.Size[ino]
+	a.Blocks = (a.Size + 511) / 512
+	a.Blksize = maxIO
+	a.Nlink = f.idx.Nlink[ino]
+	a.Rdev = uint32(in.Rdev[ino])
+	setTime := func(ns int64) (uint64, uint32) {
+		s, n := ns/1e9, ns%1e9
+		if n < 0 {
+			s, n = s-1, n+1e9
+		}
+		return uint64(s), uint32(n)
+	}
+	a.Mtime, a.Mtimensec = setTime(in.Mtime[ino])
+	a.Atime, a.Atimensec = setTime(in.Atime[ino])
+	a.Ctime, a.Ctimensec = a.Mtime, a.Mtimensec
+}
+
+var (
+	_ gofs.NodeLookuper       = (*node)(nil)
+	_ gofs.NodeOpendirHandler = (*node)(nil)
+	_ gofs.NodeGetattrer      = (*node)(nil)
+	_ gofs.NodeReadlinker     = (*node)(nil)
+	_ gofs.NodeOpener         = (*node)(nil)
+	_ gofs.NodeReader         = (*node)(nil)
+	_ gofs.NodeStatfser       = (*node)(nil)
+	_ gofs.NodeGetxattrer     = (*node)(nil)
+	_ gofs.NodeListxattrer    = (*node)(nil)
+)
+
+// child makes (or lets go-fuse find) the node for dirent d.
+func (n *node) child(ctx context.Context, d uint32, out *fuse.EntryOut) *gofs.Inode {
+	ino := n.fs.idx.Dirents.Inode[d]
+	n.fs.fill(ino, &out.Attr)
+	return n.NewInode(ctx, n.fs.newNode(ino), n.fs.stable(ino))
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if !n.fs.idx.IsDir(n.ino) {
+		return nil, syscall.ENOTDIR
+	}
+	d, ok := n.fs.idx.Lookup(n.ino, []byte(name))
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	return n.child(ctx, d, out), 0
+}
+
+func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fs.fill(n.ino, &out.Attr)
+	return 0
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	if n.fs.idx.Inodes.Mode[n.ino]&format.ModeType != format.ModeLink {
+		return nil, syscall.EINVAL
+	}
+	return n.fs.idx.Symlink(n.ino), 0
+}
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	const bsize = 4096
+	var total uint64
+	for _, s := range n.fs.idx.Inodes.Size {
+		total += (s + bsize - 1) / bsize
+	}
+	out.Blocks = total
+	out.Bsize = bsize
+	out.Frsize = bsize
+	out.Files = uint64(n.fs.idx.Inodes.Count())
+	out.NameLen = format.MaxNameLen
+	return 0
+}
+
+// Open hands out no handle: reads go straight to the archive by inode,
+// and the kernel keeps cached pages across opens.
+func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	if n.fs.idx.Inodes.Mode[n.ino]&format.ModeType != format.ModeReg {
+		return nil, 0, syscall.EINVAL
+	}
+	return nil, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	size := int64(n.fs.idx.Inodes.Size[n.ino])
+	if off >= size {
+		return fuse.ReadResultData(nil), 0
+	}
+	if rest := size - off; int64(len(dest)) > rest {
+		dest = dest[:rest]
+	}
+	got, err := n.fs.ar.ReadAt(n.ino, dest, off)
+	if err != nil && !(err == io.EOF && got == len(dest)) {
+		n.fs.damage(n, err)
+		return nil, syscall.EIO
+	}
+	return fuse.ReadResultData(dest[:got]), 0
+}
+
+// damage logs a file's first read error; later errors of the same file
+// stay quiet so a damaged file costs one line, not one per read.
+func (f *FS) damage(n *node, err error) {
+	f.mu.Lock()
+	seen := f.damaged[n.ino]
+	f.damaged[n.ino] = true
+	f.mu.Unlock()
+	if !seen {
+		f.logf("%s: %v", "/"+n.Path(nil), err)
+	}
+}
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	x := n.fs.idx
+	s, e := x.XattrRange(n.ino)
+	for i := s; i < e; i++ {
+		if string(x.XattrName(i)) != attr {
+			continue
+		}
+		v := x.XattrValue(i)
+		if len(dest) == 0 {
+			return uint32(len(v)), 0
+		}
+		if len(dest) < len(v) {
+			return uint32(len(v)), syscall.ERANGE
+		}
+		return uint32(copy(dest, v)), 0
+	}
+	return 0, syscall.ENODATA
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	x := n.fs.idx
+	s, e := x.XattrRange(n.ino)
+	var need int
+	for i := s; i < e; i++ {
+		need += len(x.XattrName(i)) + 1
+	}
+	if len(dest) == 0 {
+		return uint32(need), 0
+	}
+	if len(dest) < need {
+		return uint32(need), syscall.ERANGE
+	}
+	p := dest[:0]
+	for i := s; i < e; i++ {
+		p = append(p, x.XattrName(i)...)
+		p = append(p, 0)
+	}
+	return uint32(len(p)), 0
+}

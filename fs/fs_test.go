@@ -1,0 +1,319 @@
+package fs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"arc/format"
+
+	"golang.org/x/sys/unix"
+)
+
+// mount serves a on a fresh directory and unmounts at the end of the test.
+func mount(t *testing.T, a *memArchive, logf func(string, ...any)) string {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse:", err)
+	}
+	dir := t.TempDir()
+	srv, err := Mount(dir, a, Options{Logf: logf})
+	if err != nil {
+		t.Skip("cannot mount FUSE here:", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		srv.Wait()
+	})
+	return dir
+}
+
+func bigData(n int, seed int64) string {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return string(b)
+}
+
+var mtime = time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC).UnixNano()
+
+func sampleTree() []entry {
+	return []entry{
+		{path: "a.txt", mode: format.ModeReg | 0o644, data: "hello\n", mtime: mtime},
+		{path: "dir", mode: format.ModeDir | 0o750, mtime: mtime},
+		{path: "dir/exec", mode: format.ModeReg | 0o755, data: "#!/bin/sh\n", mtime: mtime},
+		{path: "dir/sub/deep.bin", mode: format.ModeReg | 0o600, data: bigData(3<<20+17, 1), mtime: mtime},
+		{path: "dir/hardlink", mode: format.ModeReg | 0o644, link: "a.txt"},
+		{path: "empty", mode: format.ModeReg | 0o644, mtime: mtime},
+		{path: "sparse", mode: format.ModeReg | 0o644, hole: 5 << 20, data: "tail", mtime: mtime},
+		{path: "link", mode: format.ModeLink | 0o777, target: "dir/exec", mtime: mtime},
+		{path: "fifo", mode: format.ModeFifo | 0o644, mtime: mtime},
+		{path: "null", mode: format.ModeChr | 0o666, rdev: unix.Mkdev(1, 3), mtime: mtime},
+	}
+}
+
+func TestMountedTreeMatchesIndex(t *testing.T) {
+	a := build(sampleTree())
+	mnt := mount(t, a, t.Logf)
+
+	for _, e := range sampleTree() {
+		p := filepath.Join(mnt, e.path)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatalf("lstat %s: %v", e.path, err)
+		}
+		if e.link != "" {
+			var orig unix.Stat_t
+			if err := unix.Lstat(filepath.Join(mnt, e.link), &orig); err != nil {
+				t.Fatal(err)
+			}
+			if st.Ino != orig.Ino || st.Nlink != 2 {
+				t.Errorf("%s: ino %d nlink %d, want ino %d nlink 2", e.path, st.Ino, st.Nlink, orig.Ino)
+			}
+			continue
+		}
+		if st.Mode != e.mode {
+			t.Errorf("%s: mode %o, want %o", e.path, st.Mode, e.mode)
+		}
+		if st.Uid != 1000 || st.Gid != 100 {
+			t.Errorf("%s: owner %d:%d", e.path, st.Uid, st.Gid)
+		}
+		if got := st.Mtim.Nano(); got != e.mtime {
+			t.Errorf("%s: mtime %d, want %d", e.path, got, e.mtime)
+		}
+		if st.Rdev != e.rdev {
+			t.Errorf("%s: rdev %x, want %x", e.path, st.Rdev, e.rdev)
+		}
+		switch e.mode & format.ModeType {
+		case format.ModeReg:
+			want := strings.Repeat("\x00", int(e.hole)) + e.data
+			got, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatalf("read %s: %v", e.path, err)
+			}
+			if string(got) != want {
+				t.Errorf("%s: content differs (%d bytes, want %d)", e.path, len(got), len(want))
+			}
+			if st.Size != int64(len(want)) || st.Blocks != (int64(len(want))+511)/512 {
+				t.Errorf("%s: size %d blocks %d", e.path, st.Size, st.Blocks)
+			}
+		case format.ModeLink:
+			got, err := os.Readlink(p)
+			if err != nil || got != e.target {
+				t.Errorf("readlink %s = %q, %v; want %q", e.path, got, err, e.target)
+			}
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(mnt, "dir"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Nlink != 3 { // ".", its entry in the root, "sub/.."
+		t.Errorf("dir nlink %d, want 3", st.Nlink)
+	}
+	if err := unix.Stat(mnt, &st); err != nil || st.Ino != 1 {
+		t.Errorf("root ino %d, %v", st.Ino, err)
+	}
+
+	ents, err := os.ReadDir(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if got, want := strings.Join(names, " "), "a.txt dir empty fifo link null sparse"; got != want {
+		t.Errorf("root lists %q, want %q", got, want)
+	}
+	if _, err := os.Lstat(filepath.Join(mnt, "nope")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing name: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(mnt, "a.txt", "x")); !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("name below a file: %v", err)
+	}
+}
+
+func TestLargeDirectoryListsEveryEntryInOrder(t *testing.T) {
+	var es []entry
+	var want []string
+	for i := 0; i < 5000; i++ {
+		name := fmt.Sprintf("f%05d-%s", i, strings.Repeat("x", i%100))
+		want = append(want, name)
+		es = append(es, entry{path: "big/" + name, mode: format.ModeReg | 0o644, data: name})
+	}
+	mnt := mount(t, build(es), t.Logf)
+	ents, err := os.ReadDir(filepath.Join(mnt, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != len(want) {
+		t.Fatalf("%d entries, want %d", len(ents), len(want))
+	}
+	for i, e := range ents {
+		if e.Name() != want[i] {
+			t.Fatalf("entry %d = %q, want %q", i, e.Name(), want[i])
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(mnt, "big", want[4321]))
+	if err != nil || string(got) != want[4321] {
+		t.Errorf("read %s: %q %v", want[4321], got, err)
+	}
+}
+
+func TestXattrsServedWhenArchiveHasThem(t *testing.T) {
+	a := build([]entry{
+		{path: "x", mode: format.ModeReg | 0o644, data: "x", xattrs: map[string]string{"user.a": "1", "user.bb": "two"}},
+		{path: "plain", mode: format.ModeReg | 0o644, data: "p"},
+	})
+	mnt := mount(t, a, t.Logf)
+	buf := make([]byte, 256)
+	n, err := unix.Lgetxattr(filepath.Join(mnt, "x"), "user.bb", buf)
+	if err != nil || string(buf[:n]) != "two" {
+		t.Errorf("getxattr user.bb = %q, %v", buf[:n], err)
+	}
+	n, err = unix.Llistxattr(filepath.Join(mnt, "x"), buf)
+	if err != nil || string(buf[:n]) != "user.a\x00user.bb\x00" {
+		t.Errorf("listxattr = %q, %v", buf[:n], err)
+	}
+	if _, err := unix.Lgetxattr(filepath.Join(mnt, "x"), "user.none", buf); err != unix.ENODATA {
+		t.Errorf("missing xattr: %v, want ENODATA", err)
+	}
+	if _, err := unix.Lgetxattr(filepath.Join(mnt, "x"), "user.bb", buf[:1]); err != unix.ERANGE {
+		t.Errorf("small buffer: %v, want ERANGE", err)
+	}
+	if n, err := unix.Llistxattr(filepath.Join(mnt, "plain"), buf); err != nil || n != 0 {
+		t.Errorf("plain listxattr = %d, %v", n, err)
+	}
+}
+
+func TestXattrsDisabledWhenArchiveHasNone(t *testing.T) {
+	mnt := mount(t, build(sampleTree()), t.Logf)
+	buf := make([]byte, 64)
+	if _, err := unix.Lgetxattr(filepath.Join(mnt, "a.txt"), "security.selinux", buf); err != unix.EOPNOTSUPP {
+		t.Errorf("getxattr: %v, want EOPNOTSUPP", err)
+	}
+}
+
+func TestEveryChangeIsRefused(t *testing.T) {
+	mnt := mount(t, build(sampleTree()), t.Logf)
+	p := func(s string) string { return filepath.Join(mnt, s) }
+	for name, op := range map[string]func() error{
+		"create":    func() error { return os.WriteFile(p("new"), nil, 0o644) },
+		"write":     func() error { _, err := os.OpenFile(p("a.txt"), os.O_WRONLY, 0); return err },
+		"truncate":  func() error { return os.Truncate(p("a.txt"), 0) },
+		"mkdir":     func() error { return os.Mkdir(p("d2"), 0o755) },
+		"remove":    func() error { return os.Remove(p("a.txt")) },
+		"rmdir":     func() error { return os.Remove(p("dir/sub")) },
+		"rename":    func() error { return os.Rename(p("a.txt"), p("b.txt")) },
+		"chmod":     func() error { return os.Chmod(p("a.txt"), 0o600) },
+		"chown":     func() error { return os.Lchown(p("a.txt"), 1, 1) },
+		"symlink":   func() error { return os.Symlink("x", p("l2")) },
+		"link":      func() error { return os.Link(p("a.txt"), p("l3")) },
+		"utimes":    func() error { return os.Chtimes(p("a.txt"), time.Now(), time.Now()) },
+		"setxattr":  func() error { return unix.Lsetxattr(p("a.txt"), "user.x", []byte("1"), 0) },
+		"mknodfifo": func() error { return unix.Mkfifo(p("f2"), 0o644) },
+	} {
+		if err := op(); !errors.Is(err, syscall.EROFS) {
+			t.Errorf("%s: %v, want EROFS", name, err)
+		}
+	}
+}
+
+func TestStatfsReportsArchiveTotals(t *testing.T) {
+	mnt := mount(t, build(sampleTree()), t.Logf)
+	for _, p := range []string{mnt, filepath.Join(mnt, "dir/sub/deep.bin")} {
+		var st unix.Statfs_t
+		if err := unix.Statfs(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Files != 11 || st.Blocks < (3<<20+5<<20)/4096 || st.Flags&unix.ST_RDONLY == 0 {
+			t.Errorf("statfs %s: files %d blocks %d flags %x", p, st.Files, st.Blocks, st.Flags)
+		}
+	}
+}
+
+func TestDamagedFileFailsAloneWithOneLogLine(t *testing.T) {
+	a := build(sampleTree())
+	var mu sync.Mutex
+	var lines []string
+	mnt := mount(t, a, func(f string, args ...any) {
+		mu.Lock()
+		lines = append(lines, fmt.Sprintf(f, args...))
+		mu.Unlock()
+	})
+	d, ok := a.idx.Lookup(0, []byte("dir"))
+	if !ok {
+		t.Fatal("no dir")
+	}
+	d, _ = a.idx.Lookup(a.idx.Dirents.Inode[d], []byte("exec"))
+	a.mu.Lock()
+	a.damaged[a.idx.Dirents.Inode[d]] = true
+	a.mu.Unlock()
+
+	for i := 0; i < 3; i++ {
+		if _, err := os.ReadFile(filepath.Join(mnt, "dir/exec")); !errors.Is(err, syscall.EIO) {
+			t.Fatalf("damaged file read: %v, want EIO", err)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "a.txt")); err != nil || string(got) != "hello\n" {
+		t.Errorf("intact file: %q %v", got, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) != 1 || !strings.Contains(lines[0], "/dir/exec") || !strings.Contains(lines[0], "frame 7") {
+		t.Errorf("log lines %q, want one naming /dir/exec and its frame", lines)
+	}
+}
+
+func TestParallelReadersSeeTheRightBytes(t *testing.T) {
+	var es []entry
+	for i := 0; i < 4; i++ {
+		es = append(es, entry{path: fmt.Sprintf("f%d", i), mode: format.ModeReg | 0o644, data: bigData(2<<20+i*1000, int64(i))})
+	}
+	a := build(es)
+	mnt := mount(t, a, t.Logf)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			r := rand.New(rand.NewSource(int64(g)))
+			e := es[g%len(es)]
+			f, err := os.Open(filepath.Join(mnt, e.path))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer f.Close()
+			buf := make([]byte, 200<<10)
+			for k := 0; k < 20; k++ {
+				off := r.Int63n(int64(len(e.data)))
+				n, err := f.ReadAt(buf[:1+r.Intn(len(buf)-1)], off)
+				if err != nil && n == 0 {
+					errs <- fmt.Errorf("%s at %d: %v", e.path, off, err)
+					return
+				}
+				if !bytes.Equal(buf[:n], []byte(e.data[off:off+int64(n)])) {
+					errs <- fmt.Errorf("%s at %d: wrong bytes", e.path, off)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
