@@ -1,0 +1,183 @@
+package writer
+
+import (
+	"fmt"
+	"os/user"
+	"strconv"
+	"time"
+
+	"arc/format"
+)
+
+// buildIndex turns the scanned tree and the packed content into the index.
+// Dirents are laid out breadth-first so that each directory's children are
+// one contiguous, name-sorted run; paths that share an inode (hardlinks)
+// share one inode row.
+func (p *packer) buildIndex() (*format.Index, error) {
+	x := &format.Index{}
+	in := &x.Inodes
+	blob := make([]byte, 0, 1<<16)
+	addBlob := func(b []byte) uint64 {
+		off := uint64(len(blob))
+		blob = append(blob, b...)
+		return off
+	}
+	uids, gids := map[uint32]bool{}, map[uint32]bool{}
+
+	linked := map[inodeKey]uint32{}
+	newInode := func(ni int32) uint32 {
+		n := &p.nodes[ni]
+		ino := uint32(len(in.Mode))
+		in.Mode = append(in.Mode, n.mode)
+		in.UID = append(in.UID, n.uid)
+		in.GID = append(in.GID, n.gid)
+		in.Mtime = append(in.Mtime, n.mtime)
+		in.Atime = append(in.Atime, n.atime)
+		uids[n.uid], gids[n.gid] = true, true
+		var size, rdev, ds uint64
+		var dc uint32
+		switch n.mode & format.ModeType {
+		case format.ModeReg:
+			size = uint64(n.size)
+			ds, dc = uint64(p.extStart[ni]), p.extCount[ni]
+		case format.ModeLink:
+			size = uint64(len(n.target))
+			ds, dc = addBlob(n.target), uint32(len(n.target))
+		case format.ModeChr, format.ModeBlk:
+			rdev = n.rdev
+		}
+		in.Size = append(in.Size, size)
+		in.Rdev = append(in.Rdev, rdev)
+		in.DataStart = append(in.DataStart, ds)
+		in.DataCount = append(in.DataCount, dc)
+		in.XattrStart = append(in.XattrStart, uint32(x.Xattrs.Count()))
+		in.XattrCount = append(in.XattrCount, uint32(len(n.xattrs)))
+		for _, a := range n.xattrs {
+			x.Xattrs.NameStart = append(x.Xattrs.NameStart, addBlob(a.name))
+			x.Xattrs.NameLen = append(x.Xattrs.NameLen, uint32(len(a.name)))
+			x.Xattrs.ValStart = append(x.Xattrs.ValStart, addBlob(a.value))
+			x.Xattrs.ValLen = append(x.Xattrs.ValLen, uint32(len(a.value)))
+		}
+		return ino
+	}
+	inodeFor := func(ni int32) uint32 {
+		n := &p.nodes[ni]
+		if n.isDir() || n.nlink < 2 {
+			return newInode(ni)
+		}
+		k := inodeKey{n.dev, n.ino}
+		if ino, ok := linked[k]; ok {
+			p.res.Hardlinks++
+			return ino
+		}
+		ino := newInode(ni)
+		linked[k] = ino
+		return ino
+	}
+
+	d := &x.Dirents
+	order := []int32{0}
+	d.Inode = append(d.Inode, inodeFor(0))
+	d.NameStart = append(d.NameStart, 0)
+	d.NameLen = append(d.NameLen, 0)
+	for q := 0; q < len(order); q++ {
+		n := &p.nodes[order[q]]
+		switch n.mode & format.ModeType {
+		case format.ModeDir:
+			if q > 0 {
+				p.res.Dirs++
+			}
+		case format.ModeReg:
+			p.res.Files++
+		case format.ModeLink:
+			p.res.Symlinks++
+		default:
+			p.res.Others++
+		}
+		if !n.isDir() {
+			continue
+		}
+		ino := d.Inode[q]
+		start := len(order)
+		for _, c := range n.children {
+			if p.nodes[c].skip {
+				continue
+			}
+			order = append(order, c)
+			d.Inode = append(d.Inode, inodeFor(c))
+			d.NameStart = append(d.NameStart, addBlob(p.nodes[c].name))
+			d.NameLen = append(d.NameLen, uint16(len(p.nodes[c].name)))
+		}
+		in.DataStart[ino] = uint64(start)
+		in.DataCount[ino] = uint32(len(order) - start)
+	}
+
+	x.Extents = format.Extents{Off: p.extOff, Len: p.extLen}
+	x.Blocks = p.blocks
+	x.Frames = p.frames
+	x.Blob = blob
+	x.Users = ownerNames(uids, func(id string) (string, error) {
+		u, err := user.LookupId(id)
+		if err != nil {
+			return "", err
+		}
+		return u.Username, nil
+	})
+	x.Groups = ownerNames(gids, func(id string) (string, error) {
+		g, err := user.LookupGroupId(id)
+		if err != nil {
+			return "", err
+		}
+		return g.Name, nil
+	})
+
+	o := p.opt
+	x.Params = append([]format.KV{
+		{Key: "frame-size", Value: strconv.FormatInt(o.FrameSize, 10)},
+		{Key: "block-size", Value: strconv.FormatInt(o.BlockSize, 10)},
+		{Key: "volume-size", Value: strconv.FormatInt(o.VolumeSize, 10)},
+		{Key: "order", Value: "path"},
+		{Key: "dedup", Value: "file:blake3-256"},
+		{Key: "created", Value: time.Now().UTC().Format(time.RFC3339Nano)},
+		{Key: "tool", Value: o.Tool},
+	}, o.Codec.Params()...)
+	r := &p.res
+	x.Stats = []format.Stat{
+		{Key: "files", Value: uint64(r.Files)},
+		{Key: "dirs", Value: uint64(r.Dirs)},
+		{Key: "symlinks", Value: uint64(r.Symlinks)},
+		{Key: "others", Value: uint64(r.Others)},
+		{Key: "hardlinks", Value: uint64(r.Hardlinks)},
+		{Key: "skipped", Value: uint64(r.Skipped)},
+		{Key: "input-bytes", Value: uint64(r.InputBytes)},
+		{Key: "unique-bytes", Value: uint64(r.UniqueBytes)},
+		{Key: "dup-files", Value: uint64(r.DupFiles)},
+		{Key: "dup-bytes", Value: uint64(r.DupBytes)},
+		{Key: "hole-bytes", Value: uint64(r.HoleBytes)},
+		{Key: "stored-bytes", Value: uint64(r.StoredBytes)},
+	}
+	if err := x.Derive(); err != nil {
+		return nil, fmt.Errorf("internal error: the index built is invalid: %w", err)
+	}
+	return x, nil
+}
+
+// ownerNames resolves the ids used in the archive to names on this machine,
+// so that extraction elsewhere can map them back.
+func ownerNames(ids map[uint32]bool, lookup func(string) (string, error)) []format.Owner {
+	var out []format.Owner
+	for id := range ids {
+		name, err := lookup(strconv.FormatUint(uint64(id), 10))
+		if err != nil || name == "" || len(name) > 256 {
+			continue
+		}
+		out = append(out, format.Owner{ID: id, Name: name})
+	}
+	// Deterministic order.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].ID < out[j-1].ID; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}

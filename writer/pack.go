@@ -1,0 +1,624 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"arc/codec"
+	"arc/format"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sys/unix"
+)
+
+// fileJob is one regular file on its way from a reader worker to the
+// sequencer. Jobs reach the sequencer in path order.
+type fileJob struct {
+	node   int32
+	data   []byte // whole content, for files up to wholeFileMax
+	whole  bool   // data holds the content
+	hashed bool   // sum is set
+	sum    [32]byte
+	held   int64 // read-ahead budget held by this job
+	err    error
+	done   chan struct{}
+}
+
+type inodeKey struct{ dev, ino uint64 }
+
+type dupKey struct {
+	size int64
+	sum  [32]byte
+}
+
+// pack streams every regular file's content into the volumes, recording
+// extents per file, and fills the block and frame tables.
+func (p *packer) pack() error {
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+
+	// Path order, hardlinks and dedup candidates.
+	order := p.pathOrder()
+	primary := map[inodeKey]int32{}
+	sizeCount := map[int64]int{}
+	var files []int32 // primaries, in path order
+	links := map[int32]int32{}
+	for _, i := range order {
+		n := &p.nodes[i]
+		if n.nlink > 1 {
+			k := inodeKey{n.dev, n.ino}
+			if first, ok := primary[k]; ok {
+				links[i] = first
+				continue
+			}
+			primary[k] = i
+		}
+		files = append(files, i)
+		if !p.sparse(n) && n.size > 0 {
+			sizeCount[n.size]++
+		}
+		p.bytesTotal += n.size
+	}
+	p.filesTotal = int64(len(files))
+	p.extStart = make(map[int32]uint32, len(files))
+	p.extCount = make(map[int32]uint32, len(files))
+	candidate := func(n *node) bool { return n.size > 0 && !p.sparse(n) && sizeCount[n.size] > 1 }
+
+	// Compression and write-behind.
+	bw := newBlockPipeline(ctx, p.opt, p.vw)
+	st := &streamer{blockSize: p.opt.BlockSize, frameLeft: p.opt.FrameSize, frameSize: p.opt.FrameSize, emit: bw.submit, buffers: bw.rawBufs}
+
+	// Readers: a dispatcher hands jobs out in path order, holding read-ahead
+	// budget so memory stays bounded whatever the tree holds.
+	budget := semaphore.NewWeighted(readAhead)
+	work := make(chan *fileJob, 64)
+	queue := make(chan *fileJob, 1024)
+	var readers sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for j := range work {
+				p.readJob(j, candidate(&p.nodes[j.node]))
+				close(j.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(queue)
+		defer close(work)
+		for _, i := range files {
+			n := &p.nodes[i]
+			j := &fileJob{node: i, done: make(chan struct{})}
+			if n.size > 0 && n.size <= wholeFileMax && !p.sparse(n) {
+				j.held = n.size
+			}
+			if j.held > 0 {
+				if err := budget.Acquire(ctx, j.held); err != nil {
+					return
+				}
+			}
+			select {
+			case queue <- j:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case work <- j:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	dups := map[dupKey]int32{}
+	err := func() error {
+		for j := range queue {
+			<-j.done
+			err := p.sequence(j, st, dups)
+			j.data = nil
+			if j.held > 0 {
+				budget.Release(j.held)
+			}
+			if err != nil {
+				return err
+			}
+			p.filesDone.Add(1)
+		}
+		return ctx.Err()
+	}()
+	if err == nil {
+		err = st.flush()
+	}
+	if err != nil {
+		cancel()
+		for range queue {
+		}
+		readers.Wait()
+		bw.abort()
+		return err
+	}
+	readers.Wait()
+	if err := bw.close(); err != nil {
+		return err
+	}
+	p.blocks = bw.blocks
+	p.frames = st.frames
+	p.res.UniqueBytes = int64(st.off)
+	p.res.StoredBytes = bw.stored
+
+	// Hardlinks share the primary's content.
+	for l, first := range links {
+		p.extStart[l], p.extCount[l] = p.extStart[first], p.extCount[first]
+		if p.nodes[first].skip {
+			p.nodes[l].skip = true
+		}
+		p.nodes[l].size = p.nodes[first].size
+	}
+	return nil
+}
+
+// pathOrder lists regular files depth-first in name order: the order of the
+// unique-data stream, so that a directory's files sit close together.
+func (p *packer) pathOrder() []int32 {
+	var out []int32
+	var walk func(i int32)
+	walk = func(i int32) {
+		for _, c := range p.nodes[i].children {
+			n := &p.nodes[c]
+			switch {
+			case n.isReg():
+				out = append(out, c)
+			case n.isDir():
+				walk(c)
+			}
+		}
+	}
+	walk(0)
+	return out
+}
+
+// sparse reports whether a regular file has fewer blocks than its size needs
+// and so may contain holes worth looking for.
+func (p *packer) sparse(n *node) bool {
+	return n.size > 0 && n.blocks*512 < n.size
+}
+
+// readJob runs on a reader worker: small files are read whole; large
+// candidates are hashed by a streaming read (the sequencer reads them again
+// only if they turn out to be unique).
+func (p *packer) readJob(j *fileJob, cand bool) {
+	n := &p.nodes[j.node]
+	if j.held > 0 {
+		data, err := readWhole(n.path, n.size)
+		if err != nil {
+			j.err = err
+			return
+		}
+		j.data, j.whole = data, true
+		if cand && int64(len(data)) == n.size {
+			j.sum, j.hashed = blake3.Sum256(data), true
+		}
+		return
+	}
+	if cand {
+		f, err := os.Open(n.path)
+		if err != nil {
+			j.err = err
+			return
+		}
+		defer f.Close()
+		h := blake3.New()
+		m, err := io.Copy(h, io.LimitReader(f, n.size))
+		if err != nil {
+			j.err = err
+			return
+		}
+		if m == n.size {
+			copy(j.sum[:], h.Sum(nil))
+			j.hashed = true
+		}
+	}
+}
+
+// readWhole reads up to size bytes of a file; fewer mean it shrank.
+func readWhole(path string, size int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, size)
+	m, err := io.ReadFull(f, buf)
+	if err != nil && err != io.ErrUnexpectedEOF {
+		return nil, err
+	}
+	return buf[:m], nil
+}
+
+// sequence places one file's content, in path order.
+func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error {
+	n := &p.nodes[j.node]
+	if j.err != nil {
+		return p.unreadable(n, j.err)
+	}
+	if n.size == 0 {
+		p.extStart[j.node], p.extCount[j.node] = uint32(len(p.extOff)), 0
+		return nil
+	}
+	if j.hashed {
+		k := dupKey{n.size, j.sum}
+		if first, ok := dups[k]; ok {
+			p.extStart[j.node], p.extCount[j.node] = p.extStart[first], p.extCount[first]
+			p.res.DupFiles++
+			p.res.DupBytes += n.size
+			p.res.InputBytes += n.size
+			p.bytesDone.Add(n.size)
+			return nil
+		}
+	}
+	start := uint32(len(p.extOff))
+	size0 := n.size
+	var err error
+	switch {
+	case j.whole:
+		if int64(len(j.data)) < n.size {
+			p.opt.warn(fmt.Errorf("%s shrank while being read: stored the %d bytes read of %d", n.path, len(j.data), n.size))
+			n.size = int64(len(j.data))
+		}
+		if len(j.data) > 0 {
+			p.addExtent(st.off, uint64(len(j.data)))
+			err = st.write(j.data)
+		}
+		p.res.InputBytes += int64(len(j.data))
+		p.bytesDone.Add(int64(len(j.data)))
+	default:
+		err = p.streamFile(n, st)
+	}
+	if err != nil {
+		if errors.Is(err, errSkipped) {
+			return nil
+		}
+		return err
+	}
+	p.extStart[j.node], p.extCount[j.node] = start, uint32(len(p.extOff))-start
+	if j.hashed && n.size == size0 {
+		// Registered only once placed, so a later copy never points at a
+		// file that was skipped part way.
+		dups[dupKey{n.size, j.sum}] = j.node
+	}
+	return nil
+}
+
+// unreadable reports a file that could not be read: skipped with a warning,
+// or fatal with --strict.
+func (p *packer) unreadable(n *node, err error) error {
+	err = fmt.Errorf("read %s: %w", n.path, unwrapPath(err))
+	if p.opt.Strict {
+		return err
+	}
+	p.opt.warn(fmt.Errorf("%w (skipped)", err))
+	n.skip = true
+	p.res.Skipped++
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// addExtent appends an extent, merging it with the previous one when they
+// are contiguous in the stream.
+func (p *packer) addExtent(off, n uint64) {
+	p.extOff = append(p.extOff, off)
+	p.extLen = append(p.extLen, n)
+}
+
+// streamFile copies a large or sparse file into the stream in block-sized
+// reads; holes become hole extents.
+func (p *packer) streamFile(n *node, st *streamer) error {
+	f, err := os.Open(n.path)
+	if err != nil {
+		return p.skipAfter(n, err, 0)
+	}
+	defer f.Close()
+	runs := []dataRun{{0, n.size, false}}
+	if p.sparse(n) {
+		runs = dataRuns(int(f.Fd()), n.size)
+	}
+	buf := make([]byte, min(p.opt.BlockSize, n.size))
+	var stored int64
+	for _, r := range runs {
+		if r.hole {
+			p.extOff = append(p.extOff, format.Hole)
+			p.extLen = append(p.extLen, uint64(r.len))
+			p.res.HoleBytes += r.len
+			stored += r.len
+			continue
+		}
+		at := r.off
+		for left := r.len; left > 0; {
+			if err := p.ctx.Err(); err != nil {
+				return err
+			}
+			want := min(int64(len(buf)), left)
+			m, err := f.ReadAt(buf[:want], at)
+			if m > 0 {
+				if k := len(p.extOff); k > 0 && p.extOff[k-1] != format.Hole && p.extOff[k-1]+p.extLen[k-1] == st.off && stored > 0 {
+					p.extLen[k-1] += uint64(m)
+				} else {
+					p.addExtent(st.off, uint64(m))
+				}
+				if werr := st.write(buf[:m]); werr != nil {
+					return werr
+				}
+				stored += int64(m)
+				at += int64(m)
+				left -= int64(m)
+				p.res.InputBytes += int64(m)
+				p.bytesDone.Add(int64(m))
+			}
+			if err == io.EOF {
+				p.opt.warn(fmt.Errorf("%s shrank while being read: stored the %d bytes read of %d", n.path, stored, n.size))
+				n.size = stored
+				return nil
+			}
+			if err != nil {
+				return p.skipAfter(n, err, stored)
+			}
+		}
+	}
+	return nil
+}
+
+// skipAfter handles a read error part way through a streamed file. Bytes
+// already in the stream stay there (unreferenced) since blocks are already
+// on their way to the volumes.
+func (p *packer) skipAfter(n *node, err error, _ int64) error {
+	if err := p.unreadable(n, err); err != nil {
+		return err
+	}
+	return errSkipped
+}
+
+// dataRun is a stretch of a file that is all data or all hole.
+type dataRun struct {
+	off, len int64
+	hole     bool
+}
+
+// dataRuns maps a sparse file's data and holes with SEEK_DATA/SEEK_HOLE.
+// On a filesystem without them the whole file is one data run.
+func dataRuns(fd int, size int64) []dataRun {
+	type run = dataRun
+	var runs []run
+	var pos int64
+	for pos < size {
+		data, err := unix.Seek(fd, pos, unix.SEEK_DATA)
+		if err == unix.ENXIO || (err == nil && data >= size) {
+			runs = append(runs, run{pos, size - pos, true})
+			break
+		}
+		if err != nil {
+			return []run{{0, size, false}}
+		}
+		if data > pos {
+			runs = append(runs, run{pos, data - pos, true})
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil || hole > size {
+			hole = size
+		}
+		runs = append(runs, run{data, hole - data, false})
+		pos = hole
+	}
+	return runs
+}
+
+// streamer cuts the unique-data stream into blocks, never across a frame
+// boundary, and hands each full block to emit.
+type streamer struct {
+	blockSize, frameSize, frameLeft int64
+	buf                             []byte
+	limit                           int64
+	off                             uint64
+	frames                          []uint32
+	frameBlocks                     uint32
+	emit                            func([]byte) error
+	buffers                         *bufPool
+}
+
+func (s *streamer) write(p []byte) error {
+	for len(p) > 0 {
+		if s.buf == nil {
+			s.limit = min(s.blockSize, s.frameLeft)
+			s.buf = s.buffers.get()[:0]
+		}
+		n := copy(s.buf[len(s.buf):s.limit], p)
+		s.buf = s.buf[:len(s.buf)+n]
+		p = p[n:]
+		s.off += uint64(n)
+		if int64(len(s.buf)) == s.limit {
+			if err := s.cut(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *streamer) cut() error {
+	b := s.buf
+	s.buf = nil
+	s.frameBlocks++
+	s.frameLeft -= int64(len(b))
+	if s.frameLeft == 0 {
+		s.frames = append(s.frames, s.frameBlocks)
+		s.frameBlocks, s.frameLeft = 0, s.frameSize
+	}
+	return s.emit(b)
+}
+
+func (s *streamer) flush() error {
+	if len(s.buf) > 0 {
+		if err := s.cut(); err != nil {
+			return err
+		}
+	}
+	if s.frameBlocks > 0 {
+		s.frames = append(s.frames, s.frameBlocks)
+		s.frameBlocks = 0
+	}
+	return nil
+}
+
+// bufPool recycles block-sized buffers.
+type bufPool struct {
+	size int
+	pool sync.Pool
+}
+
+func (b *bufPool) get() []byte {
+	if v := b.pool.Get(); v != nil {
+		return *(v.(*[]byte))
+	}
+	return make([]byte, b.size)
+}
+
+func (b *bufPool) put(p []byte) {
+	if cap(p) >= b.size {
+		p = p[:b.size]
+		b.pool.Put(&p)
+	}
+}
+
+// blockJob is one block on its way through a compressor to the volumes.
+type blockJob struct {
+	raw    []byte
+	stored []byte // aliases raw when the codec is raw, else an out buffer
+	id     uint8
+	sum    uint64
+	done   chan struct{}
+}
+
+// blockPipeline compresses blocks on a worker pool and writes them to the
+// volumes in stream order (write-behind), with a bounded number in flight.
+type blockPipeline struct {
+	ctx     context.Context
+	rawBufs *bufPool
+	outBufs *bufPool
+	work    chan *blockJob
+	order   chan *blockJob
+	workers sync.WaitGroup
+	writer  sync.WaitGroup
+	err     error // first write error, set by the writer goroutine
+	failed  chan struct{}
+	blocks  format.Blocks
+	stored  int64
+}
+
+func newBlockPipeline(ctx context.Context, opt *Options, vw *volumeWriter) *blockPipeline {
+	b := &blockPipeline{
+		ctx:     ctx,
+		rawBufs: &bufPool{size: int(opt.BlockSize)},
+		outBufs: &bufPool{size: int(opt.BlockSize)},
+		work:    make(chan *blockJob, opt.Workers),
+		order:   make(chan *blockJob, 2*opt.Workers+2),
+		failed:  make(chan struct{}),
+	}
+	for w := 0; w < opt.Workers; w++ {
+		b.workers.Add(1)
+		go func() {
+			defer b.workers.Done()
+			enc, _ := codec.NewEncoder(opt.Codec) // options were validated
+			for j := range b.work {
+				j.sum = codec.Checksum(j.raw)
+				id, stored := enc.Encode(j.raw)
+				j.id = id
+				if id == format.CodecRaw {
+					j.stored = j.raw
+				} else {
+					out := b.outBufs.get()[:len(stored)]
+					copy(out, stored)
+					j.stored = out
+				}
+				close(j.done)
+			}
+		}()
+	}
+	b.writer.Add(1)
+	go func() {
+		defer b.writer.Done()
+		for j := range b.order {
+			<-j.done
+			if b.err == nil {
+				if _, err := vw.Write(j.stored); err != nil {
+					b.err = err
+					close(b.failed)
+				}
+				b.blocks.Codec = append(b.blocks.Codec, j.id)
+				b.blocks.RawSize = append(b.blocks.RawSize, uint32(len(j.raw)))
+				b.blocks.StoredSize = append(b.blocks.StoredSize, uint32(len(j.stored)))
+				b.blocks.Sum = append(b.blocks.Sum, j.sum)
+				b.stored += int64(len(j.stored))
+			}
+			if j.id != format.CodecRaw {
+				b.outBufs.put(j.stored)
+			}
+			b.rawBufs.put(j.raw)
+		}
+	}()
+	return b
+}
+
+// submit queues a full block; it blocks while too many are in flight.
+func (b *blockPipeline) submit(raw []byte) error {
+	j := &blockJob{raw: raw, done: make(chan struct{})}
+	select {
+	case b.order <- j:
+	case <-b.failed:
+		return b.err
+	case <-b.ctx.Done():
+		return b.ctx.Err()
+	}
+	select {
+	case b.work <- j:
+		return nil
+	case <-b.failed:
+	case <-b.ctx.Done():
+	}
+	// Queued for writing but never compressed: release the writer, which
+	// drops blocks once the pipeline has failed.
+	j.stored = nil
+	close(j.done)
+	if b.err != nil {
+		return b.err
+	}
+	return b.ctx.Err()
+}
+
+// close waits for every queued block to be written.
+func (b *blockPipeline) close() error {
+	close(b.work)
+	close(b.order)
+	b.workers.Wait()
+	b.writer.Wait()
+	return b.err
+}
+
+// abort stops the pipeline after an error; blocks in flight are dropped.
+func (b *blockPipeline) abort() {
+	close(b.work)
+	close(b.order)
+	b.workers.Wait()
+	b.writer.Wait()
+}

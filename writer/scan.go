@@ -1,0 +1,296 @@
+package writer
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"arc/format"
+
+	"golang.org/x/sys/unix"
+)
+
+// node is one scanned path. The scan builds a slice of them; children of a
+// directory refer to their indexes in it.
+type node struct {
+	name     []byte
+	path     string // source path, for reading and for messages
+	parent   int32
+	mode     uint32 // Linux st_mode
+	uid, gid uint32
+	size     int64
+	blocks   int64 // st_blocks: a regular file with fewer is sparse
+	mtime    int64
+	atime    int64
+	rdev     uint64
+	dev, ino uint64
+	nlink    uint64
+	target   []byte // symlink target
+	xattrs   []xattr
+	children []int32
+	skip     bool // left out of the archive (unreadable)
+}
+
+type xattr struct{ name, value []byte }
+
+func (n *node) isDir() bool { return n.mode&format.ModeType == format.ModeDir }
+func (n *node) isReg() bool { return n.mode&format.ModeType == format.ModeReg }
+
+// scanner walks source trees in parallel without following symlinks.
+type scanner struct {
+	oneFS  bool
+	strict bool
+	warn   func(error)
+
+	mu    sync.Mutex
+	nodes []node
+	err   error // first fatal error
+	sem   chan struct{}
+	wg    sync.WaitGroup
+}
+
+// scan builds the tree of the given sources. Node 0 is the archive root.
+func scan(sources []string, opt *Options) ([]node, error) {
+	s := &scanner{oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, sem: make(chan struct{}, 4)}
+	if len(sources) == 0 {
+		return nil, errors.New("no source given")
+	}
+	single := false
+	if len(sources) == 1 {
+		var st unix.Stat_t
+		if err := unix.Lstat(sources[0], &st); err != nil {
+			return nil, fmt.Errorf("source %s: %w", sources[0], err)
+		}
+		single = st.Mode&unix.S_IFMT == unix.S_IFDIR
+	}
+	if single {
+		// One directory: the archive root is that directory.
+		root, err := s.stat(sources[0], nil, -1)
+		if err != nil {
+			return nil, err
+		}
+		s.nodes = append(s.nodes, root)
+		s.scanDir(0, root.dev)
+	} else {
+		// Several sources, or one non-directory: each becomes a top-level
+		// entry under its base name in a synthetic root.
+		now := timeNow()
+		s.nodes = append(s.nodes, node{mode: format.ModeDir | 0o755, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now, parent: -1})
+		seen := map[string]bool{}
+		for _, src := range sources {
+			base := filepath.Base(filepath.Clean(src))
+			if base == "/" || base == "." || base == ".." {
+				return nil, fmt.Errorf("source %s: cannot name it inside the archive; pass a directory alone to archive its contents", src)
+			}
+			if seen[base] {
+				return nil, fmt.Errorf("source %s: two sources are called %q", src, base)
+			}
+			seen[base] = true
+			n, err := s.stat(src, []byte(base), 0)
+			if err != nil {
+				return nil, err
+			}
+			idx := int32(len(s.nodes))
+			s.nodes = append(s.nodes, n)
+			s.nodes[0].children = append(s.nodes[0].children, idx)
+			if n.isDir() {
+				s.scanDir(idx, n.dev)
+			}
+		}
+	}
+	s.wg.Wait()
+	if s.err != nil {
+		return nil, s.err
+	}
+	for i := range s.nodes {
+		if c := s.nodes[i].children; len(c) > 1 {
+			nodes := s.nodes
+			slices.SortFunc(c, func(a, b int32) int { return bytes.Compare(nodes[a].name, nodes[b].name) })
+		}
+	}
+	return s.nodes, nil
+}
+
+func (s *scanner) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+// problem reports a non-fatal problem, or a fatal one with --strict.
+func (s *scanner) problem(err error) {
+	if s.strict {
+		s.fail(err)
+		return
+	}
+	s.warn(err)
+}
+
+// scanDir lists directory idx, stats its children and recurses. Directories
+// are scanned on up to cap(sem) goroutines; beyond that, inline.
+func (s *scanner) scanDir(idx int32, rootDev uint64) {
+	s.mu.Lock()
+	dirPath := s.nodes[idx].path
+	s.mu.Unlock()
+	f, err := os.Open(dirPath)
+	if err != nil {
+		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
+		return
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
+		return
+	}
+	kids := make([]node, 0, len(names))
+	for _, name := range names {
+		n, err := s.stat(filepath.Join(dirPath, name), []byte(name), idx)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				s.warn(fmt.Errorf("%s vanished during the scan", filepath.Join(dirPath, name)))
+			} else {
+				s.problem(err)
+			}
+			continue
+		}
+		kids = append(kids, n)
+	}
+	s.mu.Lock()
+	first := int32(len(s.nodes))
+	s.nodes = append(s.nodes, kids...)
+	var subdirs []int32
+	for i := range kids {
+		c := first + int32(i)
+		s.nodes[idx].children = append(s.nodes[idx].children, c)
+		if kids[i].isDir() {
+			if s.oneFS && kids[i].dev != rootDev {
+				continue // keep the mount point itself, not what is mounted on it
+			}
+			subdirs = append(subdirs, c)
+		}
+	}
+	failed := s.err != nil
+	s.mu.Unlock()
+	if failed {
+		return
+	}
+	for _, c := range subdirs {
+		select {
+		case s.sem <- struct{}{}:
+			s.wg.Add(1)
+			go func(c int32) {
+				defer func() { <-s.sem; s.wg.Done() }()
+				s.scanDir(c, rootDev)
+			}(c)
+		default:
+			s.scanDir(c, rootDev)
+		}
+	}
+}
+
+// stat reads one path's metadata: lstat, symlink target, xattrs.
+func (s *scanner) stat(path string, name []byte, parent int32) (node, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return node{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	n := node{
+		name: name, path: path, parent: parent,
+		mode: st.Mode, uid: st.Uid, gid: st.Gid, size: st.Size, blocks: st.Blocks,
+		mtime: st.Mtim.Nano(), atime: st.Atim.Nano(), rdev: st.Rdev,
+		dev: st.Dev, ino: st.Ino, nlink: uint64(st.Nlink),
+	}
+	switch n.mode & format.ModeType {
+	case format.ModeReg:
+	case format.ModeLink:
+		t, err := os.Readlink(path)
+		if err != nil {
+			return node{}, fmt.Errorf("read symlink %s: %w", path, err)
+		}
+		n.target = []byte(t)
+		n.size = int64(len(t))
+	default:
+		n.size = 0
+	}
+	if len(name) > format.MaxNameLen {
+		return node{}, fmt.Errorf("%s: name longer than %d bytes", path, format.MaxNameLen)
+	}
+	xs, err := readXattrs(path)
+	if err != nil {
+		s.warn(fmt.Errorf("extended attributes of %s: %w", path, err))
+	}
+	n.xattrs = xs
+	return n, nil
+}
+
+// readXattrs lists and reads a path's extended attributes without following
+// a symlink. Filesystems without xattr support yield none.
+func readXattrs(path string) ([]xattr, error) {
+	buf := make([]byte, 256)
+	var sz int
+	for {
+		var err error
+		sz, err = unix.Llistxattr(path, buf)
+		if err == unix.ERANGE {
+			need, err2 := unix.Llistxattr(path, nil)
+			if err2 != nil {
+				return nil, err2
+			}
+			buf = make([]byte, need+64)
+			continue
+		}
+		if err == unix.ENOTSUP || err == unix.ENODATA {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
+	}
+	if sz == 0 {
+		return nil, nil
+	}
+	var out []xattr
+	for _, name := range bytes.Split(buf[:sz], []byte{0}) {
+		if len(name) == 0 {
+			continue
+		}
+		val := make([]byte, 256)
+		for {
+			n, err := unix.Lgetxattr(path, string(name), val)
+			if err == unix.ERANGE {
+				need, err2 := unix.Lgetxattr(path, string(name), nil)
+				if err2 != nil {
+					return out, err2
+				}
+				val = make([]byte, need+64)
+				continue
+			}
+			if err == unix.ENODATA {
+				val = nil
+				break
+			}
+			if err != nil {
+				return out, fmt.Errorf("%s: %w", name, err)
+			}
+			val = val[:n]
+			break
+		}
+		if val == nil {
+			continue
+		}
+		if len(val) > format.MaxXattrValue {
+			return out, fmt.Errorf("%s: value of %d bytes is over the %d-byte limit", name, len(val), format.MaxXattrValue)
+		}
+		out = append(out, xattr{name: append([]byte(nil), name...), value: val})
+	}
+	slices.SortFunc(out, func(a, b xattr) int { return bytes.Compare(a.name, b.name) })
+	return out, nil
+}

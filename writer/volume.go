@@ -1,0 +1,175 @@
+package writer
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"arc/format"
+)
+
+// volumeWriter writes the archive's logical stream into volume files split
+// at exact sizes. Volumes are written under temporary names and renamed only
+// when the whole archive is complete, the one holding the footer last, so an
+// interrupted run never leaves a file set that looks like a finished archive.
+type volumeWriter struct {
+	base   string
+	layout format.Layout
+	id     format.ArchiveID
+	tag    string // random part of the temporary names
+
+	cur     *os.File
+	curFill int64 // payload bytes in the current volume
+	pos     int64 // stream offset
+	tmp     []string
+	bytes   int64 // total bytes in all volume files
+}
+
+func newVolumeWriter(base string, volumeSize int64) (*volumeWriter, error) {
+	v := &volumeWriter{base: base, layout: format.Layout{VolumeSize: volumeSize}}
+	if _, err := rand.Read(v.id[:]); err != nil {
+		return nil, err
+	}
+	var t [6]byte
+	if _, err := rand.Read(t[:]); err != nil {
+		return nil, err
+	}
+	v.tag = hex.EncodeToString(t[:])
+	if err := v.open(); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func (v *volumeWriter) open() error {
+	n := uint32(len(v.tmp) + 1)
+	name := fmt.Sprintf("%s.tmp-%s", format.VolumeName(v.base, n), v.tag)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("create volume: %w", err)
+	}
+	v.tmp = append(v.tmp, name)
+	h, _ := format.VolumeHeader{Version: format.Version, Number: n, ID: v.id, VolumeSize: uint64(v.layout.VolumeSize)}.MarshalBinary()
+	if _, err := f.Write(h); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	v.cur, v.curFill = f, 0
+	v.bytes += int64(len(h))
+	return nil
+}
+
+// Write appends p to the stream, opening new volumes as each one fills.
+func (v *volumeWriter) Write(p []byte) (int, error) {
+	done := 0
+	room := v.layout.Payload()
+	for len(p) > 0 {
+		if v.curFill == room {
+			if err := v.cur.Close(); err != nil {
+				return done, fmt.Errorf("close %s: %w", v.tmp[len(v.tmp)-1], err)
+			}
+			if err := v.open(); err != nil {
+				return done, err
+			}
+		}
+		take := int64(len(p))
+		if take > room-v.curFill {
+			take = room - v.curFill
+		}
+		n, err := v.cur.Write(p[:take])
+		done += n
+		v.curFill += int64(n)
+		v.pos += int64(n)
+		v.bytes += int64(n)
+		if err != nil {
+			return done, fmt.Errorf("write %s: %w", v.tmp[len(v.tmp)-1], err)
+		}
+		p = p[take:]
+	}
+	return done, nil
+}
+
+// finish writes the footer (never across a volume boundary), closes the
+// last volume and gives every volume its final name.
+func (v *volumeWriter) finish(f format.Footer) ([]string, error) {
+	if room := v.layout.Payload() - v.curFill; room < format.FooterSize {
+		if _, err := v.Write(make([]byte, room)); err != nil {
+			return nil, err
+		}
+	}
+	f.ID = v.id
+	f.Version = format.Version
+	f.StreamSize = uint64(v.pos + format.FooterSize)
+	if v.curFill == v.layout.Payload() {
+		f.VolumeCount = uint32(len(v.tmp)) + 1
+	} else {
+		f.VolumeCount = uint32(len(v.tmp))
+	}
+	b, _ := f.MarshalBinary()
+	if _, err := v.Write(b); err != nil {
+		return nil, err
+	}
+	if err := v.cur.Close(); err != nil {
+		return nil, fmt.Errorf("close %s: %w", v.tmp[len(v.tmp)-1], err)
+	}
+	v.cur = nil
+	if uint32(len(v.tmp)) != f.VolumeCount {
+		return nil, fmt.Errorf("internal error: wrote %d volumes, footer says %d", len(v.tmp), f.VolumeCount)
+	}
+	final := make([]string, len(v.tmp))
+	for i, t := range v.tmp {
+		final[i] = format.VolumeName(v.base, uint32(i+1))
+		if err := os.Rename(t, final[i]); err != nil {
+			return nil, fmt.Errorf("rename %s: %w", t, err)
+		}
+	}
+	v.tmp = nil
+	return final, nil
+}
+
+// abort closes and removes every temporary volume.
+func (v *volumeWriter) abort() {
+	if v.cur != nil {
+		v.cur.Close()
+		v.cur = nil
+	}
+	for _, t := range v.tmp {
+		os.Remove(t)
+	}
+	v.tmp = nil
+}
+
+// existingVolumes lists files that are volumes of an archive called base:
+// base.NNN with three or more digits.
+func existingVolumes(base string) ([]string, error) {
+	dir, prefix := filepath.Split(base)
+	if dir == "" {
+		dir = "."
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("output directory %s does not exist", dir)
+		}
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, prefix+".") {
+			continue
+		}
+		num := name[len(prefix)+1:]
+		if len(num) < 3 {
+			continue
+		}
+		if _, err := strconv.ParseUint(num, 10, 32); err == nil {
+			out = append(out, filepath.Join(filepath.Dir(base), name))
+		}
+	}
+	return out, nil
+}

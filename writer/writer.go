@@ -1,0 +1,262 @@
+// Package writer packs directory trees into arc archives.
+//
+// The pipeline, each stage on its own goroutines and bounded in memory:
+//
+//	scan (parallel lstat, xattrs)
+//	  → file readers (path order, a byte budget ahead of the sequencer;
+//	    BLAKE3-256 of files that share their size with another)
+//	  → sequencer (whole-file dedup, unique-data stream cut into frames and blocks)
+//	  → compressors (one codec.Encoder per goroutine)
+//	  → volume writer (blocks in stream order, then index and footer)
+//
+// Every file is read once. A file whose size no other file has cannot be a
+// duplicate and is never hashed; the others are identified by size and
+// BLAKE3-256, never by a 64-bit hash.
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"arc/codec"
+	"arc/format"
+)
+
+// Options control Create. The zero value of a size means its default.
+type Options struct {
+	VolumeSize    int64 // bytes per volume file, header included; 0 = one volume
+	FrameSize     int64 // unique-stream bytes per frame; default 16 MiB
+	BlockSize     int64 // unique-stream bytes per block; default 1 MiB
+	Codec         codec.Options
+	Workers       int // compressors; 0 = GOMAXPROCS
+	OneFileSystem bool
+	Strict        bool // an unreadable source is fatal instead of skipped
+	Force         bool // replace an existing archive of the same name
+	Warn          func(err error)
+	Progress      func(Progress)
+
+	// Tool names the program for the archive's parameters.
+	Tool string
+}
+
+// Progress is a snapshot of a running Create.
+type Progress struct {
+	Phase                 string // "scan", "pack", "index"
+	FilesDone, FilesTotal int64
+	BytesDone, BytesTotal int64
+}
+
+// Result describes a finished archive.
+type Result struct {
+	Volumes                                           []string
+	Files, Dirs, Symlinks, Others, Hardlinks, Skipped int64
+	InputBytes                                        int64 // regular-file bytes read (holes excluded)
+	UniqueBytes                                       int64 // length of the unique-data stream
+	DupFiles, DupBytes                                int64 // whole-file duplicates found and bytes they would have taken
+	HoleBytes                                         int64 // bytes of sparse-file holes, stored as holes
+	StoredBytes                                       int64 // compressed block data
+	ArchiveBytes                                      int64 // all volume files together
+	Elapsed                                           time.Duration
+}
+
+const (
+	defaultFrameSize = 16 << 20
+	defaultBlockSize = 1 << 20
+	minBlockSize     = 64 << 10
+	// wholeFileMax is the largest file a reader worker holds in memory; larger
+	// ones are streamed by the sequencer in block-sized reads.
+	wholeFileMax = 4 << 20
+	// readAhead bounds the file bytes read ahead of the sequencer.
+	readAhead = 48 << 20
+)
+
+func (o *Options) normalize() error {
+	if o.FrameSize == 0 {
+		o.FrameSize = defaultFrameSize
+	}
+	if o.BlockSize == 0 {
+		o.BlockSize = defaultBlockSize
+	}
+	if o.BlockSize < minBlockSize || o.BlockSize > format.MaxBlockSize {
+		return fmt.Errorf("block size %d out of range (%d to %d)", o.BlockSize, minBlockSize, format.MaxBlockSize)
+	}
+	if o.FrameSize < o.BlockSize || o.FrameSize%o.BlockSize != 0 {
+		return fmt.Errorf("frame size %d must be a multiple of the block size %d", o.FrameSize, o.BlockSize)
+	}
+	if o.VolumeSize != 0 && o.VolumeSize < format.MinVolumeSize {
+		return fmt.Errorf("volume size %d is below the minimum of %d bytes", o.VolumeSize, format.MinVolumeSize)
+	}
+	if o.Codec.Codec == "" {
+		o.Codec.Codec = "auto"
+	}
+	if o.Codec.Level == 0 {
+		o.Codec.Level = codec.LevelDefault
+	}
+	if err := o.Codec.Validate(); err != nil {
+		return err
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Tool == "" {
+		o.Tool = "arc"
+	}
+	return nil
+}
+
+func (o *Options) warn(err error) {
+	if o.Warn != nil {
+		o.Warn(err)
+	}
+}
+
+// Create packs sources into the archive out (volumes out.001, out.002, …).
+func Create(ctx context.Context, out string, sources []string, opt Options) (*Result, error) {
+	start := time.Now()
+	if err := opt.normalize(); err != nil {
+		return nil, err
+	}
+	existing, err := existingVolumes(out)
+	if err != nil {
+		return nil, err
+	}
+	if len(existing) > 0 && !opt.Force {
+		return nil, fmt.Errorf("%s already exists (use --force to replace the archive)", existing[0])
+	}
+
+	p := &packer{opt: &opt, ctx: ctx}
+	p.report("scan")
+	nodes, err := scan(sources, &opt)
+	if err != nil {
+		return nil, err
+	}
+	p.nodes = nodes
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	vw, err := newVolumeWriter(out, opt.VolumeSize)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			vw.abort()
+		}
+	}()
+	p.vw = vw
+	stopProgress := p.startProgress()
+	err = p.pack()
+	stopProgress()
+	if err != nil {
+		return nil, err
+	}
+	p.report("index")
+	idx, err := p.buildIndex()
+	if err != nil {
+		return nil, err
+	}
+	raw := format.EncodeIndex(idx)
+	stored, err := codec.CompressIndex(raw)
+	if err != nil {
+		return nil, fmt.Errorf("compress index: %w", err)
+	}
+	foot := format.Footer{
+		IndexOffset:   uint64(vw.pos),
+		IndexSize:     uint64(len(stored)),
+		IndexRawSize:  uint64(len(raw)),
+		IndexChecksum: codec.Checksum(stored),
+	}
+	if _, err := vw.Write(stored); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	vols, err := vw.finish(foot)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	// With --force, volumes of the replaced archive beyond the new count
+	// would otherwise sit beside the new set.
+	for _, e := range existing {
+		if _, n, okName := format.ParseVolumeName(e); okName && n > uint32(len(vols)) {
+			os.Remove(e)
+		}
+	}
+	r := p.res
+	r.Volumes = vols
+	r.ArchiveBytes = vw.bytes
+	r.Elapsed = time.Since(start)
+	return &r, nil
+}
+
+// packer holds the state of one Create.
+type packer struct {
+	opt   *Options
+	ctx   context.Context
+	nodes []node
+	vw    *volumeWriter
+	res   Result
+
+	// file content, by node: extent range in exts
+	extStart map[int32]uint32
+	extCount map[int32]uint32
+	extOff   []uint64
+	extLen   []uint64
+
+	blocks format.Blocks
+	frames []uint32
+
+	filesDone, bytesDone   atomic.Int64
+	filesTotal, bytesTotal int64
+	phase                  atomic.Value
+}
+
+func (p *packer) report(phase string) {
+	p.phase.Store(phase)
+	if p.opt.Progress != nil {
+		p.opt.Progress(p.snapshot())
+	}
+}
+
+func (p *packer) snapshot() Progress {
+	ph, _ := p.phase.Load().(string)
+	return Progress{Phase: ph, FilesDone: p.filesDone.Load(), FilesTotal: p.filesTotal, BytesDone: p.bytesDone.Load(), BytesTotal: p.bytesTotal}
+}
+
+func (p *packer) startProgress() func() {
+	if p.opt.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				p.opt.Progress(p.snapshot())
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait(); p.opt.Progress(p.snapshot()) }
+}
+
+// errSkipped marks a file left out because it could not be read.
+var errSkipped = errors.New("skipped")
+
+func timeNow() int64 { return time.Now().UnixNano() }
