@@ -14,6 +14,7 @@ import (
 
 	"arc/format"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"github.com/zeebo/xxh3"
 )
@@ -61,12 +62,15 @@ type Options struct {
 	Level Level
 }
 
+// Codecs lists the names Options.Codec accepts.
+var Codecs = []string{"auto", "raw", "lz4", "lz4x", "zstd"}
+
 // Validate reports whether o names a known codec and level.
 func (o Options) Validate() error {
 	switch o.Codec {
-	case "auto", "raw", "lz4":
+	case "auto", "raw", "lz4", "lz4x", "zstd":
 	default:
-		return fmt.Errorf("unknown codec %q (want auto, raw or lz4)", o.Codec)
+		return fmt.Errorf("unknown codec %q (want auto, raw, lz4, lz4x or zstd)", o.Codec)
 	}
 	if o.Level < LevelFast || o.Level > LevelMax {
 		return fmt.Errorf("level %d out of range", o.Level)
@@ -74,21 +78,54 @@ func (o Options) Validate() error {
 	return nil
 }
 
+// resolved is the codec that "auto" stands for at o.Level: lz4x at every
+// level (it writes standard LZ4 for blocks whose matches all lie within
+// 64 KiB, and raw for blocks that do not shrink).
+func (o Options) resolved() string {
+	if o.Codec == "auto" {
+		return "lz4x"
+	}
+	return o.Codec
+}
+
 // Params describes o for the archive's parameter table, so that an archive
-// says how it was made.
+// says how it was made: the codec and level asked for, and the encoder
+// settings that level means.
 func (o Options) Params() []format.KV {
-	return []format.KV{
+	kv := []format.KV{
 		{Key: "codec", Value: o.Codec},
 		{Key: "level", Value: o.Level.String()},
 	}
+	switch o.resolved() {
+	case "lz4x":
+		kv = append(kv, format.KV{Key: "lz4x", Value: levelParams[o.Level].String() + fmt.Sprintf(" window=%d", MaxOffsetLZ4X)})
+	case "lz4":
+		kv = append(kv, format.KV{Key: "lz4", Value: lz4Setting(o.Level)})
+	case "zstd":
+		kv = append(kv, format.KV{Key: "zstd", Value: zstdLevel(o.Level).String()})
+	}
+	return kv
+}
+
+func lz4Setting(l Level) string {
+	switch l {
+	case LevelHigh:
+		return "pierrec/lz4 hc level 6"
+	case LevelMax:
+		return "pierrec/lz4 hc level 9"
+	}
+	return "pierrec/lz4 fast"
 }
 
 // Encoder compresses blocks.
 type Encoder struct {
-	opts Options
-	fast lz4.Compressor
-	hc   lz4.CompressorHC
-	buf  []byte
+	opts  Options
+	codec string // resolved codec
+	fast  lz4.Compressor
+	hc    lz4.CompressorHC
+	lz4x  *matcher
+	zstd  *zstd.Encoder
+	buf   []byte
 }
 
 // NewEncoder returns an encoder for o.
@@ -96,12 +133,23 @@ func NewEncoder(o Options) (*Encoder, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Encoder{opts: o}
-	switch o.Level {
-	case LevelHigh:
-		e.hc.Level = lz4.Level6
-	case LevelMax:
-		e.hc.Level = lz4.Level9
+	e := &Encoder{opts: o, codec: o.resolved()}
+	switch e.codec {
+	case "lz4":
+		switch o.Level {
+		case LevelHigh:
+			e.hc.Level = lz4.Level6
+		case LevelMax:
+			e.hc.Level = lz4.Level9
+		}
+	case "lz4x":
+		e.lz4x = newMatcher(levelParams[o.Level])
+	case "zstd":
+		z, err := newZstdEncoder(o.Level)
+		if err != nil {
+			return nil, err
+		}
+		e.zstd = z
 	}
 	return e, nil
 }
@@ -109,16 +157,34 @@ func NewEncoder(o Options) (*Encoder, error) {
 // Encode compresses src. It returns the codec id and the stored bytes,
 // which alias src when the block is stored raw (because compression would
 // not make it smaller) and otherwise the encoder's scratch buffer, valid
-// until the next call.
+// until the next call. The output depends only on src and the options.
 func (e *Encoder) Encode(src []byte) (id uint8, stored []byte) {
-	if len(src) == 0 || e.opts.Codec == "raw" {
+	if len(src) == 0 || e.codec == "raw" {
 		return format.CodecRaw, src
 	}
-	bound := lz4.CompressBlockBound(len(src))
-	if cap(e.buf) < bound {
-		e.buf = make([]byte, bound)
+	switch e.codec {
+	case "lz4x":
+		dst := e.scratch(len(src))
+		n, maxOff := e.lz4x.compress(dst, src, min(len(src)-1, MaxOffsetLZ4X))
+		if n < 0 {
+			return format.CodecRaw, src
+		}
+		if maxOff <= maxOffsetLZ4 {
+			return format.CodecLZ4, dst[:lz4xToLZ4(dst[:n])]
+		}
+		return format.CodecLZ4X, dst[:n]
+	case "zstd":
+		out := e.zstd.EncodeAll(src, e.scratch(len(src))[:0])
+		if len(out) >= len(src) {
+			return format.CodecRaw, src
+		}
+		if cap(out) > cap(e.buf) {
+			e.buf = out[:cap(out)]
+		}
+		return format.CodecZstd, out
 	}
-	dst := e.buf[:bound]
+	bound := lz4.CompressBlockBound(len(src))
+	dst := e.scratch(bound)
 	var n int
 	var err error
 	if e.opts.Level >= LevelHigh {
@@ -132,19 +198,30 @@ func (e *Encoder) Encode(src []byte) (id uint8, stored []byte) {
 	return format.CodecLZ4, dst[:n]
 }
 
+// scratch returns the reused output buffer with at least n bytes.
+func (e *Encoder) scratch(n int) []byte {
+	if cap(e.buf) < n {
+		e.buf = make([]byte, n)
+	}
+	return e.buf[:n]
+}
+
 // ErrBlock is wrapped by every decoding failure: the stored bytes do not
 // decode to exactly the block's raw size.
 var ErrBlock = errors.New("block does not decode")
 
 // Decoder decompresses blocks.
-type Decoder struct{}
+type Decoder struct {
+	zstd *zstd.Decoder // made on first use
+}
 
 // NewDecoder returns a decoder.
 func NewDecoder() *Decoder { return &Decoder{} }
 
 // Decode decompresses src, stored with codec id, into dst, whose length must
 // be the block's raw size. Output of any other length is an error; dst's
-// contents are unspecified after an error.
+// contents are unspecified after an error. Decode allocates nothing whose
+// size comes from src.
 func (d *Decoder) Decode(id uint8, dst, src []byte) error {
 	switch id {
 	case format.CodecRaw:
@@ -160,6 +237,16 @@ func (d *Decoder) Decode(id uint8, dst, src []byte) error {
 		}
 		if n != len(dst) {
 			return fmt.Errorf("%w: lz4 gave %d bytes, want %d", ErrBlock, n, len(dst))
+		}
+		return nil
+	case format.CodecLZ4X:
+		if err := decodeLZ4X(dst, src); err != nil {
+			return fmt.Errorf("%w: lz4x: %v", ErrBlock, err)
+		}
+		return nil
+	case format.CodecZstd:
+		if err := d.decodeZstd(dst, src); err != nil {
+			return fmt.Errorf("%w: zstd: %v", ErrBlock, err)
 		}
 		return nil
 	default:

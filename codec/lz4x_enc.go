@@ -1,0 +1,374 @@
+package codec
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+)
+
+// matchParams are the match finder's knobs. Levels fix them (see levelParams);
+// they are recorded in the archive's parameters so an archive says how it
+// was made, and the OpenCL encoder mirrors the same structure:
+//
+//   - a hash table of 2^HashLog buckets, each holding the positions of the
+//     last Bucket occurrences of a HashBytes-byte prefix, newest first
+//     (insertion shifts the bucket down by one: a fixed-size top-K list);
+//   - at each position, the bucket's candidates are tried newest first; the
+//     search stops at the first match of Good bytes or more;
+//   - lazy matching: with a match shorter than Good in hand, the next Lazy
+//     positions are searched too and a longer match there wins;
+//   - skip acceleration: after a miss the scan advances by
+//     1 + (bytes since the last match >> SkipLog), so incompressible data
+//     costs few probes;
+//   - positions inside a match are inserted every InsertStep bytes
+//     (0: only the last two), feeding later searches;
+//   - a match farther than 64 KiB must be at least FarMin bytes long: its
+//     offset costs a third byte, and in a block whose offsets all fit in two
+//     bytes the encoder writes standard LZ4 instead (one byte less per match).
+type matchParams struct {
+	HashLog    int
+	HashBytes  int
+	Bucket     int
+	Good       int
+	Lazy       int
+	SkipLog    int
+	InsertStep int
+	FarMin     int
+}
+
+func (p matchParams) String() string {
+	return fmt.Sprintf("hashlog=%d hashbytes=%d bucket=%d good=%d lazy=%d skiplog=%d insert=%d farmin=%d",
+		p.HashLog, p.HashBytes, p.Bucket, p.Good, p.Lazy, p.SkipLog, p.InsertStep, p.FarMin)
+}
+
+// levelParams is the lz4x level ladder.
+var levelParams = map[Level]matchParams{
+	LevelFast:    {HashLog: 14, HashBytes: 5, Bucket: 1, Good: 0, Lazy: 0, SkipLog: 5, InsertStep: 0, FarMin: 6},
+	LevelDefault: {HashLog: 16, HashBytes: 5, Bucket: 1, Good: 0, Lazy: 0, SkipLog: 6, InsertStep: 0, FarMin: 6},
+	LevelHigh:    {HashLog: 16, HashBytes: 5, Bucket: 8, Good: 64, Lazy: 1, SkipLog: 7, InsertStep: 1, FarMin: 6},
+	LevelMax:     {HashLog: 17, HashBytes: 4, Bucket: 32, Good: 256, Lazy: 2, SkipLog: 10, InsertStep: 1, FarMin: 6},
+}
+
+const hashPrime = 0x9E3779B185EBCA87
+
+// matcher is one encoder's match-finding state. Table entries are absolute
+// positions base+i; entries below base belong to earlier blocks (or are
+// empty, 0) and are never used, so the table is not cleared between blocks
+// and the output does not depend on what the encoder compressed before.
+type matcher struct {
+	p     matchParams
+	table []uint32
+	base  uint32
+	shift uint
+}
+
+func newMatcher(p matchParams) *matcher {
+	return &matcher{p: p, table: make([]uint32, p.Bucket<<p.HashLog), base: 1, shift: uint(64 - p.HashLog)}
+}
+
+func (m *matcher) hash(x uint64) int {
+	return int(((x << (64 - 8*uint(m.p.HashBytes))) * hashPrime) >> m.shift)
+}
+
+// startBlock makes the positions of a block of n bytes start at m.base.
+func (m *matcher) startBlock(n int) {
+	if uint64(m.base)+uint64(n)+1 >= 1<<32 {
+		clear(m.table)
+		m.base = 1
+	}
+}
+
+func (m *matcher) endBlock(n int) { m.base += uint32(n) + 1 }
+
+// seqWriter appends sequences to dst; ok turns false once the output would
+// reach the input's size (the block is then stored raw).
+type seqWriter struct {
+	dst      []byte
+	d        int
+	offBytes int // 2 (lz4) or 3 (lz4x)
+}
+
+func (w *seqWriter) room(n int) bool { return len(w.dst)-w.d >= n }
+
+// emit writes literals lit and a match of length ml at offset off (ml == 0:
+// the last sequence). It reports false when dst has no room.
+func (w *seqWriter) emit(lit []byte, off, ml int) bool {
+	ll := len(lit)
+	if !w.room(ll + ll/255 + 2 + w.offBytes + ml/255 + 1) {
+		return false
+	}
+	dst, d := w.dst, w.d
+	tokPos := d
+	d++
+	var tok byte
+	if ll >= 15 {
+		tok = 15 << 4
+		d = putLen(dst, d, ll-15)
+	} else {
+		tok = byte(ll) << 4
+	}
+	d += copy(dst[d:], lit)
+	if ml > 0 {
+		dst[d] = byte(off)
+		dst[d+1] = byte(off >> 8)
+		if w.offBytes == 3 {
+			dst[d+2] = byte(off >> 16)
+		}
+		d += w.offBytes
+		mc := ml - minMatch
+		if mc >= 15 {
+			tok |= 15
+			d = putLen(dst, d, mc-15)
+		} else {
+			tok |= byte(mc)
+		}
+	}
+	dst[tokPos] = tok
+	w.d = d
+	return true
+}
+
+// putLen writes a length extension: 255s while r >= 255, then the rest.
+func putLen(dst []byte, d, r int) int {
+	for ; r >= 255; r -= 255 {
+		dst[d] = 255
+		d++
+	}
+	dst[d] = byte(r)
+	return d + 1
+}
+
+// matchLen counts equal bytes of src[a:] and src[b:] (a < b), not past limit
+// for b.
+func matchLen(src []byte, a, b, limit int) int {
+	n := 0
+	for b+n+8 <= limit {
+		x := binary.LittleEndian.Uint64(src[a+n:]) ^ binary.LittleEndian.Uint64(src[b+n:])
+		if x != 0 {
+			return n + bits.TrailingZeros64(x)>>3
+		}
+		n += 8
+	}
+	for b+n < limit && src[a+n] == src[b+n] {
+		n++
+	}
+	return n
+}
+
+// compress encodes src as sequences with offsets up to window into dst
+// (written as lz4x) and returns the length written and the largest offset
+// used; n < 0 means the output would not be smaller than src.
+func (m *matcher) compress(dst, src []byte, window int) (n, maxOff int) {
+	if len(dst) > len(src) {
+		dst = dst[:len(src)]
+	}
+	w := seqWriter{dst: dst, offBytes: 3}
+	m.startBlock(len(src))
+	defer m.endBlock(len(src))
+	var anchor int
+	if len(src) >= mfLimit+1 {
+		if m.p.Bucket == 1 {
+			anchor, maxOff = m.greedy(&w, src, window)
+		} else {
+			anchor, maxOff = m.lazy(&w, src, window)
+		}
+		if anchor < 0 {
+			return -1, 0
+		}
+	}
+	if !w.emit(src[anchor:], 0, 0) || w.d >= len(src) {
+		return -1, 0
+	}
+	return w.d, maxOff
+}
+
+// greedy is the one-candidate match finder (levels fast and default): the
+// LZ4 "fast" scan with a larger window. It returns where the pending
+// literals start (-1 when the output ran out of room) and the largest
+// offset used.
+func (m *matcher) greedy(w *seqWriter, src []byte, window int) (anchor, maxOff int) {
+	table := m.table
+	base := m.base
+	last := len(src) - mfLimit       // last position a match may start at
+	limit := len(src) - lastLiterals // matches end before this
+	skipLog := uint(m.p.SkipLog)
+	farMin := m.p.FarMin
+	hb := 64 - 8*uint(m.p.HashBytes)
+	shift := m.shift
+	mask := len(table) - 1
+	i := 0
+	for i <= last {
+		x := binary.LittleEndian.Uint64(src[i:])
+		h := int(((x<<hb)*hashPrime)>>shift) & mask
+		c := int(table[h]) - int(base)
+		table[h] = base + uint32(i)
+		off := i - c
+		if c < 0 || off > window || binary.LittleEndian.Uint32(src[c:]) != uint32(x) {
+			i += 1 + (i-anchor)>>skipLog
+			continue
+		}
+		ml := minMatch + matchLen(src, c+minMatch, i+minMatch, limit)
+		if off > maxOffsetLZ4 && ml < farMin {
+			i++
+			continue
+		}
+		i, ml = extendBack(src, anchor, i, c, ml)
+		if !w.emit(src[anchor:i], off, ml) {
+			return -1, 0
+		}
+		maxOff = max(maxOff, off)
+		i += ml
+		anchor = i
+		if i-2 <= last {
+			// Feed the table with the match's tail, as LZ4 does.
+			x := binary.LittleEndian.Uint64(src[i-2:])
+			table[int(((x<<hb)*hashPrime)>>shift)&mask] = base + uint32(i-2)
+		}
+	}
+	return anchor, maxOff
+}
+
+// extendBack grows a match at i (candidate c) backwards over pending
+// literals, which start at anchor.
+func extendBack(src []byte, anchor, i, c, ml int) (int, int) {
+	for i > anchor && c > 0 && src[i-1] == src[c-1] {
+		i--
+		c--
+		ml++
+	}
+	return i, ml
+}
+
+// find searches the bucket of position i for the longest match, newest
+// candidate first, and inserts i.
+func (m *matcher) find(src []byte, i, limit, window int) (ml, off int) {
+	k := m.p.Bucket
+	x := binary.LittleEndian.Uint64(src[i:])
+	h := m.hash(x) * k
+	bucket := m.table[h : h+k : h+k]
+	base := int(m.base)
+	good := m.p.Good
+	best := minMatch - 1
+	for _, e := range bucket {
+		c := int(e) - base
+		if c < 0 || i-c > window {
+			break // older entries are farther or stale
+		}
+		if src[c+best] != src[i+best] || binary.LittleEndian.Uint32(src[c:]) != uint32(x) {
+			continue
+		}
+		n := minMatch + matchLen(src, c+minMatch, i+minMatch, limit)
+		if i-c > maxOffsetLZ4 && n < m.p.FarMin {
+			continue
+		}
+		if n > best {
+			best, off = n, i-c
+			if n >= good || i+n >= limit {
+				break
+			}
+		}
+	}
+	copy(bucket[1:], bucket[:k-1])
+	bucket[0] = uint32(base + i)
+	if best < minMatch {
+		return 0, 0
+	}
+	return best, off
+}
+
+// insert adds position i to its bucket without searching.
+func (m *matcher) insert(src []byte, i int) {
+	k := m.p.Bucket
+	h := m.hash(binary.LittleEndian.Uint64(src[i:])) * k
+	bucket := m.table[h : h+k : h+k]
+	copy(bucket[1:], bucket[:k-1])
+	bucket[0] = m.base + uint32(i)
+}
+
+// lazy is the top-K match finder with lazy matching (levels high and max).
+func (m *matcher) lazy(w *seqWriter, src []byte, window int) (anchor, maxOff int) {
+	last := len(src) - mfLimit
+	limit := len(src) - lastLiterals
+	skipLog := uint(m.p.SkipLog)
+	i := 0
+	for i <= last {
+		ml, off := m.find(src, i, limit, window)
+		if ml == 0 {
+			i += 1 + (i-anchor)>>skipLog
+			continue
+		}
+		next := i + 1 // first position not yet inserted
+		for depth := 0; depth < m.p.Lazy && ml < m.p.Good && i+1 <= last; depth++ {
+			ml2, off2 := m.find(src, i+1, limit, window)
+			next = i + 2
+			if ml2 <= ml {
+				break
+			}
+			i, ml, off = i+1, ml2, off2
+		}
+		i, ml = extendBack(src, anchor, i, i-off, ml)
+		if !w.emit(src[anchor:i], off, ml) {
+			return -1, 0
+		}
+		maxOff = max(maxOff, off)
+		end := i + ml
+		if m.p.InsertStep > 0 {
+			for j := next; j < end && j <= last; j += m.p.InsertStep {
+				m.insert(src, j)
+			}
+		} else {
+			for j := max(next, end-2); j < end && j <= last; j++ {
+				m.insert(src, j)
+			}
+		}
+		i = end
+		anchor = end
+	}
+	return anchor, maxOff
+}
+
+// lz4xToLZ4 rewrites, in place, an lz4x block whose offsets all fit in two
+// bytes as a standard LZ4 block, one byte shorter per match. It returns the
+// new length.
+func lz4xToLZ4(b []byte) int {
+	r, w := 0, 0
+	for {
+		tok := b[r]
+		b[w] = tok
+		r++
+		w++
+		lit := int(tok >> 4)
+		if lit == 15 {
+			for {
+				x := b[r]
+				b[w] = x
+				r++
+				w++
+				lit += int(x)
+				if x != 255 {
+					break
+				}
+			}
+		}
+		copy(b[w:w+lit], b[r:r+lit])
+		r += lit
+		w += lit
+		if r == len(b) {
+			return w
+		}
+		b[w], b[w+1] = b[r], b[r+1]
+		r += 3
+		w += 2
+		if tok&15 == 15 {
+			for {
+				x := b[r]
+				b[w] = x
+				r++
+				w++
+				if x != 255 {
+					break
+				}
+			}
+		}
+	}
+}
