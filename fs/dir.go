@@ -19,11 +19,12 @@ var (
 )
 
 // dirHandle streams a directory's entries straight from its contiguous
-// dirent range: nothing is copied, and the offset of an entry is its
-// position in the range plus one.
+// dirent range: nothing is copied. Offsets 1 and 2 are "." and "..";
+// entry i of the range has offset i+3.
 type dirHandle struct {
 	n               *node
 	start, end, cur uint32
+	dots            uint8         // "." and ".." already returned
 	de              fuse.DirEntry // reused: go-fuse copies what it keeps
 }
 
@@ -37,6 +38,17 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 }
 
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if h.dots < 2 {
+		h.dots++
+		h.de = fuse.DirEntry{Name: ".", Mode: format.ModeDir, Ino: h.n.StableAttr().Ino, Off: uint64(h.dots)}
+		if h.dots == 2 {
+			h.de.Name = ".."
+			if _, p := h.n.Parent(); p != nil {
+				h.de.Ino = p.StableAttr().Ino
+			}
+		}
+		return &h.de, 0
+	}
 	if h.cur >= h.end {
 		return nil, 0
 	}
@@ -48,23 +60,24 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		Name: string(x.Name(d)),
 		Mode: x.Inodes.Mode[ino] & format.ModeType,
 		Ino:  uint64(ino) + 1,
-		Off:  uint64(h.cur - h.start),
+		Off:  uint64(h.cur-h.start) + 2,
 	}
 	return &h.de, 0
 }
 
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	if off > uint64(h.end-h.start) {
+	if off > uint64(h.end-h.start)+2 {
 		return syscall.EINVAL
 	}
-	h.cur = h.start + uint32(off)
+	h.dots = uint8(min(off, 2))
+	h.cur = h.start + uint32(max(off, 2)-2)
 	return 0
 }
 
 // Lookup serves READDIRPLUS: the entry just returned is the one asked
 // about, so the binary search is skipped.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if h.cur > h.start && bytes.Equal(h.n.fs.idx.Name(h.cur-1), []byte(name)) {
+	if h.dots == 2 && h.cur > h.start && bytes.Equal(h.n.fs.idx.Name(h.cur-1), []byte(name)) {
 		return h.n.child(ctx, h.cur-1, out), 0
 	}
 	return h.n.Lookup(ctx, name, out)

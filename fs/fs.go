@@ -108,6 +108,8 @@ func (f *FS) GoFuseOptions(o Options) *gofs.Options {
 		AttrTimeout:     &t,
 		NegativeTimeout: &t,
 		RootStableAttr:  &gofs.StableAttr{Ino: 1, Gen: 1},
+		// Mode 0000 is a real archived mode, not "unset".
+		NullPermissions: true,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -54,6 +55,7 @@ func sampleTree() []entry {
 		{path: "dir/sub/deep.bin", mode: format.ModeReg | 0o600, data: bigData(3<<20+17, 1), mtime: mtime},
 		{path: "dir/hardlink", mode: format.ModeReg | 0o644, link: "a.txt"},
 		{path: "empty", mode: format.ModeReg | 0o644, mtime: mtime},
+		{path: "dir/none", mode: format.ModeReg, data: "x", mtime: mtime},
 		{path: "sparse", mode: format.ModeReg | 0o644, hole: 5 << 20, data: "tail", mtime: mtime},
 		{path: "link", mode: format.ModeLink | 0o777, target: "dir/exec", mtime: mtime},
 		{path: "fifo", mode: format.ModeFifo | 0o644, mtime: mtime},
@@ -133,6 +135,13 @@ func TestMountedTreeMatchesIndex(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	if got, want := strings.Join(names, " "), "a.txt dir empty fifo link null sparse"; got != want {
+		t.Errorf("root lists %q, want %q", got, want)
+	}
+	all, err := readdirnames(filepath.Join(mnt, "dir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(all, " "), ". .. exec hardlink none sub"; got != want {
 		t.Errorf("root lists %q, want %q", got, want)
 	}
 	if _, err := os.Lstat(filepath.Join(mnt, "nope")); !errors.Is(err, os.ErrNotExist) {
@@ -236,7 +245,7 @@ func TestStatfsReportsArchiveTotals(t *testing.T) {
 		if err := unix.Statfs(p, &st); err != nil {
 			t.Fatal(err)
 		}
-		if st.Files != 11 || st.Blocks < (3<<20+5<<20)/4096 || st.Flags&unix.ST_RDONLY == 0 {
+		if st.Files != 12 || st.Blocks < (3<<20+5<<20)/4096 || st.Flags&unix.ST_RDONLY == 0 {
 			t.Errorf("statfs %s: files %d blocks %d flags %x", p, st.Files, st.Blocks, st.Flags)
 		}
 	}
@@ -316,4 +325,11 @@ func TestParallelReadersSeeTheRightBytes(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// readdirnames lists a directory with "." and ".." (which os.ReadDir and
+// unix.ParseDirent hide), in ls order.
+func readdirnames(dir string) ([]string, error) {
+	out, err := exec.Command("ls", "-a1", dir).Output()
+	return strings.Fields(string(out)), err
 }
