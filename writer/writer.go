@@ -152,6 +152,7 @@ func Create(ctx context.Context, out string, sources []string, opt Options) (*Re
 		}
 	}()
 	p.vw = vw
+	p.report("pack")
 	stopProgress := p.startProgress()
 	err = p.pack()
 	stopProgress()

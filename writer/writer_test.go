@@ -1,0 +1,376 @@
+package writer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"arc/codec"
+	"arc/format"
+)
+
+// archive is what a test reads back: the decoded index and each regular
+// file's content by path. It is decoded here with format and codec alone, as
+// an oracle independent of the reader package.
+type archive struct {
+	idx     *format.Index
+	footer  format.Footer
+	content map[string][]byte
+	inode   map[string]uint32
+}
+
+func readBack(t *testing.T, vols []string, volumeSize int64) *archive {
+	t.Helper()
+	var stream []byte
+	var id format.ArchiveID
+	for i, v := range vols {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := format.ParseVolumeHeader(b)
+		if err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		if h.Number != uint32(i+1) || int64(h.VolumeSize) != volumeSize {
+			t.Fatalf("%s: header %+v", v, h)
+		}
+		if i == 0 {
+			id = h.ID
+		} else if h.ID != id {
+			t.Fatalf("%s: archive id differs", v)
+		}
+		if volumeSize != 0 && i < len(vols)-1 && int64(len(b)) != volumeSize {
+			t.Fatalf("%s is %d bytes, want exactly %d", v, len(b), volumeSize)
+		}
+		stream = append(stream, b[format.VolumeHeaderSize:]...)
+	}
+	last, _ := os.ReadFile(vols[len(vols)-1])
+	if len(last) < format.VolumeHeaderSize+format.FooterSize {
+		t.Fatalf("last volume of %d bytes cannot hold the footer whole", len(last))
+	}
+	f, err := format.ParseFooter(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ID != id || f.StreamSize != uint64(len(stream)) || int(f.VolumeCount) != len(vols) {
+		t.Fatalf("footer %+v does not match %d volumes, %d stream bytes", f, len(vols), len(stream))
+	}
+	stored := stream[f.IndexOffset : f.IndexOffset+f.IndexSize]
+	if codec.Checksum(stored) != f.IndexChecksum {
+		t.Fatal("index checksum")
+	}
+	raw, err := codec.DecompressIndex(stored, f.IndexRawSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := format.DecodeIndex(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.DataSize() != f.IndexOffset {
+		t.Fatalf("blocks hold %d bytes, index starts at %d", x.DataSize(), f.IndexOffset)
+	}
+	uniq := make([]byte, x.UniqueSize())
+	dec := codec.NewDecoder()
+	for b := 0; b < x.Blocks.Count(); b++ {
+		dst := uniq[x.BlockRawOff[b]:x.BlockRawOff[b+1]]
+		if err := dec.Decode(x.Blocks.Codec[b], dst, stream[x.BlockStoredOff[b]:x.BlockStoredOff[b+1]]); err != nil {
+			t.Fatalf("block %d: %v", b, err)
+		}
+		if codec.Checksum(dst) != x.Blocks.Sum[b] {
+			t.Fatalf("block %d checksum", b)
+		}
+	}
+	a := &archive{idx: x, footer: f, content: map[string][]byte{}, inode: map[string]uint32{}}
+	x.Walk(func(p []byte, d uint32) error {
+		ino := x.Dirents.Inode[d]
+		a.inode[string(p)] = ino
+		if x.Inodes.Mode[ino]&format.ModeType == format.ModeReg {
+			var c []byte
+			s, e := x.FileExtents(ino)
+			for i := s; i < e; i++ {
+				if x.Extents.Off[i] == format.Hole {
+					c = append(c, make([]byte, x.Extents.Len[i])...)
+				} else {
+					c = append(c, uniq[x.Extents.Off[i]:x.Extents.Off[i]+x.Extents.Len[i]]...)
+				}
+			}
+			a.content[string(p)] = c
+		}
+		return nil
+	})
+	return a
+}
+
+// writeTree creates files from a map of relative path → content.
+func writeTree(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, c, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func randBytes(seed int64, n int) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return b
+}
+
+func small() Options {
+	return Options{FrameSize: 256 << 10, BlockSize: 64 << 10, Codec: codec.Options{Codec: "auto", Level: codec.LevelDefault}}
+}
+
+func TestCreateRoundTripsContentAcrossVolumeSizes(t *testing.T) {
+	src := t.TempDir()
+	files := map[string][]byte{
+		"a/one.txt":        bytes.Repeat([]byte("hello arc\n"), 5000),
+		"a/random.bin":     randBytes(1, 700<<10), // crosses frames and blocks
+		"b/empty":          nil,
+		"b/dup-of-one.txt": bytes.Repeat([]byte("hello arc\n"), 5000),
+		"c/d/e/deep":       []byte("deep"),
+		"same-size-1":      []byte("AAAA"),
+		"same-size-2":      []byte("BBBB"),
+	}
+	writeTree(t, src, files)
+	for _, vs := range []int64{0, format.MinVolumeSize, 100_000, 1 << 20} {
+		t.Run(fmt.Sprint("volume-size=", vs), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "arc")
+			o := small()
+			o.VolumeSize = vs
+			res, err := Create(context.Background(), out, []string{src}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := readBack(t, res.Volumes, vs)
+			if len(a.content) != len(files) {
+				t.Fatalf("archive has %d files, want %d", len(a.content), len(files))
+			}
+			for p, want := range files {
+				if !bytes.Equal(a.content[p], want) {
+					t.Errorf("%s: content differs (%d bytes, want %d)", p, len(a.content[p]), len(want))
+				}
+			}
+			if res.DupFiles != 1 || res.DupBytes != int64(len(files["a/one.txt"])) {
+				t.Errorf("dedup found %d files / %d bytes, want 1 / %d", res.DupFiles, res.DupBytes, len(files["a/one.txt"]))
+			}
+			// The duplicate shares its extents: it costs no stream bytes.
+			x := a.idx
+			i1, i2 := a.inode["a/one.txt"], a.inode["b/dup-of-one.txt"]
+			if i1 == i2 || x.Inodes.DataStart[i1] != x.Inodes.DataStart[i2] || x.Inodes.DataCount[i1] != x.Inodes.DataCount[i2] {
+				t.Error("duplicate files do not share one extent range in distinct inodes")
+			}
+			if a.content["same-size-1"][0] == a.content["same-size-2"][0] {
+				t.Error("files of equal size but different content were merged")
+			}
+		})
+	}
+}
+
+// Every split size around the point where the footer no longer fits in the
+// last volume: volumes stay exact and the footer is always whole.
+func TestFooterNeverCrossesAVolume(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"f": randBytes(2, 9000)})
+	base := int64(format.MinVolumeSize)
+	for vs := base; vs < base+300; vs += 7 {
+		out := filepath.Join(t.TempDir(), "x")
+		o := small()
+		o.VolumeSize = vs
+		res, err := Create(context.Background(), out, []string{src}, o)
+		if err != nil {
+			t.Fatalf("volume size %d: %v", vs, err)
+		}
+		readBack(t, res.Volumes, vs)
+	}
+}
+
+func TestCreateKeepsEntryTypesAndMetadata(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"dir/file": []byte("content"), "other": []byte("x")})
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Symlink("dir/file", filepath.Join(src, "link")))
+	must(os.Link(filepath.Join(src, "dir/file"), filepath.Join(src, "hard")))
+	must(syscall.Chmod(filepath.Join(src, "other"), 0o4751))
+	must(os.Mkdir(filepath.Join(src, "emptydir"), 0o700))
+	odd := "bad\xffname with space\nand newline"
+	must(os.WriteFile(filepath.Join(src, odd), []byte("odd"), 0o600))
+
+	out := filepath.Join(t.TempDir(), "m")
+	res, err := Create(context.Background(), out, []string{src}, small())
+	must(err)
+	a := readBack(t, res.Volumes, 0)
+	x := a.idx
+	if got := string(x.Symlink(a.inode["link"])); got != "dir/file" {
+		t.Errorf("symlink target %q", got)
+	}
+	if a.inode["hard"] != a.inode["dir/file"] || x.Nlink[a.inode["hard"]] != 2 {
+		t.Error("hardlinked paths do not share an inode with nlink 2")
+	}
+	if m := x.Inodes.Mode[a.inode["other"]]; m&format.ModePerm != 0o4751 {
+		t.Errorf("mode %o, want setuid 4751", m&format.ModePerm)
+	}
+	if !x.IsDir(a.inode["emptydir"]) {
+		t.Error("empty directory lost")
+	}
+	if string(a.content[odd]) != "odd" {
+		t.Error("non-UTF-8 name lost")
+	}
+	var st os.FileInfo
+	st, _ = os.Lstat(filepath.Join(src, "dir/file"))
+	if x.Inodes.Mtime[a.inode["dir/file"]] != st.ModTime().UnixNano() {
+		t.Error("mtime not kept to the nanosecond")
+	}
+	if res.Hardlinks != 1 || res.Symlinks != 1 {
+		t.Errorf("result counts %+v", res)
+	}
+}
+
+func TestSparseFileStoresHoles(t *testing.T) {
+	src := t.TempDir()
+	f, err := os.Create(filepath.Join(src, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(64 << 20)
+	f.WriteAt([]byte("middle"), 32<<20)
+	f.Close()
+	out := filepath.Join(t.TempDir(), "s")
+	res, err := Create(context.Background(), out, []string{src}, small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.HoleBytes == 0 {
+		t.Skip("filesystem does not report holes")
+	}
+	a := readBack(t, res.Volumes, 0)
+	c := a.content["sparse"]
+	if len(c) != 64<<20 || string(c[32<<20:32<<20+6]) != "middle" {
+		t.Fatal("sparse content differs")
+	}
+	if res.UniqueBytes > 1<<20 {
+		t.Errorf("holes were stored as data: unique stream is %d bytes", res.UniqueBytes)
+	}
+}
+
+func TestExistingOutputIsRefusedWithoutForce(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"f": randBytes(3, 20000)})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "o")
+	o := small()
+	o.VolumeSize = format.MinVolumeSize
+	first, err := Create(context.Background(), out, []string{src}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(context.Background(), out, []string{src}, o); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second create: %v, want refusal", err)
+	}
+	// --force with one volume replaces the set and removes the stale volumes.
+	o.Force, o.VolumeSize = true, 0
+	res, err := Create(context.Background(), out, []string{src}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, _ := existingVolumes(out)
+	if len(first.Volumes) < 2 || len(res.Volumes) != 1 || len(left) != 1 {
+		t.Fatalf("after --force: %v remain (first archive had %d volumes)", left, len(first.Volumes))
+	}
+	readBack(t, res.Volumes, 0)
+}
+
+func TestCancelledCreateLeavesNoArchive(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"a": randBytes(4, 3<<20), "b": randBytes(5, 3<<20)})
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	o := small()
+	o.VolumeSize = 64 << 10
+	o.Progress = func(p Progress) {
+		if p.Phase == "pack" && p.BytesDone > 0 {
+			cancel()
+		}
+	}
+	_, err := Create(ctx, filepath.Join(dir, "c"), []string{src}, o)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		t.Errorf("left behind: %s", e.Name())
+	}
+}
+
+func TestVanishedFileIsSkippedOrFatalWhenStrict(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		t.Run(fmt.Sprint("strict=", strict), func(t *testing.T) {
+			src := t.TempDir()
+			writeTree(t, src, map[string][]byte{"keep": []byte("keep"), "zgone": []byte("gone")})
+			var warnings []error
+			o := small()
+			o.Strict = strict
+			o.Warn = func(err error) { warnings = append(warnings, err) }
+			removed := false
+			o.Progress = func(p Progress) {
+				if p.Phase == "pack" && !removed {
+					removed = true
+					os.Remove(filepath.Join(src, "zgone"))
+				}
+			}
+			res, err := Create(context.Background(), filepath.Join(t.TempDir(), "v"), []string{src}, o)
+			if strict {
+				if err == nil || !strings.Contains(err.Error(), "zgone") {
+					t.Fatalf("strict: err = %v, want an error naming the file", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := readBack(t, res.Volumes, 0)
+			if _, ok := a.inode["zgone"]; ok || string(a.content["keep"]) != "keep" || res.Skipped != 1 {
+				t.Fatalf("skipped=%d, entries %v", res.Skipped, a.inode)
+			}
+			if len(warnings) != 1 || !strings.Contains(warnings[0].Error(), "zgone") {
+				t.Fatalf("warnings %v", warnings)
+			}
+		})
+	}
+}
+
+func TestSeveralSourcesBecomeTopLevelEntries(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	writeTree(t, a, map[string][]byte{"x": []byte("1")})
+	writeTree(t, b, map[string][]byte{"y": []byte("2")})
+	file := filepath.Join(t.TempDir(), "single")
+	os.WriteFile(file, []byte("3"), 0o644)
+	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "s"), []string{a, b, file}, small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar := readBack(t, res.Volumes, 0)
+	for p, want := range map[string]string{filepath.Base(a) + "/x": "1", filepath.Base(b) + "/y": "2", "single": "3"} {
+		if string(ar.content[p]) != want {
+			t.Errorf("%s = %q, want %q", p, ar.content[p], want)
+		}
+	}
+}
