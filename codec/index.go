@@ -34,7 +34,9 @@ func DecompressIndex(stored []byte, rawSize uint64) ([]byte, error) {
 	}
 	dec, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderMaxMemory(rawSize+1),
+		// The cap covers the frame's window too, which the encoder may
+		// declare larger than a small index: allow at least 16 MiB.
+		zstd.WithDecoderMaxMemory(max(rawSize+1, 16<<20)),
 		zstd.WithDecoderMaxWindow(64<<20))
 	if err != nil {
 		return nil, err
