@@ -1,0 +1,298 @@
+package gpu
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"arc/codec"
+	"arc/format"
+
+	"github.com/zeebo/blake3"
+)
+
+// Engine runs batches on the chosen devices, or on the CPU when there are
+// none. It is safe for concurrent use; each device runs one batch at a
+// time.
+type Engine struct {
+	devs []*device
+	line string
+	logf func(format string, args ...any)
+}
+
+// New picks devices as opt says. In ModeAuto every GPU-type device (or
+// only opt.Device) that builds the kernels and passes the self-test is
+// used, else the CPU; in ModeOn failing that is an error; in ModeOff OpenCL
+// is not touched. Describe says what was chosen and why.
+func New(opt Options) (*Engine, error) {
+	e := &Engine{logf: opt.Logf}
+	if e.logf == nil {
+		e.logf = func(string, ...any) {}
+	}
+	if opt.Mode == ModeOff {
+		e.line = "gpu: off, using the CPU"
+		return e, nil
+	}
+	devs, why := openDevices(opt)
+	if len(devs) == 0 {
+		if opt.Mode == ModeOn {
+			return nil, fmt.Errorf("--gpu=on: %w: %s", ErrNoDevice, why)
+		}
+		e.line = "gpu: using the CPU (" + why + ")"
+		return e, nil
+	}
+	e.devs = devs
+	names := ""
+	for i, d := range devs {
+		if i > 0 {
+			names += ", "
+		}
+		names += fmt.Sprintf("%s %q", d.info.ID, d.info.Name)
+	}
+	e.line = "gpu: using " + names
+	return e, nil
+}
+
+// openDevices opens opt.Device, or every GPU-type device, keeping those
+// that build and pass the self-test; why says what went wrong when none do.
+func openDevices(opt Options) ([]*device, string) {
+	infos, err := ListDevices()
+	if err != nil {
+		return nil, err.Error()
+	}
+	var devs []*device
+	var problems []string
+	for _, info := range infos {
+		if opt.Device != "" && info.ID != opt.Device || opt.Device == "" && !info.IsGPU {
+			continue
+		}
+		d, err := openDevice(info, opt.BatchBytes)
+		if err == nil {
+			err = d.selfTest()
+			if err != nil {
+				d.close()
+			}
+		}
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("device %s %q: %v", info.ID, info.Name, err))
+			continue
+		}
+		devs = append(devs, d)
+	}
+	if len(devs) > 0 {
+		return devs, ""
+	}
+	switch {
+	case len(problems) > 0:
+		return nil, fmt.Sprint(problems)
+	case opt.Device != "":
+		return nil, fmt.Sprintf("no OpenCL device %q (see `arcpack gpu`)", opt.Device)
+	}
+	return nil, "no OpenCL GPU device found"
+}
+
+// Describe is the one line saying which devices the engine uses.
+func (e *Engine) Describe() string { return e.line }
+
+// OnDevice reports whether any OpenCL device is in use.
+func (e *Engine) OnDevice() bool { return len(e.devs) > 0 }
+
+// Close releases the devices.
+func (e *Engine) Close() error {
+	for _, d := range e.devs {
+		d.close()
+	}
+	e.devs = nil
+	return nil
+}
+
+// Hasher returns the engine's BLAKE3 hasher.
+func (e *Engine) Hasher() Hasher { return engineHasher{e} }
+
+// Decoder returns the engine's batch block decoder.
+func (e *Engine) Decoder() BlockDecoder { return engineDecoder{e} }
+
+type engineHasher struct{ e *Engine }
+
+// HashBatch splits the inputs over the devices by bytes; a part that a
+// device fails is hashed on the CPU.
+func (h engineHasher) HashBatch(inputs [][]byte) ([][32]byte, error) {
+	out := make([][32]byte, len(inputs))
+	e := h.e
+	if len(e.devs) == 0 {
+		cpuHash(inputs, out)
+		return out, nil
+	}
+	onDevices(e.devs, split(inputs, len(e.devs), func(p []byte) int { return len(p) }), func(d *device, lo, hi int) {
+		if err := d.hashBatch(inputs[lo:hi], out[lo:hi]); err != nil {
+			e.logf("gpu: device %s: BLAKE3 batch failed, hashing on the CPU: %v", d.info.ID, err)
+			cpuHash(inputs[lo:hi], out[lo:hi])
+		}
+	})
+	return out, nil
+}
+
+type engineDecoder struct{ e *Engine }
+
+// DecodeBatch decodes raw blocks by copying, LZ4 blocks on the devices,
+// and everything else (and every block a device rejects) on the CPU, whose
+// error is the one reported.
+func (dd engineDecoder) DecodeBatch(blocks []Block) error {
+	e := dd.e
+	var gpuIdx, cpuIdx []int
+	for i := range blocks {
+		if len(e.devs) > 0 && blocks[i].Codec == format.CodecLZ4 {
+			gpuIdx = append(gpuIdx, i)
+		} else {
+			cpuIdx = append(cpuIdx, i)
+		}
+	}
+	var mu sync.Mutex
+	weight := func(i int) int { return len(blocks[i].Src) + len(blocks[i].Dst) }
+	onDevices(e.devs, split(gpuIdx, len(e.devs), weight), func(d *device, lo, hi int) {
+		failed, err := d.decodeBatch(blocks, gpuIdx[lo:hi])
+		if err != nil {
+			e.logf("gpu: device %s: decode batch failed, decoding on the CPU: %v", d.info.ID, err)
+			failed = gpuIdx[lo:hi]
+		}
+		mu.Lock()
+		cpuIdx = append(cpuIdx, failed...)
+		mu.Unlock()
+	})
+	cpuDecode(blocks, cpuIdx)
+	for i := range blocks {
+		if blocks[i].Err != nil {
+			return fmt.Errorf("block %d of batch: %w", i, blocks[i].Err)
+		}
+	}
+	return nil
+}
+
+// onDevices runs f for each device's run parts[i]:parts[i+1] (skipping
+// empty ones) concurrently and waits for all.
+func onDevices(devs []*device, parts []int, f func(d *device, lo, hi int)) {
+	var wg sync.WaitGroup
+	for i, d := range devs {
+		if parts[i] < parts[i+1] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f(d, parts[i], parts[i+1])
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// split cuts items into n runs of about equal weight; run i is
+// items[b[i]:b[i+1]].
+func split[T any](items []T, n int, weight func(T) int) []int {
+	total := 0
+	for _, it := range items {
+		total += weight(it) + 1
+	}
+	b := make([]int, 0, n+1)
+	b = append(b, 0)
+	acc := 0
+	for i, it := range items {
+		acc += weight(it) + 1
+		if len(b) < n && acc*n >= total*len(b) {
+			b = append(b, i+1)
+		}
+	}
+	for len(b) < n+1 {
+		b = append(b, len(items))
+	}
+	return b
+}
+
+// CPUHasher is the hasher's CPU twin (github.com/zeebo/blake3, inputs
+// spread over GOMAXPROCS goroutines).
+type CPUHasher struct{}
+
+// HashBatch hashes every input on the CPU.
+func (CPUHasher) HashBatch(inputs [][]byte) ([][32]byte, error) {
+	out := make([][32]byte, len(inputs))
+	cpuHash(inputs, out)
+	return out, nil
+}
+
+// CPUDecoder is the decoder's CPU twin (codec.Decoder, blocks spread over
+// GOMAXPROCS goroutines).
+type CPUDecoder struct{}
+
+// DecodeBatch decodes every block on the CPU.
+func (CPUDecoder) DecodeBatch(blocks []Block) error {
+	idx := make([]int, len(blocks))
+	for i := range idx {
+		idx[i] = i
+	}
+	cpuDecode(blocks, idx)
+	for i := range blocks {
+		if blocks[i].Err != nil {
+			return fmt.Errorf("block %d of batch: %w", i, blocks[i].Err)
+		}
+	}
+	return nil
+}
+
+func cpuHash(inputs [][]byte, out [][32]byte) {
+	parallel(len(inputs), func(i int) { out[i] = blake3.Sum256(inputs[i]) })
+}
+
+func cpuDecode(blocks []Block, idx []int) {
+	parallel(len(idx), func(k int) {
+		b := &blocks[idx[k]]
+		b.Err = decodeOne(b)
+	})
+}
+
+var decoders = sync.Pool{New: func() any { return codec.NewDecoder() }}
+
+func decodeOne(b *Block) error {
+	d := decoders.Get().(*codec.Decoder)
+	defer decoders.Put(d)
+	return d.Decode(b.Codec, b.Dst, b.Src)
+}
+
+// parallel runs f(0..n-1) on up to GOMAXPROCS goroutines.
+func parallel(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+var errInjected = errors.New("injected kernel failure")
+
+// SelfTest opens the device, builds the kernels, runs them on a small batch
+// against the CPU twin and releases the device again.
+func SelfTest(info DeviceInfo) error {
+	d, err := openDevice(info, 1<<20)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	return d.selfTest()
+}

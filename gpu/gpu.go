@@ -1,0 +1,120 @@
+// Package gpu runs arc's hot loops — BLAKE3 hashing and batch block
+// decompression — on OpenCL devices, with the CPU as a twin that gives the
+// same answers. An Engine picks the devices (--gpu=auto|on|off,
+// --gpu-device) and hands out small batch interfaces; every batch that a
+// device fails is redone on the CPU, so callers always get correct results.
+//
+// Built with the noopencl tag, the package needs no OpenCL loader and the
+// engine always runs on the CPU.
+package gpu
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Mode is the --gpu setting.
+type Mode int
+
+const (
+	// ModeAuto uses GPU devices that build the kernels and pass the
+	// self-test, else the CPU.
+	ModeAuto Mode = iota
+	// ModeOn requires a working device and fails otherwise.
+	ModeOn
+	// ModeOff never touches OpenCL.
+	ModeOff
+)
+
+// ParseMode reads auto, on or off.
+func ParseMode(s string) (Mode, error) {
+	switch strings.ToLower(s) {
+	case "auto", "":
+		return ModeAuto, nil
+	case "on":
+		return ModeOn, nil
+	case "off":
+		return ModeOff, nil
+	}
+	return 0, fmt.Errorf("unknown --gpu value %q (want auto, on or off)", s)
+}
+
+func (m Mode) String() string {
+	switch m {
+	case ModeAuto:
+		return "auto"
+	case ModeOn:
+		return "on"
+	case ModeOff:
+		return "off"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Options choose the engine's devices.
+type Options struct {
+	Mode Mode
+	// Device narrows the choice to one listed device, by its ID ("1:0",
+	// platform and device index as `arcpack gpu` lists them). Any type of
+	// device may be named, a CPU one too: that is how CI runs the GPU path
+	// on PoCL. Empty means every GPU-type device that works.
+	Device string
+	// BatchBytes is the size of one transfer buffer (two per device, for
+	// double buffering); 0 means 64 MiB.
+	BatchBytes int
+	// Logf receives run-time fallback notes (a batch redone on the CPU);
+	// nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// ErrNoOpenCL is returned by discovery in a binary built with noopencl.
+var ErrNoOpenCL = errors.New("built without OpenCL")
+
+// ErrNoDevice is returned by New in ModeOn when no device works.
+var ErrNoDevice = errors.New("no usable OpenCL GPU device")
+
+// DeviceInfo describes one OpenCL device.
+type DeviceInfo struct {
+	ID           string // "platform:device", the --gpu-device value
+	Platform     string
+	Name         string
+	Vendor       string
+	Version      string // device OpenCL version
+	Driver       string
+	Type         string // GPU, CPU, accelerator
+	IsGPU        bool
+	GlobalMem    int64
+	MaxAlloc     int64
+	LocalMem     int64
+	ComputeUnits int
+	MaxWorkGroup int
+	ClockMHz     int
+}
+
+func (d DeviceInfo) String() string {
+	return fmt.Sprintf("%s %s %q (%s): %d compute units, %d MiB memory (largest buffer %d MiB), %d KiB local, work-groups up to %d",
+		d.ID, d.Type, d.Name, d.Platform, d.ComputeUnits, d.GlobalMem>>20, d.MaxAlloc>>20, d.LocalMem>>10, d.MaxWorkGroup)
+}
+
+// Hasher computes BLAKE3-256 digests of many inputs.
+type Hasher interface {
+	HashBatch(inputs [][]byte) ([][32]byte, error)
+}
+
+// Block is one block to decode: Codec is the format's codec id, Src the
+// stored bytes, Dst exactly the raw size. Err is set by DecodeBatch.
+type Block struct {
+	Codec uint8
+	Src   []byte
+	Dst   []byte
+	Err   error
+}
+
+// BlockDecoder decodes many independent blocks. It sets each block's Err
+// (wrapping codec.ErrBlock for a block that does not decode to exactly its
+// raw size; Dst's contents are then unspecified) and returns the first such
+// error, wrapped with the block's position in the batch.
+type BlockDecoder interface {
+	DecodeBatch(blocks []Block) error
+}

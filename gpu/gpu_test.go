@@ -1,0 +1,376 @@
+//go:build !noopencl
+
+package gpu
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"arc/codec"
+	"arc/format"
+
+	"github.com/zeebo/blake3"
+)
+
+// testEngine opens the device the tests run on: $ARC_GPU_DEVICE, else the
+// first GPU, else the first device of any type (PoCL in CI). Small transfer
+// buffers make every batch span several sub-batches of both slots.
+func testEngine(t testing.TB, batch int) *Engine {
+	t.Helper()
+	infos, err := ListDevices()
+	if err != nil || len(infos) == 0 {
+		t.Skipf("no OpenCL platform on this machine (%v): install pocl-opencl-icd to run the kernels", err)
+	}
+	id := os.Getenv("ARC_GPU_DEVICE")
+	if id == "" {
+		id = infos[0].ID
+		for _, in := range infos {
+			if in.IsGPU {
+				id = in.ID
+				break
+			}
+		}
+	}
+	// A fallback to the CPU would hide a kernel bug behind a correct
+	// result: here it fails the test.
+	e, err := New(Options{Mode: ModeOn, Device: id, BatchBytes: batch, Logf: t.Errorf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestHashMatchesCPUAtEveryLength(t *testing.T) {
+	e := testEngine(t, 1<<20)
+	data := testBytes(3<<20+200, 7)
+	var inputs [][]byte
+	for n := 0; n <= 3000; n++ {
+		inputs = append(inputs, data[n%97:n%97+n])
+	}
+	for k := 3; k <= 40; k++ {
+		for _, d := range []int{-1, 0, 1} {
+			n := k*1024 + d
+			inputs = append(inputs, data[k:k+n])
+		}
+	}
+	// MiB sizes: a full slot, a tree with odd levels, and one too large for
+	// a slot (hashed on the CPU).
+	inputs = append(inputs, data[:1<<20-64], data[5:5+(1<<20)/3+17], data[:3<<20+100])
+	got, err := e.Hasher().HashBatch(inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range inputs {
+		if got[i] != blake3.Sum256(in) {
+			t.Fatalf("input %d (%d bytes): digest %x, want %x", i, len(in), got[i], blake3.Sum256(in))
+		}
+	}
+}
+
+func TestHashRealFiles(t *testing.T) {
+	e := testEngine(t, 4<<20)
+	files := realFiles(t, 200)
+	got, err := e.Hasher().HashBatch(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range files {
+		if got[i] != blake3.Sum256(f) {
+			t.Fatalf("file %d (%d bytes) digest differs from the CPU's", i, len(f))
+		}
+	}
+}
+
+// realFiles reads up to n files of the Go distribution's sources.
+func realFiles(t testing.TB, n int) [][]byte {
+	paths, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "net", "http", "*.go"))
+	more, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "runtime", "*.go"))
+	paths = append(paths, more...)
+	var out [][]byte
+	for _, p := range paths {
+		if len(out) == n {
+			break
+		}
+		if b, err := os.ReadFile(p); err == nil {
+			out = append(out, b)
+		}
+	}
+	if len(out) == 0 {
+		t.Skip("no Go sources found for real data")
+	}
+	return out
+}
+
+// lz4Blocks compresses each raw block with the CPU encoder.
+func lz4Blocks(t testing.TB, raws [][]byte, level codec.Level) []Block {
+	enc, err := codec.NewEncoder(codec.Options{Codec: "lz4", Level: level})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := make([]Block, len(raws))
+	for i, raw := range raws {
+		id, stored := enc.Encode(raw)
+		blocks[i] = Block{Codec: id, Src: bytes.Clone(stored), Dst: make([]byte, len(raw))}
+	}
+	return blocks
+}
+
+func checkDecoded(t *testing.T, blocks []Block, raws [][]byte) {
+	t.Helper()
+	for i := range blocks {
+		if blocks[i].Err != nil {
+			t.Fatalf("block %d: %v", i, blocks[i].Err)
+		}
+		if !bytes.Equal(blocks[i].Dst, raws[i]) {
+			t.Fatalf("block %d (%d bytes, codec %d) decodes differently from the CPU", i, len(raws[i]), blocks[i].Codec)
+		}
+	}
+}
+
+func TestDecodeMatchesCPU(t *testing.T) {
+	e := testEngine(t, 1<<20)
+	var raws [][]byte
+	for i, n := range []int{1, 4, 12, 13, 15, 16, 17, 100, 255, 256, 1000, 4096, 65535, 65536, 65537, 200000, 1 << 20} {
+		raws = append(raws, compressible(n, uint64(i)))
+		raws = append(raws, bytes.Repeat([]byte{byte(i)}, n))
+	}
+	raws = append(raws, testBytes(70000, 3)) // incompressible: stored raw
+	for _, f := range realFiles(t, 40) {
+		raws = append(raws, f)
+	}
+	for _, level := range []codec.Level{codec.LevelFast, codec.LevelMax} {
+		t.Run(level.String(), func(t *testing.T) {
+			blocks := lz4Blocks(t, raws, level)
+			lz4 := 0
+			for _, b := range blocks {
+				if b.Codec == format.CodecLZ4 {
+					lz4++
+				}
+			}
+			if lz4 < len(blocks)/2 {
+				t.Fatalf("only %d of %d test blocks compressed", lz4, len(blocks))
+			}
+			var idx []int
+			for i, b := range blocks {
+				if b.Codec == format.CodecLZ4 {
+					idx = append(idx, i)
+				}
+			}
+			// Straight to the device: no block may be left to the CPU.
+			rest, err := e.devs[0].decodeBatch(blocks, idx)
+			if err != nil || len(rest) > 0 {
+				t.Fatalf("device left blocks %v to the CPU (%v)", rest, err)
+			}
+			if err := e.Decoder().DecodeBatch(blocks); err != nil {
+				t.Fatal(err)
+			}
+			checkDecoded(t, blocks, raws)
+		})
+	}
+}
+
+// TestDecodeHandMadeSequences covers what an encoder rarely emits: matches
+// that overlap themselves at every short offset, and length extensions of
+// 15, 15+255 and beyond for both literals and matches.
+func TestDecodeHandMadeSequences(t *testing.T) {
+	e := testEngine(t, 1<<20)
+	var blocks []Block
+	var raws [][]byte
+	add := func(src, raw []byte) {
+		blocks = append(blocks, Block{Codec: format.CodecLZ4, Src: src, Dst: make([]byte, len(raw))})
+		raws = append(raws, raw)
+	}
+	for off := 1; off <= 20; off++ {
+		for _, ml := range []int{4, 18, 19, 19 + 255, 19 + 600} {
+			lit := testBytes(off, uint64(off))
+			src, raw := seq(nil, nil, lit, off, ml)
+			src, raw = seq(src, raw, []byte("tail!"), 0, 0)
+			add(src, raw)
+		}
+	}
+	for _, ll := range []int{0, 14, 15, 16, 15 + 255, 15 + 256, 3000} {
+		src, raw := seq(nil, nil, testBytes(ll+1, 9), 1, 10)
+		src, raw = seq(src, raw, testBytes(ll, 10), 0, 0)
+		add(src, raw)
+	}
+	if err := e.Decoder().DecodeBatch(blocks); err != nil {
+		t.Fatal(err)
+	}
+	checkDecoded(t, blocks, raws)
+	// The CPU decoder agrees with the expectations too.
+	for i := range blocks {
+		dst := make([]byte, len(raws[i]))
+		if err := codec.NewDecoder().Decode(format.CodecLZ4, dst, blocks[i].Src); err != nil || !bytes.Equal(dst, raws[i]) {
+			t.Fatalf("hand-made block %d is not what the CPU decodes: %v", i, err)
+		}
+	}
+}
+
+// seq appends one LZ4 sequence (literals, then a match of length ml at
+// offset off; ml == 0 for the last sequence) to src, and its output to raw.
+func seq(src, raw, lit []byte, off, ml int) ([]byte, []byte) {
+	ext := func(n int) {
+		for ; n >= 255; n -= 255 {
+			src = append(src, 255)
+		}
+		src = append(src, byte(n))
+	}
+	tok := byte(min(len(lit), 15)) << 4
+	if ml > 0 {
+		tok |= byte(min(ml-4, 15))
+	}
+	src = append(src, tok)
+	if len(lit) >= 15 {
+		ext(len(lit) - 15)
+	}
+	src = append(src, lit...)
+	raw = append(raw, lit...)
+	if ml == 0 {
+		return src, raw
+	}
+	src = append(src, byte(off), byte(off>>8))
+	if ml-4 >= 15 {
+		ext(ml - 4 - 15)
+	}
+	for i := 0; i < ml; i++ {
+		if off > len(raw) { // an invalid block, built to be rejected
+			raw = append(raw, 0)
+			continue
+		}
+		raw = append(raw, raw[len(raw)-off])
+	}
+	return src, raw
+}
+
+func TestDecodeRejectsCorruptBlocksOneByOne(t *testing.T) {
+	e := testEngine(t, 1<<20)
+	raw := compressible(50000, 11)
+	good := lz4Blocks(t, [][]byte{raw}, codec.LevelDefault)[0]
+	if good.Codec != format.CodecLZ4 {
+		t.Fatal("test block did not compress")
+	}
+	badOffset, _ := seq(nil, nil, []byte("ab"), 3, 4)
+	badOffset, _ = seq(badOffset, nil, []byte("x"), 0, 0)
+	cases := []struct {
+		name string
+		src  []byte
+		dst  int
+	}{
+		{"truncated", good.Src[:len(good.Src)-7], len(raw)},
+		{"raw size one larger", good.Src, len(raw) + 1},
+		{"raw size one smaller", good.Src, len(raw) - 1},
+		{"offset before start", badOffset, 7},
+		{"garbage", testBytes(3000, 5), 9000},
+		{"empty input", nil, 10},
+	}
+	var blocks []Block
+	for _, c := range cases {
+		blocks = append(blocks, Block{Codec: format.CodecLZ4, Src: c.src, Dst: make([]byte, c.dst)})
+		blocks = append(blocks, Block{Codec: format.CodecLZ4, Src: good.Src, Dst: make([]byte, len(raw))})
+	}
+	err := e.Decoder().DecodeBatch(blocks)
+	if !errors.Is(err, codec.ErrBlock) {
+		t.Fatalf("batch error %v, want one wrapping codec.ErrBlock", err)
+	}
+	for i, c := range cases {
+		if !errors.Is(blocks[2*i].Err, codec.ErrBlock) {
+			t.Errorf("%s: error %v, want codec.ErrBlock", c.name, blocks[2*i].Err)
+		}
+		if blocks[2*i+1].Err != nil || !bytes.Equal(blocks[2*i+1].Dst, raw) {
+			t.Errorf("good block beside %s: %v", c.name, blocks[2*i+1].Err)
+		}
+	}
+}
+
+func TestInjectedKernelFailureFallsBackToCPU(t *testing.T) {
+	var notes atomic.Int32
+	infos, err := ListDevices()
+	if err != nil || len(infos) == 0 {
+		t.Skipf("no OpenCL platform on this machine (%v)", err)
+	}
+	e := testEngine(t, 1<<20)
+	e.logf = func(f string, a ...any) {
+		notes.Add(1)
+		t.Logf(f, a...)
+	}
+	inputs := [][]byte{nil, testBytes(5000, 1), testBytes(300000, 2)}
+	for _, d := range e.devs {
+		d.inject.Store(true)
+	}
+	got, err := e.Hasher().HashBatch(inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range inputs {
+		if got[i] != blake3.Sum256(in) {
+			t.Fatalf("input %d: wrong digest after fallback", i)
+		}
+	}
+	raws := [][]byte{compressible(100000, 1), compressible(3000, 2)}
+	blocks := lz4Blocks(t, raws, codec.LevelDefault)
+	for _, d := range e.devs {
+		d.inject.Store(true)
+	}
+	if err := e.Decoder().DecodeBatch(blocks); err != nil {
+		t.Fatal(err)
+	}
+	checkDecoded(t, blocks, raws)
+	if notes.Load() != 2 {
+		t.Fatalf("%d fallback notes, want 2 (one per failed batch)", notes.Load())
+	}
+	// The device works again afterwards.
+	blocks = lz4Blocks(t, raws, codec.LevelDefault)
+	if err := e.Decoder().DecodeBatch(blocks); err != nil {
+		t.Fatal(err)
+	}
+	checkDecoded(t, blocks, raws)
+	if notes.Load() != 2 {
+		t.Fatal("device still failing after the injected failure")
+	}
+}
+
+func TestModes(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Mode
+		err  bool
+	}{{"auto", ModeAuto, false}, {"on", ModeOn, false}, {"OFF", ModeOff, false}, {"gpu", 0, true}} {
+		m, err := ParseMode(c.in)
+		if (err != nil) != c.err || err == nil && m != c.want {
+			t.Errorf("ParseMode(%q) = %v, %v", c.in, m, err)
+		}
+	}
+	e, err := New(Options{Mode: ModeOff})
+	if err != nil || e.OnDevice() || !strings.Contains(e.Describe(), "CPU") {
+		t.Errorf("off: %v %q", err, e.Describe())
+	}
+	if _, err := New(Options{Mode: ModeOn, Device: "99:99"}); !errors.Is(err, ErrNoDevice) {
+		t.Errorf("on with a missing device: %v, want ErrNoDevice", err)
+	}
+	e, err = New(Options{Mode: ModeAuto, Device: "99:99"})
+	if err != nil || e.OnDevice() || !strings.Contains(e.Describe(), "using the CPU") {
+		t.Errorf("auto with a missing device: %v %q", err, e.Describe())
+	}
+}
+
+func TestListedDevicesPassSelfTest(t *testing.T) {
+	infos, err := ListDevices()
+	if err != nil || len(infos) == 0 {
+		t.Skipf("no OpenCL platform on this machine (%v)", err)
+	}
+	for _, in := range infos {
+		if in.ComputeUnits <= 0 || in.GlobalMem <= 0 || in.MaxWorkGroup < localSize {
+			t.Errorf("device %s: implausible capabilities %+v", in.ID, in)
+		}
+		if err := SelfTest(in); err != nil {
+			t.Errorf("device %s: %v", in.ID, err)
+		}
+	}
+}

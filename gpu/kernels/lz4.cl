@@ -1,0 +1,153 @@
+// Batch decompression of LZ4 blocks (the standard block format), one
+// work-group per block.
+//
+// Work-item 0 parses a wave of up to LZ4_WG sequences into local memory and
+// checks every bound as it goes (a literal run or match past either end, a
+// zero offset or one before the block's start, output not exactly the raw
+// size): a block that fails gets a non-zero status and the host never uses
+// its output. Then each work-item copies one sequence: all literal runs at
+// once, then the matches in rounds: a match may copy once every byte it
+// reads is final, that is, lies below the lowest output position of any
+// match still pending (a match that overlaps itself copies forwards byte by
+// byte, which is what LZ4 means by it). No sub-groups: only local memory
+// and barriers, as on NVIDIA's OpenCL.
+
+#ifndef LZ4_WG
+#define LZ4_WG 64
+#endif
+
+#define E_TRUNC 1 // input ends inside a sequence
+#define E_LIT 2   // literal run past the input or the output
+#define E_OFF 3   // zero offset, or one before the block's start
+#define E_MATCH 4 // match past the output
+#define E_LEN 5   // output shorter than the raw size
+
+// extend adds a length's extension bytes (each 255 says another follows)
+// to *n; false when the input ends first.
+inline bool extend(const global uchar *in, uint slen, uint *ip, uint *n) {
+  uint x;
+  do {
+    if (*ip >= slen)
+      return false;
+    x = in[(*ip)++];
+    *n += x;
+  } while (x == 255);
+  return true;
+}
+
+kernel void lz4_decode(const global uchar *src, global uchar *dst,
+                       const global uint *desc, global int *status) {
+  uint b = get_group_id(0), lid = get_local_id(0);
+  uint soff = desc[4 * b], slen = desc[4 * b + 1];
+  uint doff = desc[4 * b + 2], dlen = desc[4 * b + 3];
+  const global uchar *in = src + soff;
+  global uchar *out = dst + doff;
+
+  local uint lit_src[LZ4_WG], lit_len[LZ4_WG], out_pos[LZ4_WG];
+  local uint m_off[LZ4_WG], m_len[LZ4_WG];
+  local int wave_n, wave_err, wave_fin;
+  local uint min_pending;
+
+  uint ip = 0, op = 0; // work-item 0's parse state
+  int err = 0;
+  for (;;) {
+    if (lid == 0) {
+      int n = 0, fin = 0;
+      while (n < LZ4_WG) {
+        if (ip >= slen) {
+          err = E_TRUNC;
+          break;
+        }
+        uint token = in[ip++];
+        uint ll = token >> 4;
+        if (ll == 15 && !extend(in, slen, &ip, &ll)) {
+          err = E_TRUNC;
+          break;
+        }
+        if (ll > slen - ip || ll > dlen - op) {
+          err = E_LIT;
+          break;
+        }
+        lit_src[n] = ip;
+        lit_len[n] = ll;
+        out_pos[n] = op;
+        ip += ll;
+        op += ll;
+        if (ip == slen) { // the last sequence has literals only
+          m_len[n] = 0;
+          m_off[n] = 0;
+          n++;
+          fin = 1;
+          break;
+        }
+        if (slen - ip < 2) {
+          err = E_TRUNC;
+          break;
+        }
+        uint off = (uint)in[ip] | ((uint)in[ip + 1] << 8);
+        ip += 2;
+        if (off == 0 || off > op) {
+          err = E_OFF;
+          break;
+        }
+        uint ml = (token & 15) + 4;
+        if ((token & 15) == 15 && !extend(in, slen, &ip, &ml)) {
+          err = E_TRUNC;
+          break;
+        }
+        if (ml > dlen - op) {
+          err = E_MATCH;
+          break;
+        }
+        m_off[n] = off;
+        m_len[n] = ml;
+        op += ml;
+        n++;
+      }
+      if (!err && fin && op != dlen)
+        err = E_LEN;
+      wave_n = n;
+      wave_err = err;
+      wave_fin = fin;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int n = wave_n, fin = wave_fin;
+    err = wave_err;
+    if (err)
+      break;
+
+    uint mdst = 0, moff = 0, mlen = 0;
+    if (lid < (uint)n) {
+      uint s = lit_src[lid], l = lit_len[lid], o = out_pos[lid];
+      for (uint i = 0; i < l; i++)
+        out[o + i] = in[s + i];
+      mdst = o + l;
+      moff = m_off[lid];
+      mlen = m_len[lid];
+    }
+    int pending = mlen > 0;
+    barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+    for (;;) {
+      if (lid == 0)
+        min_pending = 0xffffffffu;
+      barrier(CLK_LOCAL_MEM_FENCE);
+      if (pending)
+        atomic_min(&min_pending, mdst);
+      barrier(CLK_LOCAL_MEM_FENCE);
+      uint mp = min_pending;
+      if (mp == 0xffffffffu)
+        break;
+      if (pending && mdst - moff + min(mlen, moff) <= mp) {
+        for (uint i = 0; i < mlen; i++)
+          out[mdst + i] = out[mdst - moff + i];
+        pending = 0;
+      }
+      barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+    }
+    if (fin)
+      break;
+    barrier(CLK_LOCAL_MEM_FENCE); // all have read the wave before the next
+  }
+  if (lid == 0)
+    status[b] = err;
+}

@@ -1,0 +1,417 @@
+//go:build !noopencl
+
+package gpu
+
+/*
+#cgo pkg-config: OpenCL
+#cgo CFLAGS: -DCL_TARGET_OPENCL_VERSION=120
+#include <CL/cl.h>
+*/
+import "C"
+
+import (
+	"embed"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/jgillich/go-opencl/cl"
+)
+
+//go:embed kernels/*.cl
+var kernelFS embed.FS
+
+// localSize is the work-group size of every kernel: small enough for any
+// OpenCL 1.2 device, and a multiple of NVIDIA's warp of 32.
+const localSize = 64
+
+// ListDevices lists every device of every OpenCL platform, CPU ones
+// included. A machine with an OpenCL loader but no platform gets an error.
+func ListDevices() ([]DeviceInfo, error) {
+	plats, err := cl.GetPlatforms()
+	if err != nil {
+		return nil, fmt.Errorf("no OpenCL platform (%v)", err)
+	}
+	if len(plats) == 0 {
+		return nil, fmt.Errorf("no OpenCL platform")
+	}
+	var out []DeviceInfo
+	for pi, p := range plats {
+		devs, err := p.GetDevices(cl.DeviceTypeAll)
+		if err != nil {
+			continue // a platform without devices answers with an error
+		}
+		for di, d := range devs {
+			out = append(out, describe(pi, di, p, d))
+		}
+	}
+	return out, nil
+}
+
+func describe(pi, di int, p *cl.Platform, d *cl.Device) DeviceInfo {
+	t := d.Type()
+	return DeviceInfo{
+		ID:           fmt.Sprintf("%d:%d", pi, di),
+		Platform:     strings.TrimSpace(p.Name()),
+		Name:         strings.TrimSpace(d.Name()),
+		Vendor:       strings.TrimSpace(d.Vendor()),
+		Version:      strings.TrimSpace(d.Version()),
+		Driver:       strings.TrimSpace(d.DriverVersion()),
+		Type:         strings.TrimSpace(t.String()),
+		IsGPU:        t&cl.DeviceTypeGPU != 0,
+		GlobalMem:    d.GlobalMemSize(),
+		MaxAlloc:     d.MaxMemAllocSize(),
+		LocalMem:     d.LocalMemSize(),
+		ComputeUnits: d.MaxComputeUnits(),
+		MaxWorkGroup: d.MaxWorkGroupSize(),
+		ClockMHz:     d.MaxClockFrequency(),
+	}
+}
+
+// findDevice returns the cl.Device behind info.ID.
+func findDevice(id string) (*cl.Device, error) {
+	var pi, di int
+	if _, err := fmt.Sscanf(id, "%d:%d", &pi, &di); err != nil {
+		return nil, fmt.Errorf("device id %q: want platform:device", id)
+	}
+	plats, err := cl.GetPlatforms()
+	if err != nil || pi < 0 || pi >= len(plats) {
+		return nil, fmt.Errorf("no OpenCL platform %d", pi)
+	}
+	devs, err := plats[pi].GetDevices(cl.DeviceTypeAll)
+	if err != nil || di < 0 || di >= len(devs) {
+		return nil, fmt.Errorf("no device %d on platform %d", di, pi)
+	}
+	return devs[di], nil
+}
+
+// device is one OpenCL device with its context, program and two slots of
+// buffers, so that one sub-batch is packed and collected on the host while
+// the other is transferred and computed.
+type device struct {
+	info  DeviceInfo
+	cld   *cl.Device
+	ctx   *cl.Context
+	prog  *cl.Program
+	batch int // bytes of one slot's input (and output) buffer
+	maxN  int // inputs or blocks per sub-batch
+
+	mu    sync.Mutex // one batch at a time
+	slots [2]*slot
+
+	// inject, when set, makes the next kernel launch fail (tests of the
+	// CPU fallback).
+	inject atomic.Bool
+	stats  stats
+}
+
+// stats accumulate device-side times, read by the benchmarks.
+type stats struct {
+	kernelNs atomic.Int64 // kernel execution, from profiling events
+	bytes    atomic.Int64 // input bytes of the kernels timed
+}
+
+// pinned is a host-allocated OpenCL buffer kept mapped: the driver can DMA
+// from it directly, and it is C memory, so non-blocking transfers to and
+// from it break no cgo rule.
+type pinned struct {
+	buf *cl.MemObject
+	m   *cl.MappedMemObject
+	b   []byte
+}
+
+type slot struct {
+	q                  *cl.CommandQueue
+	in, out, desc, res pinned
+	dIn, dOut, dDesc   *cl.MemObject
+	dRes, dCV, dTmp    *cl.MemObject
+	kChunks, kParents  *cl.Kernel
+	kLZ4               *cl.Kernel
+	events             []*cl.Event
+	kernels            []*cl.Event
+	collect            func() // copies results out once events completed
+	kernelBytes        int64
+}
+
+func openDevice(info DeviceInfo, batch int) (d *device, err error) {
+	if batch <= 0 {
+		batch = 64 << 20
+	}
+	batch = max(batch, 1<<20)
+	if info.MaxAlloc > 0 && int64(batch) > info.MaxAlloc/2 {
+		batch = int(info.MaxAlloc / 2)
+	}
+	cld, err := findDevice(info.ID)
+	if err != nil {
+		return nil, err
+	}
+	d = &device{info: info, cld: cld, batch: batch, maxN: batch / 256}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	d.ctx, err = cl.CreateContext([]*cl.Device{cld})
+	if err != nil {
+		return nil, fmt.Errorf("context: %w", err)
+	}
+	var src []string
+	names, _ := kernelFS.ReadDir("kernels")
+	sort.Slice(names, func(i, j int) bool { return names[i].Name() < names[j].Name() })
+	for _, n := range names {
+		b, err := kernelFS.ReadFile("kernels/" + n.Name())
+		if err != nil {
+			return nil, err
+		}
+		src = append(src, string(b))
+	}
+	d.prog, err = d.ctx.CreateProgramWithSource([]string{strings.Join(src, "\n")})
+	if err != nil {
+		return nil, fmt.Errorf("program: %w", err)
+	}
+	if err := d.prog.BuildProgram([]*cl.Device{cld}, fmt.Sprintf("-cl-std=CL1.2 -DLZ4_WG=%d", localSize)); err != nil {
+		return nil, fmt.Errorf("building kernels: %w", err)
+	}
+	for i := range d.slots {
+		s, err := d.newSlot()
+		if err != nil {
+			return nil, fmt.Errorf("buffers: %w", err)
+		}
+		d.slots[i] = s
+	}
+	return d, nil
+}
+
+func (d *device) newSlot() (s *slot, err error) {
+	s = &slot{}
+	s.q, err = d.ctx.CreateCommandQueue(d.cld, cl.CommandQueueProfilingEnable)
+	if err != nil {
+		return s, err
+	}
+	descBytes := 4 * (4*d.maxN + d.batch/1024 + d.maxN)
+	cvBytes := 32 * (d.batch/1024 + d.maxN)
+	for _, p := range []struct {
+		pin  *pinned
+		size int
+	}{{&s.in, d.batch}, {&s.out, d.batch}, {&s.desc, descBytes}, {&s.res, 4 * d.maxN}} {
+		if err := d.pin(s.q, p.pin, p.size); err != nil {
+			return s, err
+		}
+	}
+	for _, b := range []struct {
+		m    **cl.MemObject
+		size int
+	}{{&s.dIn, d.batch}, {&s.dOut, d.batch}, {&s.dDesc, descBytes}, {&s.dRes, 4 * d.maxN}, {&s.dCV, cvBytes}, {&s.dTmp, cvBytes}} {
+		if *b.m, err = d.ctx.CreateEmptyBuffer(cl.MemReadWrite, b.size); err != nil {
+			return s, err
+		}
+	}
+	for _, k := range []struct {
+		k    **cl.Kernel
+		name string
+	}{{&s.kChunks, "blake3_chunks"}, {&s.kParents, "blake3_parents"}, {&s.kLZ4, "lz4_decode"}} {
+		if *k.k, err = d.prog.CreateKernel(k.name); err != nil {
+			return s, fmt.Errorf("kernel %s: %w", k.name, err)
+		}
+	}
+	return s, nil
+}
+
+func (d *device) pin(q *cl.CommandQueue, p *pinned, size int) error {
+	var err error
+	p.buf, err = d.ctx.CreateEmptyBuffer(cl.MemReadWrite|cl.MemAllocHostPtr, size)
+	if err != nil {
+		return err
+	}
+	p.m, _, err = q.EnqueueMapBuffer(p.buf, true, cl.MapFlagRead|cl.MapFlagWrite, 0, size, nil)
+	if err != nil {
+		return err
+	}
+	p.b = unsafe.Slice((*byte)(p.m.Ptr()), size)
+	return nil
+}
+
+func (d *device) close() {
+	for i, s := range d.slots {
+		if s == nil {
+			continue
+		}
+		s.wait()
+		for _, p := range []*pinned{&s.in, &s.out, &s.desc, &s.res} {
+			if p.m != nil {
+				if ev, err := s.q.EnqueueUnmapMemObject(p.buf, p.m, nil); err == nil {
+					ev.Release()
+				}
+			}
+		}
+		if s.q != nil {
+			s.q.Finish()
+		}
+		for _, p := range []*pinned{&s.in, &s.out, &s.desc, &s.res} {
+			if p.buf != nil {
+				p.buf.Release()
+			}
+		}
+		for _, m := range []*cl.MemObject{s.dIn, s.dOut, s.dDesc, s.dRes, s.dCV, s.dTmp} {
+			if m != nil {
+				m.Release()
+			}
+		}
+		for _, k := range []*cl.Kernel{s.kChunks, s.kParents, s.kLZ4} {
+			if k != nil {
+				k.Release()
+			}
+		}
+		if s.q != nil {
+			s.q.Release()
+		}
+		d.slots[i] = nil
+	}
+	if d.prog != nil {
+		d.prog.Release()
+		d.prog = nil
+	}
+	if d.ctx != nil {
+		d.ctx.Release()
+		d.ctx = nil
+	}
+}
+
+// flush submits the queue's commands without waiting for them. go-opencl's
+// Flush calls clFinish, which would serialise the two slots; its
+// CommandQueue keeps the cl_command_queue as its first field.
+func flush(q *cl.CommandQueue) error {
+	if rc := C.clFlush(*(*C.cl_command_queue)(unsafe.Pointer(q))); rc != C.CL_SUCCESS {
+		return fmt.Errorf("clFlush: error %d", int(rc))
+	}
+	return nil
+}
+
+// wait blocks until the slot's submitted work is done, then runs its
+// collect step; the error is the first failed command's.
+func (s *slot) wait() error {
+	if len(s.events) == 0 {
+		return nil
+	}
+	err := cl.WaitForEvents(s.events)
+	for _, ev := range s.events {
+		ev.Release()
+	}
+	s.events = s.events[:0]
+	collect := s.collect
+	s.collect = nil
+	if err == nil && collect != nil {
+		collect()
+	}
+	return err
+}
+
+// kernelTime sums and releases the slot's kernel events.
+func (d *device) kernelTime(s *slot) {
+	var ns int64
+	for _, ev := range s.kernels {
+		a, err1 := ev.GetEventProfilingInfo(cl.ProfilingInfoCommandStart)
+		b, err2 := ev.GetEventProfilingInfo(cl.ProfilingInfoCommandEnd)
+		if err1 == nil && err2 == nil && b > a {
+			ns += b - a
+		}
+		ev.Release()
+	}
+	s.kernels = s.kernels[:0]
+	if ns > 0 {
+		d.stats.kernelNs.Add(ns)
+		d.stats.bytes.Add(s.kernelBytes)
+	}
+	s.kernelBytes = 0
+}
+
+// launch enqueues k over global work-items in groups of localSize.
+func (d *device) launch(s *slot, k *cl.Kernel, global int, args ...any) error {
+	if d.inject.Swap(false) {
+		return errInjected
+	}
+	if err := k.SetArgs(args...); err != nil {
+		return err
+	}
+	global = (global + localSize - 1) / localSize * localSize
+	ev, err := s.q.EnqueueNDRangeKernel(k, nil, []int{global}, []int{localSize}, nil)
+	if err != nil {
+		return err
+	}
+	s.kernels = append(s.kernels, ev)
+	return nil
+}
+
+// write and read enqueue non-blocking transfers between a pinned buffer
+// and a device buffer.
+func (s *slot) write(dst *cl.MemObject, src *pinned, n int) error {
+	if n == 0 {
+		return nil
+	}
+	ev, err := s.q.EnqueueWriteBuffer(dst, false, 0, n, src.m.Ptr(), nil)
+	if err != nil {
+		return err
+	}
+	ev.Release()
+	return nil
+}
+
+func (s *slot) read(dst *pinned, src *cl.MemObject, n int) error {
+	if n == 0 {
+		return nil
+	}
+	ev, err := s.q.EnqueueReadBuffer(src, false, 0, n, dst.m.Ptr(), nil)
+	if err != nil {
+		return err
+	}
+	s.events = append(s.events, ev)
+	return nil
+}
+
+// run pipelines sub-batches over the two slots: fill packs the next
+// sub-batch into a slot and enqueues its work (returning false when there
+// is none left); a slot is waited for (and collected) before it is refilled.
+func (d *device) run(fill func(s *slot) (more bool, err error)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var firstErr error
+	for cur, more := 0, true; more; cur ^= 1 {
+		s := d.slots[cur]
+		if err := s.wait(); err != nil {
+			firstErr = err
+			break
+		}
+		d.kernelTime(s)
+		var err error
+		more, err = fill(s)
+		if err == nil && len(s.events) > 0 {
+			err = flush(s.q)
+		}
+		if err != nil {
+			firstErr = err
+			break
+		}
+	}
+	for _, s := range d.slots {
+		if err := s.wait(); err != nil && firstErr == nil {
+			firstErr = err
+		}
+		if firstErr != nil {
+			s.q.Finish()
+			s.collect = nil
+			for _, ev := range s.kernels {
+				ev.Release()
+			}
+			s.kernels = s.kernels[:0]
+		}
+		d.kernelTime(s)
+	}
+	return firstErr
+}
+
+func u32s(p *pinned) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&p.b[0])), len(p.b)/4)
+}

@@ -1,0 +1,65 @@
+//go:build !noopencl
+
+package gpu
+
+import (
+	"bytes"
+	"fmt"
+
+	"arc/codec"
+	"arc/format"
+
+	"github.com/zeebo/blake3"
+)
+
+// selfTest runs every kernel on a small batch that covers its edges and
+// compares with the CPU twin. A device whose compiler or hardware gets any
+// of it wrong is not used.
+func (d *device) selfTest() error {
+	data := testBytes(70000, 1)
+	var inputs [][]byte
+	for _, n := range []int{0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 2049, 4097, 70000} {
+		inputs = append(inputs, data[:n])
+	}
+	got := make([][32]byte, len(inputs))
+	if err := d.hashBatch(inputs, got); err != nil {
+		return fmt.Errorf("self-test: BLAKE3: %w", err)
+	}
+	for i, in := range inputs {
+		if got[i] != blake3.Sum256(in) {
+			return fmt.Errorf("self-test: BLAKE3 of %d bytes differs from the CPU's", len(in))
+		}
+	}
+	enc, err := codec.NewEncoder(codec.Options{Codec: "lz4", Level: codec.LevelDefault})
+	if err != nil {
+		return err
+	}
+	var blocks []Block
+	var want [][]byte
+	for _, raw := range [][]byte{bytes.Repeat([]byte("arc self-test "), 900), compressible(20000, 2), bytes.Repeat([]byte{7}, 5000)} {
+		id, stored := enc.Encode(raw)
+		if id != format.CodecLZ4 {
+			return fmt.Errorf("self-test: test block did not compress")
+		}
+		blocks = append(blocks, Block{Codec: id, Src: bytes.Clone(stored), Dst: make([]byte, len(raw))})
+		want = append(want, raw)
+	}
+	// A corrupt copy of the first block: the kernel must reject it.
+	bad := bytes.Clone(blocks[0].Src)
+	bad = bad[:len(bad)-3]
+	blocks = append(blocks, Block{Codec: format.CodecLZ4, Src: bad, Dst: make([]byte, len(want[0]))})
+	idx := []int{0, 1, 2, 3}
+	rest, err := d.decodeBatch(blocks, idx)
+	if err != nil {
+		return fmt.Errorf("self-test: LZ4: %w", err)
+	}
+	if len(rest) != 1 || rest[0] != 3 {
+		return fmt.Errorf("self-test: LZ4: kernel rejected blocks %v, want only the corrupt one (3)", rest)
+	}
+	for i := range want {
+		if !bytes.Equal(blocks[i].Dst, want[i]) {
+			return fmt.Errorf("self-test: LZ4 block %d decodes differently from the CPU", i)
+		}
+	}
+	return nil
+}
