@@ -404,10 +404,12 @@ func EncodeIndex(x *Index) []byte {
 // means the index can be used without further bounds checks.
 func DecodeIndex(b []byte) (*Index, error) {
 	r := &rbuf{b: b}
-	if [8]byte(r.take(8)) != IndexMagic {
+	if magic := r.take(8); r.err != nil || [8]byte(magic) != IndexMagic {
 		return nil, fmt.Errorf("%w: index has no magic", ErrCorrupt)
 	}
-	if v := r.u32(); v != Version {
+	if v := r.u32(); r.err != nil {
+		return nil, r.err
+	} else if v != Version {
 		return nil, fmt.Errorf("%w: index version %d", ErrVersion, v)
 	}
 	nsec := r.u32()
@@ -472,7 +474,7 @@ func (x *Index) decodeSection(tag, flags uint32, s *rbuf) error {
 		n := s.count64(4)
 		x.Frames = s.u32s(n)
 	case secInodes:
-		n := s.count64(4*3 + 8*6 + 4*2)
+		n := s.count64(4*3 + 8*5 + 4*3)
 		in := &x.Inodes
 		in.Mode, in.UID, in.GID = s.u32s(n), s.u32s(n), s.u32s(n)
 		in.Mtime, in.Atime = s.i64s(n), s.i64s(n)
@@ -660,8 +662,20 @@ func (x *Index) Derive() error {
 	// that range starts after the directory's own dirent, so following
 	// parents always moves towards dirent 0: the tree has no cycles and
 	// every entry is reachable.
-	if x.Dirents.Inode[0] != 0 || x.Dirents.NameLen[0] != 0 || !x.IsDir(0) {
+	if x.Dirents.Inode[0] != 0 || x.Dirents.NameLen[0] != 0 || !inBlob(x.Dirents.NameStart[0], 0) || !x.IsDir(0) {
 		return corrupt("dirent 0 is not the root directory")
+	}
+	// Names first: the tree walk below compares siblings' names before it
+	// reaches their own dirents.
+	for d := 1; d < nd; d++ {
+		l := uint64(x.Dirents.NameLen[d])
+		if l == 0 || l > MaxNameLen || !inBlob(x.Dirents.NameStart[d], l) {
+			return corrupt("dirent %d name out of range", d)
+		}
+		name := x.Name(uint32(d))
+		if bytes.IndexByte(name, '/') >= 0 || bytes.IndexByte(name, 0) >= 0 || string(name) == "." || string(name) == ".." {
+			return corrupt("dirent %d has an invalid name %q", d, name)
+		}
 	}
 	x.Nlink = make([]uint32, ni)
 	owned := make([]bool, nd)
@@ -670,16 +684,6 @@ func (x *Index) Derive() error {
 		ino := x.Dirents.Inode[d]
 		if int(ino) >= ni {
 			return corrupt("dirent %d names inode %d of %d", d, ino, ni)
-		}
-		if d > 0 {
-			l := uint64(x.Dirents.NameLen[d])
-			if l == 0 || l > MaxNameLen || !inBlob(x.Dirents.NameStart[d], l) {
-				return corrupt("dirent %d name out of range", d)
-			}
-			name := x.Name(uint32(d))
-			if bytes.IndexByte(name, '/') >= 0 || bytes.IndexByte(name, 0) >= 0 || string(name) == "." || string(name) == ".." {
-				return corrupt("dirent %d has an invalid name %q", d, name)
-			}
 		}
 		if !x.IsDir(ino) {
 			x.Nlink[ino]++

@@ -27,7 +27,7 @@ const VolumeHeaderSize = 48
 // header and a whole footer with room to spare.
 const MinVolumeSize = 4096
 
-// VolumeMagic opens every volume. The CR LF and ^Z bytes catch text-mode
+// VolumeMagic opens every volume. The CR LF bytes catch text-mode
 // transfers that would silently corrupt the archive.
 var VolumeMagic = [8]byte{'A', 'R', 'C', 'V', 'O', 'L', '\r', '\n'}
 
@@ -161,8 +161,8 @@ func VolumeName(base string, n uint32) string {
 }
 
 // ParseVolumeName splits a volume's path into the archive base and the
-// volume number. ok is false when the name does not end in .NNN (three or
-// more digits).
+// volume number. ok is false unless the name ends in .NNN as VolumeName
+// writes it: three digits or more, no needless leading zero, not 0.
 func ParseVolumeName(path string) (base string, n uint32, ok bool) {
 	i := strings.LastIndexByte(path, '.')
 	if i < 0 || len(path)-i-1 < 3 || strings.ContainsRune(path[i:], '/') {
@@ -172,10 +172,10 @@ func ParseVolumeName(path string) (base string, n uint32, ok bool) {
 	if err != nil || v == 0 {
 		return "", 0, false
 	}
-	for _, c := range path[i+1:] {
-		if c < '0' || c > '9' {
-			return "", 0, false
-		}
+	// Only the name VolumeName gives: "a.0001" is not volume 1 of "a", whose
+	// file is "a.001", and a reader must not open one for the other.
+	if VolumeName(path[:i], uint32(v)) != path {
+		return "", 0, false
 	}
 	return path[:i], uint32(v), true
 }
