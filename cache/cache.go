@@ -1,0 +1,448 @@
+// Package cache keeps decoded blocks in memory, bounded in bytes.
+//
+// Blocks are identified by a uint32 key (the reader uses the block number).
+// Who decodes is not this package's business: the cache calls a Load func for
+// one block and, when the owner has one, a LoadBatch func for a whole prefetch
+// batch (a GPU engine decodes hundreds of blocks per call). Concurrent misses
+// of one key decode once; prefetches never block a reader.
+//
+// Eviction knows three tiers, evicted in this order:
+//
+//   - consumed: blocks a sequential reader has moved past (Consumed);
+//   - used: blocks read at least once, in LRU order;
+//   - ahead: prefetched blocks nobody has read yet.
+//
+// So a cache smaller than a file read sequentially drops what was read and
+// keeps what is ahead, instead of thrashing. Prefetch never fills more than
+// AheadShare of the cache, so it cannot evict its own earlier work.
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// ErrClosed is returned by Get after Close.
+var ErrClosed = errors.New("cache closed")
+
+// Config tells a Cache how big it may grow and how blocks are loaded.
+type Config struct {
+	// MaxBytes bounds the bytes of the decoded blocks the cache holds
+	// (buffer capacity is counted). Must be > 0.
+	MaxBytes int64
+	// Size returns the decoded size of block key; it sizes the buffer handed to Load.
+	Size func(key uint32) int
+	// Load decodes block key into dst (len(dst) == Size(key)). Called from
+	// many goroutines at once.
+	Load func(key uint32, dst []byte) error
+	// LoadBatch, when set, decodes a prefetch batch in one call: errs[i]
+	// belongs to keys[i]. Demand misses still use Load (one block, lowest
+	// latency).
+	LoadBatch func(keys []uint32, dsts [][]byte) (errs []error)
+	// Workers serving the prefetch queue; 0 = GOMAXPROCS.
+	Workers int
+	// QueueLen bounds pending prefetch jobs; a Prefetch beyond it is
+	// dropped. 0 = 64 per worker.
+	QueueLen int
+	// AheadShare is the fraction of MaxBytes that unread prefetched blocks
+	// may occupy; 0 = 0.75.
+	AheadShare float64
+}
+
+// Stats are counters since New.
+type Stats struct {
+	Hits, Misses     int64 // Get calls served from memory / not
+	Loads            int64 // blocks decoded (demand and prefetch)
+	PrefetchLoads    int64 // of Loads, by the prefetch workers
+	PrefetchDropped  int64 // Prefetch calls dropped on a full queue
+	Evictions        int64
+	Bytes            int64 // now held
+	Items            int
+	InFlight         int
+	AheadBytes       int64
+	MaxBytes         int64
+	LoadErrors       int64
+	PrefetchSkipped  int64 // keys a prefetch skipped: present, in flight or over budget
+	ConsumedDemoted  int64
+	BuffersRecycled  int64
+	BuffersAllocated int64
+}
+
+type tier uint8
+
+const (
+	tierConsumed tier = iota
+	tierUsed
+	tierAhead
+	nTiers
+)
+
+// flight is one load in progress; waiters registered before it completes
+// each receive their own reference to the result.
+type flight struct {
+	done    chan struct{}
+	waiters int
+	buf     *Buf
+	err     error
+}
+
+// Cache is a byte-bounded cache of decoded blocks. Safe for concurrent use.
+type Cache struct {
+	cfg      Config
+	aheadMax int64
+	pool     *bufPool
+
+	mu      sync.Mutex
+	items   map[uint32]*Buf
+	tiers   [nTiers]*simplelru.LRU[uint32, *Buf]
+	bytes   [nTiers]int64
+	total   int64
+	flights map[uint32]*flight
+	queued  map[uint32]struct{} // keys waiting in the prefetch queue
+	closed  bool
+	st      Stats
+
+	queue chan []uint32
+	quit  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// New starts a cache and its prefetch workers; Close stops them.
+func New(cfg Config) (*Cache, error) {
+	if cfg.MaxBytes <= 0 {
+		return nil, fmt.Errorf("cache: size %d must be positive", cfg.MaxBytes)
+	}
+	if cfg.Size == nil || cfg.Load == nil {
+		return nil, errors.New("cache: Size and Load are required")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = 64 * cfg.Workers
+	}
+	if cfg.AheadShare <= 0 || cfg.AheadShare > 1 {
+		cfg.AheadShare = 0.75
+	}
+	c := &Cache{
+		cfg:      cfg,
+		aheadMax: int64(float64(cfg.MaxBytes) * cfg.AheadShare),
+		pool:     &bufPool{},
+		items:    map[uint32]*Buf{},
+		flights:  map[uint32]*flight{},
+		queued:   map[uint32]struct{}{},
+		queue:    make(chan []uint32, cfg.QueueLen),
+		quit:     make(chan struct{}),
+	}
+	for i := range c.tiers {
+		l, err := simplelru.NewLRU[uint32, *Buf](math.MaxInt, nil)
+		if err != nil {
+			return nil, err
+		}
+		c.tiers[i] = l
+	}
+	c.wg.Add(cfg.Workers)
+	for i := 0; i < cfg.Workers; i++ {
+		go c.worker()
+	}
+	return c, nil
+}
+
+// Close stops the prefetch workers, waits for them and drops every block.
+// Buffers still held by callers stay valid until they are released.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	close(c.quit)
+	c.wg.Wait()
+	c.mu.Lock()
+	for k, b := range c.items {
+		c.removeLocked(k, b)
+	}
+	c.mu.Unlock()
+}
+
+// Get returns block key, loading it on a miss (or waiting for the load in
+// flight). The caller must Release the buffer when done with its bytes.
+func (c *Cache) Get(key uint32) (*Buf, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if b, ok := c.items[key]; ok {
+		c.st.Hits++
+		if b.tier == tierAhead {
+			c.moveLocked(key, b, tierUsed)
+		} else {
+			c.tiers[b.tier].Get(key) // refresh recency
+		}
+		b.refs.Add(1)
+		c.mu.Unlock()
+		return b, nil
+	}
+	c.st.Misses++
+	if f, ok := c.flights[key]; ok {
+		f.waiters++
+		c.mu.Unlock()
+		<-f.done
+		return f.buf, f.err
+	}
+	f := &flight{done: make(chan struct{})}
+	c.flights[key] = f
+	c.mu.Unlock()
+
+	buf := c.pool.get(c.cfg.Size(key))
+	err := c.cfg.Load(key, buf.data)
+	c.complete(key, f, buf, err, tierUsed, 1)
+	if err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// Contains reports whether key is in memory now (not counting loads in flight).
+func (c *Cache) Contains(key uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.items[key]
+	return ok
+}
+
+// complete finishes flight f: on success the buffer joins tier t with one
+// reference for the cache, one per waiter and own for the caller that loaded it.
+func (c *Cache) complete(key uint32, f *flight, buf *Buf, err error, t tier, own int32) {
+	c.mu.Lock()
+	delete(c.flights, key)
+	c.st.Loads++
+	if t == tierAhead {
+		c.st.PrefetchLoads++
+	}
+	if err != nil {
+		c.st.LoadErrors++
+		f.err = err
+		c.mu.Unlock()
+		c.pool.put(buf)
+		close(f.done)
+		return
+	}
+	buf.key = key
+	refs := own + int32(f.waiters)
+	if !c.closed {
+		refs++
+		buf.tier = t
+		c.items[key] = buf
+		c.tiers[t].Add(key, buf)
+		c.bytes[t] += buf.cost()
+		c.total += buf.cost()
+	}
+	buf.refs.Store(refs)
+	c.evictLocked()
+	c.mu.Unlock()
+	f.buf = buf
+	close(f.done)
+	if refs == 0 { // closed, nobody waiting, a prefetch
+		c.pool.put(buf)
+	}
+}
+
+// Consumed tells the cache that a sequential reader has moved past key: it
+// becomes the first candidate for eviction.
+func (c *Cache) Consumed(key uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.items[key]; ok && b.tier != tierConsumed {
+		c.moveLocked(key, b, tierConsumed)
+		c.st.ConsumedDemoted++
+	}
+}
+
+func (c *Cache) moveLocked(key uint32, b *Buf, to tier) {
+	c.tiers[b.tier].Remove(key)
+	c.bytes[b.tier] -= b.cost()
+	b.tier = to
+	c.tiers[to].Add(key, b)
+	c.bytes[to] += b.cost()
+}
+
+func (c *Cache) removeLocked(key uint32, b *Buf) {
+	c.tiers[b.tier].Remove(key)
+	c.bytes[b.tier] -= b.cost()
+	c.total -= b.cost()
+	delete(c.items, key)
+	b.Release()
+}
+
+// evictLocked drops blocks until the byte bound holds: first what was
+// consumed, then unread prefetches beyond their share, then the least
+// recently used, and unread prefetches last.
+func (c *Cache) evictLocked() {
+	for c.total > c.cfg.MaxBytes {
+		var t tier
+		switch {
+		case c.tiers[tierConsumed].Len() > 0:
+			t = tierConsumed
+		case c.bytes[tierAhead] > c.aheadMax || c.tiers[tierUsed].Len() == 0:
+			t = tierAhead
+		default:
+			t = tierUsed
+		}
+		k, b, ok := c.tiers[t].GetOldest()
+		if !ok {
+			return
+		}
+		c.removeLocked(k, b)
+		c.st.Evictions++
+	}
+}
+
+// Prefetch asks the workers to load keys ahead of use. It never blocks: when
+// the queue is full the request is dropped and Prefetch returns false. With
+// a LoadBatch the keys go to it as one batch; otherwise each key is its own
+// job so that the workers decode them in parallel.
+func (c *Cache) Prefetch(keys []uint32) bool {
+	if len(keys) == 0 {
+		return true
+	}
+	// Keys present, loading or already queued are left out here, so that a
+	// reader may ask for the same window on every block it enters.
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	var fresh []uint32
+	for _, k := range keys {
+		_, present := c.items[k]
+		_, loading := c.flights[k]
+		_, queued := c.queued[k]
+		if !present && !loading && !queued {
+			fresh = append(fresh, k)
+		}
+	}
+	c.mu.Unlock()
+	if len(fresh) == 0 {
+		return true
+	}
+	if c.cfg.LoadBatch != nil {
+		return c.enqueue(fresh)
+	}
+	for i := range fresh {
+		if !c.enqueue(fresh[i : i+1 : i+1]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Cache) enqueue(job []uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case c.queue <- job:
+		for _, k := range job {
+			c.queued[k] = struct{}{}
+		}
+		return true
+	default:
+		c.st.PrefetchDropped++
+		return false
+	}
+}
+
+func (c *Cache) worker() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case job := <-c.queue:
+			c.prefetch(job)
+		}
+	}
+}
+
+// prefetch loads the keys of one job that are neither present nor in
+// flight, as long as unread prefetches stay within their share: a window
+// larger than the cache is cut short rather than evicting its own head.
+func (c *Cache) prefetch(job []uint32) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	for _, k := range job {
+		delete(c.queued, k)
+	}
+	var keys []uint32
+	var fl []*flight
+	budget := c.aheadMax - c.bytes[tierAhead]
+	for _, k := range job {
+		if _, ok := c.items[k]; ok {
+			c.st.PrefetchSkipped++
+			continue
+		}
+		if _, ok := c.flights[k]; ok {
+			c.st.PrefetchSkipped++
+			continue
+		}
+		sz := int64(classCap(c.cfg.Size(k)))
+		if sz > budget {
+			c.st.PrefetchSkipped++
+			break
+		}
+		budget -= sz
+		f := &flight{done: make(chan struct{})}
+		c.flights[k] = f
+		keys = append(keys, k)
+		fl = append(fl, f)
+	}
+	c.mu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	bufs := make([]*Buf, len(keys))
+	dsts := make([][]byte, len(keys))
+	for i, k := range keys {
+		bufs[i] = c.pool.get(c.cfg.Size(k))
+		dsts[i] = bufs[i].data
+	}
+	errs := make([]error, len(keys))
+	if c.cfg.LoadBatch != nil && len(keys) > 1 {
+		if e := c.cfg.LoadBatch(keys, dsts); e != nil {
+			copy(errs, e)
+		}
+	} else {
+		for i, k := range keys {
+			errs[i] = c.cfg.Load(k, dsts[i])
+		}
+	}
+	for i, k := range keys {
+		c.complete(k, fl[i], bufs[i], errs[i], tierAhead, 0)
+	}
+}
+
+// Stats returns the counters.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.st
+	s.Bytes = c.total
+	s.Items = len(c.items)
+	s.InFlight = len(c.flights)
+	s.AheadBytes = c.bytes[tierAhead]
+	s.MaxBytes = c.cfg.MaxBytes
+	s.BuffersRecycled = c.pool.recycled.Load()
+	s.BuffersAllocated = c.pool.allocated.Load()
+	return s
+}

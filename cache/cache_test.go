@@ -1,0 +1,348 @@
+package cache
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const blk = 1024
+
+// fill writes block key's expected content.
+func fill(key uint32, dst []byte) {
+	for i := range dst {
+		dst[i] = byte(key) ^ byte(i*7)
+	}
+}
+
+type counter struct {
+	mu    sync.Mutex
+	loads map[uint32]int
+	total atomic.Int64
+}
+
+func newCounter() *counter { return &counter{loads: map[uint32]int{}} }
+
+func (c *counter) load(key uint32, dst []byte) error {
+	c.total.Add(1)
+	c.mu.Lock()
+	c.loads[key]++
+	c.mu.Unlock()
+	fill(key, dst)
+	return nil
+}
+
+func newCache(t *testing.T, maxBytes int64, load func(uint32, []byte) error, mod ...func(*Config)) *Cache {
+	t.Helper()
+	cfg := Config{MaxBytes: maxBytes, Size: func(uint32) int { return blk }, Load: load, Workers: 2}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func checkBlock(t testing.TB, b *Buf, key uint32) {
+	want := make([]byte, blk)
+	fill(key, want)
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Errorf("block %d holds the wrong bytes", key)
+	}
+}
+
+func TestConcurrentMissesLoadOnce(t *testing.T) {
+	release := make(chan struct{})
+	cnt := newCounter()
+	c := newCache(t, 1<<20, func(k uint32, d []byte) error {
+		<-release
+		return cnt.load(k, d)
+	})
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := c.Get(7)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			checkBlock(t, b, 7)
+			b.Release()
+		}()
+	}
+	time.Sleep(20 * time.Millisecond) // let the goroutines pile up on the miss
+	close(release)
+	wg.Wait()
+	if n := cnt.total.Load(); n != 1 {
+		t.Fatalf("%d loads for one key", n)
+	}
+}
+
+func TestLoadErrorsReachEveryWaiterAndAreNotCached(t *testing.T) {
+	fail := errors.New("bad block")
+	var calls atomic.Int64
+	c := newCache(t, 1<<20, func(k uint32, d []byte) error {
+		calls.Add(1)
+		time.Sleep(5 * time.Millisecond)
+		return fail
+	})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Get(1); !errors.Is(err, fail) {
+				t.Errorf("got %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	before := calls.Load()
+	if _, err := c.Get(1); !errors.Is(err, fail) {
+		t.Fatal(err)
+	}
+	if calls.Load() != before+1 {
+		t.Fatal("a failed load was cached")
+	}
+}
+
+func TestByteBoundHoldsUnderConcurrency(t *testing.T) {
+	const max = 10 * blk
+	cnt := newCounter()
+	c := newCache(t, max, cnt.load)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for i := 0; i < 2000; i++ {
+				k := uint32(r.IntN(100))
+				switch r.IntN(4) {
+				case 0:
+					c.Prefetch([]uint32{k, k + 1, k + 2})
+				case 1:
+					c.Consumed(k)
+				default:
+					b, err := c.Get(k)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					checkBlock(t, b, k)
+					b.Release()
+				}
+				if s := c.Stats(); s.Bytes > max {
+					t.Errorf("cache holds %d bytes, bound %d", s.Bytes, max)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	if s := c.Stats(); s.Evictions == 0 || s.BuffersRecycled == 0 {
+		t.Fatalf("no evictions or no recycling: %+v", s)
+	}
+}
+
+func TestHeldBufferSurvivesEviction(t *testing.T) {
+	cnt := newCounter()
+	c := newCache(t, 2*blk, cnt.load)
+	b, err := c.Get(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := uint32(2); k < 20; k++ { // evict block 1 many times over
+		o, _ := c.Get(k)
+		o.Release()
+	}
+	checkBlock(t, b, 1)
+	b.Release()
+}
+
+// sequentialScan reads blocks 0..n-1 in order the way the reader does:
+// prefetch a window ahead, read, then mark the block consumed.
+func sequentialScan(t *testing.T, c *Cache, n, window uint32) {
+	for k := uint32(0); k < n; k++ {
+		var ahead []uint32
+		for j := k + 1; j <= k+window && j < n; j++ {
+			ahead = append(ahead, j)
+		}
+		c.Prefetch(ahead)
+		b, err := c.Get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkBlock(t, b, k)
+		b.Release()
+		c.Consumed(k)
+	}
+}
+
+func TestSequentialScanOfTinyCacheDoesNotThrash(t *testing.T) {
+	for _, window := range []uint32{2, 6, 40} { // 40: the window is far larger than the cache
+		t.Run(fmt.Sprint("window ", window), func(t *testing.T) {
+			cnt := newCounter()
+			c := newCache(t, 4*blk, cnt.load)
+			sequentialScan(t, c, 300, window)
+			if n := cnt.total.Load(); n > 300+300/20 {
+				t.Fatalf("%d loads for 300 blocks: thrashing (%+v)", n, c.Stats())
+			}
+		})
+	}
+}
+
+func TestConsumedBlocksGoFirst(t *testing.T) {
+	cnt := newCounter()
+	c := newCache(t, 3*blk, cnt.load)
+	for k := uint32(1); k <= 3; k++ {
+		b, _ := c.Get(k)
+		b.Release()
+	}
+	c.Consumed(3) // the most recent, but consumed
+	b, _ := c.Get(4)
+	b.Release()
+	if c.Contains(3) || !c.Contains(1) || !c.Contains(2) {
+		t.Fatal("eviction did not take the consumed block first")
+	}
+}
+
+func TestUnreadPrefetchesAreKeptOverUsedBlocks(t *testing.T) {
+	cnt := newCounter()
+	c := newCache(t, 4*blk, cnt.load, func(cfg *Config) { cfg.AheadShare = 0.5 })
+	c.Prefetch([]uint32{10, 11})
+	waitFor(t, func() bool { return c.Contains(10) && c.Contains(11) })
+	for k := uint32(1); k <= 5; k++ {
+		b, _ := c.Get(k)
+		b.Release()
+	}
+	if !c.Contains(10) || !c.Contains(11) {
+		t.Fatal("unread prefetched blocks were evicted before used ones")
+	}
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if ok() {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatal("timed out")
+}
+
+func TestPrefetchNeverBlocksAndDropsWhenFull(t *testing.T) {
+	block := make(chan struct{})
+	c := newCache(t, 1<<20, func(k uint32, d []byte) error {
+		<-block
+		fill(k, d)
+		return nil
+	}, func(cfg *Config) { cfg.Workers = 1; cfg.QueueLen = 2 })
+	done := make(chan struct{})
+	go func() {
+		for k := uint32(0); k < 100; k++ {
+			c.Prefetch([]uint32{k})
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Prefetch blocked on a full queue")
+	}
+	close(block)
+	if s := c.Stats(); s.PrefetchDropped == 0 {
+		t.Fatalf("nothing dropped: %+v", s)
+	}
+}
+
+func TestBatchLoaderGetsTheWholePrefetch(t *testing.T) {
+	var mu sync.Mutex
+	var batches [][]uint32
+	cnt := newCounter()
+	c := newCache(t, 1<<20, cnt.load, func(cfg *Config) {
+		cfg.LoadBatch = func(keys []uint32, dsts [][]byte) []error {
+			mu.Lock()
+			batches = append(batches, append([]uint32(nil), keys...))
+			mu.Unlock()
+			errs := make([]error, len(keys))
+			for i, k := range keys {
+				fill(k, dsts[i])
+				if k == 13 {
+					errs[i] = errors.New("bad 13")
+				}
+			}
+			return errs
+		}
+	})
+	c.Prefetch([]uint32{10, 11, 12, 13})
+	waitFor(t, func() bool { return c.Contains(12) })
+	mu.Lock()
+	if len(batches) != 1 || len(batches[0]) != 4 {
+		t.Fatalf("batches %v", batches)
+	}
+	mu.Unlock()
+	b, err := c.Get(11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBlock(t, b, 11)
+	b.Release()
+	if cnt.total.Load() != 0 {
+		t.Fatal("a prefetched block was loaded again")
+	}
+	if c.Contains(13) {
+		t.Fatal("a failed batch member was cached")
+	}
+}
+
+func TestGetWaitsForPrefetchInFlight(t *testing.T) {
+	release := make(chan struct{})
+	cnt := newCounter()
+	c := newCache(t, 1<<20, func(k uint32, d []byte) error {
+		<-release
+		return cnt.load(k, d)
+	})
+	c.Prefetch([]uint32{5})
+	waitFor(t, func() bool { return c.Stats().InFlight == 1 })
+	got := make(chan error)
+	go func() {
+		b, err := c.Get(5)
+		if err == nil {
+			checkBlock(t, b, 5)
+			b.Release()
+		}
+		got <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if n := cnt.total.Load(); n != 1 {
+		t.Fatalf("%d loads", n)
+	}
+}
+
+func TestGetAfterCloseFails(t *testing.T) {
+	cnt := newCounter()
+	c := newCache(t, 1<<20, cnt.load)
+	c.Close()
+	if _, err := c.Get(1); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+	if c.Prefetch([]uint32{1}) {
+		t.Fatal("prefetch accepted after Close")
+	}
+}

@@ -1,0 +1,247 @@
+// Package reader opens an arc archive (any of its volumes), validates its
+// volume set, footer and index, and reads file content through a cache of
+// decoded blocks. It also extracts archives and verifies them.
+//
+// Damage is local: a block that fails its checksum or lies in a missing
+// volume makes reads that touch it fail with an error wrapping ErrDamaged,
+// and every other file stays readable.
+package reader
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"arc/cache"
+	"arc/codec"
+	"arc/format"
+)
+
+// ErrDamaged is wrapped by every error caused by damage to the archive's
+// data: a block that does not decode or fails its checksum, or a missing volume.
+var ErrDamaged = errors.New("archive damaged")
+
+// BlockError reports one damaged block.
+type BlockError struct {
+	Block  uint32
+	Frame  uint32
+	Volume string // path of the volume holding (the start of) the block, or the missing one
+	Err    error
+}
+
+func (e *BlockError) Error() string {
+	return fmt.Sprintf("block %d (frame %d, volume %s): %v", e.Block, e.Frame, e.Volume, e.Err)
+}
+
+// Unwrap gives both the cause and ErrDamaged to errors.Is.
+func (e *BlockError) Unwrap() []error { return []error{ErrDamaged, e.Err} }
+
+// Options tune reading.
+type Options struct {
+	CacheSize int64 // bytes of decoded blocks to keep; 0 = 512 MiB
+	Prefetch  int   // frames to read ahead on sequential access; 0 = default (2), <0 = off
+	Workers   int   // prefetch decode workers; 0 = GOMAXPROCS
+	Logf      func(format string, args ...any)
+}
+
+const (
+	defaultCacheSize = 512 << 20
+	defaultPrefetch  = 2
+)
+
+// Archive is an open archive. All methods are safe for concurrent use.
+type Archive struct {
+	opt    Options
+	idx    *format.Index
+	footer format.Footer
+	layout format.Layout
+	vols   *volumeSet
+	cache  *cache.Cache
+
+	decoders sync.Pool // *codec.Decoder
+	scratch  sync.Pool // *[]byte for stored block bytes
+
+	seq     seqTracker
+	prefix  sync.Map // ino → []uint64 cumulative extent ends, for files with many extents
+	parents struct {
+		once sync.Once
+		of   []uint32
+	}
+}
+
+// Open opens the archive that the volume at path belongs to (NAME.001 or
+// any other NAME.NNN; a bare NAME finds NAME.001).
+func Open(path string, opt Options) (*Archive, error) {
+	if opt.CacheSize <= 0 {
+		opt.CacheSize = defaultCacheSize
+	}
+	if opt.Prefetch == 0 {
+		opt.Prefetch = defaultPrefetch
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opt.Logf == nil {
+		opt.Logf = func(string, ...any) {}
+	}
+	vs, footer, err := openVolumes(path)
+	if err != nil {
+		return nil, err
+	}
+	a := &Archive{opt: opt, footer: footer, layout: vs.layout, vols: vs}
+	a.decoders.New = func() any { return codec.NewDecoder() }
+	for _, n := range vs.missingList() {
+		opt.Logf("arc: volume %s is missing: its blocks will read as damaged", vs.name(n))
+	}
+	if err := a.readIndex(); err != nil {
+		vs.close()
+		return nil, err
+	}
+	a.cache, err = cache.New(cache.Config{
+		MaxBytes: opt.CacheSize,
+		Size:     func(b uint32) int { return int(a.idx.Blocks.RawSize[b]) },
+		Load:     a.loadBlock,
+		Workers:  opt.Workers,
+	})
+	if err != nil {
+		vs.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// readIndex reads, checks and decodes the index the footer points at.
+func (a *Archive) readIndex() error {
+	f := a.footer
+	first := a.vols.name(1)
+	stored := make([]byte, f.IndexSize)
+	if err := a.vols.readStream(int64(f.IndexOffset), stored); err != nil {
+		return fmt.Errorf("%s: reading the index: %w", first, err)
+	}
+	if sum := codec.Checksum(stored); sum != f.IndexChecksum {
+		return fmt.Errorf("%s: index checksum %016x, footer says %016x: %w", first, sum, f.IndexChecksum, format.ErrCorrupt)
+	}
+	raw, err := codec.DecompressIndex(stored, f.IndexRawSize)
+	if err != nil {
+		return fmt.Errorf("%s: %w", first, err)
+	}
+	idx, err := format.DecodeIndex(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", first, err)
+	}
+	if idx.DataSize() != f.IndexOffset {
+		return fmt.Errorf("%s: %w: blocks hold %d stored bytes but the index starts at %d", first, format.ErrCorrupt, idx.DataSize(), f.IndexOffset)
+	}
+	a.idx = idx
+	return nil
+}
+
+// Close releases the volume files and the cache.
+func (a *Archive) Close() error {
+	a.cache.Close()
+	return a.vols.close()
+}
+
+// Index returns the validated index; callers must not modify it.
+func (a *Archive) Index() *format.Index { return a.idx }
+
+// Footer returns the archive's footer.
+func (a *Archive) Footer() format.Footer { return a.footer }
+
+// VolumeSize is the split size of the set (0: one volume).
+func (a *Archive) VolumeSize() int64 { return a.layout.VolumeSize }
+
+// Volumes returns the paths of volumes 1..N, missing ones included.
+func (a *Archive) Volumes() []string {
+	out := make([]string, a.vols.count)
+	for i := range out {
+		out[i] = a.vols.name(uint32(i + 1))
+	}
+	return out
+}
+
+// MissingVolumes returns the paths of the volumes absent at open.
+func (a *Archive) MissingVolumes() []string {
+	var out []string
+	for _, n := range a.vols.missingList() {
+		out = append(out, a.vols.name(n))
+	}
+	return out
+}
+
+// CacheStats returns the block cache's counters.
+func (a *Archive) CacheStats() cache.Stats { return a.cache.Stats() }
+
+// loadBlock reads block b's stored bytes (across volumes if need be),
+// decodes them into dst and checks the raw checksum.
+func (a *Archive) loadBlock(b uint32, dst []byte) error {
+	x := a.idx
+	off := int64(x.BlockStoredOff[b])
+	n := int(x.Blocks.StoredSize[b])
+	id := x.Blocks.Codec[b]
+	damaged := func(vol uint32, err error) error {
+		return &BlockError{Block: b, Frame: x.FrameOf(b), Volume: a.vols.name(vol), Err: err}
+	}
+	startVol, _ := a.layout.Locate(off)
+	var src []byte
+	var sp *[]byte
+	if id == format.CodecRaw && n == len(dst) {
+		src = dst // raw: read straight into place
+	} else {
+		sp, _ = a.scratch.Get().(*[]byte)
+		if sp == nil || cap(*sp) < n {
+			s := make([]byte, n)
+			sp = &s
+		}
+		src = (*sp)[:n]
+		defer a.scratch.Put(sp)
+	}
+	if err := a.vols.readStream(off, src); err != nil {
+		var ve *volumeError
+		if errors.As(err, &ve) {
+			return damaged(ve.vol, ve.err)
+		}
+		return damaged(startVol, err)
+	}
+	if &src[0] != &dst[0] {
+		dec := a.decoders.Get().(*codec.Decoder)
+		err := dec.Decode(id, dst, src)
+		a.decoders.Put(dec)
+		if err != nil {
+			return damaged(startVol, err)
+		}
+	}
+	if sum := codec.Checksum(dst); sum != x.Blocks.Sum[b] {
+		return damaged(startVol, fmt.Errorf("checksum %016x, index says %016x", sum, x.Blocks.Sum[b]))
+	}
+	return nil
+}
+
+// errNotFile is returned by ReadAt for inodes that are not regular files.
+var errNotFile = errors.New("not a regular file")
+
+// fileSize returns a regular file's size or an error for other inodes.
+func (a *Archive) fileSize(ino uint32) (int64, error) {
+	if int(ino) >= a.idx.Inodes.Count() {
+		return 0, fmt.Errorf("inode %d: no such inode", ino)
+	}
+	if a.idx.Inodes.Mode[ino]&format.ModeType != format.ModeReg {
+		return 0, fmt.Errorf("inode %d: %w", ino, errNotFile)
+	}
+	return int64(a.idx.Inodes.Size[ino]), nil
+}
+
+var _ io.ReaderAt = (*fileReader)(nil)
+
+// fileReader adapts one file of the archive to io.ReaderAt.
+type fileReader struct {
+	a   *Archive
+	ino uint32
+}
+
+func (r *fileReader) ReadAt(p []byte, off int64) (int, error) { return r.a.ReadAt(r.ino, p, off) }
+
+// File returns an io.ReaderAt over regular file inode ino.
+func (a *Archive) File(ino uint32) io.ReaderAt { return &fileReader{a, ino} }

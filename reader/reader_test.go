@@ -1,0 +1,483 @@
+package reader
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"arc/format"
+)
+
+// sampleTree has files larger than a block, a frame and a volume, holes,
+// empty files, and small files packed into shared blocks.
+func sampleTree() []entry {
+	holey := entry{path: "d/holey", mode: format.ModeReg | 0o600, mtime: 5, atime: 6, segs: []seg{
+		{hole: 10000}, {data: randBytes(7000, 3)}, {hole: 50000}, {data: randBytes(123, 4)}, {hole: 3},
+	}}
+	return []entry{
+		dir("d"),
+		reg("d/a", randBytes(1000, 1)),
+		reg("d/big", randBytes(150_000, 2)),
+		holey,
+		reg("d/empty", nil),
+		dir("d/sub"),
+		reg("d/sub/x", []byte("hello, world\n")),
+		reg("top", randBytes(40_000, 5)),
+	}
+}
+
+func contentOf(entries []entry) map[string][]byte {
+	m := map[string][]byte{}
+	for _, e := range entries {
+		if e.mode&format.ModeType == format.ModeReg {
+			m[e.path] = dataOf(e.segs)
+		}
+	}
+	return m
+}
+
+func TestReadReturnsArchivedBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    buildOpts
+	}{
+		{"one volume lz4", buildOpts{}},
+		{"one volume raw", buildOpts{codec: "raw"}},
+		{"small volumes, blocks span them", buildOpts{volumeSize: 4096, blockSize: 4096}},
+		{"odd volume size, big blocks", buildOpts{volumeSize: 5003, blockSize: 65536, frameBlocks: 2}},
+		{"raw blocks across volumes", buildOpts{volumeSize: 4500, blockSize: 10000, codec: "raw"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			entries := sampleTree()
+			b := buildArchive(t, t.TempDir(), "arc", entries, tc.o)
+			a, err := Open(b.volumes[len(b.volumes)/2], Options{CacheSize: 64 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			if len(a.Volumes()) != len(b.volumes) {
+				t.Fatalf("volumes %v, want %v", a.Volumes(), b.volumes)
+			}
+			for path, want := range contentOf(entries) {
+				ino := inodeOf(t, a, path)
+				for _, chunk := range []int{1 << 20, 4096, 777} {
+					got, err := readAll(a, ino, chunk)
+					if err != nil {
+						t.Fatalf("%s: %v", path, err)
+					}
+					if !bytes.Equal(got, want) {
+						t.Fatalf("%s read in %d-byte chunks: %d bytes differ from the %d archived", path, chunk, len(got), len(want))
+					}
+				}
+				// Random ranges.
+				r := rand.New(rand.NewPCG(1, uint64(len(want))))
+				for i := 0; i < 50 && len(want) > 0; i++ {
+					off := r.IntN(len(want))
+					n := r.IntN(len(want)-off) + 1
+					p := make([]byte, n)
+					k, err := a.ReadAt(ino, p, int64(off))
+					if k != n || (err != nil && err != io.EOF) {
+						t.Fatalf("%s ReadAt(%d,+%d) = %d, %v", path, off, n, k, err)
+					}
+					if !bytes.Equal(p, want[off:off+n]) {
+						t.Fatalf("%s ReadAt(%d,+%d) differs", path, off, n)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestReadAtFollowsReaderAtSemantics(t *testing.T) {
+	entries := sampleTree()
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{})
+	a, err := Open(b.volumes[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ino := inodeOf(t, a, "d/sub/x")
+	p := make([]byte, 100)
+	n, err := a.ReadAt(ino, p, 7)
+	if n != 6 || err != io.EOF || string(p[:n]) != "world\n" {
+		t.Fatalf("read past the end: %d %v %q", n, err, p[:n])
+	}
+	if n, err := a.ReadAt(ino, p, 13); n != 0 || err != io.EOF {
+		t.Fatalf("read at the end: %d %v", n, err)
+	}
+	if _, err := a.ReadAt(inodeOf(t, a, "d"), p, 0); err == nil {
+		t.Fatal("reading a directory succeeded")
+	}
+	if _, err := a.ReadAt(1<<30, p, 0); err == nil {
+		t.Fatal("reading a nonexistent inode succeeded")
+	}
+	if n, err := a.ReadAt(inodeOf(t, a, "d/empty"), p, 0); n != 0 || err != io.EOF {
+		t.Fatalf("empty file: %d %v", n, err)
+	}
+}
+
+func TestOpenFindsTheSetFromAnyName(t *testing.T) {
+	b := buildArchive(t, t.TempDir(), "my.backup", sampleTree(), buildOpts{volumeSize: 4096})
+	if len(b.volumes) < 5 {
+		t.Fatalf("want many volumes, got %d", len(b.volumes))
+	}
+	for _, p := range []string{b.volumes[0], b.volumes[3], b.volumes[len(b.volumes)-1], b.base} {
+		a, err := Open(p, Options{})
+		if err != nil {
+			t.Fatalf("Open(%s): %v", p, err)
+		}
+		if a.Footer().ID != b.id || a.VolumeSize() != 4096 {
+			t.Fatalf("Open(%s): wrong archive", p)
+		}
+		a.Close()
+	}
+}
+
+func TestPathAndResolveAreInverse(t *testing.T) {
+	b := buildArchive(t, t.TempDir(), "arc", sampleTree(), buildOpts{})
+	a, err := Open(b.volumes[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	n := 0
+	a.Index().Walk(func(p []byte, d uint32) error {
+		n++
+		if got := a.Path(d); got != string(p) {
+			t.Errorf("Path(%d) = %q, want %q", d, got, p)
+		}
+		if got, err := a.Resolve(string(p)); err != nil || got != d {
+			t.Errorf("Resolve(%q) = %d, %v; want %d", p, got, err, d)
+		}
+		return nil
+	})
+	if n != 8 {
+		t.Fatalf("walked %d entries", n)
+	}
+	if d, err := a.Resolve(""); err != nil || d != 0 {
+		t.Fatalf("root: %d %v", d, err)
+	}
+	if _, err := a.Resolve("d/nope"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing path: %v", err)
+	}
+	if _, err := a.Resolve("top/x"); err == nil {
+		t.Fatal("path through a file resolved")
+	}
+	if _, err := a.Resolve("../etc"); err == nil {
+		t.Fatal("'..' resolved")
+	}
+}
+
+// streamFileOffset returns the volume path and file offset of stream offset off.
+func streamFileOffset(b *built, off int64) (string, int64) {
+	v, fo := b.layout.Locate(off)
+	return format.VolumeName(b.base, v), fo
+}
+
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := []byte{0}
+	if _, err := f.ReadAt(c, off); err != nil {
+		t.Fatal(err)
+	}
+	c[0] ^= 0x55
+	if _, err := f.WriteAt(c, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDamagedBlockIsLocal(t *testing.T) {
+	for _, codecName := range []string{"lz4", "raw"} {
+		t.Run(codecName, func(t *testing.T) {
+			entries := sampleTree()
+			b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{codec: codecName, volumeSize: 8192})
+			// Damage the block holding d/big's byte 100000.
+			x := b.idx
+			bigIno := uint32(0)
+			for ino := 0; ino < x.Inodes.Count(); ino++ {
+				if x.Inodes.Size[ino] == 150_000 {
+					bigIno = uint32(ino)
+				}
+			}
+			s, _ := x.FileExtents(bigIno)
+			blk := x.BlockAt(x.Extents.Off[s] + 100_000)
+			vol, fo := streamFileOffset(b, int64(x.BlockStoredOff[blk])+2)
+			flipByte(t, vol, fo)
+
+			var logged []string
+			var mu sync.Mutex
+			a, err := Open(b.volumes[0], Options{Logf: func(f string, args ...any) {
+				mu.Lock()
+				logged = append(logged, fmt.Sprintf(f, args...))
+				mu.Unlock()
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			_, err = readAll(a, inodeOf(t, a, "d/big"), 4096)
+			var be *BlockError
+			if !errors.Is(err, ErrDamaged) || !errors.As(err, &be) {
+				t.Fatalf("reading the damaged file: %v", err)
+			}
+			if be.Block != blk || be.Frame != x.FrameOf(blk) || be.Volume != vol {
+				t.Fatalf("error names block %d frame %d volume %s; want %d %d %s", be.Block, be.Frame, be.Volume, blk, x.FrameOf(blk), vol)
+			}
+			if !strings.Contains(err.Error(), vol) {
+				t.Fatalf("error does not name the volume: %v", err)
+			}
+			// The start of the same file, before the damage, still reads.
+			p := make([]byte, 1000)
+			if _, err := a.ReadAt(inodeOf(t, a, "d/big"), p, 0); err != nil {
+				t.Fatalf("undamaged range of the damaged file: %v", err)
+			}
+			for path, want := range contentOf(entries) {
+				if path == "d/big" {
+					continue
+				}
+				got, err := readAll(a, inodeOf(t, a, path), 1<<16)
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("%s next to the damage: %v", path, err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(logged) == 0 || !strings.Contains(logged[0], "block") {
+				t.Fatalf("damage not logged: %q", logged)
+			}
+		})
+	}
+}
+
+// manyVolumes builds an archive whose d/big spans several volumes and
+// whose other files lie in the first volumes.
+func manyVolumes(t *testing.T) ([]entry, *built) {
+	entries := []entry{
+		reg("a", randBytes(2000, 1)),
+		reg("b", randBytes(3000, 2)),
+		reg("c-big", randBytes(60_000, 3)),
+	}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{volumeSize: 4096, codec: "raw"})
+	return entries, b
+}
+
+func TestOpenRefusesBrokenVolumeSets(t *testing.T) {
+	last := func(b *built) string { return b.volumes[len(b.volumes)-1] }
+	for _, tc := range []struct {
+		name   string
+		breaks func(t *testing.T, b *built) (open string, want []string)
+	}{
+		{"missing last volume", func(t *testing.T, b *built) (string, []string) {
+			os.Remove(last(b))
+			return b.volumes[0], []string{last(b), "is missing"}
+		}},
+		{"truncated middle volume", func(t *testing.T, b *built) (string, []string) {
+			os.Truncate(b.volumes[2], 4000)
+			return b.volumes[0], []string{b.volumes[2], "truncated"}
+		}},
+		{"truncated last volume", func(t *testing.T, b *built) (string, []string) {
+			st, _ := os.Stat(last(b))
+			os.Truncate(last(b), st.Size()-1)
+			return b.volumes[0], []string{last(b), "truncated"}
+		}},
+		{"volume of another archive", func(t *testing.T, b *built) (string, []string) {
+			_, other := manyVolumes(t)
+			data, _ := os.ReadFile(other.volumes[1])
+			os.WriteFile(b.volumes[1], data, 0o644)
+			return b.volumes[0], []string{b.volumes[1], "another archive"}
+		}},
+		{"index checksum mismatch", func(t *testing.T, b *built) (string, []string) {
+			vol, fo := streamFileOffset(b, int64(b.footer.IndexOffset)+int64(b.footer.IndexSize)/2)
+			flipByte(t, vol, fo)
+			return b.volumes[0], []string{"index checksum"}
+		}},
+		{"missing volume holding the index", func(t *testing.T, b *built) (string, []string) {
+			v, _ := b.layout.Locate(int64(b.footer.IndexOffset))
+			if int(v) == len(b.volumes) {
+				t.Skip("index lies in the last volume")
+			}
+			os.Remove(b.volumes[v-1])
+			return b.volumes[0], []string{b.volumes[v-1], "missing", "index"}
+		}},
+		{"not an archive", func(t *testing.T, b *built) (string, []string) {
+			os.WriteFile(b.volumes[0], bytes.Repeat([]byte("x"), 4096), 0o644)
+			return b.volumes[1], []string{b.volumes[0], "not an arc archive"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, b := manyVolumes(t)
+			open, want := tc.breaks(t, b)
+			a, err := Open(open, Options{})
+			if err == nil {
+				a.Close()
+				t.Fatal("opened")
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+			for _, w := range want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestMissingMiddleVolumeIsLocalDamage(t *testing.T) {
+	entries, b := manyVolumes(t)
+	if len(b.volumes) < 6 {
+		t.Fatalf("want ≥ 6 volumes, have %d", len(b.volumes))
+	}
+	gone := b.volumes[4]
+	os.Remove(gone)
+	a, err := Open(b.volumes[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if m := a.MissingVolumes(); len(m) != 1 || m[0] != gone {
+		t.Fatalf("missing volumes %v", m)
+	}
+	_, err = readAll(a, inodeOf(t, a, "c-big"), 1<<20)
+	var be *BlockError
+	if !errors.As(err, &be) || !errors.Is(err, ErrDamaged) || be.Volume != gone {
+		t.Fatalf("reading across the missing volume: %v", err)
+	}
+	for _, p := range []string{"a", "b"} {
+		got, err := readAll(a, inodeOf(t, a, p), 1<<20)
+		if err != nil || !bytes.Equal(got, contentOf(entries)[p]) {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+}
+
+func TestFooterInItsOwnVolume(t *testing.T) {
+	// Find a file size that leaves fewer than 80 bytes in the last volume
+	// before the footer, so that the footer starts a volume of its own.
+	probe := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", randBytes(9000, 1))}, buildOpts{volumeSize: 4096, codec: "raw"})
+	p := probe.layout.Payload()
+	target := int(3*p) - int(probe.footer.IndexSize) - 40
+	for size := target - 30; size < target+30; size++ {
+		dirT := t.TempDir()
+		entries := []entry{reg("f", randBytes(size, 1))}
+		b := buildArchive(t, dirT, "arc", entries, buildOpts{volumeSize: 4096, codec: "raw"})
+		last, _ := os.Stat(b.volumes[len(b.volumes)-1])
+		if last.Size() != format.VolumeHeaderSize+format.FooterSize {
+			continue
+		}
+		a, err := Open(b.volumes[0], Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		got, err := readAll(a, inodeOf(t, a, "f"), 1<<20)
+		if err != nil || !bytes.Equal(got, dataOf(entries[0].segs)) {
+			t.Fatalf("f: %v", err)
+		}
+		return
+	}
+	t.Fatal("no size put the footer in its own volume")
+}
+
+func TestConcurrentReadsAgree(t *testing.T) {
+	entries := sampleTree()
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{volumeSize: 4096, blockSize: 4096})
+	// A cache of a few blocks forces evictions while readers hold buffers.
+	a, err := Open(b.volumes[0], Options{CacheSize: 3 * 4096, Workers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	want := contentOf(entries)
+	var paths []string
+	for p := range want {
+		if len(want[p]) > 0 {
+			paths = append(paths, p)
+		}
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 7))
+			for i := 0; i < 200; i++ {
+				p := paths[r.IntN(len(paths))]
+				w := want[p]
+				off := r.IntN(len(w))
+				n := r.IntN(min(len(w)-off, 20000)) + 1
+				buf := make([]byte, n)
+				if _, err := a.ReadAt(inodeOf(t, a, p), buf, int64(off)); err != nil && err != io.EOF {
+					errc <- err
+					return
+				}
+				if !bytes.Equal(buf, w[off:off+n]) {
+					errc <- fmt.Errorf("%s [%d,+%d) differs", p, off, n)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+}
+
+func TestSequentialReadPrefetchesWithoutThrashing(t *testing.T) {
+	data := randBytes(400*4096, 9)
+	entries := []entry{reg("f", data)}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{blockSize: 4096, frameBlocks: 4})
+	nblocks := int64(b.idx.Blocks.Count())
+	// The cache holds 8 blocks: far less than the file.
+	a, err := Open(b.volumes[0], Options{CacheSize: 8 * 4096, Prefetch: 1, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	got, err := readAll(a, inodeOf(t, a, "f"), 1024)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read: %v", err)
+	}
+	st := a.CacheStats()
+	if st.PrefetchLoads == 0 {
+		t.Fatalf("no prefetch on a sequential read: %+v", st)
+	}
+	// Each block decoded about once: no thrashing.
+	if st.Loads > nblocks+nblocks/10 {
+		t.Fatalf("%d loads for %d blocks: the cache thrashes (%+v)", st.Loads, nblocks, st)
+	}
+	if st.Bytes > 8*4096 {
+		t.Fatalf("cache holds %d bytes over its bound", st.Bytes)
+	}
+}
+
+func TestPrefetchOffLoadsOnDemandOnly(t *testing.T) {
+	data := randBytes(40*4096, 9)
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096})
+	a, err := Open(b.volumes[0], Options{Prefetch: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := readAll(a, inodeOf(t, a, "f"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.CacheStats(); st.PrefetchLoads != 0 || st.Loads != 40 {
+		t.Fatalf("%+v", st)
+	}
+}

@@ -1,0 +1,319 @@
+package reader
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"arc/format"
+)
+
+// maxOpenVolumes bounds the volume files kept open at once.
+const maxOpenVolumes = 64
+
+// volumeSet is the validated set of volume files NAME.001..NAME.N. Files
+// are opened lazily, kept open (up to maxOpenVolumes) and read with ReadAt,
+// which is safe for concurrent use.
+type volumeSet struct {
+	base    string
+	count   uint32
+	layout  format.Layout
+	missing map[uint32]bool
+
+	mu    sync.Mutex
+	open  map[uint32]*volFile
+	clock uint64
+}
+
+type volFile struct {
+	f       *os.File
+	refs    int
+	lastUse uint64
+	closing bool
+}
+
+// volumeError is a read that failed because of one volume (missing or unreadable).
+type volumeError struct {
+	vol uint32
+	err error
+}
+
+func (e *volumeError) Error() string { return e.err.Error() }
+func (e *volumeError) Unwrap() error { return e.err }
+
+func (vs *volumeSet) name(n uint32) string { return format.VolumeName(vs.base, n) }
+
+func (vs *volumeSet) missingList() []uint32 {
+	var out []uint32
+	for n := range vs.missing {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// openVolumes finds the set path belongs to, validates every volume's
+// header and size against the footer of the last one, and returns it.
+func openVolumes(path string) (*volumeSet, format.Footer, error) {
+	var footer format.Footer
+	base, num, ok := format.ParseVolumeName(path)
+	if !ok {
+		if _, err := os.Stat(format.VolumeName(path, 1)); err != nil {
+			return nil, footer, fmt.Errorf("%s: not an arc volume name (want NAME.001, NAME.002, …)", path)
+		}
+		base, num = path, 1
+		path = format.VolumeName(path, 1)
+	}
+	given, size, err := readHeader(path)
+	if err != nil {
+		return nil, footer, err
+	}
+	if given.Number != num {
+		return nil, footer, fmt.Errorf("%s: %w: header says this is volume %d", path, format.ErrCorrupt, given.Number)
+	}
+	layout := format.Layout{VolumeSize: int64(given.VolumeSize)}
+
+	// Every NAME.NNN present must belong to this archive.
+	present, err := listVolumes(base)
+	if err != nil {
+		return nil, footer, err
+	}
+	sizes := map[uint32]int64{num: size}
+	last := num
+	for _, n := range present {
+		if n == num {
+			continue
+		}
+		p := format.VolumeName(base, n)
+		h, sz, err := readHeader(p)
+		if err != nil {
+			return nil, footer, err
+		}
+		if h.ID != given.ID {
+			return nil, footer, fmt.Errorf("%s: volume of another archive (id %s; %s has id %s)", p, h.ID, path, given.ID)
+		}
+		if h.Number != n {
+			return nil, footer, fmt.Errorf("%s: %w: header says this is volume %d", p, format.ErrCorrupt, h.Number)
+		}
+		if h.VolumeSize != given.VolumeSize {
+			return nil, footer, fmt.Errorf("%s: %w: volume size %d, %s says %d", p, format.ErrCorrupt, h.VolumeSize, path, given.VolumeSize)
+		}
+		sizes[n] = sz
+		if n > last {
+			last = n
+		}
+	}
+	lastPath := format.VolumeName(base, last)
+	if layout.VolumeSize == 0 && last != 1 {
+		return nil, footer, fmt.Errorf("%s: %w: a one-volume archive has a volume %d", lastPath, format.ErrCorrupt, last)
+	}
+
+	// The footer is the last FooterSize bytes of the last volume.
+	footer, err = readFooter(lastPath, sizes[last])
+	if err != nil {
+		if layout.VolumeSize > 0 && sizes[last] == layout.VolumeSize {
+			return nil, footer, fmt.Errorf("%s is missing: %s is a full volume without a footer, so the archive goes on (%v)",
+				format.VolumeName(base, last+1), lastPath, err)
+		}
+		return nil, footer, fmt.Errorf("%s: truncated or not the last volume: %w", lastPath, err)
+	}
+	if footer.ID != given.ID {
+		return nil, footer, fmt.Errorf("%s: footer of another archive (id %s, volumes have %s)", lastPath, footer.ID, given.ID)
+	}
+	if footer.VolumeCount != last {
+		if footer.VolumeCount > last {
+			return nil, footer, fmt.Errorf("%s is missing: the footer in %s says %d volumes", format.VolumeName(base, footer.VolumeCount), lastPath, footer.VolumeCount)
+		}
+		return nil, footer, fmt.Errorf("%s: %w: footer says %d volumes but %s exists", lastPath, format.ErrCorrupt, footer.VolumeCount, lastPath)
+	}
+	stream := int64(footer.StreamSize)
+	if got := layout.VolumeCount(stream); got != last {
+		return nil, footer, fmt.Errorf("%s: %w: a stream of %d bytes fills %d volumes, the footer says %d", lastPath, format.ErrCorrupt, stream, got, last)
+	}
+	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, open: map[uint32]*volFile{}}
+	for n := uint32(1); n <= last; n++ {
+		sz, ok := sizes[n]
+		if !ok {
+			vs.missing[n] = true
+			continue
+		}
+		want := layout.VolumeSize
+		if n == last {
+			want = format.VolumeHeaderSize + stream - int64(last-1)*layout.Payload()
+		}
+		if sz < want {
+			return nil, footer, fmt.Errorf("%s: %w: %d bytes, want %d", vs.name(n), format.ErrTruncated, sz, want)
+		}
+		if sz > want {
+			return nil, footer, fmt.Errorf("%s: %w: %d bytes, want %d (trailing data)", vs.name(n), format.ErrCorrupt, sz, want)
+		}
+	}
+	// The index must be readable in full: damage may be local, the index is not.
+	err = layout.Spans(int64(footer.IndexOffset), int64(footer.IndexSize), func(s format.Span) error {
+		if vs.missing[s.Volume] {
+			return fmt.Errorf("%s is missing and holds the archive's index", vs.name(s.Volume))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, footer, err
+	}
+	return vs, footer, nil
+}
+
+// readHeader reads and validates the header of the volume at path.
+func readHeader(path string) (format.VolumeHeader, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return format.VolumeHeader{}, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return format.VolumeHeader{}, 0, err
+	}
+	if !st.Mode().IsRegular() {
+		return format.VolumeHeader{}, 0, fmt.Errorf("%s: not a regular file", path)
+	}
+	b := make([]byte, format.VolumeHeaderSize)
+	n, err := f.ReadAt(b, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return format.VolumeHeader{}, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	h, err := format.ParseVolumeHeader(b[:n])
+	if err != nil {
+		return h, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return h, st.Size(), nil
+}
+
+func readFooter(path string, size int64) (format.Footer, error) {
+	if size < format.VolumeHeaderSize+format.FooterSize {
+		return format.Footer{}, fmt.Errorf("%w: %d bytes cannot hold a footer", format.ErrTruncated, size)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return format.Footer{}, err
+	}
+	defer f.Close()
+	b := make([]byte, format.FooterSize)
+	if _, err := f.ReadAt(b, size-format.FooterSize); err != nil {
+		return format.Footer{}, err
+	}
+	return format.ParseFooter(b)
+}
+
+// listVolumes returns the numbers of the files NAME.NNN present, sorted.
+func listVolumes(base string) ([]uint32, error) {
+	dir, prefix := filepath.Split(base)
+	if dir == "" {
+		dir = "."
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	var out []uint32
+	for _, e := range ents {
+		name := e.Name()
+		if len(name) <= len(prefix) || name[:len(prefix)] != prefix {
+			continue
+		}
+		b, n, ok := format.ParseVolumeName(name)
+		if !ok || b != prefix || format.VolumeName(b, n) != name {
+			continue
+		}
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// acquire returns volume n's open file, opening it if needed.
+func (vs *volumeSet) acquire(n uint32) (*volFile, error) {
+	if vs.missing[n] {
+		return nil, &volumeError{n, fmt.Errorf("volume %s is missing", vs.name(n))}
+	}
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	vs.clock++
+	if v, ok := vs.open[n]; ok {
+		v.refs++
+		v.lastUse = vs.clock
+		return v, nil
+	}
+	if len(vs.open) >= maxOpenVolumes {
+		vs.closeIdleLocked()
+	}
+	f, err := os.Open(vs.name(n))
+	if err != nil {
+		return nil, &volumeError{n, err}
+	}
+	v := &volFile{f: f, refs: 1, lastUse: vs.clock}
+	vs.open[n] = v
+	return v, nil
+}
+
+// closeIdleLocked closes the least recently used file nobody is reading.
+func (vs *volumeSet) closeIdleLocked() {
+	var victim uint32
+	var best *volFile
+	for n, v := range vs.open {
+		if v.refs == 0 && (best == nil || v.lastUse < best.lastUse) {
+			victim, best = n, v
+		}
+	}
+	if best != nil {
+		best.f.Close()
+		delete(vs.open, victim)
+	}
+}
+
+func (vs *volumeSet) release(v *volFile) {
+	vs.mu.Lock()
+	v.refs--
+	if v.refs == 0 && v.closing {
+		v.f.Close()
+	}
+	vs.mu.Unlock()
+}
+
+// readStream fills p from stream offset off, across volumes.
+func (vs *volumeSet) readStream(off int64, p []byte) error {
+	return vs.layout.Spans(off, int64(len(p)), func(s format.Span) error {
+		v, err := vs.acquire(s.Volume)
+		if err != nil {
+			return err
+		}
+		defer vs.release(v)
+		n, err := v.f.ReadAt(p[:s.Len], s.FileOff)
+		if n < int(s.Len) {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = fmt.Errorf("%w: volume ends at %d", format.ErrTruncated, s.FileOff+int64(n))
+			}
+			return &volumeError{s.Volume, fmt.Errorf("%s: %w", vs.name(s.Volume), err)}
+		}
+		p = p[s.Len:]
+		return nil
+	})
+}
+
+func (vs *volumeSet) close() error {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	var first error
+	for n, v := range vs.open {
+		if v.refs > 0 {
+			v.closing = true
+		} else if err := v.f.Close(); err != nil && first == nil && !errors.Is(err, fs.ErrClosed) {
+			first = err
+		}
+		delete(vs.open, n)
+	}
+	return first
+}
