@@ -62,9 +62,9 @@ func (p *packer) pack() error {
 		if !p.sparse(n) && n.size > 0 {
 			sizeCount[n.size]++
 		}
-		p.bytesTotal += n.size
+		p.bytesTotal.Add(n.size)
 	}
-	p.filesTotal = int64(len(files))
+	p.filesTotal.Store(int64(len(files)))
 	p.extStart = make(map[int32]uint32, len(files))
 	p.extCount = make(map[int32]uint32, len(files))
 	candidate := func(n *node) bool { return n.size > 0 && !p.sparse(n) && sizeCount[n.size] > 1 }

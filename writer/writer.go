@@ -218,7 +218,7 @@ type packer struct {
 	frames []uint32
 
 	filesDone, bytesDone   atomic.Int64
-	filesTotal, bytesTotal int64
+	filesTotal, bytesTotal atomic.Int64
 	phase                  atomic.Value
 }
 
@@ -231,7 +231,7 @@ func (p *packer) report(phase string) {
 
 func (p *packer) snapshot() Progress {
 	ph, _ := p.phase.Load().(string)
-	return Progress{Phase: ph, FilesDone: p.filesDone.Load(), FilesTotal: p.filesTotal, BytesDone: p.bytesDone.Load(), BytesTotal: p.bytesTotal}
+	return Progress{Phase: ph, FilesDone: p.filesDone.Load(), FilesTotal: p.filesTotal.Load(), BytesDone: p.bytesDone.Load(), BytesTotal: p.bytesTotal.Load()}
 }
 
 func (p *packer) startProgress() func() {
