@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+
+	"arc/codec"
+	"arc/writer"
+
+	"github.com/spf13/cobra"
+)
+
+type createFlags struct {
+	out           string
+	volumeSize    int64
+	frameSize     int64
+	blockSize     int64
+	codec         string
+	level         string
+	workers       int
+	oneFileSystem bool
+	strict        bool
+	force         bool
+	progress      string
+}
+
+func newCreateCommand() *cobra.Command {
+	f := &createFlags{volumeSize: 98 << 20, frameSize: 16 << 20, blockSize: 1 << 20}
+	c := &cobra.Command{
+		Use:   "create SRC... -o OUT",
+		Short: "Pack files and directories into an archive OUT.001, OUT.002, ...",
+		Long: `Pack SRC into the archive OUT, written as volumes OUT.001, OUT.002, ... of
+--volume-size bytes each. One directory SRC becomes the archive's root; with several
+SRC (or a file) each becomes a top-level entry under its base name. Identical files
+are stored once. Unreadable files are reported and skipped (exit 1), or stop the
+run with --strict. Sizes take K, M, G and T suffixes (powers of 1024).`,
+		Example: `  arcpack create ~/src -o /backup/src
+  arcpack create etc home -o /backup/sys --volume-size 4G --level high
+  arcpack create big/ -o one --volume-size 0   # a single volume, one.001`,
+		Args: minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error { return runCreate(c, f, args) },
+	}
+	fl := c.Flags()
+	fl.StringVarP(&f.out, "output", "o", "", "archive name; volumes are OUT.001, OUT.002, ... (required)")
+	fl.Var(sizeFlag{&f.volumeSize}, "volume-size", "bytes per volume file, header included; 0 = one volume")
+	fl.Var(sizeFlag{&f.frameSize}, "frame-size", "input bytes per frame (unit of prefetch)")
+	fl.Var(sizeFlag{&f.blockSize}, "block-size", "input bytes per independently decodable block")
+	fl.StringVar(&f.codec, "codec", "auto", "block codec: auto, raw, lz4, lz4x, zstd")
+	fl.StringVar(&f.level, "level", "default", "compression level: fast, default, high, max")
+	fl.IntVar(&f.workers, "workers", 0, "compression workers (0 = one per CPU)")
+	fl.BoolVar(&f.oneFileSystem, "one-file-system", false, "do not descend into other filesystems")
+	fl.BoolVar(&f.strict, "strict", false, "treat an unreadable source file as fatal")
+	fl.BoolVar(&f.force, "force", false, "overwrite an existing archive of that name")
+	addProgressFlag(c, &f.progress)
+	_ = c.MarkFlagRequired("output")
+	return c
+}
+
+func runCreate(c *cobra.Command, f *createFlags, sources []string) error {
+	level, err := codec.ParseLevel(f.level)
+	if err != nil {
+		return usageErrorf("create: --level: %v", err)
+	}
+	copt := codec.Options{Codec: f.codec, Level: level}
+	if err := copt.Validate(); err != nil {
+		return usageErrorf("create: --codec: %v", err)
+	}
+	if f.workers < 0 {
+		return usageErrorf("create: --workers %d: want 0 or more", f.workers)
+	}
+	showBar, err := wantProgress(f.progress)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	b := newBar(showBar, "scanning", 0)
+	var warnings atomic.Int64
+	opt := writer.Options{
+		VolumeSize:    f.volumeSize,
+		FrameSize:     f.frameSize,
+		BlockSize:     f.blockSize,
+		Codec:         copt,
+		Workers:       f.workers,
+		OneFileSystem: f.oneFileSystem,
+		Strict:        f.strict,
+		Force:         f.force,
+		Tool:          "arcpack " + version,
+		Warn: func(err error) {
+			warnings.Add(1)
+			if b != nil {
+				_ = b.pb.Clear()
+			}
+			fmt.Fprintf(os.Stderr, "arcpack: warning: %s\n", oneLine(err.Error()))
+		},
+	}
+	if b != nil {
+		opt.Progress = func(p writer.Progress) { b.update(p.Phase, p.BytesDone, p.BytesTotal) }
+	}
+	res, err := writer.Create(ctx, f.out, sources, opt)
+	b.done()
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("create %s: interrupted, no archive written", f.out)}
+		}
+		return fmt.Errorf("create %s: %w", f.out, err)
+	}
+	fmt.Fprintln(c.OutOrStdout(), createSummary(res))
+	if res.Skipped > 0 || warnings.Load() > 0 {
+		return &exitError{code: exitDamage, err: fmt.Errorf("create %s: %d file(s) skipped, see the warnings above", f.out, res.Skipped)}
+	}
+	return nil
+}
+
+// createSummary is the one line printed after a successful create.
+func createSummary(r *writer.Result) string {
+	secs := r.Elapsed.Seconds()
+	speed := 0.0
+	if secs > 0 {
+		speed = float64(r.InputBytes) / secs / 1e6
+	}
+	ratio := 0.0
+	if r.ArchiveBytes > 0 {
+		ratio = float64(r.InputBytes) / float64(r.ArchiveBytes)
+	}
+	vols := "volume"
+	if len(r.Volumes) != 1 {
+		vols = "volumes"
+	}
+	return fmt.Sprintf("%d files, %s in, %s out in %d %s, dedup saved %s, ratio %.2f, %.1f MB/s",
+		r.Files, humanBytes(r.InputBytes), humanBytes(r.ArchiveBytes), len(r.Volumes), vols,
+		humanBytes(r.DupBytes), ratio, speed)
+}

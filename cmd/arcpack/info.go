@@ -1,0 +1,148 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"arc/format"
+	"arc/reader"
+
+	"github.com/spf13/cobra"
+)
+
+func newInfoCommand() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "info ARCHIVE",
+		Short: "Show an archive's volumes, frames, blocks, parameters and dedup figures",
+		Example: `  arcpack info backup.001
+  arcpack info backup.001 --json | jq .ratio`,
+		Args: exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runInfo(c.OutOrStdout(), args[0], asJSON)
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "write one JSON object (see README.md)")
+	return c
+}
+
+// infoJSON is `info --json`'s output; its fields are a stable interface
+// documented in README.md: add fields, never rename or remove them.
+type infoJSON struct {
+	ID           string            `json:"id"`
+	Version      int               `json:"format_version"`
+	Volumes      []volumeJSON      `json:"volumes"`
+	VolumeSize   int64             `json:"volume_size"`
+	ArchiveBytes int64             `json:"archive_bytes"`
+	IndexBytes   uint64            `json:"index_bytes"`
+	IndexRaw     uint64            `json:"index_raw_bytes"`
+	Frames       int               `json:"frames"`
+	Blocks       int               `json:"blocks"`
+	Codecs       map[string]codecJ `json:"codecs"`
+	Entries      int               `json:"entries"`
+	Inodes       int               `json:"inodes"`
+	UniqueBytes  uint64            `json:"unique_bytes"`
+	StoredBytes  uint64            `json:"stored_bytes"`
+	Params       map[string]string `json:"params"`
+	Stats        map[string]uint64 `json:"stats"`
+	Ratio        float64           `json:"ratio"` // input-bytes / archive_bytes
+}
+
+type volumeJSON struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+type codecJ struct {
+	Blocks      int    `json:"blocks"`
+	RawBytes    uint64 `json:"raw_bytes"`
+	StoredBytes uint64 `json:"stored_bytes"`
+}
+
+var codecNames = map[uint8]string{format.CodecRaw: "raw", format.CodecLZ4: "lz4", format.CodecLZ4X: "lz4x", format.CodecZstd: "zstd"}
+
+func runInfo(out io.Writer, archive string, asJSON bool) error {
+	a, err := reader.Open(archive, reader.Options{})
+	if err != nil {
+		return openError(archive, err)
+	}
+	defer a.Close()
+	x := a.Index()
+	ft := a.Footer()
+	in := infoJSON{
+		ID: ft.ID.String(), Version: int(ft.Version), VolumeSize: a.VolumeSize(),
+		IndexBytes: ft.IndexSize, IndexRaw: ft.IndexRawSize,
+		Frames: len(x.Frames), Blocks: x.Blocks.Count(), Codecs: map[string]codecJ{},
+		Entries: x.Dirents.Count(), Inodes: x.Inodes.Count(),
+		UniqueBytes: x.UniqueSize(), StoredBytes: x.DataSize(),
+		Params: map[string]string{}, Stats: map[string]uint64{},
+	}
+	for _, v := range a.Volumes() {
+		var size int64
+		if st, err := os.Stat(v); err == nil {
+			size = st.Size()
+		}
+		in.Volumes = append(in.Volumes, volumeJSON{v, size})
+		in.ArchiveBytes += size
+	}
+	for i := 0; i < x.Blocks.Count(); i++ {
+		name := codecNames[x.Blocks.Codec[i]]
+		c := in.Codecs[name]
+		c.Blocks++
+		c.RawBytes += uint64(x.Blocks.RawSize[i])
+		c.StoredBytes += uint64(x.Blocks.StoredSize[i])
+		in.Codecs[name] = c
+	}
+	for _, kv := range x.Params {
+		in.Params[kv.Key] = kv.Value
+	}
+	for _, s := range x.Stats {
+		in.Stats[s.Key] = s.Value
+	}
+	if in.ArchiveBytes > 0 {
+		in.Ratio = float64(x.Stat("input-bytes")) / float64(in.ArchiveBytes)
+	}
+	if asJSON {
+		e := json.NewEncoder(out)
+		e.SetIndent("", "  ")
+		return e.Encode(in)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	p := func(k, f string, a ...any) {
+		if k != "" {
+			k += ":"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(f, a...))
+	}
+	p("archive id", "%s (format v%d)", in.ID, in.Version)
+	vs := "one volume"
+	if in.VolumeSize > 0 {
+		vs = formatSize(in.VolumeSize) + " each"
+	}
+	p("volumes", "%d, %s in all (%s)", len(in.Volumes), humanBytes(in.ArchiveBytes), vs)
+	for _, v := range in.Volumes {
+		p("", "%s  %s", v.Path, humanBytes(v.Size))
+	}
+	p("entries", "%d paths, %d inodes (%d files, %d dirs, %d symlinks, %d others, %d hardlinks)",
+		in.Entries, in.Inodes, x.Stat("files"), x.Stat("dirs"), x.Stat("symlinks"), x.Stat("others"), x.Stat("hardlinks"))
+	p("frames", "%d", in.Frames)
+	p("blocks", "%d", in.Blocks)
+	for _, id := range []uint8{format.CodecRaw, format.CodecLZ4, format.CodecLZ4X, format.CodecZstd} {
+		if c, ok := in.Codecs[codecNames[id]]; ok {
+			p("", "%-5s %d blocks, %s -> %s", codecNames[id], c.Blocks, humanBytes(int64(c.RawBytes)), humanBytes(int64(c.StoredBytes)))
+		}
+	}
+	p("index", "%s (%s decoded)", humanBytes(int64(in.IndexBytes)), humanBytes(int64(in.IndexRaw)))
+	inb := int64(x.Stat("input-bytes"))
+	p("input", "%s in %d files", humanBytes(inb), x.Stat("files"))
+	p("dedup", "%d duplicate files, %s saved; %s of holes", x.Stat("dup-files"), humanBytes(int64(x.Stat("dup-bytes"))), humanBytes(int64(x.Stat("hole-bytes"))))
+	p("unique data", "%s, stored as %s", humanBytes(int64(in.UniqueBytes)), humanBytes(int64(in.StoredBytes)))
+	p("ratio", "%.2f (input / archive bytes)", in.Ratio)
+	for _, kv := range x.Params {
+		p("param "+kv.Key, "%s", kv.Value)
+	}
+	return tw.Flush()
+}

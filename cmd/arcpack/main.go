@@ -1,0 +1,69 @@
+// Command arcpack creates, lists, verifies and extracts arc archives:
+// deduplicating, compressing, multi-volume archives of directory trees.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Exit codes, documented in README.md.
+const (
+	exitOK          = 0   // success
+	exitDamage      = 1   // verify found damage, or create/extract skipped something
+	exitFatal       = 2   // usage error, unreadable archive, or any other failure
+	exitInterrupted = 130 // stopped by SIGINT/SIGTERM
+)
+
+// exitError carries an exit code along with the message; a nil err means
+// "exit with code, the command already said why".
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErrorf reports a mistake in the command line (exit 2).
+func usageErrorf(format string, a ...any) error {
+	return &exitError{code: exitFatal, err: fmt.Errorf(format, a...)}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run executes one command line and returns the process exit code. Every
+// error becomes exactly one line "arcpack: ..." on stderr.
+func run(args []string) int {
+	root := newRootCommand()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	code := exitFatal
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+		if ee.err == nil {
+			return code
+		}
+	}
+	fmt.Fprintf(os.Stderr, "arcpack: %s\n", oneLine(err.Error()))
+	return code
+}
+
+// oneLine keeps an error message on one line whatever file names it holds.
+func oneLine(s string) string {
+	return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s)
+}
