@@ -60,6 +60,9 @@ type FS struct {
 
 	mu      sync.Mutex
 	damaged map[uint32]bool // inodes whose read error was logged
+
+	statfsOnce sync.Once
+	blocks     uint64 // 4 KiB blocks of all file content, for statfs
 }
 
 // New prepares a filesystem over ar; Root gives its root node.
@@ -209,11 +212,13 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	const bsize = 4096
-	var total uint64
-	for _, s := range n.fs.idx.Inodes.Size {
-		total += (s + bsize - 1) / bsize
-	}
-	out.Blocks = total
+	f := n.fs
+	f.statfsOnce.Do(func() { // once: a million inodes take a millisecond
+		for _, s := range f.idx.Inodes.Size {
+			f.blocks += (s + bsize - 1) / bsize
+		}
+	})
+	out.Blocks = f.blocks
 	out.Bsize = bsize
 	out.Frsize = bsize
 	out.Files = uint64(n.fs.idx.Inodes.Count())

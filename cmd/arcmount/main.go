@@ -1,0 +1,178 @@
+// Command arcmount mounts an arc archive as a read-only FUSE filesystem.
+//
+//	arcmount backup.001 /mnt/backup      # returns once the mount is ready
+//	fusermount3 -u /mnt/backup           # ends it
+//
+// Without -f the server runs in the background: arcmount starts itself
+// again as a detached child, waits until that child says the mount is
+// ready (or why it failed) and exits.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"arc/fs"
+	"arc/reader"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at link time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// config is the parsed command line.
+type config struct {
+	archive, mountpoint string
+	cacheSize           string
+	prefetch            int
+	gpu                 string
+	options             []string
+	foreground, debug   bool
+	logFile             string
+}
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "arcmount: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	var c config
+	cmd := &cobra.Command{
+		Use:   "arcmount ARCHIVE MOUNTPOINT",
+		Short: "Mount an arc archive as a read-only filesystem",
+		Long: `arcmount serves an arc archive (any of its volumes: NAME.001, NAME.002, ...)
+read-only at MOUNTPOINT. It returns once the mount is ready and keeps serving
+in the background; unmount with 'fusermount3 -u MOUNTPOINT' (or umount).
+With -f it stays in the foreground, logs to stderr and unmounts on Ctrl-C.`,
+		Example: `  arcmount /backup/photos.001 /mnt/photos
+  arcmount -f --cache-size 2G /backup/photos.001 /mnt/photos
+  fusermount3 -u /mnt/photos`,
+		Args:          cobra.ExactArgs(2),
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c.archive, c.mountpoint = args[0], args[1]
+			return run(&c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.cacheSize, "cache-size", "512M", "decoded blocks to keep in memory (K, M, G suffixes)")
+	f.IntVar(&c.prefetch, "prefetch", 0, "frames to read ahead on sequential access (0 = reader default, -1 = off)")
+	f.StringVar(&c.gpu, "gpu", "auto", "decompress on a GPU: auto, on or off")
+	f.StringArrayVarP(&c.options, "option", "o", nil, "mount options, comma separated (allow_other, ...)")
+	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground, log to stderr")
+	f.BoolVar(&c.debug, "debug", false, "log every FUSE request (implies nothing else)")
+	f.StringVar(&c.logFile, "log", "", "in the background, append log lines (damaged files) to this file")
+	return cmd
+}
+
+// daemonEnv marks the background child; its value is the readiness fd.
+const daemonEnv = "ARCMOUNT_DAEMON_READY_FD"
+
+func run(c *config) error {
+	// Absolute paths: the background child works from "/".
+	for _, p := range []*string{&c.archive, &c.mountpoint} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
+	mo, err := c.mountOptions()
+	if err != nil {
+		return err
+	}
+	if err := checkMountpoint(c.mountpoint); err != nil {
+		return err
+	}
+	if os.Getenv(daemonEnv) != "" {
+		return serveDaemon(c, mo)
+	}
+	if !c.foreground {
+		return startDaemon(c)
+	}
+	return serve(c, mo, os.Stderr, func() {
+		fmt.Fprintf(os.Stderr, "arcmount: %s mounted on %s; Ctrl-C or 'fusermount3 -u %s' unmounts\n",
+			c.archive, c.mountpoint, c.mountpoint)
+	})
+}
+
+// mountOptions validates the flags that need no archive.
+func (c *config) mountOptions() (fs.Options, error) {
+	var o fs.Options
+	switch c.gpu {
+	case "auto", "off":
+	case "on":
+		return o, errors.New("--gpu=on: no GPU engine in this build")
+	default:
+		return o, fmt.Errorf("--gpu=%q: want auto, on or off", c.gpu)
+	}
+	if _, err := parseSize(c.cacheSize); err != nil {
+		return o, fmt.Errorf("--cache-size: %w", err)
+	}
+	for _, list := range c.options {
+		for _, opt := range strings.Split(list, ",") {
+			switch opt {
+			case "":
+			case "allow_other":
+				o.AllowOther = true
+			case "ro": // always
+			case "rw":
+				return o, errors.New("-o rw: the archive is read-only")
+			default:
+				o.MountOptions = append(o.MountOptions, opt)
+			}
+		}
+	}
+	o.FsName = c.archive
+	o.Debug = c.debug
+	return o, nil
+}
+
+// serve opens the archive, mounts it, calls ready and serves until the
+// filesystem is unmounted. SIGINT and SIGTERM unmount it.
+func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
+	logger := log.New(logTo, "arcmount: ", log.LstdFlags)
+	cacheSize, _ := parseSize(c.cacheSize)
+	ar, err := reader.Open(c.archive, reader.Options{
+		CacheSize: cacheSize,
+		Prefetch:  c.prefetch,
+		Logf:      logger.Printf,
+	})
+	if err != nil {
+		return err
+	}
+	defer ar.Close()
+	o.Logf = logger.Printf
+	srv, err := fs.Mount(c.mountpoint, ar, o)
+	if err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		for s := range sig {
+			// A busy mount refuses; keep serving and say so rather
+			// than leave a dead mount behind.
+			if err := srv.Unmount(); err != nil {
+				logger.Printf("%v: cannot unmount %s: %v", s, c.mountpoint, err)
+			}
+		}
+	}()
+	ready()
+	srv.Wait()
+	signal.Stop(sig)
+	return nil
+}

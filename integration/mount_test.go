@@ -1,0 +1,467 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"arc/internal/testtree"
+)
+
+// needMount skips when arcmount did not build or FUSE is unavailable.
+func needMount(t *testing.T) {
+	t.Helper()
+	if arcmountBin == "" {
+		t.Skip("arcmount not built")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse:", err)
+	}
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		t.Skip("no fusermount3:", err)
+	}
+}
+
+// mountSmall archives in many volumes, frames and blocks, so reads cross them.
+var mountSmall = []string{"--volume-size", "256K", "--frame-size", "128K", "--block-size", "64K", "--progress", "never"}
+
+var pidRE = regexp.MustCompile(`\(pid (\d+)\)`)
+
+// mountArchive mounts the archive base (its first volume) with arcmount in
+// the background and returns the mount point. At the end of the test it
+// unmounts and checks that the server process is gone.
+func mountArchive(t *testing.T, base string, args ...string) string {
+	t.Helper()
+	needMount(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r := runBin(t, runOpts{}, arcmountBin, append([]string{base + ".001", mnt}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("arcmount: %v", r)
+	}
+	t.Logf("mounted in %v: %s", time.Since(start), strings.TrimSpace(r.stdout))
+	if !strings.Contains(r.stdout, "fusermount3 -u "+mnt) {
+		t.Errorf("arcmount does not say how to unmount: %q", r.stdout)
+	}
+	m := pidRE.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("arcmount names no server pid: %q", r.stdout)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	if !isMounted(t, mnt) {
+		t.Fatalf("arcmount returned but %s is not mounted", mnt)
+	}
+	t.Cleanup(func() { unmount(t, mnt, pid) })
+	return mnt
+}
+
+// unmount ends a mount and waits for its server process to exit.
+func unmount(t *testing.T, mnt string, pid int) {
+	t.Helper()
+	var out []byte
+	var err error
+	for i := 0; i < 50; i++ { // a reader that just closed may keep it busy briefly
+		if out, err = exec.Command("fusermount3", "-u", mnt).CombinedOutput(); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Errorf("fusermount3 -u %s: %v\n%s", mnt, err, out)
+		return
+	}
+	for i := 0; ; i++ {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(st), ") Z ") {
+			return // exited; waiting for init to reap it
+		}
+		if i == 100 {
+			t.Errorf("arcmount server %d still running 10s after unmount", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// isMounted reports whether dir is a mount point, from /proc/self/mountinfo.
+func isMounted(t *testing.T, dir string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// run runs a tool in dir and returns its stdout, failing the test on error.
+func run(t *testing.T, dir, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, stderr.String())
+	}
+	return string(out)
+}
+
+func TestMountShowsTheSourceTreeExactly(t *testing.T) {
+	needMount(t)
+	src := genTree(t, testtree.Options{Seed: 3, LargeSize: 3 << 20})
+	mnt := mountArchive(t, pack(t, mountSmall, src))
+
+	rsyncSame(t, src, mnt)
+	// The mount reports no holes (st_blocks counts the whole size).
+	compare(t, src, mnt, testtree.CompareOptions{NoSparse: true})
+
+	out := filepath.Join(t.TempDir(), "copy")
+	if b, err := exec.Command("cp", "-a", mnt, out).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v\n%s", err, b)
+	}
+	compare(t, src, out, testtree.CompareOptions{NoSparse: true})
+	rsyncSame(t, src, out)
+}
+
+func TestMountAgreesWithFindStatLsGetfattr(t *testing.T) {
+	needMount(t)
+	src := genTree(t, testtree.Options{Seed: 4})
+	mnt := mountArchive(t, pack(t, mountSmall, src))
+
+	// Directory sizes differ by design (the mount reports 0), so find
+	// prints sizes of non-directories only.
+	find := func(root string) string {
+		out := run(t, root, "find", ".", "-printf", `%P|%y|%m|%U|%G|%n|%T@|%l\n`)
+		sizes := run(t, root, "find", ".", "!", "-type", "d", "-printf", `%P|%s\n`)
+		lines := append(strings.Split(out, "\n"), strings.Split(sizes, "\n")...)
+		sort.Strings(lines)
+		return strings.Join(lines, "\n")
+	}
+	if a, b := find(src), find(mnt); a != b {
+		t.Errorf("find differs:\n%s", lineDiff(a, b))
+	}
+
+	// stat of every path: type, mode, links, owner, device, mtime.
+	names := strings.Split(strings.TrimSuffix(run(t, src, "find", ".", "-mindepth", "1", "-printf", `%P\0`), "\x00"), "\x00")
+	sort.Strings(names)
+	stat := func(root string) string {
+		return run(t, root, "stat", append([]string{"--printf", `%n|%F|%a|%h|%u|%g|%t,%T|%y|%N\n`, "--"}, names...)...)
+	}
+	if a, b := stat(src), stat(mnt); a != b {
+		t.Errorf("stat differs:\n%s", lineDiff(a, b))
+	}
+
+	// ls -lR without directory sizes and "total" lines (block counts).
+	ls := func(root string) string {
+		var keep []string
+		for _, l := range strings.Split(run(t, root, "ls", "-lnR", "--time-style=+%s.%N"), "\n") {
+			if strings.HasPrefix(l, "total ") {
+				continue
+			}
+			// Fields, not columns: column widths follow the directory sizes.
+			f := strings.Fields(l)
+			if len(f) > 5 && strings.HasPrefix(l, "d") {
+				f[4] = "-"
+			}
+			l = strings.Join(f, " ")
+			keep = append(keep, l)
+		}
+		return strings.Join(keep, "\n")
+	}
+	if a, b := ls(src), ls(mnt); a != b {
+		t.Errorf("ls -lR differs:\n%s", lineDiff(a, b))
+	}
+
+	var links int
+	for _, n := range names {
+		want, err := os.Readlink(filepath.Join(src, n))
+		if err != nil {
+			continue
+		}
+		links++
+		if got := strings.TrimSuffix(run(t, mnt, "readlink", "--", n), "\n"); got != want {
+			t.Errorf("readlink %s = %q, want %q", n, got, want)
+		}
+	}
+	if links == 0 {
+		t.Error("the generated tree has no symlinks to check")
+	}
+
+	if _, err := exec.LookPath("getfattr"); err == nil {
+		getfattr := func(root string) string {
+			// getfattr exits 1 on dangling symlinks even with -h; its output is what counts.
+			cmd := exec.Command("getfattr", append([]string{"-h", "-d", "-m", "-", "--"}, names...)...)
+			cmd.Dir = root
+			out, _ := cmd.Output()
+			return string(out)
+		}
+		a, b := getfattr(src), getfattr(mnt)
+		if a != b {
+			t.Errorf("getfattr differs:\n%s", lineDiff(a, b))
+		}
+		if !strings.Contains(a, "user.") {
+			t.Log("the generated tree has no user xattrs (left out on this machine?)")
+		}
+	}
+}
+
+// lineDiff shows the lines only in a (-) and only in b (+).
+func lineDiff(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var d []string
+	for l := range ma {
+		if !mb[l] {
+			d = append(d, "- "+l)
+		}
+	}
+	for l := range mb {
+		if !ma[l] {
+			d = append(d, "+ "+l)
+		}
+	}
+	sort.Strings(d)
+	if len(d) > 40 {
+		d = append(d[:40], "...")
+	}
+	return strings.Join(d, "\n")
+}
+
+func TestMountServesManyParallelReaders(t *testing.T) {
+	needMount(t)
+	src := filepath.Join(t.TempDir(), "src")
+	var files []string
+	for i := 0; i < 8; i++ {
+		b := make([]byte, 300<<10+i*4099)
+		rand.Read(b)
+		if i%2 == 1 { // compressible too
+			copy(b[len(b)/2:], bytes.Repeat([]byte("arc "), len(b)/8))
+		}
+		name := fmt.Sprintf("d%d/f%d.bin", i%3, i)
+		os.MkdirAll(filepath.Join(src, filepath.Dir(name)), 0o755)
+		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, name)
+	}
+	mnt := mountArchive(t, pack(t, mountSmall, src), "--cache-size", "256K")
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for g := 0; g < 24; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			name := files[g%len(files)]
+			want, _ := os.ReadFile(filepath.Join(src, name))
+			f, err := os.Open(filepath.Join(mnt, name))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer f.Close()
+			if g%2 == 0 { // sequential, small reads
+				got, err := io.ReadAll(io.LimitReader(f, int64(len(want))+1))
+				if err != nil || !bytes.Equal(got, want) {
+					errs <- fmt.Errorf("%s: sequential read differs (%d bytes, %v)", name, len(got), err)
+				}
+				return
+			}
+			buf := make([]byte, 4096)
+			for k := 0; k < 200; k++ { // random 4 KiB reads
+				off := int64((k*7919 + g*104729) % len(want))
+				n, err := f.ReadAt(buf, off)
+				if (err != nil && err != io.EOF) || !bytes.Equal(buf[:n], want[off:min(off+4096, int64(len(want)))]) {
+					errs <- fmt.Errorf("%s at %d: random read differs (%v)", name, off, err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestMountDamagedBlockFailsOnlyItsFile(t *testing.T) {
+	needMount(t)
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	big := make([]byte, 512<<10) // random: stored raw, so findable in the volume
+	rand.Read(big)
+	os.WriteFile(filepath.Join(src, "a-before.txt"), []byte(strings.Repeat("before\n", 1000)), 0o644)
+	os.WriteFile(filepath.Join(src, "big.bin"), big, 0o644)
+	os.WriteFile(filepath.Join(src, "z-after.txt"), []byte(strings.Repeat("after\n", 1000)), 0o644)
+	base := pack(t, []string{"--block-size", "64K", "--frame-size", "128K", "--progress", "never"}, src)
+
+	// Flip one byte in the middle of big.bin's stored bytes.
+	vol := base + ".001"
+	data, err := os.ReadFile(vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := big[len(big)/2 : len(big)/2+64]
+	at := bytes.Index(data, mid)
+	if at < 0 {
+		t.Fatal("big.bin's bytes not found in the volume (compressed?)")
+	}
+	data[at+10] ^= 0xff
+	if err := os.WriteFile(vol, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	logFile := filepath.Join(t.TempDir(), "arcmount.log")
+	mnt := mountArchive(t, base, "--log", logFile)
+	for i := 0; i < 3; i++ {
+		_, err := os.ReadFile(filepath.Join(mnt, "big.bin"))
+		if !errors.Is(err, syscall.EIO) {
+			t.Fatalf("reading the damaged file: %v, want EIO", err)
+		}
+	}
+	// The first half of big.bin lies in intact blocks.
+	f, err := os.Open(filepath.Join(mnt, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 64<<10)
+	if _, err := f.ReadAt(head, 0); err != nil || !bytes.Equal(head, big[:len(head)]) {
+		t.Errorf("intact start of the damaged file: %v", err)
+	}
+	f.Close()
+	for _, name := range []string{"a-before.txt", "z-after.txt"} {
+		want, _ := os.ReadFile(filepath.Join(src, name))
+		if got, err := os.ReadFile(filepath.Join(mnt, name)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("intact file %s: %v", name, err)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(readFile(t, logFile)), "\n")
+	var damage []string
+	for _, l := range lines {
+		if strings.Contains(l, "big.bin") {
+			damage = append(damage, l)
+		}
+	}
+	if len(damage) != 1 || !strings.Contains(damage[0], "frame") || !strings.Contains(damage[0], vol) {
+		t.Errorf("want one log line naming big.bin, its frame and %s; log:\n%s", vol, strings.Join(lines, "\n"))
+	}
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestMountForegroundUnmountsOnSignal(t *testing.T) {
+	needMount(t)
+	src := genTree(t, testtree.Options{Seed: 5, NoXattrs: true})
+	base := pack(t, mountSmall, src)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		mnt := filepath.Join(t.TempDir(), "mnt")
+		os.Mkdir(mnt, 0o755)
+		cmd := exec.Command(arcmountBin, "-f", base+".001", mnt)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for !isMounted(t, mnt) {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("arcmount -f did not mount in 20s:\n%s", stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		rsyncSame(t, src, mnt)
+		cmd.Process.Signal(sig)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%v: arcmount -f exited with %v\n%s", sig, err, stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%v: arcmount -f still running after 20s", sig)
+		}
+		if isMounted(t, mnt) {
+			t.Errorf("%v: %s still mounted", sig, mnt)
+			exec.Command("fusermount3", "-u", mnt).Run()
+		}
+	}
+}
+
+func TestMountRefusesBadInvocations(t *testing.T) {
+	needMount(t)
+	src := genTree(t, testtree.Options{Seed: 6, NoXattrs: true})
+	base := pack(t, mountSmall, src)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, []byte("not an archive"), 0o644)
+	mnt := mountArchive(t, base)
+	free := filepath.Join(dir, "free")
+	os.Mkdir(free, 0o755)
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing archive", []string{filepath.Join(dir, "none.001"), free}, "none.001"},
+		{"not an archive", []string{file, free}, "file"},
+		{"missing mount point", []string{base + ".001", filepath.Join(dir, "nodir")}, "nodir"},
+		{"mount point is a file", []string{base + ".001", file}, "not a directory"},
+		{"already mounted", []string{base + ".001", mnt}, "already"},
+		{"gpu on", []string{"--gpu=on", base + ".001", free}, "no GPU engine"},
+		{"bad gpu", []string{"--gpu=maybe", base + ".001", free}, "--gpu"},
+		{"bad cache size", []string{"--cache-size", "lots", base + ".001", free}, "cache-size"},
+		{"one argument", []string{base + ".001"}, "arg"},
+	} {
+		r := runBin(t, runOpts{}, arcmountBin, c.args...)
+		lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+		if r.code == 0 || len(lines) != 1 || !strings.HasPrefix(lines[0], "arcmount: ") || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%s: want a non-zero exit and one line \"arcmount: ...%s...\"; got %v", c.name, c.want, r)
+		}
+		if isMounted(t, free) {
+			t.Fatalf("%s: mounted anyway", c.name)
+		}
+	}
+}
