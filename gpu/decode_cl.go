@@ -4,7 +4,7 @@ package gpu
 
 import "unsafe"
 
-// decodeBatch decodes the LZ4 blocks blocks[idx[k]] on the device and
+// decodeBatch decodes the LZ4 and lz4x blocks blocks[idx[k]] on the device and
 // returns those it did not decode: blocks too large for a slot and blocks
 // the kernel rejected, which the caller redoes on the CPU (whose error is
 // then the one reported). Blocks it returns not are done, Err nil.
@@ -26,7 +26,7 @@ func (d *device) decodeBatch(blocks []Block, idx []int) (rest []int, err error) 
 				break
 			}
 			j := len(mine)
-			desc[4*j], desc[4*j+1], desc[4*j+2], desc[4*j+3] = uint32(in), uint32(len(b.Src)), uint32(out), uint32(len(b.Dst))
+			desc[5*j], desc[5*j+1], desc[5*j+2], desc[5*j+3], desc[5*j+4] = uint32(in), uint32(len(b.Src)), uint32(out), uint32(len(b.Dst)), uint32(b.Codec)
 			mine = append(mine, idx[next])
 			in += sn
 			out += dn
@@ -36,13 +36,13 @@ func (d *device) decodeBatch(blocks []Block, idx []int) (rest []int, err error) 
 			return next < len(idx), nil
 		}
 		parallel(len(mine), func(j int) {
-			copy(s.in.b[desc[4*j]:], blocks[mine[j]].Src)
+			copy(s.in.b[desc[5*j]:], blocks[mine[j]].Src)
 		})
 		k := len(mine)
 		if err := s.write(s.dIn, &s.in, in); err != nil {
 			return false, err
 		}
-		if err := s.write(s.dDesc, &s.desc, 16*k); err != nil {
+		if err := s.write(s.dDesc, &s.desc, 20*k); err != nil {
 			return false, err
 		}
 		if err := d.launch(s, s.kLZ4, k*localSize, s.dIn, s.dOut, s.dDesc, s.dRes); err != nil {
@@ -62,7 +62,7 @@ func (d *device) decodeBatch(blocks []Block, idx []int) (rest []int, err error) 
 				if status[j] != 0 {
 					return
 				}
-				o := desc[4*j+2]
+				o := desc[5*j+2]
 				copy(b.Dst, s.out.b[o:o+uint32(len(b.Dst))])
 				b.Err = nil
 			})

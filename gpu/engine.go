@@ -136,14 +136,17 @@ func (h engineHasher) HashBatch(inputs [][]byte) ([][32]byte, error) {
 
 type engineDecoder struct{ e *Engine }
 
-// DecodeBatch decodes raw blocks by copying, LZ4 blocks on the devices,
+// onDevice reports whether the kernels decode codec id c.
+func onDevice(c uint8) bool { return c == format.CodecLZ4 || c == format.CodecLZ4X }
+
+// DecodeBatch decodes LZ4 and lz4x blocks on the devices,
 // and everything else (and every block a device rejects) on the CPU, whose
 // error is the one reported.
 func (dd engineDecoder) DecodeBatch(blocks []Block) error {
 	e := dd.e
 	var gpuIdx, cpuIdx []int
 	for i := range blocks {
-		if len(e.devs) > 0 && blocks[i].Codec == format.CodecLZ4 {
+		if len(e.devs) > 0 && onDevice(blocks[i].Codec) {
 			gpuIdx = append(gpuIdx, i)
 		} else {
 			cpuIdx = append(cpuIdx, i)

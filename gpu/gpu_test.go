@@ -110,7 +110,11 @@ func realFiles(t testing.TB, n int) [][]byte {
 
 // lz4Blocks compresses each raw block with the CPU encoder.
 func lz4Blocks(t testing.TB, raws [][]byte, level codec.Level) []Block {
-	enc, err := codec.NewEncoder(codec.Options{Codec: "lz4", Level: level})
+	return encodeBlocks(t, raws, "lz4", level)
+}
+
+func encodeBlocks(t testing.TB, raws [][]byte, name string, level codec.Level) []Block {
+	enc, err := codec.NewEncoder(codec.Options{Codec: name, Level: level})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,21 +149,32 @@ func TestDecodeMatchesCPU(t *testing.T) {
 	for _, f := range realFiles(t, 40) {
 		raws = append(raws, f)
 	}
-	for _, level := range []codec.Level{codec.LevelFast, codec.LevelMax} {
-		t.Run(level.String(), func(t *testing.T) {
-			blocks := lz4Blocks(t, raws, level)
-			lz4 := 0
+	// Matches farther than 64 KiB: lz4x needs its third offset byte.
+	for i, n := range []int{70000, 300000} {
+		r := testBytes(n, uint64(40+i))
+		far := append(append(bytes.Clone(r), compressible(n/2, 9)...), r[:n*3/4]...)
+		raws = append(raws, far)
+	}
+	for _, c := range []struct {
+		codec string
+		level codec.Level
+		id    uint8
+	}{{"lz4", codec.LevelFast, format.CodecLZ4}, {"lz4", codec.LevelHigh, format.CodecLZ4},
+		{"lz4x", codec.LevelFast, format.CodecLZ4X}, {"lz4x", codec.LevelMax, format.CodecLZ4X}} {
+		t.Run(c.codec+"-"+c.level.String(), func(t *testing.T) {
+			blocks := encodeBlocks(t, raws, c.codec, c.level)
+			n := 0
 			for _, b := range blocks {
-				if b.Codec == format.CodecLZ4 {
-					lz4++
+				if b.Codec == c.id {
+					n++
 				}
 			}
-			if lz4 < len(blocks)/2 {
-				t.Fatalf("only %d of %d test blocks compressed", lz4, len(blocks))
+			if n < 2 {
+				t.Fatalf("only %d of %d test blocks use codec %d", n, len(blocks), c.id)
 			}
 			var idx []int
 			for i, b := range blocks {
-				if b.Codec == format.CodecLZ4 {
+				if onDevice(b.Codec) {
 					idx = append(idx, i)
 				}
 			}
@@ -200,6 +215,16 @@ func TestDecodeHandMadeSequences(t *testing.T) {
 		src, raw = seq(src, raw, testBytes(ll, 10), 0, 0)
 		add(src, raw)
 	}
+	// lz4x: offsets past 64 KiB, up to the 16 MiB window, and a block that
+	// ends right after a match (which lz4x's decoders accept).
+	for _, off := range []int{1, 3, 65535, 65536, 70001, 1<<20 + 3} {
+		src, raw := seqW(nil, nil, testBytes(off, uint64(off)), off, 40, 3)
+		if off < 70000 {
+			src, raw = seqW(src, raw, []byte("end"), 0, 0, 3)
+		}
+		blocks = append(blocks, Block{Codec: format.CodecLZ4X, Src: src, Dst: make([]byte, len(raw))})
+		raws = append(raws, raw)
+	}
 	if err := e.Decoder().DecodeBatch(blocks); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +232,7 @@ func TestDecodeHandMadeSequences(t *testing.T) {
 	// The CPU decoder agrees with the expectations too.
 	for i := range blocks {
 		dst := make([]byte, len(raws[i]))
-		if err := codec.NewDecoder().Decode(format.CodecLZ4, dst, blocks[i].Src); err != nil || !bytes.Equal(dst, raws[i]) {
+		if err := codec.NewDecoder().Decode(blocks[i].Codec, dst, blocks[i].Src); err != nil || !bytes.Equal(dst, raws[i]) {
 			t.Fatalf("hand-made block %d is not what the CPU decodes: %v", i, err)
 		}
 	}
@@ -216,6 +241,11 @@ func TestDecodeHandMadeSequences(t *testing.T) {
 // seq appends one LZ4 sequence (literals, then a match of length ml at
 // offset off; ml == 0 for the last sequence) to src, and its output to raw.
 func seq(src, raw, lit []byte, off, ml int) ([]byte, []byte) {
+	return seqW(src, raw, lit, off, ml, 2)
+}
+
+// seqW is seq with offsets of offBytes bytes (3 for lz4x).
+func seqW(src, raw, lit []byte, off, ml, offBytes int) ([]byte, []byte) {
 	ext := func(n int) {
 		for ; n >= 255; n -= 255 {
 			src = append(src, 255)
@@ -236,6 +266,9 @@ func seq(src, raw, lit []byte, off, ml int) ([]byte, []byte) {
 		return src, raw
 	}
 	src = append(src, byte(off), byte(off>>8))
+	if offBytes == 3 {
+		src = append(src, byte(off>>16))
+	}
 	if ml-4 >= 15 {
 		ext(ml - 4 - 15)
 	}

@@ -191,7 +191,7 @@ func (d *device) newSlot() (s *slot, err error) {
 	if err != nil {
 		return s, err
 	}
-	descBytes := 4 * (4*d.maxN + d.batch/1024 + d.maxN)
+	descBytes := 4 * (5*d.maxN + d.batch/1024)
 	cvBytes := 32 * (d.batch/1024 + d.maxN)
 	for _, p := range []struct {
 		pin  *pinned

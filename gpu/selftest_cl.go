@@ -44,17 +44,30 @@ func (d *device) selfTest() error {
 		blocks = append(blocks, Block{Codec: id, Src: bytes.Clone(stored), Dst: make([]byte, len(raw))})
 		want = append(want, raw)
 	}
+	// lz4x: a repeat 80000 bytes back needs its 3-byte offsets.
+	xenc, err := codec.NewEncoder(codec.Options{Codec: "lz4x", Level: codec.LevelDefault})
+	if err != nil {
+		return err
+	}
+	far := testBytes(80000, 3)
+	far = append(far, far...)
+	if id, stored := xenc.Encode(far); id == format.CodecLZ4X {
+		blocks = append(blocks, Block{Codec: id, Src: bytes.Clone(stored), Dst: make([]byte, len(far))})
+		want = append(want, far)
+	} else {
+		return fmt.Errorf("self-test: lz4x test block came out as codec %d", id)
+	}
 	// A corrupt copy of the first block: the kernel must reject it.
 	bad := bytes.Clone(blocks[0].Src)
 	bad = bad[:len(bad)-3]
 	blocks = append(blocks, Block{Codec: format.CodecLZ4, Src: bad, Dst: make([]byte, len(want[0]))})
-	idx := []int{0, 1, 2, 3}
+	idx := []int{0, 1, 2, 3, 4}
 	rest, err := d.decodeBatch(blocks, idx)
 	if err != nil {
 		return fmt.Errorf("self-test: LZ4: %w", err)
 	}
-	if len(rest) != 1 || rest[0] != 3 {
-		return fmt.Errorf("self-test: LZ4: kernel rejected blocks %v, want only the corrupt one (3)", rest)
+	if len(rest) != 1 || rest[0] != 4 {
+		return fmt.Errorf("self-test: LZ4: kernel rejected blocks %v, want only the corrupt one (4)", rest)
 	}
 	for i := range want {
 		if !bytes.Equal(blocks[i].Dst, want[i]) {

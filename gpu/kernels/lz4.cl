@@ -1,4 +1,5 @@
-// Batch decompression of LZ4 blocks (the standard block format), one
+// Batch decompression of LZ4 blocks (the standard block format) and lz4x
+// blocks (the same with 3-byte match offsets, codec/lz4x.go), one
 // work-group per block.
 //
 // Work-item 0 parses a wave of up to LZ4_WG sequences into local memory and
@@ -38,8 +39,9 @@ inline bool extend(const global uchar *in, uint slen, uint *ip, uint *n) {
 kernel void lz4_decode(const global uchar *src, global uchar *dst,
                        const global uint *desc, global int *status) {
   uint b = get_group_id(0), lid = get_local_id(0);
-  uint soff = desc[4 * b], slen = desc[4 * b + 1];
-  uint doff = desc[4 * b + 2], dlen = desc[4 * b + 3];
+  uint soff = desc[5 * b], slen = desc[5 * b + 1];
+  uint doff = desc[5 * b + 2], dlen = desc[5 * b + 3];
+  uint wide = desc[5 * b + 4] == 2; // lz4x: 3-byte offsets
   const global uchar *in = src + soff;
   global uchar *out = dst + doff;
 
@@ -55,7 +57,12 @@ kernel void lz4_decode(const global uchar *src, global uchar *dst,
       int n = 0, fin = 0;
       while (n < LZ4_WG) {
         if (ip >= slen) {
-          err = E_TRUNC;
+          // lz4x (like its CPU decoder) accepts a block that ends right
+          // after a match when the output is complete.
+          if (wide && ip > 0 && op == dlen)
+            fin = 1;
+          else
+            err = E_TRUNC;
           break;
         }
         uint token = in[ip++];
@@ -80,12 +87,14 @@ kernel void lz4_decode(const global uchar *src, global uchar *dst,
           fin = 1;
           break;
         }
-        if (slen - ip < 2) {
+        if (slen - ip < 2 + wide) {
           err = E_TRUNC;
           break;
         }
         uint off = (uint)in[ip] | ((uint)in[ip + 1] << 8);
-        ip += 2;
+        if (wide)
+          off |= (uint)in[ip + 2] << 16;
+        ip += 2 + wide;
         if (off == 0 || off > op) {
           err = E_OFF;
           break;
