@@ -153,7 +153,7 @@ func genTree(t *testing.T, opt testtree.Options) string {
 }
 
 // small archive parameters keep multi-frame, multi-volume cases fast.
-var small = []string{"--volume-size", "256K", "--frame-size", "128K", "--block-size", "32K", "--progress", "never"}
+var small = []string{"--volume-size", "256K", "--frame-size", "128K", "--block-size", "64K", "--progress", "never"}
 
 // pack creates an archive of srcs under a temp dir and returns its base name.
 func pack(t *testing.T, extra []string, srcs ...string) string {

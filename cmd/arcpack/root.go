@@ -29,7 +29,8 @@ Mount an archive read-only with arcmount.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%s: %v (see '%s --help')", c.Name(), err, c.CommandPath())
 	})
-	root.AddCommand(newCreateCommand(), newListCommand(), newInfoCommand())
+	root.AddCommand(newCreateCommand(), newListCommand(), newInfoCommand(),
+		newExtractCommand())
 	for _, f := range extraCommands {
 		root.AddCommand(f())
 	}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"arc/format"
+	"arc/reader"
+
+	"github.com/spf13/cobra"
+)
+
+type extractFlags struct {
+	out         string
+	dedupLinks  string
+	sameOwner   bool
+	noSameOwner bool
+	force       bool
+	workers     int
+	progress    string
+}
+
+func newExtractCommand() *cobra.Command {
+	f := &extractFlags{}
+	c := &cobra.Command{
+		Use:   "extract ARCHIVE -o DEST [PATH...]",
+		Short: "Restore an archive, or some paths of it, below DEST",
+		Long: `Recreate the archive's tree (or only each PATH and what lies below it) below DEST,
+with its metadata. Owners are restored when running as root (--no-same-owner turns
+that off). Existing files in DEST are an error unless --force. Nothing is ever
+written outside DEST: symlinks are created, never followed. Damaged files are
+reported by name and the exit code is 1.`,
+		Example: `  arcpack extract backup.001 -o restore/
+  arcpack extract backup.001 -o restore/ etc/ssh home/me/.bashrc
+  arcpack extract backup.001 -o restore/ --dedup-links hardlink`,
+		Aliases: []string{"x"},
+		Args:    minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runExtract(c.OutOrStdout(), f, args[0], args[1:])
+		},
+	}
+	fl := c.Flags()
+	fl.StringVarP(&f.out, "output", "o", "", "directory to extract into; created when missing (required)")
+	fl.StringVar(&f.dedupLinks, "dedup-links", "copy", "restore duplicate files as separate copies (copy) or hardlinks to one file (hardlink)")
+	fl.BoolVar(&f.sameOwner, "same-owner", false, "restore owners (the default when running as root)")
+	fl.BoolVar(&f.noSameOwner, "no-same-owner", false, "do not restore owners, even as root")
+	fl.BoolVar(&f.force, "force", false, "replace existing files in DEST")
+	fl.IntVar(&f.workers, "workers", 0, "files written in parallel (0 = one per CPU)")
+	addProgressFlag(c, &f.progress)
+	_ = c.MarkFlagRequired("output")
+	return c
+}
+
+func runExtract(out io.Writer, f *extractFlags, archive string, paths []string) error {
+	if f.dedupLinks != "copy" && f.dedupLinks != "hardlink" {
+		return usageErrorf("extract: invalid --dedup-links %q (want copy or hardlink)", f.dedupLinks)
+	}
+	if f.sameOwner && f.noSameOwner {
+		return usageErrorf("extract: --same-owner and --no-same-owner contradict each other")
+	}
+	showBar, err := wantProgress(f.progress)
+	if err != nil {
+		return err
+	}
+	a, err := reader.Open(archive, reader.Options{})
+	if err != nil {
+		return openError(archive, err)
+	}
+	defer a.Close()
+	x := a.Index()
+	clean := make([]string, len(paths))
+	for i, p := range paths {
+		clean[i] = strings.Trim(p, "/")
+		if _, err := resolve(x, clean[i]); err != nil {
+			return fmt.Errorf("extract %s: %s: %w", archive, p, err)
+		}
+	}
+	b := newBar(showBar, "extracting", contentBytes(x, clean))
+	var done atomic.Int64
+	var warned atomic.Int64
+	start := time.Now()
+	res, err := a.Extract(f.out, reader.ExtractOptions{
+		Paths:       clean,
+		DedupLinks:  f.dedupLinks,
+		SameOwner:   f.sameOwner,
+		NoSameOwner: f.noSameOwner,
+		Overwrite:   f.force,
+		Workers:     f.workers,
+		Progress: func(n int64) {
+			b.update("", done.Add(n), 0)
+		},
+		Warn: func(err error) {
+			warned.Add(1)
+			if b != nil {
+				_ = b.pb.Clear()
+			}
+			fmt.Fprintf(os.Stderr, "arcpack: warning: %s\n", oneLine(err.Error()))
+		},
+	})
+	b.done()
+	if err != nil && !errors.Is(err, reader.ErrDamaged) {
+		return fmt.Errorf("extract %s to %s: %w", archive, f.out, err)
+	}
+	fmt.Fprintln(out, extractSummary(res, time.Since(start)))
+	if err != nil {
+		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: %w (named above)", archive, err)}
+	}
+	if res.Skipped > 0 {
+		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: %d entries could not be created (named above)", archive, res.Skipped)}
+	}
+	return nil
+}
+
+// contentBytes is how many content bytes extracting paths writes (holes
+// excluded), for the progress bar's total.
+func contentBytes(x *format.Index, paths []string) int64 {
+	var total int64
+	in := func(p []byte) bool {
+		if len(paths) == 0 {
+			return true
+		}
+		for _, pre := range paths {
+			if pre == "" || string(p) == pre || (strings.HasPrefix(string(p), pre) && p[len(pre)] == '/') {
+				return true
+			}
+		}
+		return false
+	}
+	seen := map[uint32]bool{}
+	_ = x.Walk(func(p []byte, d uint32) error {
+		ino := x.Dirents.Inode[d]
+		if seen[ino] || x.Inodes.Mode[ino]&format.ModeType != format.ModeReg || !in(p) {
+			return nil
+		}
+		seen[ino] = true
+		s, e := x.FileExtents(ino)
+		for i := s; i < e; i++ {
+			if x.Extents.Off[i] != format.Hole {
+				total += int64(x.Extents.Len[i])
+			}
+		}
+		return nil
+	})
+	return total
+}
+
+func extractSummary(r *reader.ExtractResult, d time.Duration) string {
+	speed := 0.0
+	if s := d.Seconds(); s > 0 {
+		speed = float64(r.Bytes) / s / 1e6
+	}
+	return fmt.Sprintf("%d files, %d dirs, %d symlinks, %d others, %d links, %s written, %.1f MB/s",
+		r.Files, r.Dirs, r.Symlinks, r.Others, r.Hardlinks, humanBytes(r.Bytes), speed)
+}
