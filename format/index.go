@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 )
 
 // IndexMagic opens the decompressed index.
@@ -580,6 +581,16 @@ func (x *Index) Derive() error {
 			return corrupt("extent %d [%d,+%d) lies outside the unique stream of %d bytes", i, off, n, unique)
 		}
 	}
+	// Files may share extent ranges (duplicates do), so summing each file's
+	// extents would take files × extents steps on a hostile index. Prefix
+	// sums make each file's size one subtraction; they are 128 bits wide
+	// because holes may be nearly 2^64 bytes long.
+	extHi, extLo := make([]uint64, ne+1), make([]uint64, ne+1)
+	for i := 0; i < ne; i++ {
+		var carry uint64
+		extLo[i+1], carry = bits.Add64(extLo[i], x.Extents.Len[i], 0)
+		extHi[i+1] = extHi[i] + carry
+	}
 
 	// Xattrs.
 	na := x.Xattrs.Count()
@@ -593,6 +604,16 @@ func (x *Index) Derive() error {
 		}
 		if a.ValLen[i] > MaxXattrValue || !inBlob(a.ValStart[i], uint64(a.ValLen[i])) {
 			return corrupt("xattr %d value out of range", i)
+		}
+	}
+	// unsorted[j] counts the rows k < j whose name is not below row k-1's:
+	// an inode's run is sorted when it holds none of them, checked in one
+	// step however many inodes share the run.
+	unsorted := make([]uint32, na+1)
+	for j := 0; j < na; j++ {
+		unsorted[j+1] = unsorted[j]
+		if j > 0 && bytes.Compare(x.XattrName(uint32(j-1)), x.XattrName(uint32(j))) >= 0 {
+			unsorted[j+1]++
 		}
 	}
 
@@ -619,10 +640,8 @@ func (x *Index) Derive() error {
 		if xs > uint64(na) || xc > uint64(na)-xs {
 			return corrupt("inode %d xattrs out of range", i)
 		}
-		for j := xs + 1; j < xs+xc; j++ {
-			if bytes.Compare(x.XattrName(uint32(j-1)), x.XattrName(uint32(j))) >= 0 {
-				return corrupt("inode %d xattrs not sorted or repeated", i)
-			}
+		if xc > 1 && unsorted[xs+xc] != unsorted[xs+1] {
+			return corrupt("inode %d xattrs not sorted or repeated", i)
 		}
 		ds, dc := in.DataStart[i], uint64(in.DataCount[i])
 		switch in.Mode[i] & ModeType {
@@ -630,12 +649,9 @@ func (x *Index) Derive() error {
 			if ds > uint64(ne) || dc > uint64(ne)-ds {
 				return corrupt("inode %d extents out of range", i)
 			}
-			var size uint64
-			for j := ds; j < ds+dc; j++ {
-				size += x.Extents.Len[j]
-				if size < x.Extents.Len[j] {
-					return corrupt("inode %d size overflows", i)
-				}
+			size, borrow := bits.Sub64(extLo[ds+dc], extLo[ds], 0)
+			if extHi[ds+dc]-extHi[ds]-borrow != 0 {
+				return corrupt("inode %d size overflows", i)
 			}
 			if size != in.Size[i] {
 				return corrupt("inode %d size %d, its extents hold %d", i, in.Size[i], size)
