@@ -53,6 +53,23 @@ func minimalIndex() *Index {
 	}
 }
 
+// docs/FORMAT.md shows the example dumps verbatim.
+func TestFormatDocShowsTheExamples(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "FORMAT.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"example-volume-header.hex", "example-footer.hex", "example-index-minimal.hex"} {
+		dump, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(doc, dump) {
+			t.Errorf("docs/FORMAT.md does not show testdata/%s", name)
+		}
+	}
+}
+
 // fuzzSeeds are the inputs each fuzz target starts from, in the corpus
 // file encoding: valid encodings and every rejection the unit tests know.
 // The header and footer targets take a second argument, reseal (see
