@@ -178,6 +178,7 @@ var (
 	_ gofs.NodeStatfser       = (*node)(nil)
 	_ gofs.NodeGetxattrer     = (*node)(nil)
 	_ gofs.NodeListxattrer    = (*node)(nil)
+	_ gofs.NodeFlusher        = (*node)(nil)
 )
 
 // child makes (or lets go-fuse find) the node for dirent d.
@@ -227,7 +228,8 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 // Open hands out no handle: reads go straight to the archive by inode,
-// and the kernel keeps cached pages across opens.
+// the kernel keeps cached pages across opens, and close sends no FLUSH
+// (nothing is ever written: that saves a round trip per file for tar/cp).
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
 		return nil, 0, syscall.EROFS
@@ -235,8 +237,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if n.fs.idx.Inodes.Mode[n.ino]&format.ModeType != format.ModeReg {
 		return nil, 0, syscall.EINVAL
 	}
-	return nil, fuse.FOPEN_KEEP_CACHE, 0
+	return nil, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
 }
+
+// Flush answers ENOSYS, which makes kernels older than FOPEN_NOFLUSH
+// (5.19) stop sending FLUSH at all.
+func (n *node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno { return syscall.ENOSYS }
 
 func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	size := int64(n.fs.idx.Inodes.Size[n.ino])

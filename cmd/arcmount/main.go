@@ -70,7 +70,7 @@ With -f it stays in the foreground, logs to stderr and unmounts on Ctrl-C.`,
 	f := cmd.Flags()
 	f.StringVar(&c.cacheSize, "cache-size", "512M", "decoded blocks to keep in memory (K, M, G suffixes)")
 	f.IntVar(&c.prefetch, "prefetch", 0, "frames to read ahead on sequential access (0 = reader default, -1 = off)")
-	f.StringVar(&c.gpu, "gpu", "auto", "decompress on a GPU: auto, on or off")
+	f.StringVar(&c.gpu, "gpu", "auto", "decompress on a GPU: auto, on or off (auto and off use the CPU for now)")
 	f.StringArrayVarP(&c.options, "option", "o", nil, "mount options, comma separated (allow_other, ...)")
 	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground, log to stderr")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request (implies nothing else)")
@@ -115,7 +115,7 @@ func (c *config) mountOptions() (fs.Options, error) {
 	switch c.gpu {
 	case "auto", "off":
 	case "on":
-		return o, errors.New("--gpu=on: no GPU engine in this build")
+		return o, errors.New("--gpu=on: no GPU engine in the mount yet (the reader takes no batch decoder); use --gpu=auto or off")
 	default:
 		return o, fmt.Errorf("--gpu=%q: want auto, on or off", c.gpu)
 	}
