@@ -1,26 +1,27 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
-
-	"arc/format"
-	"arc/reader"
 )
 
-// openError words a failure to open an archive (exit 2).
+// openError words a failure to open an archive (exit 2) as
+// "open ARCHIVE: what is wrong", naming the archive once.
 func openError(archive string, err error) error {
-	if !strings.Contains(err.Error(), archive) {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, archive+": "); ok {
+		err = &rewordedError{"open " + archive + ": " + rest, err}
+	} else if !strings.Contains(msg, archive) {
 		err = fmt.Errorf("open %s: %w", archive, err)
 	}
 	return &exitError{code: exitFatal, err: err}
 }
 
-// isDamage reports whether err means the archive is there but damaged
-// (corrupt, truncated, or a volume missing or foreign), as opposed to not
-// being an archive or not being readable at all.
-func isDamage(err error) bool {
-	return errors.Is(err, format.ErrCorrupt) || errors.Is(err, format.ErrTruncated) ||
-		errors.Is(err, reader.ErrDamaged)
+// rewordedError replaces an error's message and keeps it for errors.Is.
+type rewordedError struct {
+	msg string
+	err error
 }
+
+func (e *rewordedError) Error() string { return e.msg }
+func (e *rewordedError) Unwrap() error { return e.err }

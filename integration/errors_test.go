@@ -1,0 +1,315 @@
+package integration
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"arc/format"
+	"arc/internal/testtree"
+)
+
+func TestUsageErrorsExit2(t *testing.T) {
+	src := t.TempDir()
+	out := filepath.Join(t.TempDir(), "o")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"create", src}, `required flag(s) "output" not set`},
+		{[]string{"create", "-o", out}, "create: want at least 1 argument(s), got 0"},
+		{[]string{"create", src, "-o", out, "--volume-size", "12Q"}, `invalid size "12Q"`},
+		{[]string{"create", src, "-o", out, "--level", "turbo"}, `unknown level "turbo"`},
+		{[]string{"create", src, "-o", out, "--progress", "sometimes"}, `invalid --progress "sometimes"`},
+		{[]string{"list"}, "list: want at least 1 argument(s), got 0"},
+		{[]string{"info", "a", "b"}, "info: want 1 argument(s), got 2"},
+		{[]string{"extract", "x.001"}, `required flag(s) "output" not set`},
+		{[]string{"bogus"}, `unknown command "bogus"`},
+	} {
+		wantFail(t, arcpack(t, c.args...), 2, c.want)
+	}
+}
+
+func TestHelpShowsExamples(t *testing.T) {
+	for _, sub := range []string{"", "create", "list", "info", "verify", "extract"} {
+		args := []string{"--help"}
+		if sub != "" {
+			args = []string{sub, "--help"}
+		}
+		r := mustArcpack(t, args...)
+		if !strings.Contains(r.stdout, "Examples:") {
+			t.Errorf("arcpack %s --help shows no example", sub)
+		}
+	}
+	if r := mustArcpack(t, "completion", "bash"); !strings.Contains(r.stdout, "complete") {
+		t.Error("completion bash printed no completion script")
+	}
+}
+
+func TestCreateRefusesExistingOutputWithoutForce(t *testing.T) {
+	src := genTree(t, testtree.Options{Seed: 8, Files: 5, Depth: 2})
+	base := pack(t, nil, src)
+	wantFail(t, arcpack(t, "create", src, "-o", base), 2,
+		"arcpack: create "+base+": "+base+".001 already exists (use --force to replace the archive)")
+	mustArcpack(t, "create", src, "-o", base, "--force")
+	mustArcpack(t, "verify", base+".001")
+}
+
+func TestCreateMissingSource(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "o")
+	missing := filepath.Join(t.TempDir(), "nope")
+	wantFail(t, arcpack(t, "create", missing, "-o", out), 2, "source "+missing+": no such file or directory")
+	if v := volumes(t, out); len(v) != 0 {
+		t.Errorf("failed create left %v", v)
+	}
+}
+
+// unreadableTree makes a tree where "secret" cannot be read by the user
+// arcpack runs as: chmod 000 works against anyone but root, so as root
+// arcpack runs as nobody.
+func unreadableTree(t *testing.T) (src, outDir string, o runOpts) {
+	top, err := os.MkdirTemp("", "arc-unreadable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	os.Chmod(top, 0o777)
+	src = filepath.Join(top, "src")
+	outDir = filepath.Join(top, "out")
+	os.Mkdir(src, 0o755)
+	os.Mkdir(outDir, 0o777)
+	os.Chmod(outDir, 0o777)
+	os.WriteFile(filepath.Join(src, "public"), []byte("anyone may read this\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "secret"), []byte("nobody may read this\n"), 0o000)
+	if os.Geteuid() == 0 {
+		o = runOpts{uid: 65534, gid: 65534}
+		// nobody must reach the binary and the temp dirs along the way.
+		for p := filepath.Dir(arcpackBin); p != "/"; p = filepath.Dir(p) {
+			if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o001 == 0 {
+				t.Skipf("%s is not reachable by nobody", p)
+			}
+		}
+	}
+	if f, err := os.Open(filepath.Join(src, "secret")); err == nil && o.uid == 0 {
+		f.Close()
+		t.Skip("cannot make a file unreadable here")
+	}
+	return src, outDir, o
+}
+
+func TestUnreadableSourceIsSkippedWithWarning(t *testing.T) {
+	src, outDir, o := unreadableTree(t)
+	out := filepath.Join(outDir, "o")
+	r := runBin(t, o, arcpackBin, "create", src, "-o", out)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1 (files skipped)\n%v", r.code, r)
+	}
+	if !strings.Contains(r.stderr, "arcpack: warning: ") || !strings.Contains(r.stderr, "secret") || !strings.Contains(r.stderr, "permission denied") {
+		t.Errorf("no warning naming secret:\n%s", r.stderr)
+	}
+	l := mustArcpack(t, "list", out+".001")
+	if l.stdout != "public\n" {
+		t.Errorf("archive lists %q, want only public", l.stdout)
+	}
+}
+
+func TestUnreadableSourceIsFatalWithStrict(t *testing.T) {
+	src, outDir, o := unreadableTree(t)
+	out := filepath.Join(outDir, "o")
+	r := runBin(t, o, arcpackBin, "create", src, "-o", out, "--strict")
+	wantFail(t, r, 2, "secret", "permission denied")
+	if v := volumes(t, out); len(v) != 0 {
+		t.Errorf("--strict failure left volumes %v", v)
+	}
+}
+
+// TestInterruptedCreateLeavesNoVolume sends SIGINT while create is busy
+// and expects no file named like a finished volume.
+func TestInterruptedCreateLeavesNoVolume(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 8<<20)
+	for i := 0; i < 12; i++ {
+		for j := range buf {
+			buf[j] = byte(rnd.Uint32())
+		}
+		os.WriteFile(filepath.Join(src, "f"+string(rune('a'+i))), buf, 0o644)
+	}
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "o")
+	cmd := exec.Command(arcpackBin, "create", src, "-o", out, "--volume-size", "4M", "--level", "max", "--workers", "1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until create has written something, then interrupt it.
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if ents, _ := os.ReadDir(outDir); len(ents) > 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	if err == nil {
+		t.Skip("create finished before the interrupt arrived")
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Errorf("interrupted create: %v, want exit 130; stderr %s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "arcpack: create "+out+": interrupted, no archive written") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	if v := volumes(t, out); len(v) != 0 {
+		t.Errorf("interrupted create left files named like volumes: %v", v)
+	}
+}
+
+// corruptible makes an archive of a few files with known content, over
+// three or more volumes.
+func corruptible(t *testing.T) (src, base string) {
+	src = filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for _, name := range []string{"victim", "bystander"} {
+		b := make([]byte, 400<<10)
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+		os.WriteFile(filepath.Join(src, name), b, 0o644)
+	}
+	return src, pack(t, small, src)
+}
+
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if off < 0 {
+		st, _ := f.Stat()
+		off += st.Size()
+	}
+	b := []byte{0}
+	f.ReadAt(b, off)
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFlippedBlockByteIsNamedByVerify(t *testing.T) {
+	src, base := corruptible(t)
+	// The stream starts with the first file's blocks: "bystander" sorts first.
+	flipByte(t, base+".001", format.VolumeHeaderSize+1000)
+	r := arcpack(t, "verify", base+".001")
+	wantFail(t, r, 1, "arcpack: verify "+base+".001: damaged: 1 bad block(s), 0 missing volume(s), index intact; 1 file(s) affected")
+	if !strings.Contains(r.stdout, "damaged block: block 0 (frame 0, volume "+base+".001): checksum ") {
+		t.Errorf("verify does not name the block, frame and volume:\n%v", r)
+	}
+	if !strings.Contains(r.stdout, "damaged file: bystander\n") || strings.Contains(r.stdout, "victim") {
+		t.Errorf("verify does not name exactly the damaged file:\n%v", r)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	e := arcpack(t, "extract", base+".001", "-o", dst)
+	wantFail(t, e, 1, "arcpack: extract "+base+".001: 1 files could not be fully extracted")
+	if !strings.Contains(e.stderr, "arcpack: warning: bystander: block 0 ") {
+		t.Errorf("extract does not name the damaged file:\n%v", e)
+	}
+	if b, err := os.ReadFile(filepath.Join(src, "victim")); err != nil {
+		t.Fatal(err)
+	} else if got, _ := os.ReadFile(filepath.Join(dst, "victim")); !bytes.Equal(got, b) {
+		t.Error("the intact file did not come back intact")
+	}
+}
+
+func TestFlippedIndexByteIsDetected(t *testing.T) {
+	_, base := corruptible(t)
+	vols := volumes(t, base)
+	flipByte(t, vols[len(vols)-1], -format.FooterSize-3) // inside the compressed index
+	wantFail(t, arcpack(t, "verify", base+".001"), 1, "arcpack: verify "+base+".001: damaged: ", "index checksum", "corrupt")
+	wantFail(t, arcpack(t, "list", base+".001"), 2, "arcpack: open "+base+".001: ", "index checksum", "corrupt")
+}
+
+func TestMissingVolumeIsNamed(t *testing.T) {
+	_, base := corruptible(t)
+	os.Remove(base + ".002")
+	r := arcpack(t, "verify", base+".001")
+	wantFail(t, r, 1, "arcpack: verify "+base+".001: damaged: ", "1 missing volume(s)")
+	if !strings.Contains(r.stdout, "missing volume: "+base+".002\n") {
+		t.Errorf("verify does not name the missing volume:\n%v", r)
+	}
+}
+
+func TestTruncatedVolumeIsNamed(t *testing.T) {
+	_, base := corruptible(t)
+	os.Truncate(base+".002", 1000)
+	wantFail(t, arcpack(t, "verify", base+".001"), 1,
+		"arcpack: verify "+base+".001: damaged: "+base+".002: truncated: 1000 bytes, want 262144")
+	wantFail(t, arcpack(t, "list", base+".003"), 2, base+".002: truncated: 1000 bytes, want 262144")
+}
+
+func TestVolumeOfAnotherArchiveIsNamed(t *testing.T) {
+	src, base := corruptible(t)
+	other := pack(t, small, src) // same content, another archive id
+	b, _ := os.ReadFile(other + ".002")
+	os.WriteFile(base+".002", b, 0o644)
+	wantFail(t, arcpack(t, "verify", base+".001"), 1,
+		"arcpack: verify "+base+".001: damaged: "+base+".002: volume of another archive")
+}
+
+func TestExtractRefusesPathsOutsideTheArchive(t *testing.T) {
+	_, base := corruptible(t)
+	dst := filepath.Join(t.TempDir(), "dst")
+	wantFail(t, arcpack(t, "extract", base+".001", "-o", dst, "../../etc/passwd"), 2, "../../etc/passwd")
+}
+
+// TestExtractDoesNotFollowSymlinksInDest: a symlink planted in DEST where
+// the archive has a directory must not lead the extraction outside DEST.
+func TestExtractDoesNotFollowSymlinksInDest(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(filepath.Join(src, "a"), 0o755)
+	os.WriteFile(filepath.Join(src, "a", "f"), []byte("data\n"), 0o644)
+	base := pack(t, nil, src)
+	outside := t.TempDir()
+	dst := filepath.Join(t.TempDir(), "dst")
+	os.Mkdir(dst, 0o755)
+	os.Symlink(outside, filepath.Join(dst, "a"))
+	arcpack(t, "extract", base+".001", "-o", dst, "--force")
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("extract wrote through a symlink in DEST into %s: %v", outside, ents)
+	}
+}
+
+func TestExtractRefusesExistingFilesWithoutForce(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	os.WriteFile(filepath.Join(src, "f"), []byte("archived\n"), 0o644)
+	base := pack(t, nil, src)
+	dst := filepath.Join(t.TempDir(), "dst")
+	os.Mkdir(dst, 0o755)
+	os.WriteFile(filepath.Join(dst, "f"), []byte("mine\n"), 0o644)
+	r := arcpack(t, "extract", base+".001", "-o", dst)
+	if r.code == 0 {
+		t.Fatalf("extract over an existing file without --force exited 0")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "f")); string(b) != "mine\n" {
+		t.Errorf("existing file overwritten without --force: %q", b)
+	}
+	mustArcpack(t, "extract", base+".001", "-o", dst, "--force")
+	if b, _ := os.ReadFile(filepath.Join(dst, "f")); string(b) != "archived\n" {
+		t.Errorf("--force did not replace the file: %q", b)
+	}
+}

@@ -1,0 +1,244 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"arc/internal/testtree"
+)
+
+// TestRoundTripGeneratedTree packs the awkward tree into many small
+// volumes and extracts it: everything comes back, checked by Compare and
+// by rsync.
+func TestRoundTripGeneratedTree(t *testing.T) {
+	src := genTree(t, testtree.Options{Seed: 1, LargeSize: 700 << 10}) // > frame and > volume
+	base := pack(t, small, src)
+	if n := len(volumes(t, base)); n < 3 {
+		t.Errorf("%d volumes, want several at --volume-size 256K", n)
+	}
+	mustArcpack(t, "verify", base+".001")
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".002", "-o", dst, "--progress", "never") // any volume names the archive
+	compare(t, src, dst, testtree.CompareOptions{})
+	rsyncSame(t, src, dst)
+}
+
+func TestRoundTripOneVolumeDefaultSizes(t *testing.T) {
+	src := genTree(t, testtree.Options{Seed: 2, Files: 20})
+	base := pack(t, []string{"--volume-size", "0"}, src)
+	if v := volumes(t, base); len(v) != 1 {
+		t.Fatalf("volumes %v, want one at --volume-size 0", v)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".001", "-o", dst)
+	compare(t, src, dst, testtree.CompareOptions{})
+}
+
+func TestEmptyDirectoryArchive(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "empty")
+	os.Mkdir(src, 0o750)
+	base := pack(t, nil, src)
+	if r := mustArcpack(t, "list", base+".001"); r.stdout != "" {
+		t.Errorf("list of an empty archive printed %q", r.stdout)
+	}
+	mustArcpack(t, "verify", base+".001")
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".001", "-o", dst)
+	compare(t, src, dst, testtree.CompareOptions{})
+}
+
+func TestOneEmptyFileArchive(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "zero")
+	if err := os.WriteFile(f, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	base := pack(t, nil, f)
+	if r := mustArcpack(t, "list", base+".001"); r.stdout != "zero\n" {
+		t.Errorf("list: %q, want \"zero\\n\"", r.stdout)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".001", "-o", dst)
+	st, err := os.Stat(filepath.Join(dst, "zero"))
+	if err != nil || st.Size() != 0 || st.Mode().Perm() != 0o640 {
+		t.Fatalf("extracted zero: %v, %v", st, err)
+	}
+}
+
+// TestFileLargerThanFrameAndVolume uses incompressible data, so the file's
+// stored bytes really span several volumes.
+func TestFileLargerThanFrameAndVolume(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(dir, 0o755)
+	data := make([]byte, 1<<20+12345)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	os.WriteFile(filepath.Join(dir, "big"), data, 0o644)
+	base := pack(t, small, dir)
+	if n := len(volumes(t, base)); n < 4 {
+		t.Fatalf("%d volumes for 1 MiB of random data at 256K each", n)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".003", "-o", dst)
+	got, err := os.ReadFile(filepath.Join(dst, "big"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("big came back different (%d bytes, %v)", len(got), err)
+	}
+}
+
+// dupTree makes three identical files with identical metadata (which a
+// hardlink can stand for) and one different file.
+func dupTree(t *testing.T) string {
+	dir := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	same := bytes.Repeat([]byte("the same bytes\n"), 5000)
+	when := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
+	for _, p := range []string{"a", "b", "sub/c"} {
+		os.WriteFile(filepath.Join(dir, p), same, 0o644)
+		os.Chtimes(filepath.Join(dir, p), when, when)
+	}
+	os.WriteFile(filepath.Join(dir, "other"), []byte("other\n"), 0o644)
+	return dir
+}
+
+func inode(t *testing.T, p string) uint64 {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
+}
+
+func TestDedupLinksCopyRestoresSeparateFiles(t *testing.T) {
+	src := dupTree(t)
+	base := pack(t, nil, src)
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".001", "-o", dst, "--dedup-links", "copy")
+	compare(t, src, dst, testtree.CompareOptions{})
+	if inode(t, filepath.Join(dst, "a")) == inode(t, filepath.Join(dst, "b")) {
+		t.Error("--dedup-links copy hardlinked a and b")
+	}
+}
+
+func TestDedupLinksHardlinkLinksDuplicates(t *testing.T) {
+	src := dupTree(t)
+	base := pack(t, nil, src)
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".001", "-o", dst, "--dedup-links", "hardlink")
+	compare(t, src, dst, testtree.CompareOptions{DedupLinks: true, IgnoreRoot: true})
+	a := inode(t, filepath.Join(dst, "a"))
+	if inode(t, filepath.Join(dst, "b")) != a || inode(t, filepath.Join(dst, "sub/c")) != a {
+		t.Error("--dedup-links hardlink left duplicates as separate files")
+	}
+	if inode(t, filepath.Join(dst, "other")) == a {
+		t.Error("a different file was linked to the duplicates")
+	}
+}
+
+func TestExtractSelectedPaths(t *testing.T) {
+	src := genTree(t, testtree.Options{Seed: 4, Files: 10})
+	base := pack(t, small, src)
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".001", "-o", dst, "links", "files/sub/file-001.dat")
+	for _, p := range []string{"links/hard1", "links/dangling", "files/sub/file-001.dat"} {
+		if _, err := os.Lstat(filepath.Join(dst, p)); err != nil {
+			t.Errorf("%s not extracted: %v", p, err)
+		}
+	}
+	for _, p := range []string{"names", "files/file-000.dat", "deep"} {
+		if _, err := os.Lstat(filepath.Join(dst, p)); err == nil {
+			t.Errorf("%s extracted although not asked for", p)
+		}
+	}
+}
+
+// TestListJSONIsStable checks the documented fields of list --json and info --json.
+func TestListJSONIsStable(t *testing.T) {
+	src := genTree(t, testtree.Options{Seed: 5, Files: 5})
+	base := pack(t, nil, src)
+	r := mustArcpack(t, "list", base+".001", "--json")
+	seen := map[string]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		seen[e["path"].(string)] = e
+	}
+	for path, want := range map[string]map[string]any{
+		"links/dangling":    {"type": "symlink", "target": "does/not/exist"},
+		"modes/setuid":      {"type": "file", "mode": "4755"},
+		"links/other/hard2": {"type": "file", "link_to": "links/hard1", "nlink": 4.0},
+		"empty-dir":         {"type": "dir"},
+		"special/fifo":      {"type": "fifo", "mode": "0640"},
+	} {
+		e, ok := seen[path]
+		if !ok {
+			t.Errorf("%s not listed", path)
+			continue
+		}
+		for k, v := range want {
+			if e[k] != v {
+				t.Errorf("%s: %s = %v, want %v", path, k, e[k], v)
+			}
+		}
+		for _, k := range []string{"uid", "gid", "size", "mtime", "mtime_ns", "inode"} {
+			if _, ok := e[k]; !ok {
+				t.Errorf("%s: no %q field", path, k)
+			}
+		}
+	}
+	var nonUTF8 bool
+	for _, e := range seen {
+		if _, ok := e["path_base64"]; ok {
+			nonUTF8 = true
+		}
+	}
+	if !nonUTF8 {
+		t.Error("no entry carries path_base64 although the tree has non-UTF-8 names")
+	}
+	var info map[string]any
+	if err := json.Unmarshal([]byte(mustArcpack(t, "info", base+".001", "--json").stdout), &info); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "volumes", "frames", "blocks", "codecs", "params", "stats", "ratio", "archive_bytes"} {
+		if _, ok := info[k]; !ok {
+			t.Errorf("info --json lacks %q", k)
+		}
+	}
+}
+
+func TestListLongShowsModesOwnersAndLinks(t *testing.T) {
+	src := genTree(t, testtree.Options{Seed: 6, Files: 5})
+	base := pack(t, nil, src)
+	r := mustArcpack(t, "list", "-l", base+".001", "links", "modes/setuid", "names")
+	for _, want := range []string{
+		" links/dangling -> does/not/exist\n",
+		" links/other/hard2 link to links/hard1\n",
+		" names/new\\nline\n",
+		" names/non-utf8-\\377\\376\\200\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("list -l lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "-rwsr-xr-x ") {
+		t.Errorf("list -l shows no setuid mode string:\n%s", r.stdout)
+	}
+	if os.Geteuid() == 0 && !strings.Contains(r.stdout, " 4242/4343 ") {
+		t.Errorf("list -l shows no numeric owner 4242/4343 for modes/setuid:\n%s", r.stdout)
+	}
+	if strings.Contains(r.stdout, " files/") {
+		t.Errorf("list with paths listed others:\n%s", r.stdout)
+	}
+}
