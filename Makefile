@@ -54,13 +54,13 @@ integration:
 	$(GO) test -count=1 -timeout 10m ./integration/
 
 # sample: the main job end to end on a tree it makes itself.
-SAMPLE := $(CURDIR)/.sample
+SAMPLE := $(CURDIR)/bin/sample
 sample: build
 	@rm -rf $(SAMPLE) && mkdir -p $(SAMPLE)
 	$(GO) run ./internal/testtree/gentree -seed 1 -large 20M $(SAMPLE)/src
 	bin/arcpack create $(SAMPLE)/src -o $(SAMPLE)/archive --volume-size 8M --frame-size 4M
 	bin/arcpack info $(SAMPLE)/archive.001
-	bin/arcpack list -l $(SAMPLE)/archive.001 files
+	bin/arcpack list -l $(SAMPLE)/archive.001 links
 	bin/arcpack verify $(SAMPLE)/archive.001
 	bin/arcpack extract $(SAMPLE)/archive.001 -o $(SAMPLE)/restored
 	$(GO) run ./internal/testtree/gentree -compare $(SAMPLE)/src $(SAMPLE)/restored
@@ -82,4 +82,4 @@ bench-ratio:
 	bench/ratio.sh
 
 clean:
-	rm -rf bin $(SAMPLE)
+	rm -rf bin
