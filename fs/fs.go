@@ -94,12 +94,14 @@ func (f *FS) GoFuseOptions(o Options) *gofs.Options {
 		AllowOther: o.AllowOther,
 		// "ro" for fusermount3; the direct mount gets MS_RDONLY below.
 		// default_permissions: the kernel checks the archived modes.
-		Options:              append([]string{"ro", "default_permissions"}, o.MountOptions...),
-		FsName:               name,
-		Name:                 "arc",
-		MaxWrite:             maxIO,
-		MaxReadAhead:         maxIO,
-		DisableXAttrs:        !f.xattrs,
+		Options:       append([]string{"ro", "default_permissions"}, o.MountOptions...),
+		FsName:        name,
+		Name:          "arc",
+		MaxWrite:      maxIO,
+		MaxReadAhead:  maxIO,
+		DisableXAttrs: !f.xattrs,
+		// With xattrs, ACLs among them: let the kernel enforce them too.
+		EnableAcl:            f.xattrs,
 		EnableSymlinkCaching: true,
 		DirectMount:          true,
 		DirectMountFlags:     syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
