@@ -368,14 +368,8 @@ func TestMountDamagedBlockFailsOnlyItsFile(t *testing.T) {
 		}
 	}
 	lines := strings.Split(strings.TrimSpace(readFile(t, logFile)), "\n")
-	var damage []string
-	for _, l := range lines {
-		if strings.Contains(l, "big.bin") {
-			damage = append(damage, l)
-		}
-	}
-	if len(damage) != 1 || !strings.Contains(damage[0], "frame") || !strings.Contains(damage[0], vol) {
-		t.Errorf("want one log line naming big.bin, its frame and %s; log:\n%s", vol, strings.Join(lines, "\n"))
+	if len(lines) != 1 || !strings.Contains(lines[0], "/big.bin") || !strings.Contains(lines[0], "frame") || !strings.Contains(lines[0], vol) {
+		t.Errorf("want one log line naming /big.bin, its frame and %s; log:\n%s", vol, strings.Join(lines, "\n"))
 	}
 }
 
@@ -463,5 +457,55 @@ func TestMountRefusesBadInvocations(t *testing.T) {
 		if isMounted(t, free) {
 			t.Fatalf("%s: mounted anyway", c.name)
 		}
+	}
+}
+
+func TestMountMissingVolumeFailsOnlyFilesInIt(t *testing.T) {
+	needMount(t)
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	want := map[string][]byte{}
+	for i := 0; i < 12; i++ {
+		b := make([]byte, 100<<10)
+		rand.Read(b) // incompressible: 1.2 MiB over several 256 KiB volumes
+		name := fmt.Sprintf("f%02d.bin", i)
+		want[name] = b
+		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := pack(t, mountSmall, src)
+	vols := volumes(t, base)
+	if len(vols) < 4 {
+		t.Fatalf("want at least 4 volumes, got %d", len(vols))
+	}
+	if err := os.Remove(base + ".002"); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(t.TempDir(), "arcmount.log")
+	mnt := mountArchive(t, base, "--log", logFile)
+	var good, bad int
+	for name, b := range want {
+		got, err := os.ReadFile(filepath.Join(mnt, name))
+		switch {
+		case errors.Is(err, syscall.EIO):
+			bad++
+		case err != nil:
+			t.Errorf("%s: %v, want its bytes or EIO", name, err)
+		case !bytes.Equal(got, b):
+			t.Errorf("%s: wrong bytes", name)
+		default:
+			good++
+		}
+	}
+	if bad == 0 || good == 0 {
+		t.Errorf("%d files failed and %d read fine; want some of each with volume 2 missing", bad, good)
+	}
+	log := readFile(t, logFile)
+	if !strings.Contains(log, base+".002") {
+		t.Errorf("log does not name the missing volume:\n%s", log)
+	}
+	if n := strings.Count(log, "\n"); n != bad+1 {
+		t.Errorf("%d log lines, want one for the missing volume and one per damaged file (%d):\n%s", n, bad, log)
 	}
 }

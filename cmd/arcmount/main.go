@@ -149,7 +149,7 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	ar, err := reader.Open(c.archive, reader.Options{
 		CacheSize: cacheSize,
 		Prefetch:  c.prefetch,
-		Logf:      logger.Printf,
+		Logf:      withoutBlockDamage(logger.Printf),
 	})
 	if err != nil {
 		return err
@@ -175,4 +175,19 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	srv.Wait()
 	signal.Stop(sig)
 	return nil
+}
+
+// withoutBlockDamage drops the reader's lines about damaged blocks: the
+// reader logs one on every failed read, while fs logs one line per damaged
+// file, naming the file with the same block, frame and volume. Other lines
+// (a missing volume at open) pass.
+func withoutBlockDamage(logf func(string, ...any)) func(string, ...any) {
+	return func(format string, args ...any) {
+		for _, a := range args {
+			if err, ok := a.(error); ok && errors.Is(err, reader.ErrDamaged) {
+				return
+			}
+		}
+		logf(format, args...)
+	}
 }
