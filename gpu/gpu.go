@@ -66,6 +66,9 @@ type Options struct {
 	// Logf receives run-time fallback notes (a batch redone on the CPU);
 	// nil discards them.
 	Logf func(format string, args ...any)
+
+	// buildFlags are extra kernel build options (benchmark variants).
+	buildFlags string
 }
 
 // ErrNoOpenCL is returned by discovery in a binary built with noopencl.

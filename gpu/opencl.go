@@ -111,7 +111,9 @@ type device struct {
 // stats accumulate device-side times, read by the benchmarks.
 type stats struct {
 	kernelNs atomic.Int64 // kernel execution, from profiling events
-	bytes    atomic.Int64 // input bytes of the kernels timed
+	xferNs   atomic.Int64 // host<->device copies, from profiling events
+	xferB    atomic.Int64 // bytes of those copies
+	bytes    atomic.Int64 // bytes the kernels timed produced (decode) or read (hash)
 }
 
 // pinned is a host-allocated OpenCL buffer kept mapped: the driver can DMA
@@ -130,13 +132,14 @@ type slot struct {
 	dRes, dCV, dTmp    *cl.MemObject
 	kChunks, kParents  *cl.Kernel
 	kLZ4               *cl.Kernel
-	events             []*cl.Event
-	kernels            []*cl.Event
-	collect            func() // copies results out once events completed
+	events             []*cl.Event // to wait for
+	kernels, xfers     []*cl.Event // to time
+	collect            func()      // copies results out once events completed
 	kernelBytes        int64
+	xferBytes          int64
 }
 
-func openDevice(info DeviceInfo, batch int) (d *device, err error) {
+func openDevice(info DeviceInfo, batch int, flags string) (d *device, err error) {
 	if batch <= 0 {
 		batch = 64 << 20
 	}
@@ -172,7 +175,7 @@ func openDevice(info DeviceInfo, batch int) (d *device, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("program: %w", err)
 	}
-	if err := d.prog.BuildProgram([]*cl.Device{cld}, fmt.Sprintf("-cl-std=CL1.2 -DLZ4_WG=%d", localSize)); err != nil {
+	if err := d.prog.BuildProgram([]*cl.Device{cld}, fmt.Sprintf("-cl-std=CL1.2 -DLZ4_WG=%d %s", localSize, flags)); err != nil {
 		return nil, fmt.Errorf("building kernels: %w", err)
 	}
 	for i := range d.slots {
@@ -240,6 +243,8 @@ func (d *device) close() {
 			continue
 		}
 		s.wait()
+		elapsed(s.kernels)
+		elapsed(s.xfers)
 		for _, p := range []*pinned{&s.in, &s.out, &s.desc, &s.res} {
 			if p.m != nil {
 				if ev, err := s.q.EnqueueUnmapMemObject(p.buf, p.m, nil); err == nil {
@@ -297,9 +302,7 @@ func (s *slot) wait() error {
 		return nil
 	}
 	err := cl.WaitForEvents(s.events)
-	for _, ev := range s.events {
-		ev.Release()
-	}
+	s.xfers = append(s.xfers, s.events...) // released once timed
 	s.events = s.events[:0]
 	collect := s.collect
 	s.collect = nil
@@ -309,10 +312,22 @@ func (s *slot) wait() error {
 	return err
 }
 
-// kernelTime sums and releases the slot's kernel events.
+// kernelTime adds up and releases the slot's timed events.
 func (d *device) kernelTime(s *slot) {
+	if ns := elapsed(s.kernels); ns > 0 {
+		d.stats.kernelNs.Add(ns)
+		d.stats.bytes.Add(s.kernelBytes)
+	}
+	d.stats.xferNs.Add(elapsed(s.xfers))
+	d.stats.xferB.Add(s.xferBytes)
+	s.kernels, s.xfers = s.kernels[:0], s.xfers[:0]
+	s.kernelBytes, s.xferBytes = 0, 0
+}
+
+// elapsed sums the events' device times and releases them.
+func elapsed(evs []*cl.Event) int64 {
 	var ns int64
-	for _, ev := range s.kernels {
+	for _, ev := range evs {
 		a, err1 := ev.GetEventProfilingInfo(cl.ProfilingInfoCommandStart)
 		b, err2 := ev.GetEventProfilingInfo(cl.ProfilingInfoCommandEnd)
 		if err1 == nil && err2 == nil && b > a {
@@ -320,12 +335,7 @@ func (d *device) kernelTime(s *slot) {
 		}
 		ev.Release()
 	}
-	s.kernels = s.kernels[:0]
-	if ns > 0 {
-		d.stats.kernelNs.Add(ns)
-		d.stats.bytes.Add(s.kernelBytes)
-	}
-	s.kernelBytes = 0
+	return ns
 }
 
 // launch enqueues k over global work-items in groups of localSize.
@@ -355,7 +365,8 @@ func (s *slot) write(dst *cl.MemObject, src *pinned, n int) error {
 	if err != nil {
 		return err
 	}
-	ev.Release()
+	s.xfers = append(s.xfers, ev)
+	s.xferBytes += int64(n)
 	return nil
 }
 
@@ -368,6 +379,7 @@ func (s *slot) read(dst *pinned, src *cl.MemObject, n int) error {
 		return err
 	}
 	s.events = append(s.events, ev)
+	s.xferBytes += int64(n)
 	return nil
 }
 
@@ -402,10 +414,6 @@ func (d *device) run(fill func(s *slot) (more bool, err error)) error {
 		if firstErr != nil {
 			s.q.Finish()
 			s.collect = nil
-			for _, ev := range s.kernels {
-				ev.Release()
-			}
-			s.kernels = s.kernels[:0]
 		}
 		d.kernelTime(s)
 	}

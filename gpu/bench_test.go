@@ -1,0 +1,195 @@
+//go:build !noopencl
+
+package gpu
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"arc/codec"
+)
+
+// TestDeviceThroughput is the device benchmark: with ARC_GPU_BENCH=1 it
+// times BLAKE3 and batch decompression on the engine's device(s) beside the
+// CPU twins (GOMAXPROCS cores) in the same run and prints medians:
+//
+//	cpu   the CPU twin, wall clock
+//	e2e   the engine, wall clock: packing into pinned memory, transfers,
+//	      kernels, copying results out, CPU fallbacks
+//	kern  bytes over the kernels' own time (OpenCL profiling events)
+//	xfer  share of the device time spent in host<->device copies
+//	xGB/s bytes over the time of those copies (both directions)
+//
+// ARC_GPU_CORPUS names a file of real data (decode input is cut from it);
+// ARC_GPU_BENCH_MIB sets the data per measurement (default 1024).
+func TestDeviceThroughput(t *testing.T) {
+	if os.Getenv("ARC_GPU_BENCH") == "" {
+		t.Skip("set ARC_GPU_BENCH=1 to run the device benchmark")
+	}
+	batch := envInt("ARC_GPU_BATCH_MIB", 128) << 20
+	total := envInt("ARC_GPU_BENCH_MIB", 1024) << 20
+	reps := envInt("ARC_GPU_BENCH_REPS", 5)
+	e := testEngine(t, batch)
+	parseOnly, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, buildFlags: "-DLZ4_PARSE_ONLY"})
+	if err == nil {
+		defer parseOnly.Close()
+	}
+	t.Logf("%s; CPU twin on %d cores; %d MiB per run, median of %d", e.Describe(), runtime.GOMAXPROCS(0), total>>20, reps)
+	fmt.Printf("%-36s %10s %10s %10s %6s %7s\n", "what", "cpu GB/s", "e2e GB/s", "kern GB/s", "xfer", "xGB/s")
+
+	data := testBytes(total+(1<<20), 99)
+	for _, size := range []int{4 << 10, 64 << 10, 1 << 20, 16 << 20} {
+		var inputs [][]byte
+		for off := 0; off+size <= total; off += size {
+			inputs = append(inputs, data[off:off+size])
+		}
+		row(t, e, fmt.Sprintf("blake3 %s inputs", human(size)), int64(len(inputs)*size), reps,
+			func() { CPUHasher{}.HashBatch(inputs) },
+			func() {
+				if _, err := e.Hasher().HashBatch(inputs); err != nil {
+					t.Fatal(err)
+				}
+			})
+	}
+
+	var corpus []byte
+	if p := os.Getenv("ARC_GPU_CORPUS"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		corpus = b
+	} else {
+		corpus = compressible(64<<20, 5)
+	}
+	for _, c := range []struct {
+		name  string
+		level codec.Level
+		size  int
+	}{
+		{"lz4", codec.LevelDefault, 64 << 10},
+		{"lz4", codec.LevelDefault, 1 << 20},
+		{"lz4x", codec.LevelDefault, 1 << 20},
+		{"lz4x", codec.LevelHigh, 1 << 20},
+	} {
+		var raws [][]byte
+		for off := 0; len(raws)*c.size < total; off += c.size + 4099 {
+			o := off % (len(corpus) - c.size)
+			raws = append(raws, corpus[o:o+c.size])
+		}
+		blocks := make([]Block, len(raws))
+		stored := 0
+		parallel(len(raws), func(i int) {
+			enc, _ := codec.NewEncoder(codec.Options{Codec: c.name, Level: c.level})
+			id, s := enc.Encode(raws[i])
+			blocks[i] = Block{Codec: id, Src: slices.Clone(s), Dst: make([]byte, len(raws[i]))}
+		})
+		for _, b := range blocks {
+			stored += len(b.Src)
+		}
+		name := fmt.Sprintf("decode %s-%s %s (%.2fx)", c.name, c.level, human(c.size), float64(len(raws)*c.size)/float64(stored))
+		row(t, e, name, int64(len(raws)*c.size), reps,
+			func() {
+				if err := (CPUDecoder{}).DecodeBatch(blocks); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func() {
+				if err := e.Decoder().DecodeBatch(blocks); err != nil {
+					t.Fatal(err)
+				}
+			})
+		for i := range blocks {
+			if string(blocks[i].Dst) != string(raws[i]) {
+				t.Fatalf("%s: block %d decoded wrong", name, i)
+			}
+		}
+		if parseOnly != nil {
+			// The same kernel with its copies left out: the serial parse's
+			// share of the kernel time.
+			var idx []int
+			for i, b := range blocks {
+				if onDevice(b.Codec) {
+					idx = append(idx, i)
+				}
+			}
+			row(t, parseOnly, "  (parse only, kernel)", int64(len(raws)*c.size), 1, func() {}, func() {
+				parseOnly.devs[0].decodeBatch(blocks, idx)
+			})
+		}
+	}
+}
+
+// row times cpu and dev reps times each (after one warm-up) and prints the
+// medians.
+func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev func()) {
+	med := func(f func(), each func()) time.Duration {
+		f()
+		var ds []time.Duration
+		for i := 0; i < reps; i++ {
+			if each != nil {
+				each()
+			}
+			start := time.Now()
+			f()
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	var kern, xfer, xbw []float64
+	snap := func() {
+		for _, d := range e.devs {
+			d.stats.kernelNs.Store(0)
+			d.stats.xferNs.Store(0)
+			d.stats.bytes.Store(0)
+			d.stats.xferB.Store(0)
+		}
+	}
+	dcpu := med(cpu, nil)
+	ddev := med(dev, func() {
+		var k, x, b, xb int64
+		for _, d := range e.devs {
+			k += d.stats.kernelNs.Load()
+			x += d.stats.xferNs.Load()
+			b += d.stats.bytes.Load()
+			xb += d.stats.xferB.Load()
+		}
+		if k > 0 && x > 0 {
+			kern = append(kern, float64(b)/float64(k))
+			xfer = append(xfer, float64(x)/float64(k+x))
+			xbw = append(xbw, float64(xb)/float64(x))
+		}
+		snap()
+	})
+	slices.Sort(kern)
+	slices.Sort(xfer)
+	slices.Sort(xbw)
+	gbs := func(d time.Duration) float64 { return float64(bytes) / d.Seconds() / 1e9 }
+	k, x, xb := 0.0, 0.0, 0.0
+	if len(kern) > 0 {
+		k, x, xb = kern[len(kern)/2], xfer[len(xfer)/2], xbw[len(xbw)/2]
+	}
+	fmt.Printf("%-36s %10.2f %10.2f %10.2f %5.0f%% %7.1f\n", name, gbs(dcpu), gbs(ddev), k, 100*x, xb)
+}
+
+func human(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%dMiB", n>>20)
+	default:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
