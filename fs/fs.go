@@ -61,6 +61,8 @@ type FS struct {
 	mu      sync.Mutex
 	damaged map[uint32]bool // inodes whose read error was logged
 
+	holes map[uint32]uint64 // hole bytes of sparse files
+
 	statfsOnce sync.Once
 	blocks     uint64 // 4 KiB blocks of all file content, for statfs
 }
@@ -71,7 +73,8 @@ func New(ar Archive, logf func(format string, args ...any)) *FS {
 		logf = func(string, ...any) {}
 	}
 	idx := ar.Index()
-	return &FS{ar: ar, idx: idx, xattrs: idx.Xattrs.Count() > 0, logf: logf, damaged: map[uint32]bool{}}
+	return &FS{ar: ar, idx: idx, xattrs: idx.Xattrs.Count() > 0, logf: logf,
+		damaged: map[uint32]bool{}, holes: holeBytes(idx)}
 }
 
 // Root is the node of the archive's root directory (archive inode 0).
@@ -154,7 +157,7 @@ func (f *FS) fill(ino uint32, a *fuse.Attr) {
 	a.Mode = in.Mode[ino]
 	a.Uid, a.Gid = in.UID[ino], in.GID[ino]
 	a.Size = in.Size[ino]
-	a.Blocks = (a.Size + 511) / 512
+	a.Blocks = (a.Size - f.holes[ino] + 511) / 512
 	a.Blksize = maxIO
 	a.Nlink = f.idx.Nlink[ino]
 	a.Rdev = uint32(in.Rdev[ino])

@@ -105,7 +105,7 @@ func TestMountedTreeMatchesIndex(t *testing.T) {
 			if string(got) != want {
 				t.Errorf("%s: content differs (%d bytes, want %d)", e.path, len(got), len(want))
 			}
-			if st.Size != int64(len(want)) || st.Blocks != (int64(len(want))+511)/512 {
+			if st.Size != int64(len(want)) || st.Blocks != (int64(len(e.data))+511)/512 {
 				t.Errorf("%s: size %d blocks %d", e.path, st.Size, st.Blocks)
 			}
 		case format.ModeLink:
@@ -332,4 +332,42 @@ func TestParallelReadersSeeTheRightBytes(t *testing.T) {
 func readdirnames(dir string) ([]string, error) {
 	out, err := exec.Command("ls", "-a1", dir).Output()
 	return strings.Fields(string(out)), err
+}
+
+func TestHolesAreReportedLikeASparseFile(t *testing.T) {
+	a := build([]entry{
+		{path: "s", mode: format.ModeReg | 0o644, hole: 1 << 20, data: "data"},
+		{path: "dense", mode: format.ModeReg | 0o644, data: "abc"},
+	})
+	mnt := mount(t, a, t.Logf)
+	f, err := os.Open(filepath.Join(mnt, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, c := range []struct {
+		off    int64
+		whence int
+		want   int64
+		err    error
+	}{
+		{0, unix.SEEK_DATA, 1 << 20, nil},
+		{0, unix.SEEK_HOLE, 0, nil},
+		{1<<20 + 1, unix.SEEK_DATA, 1<<20 + 1, nil},
+		{1 << 20, unix.SEEK_HOLE, 1<<20 + 4, nil},
+		{1<<20 + 4, unix.SEEK_DATA, 0, syscall.ENXIO},
+	} {
+		got, err := unix.Seek(int(f.Fd()), c.off, c.whence)
+		if err != c.err || (err == nil && got != c.want) {
+			t.Errorf("seek(%d, %d) = %d, %v; want %d, %v", c.off, c.whence, got, err, c.want, c.err)
+		}
+	}
+	d, err := os.Open(filepath.Join(mnt, "dense"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got, err := unix.Seek(int(d.Fd()), 0, unix.SEEK_HOLE); err != nil || got != 3 {
+		t.Errorf("dense file: first hole at %d, %v; want 3 (its end)", got, err)
+	}
 }
