@@ -137,7 +137,7 @@ func (p *packer) buildIndex() (*format.Index, error) {
 		{Key: "block-size", Value: strconv.FormatInt(o.BlockSize, 10)},
 		{Key: "volume-size", Value: strconv.FormatInt(o.VolumeSize, 10)},
 		{Key: "order", Value: "path"},
-		{Key: "dedup", Value: "file:blake3-256"},
+		{Key: "dedup", Value: p.dedupParam()},
 		{Key: "created", Value: time.Now().UTC().Format(time.RFC3339Nano)},
 		{Key: "tool", Value: o.Tool},
 	}, o.Codec.Params()...)
@@ -154,12 +154,24 @@ func (p *packer) buildIndex() (*format.Index, error) {
 		{Key: "dup-files", Value: uint64(r.DupFiles)},
 		{Key: "dup-bytes", Value: uint64(r.DupBytes)},
 		{Key: "hole-bytes", Value: uint64(r.HoleBytes)},
+		{Key: "segment-bytes", Value: uint64(r.SegmentBytes)},
+		{Key: "segment-refs", Value: uint64(r.SegmentRefs)},
 		{Key: "stored-bytes", Value: uint64(r.StoredBytes)},
 	}
 	if err := x.Derive(); err != nil {
 		return nil, fmt.Errorf("internal error: the index built is invalid: %w", err)
 	}
 	return x, nil
+}
+
+// dedupParam records which dedup layers ran and with what parameters.
+func (p *packer) dedupParam() string {
+	s := "file:blake3-256"
+	if p.seg != nil {
+		c := p.segCfg
+		s += fmt.Sprintf(",segment:gear64,min=%d,sample=1/%d,table=%dx%d,history=%d", c.MinLen, 1<<c.SampleBits, 1<<c.TableBits, 4, c.History)
+	}
+	return s
 }
 
 // ownerNames resolves the ids used in the archive to names on this machine,

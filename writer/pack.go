@@ -10,6 +10,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/writer/segment"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/sync/semaphore"
@@ -19,14 +20,15 @@ import (
 // fileJob is one regular file on its way from a reader worker to the
 // sequencer. Jobs reach the sequencer in path order.
 type fileJob struct {
-	node   int32
-	data   []byte // whole content, for files up to wholeFileMax
-	whole  bool   // data holds the content
-	hashed bool   // sum is set
-	sum    [32]byte
-	held   int64 // read-ahead budget held by this job
-	err    error
-	done   chan struct{}
+	node    int32
+	data    []byte // whole content, for files up to wholeFileMax
+	whole   bool   // data holds the content
+	hashed  bool   // sum is set
+	sum     [32]byte
+	held    int64 // read-ahead budget held by this job
+	samples []segment.Sample
+	err     error
+	done    chan struct{}
 }
 
 type inodeKey struct{ dev, ino uint64 }
@@ -150,6 +152,9 @@ func (p *packer) pack() error {
 	p.blocks = bw.blocks
 	p.frames = st.frames
 	p.res.UniqueBytes = int64(st.off)
+	if p.seg != nil {
+		p.res.SegmentBytes, p.res.SegmentRefs = int64(p.seg.Matched), int64(p.seg.Refs)
+	}
 	p.res.StoredBytes = bw.stored
 
 	// Hardlinks share the primary's content.
@@ -203,6 +208,9 @@ func (p *packer) readJob(j *fileJob, cand bool) {
 		j.data, j.whole = data, true
 		if cand && int64(len(data)) == n.size {
 			j.sum, j.hashed = blake3.Sum256(data), true
+		}
+		if p.seg != nil {
+			j.samples = segment.Samples(data, p.segCfg.SampleBits, nil)
 		}
 		return
 	}
@@ -303,6 +311,7 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 		}
 	}
 	start := uint32(len(p.extOff))
+	p.fileExt = int(start)
 	size0 := n.size
 	var err error
 	switch {
@@ -312,8 +321,7 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 			n.size = int64(len(j.data))
 		}
 		if len(j.data) > 0 {
-			p.addExtent(st.off, uint64(len(j.data)))
-			err = st.write(j.data)
+			err = p.place(j.data, j.samples, st)
 		}
 		p.res.InputBytes += int64(len(j.data))
 		p.bytesDone.Add(int64(len(j.data)))
@@ -356,11 +364,34 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// addExtent appends an extent, merging it with the previous one when they
-// are contiguous in the stream.
+// addExtent appends an extent to the current file's list, merging it with
+// the file's previous extent when the two are contiguous in the stream.
 func (p *packer) addExtent(off, n uint64) {
+	if k := len(p.extOff); k > p.fileExt && off != format.Hole && p.extOff[k-1] != format.Hole && p.extOff[k-1]+p.extLen[k-1] == off {
+		p.extLen[k-1] += n
+		return
+	}
 	p.extOff = append(p.extOff, off)
 	p.extLen = append(p.extLen, n)
+}
+
+// place appends file bytes to the stream: through the long-distance segment
+// index when it is on (repeats of earlier stream bytes become references),
+// else as they are.
+func (p *packer) place(data []byte, samples []segment.Sample, st *streamer) error {
+	if p.seg == nil {
+		p.addExtent(st.off, uint64(len(data)))
+		return st.write(data)
+	}
+	return p.seg.Place(data, samples,
+		func(run []byte) error {
+			p.addExtent(st.off, uint64(len(run)))
+			return st.write(run)
+		},
+		func(off, n uint64) error {
+			p.addExtent(off, n)
+			return nil
+		})
 }
 
 // streamFile copies a large or sparse file into the stream in block-sized
@@ -379,8 +410,7 @@ func (p *packer) streamFile(n *node, st *streamer) error {
 	var stored int64
 	for _, r := range runs {
 		if r.hole {
-			p.extOff = append(p.extOff, format.Hole)
-			p.extLen = append(p.extLen, uint64(r.len))
+			p.addExtent(format.Hole, uint64(r.len))
 			p.res.HoleBytes += r.len
 			stored += r.len
 			continue
@@ -393,12 +423,12 @@ func (p *packer) streamFile(n *node, st *streamer) error {
 			want := min(int64(len(buf)), left)
 			m, err := f.ReadAt(buf[:want], at)
 			if m > 0 {
-				if k := len(p.extOff); k > 0 && p.extOff[k-1] != format.Hole && p.extOff[k-1]+p.extLen[k-1] == st.off && stored > 0 {
-					p.extLen[k-1] += uint64(m)
-				} else {
-					p.addExtent(st.off, uint64(m))
+				var samples []segment.Sample
+				if p.seg != nil {
+					samples = segment.Samples(buf[:m], p.segCfg.SampleBits, p.sampleBuf[:0])
+					p.sampleBuf = samples
 				}
-				if werr := st.write(buf[:m]); werr != nil {
+				if werr := p.place(buf[:m], samples, st); werr != nil {
 					return werr
 				}
 				stored += int64(m)

@@ -26,6 +26,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/writer/segment"
 )
 
 // Options control Create. The zero value of a size means its default.
@@ -38,8 +39,11 @@ type Options struct {
 	OneFileSystem bool
 	Strict        bool // an unreadable source is fatal instead of skipped
 	Force         bool // replace an existing archive of the same name
-	Warn          func(err error)
-	Progress      func(Progress)
+	// Segments configures long-distance segment dedup; nil means
+	// segment.DefaultConfig(), MinLen < 0 turns it off.
+	Segments *segment.Config
+	Warn     func(err error)
+	Progress func(Progress)
 
 	// Tool names the program for the archive's parameters.
 	Tool string
@@ -60,6 +64,7 @@ type Result struct {
 	UniqueBytes                                       int64 // length of the unique-data stream
 	DupFiles, DupBytes                                int64 // whole-file duplicates found and bytes they would have taken
 	HoleBytes                                         int64 // bytes of sparse-file holes, stored as holes
+	SegmentBytes, SegmentRefs                         int64 // repeats stored as references to earlier stream bytes
 	StoredBytes                                       int64 // compressed block data
 	ArchiveBytes                                      int64 // all volume files together
 	Elapsed                                           time.Duration
@@ -131,6 +136,14 @@ func Create(ctx context.Context, out string, sources []string, opt Options) (*Re
 	}
 
 	p := &packer{opt: &opt, ctx: ctx}
+	if opt.Segments == nil || opt.Segments.MinLen >= 0 {
+		p.segCfg = segment.DefaultConfig()
+		if opt.Segments != nil {
+			p.segCfg = *opt.Segments
+		}
+		p.seg = segment.New(p.segCfg)
+		defer p.seg.Close()
+	}
 	p.report("scan")
 	nodes, err := scan(sources, &opt)
 	if err != nil {
@@ -216,6 +229,11 @@ type packer struct {
 
 	blocks format.Blocks
 	frames []uint32
+
+	seg       *segment.Index // nil when segment dedup is off
+	segCfg    segment.Config
+	sampleBuf []segment.Sample
+	fileExt   int // first extent of the file being placed
 
 	filesDone, bytesDone   atomic.Int64
 	filesTotal, bytesTotal atomic.Int64

@@ -1,0 +1,351 @@
+// Package segment finds long repeats of earlier unique-stream bytes
+// ("long-distance segments"), as zstd's long-distance matcher does, so that
+// the writer can store a repeat as an extent pointing at bytes already in the
+// archive instead of storing them again.
+//
+// A gear hash rolls over the data; positions whose hash has its top
+// SampleBits bits clear are sampled (about one in 2^SampleBits), so the same
+// content is sampled at the same places wherever it occurs. Sampled positions
+// of stored bytes go into a bounded, bucketed table with a 32-bit check per
+// entry to reject most false candidates without touching the history. A
+// candidate is then verified byte by byte against the retained history and
+// extended both ways; repeats of at least MinLen bytes become references.
+//
+// Near-identical binaries are the case this is for: their repeats are long
+// but content-defined chunk boundaries rarely line up in them.
+package segment
+
+import (
+	"encoding/binary"
+	"errors"
+	"math/bits"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config bounds the matcher. Memory is about 16<<TableBits * 4 bytes for the
+// table plus History bytes of retained stream.
+type Config struct {
+	MinLen     int    // shortest repeat worth a reference
+	SampleBits uint   // one position in 2^SampleBits is sampled
+	TableBits  uint   // 2^TableBits buckets of 4 entries
+	History    int64  // stream bytes kept for verification; older candidates are ignored
+	chunk      uint64 // history chunk size (tests shrink it)
+}
+
+// DefaultConfig is tuned on the Go toolchains tree (see docs/FORMAT.md).
+func DefaultConfig() Config {
+	return Config{MinLen: 512, SampleBits: 7, TableBits: 20, History: 256 << 20}
+}
+
+// Sample is a sampled position: Pos is the index just past the hashed
+// window's last byte.
+type Sample struct {
+	Pos  uint32
+	Hash uint64
+}
+
+// window is how many bytes a gear hash depends on (64 bits shifted once a byte).
+const window = 64
+
+// warm is how many bytes must roll in before a hash depends on a full
+// window; earlier positions are never sampled.
+const warm = 32
+
+// Samples computes the sampled positions of data. It is pure, so the writer
+// runs it on its reader goroutines in parallel.
+func Samples(data []byte, sampleBits uint, dst []Sample) []Sample {
+	mask := ^uint64(0) << (64 - sampleBits)
+	var h uint64
+	head := min(len(data), warm-1)
+	for _, b := range data[:head] {
+		h = h<<1 + gear[b]
+	}
+	for i := head; i < len(data); i++ {
+		h = h<<1 + gear[data[i]]
+		if h&mask == 0 {
+			dst = append(dst, Sample{uint32(i + 1), h})
+		}
+	}
+	return dst
+}
+
+const ways = 4
+
+type entry struct {
+	pos   uint64 // stream offset corresponding to Sample.Pos
+	check uint32
+	used  bool
+}
+
+// Index holds the table and the retained history.
+type Index struct {
+	cfg      Config
+	table    []entry
+	tableMem []byte  // the table's mapping, when off the heap
+	next     []uint8 // per bucket: which way to replace next
+	chunks   [][]byte
+	first    uint64 // stream offset of chunks[0][0]
+	end      uint64 // stream length seen so far
+	Matched  uint64 // bytes placed as references
+	Refs     uint64 // references placed
+}
+
+// New returns an empty index for a stream that starts at offset 0.
+func New(cfg Config) *Index {
+	if cfg.chunk == 0 {
+		cfg.chunk = 4 << 20
+	}
+	x := &Index{cfg: cfg, next: make([]uint8, 1<<cfg.TableBits)}
+	n := ways << cfg.TableBits
+	if mem := offHeap(n * int(unsafe.Sizeof(entry{}))); mem != nil {
+		x.tableMem = mem
+		x.table = unsafe.Slice((*entry)(unsafe.Pointer(&mem[0])), n)
+	} else {
+		x.table = make([]entry, n)
+	}
+	return x
+}
+
+// Close returns the table and history memory. The index must not be used after.
+func (x *Index) Close() {
+	for _, c := range x.chunks {
+		freeOffHeap(c)
+	}
+	x.chunks = nil
+	if x.tableMem != nil {
+		freeOffHeap(x.tableMem)
+		x.tableMem, x.table = nil, nil
+	}
+}
+
+// offHeap maps anonymous memory outside the Go heap: the history and table
+// are large and long-lived, and on the heap they would double the
+// collector's target and be scanned for nothing. nil means use the heap.
+func offHeap(n int) []byte {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func freeOffHeap(b []byte) {
+	if cap(b) > 0 {
+		unix.Munmap(b[:cap(b)])
+	}
+}
+
+// End is the stream length the index has seen.
+func (x *Index) End() uint64 { return x.end }
+
+// Skip tells the index that n stream bytes were appended without going
+// through Place (they are neither matched against nor retained).
+func (x *Index) Skip(n uint64) {
+	x.end += n
+	for _, c := range x.chunks {
+		freeOffHeap(c)
+	}
+	x.chunks, x.first = nil, x.end
+}
+
+// bucket takes the hash bits just below the SampleBits that sampling
+// zeroed; the check value is the low 32 bits, independent of both.
+func (x *Index) bucket(h uint64) int {
+	return int((h<<x.cfg.SampleBits)>>(64-x.cfg.TableBits)) * ways
+}
+
+// ErrStop can be returned by a callback to end Place early.
+var ErrStop = errors.New("stop")
+
+// Place splits data, about to be appended at the end of the stream, into
+// literal runs and references. lit receives runs to append (the index
+// retains them as history and records their samples); ref receives
+// references (offset and length in the stream, pointing only at bytes
+// appended before this call). samples must be Samples(data, cfg.SampleBits).
+func (x *Index) Place(data []byte, samples []Sample, lit func([]byte) error, ref func(off, n uint64) error) error {
+	litStart := 0
+	si, cur := 0, 0
+	for si < len(samples) {
+		s := samples[si]
+		p := int(s.Pos)
+		if p < litStart {
+			si++
+			continue
+		}
+		bestOff, bestBack, bestFwd := uint64(0), 0, 0
+		b := x.bucket(s.Hash)
+		for w := 0; w < ways; w++ {
+			e := &x.table[b+w]
+			if !e.used || e.check != uint32(s.Hash) || e.pos < x.first || e.pos > x.end {
+				continue
+			}
+			fwd := x.matchForward(e.pos, data[p:])
+			back := x.matchBackward(e.pos, data[litStart:p])
+			if back+fwd > bestBack+bestFwd {
+				bestOff, bestBack, bestFwd = e.pos, back, fwd
+			}
+		}
+		if bestBack+bestFwd < x.cfg.MinLen {
+			si++
+			continue
+		}
+		start := p - bestBack
+		if err := x.literal(data[litStart:start], litStart, samples, &cur, lit); err != nil {
+			return err
+		}
+		n := uint64(bestBack + bestFwd)
+		if err := ref(bestOff-uint64(bestBack), n); err != nil {
+			return err
+		}
+		x.Matched += n
+		x.Refs++
+		litStart = p + bestFwd
+		si++
+	}
+	return x.literal(data[litStart:], litStart, samples, &cur, lit)
+}
+
+// literal appends a run of data (starting at index at of the Place call's
+// data): it hands the run to lit, retains it as history and inserts the
+// samples whose whole hash window lies inside it (*cur walks samples once
+// per Place call).
+func (x *Index) literal(run []byte, at int, samples []Sample, cur *int, lit func([]byte) error) error {
+	if len(run) == 0 {
+		return nil
+	}
+	if err := lit(run); err != nil {
+		return err
+	}
+	base := x.end
+	lo, hi := at, at+len(run)
+	for ; *cur < len(samples) && int(samples[*cur].Pos) <= hi; *cur++ {
+		s := samples[*cur]
+		p := int(s.Pos)
+		if p-window < lo {
+			continue
+		}
+		b := x.bucket(s.Hash)
+		w := int(x.next[b/ways])
+		x.next[b/ways] = uint8((w + 1) % ways)
+		x.table[b+w] = entry{pos: base + uint64(p-lo), check: uint32(s.Hash), used: true}
+	}
+	x.retain(run)
+	x.end += uint64(len(run))
+	return nil
+}
+
+// retain appends to the history, dropping the oldest chunks past the limit.
+func (x *Index) retain(p []byte) {
+	for len(p) > 0 {
+		if len(x.chunks) == 0 || uint64(len(x.chunks[len(x.chunks)-1])) == x.cfg.chunk {
+			c := offHeap(int(x.cfg.chunk))
+			if c == nil {
+				c = make([]byte, x.cfg.chunk)
+			}
+			x.chunks = append(x.chunks, c[:0])
+		}
+		c := &x.chunks[len(x.chunks)-1]
+		n := min(len(p), int(x.cfg.chunk)-len(*c))
+		*c = append(*c, p[:n]...)
+		p = p[n:]
+	}
+	for int64(len(x.chunks)-1)*int64(x.cfg.chunk) > x.cfg.History && len(x.chunks) > 1 {
+		x.first += uint64(len(x.chunks[0]))
+		freeOffHeap(x.chunks[0])
+		x.chunks[0] = nil
+		x.chunks = x.chunks[1:]
+	}
+}
+
+// at returns the retained bytes from stream offset off to the end of its chunk.
+func (x *Index) at(off uint64) []byte {
+	if off < x.first || off >= x.end {
+		return nil
+	}
+	rel := off - x.first
+	c := x.chunks[rel/x.cfg.chunk]
+	return c[rel%x.cfg.chunk:]
+}
+
+// matchForward counts equal bytes of the history from off and of p.
+func (x *Index) matchForward(off uint64, p []byte) int {
+	n := 0
+	for len(p) > 0 {
+		h := x.at(off)
+		if len(h) == 0 {
+			break
+		}
+		m := commonPrefix(h, p)
+		n += m
+		if m < len(h) && m < len(p) {
+			break
+		}
+		off += uint64(m)
+		p = p[m:]
+	}
+	return n
+}
+
+// matchBackward counts equal bytes of the history before off and at the end of p.
+func (x *Index) matchBackward(off uint64, p []byte) int {
+	n := 0
+	for len(p) > 0 && off > x.first {
+		rel := off - x.first
+		ci, co := rel/x.cfg.chunk, rel%x.cfg.chunk
+		if co == 0 {
+			ci, co = ci-1, x.cfg.chunk
+		}
+		h := x.chunks[ci][:co]
+		m := commonSuffix(h, p)
+		n += m
+		if m < len(h) && m < len(p) {
+			break
+		}
+		off -= uint64(m)
+		p = p[:len(p)-m]
+	}
+	return n
+}
+
+func commonPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		if d := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); d != 0 {
+			return i + bits.TrailingZeros64(d)/8
+		}
+	}
+	for ; i < n && a[i] == b[i]; i++ {
+	}
+	return i
+}
+
+func commonSuffix(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		x := binary.BigEndian.Uint64(a[len(a)-i-8:]) ^ binary.BigEndian.Uint64(b[len(b)-i-8:])
+		if x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for ; i < n && a[len(a)-1-i] == b[len(b)-1-i]; i++ {
+	}
+	return i
+}
+
+// gear holds 256 fixed pseudo-random values; they are part of what makes
+// sampling deterministic across runs and machines.
+var gear = func() (g [256]uint64) {
+	s := uint64(0x9E3779B97F4A7C15)
+	for i := range g {
+		s += 0x9E3779B97F4A7C15
+		z := s
+		z = (z ^ z>>30) * 0xBF58476D1CE4E5B9
+		z = (z ^ z>>27) * 0x94D049BB133111EB
+		g[i] = z ^ z>>31
+	}
+	return
+}()
