@@ -80,9 +80,6 @@ func New(ar Archive, logf func(format string, args ...any)) *FS {
 // Root is the node of the archive's root directory (archive inode 0).
 func (f *FS) Root() gofs.InodeEmbedder { return f.newNode(0) }
 
-// HasXattrs reports whether the archive stores any extended attributes.
-func (f *FS) HasXattrs() bool { return f.xattrs }
-
 // GoFuseOptions are the go-fuse options that a mount of f should use.
 func (f *FS) GoFuseOptions(o Options) *gofs.Options {
 	t := o.Timeout
