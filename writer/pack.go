@@ -209,7 +209,9 @@ func (p *packer) readJob(j *fileJob, cand bool) {
 		if cand && int64(len(data)) == n.size {
 			j.sum, j.hashed = blake3.Sum256(data), true
 		}
-		if p.seg != nil {
+		// A copy of content some reader already hashed will almost surely be
+		// placed as a whole-file duplicate: don't sample what won't be stored.
+		if p.seg != nil && !(j.hashed && p.seen(dupKey{n.size, j.sum})) {
 			j.samples = segment.Samples(data, p.segCfg.SampleBits, nil)
 		}
 		return
@@ -232,6 +234,20 @@ func (p *packer) readJob(j *fileJob, cand bool) {
 			j.hashed = true
 		}
 	}
+}
+
+// seen reports whether a reader has hashed k before, recording it.
+func (p *packer) seen(k dupKey) bool {
+	p.seenMu.Lock()
+	defer p.seenMu.Unlock()
+	if _, ok := p.seenSet[k]; ok {
+		return true
+	}
+	if p.seenSet == nil {
+		p.seenSet = map[dupKey]struct{}{}
+	}
+	p.seenSet[k] = struct{}{}
+	return false
 }
 
 // readWhole reads up to size bytes of a file; fewer mean it shrank. It uses
@@ -321,6 +337,9 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 			n.size = int64(len(j.data))
 		}
 		if len(j.data) > 0 {
+			if p.seg != nil && j.samples == nil {
+				j.samples = segment.Samples(j.data, p.segCfg.SampleBits, nil)
+			}
 			err = p.place(j.data, j.samples, st)
 		}
 		p.res.InputBytes += int64(len(j.data))

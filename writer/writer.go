@@ -234,6 +234,8 @@ type packer struct {
 	segCfg    segment.Config
 	sampleBuf []segment.Sample
 	fileExt   int // first extent of the file being placed
+	seenMu    sync.Mutex
+	seenSet   map[dupKey]struct{} // content hashes the readers have met
 
 	filesDone, bytesDone   atomic.Int64
 	filesTotal, bytesTotal atomic.Int64
