@@ -85,6 +85,9 @@ func buildArchive(t testing.TB, dir, name string, entries []entry, o buildOpts) 
 	for i := range entries {
 		e := &entries[i]
 		byPath[e.path] = e
+		if e.path == "" {
+			continue // the root's own metadata
+		}
 		parent := filepath.Dir(e.path)
 		if parent == "." {
 			parent = ""

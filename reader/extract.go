@@ -1,0 +1,534 @@
+package reader
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"arc/format"
+)
+
+// ExtractOptions control Extract.
+type ExtractOptions struct {
+	// Paths are the subtrees to extract, relative to the archive root;
+	// empty extracts everything. Their parent directories are created too.
+	Paths []string
+	// DedupLinks says how whole-file duplicates (files sharing one extent
+	// range) come back: "copy" (default) writes each, "hardlink" writes the
+	// first and links the others to it.
+	DedupLinks string
+	// SameOwner restores uid/gid (and with them setuid/setgid bits, as tar
+	// does). Running as root implies it unless NoSameOwner is set.
+	SameOwner   bool
+	NoSameOwner bool
+	// Overwrite replaces existing non-directory entries; without it an
+	// existing non-empty file (or any other existing non-directory) is an error.
+	Overwrite bool
+	// Progress receives the content bytes written since its last call
+	// (from one goroutine at a time); nil = none.
+	Progress func(bytes int64)
+	// Warn receives non-fatal problems (device nodes without root, xattrs the
+	// destination refuses, damaged files); nil = discard.
+	Warn func(error)
+	// Workers writing file content in parallel; 0 = GOMAXPROCS.
+	Workers int
+}
+
+// ExtractResult counts what Extract created.
+type ExtractResult struct {
+	Files, Dirs, Symlinks, Others int64
+	Hardlinks                     int64 // links made: archived hardlinks and, with "hardlink", duplicates
+	Bytes                         int64 // content bytes written (holes excluded)
+	Skipped                       int64 // entries that could not be created (warned)
+	Damaged                       int64 // files whose content hit damage (warned)
+}
+
+// extractor holds one extraction's state.
+type extractor struct {
+	a      *Archive
+	opt    ExtractOptions
+	root   int // fd of dest
+	chown  bool
+	isRoot bool
+	res    ExtractResult
+
+	mu       sync.Mutex // guards res counters updated by workers and warn/progress
+	dirs     []string   // archive paths of the directories made, in creation order
+	dirInos  []uint32
+	jobs     []contentJob
+	firstOf  map[uint32]string    // inode → archive path of its first extracted dirent
+	dupFirst map[[2]uint64]string // (DataStart, DataCount) → first path, for "hardlink"
+}
+
+type contentJob struct {
+	path string
+	ino  uint32
+}
+
+// Extract recreates the archive (or the subtrees opt.Paths) below dest.
+func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, error) {
+	switch opt.DedupLinks {
+	case "":
+		opt.DedupLinks = "copy"
+	case "copy", "hardlink":
+	default:
+		return nil, fmt.Errorf("dedup links %q: want copy or hardlink", opt.DedupLinks)
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opt.Warn == nil {
+		opt.Warn = func(error) {}
+	}
+	if opt.Progress == nil {
+		opt.Progress = func(int64) {}
+	}
+	e := &extractor{a: a, opt: opt, isRoot: os.Geteuid() == 0,
+		firstOf: map[uint32]string{}, dupFirst: map[[2]uint64]string{}}
+	e.chown = (opt.SameOwner || e.isRoot) && !opt.NoSameOwner
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return nil, err
+	}
+	// dest itself may be a symlink the user chose; nothing below it is followed.
+	root, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dest, err)
+	}
+	defer unix.Close(root)
+	e.root = root
+
+	if err := e.createTree(); err != nil {
+		return &e.res, err
+	}
+	if err := e.writeContent(); err != nil {
+		return &e.res, err
+	}
+	// Directories last, deepest first, so that their times and modes
+	// (perhaps read-only) hold after their contents are in place.
+	for i := len(e.dirs) - 1; i >= 0; i-- {
+		if err := e.applyMeta(e.dirs[i], e.dirInos[i]); err != nil {
+			return &e.res, err
+		}
+	}
+	if e.res.Damaged > 0 {
+		return &e.res, fmt.Errorf("%d files could not be fully extracted: %w", e.res.Damaged, ErrDamaged)
+	}
+	return &e.res, nil
+}
+
+func (e *extractor) warn(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.opt.Warn(err)
+}
+
+// selection decides what to extract: whole subtrees under the selected
+// dirents, and the directories on the way to them.
+type selection struct {
+	all     bool
+	subtree map[uint32]bool // dirents whose whole subtree is extracted
+	onPath  map[uint32]bool // ancestors of selected dirents
+}
+
+func (e *extractor) selection() (*selection, error) {
+	s := &selection{subtree: map[uint32]bool{}, onPath: map[uint32]bool{}}
+	if len(e.opt.Paths) == 0 {
+		s.all = true
+		return s, nil
+	}
+	parents := e.a.parentTable()
+	for _, p := range e.opt.Paths {
+		d, err := e.a.Resolve(p)
+		if err != nil {
+			return nil, err
+		}
+		if d == 0 {
+			s.all = true
+			return s, nil
+		}
+		s.subtree[d] = true
+		for q := parents[d]; q != 0; q = parents[q] {
+			s.onPath[q] = true
+		}
+	}
+	return s, nil
+}
+
+// createTree walks the index depth first and creates every selected entry
+// but the content of regular files, which writeContent adds in stream order.
+func (e *extractor) createTree() error {
+	sel, err := e.selection()
+	if err != nil {
+		return err
+	}
+	x := e.a.idx
+	if sel.all {
+		e.dirs = append(e.dirs, "")
+		e.dirInos = append(e.dirInos, 0)
+	}
+	// stack of open directory fds along the walk; [0] is dest.
+	var walk func(dirIno uint32, dirfd int, prefix string, whole bool) error
+	walk = func(dirIno uint32, dirfd int, prefix string, whole bool) error {
+		s, end := x.Children(dirIno)
+		for d := s; d < end; d++ {
+			in := whole || sel.subtree[d]
+			if !in && !sel.onPath[d] {
+				continue
+			}
+			name := string(x.Name(d))
+			path := prefix + name
+			ino := x.Dirents.Inode[d]
+			if !x.IsDir(ino) {
+				if err := e.createEntry(dirfd, name, path, ino); err != nil {
+					return err
+				}
+				continue
+			}
+			fd, err := e.makeDir(dirfd, name, path)
+			if err != nil {
+				return err
+			}
+			e.dirs = append(e.dirs, path)
+			e.dirInos = append(e.dirInos, ino)
+			e.res.Dirs++
+			err = walk(ino, fd, path+"/", in)
+			unix.Close(fd)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(0, e.root, "", sel.all)
+}
+
+// makeDir creates (or reuses) directory name in dirfd and opens it
+// without following a symlink.
+func (e *extractor) makeDir(dirfd int, name, path string) (int, error) {
+	err := unix.Mkdirat(dirfd, name, 0o700)
+	if errors.Is(err, unix.EEXIST) {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return -1, fmt.Errorf("%s: %w", path, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if !e.opt.Overwrite {
+				return -1, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", path)
+			}
+			if err := unix.Unlinkat(dirfd, name, 0); err != nil {
+				return -1, fmt.Errorf("%s: %w", path, err)
+			}
+			err = unix.Mkdirat(dirfd, name, 0o700)
+		} else {
+			err = nil
+		}
+	}
+	if err != nil {
+		return -1, fmt.Errorf("%s: %w", path, err)
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("%s: %w", path, err)
+	}
+	return fd, nil
+}
+
+// clear makes room for a new non-directory entry called name.
+func (e *extractor) clear(dirfd int, name, path string) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	empty := st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0
+	if !e.opt.Overwrite && !empty {
+		return fmt.Errorf("%s: %w (use overwrite to replace it)", path, fs.ErrExist)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return fmt.Errorf("%s: exists and is a directory", path)
+	}
+	// Unlink rather than truncate: the old file may be linked elsewhere.
+	if err := unix.Unlinkat(dirfd, name, 0); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// createEntry creates a non-directory entry.
+func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error {
+	x := e.a.idx
+	mode := x.Inodes.Mode[ino]
+	if err := e.clear(dirfd, name, path); err != nil {
+		return err
+	}
+	// An inode met before is a hardlink to its first path.
+	if first, ok := e.firstOf[ino]; ok {
+		if err := e.link(first, dirfd, name, path); err != nil {
+			return err
+		}
+		e.res.Hardlinks++
+		return nil
+	}
+	e.firstOf[ino] = path
+	switch mode & format.ModeType {
+	case format.ModeReg:
+		ds, dc := x.FileExtents(ino)
+		if e.opt.DedupLinks == "hardlink" && dc > ds {
+			key := [2]uint64{ds, dc - ds}
+			if first, ok := e.dupFirst[key]; ok {
+				if err := e.link(first, dirfd, name, path); err != nil {
+					return err
+				}
+				e.res.Hardlinks++
+				return nil
+			}
+			e.dupFirst[key] = path
+		}
+		fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		unix.Close(fd)
+		e.jobs = append(e.jobs, contentJob{path, ino})
+		e.res.Files++
+		return nil
+	case format.ModeLink:
+		if err := unix.Symlinkat(string(x.Symlink(ino)), dirfd, name); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		e.res.Symlinks++
+	default:
+		typ := mode & format.ModeType
+		if (typ == format.ModeChr || typ == format.ModeBlk) && !e.isRoot {
+			e.res.Skipped++
+			e.warn(fmt.Errorf("%s: device node not created (needs root)", path))
+			delete(e.firstOf, ino)
+			return nil
+		}
+		if err := unix.Mknodat(dirfd, name, mode&(format.ModeType|0o777), int(x.Inodes.Rdev[ino])); err != nil {
+			e.res.Skipped++
+			e.warn(fmt.Errorf("%s: %w", path, err))
+			delete(e.firstOf, ino)
+			return nil
+		}
+		e.res.Others++
+	}
+	return e.metaAt(dirfd, name, path, ino)
+}
+
+// link makes dirfd/name a hardlink to the archive path first, extracted earlier.
+func (e *extractor) link(first string, dirfd int, name, path string) error {
+	pfd, fname, err := e.openParent(first)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	if err := unix.Linkat(pfd, fname, dirfd, name, 0); err != nil {
+		return fmt.Errorf("%s: link to %s: %w", path, first, err)
+	}
+	return nil
+}
+
+// openParent opens the directory holding archive path p below dest, one
+// component at a time with O_NOFOLLOW, and returns it with p's last name.
+func (e *extractor) openParent(p string) (int, string, error) {
+	parts := strings.Split(p, "/")
+	fd, err := unix.Dup(e.root)
+	if err != nil {
+		return -1, "", err
+	}
+	for _, c := range parts[:len(parts)-1] {
+		nfd, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return -1, "", fmt.Errorf("%s: %w", p, err)
+		}
+		fd = nfd
+	}
+	return fd, parts[len(parts)-1], nil
+}
+
+// applyMeta sets the metadata of archive path p (already created).
+func (e *extractor) applyMeta(p string, ino uint32) error {
+	if p == "" {
+		return e.metaAt(e.root, ".", "/", ino)
+	}
+	pfd, name, err := e.openParent(p)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	return e.metaAt(pfd, name, p, ino)
+}
+
+// metaAt applies owner, mode, xattrs and times to dirfd/name without
+// following a symlink. Owner comes first: chown clears setuid bits.
+func (e *extractor) metaAt(dirfd int, name, path string, ino uint32) error {
+	x := e.a.idx
+	mode := x.Inodes.Mode[ino]
+	isLink := mode&format.ModeType == format.ModeLink
+	if e.chown {
+		if err := unix.Fchownat(dirfd, name, int(x.Inodes.UID[ino]), int(x.Inodes.GID[ino]), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			e.warn(fmt.Errorf("%s: chown: %w", path, err))
+		}
+	}
+	if !isLink {
+		perm := mode & format.ModePerm
+		if !e.chown {
+			perm &^= unix.S_ISUID | unix.S_ISGID
+		}
+		// fchmodat cannot refuse to follow on Linux; name is what we just
+		// created as a non-symlink in a directory opened without following.
+		if err := unix.Fchmodat(dirfd, name, perm, 0); err != nil {
+			return fmt.Errorf("%s: chmod: %w", path, err)
+		}
+	}
+	if xs, xe := x.XattrRange(ino); xe > xs {
+		e.setXattrs(dirfd, name, path, isLink, xs, xe)
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(x.Inodes.Atime[ino]), unix.NsecToTimespec(x.Inodes.Mtime[ino])}
+	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("%s: set times: %w", path, err)
+	}
+	return nil
+}
+
+// setXattrs restores extended attributes: user.* always, the security,
+// trusted and POSIX ACL namespaces as root only. Refusals are warnings.
+func (e *extractor) setXattrs(dirfd int, name, path string, isLink bool, xs, xe uint32) {
+	x := e.a.idx
+	// Reach the entry through its directory's fd in /proc, so no path
+	// component below dest is followed; Lsetxattr does not follow name.
+	p := "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
+	for i := xs; i < xe; i++ {
+		key := string(x.XattrName(i))
+		privileged := !strings.HasPrefix(key, "user.")
+		if privileged && !e.isRoot {
+			e.warn(fmt.Errorf("%s: xattr %s not restored (needs root)", path, key))
+			continue
+		}
+		if isLink && !privileged {
+			continue // Linux allows no user.* attributes on symlinks
+		}
+		if err := unix.Lsetxattr(p, key, x.XattrValue(i), 0); err != nil {
+			e.warn(fmt.Errorf("%s: xattr %s: %w", path, key, err))
+		}
+	}
+}
+
+// writeContent fills the regular files in unique-stream order on several
+// workers, each reading big runs through the block cache (whose prefetch
+// decodes the frames ahead in parallel), then sets their metadata.
+func (e *extractor) writeContent() error {
+	x := e.a.idx
+	firstOff := func(ino uint32) uint64 {
+		s, end := x.FileExtents(ino)
+		for i := s; i < end; i++ {
+			if x.Extents.Off[i] != format.Hole {
+				return x.Extents.Off[i]
+			}
+		}
+		return 0
+	}
+	slices.SortStableFunc(e.jobs, func(p, q contentJob) int {
+		a, b := firstOff(p.ino), firstOff(q.ino)
+		switch {
+		case a < b:
+			return -1
+		case a > b:
+			return 1
+		}
+		return 0
+	})
+	jobs := make(chan contentJob)
+	var wg sync.WaitGroup
+	var errOnce sync.Once
+	var firstErr error
+	stop := make(chan struct{})
+	for w := 0; w < e.opt.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 4<<20)
+			for j := range jobs {
+				if err := e.writeFile(j, buf); err != nil {
+					errOnce.Do(func() { firstErr = err; close(stop) })
+				}
+			}
+		}()
+	}
+feed:
+	for _, j := range e.jobs {
+		select {
+		case jobs <- j:
+		case <-stop:
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	return firstErr
+}
+
+// writeFile writes one file's content (holes stay holes: only data is
+// written, and the size is set at the end) and then its metadata.
+func (e *extractor) writeFile(j contentJob, buf []byte) error {
+	x := e.a.idx
+	pfd, name, err := e.openParent(j.path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("%s: %w", j.path, err)
+	}
+	f := os.NewFile(uintptr(fd), j.path)
+	defer f.Close()
+	s, end := x.FileExtents(j.ino)
+	var pos int64
+	for i := s; i < end; i++ {
+		off, n := x.Extents.Off[i], int64(x.Extents.Len[i])
+		if off == format.Hole {
+			pos += n
+			continue
+		}
+		for n > 0 {
+			chunk := buf[:min(int64(len(buf)), n)]
+			if err := e.a.readUnique(off, chunk); err != nil {
+				e.mu.Lock()
+				e.res.Damaged++
+				e.opt.Warn(fmt.Errorf("%s: %w", j.path, err))
+				e.mu.Unlock()
+				return nil
+			}
+			if _, err := f.WriteAt(chunk, pos); err != nil {
+				return fmt.Errorf("%s: %w", j.path, err)
+			}
+			k := int64(len(chunk))
+			pos, off, n = pos+k, off+uint64(k), n-k
+			e.mu.Lock()
+			e.res.Bytes += k
+			e.opt.Progress(k)
+			e.mu.Unlock()
+		}
+	}
+	if err := f.Truncate(int64(x.Inodes.Size[j.ino])); err != nil {
+		return fmt.Errorf("%s: %w", j.path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("%s: %w", j.path, err)
+	}
+	return e.metaAt(pfd, name, j.path, j.ino)
+}

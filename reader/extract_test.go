@@ -1,0 +1,374 @@
+package reader
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"arc/format"
+)
+
+// fullTree has every entry type and awkward metadata.
+func fullTree() []entry {
+	e := []entry{
+		{path: "", mode: format.ModeDir | 0o751, uid: 1234, gid: 2345, mtime: 1_500_000_000_000_000_001, atime: 1_500_000_000_000_000_002},
+		dir("d"),
+		reg("d/a", randBytes(5000, 1)),
+		{path: "d/b-hardlink", link: "d/a"},
+		{path: "d/c-dup", mode: format.ModeReg | 0o640, mtime: 7, atime: 8, dupOf: "d/a"},
+		{path: "d/holey", mode: format.ModeReg | 0o644, mtime: 11, atime: 12, segs: []seg{
+			{hole: 1 << 20}, {data: randBytes(5000, 3)}, {hole: 2 << 20},
+		}},
+		{path: "d/link", mode: format.ModeLink | 0o777, target: "../top", uid: 77, gid: 88, mtime: 1_400_000_000_000_000_003, atime: 1_400_000_000_000_000_004},
+		{path: "d/fifo", mode: format.ModeFifo | 0o640, mtime: 21, atime: 22, uid: 5, gid: 6},
+		{path: "d/chr", mode: format.ModeChr | 0o600, rdev: unix.Mkdev(1, 3), mtime: 31, atime: 32},
+		{path: "d/setuid", mode: format.ModeReg | 0o4755 | 0o2000, uid: 4321, gid: 4321, mtime: 41, atime: 42, segs: []seg{{data: []byte("#!/bin/sh\n")}}},
+		{path: "d/xattr", mode: format.ModeReg | 0o644, mtime: 51, atime: 52, segs: []seg{{data: []byte("x")}},
+			xattrs: map[string]string{"user.one": "1", "user.two": "zwei", "trusted.t": "secret"}},
+		{path: "d/ro-dir", mode: format.ModeDir | 0o555, mtime: 61, atime: 62},
+		reg("d/ro-dir/inside", []byte("inside a read-only directory")),
+		dir("d/sub"),
+		reg("d/sub/x", randBytes(70_000, 4)),
+		{path: "d/sticky", mode: format.ModeDir | 0o1777, mtime: 71, atime: 72},
+		reg("top", randBytes(100_000, 5)),
+		reg("empty", nil),
+		reg("name with\nnewline \xff", []byte("odd name")),
+	}
+	return e
+}
+
+func openBuilt(t *testing.T, entries []entry, o buildOpts) (*Archive, *built) {
+	t.Helper()
+	b := buildArchive(t, t.TempDir(), "arc", entries, o)
+	a, err := Open(b.volumes[0], Options{CacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a, b
+}
+
+func lstat(t *testing.T, p string) *unix.Stat_t {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return &st
+}
+
+// checkEntry compares an extracted entry with its archived inode.
+func checkEntry(t *testing.T, a *Archive, dest, path string, chown bool) {
+	t.Helper()
+	x := a.Index()
+	ino := inodeOf(t, a, path)
+	st := lstat(t, filepath.Join(dest, path))
+	mode := x.Inodes.Mode[ino]
+	if st.Mode&unix.S_IFMT != mode&format.ModeType {
+		t.Errorf("%q: type %o, want %o", path, st.Mode&unix.S_IFMT, mode&format.ModeType)
+		return
+	}
+	if mode&format.ModeType != format.ModeLink {
+		want := mode & format.ModePerm
+		if !chown {
+			want &^= unix.S_ISUID | unix.S_ISGID
+		}
+		if st.Mode&format.ModePerm != want {
+			t.Errorf("%q: mode %o, want %o", path, st.Mode&format.ModePerm, want)
+		}
+	}
+	if chown && (st.Uid != x.Inodes.UID[ino] || st.Gid != x.Inodes.GID[ino]) {
+		t.Errorf("%q: owner %d:%d, want %d:%d", path, st.Uid, st.Gid, x.Inodes.UID[ino], x.Inodes.GID[ino])
+	}
+	if got := st.Mtim.Nano(); got != x.Inodes.Mtime[ino] {
+		t.Errorf("%q: mtime %d, want %d", path, got, x.Inodes.Mtime[ino])
+	}
+	if got := st.Atim.Nano(); got != x.Inodes.Atime[ino] {
+		t.Errorf("%q: atime %d, want %d", path, got, x.Inodes.Atime[ino])
+	}
+	switch mode & format.ModeType {
+	case format.ModeReg:
+		got, err := readNoAtime(filepath.Join(dest, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := readAll(a, ino, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%q: content differs", path)
+		}
+	case format.ModeLink:
+		got, _ := os.Readlink(filepath.Join(dest, path))
+		if got != string(x.Symlink(ino)) {
+			t.Errorf("%q: target %q", path, got)
+		}
+	case format.ModeChr, format.ModeBlk:
+		if st.Rdev != x.Inodes.Rdev[ino] {
+			t.Errorf("%q: rdev %x, want %x", path, st.Rdev, x.Inodes.Rdev[ino])
+		}
+	}
+}
+
+// readNoAtime reads a file without touching its atime, so that checking
+// one hardlink's content does not change what its other names show.
+func readNoAtime(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOATIME, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+func TestExtractRecreatesEveryEntryType(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for owners and device nodes")
+	}
+	a, _ := openBuilt(t, fullTree(), buildOpts{volumeSize: 8192})
+	dest := filepath.Join(t.TempDir(), "out")
+	var warns []error
+	res, err := a.Extract(dest, ExtractOptions{Warn: func(err error) { warns = append(warns, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 0 {
+		t.Fatalf("warnings: %v", warns)
+	}
+	a.Index().Walk(func(p []byte, d uint32) error {
+		checkEntry(t, a, dest, string(p), true)
+		return nil
+	})
+	checkEntry(t, a, dest, "", true)
+	// Hardlinks share an inode; a duplicate under "copy" does not.
+	if lstat(t, dest+"/d/a").Ino != lstat(t, dest+"/d/b-hardlink").Ino {
+		t.Error("hardlink not recreated")
+	}
+	if lstat(t, dest+"/d/a").Ino == lstat(t, dest+"/d/c-dup").Ino {
+		t.Error("duplicate hardlinked under copy")
+	}
+	// The sparse file keeps its holes.
+	if st := lstat(t, dest+"/d/holey"); st.Blocks*512 >= 1<<20 {
+		t.Errorf("holey file allocates %d bytes", st.Blocks*512)
+	}
+	var v [16]byte
+	for _, kv := range [][2]string{{"user.one", "1"}, {"user.two", "zwei"}, {"trusted.t", "secret"}} {
+		n, err := unix.Lgetxattr(dest+"/d/xattr", kv[0], v[:])
+		if err != nil || string(v[:n]) != kv[1] {
+			t.Errorf("xattr %s: %q %v", kv[0], v[:n], err)
+		}
+	}
+	want := ExtractResult{Files: 10, Dirs: 4, Symlinks: 1, Others: 2, Hardlinks: 1, Bytes: 5000 + 5000 + 5000 + 10 + 1 + 28 + 70_000 + 100_000 + 8}
+	if *res != want {
+		t.Errorf("result %+v, want %+v", *res, want)
+	}
+}
+
+func TestExtractWithoutSameOwnerDropsSetuid(t *testing.T) {
+	a, _ := openBuilt(t, fullTree(), buildOpts{})
+	dest := t.TempDir()
+	if _, err := a.Extract(dest, ExtractOptions{NoSameOwner: true, Paths: []string{"d/setuid"}}); err != nil {
+		t.Fatal(err)
+	}
+	checkEntry(t, a, dest, "d/setuid", false)
+	if st := lstat(t, dest+"/d/setuid"); st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 || st.Uid != uint32(os.Geteuid()) {
+		t.Errorf("mode %o owner %d", st.Mode, st.Uid)
+	}
+}
+
+func TestExtractDedupLinks(t *testing.T) {
+	for _, mode := range []string{"copy", "hardlink"} {
+		t.Run(mode, func(t *testing.T) {
+			a, _ := openBuilt(t, fullTree(), buildOpts{})
+			dest := t.TempDir()
+			res, err := a.Extract(dest, ExtractOptions{DedupLinks: mode, Paths: []string{"d/a", "d/c-dup"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			same := lstat(t, dest+"/d/a").Ino == lstat(t, dest+"/d/c-dup").Ino
+			if same != (mode == "hardlink") {
+				t.Fatalf("duplicates share an inode: %v", same)
+			}
+			a1, _ := os.ReadFile(dest + "/d/a")
+			a2, _ := os.ReadFile(dest + "/d/c-dup")
+			if !bytes.Equal(a1, a2) || len(a1) != 5000 {
+				t.Fatal("duplicate content differs")
+			}
+			if wantBytes := map[string]int64{"copy": 10000, "hardlink": 5000}[mode]; res.Bytes != wantBytes {
+				t.Fatalf("wrote %d bytes", res.Bytes)
+			}
+		})
+	}
+}
+
+func listTree(t *testing.T, root string) []string {
+	var out []string
+	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if p != root {
+			rel, _ := filepath.Rel(root, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+func TestExtractOnlyTheGivenPaths(t *testing.T) {
+	a, _ := openBuilt(t, fullTree(), buildOpts{})
+	dest := t.TempDir()
+	if _, err := a.Extract(dest, ExtractOptions{Paths: []string{"d/sub", "top"}}); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(listTree(t, dest), ",")
+	if got != "d,d/sub,d/sub/x,top" {
+		t.Fatalf("extracted %s", got)
+	}
+	checkEntry(t, a, dest, "d/sub/x", os.Geteuid() == 0)
+	if _, err := a.Extract(t.TempDir(), ExtractOptions{Paths: []string{"nope"}}); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing path: %v", err)
+	}
+}
+
+func TestExtractRefusesToClobberOrFollow(t *testing.T) {
+	a, _ := openBuilt(t, fullTree(), buildOpts{})
+	dest := t.TempDir()
+	outside := t.TempDir()
+	// A symlink planted where the archive has a directory must not be followed.
+	if err := os.Symlink(outside, filepath.Join(dest, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Extract(dest, ExtractOptions{}); err == nil || !strings.Contains(err.Error(), "d:") {
+		t.Fatalf("extracting through a planted symlink: %v", err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatal("wrote outside dest")
+	}
+	os.Remove(filepath.Join(dest, "d"))
+
+	// An existing non-empty file is refused, then replaced with Overwrite.
+	os.WriteFile(filepath.Join(dest, "top"), []byte("precious"), 0o644)
+	_, err := a.Extract(dest, ExtractOptions{Paths: []string{"top"}})
+	if err == nil || !strings.Contains(err.Error(), "top") {
+		t.Fatalf("clobbered an existing file: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "top")); string(b) != "precious" {
+		t.Fatal("existing file changed")
+	}
+	// A file symlinked outside is replaced, not written through.
+	os.Remove(filepath.Join(dest, "top"))
+	os.Symlink(filepath.Join(outside, "victim"), filepath.Join(dest, "top"))
+	if _, err := a.Extract(dest, ExtractOptions{Paths: []string{"top"}, Overwrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "victim")); err == nil {
+		t.Fatal("wrote through a symlink")
+	}
+	checkEntry(t, a, dest, "top", os.Geteuid() == 0)
+	// Extracting everything twice with Overwrite works (directories merge).
+	for i := 0; i < 2; i++ {
+		if _, err := a.Extract(dest, ExtractOptions{Overwrite: true}); err != nil {
+			t.Fatalf("pass %d: %v", i, err)
+		}
+	}
+}
+
+func TestExtractOfDamagedArchiveWritesTheRest(t *testing.T) {
+	entries := []entry{reg("a", randBytes(3000, 1)), reg("b", randBytes(50_000, 2)), reg("c", randBytes(3000, 3))}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{})
+	x := b.idx
+	blk := x.BlockAt(x.Extents.Off[1] + 20_000) // inside b
+	vol, fo := streamFileOffset(b, int64(x.BlockStoredOff[blk])+1)
+	flipByte(t, vol, fo)
+	a, err := Open(b.volumes[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	dest := t.TempDir()
+	var warns []string
+	res, err := a.Extract(dest, ExtractOptions{Warn: func(err error) { warns = append(warns, err.Error()) }, Workers: 1})
+	if !errors.Is(err, ErrDamaged) || res.Damaged != 1 {
+		t.Fatalf("err %v, result %+v", err, res)
+	}
+	if len(warns) != 1 || !strings.HasPrefix(warns[0], "b: block") {
+		t.Fatalf("warnings %q", warns)
+	}
+	for _, p := range []string{"a", "c"} {
+		got, _ := os.ReadFile(filepath.Join(dest, p))
+		if !bytes.Equal(got, contentOf(entries)[p]) {
+			t.Fatalf("%s not extracted", p)
+		}
+	}
+}
+
+func TestVerifyNamesDamageAndAffectedFiles(t *testing.T) {
+	entries := []entry{
+		reg("a", randBytes(3000, 1)),
+		reg("b", randBytes(50_000, 2)),
+		{path: "b-link", link: "b"},
+		{path: "b-dup", mode: format.ModeReg | 0o644, dupOf: "b"},
+		reg("c", randBytes(60_000, 3)),
+	}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{volumeSize: 4096, codec: "raw"})
+	a0, err := Open(b.volumes[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a0.Verify(VerifyOptions{Workers: 3})
+	a0.Close()
+	if err != nil || !rep.Intact() || rep.Blocks != int64(b.idx.Blocks.Count()) {
+		t.Fatalf("intact archive: %+v %v", rep, err)
+	}
+
+	x := b.idx
+	blk := x.BlockAt(x.Extents.Off[1] + 40_000) // inside b
+	vol, fo := streamFileOffset(b, int64(x.BlockStoredOff[blk])+5)
+	flipByte(t, vol, fo)
+	// And drop a volume that only c's data lies in.
+	cv, _ := b.layout.Locate(int64(x.BlockStoredOff[x.BlockAt(x.Extents.Off[2]+30_000)]))
+	os.Remove(b.volumes[cv-1])
+
+	a, err := Open(b.volumes[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var progress int64
+	rep, err = a.Verify(VerifyOptions{Progress: func(n int64) { progress += n }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Intact() || !rep.IndexOK {
+		t.Fatalf("report %+v", rep)
+	}
+	if progress != int64(x.DataSize()) {
+		t.Errorf("progress %d of %d", progress, x.DataSize())
+	}
+	if got := strings.Join(rep.AffectedFiles, ","); got != "b,b-dup,b-link,c" {
+		t.Errorf("affected %s", got)
+	}
+	if len(rep.MissingVolumes) != 1 || rep.MissingVolumes[0] != b.volumes[cv-1] {
+		t.Errorf("missing %v", rep.MissingVolumes)
+	}
+	var sawFlip, sawMissing bool
+	for _, d := range rep.Damaged {
+		if d.Block == blk && d.Volume == vol && d.Frame == x.FrameOf(blk) {
+			sawFlip = true
+		}
+		if d.Volume == b.volumes[cv-1] {
+			sawMissing = true
+		}
+	}
+	if !sawFlip || !sawMissing {
+		t.Errorf("damage list %v", rep.Damaged)
+	}
+}
