@@ -136,7 +136,7 @@ func (p *packer) buildIndex() (*format.Index, error) {
 		{Key: "frame-size", Value: strconv.FormatInt(o.FrameSize, 10)},
 		{Key: "block-size", Value: strconv.FormatInt(o.BlockSize, 10)},
 		{Key: "volume-size", Value: strconv.FormatInt(o.VolumeSize, 10)},
-		{Key: "order", Value: "path"},
+		{Key: "order", Value: o.Order},
 		{Key: "dedup", Value: p.dedupParam()},
 		{Key: "created", Value: time.Now().UTC().Format(time.RFC3339Nano)},
 		{Key: "tool", Value: o.Tool},

@@ -1,11 +1,14 @@
 package writer
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"arc/codec"
@@ -185,7 +188,33 @@ func (p *packer) pathOrder() []int32 {
 		}
 	}
 	walk(0)
+	if p.opt.Order == OrderSimilar {
+		similarOrder(p.nodes, out)
+	}
 	return out
+}
+
+// similarOrder sorts files so that likely-similar ones are neighbours: by
+// extension, then base name (the same file in another version of a tree),
+// then size, keeping path order among equals. Near-repeats that whole-file
+// dedup leaves then fall inside one block, within the codec's window.
+func similarOrder(nodes []node, files []int32) {
+	ext := func(name []byte) []byte {
+		if i := bytes.LastIndexByte(name, '.'); i > 0 {
+			return name[i:]
+		}
+		return nil
+	}
+	slices.SortStableFunc(files, func(a, b int32) int {
+		na, nb := &nodes[a], &nodes[b]
+		if c := bytes.Compare(ext(na.name), ext(nb.name)); c != 0 {
+			return c
+		}
+		if c := bytes.Compare(na.name, nb.name); c != 0 {
+			return c
+		}
+		return cmp.Compare(na.size, nb.size)
+	})
 }
 
 // sparse reports whether a regular file has fewer blocks than its size needs

@@ -39,6 +39,9 @@ type Options struct {
 	OneFileSystem bool
 	Strict        bool // an unreadable source is fatal instead of skipped
 	Force         bool // replace an existing archive of the same name
+	// Order lays out the unique-data stream: OrderPath (default) keeps a
+	// directory's files together, OrderSimilar puts similar files together.
+	Order string
 	// Segments configures long-distance segment dedup; nil means
 	// segment.DefaultConfig(), MinLen < 0 turns it off.
 	Segments *segment.Config
@@ -69,6 +72,12 @@ type Result struct {
 	ArchiveBytes                                      int64 // all volume files together
 	Elapsed                                           time.Duration
 }
+
+// Stream orders.
+const (
+	OrderPath    = "path"
+	OrderSimilar = "similar"
+)
 
 const (
 	defaultFrameSize = 16 << 20
@@ -105,6 +114,13 @@ func (o *Options) normalize() error {
 	}
 	if err := o.Codec.Validate(); err != nil {
 		return err
+	}
+	switch o.Order {
+	case "":
+		o.Order = OrderPath
+	case OrderPath, OrderSimilar:
+	default:
+		return fmt.Errorf("unknown order %q (want path or similar)", o.Order)
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)

@@ -14,6 +14,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/writer/segment"
 )
 
 // archive is what a test reads back: the decoded index and each regular
@@ -372,5 +373,37 @@ func TestSeveralSourcesBecomeTopLevelEntries(t *testing.T) {
 		if string(ar.content[p]) != want {
 			t.Errorf("%s = %q, want %q", p, ar.content[p], want)
 		}
+	}
+}
+
+func TestSimilarOrderPutsSameNamedFilesTogether(t *testing.T) {
+	src := t.TempDir()
+	files := map[string][]byte{}
+	for _, v := range []string{"v1", "v2", "v3"} {
+		files[v+"/lib/print.go"] = append(bytes.Repeat([]byte("func print() {}\n"), 300), v...)
+		files[v+"/lib/scan.go"] = append(bytes.Repeat([]byte("func scan() {}\n"), 300), v...)
+		files[v+"/README"] = []byte("readme " + v)
+	}
+	writeTree(t, src, files)
+	o := small()
+	o.Order = OrderSimilar
+	o.Segments = &segment.Config{MinLen: -1}
+	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "sim"), []string{src}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := readBack(t, res.Volumes, 0)
+	for p, want := range files {
+		if !bytes.Equal(a.content[p], want) {
+			t.Fatalf("%s differs", p)
+		}
+	}
+	off := func(p string) uint64 { return a.idx.Extents.Off[a.idx.Inodes.DataStart[a.inode[p]]] }
+	// The three print.go sit side by side in the stream, before every scan.go.
+	if !(off("v1/lib/print.go") < off("v2/lib/print.go") && off("v2/lib/print.go") < off("v3/lib/print.go") && off("v3/lib/print.go") < off("v1/lib/scan.go")) {
+		t.Fatalf("stream order: print.go at %d %d %d, scan.go at %d", off("v1/lib/print.go"), off("v2/lib/print.go"), off("v3/lib/print.go"), off("v1/lib/scan.go"))
+	}
+	if v, _ := a.idx.Param("order"); v != "similar" {
+		t.Fatalf("order parameter %q", v)
 	}
 }
