@@ -510,3 +510,27 @@ func TestMountMissingVolumeFailsOnlyFilesInIt(t *testing.T) {
 		t.Errorf("%d log lines, want one for the missing volume and one per damaged file (%d):\n%s", n, bad, log)
 	}
 }
+
+func TestMountAllowOtherChecksArchivedPermissions(t *testing.T) {
+	needMount(t)
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	os.WriteFile(filepath.Join(src, "public"), []byte("for everyone\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "secret"), []byte("root only\n"), 0o600)
+	mnt := mountArchive(t, pack(t, mountSmall, src), "-o", "allow_other")
+	// Let nobody reach the mount point through the test's temp dirs.
+	os.Chmod(filepath.Dir(mnt), 0o755)
+	os.Chmod(filepath.Dir(filepath.Dir(mnt)), 0o755)
+	cat := func(name string) (string, error) {
+		cmd := exec.Command("cat", filepath.Join(mnt, name))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := cat("public"); err != nil || out != "for everyone\n" {
+		t.Errorf("nobody reading a 0644 file: %q, %v", out, err)
+	}
+	if out, err := cat("secret"); err == nil || !strings.Contains(out, "Permission denied") {
+		t.Errorf("nobody reading a 0600 root file: %q, %v; want Permission denied", out, err)
+	}
+}
