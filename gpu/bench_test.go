@@ -109,6 +109,20 @@ func TestDeviceThroughput(t *testing.T) {
 				t.Fatalf("%s: block %d decoded wrong", name, i)
 			}
 		}
+		for _, wg := range []int{128, 256} {
+			// The decode kernel with larger work-groups (longer waves).
+			v, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, lz4Group: wg})
+			if err != nil {
+				t.Logf("work-group %d: %v", wg, err)
+				continue
+			}
+			row(t, v, fmt.Sprintf("  (work-group %d)", wg), int64(len(raws)*c.size), reps, nil, func() {
+				if err := v.Decoder().DecodeBatch(blocks); err != nil {
+					t.Fatal(err)
+				}
+			})
+			v.Close()
+		}
 		if parseOnly != nil {
 			// The same kernel with its copies left out: the serial parse's
 			// share of the kernel time.
@@ -118,7 +132,7 @@ func TestDeviceThroughput(t *testing.T) {
 					idx = append(idx, i)
 				}
 			}
-			row(t, parseOnly, "  (parse only, kernel)", int64(len(raws)*c.size), 1, func() {}, func() {
+			row(t, parseOnly, "  (parse only, kernel)", int64(len(raws)*c.size), 1, nil, func() {
 				parseOnly.devs[0].decodeBatch(blocks, idx)
 			})
 		}
@@ -151,7 +165,10 @@ func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev f
 			d.stats.xferB.Store(0)
 		}
 	}
-	dcpu := med(cpu, nil)
+	var dcpu time.Duration
+	if cpu != nil {
+		dcpu = med(cpu, nil)
+	}
 	ddev := med(dev, func() {
 		var k, x, b, xb int64
 		for _, d := range e.devs {
@@ -175,7 +192,11 @@ func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev f
 	if len(kern) > 0 {
 		k, x, xb = kern[len(kern)/2], xfer[len(xfer)/2], xbw[len(xbw)/2]
 	}
-	fmt.Printf("%-36s %10.2f %10.2f %10.2f %5.0f%% %7.1f\n", name, gbs(dcpu), gbs(ddev), k, 100*x, xb)
+	cpuCol := fmt.Sprintf("%10.2f", gbs(dcpu))
+	if cpu == nil {
+		cpuCol = fmt.Sprintf("%10s", "-")
+	}
+	fmt.Printf("%-36s %s %10.2f %10.2f %5.0f%% %7.1f\n", name, cpuCol, gbs(ddev), k, 100*x, xb)
 }
 
 func human(n int) string {

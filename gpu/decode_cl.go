@@ -45,7 +45,7 @@ func (d *device) decodeBatch(blocks []Block, idx []int) (rest []int, err error) 
 		if err := s.write(s.dDesc, &s.desc, 20*k); err != nil {
 			return false, err
 		}
-		if err := d.launch(s, s.kLZ4, k*localSize, s.dIn, s.dOut, s.dDesc, s.dRes); err != nil {
+		if err := d.launch(s, s.kLZ4, k*d.lz4WG, d.lz4WG, s.dIn, s.dOut, s.dDesc, s.dRes); err != nil {
 			return false, err
 		}
 		if err := s.read(&s.out, s.dOut, out); err != nil {

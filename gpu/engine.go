@@ -68,7 +68,7 @@ func openDevices(opt Options) ([]*device, string) {
 		if opt.Device != "" && info.ID != opt.Device || opt.Device == "" && !info.IsGPU {
 			continue
 		}
-		d, err := openDevice(info, opt.BatchBytes, opt.buildFlags)
+		d, err := openDevice(info, opt)
 		if err == nil && opt.buildFlags == "" { // variants are not meant to pass
 			err = d.selfTest()
 			if err != nil {
@@ -292,7 +292,7 @@ var errInjected = errors.New("injected kernel failure")
 // SelfTest opens the device, builds the kernels, runs them on a small batch
 // against the CPU twin and releases the device again.
 func SelfTest(info DeviceInfo) error {
-	d, err := openDevice(info, 1<<20, "")
+	d, err := openDevice(info, Options{BatchBytes: 1 << 20})
 	if err != nil {
 		return err
 	}

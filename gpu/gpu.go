@@ -61,14 +61,19 @@ type Options struct {
 	// on PoCL. Empty means every GPU-type device that works.
 	Device string
 	// BatchBytes is the size of one transfer buffer (two per device, for
-	// double buffering); 0 means 64 MiB.
+	// double buffering; about 2.3 times this is pinned in host memory per
+	// slot). 0 means 256 MiB on a GPU, where a launch needs hundreds of
+	// blocks to fill the chip (measured in BENCHMARKS.md), and 64 MiB on
+	// other devices.
 	BatchBytes int
 	// Logf receives run-time fallback notes (a batch redone on the CPU);
 	// nil discards them.
 	Logf func(format string, args ...any)
 
-	// buildFlags are extra kernel build options (benchmark variants).
+	// buildFlags are extra kernel build options and lz4Group the decode
+	// kernel's work-group size (benchmark variants; 0 = localSize).
 	buildFlags string
+	lz4Group   int
 }
 
 // ErrNoOpenCL is returned by discovery in a binary built with noopencl.

@@ -58,11 +58,11 @@ func (d *device) hashBatch(inputs [][]byte, out [][32]byte) error {
 		if err := s.write(s.dDesc, &s.desc, 4*(mapOff+chunks)); err != nil {
 			return false, err
 		}
-		if err := d.launch(s, s.kChunks, chunks, s.dIn, s.dDesc, uint32(mapOff), uint32(chunks), s.dCV, s.dOut); err != nil {
+		if err := d.launch(s, s.kChunks, chunks, localSize, s.dIn, s.dDesc, uint32(mapOff), uint32(chunks), s.dCV, s.dOut); err != nil {
 			return false, err
 		}
 		if multi {
-			if err := d.launch(s, s.kParents, k*localSize, s.dDesc, s.dCV, s.dTmp, s.dOut); err != nil {
+			if err := d.launch(s, s.kParents, k*localSize, localSize, s.dDesc, s.dCV, s.dTmp, s.dOut); err != nil {
 				return false, err
 			}
 		}

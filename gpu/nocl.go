@@ -10,7 +10,7 @@ func ListDevices() ([]DeviceInfo, error) { return nil, ErrNoOpenCL }
 
 type device struct{ info DeviceInfo }
 
-func openDevice(DeviceInfo, int, string) (*device, error) { return nil, ErrNoOpenCL }
+func openDevice(DeviceInfo, Options) (*device, error) { return nil, ErrNoOpenCL }
 
 func (d *device) selfTest() error { return ErrNoOpenCL }
 

@@ -24,6 +24,10 @@ import (
 //go:embed kernels/*.cl
 var kernelFS embed.FS
 
+// inPad is slack after a slot's input buffer: the LZ4 kernel reads its
+// input through 16-byte windows that may run past the last block.
+const inPad = 64
+
 // localSize is the work-group size of every kernel: small enough for any
 // OpenCL 1.2 device, and a multiple of NVIDIA's warp of 32.
 const localSize = 64
@@ -98,6 +102,7 @@ type device struct {
 	prog  *cl.Program
 	batch int // bytes of one slot's input (and output) buffer
 	maxN  int // inputs or blocks per sub-batch
+	lz4WG int // the decode kernel's work-group size
 
 	mu    sync.Mutex // one batch at a time
 	slots [2]*slot
@@ -139,9 +144,13 @@ type slot struct {
 	xferBytes          int64
 }
 
-func openDevice(info DeviceInfo, batch int, flags string) (d *device, err error) {
+func openDevice(info DeviceInfo, opt Options) (d *device, err error) {
+	batch := opt.BatchBytes
 	if batch <= 0 {
 		batch = 64 << 20
+		if info.IsGPU {
+			batch = 256 << 20
+		}
 	}
 	batch = max(batch, 1<<20)
 	if info.MaxAlloc > 0 && int64(batch) > info.MaxAlloc/2 {
@@ -151,7 +160,10 @@ func openDevice(info DeviceInfo, batch int, flags string) (d *device, err error)
 	if err != nil {
 		return nil, err
 	}
-	d = &device{info: info, cld: cld, batch: batch, maxN: batch / 256}
+	d = &device{info: info, cld: cld, batch: batch, maxN: batch / 256, lz4WG: localSize}
+	if opt.lz4Group > 0 {
+		d.lz4WG = opt.lz4Group
+	}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -175,7 +187,7 @@ func openDevice(info DeviceInfo, batch int, flags string) (d *device, err error)
 	if err != nil {
 		return nil, fmt.Errorf("program: %w", err)
 	}
-	if err := d.prog.BuildProgram([]*cl.Device{cld}, fmt.Sprintf("-cl-std=CL1.2 -DLZ4_WG=%d %s", localSize, flags)); err != nil {
+	if err := d.prog.BuildProgram([]*cl.Device{cld}, fmt.Sprintf("-cl-std=CL1.2 -DLZ4_WG=%d %s", d.lz4WG, opt.buildFlags)); err != nil {
 		return nil, fmt.Errorf("building kernels: %w", err)
 	}
 	for i := range d.slots {
@@ -199,7 +211,7 @@ func (d *device) newSlot() (s *slot, err error) {
 	for _, p := range []struct {
 		pin  *pinned
 		size int
-	}{{&s.in, d.batch}, {&s.out, d.batch}, {&s.desc, descBytes}, {&s.res, 4 * d.maxN}} {
+	}{{&s.in, d.batch + inPad}, {&s.out, d.batch}, {&s.desc, descBytes}, {&s.res, 4 * d.maxN}} {
 		if err := d.pin(s.q, p.pin, p.size); err != nil {
 			return s, err
 		}
@@ -207,7 +219,7 @@ func (d *device) newSlot() (s *slot, err error) {
 	for _, b := range []struct {
 		m    **cl.MemObject
 		size int
-	}{{&s.dIn, d.batch}, {&s.dOut, d.batch}, {&s.dDesc, descBytes}, {&s.dRes, 4 * d.maxN}, {&s.dCV, cvBytes}, {&s.dTmp, cvBytes}} {
+	}{{&s.dIn, d.batch + inPad}, {&s.dOut, d.batch}, {&s.dDesc, descBytes}, {&s.dRes, 4 * d.maxN}, {&s.dCV, cvBytes}, {&s.dTmp, cvBytes}} {
 		if *b.m, err = d.ctx.CreateEmptyBuffer(cl.MemReadWrite, b.size); err != nil {
 			return s, err
 		}
@@ -338,16 +350,16 @@ func elapsed(evs []*cl.Event) int64 {
 	return ns
 }
 
-// launch enqueues k over global work-items in groups of localSize.
-func (d *device) launch(s *slot, k *cl.Kernel, global int, args ...any) error {
+// launch enqueues k over global work-items in groups of local.
+func (d *device) launch(s *slot, k *cl.Kernel, global, local int, args ...any) error {
 	if d.inject.Swap(false) {
 		return errInjected
 	}
 	if err := k.SetArgs(args...); err != nil {
 		return err
 	}
-	global = (global + localSize - 1) / localSize * localSize
-	ev, err := s.q.EnqueueNDRangeKernel(k, nil, []int{global}, []int{localSize}, nil)
+	global = (global + local - 1) / local * local
+	ev, err := s.q.EnqueueNDRangeKernel(k, nil, []int{global}, []int{local}, nil)
 	if err != nil {
 		return err
 	}

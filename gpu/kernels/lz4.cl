@@ -60,14 +60,32 @@ inline void copy_match(global uchar *d, uint off, uint n) {
   }
 }
 
+// rd returns the byte at pos through a 16-byte window of the input held in
+// registers (*q covers [*wb, *wb+16)); only a position past the window
+// loads, 16 bytes at once. The parse is one dependent chain, so a sequence
+// whose token, offset and length bytes share a window costs one memory
+// latency instead of four or five. Windows may read up to 15 bytes past a
+// block (the host pads the buffer); bounds are checked against slen.
+inline uint rd(const global uchar *in, uint pos, uint *wb, ulong2 *q) {
+  uint k = pos - *wb;
+  if (k >= 16) {
+    *wb = pos;
+    *q = as_ulong2(vload16(0, in + pos));
+    k = 0;
+  }
+  ulong w = k < 8 ? (*q).x : (*q).y;
+  return (uint)(w >> (8 * (k & 7))) & 255u;
+}
+
 // extend adds a length's extension bytes (each 255 says another follows)
 // to *n; false when the input ends first.
-inline bool extend(const global uchar *in, uint slen, uint *ip, uint *n) {
+inline bool extend(const global uchar *in, uint slen, uint *ip, uint *n,
+                   uint *wb, ulong2 *q) {
   uint x;
   do {
     if (*ip >= slen)
       return false;
-    x = in[(*ip)++];
+    x = rd(in, (*ip)++, wb, q);
     *n += x;
   } while (x == 255);
   return true;
@@ -89,6 +107,8 @@ kernel void lz4_decode(const global uchar *restrict src,
   local uint min_pending;
 
   uint ip = 0, op = 0; // work-item 0's parse state
+  uint wb = 0;
+  ulong2 q = as_ulong2(vload16(0, in));
   int err = 0;
   for (;;) {
     if (lid == 0) {
@@ -103,9 +123,9 @@ kernel void lz4_decode(const global uchar *restrict src,
             err = E_TRUNC;
           break;
         }
-        uint token = in[ip++];
+        uint token = rd(in, ip++, &wb, &q);
         uint ll = token >> 4;
-        if (ll == 15 && !extend(in, slen, &ip, &ll)) {
+        if (ll == 15 && !extend(in, slen, &ip, &ll, &wb, &q)) {
           err = E_TRUNC;
           break;
         }
@@ -129,16 +149,16 @@ kernel void lz4_decode(const global uchar *restrict src,
           err = E_TRUNC;
           break;
         }
-        uint off = (uint)in[ip] | ((uint)in[ip + 1] << 8);
+        uint off = rd(in, ip, &wb, &q) | (rd(in, ip + 1, &wb, &q) << 8);
         if (wide)
-          off |= (uint)in[ip + 2] << 16;
+          off |= rd(in, ip + 2, &wb, &q) << 16;
         ip += 2 + wide;
         if (off == 0 || off > op) {
           err = E_OFF;
           break;
         }
         uint ml = (token & 15) + 4;
-        if ((token & 15) == 15 && !extend(in, slen, &ip, &ml)) {
+        if ((token & 15) == 15 && !extend(in, slen, &ip, &ml, &wb, &q)) {
           err = E_TRUNC;
           break;
         }
