@@ -98,7 +98,7 @@ func (o Options) Params() []format.KV {
 	}
 	switch o.resolved() {
 	case "lz4x":
-		kv = append(kv, format.KV{Key: "lz4x", Value: levelParams[o.Level].String() + fmt.Sprintf(" window=%d", MaxOffsetLZ4X)})
+		kv = append(kv, format.KV{Key: "lz4x", Value: levelParams[o.Level].String()})
 	case "lz4":
 		kv = append(kv, format.KV{Key: "lz4", Value: lz4Setting(o.Level)})
 	case "zstd":
@@ -164,15 +164,7 @@ func (e *Encoder) Encode(src []byte) (id uint8, stored []byte) {
 	}
 	switch e.codec {
 	case "lz4x":
-		dst := e.scratch(len(src))
-		n, maxOff := e.lz4x.compress(dst, src, min(len(src)-1, MaxOffsetLZ4X))
-		if n < 0 {
-			return format.CodecRaw, src
-		}
-		if maxOff <= maxOffsetLZ4 {
-			return format.CodecLZ4, dst[:lz4xToLZ4(dst[:n])]
-		}
-		return format.CodecLZ4X, dst[:n]
+		return e.encodeLZ4X(src)
 	case "zstd":
 		out := e.zstd.EncodeAll(src, e.scratch(len(src))[:0])
 		if len(out) >= len(src) {
@@ -196,6 +188,39 @@ func (e *Encoder) Encode(src []byte) (id uint8, stored []byte) {
 		return format.CodecRaw, src
 	}
 	return format.CodecLZ4, dst[:n]
+}
+
+// encodeLZ4X runs arc's own encoder (see matchParams): LZ4 output when
+// every offset fits in two bytes, lz4x otherwise, raw when neither shrinks.
+func (e *Encoder) encodeLZ4X(src []byte) (uint8, []byte) {
+	p := e.lz4x.p
+	dst := e.scratch(2 * len(src))
+	a, b := dst[:len(src)], dst[len(src):]
+	window := min(p.Window, len(src)-1)
+	if len(src) < p.FarFrom {
+		window = min(window, maxOffsetLZ4)
+	}
+	n, maxOff := e.lz4x.compress(a, src, window)
+	if window <= maxOffsetLZ4 {
+		if n < 0 {
+			return format.CodecRaw, src
+		}
+		return format.CodecLZ4, a[:n]
+	}
+	if maxOff > maxOffsetLZ4 && p.Both {
+		if m, _ := e.lz4x.compress(b, src, min(len(src)-1, maxOffsetLZ4)); m >= 0 {
+			if n < 0 || m < n {
+				return format.CodecLZ4, b[:m]
+			}
+		}
+	}
+	switch {
+	case n < 0:
+		return format.CodecRaw, src
+	case maxOff <= maxOffsetLZ4:
+		return format.CodecLZ4, a[:lz4xToLZ4(a[:n])]
+	}
+	return format.CodecLZ4X, a[:n]
 }
 
 // scratch returns the reused output buffer with at least n bytes.

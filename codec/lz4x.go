@@ -17,12 +17,13 @@ import (
 //	literals         L bytes
 //	offset           3 bytes little-endian, 1..2^24-1   } absent in the last sequence,
 //	M extension      if M-4 == 15: like the L extension  } which ends after its literals
+//	                                                        and has M-4 = 0 in its token
 //
 // and the LZ4 end-of-block rules hold for what the encoder writes: the last
 // sequence is literals only, the last 5 bytes of a block are literals, and
-// the last match starts at least 12 bytes before the end. The decoder does
-// not need the last two rules to be safe; it checks only what makes the
-// output exact (see decodeLZ4X).
+// the last match starts at least 12 bytes before the end. The decoders do
+// not need these rules to be safe and check only what makes the output
+// exact: they also accept a block that ends right after a match.
 const (
 	MaxOffsetLZ4X = 1<<24 - 1
 	maxOffsetLZ4  = 1<<16 - 1
@@ -38,7 +39,7 @@ var (
 	errShort     = errors.New("sequences end before the block's raw size")
 )
 
-// decodeLZ4X decodes the lz4x block src into dst, which must be exactly the
+// decodeLZ4XGo decodes the lz4x block src into dst, which must be exactly the
 // block's raw size. It reads and writes only inside src and dst, allocates
 // nothing, and fails unless the sequences produce exactly len(dst) bytes.
 //
@@ -46,11 +47,19 @@ var (
 // steps when both buffers have room for the overshoot (bytes written past the
 // sequence's end are overwritten by the following sequences, and the final
 // length is checked), and from doubling copies for overlapping matches.
-func decodeLZ4X(dst, src []byte) error {
+func decodeLZ4XGo(dst, src []byte) error {
+	if len(src) == 0 {
+		return errTruncated
+	}
 	d, s := 0, 0
 	for {
 		if s >= len(src) {
-			return errTruncated
+			// After a match: tolerated when the output is complete (the
+			// encoder never writes this; the assembly decoder accepts it).
+			if d != len(dst) {
+				return errShort
+			}
+			return nil
 		}
 		tok := int(src[s])
 		s++
@@ -90,7 +99,10 @@ func decodeLZ4X(dst, src []byte) error {
 		s += lit
 
 		if s == len(src) {
-			// The last sequence: literals only.
+			// The last sequence: literals only, match length zero.
+			if tok&15 != 0 {
+				return errTruncated
+			}
 			if d != len(dst) {
 				return errShort
 			}

@@ -11,8 +11,8 @@ import (
 // was made, and the OpenCL encoder mirrors the same structure:
 //
 //   - a hash table of 2^HashLog buckets, each holding the positions of the
-//     last Bucket occurrences of a HashBytes-byte prefix, newest first
-//     (insertion shifts the bucket down by one: a fixed-size top-K list);
+//     last Bucket (a power of two) occurrences of a HashBytes-byte prefix,
+//     as a ring with a one-byte head per bucket: a fixed-size top-K list;
 //   - at each position, the bucket's candidates are tried newest first; the
 //     search stops at the first match of Good bytes or more;
 //   - lazy matching: with a match shorter than Good in hand, the next Lazy
@@ -23,8 +23,15 @@ import (
 //   - positions inside a match are inserted every InsertStep bytes
 //     (0: only the last two), feeding later searches;
 //   - a match farther than 64 KiB must be at least FarMin bytes long: its
-//     offset costs a third byte, and in a block whose offsets all fit in two
-//     bytes the encoder writes standard LZ4 instead (one byte less per match).
+//     offset costs a third byte;
+//   - Window bounds the offsets searched: 64 KiB - 1 writes standard LZ4
+//     (fast, default), 16 MiB - 1 allows lz4x. Every offset of an lz4x block
+//     costs a third byte, which the measurements (docs/FORMAT.md) show is
+//     worth it only when far matches are many (large blocks of
+//     near-duplicate files): blocks smaller than FarFrom use the 64 KiB
+//     window, and with Both a block is also encoded with the 64 KiB window
+//     and the smaller result is kept. A block whose offsets all fit in two
+//     bytes is always written as standard LZ4.
 type matchParams struct {
 	HashLog    int
 	HashBytes  int
@@ -34,19 +41,27 @@ type matchParams struct {
 	SkipLog    int
 	InsertStep int
 	FarMin     int
+	Window     int
+	FarFrom    int
+	Both       bool
 }
 
 func (p matchParams) String() string {
-	return fmt.Sprintf("hashlog=%d hashbytes=%d bucket=%d good=%d lazy=%d skiplog=%d insert=%d farmin=%d",
-		p.HashLog, p.HashBytes, p.Bucket, p.Good, p.Lazy, p.SkipLog, p.InsertStep, p.FarMin)
+	return fmt.Sprintf("hashlog=%d hashbytes=%d bucket=%d good=%d lazy=%d skiplog=%d insert=%d farmin=%d window=%d farfrom=%d both=%t",
+		p.HashLog, p.HashBytes, p.Bucket, p.Good, p.Lazy, p.SkipLog, p.InsertStep, p.FarMin, p.Window, p.FarFrom, p.Both)
 }
 
-// levelParams is the lz4x level ladder.
+// levelParams is the lz4x level ladder, chosen by measurement on the Go
+// toolchains tree (docs/FORMAT.md): fast and default are one-candidate
+// greedy scans with a 64 KiB window (standard LZ4 output, faster and
+// smaller than pierrec's fast mode); high and max search top-K buckets with
+// lazy matching, over the 16 MiB window for blocks of 8 MiB and more
+// (high) or keeping the better of both windows (max).
 var levelParams = map[Level]matchParams{
-	LevelFast:    {HashLog: 14, HashBytes: 5, Bucket: 1, Good: 0, Lazy: 0, SkipLog: 5, InsertStep: 0, FarMin: 6},
-	LevelDefault: {HashLog: 16, HashBytes: 5, Bucket: 1, Good: 0, Lazy: 0, SkipLog: 6, InsertStep: 0, FarMin: 6},
-	LevelHigh:    {HashLog: 16, HashBytes: 5, Bucket: 8, Good: 64, Lazy: 1, SkipLog: 7, InsertStep: 1, FarMin: 6},
-	LevelMax:     {HashLog: 17, HashBytes: 4, Bucket: 32, Good: 256, Lazy: 2, SkipLog: 10, InsertStep: 1, FarMin: 6},
+	LevelFast:    {HashLog: 15, HashBytes: 5, Bucket: 1, SkipLog: 6, FarMin: 8, Window: maxOffsetLZ4},
+	LevelDefault: {HashLog: 16, HashBytes: 5, Bucket: 1, SkipLog: 7, FarMin: 8, Window: maxOffsetLZ4},
+	LevelHigh:    {HashLog: 17, HashBytes: 5, Bucket: 8, Good: 64, Lazy: 1, SkipLog: 8, InsertStep: 1, FarMin: 8, Window: MaxOffsetLZ4X, FarFrom: 8 << 20},
+	LevelMax:     {HashLog: 18, HashBytes: 5, Bucket: 16, Good: 256, Lazy: 2, SkipLog: 10, InsertStep: 1, FarMin: 8, Window: MaxOffsetLZ4X, Both: true},
 }
 
 const hashPrime = 0x9E3779B185EBCA87
@@ -58,12 +73,17 @@ const hashPrime = 0x9E3779B185EBCA87
 type matcher struct {
 	p     matchParams
 	table []uint32
+	heads []uint8 // per bucket: where the next entry goes (top-K levels)
 	base  uint32
 	shift uint
 }
 
 func newMatcher(p matchParams) *matcher {
-	return &matcher{p: p, table: make([]uint32, p.Bucket<<p.HashLog), base: 1, shift: uint(64 - p.HashLog)}
+	m := &matcher{p: p, table: make([]uint32, p.Bucket<<p.HashLog), base: 1, shift: uint(64 - p.HashLog)}
+	if p.Bucket > 1 {
+		m.heads = make([]uint8, 1<<p.HashLog)
+	}
+	return m
 }
 
 func (m *matcher) hash(x uint64) int {
@@ -156,13 +176,17 @@ func matchLen(src []byte, a, b, limit int) int {
 }
 
 // compress encodes src as sequences with offsets up to window into dst
-// (written as lz4x) and returns the length written and the largest offset
-// used; n < 0 means the output would not be smaller than src.
+// and returns the length written and the largest offset used; n < 0 means
+// the output would not be smaller than src. With window <= 64 KiB - 1 the
+// output is standard LZ4 (2-byte offsets), else lz4x.
 func (m *matcher) compress(dst, src []byte, window int) (n, maxOff int) {
 	if len(dst) > len(src) {
 		dst = dst[:len(src)]
 	}
 	w := seqWriter{dst: dst, offBytes: 3}
+	if window <= maxOffsetLZ4 {
+		w.offBytes = 2
+	}
 	m.startBlock(len(src))
 	defer m.endBlock(len(src))
 	var anchor int
@@ -183,12 +207,13 @@ func (m *matcher) compress(dst, src []byte, window int) (n, maxOff int) {
 }
 
 // greedy is the one-candidate match finder (levels fast and default): the
-// LZ4 "fast" scan with a larger window. It returns where the pending
-// literals start (-1 when the output ran out of room) and the largest
-// offset used.
+// LZ4 "fast" scan. One 8-byte load serves probes at i, i+1 and i+2, then
+// the scan skips a position (3 of 4 probed) plus the acceleration. It
+// returns where the pending literals start (-1 when the output ran out of
+// room) and the largest offset used.
 func (m *matcher) greedy(w *seqWriter, src []byte, window int) (anchor, maxOff int) {
 	table := m.table
-	base := m.base
+	base := int(m.base)
 	last := len(src) - mfLimit       // last position a match may start at
 	limit := len(src) - lastLiterals // matches end before this
 	skipLog := uint(m.p.SkipLog)
@@ -197,16 +222,29 @@ func (m *matcher) greedy(w *seqWriter, src []byte, window int) (anchor, maxOff i
 	shift := m.shift
 	mask := len(table) - 1
 	i := 0
-	for i <= last {
+	for i+2 <= last {
 		x := binary.LittleEndian.Uint64(src[i:])
-		h := int(((x<<hb)*hashPrime)>>shift) & mask
-		c := int(table[h]) - int(base)
-		table[h] = base + uint32(i)
-		off := i - c
-		if c < 0 || off > window || binary.LittleEndian.Uint32(src[c:]) != uint32(x) {
-			i += 1 + (i-anchor)>>skipLog
-			continue
+		h0 := int(((x<<hb)*hashPrime)>>shift) & mask
+		h1 := int((((x>>8)<<hb)*hashPrime)>>shift) & mask
+		c := int(table[h0]) - base
+		c1 := int(table[h1]) - base
+		table[h0] = uint32(base + i)
+		table[h1] = uint32(base + i + 1)
+		if c < 0 || i-c > window || binary.LittleEndian.Uint32(src[c:]) != uint32(x) {
+			i++
+			c = c1
+			if c < 0 || i-c > window || binary.LittleEndian.Uint32(src[c:]) != uint32(x>>8) {
+				h2 := int((((x>>16)<<hb)*hashPrime)>>shift) & mask
+				c = int(table[h2]) - base
+				i++
+				table[h2] = uint32(base + i)
+				if c < 0 || i-c > window || binary.LittleEndian.Uint32(src[c:]) != uint32(x>>16) {
+					i += 2 + (i-anchor)>>skipLog
+					continue
+				}
+			}
 		}
+		off := i - c
 		ml := minMatch + matchLen(src, c+minMatch, i+minMatch, limit)
 		if off > maxOffsetLZ4 && ml < farMin {
 			i++
@@ -222,7 +260,7 @@ func (m *matcher) greedy(w *seqWriter, src []byte, window int) (anchor, maxOff i
 		if i-2 <= last {
 			// Feed the table with the match's tail, as LZ4 does.
 			x := binary.LittleEndian.Uint64(src[i-2:])
-			table[int(((x<<hb)*hashPrime)>>shift)&mask] = base + uint32(i-2)
+			table[int(((x<<hb)*hashPrime)>>shift)&mask] = uint32(base + i - 2)
 		}
 	}
 	return anchor, maxOff
@@ -240,17 +278,22 @@ func extendBack(src []byte, anchor, i, c, ml int) (int, int) {
 }
 
 // find searches the bucket of position i for the longest match, newest
-// candidate first, and inserts i.
+// candidate first, and inserts i. A bucket is a ring of Bucket slots whose
+// newest entry is at heads[h]-1; entries older than the newest stale one
+// are stale too, so the search stops there, and the candidates seen are
+// the same whatever the encoder compressed before.
 func (m *matcher) find(src []byte, i, limit, window int) (ml, off int) {
 	k := m.p.Bucket
 	x := binary.LittleEndian.Uint64(src[i:])
-	h := m.hash(x) * k
+	hh := m.hash(x)
+	h := hh * k
 	bucket := m.table[h : h+k : h+k]
+	head := int(m.heads[hh])
 	base := int(m.base)
 	good := m.p.Good
 	best := minMatch - 1
-	for _, e := range bucket {
-		c := int(e) - base
+	for j := 1; j <= k; j++ {
+		c := int(bucket[(head-j)&(k-1)]) - base
 		if c < 0 || i-c > window {
 			break // older entries are farther or stale
 		}
@@ -268,8 +311,8 @@ func (m *matcher) find(src []byte, i, limit, window int) (ml, off int) {
 			}
 		}
 	}
-	copy(bucket[1:], bucket[:k-1])
-	bucket[0] = uint32(base + i)
+	bucket[head&(k-1)] = uint32(base + i)
+	m.heads[hh] = uint8(head + 1)
 	if best < minMatch {
 		return 0, 0
 	}
@@ -279,10 +322,10 @@ func (m *matcher) find(src []byte, i, limit, window int) (ml, off int) {
 // insert adds position i to its bucket without searching.
 func (m *matcher) insert(src []byte, i int) {
 	k := m.p.Bucket
-	h := m.hash(binary.LittleEndian.Uint64(src[i:])) * k
-	bucket := m.table[h : h+k : h+k]
-	copy(bucket[1:], bucket[:k-1])
-	bucket[0] = m.base + uint32(i)
+	hh := m.hash(binary.LittleEndian.Uint64(src[i:]))
+	head := m.heads[hh]
+	m.table[hh*k+int(head)&(k-1)] = m.base + uint32(i)
+	m.heads[hh] = head + 1
 }
 
 // lazy is the top-K match finder with lazy matching (levels high and max).

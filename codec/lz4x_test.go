@@ -129,7 +129,7 @@ func TestLZ4XWindowLimits(t *testing.T) {
 	}
 	c := corpus(t, true)
 	d := NewDecoder()
-	for _, l := range []Level{LevelFast, LevelHigh} {
+	for _, l := range []Level{LevelHigh, LevelMax} {
 		e, _ := NewEncoder(Options{Codec: "lz4x", Level: l})
 		for _, name := range []string{"near-16M", "over-16M", "near-64K", "over-64K"} {
 			id, stored := roundTrip(t, e, d, c[name])
@@ -137,7 +137,7 @@ func TestLZ4XWindowLimits(t *testing.T) {
 			// The 4 KiB random chunk repeats once: within the window it
 			// is one match, beyond it it must be stored as literals.
 			far := name == "over-16M"
-			if l == LevelHigh && !far && len(stored) > len(c[name])/8 {
+			if !far && len(stored) > len(c[name])/8 {
 				t.Errorf("%s %s: repeat within the window not found (%d bytes stored)", l, name, len(stored))
 			}
 			if far && len(stored) < 8192 {
@@ -182,11 +182,16 @@ func TestLZ4XOutputKeepsEndRules(t *testing.T) {
 		for l := LevelFast; l <= LevelMax; l++ {
 			m := newMatcher(levelParams[l])
 			dst := make([]byte, len(src))
-			n, _ := m.compress(dst, src, min(len(src)-1, MaxOffsetLZ4X))
+			window := min(len(src)-1, MaxOffsetLZ4X)
+			n, _ := m.compress(dst, src, window)
 			if n < 0 {
 				continue
 			}
-			lastStart, lastEnd := sequenceEnds(t, dst[:n])
+			offBytes := 3
+			if window <= maxOffsetLZ4 {
+				offBytes = 2
+			}
+			lastStart, lastEnd := sequenceEnds(dst[:n], offBytes)
 			if lastEnd > len(src)-lastLiterals || (lastEnd > 0 && lastStart > len(src)-mfLimit) {
 				t.Errorf("%s level %s: last match [%d,%d) of %d bytes breaks the end rules", name, l, lastStart, lastEnd, len(src))
 			}
@@ -194,9 +199,9 @@ func TestLZ4XOutputKeepsEndRules(t *testing.T) {
 	}
 }
 
-// sequenceEnds walks an lz4x block and returns where its last match starts
-// and ends in the output.
-func sequenceEnds(t *testing.T, b []byte) (start, end int) {
+// sequenceEnds walks a block with offBytes-byte offsets and returns where
+// its last match starts and ends in the output.
+func sequenceEnds(b []byte, offBytes int) (start, end int) {
 	s, d := 0, 0
 	for {
 		tok := b[s]
@@ -215,7 +220,7 @@ func sequenceEnds(t *testing.T, b []byte) (start, end int) {
 		if s == len(b) {
 			return start, end
 		}
-		s += 3
+		s += offBytes
 		ml := int(tok&15) + minMatch
 		if tok&15 == 15 {
 			for b[s] == 255 {
@@ -340,10 +345,10 @@ func decodeWithLZ4(t *testing.T, bin string, frame []byte) []byte {
 }
 
 func TestDecodeRejectsBadBlocks(t *testing.T) {
-	src := corpus(t, false)["text"]
-	e, _ := NewEncoder(Options{Codec: "lz4x", Level: LevelDefault})
+	src := corpus(t, false)["random-256K"][:20000]
+	e, _ := NewEncoder(Options{Codec: "lz4x", Level: LevelMax})
 	big := append(bytes.Clone(src), make([]byte, 70000)...)
-	big = append(big, src[:5000]...) // a match farther than 64 KiB: lz4x
+	big = append(big, src...) // a match farther than 64 KiB: lz4x
 	id, good := e.Encode(big)
 	if id != format.CodecLZ4X {
 		t.Fatalf("expected an lz4x block, got codec %d", id)
@@ -364,7 +369,7 @@ func TestDecodeRejectsBadBlocks(t *testing.T) {
 		"literal overrun":  {[]byte{0x50, 1, 2, 3, 4, 5}, 4},
 		"huge length":      {append([]byte{0xf0}, bytes.Repeat([]byte{255}, 100)...), 10},
 		"match past end":   {[]byte{0x1f, 'a', 1, 0, 0, 200, 0x00}, 30},
-		"ends after match": {[]byte{0x10, 'a', 1, 0, 0}, 5},
+		"ends after match": {[]byte{0x10, 'a', 1, 0, 0}, 6},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

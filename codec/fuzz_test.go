@@ -1,0 +1,73 @@
+package codec
+
+import (
+	"bytes"
+	"testing"
+
+	"arc/format"
+)
+
+// FuzzDecodeLZ4X feeds arbitrary bytes to both lz4x decoders (the assembly
+// one where there is one, and the portable one): neither may panic or write
+// outside dst (dst sits inside a larger buffer whose margins are checked),
+// and they must agree on success and output.
+func FuzzDecodeLZ4X(f *testing.F) {
+	e, _ := NewEncoder(Options{Codec: "lz4x", Level: LevelHigh})
+	m := newMatcher(levelParams[LevelDefault])
+	for _, s := range [][]byte{[]byte("hello hello hello hello hello hello"), bytes.Repeat([]byte{0}, 300), []byte("abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz")} {
+		dst := make([]byte, len(s))
+		if n, _ := m.compress(dst, s, len(s)); n > 0 {
+			f.Add(dst[:n], uint16(len(s)))
+		}
+		_, st := e.Encode(s)
+		f.Add(bytes.Clone(st), uint16(len(s)))
+	}
+	f.Add([]byte{0x1f, 'a', 1, 0, 0, 255, 10, 0x00}, uint16(300))
+	f.Add([]byte{0x10, 'a', 1, 0, 0}, uint16(5)) // ends right after a match
+	f.Fuzz(func(t *testing.T, src []byte, size uint16) {
+		const margin = 64
+		buf1 := bytes.Repeat([]byte{0xAA}, int(size)+2*margin)
+		buf2 := bytes.Clone(buf1)
+		err1 := decodeLZ4X(buf1[margin:margin+int(size)], src)
+		err2 := decodeLZ4XGo(buf2[margin:margin+int(size)], src)
+		for _, b := range [][]byte{buf1, buf2} {
+			for i := 0; i < margin; i++ {
+				if b[i] != 0xAA || b[len(b)-1-i] != 0xAA {
+					t.Fatal("decoder wrote outside dst")
+				}
+			}
+		}
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("decoders disagree: asm %v, go %v", err1, err2)
+		}
+		if err1 == nil && !bytes.Equal(buf1, buf2) {
+			t.Fatal("decoders disagree on output")
+		}
+	})
+}
+
+// FuzzRoundTrip checks encode→decode equality for every codec and level.
+func FuzzRoundTrip(f *testing.F) {
+	f.Add([]byte("hello hello hello hello hello hello"), uint8(0))
+	f.Add(bytes.Repeat([]byte("abc"), 100), uint8(7))
+	f.Add(make([]byte, 1000), uint8(9))
+	encs := make([]*Encoder, len(allOptions))
+	for i, o := range allOptions {
+		encs[i], _ = NewEncoder(o)
+	}
+	d := NewDecoder()
+	f.Fuzz(func(t *testing.T, src []byte, which uint8) {
+		e := encs[int(which)%len(encs)]
+		id, stored := e.Encode(src)
+		if id != format.CodecRaw && len(stored) >= len(src) {
+			t.Fatalf("codec %d stored %d bytes for %d", id, len(stored), len(src))
+		}
+		dst := make([]byte, len(src))
+		if err := d.Decode(id, dst, stored); err != nil {
+			t.Fatalf("codec %d: %v", id, err)
+		}
+		if !bytes.Equal(dst, src) {
+			t.Fatalf("codec %d: round trip differs", id)
+		}
+	})
+}
