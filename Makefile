@@ -46,9 +46,11 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# A hung test fails after TEST_TIMEOUT instead of eating the CI budget.
+TEST_TIMEOUT ?= 6m
 unit:
-	@if [ -n "$(strip $(RACE_PKGS))" ]; then $(GO) test -race $(RACE_PKGS); fi
-	$(GO) test $(OTHER_PKGS)
+	@if [ -n "$(strip $(RACE_PKGS))" ]; then $(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS); fi
+	$(GO) test -timeout $(TEST_TIMEOUT) $(OTHER_PKGS)
 
 integration:
 	$(GO) test -count=1 -timeout 10m ./integration/
