@@ -85,10 +85,11 @@ const (
 // flight is one load in progress; waiters registered before it completes
 // each receive their own reference to the result.
 type flight struct {
-	done    chan struct{}
-	waiters int
-	buf     *Buf
-	err     error
+	prefetch bool // a prefetch load: a waiter retries a failure itself
+	done     chan struct{}
+	waiters  int
+	buf      *Buf
+	err      error
 }
 
 // Cache is a byte-bounded cache of decoded blocks. Safe for concurrent use.
@@ -175,10 +176,20 @@ func (c *Cache) Close() {
 // Get returns block key, loading it on a miss (or waiting for the load in
 // flight). The caller must Release the buffer when done with its bytes.
 func (c *Cache) Get(key uint32) (*Buf, error) {
+	b, retry, err := c.get(key, true)
+	if retry {
+		// A prefetch (perhaps a batch on another decoder) failed for this
+		// key: load it on the demand path, which reports its own error.
+		b, _, err = c.get(key, false)
+	}
+	return b, err
+}
+
+func (c *Cache) get(key uint32, mayRetry bool) (buf *Buf, retry bool, err error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	if b, ok := c.items[key]; ok {
 		c.st.Hits++
@@ -189,26 +200,29 @@ func (c *Cache) Get(key uint32) (*Buf, error) {
 		}
 		b.refs.Add(1)
 		c.mu.Unlock()
-		return b, nil
+		return b, false, nil
 	}
 	c.st.Misses++
 	if f, ok := c.flights[key]; ok {
 		f.waiters++
 		c.mu.Unlock()
 		<-f.done
-		return f.buf, f.err
+		if f.err != nil && f.prefetch && mayRetry {
+			return nil, true, nil
+		}
+		return f.buf, false, f.err
 	}
 	f := &flight{done: make(chan struct{})}
 	c.flights[key] = f
 	c.mu.Unlock()
 
-	buf := c.pool.get(c.cfg.Size(key))
-	err := c.cfg.Load(key, buf.data)
+	buf = c.pool.get(c.cfg.Size(key))
+	err = c.cfg.Load(key, buf.data)
 	c.complete(key, f, buf, err, tierUsed, 1)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return buf, nil
+	return buf, false, nil
 }
 
 // Contains reports whether key is in memory now (not counting loads in flight).
@@ -402,7 +416,7 @@ func (c *Cache) prefetch(job []uint32) {
 			break
 		}
 		budget -= sz
-		f := &flight{done: make(chan struct{})}
+		f := &flight{done: make(chan struct{}), prefetch: true}
 		c.flights[k] = f
 		keys = append(keys, k)
 		fl = append(fl, f)

@@ -316,11 +316,21 @@ func TestGetWaitsForPrefetchInFlight(t *testing.T) {
 	})
 	c.Prefetch([]uint32{5})
 	waitFor(t, func() bool { return c.Stats().InFlight == 1 })
+	getWhileLoading(t, c, 5, release)
+	if n := cnt.total.Load(); n != 1 {
+		t.Fatalf("%d loads", n)
+	}
+}
+
+// getWhileLoading starts a Get of key, lets the load in flight finish by
+// closing release, and checks what the Get returns.
+func getWhileLoading(t *testing.T, c *Cache, key uint32, release chan struct{}) {
+	t.Helper()
 	got := make(chan error)
 	go func() {
-		b, err := c.Get(5)
+		b, err := c.Get(key)
 		if err == nil {
-			checkBlock(t, b, 5)
+			checkBlock(t, b, key)
 			b.Release()
 		}
 		got <- err
@@ -329,9 +339,6 @@ func TestGetWaitsForPrefetchInFlight(t *testing.T) {
 	close(release)
 	if err := <-got; err != nil {
 		t.Fatal(err)
-	}
-	if n := cnt.total.Load(); n != 1 {
-		t.Fatalf("%d loads", n)
 	}
 }
 
@@ -344,5 +351,26 @@ func TestGetAfterCloseFails(t *testing.T) {
 	}
 	if c.Prefetch([]uint32{1}) {
 		t.Fatal("prefetch accepted after Close")
+	}
+}
+
+func TestFailedPrefetchFallsBackToLoad(t *testing.T) {
+	release := make(chan struct{})
+	cnt := newCounter()
+	c := newCache(t, 1<<20, cnt.load, func(cfg *Config) {
+		cfg.LoadBatch = func(keys []uint32, dsts [][]byte) []error {
+			<-release
+			errs := make([]error, len(keys))
+			for i := range errs {
+				errs[i] = errors.New("batch engine failed")
+			}
+			return errs
+		}
+	})
+	c.Prefetch([]uint32{1, 2})
+	waitFor(t, func() bool { return c.Stats().InFlight == 2 })
+	getWhileLoading(t, c, 2, release) // waits on the failing batch, then loads itself
+	if n := cnt.total.Load(); n != 1 {
+		t.Fatalf("%d demand loads", n)
 	}
 }

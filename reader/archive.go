@@ -44,6 +44,12 @@ type Options struct {
 	Prefetch  int   // frames to read ahead on sequential access; 0 = default (2), <0 = off
 	Workers   int   // prefetch decode workers; 0 = GOMAXPROCS
 	Logf      func(format string, args ...any)
+	// DecodeBatch, when set, decodes prefetch batches in one call (a GPU
+	// engine): srcs[i] holds block i's stored bytes with codec ids[i], to be
+	// decoded into dsts[i] (exactly the raw size); errs[i] reports block i.
+	// The reader still reads the stored bytes and checks every checksum.
+	// Demand misses always decode on the CPU, one block, lowest latency.
+	DecodeBatch func(ids []uint8, dsts, srcs [][]byte) (errs []error)
 }
 
 const (
@@ -99,12 +105,16 @@ func Open(path string, opt Options) (*Archive, error) {
 		vs.close()
 		return nil, err
 	}
-	a.cache, err = cache.New(cache.Config{
+	cfg := cache.Config{
 		MaxBytes: opt.CacheSize,
 		Size:     func(b uint32) int { return int(a.idx.Blocks.RawSize[b]) },
 		Load:     a.loadBlock,
 		Workers:  opt.Workers,
-	})
+	}
+	if opt.DecodeBatch != nil {
+		cfg.LoadBatch = a.loadBatch
+	}
+	a.cache, err = cache.New(cfg)
 	if err != nil {
 		vs.close()
 		return nil, err
@@ -181,10 +191,6 @@ func (a *Archive) loadBlock(b uint32, dst []byte) error {
 	off := int64(x.BlockStoredOff[b])
 	n := int(x.Blocks.StoredSize[b])
 	id := x.Blocks.Codec[b]
-	damaged := func(vol uint32, err error) error {
-		return &BlockError{Block: b, Frame: x.FrameOf(b), Volume: a.vols.name(vol), Err: err}
-	}
-	startVol, _ := a.layout.Locate(off)
 	var src []byte
 	var sp *[]byte
 	if id == format.CodecRaw && n == len(dst) {
@@ -199,24 +205,67 @@ func (a *Archive) loadBlock(b uint32, dst []byte) error {
 		defer a.scratch.Put(sp)
 	}
 	if err := a.vols.readStream(off, src); err != nil {
-		var ve *volumeError
-		if errors.As(err, &ve) {
-			return damaged(ve.vol, ve.err)
-		}
-		return damaged(startVol, err)
+		return a.blockError(b, err)
 	}
 	if &src[0] != &dst[0] {
 		dec := a.decoders.Get().(*codec.Decoder)
 		err := dec.Decode(id, dst, src)
 		a.decoders.Put(dec)
 		if err != nil {
-			return damaged(startVol, err)
+			return a.blockError(b, err)
 		}
 	}
 	if sum := codec.Checksum(dst); sum != x.Blocks.Sum[b] {
-		return damaged(startVol, fmt.Errorf("checksum %016x, index says %016x", sum, x.Blocks.Sum[b]))
+		return a.blockError(b, fmt.Errorf("checksum %016x, index says %016x", sum, x.Blocks.Sum[b]))
 	}
 	return nil
+}
+
+// loadBatch reads the stored bytes of several blocks, has opt.DecodeBatch
+// decode them together and checks each result like loadBlock does.
+func (a *Archive) loadBatch(keys []uint32, dsts [][]byte) []error {
+	x := a.idx
+	errs := make([]error, len(keys))
+	ids := make([]uint8, len(keys))
+	srcs := make([][]byte, len(keys))
+	var todo []int
+	for i, b := range keys {
+		ids[i] = x.Blocks.Codec[b]
+		srcs[i] = make([]byte, x.Blocks.StoredSize[b])
+		if err := a.vols.readStream(int64(x.BlockStoredOff[b]), srcs[i]); err != nil {
+			errs[i] = a.blockError(b, err)
+			continue
+		}
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return errs
+	}
+	tIDs, tDsts, tSrcs := make([]uint8, len(todo)), make([][]byte, len(todo)), make([][]byte, len(todo))
+	for j, i := range todo {
+		tIDs[j], tDsts[j], tSrcs[j] = ids[i], dsts[i], srcs[i]
+	}
+	derrs := a.opt.DecodeBatch(tIDs, tDsts, tSrcs)
+	for j, i := range todo {
+		b := keys[i]
+		if j < len(derrs) && derrs[j] != nil {
+			errs[i] = a.blockError(b, derrs[j])
+		} else if sum := codec.Checksum(dsts[i]); sum != x.Blocks.Sum[b] {
+			errs[i] = a.blockError(b, fmt.Errorf("checksum %016x, index says %016x", sum, x.Blocks.Sum[b]))
+		}
+	}
+	return errs
+}
+
+// blockError wraps err as damage of block b, naming the volume that
+// caused it (a missing one) or the one the block starts in.
+func (a *Archive) blockError(b uint32, err error) error {
+	vol, _ := a.layout.Locate(int64(a.idx.BlockStoredOff[b]))
+	var ve *volumeError
+	if errors.As(err, &ve) {
+		vol, err = ve.vol, ve.err
+	}
+	return &BlockError{Block: b, Frame: a.idx.FrameOf(b), Volume: a.vols.name(vol), Err: err}
 }
 
 // errNotFile is returned by ReadAt for inodes that are not regular files.

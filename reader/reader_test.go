@@ -9,8 +9,10 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"arc/codec"
 	"arc/format"
 )
 
@@ -479,5 +481,37 @@ func TestPrefetchOffLoadsOnDemandOnly(t *testing.T) {
 	}
 	if st := a.CacheStats(); st.PrefetchLoads != 0 || st.Loads != 40 {
 		t.Fatalf("%+v", st)
+	}
+}
+
+func TestBatchDecoderServesPrefetchAndIsChecked(t *testing.T) {
+	data := randBytes(64*4096, 7)
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 8})
+	for _, broken := range []bool{false, true} {
+		var calls, blocks atomic.Int64
+		a, err := Open(b.volumes[0], Options{Prefetch: 2, DecodeBatch: func(ids []uint8, dsts, srcs [][]byte) []error {
+			calls.Add(1)
+			blocks.Add(int64(len(ids)))
+			errs := make([]error, len(ids))
+			dec := codec.NewDecoder()
+			for i := range ids {
+				errs[i] = dec.Decode(ids[i], dsts[i], srcs[i])
+				if broken {
+					dsts[i][0] ^= 1 // wrong bytes must never reach a reader
+				}
+			}
+			return errs
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := readAll(a, inodeOf(t, a, "f"), 4096)
+		a.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("broken=%v: %v", broken, err)
+		}
+		if calls.Load() == 0 || blocks.Load() <= calls.Load() {
+			t.Fatalf("broken=%v: %d batch calls for %d blocks", broken, calls.Load(), blocks.Load())
+		}
 	}
 }
