@@ -26,7 +26,9 @@ import (
 //	xGB/s bytes over the time of those copies (both directions)
 //
 // ARC_GPU_CORPUS names a file of real data (decode input is cut from it);
-// ARC_GPU_BENCH_MIB sets the data per measurement (default 1024).
+// ARC_GPU_BENCH_MIB sets the data per measurement (default 1024),
+// ARC_GPU_BATCH_MIB the engine's BatchBytes (default 128),
+// ARC_GPU_BENCH_VARIANTS=1 adds decode work-groups of 128 and 256.
 func TestDeviceThroughput(t *testing.T) {
 	if os.Getenv("ARC_GPU_BENCH") == "" {
 		t.Skip("set ARC_GPU_BENCH=1 to run the device benchmark")
@@ -35,6 +37,10 @@ func TestDeviceThroughput(t *testing.T) {
 	total := envInt("ARC_GPU_BENCH_MIB", 1024) << 20
 	reps := envInt("ARC_GPU_BENCH_REPS", 5)
 	e := testEngine(t, batch)
+	var variants []int
+	if os.Getenv("ARC_GPU_BENCH_VARIANTS") != "" {
+		variants = []int{128, 256}
+	}
 	parseOnly, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, buildFlags: "-DLZ4_PARSE_ONLY"})
 	if err == nil {
 		defer parseOnly.Close()
@@ -109,7 +115,7 @@ func TestDeviceThroughput(t *testing.T) {
 				t.Fatalf("%s: block %d decoded wrong", name, i)
 			}
 		}
-		for _, wg := range []int{128, 256} {
+		for _, wg := range variants {
 			// The decode kernel with larger work-groups (longer waves).
 			v, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, lz4Group: wg})
 			if err != nil {

@@ -24,8 +24,8 @@ import (
 //go:embed kernels/*.cl
 var kernelFS embed.FS
 
-// inPad is slack after a slot's input buffer: the LZ4 kernel reads its
-// input through 16-byte windows that may run past the last block.
+// inPad is slack after a slot's input buffer, so that a kernel may load a
+// vector that starts inside the last block and runs past it.
 const inPad = 64
 
 // localSize is the work-group size of every kernel: small enough for any
