@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"arc/format"
+	"arc/writer/chunk"
 )
 
 // buildIndex turns the scanned tree and the packed content into the index.
@@ -156,6 +157,8 @@ func (p *packer) buildIndex() (*format.Index, error) {
 		{Key: "hole-bytes", Value: uint64(r.HoleBytes)},
 		{Key: "segment-bytes", Value: uint64(r.SegmentBytes)},
 		{Key: "segment-refs", Value: uint64(r.SegmentRefs)},
+		{Key: "chunk-bytes", Value: uint64(r.ChunkBytes)},
+		{Key: "chunk-refs", Value: uint64(r.ChunkRefs)},
 		{Key: "stored-bytes", Value: uint64(r.StoredBytes)},
 	}
 	if err := x.Derive(); err != nil {
@@ -167,6 +170,10 @@ func (p *packer) buildIndex() (*format.Index, error) {
 // dedupParam records which dedup layers ran and with what parameters.
 func (p *packer) dedupParam() string {
 	s := "file:blake3-256"
+	if p.chunks != nil {
+		c := p.chunkParams
+		s += fmt.Sprintf(",chunk:%s,min=%d,avg=%d,max=%d,blake3-256", chunk.Algorithm, c.Min, c.Avg, c.Max)
+	}
 	if p.seg != nil {
 		c := p.segCfg
 		s += fmt.Sprintf(",segment:gear64,min=%d,sample=1/%d,table=%dx%d,history=%d", c.MinLen, 1<<c.SampleBits, 1<<c.TableBits, 4, c.History)

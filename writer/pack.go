@@ -13,6 +13,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/writer/chunk"
 	"arc/writer/segment"
 
 	"github.com/zeebo/blake3"
@@ -30,11 +31,30 @@ type fileJob struct {
 	sum     [32]byte
 	held    int64 // read-ahead budget held by this job
 	samples []segment.Sample
+	chunks  []chunkInfo
 	err     error
 	done    chan struct{}
 }
 
 type inodeKey struct{ dev, ino uint64 }
+
+// chunkInfo is one content-defined chunk of a file: it ends at end and has
+// the BLAKE3-256 key.
+type chunkInfo struct {
+	end uint32
+	key chunk.Key
+}
+
+// cutChunks cuts data into chunks and hashes them.
+func cutChunks(params chunk.Params, data []byte, dst []chunkInfo) []chunkInfo {
+	pos := 0
+	for pos < len(data) {
+		n := params.Cut(data[pos:])
+		dst = append(dst, chunkInfo{end: uint32(pos + n), key: blake3.Sum256(data[pos : pos+n])})
+		pos += n
+	}
+	return dst
+}
 
 type dupKey struct {
 	size int64
@@ -240,8 +260,8 @@ func (p *packer) readJob(j *fileJob, cand bool) {
 		}
 		// A copy of content some reader already hashed will almost surely be
 		// placed as a whole-file duplicate: don't sample what won't be stored.
-		if p.seg != nil && !(j.hashed && p.seen(dupKey{n.size, j.sum})) {
-			j.samples = segment.Samples(data, p.segCfg.SampleBits, nil)
+		if !(j.hashed && p.seen(dupKey{n.size, j.sum})) {
+			p.prepare(j)
 		}
 		return
 	}
@@ -366,10 +386,10 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 			n.size = int64(len(j.data))
 		}
 		if len(j.data) > 0 {
-			if p.seg != nil && j.samples == nil {
-				j.samples = segment.Samples(j.data, p.segCfg.SampleBits, nil)
+			if j.samples == nil && j.chunks == nil {
+				p.prepare(j)
 			}
-			err = p.place(j.data, j.samples, st)
+			err = p.placeChunks(j.data, j.chunks, j.samples, st)
 		}
 		p.res.InputBytes += int64(len(j.data))
 		p.bytesDone.Add(int64(len(j.data)))
@@ -423,23 +443,80 @@ func (p *packer) addExtent(off, n uint64) {
 	p.extLen = append(p.extLen, n)
 }
 
+// prepare computes what placing a file's bytes needs, off the sequencer:
+// its chunks (when chunking is on and the file is longer than a chunk's
+// minimum) and its segment samples.
+func (p *packer) prepare(j *fileJob) {
+	if p.chunks != nil && len(j.data) > p.chunkParams.Min {
+		j.chunks = cutChunks(p.chunkParams, j.data, nil)
+	}
+	if p.seg != nil {
+		j.samples = segment.Samples(j.data, p.segCfg.SampleBits, nil)
+	}
+}
+
+// placeChunks places a file's bytes chunk by chunk: a chunk stored before
+// becomes one reference to it; any other goes through place, and is
+// recorded when it landed in the stream as one contiguous run.
+func (p *packer) placeChunks(data []byte, chunks []chunkInfo, samples []segment.Sample, st *streamer) error {
+	if len(chunks) == 0 {
+		_, err := p.place(data, samples, st)
+		return err
+	}
+	pos := 0
+	for i := range chunks {
+		c := &chunks[i]
+		piece := data[pos:c.end]
+		if off, ok := p.chunks.Get(&c.key); ok {
+			p.addExtent(off, uint64(len(piece)))
+			p.res.ChunkBytes += int64(len(piece))
+			p.res.ChunkRefs++
+		} else {
+			start := st.off
+			var sub []segment.Sample
+			if p.seg != nil {
+				sub = p.sampleBuf[:0]
+				for _, s := range samples {
+					if int(s.Pos) > pos && s.Pos <= c.end {
+						sub = append(sub, segment.Sample{Pos: s.Pos - uint32(pos), Hash: s.Hash})
+					}
+				}
+				p.sampleBuf = sub
+			}
+			contiguous, err := p.place(piece, sub, st)
+			if err != nil {
+				return err
+			}
+			if contiguous {
+				p.chunks.Put(&c.key, start)
+			}
+		}
+		pos = int(c.end)
+	}
+	return nil
+}
+
 // place appends file bytes to the stream: through the long-distance segment
 // index when it is on (repeats of earlier stream bytes become references),
-// else as they are.
-func (p *packer) place(data []byte, samples []segment.Sample, st *streamer) error {
+// else as they are. contiguous reports that all of data was appended as one
+// run (no references).
+func (p *packer) place(data []byte, samples []segment.Sample, st *streamer) (contiguous bool, err error) {
 	if p.seg == nil {
 		p.addExtent(st.off, uint64(len(data)))
-		return st.write(data)
+		return true, st.write(data)
 	}
-	return p.seg.Place(data, samples,
+	refs := 0
+	err = p.seg.Place(data, samples,
 		func(run []byte) error {
 			p.addExtent(st.off, uint64(len(run)))
 			return st.write(run)
 		},
 		func(off, n uint64) error {
+			refs++
 			p.addExtent(off, n)
 			return nil
 		})
+	return refs == 0, err
 }
 
 // streamFile copies a large or sparse file into the stream in block-sized
@@ -471,12 +548,9 @@ func (p *packer) streamFile(n *node, st *streamer) error {
 			want := min(int64(len(buf)), left)
 			m, err := f.ReadAt(buf[:want], at)
 			if m > 0 {
-				var samples []segment.Sample
-				if p.seg != nil {
-					samples = segment.Samples(buf[:m], p.segCfg.SampleBits, p.sampleBuf[:0])
-					p.sampleBuf = samples
-				}
-				if werr := p.place(buf[:m], samples, st); werr != nil {
+				j := &fileJob{data: buf[:m]}
+				p.prepare(j)
+				if werr := p.placeChunks(j.data, j.chunks, j.samples, st); werr != nil {
 					return werr
 				}
 				stored += int64(m)

@@ -26,6 +26,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/writer/chunk"
 	"arc/writer/segment"
 )
 
@@ -42,6 +43,9 @@ type Options struct {
 	// Order lays out the unique-data stream: OrderPath (default) keeps a
 	// directory's files together, OrderSimilar puts similar files together.
 	Order string
+	// ChunkSize is the average content-defined chunk size (a power of two;
+	// min = avg/4, max = avg×4); 0 means the default, < 0 turns chunking off.
+	ChunkSize int
 	// Segments configures long-distance segment dedup; nil means
 	// segment.DefaultConfig(), MinLen < 0 turns it off.
 	Segments *segment.Config
@@ -68,6 +72,7 @@ type Result struct {
 	DupFiles, DupBytes                                int64 // whole-file duplicates found and bytes they would have taken
 	HoleBytes                                         int64 // bytes of sparse-file holes, stored as holes
 	SegmentBytes, SegmentRefs                         int64 // repeats stored as references to earlier stream bytes
+	ChunkBytes, ChunkRefs                             int64 // chunks stored before, placed as references
 	StoredBytes                                       int64 // compressed block data
 	ArchiveBytes                                      int64 // all volume files together
 	Elapsed                                           time.Duration
@@ -82,12 +87,13 @@ const (
 const (
 	defaultFrameSize = 16 << 20
 	defaultBlockSize = 1 << 20
+	defaultChunkSize = 32 << 10
 	minBlockSize     = 64 << 10
 	// wholeFileMax is the largest file a reader worker holds in memory; larger
 	// ones are streamed by the sequencer in block-sized reads.
-	wholeFileMax = 4 << 20
+	wholeFileMax = 32 << 20
 	// readAhead bounds the file bytes read ahead of the sequencer.
-	readAhead = 48 << 20
+	readAhead = 96 << 20
 )
 
 func (o *Options) normalize() error {
@@ -114,6 +120,14 @@ func (o *Options) normalize() error {
 	}
 	if err := o.Codec.Validate(); err != nil {
 		return err
+	}
+	if o.ChunkSize == 0 {
+		o.ChunkSize = defaultChunkSize
+	}
+	if o.ChunkSize > 0 {
+		if _, err := chunk.NewParams(o.ChunkSize); err != nil {
+			return err
+		}
 	}
 	switch o.Order {
 	case "":
@@ -152,6 +166,10 @@ func Create(ctx context.Context, out string, sources []string, opt Options) (*Re
 	}
 
 	p := &packer{opt: &opt, ctx: ctx}
+	if opt.ChunkSize >= 0 {
+		p.chunkParams, _ = chunk.NewParams(opt.ChunkSize) // validated by normalize
+		p.chunks = chunk.NewTable()
+	}
 	if opt.Segments == nil || opt.Segments.MinLen >= 0 {
 		p.segCfg = segment.DefaultConfig()
 		if opt.Segments != nil {
@@ -246,12 +264,14 @@ type packer struct {
 	blocks format.Blocks
 	frames []uint32
 
-	seg       *segment.Index // nil when segment dedup is off
-	segCfg    segment.Config
-	sampleBuf []segment.Sample
-	fileExt   int // first extent of the file being placed
-	seenMu    sync.Mutex
-	seenSet   map[dupKey]struct{} // content hashes the readers have met
+	chunks      *chunk.Table // nil when chunking is off
+	chunkParams chunk.Params
+	seg         *segment.Index // nil when segment dedup is off
+	segCfg      segment.Config
+	sampleBuf   []segment.Sample
+	fileExt     int // first extent of the file being placed
+	seenMu      sync.Mutex
+	seenSet     map[dupKey]struct{} // content hashes the readers have met
 
 	filesDone, bytesDone   atomic.Int64
 	filesTotal, bytesTotal atomic.Int64

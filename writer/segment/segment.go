@@ -21,6 +21,8 @@ import (
 	"math/bits"
 	"unsafe"
 
+	gear64 "arc/writer/gear"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -336,16 +338,6 @@ func commonSuffix(a, b []byte) int {
 	return i
 }
 
-// gear holds 256 fixed pseudo-random values; they are part of what makes
-// sampling deterministic across runs and machines.
-var gear = func() (g [256]uint64) {
-	s := uint64(0x9E3779B97F4A7C15)
-	for i := range g {
-		s += 0x9E3779B97F4A7C15
-		z := s
-		z = (z ^ z>>30) * 0xBF58476D1CE4E5B9
-		z = (z ^ z>>27) * 0x94D049BB133111EB
-		g[i] = z ^ z>>31
-	}
-	return
-}()
+// gear is the sampling hash's table; changing its seed changes which
+// positions are sampled.
+var gear = gear64.Table(0x9E3779B97F4A7C15)

@@ -1,0 +1,143 @@
+// Package chunk cuts content into content-defined chunks (FastCDC:
+// gear hash, normalised chunk sizes) and keeps a compact table of the chunks
+// stored so far, keyed by BLAKE3-256.
+//
+// Boundaries depend only on the content and the parameters, so an insertion
+// or deletion changes the chunks around it and no others. Algorithm is the
+// versioned name recorded in archives: any change to the cut rule or the gear
+// table must get a new name.
+package chunk
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+
+	"arc/writer/gear"
+)
+
+// Algorithm names this package's cut rule and gear table.
+const Algorithm = "fastcdc-gear64-norm2-v1"
+
+var table = gear.Table(0x2545F4914F6CDD1D)
+
+// Params are the chunk size bounds; Avg must be a power of two.
+type Params struct{ Min, Avg, Max int }
+
+// NewParams derives min = avg/4 and max = avg×4 from avg, as the --chunk-size
+// flag promises.
+func NewParams(avg int) (Params, error) {
+	p := Params{Min: avg / 4, Avg: avg, Max: avg * 4}
+	return p, p.Validate()
+}
+
+// Validate checks the bounds.
+func (p Params) Validate() error {
+	if p.Avg < 256 || p.Avg > 64<<20 || bits.OnesCount(uint(p.Avg)) != 1 {
+		return fmt.Errorf("chunk size %d must be a power of two from 256 B to 64 MiB", p.Avg)
+	}
+	if p.Min < 64 || p.Min > p.Avg || p.Max < p.Avg {
+		return fmt.Errorf("chunk bounds min %d avg %d max %d out of order", p.Min, p.Avg, p.Max)
+	}
+	return nil
+}
+
+// Cut returns the length of the first chunk of data. Below the average size
+// a stricter mask (two more bits) makes a cut less likely, above it a looser
+// one (two fewer bits) more likely: chunk sizes cluster around Avg
+// ("normalisation level 2"). The mask tests the hash's top bits, which
+// depend on the whole 64-byte window.
+func (p Params) Cut(data []byte) int {
+	n := len(data)
+	if n <= p.Min {
+		return n
+	}
+	if n > p.Max {
+		n = p.Max
+	}
+	normal := min(p.Avg, n)
+	b := uint(bits.TrailingZeros(uint(p.Avg)))
+	strict := ^uint64(0) << (64 - (b + 2))
+	loose := ^uint64(0) << (64 - (b - 2))
+	var h uint64
+	i := p.Min
+	for ; i < normal; i++ {
+		h = h<<1 + table[data[i]]
+		if h&strict == 0 {
+			return i + 1
+		}
+	}
+	for ; i < n; i++ {
+		h = h<<1 + table[data[i]]
+		if h&loose == 0 {
+			return i + 1
+		}
+	}
+	return n
+}
+
+// Key identifies a chunk: its BLAKE3-256.
+type Key [32]byte
+
+// Table maps chunk keys to the stream offset where the chunk's bytes lie
+// contiguously. It is open-addressed over flat arrays (no Go map entry or
+// string per chunk): 40 bytes a slot, kept at most 3/4 full.
+type Table struct {
+	keys []Key
+	offs []uint64 // offset+1; 0 marks an empty slot
+	n    int
+}
+
+// NewTable returns an empty table.
+func NewTable() *Table { return &Table{keys: make([]Key, 1024), offs: make([]uint64, 1024)} }
+
+// Len is the number of chunks in the table.
+func (t *Table) Len() int { return t.n }
+
+func (t *Table) slot(k *Key) int {
+	return int(binary.LittleEndian.Uint64(k[:8]) & uint64(len(t.keys)-1))
+}
+
+// Get returns the stream offset of chunk k.
+func (t *Table) Get(k *Key) (uint64, bool) {
+	mask := len(t.keys) - 1
+	for i := t.slot(k); ; i = (i + 1) & mask {
+		if t.offs[i] == 0 {
+			return 0, false
+		}
+		if t.keys[i] == *k {
+			return t.offs[i] - 1, true
+		}
+	}
+}
+
+// Put records chunk k at stream offset off, keeping the first offset if k
+// is already known.
+func (t *Table) Put(k *Key, off uint64) {
+	if (t.n+1)*4 > len(t.keys)*3 {
+		t.grow()
+	}
+	mask := len(t.keys) - 1
+	for i := t.slot(k); ; i = (i + 1) & mask {
+		if t.offs[i] == 0 {
+			t.keys[i], t.offs[i] = *k, off+1
+			t.n++
+			return
+		}
+		if t.keys[i] == *k {
+			return
+		}
+	}
+}
+
+func (t *Table) grow() {
+	old := *t
+	t.keys = make([]Key, 2*len(old.keys))
+	t.offs = make([]uint64, 2*len(old.offs))
+	t.n = 0
+	for i, o := range old.offs {
+		if o != 0 {
+			t.Put(&old.keys[i], o-1)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package chunk
+
+import (
+	"bytes"
+	"math/rand"
+	"testing"
+)
+
+func chunks(p Params, data []byte) [][]byte {
+	var out [][]byte
+	for len(data) > 0 {
+		n := p.Cut(data)
+		out = append(out, data[:n])
+		data = data[n:]
+	}
+	return out
+}
+
+func random(seed int64, n int) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return b
+}
+
+func TestChunkSizesStayInBoundsAndNearTheAverage(t *testing.T) {
+	p, err := NewParams(8 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := chunks(p, random(1, 8<<20))
+	for i, c := range cs[:len(cs)-1] {
+		if len(c) < p.Min || len(c) > p.Max {
+			t.Fatalf("chunk %d has %d bytes, outside [%d,%d]", i, len(c), p.Min, p.Max)
+		}
+	}
+	mean := (8 << 20) / len(cs)
+	if mean < p.Avg/2 || mean > p.Avg*2 {
+		t.Fatalf("mean chunk %d bytes for average %d", mean, p.Avg)
+	}
+}
+
+// An edit changes only the chunks around it: every chunk of the old content
+// far from the edit is found again in the new content.
+func TestBoundariesAreStableUnderInsertionsAndDeletions(t *testing.T) {
+	p, _ := NewParams(4 << 10)
+	old := random(2, 2<<20)
+	edits := map[string][]byte{
+		"insert 100 bytes in the middle": append(append(append([]byte(nil), old[:1<<20]...), random(3, 100)...), old[1<<20:]...),
+		"delete 5000 bytes":              append(append([]byte(nil), old[:700<<10]...), old[700<<10+5000:]...),
+		"prepend one byte":               append([]byte{42}, old...),
+	}
+	before := map[string]bool{}
+	for _, c := range chunks(p, old) {
+		before[string(c)] = true
+	}
+	for name, data := range edits {
+		t.Run(name, func(t *testing.T) {
+			after := chunks(p, data)
+			lost := 0
+			for _, c := range after {
+				if !before[string(c)] {
+					lost++
+				}
+			}
+			if lost > 3 {
+				t.Fatalf("%d of %d chunks changed, want at most 3 around the edit", lost, len(after))
+			}
+		})
+	}
+}
+
+func TestCutIsDeterministicAndCoversTheInput(t *testing.T) {
+	p, _ := NewParams(1 << 10)
+	data := random(4, 300<<10)
+	a, b := chunks(p, data), chunks(p, data)
+	if len(a) != len(b) || !bytes.Equal(bytes.Join(a, nil), data) {
+		t.Fatal("chunks differ between runs or do not cover the input")
+	}
+	for _, n := range []int{0, 1, p.Min, p.Min + 1, p.Max, p.Max + 1} {
+		if got := p.Cut(make([]byte, n)); got > n || (n > 0 && got == 0) {
+			t.Fatalf("Cut of %d zero bytes = %d", n, got)
+		}
+	}
+}
+
+func TestTableFindsWhatWasPutAcrossGrowth(t *testing.T) {
+	tab := NewTable()
+	r := rand.New(rand.NewSource(5))
+	keys := make([]Key, 10000)
+	for i := range keys {
+		r.Read(keys[i][:])
+		tab.Put(&keys[i], uint64(i)*7)
+	}
+	tab.Put(&keys[3], 999) // the first offset is kept
+	if tab.Len() != len(keys) {
+		t.Fatalf("len %d", tab.Len())
+	}
+	for i := range keys {
+		if off, ok := tab.Get(&keys[i]); !ok || off != uint64(i)*7 {
+			t.Fatalf("key %d: %d %v", i, off, ok)
+		}
+	}
+	var missing Key
+	missing[0] = 1
+	if _, ok := tab.Get(&missing); ok {
+		t.Fatal("found a key never put")
+	}
+}
+
+func TestParamsRejectBadSizes(t *testing.T) {
+	for _, avg := range []int{0, 100, 3000, 128 << 20} {
+		if _, err := NewParams(avg); err == nil {
+			t.Errorf("avg %d accepted", avg)
+		}
+	}
+}
+
+func BenchmarkCut(b *testing.B) {
+	p, _ := NewParams(32 << 10)
+	data := random(6, 8<<20)
+	b.SetBytes(int64(len(data)))
+	for i := 0; i < b.N; i++ {
+		chunks(p, data)
+	}
+}
