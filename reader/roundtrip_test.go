@@ -156,3 +156,33 @@ func TestRoundTripOfASubtree(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestEmptyArchivesOpenVerifyAndExtract(t *testing.T) {
+	for _, files := range [][]string{nil, {"zero"}} {
+		dir := t.TempDir()
+		src := filepath.Join(dir, "src")
+		os.Mkdir(src, 0o755)
+		for _, f := range files {
+			os.WriteFile(filepath.Join(src, f), nil, 0o644)
+		}
+		res, err := writer.Create(context.Background(), filepath.Join(dir, "arc"), []string{src}, writer.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := Open(res.Volumes[0], Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := a.Verify(VerifyOptions{}); err != nil || !rep.Intact() || rep.Blocks != 0 {
+			t.Fatalf("verify %+v %v", rep, err)
+		}
+		dest := filepath.Join(dir, "out")
+		if _, err := a.Extract(dest, ExtractOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+		if err := testtree.Compare(src, dest, testtree.CompareOptions{IgnoreOwner: os.Geteuid() != 0}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
