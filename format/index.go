@@ -503,7 +503,9 @@ func (x *Index) decodeSection(tag, flags uint32, s *rbuf) error {
 			x.Groups = list
 		}
 	case secBlob:
-		x.Blob = s.b
+		// Copied, not aliased: an alias would keep the whole decompressed
+		// index alive for as long as the names are in use.
+		x.Blob = append([]byte(nil), s.b...)
 		s.b = nil
 	default:
 		if flags&sectionRequired != 0 {
