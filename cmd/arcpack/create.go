@@ -11,6 +11,7 @@ import (
 
 	"arc/codec"
 	"arc/writer"
+	"arc/writer/segment"
 
 	"github.com/spf13/cobra"
 )
@@ -27,10 +28,13 @@ type createFlags struct {
 	strict        bool
 	force         bool
 	progress      string
+	order         string
+	chunkSize     string
+	segments      bool
 }
 
 func newCreateCommand() *cobra.Command {
-	f := &createFlags{volumeSize: 98 << 20, frameSize: 16 << 20, blockSize: 1 << 20}
+	f := &createFlags{volumeSize: 98 << 20, frameSize: 16 << 20, blockSize: 1 << 20, segments: true}
 	c := &cobra.Command{
 		Use:   "create SRC... -o OUT",
 		Short: "Pack files and directories into an archive OUT.001, OUT.002, ...",
@@ -52,6 +56,9 @@ run with --strict. Sizes take K, M, G and T suffixes (powers of 1024).`,
 	fl.Var(sizeFlag{&f.blockSize}, "block-size", "input bytes per independently decodable block")
 	fl.StringVar(&f.codec, "codec", "auto", "block codec: auto, raw, lz4, lz4x, zstd")
 	fl.StringVar(&f.level, "level", "default", "compression level: fast, default, high, max")
+	fl.StringVar(&f.order, "order", "path", "unique-data layout: path (a directory's files together) or similar (similar files together)")
+	fl.StringVar(&f.chunkSize, "chunk-size", "default", "average content-defined chunk size for dedup inside files (a power of two, e.g. 32K), default, or off")
+	fl.BoolVar(&f.segments, "segments", true, "long-distance segment dedup (--segments=false turns it off)")
 	fl.IntVar(&f.workers, "workers", 0, "compression workers (0 = one per CPU)")
 	fl.BoolVar(&f.oneFileSystem, "one-file-system", false, "do not descend into other filesystems")
 	fl.BoolVar(&f.strict, "strict", false, "treat an unreadable source file as fatal")
@@ -73,6 +80,22 @@ func runCreate(c *cobra.Command, f *createFlags, sources []string) error {
 	if f.workers < 0 {
 		return usageErrorf("create: --workers %d: want 0 or more", f.workers)
 	}
+	chunk := 0
+	switch f.chunkSize {
+	case "default", "":
+	case "off":
+		chunk = -1
+	default:
+		n, err := parseSize(f.chunkSize)
+		if err != nil || n <= 0 || n > 1<<30 {
+			return usageErrorf("create: invalid --chunk-size %q (want a power of two such as 32K, default, or off)", f.chunkSize)
+		}
+		chunk = int(n)
+	}
+	var segs *segment.Config
+	if !f.segments {
+		segs = &segment.Config{MinLen: -1}
+	}
 	showBar, err := wantProgress(f.progress)
 	if err != nil {
 		return err
@@ -93,6 +116,9 @@ func runCreate(c *cobra.Command, f *createFlags, sources []string) error {
 		Strict:        f.strict,
 		Force:         f.force,
 		Tool:          "arcpack " + version,
+		Order:         f.order,
+		ChunkSize:     chunk,
+		Segments:      segs,
 		Warn: func(err error) {
 			warnings.Add(1)
 			if b != nil {
@@ -136,5 +162,5 @@ func createSummary(r *writer.Result) string {
 	}
 	return fmt.Sprintf("%d files, %s in, %s out in %d %s, dedup saved %s, ratio %.2f, %.1f MB/s",
 		r.Files, humanBytes(r.InputBytes), humanBytes(r.ArchiveBytes), len(r.Volumes), vols,
-		humanBytes(r.DupBytes), ratio, speed)
+		humanBytes(max(r.InputBytes-r.UniqueBytes, 0)), ratio, speed)
 }

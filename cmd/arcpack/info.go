@@ -138,7 +138,9 @@ func runInfo(out io.Writer, archive string, asJSON bool) error {
 	p("index", "%s (%s decoded)", humanBytes(int64(in.IndexBytes)), humanBytes(int64(in.IndexRaw)))
 	inb := int64(x.Stat("input-bytes"))
 	p("input", "%s in %d files", humanBytes(inb), x.Stat("files"))
-	p("dedup", "%d duplicate files, %s saved; %s of holes", x.Stat("dup-files"), humanBytes(int64(x.Stat("dup-bytes"))), humanBytes(int64(x.Stat("hole-bytes"))))
+	p("dedup", "%s saved (%d whole-file duplicates: %s; inside files: %s); %s of holes",
+		humanBytes(max(inb-int64(in.UniqueBytes), 0)), x.Stat("dup-files"), humanBytes(int64(x.Stat("dup-bytes"))),
+		humanBytes(max(inb-int64(in.UniqueBytes)-int64(x.Stat("dup-bytes")), 0)), humanBytes(int64(x.Stat("hole-bytes"))))
 	p("unique data", "%s, stored as %s", humanBytes(int64(in.UniqueBytes)), humanBytes(int64(in.StoredBytes)))
 	p("ratio", "%.2f (input / archive bytes)", in.Ratio)
 	for _, kv := range x.Params {
