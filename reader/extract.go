@@ -38,7 +38,7 @@ type ExtractOptions struct {
 	// Warn receives non-fatal problems (device nodes without root, xattrs the
 	// destination refuses, damaged files); nil = discard.
 	Warn func(error)
-	// Workers writing file content in parallel; 0 = GOMAXPROCS.
+	// Workers writing file content in parallel; 0 = 4×GOMAXPROCS, at most 16.
 	Workers int
 }
 
@@ -83,7 +83,9 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 		return nil, fmt.Errorf("dedup links %q: want copy or hardlink", opt.DedupLinks)
 	}
 	if opt.Workers <= 0 {
-		opt.Workers = runtime.GOMAXPROCS(0)
+		// Writing files is mostly waiting on the filesystem: more workers
+		// than cores keep the disk and the decoders busy.
+		opt.Workers = min(4*runtime.GOMAXPROCS(0), 16)
 	}
 	if opt.Warn == nil {
 		opt.Warn = func(error) {}
@@ -253,7 +255,7 @@ func (e *extractor) clear(dirfd int, name, path string) error {
 	}
 	empty := st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0
 	if !e.opt.Overwrite && !empty {
-		return fmt.Errorf("%s: %w (use overwrite to replace it)", path, fs.ErrExist)
+		return &pathError{path, fmt.Errorf("%w (use overwrite to replace it)", fs.ErrExist)}
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return fmt.Errorf("%s: exists and is a directory", path)
@@ -269,9 +271,6 @@ func (e *extractor) clear(dirfd int, name, path string) error {
 func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error {
 	x := e.a.idx
 	mode := x.Inodes.Mode[ino]
-	if err := e.clear(dirfd, name, path); err != nil {
-		return err
-	}
 	// An inode met before is a hardlink to its first path.
 	if first, ok := e.firstOf[ino]; ok {
 		if err := e.link(first, dirfd, name, path); err != nil {
@@ -295,17 +294,23 @@ func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error 
 			}
 			e.dupFirst[key] = path
 		}
-		fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		err := e.create(dirfd, name, path, func() error {
+			fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return err
 		}
-		unix.Close(fd)
 		e.jobs = append(e.jobs, contentJob{path, ino})
 		e.res.Files++
 		return nil
 	case format.ModeLink:
-		if err := unix.Symlinkat(string(x.Symlink(ino)), dirfd, name); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+		err := e.create(dirfd, name, path, func() error { return unix.Symlinkat(string(x.Symlink(ino)), dirfd, name) })
+		if err != nil {
+			return err
 		}
 		e.res.Symlinks++
 	default:
@@ -316,9 +321,15 @@ func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error 
 			delete(e.firstOf, ino)
 			return nil
 		}
-		if err := unix.Mknodat(dirfd, name, mode&(format.ModeType|0o777), int(x.Inodes.Rdev[ino])); err != nil {
+		err := e.create(dirfd, name, path, func() error {
+			return unix.Mknodat(dirfd, name, mode&(format.ModeType|0o777), int(x.Inodes.Rdev[ino]))
+		})
+		if errors.Is(err, fs.ErrExist) {
+			return err // refused to replace an existing entry
+		}
+		if err != nil {
 			e.res.Skipped++
-			e.warn(fmt.Errorf("%s: %w", path, err))
+			e.warn(err)
 			delete(e.firstOf, ino)
 			return nil
 		}
@@ -334,8 +345,30 @@ func (e *extractor) link(first string, dirfd int, name, path string) error {
 		return err
 	}
 	defer unix.Close(pfd)
-	if err := unix.Linkat(pfd, fname, dirfd, name, 0); err != nil {
-		return fmt.Errorf("%s: link to %s: %w", path, first, err)
+	return e.create(dirfd, name, path, func() error { return unix.Linkat(pfd, fname, dirfd, name, 0) })
+}
+
+// pathError is an error about an extracted path.
+type pathError struct {
+	path string
+	err  error
+}
+
+func (p *pathError) Error() string { return p.path + ": " + p.err.Error() }
+func (p *pathError) Unwrap() error { return p.err }
+
+// create runs mk, which makes dirfd/name exclusively; when the name is taken
+// it clears the way (see clear) and tries once more.
+func (e *extractor) create(dirfd int, name, path string, mk func() error) error {
+	err := mk()
+	if errors.Is(err, unix.EEXIST) {
+		if cerr := e.clear(dirfd, name, path); cerr != nil {
+			return cerr
+		}
+		err = mk()
+	}
+	if err != nil {
+		return &pathError{path, err}
 	}
 	return nil
 }
@@ -460,9 +493,10 @@ func (e *extractor) writeContent() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 4<<20)
+			w := &contentWorker{e: e, buf: make([]byte, 4<<20), dirfd: -1}
+			defer w.closeDir()
 			for j := range jobs {
-				if err := e.writeFile(j, buf); err != nil {
+				if err := w.writeFile(j); err != nil {
 					errOnce.Do(func() { firstErr = err; close(stop) })
 				}
 			}
@@ -481,21 +515,68 @@ feed:
 	return firstErr
 }
 
+// contentWorker writes files one after another. Files come in stream
+// order, which is mostly path order, so it keeps the last parent directory
+// open instead of walking down from dest for every file.
+type contentWorker struct {
+	e     *extractor
+	buf   []byte
+	dir   string // archive path of the open parent directory
+	dirfd int
+}
+
+func (w *contentWorker) closeDir() {
+	if w.dirfd >= 0 {
+		unix.Close(w.dirfd)
+		w.dirfd = -1
+	}
+}
+
+// parent returns an fd of the directory holding archive path p and p's name.
+func (w *contentWorker) parent(p string) (int, string, error) {
+	dir, name := "", p
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		dir, name = p[:i], p[i+1:]
+	}
+	if w.dirfd >= 0 && w.dir == dir {
+		return w.dirfd, name, nil
+	}
+	w.closeDir()
+	fd, _, err := w.e.openParent(p)
+	if err != nil {
+		return -1, "", err
+	}
+	w.dir, w.dirfd = dir, fd
+	return fd, name, nil
+}
+
 // writeFile writes one file's content (holes stay holes: only data is
 // written, and the size is set at the end) and then its metadata.
-func (e *extractor) writeFile(j contentJob, buf []byte) error {
-	x := e.a.idx
-	pfd, name, err := e.openParent(j.path)
+func (w *contentWorker) writeFile(j contentJob) error {
+	e := w.e
+	pfd, name, err := w.parent(j.path)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
 	fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", j.path, err)
 	}
-	f := os.NewFile(uintptr(fd), j.path)
-	defer f.Close()
+	damaged, err := w.fill(fd, j)
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		err = fmt.Errorf("%s: %w", j.path, cerr)
+	}
+	if err != nil || damaged {
+		return err
+	}
+	return e.metaAt(pfd, name, j.path, j.ino)
+}
+
+// fill writes the content of j into fd. Damage is warned about and counted,
+// not returned: the other files still come out.
+func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
+	e := w.e
+	x := e.a.idx
 	s, end := x.FileExtents(j.ino)
 	var pos int64
 	for i := s; i < end; i++ {
@@ -505,16 +586,16 @@ func (e *extractor) writeFile(j contentJob, buf []byte) error {
 			continue
 		}
 		for n > 0 {
-			chunk := buf[:min(int64(len(buf)), n)]
+			chunk := w.buf[:min(int64(len(w.buf)), n)]
 			if err := e.a.readUnique(off, chunk); err != nil {
 				e.mu.Lock()
 				e.res.Damaged++
 				e.opt.Warn(fmt.Errorf("%s: %w", j.path, err))
 				e.mu.Unlock()
-				return nil
+				return true, nil
 			}
-			if _, err := f.WriteAt(chunk, pos); err != nil {
-				return fmt.Errorf("%s: %w", j.path, err)
+			if err := pwriteAll(fd, chunk, pos); err != nil {
+				return false, fmt.Errorf("%s: %w", j.path, err)
 			}
 			k := int64(len(chunk))
 			pos, off, n = pos+k, off+uint64(k), n-k
@@ -524,11 +605,29 @@ func (e *extractor) writeFile(j contentJob, buf []byte) error {
 			e.mu.Unlock()
 		}
 	}
-	if err := f.Truncate(int64(x.Inodes.Size[j.ino])); err != nil {
-		return fmt.Errorf("%s: %w", j.path, err)
+	// A trailing hole (or an all-hole file): set the size without writing
+	// it. pos counts holes too, so ask whether the last extent was data.
+	if size := int64(x.Inodes.Size[j.ino]); size > 0 && (end == s || x.Extents.Off[end-1] == format.Hole) {
+		if err := unix.Ftruncate(fd, size); err != nil {
+			return false, fmt.Errorf("%s: %w", j.path, err)
+		}
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("%s: %w", j.path, err)
+	return false, nil
+}
+
+func pwriteAll(fd int, p []byte, off int64) error {
+	for len(p) > 0 {
+		n, err := unix.Pwrite(fd, p, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("short write at %d", off)
+		}
+		p, off = p[n:], off+int64(n)
 	}
-	return e.metaAt(pfd, name, j.path, j.ino)
+	return nil
 }
