@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,14 +31,26 @@ func TestRoundTripGeneratedTree(t *testing.T) {
 	rsyncSame(t, src, dst)
 }
 
+// TestRoundTripOneVolumeDefaultSizes also checks the one-line summaries.
 func TestRoundTripOneVolumeDefaultSizes(t *testing.T) {
 	src := genTree(t, testtree.Options{Seed: 2, Files: 20})
-	base := pack(t, []string{"--volume-size", "0"}, src)
+	base := filepath.Join(t.TempDir(), "one")
+	r := mustArcpack(t, "create", src, "-o", base, "--volume-size", "0")
+	createLine := regexp.MustCompile(`^\d+ files, [\d.]+ (B|KiB|MiB) in, [\d.]+ (B|KiB|MiB) out in 1 volume, dedup saved [\d.]+ (B|KiB|MiB), ratio \d+\.\d\d, [\d.]+ MB/s\n$`)
+	if !createLine.MatchString(r.stdout) {
+		t.Errorf("create summary %q", r.stdout)
+	}
 	if v := volumes(t, base); len(v) != 1 {
 		t.Fatalf("volumes %v, want one at --volume-size 0", v)
 	}
+	if r := mustArcpack(t, "verify", base+".001"); !strings.HasPrefix(r.stdout, base+".001: intact: ") {
+		t.Errorf("verify says %q", r.stdout)
+	}
 	dst := filepath.Join(t.TempDir(), "dst")
-	mustArcpack(t, "extract", base+".001", "-o", dst)
+	r = mustArcpack(t, "extract", base+".001", "-o", dst)
+	if !regexp.MustCompile(`^\d+ files, \d+ dirs, \d+ symlinks, \d+ others, \d+ links, [\d.]+ (B|KiB|MiB) written, [\d.]+ MB/s\n$`).MatchString(r.stdout) {
+		t.Errorf("extract summary %q", r.stdout)
+	}
 	compare(t, src, dst, testtree.CompareOptions{})
 }
 
