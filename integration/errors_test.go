@@ -37,7 +37,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 }
 
 func TestHelpShowsExamples(t *testing.T) {
-	for _, sub := range []string{"", "create", "list", "info", "verify", "extract"} {
+	for _, sub := range []string{"", "create", "list", "info", "verify", "extract", "cat"} {
 		args := []string{"--help"}
 		if sub != "" {
 			args = []string{sub, "--help"}
@@ -222,6 +222,10 @@ func TestFlippedBlockByteIsNamedByVerify(t *testing.T) {
 	if !strings.Contains(r.stdout, "damaged file: bystander\n") || strings.Contains(r.stdout, "victim") {
 		t.Errorf("verify does not name exactly the damaged file:\n%v", r)
 	}
+	wantFail(t, arcpack(t, "cat", base+".001", "bystander"), 1, "arcpack: cat "+base+".001: bystander: block 0 (frame 0, volume "+base+".001): checksum ")
+	if r := mustArcpack(t, "cat", base+".001", "victim"); len(r.stdout) != 400<<10 {
+		t.Errorf("cat of the intact file wrote %d bytes", len(r.stdout))
+	}
 	dst := filepath.Join(t.TempDir(), "dst")
 	e := arcpack(t, "extract", base+".001", "-o", dst)
 	wantFail(t, e, 1, "arcpack: extract "+base+".001: 1 files could not be fully extracted")
@@ -273,7 +277,10 @@ func TestVolumeOfAnotherArchiveIsNamed(t *testing.T) {
 func TestExtractRefusesPathsOutsideTheArchive(t *testing.T) {
 	_, base := corruptible(t)
 	dst := filepath.Join(t.TempDir(), "dst")
-	wantFail(t, arcpack(t, "extract", base+".001", "-o", dst, "../../etc/passwd"), 2, "../../etc/passwd")
+	wantFail(t, arcpack(t, "extract", base+".001", "-o", dst, "../../etc/passwd"), 2,
+		"arcpack: extract "+base+".001: ../../etc/passwd: not in the archive")
+	wantFail(t, arcpack(t, "cat", base+".001", "victim/x"), 2,
+		"arcpack: cat "+base+".001: victim/x: not in the archive (a parent is not a directory)")
 }
 
 // TestExtractDoesNotFollowSymlinksInDest: a symlink planted in DEST where

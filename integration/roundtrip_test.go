@@ -106,6 +106,9 @@ func TestFileLargerThanFrameAndVolume(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("big came back different (%d bytes, %v)", len(got), err)
 	}
+	if r := mustArcpack(t, "cat", base+".002", "big"); r.stdout != string(data) {
+		t.Fatalf("cat big wrote %d bytes, not the file's %d", len(r.stdout), len(data))
+	}
 }
 
 // dupTree makes three identical files with identical metadata (which a

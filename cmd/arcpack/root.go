@@ -30,7 +30,7 @@ Mount an archive read-only with arcmount.`,
 		return usageErrorf("%s: %v (see '%s --help')", c.Name(), err, c.CommandPath())
 	})
 	root.AddCommand(newCreateCommand(), newListCommand(), newInfoCommand(),
-		newVerifyCommand(), newExtractCommand())
+		newVerifyCommand(), newExtractCommand(), newCatCommand())
 	for _, f := range extraCommands {
 		root.AddCommand(f())
 	}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+
+	"arc/format"
+	"arc/reader"
+
+	"github.com/spf13/cobra"
+)
+
+func newCatCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cat ARCHIVE PATH",
+		Short: "Write one file's content to stdout",
+		Long: `Write the content of the regular file PATH (relative to the archive root) to
+stdout, reading only the blocks it needs. A damaged block stops the output with
+exit 1.`,
+		Example: `  arcpack cat backup.001 etc/hosts
+  arcpack cat backup.001 photos/2024/a.jpg > a.jpg`,
+		Args: exactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runCat(c.OutOrStdout(), args[0], args[1])
+		},
+	}
+}
+
+func runCat(out io.Writer, archive, path string) error {
+	a, err := reader.Open(archive, reader.Options{})
+	if err != nil {
+		return openError(archive, err)
+	}
+	defer a.Close()
+	x := a.Index()
+	d, err := resolve(x, strings.Trim(path, "/"))
+	if err != nil {
+		return fmt.Errorf("cat %s: %s: %w", archive, path, err)
+	}
+	ino := x.Dirents.Inode[d]
+	if x.Inodes.Mode[ino]&format.ModeType != format.ModeReg {
+		return fmt.Errorf("cat %s: %s: not a regular file (%s)", archive, path, typeName(x.Inodes.Mode[ino]))
+	}
+	w := bufio.NewWriterSize(out, 1<<20)
+	_, err = io.Copy(w, io.NewSectionReader(a.File(ino), 0, int64(x.Inodes.Size[ino])))
+	if err != nil {
+		return &exitError{code: exitDamage, err: fmt.Errorf("cat %s: %s: %w", archive, path, err)}
+	}
+	return w.Flush()
+}
