@@ -28,7 +28,7 @@ import (
 // ARC_GPU_CORPUS names a file of real data (decode input is cut from it);
 // ARC_GPU_BENCH_MIB sets the data per measurement (default 1024),
 // ARC_GPU_BATCH_MIB the engine's BatchBytes (default 128),
-// ARC_GPU_BENCH_VARIANTS=1 adds decode work-groups of 32 and 128.
+// ARC_GPU_BENCH_VARIANTS=1 adds decode work-groups of 64 and 128.
 func TestDeviceThroughput(t *testing.T) {
 	if os.Getenv("ARC_GPU_BENCH") == "" {
 		t.Skip("set ARC_GPU_BENCH=1 to run the device benchmark")
@@ -39,7 +39,7 @@ func TestDeviceThroughput(t *testing.T) {
 	e := testEngine(t, batch)
 	var variants []int
 	if os.Getenv("ARC_GPU_BENCH_VARIANTS") != "" {
-		variants = []int{32, 128}
+		variants = []int{64, 128}
 	}
 	parseOnly, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, buildFlags: "-DLZ4_PARSE_ONLY"})
 	if err == nil {

@@ -71,7 +71,7 @@ type Options struct {
 	Logf func(format string, args ...any)
 
 	// buildFlags are extra kernel build options and lz4Group the decode
-	// kernel's work-group size (benchmark variants; 0 = localSize).
+	// kernel's work-group size (benchmark variants; 0 = lz4Local).
 	buildFlags string
 	lz4Group   int
 }

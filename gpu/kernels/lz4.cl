@@ -14,7 +14,7 @@
 // and barriers, as on NVIDIA's OpenCL.
 
 #ifndef LZ4_WG
-#define LZ4_WG 64
+#define LZ4_WG 32
 #endif
 
 #define E_TRUNC 1 // input ends inside a sequence
