@@ -83,7 +83,11 @@ const (
 )
 
 // flight is one load in progress; waiters registered before it completes
-// each receive their own reference to the result.
+// each receive their own reference to the result. This is single-flight
+// done by hand rather than with x/sync/singleflight: a shared result must
+// carry one buffer reference per waiter, taken atomically with completion
+// (else the buffer could be evicted and recycled between the load and a
+// waiter's use of it), and a prefetch batch registers many keys in one go.
 type flight struct {
 	prefetch bool // a prefetch load: a waiter retries a failure itself
 	done     chan struct{}
