@@ -1,0 +1,230 @@
+# lib.sh — helpers shared by the bench scripts (sourced, not run).
+# shellcheck shell=bash
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/.." && pwd)
+TREE=${BENCH_TREE:-/work/benchdata/gotree}
+SCRATCH=${BENCH_SCRATCH:-/work/benchdata/scratch}
+RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
+ARCPACK=${ARCPACK:-$REPO/bin/arcpack}
+ARCMOUNT=${ARCMOUNT:-$REPO/bin/arcmount}
+RUNS=${RUNS:-3}
+
+die() { echo "bench: $*" >&2; exit 1; }
+note() { echo "bench: $*" >&2; }
+now() { date +%s.%N; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+# have TOOL: true when TOOL is installed; otherwise says it is skipped.
+have() {
+	if command -v "$1" >/dev/null 2>&1; then return 0; fi
+	note "$1 not installed: skipping it"
+	SKIPPED+=("$1 (not installed)")
+	return 1
+}
+
+# need_arc BIN...: the arc binaries must exist (built by `make build`).
+need_arc() {
+	local b
+	for b in "$@"; do
+		[ -x "$b" ] || die "$b missing: build it first (make build, or go build -o bin/ ./cmd/...), or pass --peers-only"
+	done
+}
+
+# ensure_tree: the Go toolchains tree, prepared by gotree.sh when missing.
+ensure_tree() {
+	[ -f "$TREE.complete" ] || BENCH_TREE=$TREE "$BENCH_DIR/gotree.sh" >&2
+	[ -f "$TREE.complete" ] || die "$TREE is not ready"
+}
+
+# content_bytes DIR: sum of regular file sizes (apparent).
+content_bytes() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}'; }
+# out_bytes PATH...: total apparent size of outputs (files or directories).
+out_bytes() { du -sbc "$@" | tail -1 | cut -f1; }
+
+# warm DIR: read every file once so every tool finds the tree in the page cache.
+# (tar to /dev/null would skip reading; pipe through wc.)
+warm() { tar -cf - -C "$1" . | wc -c >/dev/null; }
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# median of numbers on stdin.
+median() { sort -g | awk '{a[NR]=$1} END { if (NR==0) {print "nan"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2} }'; }
+
+# timed OUTVAR_PREFIX CMD...: runs CMD under /usr/bin/time -v; sets ${P}_wall (s, from the shell clock)
+# and ${P}_rss (KiB, peak RSS: GNU time reports the largest single process in the tree, not a sum).
+timed() {
+	local p=$1; shift
+	local tf t0 t1
+	tf=$(mktemp)
+	t0=$(now)
+	/usr/bin/time -v -o "$tf" "$@" || { cat "$tf" >&2; rm -f "$tf"; die "command failed: $*"; }
+	t1=$(now)
+	printf -v "${p}_wall" '%.3f' "$(echo "$t1 - $t0" | bc -l)"
+	printf -v "${p}_rss" '%d' "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tf")"
+	rm -f "$tf"
+}
+
+machine_info() {
+	echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, kernel $(uname -r)"
+	echo "- load at start: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min; the machine is shared, timings are noisy)"
+	echo "- tree: $TREE ($(content_bytes "$TREE") bytes of file content, $(find "$TREE" -type f | wc -l) files)"
+}
+
+# tool_versions TOOL...: one line per installed tool.
+tool_versions() {
+	local t v
+	for t in "$@"; do
+		case $t in
+		arcpack) v=""; [ -x "$ARCPACK" ] && v="$ARCPACK, built from ${BENCH_ARC_REV:-the working tree; HEAD now $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null)}" ;;
+		arcmount) v=""; [ -x "$ARCMOUNT" ] && v="$ARCMOUNT, built from ${BENCH_ARC_REV:-the working tree; HEAD now $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null)}" ;;
+		mksquashfs) v=$(mksquashfs -version 2>/dev/null | head -1) ;;
+		squashfuse_ll) v=$( (squashfuse_ll --version 2>&1 || true) | grep -m1 . || true) ;;
+		tar) v=$(tar --version | head -1) ;;
+		lz4) v=$(lz4 --version 2>&1 | head -1 | tr -d '*' | sed 's/^ *//') ;;
+		zstd) v=$(zstd --version 2>&1 | tr -d '*' | sed 's/^ *//') ;;
+		borg) v=$(borg --version 2>&1) ;;
+		restic) v=$(restic version 2>&1) ;;
+		*) v=$( ("$t" --version 2>&1 || true) | grep -m1 . || true) ;;
+		esac
+		command -v "$t" >/dev/null 2>&1 || [ -n "$v" ] || { echo "- $t: not installed"; continue; }
+		echo "- $t: $v"
+	done
+}
+
+# fuse_pid MNT: pid of the process serving MNT (its command line names the mount point).
+fuse_pid() {
+	local mnt=$1 f pid
+	for f in /proc/[0-9]*/cmdline; do
+		pid=${f#/proc/}; pid=${pid%/cmdline}
+		if tr '\0' '\n' 2>/dev/null <"$f" | grep -qxF -- "$mnt"; then
+			case $(cat "/proc/$pid/comm" 2>/dev/null) in fusermount* | bash | sh | timeout) continue ;; esac
+			echo "$pid"; return 0
+		fi
+	done
+	return 1
+}
+
+# vmhwm PID: peak RSS in KiB.
+vmhwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# wait_listed MNT TIMEOUT_S: until MNT is a mount point whose root lists at least one entry.
+wait_listed() {
+	local mnt=$1 deadline
+	deadline=$(echo "$(now) + $2" | bc -l)
+	while :; do
+		if mountpoint -q "$mnt" && [ -n "$(ls -A "$mnt" 2>/dev/null | head -1)" ]; then return 0; fi
+		(($(echo "$(now) > $deadline" | bc -l))) && return 1
+		sleep 0.005
+	done
+}
+
+# unmount MNT: unmount if mounted and wait for the serving process to go.
+unmount() {
+	local mnt=$1 pid
+	mountpoint -q "$mnt" || return 0
+	pid=$(fuse_pid "$mnt" || true)
+	fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+	if [ -n "$pid" ]; then
+		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	fi
+}
+
+fmt_mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b/1e6}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b==0) print "-"; else printf "%.2f", a/b }'; }
+
+# run_tools: for each name in the array tools, RUNS times: an empty scratch folder $OUT, the untimed
+# set-up prep_of[name] (if any), then cmd_of[name] timed; the output size is what is under $OUT
+# minus anything the set-up put in $OUT/.nocount. Fills the global associative arrays
+# wall (median s), size (bytes, last run), rss (median KiB), loads, allwalls. BENCH_ONLY (a regular
+# expression) keeps only the tools whose name matches.
+run_tools() {
+	local t r c p walls rsss ls s work
+	work=$1
+	if [ -n "${BENCH_ONLY:-}" ]; then
+		local keep=()
+		for t in "${tools[@]}"; do [[ $t =~ $BENCH_ONLY ]] && keep+=("$t") || SKIPPED+=("$t (BENCH_ONLY)"); done
+		tools=("${keep[@]}")
+	fi
+	for t in "${tools[@]}"; do
+		walls=() rsss=() ls=()
+		for r in $(seq "$RUNS"); do
+			OUT=$work/run
+			rm -rf "$OUT"; mkdir -p "$OUT"
+			c=${cmd_of[$t]//\$OUT/$OUT}
+			p=${prep_of[$t]:-}
+			[ -z "$p" ] || bash -c "${p//\$OUT/$OUT}" >/dev/null 2>&1 || die "$t: set-up failed: ${p//\$OUT/$OUT}"
+			ls+=("$(load1)")
+			timed m bash -c "$c" >&2
+			walls+=("$m_wall"); rsss+=("$m_rss")
+			s=$(out_bytes "$OUT")
+			[ ! -e "$OUT/.nocount" ] || s=$((s - $(out_bytes "$OUT/.nocount")))
+			size[$t]=$s
+			note "$t run $r: ${m_wall}s, $s bytes, peak RSS ${m_rss} KiB, load ${ls[-1]}"
+			rm -rf "$OUT"
+		done
+		wall[$t]=$(printf '%s\n' "${walls[@]}" | median)
+		rss[$t]=$(printf '%s\n' "${rsss[@]}" | median)
+		loads[$t]=$(IFS=/; echo "${ls[*]}")
+		allwalls[$t]=$(IFS=' '; echo "${walls[*]}")
+	done
+}
+
+# size_table REF: markdown table of the tools measured by run_tools, ratios against tool REF.
+size_table() {
+	local ref=$1 t rs rt
+	echo "| tool | input bytes | output bytes | ratio | wall s | MB/s | peak RSS MiB | size vs $ref | time vs $ref | load (1m) per run | wall s per run |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+	for t in "${tools[@]}"; do
+		rs="-" rt="-"
+		if [ -n "${size[$ref]:-}" ]; then
+			rs=$(ratio "${size[$t]}" "${size[$ref]}")
+			rt=$(ratio "${wall[$t]}" "${wall[$ref]}")
+		fi
+		printf '| %s | %d | %d | %s | %.2f | %.0f | %.0f | %s | %s | %s | %s |\n' "${t//|/\\|}" "$input" "${size[$t]}" \
+			"$(ratio "$input" "${size[$t]}")" "${wall[$t]}" "$(awk -v b="$input" -v s="${wall[$t]}" 'BEGIN {print b/1e6/s}')" \
+			"$(awk -v k="${rss[$t]}" 'BEGIN {print k/1024}')" "$rs" "$rt" "${loads[$t]}" "${allwalls[$t]}"
+	done
+}
+
+# tools_report KIND EXTRA VERSION_TOOL...: writes the report of a run_tools benchmark to
+# $RESULTS/KIND-DATE.md and stdout; EXTRA is printed under the table (may be empty).
+tools_report() {
+	local kind=$1 extra=$2 t res
+	shift 2
+	res="$RESULTS/$kind-$(date -u +%Y%m%d-%H%M%S).md"
+	{
+		echo "## $kind: $(date -u '+%Y-%m-%d %H:%M UTC')"
+		echo
+		machine_info
+		echo "- runs: $RUNS per tool, median shown (all runs' wall times in the last column); tree warmed (read once) before, so every tool reads from the page cache"
+		echo "- peak RSS: largest single process of the command (GNU time -v)"
+		[ ${#SKIPPED[@]} -eq 0 ] || echo "- skipped: ${SKIPPED[*]}"
+		[ "$peers_only" = 0 ] || echo "- arcpack: not run (--peers-only)"
+		echo
+		size_table "mksquashfs lz4"
+		echo
+		[ -z "$extra" ] || { echo "$extra"; echo; }
+		echo "Commands (\$OUT is a scratch folder, emptied before each run; set-up in brackets, not timed):"
+		echo
+		for t in "${tools[@]}"; do echo "- $t: \`${cmd_of[$t]}\`${prep_of[$t]:+ [\`${prep_of[$t]}\`]}"; done
+		echo
+		echo "Versions:"
+		echo
+		tool_versions "$@"
+	} | tee "$res"
+	note "results written to $res"
+}
+
+# tools_setup KIND: the tree ready and warm (read once, so every tool reads it from the page cache);
+# sets work (a scratch folder removed on exit) and input (bytes of file content).
+tools_setup() {
+	ensure_tree
+	mkdir -p "$SCRATCH" "$RESULTS"
+	work=$(mktemp -d "$SCRATCH/$1.XXXXXX")
+	trap 'rm -rf "$work"' EXIT
+	input=$(content_bytes "$TREE")
+	note "warming the tree (one read of every file) so all tools read from the page cache"
+	warm "$TREE"
+}
