@@ -22,7 +22,17 @@ func sampleTree() []entry {
 	holey := entry{path: "d/holey", mode: format.ModeReg | 0o600, mtime: 5, atime: 6, segs: []seg{
 		{hole: 10000}, {data: randBytes(7000, 3)}, {hole: 50000}, {data: randBytes(123, 4)}, {hole: 3},
 	}}
+	// Many extents: ReadAt finds offsets by binary search on cached sums.
+	var many []seg
+	for i := 0; i < 3*prefixMinExtents; i++ {
+		if i%3 == 2 {
+			many = append(many, seg{hole: uint64(100 + i)})
+		} else {
+			many = append(many, seg{data: randBytes(50+i*7, byte(i))})
+		}
+	}
 	return []entry{
+		{path: "d/many", mode: format.ModeReg | 0o644, segs: many},
 		dir("d"),
 		reg("d/a", randBytes(1000, 1)),
 		reg("d/big", randBytes(150_000, 2)),
@@ -159,7 +169,7 @@ func TestPathAndResolveAreInverse(t *testing.T) {
 		}
 		return nil
 	})
-	if n != 8 {
+	if n != 9 {
 		t.Fatalf("walked %d entries", n)
 	}
 	if d, err := a.Resolve(""); err != nil || d != 0 {
@@ -513,5 +523,28 @@ func TestBatchDecoderServesPrefetchAndIsChecked(t *testing.T) {
 		if calls.Load() == 0 || blocks.Load() <= calls.Load() {
 			t.Fatalf("broken=%v: %d batch calls for %d blocks", broken, calls.Load(), blocks.Load())
 		}
+	}
+}
+
+func TestFilesReadInPathOrderPrefetch(t *testing.T) {
+	var entries []entry
+	for i := 0; i < 200; i++ {
+		entries = append(entries, reg(fmt.Sprintf("f%03d", i), randBytes(3000, byte(i))))
+	}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{blockSize: 4096, frameBlocks: 4})
+	a, err := Open(b.volumes[0], Options{Prefetch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// Like cp -r: each file opened and read whole, one after another.
+	for _, e := range entries {
+		got, err := readAll(a, inodeOf(t, a, e.path), 1<<16)
+		if err != nil || !bytes.Equal(got, dataOf(e.segs)) {
+			t.Fatalf("%s: %v", e.path, err)
+		}
+	}
+	if st := a.CacheStats(); st.PrefetchLoads == 0 {
+		t.Fatalf("no prefetch across files read in path order: %+v", st)
 	}
 }
