@@ -46,6 +46,9 @@ func TestRoundTripOneVolumeDefaultSizes(t *testing.T) {
 	if r := mustArcpack(t, "verify", base+".001"); !strings.HasPrefix(r.stdout, base+".001: intact: ") {
 		t.Errorf("verify says %q", r.stdout)
 	}
+	if r := mustArcpack(t, "verify", "--bytes", base+".001"); !regexp.MustCompile(`, \d+ B stored \(\d+ B decoded\)`).MatchString(r.stdout) {
+		t.Errorf("verify --bytes says %q", r.stdout)
+	}
 	dst := filepath.Join(t.TempDir(), "dst")
 	r = mustArcpack(t, "extract", base+".001", "-o", dst)
 	if !regexp.MustCompile(`^\d+ files, \d+ dirs, \d+ symlinks, \d+ others, \d+ links, [\d.]+ (B|KiB|MiB) written, [\d.]+ MB/s\n$`).MatchString(r.stdout) {

@@ -33,7 +33,7 @@ type createFlags struct {
 	segments      bool
 }
 
-func newCreateCommand() *cobra.Command {
+func newCreateCommand(u *units) *cobra.Command {
 	f := &createFlags{volumeSize: 98 << 20, frameSize: 16 << 20, blockSize: 1 << 20, segments: true}
 	c := &cobra.Command{
 		Use:   "create SRC... -o OUT",
@@ -47,7 +47,7 @@ run with --strict. Sizes take K, M, G and T suffixes (powers of 1024).`,
   arcpack create etc home -o /backup/sys --volume-size 4G --level high
   arcpack create big/ -o one --volume-size 0   # a single volume, one.001`,
 		Args: minArgs(1),
-		RunE: func(c *cobra.Command, args []string) error { return runCreate(c, f, args) },
+		RunE: func(c *cobra.Command, args []string) error { return runCreate(c, u, f, args) },
 	}
 	fl := c.Flags()
 	fl.StringVarP(&f.out, "output", "o", "", "archive name; volumes are OUT.001, OUT.002, ... (required)")
@@ -68,7 +68,7 @@ run with --strict. Sizes take K, M, G and T suffixes (powers of 1024).`,
 	return c
 }
 
-func runCreate(c *cobra.Command, f *createFlags, sources []string) error {
+func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) error {
 	level, err := codec.ParseLevel(f.level)
 	if err != nil {
 		return usageErrorf("create: --level: %v", err)
@@ -138,7 +138,7 @@ func runCreate(c *cobra.Command, f *createFlags, sources []string) error {
 		}
 		return fmt.Errorf("create %s: %w", f.out, err)
 	}
-	fmt.Fprintln(c.OutOrStdout(), createSummary(res))
+	fmt.Fprintln(c.OutOrStdout(), createSummary(u, res))
 	if res.Skipped > 0 || warnings.Load() > 0 {
 		return &exitError{code: exitDamage, err: fmt.Errorf("create %s: %d file(s) skipped, see the warnings above", f.out, res.Skipped)}
 	}
@@ -146,7 +146,7 @@ func runCreate(c *cobra.Command, f *createFlags, sources []string) error {
 }
 
 // createSummary is the one line printed after a successful create.
-func createSummary(r *writer.Result) string {
+func createSummary(u *units, r *writer.Result) string {
 	secs := r.Elapsed.Seconds()
 	speed := 0.0
 	if secs > 0 {
@@ -161,6 +161,6 @@ func createSummary(r *writer.Result) string {
 		vols = "volumes"
 	}
 	return fmt.Sprintf("%d files, %s in, %s out in %d %s, dedup saved %s, ratio %.2f, %.1f MB/s",
-		r.Files, humanBytes(r.InputBytes), humanBytes(r.ArchiveBytes), len(r.Volumes), vols,
-		humanBytes(max(r.InputBytes-r.UniqueBytes, 0)), ratio, speed)
+		r.Files, u.size(r.InputBytes), u.size(r.ArchiveBytes), len(r.Volumes), vols,
+		u.size(max(r.InputBytes-r.UniqueBytes, 0)), ratio, speed)
 }

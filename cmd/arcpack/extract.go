@@ -25,7 +25,7 @@ type extractFlags struct {
 	progress    string
 }
 
-func newExtractCommand() *cobra.Command {
+func newExtractCommand(u *units) *cobra.Command {
 	f := &extractFlags{}
 	c := &cobra.Command{
 		Use:   "extract ARCHIVE -o DEST [PATH...]",
@@ -41,7 +41,7 @@ reported by name and the exit code is 1.`,
 		Aliases: []string{"x"},
 		Args:    minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runExtract(c.OutOrStdout(), f, args[0], args[1:])
+			return runExtract(c.OutOrStdout(), u, f, args[0], args[1:])
 		},
 	}
 	fl := c.Flags()
@@ -56,7 +56,7 @@ reported by name and the exit code is 1.`,
 	return c
 }
 
-func runExtract(out io.Writer, f *extractFlags, archive string, paths []string) error {
+func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths []string) error {
 	if f.dedupLinks != "copy" && f.dedupLinks != "hardlink" {
 		return usageErrorf("extract: invalid --dedup-links %q (want copy or hardlink)", f.dedupLinks)
 	}
@@ -106,7 +106,7 @@ func runExtract(out io.Writer, f *extractFlags, archive string, paths []string) 
 	if err != nil && !errors.Is(err, reader.ErrDamaged) {
 		return fmt.Errorf("extract %s to %s: %w", archive, f.out, err)
 	}
-	fmt.Fprintln(out, extractSummary(res, time.Since(start)))
+	fmt.Fprintln(out, extractSummary(u, res, time.Since(start)))
 	if err != nil {
 		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: %w (named above)", archive, err)}
 	}
@@ -149,11 +149,11 @@ func contentBytes(x *format.Index, paths []string) int64 {
 	return total
 }
 
-func extractSummary(r *reader.ExtractResult, d time.Duration) string {
+func extractSummary(u *units, r *reader.ExtractResult, d time.Duration) string {
 	speed := 0.0
 	if s := d.Seconds(); s > 0 {
 		speed = float64(r.Bytes) / s / 1e6
 	}
 	return fmt.Sprintf("%d files, %d dirs, %d symlinks, %d others, %d links, %s written, %.1f MB/s",
-		r.Files, r.Dirs, r.Symlinks, r.Others, r.Hardlinks, humanBytes(r.Bytes), speed)
+		r.Files, r.Dirs, r.Symlinks, r.Others, r.Hardlinks, u.size(r.Bytes), speed)
 }

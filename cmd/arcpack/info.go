@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newInfoCommand() *cobra.Command {
+func newInfoCommand(u *units) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "info ARCHIVE",
@@ -22,7 +22,7 @@ func newInfoCommand() *cobra.Command {
   arcpack info backup.001 --json | jq .ratio`,
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runInfo(c.OutOrStdout(), args[0], asJSON)
+			return runInfo(c.OutOrStdout(), u, args[0], asJSON)
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "write one JSON object (see README.md)")
@@ -64,7 +64,7 @@ type codecJ struct {
 
 var codecNames = map[uint8]string{format.CodecRaw: "raw", format.CodecLZ4: "lz4", format.CodecLZ4X: "lz4x", format.CodecZstd: "zstd"}
 
-func runInfo(out io.Writer, archive string, asJSON bool) error {
+func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	a, err := reader.Open(archive, reader.Options{})
 	if err != nil {
 		return openError(archive, err)
@@ -122,9 +122,9 @@ func runInfo(out io.Writer, archive string, asJSON bool) error {
 	if in.VolumeSize > 0 {
 		vs = formatSize(in.VolumeSize) + " each"
 	}
-	p("volumes", "%d, %s in all (%s)", len(in.Volumes), humanBytes(in.ArchiveBytes), vs)
+	p("volumes", "%d, %s in all (%s)", len(in.Volumes), u.size(in.ArchiveBytes), vs)
 	for _, v := range in.Volumes {
-		p("", "%s  %s", v.Path, humanBytes(v.Size))
+		p("", "%s  %s", v.Path, u.size(v.Size))
 	}
 	p("entries", "%d paths, %d inodes (%d files, %d dirs, %d symlinks, %d others, %d hardlinks)",
 		in.Entries, in.Inodes, x.Stat("files"), x.Stat("dirs"), x.Stat("symlinks"), x.Stat("others"), x.Stat("hardlinks"))
@@ -132,16 +132,16 @@ func runInfo(out io.Writer, archive string, asJSON bool) error {
 	p("blocks", "%d", in.Blocks)
 	for _, id := range []uint8{format.CodecRaw, format.CodecLZ4, format.CodecLZ4X, format.CodecZstd} {
 		if c, ok := in.Codecs[codecNames[id]]; ok {
-			p("", "%-5s %d blocks, %s -> %s", codecNames[id], c.Blocks, humanBytes(int64(c.RawBytes)), humanBytes(int64(c.StoredBytes)))
+			p("", "%-5s %d blocks, %s -> %s", codecNames[id], c.Blocks, u.size(int64(c.RawBytes)), u.size(int64(c.StoredBytes)))
 		}
 	}
-	p("index", "%s (%s decoded)", humanBytes(int64(in.IndexBytes)), humanBytes(int64(in.IndexRaw)))
+	p("index", "%s (%s decoded)", u.size(int64(in.IndexBytes)), u.size(int64(in.IndexRaw)))
 	inb := int64(x.Stat("input-bytes"))
-	p("input", "%s in %d files", humanBytes(inb), x.Stat("files"))
+	p("input", "%s in %d files", u.size(inb), x.Stat("files"))
 	p("dedup", "%s saved (%d whole-file duplicates: %s; inside files: %s); %s of holes",
-		humanBytes(max(inb-int64(in.UniqueBytes), 0)), x.Stat("dup-files"), humanBytes(int64(x.Stat("dup-bytes"))),
-		humanBytes(max(inb-int64(in.UniqueBytes)-int64(x.Stat("dup-bytes")), 0)), humanBytes(int64(x.Stat("hole-bytes"))))
-	p("unique data", "%s, stored as %s", humanBytes(int64(in.UniqueBytes)), humanBytes(int64(in.StoredBytes)))
+		u.size(max(inb-int64(in.UniqueBytes), 0)), x.Stat("dup-files"), u.size(int64(x.Stat("dup-bytes"))),
+		u.size(max(inb-int64(in.UniqueBytes)-int64(x.Stat("dup-bytes")), 0)), u.size(int64(x.Stat("hole-bytes"))))
+	p("unique data", "%s, stored as %s", u.size(int64(in.UniqueBytes)), u.size(int64(in.StoredBytes)))
 	p("ratio", "%.2f (input / archive bytes)", in.Ratio)
 	for _, kv := range x.Params {
 		p("param "+kv.Key, "%s", kv.Value)

@@ -26,11 +26,13 @@ Mount an archive read-only with arcmount.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	u := &units{}
+	root.PersistentFlags().BoolVar(&u.bytes, "bytes", false, "show sizes as exact byte counts instead of KiB/MiB/GiB")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%s: %v (see '%s --help')", c.Name(), err, c.CommandPath())
 	})
-	root.AddCommand(newCreateCommand(), newListCommand(), newInfoCommand(),
-		newVerifyCommand(), newExtractCommand(), newCatCommand())
+	root.AddCommand(newCreateCommand(u), newListCommand(), newInfoCommand(u),
+		newVerifyCommand(u), newExtractCommand(u), newCatCommand())
 	for _, f := range extraCommands {
 		root.AddCommand(f())
 	}

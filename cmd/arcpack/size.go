@@ -94,3 +94,14 @@ func humanBytes(n int64) string {
 	}
 	return ""
 }
+
+// units chooses how sizes are shown to people: humanBytes, or exact byte
+// counts with --bytes (for scripts).
+type units struct{ bytes bool }
+
+func (u *units) size(n int64) string {
+	if u != nil && u.bytes {
+		return fmt.Sprintf("%d B", n)
+	}
+	return humanBytes(n)
+}

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newVerifyCommand() *cobra.Command {
+func newVerifyCommand(u *units) *cobra.Command {
 	var progress string
 	var asJSON bool
 	c := &cobra.Command{
@@ -28,7 +28,7 @@ arc volume or cannot be read at all.`,
   arcpack verify backup.004 --progress never && echo intact`,
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runVerify(c.OutOrStdout(), args[0], progress, asJSON)
+			return runVerify(c.OutOrStdout(), u, args[0], progress, asJSON)
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "write the report as one JSON object (see README.md)")
@@ -61,7 +61,7 @@ func notAnArchive(path string) error {
 	return nil
 }
 
-func runVerify(out io.Writer, archive, progress string, asJSON bool) error {
+func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool) error {
 	showBar, err := wantProgress(progress)
 	if err != nil {
 		return err
@@ -91,7 +91,7 @@ func runVerify(out io.Writer, archive, progress string, asJSON bool) error {
 			return err
 		}
 	} else {
-		writeVerifyText(out, archive, a, rep)
+		writeVerifyText(out, u, archive, a, rep)
 	}
 	if rep.Intact() {
 		return nil
@@ -107,10 +107,10 @@ func indexState(r *reader.VerifyReport) string {
 	return "damaged"
 }
 
-func writeVerifyText(out io.Writer, archive string, a *reader.Archive, r *reader.VerifyReport) {
+func writeVerifyText(out io.Writer, u *units, archive string, a *reader.Archive, r *reader.VerifyReport) {
 	if r.Intact() {
 		fmt.Fprintf(out, "%s: intact: %d blocks, %s stored (%s decoded) in %d volume(s), index checked\n",
-			archive, r.Blocks, humanBytes(r.StoredBytes), humanBytes(r.RawBytes), len(a.Volumes()))
+			archive, r.Blocks, u.size(r.StoredBytes), u.size(r.RawBytes), len(a.Volumes()))
 		return
 	}
 	for _, v := range r.MissingVolumes {
