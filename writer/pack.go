@@ -90,8 +90,8 @@ func (p *packer) pack() error {
 		p.bytesTotal.Add(n.size)
 	}
 	p.filesTotal.Store(int64(len(files)))
-	p.extStart = make(map[int32]uint32, len(files))
-	p.extCount = make(map[int32]uint32, len(files))
+	p.extStart = make([]uint32, len(p.nodes))
+	p.extCount = make([]uint32, len(p.nodes))
 	candidate := func(n *node) bool { return n.size > 0 && !p.sparse(n) && sizeCount[n.size] > 1 }
 
 	// Compression and write-behind.

@@ -256,8 +256,8 @@ type packer struct {
 	res   Result
 
 	// file content, by node: extent range in exts
-	extStart map[int32]uint32
-	extCount map[int32]uint32
+	extStart []uint32 // by node
+	extCount []uint32
 	extOff   []uint64
 	extLen   []uint64
 
