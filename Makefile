@@ -13,7 +13,7 @@ APT_PKGS := fuse3 attr acl rsync squashfs-tools squashfuse lz4 zstd \
 RACE_PKGS  = $(shell $(GO) list ./reader/... ./cache/... ./fs/... ./writer/... 2>/dev/null)
 OTHER_PKGS = $(filter-out $(RACE_PKGS) arc/integration,$(shell $(GO) list ./...))
 
-.PHONY: all build test deps fmt-check vet unit integration sample clean \
+.PHONY: all build test deps fmt-check vet unit unit-race unit-other integration sample clean \
         bench-pack bench-mount bench-codec bench-ratio
 
 all: build
@@ -48,8 +48,10 @@ vet:
 
 # A hung test fails after TEST_TIMEOUT instead of eating the CI budget.
 TEST_TIMEOUT ?= 6m
-unit:
+unit: unit-race unit-other
+unit-race:
 	@if [ -n "$(strip $(RACE_PKGS))" ]; then $(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS); fi
+unit-other:
 	$(GO) test -timeout $(TEST_TIMEOUT) $(OTHER_PKGS)
 
 integration:
