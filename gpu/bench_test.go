@@ -46,7 +46,7 @@ func TestDeviceThroughput(t *testing.T) {
 		defer parseOnly.Close()
 	}
 	t.Logf("%s; CPU twin on %d cores; %d MiB per run, median of %d", e.Describe(), runtime.GOMAXPROCS(0), total>>20, reps)
-	fmt.Printf("%-36s %10s %10s %10s %6s %7s\n", "what", "cpu GB/s", "e2e GB/s", "kern GB/s", "xfer", "xGB/s")
+	fmt.Printf("%-44s %10s %10s %10s %6s %7s\n", "what", "cpu GB/s", "e2e GB/s", "kern GB/s", "xfer", "xGB/s")
 
 	data := testBytes(total+(1<<20), 99)
 	for _, size := range []int{4 << 10, 64 << 10, 1 << 20, 16 << 20} {
@@ -72,6 +72,30 @@ func TestDeviceThroughput(t *testing.T) {
 		corpus = b
 	} else {
 		corpus = compressible(64<<20, 5)
+	}
+	for _, size := range []int{64 << 10, 1 << 20} {
+		var raws [][]byte
+		for off := 0; len(raws)*size < total; off += size + 4099 {
+			o := off % (len(corpus) - size)
+			raws = append(raws, corpus[o:o+size])
+		}
+		cpuB, devB := make([]EncBlock, len(raws)), make([]EncBlock, len(raws))
+		for i := range raws {
+			cpuB[i].Src, devB[i].Src = raws[i], raws[i]
+		}
+		ratio := func(bs []EncBlock) float64 {
+			n := 0
+			for _, b := range bs {
+				n += len(b.Stored)
+			}
+			return float64(len(raws)*size) / float64(n)
+		}
+		CPUEncoder{}.EncodeBatch(cpuB)
+		e.Encoder().EncodeBatch(devB)
+		name := fmt.Sprintf("encode lz4 %s (cpu %.2fx, gpu %.2fx)", human(size), ratio(cpuB), ratio(devB))
+		row(t, e, name, int64(len(raws)*size), reps,
+			func() { CPUEncoder{}.EncodeBatch(cpuB) },
+			func() { e.Encoder().EncodeBatch(devB) })
 	}
 	for _, c := range []struct {
 		name  string
@@ -202,7 +226,7 @@ func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev f
 	if cpu == nil {
 		cpuCol = fmt.Sprintf("%10s", "-")
 	}
-	fmt.Printf("%-36s %s %10.2f %10.2f %5.0f%% %7.1f\n", name, cpuCol, gbs(ddev), k, 100*x, xb)
+	fmt.Printf("%-44s %s %10.2f %10.2f %5.0f%% %7.1f\n", name, cpuCol, gbs(ddev), k, 100*x, xb)
 }
 
 func human(n int) string {

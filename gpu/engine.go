@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -209,6 +210,78 @@ func split[T any](items []T, n int, weight func(T) int) []int {
 		b = append(b, len(items))
 	}
 	return b
+}
+
+// Encoder returns the engine's batch LZ4 compressor. Its device output is
+// its own (a greedy search with an 8192-entry table in local memory), not
+// byte-identical to the CPU's, but every block decodes with codec.Decoder.
+func (e *Engine) Encoder() BlockEncoder { return engineEncoder{e} }
+
+type engineEncoder struct{ e *Engine }
+
+// EncodeBatch compresses on the devices; blocks a device cannot take, and
+// every block of a failed batch, are compressed on the CPU.
+func (ee engineEncoder) EncodeBatch(blocks []EncBlock) error {
+	e := ee.e
+	idx := make([]int, len(blocks))
+	for i := range idx {
+		idx[i] = i
+	}
+	if len(e.devs) == 0 {
+		cpuEncode(blocks, idx)
+		return nil
+	}
+	var mu sync.Mutex
+	var rest []int
+	onDevices(e.devs, split(idx, len(e.devs), func(i int) int { return len(blocks[i].Src) }), func(d *device, lo, hi int) {
+		left, err := d.encodeBatch(blocks, idx[lo:hi])
+		if err != nil {
+			e.logf("gpu: device %s: compression batch failed, compressing on the CPU: %v", d.info.ID, err)
+			left = idx[lo:hi]
+		}
+		mu.Lock()
+		rest = append(rest, left...)
+		mu.Unlock()
+	})
+	cpuEncode(blocks, rest)
+	return nil
+}
+
+// CPUEncoder is the encoder's CPU twin: codec's LZ4 at LevelFast, blocks
+// spread over GOMAXPROCS goroutines.
+type CPUEncoder struct{}
+
+// EncodeBatch compresses every block on the CPU.
+func (CPUEncoder) EncodeBatch(blocks []EncBlock) error {
+	idx := make([]int, len(blocks))
+	for i := range idx {
+		idx[i] = i
+	}
+	cpuEncode(blocks, idx)
+	return nil
+}
+
+var encoders = sync.Pool{New: func() any {
+	enc, err := codec.NewEncoder(codec.Options{Codec: "lz4", Level: codec.LevelFast})
+	if err != nil {
+		panic(err) // a constant, valid option set
+	}
+	return enc
+}}
+
+func cpuEncode(blocks []EncBlock, idx []int) {
+	parallel(len(idx), func(k int) {
+		b := &blocks[idx[k]]
+		enc := encoders.Get().(*codec.Encoder)
+		id, stored := enc.Encode(b.Src)
+		if id != format.CodecRaw {
+			stored = bytes.Clone(stored)
+		} else {
+			stored = b.Src
+		}
+		b.Codec, b.Stored = id, stored
+		encoders.Put(enc)
+	})
 }
 
 // CPUHasher is the hasher's CPU twin (github.com/zeebo/blake3, inputs

@@ -126,3 +126,19 @@ type Block struct {
 type BlockDecoder interface {
 	DecodeBatch(blocks []Block) error
 }
+
+// EncBlock is one block to compress: Src is its raw bytes. EncodeBatch sets
+// Codec and Stored: format.CodecLZ4 and the compressed bytes, or
+// format.CodecRaw and Stored == Src when compression would not make the
+// block smaller.
+type EncBlock struct {
+	Src    []byte
+	Codec  uint8
+	Stored []byte
+}
+
+// BlockEncoder compresses many independent blocks into the standard LZ4
+// block format, which codec.Decoder (and the decode kernel) read.
+type BlockEncoder interface {
+	EncodeBatch(blocks []EncBlock) error
+}

@@ -19,3 +19,5 @@ func (d *device) close() {}
 func (d *device) hashBatch([][]byte, [][32]byte) error { return ErrNoOpenCL }
 
 func (d *device) decodeBatch([]Block, []int) ([]int, error) { return nil, ErrNoOpenCL }
+
+func (d *device) encodeBatch([]EncBlock, []int) ([]int, error) { return nil, ErrNoOpenCL }

@@ -141,7 +141,7 @@ type slot struct {
 	dIn, dOut, dDesc   *cl.MemObject
 	dRes, dCV, dTmp    *cl.MemObject
 	kChunks, kParents  *cl.Kernel
-	kLZ4               *cl.Kernel
+	kLZ4, kLZ4Enc      *cl.Kernel
 	events             []*cl.Event // to wait for
 	kernels, xfers     []*cl.Event // to time
 	collect            func()      // copies results out once events completed
@@ -232,7 +232,7 @@ func (d *device) newSlot() (s *slot, err error) {
 	for _, k := range []struct {
 		k    **cl.Kernel
 		name string
-	}{{&s.kChunks, "blake3_chunks"}, {&s.kParents, "blake3_parents"}, {&s.kLZ4, "lz4_decode"}} {
+	}{{&s.kChunks, "blake3_chunks"}, {&s.kParents, "blake3_parents"}, {&s.kLZ4, "lz4_decode"}, {&s.kLZ4Enc, "lz4_encode"}} {
 		if *k.k, err = d.prog.CreateKernel(k.name); err != nil {
 			return s, fmt.Errorf("kernel %s: %w", k.name, err)
 		}
@@ -282,7 +282,7 @@ func (d *device) close() {
 				m.Release()
 			}
 		}
-		for _, k := range []*cl.Kernel{s.kChunks, s.kParents, s.kLZ4} {
+		for _, k := range []*cl.Kernel{s.kChunks, s.kParents, s.kLZ4, s.kLZ4Enc} {
 			if k != nil {
 				k.Release()
 			}

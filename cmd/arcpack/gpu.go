@@ -51,7 +51,7 @@ func runGPU(w io.Writer, selfTest bool) error {
 			if err := gpu.SelfTest(d); err != nil {
 				fmt.Fprintf(w, "        self-test: FAILED: %v\n", err)
 			} else {
-				fmt.Fprintf(w, "        self-test: ok (BLAKE3, LZ4 and lz4x decode)\n")
+				fmt.Fprintf(w, "        self-test: ok (BLAKE3, LZ4 and lz4x decode, LZ4 compression)\n")
 			}
 		}
 	}

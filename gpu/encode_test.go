@@ -1,0 +1,108 @@
+//go:build !noopencl
+
+package gpu
+
+import (
+	"bytes"
+	"testing"
+
+	"arc/codec"
+	"arc/format"
+)
+
+func encodeInputs(t *testing.T) [][]byte {
+	var raws [][]byte
+	for i, n := range []int{1, 5, 12, 13, 14, 17, 64, 100, 1000, 4096, 65535, 65536, 65537, 300000, 1 << 20} {
+		raws = append(raws, compressible(n, uint64(i)), bytes.Repeat([]byte{byte(i)}, n))
+	}
+	raws = append(raws, nil, testBytes(50000, 4), farRepeats(40, 3))
+	raws = append(raws, realFiles(t, 30)...)
+	return raws
+}
+
+func TestEncodeOutputDecodesWithTheCPUDecoder(t *testing.T) {
+	e := testEngine(t, 1<<20)
+	raws := encodeInputs(t)
+	blocks := make([]EncBlock, len(raws))
+	for i := range raws {
+		blocks[i].Src = raws[i]
+	}
+	idx := make([]int, len(blocks))
+	for i := range idx {
+		idx[i] = i
+	}
+	rest, err := e.devs[0].encodeBatch(blocks, idx)
+	if err != nil || len(rest) > 0 {
+		t.Fatalf("device left %v to the CPU (%v)", rest, err)
+	}
+	dec := codec.NewDecoder()
+	var gpuStored, cpuStored, lz4 int
+	cpu := make([]EncBlock, len(raws))
+	for i := range raws {
+		cpu[i].Src = raws[i]
+	}
+	CPUEncoder{}.EncodeBatch(cpu)
+	for i, b := range blocks {
+		if b.Codec == format.CodecRaw {
+			if !bytes.Equal(b.Stored, raws[i]) {
+				t.Fatalf("block %d: raw but stored bytes differ", i)
+			}
+		} else {
+			lz4++
+			if len(b.Stored) >= len(raws[i]) {
+				t.Fatalf("block %d: %d bytes compressed to %d", i, len(raws[i]), len(b.Stored))
+			}
+		}
+		dst := make([]byte, len(raws[i]))
+		if err := dec.Decode(b.Codec, dst, b.Stored); err != nil || !bytes.Equal(dst, raws[i]) {
+			t.Fatalf("block %d (%d bytes): CPU decoder: %v", i, len(raws[i]), err)
+		}
+		gpuStored += len(b.Stored)
+		cpuStored += len(cpu[i].Stored)
+	}
+	if lz4 < len(blocks)/2 {
+		t.Fatalf("only %d of %d blocks compressed", lz4, len(blocks))
+	}
+	t.Logf("stored %d bytes against the CPU's %d (LevelFast)", gpuStored, cpuStored)
+
+	// The decode kernel reads it too, and a second run writes the same bytes.
+	again := make([]EncBlock, len(raws))
+	dblocks := make([]Block, len(raws))
+	for i := range raws {
+		again[i].Src = raws[i]
+		dblocks[i] = Block{Codec: blocks[i].Codec, Src: blocks[i].Stored, Dst: make([]byte, len(raws[i]))}
+	}
+	if err := e.Encoder().EncodeBatch(again); err != nil {
+		t.Fatal(err)
+	}
+	for i := range again {
+		if again[i].Codec != blocks[i].Codec || !bytes.Equal(again[i].Stored, blocks[i].Stored) {
+			t.Fatalf("block %d: a second run wrote different bytes", i)
+		}
+	}
+	if err := e.Decoder().DecodeBatch(dblocks); err != nil {
+		t.Fatal(err)
+	}
+	checkDecoded(t, dblocks, raws)
+}
+
+func TestEncodeFallsBackToCPUOnKernelFailure(t *testing.T) {
+	e := testEngine(t, 1<<20)
+	notes := 0
+	e.logf = func(string, ...any) { notes++ }
+	raws := [][]byte{compressible(100000, 1), compressible(70, 2)}
+	blocks := []EncBlock{{Src: raws[0]}, {Src: raws[1]}}
+	e.devs[0].inject.Store(true)
+	if err := e.Encoder().EncodeBatch(blocks); err != nil {
+		t.Fatal(err)
+	}
+	if notes != 1 {
+		t.Fatalf("%d fallback notes, want 1", notes)
+	}
+	for i, b := range blocks {
+		dst := make([]byte, len(raws[i]))
+		if err := codec.NewDecoder().Decode(b.Codec, dst, b.Stored); err != nil || !bytes.Equal(dst, raws[i]) {
+			t.Fatalf("block %d after fallback: %v", i, err)
+		}
+	}
+}
