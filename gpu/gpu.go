@@ -1,5 +1,5 @@
-// Package gpu runs arc's hot loops — BLAKE3 hashing and batch block
-// decompression — on OpenCL devices, with the CPU as a twin that gives the
+// Package gpu runs arc's hot loops — BLAKE3 hashing, LZ4 block compression
+// and batch LZ4/lz4x block decompression — on OpenCL devices, with the CPU as a twin that gives the
 // same answers. An Engine picks the devices (--gpu=auto|on|off,
 // --gpu-device) and hands out small batch interfaces; every batch that a
 // device fails is redone on the CPU, so callers always get correct results.
