@@ -121,6 +121,11 @@ func (o *Options) normalize() error {
 	if err := o.Codec.Validate(); err != nil {
 		return err
 	}
+	if o.Segments != nil {
+		if err := o.Segments.Validate(); err != nil {
+			return err
+		}
+	}
 	if o.ChunkSize == 0 {
 		o.ChunkSize = defaultChunkSize
 	}

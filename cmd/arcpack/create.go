@@ -31,10 +31,14 @@ type createFlags struct {
 	order         string
 	chunkSize     string
 	segments      bool
+	segmentMin    int64
+	segmentHist   int64
 }
 
 func newCreateCommand(u *units) *cobra.Command {
-	f := &createFlags{volumeSize: 98 << 20, frameSize: 16 << 20, blockSize: 1 << 20, segments: true}
+	defSeg := segment.DefaultConfig()
+	f := &createFlags{volumeSize: 98 << 20, frameSize: 16 << 20, blockSize: 1 << 20, segments: true,
+		segmentMin: int64(defSeg.MinLen), segmentHist: defSeg.History}
 	c := &cobra.Command{
 		Use:   "create SRC... -o OUT",
 		Short: "Pack files and directories into an archive OUT.001, OUT.002, ...",
@@ -59,6 +63,8 @@ run with --strict. Sizes take K, M, G and T suffixes (powers of 1024).`,
 	fl.StringVar(&f.order, "order", "path", "unique-data layout: path (a directory's files together) or similar (similar files together)")
 	fl.StringVar(&f.chunkSize, "chunk-size", "default", "average content-defined chunk size for dedup inside files (a power of two, e.g. 32K), default, or off")
 	fl.BoolVar(&f.segments, "segments", true, "long-distance segment dedup (--segments=false turns it off)")
+	fl.Var(sizeFlag{&f.segmentMin}, "segment-min", "shortest repeat stored as a reference to earlier bytes (smaller: smaller archive, more seeks when reading)")
+	fl.Var(sizeFlag{&f.segmentHist}, "segment-history", "bytes of recent data kept to verify repeats against: bounds the memory of segment dedup")
 	fl.IntVar(&f.workers, "workers", 0, "compression workers (0 = one per CPU)")
 	fl.BoolVar(&f.oneFileSystem, "one-file-system", false, "do not descend into other filesystems")
 	fl.BoolVar(&f.strict, "strict", false, "treat an unreadable source file as fatal")
@@ -92,9 +98,12 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		}
 		chunk = int(n)
 	}
-	var segs *segment.Config
+	segs := segment.DefaultConfig()
+	segs.MinLen, segs.History = int(f.segmentMin), f.segmentHist
 	if !f.segments {
-		segs = &segment.Config{MinLen: -1}
+		segs.MinLen = -1
+	} else if err := segs.Validate(); err != nil {
+		return usageErrorf("create: %v", err)
 	}
 	showBar, err := wantProgress(f.progress)
 	if err != nil {
@@ -118,7 +127,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		Tool:          "arcpack " + version,
 		Order:         f.order,
 		ChunkSize:     chunk,
-		Segments:      segs,
+		Segments:      &segs,
 		Warn: func(err error) {
 			warnings.Add(1)
 			if b != nil {

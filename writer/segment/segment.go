@@ -18,6 +18,7 @@ package segment
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/bits"
 	"unsafe"
 
@@ -39,6 +40,24 @@ type Config struct {
 // DefaultConfig is tuned on the Go toolchains tree (see docs/FORMAT.md).
 func DefaultConfig() Config {
 	return Config{MinLen: 512, SampleBits: 7, TableBits: 20, History: 256 << 20}
+}
+
+// Validate checks a configuration for use (MinLen < 0 means off and is
+// not checked further).
+func (c Config) Validate() error {
+	if c.MinLen < 0 {
+		return nil
+	}
+	if c.MinLen < 2*window || c.MinLen > 1<<30 {
+		return fmt.Errorf("segment minimum %d out of range (%d bytes to 1 GiB)", c.MinLen, 2*window)
+	}
+	if c.History < 1<<20 || c.History > 1<<40 {
+		return fmt.Errorf("segment history %d out of range (1 MiB to 1 TiB)", c.History)
+	}
+	if c.SampleBits < 1 || c.SampleBits > 16 || c.TableBits < 8 || c.TableBits > 30 {
+		return fmt.Errorf("segment sampling 1/2^%d or table 2^%d out of range", c.SampleBits, c.TableBits)
+	}
+	return nil
 }
 
 // Sample is a sampled position: Pos is the index just past the hashed
