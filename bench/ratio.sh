@@ -60,4 +60,4 @@ fi
 declare -A wall size rss loads allwalls
 run_tools "$work"
 
-tools_report ratio "Borg/restic init is not timed and their caches are not counted (restic runs with --no-cache). Random access to one file without reading the rest: $(for t in "${tools[@]}"; do [ "${random_access[$t]}" = yes ] || echo -n "not with ${t//|/\\|}; "; done)the others yes." arcpack mksquashfs tar zstd borg restic
+tools_report ratio "Borg/restic init is not timed and their caches are not counted (restic runs with --no-cache). Random access to one file without reading the rest: $(for t in "${tools[@]}"; do [ "${random_access[$t]}" = yes ] || echo -n "not with ${t//|/\\|}; "; done)yes with every other tool here." arcpack mksquashfs tar zstd borg restic
