@@ -98,7 +98,7 @@ func (o Options) Params() []format.KV {
 	}
 	switch o.resolved() {
 	case "lz4x":
-		kv = append(kv, format.KV{Key: "lz4x", Value: levelParams[o.Level].String()})
+		kv = append(kv, format.KV{Key: "lz4x", Value: levels[o.Level].String()})
 	case "lz4":
 		kv = append(kv, format.KV{Key: "lz4", Value: lz4Setting(o.Level)})
 	case "zstd":
@@ -123,7 +123,9 @@ type Encoder struct {
 	codec string // resolved codec
 	fast  lz4.Compressor
 	hc    lz4.CompressorHC
-	lz4x  *matcher
+	spec  levelSpec
+	near  *matcher // lz4x levels: 64 KiB window
+	far   *matcher // lz4x levels: 16 MiB window, made on first use
 	zstd  *zstd.Encoder
 	buf   []byte
 }
@@ -143,7 +145,8 @@ func NewEncoder(o Options) (*Encoder, error) {
 			e.hc.Level = lz4.Level9
 		}
 	case "lz4x":
-		e.lz4x = newMatcher(levelParams[o.Level])
+		e.spec = levels[o.Level]
+		e.near = newMatcher(e.spec.Near)
 	case "zstd":
 		z, err := newZstdEncoder(o.Level)
 		if err != nil {
@@ -190,37 +193,36 @@ func (e *Encoder) Encode(src []byte) (id uint8, stored []byte) {
 	return format.CodecLZ4, dst[:n]
 }
 
-// encodeLZ4X runs arc's own encoder (see matchParams): LZ4 output when
-// every offset fits in two bytes, lz4x otherwise, raw when neither shrinks.
+// encodeLZ4X runs arc's own encoder (see levelSpec): standard LZ4 from
+// the near finder, lz4x (or LZ4, when its offsets fit in two bytes) from
+// the far one, the smaller when both run, raw when nothing shrinks.
 func (e *Encoder) encodeLZ4X(src []byte) (uint8, []byte) {
-	p := e.lz4x.p
+	spec := e.spec
+	useFar := spec.Far != nil && len(src) > maxOffsetLZ4+1 && (spec.Both || len(src) >= spec.FarFrom)
+	useNear := !useFar || spec.Both
 	dst := e.scratch(2 * len(src))
 	a, b := dst[:len(src)], dst[len(src):]
-	window := min(p.Window, len(src)-1)
-	if len(src) < p.FarFrom {
-		window = min(window, maxOffsetLZ4)
-	}
-	n, maxOff := e.lz4x.compress(a, src, window)
-	if window <= maxOffsetLZ4 {
-		if n < 0 {
-			return format.CodecRaw, src
+	id, n := uint8(format.CodecRaw), len(src)
+	if useFar {
+		if e.far == nil {
+			e.far = newMatcher(*spec.Far)
 		}
-		return format.CodecLZ4, a[:n]
-	}
-	if maxOff > maxOffsetLZ4 && p.Both {
-		if m, _ := e.lz4x.compress(b, src, min(len(src)-1, maxOffsetLZ4)); m >= 0 {
-			if n < 0 || m < n {
-				return format.CodecLZ4, b[:m]
+		if m, maxOff := e.far.compress(a, src, min(spec.Far.Window, len(src)-1)); m >= 0 {
+			id, n = format.CodecLZ4X, m
+			if maxOff <= maxOffsetLZ4 {
+				id, n = format.CodecLZ4, lz4xToLZ4(a[:m])
 			}
 		}
 	}
-	switch {
-	case n < 0:
-		return format.CodecRaw, src
-	case maxOff <= maxOffsetLZ4:
-		return format.CodecLZ4, a[:lz4xToLZ4(a[:n])]
+	if useNear {
+		if m, _ := e.near.compress(b, src, min(maxOffsetLZ4, len(src)-1)); m >= 0 && m <= n {
+			return format.CodecLZ4, b[:m]
+		}
 	}
-	return format.CodecLZ4X, a[:n]
+	if id == format.CodecRaw {
+		return id, src
+	}
+	return id, a[:n]
 }
 
 // scratch returns the reused output buffer with at least n bytes.

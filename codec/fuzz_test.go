@@ -13,7 +13,7 @@ import (
 // and they must agree on success and output.
 func FuzzDecodeLZ4X(f *testing.F) {
 	e, _ := NewEncoder(Options{Codec: "lz4x", Level: LevelHigh})
-	m := newMatcher(levelParams[LevelDefault])
+	m := newMatcher(levels[LevelDefault].Near)
 	for _, s := range [][]byte{[]byte("hello hello hello hello hello hello"), bytes.Repeat([]byte{0}, 300), []byte("abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz")} {
 		dst := make([]byte, len(s))
 		if n, _ := m.compress(dst, s, len(s)); n > 0 {

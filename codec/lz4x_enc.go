@@ -6,7 +6,7 @@ import (
 	"math/bits"
 )
 
-// matchParams are the match finder's knobs. Levels fix them (see levelParams);
+// matchParams are the match finder's knobs. Levels fix them (see levels);
 // they are recorded in the archive's parameters so an archive says how it
 // was made, and the OpenCL encoder mirrors the same structure:
 //
@@ -24,14 +24,8 @@ import (
 //     (0: only the last two), feeding later searches;
 //   - a match farther than 64 KiB must be at least FarMin bytes long: its
 //     offset costs a third byte;
-//   - Window bounds the offsets searched: 64 KiB - 1 writes standard LZ4
-//     (fast, default), 16 MiB - 1 allows lz4x. Every offset of an lz4x block
-//     costs a third byte, which the measurements (docs/FORMAT.md) show is
-//     worth it only when far matches are many (large blocks of
-//     near-duplicate files): blocks smaller than FarFrom use the 64 KiB
-//     window, and with Both a block is also encoded with the 64 KiB window
-//     and the smaller result is kept. A block whose offsets all fit in two
-//     bytes is always written as standard LZ4.
+//   - Window bounds the offsets searched: 64 KiB - 1 writes standard LZ4,
+//     16 MiB - 1 allows lz4x (see levelSpec for which blocks get which).
 type matchParams struct {
 	HashLog    int
 	HashBytes  int
@@ -42,26 +36,54 @@ type matchParams struct {
 	InsertStep int
 	FarMin     int
 	Window     int
-	FarFrom    int
-	Both       bool
 }
 
 func (p matchParams) String() string {
-	return fmt.Sprintf("hashlog=%d hashbytes=%d bucket=%d good=%d lazy=%d skiplog=%d insert=%d farmin=%d window=%d farfrom=%d both=%t",
-		p.HashLog, p.HashBytes, p.Bucket, p.Good, p.Lazy, p.SkipLog, p.InsertStep, p.FarMin, p.Window, p.FarFrom, p.Both)
+	return fmt.Sprintf("hashlog=%d hashbytes=%d bucket=%d good=%d lazy=%d skiplog=%d insert=%d farmin=%d window=%d",
+		p.HashLog, p.HashBytes, p.Bucket, p.Good, p.Lazy, p.SkipLog, p.InsertStep, p.FarMin, p.Window)
 }
 
-// levelParams is the lz4x level ladder, chosen by measurement on the Go
+// levelSpec is what a level does with a block. Every offset of an lz4x
+// block costs a third byte, which the measurements (docs/FORMAT.md) show
+// pays only when far matches are many — large blocks of near-duplicate
+// files — so each level has a Near finder (64 KiB window, standard LZ4
+// output) and may have a Far one (16 MiB window, lz4x output, or LZ4 when
+// its offsets happen to fit in two bytes).
+type levelSpec struct {
+	Near    matchParams
+	Far     *matchParams // nil: never lz4x
+	FarFrom int          // blocks of at least this many bytes use Far
+	Both    bool         // blocks over 64 KiB: run Near and Far, keep the smaller
+}
+
+func (l levelSpec) String() string {
+	s := "near: " + l.Near.String()
+	if l.Far != nil {
+		s += fmt.Sprintf("; far: %v; far-from=%d both=%t", *l.Far, l.FarFrom, l.Both)
+	}
+	return s
+}
+
+// levels is the lz4x level ladder, chosen by measurement on the Go
 // toolchains tree (docs/FORMAT.md): fast and default are one-candidate
-// greedy scans with a 64 KiB window (standard LZ4 output, faster and
-// smaller than pierrec's fast mode); high and max search top-K buckets with
-// lazy matching, over the 16 MiB window for blocks of 8 MiB and more
-// (high) or keeping the better of both windows (max).
-var levelParams = map[Level]matchParams{
-	LevelFast:    {HashLog: 15, HashBytes: 5, Bucket: 1, SkipLog: 6, FarMin: 8, Window: maxOffsetLZ4},
-	LevelDefault: {HashLog: 16, HashBytes: 5, Bucket: 1, SkipLog: 7, FarMin: 8, Window: maxOffsetLZ4},
-	LevelHigh:    {HashLog: 17, HashBytes: 5, Bucket: 8, Good: 64, Lazy: 1, SkipLog: 8, InsertStep: 1, FarMin: 8, Window: MaxOffsetLZ4X, FarFrom: 8 << 20},
-	LevelMax:     {HashLog: 18, HashBytes: 5, Bucket: 16, Good: 256, Lazy: 2, SkipLog: 10, InsertStep: 1, FarMin: 8, Window: MaxOffsetLZ4X, Both: true},
+// greedy scans with a 64 KiB window (standard LZ4 output, smaller than
+// pierrec's fast mode at about its speed). high adds, for blocks of 8 MiB
+// and more, a greedy scan of the 16 MiB window through a 2^20-entry table;
+// max searches top-K buckets with lazy matching over both windows and keeps
+// the smaller result.
+var levels = map[Level]levelSpec{
+	LevelFast:    {Near: matchParams{HashLog: 15, HashBytes: 5, Bucket: 1, SkipLog: 6, FarMin: 8, Window: maxOffsetLZ4}},
+	LevelDefault: {Near: matchParams{HashLog: 16, HashBytes: 5, Bucket: 1, SkipLog: 7, FarMin: 8, Window: maxOffsetLZ4}},
+	LevelHigh: {
+		Near:    matchParams{HashLog: 17, HashBytes: 5, Bucket: 8, Good: 64, Lazy: 1, SkipLog: 8, InsertStep: 1, FarMin: 8, Window: maxOffsetLZ4},
+		Far:     &matchParams{HashLog: 20, HashBytes: 6, Bucket: 1, SkipLog: 7, FarMin: 8, Window: MaxOffsetLZ4X},
+		FarFrom: 8 << 20,
+	},
+	LevelMax: {
+		Near: matchParams{HashLog: 18, HashBytes: 5, Bucket: 16, Good: 256, Lazy: 2, SkipLog: 10, InsertStep: 1, FarMin: 8, Window: maxOffsetLZ4},
+		Far:  &matchParams{HashLog: 19, HashBytes: 6, Bucket: 4, Good: 64, Lazy: 1, SkipLog: 6, InsertStep: 0, FarMin: 8, Window: MaxOffsetLZ4X},
+		Both: true,
+	},
 }
 
 const hashPrime = 0x9E3779B185EBCA87
@@ -230,15 +252,16 @@ func (m *matcher) greedy(w *seqWriter, src []byte, window int) (anchor, maxOff i
 		c1 := int(table[h1]) - base
 		table[h0] = uint32(base + i)
 		table[h1] = uint32(base + i + 1)
-		if c < 0 || i-c > window || binary.LittleEndian.Uint32(src[c:]) != uint32(x) {
+		// c >= i happens after a rejected far match: i+1 was inserted.
+		if c < 0 || c >= i || i-c > window || binary.LittleEndian.Uint32(src[c:]) != uint32(x) {
 			i++
 			c = c1
-			if c < 0 || i-c > window || binary.LittleEndian.Uint32(src[c:]) != uint32(x>>8) {
+			if c < 0 || c >= i || i-c > window || binary.LittleEndian.Uint32(src[c:]) != uint32(x>>8) {
 				h2 := int((((x>>16)<<hb)*hashPrime)>>shift) & mask
 				c = int(table[h2]) - base
 				i++
 				table[h2] = uint32(base + i)
-				if c < 0 || i-c > window || binary.LittleEndian.Uint32(src[c:]) != uint32(x>>16) {
+				if c < 0 || c >= i || i-c > window || binary.LittleEndian.Uint32(src[c:]) != uint32(x>>16) {
 					i += 2 + (i-anchor)>>skipLog
 					continue
 				}

@@ -180,9 +180,13 @@ func TestBlockEnds(t *testing.T) {
 func TestLZ4XOutputKeepsEndRules(t *testing.T) {
 	for name, src := range corpus(t, false) {
 		for l := LevelFast; l <= LevelMax; l++ {
-			m := newMatcher(levelParams[l])
+			p := levels[l].Near
+			if levels[l].Far != nil {
+				p = *levels[l].Far
+			}
+			m := newMatcher(p)
 			dst := make([]byte, len(src))
-			window := min(len(src)-1, MaxOffsetLZ4X)
+			window := min(len(src)-1, p.Window)
 			n, _ := m.compress(dst, src, window)
 			if n < 0 {
 				continue
@@ -262,12 +266,12 @@ func TestMatcherBaseWrapsAround(t *testing.T) {
 	e, _ := NewEncoder(Options{Codec: "lz4x", Level: LevelHigh})
 	_, want := e.Encode(src)
 	want = bytes.Clone(want)
-	e.lz4x.base = uint32(1<<32 - len(src)) // the next block does not fit: table cleared
+	e.near.base = uint32(1<<32 - len(src)) // the next block does not fit: table cleared
 	if _, got := e.Encode(src); !bytes.Equal(got, want) {
 		t.Fatal("output changed when positions wrapped")
 	}
-	if e.lz4x.base != uint32(len(src))+2 {
-		t.Fatalf("base %d after wrap", e.lz4x.base)
+	if e.near.base != uint32(len(src))+2 {
+		t.Fatalf("base %d after wrap", e.near.base)
 	}
 }
 
@@ -448,5 +452,17 @@ func TestOptionsParamsNameTheSettings(t *testing.T) {
 	}
 	if err := (Options{Codec: "lzma", Level: LevelFast}).Validate(); err == nil {
 		t.Error("unknown codec accepted")
+	}
+}
+
+// TestFormatWorkedExample is the example in docs/FORMAT.md, "Block codecs".
+func TestFormatWorkedExample(t *testing.T) {
+	stored := []byte{0x38, 'a', 'b', 'c', 0x03, 0x00, 0x00, 0x50, 'V', 'W', 'X', 'Y', 'Z'}
+	want := []byte("abcabcabcabcabcVWXYZ")
+	for name, dec := range map[string]func(dst, src []byte) error{"asm": decodeLZ4X, "go": decodeLZ4XGo} {
+		got := make([]byte, len(want))
+		if err := dec(got, stored); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %q, %v", name, got, err)
+		}
 	}
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# codec.sh — the block codec table of issue 4 (`make bench-codec`): arc's lz4x
+# levels, pierrec lz4 fast/HC, zstd and the lz4 command (-1, -9) on the same
+# bytes — the distinct files of the Go toolchains tree, concatenated in path
+# order — at block sizes 64K..16M, one core (GOMAXPROCS=1, pinned with taskset
+# when available), medians of RUNS runs.
+#
+# Env: BENCH_DISTINCT (default /work/benchdata/distinct; prepared by gotree.sh
+# when missing), RUNS (default 3), CODEC_MAX (bytes of the stream to use,
+# default 0 = all), CODEC_SIZES, CODEC_CODECS (see codecbench -h).
+# The table goes to stdout and to bench/results/codec-<date>.md.
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+DISTINCT=${BENCH_DISTINCT:-/work/benchdata/distinct}
+if [ ! -d "$DISTINCT" ]; then
+	BENCH_DISTINCT=$DISTINCT "$BENCH_DIR/gotree.sh" >&2
+fi
+[ -d "$DISTINCT" ] || die "$DISTINCT is not ready"
+
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+(cd "$REPO" && go build -o "$bin/codecbench" ./bench/codecbench)
+
+pin=()
+command -v taskset >/dev/null && pin=(taskset -c 0)
+have lz4 || true
+cli="-1,-9"
+command -v lz4 >/dev/null || cli=""
+
+mkdir -p "$RESULTS"
+out="$RESULTS/codec-$(date -u +%Y%m%dT%H%M%SZ).md"
+note "load average $(load1) on $(nproc) cores; writing $out"
+"${pin[@]}" "$bin/codecbench" -dir "$DISTINCT" -reps "${RUNS}" -max "${CODEC_MAX:-0}" \
+	-sizes "${CODEC_SIZES:-64K,256K,1M,4M,16M}" \
+	-codecs "${CODEC_CODECS:-lz4x:fast,lz4x:default,lz4x:high,lz4x:max,lz4:default,lz4:max,zstd:default}" \
+	-cli "$cli" | tee "$out"
