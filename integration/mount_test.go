@@ -445,7 +445,8 @@ func TestMountRefusesBadInvocations(t *testing.T) {
 		{"missing mount point", []string{base + ".001", filepath.Join(dir, "nodir")}, "nodir"},
 		{"mount point is a file", []string{base + ".001", file}, "not a directory"},
 		{"already mounted", []string{base + ".001", mnt}, "already"},
-		{"gpu on", []string{"--gpu=on", base + ".001", free}, "no GPU engine"},
+		// These machines have no GPU: --gpu=on must refuse rather than fall back.
+		{"gpu on without a GPU", []string{"--gpu=on", base + ".001", free}, "no usable OpenCL GPU device"},
 		{"bad gpu", []string{"--gpu=maybe", base + ".001", free}, "--gpu"},
 		{"bad cache size", []string{"--cache-size", "lots", base + ".001", free}, "cache-size"},
 		{"one argument", []string{base + ".001"}, "arg"},
@@ -533,4 +534,22 @@ func TestMountAllowOtherChecksArchivedPermissions(t *testing.T) {
 	if out, err := cat("secret"); err == nil || !strings.Contains(out, "Permission denied") {
 		t.Errorf("nobody reading a 0600 root file: %q, %v; want Permission denied", out, err)
 	}
+}
+
+// deviceIDRE finds a device that `arcpack gpu` lists with a passing self-test.
+var deviceIDRE = regexp.MustCompile(`(?m)^\s+(\d+:\d+)\s+\w+\s+.*\n(?:\s{6,}.*\n)*?\s+self-test: ok`)
+
+// The GPU prefetch path, run on whatever OpenCL device is there (PoCL, a CPU
+// device, in CI): the mount reads back the tree exactly.
+func TestMountDecodesPrefetchBatchesOnAnOpenCLDevice(t *testing.T) {
+	needMount(t)
+	r := runBin(t, runOpts{}, arcpackBin, "gpu")
+	m := deviceIDRE.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Skipf("no OpenCL device passes its self-test here:\n%s", r.stdout)
+	}
+	src := genTree(t, testtree.Options{Seed: 11, LargeSize: 3 << 20})
+	mnt := mountArchive(t, pack(t, mountSmall, src), "--gpu=on", "--gpu-device", m[1], "--prefetch", "4")
+	rsyncSame(t, src, mnt)
+	compare(t, src, mnt, testtree.CompareOptions{})
 }

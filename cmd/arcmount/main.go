@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"arc/fs"
+	"arc/gpu"
 	"arc/reader"
 
 	"github.com/spf13/cobra"
@@ -34,6 +35,7 @@ type config struct {
 	cacheSize           string
 	prefetch            int
 	gpu                 string
+	gpuDevice           string
 	options             []string
 	foreground, debug   bool
 	logFile             string
@@ -70,7 +72,8 @@ With -f it stays in the foreground, logs to stderr and unmounts on Ctrl-C.`,
 	f := cmd.Flags()
 	f.StringVar(&c.cacheSize, "cache-size", "512M", "decoded blocks to keep in memory (K, M, G suffixes)")
 	f.IntVar(&c.prefetch, "prefetch", 0, "frames to read ahead on sequential access (0 = reader default, -1 = off)")
-	f.StringVar(&c.gpu, "gpu", "auto", "decompress on a GPU: auto, on or off (auto and off use the CPU for now)")
+	f.StringVar(&c.gpu, "gpu", "auto", "decompress prefetched frames on a GPU: auto (a GPU that passes its self-test, else the CPU), on (fail without one) or off")
+	f.StringVar(&c.gpuDevice, "gpu-device", "", "OpenCL device to use, as `arcpack gpu` lists it (PLATFORM:DEVICE); any type, a CPU one too")
 	f.StringArrayVarP(&c.options, "option", "o", nil, "mount options, comma separated (allow_other, ...)")
 	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground, log to stderr")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request (implies nothing else)")
@@ -112,12 +115,8 @@ func run(c *config) error {
 // mountOptions validates the flags that need no archive.
 func (c *config) mountOptions() (fs.Options, error) {
 	var o fs.Options
-	switch c.gpu {
-	case "auto", "off":
-	case "on":
-		return o, errors.New("--gpu=on: no GPU engine in the mount yet (the reader takes no batch decoder); use --gpu=auto or off")
-	default:
-		return o, fmt.Errorf("--gpu=%q: want auto, on or off", c.gpu)
+	if _, err := gpu.ParseMode(c.gpu); err != nil {
+		return o, fmt.Errorf("--gpu: %w", err)
 	}
 	if _, err := parseSize(c.cacheSize); err != nil {
 		return o, fmt.Errorf("--cache-size: %w", err)
@@ -146,10 +145,18 @@ func (c *config) mountOptions() (fs.Options, error) {
 func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	logger := log.New(logTo, "arcmount: ", log.LstdFlags)
 	cacheSize, _ := parseSize(c.cacheSize)
+	mode, _ := gpu.ParseMode(c.gpu)
+	eng, err := gpu.New(gpu.Options{Mode: mode, Device: c.gpuDevice, BatchBytes: 64 << 20, Logf: logger.Printf})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	logger.Printf("%s", eng.Describe())
 	ar, err := reader.Open(c.archive, reader.Options{
-		CacheSize: cacheSize,
-		Prefetch:  c.prefetch,
-		Logf:      withoutBlockDamage(logger.Printf),
+		CacheSize:   cacheSize,
+		Prefetch:    c.prefetch,
+		Logf:        withoutBlockDamage(logger.Printf),
+		DecodeBatch: batchDecoder(eng),
 	})
 	if err != nil {
 		return err
@@ -175,6 +182,30 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	srv.Wait()
 	signal.Stop(sig)
 	return nil
+}
+
+// batchDecoder hands the reader's prefetch batches to the GPU engine; nil
+// (the reader's own CPU workers) when the engine has no device. The reader
+// still checks every block's checksum and redoes a failed one on the CPU.
+func batchDecoder(eng *gpu.Engine) func(ids []uint8, dsts, srcs [][]byte) []error {
+	if !eng.OnDevice() {
+		return nil
+	}
+	dec := eng.Decoder()
+	return func(ids []uint8, dsts, srcs [][]byte) []error {
+		blocks := make([]gpu.Block, len(ids))
+		for i := range blocks {
+			blocks[i] = gpu.Block{Codec: ids[i], Src: srcs[i], Dst: dsts[i]}
+		}
+		errs := make([]error, len(ids))
+		err := dec.DecodeBatch(blocks)
+		for i := range blocks {
+			if errs[i] = blocks[i].Err; errs[i] == nil && err != nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
 }
 
 // withoutBlockDamage drops the reader's lines about damaged blocks: the
