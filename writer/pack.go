@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"slices"
 	"sync"
@@ -45,20 +46,20 @@ type chunkInfo struct {
 	key chunk.Key
 }
 
-// cutChunks cuts data into chunks and hashes them.
-func cutChunks(params chunk.Params, data []byte, dst []chunkInfo) []chunkInfo {
-	pos := 0
-	for pos < len(data) {
-		n := params.Cut(data[pos:])
-		dst = append(dst, chunkInfo{end: uint32(pos + n), key: blake3.Sum256(data[pos : pos+n])})
-		pos += n
-	}
-	return dst
-}
-
 type dupKey struct {
 	size int64
 	sum  [32]byte
+}
+
+// hashChunks hashes the chunks of data that end at ends.
+func hashChunks(data []byte, ends []uint32) []chunkInfo {
+	out := make([]chunkInfo, len(ends))
+	pos := uint32(0)
+	for i, e := range ends {
+		out[i] = chunkInfo{end: e, key: blake3.Sum256(data[pos:e])}
+		pos = e
+	}
+	return out
 }
 
 // pack streams every regular file's content into the volumes, recording
@@ -146,6 +147,7 @@ func (p *packer) pack() error {
 		for j := range queue {
 			<-j.done
 			err := p.sequence(j, st, dups)
+			p.fileBufs.put(j.data)
 			j.data = nil
 			if j.held > 0 {
 				budget.Release(j.held)
@@ -249,7 +251,7 @@ func (p *packer) sparse(n *node) bool {
 func (p *packer) readJob(j *fileJob, cand bool) {
 	n := &p.nodes[j.node]
 	if j.held > 0 {
-		data, err := readWhole(n.path, n.size)
+		data, err := readWhole(n.path, n.size, p.fileBufs.get(int(n.size)))
 		if err != nil {
 			j.err = err
 			return
@@ -302,13 +304,13 @@ func (p *packer) seen(k dupKey) bool {
 // readWhole reads up to size bytes of a file; fewer mean it shrank. It uses
 // raw system calls: os.Open registers every descriptor with the runtime's
 // poller, which costs a system call per file for nothing on regular files.
-func readWhole(path string, size int64) ([]byte, error) {
+func readWhole(path string, size int64, buf []byte) ([]byte, error) {
 	fd, err := openNoAtime(path)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, size)
+	buf = buf[:size]
 	got := 0
 	for got < len(buf) {
 		n, err := unix.Read(fd, buf[got:])
@@ -444,14 +446,18 @@ func (p *packer) addExtent(off, n uint64) {
 }
 
 // prepare computes what placing a file's bytes needs, off the sequencer:
-// its chunks (when chunking is on and the file is longer than a chunk's
-// minimum) and its segment samples.
+// one pass of gear sampling, which gives both the segment samples and the
+// chunk boundaries, then the chunks' hashes.
 func (p *packer) prepare(j *fileJob) {
+	if p.seg == nil && p.chunks == nil {
+		return
+	}
+	samples := segment.Samples(j.data, p.sampleBits, nil)
 	if p.chunks != nil && len(j.data) > p.chunkParams.Min {
-		j.chunks = cutChunks(p.chunkParams, j.data, nil)
+		j.chunks = hashChunks(j.data, p.chunkParams.Cuts(len(j.data), samples, nil))
 	}
 	if p.seg != nil {
-		j.samples = segment.Samples(j.data, p.segCfg.SampleBits, nil)
+		j.samples = samples
 	}
 }
 
@@ -463,11 +469,14 @@ func (p *packer) placeChunks(data []byte, chunks []chunkInfo, samples []segment.
 		_, err := p.place(data, samples, st)
 		return err
 	}
-	pos := 0
+	pos, si := 0, 0 // si: first sample not yet past the previous chunk
 	for i := range chunks {
 		c := &chunks[i]
 		piece := data[pos:c.end]
 		if off, ok := p.chunks.Get(&c.key); ok {
+			for si < len(samples) && samples[si].Pos <= c.end {
+				si++
+			}
 			p.addExtent(off, uint64(len(piece)))
 			p.res.ChunkBytes += int64(len(piece))
 			p.res.ChunkRefs++
@@ -476,8 +485,8 @@ func (p *packer) placeChunks(data []byte, chunks []chunkInfo, samples []segment.
 			var sub []segment.Sample
 			if p.seg != nil {
 				sub = p.sampleBuf[:0]
-				for _, s := range samples {
-					if int(s.Pos) > pos && s.Pos <= c.end {
+				for ; si < len(samples) && samples[si].Pos <= c.end; si++ {
+					if s := samples[si]; int(s.Pos) > pos {
 						sub = append(sub, segment.Sample{Pos: s.Pos - uint32(pos), Hash: s.Hash})
 					}
 				}
@@ -671,6 +680,31 @@ func (s *streamer) flush() error {
 		s.frameBlocks = 0
 	}
 	return nil
+}
+
+// sizePools recycles file buffers by power-of-two size class, so that
+// reading a tree does not allocate (and fault in) its whole size anew.
+type sizePools struct{ pools [27]sync.Pool } // classes up to 64 MiB
+
+func sizeClass(n int) int { return max(bits.Len(uint(n-1)), 10) - 10 }
+
+func (s *sizePools) get(n int) []byte {
+	c := sizeClass(n)
+	if c >= len(s.pools) {
+		return make([]byte, n)
+	}
+	if v := s.pools[c].Get(); v != nil {
+		return (*(v.(*[]byte)))[:n]
+	}
+	return make([]byte, n, 1<<(c+10))
+}
+
+func (s *sizePools) put(b []byte) {
+	c := sizeClass(cap(b))
+	if b == nil || c >= len(s.pools) || cap(b) != 1<<(c+10) {
+		return
+	}
+	s.pools[c].Put(&b)
 }
 
 // bufPool recycles block-sized buffers.

@@ -171,10 +171,7 @@ func Create(ctx context.Context, out string, sources []string, opt Options) (*Re
 	}
 
 	p := &packer{opt: &opt, ctx: ctx}
-	if opt.ChunkSize >= 0 {
-		p.chunkParams, _ = chunk.NewParams(opt.ChunkSize) // validated by normalize
-		p.chunks = chunk.NewTable()
-	}
+
 	if opt.Segments == nil || opt.Segments.MinLen >= 0 {
 		p.segCfg = segment.DefaultConfig()
 		if opt.Segments != nil {
@@ -182,6 +179,16 @@ func Create(ctx context.Context, out string, sources []string, opt Options) (*Re
 		}
 		p.seg = segment.New(p.segCfg)
 		defer p.seg.Close()
+		p.sampleBits = p.segCfg.SampleBits
+	}
+	if opt.ChunkSize >= 0 {
+		p.chunkParams, _ = chunk.NewParams(opt.ChunkSize) // validated by normalize
+		p.chunks = chunk.NewTable()
+		// Chunk cuts are found among the samples: sample at least as
+		// densely as the cut rule needs.
+		if p.seg == nil || p.chunkParams.MaxSampleBits() < p.sampleBits {
+			p.sampleBits = p.chunkParams.MaxSampleBits()
+		}
 	}
 	p.report("scan")
 	nodes, err := scan(sources, &opt)
@@ -273,8 +280,10 @@ type packer struct {
 	chunkParams chunk.Params
 	seg         *segment.Index // nil when segment dedup is off
 	segCfg      segment.Config
+	sampleBits  uint // gear sampling shared by segments and chunks
 	sampleBuf   []segment.Sample
-	fileExt     int // first extent of the file being placed
+	fileExt     int       // first extent of the file being placed
+	fileBufs    sizePools // file contents held by reader jobs
 	seenMu      sync.Mutex
 	seenSet     map[dupKey]struct{} // content hashes the readers have met
 

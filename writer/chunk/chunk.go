@@ -16,10 +16,10 @@ import (
 	"arc/writer/gear"
 )
 
-// Algorithm names this package's cut rule and gear table.
-const Algorithm = "fastcdc-gear64-norm2-v1"
-
-var table = gear.Table(0x2545F4914F6CDD1D)
+// Algorithm names this package's cut rule: cuts at gear.Samples positions of
+// the continuous 64-byte gear hash (gear's table), FastCDC normalisation
+// level 2. Any change to the rule or the table must get a new name.
+const Algorithm = "fastcdc-gearsample64-norm2-v2"
 
 // Params are the chunk size bounds; Avg must be a power of two.
 type Params struct{ Min, Avg, Max int }
@@ -31,10 +31,14 @@ func NewParams(avg int) (Params, error) {
 	return p, p.Validate()
 }
 
+// MaxSampleBits is the coarsest sampling Cuts can work from: a cut needs
+// at least as many clear top bits as a sample has.
+func (p Params) MaxSampleBits() uint { return uint(bits.TrailingZeros(uint(p.Avg))) - 2 }
+
 // Validate checks the bounds.
 func (p Params) Validate() error {
-	if p.Avg < 256 || p.Avg > 64<<20 || bits.OnesCount(uint(p.Avg)) != 1 {
-		return fmt.Errorf("chunk size %d must be a power of two from 256 B to 64 MiB", p.Avg)
+	if p.Avg < 1024 || p.Avg > 64<<20 || bits.OnesCount(uint(p.Avg)) != 1 {
+		return fmt.Errorf("chunk size %d must be a power of two from 1 KiB to 64 MiB", p.Avg)
 	}
 	if p.Min < 64 || p.Min > p.Avg || p.Max < p.Avg {
 		return fmt.Errorf("chunk bounds min %d avg %d max %d out of order", p.Min, p.Avg, p.Max)
@@ -42,38 +46,43 @@ func (p Params) Validate() error {
 	return nil
 }
 
-// Cut returns the length of the first chunk of data. Below the average size
-// a stricter mask (two more bits) makes a cut less likely, above it a looser
-// one (two fewer bits) more likely: chunk sizes cluster around Avg
-// ("normalisation level 2"). The mask tests the hash's top bits, which
-// depend on the whole 64-byte window.
-func (p Params) Cut(data []byte) int {
-	n := len(data)
-	if n <= p.Min {
-		return n
-	}
-	if n > p.Max {
-		n = p.Max
-	}
-	normal := min(p.Avg, n)
+// Cuts returns the end of every chunk of n bytes whose gear samples (taken
+// with at most MaxSampleBits bits) are given, appended to dst. Below the
+// average size a stricter mask (two more clear bits than the average's)
+// makes a cut less likely, above it a looser one (two fewer) more likely:
+// chunk sizes cluster around Avg. A chunk reaching Max is cut there.
+func (p Params) Cuts(n int, samples []gear.Sample, dst []uint32) []uint32 {
 	b := uint(bits.TrailingZeros(uint(p.Avg)))
 	strict := ^uint64(0) << (64 - (b + 2))
 	loose := ^uint64(0) << (64 - (b - 2))
-	var h uint64
-	i := p.Min
-	for ; i < normal; i++ {
-		h = h<<1 + table[data[i]]
-		if h&strict == 0 {
-			return i + 1
+	last := 0
+	for _, s := range samples {
+		pos := int(s.Pos)
+		for pos-last > p.Max {
+			last += p.Max
+			dst = append(dst, uint32(last))
+		}
+		d := pos - last
+		if d < p.Min {
+			continue
+		}
+		m := loose
+		if d < p.Avg {
+			m = strict
+		}
+		if s.Hash&m == 0 {
+			last = pos
+			dst = append(dst, uint32(pos))
 		}
 	}
-	for ; i < n; i++ {
-		h = h<<1 + table[data[i]]
-		if h&loose == 0 {
-			return i + 1
-		}
+	for n-last > p.Max {
+		last += p.Max
+		dst = append(dst, uint32(last))
 	}
-	return n
+	if n > last {
+		dst = append(dst, uint32(n))
+	}
+	return dst
 }
 
 // Key identifies a chunk: its BLAKE3-256.

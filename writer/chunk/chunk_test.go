@@ -4,14 +4,16 @@ import (
 	"bytes"
 	"math/rand"
 	"testing"
+
+	"arc/writer/gear"
 )
 
 func chunks(p Params, data []byte) [][]byte {
 	var out [][]byte
-	for len(data) > 0 {
-		n := p.Cut(data)
-		out = append(out, data[:n])
-		data = data[n:]
+	last := 0
+	for _, end := range p.Cuts(len(data), gear.Samples(data, p.MaxSampleBits(), nil), nil) {
+		out = append(out, data[last:end])
+		last = int(end)
 	}
 	return out
 }
@@ -76,9 +78,15 @@ func TestCutIsDeterministicAndCoversTheInput(t *testing.T) {
 	if len(a) != len(b) || !bytes.Equal(bytes.Join(a, nil), data) {
 		t.Fatal("chunks differ between runs or do not cover the input")
 	}
-	for _, n := range []int{0, 1, p.Min, p.Min + 1, p.Max, p.Max + 1} {
-		if got := p.Cut(make([]byte, n)); got > n || (n > 0 && got == 0) {
-			t.Fatalf("Cut of %d zero bytes = %d", n, got)
+	for _, n := range []int{0, 1, p.Min, p.Min + 1, p.Max, p.Max + 1, 3*p.Max + 5} {
+		cs := chunks(p, make([]byte, n))
+		if len(bytes.Join(cs, nil)) != n {
+			t.Fatalf("chunks of %d zero bytes cover %d", n, len(bytes.Join(cs, nil)))
+		}
+		for _, c := range cs {
+			if len(c) == 0 || len(c) > p.Max {
+				t.Fatalf("zero input of %d bytes: a chunk of %d bytes", n, len(c))
+			}
 		}
 	}
 }
@@ -108,7 +116,7 @@ func TestTableFindsWhatWasPutAcrossGrowth(t *testing.T) {
 }
 
 func TestParamsRejectBadSizes(t *testing.T) {
-	for _, avg := range []int{0, 100, 3000, 128 << 20} {
+	for _, avg := range []int{0, 100, 512, 3000, 128 << 20} {
 		if _, err := NewParams(avg); err == nil {
 			t.Errorf("avg %d accepted", avg)
 		}

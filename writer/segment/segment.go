@@ -39,7 +39,7 @@ type Config struct {
 
 // DefaultConfig is tuned on the Go toolchains tree (see docs/FORMAT.md).
 func DefaultConfig() Config {
-	return Config{MinLen: 512, SampleBits: 7, TableBits: 20, History: 256 << 20}
+	return Config{MinLen: 512, SampleBits: 7, TableBits: 20, History: 256 << 20, chunk: 8 << 20}
 }
 
 // Validate checks a configuration for use (MinLen < 0 means off and is
@@ -60,36 +60,16 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Sample is a sampled position: Pos is the index just past the hashed
-// window's last byte.
-type Sample struct {
-	Pos  uint32
-	Hash uint64
-}
+// Sample is a sampled position (see gear.Samples).
+type Sample = gear64.Sample
 
-// window is how many bytes a gear hash depends on (64 bits shifted once a byte).
-const window = 64
+// window is how many bytes a sample's hash depends on.
+const window = gear64.Window
 
-// warm is how many bytes must roll in before a hash depends on a full
-// window; earlier positions are never sampled.
-const warm = 32
-
-// Samples computes the sampled positions of data. It is pure, so the writer
-// runs it on its reader goroutines in parallel.
+// Samples computes the sampled positions of data (gear.Samples). It is pure,
+// so the writer runs it on its reader goroutines in parallel.
 func Samples(data []byte, sampleBits uint, dst []Sample) []Sample {
-	mask := ^uint64(0) << (64 - sampleBits)
-	var h uint64
-	head := min(len(data), warm-1)
-	for _, b := range data[:head] {
-		h = h<<1 + gear[b]
-	}
-	for i := head; i < len(data); i++ {
-		h = h<<1 + gear[data[i]]
-		if h&mask == 0 {
-			dst = append(dst, Sample{uint32(i + 1), h})
-		}
-	}
-	return dst
+	return gear64.Samples(data, sampleBits, dst)
 }
 
 const ways = 4
@@ -107,10 +87,11 @@ type Index struct {
 	tableMem []byte  // the table's mapping, when off the heap
 	next     []uint8 // per bucket: which way to replace next
 	chunks   [][]byte
-	first    uint64 // stream offset of chunks[0][0]
-	end      uint64 // stream length seen so far
-	Matched  uint64 // bytes placed as references
-	Refs     uint64 // references placed
+	spare    [][]byte // evicted chunks, kept for reuse
+	first    uint64   // stream offset of chunks[0][0]
+	end      uint64   // stream length seen so far
+	Matched  uint64   // bytes placed as references
+	Refs     uint64   // references placed
 }
 
 // New returns an empty index for a stream that starts at offset 0.
@@ -131,10 +112,10 @@ func New(cfg Config) *Index {
 
 // Close returns the table and history memory. The index must not be used after.
 func (x *Index) Close() {
-	for _, c := range x.chunks {
+	for _, c := range append(x.chunks, x.spare...) {
 		freeOffHeap(c)
 	}
-	x.chunks = nil
+	x.chunks, x.spare = nil, nil
 	if x.tableMem != nil {
 		freeOffHeap(x.tableMem)
 		x.tableMem, x.table = nil, nil
@@ -149,6 +130,9 @@ func offHeap(n int) []byte {
 	if err != nil {
 		return nil
 	}
+	// Huge pages where the kernel offers them on request: filling the
+	// history otherwise costs a page fault every 4 KiB.
+	_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
 	return b
 }
 
@@ -261,8 +245,12 @@ func (x *Index) literal(run []byte, at int, samples []Sample, cur *int, lit func
 func (x *Index) retain(p []byte) {
 	for len(p) > 0 {
 		if len(x.chunks) == 0 || uint64(len(x.chunks[len(x.chunks)-1])) == x.cfg.chunk {
-			c := offHeap(int(x.cfg.chunk))
-			if c == nil {
+			var c []byte
+			if n := len(x.spare); n > 0 {
+				// Reuse an evicted chunk: its pages are already
+				// mapped, where a fresh mapping faults on every page.
+				c, x.spare = x.spare[n-1], x.spare[:n-1]
+			} else if c = offHeap(int(x.cfg.chunk)); c == nil {
 				c = make([]byte, x.cfg.chunk)
 			}
 			x.chunks = append(x.chunks, c[:0])
@@ -274,7 +262,7 @@ func (x *Index) retain(p []byte) {
 	}
 	for int64(len(x.chunks)-1)*int64(x.cfg.chunk) > x.cfg.History && len(x.chunks) > 1 {
 		x.first += uint64(len(x.chunks[0]))
-		freeOffHeap(x.chunks[0])
+		x.spare = append(x.spare, x.chunks[0])
 		x.chunks[0] = nil
 		x.chunks = x.chunks[1:]
 	}
@@ -356,7 +344,3 @@ func commonSuffix(a, b []byte) int {
 	}
 	return i
 }
-
-// gear is the sampling hash's table; changing its seed changes which
-// positions are sampled.
-var gear = gear64.Table(0x9E3779B97F4A7C15)
