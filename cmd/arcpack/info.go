@@ -138,10 +138,16 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	p("index", "%s (%s decoded)", u.size(int64(in.IndexBytes)), u.size(int64(in.IndexRaw)))
 	inb := int64(x.Stat("input-bytes"))
 	p("input", "%s in %d files", u.size(inb), x.Stat("files"))
-	p("dedup", "%s saved (%d whole-file duplicates: %s; inside files: %s); %s of holes",
-		u.size(max(inb-int64(in.UniqueBytes), 0)), x.Stat("dup-files"), u.size(int64(x.Stat("dup-bytes"))),
-		u.size(max(inb-int64(in.UniqueBytes)-int64(x.Stat("dup-bytes")), 0)), u.size(int64(x.Stat("hole-bytes"))))
-	p("unique data", "%s, stored as %s", u.size(int64(in.UniqueBytes)), u.size(int64(in.StoredBytes)))
+	// What each layer saved, in the order the writer applies them: the
+	// input less each line is what the next layer saw.
+	p("saved by", "whole files  %s (%d duplicate files)", u.size(int64(x.Stat("dup-bytes"))), x.Stat("dup-files"))
+	p("", "chunks       %s (%d references)", u.size(int64(x.Stat("chunk-bytes"))), x.Stat("chunk-refs"))
+	p("", "segments     %s (%d references)", u.size(int64(x.Stat("segment-bytes"))), x.Stat("segment-refs"))
+	p("", "compression  %s (%s unique data stored as %s)", u.size(max(int64(in.UniqueBytes)-int64(in.StoredBytes), 0)),
+		u.size(int64(in.UniqueBytes)), u.size(int64(in.StoredBytes)))
+	if h := x.Stat("hole-bytes"); h > 0 {
+		p("", "holes        %s (sparse files, stored as holes)", u.size(int64(h)))
+	}
 	p("ratio", "%.2f (input / archive bytes)", in.Ratio)
 	for _, kv := range x.Params {
 		p("param "+kv.Key, "%s", kv.Value)
