@@ -4,6 +4,8 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+
+	"arc/internal/slab"
 )
 
 // Buf is one decoded block, shared by the cache and its readers through a
@@ -36,11 +38,38 @@ func (b *Buf) Release() {
 func (b *Buf) cost() int64 { return int64(cap(b.data)) }
 
 // bufPool recycles decoded-block buffers in power-of-two size classes, so
-// that a steady stream of equal-size blocks allocates nothing.
+// that a steady stream of equal-size blocks allocates nothing. Classes of
+// slabMin and up come from slab pools (huge-page mappings outside the Go
+// heap, kept for reuse): filling a cache from the heap faults in a fresh
+// page every 4 KiB, which cost more than decoding the block into it.
 type bufPool struct {
 	classes   [40]sync.Pool
+	slabMu    sync.Mutex
+	slabs     [40]*slab.Pool
 	recycled  atomic.Int64
 	allocated atomic.Int64
+}
+
+const slabMin = 64 << 10
+
+func (p *bufPool) slab(c int) *slab.Pool {
+	p.slabMu.Lock()
+	defer p.slabMu.Unlock()
+	if p.slabs[c] == nil {
+		p.slabs[c] = slab.New(1 << c)
+	}
+	return p.slabs[c]
+}
+
+// close releases the slab mappings whose buffers are all back.
+func (p *bufPool) close() {
+	p.slabMu.Lock()
+	defer p.slabMu.Unlock()
+	for _, s := range p.slabs {
+		if s != nil {
+			s.Close()
+		}
+	}
 }
 
 func sizeClass(n int) int {
@@ -55,6 +84,11 @@ func classCap(n int) int { return 1 << sizeClass(n) }
 
 func (p *bufPool) get(n int) *Buf {
 	c := sizeClass(n)
+	if c < len(p.classes) && 1<<c >= slabMin {
+		// The slab keeps released buffers itself; a Buf header is cheap.
+		p.allocated.Add(1)
+		return &Buf{data: p.slab(c).Get()[:n], pool: p}
+	}
 	if c < len(p.classes) {
 		if v := p.classes[c].Get(); v != nil {
 			b := v.(*Buf)
@@ -69,7 +103,16 @@ func (p *bufPool) get(n int) *Buf {
 }
 
 func (p *bufPool) put(b *Buf) {
-	if c := sizeClass(cap(b.data)); c < len(p.classes) && cap(b.data) == 1<<c {
-		p.classes[c].Put(b)
+	c := sizeClass(cap(b.data))
+	if c >= len(p.classes) || cap(b.data) != 1<<c {
+		return
 	}
+	if 1<<c >= slabMin {
+		// Never into the sync.Pool: a collection would drop the buffer
+		// and leak its slab memory.
+		p.slab(c).Put(b.data[:cap(b.data)])
+		b.data = nil
+		return
+	}
+	p.classes[c].Put(b)
 }

@@ -175,6 +175,7 @@ func (c *Cache) Close() {
 		c.removeLocked(k, b)
 	}
 	c.mu.Unlock()
+	c.pool.close()
 }
 
 // Get returns block key, loading it on a miss (or waiting for the load in

@@ -1,0 +1,106 @@
+// Package slab hands out fixed-size byte buffers carved from large anonymous
+// mappings outside the Go heap, and keeps released buffers for reuse.
+//
+// Why: a block cache or a pipeline that holds hundreds of MiB of 1 MiB
+// buffers, allocated on the Go heap, touches fresh pages for nearly every
+// buffer (the heap grows, and sync.Pool drops its contents at each GC), and
+// every first touch of a 4 KiB page is a fault. On the virtual machines we
+// run on that measured about 18 µs a fault, which made decoding a block
+// into a fresh buffer cost more than the decoding. Slabs are 2 MiB-aligned
+// and advised for transparent huge pages, so a 1 MiB buffer costs at most
+// one fault, and a buffer is faulted in only once for the life of the pool.
+package slab
+
+import (
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+const hugePage = 2 << 20
+
+// Pool hands out buffers of one size.
+type Pool struct {
+	size int
+	per  int // buffers per slab
+
+	mu    sync.Mutex
+	free  [][]byte
+	maps  [][]byte // whole mappings, for Close
+	out   int      // buffers handed out and not yet put back
+	heapy bool     // mapping failed once: fall back to the Go heap
+}
+
+// New returns a pool of size-byte buffers.
+func New(size int) *Pool {
+	slab := max(8<<20, size)
+	return &Pool{size: size, per: slab / size}
+}
+
+// Size is the length of the pool's buffers.
+func (p *Pool) Size() int { return p.size }
+
+// Get returns a buffer of Size bytes with unspecified contents.
+func (p *Pool) Get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.out++
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b
+	}
+	if !p.heapy && p.grow() {
+		b := p.free[len(p.free)-1]
+		p.free = p.free[:len(p.free)-1]
+		return b
+	}
+	p.heapy = true
+	return make([]byte, p.size)
+}
+
+// grow maps one more slab, 2 MiB-aligned inside a slightly larger mapping.
+func (p *Pool) grow() bool {
+	want := p.per * p.size
+	m, err := unix.Mmap(-1, 0, want+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return false
+	}
+	p.maps = append(p.maps, m)
+	start := 0
+	if r := int(uintptrOf(m) % hugePage); r != 0 {
+		start = hugePage - r
+	}
+	s := m[start : start+want : start+want]
+	_ = unix.Madvise(s, unix.MADV_HUGEPAGE)
+	for i := p.per - 1; i >= 0; i-- {
+		p.free = append(p.free, s[i*p.size:(i+1)*p.size:(i+1)*p.size])
+	}
+	return true
+}
+
+// Put returns a buffer got from Get. Buffers of another size are ignored.
+func (p *Pool) Put(b []byte) {
+	if cap(b) != p.size {
+		return
+	}
+	p.mu.Lock()
+	p.out--
+	p.free = append(p.free, b[:p.size])
+	p.mu.Unlock()
+}
+
+// Close unmaps the slabs when every buffer has been put back; with buffers
+// still out it leaves them mapped, since unmapping memory in use would
+// crash its holder. The pool must not be used after Close.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.out > 0 {
+		return
+	}
+	for _, m := range p.maps {
+		unix.Munmap(m)
+	}
+	p.maps, p.free = nil, nil
+}

@@ -1,0 +1,82 @@
+package slab
+
+import (
+	"sync"
+	"testing"
+)
+
+func TestBuffersAreDistinctSizedAndReused(t *testing.T) {
+	p := New(1 << 20)
+	seen := map[*byte]bool{}
+	var bufs [][]byte
+	for i := 0; i < 20; i++ { // more than one slab
+		b := p.Get()
+		if len(b) != 1<<20 || cap(b) != 1<<20 {
+			t.Fatalf("buffer %d: len %d cap %d", i, len(b), cap(b))
+		}
+		if seen[&b[0]] {
+			t.Fatalf("buffer %d handed out twice", i)
+		}
+		seen[&b[0]] = true
+		b[0], b[len(b)-1] = byte(i), byte(i) // writable end to end
+		bufs = append(bufs, b)
+	}
+	for i, b := range bufs {
+		if b[0] != byte(i) || b[len(b)-1] != byte(i) {
+			t.Fatalf("buffer %d overlaps another", i)
+		}
+		p.Put(b)
+	}
+	if b := p.Get(); !seen[&b[0]] {
+		t.Fatal("a put-back buffer was not reused")
+	}
+}
+
+func TestSlabsAreHugePageAligned(t *testing.T) {
+	p := New(1 << 20)
+	b := p.Get()
+	first := uintptrOf(b)
+	for i := 1; i < p.per; i++ {
+		p.Get()
+	}
+	if p.heapy {
+		t.Skip("anonymous mappings unavailable")
+	}
+	if first%hugePage != 0 && (first-uintptr(p.size)*uintptr(p.per-1))%hugePage != 0 {
+		t.Fatalf("slab at %#x is not 2 MiB-aligned", first)
+	}
+}
+
+func TestConcurrentGetPut(t *testing.T) {
+	p := New(64 << 10)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				b := p.Get()
+				b[0] = byte(g)
+				if b[0] != byte(g) {
+					t.Error("buffer shared between goroutines")
+				}
+				p.Put(b)
+			}
+		}(g)
+	}
+	wg.Wait()
+	p.Close()
+	if len(p.maps) != 0 {
+		t.Fatal("Close with every buffer back left mappings")
+	}
+}
+
+func TestCloseKeepsMappingsWhileBuffersAreOut(t *testing.T) {
+	p := New(1 << 20)
+	b := p.Get()
+	p.Close()
+	b[0] = 1 // must not fault
+	if len(p.maps) == 0 && !p.heapy {
+		t.Fatal("Close unmapped a buffer still in use")
+	}
+}
