@@ -72,7 +72,7 @@ func (l levelSpec) String() string {
 // max searches top-K buckets with lazy matching over both windows and keeps
 // the smaller result.
 var levels = map[Level]levelSpec{
-	LevelFast:    {Near: matchParams{HashLog: 15, HashBytes: 5, Bucket: 1, SkipLog: 6, FarMin: 8, Window: maxOffsetLZ4}},
+	LevelFast:    {Near: matchParams{HashLog: 13, HashBytes: 5, Bucket: 1, SkipLog: 6, FarMin: 8, Window: maxOffsetLZ4}},
 	LevelDefault: {Near: matchParams{HashLog: 16, HashBytes: 5, Bucket: 1, SkipLog: 7, FarMin: 8, Window: maxOffsetLZ4}},
 	LevelHigh: {
 		Near:    matchParams{HashLog: 17, HashBytes: 5, Bucket: 8, Good: 64, Lazy: 1, SkipLog: 8, InsertStep: 1, FarMin: 8, Window: maxOffsetLZ4},
