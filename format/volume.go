@@ -13,6 +13,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -178,4 +181,31 @@ func ParseVolumeName(path string) (base string, n uint32, ok bool) {
 		return "", 0, false
 	}
 	return path[:i], uint32(v), true
+}
+
+// ListVolumes returns the numbers of the volumes of the archive base that
+// are present in its directory: files named exactly as VolumeName names
+// them. The writer uses it to find an archive it would replace, the reader
+// to find the set it opens.
+func ListVolumes(base string) ([]uint32, error) {
+	dir, prefix := filepath.Split(base)
+	if dir == "" {
+		dir = "."
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []uint32
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, prefix+".") {
+			continue
+		}
+		if b, n, ok := ParseVolumeName(name); ok && b == prefix && VolumeName(b, n) == name {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

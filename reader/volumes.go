@@ -210,28 +210,11 @@ func readFooter(path string, size int64) (format.Footer, error) {
 
 // listVolumes returns the numbers of the files NAME.NNN present, sorted.
 func listVolumes(base string) ([]uint32, error) {
-	dir, prefix := filepath.Split(base)
-	if dir == "" {
-		dir = "."
-	}
-	ents, err := os.ReadDir(dir)
+	vols, err := format.ListVolumes(base)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
+		return nil, fmt.Errorf("%s: %w", filepath.Dir(base), err)
 	}
-	var out []uint32
-	for _, e := range ents {
-		name := e.Name()
-		if len(name) <= len(prefix) || name[:len(prefix)] != prefix {
-			continue
-		}
-		b, n, ok := format.ParseVolumeName(name)
-		if !ok || b != prefix || format.VolumeName(b, n) != name {
-			continue
-		}
-		out = append(out, n)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out, nil
+	return vols, nil
 }
 
 // acquire returns volume n's open file, opening it if needed.

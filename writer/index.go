@@ -1,8 +1,10 @@
 package writer
 
 import (
+	"cmp"
 	"fmt"
 	"os/user"
+	"slices"
 	"strconv"
 	"time"
 
@@ -192,11 +194,6 @@ func ownerNames(ids map[uint32]bool, lookup func(string) (string, error)) []form
 		}
 		out = append(out, format.Owner{ID: id, Name: name})
 	}
-	// Deterministic order.
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].ID < out[j-1].ID; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	slices.SortFunc(out, func(a, b format.Owner) int { return cmp.Compare(a.ID, b.ID) }) // deterministic
 	return out
 }

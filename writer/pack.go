@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 	"os"
 	"slices"
 	"sync"
@@ -137,6 +136,9 @@ func (p *packer) pack() error {
 			select {
 			case work <- j:
 			case <-ctx.Done():
+				// Queued but never read: release the sequencer's wait.
+				j.err = ctx.Err()
+				close(j.done)
 				return
 			}
 		}
@@ -146,8 +148,10 @@ func (p *packer) pack() error {
 	err := func() error {
 		for j := range queue {
 			<-j.done
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			err := p.sequence(j, st, dups)
-			p.fileBufs.put(j.data)
 			j.data = nil
 			if j.held > 0 {
 				budget.Release(j.held)
@@ -251,7 +255,7 @@ func (p *packer) sparse(n *node) bool {
 func (p *packer) readJob(j *fileJob, cand bool) {
 	n := &p.nodes[j.node]
 	if j.held > 0 {
-		data, err := readWhole(n.path, n.size, p.fileBufs.get(int(n.size)))
+		data, err := readWhole(n.path, n.size)
 		if err != nil {
 			j.err = err
 			return
@@ -263,7 +267,7 @@ func (p *packer) readJob(j *fileJob, cand bool) {
 		// A copy of content some reader already hashed will almost surely be
 		// placed as a whole-file duplicate: don't sample what won't be stored.
 		if !(j.hashed && p.seen(dupKey{n.size, j.sum})) {
-			p.prepare(j)
+			j.chunks, j.samples = p.prepare(data)
 		}
 		return
 	}
@@ -304,13 +308,13 @@ func (p *packer) seen(k dupKey) bool {
 // readWhole reads up to size bytes of a file; fewer mean it shrank. It uses
 // raw system calls: os.Open registers every descriptor with the runtime's
 // poller, which costs a system call per file for nothing on regular files.
-func readWhole(path string, size int64, buf []byte) ([]byte, error) {
+func readWhole(path string, size int64) ([]byte, error) {
 	fd, err := openNoAtime(path)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	buf = buf[:size]
+	buf := make([]byte, size)
 	got := 0
 	for got < len(buf) {
 		n, err := unix.Read(fd, buf[got:])
@@ -389,7 +393,7 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 		}
 		if len(j.data) > 0 {
 			if j.samples == nil && j.chunks == nil {
-				p.prepare(j)
+				j.chunks, j.samples = p.prepare(j.data)
 			}
 			err = p.placeChunks(j.data, j.chunks, j.samples, st)
 		}
@@ -448,17 +452,18 @@ func (p *packer) addExtent(off, n uint64) {
 // prepare computes what placing a file's bytes needs, off the sequencer:
 // one pass of gear sampling, which gives both the segment samples and the
 // chunk boundaries, then the chunks' hashes.
-func (p *packer) prepare(j *fileJob) {
+func (p *packer) prepare(data []byte) (chunks []chunkInfo, samples []segment.Sample) {
 	if p.seg == nil && p.chunks == nil {
-		return
+		return nil, nil
 	}
-	samples := segment.Samples(j.data, p.sampleBits, nil)
-	if p.chunks != nil && len(j.data) > p.chunkParams.Min {
-		j.chunks = hashChunks(j.data, p.chunkParams.Cuts(len(j.data), samples, nil))
+	samples = segment.Samples(data, p.sampleBits, nil)
+	if p.chunks != nil && len(data) > p.chunkParams.Min {
+		chunks = hashChunks(data, p.chunkParams.Cuts(len(data), samples, nil))
 	}
-	if p.seg != nil {
-		j.samples = samples
+	if p.seg == nil {
+		samples = nil
 	}
+	return chunks, samples
 }
 
 // placeChunks places a file's bytes chunk by chunk: a chunk stored before
@@ -533,7 +538,7 @@ func (p *packer) place(data []byte, samples []segment.Sample, st *streamer) (con
 func (p *packer) streamFile(n *node, st *streamer) error {
 	f, err := openFile(n.path)
 	if err != nil {
-		return p.skipAfter(n, err, 0)
+		return p.skipAfter(n, err)
 	}
 	defer f.Close()
 	runs := []dataRun{{0, n.size, false}}
@@ -557,9 +562,8 @@ func (p *packer) streamFile(n *node, st *streamer) error {
 			want := min(int64(len(buf)), left)
 			m, err := f.ReadAt(buf[:want], at)
 			if m > 0 {
-				j := &fileJob{data: buf[:m]}
-				p.prepare(j)
-				if werr := p.placeChunks(j.data, j.chunks, j.samples, st); werr != nil {
+				chunks, samples := p.prepare(buf[:m])
+				if werr := p.placeChunks(buf[:m], chunks, samples, st); werr != nil {
 					return werr
 				}
 				stored += int64(m)
@@ -574,7 +578,7 @@ func (p *packer) streamFile(n *node, st *streamer) error {
 				return nil
 			}
 			if err != nil {
-				return p.skipAfter(n, err, stored)
+				return p.skipAfter(n, err)
 			}
 		}
 	}
@@ -584,7 +588,7 @@ func (p *packer) streamFile(n *node, st *streamer) error {
 // skipAfter handles a read error part way through a streamed file. Bytes
 // already in the stream stay there (unreferenced) since blocks are already
 // on their way to the volumes.
-func (p *packer) skipAfter(n *node, err error, _ int64) error {
+func (p *packer) skipAfter(n *node, err error) error {
 	if err := p.unreadable(n, err); err != nil {
 		return err
 	}
@@ -600,26 +604,25 @@ type dataRun struct {
 // dataRuns maps a sparse file's data and holes with SEEK_DATA/SEEK_HOLE.
 // On a filesystem without them the whole file is one data run.
 func dataRuns(fd int, size int64) []dataRun {
-	type run = dataRun
-	var runs []run
+	var runs []dataRun
 	var pos int64
 	for pos < size {
 		data, err := unix.Seek(fd, pos, unix.SEEK_DATA)
 		if err == unix.ENXIO || (err == nil && data >= size) {
-			runs = append(runs, run{pos, size - pos, true})
+			runs = append(runs, dataRun{pos, size - pos, true})
 			break
 		}
 		if err != nil {
-			return []run{{0, size, false}}
+			return []dataRun{{0, size, false}}
 		}
 		if data > pos {
-			runs = append(runs, run{pos, data - pos, true})
+			runs = append(runs, dataRun{pos, data - pos, true})
 		}
 		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
 		if err != nil || hole > size {
 			hole = size
 		}
-		runs = append(runs, run{data, hole - data, false})
+		runs = append(runs, dataRun{data, hole - data, false})
 		pos = hole
 	}
 	return runs
@@ -680,31 +683,6 @@ func (s *streamer) flush() error {
 		s.frameBlocks = 0
 	}
 	return nil
-}
-
-// sizePools recycles file buffers by power-of-two size class, so that
-// reading a tree does not allocate (and fault in) its whole size anew.
-type sizePools struct{ pools [27]sync.Pool } // classes up to 64 MiB
-
-func sizeClass(n int) int { return max(bits.Len(uint(n-1)), 10) - 10 }
-
-func (s *sizePools) get(n int) []byte {
-	c := sizeClass(n)
-	if c >= len(s.pools) {
-		return make([]byte, n)
-	}
-	if v := s.pools[c].Get(); v != nil {
-		return (*(v.(*[]byte)))[:n]
-	}
-	return make([]byte, n, 1<<(c+10))
-}
-
-func (s *sizePools) put(b []byte) {
-	c := sizeClass(cap(b))
-	if b == nil || c >= len(s.pools) || cap(b) != 1<<(c+10) {
-		return
-	}
-	s.pools[c].Put(&b)
 }
 
 // bufPool recycles block-sized buffers.

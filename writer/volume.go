@@ -3,11 +3,11 @@ package writer
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"arc/format"
 )
@@ -143,33 +143,18 @@ func (v *volumeWriter) abort() {
 	v.tmp = nil
 }
 
-// existingVolumes lists files that are volumes of an archive called base:
-// base.NNN with three or more digits.
+// existingVolumes lists the volumes of an archive called base.
 func existingVolumes(base string) ([]string, error) {
-	dir, prefix := filepath.Split(base)
-	if dir == "" {
-		dir = "."
+	nums, err := format.ListVolumes(base)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("output directory %s does not exist", filepath.Dir(base))
 	}
-	ents, err := os.ReadDir(dir)
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, fmt.Errorf("output directory %s does not exist", dir)
-		}
 		return nil, err
 	}
-	var out []string
-	for _, e := range ents {
-		name := e.Name()
-		if !strings.HasPrefix(name, prefix+".") {
-			continue
-		}
-		num := name[len(prefix)+1:]
-		if len(num) < 3 {
-			continue
-		}
-		if _, err := strconv.ParseUint(num, 10, 32); err == nil {
-			out = append(out, filepath.Join(filepath.Dir(base), name))
-		}
+	out := make([]string, len(nums))
+	for i, n := range nums {
+		out[i] = format.VolumeName(base, n)
 	}
 	return out, nil
 }

@@ -282,8 +282,7 @@ type packer struct {
 	segCfg      segment.Config
 	sampleBits  uint // gear sampling shared by segments and chunks
 	sampleBuf   []segment.Sample
-	fileExt     int       // first extent of the file being placed
-	fileBufs    sizePools // file contents held by reader jobs
+	fileExt     int // first extent of the file being placed
 	seenMu      sync.Mutex
 	seenSet     map[dupKey]struct{} // content hashes the readers have met
 

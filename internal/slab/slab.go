@@ -37,9 +37,6 @@ func New(size int) *Pool {
 	return &Pool{size: size, per: slab / size}
 }
 
-// Size is the length of the pool's buffers.
-func (p *Pool) Size() int { return p.size }
-
 // Get returns a buffer of Size bytes with unspecified contents.
 func (p *Pool) Get() []byte {
 	p.mu.Lock()

@@ -17,7 +17,6 @@ package segment
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/bits"
 	"unsafe"
@@ -145,24 +144,11 @@ func freeOffHeap(b []byte) {
 // End is the stream length the index has seen.
 func (x *Index) End() uint64 { return x.end }
 
-// Skip tells the index that n stream bytes were appended without going
-// through Place (they are neither matched against nor retained).
-func (x *Index) Skip(n uint64) {
-	x.end += n
-	for _, c := range x.chunks {
-		freeOffHeap(c)
-	}
-	x.chunks, x.first = nil, x.end
-}
-
 // bucket takes the hash bits just below the SampleBits that sampling
 // zeroed; the check value is the low 32 bits, independent of both.
 func (x *Index) bucket(h uint64) int {
 	return int((h<<x.cfg.SampleBits)>>(64-x.cfg.TableBits)) * ways
 }
-
-// ErrStop can be returned by a callback to end Place early.
-var ErrStop = errors.New("stop")
 
 // Place splits data, about to be appended at the end of the stream, into
 // literal runs and references. lit receives runs to append (the index
