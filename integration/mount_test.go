@@ -553,8 +553,8 @@ func TestMountAllowOtherChecksArchivedPermissions(t *testing.T) {
 var deviceIDRE = regexp.MustCompile(`(?m)^\s+(\d+:\d+)\s+\w+\s+.*\n(?:\s{6,}.*\n)*?\s+self-test: ok`)
 
 // The GPU prefetch path, run on whatever OpenCL device is there (PoCL, a CPU
-// device, in CI): the mount reads back the tree exactly.
-func TestMountDecodesPrefetchBatchesOnAnOpenCLDevice(t *testing.T) {
+// device, in CI): the mount takes the device and reads back the tree exactly.
+func TestMountOnAnOpenCLDeviceReadsTheTreeExactly(t *testing.T) {
 	needMount(t)
 	r := runBin(t, runOpts{}, arcpackBin, "gpu")
 	m := deviceIDRE.FindStringSubmatch(r.stdout)
@@ -562,7 +562,11 @@ func TestMountDecodesPrefetchBatchesOnAnOpenCLDevice(t *testing.T) {
 		t.Skipf("no OpenCL device passes its self-test here:\n%s", r.stdout)
 	}
 	src := genTree(t, testtree.Options{Seed: 11, LargeSize: 3 << 20})
-	mnt := mountArchive(t, pack(t, mountSmall, src), "--gpu=on", "--gpu-device", m[1], "--prefetch", "4")
+	logFile := filepath.Join(t.TempDir(), "log")
+	mnt := mountArchive(t, pack(t, mountSmall, src), "--gpu=on", "--gpu-device", m[1], "--prefetch", "4", "--log", logFile)
 	rsyncSame(t, src, mnt)
 	compare(t, src, mnt, testtree.CompareOptions{})
+	if log := readFile(t, logFile); !strings.Contains(log, "gpu: using "+m[1]) {
+		t.Fatalf("the mount did not take device %s:\n%s", m[1], log)
+	}
 }

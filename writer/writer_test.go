@@ -186,8 +186,26 @@ func TestCreateRoundTripsContentAcrossVolumeSizes(t *testing.T) {
 func TestFooterNeverCrossesAVolume(t *testing.T) {
 	src := t.TempDir()
 	writeTree(t, src, map[string][]byte{"f": randBytes(2, 9000)})
+	// Learn the stream's length before the footer (L) from a one-volume
+	// archive; then aim at split sizes whose two full payloads end just past
+	// L, inside the 80 bytes the footer needs (with slack for the index
+	// size, which moves by a few bytes between runs).
+	one, err := Create(context.Background(), filepath.Join(t.TempDir(), "one"), []string{src}, small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := int64(readBack(t, one.Volumes, 0).footer.StreamSize) - format.FooterSize
+	aim := (l+40)/2 + format.VolumeHeaderSize
+	var sizes []int64
+	for vs := aim - 30; vs <= aim+30; vs += 3 {
+		sizes = append(sizes, vs)
+	}
 	base := int64(format.MinVolumeSize)
 	for vs := base; vs < base+300; vs += 7 {
+		sizes = append(sizes, vs)
+	}
+	padded := 0
+	for _, vs := range sizes {
 		out := filepath.Join(t.TempDir(), "x")
 		o := small()
 		o.VolumeSize = vs
@@ -195,7 +213,13 @@ func TestFooterNeverCrossesAVolume(t *testing.T) {
 		if err != nil {
 			t.Fatalf("volume size %d: %v", vs, err)
 		}
-		readBack(t, res.Volumes, vs)
+		f := readBack(t, res.Volumes, vs).footer
+		if f.StreamSize-format.FooterSize > f.IndexOffset+f.IndexSize {
+			padded++ // the index ended too close to a volume's end
+		}
+	}
+	if padded == 0 {
+		t.Fatal("no volume size in the sweep made the footer start a new volume")
 	}
 }
 
@@ -306,8 +330,10 @@ func TestCancelledCreateLeavesNoArchive(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	o := small()
 	o.VolumeSize = 64 << 10
+	// Cancelled as packing starts, with the first volume already open
+	// under its temporary name.
 	o.Progress = func(p Progress) {
-		if p.Phase == "pack" && p.BytesDone > 0 {
+		if p.Phase == "pack" {
 			cancel()
 		}
 	}
