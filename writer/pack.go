@@ -31,6 +31,8 @@ type fileJob struct {
 	held    int64 // read-ahead budget held by this job
 	samples []segment.Sample
 	chunks  []chunkInfo
+	changed bool      // changed while read twice: the second read is kept
+	stamp   fileStamp // for a file that grew out of being read whole
 	err     error
 	done    chan struct{}
 }
@@ -119,7 +121,7 @@ func (p *packer) pack() error {
 		for _, i := range files {
 			n := &p.nodes[i]
 			j := &fileJob{node: i, done: make(chan struct{})}
-			if n.size > 0 && n.size <= wholeFileMax && !p.sparse(n) {
+			if n.size > 0 && n.size <= p.opt.wholeMax && !p.sparse(n) {
 				j.held = n.size
 			}
 			if j.held > 0 {
@@ -250,17 +252,27 @@ func (p *packer) sparse(n *node) bool {
 
 // readJob runs on a reader worker: small files are read whole; large
 // candidates are hashed by a streaming read (the sequencer reads them again
-// only if they turn out to be unique).
+// and hashes what it stores, so a file that changed in between is never
+// taken for a copy of another).
 func (p *packer) readJob(j *fileJob, cand bool) {
 	n := &p.nodes[j.node]
 	if j.held > 0 {
-		data, err := readWhole(n.path, n.size)
+		snap, err := p.readSnapshot(n.path, p.opt.wholeMax)
+		if errors.Is(err, errGrown) {
+			// Grew past what is read whole since the scan: the sequencer
+			// streams it.
+			n.size = snap.stamp.size
+			j.stamp = snap.stamp
+			return
+		}
 		if err != nil {
 			j.err = err
 			return
 		}
-		j.data, j.whole = data, true
-		if cand && int64(len(data)) == n.size {
+		data := snap.data
+		j.data, j.whole, j.changed = data, true, snap.changed
+		n.size, n.mtime = int64(len(data)), snap.stamp.mtime
+		if cand {
 			j.sum, j.hashed = blake3.Sum256(data), true
 		}
 		// A copy of content some reader already hashed will almost surely be
@@ -283,6 +295,9 @@ func (p *packer) readJob(j *fileJob, cand bool) {
 			j.err = err
 			return
 		}
+		if p.opt.readHook != nil {
+			p.opt.readHook(n.path, -1)
+		}
 		if m == n.size {
 			copy(j.sum[:], h.Sum(nil))
 			j.hashed = true
@@ -304,16 +319,66 @@ func (p *packer) seen(k dupKey) bool {
 	return false
 }
 
-// readWhole reads up to size bytes of a file; fewer mean it shrank. It uses
-// raw system calls: os.Open registers every descriptor with the runtime's
-// poller, which costs a system call per file for nothing on regular files.
-func readWhole(path string, size int64) ([]byte, error) {
-	fd, err := openNoAtime(path)
-	if err != nil {
-		return nil, err
+// fileStamp is what tells that a file changed: its size, mtime and ctime.
+type fileStamp struct{ size, mtime, ctime int64 }
+
+func stampOf(st *unix.Stat_t) fileStamp {
+	return fileStamp{st.Size, st.Mtim.Nano(), st.Ctim.Nano()}
+}
+
+// snapshot is a whole file as read, with the stamp it had then.
+type snapshot struct {
+	data    []byte
+	stamp   fileStamp
+	changed bool // it changed during both reads: data may mix versions
+}
+
+// errGrown says a file is now larger than the caller reads whole.
+var errGrown = errors.New("grew past the whole-file limit")
+
+// readSnapshot reads a whole regular file and checks with fstat before and
+// after that it did not change meanwhile; a file that did is read once more,
+// and if it changes again, what the second read got is kept and flagged. It
+// uses raw system calls: os.Open registers every descriptor with the
+// runtime's poller, which costs a system call per file for nothing here.
+func (p *packer) readSnapshot(path string, max int64) (snapshot, error) {
+	for attempt := 0; ; attempt++ {
+		fd, err := openNoAtime(path)
+		if err != nil {
+			return snapshot{}, err
+		}
+		var before, after unix.Stat_t
+		if err := unix.Fstat(fd, &before); err != nil {
+			unix.Close(fd)
+			return snapshot{}, &os.PathError{Op: "stat", Path: path, Err: err}
+		}
+		if before.Size > max {
+			unix.Close(fd)
+			return snapshot{stamp: stampOf(&before)}, errGrown
+		}
+		// Growth during the read shows in the second fstat: reading just
+		// the size saves a system call per file.
+		buf := make([]byte, before.Size)
+		got, err := readFull(fd, buf)
+		if err == nil && p.opt.readHook != nil {
+			p.opt.readHook(path, attempt)
+		}
+		if err == nil {
+			err = unix.Fstat(fd, &after)
+		}
+		unix.Close(fd)
+		if err != nil {
+			return snapshot{}, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		stable := int64(got) == before.Size && stampOf(&before) == stampOf(&after)
+		if stable || attempt == 1 {
+			return snapshot{data: buf[:got], stamp: stampOf(&after), changed: !stable}, nil
+		}
 	}
-	defer unix.Close(fd)
-	buf := make([]byte, size)
+}
+
+// readFull reads into buf until it is full or the file ends.
+func readFull(fd int, buf []byte) (int, error) {
 	got := 0
 	for got < len(buf) {
 		n, err := unix.Read(fd, buf[got:])
@@ -321,14 +386,14 @@ func readWhole(path string, size int64) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+			return got, err
 		}
 		if n == 0 {
 			break
 		}
 		got += n
 	}
-	return buf[:got], nil
+	return got, nil
 }
 
 // openFile is openNoAtime as an *os.File, for streamed reads.
@@ -386,9 +451,8 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 	var err error
 	switch {
 	case j.whole:
-		if int64(len(j.data)) < n.size {
-			p.opt.warn(fmt.Errorf("%s shrank while being read: stored the %d bytes read of %d", n.path, len(j.data), n.size))
-			n.size = int64(len(j.data))
+		if j.changed {
+			p.opt.warn(fmt.Errorf("%s changed while being read, twice: stored the %d bytes of the second read", n.path, len(j.data)))
 		}
 		if len(j.data) > 0 {
 			if j.samples == nil && j.chunks == nil {
@@ -399,7 +463,12 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 		p.res.InputBytes += int64(len(j.data))
 		p.bytesDone.Add(int64(len(j.data)))
 	default:
-		err = p.streamFile(n, st)
+		var sum [32]byte
+		sum, err = p.streamFile(n, st, j.hashed)
+		if err == nil && sum != j.sum {
+			// Not the content the reader hashed: it changed in between.
+			j.hashed = false
+		}
 	}
 	if err != nil {
 		if errors.Is(err, errSkipped) {
@@ -533,22 +602,61 @@ func (p *packer) place(data []byte, samples []segment.Sample, st *streamer) (con
 }
 
 // streamFile copies a large or sparse file into the stream in block-sized
-// reads; holes become hole extents.
-func (p *packer) streamFile(n *node, st *streamer) error {
+// reads; holes become hole extents. A file whose stamp moved during the copy
+// is copied once more (the first copy's bytes stay in the stream,
+// unreferenced; segment dedup makes most of the second copy references to
+// them), and a second change is kept with a warning. With hash set it
+// returns the BLAKE3-256 of the content stored.
+func (p *packer) streamFile(n *node, st *streamer, hash bool) (sum [32]byte, err error) {
+	for attempt := 0; ; attempt++ {
+		var changed bool
+		sum, changed, err = p.streamOnce(n, st, hash, attempt)
+		if err != nil || !changed {
+			return sum, err
+		}
+		if attempt == 1 {
+			p.opt.warn(fmt.Errorf("%s changed while being read, twice: stored the %d bytes of the second read", n.path, n.size))
+			return sum, nil
+		}
+		p.extOff, p.extLen = p.extOff[:p.fileExt], p.extLen[:p.fileExt]
+	}
+}
+
+// streamOnce is one copy of streamFile's; changed reports that the file's
+// stamp moved while it was read. Counters count the last copy only.
+func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum [32]byte, changed bool, err error) {
 	f, err := openFile(n.path)
 	if err != nil {
-		return p.skipAfter(n, err)
+		return sum, false, p.skipAfter(n, err)
 	}
 	defer f.Close()
-	runs := []dataRun{{0, n.size, false}}
-	if p.sparse(n) {
-		runs = dataRuns(int(f.Fd()), n.size)
+	var before, after unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &before); err != nil {
+		return sum, false, p.skipAfter(n, err)
 	}
-	buf := make([]byte, min(p.opt.BlockSize, n.size))
-	var stored int64
+	size := before.Size
+	runs := []dataRun{{0, size, false}}
+	if p.sparse(n) {
+		runs = dataRuns(int(f.Fd()), size)
+	}
+	var h *blake3.Hasher
+	if hash {
+		h = blake3.New()
+	}
+	buf := make([]byte, max(min(p.opt.BlockSize, size), 1))
+	var stored, input, holes int64
+	defer func() {
+		// A copy that is thrown away does not count as input.
+		if changed && attempt == 0 {
+			p.res.InputBytes -= input
+			p.res.HoleBytes -= holes
+			p.bytesDone.Add(-input)
+		}
+	}()
 	for _, r := range runs {
 		if r.hole {
 			p.addExtent(format.Hole, uint64(r.len))
+			holes += r.len
 			p.res.HoleBytes += r.len
 			stored += r.len
 			continue
@@ -556,32 +664,51 @@ func (p *packer) streamFile(n *node, st *streamer) error {
 		at := r.off
 		for left := r.len; left > 0; {
 			if err := p.ctx.Err(); err != nil {
-				return err
+				return sum, false, err
 			}
 			want := min(int64(len(buf)), left)
 			m, err := f.ReadAt(buf[:want], at)
 			if m > 0 {
+				if h != nil {
+					h.Write(buf[:m])
+				}
 				chunks, samples := p.prepare(buf[:m])
 				if werr := p.placeChunks(buf[:m], chunks, samples, st); werr != nil {
-					return werr
+					return sum, false, werr
 				}
 				stored += int64(m)
 				at += int64(m)
 				left -= int64(m)
+				input += int64(m)
 				p.res.InputBytes += int64(m)
 				p.bytesDone.Add(int64(m))
 			}
 			if err == io.EOF {
-				p.opt.warn(fmt.Errorf("%s shrank while being read: stored the %d bytes read of %d", n.path, stored, n.size))
-				n.size = stored
-				return nil
+				left = 0 // shrank: the stamp check below sees it
+				break
 			}
 			if err != nil {
-				return p.skipAfter(n, err)
+				return sum, false, p.skipAfter(n, err)
 			}
 		}
+		if stored < r.off+r.len {
+			break
+		}
 	}
-	return nil
+	if p.opt.readHook != nil {
+		p.opt.readHook(n.path, attempt)
+	}
+	var one [1]byte
+	grown, _ := f.ReadAt(one[:], size)
+	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+		return sum, false, p.skipAfter(n, err)
+	}
+	n.size, n.mtime = stored, after.Mtim.Nano()
+	if h != nil {
+		copy(sum[:], h.Sum(nil))
+	}
+	changed = stored != size || grown > 0 || stampOf(&before) != stampOf(&after)
+	return sum, changed, nil
 }
 
 // skipAfter handles a read error part way through a streamed file. Bytes

@@ -54,6 +54,13 @@ type Options struct {
 
 	// Tool names the program for the archive's parameters.
 	Tool string
+
+	// readHook, when set (by tests), runs after each read of a source
+	// file and before its stamp is checked again (attempt -1: the hashing
+	// read of a large file).
+	readHook func(path string, attempt int)
+	// wholeMax is the largest file read whole; 0 means wholeFileMax.
+	wholeMax int64
 }
 
 // Progress is a snapshot of a running Create.
@@ -111,6 +118,9 @@ func (o *Options) normalize() error {
 	}
 	if o.VolumeSize != 0 && o.VolumeSize < format.MinVolumeSize {
 		return fmt.Errorf("volume size %d is below the minimum of %d bytes", o.VolumeSize, format.MinVolumeSize)
+	}
+	if o.wholeMax == 0 {
+		o.wholeMax = wholeFileMax
 	}
 	if o.Codec.Codec == "" {
 		o.Codec.Codec = "auto"
