@@ -65,9 +65,6 @@ func hashChunks(data []byte, ends []uint32) []chunkInfo {
 // pack streams every regular file's content into the volumes, recording
 // extents per file, and fills the block and frame tables.
 func (p *packer) pack() error {
-	ctx, cancel := context.WithCancel(p.ctx)
-	defer cancel()
-
 	// Path order, hardlinks and dedup candidates.
 	order := p.pathOrder()
 	primary := map[inodeKey]int32{}
@@ -95,29 +92,9 @@ func (p *packer) pack() error {
 	p.extCount = make([]uint32, len(p.nodes))
 	candidate := func(n *node) bool { return n.size > 0 && !p.sparse(n) && sizeCount[n.size] > 1 }
 
-	// Compression and write-behind.
-	bw := newBlockPipeline(ctx, p.opt, p.vw)
-	st := &streamer{blockSize: p.opt.BlockSize, frameLeft: p.opt.FrameSize, frameSize: p.opt.FrameSize, emit: bw.submit, buffers: bw.rawBufs}
-
-	// Readers: a dispatcher hands jobs out in path order, holding read-ahead
-	// budget so memory stays bounded whatever the tree holds.
-	budget := semaphore.NewWeighted(readAhead)
-	work := make(chan *fileJob, 64)
-	queue := make(chan *fileJob, 1024)
-	var readers sync.WaitGroup
-	for w := 0; w < 3; w++ {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			for j := range work {
-				p.readJob(j, candidate(&p.nodes[j.node]))
-				close(j.done)
-			}
-		}()
-	}
-	go func() {
-		defer close(queue)
-		defer close(work)
+	// The dispatcher hands jobs out in path order, holding read-ahead budget
+	// so memory stays bounded whatever the tree holds.
+	dispatch := func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error {
 		for _, i := range files {
 			n := &p.nodes[i]
 			j := &fileJob{node: i, done: make(chan struct{})}
@@ -126,31 +103,114 @@ func (p *packer) pack() error {
 			}
 			if j.held > 0 {
 				if err := budget.Acquire(ctx, j.held); err != nil {
+					return err
+				}
+			}
+			if err := send(ctx, queue, j); err != nil {
+				return err
+			}
+			if err := send(ctx, work, j); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	read := func(j *fileJob) { p.readJob(j, candidate(&p.nodes[j.node])) }
+	if err := p.run(dispatch, read); err != nil {
+		return err
+	}
+
+	// Hardlinks share the primary's content.
+	for l, first := range links {
+		p.extStart[l], p.extCount[l] = p.extStart[first], p.extCount[first]
+		if p.nodes[first].skip {
+			p.nodes[l].skip = true
+		}
+		p.nodes[l].size = p.nodes[first].size
+	}
+	return nil
+}
+
+// send puts j on ch unless ctx ends first.
+func send(ctx context.Context, ch chan<- *fileJob, j *fileJob) error {
+	select {
+	case ch <- j:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// producer hands out the files to place, in stream order, on queue; those
+// that need a reader's work (reading, hashing, sampling) also on work. It
+// holds read-ahead budget for the bytes a job keeps in memory.
+type producer func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error
+
+// run is the packing pipeline: the producer, three workers running prepare
+// on jobs, the sequencer placing jobs in queue order, the compressors and
+// the volume writer. On error it returns without waiting for the producer,
+// which may be blocked in a read of its input: every send it makes gives up
+// once the pipeline's context is done.
+func (p *packer) run(produce producer, prepare func(*fileJob)) error {
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+
+	// Compression and write-behind.
+	bw := newBlockPipeline(ctx, p.opt, p.vw)
+	st := &streamer{blockSize: p.opt.BlockSize, frameLeft: p.opt.FrameSize, frameSize: p.opt.FrameSize, emit: bw.submit, buffers: bw.rawBufs}
+
+	budget := semaphore.NewWeighted(readAhead)
+	work := make(chan *fileJob, 64)
+	queue := make(chan *fileJob, 1024)
+	var workers sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for {
+				select {
+				case j, ok := <-work:
+					if !ok {
+						return
+					}
+					prepare(j)
+					close(j.done)
+				case <-ctx.Done():
 					return
 				}
 			}
-			select {
-			case queue <- j:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case work <- j:
-			case <-ctx.Done():
-				// Queued but never read: release the sequencer's wait.
-				j.err = ctx.Err()
-				close(j.done)
-				return
-			}
-		}
+		}()
+	}
+	var perr error
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		defer close(queue)
+		defer close(work)
+		perr = produce(ctx, budget, queue, work)
 	}()
 
 	dups := map[dupKey]int32{}
 	err := func() error {
-		for j := range queue {
-			<-j.done
-			if err := ctx.Err(); err != nil {
-				return err
+		for {
+			var j *fileJob
+			select {
+			case next, ok := <-queue:
+				if !ok {
+					<-produced
+					if perr != nil {
+						return perr
+					}
+					return ctx.Err()
+				}
+				j = next
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case <-j.done:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 			err := p.sequence(j, st, dups)
 			j.data = nil
@@ -162,20 +222,17 @@ func (p *packer) pack() error {
 			}
 			p.filesDone.Add(1)
 		}
-		return ctx.Err()
 	}()
 	if err == nil {
 		err = st.flush()
 	}
 	if err != nil {
 		cancel()
-		for range queue {
-		}
-		readers.Wait()
+		workers.Wait()
 		bw.abort()
 		return err
 	}
-	readers.Wait()
+	workers.Wait()
 	if err := bw.close(); err != nil {
 		return err
 	}
@@ -186,15 +243,6 @@ func (p *packer) pack() error {
 		p.res.SegmentBytes, p.res.SegmentRefs = int64(p.seg.Matched), int64(p.seg.Refs)
 	}
 	p.res.StoredBytes = bw.stored
-
-	// Hardlinks share the primary's content.
-	for l, first := range links {
-		p.extStart[l], p.extCount[l] = p.extStart[first], p.extCount[first]
-		if p.nodes[first].skip {
-			p.nodes[l].skip = true
-		}
-		p.nodes[l].size = p.nodes[first].size
-	}
 	return nil
 }
 
