@@ -294,10 +294,6 @@ func TestOpenRefusesBrokenVolumeSets(t *testing.T) {
 			os.Remove(last(b))
 			return b.volumes[0], []string{last(b), "is missing"}
 		}},
-		{"truncated middle volume", func(t *testing.T, b *built) (string, []string) {
-			os.Truncate(b.volumes[2], 4000)
-			return b.volumes[0], []string{b.volumes[2], "truncated"}
-		}},
 		{"truncated last volume", func(t *testing.T, b *built) (string, []string) {
 			st, _ := os.Stat(last(b))
 			os.Truncate(last(b), st.Size()-1)
@@ -322,9 +318,19 @@ func TestOpenRefusesBrokenVolumeSets(t *testing.T) {
 			os.Remove(b.volumes[v-1])
 			return b.volumes[0], []string{b.volumes[v-1], "missing", "index"}
 		}},
-		{"not an archive", func(t *testing.T, b *built) (string, []string) {
-			os.WriteFile(b.volumes[0], bytes.Repeat([]byte("x"), 4096), 0o644)
-			return b.volumes[1], []string{b.volumes[0], "not an arc archive"}
+		{"no valid header anywhere", func(t *testing.T, b *built) (string, []string) {
+			for _, v := range b.volumes {
+				os.WriteFile(v, bytes.Repeat([]byte("x"), 4096), 0o644)
+			}
+			return b.volumes[1], []string{b.volumes[1], "not an arc archive"}
+		}},
+		{"truncated volume holding the index", func(t *testing.T, b *built) (string, []string) {
+			v, fo := b.layout.Locate(int64(b.footer.IndexOffset))
+			if int(v) == len(b.volumes) {
+				t.Skip("index lies in the last volume")
+			}
+			os.Truncate(b.volumes[v-1], fo)
+			return b.volumes[0], []string{b.volumes[v-1], "index", "truncated"}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -372,6 +378,60 @@ func TestMissingMiddleVolumeIsLocalDamage(t *testing.T) {
 		if err != nil || !bytes.Equal(got, contentOf(entries)[p]) {
 			t.Fatalf("%s: %v", p, err)
 		}
+	}
+}
+
+// TestDamagedVolumeIsLocalDamage: a middle volume that is short, or whose
+// header no longer parses (even the volume named on the command line), is
+// reported by DamagedVolumes; the archive opens, blocks past the short
+// volume's end read as damaged, and everything else reads intact.
+func TestDamagedVolumeIsLocalDamage(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		vol       int // 0-based volume to damage
+		damage    func(path string)
+		open      int
+		want      string
+		bigBroken bool
+	}{
+		{"truncated middle volume", 4, func(p string) { os.Truncate(p, 4000) }, 0, "truncated: 4000 bytes, want 4096", true},
+		{"truncated inside the header", 4, func(p string) { os.Truncate(p, 20) }, 0, "truncated: 20 bytes, want 4096", true},
+		{"flipped header checksum", 4, func(p string) { flipByte(t, p, 45) }, 0, "damaged header: corrupt: volume header checksum", false},
+		{"given volume's magic overwritten", 0, func(p string) { flipByte(t, p, 0) }, 0, "damaged header: not an arc archive", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			entries, b := manyVolumes(t)
+			if len(b.volumes) < 6 {
+				t.Fatalf("want ≥ 6 volumes, have %d", len(b.volumes))
+			}
+			tc.damage(b.volumes[tc.vol])
+			a, err := Open(b.volumes[tc.open], Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			d := a.DamagedVolumes()
+			if len(d) != 1 || !strings.HasPrefix(d[0].Error(), b.volumes[tc.vol]+": ") || !strings.Contains(d[0].Error(), tc.want) {
+				t.Fatalf("damaged volumes %v, want one naming %s: ...%s", d, b.volumes[tc.vol], tc.want)
+			}
+			rep, err := a.Verify(VerifyOptions{})
+			if err != nil || rep.Intact() {
+				t.Fatalf("verify: %v, intact %v", err, rep != nil && rep.Intact())
+			}
+			for p, want := range contentOf(entries) {
+				got, err := readAll(a, inodeOf(t, a, p), 1<<20)
+				if p == "c-big" && tc.bigBroken {
+					var be *BlockError
+					if !errors.As(err, &be) || be.Volume != b.volumes[tc.vol] || !errors.Is(err, format.ErrTruncated) {
+						t.Errorf("reading past the short volume: %v", err)
+					}
+					continue
+				}
+				if err != nil || !bytes.Equal(got, want) {
+					t.Errorf("%s: %v", p, err)
+				}
+			}
+		})
 	}
 }
 

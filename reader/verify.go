@@ -30,12 +30,13 @@ type VerifyReport struct {
 	IndexErr       error
 	Damaged        []*BlockError // sorted by block
 	MissingVolumes []string
+	DamagedVolumes []error  // present volumes damaged as a whole: header, length (see Archive.DamagedVolumes)
 	AffectedFiles  []string // paths of files whose extents touch a damaged block, sorted
 }
 
 // Intact reports whether nothing is wrong.
 func (r *VerifyReport) Intact() bool {
-	return r.IndexOK && len(r.Damaged) == 0 && len(r.MissingVolumes) == 0
+	return r.IndexOK && len(r.Damaged) == 0 && len(r.MissingVolumes) == 0 && len(r.DamagedVolumes) == 0
 }
 
 // Verify decodes and checks every block (bypassing the cache) and re-reads
@@ -45,43 +46,71 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
-	rep := &VerifyReport{MissingVolumes: a.MissingVolumes()}
+	rep := &VerifyReport{MissingVolumes: a.MissingVolumes(), DamagedVolumes: a.DamagedVolumes()}
 	rep.IndexErr = a.checkIndex()
 	rep.IndexOK = rep.IndexErr == nil
 
 	x := a.idx
 	n := uint32(x.Blocks.Count())
+	// With a batch decoder (a GPU engine) each worker takes a run of
+	// blocks at once; a few workers keep reading ahead of the device.
+	step, workers := uint32(1), opt.Workers
+	if a.opt.DecodeBatch != nil && n > 0 {
+		step = uint32(max(1, verifyBatchBytes/max(1, int(x.Blocks.RawSize[0]))))
+		workers = min(workers, 3)
+	}
 	var next atomic.Uint32
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for w := 0; w < opt.Workers; w++ {
+	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var dst []byte
+			var buf []byte
+			keys := make([]uint32, 0, step)
+			dsts := make([][]byte, 0, step)
 			for {
-				b := next.Add(1) - 1
-				if b >= n {
+				lo := next.Add(step) - step
+				if lo >= n || lo+step < lo {
 					return
 				}
-				raw := int(x.Blocks.RawSize[b])
-				if cap(dst) < raw {
-					dst = make([]byte, raw)
+				hi := min(lo+step, n)
+				total := 0
+				for b := lo; b < hi; b++ {
+					total += int(x.Blocks.RawSize[b])
 				}
-				err := a.loadBlock(b, dst[:raw])
+				if cap(buf) < total {
+					buf = make([]byte, total)
+				}
+				keys, dsts = keys[:0], dsts[:0]
+				off := 0
+				for b := lo; b < hi; b++ {
+					raw := int(x.Blocks.RawSize[b])
+					keys = append(keys, b)
+					dsts = append(dsts, buf[off:off+raw:off+raw])
+					off += raw
+				}
+				var errs []error
+				if step == 1 {
+					errs = []error{a.loadBlock(lo, dsts[0])}
+				} else {
+					errs = a.loadBatch(keys, dsts)
+				}
 				mu.Lock()
-				rep.Blocks++
-				rep.StoredBytes += int64(x.Blocks.StoredSize[b])
-				rep.RawBytes += int64(raw)
-				if err != nil {
-					var be *BlockError
-					if !errors.As(err, &be) {
-						be = &BlockError{Block: b, Frame: x.FrameOf(b), Err: err}
+				for i, b := range keys {
+					rep.Blocks++
+					rep.StoredBytes += int64(x.Blocks.StoredSize[b])
+					rep.RawBytes += int64(len(dsts[i]))
+					if err := errs[i]; err != nil {
+						var be *BlockError
+						if !errors.As(err, &be) {
+							be = &BlockError{Block: b, Frame: x.FrameOf(b), Err: err}
+						}
+						rep.Damaged = append(rep.Damaged, be)
 					}
-					rep.Damaged = append(rep.Damaged, be)
-				}
-				if opt.Progress != nil {
-					opt.Progress(int64(x.Blocks.StoredSize[b]))
+					if opt.Progress != nil {
+						opt.Progress(int64(x.Blocks.StoredSize[b]))
+					}
 				}
 				mu.Unlock()
 			}
@@ -93,7 +122,14 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 	return rep, nil
 }
 
-// checkIndex re-reads the stored index and checks it against the footer.
+// verifyBatchBytes is the raw bytes of one batch handed to
+// Options.DecodeBatch by Verify: a device decodes fast only with hundreds
+// of blocks in one launch (gpu/BENCHMARKS.md).
+const verifyBatchBytes = 256 << 20
+
+// checkIndex re-reads the stored index and checks it against the footer,
+// and checks that the padding between index and footer (if any) is zero:
+// no byte of the archive goes unchecked.
 func (a *Archive) checkIndex() error {
 	f := a.footer
 	stored := make([]byte, f.IndexSize)
@@ -102,6 +138,30 @@ func (a *Archive) checkIndex() error {
 	}
 	if sum := codec.Checksum(stored); sum != f.IndexChecksum {
 		return fmt.Errorf("index checksum %016x, footer says %016x: %w", sum, f.IndexChecksum, format.ErrCorrupt)
+	}
+	end := f.IndexOffset + f.IndexSize
+	// ParseFooter guarantees end ≤ StreamSize − FooterSize; the footer
+	// starts the next volume only when fewer than FooterSize bytes are left.
+	pad := f.StreamSize - format.FooterSize - end
+	var want uint64
+	if a.layout.VolumeSize > 0 {
+		if r := uint64(a.layout.Payload()) - end%uint64(a.layout.Payload()); r < format.FooterSize {
+			want = r
+		}
+	}
+	if pad != want {
+		return fmt.Errorf("%w: %d bytes between the index and the footer, want %d", format.ErrCorrupt, pad, want)
+	}
+	if pad > 0 {
+		p := make([]byte, pad)
+		if err := a.vols.readStream(int64(end), p); err != nil {
+			return fmt.Errorf("padding before the footer: %w", err)
+		}
+		for i, c := range p {
+			if c != 0 {
+				return fmt.Errorf("%w: padding byte at stream offset %d is %#02x, want 0", format.ErrCorrupt, end+uint64(i), c)
+			}
+		}
 	}
 	return nil
 }
