@@ -101,6 +101,9 @@ func Open(path string, opt Options) (*Archive, error) {
 	for _, n := range vs.missingList() {
 		opt.Logf("arc: volume %s is missing: its blocks will read as damaged", vs.name(n))
 	}
+	for _, n := range vs.damagedList() {
+		opt.Logf("arc: volume %v", vs.damaged[n])
+	}
 	if err := a.readIndex(); err != nil {
 		vs.close()
 		return nil, err
@@ -177,6 +180,17 @@ func (a *Archive) MissingVolumes() []string {
 	var out []string
 	for _, n := range a.vols.missingList() {
 		out = append(out, a.vols.name(n))
+	}
+	return out
+}
+
+// DamagedVolumes returns what is wrong with each volume that is present
+// but damaged as a whole (a header that does not parse, a short file), in
+// volume order. Their blocks are still read, and checked one by one.
+func (a *Archive) DamagedVolumes() []error {
+	var out []error
+	for _, n := range a.vols.damagedList() {
+		out = append(out, a.vols.damaged[n])
 	}
 	return out
 }

@@ -24,6 +24,7 @@ type volumeSet struct {
 	count   uint32
 	layout  format.Layout
 	missing map[uint32]bool
+	damaged map[uint32]error // present but truncated or with a damaged header
 
 	mu    sync.Mutex
 	open  map[uint32]*volFile
@@ -59,6 +60,14 @@ func (vs *volumeSet) missingList() []uint32 {
 
 // openVolumes finds the set path belongs to, validates every volume's
 // header and size against the footer of the last one, and returns it.
+//
+// Damage stays local: a volume whose header does not parse (a flipped or
+// truncated header) or that is shorter than it should be is recorded in
+// damaged, not refused. Its bytes are still read where they exist, because
+// every block and the index carry their own checksums; reads past its end
+// fail as truncated. Only what makes the set unknowable is an error: no
+// valid header at all, a volume of another archive, the footer or the
+// index out of reach.
 func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	var footer format.Footer
 	base, num, ok := format.ParseVolumeName(path)
@@ -69,14 +78,13 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		base, num = path, 1
 		path = format.VolumeName(path, 1)
 	}
-	given, size, err := readHeader(path)
-	if err != nil {
-		return nil, footer, err
+	given, size, givenErr := readHeader(path)
+	if givenErr != nil && size < 0 {
+		return nil, footer, givenErr // missing, unreadable or not a regular file
 	}
-	if given.Number != num {
+	if givenErr == nil && given.Number != num {
 		return nil, footer, fmt.Errorf("%s: %w: header says this is volume %d", path, format.ErrCorrupt, given.Number)
 	}
-	layout := format.Layout{VolumeSize: int64(given.VolumeSize)}
 
 	// Every NAME.NNN present must belong to this archive.
 	present, err := listVolumes(base)
@@ -84,6 +92,13 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		return nil, footer, err
 	}
 	sizes := map[uint32]int64{num: size}
+	headers := map[uint32]format.VolumeHeader{}
+	damaged := map[uint32]error{}
+	if givenErr == nil {
+		headers[num] = given
+	} else {
+		damaged[num] = givenErr
+	}
 	last := num
 	for _, n := range present {
 		if n == num {
@@ -91,23 +106,45 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		}
 		p := format.VolumeName(base, n)
 		h, sz, err := readHeader(p)
-		if err != nil {
+		if err != nil && sz < 0 {
 			return nil, footer, err
 		}
-		if h.ID != given.ID {
-			return nil, footer, fmt.Errorf("%s: volume of another archive (id %s; %s has id %s)", p, h.ID, path, given.ID)
-		}
-		if h.Number != n {
-			return nil, footer, fmt.Errorf("%s: %w: header says this is volume %d", p, format.ErrCorrupt, h.Number)
-		}
-		if h.VolumeSize != given.VolumeSize {
-			return nil, footer, fmt.Errorf("%s: %w: volume size %d, %s says %d", p, format.ErrCorrupt, h.VolumeSize, path, given.VolumeSize)
-		}
 		sizes[n] = sz
+		if err != nil {
+			damaged[n] = err
+		} else {
+			headers[n] = h
+		}
 		if n > last {
 			last = n
 		}
 	}
+	// The reference header: the given volume's, else the nearest intact one.
+	ref, refPath := given, path
+	if givenErr != nil {
+		found := false
+		for n := last; n >= 1 && !found; n-- {
+			if h, ok := headers[n]; ok {
+				ref, refPath, found = h, format.VolumeName(base, n), true
+			}
+		}
+		if !found {
+			return nil, footer, givenErr // no volume of the set has a valid header
+		}
+	}
+	for n, h := range headers {
+		p := format.VolumeName(base, n)
+		if h.ID != ref.ID {
+			return nil, footer, fmt.Errorf("%s: volume of another archive (id %s; %s has id %s)", p, h.ID, refPath, ref.ID)
+		}
+		if h.Number != n {
+			return nil, footer, fmt.Errorf("%s: %w: header says this is volume %d", p, format.ErrCorrupt, h.Number)
+		}
+		if h.VolumeSize != ref.VolumeSize {
+			return nil, footer, fmt.Errorf("%s: %w: volume size %d, %s says %d", p, format.ErrCorrupt, h.VolumeSize, refPath, ref.VolumeSize)
+		}
+	}
+	layout := format.Layout{VolumeSize: int64(ref.VolumeSize)}
 	lastPath := format.VolumeName(base, last)
 	if layout.VolumeSize == 0 && last != 1 {
 		return nil, footer, fmt.Errorf("%s: %w: a one-volume archive has a volume %d", lastPath, format.ErrCorrupt, last)
@@ -122,8 +159,8 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		}
 		return nil, footer, fmt.Errorf("%s: truncated or not the last volume: %w", lastPath, err)
 	}
-	if footer.ID != given.ID {
-		return nil, footer, fmt.Errorf("%s: footer of another archive (id %s, volumes have %s)", lastPath, footer.ID, given.ID)
+	if footer.ID != ref.ID {
+		return nil, footer, fmt.Errorf("%s: footer of another archive (id %s, volumes have %s)", lastPath, footer.ID, ref.ID)
 	}
 	if footer.VolumeCount != last {
 		if footer.VolumeCount > last {
@@ -135,7 +172,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if got := layout.VolumeCount(stream); got != last {
 		return nil, footer, fmt.Errorf("%s: %w: a stream of %d bytes fills %d volumes, the footer says %d", lastPath, format.ErrCorrupt, stream, got, last)
 	}
-	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, open: map[uint32]*volFile{}}
+	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, damaged: map[uint32]error{}, open: map[uint32]*volFile{}}
 	for n := uint32(1); n <= last; n++ {
 		sz, ok := sizes[n]
 		if !ok {
@@ -146,17 +183,30 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		if n == last {
 			want = format.VolumeHeaderSize + stream - int64(last-1)*layout.Payload()
 		}
-		if sz < want {
-			return nil, footer, fmt.Errorf("%s: %w: %d bytes, want %d", vs.name(n), format.ErrTruncated, sz, want)
-		}
 		if sz > want {
 			return nil, footer, fmt.Errorf("%s: %w: %d bytes, want %d (trailing data)", vs.name(n), format.ErrCorrupt, sz, want)
+		}
+		switch {
+		case sz < want:
+			// A short volume (the last one cannot be: its footer is read
+			// from its end) reads as far as it goes.
+			vs.damaged[n] = fmt.Errorf("%s: %w: %d bytes, want %d", vs.name(n), format.ErrTruncated, sz, want)
+		case damaged[n] != nil:
+			cause := damaged[n]
+			var he *headerError
+			if errors.As(cause, &he) {
+				cause = he.err
+			}
+			vs.damaged[n] = fmt.Errorf("%s: damaged header: %w", vs.name(n), cause)
 		}
 	}
 	// The index must be readable in full: damage may be local, the index is not.
 	err = layout.Spans(int64(footer.IndexOffset), int64(footer.IndexSize), func(s format.Span) error {
 		if vs.missing[s.Volume] {
 			return fmt.Errorf("%s is missing and holds the archive's index", vs.name(s.Volume))
+		}
+		if sizes[s.Volume] < s.FileOff+s.Len {
+			return fmt.Errorf("%s holds the archive's index: %w", vs.name(s.Volume), vs.damaged[s.Volume])
 		}
 		return nil
 	})
@@ -167,30 +217,42 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 }
 
 // readHeader reads and validates the header of the volume at path.
+// The size is -1 when the file cannot serve as a volume at all (missing,
+// unreadable, not a regular file); with a header that does not parse it is
+// the file's size and the error says what is wrong with the header.
 func readHeader(path string) (format.VolumeHeader, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return format.VolumeHeader{}, 0, err
+		return format.VolumeHeader{}, -1, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return format.VolumeHeader{}, 0, err
+		return format.VolumeHeader{}, -1, err
 	}
 	if !st.Mode().IsRegular() {
-		return format.VolumeHeader{}, 0, fmt.Errorf("%s: not a regular file", path)
+		return format.VolumeHeader{}, -1, fmt.Errorf("%s: not a regular file", path)
 	}
 	b := make([]byte, format.VolumeHeaderSize)
 	n, err := f.ReadAt(b, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return format.VolumeHeader{}, 0, fmt.Errorf("%s: %w", path, err)
+		return format.VolumeHeader{}, -1, fmt.Errorf("%s: %w", path, err)
 	}
 	h, err := format.ParseVolumeHeader(b[:n])
 	if err != nil {
-		return h, 0, fmt.Errorf("%s: %w", path, err)
+		return h, st.Size(), &headerError{path, err}
 	}
 	return h, st.Size(), nil
 }
+
+// headerError is a volume header that does not parse.
+type headerError struct {
+	path string
+	err  error
+}
+
+func (e *headerError) Error() string { return e.path + ": " + e.err.Error() }
+func (e *headerError) Unwrap() error { return e.err }
 
 func readFooter(path string, size int64) (format.Footer, error) {
 	if size < format.VolumeHeaderSize+format.FooterSize {
@@ -264,6 +326,15 @@ func (vs *volumeSet) release(v *volFile) {
 		v.f.Close()
 	}
 	vs.mu.Unlock()
+}
+
+func (vs *volumeSet) damagedList() []uint32 {
+	var out []uint32
+	for n := range vs.damaged {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
 }
 
 // readStream fills p from stream offset off, across volumes.

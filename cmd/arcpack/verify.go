@@ -56,6 +56,13 @@ func notAnArchive(path string) error {
 		return fmt.Errorf("%s: %w: shorter than a volume header", p, format.ErrNotArchive)
 	}
 	if _, err := format.ParseVolumeHeader(b); errors.Is(err, format.ErrNotArchive) || errors.Is(err, format.ErrVersion) {
+		// A damaged header in a set of volumes is damage, not a foreign
+		// file: the other volumes' headers vouch for the set (reader.Open).
+		if base, _, ok := format.ParseVolumeName(p); ok {
+			if vols, _ := format.ListVolumes(base); len(vols) > 1 {
+				return nil
+			}
+		}
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	return nil
@@ -116,6 +123,9 @@ func writeVerifyText(out io.Writer, u *units, archive string, a *reader.Archive,
 	for _, v := range r.MissingVolumes {
 		fmt.Fprintf(out, "missing volume: %s\n", v)
 	}
+	for _, v := range r.DamagedVolumes {
+		fmt.Fprintf(out, "damaged volume: %s\n", oneLine(v.Error()))
+	}
 	if !r.IndexOK {
 		fmt.Fprintf(out, "damaged index: %s\n", oneLine(fmt.Sprint(r.IndexErr)))
 	}
@@ -137,6 +147,7 @@ type verifyJSON struct {
 	IndexOK        bool        `json:"index_ok"`
 	IndexError     string      `json:"index_error,omitempty"`
 	MissingVolumes []string    `json:"missing_volumes"`
+	DamagedVolumes []string    `json:"damaged_volumes"` // "NAME.NNN: what is wrong" (header, length)
 	DamagedBlocks  []blockJSON `json:"damaged_blocks"`
 	AffectedFiles  []string    `json:"affected_files"`
 }
@@ -153,6 +164,10 @@ func writeVerifyJSON(out io.Writer, r *reader.VerifyReport) error {
 		Intact: r.Intact(), Blocks: r.Blocks, StoredBytes: r.StoredBytes, RawBytes: r.RawBytes,
 		IndexOK: r.IndexOK, MissingVolumes: append([]string{}, r.MissingVolumes...),
 		DamagedBlocks: []blockJSON{}, AffectedFiles: append([]string{}, r.AffectedFiles...),
+		DamagedVolumes: []string{},
+	}
+	for _, e := range r.DamagedVolumes {
+		v.DamagedVolumes = append(v.DamagedVolumes, e.Error())
 	}
 	if r.IndexErr != nil {
 		v.IndexError = r.IndexErr.Error()
