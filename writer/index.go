@@ -120,6 +120,9 @@ func (p *packer) buildIndex() (*format.Index, error) {
 	x.Frames = p.frames
 	x.Blob = blob
 	x.Users = ownerNames(uids, func(id string) (string, error) {
+		if name, ok := p.tarOwner(id, false); ok {
+			return name, nil
+		}
 		u, err := user.LookupId(id)
 		if err != nil {
 			return "", err
@@ -127,6 +130,9 @@ func (p *packer) buildIndex() (*format.Index, error) {
 		return u.Username, nil
 	})
 	x.Groups = ownerNames(gids, func(id string) (string, error) {
+		if name, ok := p.tarOwner(id, true); ok {
+			return name, nil
+		}
 		g, err := user.LookupGroupId(id)
 		if err != nil {
 			return "", err

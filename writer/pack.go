@@ -34,7 +34,13 @@ type fileJob struct {
 	changed bool      // changed while read twice: the second read is kept
 	stamp   fileStamp // for a file that grew out of being read whole
 	err     error
-	done    chan struct{}
+
+	// From a tar stream: the entry, and for a file too large to hold,
+	// the stream to copy it from, closing consumed once done.
+	entry    *tarEntry
+	stream   io.Reader
+	consumed chan struct{}
+	done     chan struct{}
 }
 
 type inodeKey struct{ dev, ino uint64 }
@@ -474,6 +480,16 @@ func openNoAtime(path string) (int, error) {
 
 // sequence places one file's content, in path order.
 func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error {
+	if j.entry != nil {
+		// A tar entry joins the tree here, on the sequencer, which owns
+		// the node slice while a stream is packed.
+		if !p.addTarNode(j) {
+			if j.consumed != nil {
+				close(j.consumed) // the tar reader skips the content
+			}
+			return nil
+		}
+	}
 	n := &p.nodes[j.node]
 	if j.err != nil {
 		return p.unreadable(n, j.err)
@@ -510,6 +526,10 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 		}
 		p.res.InputBytes += int64(len(j.data))
 		p.bytesDone.Add(int64(len(j.data)))
+	case j.stream != nil:
+		j.sum, err = p.streamTar(n, j.stream, st)
+		close(j.consumed)
+		j.hashed = err == nil
 	default:
 		var sum [32]byte
 		sum, err = p.streamFile(n, st, j.hashed)
@@ -717,19 +737,13 @@ func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum 
 			want := min(int64(len(buf)), left)
 			m, err := f.ReadAt(buf[:want], at)
 			if m > 0 {
-				if h != nil {
-					h.Write(buf[:m])
-				}
-				chunks, samples := p.prepare(buf[:m])
-				if werr := p.placeChunks(buf[:m], chunks, samples, st); werr != nil {
+				if werr := p.placeRead(buf[:m], h, st); werr != nil {
 					return sum, false, werr
 				}
 				stored += int64(m)
 				at += int64(m)
 				left -= int64(m)
 				input += int64(m)
-				p.res.InputBytes += int64(m)
-				p.bytesDone.Add(int64(m))
 			}
 			if err == io.EOF {
 				left = 0 // shrank: the stamp check below sees it
@@ -757,6 +771,21 @@ func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum 
 	}
 	changed = stored != size || grown > 0 || stampOf(&before) != stampOf(&after)
 	return sum, changed, nil
+}
+
+// placeRead places a piece of a streamed file just read, hashing it into h
+// when h is set.
+func (p *packer) placeRead(b []byte, h *blake3.Hasher, st *streamer) error {
+	if h != nil {
+		h.Write(b)
+	}
+	chunks, samples := p.prepare(b)
+	if err := p.placeChunks(b, chunks, samples, st); err != nil {
+		return err
+	}
+	p.res.InputBytes += int64(len(b))
+	p.bytesDone.Add(int64(len(b)))
+	return nil
 }
 
 // skipAfter handles a read error part way through a streamed file. Bytes

@@ -168,6 +168,20 @@ func (o *Options) warn(err error) {
 
 // Create packs sources into the archive out (volumes out.001, out.002, …).
 func Create(ctx context.Context, out string, sources []string, opt Options) (*Result, error) {
+	scanned := func(p *packer) error {
+		nodes, err := scan(sources, p.opt)
+		if err != nil {
+			return err
+		}
+		p.nodes = nodes
+		return nil
+	}
+	return create(ctx, out, opt, scanned, (*packer).pack)
+}
+
+// create makes an archive whose tree setup finds before any volume exists,
+// and whose content pack places.
+func create(ctx context.Context, out string, opt Options, setup, pack func(*packer) error) (*Result, error) {
 	start := time.Now()
 	if err := opt.normalize(); err != nil {
 		return nil, err
@@ -201,11 +215,9 @@ func Create(ctx context.Context, out string, sources []string, opt Options) (*Re
 		}
 	}
 	p.report("scan")
-	nodes, err := scan(sources, &opt)
-	if err != nil {
+	if err := setup(p); err != nil {
 		return nil, err
 	}
-	p.nodes = nodes
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -223,7 +235,7 @@ func Create(ctx context.Context, out string, sources []string, opt Options) (*Re
 	p.vw = vw
 	p.report("pack")
 	stopProgress := p.startProgress()
-	err = p.pack()
+	err = pack(p)
 	stopProgress()
 	if err != nil {
 		return nil, err
@@ -292,7 +304,8 @@ type packer struct {
 	segCfg      segment.Config
 	sampleBits  uint // gear sampling shared by segments and chunks
 	sampleBuf   []segment.Sample
-	fileExt     int // first extent of the file being placed
+	fileExt     int      // first extent of the file being placed
+	tar         *tarTree // set while a tar stream is packed
 	seenMu      sync.Mutex
 	seenSet     map[dupKey]struct{} // content hashes the readers have met
 

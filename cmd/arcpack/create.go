@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"sync/atomic"
 	"syscall"
 
@@ -14,6 +15,7 @@ import (
 	"arc/writer/segment"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 type createFlags struct {
@@ -40,16 +42,21 @@ func newCreateCommand(u *units) *cobra.Command {
 	f := &createFlags{volumeSize: 98 << 20, frameSize: 16 << 20, blockSize: 1 << 20, segments: true,
 		segmentMin: int64(defSeg.MinLen), segmentHist: defSeg.History}
 	c := &cobra.Command{
-		Use:   "create SRC... -o OUT",
+		Use:   "create SRC... -o OUT  |  create - -o OUT",
 		Short: "Pack files and directories into an archive OUT.001, OUT.002, ...",
 		Long: `Pack SRC into the archive OUT, written as volumes OUT.001, OUT.002, ... of
 --volume-size bytes each. One directory SRC becomes the archive's root; with several
 SRC (or a file) each becomes a top-level entry under its base name. Identical files
 are stored once. Unreadable files are reported and skipped (exit 1), or stop the
-run with --strict. Sizes take K, M, G and T suffixes (powers of 1024).`,
+run with --strict. Sizes take K, M, G and T suffixes (powers of 1024).
+
+SRC "-" reads a tar stream (GNU, ustar or pax, with xattrs, ACLs and hardlinks)
+from standard input and packs its members, with the same dedup, in the stream's
+order; directories it never names get mode 0755.`,
 		Example: `  arcpack create ~/src -o /backup/src
   arcpack create etc home -o /backup/sys --volume-size 4G --level high
-  arcpack create big/ -o one --volume-size 0   # a single volume, one.001`,
+  arcpack create big/ -o one --volume-size 0   # a single volume, one.001
+  tar -c --xattrs -C /srv data | arcpack create - -o /backup/data`,
 		Args: minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error { return runCreate(c, u, f, args) },
 	}
@@ -104,6 +111,15 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		segs.MinLen = -1
 	} else if err := segs.Validate(); err != nil {
 		return usageErrorf("create: %v", err)
+	}
+	fromTar := slices.Contains(sources, "-")
+	if fromTar {
+		if len(sources) > 1 {
+			return usageErrorf("create: - (a tar stream on standard input) cannot be combined with other sources")
+		}
+		if term.IsTerminal(int(os.Stdin.Fd())) {
+			return usageErrorf("create: - reads a tar stream from standard input, which is a terminal; pipe one in (tar -c DIR | arcpack create - -o OUT)")
+		}
 	}
 	showBar, err := wantProgress(f.progress)
 	if err != nil {

@@ -1,0 +1,140 @@
+package writer
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"os/user"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// POSIX ACL entry tags, as the kernel's system.posix_acl_* xattrs store them.
+const (
+	aclUserObj  = 0x01
+	aclUser     = 0x02
+	aclGroupObj = 0x04
+	aclGroup    = 0x08
+	aclMask     = 0x10
+	aclOther    = 0x20
+	aclNoID     = 0xFFFFFFFF
+	aclVersion  = 2
+)
+
+// aclFromText converts an ACL in the text form tar's SCHILY.acl records hold
+// ("user::rw-,user:1000:r--,group::r--,mask::r--,other::r--", entries split
+// by commas or newlines, "#" comments, names or numeric ids) into the
+// kernel's binary xattr value: a version word, then tag, permission and id
+// per entry, sorted by tag and id.
+func aclFromText(text string) ([]byte, error) {
+	type entry struct {
+		tag  uint16
+		perm uint16
+		id   uint32
+	}
+	var ents []entry
+	for _, f := range strings.FieldsFunc(text, func(r rune) bool { return r == ',' || r == '\n' }) {
+		if i := strings.IndexByte(f, '#'); i >= 0 {
+			f = f[:i]
+		}
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		parts := strings.Split(f, ":")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("ACL entry %q: want tag:qualifier:permissions", f)
+		}
+		perm, err := aclPerm(parts[2])
+		if err != nil {
+			return nil, fmt.Errorf("ACL entry %q: %w", f, err)
+		}
+		e := entry{perm: perm, id: aclNoID}
+		qual := parts[1]
+		switch parts[0] {
+		case "user", "u":
+			e.tag = aclUserObj
+			if qual != "" {
+				e.tag = aclUser
+				if e.id, err = aclID(qual, false); err != nil {
+					return nil, err
+				}
+			}
+		case "group", "g":
+			e.tag = aclGroupObj
+			if qual != "" {
+				e.tag = aclGroup
+				if e.id, err = aclID(qual, true); err != nil {
+					return nil, err
+				}
+			}
+		case "mask", "m":
+			e.tag = aclMask
+		case "other", "o":
+			e.tag = aclOther
+		default:
+			return nil, fmt.Errorf("ACL entry %q: unknown tag", f)
+		}
+		if e.tag&(aclMask|aclOther) != 0 && qual != "" {
+			return nil, fmt.Errorf("ACL entry %q: %s takes no qualifier", f, parts[0])
+		}
+		ents = append(ents, e)
+	}
+	if len(ents) == 0 {
+		return nil, fmt.Errorf("ACL %q has no entries", text)
+	}
+	slices.SortFunc(ents, func(a, b entry) int {
+		if c := cmp.Compare(a.tag, b.tag); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	out := binary.LittleEndian.AppendUint32(nil, aclVersion)
+	for _, e := range ents {
+		out = binary.LittleEndian.AppendUint16(out, e.tag)
+		out = binary.LittleEndian.AppendUint16(out, e.perm)
+		out = binary.LittleEndian.AppendUint32(out, e.id)
+	}
+	return out, nil
+}
+
+// aclPerm parses "rwx" with "-" for a missing permission.
+func aclPerm(s string) (uint16, error) {
+	var p uint16
+	for _, c := range s {
+		switch c {
+		case 'r':
+			p |= 4
+		case 'w':
+			p |= 2
+		case 'x':
+			p |= 1
+		case '-':
+		default:
+			return 0, fmt.Errorf("permissions %q: want r, w, x or -", s)
+		}
+	}
+	return p, nil
+}
+
+// aclID resolves a qualifier: a numeric id, else a name on this machine.
+func aclID(q string, group bool) (uint32, error) {
+	if n, err := strconv.ParseUint(q, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	if group {
+		g, err := user.LookupGroup(q)
+		if err != nil {
+			return 0, fmt.Errorf("group %q: %w", q, err)
+		}
+		n, err := strconv.ParseUint(g.Gid, 10, 32)
+		return uint32(n), err
+	}
+	u, err := user.Lookup(q)
+	if err != nil {
+		return 0, fmt.Errorf("user %q: %w", q, err)
+	}
+	n, err := strconv.ParseUint(u.Uid, 10, 32)
+	return uint32(n), err
+}

@@ -1,0 +1,401 @@
+package writer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"arc/format"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sys/unix"
+)
+
+// CreateFromTar packs the tar stream r (GNU, POSIX ustar and pax, as
+// archive/tar reads them) into the archive out, with the same dedup as
+// Create. The stream is read once, in its own order: that order is the
+// unique-data stream's. Members keep their metadata, pax xattrs
+// (SCHILY.xattr and LIBARCHIVE.xattr records), POSIX ACLs (SCHILY.acl text)
+// and hardlinks; a member named again later replaces the earlier one, as
+// extracting the stream would. Directories the stream never names are
+// created with mode 0755.
+func CreateFromTar(ctx context.Context, out string, r io.Reader, opt Options) (*Result, error) {
+	if opt.Order == OrderSimilar {
+		return nil, errors.New("--order similar needs the whole tree before packing; a tar stream is packed in its own order")
+	}
+	setup := func(p *packer) error {
+		now := timeNow()
+		p.nodes = []node{{mode: format.ModeDir | 0o755, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now, parent: -1, path: "."}}
+		p.extStart, p.extCount = []uint32{0}, []uint32{0}
+		p.tar = &tarTree{paths: map[string]int32{"": 0}, users: map[uint32]string{}, groups: map[uint32]string{}}
+		return nil
+	}
+	return create(ctx, out, opt, setup, func(p *packer) error { return p.packTar(r) })
+}
+
+// tarDev is the device number of the inodes hardlinked members share.
+const tarDev = ^uint64(0)
+
+// tarTree is the state of a tree being built from a tar stream.
+type tarTree struct {
+	paths         map[string]int32  // cleaned member path → node ("" is the root)
+	inodes        uint64            // inode numbers handed to hardlinked members
+	users, groups map[uint32]string // owner names the members carry
+	skipped       int64             // members the reader left out
+}
+
+// tarEntry is one member, as the stream reader parsed it.
+type tarEntry struct {
+	path string // cleaned, relative; "" is the root
+	link string // cleaned hardlink target, for a hardlink
+	n    node
+}
+
+// packTar reads the stream on the producer goroutine: members up to the
+// whole-file limit are read into memory and hashed and sampled by the
+// workers; a larger one is copied by the sequencer straight from the stream
+// while the reader waits.
+func (p *packer) packTar(r io.Reader) error {
+	tr := tar.NewReader(r)
+	produce := func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error {
+		for {
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("tar stream: %w", err)
+			}
+			e, err := p.tarEntry(hdr)
+			if err != nil {
+				if p.opt.Strict {
+					return err
+				}
+				p.opt.warn(fmt.Errorf("%w (skipped)", err))
+				p.tar.skipped++ // the sequencer owns p.res meanwhile
+				continue
+			}
+			j := &fileJob{entry: e, done: make(chan struct{})}
+			p.filesTotal.Add(1)
+			size := e.n.size
+			if !e.n.isReg() || e.link != "" || size == 0 {
+				close(j.done)
+				if err := send(ctx, queue, j); err != nil {
+					return err
+				}
+				continue
+			}
+			p.bytesTotal.Add(size)
+			if size > p.opt.wholeMax {
+				j.stream, j.consumed = tr, make(chan struct{})
+				close(j.done)
+				if err := send(ctx, queue, j); err != nil {
+					return err
+				}
+				select {
+				case <-j.consumed:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				continue
+			}
+			if err := budget.Acquire(ctx, size); err != nil {
+				return err
+			}
+			j.held = size
+			j.data = make([]byte, size)
+			if _, err := io.ReadFull(tr, j.data); err != nil {
+				return fmt.Errorf("tar stream: %s: %w", hdr.Name, err)
+			}
+			j.whole = true
+			if err := send(ctx, queue, j); err != nil {
+				return err
+			}
+			if err := send(ctx, work, j); err != nil {
+				return err
+			}
+		}
+	}
+	// Sizes are unknown until the stream ends: every member is hashed.
+	digest := func(j *fileJob) {
+		j.sum, j.hashed = blake3.Sum256(j.data), true
+		if !p.seen(dupKey{int64(len(j.data)), j.sum}) {
+			j.chunks, j.samples = p.prepare(j.data)
+		}
+	}
+	if err := p.run(produce, digest); err != nil {
+		return err
+	}
+	p.res.Skipped += p.tar.skipped
+	for i := range p.nodes {
+		if c := p.nodes[i].children; len(c) > 1 {
+			nodes := p.nodes
+			slices.SortFunc(c, func(a, b int32) int { return bytes.Compare(nodes[a].name, nodes[b].name) })
+		}
+	}
+	return nil
+}
+
+// tarEntry turns a member's header into an entry, or says why it cannot be
+// archived.
+func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
+	name, err := tarPath(hdr.Name)
+	if err != nil {
+		return nil, err
+	}
+	n := node{
+		name:  []byte(path.Base(name)),
+		path:  hdr.Name,
+		mode:  uint32(hdr.Mode) & 0o7777,
+		uid:   uint32(hdr.Uid),
+		gid:   uint32(hdr.Gid),
+		mtime: hdr.ModTime.UnixNano(),
+		atime: hdr.ModTime.UnixNano(),
+	}
+	if name == "" {
+		n.name = nil
+	}
+	if !hdr.AccessTime.IsZero() {
+		n.atime = hdr.AccessTime.UnixNano()
+	}
+	e := &tarEntry{path: name}
+	switch hdr.Typeflag {
+	case tar.TypeReg, '\x00', tar.TypeCont, tar.TypeGNUSparse:
+		if hdr.Size < 0 {
+			return nil, fmt.Errorf("tar member %s: negative size", hdr.Name)
+		}
+		n.mode |= format.ModeReg
+		n.size = hdr.Size
+		n.blocks = (hdr.Size + 511) / 512
+	case tar.TypeLink:
+		if e.link, err = tarPath(hdr.Linkname); err != nil || e.link == "" {
+			return nil, fmt.Errorf("tar member %s: hardlink to %q: not a member path", hdr.Name, hdr.Linkname)
+		}
+	case tar.TypeSymlink:
+		n.mode |= format.ModeLink
+		n.target = []byte(hdr.Linkname)
+		n.size = int64(len(n.target))
+	case tar.TypeDir:
+		n.mode |= format.ModeDir
+	case tar.TypeChar, tar.TypeBlock:
+		n.mode |= format.ModeChr
+		if hdr.Typeflag == tar.TypeBlock {
+			n.mode = n.mode&^format.ModeType | format.ModeBlk
+		}
+		n.rdev = unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+	case tar.TypeFifo:
+		n.mode |= format.ModeFifo
+	default:
+		return nil, fmt.Errorf("tar member %s: type %q is not supported", hdr.Name, hdr.Typeflag)
+	}
+	if name == "" && !n.isDir() {
+		return nil, fmt.Errorf("tar member %s: the root must be a directory", hdr.Name)
+	}
+	n.xattrs = p.tarXattrs(hdr)
+	if hdr.Uname != "" {
+		p.tar.users[n.uid] = hdr.Uname
+	}
+	if hdr.Gname != "" {
+		p.tar.groups[n.gid] = hdr.Gname
+	}
+	e.n = n
+	return e, nil
+}
+
+// tarPath cleans a member name into a path relative to the archive root,
+// as tar extracts it: leading slashes and "./" go; ".." anywhere is refused.
+func tarPath(name string) (string, error) {
+	rel := strings.TrimLeft(name, "/")
+	for _, c := range strings.Split(rel, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("tar member %s: a name with \"..\" would leave the archive root", name)
+		}
+		if len(c) > format.MaxNameLen {
+			return "", fmt.Errorf("tar member %s: a name longer than %d bytes", name, format.MaxNameLen)
+		}
+	}
+	rel = path.Clean(rel)
+	if rel == "." {
+		return "", nil
+	}
+	return rel, nil
+}
+
+// tarXattrs collects a member's extended attributes from its pax records.
+func (p *packer) tarXattrs(hdr *tar.Header) []xattr {
+	var out []xattr
+	add := func(name string, value []byte) {
+		if len(value) > format.MaxXattrValue || name == "" {
+			p.opt.warn(fmt.Errorf("tar member %s: extended attribute %q: value over %d bytes (left out)", hdr.Name, name, format.MaxXattrValue))
+			return
+		}
+		if slices.ContainsFunc(out, func(x xattr) bool { return string(x.name) == name }) {
+			return
+		}
+		out = append(out, xattr{name: []byte(name), value: value})
+	}
+	for k, v := range hdr.PAXRecords {
+		switch {
+		case strings.HasPrefix(k, "SCHILY.xattr."):
+			add(strings.TrimPrefix(k, "SCHILY.xattr."), []byte(v))
+		case strings.HasPrefix(k, "LIBARCHIVE.xattr."):
+			name, err1 := url.QueryUnescape(strings.TrimPrefix(k, "LIBARCHIVE.xattr."))
+			val, err2 := base64.RawStdEncoding.DecodeString(strings.TrimRight(v, "="))
+			if err1 != nil || err2 != nil {
+				p.opt.warn(fmt.Errorf("tar member %s: record %s is not valid (left out)", hdr.Name, k))
+				continue
+			}
+			add(name, val)
+		}
+	}
+	// ACLs come as text; the archive keeps them as the kernel's xattrs.
+	for rec, name := range map[string]string{"SCHILY.acl.access": "system.posix_acl_access", "SCHILY.acl.default": "system.posix_acl_default"} {
+		if text, ok := hdr.PAXRecords[rec]; ok && strings.TrimSpace(text) != "" {
+			val, err := aclFromText(text)
+			if err != nil {
+				p.opt.warn(fmt.Errorf("tar member %s: %s: %w (left out)", hdr.Name, rec, err))
+				continue
+			}
+			add(name, val)
+		}
+	}
+	slices.SortFunc(out, func(a, b xattr) int { return bytes.Compare(a.name, b.name) })
+	return out
+}
+
+// addTarNode puts a member into the tree; it reports whether the member has
+// content to place (a regular file that is not a hardlink).
+func (p *packer) addTarNode(j *fileJob) bool {
+	t, e := p.tar, j.entry
+	if e.path == "" {
+		r := &p.nodes[0]
+		children := r.children
+		*r = e.n
+		r.parent, r.children, r.path = -1, children, "."
+		return false
+	}
+	parent, err := p.tarDir(path.Dir(e.path))
+	if err != nil {
+		p.opt.warn(fmt.Errorf("tar member %s: %w (skipped)", e.n.path, err))
+		p.res.Skipped++
+		return false
+	}
+	n := e.n
+	if e.link != "" {
+		ti, ok := t.paths[e.link]
+		if !ok || p.nodes[ti].isDir() {
+			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which is not an earlier file member (skipped)", e.n.path, e.link))
+			p.res.Skipped++
+			return false
+		}
+		target := &p.nodes[ti]
+		if target.nlink < 2 {
+			t.inodes++
+			target.dev, target.ino, target.nlink = tarDev, t.inodes, 2
+		}
+		n = *target
+		n.name, n.path, n.children = e.n.name, e.n.path, nil
+		j.node = p.insertTarNode(parent, e.path, n)
+		p.extStart[j.node], p.extCount[j.node] = p.extStart[ti], p.extCount[ti]
+		return false
+	}
+	if old, ok := t.paths[e.path]; ok && n.isDir() && p.nodes[old].isDir() {
+		// A directory named again: new metadata, same children.
+		o := &p.nodes[old]
+		children := o.children
+		*o = n
+		o.parent, o.children = parent, children
+		return false
+	}
+	j.node = p.insertTarNode(parent, e.path, n)
+	return n.isReg()
+}
+
+// insertTarNode adds n under parent at path, replacing what was there.
+func (p *packer) insertTarNode(parent int32, at string, n node) int32 {
+	if old, ok := p.tar.paths[at]; ok {
+		p.nodes[old].skip = true
+	}
+	idx := int32(len(p.nodes))
+	n.parent = parent
+	p.nodes = append(p.nodes, n)
+	p.extStart = append(p.extStart, 0)
+	p.extCount = append(p.extCount, 0)
+	p.nodes[parent].children = append(p.nodes[parent].children, idx)
+	p.tar.paths[at] = idx
+	return idx
+}
+
+// tarDir returns the directory node at dir, creating it and its parents
+// when the stream has not named them (yet).
+func (p *packer) tarDir(dir string) (int32, error) {
+	if dir == "." {
+		return 0, nil
+	}
+	if i, ok := p.tar.paths[dir]; ok {
+		if !p.nodes[i].isDir() {
+			return 0, fmt.Errorf("%s is not a directory", dir)
+		}
+		return i, nil
+	}
+	parent, err := p.tarDir(path.Dir(dir))
+	if err != nil {
+		return 0, err
+	}
+	now := timeNow()
+	return p.insertTarNode(parent, dir, node{
+		name: []byte(path.Base(dir)), path: dir, mode: format.ModeDir | 0o755,
+		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now,
+	}), nil
+}
+
+// streamTar copies a member too large to hold from the stream in
+// block-sized reads and returns the BLAKE3-256 of its content.
+func (p *packer) streamTar(n *node, r io.Reader, st *streamer) (sum [32]byte, err error) {
+	h := blake3.New()
+	buf := make([]byte, min(p.opt.BlockSize, n.size))
+	for left := n.size; left > 0; {
+		if err := p.ctx.Err(); err != nil {
+			return sum, err
+		}
+		m := min(int64(len(buf)), left)
+		if _, err := io.ReadFull(r, buf[:m]); err != nil {
+			return sum, fmt.Errorf("tar stream: %s: %w", n.path, err)
+		}
+		if err := p.placeRead(buf[:m], h, st); err != nil {
+			return sum, err
+		}
+		left -= m
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+// tarOwner is the user (or group) name the stream gave id, if any: the
+// names of the machine that made the stream, not this one's.
+func (p *packer) tarOwner(id string, group bool) (string, bool) {
+	if p.tar == nil {
+		return "", false
+	}
+	n, err := strconv.ParseUint(id, 10, 32)
+	if err != nil {
+		return "", false
+	}
+	names := p.tar.users
+	if group {
+		names = p.tar.groups
+	}
+	name, ok := names[uint32(n)]
+	return name, ok
+}

@@ -1,0 +1,240 @@
+package writer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"arc/format"
+)
+
+// tarOf writes members into a tar stream with archive/tar.
+func tarOf(t *testing.T, format tar.Format, members []tarMember) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, m := range members {
+		h := m.hdr
+		h.Format = format
+		h.Size = int64(len(m.body))
+		if h.Typeflag != tar.TypeReg {
+			h.Size = 0
+		}
+		if h.ModTime.IsZero() {
+			h.ModTime = time.Unix(1700000000, 0)
+		}
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatalf("%s: %v", h.Name, err)
+		}
+		if _, err := tw.Write(m.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+type tarMember struct {
+	hdr  tar.Header
+	body []byte
+}
+
+func reg(name string, body []byte) tarMember {
+	return tarMember{tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Uid: 1000, Gid: 100, Uname: "alice", Gname: "users"}, body}
+}
+
+func packTarBytes(t *testing.T, stream []byte, o Options) (*Result, *archive, []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var warnings []string
+	o.Warn = func(err error) { mu.Lock(); warnings = append(warnings, err.Error()); mu.Unlock() }
+	res, err := CreateFromTar(context.Background(), filepath.Join(t.TempDir(), "t"), bytes.NewReader(stream), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, readBack(t, res.Volumes, 0), warnings
+}
+
+func TestTarStreamKeepsContentMetadataAndLinks(t *testing.T) {
+	big := randBytes(7, 300<<10) // streamed: over the whole-file limit below
+	little := randBytes(8, 20<<10)
+	members := []tarMember{
+		{tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 1000, Gid: 100, Uname: "alice", Gname: "users"}, nil},
+		{tar.Header{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
+		reg("./etc/a.conf", little),
+		reg("./etc/copy.conf", little),
+		reg("./big.bin", big),
+		reg("./big-copy.bin", big),
+		{tar.Header{Name: "./etc/hard", Typeflag: tar.TypeLink, Linkname: "./etc/a.conf"}, nil},
+		{tar.Header{Name: "./sym", Typeflag: tar.TypeSymlink, Linkname: "etc/a.conf", Mode: 0o777}, nil},
+		{tar.Header{Name: "./fifo", Typeflag: tar.TypeFifo, Mode: 0o600}, nil},
+		{tar.Header{Name: "./dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3}, nil},
+		{tar.Header{Name: "./setuid", Typeflag: tar.TypeReg, Mode: 0o4755}, nil},
+		{tar.Header{Name: "./x", Typeflag: tar.TypeReg, Mode: 0o644, PAXRecords: map[string]string{
+			"SCHILY.xattr.user.note":        "hello",
+			"SCHILY.acl.access":             "user::rw-,user:1234:r--,group::r--,mask::r--,other::---",
+			"LIBARCHIVE.xattr.user.encoded": "d29ybGQ",
+		}}, []byte("x")},
+		reg("deep/implicit/file", []byte("implicit parents")),
+	}
+	o := small()
+	o.wholeMax = 64 << 10
+	res, a, warnings := packTarBytes(t, tarOf(t, tar.FormatPAX, members), o)
+	if len(warnings) != 0 {
+		t.Fatalf("warnings: %q", warnings)
+	}
+	x := a.idx
+	want := map[string][]byte{"etc/a.conf": little, "etc/copy.conf": little, "etc/hard": little, "big.bin": big, "big-copy.bin": big, "x": []byte("x"), "deep/implicit/file": []byte("implicit parents"), "setuid": nil}
+	for p, c := range want {
+		if !bytes.Equal(a.content[p], c) {
+			t.Errorf("%s: content differs (%d bytes, want %d)", p, len(a.content[p]), len(c))
+		}
+	}
+	mode := func(p string) uint32 { return x.Inodes.Mode[a.inode[p]] }
+	for p, m := range map[string]uint32{"": format.ModeDir | 0o750, "etc": format.ModeDir | 0o755, "sym": format.ModeLink | 0o777, "fifo": format.ModeFifo | 0o600, "dev/null": format.ModeChr | 0o666, "setuid": format.ModeReg | 0o4755, "deep/implicit": format.ModeDir | 0o755} {
+		if mode(p) != m {
+			t.Errorf("%s: mode %o, want %o", p, mode(p), m)
+		}
+	}
+	if a.inode["etc/hard"] != a.inode["etc/a.conf"] {
+		t.Error("the hardlink does not share its target's inode")
+	}
+	if a.inode["etc/copy.conf"] == a.inode["etc/a.conf"] {
+		t.Error("a copy became a hardlink")
+	}
+	if res.DupFiles != 1 || res.Hardlinks != 1 {
+		t.Errorf("dup files %d, hardlinks %d; want 1 and 1", res.DupFiles, res.Hardlinks)
+	}
+	if res.UniqueBytes > int64(len(big)+len(little))+1024 {
+		t.Errorf("unique bytes %d: the large copy was stored again", res.UniqueBytes)
+	}
+	if m := x.Inodes.Mtime[a.inode["etc/a.conf"]]; m != 1700000000*int64(time.Second) {
+		t.Errorf("mtime %d", m)
+	}
+	if r := x.Inodes.Rdev[a.inode["dev/null"]]; r != 1<<8|3 {
+		t.Errorf("rdev %#x", r)
+	}
+	xattrs := map[string]string{}
+	s, e := x.XattrRange(a.inode["x"])
+	for i := s; i < e; i++ {
+		xattrs[string(x.XattrName(i))] = string(x.XattrValue(i))
+	}
+	acl := "\x02\x00\x00\x00" + "\x01\x00\x06\x00\xff\xff\xff\xff" + "\x02\x00\x04\x00\xd2\x04\x00\x00" + "\x04\x00\x04\x00\xff\xff\xff\xff" + "\x10\x00\x04\x00\xff\xff\xff\xff" + "\x20\x00\x00\x00\xff\xff\xff\xff"
+	if xattrs["user.note"] != "hello" || xattrs["user.encoded"] != "world" || xattrs["system.posix_acl_access"] != acl || len(xattrs) != 3 {
+		t.Errorf("xattrs %q", xattrs)
+	}
+	names := map[uint32]string{}
+	for _, u := range x.Users {
+		names[u.ID] = u.Name
+	}
+	if names[1000] != "alice" {
+		t.Errorf("user names %v: want the stream's name for uid 1000", names)
+	}
+}
+
+func TestTarStreamOddMembers(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		members []tarMember
+		want    map[string]string // path → content ("" for non-files)
+		warn    string            // a warning that must appear
+	}{
+		{"absolute names are made relative", []tarMember{reg("/abs/file", []byte("a"))}, map[string]string{"abs/file": "a"}, ""},
+		{"dot-dot is refused", []tarMember{reg("../evil", []byte("e")), reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, `".."`},
+		{"dot-dot inside is refused", []tarMember{reg("a/../../evil", []byte("e"))}, map[string]string{}, `".."`},
+		{"a later member replaces an earlier one", []tarMember{reg("f", []byte("old")), reg("f", []byte("new"))}, map[string]string{"f": "new"}, ""},
+		{"a file replaces a directory", []tarMember{reg("d/in", []byte("i")), reg("d", []byte("file now"))}, map[string]string{"d": "file now"}, ""},
+		{"a member under a file is skipped", []tarMember{reg("f", []byte("f")), reg("f/under", []byte("u"))}, map[string]string{"f": "f"}, "not a directory"},
+		{"a hardlink to nothing is skipped", []tarMember{{tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "missing"}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "hardlink"},
+		{"a directory named after its files keeps them", []tarMember{reg("d/in", []byte("i")), {tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o700}, nil}}, map[string]string{"d/in": "i"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, a, warnings := packTarBytes(t, tarOf(t, tar.FormatPAX, tc.members), small())
+			files := map[string]string{}
+			for p, c := range a.content {
+				files[p] = string(c)
+			}
+			if len(files) != len(tc.want) {
+				t.Errorf("files %q, want %q", files, tc.want)
+			}
+			for p, c := range tc.want {
+				if files[p] != c {
+					t.Errorf("%s = %q, want %q", p, files[p], c)
+				}
+			}
+			joined := strings.Join(warnings, "\n")
+			if (tc.warn == "") != (len(warnings) == 0) || !strings.Contains(joined, tc.warn) {
+				t.Errorf("warnings %q, want one containing %q", warnings, tc.warn)
+			}
+		})
+	}
+}
+
+func TestTarStreamTruncatedIsAnError(t *testing.T) {
+	stream := tarOf(t, tar.FormatGNU, []tarMember{reg("a", randBytes(9, 100<<10))})
+	for _, cut := range []int{700, 50 << 10} {
+		_, err := CreateFromTar(context.Background(), filepath.Join(t.TempDir(), "t"), bytes.NewReader(stream[:cut]), small())
+		if err == nil || !strings.Contains(err.Error(), "tar stream") {
+			t.Fatalf("cut at %d: err = %v, want a tar stream error", cut, err)
+		}
+	}
+}
+
+// The stream GNU tar writes of a real tree packs to the same files as the
+// tree itself, in each of tar's formats (ustar's 100-byte name field is why
+// the long name is 95 bytes, not more).
+func TestTarStreamFromGNUTarMatchesTheTree(t *testing.T) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip("no tar here")
+	}
+	src := t.TempDir()
+	files := map[string][]byte{"a/one": randBytes(10, 5000), "a/two": randBytes(10, 5000), "b/big": randBytes(11, 200<<10), "b/c/long-" + strings.Repeat("n", 90): []byte("long name")}
+	writeTree(t, src, files)
+	if err := os.Link(filepath.Join(src, "a/one"), filepath.Join(src, "a/link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../a/one", filepath.Join(src, "b/sym")); err != nil {
+		t.Fatal(err)
+	}
+	files["a/link"] = files["a/one"]
+	for _, f := range []string{"gnu", "posix", "ustar"} {
+		t.Run(f, func(t *testing.T) {
+			args := []string{"-c", "--format=" + f, "-C", src, "."}
+			if f == "posix" {
+				args = append(args, "--xattrs")
+			}
+			stream, err := exec.Command("tar", args...).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := small()
+			o.wholeMax = 64 << 10
+			_, a, warnings := packTarBytes(t, stream, o)
+			if len(warnings) > 0 {
+				t.Fatalf("warnings %q", warnings)
+			}
+			for p, c := range files {
+				if !bytes.Equal(a.content[p], c) {
+					t.Errorf("%s differs", p)
+				}
+			}
+			if a.inode["a/link"] != a.inode["a/one"] {
+				t.Error("hardlink lost")
+			}
+			x := a.idx
+			ino := a.inode["b/sym"]
+			if x.Inodes.Mode[ino]&format.ModeType != format.ModeLink || string(x.Blob[x.Inodes.DataStart[ino]:x.Inodes.DataStart[ino]+uint64(x.Inodes.DataCount[ino])]) != "../a/one" {
+				t.Error("symlink lost")
+			}
+		})
+	}
+}
