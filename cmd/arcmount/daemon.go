@@ -9,15 +9,21 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"arc/fs"
+
+	"golang.org/x/sys/unix"
 )
 
 // startDaemon runs this program again in the background and waits for the
 // child's report on a pipe: "ok" once the mount is ready, or one error
 // line. The child is in its own session, so the terminal's signals and
-// closing do not reach it, and it holds none of our output streams (a
+// closing do not reach it, and it keeps none of our output streams (a
 // caller reading our output to EOF would otherwise wait for the unmount).
+// Until it is ready its stdout and stderr are a pipe to us, so that what
+// the FUSE helper (fusermount3) prints there reaches the user with the
+// error; from then on they are the --log file, or nowhere.
 func startDaemon(c *config) error {
 	exe, err := os.Executable()
 	if err != nil {
@@ -28,24 +34,57 @@ func startDaemon(c *config) error {
 		return err
 	}
 	defer r.Close()
-	out, err := logOutput(c.logFile)
+	er, ew, err := os.Pipe()
 	if err != nil {
 		w.Close()
 		return err
 	}
+	defer er.Close()
+	out, err := logOutput(c.logFile)
+	if err != nil {
+		w.Close()
+		ew.Close()
+		return err
+	}
 	cmd := exec.Command(exe, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), daemonEnv+"=3")
-	cmd.ExtraFiles = []*os.File{w} // fd 3
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.ExtraFiles = []*os.File{w, out} // fd 3: the report; fd 4: the log
+	cmd.Stdout, cmd.Stderr = ew, ew
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	w.Close()
+	ew.Close()
 	out.Close()
 	if err != nil {
 		return err
 	}
+	said := make(chan string, 1)
+	go func() {
+		// The helper's complaint is a line or two; keep the last 4 KiB.
+		var tail []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := er.Read(buf)
+			tail = append(tail, buf[:n]...)
+			if len(tail) > 4096 {
+				tail = tail[len(tail)-4096:]
+			}
+			if err != nil {
+				said <- string(tail)
+				return
+			}
+		}
+	}()
 	line, _ := bufio.NewReader(r).ReadString('\n')
 	line = strings.TrimSuffix(line, "\n")
+	helperSaid := func() string {
+		select {
+		case s := <-said:
+			return s
+		case <-time.After(2 * time.Second):
+			return ""
+		}
+	}
 	switch {
 	case line == "ok":
 		pid := cmd.Process.Pid
@@ -55,10 +94,10 @@ func startDaemon(c *config) error {
 		return nil
 	case strings.HasPrefix(line, "error: "):
 		cmd.Wait()
-		return errors.New(strings.TrimPrefix(line, "error: "))
+		return explainMountError(errors.New(strings.TrimPrefix(line, "error: ")), helperSaid())
 	default:
 		err := cmd.Wait()
-		return fmt.Errorf("the background server ended before the mount was ready (%v)", err)
+		return explainMountError(fmt.Errorf("the background server ended before the mount was ready (%v)", err), helperSaid())
 	}
 }
 
@@ -75,8 +114,9 @@ func logOutput(name string) (*os.File, error) {
 	return f, nil
 }
 
-// serveDaemon is the background child: it reports readiness or its error
-// on the inherited pipe, then serves until unmounted.
+// serveDaemon is the background child: it logs to fd 4 (the --log file
+// or /dev/null), reports readiness or its error on the inherited pipe
+// (fd 3), then serves until unmounted.
 func serveDaemon(c *config, o fs.Options) error {
 	fd, err := strconv.Atoi(os.Getenv(daemonEnv))
 	if err != nil {
@@ -84,10 +124,16 @@ func serveDaemon(c *config, o fs.Options) error {
 	}
 	os.Unsetenv(daemonEnv)
 	report := os.NewFile(uintptr(fd), "ready")
+	logFile := os.NewFile(uintptr(fd+1), "log")
 	if err := os.Chdir("/"); err != nil { // do not pin the caller's directory
 		return err
 	}
-	err = serve(c, o, os.Stderr, func() {
+	err = serve(c, o, logFile, func() {
+		// The parent stops reading stdout and stderr when it exits:
+		// point them at the log before saying so.
+		for _, std := range []int{1, 2} {
+			_ = unix.Dup3(int(logFile.Fd()), std, 0)
+		}
 		fmt.Fprintln(report, "ok")
 		report.Close()
 		report = nil

@@ -21,6 +21,7 @@ import (
 
 	"arc/fs"
 	"arc/gpu"
+	"arc/internal/hint"
 	"arc/reader"
 
 	"github.com/spf13/cobra"
@@ -39,13 +40,28 @@ type config struct {
 	options             []string
 	foreground, debug   bool
 	logFile             string
+	manDir              string
 }
 
+// Exit codes, documented in README.md and arcmount(1): as arcpack's, 2 is
+// a usage error or any failure; there is no partial success to report.
+const (
+	exitOK   = 0
+	exitFail = 2
+)
+
 func main() {
-	if err := newCommand().Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "arcmount: %v\n", err)
-		os.Exit(1)
+	os.Exit(runMain(os.Args[1:]))
+}
+
+func runMain(args []string) int {
+	cmd := newCommand()
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "arcmount: %s\n", strings.NewReplacer("\n", " ", "\r", " ").Replace(strings.TrimSpace(err.Error())))
+		return exitFail
 	}
+	return exitOK
 }
 
 func newCommand() *cobra.Command {
@@ -54,30 +70,57 @@ func newCommand() *cobra.Command {
 		Use:   "arcmount ARCHIVE MOUNTPOINT",
 		Short: "Mount an arc archive as a read-only filesystem",
 		Long: `arcmount serves an arc archive (any of its volumes: NAME.001, NAME.002, ...)
-read-only at MOUNTPOINT. It returns once the mount is ready and keeps serving
-in the background; unmount with 'fusermount3 -u MOUNTPOINT' (or umount).
-With -f it stays in the foreground, logs to stderr and unmounts on Ctrl-C.`,
+read-only at MOUNTPOINT, an existing empty directory. It returns once the mount
+is ready, prints where it mounted and keeps serving in the background; unmount
+with 'fusermount3 -u MOUNTPOINT' (or umount as root). With -f it stays in the
+foreground, logs to stderr and unmounts on Ctrl-C.
+
+A file in a damaged block or a missing volume fails to read with EIO (one log
+line names the file, block, frame and volume: see --log); everything else stays
+readable. FUSE must be there: /dev/fuse and, to mount as a user, fusermount3
+(Debian and Ubuntu: apt-get install fuse3). -o allow_other lets other users in;
+as a user it needs the line user_allow_other in /etc/fuse.conf.
+
+Exit status: 0 when mounted (with -f: once unmounted again), 2 on a usage
+error or when it could not mount.`,
 		Example: `  arcmount /backup/photos.001 /mnt/photos
   arcmount -f --cache-size 2G /backup/photos.001 /mnt/photos
+  arcmount -o allow_other --log /var/log/arcmount.log /backup/photos.001 /mnt/photos
   fusermount3 -u /mnt/photos`,
-		Args:          cobra.ExactArgs(2),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if c.manDir != "" && len(args) == 0 {
+				return nil
+			}
+			if len(args) != 2 {
+				return fmt.Errorf("want ARCHIVE and MOUNTPOINT, got %d argument(s) (see 'arcmount --help')", len(args))
+			}
+			return nil
+		},
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c.manDir != "" {
+				return writeManPage(cmd, c.manDir)
+			}
 			c.archive, c.mountpoint = args[0], args[1]
 			return run(&c)
 		},
 	}
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%v (see 'arcmount --help')", err)
+	})
 	f := cmd.Flags()
-	f.StringVar(&c.cacheSize, "cache-size", "512M", "decoded blocks to keep in memory (K, M, G suffixes)")
-	f.IntVar(&c.prefetch, "prefetch", 0, "frames to read ahead on sequential access (0 = reader default, -1 = off)")
+	f.StringVar(&c.cacheSize, "cache-size", "512M", "memory for decoded blocks: a `SIZE` in bytes with an optional K, M, G or T suffix (powers of 1024)")
+	f.IntVar(&c.prefetch, "prefetch", 0, "frames to read ahead on sequential access (0 = the reader's default, -1 = off)")
 	f.StringVar(&c.gpu, "gpu", "auto", "decompress prefetched frames on a GPU: auto (a GPU that passes its self-test, else the CPU), on (fail without one) or off")
-	f.StringVar(&c.gpuDevice, "gpu-device", "", "OpenCL device to use, as `arcpack gpu` lists it (PLATFORM:DEVICE); any type, a CPU one too")
-	f.StringArrayVarP(&c.options, "option", "o", nil, "mount options, comma separated (allow_other, ...)")
-	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground, log to stderr")
-	f.BoolVar(&c.debug, "debug", false, "log every FUSE request (implies nothing else)")
-	f.StringVar(&c.logFile, "log", "", "in the background, append log lines (damaged files) to this file")
+	f.StringVar(&c.gpuDevice, "gpu-device", "", "OpenCL `ID` (PLATFORM:DEVICE, as 'arcpack gpu' lists them) to use; any type, a CPU one too (default: every GPU)")
+	f.StringArrayVarP(&c.options, "option", "o", nil, "mount options, comma separated: allow_other (other users may read, by the archived permissions), or any option fusermount3 takes; ro always")
+	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
+	f.BoolVar(&c.debug, "debug", false, "log every FUSE request (very verbose; with -f or --log)")
+	f.StringVar(&c.logFile, "log", "", "in the background, append log lines (damaged files, the engine used) to this `FILE`")
+	f.StringVar(&c.manDir, "man", "", "write the manual page arcmount.1 into `DIR` and exit")
+	_ = f.MarkHidden("man")
 	return cmd
 }
 
@@ -93,11 +136,24 @@ func run(c *config) error {
 		}
 		*p = abs
 	}
+	if c.logFile != "" {
+		abs, err := filepath.Abs(c.logFile)
+		if err != nil {
+			return err
+		}
+		c.logFile = abs
+	}
 	mo, err := c.mountOptions()
 	if err != nil {
 		return err
 	}
+	if err := checkArchive(c.archive); err != nil {
+		return err
+	}
 	if err := checkMountpoint(c.mountpoint); err != nil {
+		return err
+	}
+	if err := checkFUSE(mo.AllowOther); err != nil {
 		return err
 	}
 	if os.Getenv(daemonEnv) != "" {
@@ -106,10 +162,11 @@ func run(c *config) error {
 	if !c.foreground {
 		return startDaemon(c)
 	}
-	return serve(c, mo, os.Stderr, func() {
+	err = serve(c, mo, os.Stderr, func() {
 		fmt.Fprintf(os.Stderr, "arcmount: %s mounted on %s; Ctrl-C or 'fusermount3 -u %s' unmounts\n",
 			c.archive, c.mountpoint, c.mountpoint)
 	})
+	return explainMountError(err, "")
 }
 
 // mountOptions validates the flags that need no archive.
@@ -159,6 +216,9 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 		DecodeBatch: batchDecoder(eng),
 	})
 	if err != nil {
+		if h := hint.Repair(c.archive); h != "" {
+			return fmt.Errorf("%w; %s", err, h)
+		}
 		return err
 	}
 	defer ar.Close()

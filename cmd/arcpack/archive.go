@@ -3,16 +3,26 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"arc/internal/hint"
 )
 
 // openError words a failure to open an archive (exit 2) as
-// "open ARCHIVE: what is wrong", naming the archive once.
+// "open ARCHIVE: what is wrong", naming the archive once, and says what to
+// do about it where that is known: a directory given for an archive, a
+// name that is not there (a partial volume name, a base without .001, a
+// volume past the last one).
 func openError(archive string, err error) error {
 	msg := err.Error()
 	if rest, ok := strings.CutPrefix(msg, archive+": "); ok {
 		err = &rewordedError{"open " + archive + ": " + rest, err}
 	} else if !strings.Contains(msg, archive) {
 		err = fmt.Errorf("open %s: %w", archive, err)
+	}
+	if m := hint.Misnamed(archive); m != "" {
+		err = &rewordedError{"open " + archive + ": " + m, err}
+	} else if h := hint.Repair(archive); h != "" {
+		err = &rewordedError{err.Error() + "; " + h, err}
 	}
 	return &exitError{code: exitFatal, err: err}
 }

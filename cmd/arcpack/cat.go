@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"arc/format"
+	"arc/internal/hint"
 	"arc/reader"
 
 	"github.com/spf13/cobra"
@@ -46,7 +47,11 @@ func runCat(out io.Writer, archive, path string) error {
 	w := bufio.NewWriterSize(out, 1<<20)
 	_, err = io.Copy(w, io.NewSectionReader(a.File(ino), 0, int64(x.Inodes.Size[ino])))
 	if err != nil {
-		return &exitError{code: exitDamage, err: fmt.Errorf("cat %s: %s: %w", archive, path, err)}
+		err = fmt.Errorf("cat %s: %s: %w", archive, path, err)
+		if h := hint.Repair(archive); h != "" {
+			err = fmt.Errorf("%w; %s", err, h)
+		}
+		return &exitError{code: exitDamage, err: err}
 	}
 	return w.Flush()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"arc/format"
+	"arc/internal/hint"
 	"arc/reader"
 
 	"github.com/spf13/cobra"
@@ -104,11 +105,17 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	})
 	b.done()
 	if err != nil && !errors.Is(err, reader.ErrDamaged) {
-		return fmt.Errorf("extract %s to %s: %w", archive, f.out, err)
+		// The reader names its option; the user knows the flag.
+		msg := strings.ReplaceAll(err.Error(), "(use overwrite to replace it)", "(use --force to replace files in "+f.out+")")
+		return fmt.Errorf("extract %s to %s: %w", archive, f.out, &rewordedError{msg, err})
 	}
 	fmt.Fprintln(out, extractSummary(u, res, time.Since(start)))
 	if err != nil {
-		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: %w (named above)", archive, err)}
+		err = fmt.Errorf("extract %s: %w (named above)", archive, err)
+		if h := hint.Repair(archive); h != "" {
+			err = fmt.Errorf("%w; %s", err, h)
+		}
+		return &exitError{code: exitDamage, err: err}
 	}
 	if res.Skipped > 0 {
 		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: %d entries could not be created (named above)", archive, res.Skipped)}

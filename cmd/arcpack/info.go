@@ -18,6 +18,12 @@ func newInfoCommand(u *units) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "info ARCHIVE",
 		Short: "Show an archive's volumes, frames, blocks, parameters and dedup figures",
+		Long: `Show what ARCHIVE (any of its volumes) holds and how it was made: its volumes
+and their sizes, frames and blocks per codec, the index, the input size, what
+each dedup layer and compression saved, the ratio, and the parameters given to
+'arcpack create'. Reads only the footer and the index, not the data.
+--json writes the same as one object with exact sizes (docs/CLI.md lists its
+fields).`,
 		Example: `  arcpack info backup.001
   arcpack info backup.001 --json | jq .ratio`,
 		Args: exactArgs(1),
@@ -25,12 +31,12 @@ func newInfoCommand(u *units) *cobra.Command {
 			return runInfo(c.OutOrStdout(), u, args[0], asJSON)
 		},
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "write one JSON object (see README.md)")
+	c.Flags().BoolVar(&asJSON, "json", false, "write one JSON object (fields: docs/CLI.md)")
 	return c
 }
 
 // infoJSON is `info --json`'s output; its fields are a stable interface
-// documented in README.md: add fields, never rename or remove them.
+// documented in docs/CLI.md: add fields, never rename or remove them.
 type infoJSON struct {
 	ID           string            `json:"id"`
 	Version      int               `json:"format_version"`

@@ -23,14 +23,15 @@ type listFlags struct {
 	json bool
 }
 
-func newListCommand() *cobra.Command {
+func newListCommand(u *units) *cobra.Command {
 	f := &listFlags{}
 	c := &cobra.Command{
 		Use:   "list ARCHIVE [PATH...]",
 		Short: "List the entries of an archive",
 		Long: `List the paths in ARCHIVE (any of its volumes), or only those at and below each
-PATH. -l adds mode, owner, size and modification time like 'tar tv'; --json writes
-one JSON object per entry (see README.md). Names are printed with C escapes for
+PATH. -l adds mode, owner, size (KiB, MiB, ...; exact bytes with --bytes) and
+modification time like 'tar tv'; --json writes one JSON object per entry, with
+exact sizes (docs/CLI.md lists its fields). Names are printed with C escapes for
 bytes that are not printable (\n, \t, \\, \ooo).`,
 		Example: `  arcpack list backup.001
   arcpack list backup.001 -l etc/ssh
@@ -38,15 +39,15 @@ bytes that are not printable (\n, \t, \\, \ooo).`,
 		Aliases: []string{"ls"},
 		Args:    minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runList(c.OutOrStdout(), f, args[0], args[1:])
+			return runList(c.OutOrStdout(), u, f, args[0], args[1:])
 		},
 	}
 	c.Flags().BoolVarP(&f.long, "long", "l", false, "long listing: mode, owner/group, size, mtime, path, link target")
-	c.Flags().BoolVar(&f.json, "json", false, "one JSON object per line for each entry")
+	c.Flags().BoolVar(&f.json, "json", false, "one JSON object per line for each entry (fields: docs/CLI.md)")
 	return c
 }
 
-func runList(out io.Writer, f *listFlags, archive string, paths []string) error {
+func runList(out io.Writer, u *units, f *listFlags, archive string, paths []string) error {
 	a, err := reader.Open(archive, reader.Options{})
 	if err != nil {
 		return openError(archive, err)
@@ -55,7 +56,7 @@ func runList(out io.Writer, f *listFlags, archive string, paths []string) error 
 	x := a.Index()
 	w := bufio.NewWriter(out)
 	defer w.Flush()
-	l := &lister{x: x, w: w, long: f.long, json: f.json, first: map[uint32]string{}, names: ownerNames(x)}
+	l := &lister{x: x, w: w, u: u, long: f.long, json: f.json, first: map[uint32]string{}, names: ownerNames(x)}
 	if len(paths) == 0 {
 		if err := x.Walk(func(p []byte, d uint32) error { return l.entry(p, d) }); err != nil {
 			return err
@@ -125,6 +126,7 @@ func ownerNames(x *format.Index) owners {
 type lister struct {
 	x      *format.Index
 	w      *bufio.Writer
+	u      *units
 	long   bool
 	json   bool
 	filter func([]byte) bool
@@ -133,7 +135,7 @@ type lister struct {
 }
 
 // jsonEntry is one line of `list --json`. Its fields are a stable interface
-// documented in README.md: add fields, never rename or remove them.
+// documented in docs/CLI.md: add fields, never rename or remove them.
 type jsonEntry struct {
 	Path       string  `json:"path"`
 	PathBase64 string  `json:"path_base64,omitempty"` // exact bytes when path is not valid UTF-8
@@ -209,7 +211,10 @@ func (l *lister) entry(p []byte, d uint32) error {
 	if group == "" {
 		group = strconv.FormatUint(uint64(x.Inodes.GID[ino]), 10)
 	}
-	size := strconv.FormatUint(x.Inodes.Size[ino], 10)
+	size := l.u.size(int64(x.Inodes.Size[ino]))
+	if l.u != nil && l.u.bytes {
+		size = strconv.FormatUint(x.Inodes.Size[ino], 10)
+	}
 	if t := mode & format.ModeType; t == format.ModeChr || t == format.ModeBlk {
 		maj, min := devNumbers(x.Inodes.Rdev[ino])
 		size = fmt.Sprintf("%d,%d", maj, min)

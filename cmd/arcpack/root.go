@@ -16,12 +16,18 @@ func newRootCommand() *cobra.Command {
 		Use:   "arcpack",
 		Short: "Deduplicating, compressing, multi-volume archiver",
 		Long: `arcpack packs directory trees into deduplicated, compressed archives split into
-volumes (OUT.001, OUT.002, ...), and lists, verifies and extracts them.
-Mount an archive read-only with arcmount.`,
+volumes (OUT.001, OUT.002, ...), and lists, verifies and extracts them. Any
+volume's name opens the archive. Mount an archive read-only with arcmount.
+
+Sizes are shown in KiB, MiB and GiB (powers of 1024); --bytes shows exact byte
+counts for scripts, and list, info and verify have --json (docs/CLI.md).
+Exit status: 0 success, 1 damage found or files skipped, 2 usage error or
+failure, 130 interrupted.`,
 		Example: `  arcpack create ~/photos -o /backup/photos
   arcpack list /backup/photos.001 -l
   arcpack verify /backup/photos.001
-  arcpack extract /backup/photos.001 -o restore/ 2024/summer`,
+  arcpack extract /backup/photos.001 -o restore/ 2024/summer
+  arcmount /backup/photos.001 /mnt/photos`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -31,12 +37,43 @@ Mount an archive read-only with arcmount.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%s: %v (see '%s --help')", c.Name(), err, c.CommandPath())
 	})
-	root.AddCommand(newCreateCommand(u), newListCommand(), newInfoCommand(u),
-		newVerifyCommand(u), newExtractCommand(u), newCatCommand())
+	root.AddCommand(newCreateCommand(u), newListCommand(u), newInfoCommand(u),
+		newVerifyCommand(u), newExtractCommand(u), newCatCommand(), newManCommand())
 	for _, f := range extraCommands {
 		root.AddCommand(f())
 	}
+	addBuiltinExamples(root)
 	return root
+}
+
+// addBuiltinExamples creates cobra's own help and completion commands now
+// (Execute would create them later) to give them examples like the rest.
+func addBuiltinExamples(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			c.Example = "  arcpack help create\n  arcpack create --help"
+		case "completion":
+			c.Example = "  arcpack completion bash > /etc/bash_completion.d/arcpack\n" +
+				"  arcpack completion zsh > \"${fpath[1]}/_arcpack\"\n" +
+				"  arcpack completion fish > ~/.config/fish/completions/arcpack.fish"
+			for _, sh := range c.Commands() {
+				switch sh.Name() {
+				case "bash":
+					sh.Example = "  source <(arcpack completion bash)                      # this shell\n" +
+						"  arcpack completion bash > /etc/bash_completion.d/arcpack  # every new shell"
+				case "zsh":
+					sh.Example = "  source <(arcpack completion zsh)\n  arcpack completion zsh > \"${fpath[1]}/_arcpack\""
+				case "fish":
+					sh.Example = "  arcpack completion fish | source\n  arcpack completion fish > ~/.config/fish/completions/arcpack.fish"
+				case "powershell":
+					sh.Example = "  arcpack completion powershell | Out-String | Invoke-Expression"
+				}
+			}
+		}
+	}
 }
 
 // exactArgs and minArgs are cobra's validators with usage exit codes.

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+
+	"arc/internal/manpage"
+
+	"github.com/spf13/cobra"
+)
+
+// exitStatus is the EXIT STATUS section of every arcpack page; README.md's
+// table says the same.
+var exitStatus = []string{
+	fmt.Sprintf("%d: success", exitOK),
+	fmt.Sprintf("%d: damage found (verify: a bad block, index or volume; extract, cat: content hit damage, or some entries could not be created), or create skipped unreadable source files", exitDamage),
+	fmt.Sprintf("%d: usage error, the archive cannot be opened, the output exists without --force, or any other failure", exitFatal),
+	fmt.Sprintf("%d: interrupted (SIGINT or SIGTERM); create leaves no file named like a volume", exitInterrupted),
+}
+
+func newManCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "man DIR",
+		Short: "Write arcpack's manual pages (arcpack.1, arcpack-create.1, ...) into DIR",
+		Long: `Write a manual page in roff for arcpack and for each of its commands into DIR
+(created when missing): arcpack.1, arcpack-create.1, arcpack-list.1, ... They say
+what --help says, plus the exit status. arcmount writes its own page with
+'arcmount --man DIR'.`,
+		Example: `  arcpack man /usr/local/share/man/man1 && mandb -q
+  arcpack man /tmp/man && man -l /tmp/man/arcpack-create.1`,
+		Args: exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			files, err := manpage.Generate(args[0], c.Root(), manpage.Options{
+				Source:     "arc " + version,
+				Manual:     "arc manual",
+				ExitStatus: exitStatus,
+				SeeAlso:    []string{"arcmount(1)"},
+			})
+			if err != nil {
+				return fmt.Errorf("man: %w", err)
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%d pages written to %s\n", len(files), args[0])
+			return nil
+		},
+	}
+}
