@@ -1,0 +1,355 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"arc/format"
+
+	"github.com/klauspost/reedsolomon"
+	"github.com/zeebo/xxh3"
+	"golang.org/x/sync/errgroup"
+)
+
+// ErrExists is returned by Add when the archive already has recovery
+// volumes and Options.Force is not set.
+var ErrExists = errors.New("archive already has recovery volumes")
+
+// Options tune Add, Check and Repair.
+type Options struct {
+	// Percent is the parity wanted, as a share of the data volumes' bytes
+	// (Add only; 0.01 to 100, used in steps of 0.01). The parity is raised
+	// above it where needed to rebuild the largest data volume.
+	Percent float64
+	// Force lets Add replace existing recovery volumes.
+	Force bool
+	// Workers is how many goroutines hash and encode; 0 = GOMAXPROCS.
+	Workers int
+	// Memory bounds the parity (Add) or stripe (Repair) buffers held at
+	// once, in bytes; 0 = 256 MiB. Add makes one pass over the data per
+	// Memory bytes of parity.
+	Memory int64
+}
+
+func (o Options) workers() int {
+	if o.Workers > 0 {
+		return o.Workers
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+func (o Options) memory() int64 {
+	if o.Memory > 0 {
+		return o.Memory
+	}
+	return 256 << 20
+}
+
+// Result describes the recovery volumes Add wrote.
+type Result struct {
+	Paths       []string
+	DataBytes   int64 // bytes of the data volumes protected
+	ParityBytes int64 // parity shards' bytes (headers excluded)
+	FileBytes   int64 // the recovery volumes' size, headers included
+	ShardSize   int
+	Stripes     int
+	DataShards  int // per stripe (k)
+	Parity      int // parity shards per stripe (m)
+	// VolumeBound is true when the parity was raised above Percent so
+	// that the largest data volume can be rebuilt.
+	VolumeBound bool
+}
+
+// volumeSet is the data volumes of a finished archive.
+type volumeSet struct {
+	base  string
+	paths []string
+	sizes []int64
+	id    format.ArchiveID
+}
+
+// openSet finds and sanity-checks the data volumes of archive: volumes
+// 1 … N all present, one archive id, a footer that agrees with them. It
+// does not read the data: parity protects whatever bytes are there.
+func openSet(archive string) (*volumeSet, error) {
+	base := Base(archive)
+	nums, err := format.ListVolumes(base)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", base, err)
+	}
+	if len(nums) == 0 {
+		return nil, fmt.Errorf("%s: no volumes (%s)", base, format.VolumeName(base, 1))
+	}
+	s := &volumeSet{base: base}
+	var stream int64
+	for i, n := range nums {
+		p := format.VolumeName(base, uint32(i+1))
+		if n != uint32(i+1) {
+			return nil, fmt.Errorf("%s: missing (the set has %s)", p, format.VolumeName(base, n))
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		hb := make([]byte, format.VolumeHeaderSize)
+		_, err = io.ReadFull(f, hb)
+		st, serr := f.Stat()
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: %v", p, format.ErrTruncated, err)
+		}
+		if serr != nil {
+			return nil, serr
+		}
+		vh, err := format.ParseVolumeHeader(hb)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		if i == 0 {
+			s.id = vh.ID
+		} else if vh.ID != s.id {
+			return nil, fmt.Errorf("%s: belongs to archive %s, not %s", p, vh.ID, s.id)
+		}
+		if vh.Number != uint32(i+1) {
+			return nil, fmt.Errorf("%s: %w: header says volume %d", p, format.ErrCorrupt, vh.Number)
+		}
+		s.paths = append(s.paths, p)
+		s.sizes = append(s.sizes, st.Size())
+		stream += st.Size() - format.VolumeHeaderSize
+	}
+	last := s.paths[len(s.paths)-1]
+	f, err := os.Open(last)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fb := make([]byte, format.FooterSize)
+	if _, err := f.ReadAt(fb, s.sizes[len(s.sizes)-1]-format.FooterSize); err != nil {
+		return nil, fmt.Errorf("%s: footer: %w: %v", last, format.ErrTruncated, err)
+	}
+	ft, err := format.ParseFooter(fb)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", last, err)
+	}
+	if ft.ID != s.id || int(ft.VolumeCount) != len(s.paths) || ft.StreamSize != uint64(stream) {
+		return nil, fmt.Errorf("%s: %w: footer (archive %s, %d volumes, %d stream bytes) does not match the %d volumes present (%d stream bytes)",
+			last, format.ErrCorrupt, ft.ID, ft.VolumeCount, ft.StreamSize, len(s.paths), stream)
+	}
+	return s, nil
+}
+
+// Add computes recovery volumes for the finished archive (any of its
+// volume names, or NAME) and writes them beside it as NAME.r01, …: each
+// written under a temporary name and renamed into place once complete.
+// Existing recovery volumes are replaced only with opt.Force.
+func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
+	set, err := openSet(archive)
+	if err != nil {
+		return nil, err
+	}
+	old, err := Find(set.base)
+	if err != nil {
+		return nil, err
+	}
+	if len(old) > 0 && !opt.Force {
+		return nil, fmt.Errorf("%s: %w (%d, e.g. %s); replace them with --force", set.base, ErrExists, len(old), old[0])
+	}
+	pct := int(math.Round(opt.Percent * percentPrecision))
+	g, err := plan(set.sizes, pct, headerFixed+int64(len(filepath.Base(set.base))))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", set.base, err)
+	}
+	h := &header{count: g.recoveryCount(), id: set.id, base: filepath.Base(set.base), g: g,
+		dataSums: make([]uint64, g.dataShards()), paritySums: make([]uint64, g.parityShards())}
+	hs := h.size()
+
+	data, err := openAll(set.paths)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(data)
+	tmp := &tempFiles{}
+	defer tmp.remove()
+	for v := range h.count {
+		if _, err := tmp.create(Name(set.base, v+1), h.recoverySize(v)); err != nil {
+			return nil, err
+		}
+	}
+	if err := encode(ctx, g, data, tmp.files, hs, h, opt); err != nil {
+		return nil, err
+	}
+	for v, f := range tmp.files {
+		if err := writeHeaders(f, h, v); err != nil {
+			return nil, err
+		}
+	}
+	if err := tmp.commit(false); err != nil {
+		return nil, err
+	}
+	// Recovery volumes beyond the new count belong to the replaced parity.
+	for _, p := range old {
+		if _, n, _ := parseName(p); n > h.count {
+			if err := os.Remove(p); err != nil {
+				return nil, fmt.Errorf("remove replaced %s: %w", p, err)
+			}
+		}
+	}
+	r := &Result{Paths: tmp.final, ShardSize: g.shardSize, Stripes: g.stripes, DataShards: g.k, Parity: g.m,
+		ParityBytes: g.parityShards() * int64(g.shardSize)}
+	for _, s := range set.sizes {
+		r.DataBytes += s
+	}
+	for v := range h.count {
+		r.FileBytes += h.recoverySize(v)
+	}
+	r.VolumeBound = g.m > int((int64(g.k)*int64(pct)+100*percentPrecision-1)/(100*percentPrecision)) && g.m > 1
+	return r, nil
+}
+
+// writeHeaders writes recovery volume v's two header copies and trailer.
+func writeHeaders(f *os.File, h *header, v int) error {
+	b := h.encode(v + 1)
+	hs := int64(len(b))
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	end := hs + int64(h.g.paritiesIn(v))*int64(h.g.shardSize)
+	if _, err := f.WriteAt(b, end); err != nil {
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if _, err := f.WriteAt(trailer(hs), end+hs); err != nil {
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// encode computes every parity shard and every shard checksum. Stripes are
+// processed in passes that each hold at most opt.Memory bytes of parity;
+// within a pass each worker owns a contiguous range of stripes and reads,
+// for every row j, the data shards j·T+t of its stripes: one contiguous
+// read per row and worker.
+func encode(ctx context.Context, g *geometry, data []*os.File, rec []*os.File, hs int64, h *header, opt Options) error {
+	S := g.shardSize
+	perPass := int(max(1, min(int64(g.stripes), opt.memory()/int64(g.m*S))))
+	buf := make([]byte, perPass*g.m*S)
+	enc, err := reedsolomon.New(g.k, g.m)
+	if err != nil {
+		return err
+	}
+	for t0 := 0; t0 < g.stripes; t0 += perPass {
+		t1 := min(g.stripes, t0+perPass)
+		w := t1 - t0
+		par := buf[:w*g.m*S]
+		clear(par)
+		// parity of stripe t, row r, is par[(r*w + t-t0)*S:][:S]
+		workers := min(opt.workers(), w)
+		eg, ectx := errgroup.WithContext(ctx)
+		for i := range workers {
+			a, b := t0+w*i/workers, t0+w*(i+1)/workers
+			eg.Go(func() error {
+				row := make([]byte, (b-a)*S)
+				ps := make([][]byte, g.m)
+				for j := range g.k {
+					if err := ectx.Err(); err != nil {
+						return err
+					}
+					s0 := g.dataShard(a, j)
+					if s0 < 0 {
+						break
+					}
+					s1 := min(s0+int64(b-a), g.dataShards())
+					n := int(s1 - s0)
+					if err := readShards(g, data, s0, s1, row); err != nil {
+						return err
+					}
+					for x := range n {
+						sh := row[x*S : (x+1)*S]
+						h.dataSums[s0+int64(x)] = xxh3.Hash(sh)
+						t := a + x
+						for r := range g.m {
+							ps[r] = par[(r*w+t-t0)*S:][:S]
+						}
+						if err := enc.EncodeIdx(sh, j, ps); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+		}
+		if err := eg.Wait(); err != nil {
+			return err
+		}
+		// Checksum and write the pass's parity, row by row: the shards of
+		// one row are consecutive in the recovery volumes.
+		eg, wctx := errgroup.WithContext(ctx)
+		eg.SetLimit(opt.workers())
+		for r := range g.m {
+			eg.Go(func() error {
+				rowPar := par[r*w*S : (r+1)*w*S]
+				for x := range w {
+					h.paritySums[g.parityShard(t0+x, r)] = xxh3.Hash(rowPar[x*S : (x+1)*S])
+				}
+				for x := 0; x < w; {
+					p := g.parityShard(t0+x, r)
+					v, off := g.parityLoc(p, hs)
+					n := min(w-x, g.perVol-int(p%int64(g.perVol)))
+					if _, err := rec[v].WriteAt(rowPar[x*S:(x+n)*S], off); err != nil {
+						return fmt.Errorf("write %s: %w", rec[v].Name(), err)
+					}
+					x += n
+				}
+				return wctx.Err()
+			})
+		}
+		if err := eg.Wait(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readShards reads the consecutive data shards [s0, s1) into buf, the
+// zero padding after each volume's last byte included.
+func readShards(g *geometry, data []*os.File, s0, s1 int64, buf []byte) error {
+	S := int64(g.shardSize)
+	for s := s0; s < s1; {
+		vol, off := g.locate(s)
+		n := min(s1, g.first[vol+1]) - s
+		dst := buf[(s-s0)*S : (s-s0+n)*S]
+		want := min(int64(len(dst)), g.sizes[vol]-off)
+		if _, err := data[vol].ReadAt(dst[:want], off); err != nil {
+			return fmt.Errorf("read %s at %d: %w", data[vol].Name(), off, err)
+		}
+		clear(dst[want:])
+		s += n
+	}
+	return nil
+}
+
+func openAll(paths []string) ([]*os.File, error) {
+	fs := make([]*os.File, len(paths))
+	for i, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			closeAll(fs)
+			return nil, err
+		}
+		fs[i] = f
+	}
+	return fs, nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
+}

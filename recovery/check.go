@@ -1,0 +1,435 @@
+package recovery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"arc/format"
+
+	"github.com/zeebo/xxh3"
+	"golang.org/x/sync/errgroup"
+)
+
+// ErrNoRecovery is returned when an archive has no (usable) recovery volumes.
+var ErrNoRecovery = errors.New("no usable recovery volumes")
+
+// ErrForeign is returned when the recovery volumes were made for another
+// archive of the same name.
+var ErrForeign = errors.New("recovery volumes belong to another archive")
+
+// State is what Check found for one volume.
+type State int
+
+const (
+	OK State = iota
+	Damaged
+	Missing
+)
+
+func (s State) String() string {
+	switch s {
+	case OK:
+		return "ok"
+	case Damaged:
+		return "damaged"
+	default:
+		return "missing"
+	}
+}
+
+// Range is a byte range [Off, End) of a volume file.
+type Range struct{ Off, End int64 }
+
+// VolumeReport is Check's finding for one data or recovery volume.
+type VolumeReport struct {
+	Path     string
+	Recovery bool // a recovery volume (NAME.rNN), else a data volume
+	State    State
+	Size     int64 // the file's size; -1 when missing
+	WantSize int64 // its size when the parity was made
+	// Damaged lists the byte ranges that differ from what was written (by
+	// shard: a damaged byte marks its whole shard), ranges missing from a
+	// short file, and bytes beyond WantSize.
+	Damaged []Range
+	// Repairable is true when Repair can rebuild the volume (always true
+	// for an intact one).
+	Repairable bool
+}
+
+// DamagedBytes is the total length of the damaged ranges.
+func (v *VolumeReport) DamagedBytes() int64 {
+	var n int64
+	for _, r := range v.Damaged {
+		n += r.End - r.Off
+	}
+	return n
+}
+
+// Report is Check's finding for the whole set.
+type Report struct {
+	Base       string
+	Volumes    []VolumeReport // data volumes 1 … N, then recovery volumes 1 … R
+	Repairable bool           // every damaged or missing volume can be rebuilt
+	// LostStripes counts stripes with more damaged shards than parity
+	// shards: their data cannot be rebuilt.
+	LostStripes int
+	ShardSize   int
+	Stripes     int
+	DataShards  int // per stripe
+	Parity      int // parity shards per stripe
+
+	s *scan
+}
+
+// Intact reports whether every data and recovery volume is as written.
+func (r *Report) Intact() bool {
+	for _, v := range r.Volumes {
+		if v.State != OK {
+			return false
+		}
+	}
+	return true
+}
+
+// DataIntact reports whether every data volume is as written.
+func (r *Report) DataIntact() bool {
+	for _, v := range r.Volumes {
+		if !v.Recovery && v.State != OK {
+			return false
+		}
+	}
+	return true
+}
+
+// scan is what Check learnt, kept for Repair.
+type scan struct {
+	h         *header
+	hs        int64
+	data, rec []string
+	badData   []bool
+	badParity []bool
+	cnt       []int // damaged shards per stripe
+}
+
+// Check reads every data and recovery volume of archive (any of its volume
+// names, or NAME), compares each shard with the checksum the recovery
+// volumes record, and says per volume whether it is intact, damaged (which
+// byte ranges) or missing, and whether the parity present can rebuild it.
+func Check(ctx context.Context, archive string, opt Options) (*Report, error) {
+	base := Base(archive)
+	found, err := Find(base)
+	if err != nil {
+		return nil, err
+	}
+	if len(found) == 0 {
+		return nil, fmt.Errorf("%s: %w (no %s)", base, ErrNoRecovery, Name(base, 1))
+	}
+	h, err := referenceHeader(base, found)
+	if err != nil {
+		return nil, err
+	}
+	g := h.g
+	s := &scan{h: h, hs: h.size(), badData: make([]bool, g.dataShards()), badParity: make([]bool, g.parityShards()),
+		cnt: make([]int, g.stripes)}
+	for i := range g.sizes {
+		s.data = append(s.data, format.VolumeName(base, uint32(i+1)))
+	}
+	for v := range h.count {
+		s.rec = append(s.rec, Name(base, v+1))
+	}
+	r := &Report{Base: base, ShardSize: g.shardSize, Stripes: g.stripes, DataShards: g.k, Parity: g.m, s: s,
+		Volumes: make([]VolumeReport, len(s.data)+len(s.rec))}
+
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(opt.workers())
+	const chunk = 64 // shards per read
+	for i, p := range s.data {
+		vr := &r.Volumes[i]
+		*vr = VolumeReport{Path: p, WantSize: g.sizes[i]}
+		f, size, err := openSized(p)
+		vr.Size = size
+		if err != nil {
+			vr.State = Missing
+			setAll(s.badData[g.first[i]:g.first[i+1]])
+			continue
+		}
+		n := int(g.first[i+1] - g.first[i])
+		for l0 := 0; l0 < n; l0 += chunk {
+			l1 := min(n, l0+chunk)
+			eg.Go(func() error {
+				return verifyShards(ctx, f, size, 0, g.sizes[i], l0, l1, g.shardSize,
+					h.dataSums[g.first[i]:], s.badData[g.first[i]:])
+			})
+		}
+		defer f.Close()
+	}
+	for v, p := range s.rec {
+		vr := &r.Volumes[len(s.data)+v]
+		*vr = VolumeReport{Path: p, Recovery: true, WantSize: h.recoverySize(v)}
+		first := int64(v) * int64(g.perVol)
+		n := g.paritiesIn(v)
+		f, size, err := openSized(p)
+		vr.Size = size
+		if err != nil {
+			vr.State = Missing
+			setAll(s.badParity[first : first+int64(n)])
+			continue
+		}
+		defer f.Close()
+		for l0 := 0; l0 < n; l0 += chunk {
+			l1 := min(n, l0+chunk)
+			eg.Go(func() error {
+				return verifyShards(ctx, f, size, s.hs, s.hs+int64(n)*int64(g.shardSize), l0, l1, g.shardSize,
+					h.paritySums[first:], s.badParity[first:])
+			})
+		}
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	for i, b := range s.badData {
+		if b {
+			s.cnt[g.stripeOf(int64(i))]++
+		}
+	}
+	for p, b := range s.badParity {
+		if b {
+			s.cnt[p%g.stripes]++
+		}
+	}
+	for _, c := range s.cnt {
+		if c > g.m {
+			r.LostStripes++
+		}
+	}
+	r.Repairable = r.LostStripes == 0
+	S := int64(g.shardSize)
+	for i := range s.data {
+		vr := &r.Volumes[i]
+		vr.Repairable = true
+		lo := g.first[i]
+		vr.Damaged = shardRanges(s.badData[lo:g.first[i+1]], 0, S, vr.WantSize)
+		for x, b := range s.badData[lo:g.first[i+1]] {
+			if b && s.cnt[g.stripeOf(lo+int64(x))] > g.m {
+				vr.Repairable = false
+			}
+		}
+		finish(vr)
+	}
+	for v := range s.rec {
+		vr := &r.Volumes[len(s.data)+v]
+		vr.Repairable = true
+		first := int64(v) * int64(g.perVol)
+		n := int64(g.paritiesIn(v))
+		vr.Damaged = shardRanges(s.badParity[first:first+n], s.hs, S, s.hs+n*S)
+		for x, b := range s.badParity[first : first+n] {
+			if b && s.cnt[(first+int64(x))%int64(g.stripes)] > g.m {
+				vr.Repairable = false
+			}
+		}
+		if vr.Size >= 0 {
+			hd, err := headerDamage(vr.Path, h, v)
+			if err != nil {
+				return nil, err
+			}
+			vr.Damaged = mergeRanges(append(hd, vr.Damaged...))
+		}
+		finish(vr)
+	}
+	return r, nil
+}
+
+// finish sets a volume's state from its size and damaged ranges.
+func finish(vr *VolumeReport) {
+	switch {
+	case vr.Size < 0:
+		vr.State = Missing
+		vr.Damaged = []Range{{0, vr.WantSize}}
+	default:
+		if vr.Size > vr.WantSize {
+			vr.Damaged = mergeRanges(append(vr.Damaged, Range{vr.WantSize, vr.Size}))
+		}
+		if len(vr.Damaged) > 0 {
+			vr.State = Damaged
+		}
+	}
+}
+
+func setAll(b []bool) {
+	for i := range b {
+		b[i] = true
+	}
+}
+
+// openSized opens path for reading; size is -1 when it cannot be opened.
+func openSized(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, -1, err
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("%s: not a regular file", path)
+		}
+		return nil, -1, err
+	}
+	return f, st.Size(), nil
+}
+
+// verifyShards checks shards [l0, l1) of a run of shards that starts at
+// file offset start and whose bytes end at end (the last shard may be
+// short: its checksum is of the shard padded with zeros). A shard that the
+// file does not hold in full, or whose checksum differs, is marked bad.
+func verifyShards(ctx context.Context, f *os.File, size, start, end int64, l0, l1, shard int, sums []uint64, bad []bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	S := int64(shard)
+	off := start + int64(l0)*S
+	want := min(int64(l1-l0)*S, end-off)
+	buf := make([]byte, int64(l1-l0)*S)
+	got, err := f.ReadAt(buf[:want], off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read %s at %d: %w", f.Name(), off, err)
+	}
+	clear(buf[got:])
+	for l := l0; l < l1; l++ {
+		so := start + int64(l)*S
+		real := min(S, end-so)
+		if so+real > size {
+			bad[l] = true
+			continue
+		}
+		if xxh3.Hash(buf[int64(l-l0)*S:][:S]) != sums[l] {
+			bad[l] = true
+		}
+	}
+	return nil
+}
+
+// shardRanges turns bad shard flags into merged byte ranges, clipped to end.
+func shardRanges(bad []bool, start, S, end int64) []Range {
+	var out []Range
+	for i, b := range bad {
+		if !b {
+			continue
+		}
+		r := Range{start + int64(i)*S, min(start+int64(i+1)*S, end)}
+		if n := len(out); n > 0 && out[n-1].End == r.Off {
+			out[n-1].End = r.End
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func mergeRanges(rs []Range) []Range {
+	if len(rs) == 0 {
+		return nil
+	}
+	for i := 1; i < len(rs); i++ { // insertion sort: a handful of ranges
+		for j := i; j > 0 && rs[j].Off < rs[j-1].Off; j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
+	out := rs[:1]
+	for _, r := range rs[1:] {
+		last := &out[len(out)-1]
+		if r.Off <= last.End {
+			last.End = max(last.End, r.End)
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// headerDamage compares recovery volume v's header copies and trailer with
+// what they must be, byte for byte.
+func headerDamage(path string, h *header, v int) ([]Range, error) {
+	f, _, err := openSized(path)
+	if err != nil {
+		return []Range{{0, h.recoverySize(v)}}, nil
+	}
+	defer f.Close()
+	want := h.encode(v + 1)
+	hs := int64(len(want))
+	second := hs + int64(h.g.paritiesIn(v))*int64(h.g.shardSize)
+	var out []Range
+	got := make([]byte, hs)
+	for _, at := range []int64{0, second} {
+		n, err := f.ReadAt(got, at)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		if int64(n) < hs || !bytes.Equal(got, want) {
+			out = append(out, Range{at, at + hs})
+		}
+	}
+	tr := make([]byte, trailerSize)
+	n, err := f.ReadAt(tr, second+hs)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if n < trailerSize || !bytes.Equal(tr, trailer(hs)) {
+		out = append(out, Range{second + hs, second + hs + trailerSize})
+	}
+	return out, nil
+}
+
+// referenceHeader picks the header the set is checked against: the first
+// valid copy, in recovery volume order, whose archive id one of the data
+// volumes present carries; with no data volume header readable, the first
+// valid copy.
+func referenceHeader(base string, found []string) (*header, error) {
+	ids := map[format.ArchiveID]bool{}
+	nums, _ := format.ListVolumes(base)
+	for _, n := range nums {
+		f, err := os.Open(format.VolumeName(base, n))
+		if err != nil {
+			continue
+		}
+		b := make([]byte, format.VolumeHeaderSize)
+		_, err = io.ReadFull(f, b)
+		f.Close()
+		if err != nil {
+			continue
+		}
+		if vh, err := format.ParseVolumeHeader(b); err == nil {
+			ids[vh.ID] = true
+		}
+	}
+	var first *header
+	var errs []error
+	for _, p := range found {
+		h, err := readAnyHeader(p)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if len(ids) == 0 || ids[h.id] {
+			return h, nil
+		}
+		if first == nil {
+			first = h
+		}
+	}
+	if first != nil {
+		var other format.ArchiveID
+		for id := range ids {
+			other = id
+		}
+		return nil, fmt.Errorf("%s: %w (parity for archive %s, the volumes are archive %s)", base, ErrForeign, first.id, other)
+	}
+	return nil, fmt.Errorf("%s: %w: %w", base, ErrNoRecovery, errors.Join(errs...))
+}

@@ -1,0 +1,70 @@
+package recovery
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// tempFiles are new files written under temporary names beside their
+// final ones (NAME.r01.tmp-…, which no reader takes for a volume) and
+// renamed into place only when all of them are complete.
+type tempFiles struct {
+	files []*os.File
+	final []string
+	done  bool
+}
+
+// create makes the temporary file for final, size bytes long (sparse
+// until written).
+func (t *tempFiles) create(final string, size int64) (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Dir(final), filepath.Base(final)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", final, err)
+	}
+	t.files = append(t.files, f)
+	t.final = append(t.final, final)
+	if err := f.Truncate(size); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return f, nil
+}
+
+// commit closes the files (after fsync when durable) and renames each to
+// its final name.
+func (t *tempFiles) commit(durable bool) error {
+	for _, f := range t.files {
+		if durable {
+			if err := f.Sync(); err != nil {
+				return fmt.Errorf("sync %s: %w", f.Name(), err)
+			}
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", f.Name(), err)
+		}
+	}
+	for i, f := range t.files {
+		if err := os.Rename(f.Name(), t.final[i]); err != nil {
+			return fmt.Errorf("rename %s: %w", f.Name(), err)
+		}
+		t.files[i] = nil
+	}
+	t.done = true
+	if durable && len(t.final) > 0 {
+		if d, err := os.Open(filepath.Dir(t.final[0])); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+	return nil
+}
+
+// remove deletes whatever was not renamed into place.
+func (t *tempFiles) remove() {
+	for _, f := range t.files {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
+}

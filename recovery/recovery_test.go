@@ -1,0 +1,409 @@
+package recovery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"arc/format"
+)
+
+// makeSet writes a synthetic volume set: real volume headers and footer
+// around seeded random bytes. Recovery treats volumes as opaque bytes, so
+// this is all it needs, and it is fast.
+func makeSet(t *testing.T, dir string, volSize, stream int64, seed uint64) string {
+	t.Helper()
+	base := filepath.Join(dir, "a")
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var id format.ArchiveID
+	for i := range id {
+		id[i] = byte(rng.Uint32())
+	}
+	l := format.Layout{VolumeSize: volSize}
+	n := l.VolumeCount(stream)
+	body := make([]byte, stream)
+	for i := range body {
+		body[i] = byte(rng.Uint32())
+	}
+	ft := format.Footer{IndexOffset: 0, IndexSize: 0, VolumeCount: n, Version: format.Version, ID: id, StreamSize: uint64(stream)}
+	fb, _ := ft.MarshalBinary()
+	copy(body[stream-format.FooterSize:], fb)
+	p := l.Payload()
+	for v := uint32(1); v <= n; v++ {
+		hb, _ := format.VolumeHeader{Version: format.Version, Number: v, ID: id, VolumeSize: uint64(volSize)}.MarshalBinary()
+		lo := int64(v-1) * p
+		hi := min(stream, lo+p)
+		if err := os.WriteFile(format.VolumeName(base, v), append(hb, body[lo:hi]...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return base
+}
+
+// snapshot maps every file of dir to its bytes.
+func snapshot(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][]byte{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = b
+	}
+	return m
+}
+
+func sameFiles(t *testing.T, got, want map[string][]byte) {
+	t.Helper()
+	for name, b := range want {
+		g, ok := got[name]
+		if !ok {
+			t.Errorf("%s: missing", name)
+		} else if !bytes.Equal(g, b) {
+			t.Errorf("%s: differs (%d bytes, want %d)", name, len(g), len(b))
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s: unexpected file", name)
+		}
+	}
+}
+
+var ctx = context.Background()
+
+// fixture: 6 volumes of 256 KiB (1.5 MiB in all) with 10% recovery.
+func fixture(t *testing.T) (base string, want map[string][]byte, res *Result) {
+	t.Helper()
+	dir := t.TempDir()
+	base = makeSet(t, dir, 256<<10, 6*(256<<10-48)-1000, 1)
+	res, err := Add(ctx, base+".001", Options{Percent: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base, snapshot(t, dir), res
+}
+
+func flip(t *testing.T, path string, off int64, n int, rng *rand.Rand) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] ^= byte(rng.IntN(255) + 1)
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAddCoversPercentAndLargestVolume(t *testing.T) {
+	base, _, res := fixture(t)
+	if res.ParityBytes*10 < res.DataBytes {
+		t.Errorf("parity %d bytes < 10%% of %d", res.ParityBytes, res.DataBytes)
+	}
+	if int64(res.Stripes*res.Parity)*int64(res.ShardSize) < 256<<10 {
+		t.Errorf("parity %d×%d shards of %d cannot rebuild a 256 KiB volume", res.Stripes, res.Parity, res.ShardSize)
+	}
+	if res.Stripes < 2 || res.DataShards+res.Parity > 256 {
+		t.Errorf("geometry %d stripes of %d+%d: want several stripes of at most 256 shards", res.Stripes, res.DataShards, res.Parity)
+	}
+	got, err := Find(base)
+	if err != nil || !slices.Equal(got, res.Paths) {
+		t.Errorf("Find = %q, %v; Add wrote %q", got, err, res.Paths)
+	}
+	rep, err := Check(ctx, base, Options{})
+	if err != nil || !rep.Intact() || !rep.Repairable {
+		t.Fatalf("fresh set: intact %v repairable %v err %v", rep != nil && rep.Intact(), rep != nil && rep.Repairable, err)
+	}
+}
+
+// Every kind of damage to every single data volume is found, named with
+// its byte ranges, and repaired byte for byte.
+func TestEverySingleVolumeDamageIsRepaired(t *testing.T) {
+	base, want, _ := fixture(t)
+	dir := filepath.Dir(base)
+	nvol := 6
+	rng := rand.New(rand.NewPCG(7, 7))
+	kinds := []struct {
+		name  string
+		state State
+		hurt  func(t *testing.T, p string, size int64)
+	}{
+		{"deleted", Missing, func(t *testing.T, p string, size int64) { os.Remove(p) }},
+		{"truncated", Damaged, func(t *testing.T, p string, size int64) { os.Truncate(p, size/3) }},
+		{"zero-filled", Damaged, func(t *testing.T, p string, size int64) {
+			f, _ := os.OpenFile(p, os.O_RDWR, 0)
+			f.WriteAt(make([]byte, 20000), size/2)
+			f.Close()
+		}},
+		{"random bytes flipped", Damaged, func(t *testing.T, p string, size int64) {
+			for range 5 {
+				flip(t, p, rng.Int64N(size), 1, rng)
+			}
+		}},
+		{"grown", Damaged, func(t *testing.T, p string, size int64) {
+			f, _ := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			f.Write([]byte("junk"))
+			f.Close()
+		}},
+	}
+	for _, k := range kinds {
+		for v := 1; v <= nvol; v++ {
+			p := format.VolumeName(base, uint32(v))
+			k.hurt(t, p, int64(len(want[filepath.Base(p)])))
+			rep, err := Check(ctx, base, Options{})
+			if err != nil {
+				t.Fatalf("%s %s: check: %v", k.name, p, err)
+			}
+			if rep.Intact() || !rep.Repairable {
+				t.Fatalf("%s %s: intact %v repairable %v", k.name, p, rep.Intact(), rep.Repairable)
+			}
+			for _, vr := range rep.Volumes {
+				if vr.Path == p {
+					if vr.State != k.state || len(vr.Damaged) == 0 || !vr.Repairable {
+						t.Errorf("%s %s: state %v ranges %v repairable %v", k.name, p, vr.State, vr.Damaged, vr.Repairable)
+					}
+				} else if vr.State != OK {
+					t.Errorf("%s %s: also reports %s %v", k.name, p, vr.Path, vr.State)
+				}
+			}
+			res, err := Repair(ctx, base, Options{})
+			if err != nil {
+				t.Fatalf("%s %s: repair: %v", k.name, p, err)
+			}
+			if !slices.Equal(res.Rebuilt, []string{p}) {
+				t.Errorf("%s %s: rebuilt %q", k.name, p, res.Rebuilt)
+			}
+			sameFiles(t, snapshot(t, dir), want)
+		}
+	}
+}
+
+func TestDamagedRangesAreTheDamagedShards(t *testing.T) {
+	base, _, res := fixture(t)
+	p := format.VolumeName(base, 3)
+	S := int64(res.ShardSize)
+	rng := rand.New(rand.NewPCG(1, 2))
+	flip(t, p, 5*S+10, 1, rng)
+	flip(t, p, 6*S, 1, rng)
+	flip(t, p, 9*S+S-1, 1, rng)
+	rep, err := Check(ctx, base, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Range{{5 * S, 7 * S}, {9 * S, 10 * S}}
+	if got := rep.Volumes[2].Damaged; !slices.Equal(got, want) {
+		t.Errorf("damaged ranges %v, want %v", got, want)
+	}
+}
+
+// Damage spread over the whole set is repaired as long as no stripe loses
+// more shards than it has parity: in particular any contiguous run of up
+// to T·m shards (the stated share), and runs in several volumes whose
+// per-stripe losses add up to at most m.
+func TestSpreadDamageUpToTheShareIsRepaired(t *testing.T) {
+	base, want, res := fixture(t)
+	dir := filepath.Dir(base)
+	S := int64(res.ShardSize)
+	T, m := int64(res.Stripes), int64(res.Parity)
+	rng := rand.New(rand.NewPCG(3, 3))
+	// global shard s of this fixture: volume s/64+1, offset (s%64)·S
+	// (every volume is 256 KiB = 64 shards of 4 KiB; the last is shorter)
+	hurt := func(s0, n int64) {
+		for s := s0; s < s0+n; s++ {
+			p := format.VolumeName(base, uint32(s/64+1))
+			off := (s % 64) * S
+			if st, err := os.Stat(p); err == nil && off < st.Size() {
+				flip(t, p, off+rng.Int64N(min(S, st.Size()-off)), 1, rng)
+			}
+		}
+	}
+	if S != 4096 {
+		t.Fatalf("shard size %d: the fixture assumes 4 KiB", S)
+	}
+	cases := []struct {
+		name string
+		runs [][2]int64 // first shard, count
+	}{
+		{"one run of T·m shards across volumes", [][2]int64{{100, T * m}}},
+		{"runs in three volumes", [][2]int64{{10, T * (m / 3)}, {150, T * (m / 3)}, {300, T * (m / 3)}}},
+		{"every T-th shard m times", func() (r [][2]int64) {
+			for i := range m {
+				r = append(r, [2]int64{3 + i*T*5, 1})
+			}
+			return
+		}()},
+	}
+	for _, c := range cases {
+		var total int64
+		for _, r := range c.runs {
+			hurt(r[0], r[1])
+			total += r[1]
+		}
+		rep, err := Check(ctx, base, Options{})
+		if err != nil || !rep.Repairable || rep.Intact() {
+			t.Fatalf("%s: repairable %v err %v", c.name, rep != nil && rep.Repairable, err)
+		}
+		if _, err := Repair(ctx, base, Options{}); err != nil {
+			t.Fatalf("%s (%d shards, %.1f%% of the data): %v", c.name, total, 100*float64(total*S)/float64(res.DataBytes), err)
+		}
+		sameFiles(t, snapshot(t, dir), want)
+	}
+}
+
+func TestDamageBeyondCapacityIsRefusedAndChangesNothing(t *testing.T) {
+	base, _, res := fixture(t)
+	dir := filepath.Dir(base)
+	// Two whole volumes are more than the parity: every stripe loses more
+	// than m shards.
+	os.Remove(format.VolumeName(base, 2))
+	os.Remove(format.VolumeName(base, 5))
+	os.Remove(res.Paths[0])
+	before := snapshot(t, dir)
+	rep, err := Check(ctx, base, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Repairable || rep.LostStripes == 0 {
+		t.Fatalf("repairable %v lost stripes %d", rep.Repairable, rep.LostStripes)
+	}
+	if rep.Volumes[1].Repairable || rep.Volumes[1].State != Missing {
+		t.Errorf("volume 2: %+v", rep.Volumes[1])
+	}
+	_, err = Repair(ctx, base, Options{})
+	if !errors.Is(err, ErrNotRepairable) {
+		t.Fatalf("repair: %v, want ErrNotRepairable", err)
+	}
+	sameFiles(t, snapshot(t, dir), before)
+}
+
+func TestLostOrDamagedRecoveryVolumeIsRebuilt(t *testing.T) {
+	base, want, res := fixture(t)
+	dir := filepath.Dir(base)
+	rng := rand.New(rand.NewPCG(5, 5))
+	last := res.Paths[len(res.Paths)-1]
+	cases := []struct {
+		name string
+		hurt func()
+	}{
+		{"deleted", func() { os.Remove(res.Paths[0]) }},
+		{"first header copy flipped", func() { flip(t, res.Paths[0], 12, 1, rng) }},
+		{"second header copy and trailer flipped", func() {
+			st, _ := os.Stat(last)
+			flip(t, last, st.Size()-1, 1, rng)
+			flip(t, last, st.Size()-40, 1, rng)
+		}},
+		{"parity shard and data bytes flipped", func() {
+			st, _ := os.Stat(last)
+			flip(t, last, st.Size()/2, 3, rng)
+			flip(t, format.VolumeName(base, 6), 5000, 10, rng)
+		}},
+	}
+	for _, c := range cases {
+		c.hurt()
+		rep, err := Check(ctx, base, Options{})
+		if err != nil || rep.Intact() || !rep.Repairable {
+			t.Fatalf("%s: intact %v repairable %v err %v", c.name, rep != nil && rep.Intact(), rep != nil && rep.Repairable, err)
+		}
+		if !rep.DataIntact() != (c.name == "parity shard and data bytes flipped") {
+			t.Errorf("%s: DataIntact %v", c.name, rep.DataIntact())
+		}
+		if _, err := Repair(ctx, base, Options{}); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		sameFiles(t, snapshot(t, dir), want)
+	}
+}
+
+func TestAddIsDeterministicAcrossWorkersAndPasses(t *testing.T) {
+	base, want, _ := fixture(t)
+	dir := filepath.Dir(base)
+	for _, o := range []Options{{Workers: 1}, {Workers: 3, Memory: 1}, {Workers: 2, Memory: 100 << 10}} {
+		o.Percent, o.Force = 10, true
+		if _, err := Add(ctx, base, o); err != nil {
+			t.Fatal(err)
+		}
+		sameFiles(t, snapshot(t, dir), want)
+	}
+}
+
+func TestAddRefusesExistingParityWithoutForceAndForceReplaces(t *testing.T) {
+	base, _, res := fixture(t)
+	if _, err := Add(ctx, base, Options{Percent: 10}); !errors.Is(err, ErrExists) {
+		t.Errorf("second Add: %v, want ErrExists", err)
+	}
+	// More parity, then less: the replaced set's extra volumes go away.
+	big, err := Add(ctx, base, Options{Percent: 60, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(big.Paths) <= len(res.Paths) {
+		t.Fatalf("60%% wrote %d recovery volumes, 10%% wrote %d", len(big.Paths), len(res.Paths))
+	}
+	if _, err := Add(ctx, base, Options{Percent: 10, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Find(base); !slices.Equal(got, res.Paths) {
+		t.Errorf("after replacing: %q, want %q", got, res.Paths)
+	}
+}
+
+func TestSingleVolumeArchiveGetsAVolumeOfParity(t *testing.T) {
+	dir := t.TempDir()
+	base := makeSet(t, dir, 0, 300<<10, 9)
+	res, err := Add(ctx, base, Options{Percent: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.VolumeBound || res.ParityBytes < res.DataBytes {
+		t.Errorf("one volume, 5%%: parity %d of %d bytes, volume-bound %v", res.ParityBytes, res.DataBytes, res.VolumeBound)
+	}
+	want := snapshot(t, dir)
+	os.Remove(base + ".001")
+	if _, err := Repair(ctx, base, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, snapshot(t, dir), want)
+}
+
+func TestParityOfAnotherArchiveIsRefused(t *testing.T) {
+	base, _, _ := fixture(t)
+	dir := filepath.Dir(base)
+	other := t.TempDir()
+	ob := makeSet(t, other, 256<<10, 6*(256<<10-48)-1000, 2)
+	ents, _ := filepath.Glob(ob + ".0*")
+	for _, e := range ents {
+		b, _ := os.ReadFile(e)
+		os.WriteFile(filepath.Join(dir, filepath.Base(e)), b, 0o644)
+	}
+	if _, err := Check(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
+		t.Errorf("check: %v, want ErrForeign", err)
+	}
+	if _, err := Repair(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
+		t.Errorf("repair: %v, want ErrForeign", err)
+	}
+}
+
+func TestCheckWithoutRecoveryVolumes(t *testing.T) {
+	base := makeSet(t, t.TempDir(), 0, 10000, 1)
+	if _, err := Check(ctx, base, Options{}); !errors.Is(err, ErrNoRecovery) {
+		t.Errorf("check: %v, want ErrNoRecovery", err)
+	}
+}

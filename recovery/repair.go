@@ -1,0 +1,246 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/klauspost/reedsolomon"
+	"github.com/zeebo/xxh3"
+	"golang.org/x/sync/errgroup"
+)
+
+// ErrNotRepairable is returned by Repair when the damage exceeds what the
+// parity present can rebuild; nothing is changed then.
+var ErrNotRepairable = errors.New("damage exceeds the recovery data")
+
+// RepairResult says what Repair did.
+type RepairResult struct {
+	Report  *Report  // the check made before repairing
+	Rebuilt []string // volumes rewritten (data and recovery), in set order
+}
+
+// Repair checks archive and rebuilds every missing or damaged data and
+// recovery volume: each is written complete under a temporary name,
+// synced, and only then renamed over the old file. When the damage is
+// beyond repair it returns ErrNotRepairable and changes nothing.
+func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, error) {
+	rep, err := Check(ctx, archive, opt)
+	if err != nil {
+		return nil, err
+	}
+	res := &RepairResult{Report: rep}
+	if rep.Intact() {
+		return res, nil
+	}
+	if !rep.Repairable {
+		var lost []string
+		for _, v := range rep.Volumes {
+			if !v.Repairable {
+				lost = append(lost, v.Path)
+			}
+		}
+		return res, fmt.Errorf("%s: %w: %d of %d stripes have more than %d damaged shards (not repairable: %s); nothing changed",
+			rep.Base, ErrNotRepairable, rep.LostStripes, rep.Stripes, rep.Parity, strings.Join(lost, ", "))
+	}
+	s := rep.s
+	g, h := s.h.g, s.h
+	tmp := &tempFiles{}
+	defer tmp.remove()
+	// out[i] is the new file of data volume i (recovery volume v at
+	// len(data)+v), nil when the volume is intact.
+	out := make([]*os.File, len(rep.Volumes))
+	for i, v := range rep.Volumes {
+		if v.State == OK {
+			continue
+		}
+		f, err := tmp.create(v.Path, v.WantSize)
+		if err != nil {
+			return res, err
+		}
+		out[i] = f
+		if v.State == Damaged {
+			if err := copyPrefix(f, v.Path, min(v.Size, v.WantSize)); err != nil {
+				return res, err
+			}
+		}
+		res.Rebuilt = append(res.Rebuilt, v.Path)
+	}
+	data, err := openPresent(s.data)
+	if err != nil {
+		return res, err
+	}
+	defer closeAll(data)
+	rec, err := openPresent(s.rec)
+	if err != nil {
+		return res, err
+	}
+	defer closeAll(rec)
+
+	// Rebuild every stripe with a damaged shard, one stripe per worker at
+	// a time: memory is workers × (k+m) shards.
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(opt.workers())
+	S := g.shardSize
+	// One encoder for all workers: it is safe for concurrent use and its
+	// cache of inverted matrices serves every stripe with the same losses.
+	enc, err := reedsolomon.New(g.k, g.m)
+	if err != nil {
+		return res, err
+	}
+	pool := make(chan []byte, opt.workers())
+	for t := range g.stripes {
+		if s.cnt[t] == 0 {
+			continue
+		}
+		eg.Go(func() error {
+			var buf []byte
+			select {
+			case buf = <-pool:
+			default:
+				buf = make([]byte, (g.k+g.m)*S)
+			}
+			defer func() { pool <- buf }()
+			return rebuildStripe(ctx, enc, s, t, buf, data, rec, out)
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return res, err
+	}
+	for v := range s.rec {
+		if f := out[len(s.data)+v]; f != nil {
+			if err := writeHeaders(f, h, v); err != nil {
+				return res, err
+			}
+		}
+	}
+	if err := tmp.commit(true); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// rebuildStripe reads stripe t's intact shards, reconstructs the damaged
+// ones, checks them against their recorded checksums and writes them into
+// the new files.
+func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int, buf []byte, data, rec, out []*os.File) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g, h := s.h.g, s.h
+	S := g.shardSize
+	shards := make([][]byte, g.k+g.m)
+	parityBad := false
+	for j := range g.k + g.m {
+		sh := buf[j*S : (j+1)*S]
+		var f *os.File
+		var off int64
+		var n int
+		if j < g.k {
+			d := g.dataShard(t, j)
+			if d < 0 { // past the last shard: zeros
+				clear(sh)
+				shards[j] = sh
+				continue
+			}
+			if s.badData[d] {
+				shards[j] = sh[:0]
+				continue
+			}
+			var vol int
+			vol, off = g.locate(d)
+			f, n = data[vol], g.dataLen(d)
+		} else {
+			p := g.parityShard(t, j-g.k)
+			if s.badParity[p] {
+				shards[j] = sh[:0]
+				parityBad = true
+				continue
+			}
+			var vol int
+			vol, off = g.parityLoc(p, s.hs)
+			f, n = rec[vol], S
+		}
+		if _, err := f.ReadAt(sh[:n], off); err != nil {
+			return fmt.Errorf("read %s at %d: %w", f.Name(), off, err)
+		}
+		clear(sh[n:])
+		shards[j] = sh
+	}
+	var err error
+	if parityBad {
+		err = enc.Reconstruct(shards)
+	} else {
+		err = enc.ReconstructData(shards)
+	}
+	if err != nil {
+		return fmt.Errorf("stripe %d: %w", t, err)
+	}
+	for j := range g.k + g.m {
+		if j < g.k {
+			d := g.dataShard(t, j)
+			if d < 0 || !s.badData[d] {
+				continue
+			}
+			if xxh3.Hash(shards[j]) != h.dataSums[d] {
+				return fmt.Errorf("stripe %d: rebuilt data shard %d does not match its checksum", t, d)
+			}
+			vol, off := g.locate(d)
+			if _, err := out[vol].WriteAt(shards[j][:g.dataLen(d)], off); err != nil {
+				return fmt.Errorf("write %s: %w", out[vol].Name(), err)
+			}
+			continue
+		}
+		p := g.parityShard(t, j-g.k)
+		if !s.badParity[p] {
+			continue
+		}
+		if xxh3.Hash(shards[j]) != h.paritySums[p] {
+			return fmt.Errorf("stripe %d: rebuilt parity shard %d does not match its checksum", t, p)
+		}
+		vol, off := g.parityLoc(p, s.hs)
+		f := out[len(s.data)+vol]
+		if _, err := f.WriteAt(shards[j], off); err != nil {
+			return fmt.Errorf("write %s: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// copyPrefix copies the first n bytes of the damaged file src into dst:
+// its intact shards are kept, the damaged ones overwritten afterwards.
+func copyPrefix(dst *os.File, src string, n int64) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := dst.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, io.LimitReader(f, n)); err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return nil
+}
+
+// openPresent opens the files that exist; the others stay nil (their
+// shards are all marked damaged, so nothing reads them).
+func openPresent(paths []string) ([]*os.File, error) {
+	fs := make([]*os.File, len(paths))
+	for i, p := range paths {
+		f, err := os.Open(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			closeAll(fs)
+			return nil, err
+		}
+		fs[i] = f
+	}
+	return fs, nil
+}
