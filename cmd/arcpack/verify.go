@@ -51,17 +51,26 @@ func notAnArchive(path string) error {
 		return err
 	}
 	defer f.Close()
+	// A damaged header in a set of volumes is damage, not a foreign file:
+	// the other volumes' headers vouch for the set (reader.Open decides).
+	inSet := func() bool {
+		base, _, ok := format.ParseVolumeName(p)
+		if !ok {
+			return false
+		}
+		vols, _ := format.ListVolumes(base)
+		return len(vols) > 1
+	}
 	b := make([]byte, format.VolumeHeaderSize)
 	if _, err := io.ReadFull(f, b); err != nil {
+		if inSet() {
+			return nil
+		}
 		return fmt.Errorf("%s: %w: shorter than a volume header", p, format.ErrNotArchive)
 	}
 	if _, err := format.ParseVolumeHeader(b); errors.Is(err, format.ErrNotArchive) || errors.Is(err, format.ErrVersion) {
-		// A damaged header in a set of volumes is damage, not a foreign
-		// file: the other volumes' headers vouch for the set (reader.Open).
-		if base, _, ok := format.ParseVolumeName(p); ok {
-			if vols, _ := format.ListVolumes(base); len(vols) > 1 {
-				return nil
-			}
+		if inSet() {
+			return nil
 		}
 		return fmt.Errorf("%s: %w", p, err)
 	}
