@@ -514,6 +514,8 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 	size0 := n.size
 	var err error
 	switch {
+	case j.whole && j.entry != nil && zeroRuns(j.data) != nil:
+		err = p.placeSparse(j.data, nil, st)
 	case j.whole:
 		if j.changed {
 			p.opt.warn(fmt.Errorf("%s changed while being read, twice: stored the %d bytes of the second read", n.path, len(j.data)))
@@ -577,9 +579,12 @@ func unwrapPath(err error) error {
 // addExtent appends an extent to the current file's list, merging it with
 // the file's previous extent when the two are contiguous in the stream.
 func (p *packer) addExtent(off, n uint64) {
-	if k := len(p.extOff); k > p.fileExt && off != format.Hole && p.extOff[k-1] != format.Hole && p.extOff[k-1]+p.extLen[k-1] == off {
-		p.extLen[k-1] += n
-		return
+	if k := len(p.extOff); k > p.fileExt {
+		prev := p.extOff[k-1]
+		if (off == format.Hole && prev == format.Hole) || (off != format.Hole && prev != format.Hole && prev+p.extLen[k-1] == off) {
+			p.extLen[k-1] += n
+			return
+		}
 	}
 	p.extOff = append(p.extOff, off)
 	p.extLen = append(p.extLen, n)

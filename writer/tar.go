@@ -364,7 +364,8 @@ func (p *packer) tarDir(dir string) (int32, error) {
 // block-sized reads and returns the BLAKE3-256 of its content.
 func (p *packer) streamTar(n *node, r io.Reader, st *streamer) (sum [32]byte, err error) {
 	h := blake3.New()
-	buf := make([]byte, min(p.opt.BlockSize, n.size))
+	// Pieces of whole pages, so that zero runs are found page-aligned.
+	buf := make([]byte, min(max(p.opt.BlockSize/holeAlign*holeAlign, holeAlign), n.size))
 	for left := n.size; left > 0; {
 		if err := p.ctx.Err(); err != nil {
 			return sum, err
@@ -373,13 +374,82 @@ func (p *packer) streamTar(n *node, r io.Reader, st *streamer) (sum [32]byte, er
 		if _, err := io.ReadFull(r, buf[:m]); err != nil {
 			return sum, fmt.Errorf("tar stream: %s: %w", n.path, err)
 		}
-		if err := p.placeRead(buf[:m], h, st); err != nil {
+		if err := p.placeSparse(buf[:m], h, st); err != nil {
 			return sum, err
 		}
 		left -= m
 	}
 	copy(sum[:], h.Sum(nil))
 	return sum, nil
+}
+
+// archive/tar hands sparse members over with their holes filled with zeros.
+// As GNU tar --sparse does when it creates an archive, page-aligned zero runs
+// of at least holeMin bytes become holes again.
+const (
+	holeAlign = 4 << 10
+	holeMin   = 32 << 10
+)
+
+// zeroRuns splits b, which starts page-aligned in its file, into data and
+// hole runs; it returns nil when b has no hole.
+func zeroRuns(b []byte) []dataRun {
+	var zero [holeAlign]byte
+	var runs []dataRun
+	var dataFrom, zeroFrom int64 = 0, -1
+	end := int64(len(b)) / holeAlign * holeAlign
+	flush := func(at int64) { // the zero run [zeroFrom, at) ends
+		if zeroFrom >= 0 && at-zeroFrom >= holeMin {
+			if zeroFrom > dataFrom {
+				runs = append(runs, dataRun{dataFrom, zeroFrom - dataFrom, false})
+			}
+			runs = append(runs, dataRun{zeroFrom, at - zeroFrom, true})
+			dataFrom = at
+		}
+		zeroFrom = -1
+	}
+	for off := int64(0); off < end; off += holeAlign {
+		if bytes.Equal(b[off:off+holeAlign], zero[:]) {
+			if zeroFrom < 0 {
+				zeroFrom = off
+			}
+			continue
+		}
+		flush(off)
+	}
+	flush(end)
+	if runs == nil {
+		return nil
+	}
+	if dataFrom < int64(len(b)) {
+		runs = append(runs, dataRun{dataFrom, int64(len(b)) - dataFrom, false})
+	}
+	return runs
+}
+
+// placeSparse places a piece of a member with its zero runs as holes,
+// hashing all of it into h when h is set.
+func (p *packer) placeSparse(b []byte, h *blake3.Hasher, st *streamer) error {
+	runs := zeroRuns(b)
+	if runs == nil {
+		return p.placeRead(b, h, st)
+	}
+	for _, r := range runs {
+		piece := b[r.off : r.off+r.len]
+		if !r.hole {
+			if err := p.placeRead(piece, h, st); err != nil {
+				return err
+			}
+			continue
+		}
+		if h != nil {
+			h.Write(piece)
+		}
+		p.addExtent(format.Hole, uint64(r.len))
+		p.res.HoleBytes += r.len
+		p.bytesDone.Add(r.len)
+	}
+	return nil
 }
 
 // tarOwner is the user (or group) name the stream gave id, if any: the

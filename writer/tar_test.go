@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,6 +235,32 @@ func TestTarStreamFromGNUTarMatchesTheTree(t *testing.T) {
 			ino := a.inode["b/sym"]
 			if x.Inodes.Mode[ino]&format.ModeType != format.ModeLink || string(x.Blob[x.Inodes.DataStart[ino]:x.Inodes.DataStart[ino]+uint64(x.Inodes.DataCount[ino])]) != "../a/one" {
 				t.Error("symlink lost")
+			}
+		})
+	}
+}
+
+func TestZeroRunsFindsPageAlignedHoles(t *testing.T) {
+	page := func(fill byte) []byte { return bytes.Repeat([]byte{fill}, holeAlign) }
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	zeros := func(pages int) []byte { return make([]byte, pages*holeAlign) }
+	hole := holeMin / holeAlign // pages in the shortest hole
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want []dataRun
+	}{
+		{"no zeros", cat(page(1), page(2)), nil},
+		{"a zero run too short", cat(page(1), zeros(hole-1), page(1)), nil},
+		{"all zeros", zeros(hole), []dataRun{{0, holeMin, true}}},
+		{"a hole inside", cat(page(1), zeros(hole), page(1)), []dataRun{{0, holeAlign, false}, {holeAlign, holeMin, true}, {holeAlign + holeMin, holeAlign, false}}},
+		{"a hole at the end, then a short tail", cat(page(1), zeros(hole), []byte{0, 0, 0}), []dataRun{{0, holeAlign, false}, {holeAlign, holeMin, true}, {holeAlign + holeMin, 3, false}}},
+		{"zeros not page-aligned stay data", cat([]byte{1}, zeros(hole), []byte{1}), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := zeroRuns(tc.b)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("runs %v, want %v", got, tc.want)
 			}
 		})
 	}
