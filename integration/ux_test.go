@@ -1,0 +1,322 @@
+package integration
+
+import (
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"arc/internal/testtree"
+)
+
+// commandsOf discovers arcpack's commands from its own help, the way a
+// user finds them: the "Available Commands:" of the root and, below it,
+// of every command that has some. Each is returned as its arguments
+// ("create", "completion bash").
+func commandsOf(t *testing.T, parent ...string) [][]string {
+	t.Helper()
+	r := mustArcpack(t, append(append([]string{}, parent...), "--help")...)
+	_, list, ok := strings.Cut(r.stdout, "Available Commands:\n")
+	if !ok {
+		return nil
+	}
+	var out [][]string
+	for _, l := range strings.Split(list, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			break
+		}
+		path := append(append([]string{}, parent...), f[0])
+		out = append(out, path)
+		out = append(out, commandsOf(t, path...)...)
+	}
+	return out
+}
+
+func TestEveryCommandsHelpShowsAnExample(t *testing.T) {
+	cmds := commandsOf(t)
+	// The discovery itself must see the commands a user knows of.
+	seen := map[string]bool{}
+	for _, c := range cmds {
+		seen[strings.Join(c, " ")] = true
+	}
+	for _, want := range []string{"create", "list", "info", "verify", "extract", "cat", "man", "completion", "completion bash", "help"} {
+		if !seen[want] {
+			t.Errorf("arcpack --help does not list %q (found %v)", want, cmds)
+		}
+	}
+	for _, c := range append([][]string{{}}, cmds...) {
+		r := mustArcpack(t, append(append([]string{}, c...), "--help")...)
+		_, ex, ok := strings.Cut(r.stdout, "Examples:\n")
+		if !ok {
+			t.Errorf("arcpack %s --help shows no example", strings.Join(c, " "))
+			continue
+		}
+		first := strings.TrimSpace(strings.SplitN(ex, "\n", 2)[0])
+		if !strings.HasPrefix(first, "arcpack ") && !strings.HasPrefix(first, "arcmount ") && !strings.HasPrefix(first, "source ") {
+			t.Errorf("arcpack %s --help: the first example %q is not a command line", strings.Join(c, " "), first)
+		}
+	}
+	r := runBin(t, runOpts{}, arcmountBin, "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "Examples:\n  arcmount ") || !strings.Contains(r.stdout, "fusermount3 -u") {
+		t.Errorf("arcmount --help shows no example or no way to unmount: %v", r)
+	}
+}
+
+// Every flag of every command says what it does, and sizes and counts say
+// their unit or their default.
+func TestEveryFlagIsDescribed(t *testing.T) {
+	flagLine := regexp.MustCompile(`^\s+(-\w, )?--([\w-]+)( \S+)?\s{2,}(.*)$`)
+	check := func(name, help string) {
+		for _, l := range strings.Split(help, "\n") {
+			m := flagLine.FindStringSubmatch(l)
+			if m == nil {
+				continue
+			}
+			if len(strings.Fields(m[4])) < 2 {
+				t.Errorf("%s: flag --%s has no real description: %q", name, m[2], l)
+			}
+			if strings.Contains(m[3], "`") || strings.Contains(m[3], "arcpack") {
+				t.Errorf("%s: flag --%s shows a quoted phrase as its value name: %q", name, m[2], l)
+			}
+		}
+	}
+	for _, c := range append([][]string{{}}, commandsOf(t)...) {
+		check("arcpack "+strings.Join(c, " "), mustArcpack(t, append(append([]string{}, c...), "--help")...).stdout)
+	}
+	check("arcmount", runBin(t, runOpts{}, arcmountBin, "--help").stdout)
+}
+
+// The man pages: one per command found in help, each with its examples
+// and the exit status, and well-formed roff (checked by groff where it is
+// installed).
+func TestManPagesCoverEveryCommand(t *testing.T) {
+	dir := t.TempDir()
+	mustArcpack(t, "man", dir)
+	if r := runBin(t, runOpts{}, arcmountBin, "--man", dir); r.code != 0 {
+		t.Fatalf("arcmount --man: %v", r)
+	}
+	pages := []string{"arcpack.1", "arcmount.1"}
+	for _, c := range commandsOf(t) {
+		pages = append(pages, "arcpack-"+strings.Join(c, "-")+".1")
+	}
+	groff, _ := exec.LookPath("groff")
+	for _, p := range pages {
+		b, err := os.ReadFile(filepath.Join(dir, p))
+		if err != nil {
+			t.Errorf("no page for a command: %v", err)
+			continue
+		}
+		page := string(b)
+		for _, sec := range []string{".TH ", ".SH NAME\n", ".SH SYNOPSIS\n", ".SH DESCRIPTION\n", ".SH EXAMPLES\n", ".SH EXIT STATUS\n", ".SH SEE ALSO\n"} {
+			if !strings.Contains(page, sec) {
+				t.Errorf("%s lacks %q", p, strings.TrimSpace(sec))
+			}
+		}
+		if p != "arcmount.1" && !strings.Contains(page, ".B 130\n") {
+			t.Errorf("%s does not document exit status 130", p)
+		}
+		if groff != "" {
+			out, err := exec.Command(groff, "-man", "-Tutf8", "-ww", "-z", filepath.Join(dir, p)).CombinedOutput()
+			if err != nil || len(out) != 0 {
+				t.Errorf("groff warns on %s: %v\n%s", p, err, out)
+			}
+		}
+	}
+	if groff == "" {
+		t.Log("groff not installed: roff not checked by groff")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != len(pages) {
+		t.Errorf("%d pages written, want %d (one per command in help, and arcmount's)", len(ents), len(pages))
+	}
+}
+
+func TestCompletionScriptsLoad(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		r := mustArcpack(t, "completion", sh)
+		if !strings.Contains(r.stdout, "arcpack") {
+			t.Errorf("completion %s: no script for arcpack", sh)
+		}
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	for _, bin := range []string{arcpackBin, arcmountBin} {
+		// Load the script and ask it for the first word's completions.
+		script := filepath.Join(t.TempDir(), "c.bash")
+		r := runBin(t, runOpts{}, bin, "completion", "bash")
+		if r.code != 0 {
+			t.Fatalf("%s completion bash: %v", bin, r)
+		}
+		os.WriteFile(script, []byte(r.stdout), 0o644)
+		if out, err := exec.Command(bash, "-n", script).CombinedOutput(); err != nil {
+			t.Errorf("%s completion bash is not valid bash: %v\n%s", filepath.Base(bin), err, out)
+		}
+	}
+	// Cobra's completion asks the binary itself: it must offer the commands.
+	r := mustArcpack(t, "__complete", "")
+	for _, c := range []string{"create", "extract", "verify"} {
+		if !strings.Contains(r.stdout, c) {
+			t.Errorf("completing the first word does not offer %s:\n%s", c, r.stdout)
+		}
+	}
+}
+
+// Errors name the file and say what to do.
+func TestErrorsSuggestTheFix(t *testing.T) {
+	_, base := corruptible(t)
+	dir := filepath.Dir(base)
+	src := genTree(t, testtree.Options{Seed: 3, Files: 3, Depth: 1})
+	for _, c := range []struct {
+		name  string
+		args  []string
+		wants []string
+	}{
+		{"a directory for an archive", []string{"list", src}, []string{"open " + src + ": a directory", "arcpack create " + src + " -o NAME"}},
+		{"a volume name cut short", []string{"list", base + ".00"}, []string{"did you mean " + base + ".001?"}},
+		{"a base with no volumes", []string{"info", filepath.Join(dir, "other")}, []string{"no such file or directory, nor " + filepath.Join(dir, "other.001")}},
+		{"a volume past the last", []string{"list", base + ".099"}, []string{"the archive's volumes here are " + base + ".001 to "}},
+		{"an existing archive", []string{"create", src, "-o", base}, []string{base + ".001 already exists", "--force"}},
+		{"a bad flag", []string{"list", "--nope", base + ".001"}, []string{"unknown flag: --nope", "see 'arcpack list --help'"}},
+	} {
+		r := arcpack(t, c.args...)
+		wantFail(t, r, 2, c.wants...)
+		if t.Failed() {
+			t.Logf("case %q", c.name)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".001", "-o", dst)
+	wantFail(t, arcpack(t, "extract", base+".001", "-o", dst), 2, "bystander", "already exists", "use --force to replace files in "+dst)
+}
+
+// With recovery volumes beside a damaged archive, every command that hits
+// the damage points at `arcpack repair`; without them, none does.
+func TestDamageSuggestsRepairWhenRecoveryVolumesExist(t *testing.T) {
+	_, base := corruptible(t)
+	vols := volumes(t, base)
+	if len(vols) < 3 {
+		t.Fatalf("want 3 or more volumes, got %v", vols)
+	}
+	if err := os.Rename(base+".001", base+".001.away"); err != nil {
+		t.Fatal(err)
+	}
+	last := vols[len(vols)-1]
+	hint := "'arcpack repair " + base + ".002' can rebuild"
+	r := arcpack(t, "cat", base+".002", "bystander")
+	wantFail(t, r, 1, "bystander")
+	if strings.Contains(r.stderr, "arcpack repair") {
+		t.Errorf("repair suggested with no recovery volume:\n%v", r)
+	}
+	// Recovery volumes are found by name (NAME.r01, ...).
+	if err := os.WriteFile(base+".r01", []byte("parity"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantFail(t, arcpack(t, "cat", base+".002", "bystander"), 1, "bystander", hint)
+	wantFail(t, arcpack(t, "extract", base+".002", "-o", filepath.Join(t.TempDir(), "d")), 1, hint)
+	os.Rename(base+".001.away", base+".001")
+	os.Rename(last, last+".away")
+	wantFail(t, arcpack(t, "list", base+".001"), 2, filepath.Base(last), "is missing", "'arcpack repair "+base+".001' can rebuild")
+	wantFail(t, arcpack(t, "list", base+".r01"), 2, "a recovery volume, not a data volume", base+".001")
+}
+
+// Sizes are for people by default and exact with --bytes.
+func TestBytesFlagShowsExactSizes(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	b := make([]byte, 1536000)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range b {
+		b[i] = byte(rnd.Uint32())
+	}
+	os.WriteFile(filepath.Join(src, "f"), b, 0o644)
+	out := filepath.Join(t.TempDir(), "a")
+	human := mustArcpack(t, "create", src, "-o", out, "--progress", "never")
+	if !strings.Contains(human.stdout, "1.5 MiB in") {
+		t.Errorf("create summary is not in MiB: %q", human.stdout)
+	}
+	exact := mustArcpack(t, "--bytes", "create", src, "-o", out, "--force", "--progress", "never")
+	if !strings.Contains(exact.stdout, "1536000 B in") {
+		t.Errorf("create --bytes summary is not exact: %q", exact.stdout)
+	}
+	for _, c := range []struct {
+		args        []string
+		human, byte string
+	}{
+		{[]string{"list", "-l", out + ".001"}, " 1.5 MiB ", " 1536000 "},
+		{[]string{"info", out + ".001"}, "1.5 MiB in 1 files", "1536000 B in 1 files"},
+		{[]string{"verify", out + ".001", "--progress", "never"}, "(1.5 MiB decoded)", "(1536000 B decoded)"},
+	} {
+		h := mustArcpack(t, c.args...)
+		b := mustArcpack(t, append([]string{"--bytes"}, c.args...)...)
+		if !strings.Contains(h.stdout, c.human) || strings.Contains(h.stdout, c.byte) {
+			t.Errorf("arcpack %s: want %q for people:\n%s", strings.Join(c.args, " "), c.human, h.stdout)
+		}
+		if !strings.Contains(b.stdout, c.byte) {
+			t.Errorf("arcpack --bytes %s: want %q:\n%s", strings.Join(c.args, " "), c.byte, b.stdout)
+		}
+	}
+}
+
+// arcmount: usage errors and failures exit 2 with one line that says
+// what to change.
+func TestMountErrorsSayWhatToChange(t *testing.T) {
+	needMount(t)
+	base := pack(t, mountSmall, genTree(t, testtree.Options{Seed: 4, Files: 3, Depth: 1, NoXattrs: true}))
+	free := filepath.Join(t.TempDir(), "free")
+	os.Mkdir(free, 0o755)
+	cases := []struct {
+		name string
+		o    runOpts
+		args []string
+		want []string
+	}{
+		{"no arguments", runOpts{}, nil, []string{"want ARCHIVE and MOUNTPOINT, got 0", "arcmount --help"}},
+		{"unknown flag", runOpts{}, []string{"--nope", base + ".001", free}, []string{"unknown flag: --nope", "arcmount --help"}},
+		{"a directory for an archive", runOpts{}, []string{free, free}, []string{"a directory, not an archive volume"}},
+		{"a volume name cut short", runOpts{}, []string{base + ".0", free}, []string{"did you mean " + base + ".001?"}},
+	}
+	if os.Geteuid() == 0 {
+		b, _ := os.ReadFile("/etc/fuse.conf")
+		if !regexp.MustCompile(`(?m)^\s*user_allow_other\s*$`).Match(b) {
+			// nobody must reach the archive and the mount point.
+			os.Chmod(free, 0o777)
+			for _, p := range []string{base, free} {
+				for d := filepath.Dir(p); strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+					os.Chmod(d, 0o755)
+				}
+			}
+			for _, v := range volumes(t, base) {
+				os.Chmod(v, 0o644)
+			}
+			cases = append(cases, struct {
+				name string
+				o    runOpts
+				args []string
+				want []string
+			}{"allow_other as a user", runOpts{uid: 65534, gid: 65534}, []string{"-o", "allow_other", base + ".001", free}, []string{"allow_other", "user_allow_other", "/etc/fuse.conf"}})
+		}
+	}
+	for _, c := range cases {
+		r := runBin(t, c.o, arcmountBin, c.args...)
+		lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+		if r.code != 2 || len(lines) != 1 || !strings.HasPrefix(lines[0], "arcmount: ") {
+			t.Errorf("%s: want exit 2 and one line \"arcmount: ...\"; got %v", c.name, r)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(lines[0], w) {
+				t.Errorf("%s: %q lacks %q", c.name, lines[0], w)
+			}
+		}
+		if isMounted(t, free) {
+			exec.Command("fusermount3", "-u", free).Run()
+			t.Fatalf("%s: mounted anyway", c.name)
+		}
+	}
+}
