@@ -35,6 +35,7 @@ type createFlags struct {
 	segments      bool
 	segmentMin    int64
 	segmentHist   int64
+	recovery      string
 }
 
 func newCreateCommand(u *units) *cobra.Command {
@@ -56,6 +57,7 @@ order; directories it never names get mode 0755.`,
 		Example: `  arcpack create ~/src -o /backup/src
   arcpack create etc home -o /backup/sys --volume-size 4G --level high
   arcpack create big/ -o one --volume-size 0   # a single volume, one.001
+  arcpack create ~/photos -o /backup/photos --recovery 10%   # + photos.r01, ...
   tar -c --xattrs -C /srv data | arcpack create - -o /backup/data`,
 		Args: minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error { return runCreate(c, u, f, args) },
@@ -76,6 +78,7 @@ order; directories it never names get mode 0755.`,
 	fl.BoolVar(&f.oneFileSystem, "one-file-system", false, "do not descend into other filesystems")
 	fl.BoolVar(&f.strict, "strict", false, "treat an unreadable source file as fatal")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing archive of that name")
+	fl.StringVar(&f.recovery, "recovery", "", "also write Reed-Solomon recovery volumes OUT.r01, ... of this share of the archive, e.g. 10% (see arcpack repair)")
 	addProgressFlag(c, &f.progress)
 	_ = c.MarkFlagRequired("output")
 	return c
@@ -92,6 +95,10 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	}
 	if f.workers < 0 {
 		return usageErrorf("create: --workers %d: want 0 or more", f.workers)
+	}
+	pct, err := parsePercent(f.recovery)
+	if err != nil {
+		return usageErrorf("create: %v", err)
 	}
 	chunk := 0
 	switch f.chunkSize {
@@ -164,6 +171,11 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		return fmt.Errorf("create %s: %w", f.out, err)
 	}
 	fmt.Fprintln(c.OutOrStdout(), createSummary(u, res))
+	if pct > 0 { // the archive is complete: add its parity (recovery.go)
+		if err := addRecovery(ctx, c.OutOrStdout(), u, f.out, pct, true, f.workers); err != nil {
+			return err
+		}
+	}
 	if res.Skipped > 0 || warnings.Load() > 0 {
 		return &exitError{code: exitDamage, err: fmt.Errorf("create %s: %d file(s) skipped, see the warnings above", f.out, res.Skipped)}
 	}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"arc/recovery"
+
+	"github.com/spf13/cobra"
+)
+
+// The recovery commands register themselves (the root command's list of
+// extra commands), so root.go needs no line for them.
+func init() { extraCommands = append(extraCommands, newRepairCmd, newRecoveryCmd) }
+
+// unitsOf reads the root's --bytes flag for commands built without a units.
+func unitsOf(c *cobra.Command) *units {
+	u := &units{}
+	if f := c.Flags().Lookup("bytes"); f != nil {
+		u.bytes = f.Value.String() == "true"
+	}
+	return u
+}
+
+// parsePercent reads a --recovery value: "10%", "10" or "2.5%"; "" is 0
+// (no recovery volumes).
+func parsePercent(s string) (float64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "%"), 64)
+	if err != nil || !(v >= 0.01 && v <= 100) {
+		return 0, fmt.Errorf("invalid --recovery %q (want a share of the archive from 0.01%% to 100%%, e.g. 10%%)", s)
+	}
+	return v, nil
+}
+
+// addRecovery writes the recovery volumes of the finished archive out and
+// prints one line about them; create's --recovery and `recovery add` use it.
+func addRecovery(ctx context.Context, w io.Writer, u *units, out string, pct float64, force bool, workers int) error {
+	start := time.Now()
+	res, err := recovery.Add(ctx, out, recovery.Options{Percent: pct, Force: force, Workers: workers})
+	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("recovery %s: interrupted, no recovery volume written", out)}
+		}
+		return fmt.Errorf("recovery %s: %w", out, err)
+	}
+	fmt.Fprintln(w, recoverySummary(u, res, pct, time.Since(start)))
+	return nil
+}
+
+func recoverySummary(u *units, r *recovery.Result, pct float64, d time.Duration) string {
+	share := 100 * float64(r.ParityBytes) / float64(max(r.DataBytes, 1))
+	why := ""
+	if r.VolumeBound {
+		why = fmt.Sprintf(" (more than %g%%: at least one volume's worth, so that any one lost volume can be rebuilt)", pct)
+	}
+	vols := "volume"
+	if len(r.Paths) != 1 {
+		vols = "volumes"
+	}
+	return fmt.Sprintf("recovery: %d %s %s…, %s of parity = %.1f%% of the archive%s; %d stripes of %d+%d shards of %s; %.1f s",
+		len(r.Paths), vols, r.Paths[0], u.size(r.ParityBytes), share, why, r.Stripes, r.DataShards, r.Parity,
+		u.size(int64(r.ShardSize)), d.Seconds())
+}
+
+func newRecoveryCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "recovery",
+		Short: "Manage an archive's recovery volumes (NAME.r01, NAME.r02, ...)",
+		Long: `Recovery volumes hold Reed-Solomon parity of an archive's volumes. With them,
+arcpack repair rebuilds any one lost or damaged volume (the last one, with the
+index, too) or damage spread over the archive up to the share chosen.`,
+		Example: `  arcpack recovery add /backup/photos.001 --recovery 10%`,
+		Args:    exactArgs(0),
+		RunE:    func(c *cobra.Command, args []string) error { return c.Help() },
+	}
+	var pct string
+	var force bool
+	var workers int
+	add := &cobra.Command{
+		Use:   "add ARCHIVE --recovery PCT",
+		Short: "Write recovery volumes for an existing archive",
+		Long: `Compute Reed-Solomon parity for the finished archive ARCHIVE (any of its volumes,
+or its NAME) and write it as recovery volumes NAME.r01, NAME.r02, ... beside it.
+PCT is the parity as a share of the archive; it is raised where needed so that
+any one volume can be rebuilt (for an archive of one or two volumes that is a
+whole volume's worth). Each recovery volume is written under a temporary name and
+renamed when complete. Existing recovery volumes are replaced only with --force.
+The archive's volumes are protected as they are now: verify it first.`,
+		Example: `  arcpack verify /backup/photos.001 && arcpack recovery add /backup/photos.001 --recovery 10%
+  arcpack recovery add /backup/photos --recovery 25% --force`,
+		Args: exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if pct == "" {
+				return usageErrorf("recovery add: --recovery PCT is required (e.g. --recovery 10%%)")
+			}
+			p, err := parsePercent(pct)
+			if err != nil {
+				return usageErrorf("recovery add: %v", err)
+			}
+			if workers < 0 {
+				return usageErrorf("recovery add: --workers %d: want 0 or more", workers)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			err = addRecovery(ctx, c.OutOrStdout(), unitsOf(c), args[0], p, force, workers)
+			if errors.Is(err, recovery.ErrExists) {
+				return &exitError{code: exitFatal, err: err}
+			}
+			return err
+		},
+	}
+	add.Flags().StringVar(&pct, "recovery", "", "parity as a share of the archive, e.g. 10% (required)")
+	add.Flags().BoolVar(&force, "force", false, "replace existing recovery volumes")
+	add.Flags().IntVar(&workers, "workers", 0, "encoding goroutines (0 = one per CPU)")
+	c.AddCommand(add)
+	return c
+}
+
+func newRepairCmd() *cobra.Command {
+	var workers int
+	c := &cobra.Command{
+		Use:   "repair ARCHIVE",
+		Short: "Rebuild missing or damaged volumes from the recovery volumes",
+		Long: `Check every volume of ARCHIVE (any of its volumes, or its NAME) against its
+recovery volumes (NAME.r01, ...) and rebuild each missing or damaged data or
+recovery volume: the new file is written under a temporary name, synced, and
+renamed over the old one. When the damage is more than the recovery volumes can
+rebuild, nothing is changed. Exit 0 when the archive is intact (or was repaired),
+1 when it cannot be repaired, 2 when there are no recovery volumes.`,
+		Example: `  arcpack repair /backup/photos.001 && arcpack verify /backup/photos.001`,
+		Args:    exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runRepair(ctx, c.OutOrStdout(), unitsOf(c), args[0], workers)
+		},
+	}
+	c.Flags().IntVar(&workers, "workers", 0, "goroutines (0 = one per CPU)")
+	return c
+}
+
+func runRepair(ctx context.Context, w io.Writer, u *units, archive string, workers int) error {
+	start := time.Now()
+	res, err := recovery.Repair(ctx, archive, recovery.Options{Workers: workers})
+	if res != nil && err == nil || errors.Is(err, recovery.ErrNotRepairable) {
+		writeRecoveryReport(w, u, res.Report, archive)
+	}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("repair %s: interrupted, nothing changed", archive)}
+	case errors.Is(err, recovery.ErrNotRepairable):
+		return &exitError{code: exitDamage, err: fmt.Errorf("repair %w", err)}
+	case errors.Is(err, recovery.ErrNoRecovery), errors.Is(err, recovery.ErrForeign):
+		return &exitError{code: exitFatal, err: fmt.Errorf("repair %w", err)}
+	default:
+		return fmt.Errorf("repair %s: %w", archive, err)
+	}
+	if len(res.Rebuilt) == 0 {
+		fmt.Fprintf(w, "%s: intact, nothing to repair\n", archive)
+		return nil
+	}
+	fmt.Fprintf(w, "repaired %d volume(s) in %.1f s: %s\n", len(res.Rebuilt), time.Since(start).Seconds(), strings.Join(res.Rebuilt, ", "))
+	return nil
+}
+
+// writeRecoveryReport prints one line per damaged or missing volume.
+func writeRecoveryReport(w io.Writer, u *units, r *recovery.Report, archive string) {
+	for _, v := range r.Volumes {
+		if v.State == recovery.OK {
+			continue
+		}
+		kind := "volume"
+		if v.Recovery {
+			kind = "recovery volume"
+		}
+		what := "missing"
+		if v.State == recovery.Damaged {
+			what = fmt.Sprintf("damaged (%s in %s)", u.size(v.DamagedBytes()), rangesText(v.Damaged, 4))
+		}
+		can := "repairable"
+		if !v.Repairable {
+			can = "NOT repairable"
+		}
+		fmt.Fprintf(w, "%s %s: %s, %s\n", kind, v.Path, what, can)
+	}
+}
+
+// rangesText lists up to n byte ranges, then how many more there are.
+func rangesText(rs []recovery.Range, n int) string {
+	var parts []string
+	for i, r := range rs {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("%d more ranges", len(rs)-n))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("bytes %d-%d", r.Off, r.End-1))
+	}
+	return strings.Join(parts, ", ")
+}
