@@ -1,6 +1,8 @@
 package recovery
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,7 +20,11 @@ type tempFiles struct {
 // create makes the temporary file for final, size bytes long (sparse
 // until written).
 func (t *tempFiles) create(final string, size int64) (*os.File, error) {
-	f, err := os.CreateTemp(filepath.Dir(final), filepath.Base(final)+".tmp-*")
+	// Like os.CreateTemp, but with the mode new volumes get (0666 less the
+	// umask), not 0600.
+	var tag [6]byte
+	rand.Read(tag[:])
+	f, err := os.OpenFile(final+".tmp-"+hex.EncodeToString(tag[:]), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", final, err)
 	}

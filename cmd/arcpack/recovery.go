@@ -52,7 +52,7 @@ func addRecovery(ctx context.Context, w io.Writer, u *units, out string, pct flo
 		if ctx.Err() != nil {
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("recovery %s: interrupted, no recovery volume written", out)}
 		}
-		return fmt.Errorf("recovery %s: %w", out, err)
+		return fmt.Errorf("recovery volumes: %w", err)
 	}
 	fmt.Fprintln(w, recoverySummary(u, res, pct, time.Since(start)))
 	return nil
@@ -68,7 +68,7 @@ func recoverySummary(u *units, r *recovery.Result, pct float64, d time.Duration)
 	if len(r.Paths) != 1 {
 		vols = "volumes"
 	}
-	return fmt.Sprintf("recovery: %d %s %s…, %s of parity = %.1f%% of the archive%s; %d stripes of %d+%d shards of %s; %.1f s",
+	return fmt.Sprintf("recovery: %d %s %s…, %s of parity = %.1f%% of the archive%s; %d stripe(s) of %d+%d shards of %s; %.1f s",
 		len(r.Paths), vols, r.Paths[0], u.size(r.ParityBytes), share, why, r.Stripes, r.DataShards, r.Parity,
 		u.size(int64(r.ShardSize)), d.Seconds())
 }

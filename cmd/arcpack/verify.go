@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"arc/format"
 	"arc/reader"
+	"arc/recovery"
 
 	"github.com/spf13/cobra"
 )
@@ -22,8 +24,10 @@ func newVerifyCommand(u *units) *cobra.Command {
 		Short: "Check every block and the index; name the files that damage affects",
 		Long: `Read every volume of ARCHIVE, check the index and the checksum of every block,
 and name the files whose content lies in a damaged block or a missing volume.
-Exit 0 when the archive is intact, 1 when damage was found, 2 when ARCHIVE is not an
-arc volume or cannot be read at all.`,
+When recovery volumes (NAME.r01, ...) exist, also check every volume against them
+byte for byte and say, per damaged or missing volume, whether arcpack repair can
+rebuild it. Exit 0 when the archive (and its recovery volumes) are intact, 1 when
+damage was found, 2 when ARCHIVE is not an arc volume or cannot be read at all.`,
 		Example: `  arcpack verify backup.001
   arcpack verify backup.004 --progress never && echo intact`,
 		Args: exactArgs(1),
@@ -82,11 +86,18 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool) e
 	if err != nil {
 		return err
 	}
+	rec := checkRecovery(archive)
 	if err := notAnArchive(archive); err != nil {
+		if rec.usable() { // the volume named is gone or broken, but can be rebuilt
+			return verifyByRecovery(out, u, archive, asJSON, rec, err)
+		}
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w", archive, err)}
 	}
 	a, err := reader.Open(archive, reader.Options{Prefetch: -1})
 	if err != nil {
+		if rec != nil {
+			return verifyByRecovery(out, u, archive, asJSON, rec, err)
+		}
 		return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: damaged: %w", archive, err)}
 	}
 	defer a.Close()
@@ -103,17 +114,144 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool) e
 		return fmt.Errorf("verify %s: %w", archive, err)
 	}
 	if asJSON {
-		if err := writeVerifyJSON(out, rep); err != nil {
+		if err := writeVerifyJSON(out, rep, rec); err != nil {
 			return err
 		}
 	} else {
 		writeVerifyText(out, u, archive, a, rep)
+		writeRecoveryText(out, u, archive, rec)
 	}
-	if rep.Intact() {
+	if rep.Intact() && rec.intact() {
 		return nil
 	}
-	return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: damaged: %d bad block(s), %d missing volume(s), index %s; %d file(s) affected",
-		archive, len(rep.Damaged), len(rep.MissingVolumes), indexState(rep), len(rep.AffectedFiles))}
+	if rep.Intact() {
+		return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: the archive is intact, its recovery volumes are not%s", archive, rec.hint(archive))}
+	}
+	return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: damaged: %d bad block(s), %d missing volume(s), index %s; %d file(s) affected%s",
+		archive, len(rep.Damaged), len(rep.MissingVolumes), indexState(rep), len(rep.AffectedFiles), rec.hint(archive))}
+}
+
+// recoveryCheck is what an archive's recovery volumes say about it; nil
+// when it has none.
+type recoveryCheck struct {
+	paths []string
+	rep   *recovery.Report
+	err   error // the recovery volumes cannot be used (another archive's, no valid header)
+}
+
+func checkRecovery(archive string) *recoveryCheck {
+	paths, err := recovery.Find(archive)
+	if err != nil || len(paths) == 0 {
+		return nil
+	}
+	rep, err := recovery.Check(context.Background(), archive, recovery.Options{})
+	return &recoveryCheck{paths: paths, rep: rep, err: err}
+}
+
+func (r *recoveryCheck) usable() bool { return r != nil && r.err == nil }
+
+// intact is true without recovery volumes, or when they and the data
+// volumes all check out.
+func (r *recoveryCheck) intact() bool { return r == nil || r.usable() && r.rep.Intact() }
+
+// hint ends verify's error line: whether repair can help.
+func (r *recoveryCheck) hint(archive string) string {
+	switch {
+	case r == nil:
+		return ""
+	case !r.usable():
+		return fmt.Sprintf("; recovery volumes unusable: %v", r.err)
+	case r.rep.Repairable:
+		return fmt.Sprintf("; repairable: run 'arcpack repair %s'", archive)
+	default:
+		return "; NOT repairable with the recovery volumes present"
+	}
+}
+
+// verifyByRecovery reports an archive that does not open (a volume missing,
+// a header broken) from its recovery volumes alone.
+func verifyByRecovery(out io.Writer, u *units, archive string, asJSON bool, rec *recoveryCheck, openErr error) error {
+	if asJSON {
+		v := verifyJSON{IndexError: openErr.Error(), MissingVolumes: []string{}, DamagedVolumes: []string{},
+			DamagedBlocks: []blockJSON{}, AffectedFiles: []string{}, Recovery: rec.json()}
+		if rec.usable() {
+			for _, vr := range rec.rep.Volumes {
+				if vr.State == recovery.Missing && !vr.Recovery {
+					v.MissingVolumes = append(v.MissingVolumes, vr.Path)
+				}
+			}
+		}
+		if err := encodeJSON(out, v); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "damaged: %s\n", oneLine(openErr.Error()))
+		writeRecoveryText(out, u, archive, rec)
+	}
+	return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: damaged: %w%s", archive, openErr, rec.hint(archive))}
+}
+
+// writeRecoveryText adds what the recovery volumes say to verify's report.
+func writeRecoveryText(out io.Writer, u *units, archive string, r *recoveryCheck) {
+	switch {
+	case r == nil:
+	case !r.usable():
+		fmt.Fprintf(out, "recovery volumes unusable: %s\n", oneLine(r.err.Error()))
+	case r.rep.Intact():
+		fmt.Fprintf(out, "recovery: %d volume(s) intact; every volume checked against them\n", len(r.paths))
+	default:
+		writeRecoveryReport(out, u, r.rep, archive)
+		if r.rep.Repairable {
+			fmt.Fprintf(out, "repairable: run 'arcpack repair %s' to rebuild the volume(s) above\n", archive)
+		} else {
+			fmt.Fprintf(out, "not repairable: %d of %d stripes lost more than their %d parity shards; arcpack repair would change nothing\n",
+				r.rep.LostStripes, r.rep.Stripes, r.rep.Parity)
+		}
+	}
+}
+
+// recoveryJSON is verify --json's "recovery" object, present only when the
+// archive has recovery volumes.
+type recoveryJSON struct {
+	Volumes    []string             `json:"volumes"`         // the recovery volumes found
+	Intact     bool                 `json:"intact"`          // every data and recovery volume is as written
+	Repairable bool                 `json:"repairable"`      // arcpack repair can rebuild all that is damaged
+	Error      string               `json:"error,omitempty"` // why the recovery volumes cannot be used
+	Damaged    []recoveryVolumeJSON `json:"damaged"`         // each damaged or missing volume
+}
+
+type recoveryVolumeJSON struct {
+	Path       string     `json:"path"`
+	Kind       string     `json:"kind"`   // "data" or "recovery"
+	State      string     `json:"state"`  // "damaged" or "missing"
+	Ranges     [][2]int64 `json:"ranges"` // damaged byte ranges [start, end) of the file
+	Repairable bool       `json:"repairable"`
+}
+
+func (r *recoveryCheck) json() *recoveryJSON {
+	if r == nil {
+		return nil
+	}
+	j := &recoveryJSON{Volumes: r.paths, Damaged: []recoveryVolumeJSON{}}
+	if !r.usable() {
+		j.Error = r.err.Error()
+		return j
+	}
+	j.Intact, j.Repairable = r.rep.Intact(), r.rep.Repairable
+	for _, v := range r.rep.Volumes {
+		if v.State == recovery.OK {
+			continue
+		}
+		vj := recoveryVolumeJSON{Path: v.Path, Kind: "data", State: v.State.String(), Ranges: [][2]int64{}, Repairable: v.Repairable}
+		if v.Recovery {
+			vj.Kind = "recovery"
+		}
+		for _, rg := range v.Damaged {
+			vj.Ranges = append(vj.Ranges, [2]int64{rg.Off, rg.End})
+		}
+		j.Damaged = append(j.Damaged, vj)
+	}
+	return j
 }
 
 func indexState(r *reader.VerifyReport) string {
@@ -149,16 +287,17 @@ func writeVerifyText(out io.Writer, u *units, archive string, a *reader.Archive,
 // verifyJSON is `verify --json`'s output; a stable interface documented in
 // README.md: add fields, never rename or remove them.
 type verifyJSON struct {
-	Intact         bool        `json:"intact"`
-	Blocks         int64       `json:"blocks"`
-	StoredBytes    int64       `json:"stored_bytes"`
-	RawBytes       int64       `json:"raw_bytes"`
-	IndexOK        bool        `json:"index_ok"`
-	IndexError     string      `json:"index_error,omitempty"`
-	MissingVolumes []string    `json:"missing_volumes"`
-	DamagedVolumes []string    `json:"damaged_volumes"` // "NAME.NNN: what is wrong" (header, length)
-	DamagedBlocks  []blockJSON `json:"damaged_blocks"`
-	AffectedFiles  []string    `json:"affected_files"`
+	Intact         bool          `json:"intact"`
+	Blocks         int64         `json:"blocks"`
+	StoredBytes    int64         `json:"stored_bytes"`
+	RawBytes       int64         `json:"raw_bytes"`
+	IndexOK        bool          `json:"index_ok"`
+	IndexError     string        `json:"index_error,omitempty"`
+	MissingVolumes []string      `json:"missing_volumes"`
+	DamagedVolumes []string      `json:"damaged_volumes"` // "NAME.NNN: what is wrong" (header, length)
+	DamagedBlocks  []blockJSON   `json:"damaged_blocks"`
+	AffectedFiles  []string      `json:"affected_files"`
+	Recovery       *recoveryJSON `json:"recovery,omitempty"` // only when recovery volumes exist
 }
 
 type blockJSON struct {
@@ -168,9 +307,9 @@ type blockJSON struct {
 	Error  string `json:"error"`
 }
 
-func writeVerifyJSON(out io.Writer, r *reader.VerifyReport) error {
+func writeVerifyJSON(out io.Writer, r *reader.VerifyReport, rec *recoveryCheck) error {
 	v := verifyJSON{
-		Intact: r.Intact(), Blocks: r.Blocks, StoredBytes: r.StoredBytes, RawBytes: r.RawBytes,
+		Intact: r.Intact() && rec.intact(), Recovery: rec.json(), Blocks: r.Blocks, StoredBytes: r.StoredBytes, RawBytes: r.RawBytes,
 		IndexOK: r.IndexOK, MissingVolumes: append([]string{}, r.MissingVolumes...),
 		DamagedBlocks: []blockJSON{}, AffectedFiles: append([]string{}, r.AffectedFiles...),
 		DamagedVolumes: []string{},
@@ -184,6 +323,10 @@ func writeVerifyJSON(out io.Writer, r *reader.VerifyReport) error {
 	for _, b := range r.Damaged {
 		v.DamagedBlocks = append(v.DamagedBlocks, blockJSON{b.Block, b.Frame, b.Volume, fmt.Sprint(b.Err)})
 	}
+	return encodeJSON(out, v)
+}
+
+func encodeJSON(out io.Writer, v verifyJSON) error {
 	e := json.NewEncoder(out)
 	e.SetIndent("", "  ")
 	return e.Encode(v)
