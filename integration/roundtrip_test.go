@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"arc/format"
 	"arc/internal/testtree"
 )
 
@@ -259,5 +260,196 @@ func TestListLongShowsModesOwnersAndLinks(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, " files/") {
 		t.Errorf("list with paths listed others:\n%s", r.stdout)
+	}
+}
+
+// docField is one row of a field table in docs/CLI.md.
+type docField struct {
+	name, typ string
+	optional  bool
+}
+
+// documentedFields reads the field table under "### HEADING" in
+// docs/CLI.md: the stable interface the --json outputs promise.
+func documentedFields(t *testing.T, heading string) []docField {
+	t.Helper()
+	b, err := os.ReadFile("../docs/CLI.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\n### "+heading+"\n")
+	if !ok {
+		t.Fatalf("docs/CLI.md has no section %q", heading)
+	}
+	var out []docField
+	row := regexp.MustCompile("^\\| `([^`]+)` \\| ([^|]+) \\|")
+	inTable := false
+	for _, l := range strings.Split(rest, "\n") {
+		if m := row.FindStringSubmatch(l); m != nil {
+			inTable = true
+			out = append(out, docField{m[1], strings.TrimSpace(m[2]), strings.Contains(m[2], "optional")})
+		} else if inTable && !strings.HasPrefix(l, "|") {
+			break
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("docs/CLI.md %q: no field table", heading)
+	}
+	return out
+}
+
+// fieldValues finds a documented field in a decoded JSON object: "a" is a
+// key, "a[].b" the key b of every element of the list a, "a.*.b" the key b
+// of every value of the object a. found is false when a value that should
+// hold the field lacks it.
+func fieldValues(obj map[string]any, name string) (vals []any, found bool) {
+	if head, tail, ok := strings.Cut(name, "[]."); ok {
+		list, _ := obj[head].([]any)
+		for _, e := range list {
+			m, _ := e.(map[string]any)
+			v, ok := fieldValues(m, tail)
+			if !ok {
+				return nil, false
+			}
+			vals = append(vals, v...)
+		}
+		return vals, true
+	}
+	if head, tail, ok := strings.Cut(name, ".*."); ok {
+		m, _ := obj[head].(map[string]any)
+		for _, e := range m {
+			mm, _ := e.(map[string]any)
+			v, ok := fieldValues(mm, tail)
+			if !ok {
+				return nil, false
+			}
+			vals = append(vals, v...)
+		}
+		return vals, true
+	}
+	v, ok := obj[name]
+	if !ok {
+		return nil, false
+	}
+	return []any{v}, true
+}
+
+// typeMatches checks a JSON value against the documented type.
+func typeMatches(typ string, v any) bool {
+	switch {
+	case strings.HasPrefix(typ, "string"):
+		_, ok := v.(string)
+		return ok
+	case strings.HasPrefix(typ, "bool"):
+		_, ok := v.(bool)
+		return ok
+	case strings.HasPrefix(typ, "number"):
+		f, ok := v.(float64)
+		return ok && (strings.Contains(typ, "fraction") || f == float64(int64(f)))
+	case strings.HasPrefix(typ, "list"):
+		_, ok := v.([]any)
+		return ok
+	case strings.HasPrefix(typ, "object"):
+		_, ok := v.(map[string]any)
+		return ok
+	}
+	return false
+}
+
+// checkDocumented checks objects against a documented table: every field
+// that is not optional is in every object with its type; an optional
+// field, where present, has its type, and is present in at least one
+// object unless excused.
+func checkDocumented(t *testing.T, what string, fields []docField, objs []map[string]any, excused map[string]bool) {
+	t.Helper()
+	for _, f := range fields {
+		seen := false
+		for i, o := range objs {
+			vals, ok := fieldValues(o, f.name)
+			if !ok {
+				if !f.optional {
+					t.Errorf("%s: object %d (of %d) lacks the documented field %q", what, i, len(objs), f.name)
+					break
+				}
+				continue
+			}
+			seen = true
+			for _, v := range vals {
+				if !typeMatches(f.typ, v) {
+					t.Errorf("%s: %q = %#v, documented as %s", what, f.name, v, f.typ)
+				}
+			}
+		}
+		if !seen && f.optional && !excused[f.name] {
+			t.Errorf("%s: the optional field %q appears nowhere (the test archive should show it)", what, f.name)
+		}
+	}
+	// Fields the outputs have must be documented too.
+	doc := map[string]bool{}
+	for _, f := range fields {
+		doc[strings.SplitN(strings.SplitN(f.name, "[]", 2)[0], ".", 2)[0]] = true
+	}
+	for _, o := range objs {
+		for k := range o {
+			if !doc[k] {
+				t.Errorf("%s: field %q is not documented in docs/CLI.md", what, k)
+			}
+		}
+	}
+}
+
+func decodeLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var objs []map[string]any
+	dec := json.NewDecoder(strings.NewReader(out))
+	for dec.More() {
+		var o map[string]any
+		if err := dec.Decode(&o); err != nil {
+			t.Fatalf("%v in:\n%s", err, out)
+		}
+		objs = append(objs, o)
+	}
+	return objs
+}
+
+// TestJSONOutputsMatchTheirDocumentation holds list, info and verify
+// --json to the field tables of docs/CLI.md, on an archive with every
+// kind of entry, intact and then damaged.
+func TestJSONOutputsMatchTheirDocumentation(t *testing.T) {
+	src := genTree(t, testtree.Options{Seed: 7, LargeSize: 1 << 20})
+	base := pack(t, small, src)
+	vols := volumes(t, base)
+	if len(vols) < 3 {
+		t.Fatalf("want 3 or more volumes, got %v", vols)
+	}
+	excused := map[string]bool{}
+	if os.Geteuid() != 0 { // device nodes need root to be made
+		excused["dev_major"], excused["dev_minor"] = true, true
+	}
+	checkDocumented(t, "list --json", documentedFields(t, "list --json"), decodeLines(t, mustArcpack(t, "list", base+".001", "--json").stdout), excused)
+	checkDocumented(t, "info --json", documentedFields(t, "info --json"), decodeLines(t, mustArcpack(t, "info", base+".001", "--json").stdout), nil)
+
+	intact := decodeLines(t, mustArcpack(t, "verify", base+".001", "--json", "--progress", "never").stdout)
+	flipByte(t, vols[0], format.VolumeHeaderSize+1000) // a block
+	os.Remove(vols[1])
+	r := arcpack(t, "verify", base+".001", "--json", "--progress", "never")
+	if r.code != 1 {
+		t.Fatalf("verify --json of a damaged archive: %v", r)
+	}
+	damaged := decodeLines(t, r.stdout)
+	if len(intact) != 1 || len(damaged) != 1 {
+		t.Fatalf("verify --json wrote %d and %d objects, want one each", len(intact), len(damaged))
+	}
+	// An index that does not read back stops verify before its report:
+	// the error line says why, and no JSON object carries index_error.
+	checkDocumented(t, "verify --json", documentedFields(t, "verify --json"), append(intact, damaged...), map[string]bool{"index_error": true})
+	if intact[0]["intact"] != true || damaged[0]["intact"] != false {
+		t.Errorf("intact: %v then %v, want true then false", intact[0]["intact"], damaged[0]["intact"])
+	}
+	if d, _ := damaged[0]["missing_volumes"].([]any); len(d) != 1 || d[0] != vols[1] {
+		t.Errorf("missing_volumes = %v, want [%s]", damaged[0]["missing_volumes"], vols[1])
+	}
+	if d, _ := damaged[0]["damaged_blocks"].([]any); len(d) < 2 {
+		t.Errorf("damaged_blocks = %v, want the flipped block and those in the missing volume", damaged[0]["damaged_blocks"])
 	}
 }
