@@ -42,7 +42,11 @@ func DecompressIndex(stored []byte, rawSize uint64) ([]byte, error) {
 		return nil, err
 	}
 	defer dec.Close()
-	out, err := dec.DecodeAll(stored, make([]byte, 0, rawSize))
+	// The footer's rawSize is a claim: reserve only what the stored bytes
+	// can plausibly expand to and let the output grow (to at most rawSize,
+	// the decoder's memory cap), so that a few hostile bytes claiming
+	// 16 GiB do not allocate it.
+	out, err := dec.DecodeAll(stored, make([]byte, 0, min(rawSize, 64<<20+64*uint64(len(stored)))))
 	if err != nil {
 		return nil, fmt.Errorf("%w: index does not decompress: %v", format.ErrCorrupt, err)
 	}

@@ -411,14 +411,19 @@ func (e *extractor) metaAt(dirfd int, name, path string, ino uint32) error {
 	x := e.a.idx
 	mode := x.Inodes.Mode[ino]
 	isLink := mode&format.ModeType == format.ModeLink
+	owned := false // the archived owner is in place
 	if e.chown {
 		if err := unix.Fchownat(dirfd, name, int(x.Inodes.UID[ino]), int(x.Inodes.GID[ino]), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			e.warn(fmt.Errorf("%s: chown: %w", path, err))
+		} else {
+			owned = true
 		}
 	}
 	if !isLink {
 		perm := mode & format.ModePerm
-		if !e.chown {
+		// Like tar: setuid and setgid only with the owner they were meant
+		// for, never on a file that now belongs to whoever extracted it.
+		if !owned {
 			perm &^= unix.S_ISUID | unix.S_ISGID
 		}
 		// fchmodat cannot refuse to follow on Linux; name is what we just
