@@ -31,9 +31,8 @@ type Options struct {
 	Force bool
 	// Workers is how many goroutines hash and encode; 0 = GOMAXPROCS.
 	Workers int
-	// Memory bounds the parity (Add) or stripe (Repair) buffers held at
-	// once, in bytes; 0 = 256 MiB. Add makes one pass over the data per
-	// Memory bytes of parity.
+	// Memory bounds the stripe buffers Add holds at once, in bytes (0 =
+	// 256 MiB; at least one stripe, up to 16 MiB, per worker).
 	Memory int64
 }
 
@@ -229,87 +228,88 @@ func writeHeaders(f *os.File, h *header, v int) error {
 	return nil
 }
 
-// encode computes every parity shard and every shard checksum. Stripes are
-// processed in passes that each hold at most opt.Memory bytes of parity;
-// within a pass each worker owns a contiguous range of stripes and reads,
-// for every row j, the data shards j·T+t of its stripes: one contiguous
-// read per row and worker.
+// encode computes every parity shard and every shard checksum. Workers
+// take groups of G adjacent stripes: for every row j they read the data
+// shards j·T+t of the group's stripes (one contiguous read of G shards),
+// then encode stripe by stripe, so that a stripe's parity stays in the CPU
+// cache while its k data shards stream through. Memory: workers × G ×
+// (k+m) shards.
 func encode(ctx context.Context, g *geometry, data []*os.File, rec []*os.File, hs int64, h *header, opt Options) error {
 	S := g.shardSize
-	perPass := int(max(1, min(int64(g.stripes), opt.memory()/int64(g.m*S))))
-	buf := make([]byte, perPass*g.m*S)
-	enc, err := reedsolomon.New(g.k, g.m)
+	workers := opt.workers()
+	stripeBytes := int64(g.k+g.m) * int64(S)
+	G := int(max(1, min(8, int64(g.stripes), opt.memory()/(int64(workers)*stripeBytes))))
+	enc, err := reedsolomon.New(g.k, g.m, reedsolomon.WithMaxGoroutines(1))
 	if err != nil {
 		return err
 	}
-	for t0 := 0; t0 < g.stripes; t0 += perPass {
-		t1 := min(g.stripes, t0+perPass)
-		w := t1 - t0
-		par := buf[:w*g.m*S]
-		clear(par)
-		// parity of stripe t, row r, is par[(r*w + t-t0)*S:][:S]
-		workers := min(opt.workers(), w)
-		eg, ectx := errgroup.WithContext(ctx)
-		for i := range workers {
-			a, b := t0+w*i/workers, t0+w*(i+1)/workers
-			eg.Go(func() error {
-				row := make([]byte, (b-a)*S)
-				ps := make([][]byte, g.m)
-				for j := range g.k {
-					if err := ectx.Err(); err != nil {
-						return err
-					}
-					s0 := g.dataShard(a, j)
-					if s0 < 0 {
-						break
-					}
-					s1 := min(s0+int64(b-a), g.dataShards())
-					n := int(s1 - s0)
-					if err := readShards(g, data, s0, s1, row); err != nil {
-						return err
-					}
-					for x := range n {
-						sh := row[x*S : (x+1)*S]
-						h.dataSums[s0+int64(x)] = xxh3.Hash(sh)
-						t := a + x
-						for r := range g.m {
-							ps[r] = par[(r*w+t-t0)*S:][:S]
-						}
-						if err := enc.EncodeIdx(sh, j, ps); err != nil {
-							return err
-						}
-					}
-				}
-				return nil
-			})
+	groups := (g.stripes + G - 1) / G
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(workers)
+	bufs := make(chan []byte, workers)
+	for i := range groups {
+		eg.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var buf []byte
+			select {
+			case buf = <-bufs:
+			default:
+				buf = make([]byte, int64(G)*stripeBytes)
+			}
+			defer func() { bufs <- buf }()
+			return encodeGroup(g, enc, data, rec, hs, h, buf, i*G, min(g.stripes, (i+1)*G))
+		})
+	}
+	return eg.Wait()
+}
+
+// encodeGroup encodes stripes [t0, t1) with buf holding their data shards
+// row by row (stripe x's shard j at (j·w + x)·S) and then their parity
+// shards row by row (stripe x's parity r at ((k + r)·w + x)·S): a parity
+// row of the group is one contiguous write.
+func encodeGroup(g *geometry, enc reedsolomon.Encoder, data, rec []*os.File, hs int64, h *header, buf []byte, t0, t1 int) error {
+	S := g.shardSize
+	w := t1 - t0
+	at := func(row, x int) []byte { return buf[(row*w+x)*S:][:S] }
+	for j := range g.k {
+		s0 := g.dataShard(t0, j)
+		if s0 < 0 {
+			clear(buf[j*w*S : g.k*w*S]) // past the last shard: zeros
+			break
 		}
-		if err := eg.Wait(); err != nil {
+		s1 := min(s0+int64(w), g.dataShards())
+		if err := readShards(g, data, s0, s1, buf[j*w*S:]); err != nil {
 			return err
 		}
-		// Checksum and write the pass's parity, row by row: the shards of
-		// one row are consecutive in the recovery volumes.
-		eg, wctx := errgroup.WithContext(ctx)
-		eg.SetLimit(opt.workers())
-		for r := range g.m {
-			eg.Go(func() error {
-				rowPar := par[r*w*S : (r+1)*w*S]
-				for x := range w {
-					h.paritySums[g.parityShard(t0+x, r)] = xxh3.Hash(rowPar[x*S : (x+1)*S])
-				}
-				for x := 0; x < w; {
-					p := g.parityShard(t0+x, r)
-					v, off := g.parityLoc(p, hs)
-					n := min(w-x, g.perVol-int(p%int64(g.perVol)))
-					if _, err := rec[v].WriteAt(rowPar[x*S:(x+n)*S], off); err != nil {
-						return fmt.Errorf("write %s: %w", rec[v].Name(), err)
-					}
-					x += n
-				}
-				return wctx.Err()
-			})
+		clear(buf[(j*w+int(s1-s0))*S : (j+1)*w*S])
+		for x := range int(s1 - s0) {
+			h.dataSums[s0+int64(x)] = xxh3.Hash(at(j, x))
 		}
-		if err := eg.Wait(); err != nil {
+	}
+	shards := make([][]byte, g.k+g.m)
+	for x := range w {
+		for j := range shards {
+			shards[j] = at(j, x)
+		}
+		if err := enc.Encode(shards); err != nil {
 			return err
+		}
+	}
+	for r := range g.m {
+		row := buf[(g.k+r)*w*S : (g.k+r+1)*w*S]
+		for x := range w {
+			h.paritySums[g.parityShard(t0+x, r)] = xxh3.Hash(row[x*S : (x+1)*S])
+		}
+		for x := 0; x < w; {
+			p := g.parityShard(t0+x, r)
+			v, off := g.parityLoc(p, hs)
+			n := min(w-x, g.perVol-int(p%int64(g.perVol)))
+			if _, err := rec[v].WriteAt(row[x*S:(x+n)*S], off); err != nil {
+				return fmt.Errorf("write %s: %w", rec[v].Name(), err)
+			}
+			x += n
 		}
 	}
 	return nil

@@ -119,13 +119,16 @@ func plan(sizes []int64, pct int, headerFixed int64) (*geometry, error) {
 		}
 	}
 	p := t * m
-	// Recovery volumes are as large as the data volumes (one, when the set
-	// is one volume), but a header copy is at most a quarter of one.
+	// Recovery volumes are at most as large as the data volumes (one, when
+	// the set is one volume), but a header copy is at most a quarter of one.
 	perVol := p
 	if len(sizes) > 1 {
 		h := headerFixed + 8*(int64(len(sizes))+d+p) + 8
 		avail := max(sizes[0]-2*h-trailerSize, 2*h)
-		perVol = max(1, min(p, avail/int64(shard)))
+		most := max(1, min(p, avail/int64(shard)))
+		// as many volumes as that needs, evenly filled (no runt last one)
+		r := (p + most - 1) / most
+		perVol = (p + r - 1) / r
 	}
 	return newGeometry(slices.Clone(sizes), shard, int(t), int(k), int(m), int(perVol))
 }
