@@ -298,40 +298,44 @@ func documentedFields(t *testing.T, heading string) []docField {
 	return out
 }
 
-// fieldValues finds a documented field in a decoded JSON object: "a" is a
-// key, "a[].b" the key b of every element of the list a, "a.*.b" the key b
-// of every value of the object a. found is false when a value that should
-// hold the field lacks it.
-func fieldValues(obj map[string]any, name string) (vals []any, found bool) {
-	if head, tail, ok := strings.Cut(name, "[]."); ok {
-		list, _ := obj[head].([]any)
-		for _, e := range list {
-			m, _ := e.(map[string]any)
-			v, ok := fieldValues(m, tail)
+// fieldValues finds a documented field in a decoded JSON value: "a.b" is
+// the key b of the object a, "a[].b" the key b of every element of the
+// list a, "a.*.b" the key b of every value of the object a. found is false
+// when an object that should hold the field's last key lacks it; a
+// missing parent is not this field's business (its own row checks it).
+func fieldValues(v any, path []string) (vals []any, found bool) {
+	if len(path) == 0 {
+		return []any{v}, true
+	}
+	obj, _ := v.(map[string]any)
+	tok, last := path[0], len(path) == 1
+	if tok == "*" {
+		for _, e := range obj {
+			vs, ok := fieldValues(e, path[1:])
 			if !ok {
 				return nil, false
 			}
-			vals = append(vals, v...)
+			vals = append(vals, vs...)
 		}
 		return vals, true
 	}
-	if head, tail, ok := strings.Cut(name, ".*."); ok {
-		m, _ := obj[head].(map[string]any)
-		for _, e := range m {
-			mm, _ := e.(map[string]any)
-			v, ok := fieldValues(mm, tail)
-			if !ok {
-				return nil, false
-			}
-			vals = append(vals, v...)
-		}
-		return vals, true
-	}
-	v, ok := obj[name]
+	key, isList := strings.CutSuffix(tok, "[]")
+	x, ok := obj[key]
 	if !ok {
-		return nil, false
+		return nil, !last
 	}
-	return []any{v}, true
+	if !isList {
+		return fieldValues(x, path[1:])
+	}
+	list, _ := x.([]any)
+	for _, e := range list {
+		vs, ok := fieldValues(e, path[1:])
+		if !ok {
+			return nil, false
+		}
+		vals = append(vals, vs...)
+	}
+	return vals, true
 }
 
 // typeMatches checks a JSON value against the documented type.
@@ -365,7 +369,7 @@ func checkDocumented(t *testing.T, what string, fields []docField, objs []map[st
 	for _, f := range fields {
 		seen := false
 		for i, o := range objs {
-			vals, ok := fieldValues(o, f.name)
+			vals, ok := fieldValues(o, strings.Split(f.name, "."))
 			if !ok {
 				if !f.optional {
 					t.Errorf("%s: object %d (of %d) lacks the documented field %q", what, i, len(objs), f.name)
@@ -387,7 +391,7 @@ func checkDocumented(t *testing.T, what string, fields []docField, objs []map[st
 	// Fields the outputs have must be documented too.
 	doc := map[string]bool{}
 	for _, f := range fields {
-		doc[strings.SplitN(strings.SplitN(f.name, "[]", 2)[0], ".", 2)[0]] = true
+		doc[strings.TrimSuffix(strings.SplitN(f.name, ".", 2)[0], "[]")] = true
 	}
 	for _, o := range objs {
 		for k := range o {
@@ -417,7 +421,7 @@ func decodeLines(t *testing.T, out string) []map[string]any {
 // kind of entry, intact and then damaged.
 func TestJSONOutputsMatchTheirDocumentation(t *testing.T) {
 	src := genTree(t, testtree.Options{Seed: 7, LargeSize: 1 << 20})
-	base := pack(t, small, src)
+	base := pack(t, append([]string{"--recovery", "10%"}, small...), src)
 	vols := volumes(t, base)
 	if len(vols) < 3 {
 		t.Fatalf("want 3 or more volumes, got %v", vols)
@@ -442,7 +446,11 @@ func TestJSONOutputsMatchTheirDocumentation(t *testing.T) {
 	}
 	// An index that does not read back stops verify before its report:
 	// the error line says why, and no JSON object carries index_error.
-	checkDocumented(t, "verify --json", documentedFields(t, "verify --json"), append(intact, damaged...), map[string]bool{"index_error": true})
+	checkDocumented(t, "verify --json", documentedFields(t, "verify --json"), append(intact, damaged...),
+		map[string]bool{"index_error": true, "recovery.error": true})
+	if _, ok := intact[0]["recovery"]; !ok {
+		t.Errorf("verify --json of an archive with recovery volumes has no recovery object:\n%v", intact[0])
+	}
 	if intact[0]["intact"] != true || damaged[0]["intact"] != false {
 		t.Errorf("intact: %v then %v, want true then false", intact[0]["intact"], damaged[0]["intact"])
 	}
