@@ -1,0 +1,172 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"arc/internal/testtree"
+)
+
+// recoverySource is two files of random bytes (incompressible, so the
+// archive spans several 256 KiB volumes).
+func recoverySource(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	rnd := rand.New(rand.NewPCG(11, 12))
+	for _, name := range []string{"one", "two"} {
+		b := make([]byte, 500<<10)
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src
+}
+
+// archiveFiles maps every file of the archive's directory to its bytes.
+func archiveFiles(t *testing.T, base string) map[string][]byte {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Dir(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][]byte{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(base), e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = b
+	}
+	return m
+}
+
+func sameArchiveFiles(t *testing.T, what string, got, want map[string][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d files, want %d", what, len(got), len(want))
+	}
+	for name, b := range want {
+		if !bytes.Equal(got[name], b) {
+			t.Errorf("%s: %s differs from the original", what, name)
+		}
+	}
+}
+
+func TestCreateWithRecoveryThenRepairAnyLostVolume(t *testing.T) {
+	src := recoverySource(t)
+	out := filepath.Join(t.TempDir(), "a")
+	r := mustArcpack(t, append([]string{"create", src, "-o", out, "--recovery", "10%"}, small...)...)
+	if !strings.Contains(r.stdout, "recovery: ") || !strings.Contains(r.stdout, "at least one volume's worth") {
+		t.Errorf("create summary lacks the recovery line:\n%s", r.stdout)
+	}
+	vols := volumes(t, out)
+	if len(vols) < 3 {
+		t.Fatalf("want 3 or more volumes, got %v", vols)
+	}
+	if _, err := os.Stat(out + ".r01"); err != nil {
+		t.Fatal(err)
+	}
+	want := archiveFiles(t, out)
+	r = mustArcpack(t, "verify", out+".001")
+	if !strings.Contains(r.stdout, "recovery: ") {
+		t.Errorf("verify does not mention the recovery volumes:\n%s", r.stdout)
+	}
+	last := vols[len(vols)-1]
+	cases := []struct {
+		name, volume string
+		hurt         func(p string)
+	}{
+		{"middle volume deleted", vols[1], func(p string) { os.Remove(p) }},
+		{"last volume (index, footer) deleted", last, func(p string) { os.Remove(p) }},
+		{"first volume bytes flipped", vols[0], func(p string) { flipByte(t, p, 20); flipByte(t, p, 100000) }},
+		{"recovery volume deleted", out + ".r01", func(p string) { os.Remove(p) }},
+	}
+	for _, c := range cases {
+		c.hurt(c.volume)
+		r := arcpack(t, "verify", out+".001", "--progress", "never")
+		wantFail(t, r, 1, "repairable: run 'arcpack repair "+out+".001'")
+		if !strings.Contains(r.stdout, c.volume+": ") || !strings.Contains(r.stdout, ", repairable") {
+			t.Errorf("%s: verify does not name %s as repairable:\n%s", c.name, c.volume, r.stdout)
+		}
+		r = mustArcpack(t, "repair", out+".001")
+		if !strings.Contains(r.stdout, c.volume) {
+			t.Errorf("%s: repair does not name %s:\n%s", c.name, c.volume, r.stdout)
+		}
+		mustArcpack(t, "verify", out+".001", "--progress", "never")
+		sameArchiveFiles(t, c.name, archiveFiles(t, out), want)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", out+".001", "-o", dst)
+	compare(t, src, dst, testtree.CompareOptions{})
+}
+
+func TestRecoveryAddToAnExistingArchive(t *testing.T) {
+	src := recoverySource(t)
+	base := pack(t, small, src)
+	wantFail(t, arcpack(t, "repair", base+".001"), 2, "no usable recovery volumes")
+	r := mustArcpack(t, "recovery", "add", base+".001", "--recovery", "10%")
+	if !strings.Contains(r.stdout, base+".r01") {
+		t.Errorf("recovery add does not name what it wrote:\n%s", r.stdout)
+	}
+	wantFail(t, arcpack(t, "recovery", "add", base+".001", "--recovery", "10%"), 2, "already has recovery volumes", "--force")
+	mustArcpack(t, "recovery", "add", base, "--recovery", "20%", "--force")
+	wantFail(t, arcpack(t, "recovery", "add", base, "--recovery", "200%"), 2, "--recovery")
+	want := archiveFiles(t, base)
+
+	v2 := base + ".002"
+	if err := os.Truncate(v2, 1000); err != nil {
+		t.Fatal(err)
+	}
+	r = arcpack(t, "verify", base+".001", "--json")
+	if r.code != 1 {
+		t.Fatalf("verify --json of a truncated volume: %v", r)
+	}
+	var got struct {
+		Intact   bool `json:"intact"`
+		Recovery *struct {
+			Repairable bool `json:"repairable"`
+			Damaged    []struct {
+				Path, Kind, State string
+				Ranges            [][2]int64
+				Repairable        bool
+			} `json:"damaged"`
+		} `json:"recovery"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("verify --json: %v\n%s", err, r.stdout)
+	}
+	if got.Intact || got.Recovery == nil || !got.Recovery.Repairable || len(got.Recovery.Damaged) != 1 ||
+		got.Recovery.Damaged[0].Path != v2 || got.Recovery.Damaged[0].State != "damaged" ||
+		got.Recovery.Damaged[0].Ranges[0][0] > 1000 || !got.Recovery.Damaged[0].Repairable {
+		t.Errorf("verify --json: %+v\n%s", got, r.stdout)
+	}
+	mustArcpack(t, "repair", base)
+	mustArcpack(t, "verify", base+".001")
+	sameArchiveFiles(t, "after repair", archiveFiles(t, base), want)
+}
+
+func TestRepairBeyondCapacityChangesNothing(t *testing.T) {
+	src := recoverySource(t)
+	out := filepath.Join(t.TempDir(), "a")
+	mustArcpack(t, append([]string{"create", src, "-o", out, "--recovery", "5%"}, small...)...)
+	os.Remove(out + ".001")
+	os.Remove(out + ".003")
+	before := archiveFiles(t, out)
+	r := arcpack(t, "verify", out+".002")
+	wantFail(t, r, 1, "NOT repairable")
+	r = arcpack(t, "repair", out+".002")
+	wantFail(t, r, 1, "damage exceeds the recovery data", "nothing changed")
+	if !strings.Contains(r.stdout, "NOT repairable") {
+		t.Errorf("repair does not say which volume cannot be rebuilt:\n%s", r.stdout)
+	}
+	sameArchiveFiles(t, "after a refused repair", archiveFiles(t, out), before)
+}
