@@ -87,3 +87,10 @@ bench-ratio:
 
 clean:
 	rm -rf bin
+
+# man: the manual pages of arcpack (one per command) and arcmount into bin/man
+# (read one with man -l bin/man/arcpack-create.1; install: copy to /usr/local/share/man/man1).
+.PHONY: man
+man: build
+	bin/arcpack man bin/man
+	bin/arcmount --man bin/man
