@@ -1,13 +1,17 @@
 package integration
 
 import (
+	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"arc/internal/testtree"
 )
@@ -318,5 +322,62 @@ func TestMountErrorsSayWhatToChange(t *testing.T) {
 			exec.Command("fusermount3", "-u", free).Run()
 			t.Fatalf("%s: mounted anyway", c.name)
 		}
+	}
+}
+
+// What the FUSE helper says when it fails reaches the user with the error,
+// though arcmount's server runs in the background: a stand-in fusermount3
+// that refuses is put first in PATH of an ordinary user (root mounts
+// without the helper).
+func TestMountShowsWhatTheFUSEHelperSaid(t *testing.T) {
+	needMount(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run arcmount as another user")
+	}
+	base := pack(t, mountSmall, genTree(t, testtree.Options{Seed: 4, Files: 3, Depth: 1, NoXattrs: true}))
+	top, err := os.MkdirTemp("", "arc-helper-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	os.Chmod(top, 0o755)
+	fake := filepath.Join(top, "bin")
+	os.Mkdir(fake, 0o755)
+	script := "#!/bin/sh\necho \"fusermount3: stand-in refuses $1\" >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(fake, "fusermount3"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(top, "mnt")
+	os.Mkdir(mnt, 0o777)
+	arch := filepath.Join(top, "a")
+	for i, v := range volumes(t, base) {
+		b, _ := os.ReadFile(v)
+		os.WriteFile(fmt.Sprintf("%s.%03d", arch, i+1), b, 0o644)
+	}
+	cmd := exec.Command(arcmountBin, arch+".001", mnt)
+	cmd.Env = append(os.Environ(), "PATH="+fake+":/usr/bin:/bin")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	done := make(chan error, 1)
+	go func() { done <- cmd.Run() }()
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("arcmount hung")
+	}
+	if isMounted(t, mnt) {
+		exec.Command("fusermount3", "-u", mnt).Run()
+		t.Fatal("mounted although the helper refused")
+	}
+	lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+	code := -1
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code != 2 || len(lines) != 1 || !strings.HasPrefix(lines[0], "arcmount: ") ||
+		!strings.Contains(lines[0], "fusermount3: stand-in refuses "+mnt) {
+		t.Errorf("want exit 2 and one line with the helper's words; got exit %d (%v)\nstdout: %s\nstderr: %s", code, err, stdout.String(), stderr.String())
 	}
 }
