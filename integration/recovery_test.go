@@ -170,3 +170,21 @@ func TestRepairBeyondCapacityChangesNothing(t *testing.T) {
 	}
 	sameArchiveFiles(t, "after a refused repair", archiveFiles(t, out), before)
 }
+
+// Recovery volumes left from an archive that create --force replaced are
+// another archive's: verify names them but the new archive is intact.
+func TestStaleRecoveryVolumesAreNotDamage(t *testing.T) {
+	src := recoverySource(t)
+	out := filepath.Join(t.TempDir(), "a")
+	mustArcpack(t, append([]string{"create", src, "-o", out, "--recovery", "10%"}, small...)...)
+	mustArcpack(t, append([]string{"create", src, "-o", out, "--force"}, small...)...)
+	r := mustArcpack(t, "verify", out+".001")
+	if !strings.Contains(r.stdout, "recovery volumes not used") || !strings.Contains(r.stdout, "another archive") {
+		t.Errorf("verify does not name the stale recovery volumes:\n%s", r.stdout)
+	}
+	wantFail(t, arcpack(t, "repair", out+".001"), 2, "belong to another archive")
+	mustArcpack(t, "recovery", "add", out+".001", "--recovery", "10%", "--force")
+	if r := mustArcpack(t, "verify", out+".001"); !strings.Contains(r.stdout, "volume(s) intact; every volume checked") {
+		t.Errorf("verify after replacing the recovery volumes:\n%s", r.stdout)
+	}
+}

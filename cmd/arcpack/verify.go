@@ -151,13 +151,19 @@ func checkRecovery(archive string) *recoveryCheck {
 func (r *recoveryCheck) usable() bool { return r != nil && r.err == nil }
 
 // intact is true without recovery volumes, or when they and the data
-// volumes all check out.
-func (r *recoveryCheck) intact() bool { return r == nil || r.usable() && r.rep.Intact() }
+// volumes all check out. Recovery volumes of another archive (left from
+// one this archive replaced) are not damage to this one: they are named,
+// not counted.
+func (r *recoveryCheck) intact() bool {
+	return r == nil || r.stale() || r.usable() && r.rep.Intact()
+}
+
+func (r *recoveryCheck) stale() bool { return r != nil && errors.Is(r.err, recovery.ErrForeign) }
 
 // hint ends verify's error line: whether repair can help.
 func (r *recoveryCheck) hint(archive string) string {
 	switch {
-	case r == nil:
+	case r == nil, r.stale():
 		return ""
 	case !r.usable():
 		return fmt.Sprintf("; recovery volumes unusable: %v", r.err)
@@ -195,6 +201,9 @@ func verifyByRecovery(out io.Writer, u *units, archive string, asJSON bool, rec 
 func writeRecoveryText(out io.Writer, u *units, archive string, r *recoveryCheck) {
 	switch {
 	case r == nil:
+	case r.stale():
+		fmt.Fprintf(out, "recovery volumes not used: %s (left from another archive? 'arcpack recovery add %s --recovery PCT --force' replaces them)\n",
+			oneLine(r.err.Error()), archive)
 	case !r.usable():
 		fmt.Fprintf(out, "recovery volumes unusable: %s\n", oneLine(r.err.Error()))
 	case r.rep.Intact():
