@@ -187,6 +187,7 @@ func TestErrorsSuggestTheFix(t *testing.T) {
 		{"a volume past the last", []string{"list", base + ".099"}, []string{"the archive's volumes here are " + base + ".001 to "}},
 		{"an existing archive", []string{"create", src, "-o", base}, []string{base + ".001 already exists", "--force"}},
 		{"a bad flag", []string{"list", "--nope", base + ".001"}, []string{"unknown flag: --nope", "see 'arcpack list --help'"}},
+		{"help on a command that is not there", []string{"help", "lsit"}, []string{`help: unknown command "lsit"`, "see 'arcpack --help'"}},
 	} {
 		r := arcpack(t, c.args...)
 		wantFail(t, r, 2, c.wants...)

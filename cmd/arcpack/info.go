@@ -126,7 +126,7 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	p("archive id", "%s (format v%d)", in.ID, in.Version)
 	vs := "one volume"
 	if in.VolumeSize > 0 {
-		vs = formatSize(in.VolumeSize) + " each"
+		vs = u.size(in.VolumeSize) + " each"
 	}
 	p("volumes", "%d, %s in all (%s)", len(in.Volumes), u.size(in.ArchiveBytes), vs)
 	for _, v := range in.Volumes {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 )
 
@@ -55,6 +57,15 @@ func addBuiltinExamples(root *cobra.Command) {
 		switch c.Name() {
 		case "help":
 			c.Example = "  arcpack help create\n  arcpack create --help"
+			// Cobra's help prints the usage and exits 0 on an unknown
+			// topic; a mistyped command is a usage error like any other.
+			c.RunE = func(c *cobra.Command, args []string) error {
+				cmd, _, err := c.Root().Find(args)
+				if err != nil || cmd == nil || (len(args) > 0 && cmd == c.Root()) {
+					return usageErrorf("help: unknown command %q (see 'arcpack --help')", strings.Join(args, " "))
+				}
+				return cmd.Help()
+			}
 		case "completion":
 			c.Example = "  arcpack completion bash > /etc/bash_completion.d/arcpack\n" +
 				"  arcpack completion zsh > \"${fpath[1]}/_arcpack\"\n" +
