@@ -16,7 +16,7 @@ import (
 // makeSet writes a synthetic volume set: real volume headers and footer
 // around seeded random bytes. Recovery treats volumes as opaque bytes, so
 // this is all it needs, and it is fast.
-func makeSet(t *testing.T, dir string, volSize, stream int64, seed uint64) string {
+func makeSet(t testing.TB, dir string, volSize, stream int64, seed uint64) string {
 	t.Helper()
 	base := filepath.Join(dir, "a")
 	rng := rand.New(rand.NewPCG(seed, 1))
