@@ -2,6 +2,9 @@ package integration
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -129,49 +132,238 @@ func TestUnreadableSourceIsFatalWithStrict(t *testing.T) {
 	}
 }
 
-// TestInterruptedCreateLeavesNoVolume sends SIGINT while create is busy
-// and expects no file named like a finished volume.
+// TestInterruptedCreateLeavesNoVolume sends SIGINT, then SIGTERM, while
+// create is busy and expects exit 130 and no file at all left in the
+// output directory: neither a volume nor a temporary file.
 func TestInterruptedCreateLeavesNoVolume(t *testing.T) {
+	src := randomTree(t, 12, 8<<20)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			outDir := t.TempDir()
+			out := filepath.Join(outDir, "o")
+			cmd := exec.Command(arcpackBin, "create", src, "-o", out, "--volume-size", "4M", "--level", "max", "--workers", "1")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// Wait until create has written something, then interrupt it.
+			deadline := time.Now().Add(20 * time.Second)
+			for time.Now().Before(deadline) {
+				if ents, _ := os.ReadDir(outDir); len(ents) > 0 {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond)
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			if err == nil {
+				t.Skip("create finished before the signal arrived")
+			}
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+				t.Errorf("create stopped by %v: %v, want exit 130; stderr %s", sig, err, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "arcpack: create "+out+": interrupted, no archive written") {
+				t.Errorf("stderr: %s", stderr.String())
+			}
+			if ents, _ := os.ReadDir(outDir); len(ents) != 0 {
+				t.Errorf("create stopped by %v left %v in the output directory", sig, names(ents))
+			}
+		})
+	}
+}
+
+// randomTree makes a directory of n files of size random bytes each
+// (incompressible: packing them takes real time and space).
+func randomTree(t *testing.T, n, size int) string {
+	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
 	os.Mkdir(src, 0o755)
 	rnd := rand.New(rand.NewPCG(3, 4))
-	buf := make([]byte, 8<<20)
-	for i := 0; i < 12; i++ {
+	buf := make([]byte, size)
+	for i := 0; i < n; i++ {
 		for j := range buf {
 			buf[j] = byte(rnd.Uint32())
 		}
 		os.WriteFile(filepath.Join(src, "f"+string(rune('a'+i))), buf, 0o644)
 	}
+	return src
+}
+
+func names(ents []os.DirEntry) []string {
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// TestDiskFullIsACleanError packs onto a 1 MiB tmpfs: create must fail with
+// one line naming the output and the cause, and leave nothing behind.
+func TestDiskFullIsACleanError(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	src := randomTree(t, 3, 1<<20)
+	outDir := t.TempDir()
+	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", outDir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, b)
+	}
+	t.Cleanup(func() {
+		if b, err := exec.Command("umount", outDir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", outDir, err, b)
+		}
+	})
+	for _, vs := range []string{"0", "256K"} {
+		t.Run("volume-size "+vs, func(t *testing.T) {
+			out := filepath.Join(outDir, "o")
+			r := arcpack(t, "create", src, "-o", out, "--volume-size", vs, "--progress", "never")
+			wantFail(t, r, 2, "arcpack: create "+out+": ", "no space left on device")
+			if ents, _ := os.ReadDir(outDir); len(ents) != 0 {
+				t.Errorf("a failed create left %v on the full disk", names(ents))
+			}
+		})
+	}
+}
+
+// TestVanishingSourceIsSkippedWithWarning deletes a file after create has
+// listed it and before it is read: a warning names it, the rest is packed.
+// Files above the writer's whole-file limit (32 MiB) are opened only when
+// the stream reaches them, so the victim is one, behind another.
+func TestVanishingSourceIsSkippedWithWarning(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	big := make([]byte, 40<<20)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i+8 <= len(big); i += 8 {
+		binary.LittleEndian.PutUint64(big[i:], rnd.Uint64())
+	}
+	os.WriteFile(filepath.Join(src, "a-big"), big, 0o644)
+	victim := filepath.Join(src, "zz-vanishes")
+	os.WriteFile(victim, nil, 0o644)
+	os.Truncate(victim, 33<<20)
 	outDir := t.TempDir()
 	out := filepath.Join(outDir, "o")
-	cmd := exec.Command(arcpackBin, "create", src, "-o", out, "--volume-size", "4M", "--level", "max", "--workers", "1")
+	cmd := exec.Command(arcpackBin, "create", src, "-o", out, "--level", "high", "--workers", "1", "--progress", "never")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until create has written something, then interrupt it.
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	// The scan is done once output appears; a-big then takes a while.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 		if ents, _ := os.ReadDir(outDir); len(ents) > 0 {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGINT)
+	if err := os.Remove(victim); err != nil {
+		t.Fatal(err)
+	}
 	err := cmd.Wait()
-	if err == nil {
-		t.Skip("create finished before the interrupt arrived")
+	if err == nil && !strings.Contains(stderr.String(), victim) {
+		t.Skipf("create read the file before it vanished (stderr %q)", stderr.String())
 	}
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-		t.Errorf("interrupted create: %v, want exit 130; stderr %s", err, stderr.String())
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("create: %v, want exit 1; stderr %s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "arcpack: create "+out+": interrupted, no archive written") {
-		t.Errorf("stderr: %s", stderr.String())
+	if !strings.Contains(stderr.String(), "arcpack: warning: ") || !strings.Contains(stderr.String(), victim) || !strings.Contains(stderr.String(), "no such file or directory") {
+		t.Errorf("no warning naming %s and saying why: %s", victim, stderr.String())
 	}
-	if v := volumes(t, out); len(v) != 0 {
-		t.Errorf("interrupted create left files named like volumes: %v", v)
+	if l := mustArcpack(t, "list", out+".001"); l.stdout != "a-big\n" {
+		t.Errorf("archive lists %q, want only a-big", l.stdout)
+	}
+	mustArcpack(t, "verify", out+".001")
+}
+
+// TestChangingSourceIsStoredConsistently packs a file that grows (appended
+// to all along) and one that shrinks (truncated step by step) while create
+// reads them. Every state of either is a prefix of its final (growing) or
+// first (shrinking) content, so what create stores without a warning must
+// be such a prefix; a file that changed during both of its reads is named
+// in a warning (exit 1); either way the archived size is the bytes stored.
+func TestChangingSourceIsStoredConsistently(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(path string, full []byte, stop <-chan struct{}) []byte // returns the content all states are prefixes of
+	}{
+		{"grows", func(path string, full []byte, stop <-chan struct{}) []byte {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			defer f.Close()
+			grown := append([]byte{}, full...)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return grown
+				default:
+				}
+				line := []byte(fmt.Sprintf("line %d appended while packing\n", i))
+				f.Write(line)
+				grown = append(grown, line...)
+				time.Sleep(50 * time.Microsecond)
+			}
+		}},
+		{"shrinks", func(path string, full []byte, stop <-chan struct{}) []byte {
+			for size := int64(len(full)); size > 0; size -= 4099 {
+				select {
+				case <-stop:
+					return full
+				default:
+				}
+				os.Truncate(path, size)
+				time.Sleep(50 * time.Microsecond)
+			}
+			return full
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "src")
+			os.Mkdir(src, 0o755)
+			full := make([]byte, 12<<20)
+			rnd := rand.New(rand.NewPCG(9, 9))
+			for i := range full {
+				full[i] = byte(rnd.Uint32())
+			}
+			path := filepath.Join(src, "moving")
+			os.WriteFile(path, full, 0o644)
+			stop := make(chan struct{})
+			done := make(chan []byte)
+			go func() { done <- tc.change(path, full, stop) }()
+			out := filepath.Join(t.TempDir(), "o")
+			r := arcpack(t, "create", src, "-o", out, "--progress", "never", "--level", "fast")
+			close(stop)
+			all := <-done
+			if r.code != 0 && r.code != 1 {
+				t.Fatalf("create: %v", r)
+			}
+			warned := strings.Contains(r.stderr, "arcpack: warning: "+path+" changed while being read")
+			if (r.code == 1) != warned {
+				t.Errorf("exit %d, but warned about %s: %v\n%v", r.code, path, warned, r)
+			}
+			got := mustArcpack(t, "cat", out+".001", "moving").stdout
+			// Unwarned, the copy must be one state of the file. A file that
+			// changed during both reads is kept as the second read got it,
+			// which may mix states (a read racing a truncate can even see
+			// zeros): then the warning is the promise.
+			if !warned && (len(got) > len(all) || got != string(all[:len(got)])) {
+				at := 0
+				for at < len(got) && at < len(all) && got[at] == all[at] {
+					at++
+				}
+				t.Fatalf("archived %d bytes without a warning that are no state of the file (states are prefixes of %d bytes): they differ from offset %d on", len(got), len(all), at)
+			}
+			var e struct {
+				Size int `json:"size"`
+			}
+			if err := json.Unmarshal([]byte(mustArcpack(t, "list", "--json", out+".001", "moving").stdout), &e); err != nil || e.Size != len(got) {
+				t.Errorf("archived size %d for %d bytes stored (%v)", e.Size, len(got), err)
+			}
+			t.Logf("stored %d of %d bytes; warned: %v", len(got), len(all), warned)
+		})
 	}
 }
 
