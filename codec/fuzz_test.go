@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"arc/format"
@@ -68,6 +69,74 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		if !bytes.Equal(dst, src) {
 			t.Fatalf("codec %d: round trip differs", id)
+		}
+	})
+}
+
+// FuzzDecode feeds arbitrary stored bytes to Decoder.Decode under every
+// codec id the format knows (raw, lz4, lz4x, zstd) and one it does not:
+// no panic, no write outside dst (its margins are checked), and success
+// only for exactly the raw size. What decodes must also pass the block
+// checksum path the reader takes, so Checksum runs on it.
+func FuzzDecode(f *testing.F) {
+	src := []byte("hello hello hello hello hello hello, arc fuzzes every block codec")
+	for _, o := range allOptions {
+		e, err := NewEncoder(o)
+		if err != nil {
+			f.Fatal(err)
+		}
+		id, st := e.Encode(src)
+		f.Add(id, bytes.Clone(st), uint16(len(src)))
+	}
+	f.Add(uint8(format.CodecRaw), []byte("abc"), uint16(3))
+	f.Add(uint8(format.CodecZstd), []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58, 0x00, 0x00}, uint16(0))
+	f.Add(uint8(4), []byte{1}, uint16(1))
+	d := NewDecoder()
+	f.Fuzz(func(t *testing.T, id uint8, stored []byte, size uint16) {
+		const margin = 64
+		buf := bytes.Repeat([]byte{0xAA}, int(size)+2*margin)
+		dst := buf[margin : margin+int(size)]
+		err := d.Decode(id%5, dst, stored)
+		for i := 0; i < margin; i++ {
+			if buf[i] != 0xAA || buf[len(buf)-1-i] != 0xAA {
+				t.Fatalf("codec %d wrote outside dst", id%5)
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBlock) {
+				t.Fatalf("codec %d: error %v does not wrap ErrBlock", id%5, err)
+			}
+			return
+		}
+		if id%5 > format.CodecZstd {
+			t.Fatalf("unknown codec %d decoded", id%5)
+		}
+		_ = Checksum(dst)
+	})
+}
+
+// FuzzDecompressIndex feeds arbitrary stored bytes and a claimed raw size
+// (up to the format's limit) to the index decompressor: no panic, no
+// allocation of the claim up front (a hostile footer may claim 16 GiB of a
+// few bytes), and success only for exactly the claimed size with the
+// index magic.
+func FuzzDecompressIndex(f *testing.F) {
+	raw := append(append([]byte{}, format.IndexMagic[:]...), []byte("an encoded index follows the magic")...)
+	st, err := CompressIndex(raw)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(st, uint64(len(raw)))
+	f.Add(st, uint64(format.MaxIndexSize))
+	f.Add(st, uint64(len(raw)-1))
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd}, uint64(8))
+	f.Fuzz(func(t *testing.T, stored []byte, rawSize uint64) {
+		out, err := DecompressIndex(stored, rawSize%(format.MaxIndexSize+2))
+		if err != nil {
+			return
+		}
+		if uint64(len(out)) != rawSize%(format.MaxIndexSize+2) || !bytes.HasPrefix(out, format.IndexMagic[:]) {
+			t.Fatalf("accepted %d bytes for a claim of %d", len(out), rawSize)
 		}
 	})
 }

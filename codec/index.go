@@ -46,7 +46,7 @@ func DecompressIndex(stored []byte, rawSize uint64) ([]byte, error) {
 	// can plausibly expand to and let the output grow (to at most rawSize,
 	// the decoder's memory cap), so that a few hostile bytes claiming
 	// 16 GiB do not allocate it.
-	out, err := dec.DecodeAll(stored, make([]byte, 0, min(rawSize, 64<<20+64*uint64(len(stored)))))
+	out, err := dec.DecodeAll(stored, make([]byte, 0, min(rawSize, 1<<20+64*uint64(len(stored)))))
 	if err != nil {
 		return nil, fmt.Errorf("%w: index does not decompress: %v", format.ErrCorrupt, err)
 	}
