@@ -119,7 +119,7 @@ func Write(w io.Writer, c *cobra.Command, opt Options) error {
 	if subs := subcommands(c); len(subs) > 0 {
 		b.WriteString(".SH COMMANDS\n")
 		for _, s := range subs {
-			fmt.Fprintf(b, ".TP\n\\fB%s\\fR\n%s\nSee \\fB%s\\fR(%s).\n", escape(s.Name()), escape(s.Short), escape(pageName(s)), sec)
+			fmt.Fprintf(b, ".TP\n\\fB%s\\fR\n%s\n", escape(s.Name()), escape(s.Short))
 		}
 	}
 	if fs := c.NonInheritedFlags(); fs.HasAvailableFlags() {
