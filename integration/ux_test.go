@@ -285,6 +285,7 @@ func TestMountErrorsSayWhatToChange(t *testing.T) {
 		{"unknown flag", runOpts{}, []string{"--nope", base + ".001", free}, []string{"unknown flag: --nope", "arcmount --help"}},
 		{"a directory for an archive", runOpts{}, []string{free, free}, []string{"a directory, not an archive volume"}},
 		{"a volume name cut short", runOpts{}, []string{base + ".0", free}, []string{"did you mean " + base + ".001?"}},
+		{"no mount point", runOpts{}, []string{base + ".001", free + "-not"}, []string{"mount point " + free + "-not does not exist (create it: mkdir -p " + free + "-not)"}},
 	}
 	if os.Geteuid() == 0 {
 		b, _ := os.ReadFile("/etc/fuse.conf")

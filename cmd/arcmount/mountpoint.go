@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +15,9 @@ import (
 // or already a mount point, before anything is started.
 func checkMountpoint(dir string) error {
 	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("mount point %s does not exist (create it: mkdir -p %s)", dir, dir)
+	}
 	if err != nil {
 		return fmt.Errorf("mount point: %w", err)
 	}
