@@ -566,3 +566,150 @@ func equalU32(a, b []uint32) bool {
 	}
 	return true
 }
+
+// needRepair skips when this build of arcpack has no repair command yet.
+func needRepair(t *testing.T) {
+	t.Helper()
+	if r := arcpack(t, "repair", "--help"); r.code != 0 || !strings.Contains(r.stdout, "repair") {
+		t.Skip("arcpack has no repair command in this build")
+	}
+}
+
+// recoveryFiles lists the recovery volumes (NAME.rNN) next to base.
+func recoveryFiles(t *testing.T, base string) []string {
+	t.Helper()
+	m, err := filepath.Glob(base + ".r[0-9]*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestFaultRepair runs the same faults on an archive made with
+// --recovery 10%: repair must give back volumes byte-identical to the
+// pristine ones for every fault within capacity (any one volume), and
+// refuse cleanly, changing nothing, beyond it. Knobs as TestFaultInjection.
+func TestFaultRepair(t *testing.T) {
+	needRepair(t)
+	fa := newFaultArchive(t, "--recovery", "10%")
+	rec := recoveryFiles(t, fa.base)
+	if len(rec) == 0 {
+		t.Fatalf("create --recovery 10%% wrote no %s.rNN file", fa.base)
+	}
+	// CI repairs four of the fixed faults: a missing middle volume, the
+	// missing last one (index and footer), a header cut short, flipped bytes.
+	fixed := fa.fixedFaults()
+	faults := []fault{fixed[0], fixed[1], fixed[3], fixed[6]}
+	if os.Getenv("ARC_FAULT_TRIALS") != "" {
+		faults = fixed
+	}
+	seed := uint64(envInt(t, "ARC_FAULT_SEED", 1))
+	r := rand.New(rand.NewPCG(seed, seed^0x5a5a))
+	for i := envInt(t, "ARC_FAULT_TRIALS", 0); i > 0; i-- {
+		faults = append(faults, fa.randomFault(r))
+	}
+	var trials, repaired int
+	var lost int64
+	for i, f := range faults {
+		t.Run(fmt.Sprintf("%03d %s", i, f), func(t *testing.T) {
+			trials++
+			dir := t.TempDir()
+			base := fa.apply(t, dir, f)
+			for _, p := range rec {
+				copyFile(t, p, filepath.Join(dir, filepath.Base(p)))
+			}
+			e := fa.expect(f)
+			first := base + ".001"
+			if f.kind == "delete" && f.vol == 0 {
+				first = format.VolumeName(base, uint32(len(fa.vols)))
+			}
+			res := arcpack(t, "repair", first)
+			ok := res.code == 0
+			for i, v := range fa.vols {
+				if !sameContent(t, v, format.VolumeName(base, uint32(i+1))) {
+					t.Errorf("after repair volume %d differs from the pristine one", i+1)
+					ok = false
+				}
+			}
+			if res.code != 0 {
+				t.Errorf("repair after %s: %v", f, res)
+			}
+			if ok {
+				if v := arcpack(t, "verify", "--progress", "never", first); v.code != 0 {
+					t.Errorf("verify after repair: %v", v)
+					ok = false
+				}
+			}
+			if ok {
+				repaired++
+			} else {
+				lost += e.lostBytes
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != len(fa.vols)+len(rec) {
+				t.Errorf("repair left %v (want only the volumes and recovery volumes)", names(ents))
+			}
+		})
+	}
+	t.Logf("REPAIR trials=%d repaired=%d lost_bytes=%d recovery_volumes=%d seed=%d", trials, repaired, lost, len(rec), seed)
+
+	// Beyond capacity: half of the volumes gone. Repair refuses with one
+	// line, exit non-zero, and changes nothing.
+	t.Run("beyond capacity", func(t *testing.T) {
+		dir := t.TempDir()
+		base := fa.apply(t, dir, fault{kind: "none"})
+		for _, p := range rec {
+			copyFile(t, p, filepath.Join(dir, filepath.Base(p)))
+		}
+		for i := 1; i < len(fa.vols); i += 2 {
+			os.Remove(format.VolumeName(base, uint32(i+1)))
+		}
+		before := snapshotDir(t, dir)
+		res := arcpack(t, "repair", base+".001")
+		if res.code == 0 {
+			t.Fatalf("repair beyond capacity exited 0: %v", res)
+		}
+		lines := strings.Split(strings.TrimRight(res.stderr, "\n"), "\n")
+		if last := lines[len(lines)-1]; !strings.HasPrefix(last, "arcpack: ") || !strings.Contains(last, base) {
+			t.Errorf("repair beyond capacity does not end with one line naming the archive: %v", res)
+		}
+		if after := snapshotDir(t, dir); !equalMaps(before, after) {
+			t.Errorf("repair beyond capacity changed the directory: %v -> %v", keys(before), keys(after))
+		}
+	})
+}
+
+// snapshotDir maps each file name in dir to its content.
+func snapshotDir(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		m[e.Name()] = string(b)
+	}
+	return m
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
