@@ -36,7 +36,8 @@ if [ ! -f "$data/s$snaps.complete" ]; then
 	note "generating the $size base tree in $data/s0"
 	"$gen" -base "$data/s0" -size "$size" ${real:+-real "$real"} -seed 1
 	for k in $(seq 1 "$snaps"); do
-		note "snapshot $k: $("$gen" -from "$data/s$((k - 1))" -to "$data/s$k" -edit "$edit" -seed $((k + 1)))"
+		"$gen" -from "$data/s$((k - 1))" -to "$data/s$k" -edit "$edit" -seed $((k + 1)) >"$data/s$k.edits"
+		note "snapshot $k: $(cat "$data/s$k.edits")"
 	done
 	touch "$data/s$snaps.complete"
 fi
@@ -86,6 +87,9 @@ md=$RESULTS/snapshots-$stamp.md
 	echo "- machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM; load at start of report: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- data: base $size ($(content_bytes "$data/s0") bytes, $(find "$data/s0" -type f | wc -l) files; real files from ${real:-none} for up to half, generated text for the rest), $snaps snapshots each editing $edit% of the files (bench/snapgen, seeds 1..$((snaps + 1)))"
 	echo "- arcpack has no append mode: its total for snapshot k is one archive of s0..sk (\`arcpack create s0 .. sk\`, defaults); borg (\`--compression lz4\`, default chunker) and restic (defaults, \`--no-cache\`) back up each snapshot into one repository. Wall times are single runs on a shared machine."
+	for k in $(seq 1 "$snaps"); do
+		[ ! -f "$data/s$k.edits" ] || echo "- snapshot $k: $(cat "$data/s$k.edits")"
+	done
 	[ ${#SKIPPED[@]} = 0 ] || echo "- skipped: ${SKIPPED[*]}"
 	echo
 	printf '| snapshot |'
