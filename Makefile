@@ -14,7 +14,7 @@ RACE_PKGS  = $(shell $(GO) list ./reader/... ./cache/... ./fs/... ./writer/... 2
 OTHER_PKGS = $(filter-out $(RACE_PKGS) arc/integration,$(shell $(GO) list ./...))
 
 .PHONY: all build test deps fmt-check vet unit unit-race unit-other integration sample clean \
-        bench-pack bench-mount bench-codec bench-ratio
+        bench-pack bench-mount bench-codec bench-ratio bench bench-quick bench-deps
 
 all: build
 
@@ -75,6 +75,19 @@ sample: build
 		  fusermount3 -u $(SAMPLE)/mnt; exit $$rc; }; \
 	else echo "sample: no FUSE here, mount step skipped"; fi
 	@echo "sample: all steps passed; files in $(SAMPLE)"
+
+# bench: the whole comparison of issue 8 (bench/bench.sh): arcpack's levels against the peers on the
+# Go toolchains tree and a many-small-files tree; writes bench/RESULTS.md and bench/chart-*.svg.
+# bench-quick: the same on a small tree, one run each (bench/results/quick/). Knobs: RUNS, BENCH_ONLY,
+# MANY_N, RANDREAD_N (see bench/bench.sh).
+BENCH_PKGS := fuse3 squashfs-tools squashfuse lz4 zstd borgbackup restic archivemount time
+bench: build bench-deps
+	BENCH_ARC_REV=$(VERSION) bench/bench.sh
+bench-quick: build bench-deps
+	BENCH_ARC_REV=$(VERSION) bench/bench.sh --quick
+# The peers are optional: `deps` on the bench list; what it cannot install bench.sh skips and names.
+bench-deps:
+	@$(MAKE) --no-print-directory deps APT_PKGS='$(BENCH_PKGS)' || echo "bench-deps: some peers could not be installed; bench.sh skips what is missing"
 
 bench-pack:
 	bench/pack.sh

@@ -12,7 +12,8 @@ RUNS=${RUNS:-3}
 
 die() { echo "bench: $*" >&2; exit 1; }
 note() { echo "bench: $*" >&2; }
-now() { date +%s.%N; }
+# now: seconds since the epoch, µs resolution, without forking (bash ≥ 5); "," → "." for locales.
+now() { local t=$EPOCHREALTIME; echo "${t/,/.}"; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
 # have TOOL: true when TOOL is installed; otherwise says it is skipped.
@@ -80,6 +81,7 @@ tool_versions() {
 		arcpack) v=""; [ -x "$ARCPACK" ] && v="$ARCPACK, built from ${BENCH_ARC_REV:-the working tree; HEAD now $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null)}" ;;
 		arcmount) v=""; [ -x "$ARCMOUNT" ] && v="$ARCMOUNT, built from ${BENCH_ARC_REV:-the working tree; HEAD now $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null)}" ;;
 		mksquashfs) v=$(mksquashfs -version 2>/dev/null | head -1) ;;
+		unsquashfs) v=$(unsquashfs -version 2>/dev/null | head -1) ;;
 		squashfuse_ll) v=$( (squashfuse_ll --version 2>&1 || true) | grep -m1 . || true) ;;
 		tar) v=$(tar --version | head -1) ;;
 		lz4) v=$(lz4 --version 2>&1 | head -1 | tr -d '*' | sed 's/^ *//') ;;
@@ -93,13 +95,15 @@ tool_versions() {
 	done
 }
 
-# fuse_pid MNT: pid of the process serving MNT (its command line names the mount point).
+# fuse_pid MNT: pid of the process serving MNT (its command line names the mount point as one
+# argument). pgrep narrows the candidates first: reading every process's cmdline through tr and
+# grep cost ~2 s per call on a busy machine.
 fuse_pid() {
-	local mnt=$1 f pid
-	for f in /proc/[0-9]*/cmdline; do
-		pid=${f#/proc/}; pid=${pid%/cmdline}
-		if tr '\0' '\n' 2>/dev/null <"$f" | grep -qxF -- "$mnt"; then
-			case $(cat "/proc/$pid/comm" 2>/dev/null) in fusermount* | bash | sh | timeout) continue ;; esac
+	local mnt=$1 pid
+	for pid in $(pgrep -f -- "$mnt" || true); do
+		[ "$pid" != "$$" ] || continue
+		case $(cat "/proc/$pid/comm" 2>/dev/null) in fusermount* | bash | sh | timeout | pgrep) continue ;; esac
+		if tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | grep -qxF -- "$mnt"; then
 			echo "$pid"; return 0
 		fi
 	done
