@@ -36,6 +36,7 @@ printf '%-12s %-28s %10s %8s %s\n' package target execs new result
 for entry in "${found[@]}"; do
 	pkg=${entry% *} target=${entry#* }
 	log=$(mktemp)
+	marker=$(mktemp) # entries older than the run may be of an older signature
 	start=$(date +%s)
 	if go test "./$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZTIME" -parallel "$PARALLEL" >"$log" 2>&1; then
 		result=ok
@@ -50,13 +51,13 @@ for entry in "${found[@]}"; do
 	kept=0
 	if [ "$KEEP_CORPUS" = 1 ] && [ -d "$cache/$module/$pkg/$target" ]; then
 		mkdir -p "$pkg/testdata/fuzz/$target"
-		for f in "$cache/$module/$pkg/$target"/*; do
+		while read -r f; do
 			[ -e "$pkg/testdata/fuzz/$target/$(basename "$f")" ] && continue
 			cp "$f" "$pkg/testdata/fuzz/$target/" && kept=$((kept + 1))
-		done
+		done < <(find "$cache/$module/$pkg/$target" -type f -newer "$marker")
 	fi
 	printf '%-12s %-28s %10s %8s %s (%ds, %d corpus files kept)\n' "$pkg" "$target" "${execs:-?}" "${new:-?}" "$result" $(($(date +%s) - start)) "$kept"
-	rm -f "$log"
+	rm -f "$log" "$marker"
 done
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "fuzz: failing inputs found in: ${failed[*]}" >&2
