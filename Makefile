@@ -107,3 +107,12 @@ clean:
 man: build
 	bin/arcpack man bin/man
 	bin/arcmount --man bin/man
+
+# Reliability long runs (docs/RELIABILITY.md), not for CI: 200 seeded
+# fault trials (TRIALS, SEED, MOUNTS) and every fuzz target for FUZZTIME
+# (default 10 minutes each; corpus kept in testdata).
+.PHONY: bench-faults bench-fuzz
+bench-faults:
+	bench/faults.sh
+bench-fuzz:
+	bench/fuzz.sh
