@@ -79,7 +79,7 @@ trap 'exit 130' INT TERM
 
 # The full run's raw figures are kept (bench/results/bench-DATE.tsv, beside RESULTS.md's sources);
 # a quick run's overwrite the last quick run's.
-if [ $quick = 1 ]; then raw=$out_dir/bench-quick.tsv; else raw="$RESULTS/bench-$(date -u +%Y%m%d-%H%M%S).tsv"; fi
+if [ $quick = 1 ]; then mkdir -p "$RESULTS/quick"; raw=$RESULTS/quick/bench-quick.tsv; else raw="$RESULTS/bench-$(date -u +%Y%m%d-%H%M%S).tsv"; fi
 : >"$raw"
 # rec FIELDS...: one tab-separated line of the raw file.
 rec() { (IFS=$'\t'; echo "$*") >>"$raw"; }
