@@ -162,7 +162,12 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	if b != nil {
 		opt.Progress = func(p writer.Progress) { b.update(p.Phase, p.BytesDone, p.BytesTotal) }
 	}
-	res, err := writer.Create(ctx, f.out, sources, opt)
+	var res *writer.Result
+	if fromTar {
+		res, err = writer.CreateFromTar(ctx, f.out, c.InOrStdin(), opt)
+	} else {
+		res, err = writer.Create(ctx, f.out, sources, opt)
+	}
 	b.done()
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
