@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -456,6 +457,19 @@ func (fa *faultArchive) trial(t *testing.T, f fault, mount bool, st *faultStats)
 		if x.code == 0 {
 			t.Errorf("extract of an archive whose index is lost exited 0")
 		}
+		if mount && arcmountBin != "" {
+			// The mount must refuse too, in one line, and mount nothing.
+			mnt := filepath.Join(dir, "mnt")
+			os.Mkdir(mnt, 0o755)
+			m := runBin(t, runOpts{}, arcmountBin, first, mnt)
+			if isMounted(t, mnt) {
+				exec.Command("fusermount3", "-u", mnt).Run()
+				t.Errorf("arcmount mounted an archive whose index is lost")
+			}
+			if lines := strings.Split(strings.TrimRight(m.stderr, "\n"), "\n"); m.code == 0 || len(lines) != 1 || !strings.HasPrefix(lines[0], "arcmount: ") {
+				t.Errorf("arcmount of an archive whose index is lost: want a non-zero exit and one line; got %v", m)
+			}
+		}
 		return
 	}
 	wantCode := 0
@@ -651,6 +665,30 @@ func TestFaultRepair(t *testing.T) {
 		})
 	}
 	t.Logf("REPAIR trials=%d repaired=%d lost_bytes=%d recovery_volumes=%d seed=%d", trials, repaired, lost, len(rec), seed)
+
+	// Damaged recovery volumes are rebuilt too (the data is intact).
+	t.Run("recovery volume damaged", func(t *testing.T) {
+		dir := t.TempDir()
+		base := fa.apply(t, dir, fault{kind: "none"})
+		for _, p := range rec {
+			copyFile(t, p, filepath.Join(dir, filepath.Base(p)))
+		}
+		damaged := filepath.Join(dir, filepath.Base(rec[0]))
+		b, _ := os.ReadFile(damaged)
+		b[len(b)/2] ^= 0x20
+		os.WriteFile(damaged, b, 0o644)
+		if v := arcpack(t, "verify", "--progress", "never", base+".001"); v.code != 1 {
+			t.Errorf("verify with a damaged recovery volume: exit %d, want 1\n%v", v.code, v)
+		}
+		if res := arcpack(t, "repair", base+".001"); res.code != 0 {
+			t.Fatalf("repair of a recovery volume: %v", res)
+		}
+		for _, p := range append(append([]string{}, fa.vols...), rec...) {
+			if !sameContent(t, p, filepath.Join(dir, filepath.Base(p))) {
+				t.Errorf("after repair %s differs from the pristine one", filepath.Base(p))
+			}
+		}
+	})
 
 	// Beyond capacity: half of the volumes gone. Repair refuses with one
 	// line, exit non-zero, and changes nothing.
