@@ -433,3 +433,29 @@ func TestSimilarOrderPutsSameNamedFilesTogether(t *testing.T) {
 		t.Fatalf("order parameter %q", v)
 	}
 }
+
+func TestBlockSizeDefaultsByLevel(t *testing.T) {
+	for _, tc := range []struct {
+		level codec.Level
+		block int64 // given; 0 = default
+		want  string
+	}{
+		{codec.LevelDefault, 0, "1048576"},
+		{codec.LevelHigh, 0, "1048576"},
+		{codec.LevelMax, 0, "4194304"}, // the frame size below
+		{codec.LevelMax, 64 << 10, "65536"},
+	} {
+		t.Run(fmt.Sprint(tc.level, "/", tc.block), func(t *testing.T) {
+			src := t.TempDir()
+			writeTree(t, src, map[string][]byte{"f": randBytes(1, 1000)})
+			o := Options{FrameSize: 4 << 20, BlockSize: tc.block, Codec: codec.Options{Codec: "auto", Level: tc.level}}
+			res, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := readBack(t, res.Volumes, 0).idx.Param("block-size"); got != tc.want {
+				t.Fatalf("block size %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -66,7 +66,7 @@ order; directories it never names get mode 0755.`,
 	fl.StringVarP(&f.out, "output", "o", "", "archive name; volumes are OUT.001, OUT.002, ... (required)")
 	fl.Var(sizeFlag{&f.volumeSize}, "volume-size", "bytes per volume file, header included; 0 = one volume")
 	fl.Var(sizeFlag{&f.frameSize}, "frame-size", "input bytes per frame (unit of prefetch)")
-	fl.Var(sizeFlag{&f.blockSize}, "block-size", "input bytes per independently decodable block")
+	fl.Var(sizeFlag{&f.blockSize}, "block-size", "input bytes per independently decodable block (--level max: the frame size, up to 16M)")
 	fl.StringVar(&f.codec, "codec", "auto", "block codec: auto, raw, lz4, lz4x, zstd")
 	fl.StringVar(&f.level, "level", "default", "compression level: fast, default, high, max")
 	fl.StringVar(&f.order, "order", "path", "unique-data layout: path (a directory's files together) or similar (similar files together)")
@@ -128,6 +128,11 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 			return usageErrorf("create: - reads a tar stream from standard input, which is a terminal; pipe one in (tar -c DIR | arcpack create - -o OUT)")
 		}
 	}
+	// Unless given, the writer picks the block size for the level.
+	var blockSize int64
+	if c.Flags().Changed("block-size") {
+		blockSize = f.blockSize
+	}
 	showBar, err := wantProgress(f.progress)
 	if err != nil {
 		return err
@@ -141,7 +146,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	opt := writer.Options{
 		VolumeSize:    f.volumeSize,
 		FrameSize:     f.frameSize,
-		BlockSize:     f.blockSize,
+		BlockSize:     blockSize,
 		Codec:         copt,
 		Workers:       f.workers,
 		OneFileSystem: f.oneFileSystem,
