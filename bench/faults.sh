@@ -10,14 +10,16 @@
 #   TRIALS=400 SEED=7 MOUNTS=50 bench/faults.sh
 #
 # MOUNTS: random trials that also read every file through arcmount
-# (default: all; 0 = none). Prints one summary and writes it, with the
-# full test log, to bench/results/faults-DATE.md (RESULTS=dir to change).
+# (default: all; 0 = none). CODEC: the archive's --codec (default:
+# create's). Prints one summary and writes it, with the failures, to
+# bench/results/faults-DATE.md (RESULTS=dir to change).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 TRIALS=${TRIALS:-200}
 SEED=${SEED:-1}
 MOUNTS=${MOUNTS:--1}
+CODEC=${CODEC:-}
 RESULTS=${RESULTS:-$REPO/bench/results}
 [ "$TRIALS" -ge 1 ] || { echo "faults: TRIALS must be at least 1" >&2; exit 2; }
 mkdir -p "$RESULTS"
@@ -27,7 +29,7 @@ trap 'rm -f "$log"' EXIT
 
 start=$(date +%s)
 status=0
-ARC_FAULT_TRIALS=$TRIALS ARC_FAULT_SEED=$SEED ARC_FAULT_MOUNTS=$MOUNTS \
+ARC_FAULT_TRIALS=$TRIALS ARC_FAULT_SEED=$SEED ARC_FAULT_MOUNTS=$MOUNTS ARC_FAULT_CODEC=$CODEC \
 	go test -count=1 -timeout 3h -v -run '^(TestFaultInjection|TestFaultRepair)$' ./integration/ >"$log" 2>&1 || status=$?
 secs=$(($(date +%s) - start))
 
@@ -48,7 +50,7 @@ summary="trials ${trials:-?}, detected ${detected:-?}, unaffected files intact i
 	echo "# Fault injection, $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
 	echo "Commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (working tree changed)'), seed $SEED, $TRIALS random trials + the fixed set, load $(cut -d' ' -f1 /proc/loadavg)."
-	echo "Command: \`TRIALS=$TRIALS SEED=$SEED MOUNTS=$MOUNTS bench/faults.sh\`"
+	echo "Command: \`TRIALS=$TRIALS SEED=$SEED MOUNTS=$MOUNTS${CODEC:+ CODEC=$CODEC} bench/faults.sh\`"
 	echo
 	echo "**$summary**"
 	echo

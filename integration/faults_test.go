@@ -31,6 +31,7 @@ import (
 //	ARC_FAULT_TRIALS  random trials after the fixed ones (default 0: CI runs
 //	                  the fixed set only; bench/faults.sh runs ≥ 200)
 //	ARC_FAULT_SEED    seed of the random trials (default 1)
+//	ARC_FAULT_CODEC   --codec of the archive (default: create's default)
 //	ARC_FAULT_MOUNTS  0: no mounts; >0: two fixed trials and that many random
 //	                  ones also read every file through arcmount (default 2);
 //	                  -1: every trial
@@ -62,6 +63,9 @@ func newFaultArchive(t *testing.T, extra ...string) *faultArchive {
 	t.Helper()
 	src := genTree(t, testtree.Options{Seed: 7, Files: 30, MaxFileSize: 64 << 10, LargeSize: 1 << 20, SparseSize: 1 << 20, Depth: 6, Dups: 3})
 	args := append([]string{"--volume-size", "128K", "--frame-size", "128K", "--block-size", "64K", "--progress", "never"}, extra...)
+	if c := os.Getenv("ARC_FAULT_CODEC"); c != "" {
+		args = append(args, "--codec", c)
+	}
 	fa := &faultArchive{src: src, base: pack(t, args, src)}
 	fa.vols = volumes(t, fa.base)
 	if len(fa.vols) < 6 {
