@@ -139,19 +139,23 @@ add() { # id label pack extract [prep]
 }
 mountable() { mkind[$1]=$2; mpath[$1]=$3; } # id kind archive-path-under-$OUT
 
-gpu_flag="" gpu_mount="--gpu off"
+# With a GPU device, arc runs with --gpu on wherever the command has the flag; without one, with its
+# defaults (--gpu auto, which takes the CPU when no GPU device passes its self-test).
+gpu_create="" gpu_extract="" gpu_mount=""
 gpu_dev=$("$ARCPACK" gpu --no-self-test 2>/dev/null | awk '$2 == "GPU" {print $1; exit}' || true)
 if [ -n "$gpu_dev" ]; then
-	if "$ARCPACK" create --help 2>&1 | grep -q -- '--gpu'; then gpu_flag="--gpu on"; fi
-	gpu_mount="--gpu on"
-	rec meta gpu "device $gpu_dev: $("$ARCPACK" gpu --no-self-test | awk -v d="$gpu_dev" '$1 == d {$1=$2=""; sub(/^ +/, ""); print}')${gpu_flag:+; arcpack create --gpu on}; arcmount --gpu on"
+	used=()
+	if "$ARCPACK" create --help 2>&1 | grep -q -- '--gpu '; then gpu_create="--gpu on"; used+=("arcpack create"); fi
+	if "$ARCPACK" extract --help 2>&1 | grep -q -- '--gpu '; then gpu_extract="--gpu on"; used+=("arcpack extract"); fi
+	if "$ARCMOUNT" --help 2>&1 | grep -q -- '--gpu '; then gpu_mount="--gpu on"; used+=("arcmount"); fi
+	rec meta gpu "device $gpu_dev: $("$ARCPACK" gpu --no-self-test | awk -v d="$gpu_dev" '$1 == d {$1=$2=""; sub(/^ +/, ""); print}'); --gpu on for: ${used[*]:-nothing (no command has the flag)}"
 else
-	rec meta gpu "no GPU device (arcpack gpu lists $("$ARCPACK" gpu --no-self-test 2>/dev/null | awk '$2 ~ /^(CPU|GPU|ACCELERATOR)$/ {$1=""; sub(/^ +/, ""); printf "%s%s", s, $0; s=", "}' || true)): arc ran on the CPU (arcmount --gpu off)"
-	SKIPPED+=("arcpack/arcmount --gpu (no GPU device; PoCL is a CPU device)")
+	rec meta gpu "no GPU device (arcpack gpu lists: $("$ARCPACK" gpu --no-self-test 2>/dev/null | awk '$2 ~ /^(CPU|GPU|ACCELERATOR)$/ {$1=""; sub(/^ +/, ""); printf "%s%s", s, $0; s=", "}' || true)): arc ran on the CPU with its defaults (--gpu auto)"
+	SKIPPED+=("arc with --gpu (no GPU device here; PoCL is a CPU device)")
 fi
 for l in fast default max; do
-	add "arc-$l" "arc $l" "$ARCPACK create \"\$SRC\" -o \"\$OUT/arc\" --level $l --progress=never${gpu_flag:+ $gpu_flag}" \
-		"$ARCPACK extract \"\$OUT/arc.001\" -o \"\$X\" --progress=never"
+	add "arc-$l" "arc $l" "$ARCPACK create \"\$SRC\" -o \"\$OUT/arc\" --level $l --progress=never${gpu_create:+ $gpu_create}" \
+		"$ARCPACK extract \"\$OUT/arc.001\" -o \"\$X\" --progress=never${gpu_extract:+ $gpu_extract}"
 	[[ " $ARC_MOUNT_LEVELS " != *" $l "* ]] || mountable "arc-$l" arcmount arc.001
 done
 # The levels differ in how they compress, not in how blocks are read: one is mounted by default.
@@ -196,6 +200,12 @@ for t in "${tools[@]}"; do
 	rec cmd "$t" pack "${pack[$t]}"
 	[ -z "${prep[$t]}" ] || rec cmd "$t" prep "${prep[$t]}"
 	rec cmd "$t" extract "${extract[$t]}"
+	case ${mkind[$t]:-} in
+	arcmount) rec cmd "$t" mount "arcmount \$OUT/${mpath[$t]} \$MNT --cache-size 512M${gpu_mount:+ $gpu_mount}" ;;
+	squashfuse_ll) rec cmd "$t" mount "squashfuse_ll \$OUT/${mpath[$t]} \$MNT" ;;
+	archivemount) rec cmd "$t" mount "archivemount -o readonly \$OUT/${mpath[$t]} \$MNT" ;;
+	restic) rec cmd "$t" mount "RESTIC_PASSWORD=bench restic --no-cache -r \$OUT/restic mount \$MNT (the tree is \$MNT/${mpath[$t]})" ;;
+	esac
 done
 
 # ---- measuring --------------------------------------------------------------------------------
@@ -311,8 +321,9 @@ secs() { local t0; t0=$(now); "$@" >/dev/null; echo "$(now) - $t0" | bc -l; }
 tarsize() { tar -cf - -C "$1" . | wc -c; }
 
 mount_phase() { # tree
-	local tr=$1 t r dir n out nrand
+	local tr=$1 t r dir n out nrand want
 	SRC=${tree_dir[$tr]}
+	want=$(tarsize "$SRC") # a whole-tree read through a mount must give the same tar stream length
 	for t in "${tools[@]}"; do
 		[ -n "${mkind[$t]:-}" ] || continue
 		dir=$work/$tr/$t
@@ -332,6 +343,7 @@ mount_phase() { # tree
 				drop_caches
 				t0=$(now); n=$(tarsize "$root"); rec val "$tr" "$t" cold_s "$r" "$(echo "$(now) - $t0" | bc -l)"
 				rec val "$tr" "$t" tar_bytes "$r" "$n"
+				[ "$n" = "$want" ] || rec fail "$tr" "$t" read-check "tar through the mount gave $n bytes, of the source $want"
 				t0=$(now); n=$(tarsize "$root"); rec val "$tr" "$t" warm_s "$r" "$(echo "$(now) - $t0" | bc -l)"
 			fi
 			do_unmount

@@ -73,13 +73,10 @@ func (d *data) markdown() string {
 	for _, s := range d.skipped {
 		w("- %s\n", s)
 	}
-	w("\n## Commands\n\n`$SRC` is the tree, `$OUT` an empty folder for the archive, `$X` an empty folder to extract into. Set-up commands (borg init, restic init) are not timed.\n\n")
+	w("\n## Commands\n\n`$SRC` is the tree, `$OUT` an empty folder for the archive, `$X` an empty folder to extract into, `$MNT` the mount point. Set-up commands (borg init, restic init) are not timed.\n\n")
 	for _, t := range d.tools {
 		for _, c := range d.cmds[t.id] {
 			w("- %s, %s: `%s`\n", t.label, c[0], c[1])
-		}
-		if t.mount != "" {
-			w("- %s, mount: %s\n", t.label, mountName[t.mount])
 		}
 	}
 	w("\n## Versions\n\n")
