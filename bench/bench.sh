@@ -64,7 +64,7 @@ t_start=$(now)
 
 mkdir -p "$SCRATCH" "$RESULTS" "$out_dir"
 work=$(mktemp -d "$SCRATCH/bench.XXXXXX")
-# Extraction goes to tmpfs when it holds twice the tree: the tools' speed, not the disk's.
+# Extraction goes to tmpfs when it holds three times the tree: the tools' speed, not the disk's.
 xparent=${BENCH_XDIR:-/dev/shm}
 MNT=$work/mnt
 mkdir -p "$MNT"
@@ -230,7 +230,7 @@ measure() {
 over_budget() {
 	[ "$BUDGET_S" != 0 ] || return 1
 	(($(printf '%.0f' "$(echo "$(now) - $t_start" | bc -l)") >= BUDGET_S)) || return 1
-	SKIPPED+=("$2 $3 on the $1 tree (cut: the run's time budget BENCH_BUDGET_S=${BUDGET_S} s was spent)")
+	SKIPPED+=("${label[$2]} $3 on the $1 tree (cut: the run's time budget BENCH_BUDGET_S=${BUDGET_S} s was spent)")
 	note "$2 $3 on $1: cut, time budget spent"
 }
 fail() { # tree tool phase
