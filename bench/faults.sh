@@ -35,7 +35,7 @@ secs=$(($(date +%s) - start))
 
 faults=$(grep -o 'FAULTS trials=.*' "$log" | tail -1 || true)
 repair=$(grep -o 'REPAIR trials=.*' "$log" | tail -1 || true)
-failed=$(grep -c -- '^    --- FAIL' "$log" || true)
+failed=$(grep -cE -- '^ {8}--- FAIL' "$log" || true) # trials are TestX/trials/NNN
 field() { echo "$1" | grep -o "$2=[0-9]*" | cut -d= -f2; }
 trials=$(field "$faults" trials)
 detected=$(field "$faults" detected)

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -336,6 +337,23 @@ type faultStats struct {
 	damagedBytes                                   int64 // content bytes of affected files (no recovery)
 }
 
+// faultTotals adds up the stats of trials that run in parallel.
+type faultTotals struct {
+	mu sync.Mutex
+	faultStats
+}
+
+func (tt *faultTotals) add(s *faultStats) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	tt.trials += s.trials
+	tt.detected += s.detected
+	tt.local += s.local
+	tt.mounted += s.mounted
+	tt.lostArchives += s.lostArchives
+	tt.damagedBytes += s.damagedBytes
+}
+
 func TestFaultInjection(t *testing.T) {
 	fa := newFaultArchive(t)
 	faults := fa.fixedFaults()
@@ -346,26 +364,30 @@ func TestFaultInjection(t *testing.T) {
 	}
 	mounts := envInt(t, "ARC_FAULT_MOUNTS", 2)
 	nfixed := len(fa.fixedFaults())
-	var st faultStats
-	for i, f := range faults {
-		// The fixed set mounts its two most telling cases (a missing middle
-		// volume, flipped bytes in block data); random trials mount while
-		// the budget lasts.
-		mount := mounts < 0 || (i < nfixed && (i == 0 || i == 6) && mounts > 0) || (i >= nfixed && i-nfixed < mounts)
-		ok := t.Run(fmt.Sprintf("%03d %s", i, f), func(t *testing.T) {
-			fa.trial(t, f, mount, &st)
-		})
-		if !ok && testing.Short() {
-			break
+	var st faultTotals
+	// Trials are independent (each damages its own copy): they run in
+	// parallel, GOMAXPROCS at a time, and report when all are done.
+	t.Run("trials", func(t *testing.T) {
+		for i, f := range faults {
+			// The fixed set mounts its two most telling cases (a missing
+			// middle volume, flipped bytes in block data); random trials
+			// mount while the budget lasts.
+			mount := mounts < 0 || (i < nfixed && (i == 0 || i == 6) && mounts > 0) || (i >= nfixed && i-nfixed < mounts)
+			t.Run(fmt.Sprintf("%03d %s", i, f), func(t *testing.T) {
+				t.Parallel()
+				fa.trial(t, f, mount, &st)
+			})
 		}
-	}
+	})
 	t.Logf("FAULTS trials=%d detected=%d local_ok=%d mounted=%d archives_lost=%d affected_bytes=%d seed=%d",
 		st.trials, st.detected, st.local, st.mounted, st.lostArchives, st.damagedBytes, seed)
 }
 
 // trial damages a copy of the archive and checks verify, extract and
 // (with mount) arcmount against the expectation.
-func (fa *faultArchive) trial(t *testing.T, f fault, mount bool, st *faultStats) {
+func (fa *faultArchive) trial(t *testing.T, f fault, mount bool, total *faultTotals) {
+	var st faultStats
+	defer total.add(&st)
 	dir := t.TempDir()
 	base := fa.apply(t, dir, f)
 	e := fa.expect(f)
@@ -626,48 +648,56 @@ func TestFaultRepair(t *testing.T) {
 	for i := envInt(t, "ARC_FAULT_TRIALS", 0); i > 0; i-- {
 		faults = append(faults, fa.randomFault(r))
 	}
+	var mu sync.Mutex
 	var trials, repaired int
 	var lost int64
-	for i, f := range faults {
-		t.Run(fmt.Sprintf("%03d %s", i, f), func(t *testing.T) {
-			trials++
-			dir := t.TempDir()
-			base := fa.apply(t, dir, f)
-			for _, p := range rec {
-				copyFile(t, p, filepath.Join(dir, filepath.Base(p)))
-			}
-			e := fa.expect(f)
-			first := base + ".001"
-			if f.kind == "delete" && f.vol == 0 {
-				first = format.VolumeName(base, uint32(len(fa.vols)))
-			}
-			res := arcpack(t, "repair", first)
-			ok := res.code == 0
-			for i, v := range fa.vols {
-				if !sameContent(t, v, format.VolumeName(base, uint32(i+1))) {
-					t.Errorf("after repair volume %d differs from the pristine one", i+1)
-					ok = false
+	t.Run("trials", func(t *testing.T) {
+		for i, f := range faults {
+			t.Run(fmt.Sprintf("%03d %s", i, f), func(t *testing.T) {
+				t.Parallel()
+				mu.Lock()
+				trials++
+				mu.Unlock()
+				dir := t.TempDir()
+				base := fa.apply(t, dir, f)
+				for _, p := range rec {
+					copyFile(t, p, filepath.Join(dir, filepath.Base(p)))
 				}
-			}
-			if res.code != 0 {
-				t.Errorf("repair after %s: %v", f, res)
-			}
-			if ok {
-				if v := arcpack(t, "verify", "--progress", "never", first); v.code != 0 {
-					t.Errorf("verify after repair: %v", v)
-					ok = false
+				e := fa.expect(f)
+				first := base + ".001"
+				if f.kind == "delete" && f.vol == 0 {
+					first = format.VolumeName(base, uint32(len(fa.vols)))
 				}
-			}
-			if ok {
-				repaired++
-			} else {
-				lost += e.lostBytes
-			}
-			if ents, _ := os.ReadDir(dir); len(ents) != len(fa.vols)+len(rec) {
-				t.Errorf("repair left %v (want only the volumes and recovery volumes)", names(ents))
-			}
-		})
-	}
+				res := arcpack(t, "repair", first)
+				ok := res.code == 0
+				for i, v := range fa.vols {
+					if !sameContent(t, v, format.VolumeName(base, uint32(i+1))) {
+						t.Errorf("after repair volume %d differs from the pristine one", i+1)
+						ok = false
+					}
+				}
+				if res.code != 0 {
+					t.Errorf("repair after %s: %v", f, res)
+				}
+				if ok {
+					if v := arcpack(t, "verify", "--progress", "never", first); v.code != 0 {
+						t.Errorf("verify after repair: %v", v)
+						ok = false
+					}
+				}
+				mu.Lock()
+				if ok {
+					repaired++
+				} else {
+					lost += e.lostBytes
+				}
+				mu.Unlock()
+				if ents, _ := os.ReadDir(dir); len(ents) != len(fa.vols)+len(rec) {
+					t.Errorf("repair left %v (want only the volumes and recovery volumes)", names(ents))
+				}
+			})
+		}
+	})
 	t.Logf("REPAIR trials=%d repaired=%d lost_bytes=%d recovery_volumes=%d seed=%d", trials, repaired, lost, len(rec), seed)
 
 	// Damaged recovery volumes are rebuilt too (the data is intact).
