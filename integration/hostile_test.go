@@ -298,6 +298,7 @@ func TestHostileIndexesAreRefused(t *testing.T) {
 		{"dirent of a missing inode", ok, func(x *format.Index) { x.Dirents.Inode[3] = 1 << 30 }, "corrupt"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			top, dst, outside := hostileDirs(t)
 			base := crafted(t, top, c.entries(outside), c.edit)
 			wantFail(t, arcpack(t, "list", base+".001"), 2, "open "+base+".001: ", c.want)
@@ -337,6 +338,7 @@ func TestHostileCountsAreRefusedBeforeAllocating(t *testing.T) {
 		{"index size beyond the limit", raw, func(f *format.Footer) { f.IndexRawSize = format.MaxIndexSize + 1 }, "limit"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			top, dst, outside := hostileDirs(t)
 			base := writeCrafted(t, top, content, c.raw, c.footer)
 			for _, args := range [][]string{{"list", base + ".001"}, {"extract", base + ".001", "-o", dst}} {
@@ -403,6 +405,7 @@ func TestHostileModesAreDropped(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			top, dst, outside := hostileDirs(t)
 			base := crafted(t, top, entries(outside), nil)
 			if c.o.uid != 0 {
