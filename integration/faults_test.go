@@ -452,6 +452,17 @@ func (fa *faultArchive) trial(t *testing.T, f fault, mount bool, total *faultTot
 		var got []uint32
 		for _, b := range rep.DamagedBlocks {
 			got = append(got, b.Block)
+			// Named by the volume that is gone or short, else by the one
+			// the block starts in.
+			want := volName
+			if f.kind == "flip" && int(b.Block) < fa.idx.Blocks.Count() {
+				v, _ := fa.layout.Locate(int64(fa.idx.BlockStoredOff[b.Block]))
+				want = format.VolumeName(base, v)
+			}
+			if b.Volume != want {
+				t.Errorf("verify names block %d in volume %s, want %s", b.Block, b.Volume, want)
+				detected = false
+			}
 		}
 		if want := sortedKeys(e.blocks); !equalU32(got, want) {
 			t.Errorf("verify names damaged blocks %v, want %v", got, want)
