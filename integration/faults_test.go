@@ -411,6 +411,9 @@ func (fa *faultArchive) trial(t *testing.T, f fault, mount bool, total *faultTot
 		if !strings.Contains(r.stderr, "arcpack: verify "+first+": damaged: ") {
 			t.Errorf("verify does not say the archive is damaged: %v", r)
 			detected = false
+		} else if !strings.Contains(r.stderr, volName) && !strings.Contains(r.stderr, "index") {
+			t.Errorf("verify names neither the damaged volume %s nor the index: %v", volName, r)
+			detected = false
 		}
 	} else {
 		var rep struct {
