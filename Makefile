@@ -82,9 +82,9 @@ sample: build
 # MANY_N, RANDREAD_N (see bench/bench.sh).
 BENCH_PKGS := fuse3 squashfs-tools squashfuse lz4 zstd borgbackup restic archivemount time
 bench: build bench-deps
-	BENCH_ARC_REV=$(VERSION) bench/bench.sh
+	bench/bench.sh
 bench-quick: build bench-deps
-	BENCH_ARC_REV=$(VERSION) bench/bench.sh --quick
+	bench/bench.sh --quick
 # The peers are optional: `deps` on the bench list; what it cannot install bench.sh skips and names.
 bench-deps:
 	@$(MAKE) --no-print-directory deps APT_PKGS='$(BENCH_PKGS)' || echo "bench-deps: some peers could not be installed; bench.sh skips what is missing"

@@ -115,7 +115,9 @@ declare -A tree_dir=([go]=$GO_TREE [many]=$MANY)
 # ---- machine and versions --------------------------------------------------------------------
 rec meta mode "$([ $quick = 1 ] && echo quick || echo full)"
 rec meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
-rec meta commit "${BENCH_ARC_REV:-$(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo unknown)}"
+# what the binaries were built from: their own version string (make build stamps `git describe`)
+BENCH_ARC_REV=${BENCH_ARC_REV:-$("$ARCPACK" --version 2>/dev/null | awk '{print $NF}')}
+rec meta commit "${BENCH_ARC_REV:-unknown}"
 rec meta cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 rec meta cores "$(nproc)"
 rec meta ram "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
