@@ -141,18 +141,21 @@ add() { # id label pack extract [prep]
 }
 mountable() { mkind[$1]=$2; mpath[$1]=$3; } # id kind archive-path-under-$OUT
 
-# With a GPU device, arc runs with --gpu on wherever the command has the flag; without one, with its
-# defaults (--gpu auto, which takes the CPU when no GPU device passes its self-test).
-gpu_create="" gpu_extract="" gpu_mount=""
+# With a GPU device, arc runs with --gpu on wherever the command has the flag; without one, with
+# --gpu off: the CPU path alone (--gpu auto would also take the CPU, after loading the OpenCL
+# platforms, whose libraries count in the peak RSS).
 gpu_dev=$("$ARCPACK" gpu --no-self-test 2>/dev/null | awk '$2 == "GPU" {print $1; exit}' || true)
+mode=off
+[ -z "$gpu_dev" ] || mode=on
+gpu_create="" gpu_extract="" gpu_mount="" used=()
+if "$ARCPACK" create --help 2>&1 | grep -q -- '--gpu '; then gpu_create="--gpu $mode"; used+=("arcpack create"); fi
+if "$ARCPACK" extract --help 2>&1 | grep -q -- '--gpu '; then gpu_extract="--gpu $mode"; used+=("arcpack extract"); fi
+if "$ARCMOUNT" --help 2>&1 | grep -q -- '--gpu '; then gpu_mount="--gpu $mode"; used+=("arcmount"); fi
+used_s=$(IFS=,; echo "${used[*]:-}"); used_s=${used_s//,/, }
 if [ -n "$gpu_dev" ]; then
-	used=()
-	if "$ARCPACK" create --help 2>&1 | grep -q -- '--gpu '; then gpu_create="--gpu on"; used+=("arcpack create"); fi
-	if "$ARCPACK" extract --help 2>&1 | grep -q -- '--gpu '; then gpu_extract="--gpu on"; used+=("arcpack extract"); fi
-	if "$ARCMOUNT" --help 2>&1 | grep -q -- '--gpu '; then gpu_mount="--gpu on"; used+=("arcmount"); fi
-	rec meta gpu "device $gpu_dev: $("$ARCPACK" gpu --no-self-test | awk -v d="$gpu_dev" '$1 == d {$1=$2=""; sub(/^ +/, ""); print}'); --gpu on for: ${used[*]:-nothing (no command has the flag)}"
+	rec meta gpu "device $gpu_dev: $("$ARCPACK" gpu --no-self-test | awk -v d="$gpu_dev" '$1 == d {$1=$2=""; sub(/^ +/, ""); print}'); --gpu on for: ${used_s:-nothing (no command has the flag)}"
 else
-	rec meta gpu "no GPU device (arcpack gpu lists: $("$ARCPACK" gpu --no-self-test 2>/dev/null | awk '$2 ~ /^(CPU|GPU|ACCELERATOR)$/ {$1=""; sub(/^ +/, ""); printf "%s%s", s, $0; s=", "}' || true)): arc ran on the CPU with its defaults (--gpu auto)"
+	rec meta gpu "no GPU device (arcpack gpu lists: $("$ARCPACK" gpu --no-self-test 2>/dev/null | awk '$2 ~ /^(CPU|GPU|ACCELERATOR)$/ {$1=""; sub(/^ +/, ""); printf "%s%s", s, $0; s=", "}' || true)): arc ran on the CPU, --gpu off for: ${used_s:-nothing (no command has the flag)}"
 	SKIPPED+=("arc with --gpu (no GPU device here; PoCL is a CPU device)")
 fi
 for l in fast default max; do

@@ -65,8 +65,12 @@ func linTicks(hi float64, n int) []float64 {
 		}
 	}
 	var t []float64
-	for v := 0.0; v <= hi+step/1e6; v += step {
+	// up to the first tick at or above hi, so that the axis holds every value
+	for v := 0.0; ; v += step {
 		t = append(t, v)
+		if v >= hi-step/1e6 {
+			break
+		}
 	}
 	return t
 }
