@@ -435,6 +435,32 @@ func TestDamagedVolumeIsLocalDamage(t *testing.T) {
 	}
 }
 
+// TestDamagedHeaderOfALoneVolume: a one-volume archive whose header no
+// longer parses opens on its footer's word; the damage is reported and
+// every file reads.
+func TestDamagedHeaderOfALoneVolume(t *testing.T) {
+	entries := sampleTree()
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{})
+	if len(b.volumes) != 1 {
+		t.Fatalf("want one volume, have %d", len(b.volumes))
+	}
+	flipByte(t, b.volumes[0], 0) // the magic
+	a, err := Open(b.volumes[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if d := a.DamagedVolumes(); len(d) != 1 || !strings.Contains(d[0].Error(), b.volumes[0]+": damaged header") {
+		t.Fatalf("damaged volumes %v", d)
+	}
+	for p, want := range contentOf(entries) {
+		got, err := readAll(a, inodeOf(t, a, p), 1<<20)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
+
 func TestFooterInItsOwnVolume(t *testing.T) {
 	// Find a file size that leaves fewer than 80 bytes in the last volume
 	// before the footer, so that the footer starts a volume of its own.

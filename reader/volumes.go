@@ -128,6 +128,14 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 				ref, refPath, found = h, format.VolumeName(base, n), true
 			}
 		}
+		if !found && last == 1 {
+			// A lone volume whose header is damaged: its footer vouches
+			// for a one-volume set, and carries the archive id.
+			if f, err := readFooter(path, size); err == nil && f.VolumeCount == 1 {
+				ref = format.VolumeHeader{Version: format.Version, Number: 1, ID: f.ID}
+				found = true
+			}
+		}
 		if !found {
 			return nil, footer, givenErr // no volume of the set has a valid header
 		}

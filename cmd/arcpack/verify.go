@@ -56,14 +56,24 @@ func notAnArchive(path string) error {
 	}
 	defer f.Close()
 	// A damaged header in a set of volumes is damage, not a foreign file:
-	// the other volumes' headers vouch for the set (reader.Open decides).
+	// the other volumes' headers, or a lone volume's footer, vouch for the
+	// set (reader.Open decides).
 	inSet := func() bool {
-		base, _, ok := format.ParseVolumeName(p)
-		if !ok {
+		if base, _, ok := format.ParseVolumeName(p); ok {
+			if vols, _ := format.ListVolumes(base); len(vols) > 1 {
+				return true
+			}
+		}
+		st, err := f.Stat()
+		if err != nil || st.Size() < format.VolumeHeaderSize+format.FooterSize {
 			return false
 		}
-		vols, _ := format.ListVolumes(base)
-		return len(vols) > 1
+		tail := make([]byte, format.FooterSize)
+		if _, err := f.ReadAt(tail, st.Size()-format.FooterSize); err != nil {
+			return false
+		}
+		_, err = format.ParseFooter(tail)
+		return err == nil
 	}
 	b := make([]byte, format.VolumeHeaderSize)
 	if _, err := io.ReadFull(f, b); err != nil {
