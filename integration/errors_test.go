@@ -141,20 +141,7 @@ func TestInterruptedCreateLeavesNoVolume(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			outDir := t.TempDir()
 			out := filepath.Join(outDir, "o")
-			cmd := exec.Command(arcpackBin, "create", src, "-o", out, "--volume-size", "4M", "--level", "max", "--workers", "1")
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			// Wait until create has written something, then interrupt it.
-			deadline := time.Now().Add(20 * time.Second)
-			for time.Now().Before(deadline) {
-				if ents, _ := os.ReadDir(outDir); len(ents) > 0 {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			cmd, stderr := startCreate(t, outDir, src, "-o", out, "--volume-size", "4M", "--level", "max", "--workers", "1")
 			time.Sleep(50 * time.Millisecond)
 			cmd.Process.Signal(sig)
 			err := cmd.Wait()
@@ -172,6 +159,25 @@ func TestInterruptedCreateLeavesNoVolume(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startCreate starts arcpack create with args in the background and
+// returns once it has written something into outDir (its scan is done by
+// then), or after 20 seconds.
+func startCreate(t *testing.T, outDir string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(arcpackBin, append([]string{"create"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if ents, _ := os.ReadDir(outDir); len(ents) > 0 {
+			break
+		}
+	}
+	return cmd, &stderr
 }
 
 // randomTree makes a directory of n files of size random bytes each
@@ -245,18 +251,8 @@ func TestVanishingSourceIsSkippedWithWarning(t *testing.T) {
 	os.Truncate(victim, 33<<20)
 	outDir := t.TempDir()
 	out := filepath.Join(outDir, "o")
-	cmd := exec.Command(arcpackBin, "create", src, "-o", out, "--level", "high", "--workers", "1", "--progress", "never")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// The scan is done once output appears; a-big then takes a while.
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-		if ents, _ := os.ReadDir(outDir); len(ents) > 0 {
-			break
-		}
-	}
+	cmd, stderr := startCreate(t, outDir, src, "-o", out, "--level", "high", "--workers", "1", "--progress", "never")
 	if err := os.Remove(victim); err != nil {
 		t.Fatal(err)
 	}
