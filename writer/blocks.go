@@ -2,11 +2,28 @@ package writer
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"sync"
 
 	"arc/codec"
 	"arc/format"
 )
+
+// BatchEncoder compresses many blocks in one call (Options.BatchEncoder; a
+// GPU engine implements it without the writer importing OpenCL).
+type BatchEncoder interface {
+	// BatchBytes is how many raw bytes to gather per call: a device needs
+	// hundreds of blocks at once to be fast, the writer bounds memory.
+	BatchBytes() int
+	// EncodeBatch returns, for each of raws, a codec id and the stored
+	// bytes: raws[i] itself for format.CodecRaw, else fewer bytes than
+	// raws[i] that codec.Decoder decodes back to raws[i] (the encoder need
+	// not match the CPU's output byte for byte). opt is what the archive
+	// was asked to use. On an error the writer compresses the whole batch
+	// on the CPU.
+	EncodeBatch(opt codec.Options, raws [][]byte) (ids []uint8, stored [][]byte, err error)
+}
 
 // bufPool recycles block-sized buffers.
 type bufPool struct {
@@ -32,13 +49,16 @@ func (b *bufPool) put(p []byte) {
 type blockJob struct {
 	raw    []byte
 	stored []byte // aliases raw when the codec is raw, else an out buffer
+	pooled bool   // stored came from outBufs
 	id     uint8
 	sum    uint64
+	summed bool // sum is set (a batch computes it beside the encoder)
 	done   chan struct{}
 }
 
-// blockPipeline compresses blocks on a worker pool and writes them to the
-// volumes in stream order (write-behind), with a bounded number in flight.
+// blockPipeline compresses blocks on a worker pool, or in batches through
+// a BatchEncoder, and writes them to the volumes in stream order
+// (write-behind), with a bounded number in flight.
 type blockPipeline struct {
 	ctx     context.Context
 	rawBufs *bufPool
@@ -51,24 +71,60 @@ type blockPipeline struct {
 	failed  chan struct{}
 	blocks  format.Blocks
 	stored  int64
+
+	// Batch mode (opt.BatchEncoder set): submit gathers pending until it
+	// holds batchN blocks and hands it to a batcher goroutine.
+	batchEnc BatchEncoder
+	codec    codec.Options
+	batchN   int
+	pending  []*blockJob
+	batches  chan []*blockJob
+	batchers sync.WaitGroup
+	closed   bool
 }
 
+// batchers is how many batches are encoded at once: while one is on the
+// device, the next is packed and the previous collected.
+const batchers = 2
+
 func newBlockPipeline(ctx context.Context, opt *Options, vw *volumeWriter) *blockPipeline {
+	inFlight := 2*opt.Workers + 2
 	b := &blockPipeline{
-		ctx:     ctx,
-		rawBufs: &bufPool{size: int(opt.BlockSize)},
-		outBufs: &bufPool{size: int(opt.BlockSize)},
-		work:    make(chan *blockJob, opt.Workers),
-		order:   make(chan *blockJob, 2*opt.Workers+2),
-		failed:  make(chan struct{}),
+		ctx:      ctx,
+		rawBufs:  &bufPool{size: int(opt.BlockSize)},
+		outBufs:  &bufPool{size: int(opt.BlockSize)},
+		work:     make(chan *blockJob, opt.Workers),
+		failed:   make(chan struct{}),
+		batchEnc: opt.BatchEncoder,
+		codec:    opt.Codec,
 	}
+	if b.batchEnc != nil {
+		b.batchN = max(1, b.batchEnc.BatchBytes()/int(opt.BlockSize))
+		// One batch filling, one on the device, one waiting or being
+		// written: the writer must not wait on a block of a batch that
+		// submit cannot complete because the order queue is full.
+		inFlight = max(inFlight, (batchers+1)*b.batchN)
+		b.batches = make(chan []*blockJob)
+		for w := 0; w < batchers; w++ {
+			b.batchers.Add(1)
+			go func() {
+				defer b.batchers.Done()
+				for jobs := range b.batches {
+					b.encodeBatch(jobs)
+				}
+			}()
+		}
+	}
+	b.order = make(chan *blockJob, inFlight)
 	for w := 0; w < opt.Workers; w++ {
 		b.workers.Add(1)
 		go func() {
 			defer b.workers.Done()
 			enc, _ := codec.NewEncoder(opt.Codec) // options were validated
 			for j := range b.work {
-				j.sum = codec.Checksum(j.raw)
+				if !j.summed {
+					j.sum = codec.Checksum(j.raw)
+				}
 				id, stored := enc.Encode(j.raw)
 				j.id = id
 				if id == format.CodecRaw {
@@ -76,7 +132,7 @@ func newBlockPipeline(ctx context.Context, opt *Options, vw *volumeWriter) *bloc
 				} else {
 					out := b.outBufs.get()[:len(stored)]
 					copy(out, stored)
-					j.stored = out
+					j.stored, j.pooled = out, true
 				}
 				close(j.done)
 			}
@@ -98,13 +154,73 @@ func newBlockPipeline(ctx context.Context, opt *Options, vw *volumeWriter) *bloc
 				b.blocks.Sum = append(b.blocks.Sum, j.sum)
 				b.stored += int64(len(j.stored))
 			}
-			if j.id != format.CodecRaw {
+			if j.pooled {
 				b.outBufs.put(j.stored)
 			}
 			b.rawBufs.put(j.raw)
 		}
 	}()
 	return b
+}
+
+// encodeBatch compresses jobs through the BatchEncoder, checksumming them
+// on the CPU meanwhile; a failed or malformed batch goes to the CPU
+// compressors whole.
+func (b *blockPipeline) encodeBatch(jobs []*blockJob) {
+	raws := make([][]byte, len(jobs))
+	for i, j := range jobs {
+		raws[i] = j.raw
+	}
+	var sums sync.WaitGroup
+	parts := min(runtime.GOMAXPROCS(0), len(jobs))
+	for p := 0; p < parts; p++ {
+		sums.Add(1)
+		go func() {
+			defer sums.Done()
+			for i := p; i < len(jobs); i += parts {
+				jobs[i].sum, jobs[i].summed = codec.Checksum(jobs[i].raw), true
+			}
+		}()
+	}
+	ids, stored, err := b.batchEnc.EncodeBatch(b.codec, raws)
+	if err == nil {
+		err = checkBatch(raws, ids, stored)
+	}
+	sums.Wait()
+	for i, j := range jobs {
+		if err != nil {
+			b.work <- j
+			continue
+		}
+		j.id, j.stored = ids[i], stored[i]
+		if j.id == format.CodecRaw {
+			j.stored = j.raw
+		}
+		close(j.done)
+	}
+}
+
+// checkBatch rejects an answer the format could not hold: each block is
+// raw (its own bytes) or a compressed codec's bytes, fewer than the raw ones.
+func checkBatch(raws [][]byte, ids []uint8, stored [][]byte) error {
+	if len(ids) != len(raws) || len(stored) != len(raws) {
+		return fmt.Errorf("batch encoder answered %d ids and %d blocks for %d", len(ids), len(stored), len(raws))
+	}
+	for i, id := range ids {
+		switch id {
+		case format.CodecRaw:
+			if len(stored[i]) != len(raws[i]) {
+				return fmt.Errorf("block %d of batch: raw with %d bytes, want %d", i, len(stored[i]), len(raws[i]))
+			}
+		case format.CodecLZ4, format.CodecLZ4X, format.CodecZstd:
+			if len(stored[i]) == 0 || len(stored[i]) >= len(raws[i]) {
+				return fmt.Errorf("block %d of batch: %d bytes compressed to %d", i, len(raws[i]), len(stored[i]))
+			}
+		default:
+			return fmt.Errorf("block %d of batch: unknown codec %d", i, id)
+		}
+	}
+	return nil
 }
 
 // submit queues a full block; it blocks while too many are in flight.
@@ -117,6 +233,13 @@ func (b *blockPipeline) submit(raw []byte) error {
 	case <-b.ctx.Done():
 		return b.ctx.Err()
 	}
+	if b.batchEnc != nil {
+		b.pending = append(b.pending, j)
+		if len(b.pending) < b.batchN {
+			return nil
+		}
+		return b.flushBatch()
+	}
 	select {
 	case b.work <- j:
 		return nil
@@ -125,27 +248,63 @@ func (b *blockPipeline) submit(raw []byte) error {
 	}
 	// Queued for writing but never compressed: release the writer, which
 	// drops blocks once the pipeline has failed.
-	j.stored = nil
-	close(j.done)
+	drop(j)
 	if b.err != nil {
 		return b.err
 	}
 	return b.ctx.Err()
 }
 
-// close waits for every queued block to be written.
-func (b *blockPipeline) close() error {
+func drop(j *blockJob) {
+	j.stored = nil
+	close(j.done)
+}
+
+// flushBatch hands the pending blocks to a batcher.
+func (b *blockPipeline) flushBatch() error {
+	jobs := b.pending
+	b.pending = nil
+	if len(jobs) == 0 {
+		return nil
+	}
+	select {
+	case b.batches <- jobs:
+		return nil
+	case <-b.failed:
+	case <-b.ctx.Done():
+	}
+	for _, j := range jobs {
+		drop(j)
+	}
+	if b.err != nil {
+		return b.err
+	}
+	return b.ctx.Err()
+}
+
+// shutdown sends the last partial batch on (or drops it when the pipeline
+// is failing), then stops the compressors and waits for the writer.
+func (b *blockPipeline) shutdown() {
+	if b.closed {
+		return
+	}
+	b.closed = true
+	if b.batchEnc != nil {
+		_ = b.flushBatch()
+		close(b.batches)
+		b.batchers.Wait() // before close(work): a failed batch goes there
+	}
 	close(b.work)
 	close(b.order)
 	b.workers.Wait()
 	b.writer.Wait()
+}
+
+// close waits for every queued block to be written.
+func (b *blockPipeline) close() error {
+	b.shutdown()
 	return b.err
 }
 
 // abort stops the pipeline after an error; blocks in flight are dropped.
-func (b *blockPipeline) abort() {
-	close(b.work)
-	close(b.order)
-	b.workers.Wait()
-	b.writer.Wait()
-}
+func (b *blockPipeline) abort() { b.shutdown() }

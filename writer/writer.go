@@ -51,6 +51,10 @@ type Options struct {
 	Segments *segment.Config
 	Warn     func(err error)
 	Progress func(Progress)
+	// BatchEncoder, when set, compresses the blocks in batches (a GPU
+	// engine) instead of on the compressor goroutines, which then only
+	// redo the batches it fails.
+	BatchEncoder BatchEncoder
 
 	// Tool names the program for the archive's parameters.
 	Tool string
