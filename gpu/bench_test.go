@@ -38,8 +38,32 @@ func TestDeviceThroughput(t *testing.T) {
 	reps := envInt("ARC_GPU_BENCH_REPS", 5)
 	e := testEngine(t, batch)
 	var variants []int
+	// The compression kernels with other table sizes and the work-groups
+	// their tables allow.
+	type encVariant struct {
+		name   string
+		flags  string
+		groups [2]int
+	}
+	var encVariants []encVariant
 	if os.Getenv("ARC_GPU_BENCH_VARIANTS") != "" {
 		variants = []int{64, 128}
+		encVariants = []encVariant{
+			{"2^11 tables", "-DFAST_HLOG=11 -DDEF_HLOG=11", [2]int{8, 8}},
+			{"every history position", "-DSEED_STEP=1", [2]int{}},
+		}
+	}
+	for _, mib := range []int{64, 256} {
+		for i := 0; i < 2; i++ { // the second open finds the driver's kernel cache warm
+			start := time.Now()
+			o, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: mib << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opened := time.Since(start)
+			o.Close()
+			t.Logf("engine open with %d MiB transfer buffers (context, kernels, buffers, self-test): %v, close %v", mib, opened, time.Since(start)-opened)
+		}
 	}
 	parseOnly, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, buildFlags: "-DLZ4_PARSE_ONLY"})
 	if err == nil {
@@ -73,29 +97,69 @@ func TestDeviceThroughput(t *testing.T) {
 	} else {
 		corpus = compressible(64<<20, 5)
 	}
+	// Compression: the CPU at each level (codec auto, what an archive
+	// uses) and the kernel that stands for it at fast and default.
 	for _, size := range []int{64 << 10, 1 << 20} {
 		var raws [][]byte
 		for off := 0; len(raws)*size < total; off += size + 4099 {
 			o := off % (len(corpus) - size)
 			raws = append(raws, corpus[o:o+size])
 		}
-		cpuB, devB := make([]EncBlock, len(raws)), make([]EncBlock, len(raws))
-		for i := range raws {
-			cpuB[i].Src, devB[i].Src = raws[i], raws[i]
-		}
-		ratio := func(bs []EncBlock) float64 {
-			n := 0
-			for _, b := range bs {
-				n += len(b.Stored)
+		for _, level := range []codec.Level{codec.LevelFast, codec.LevelDefault, codec.LevelHigh, codec.LevelMax} {
+			cpuB := make([]EncBlock, len(raws))
+			for i := range raws {
+				cpuB[i].Src = raws[i]
 			}
-			return float64(len(raws)*size) / float64(n)
+			cpuEnc := func() {
+				parallel(len(cpuB), func(i int) {
+					enc, _ := codec.NewEncoder(codec.Options{Codec: "auto", Level: level})
+					_, s := enc.Encode(cpuB[i].Src)
+					cpuB[i].Stored = s
+				})
+			}
+			cpuEnc()
+			cr := encRatio(cpuB)
+			if level >= codec.LevelHigh {
+				row(t, e, fmt.Sprintf("encode %s %s (cpu %.2fx)", level, human(size), cr), int64(len(raws)*size), 1, cpuEnc, nil)
+				continue
+			}
+			fast := level == codec.LevelFast
+			devB := make([]EncBlock, len(raws))
+			idx := make([]int, len(raws))
+			for i := range raws {
+				devB[i].Src, idx[i] = raws[i], i
+			}
+			devEnc := func(e *Engine) func() {
+				return func() {
+					if rest, err := e.devs[0].encodeBatch(devB, idx, fast); err != nil || len(rest) > 0 {
+						t.Fatalf("encode: %v, %d left", err, len(rest))
+					}
+				}
+			}
+			check := func(what string) {
+				parallel(len(devB), func(i int) {
+					dst := make([]byte, len(devB[i].Src))
+					if err := codec.NewDecoder().Decode(devB[i].Codec, dst, devB[i].Stored); err != nil || string(dst) != string(devB[i].Src) {
+						t.Errorf("%s: block %d does not decode on the CPU: %v", what, i, err)
+					}
+				})
+			}
+			devEnc(e)()
+			check("default kernels")
+			name := fmt.Sprintf("encode %s %s (cpu %.2fx, gpu %.2fx)", level, human(size), cr, encRatio(devB))
+			row(t, e, name, int64(len(raws)*size), reps, cpuEnc, devEnc(e))
+			for _, v := range encVariants {
+				ve, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, buildFlags: v.flags, matchGroup: v.groups})
+				if err != nil {
+					t.Logf("%s: %v", v.flags, err)
+					continue
+				}
+				devEnc(ve)()
+				check(v.name)
+				row(t, ve, fmt.Sprintf("  (%s: gpu %.2fx)", v.name, encRatio(devB)), int64(len(raws)*size), reps, nil, devEnc(ve))
+				ve.Close()
+			}
 		}
-		CPUEncoder{}.EncodeBatch(cpuB)
-		e.Encoder().EncodeBatch(devB)
-		name := fmt.Sprintf("encode lz4 %s (cpu %.2fx, gpu %.2fx)", human(size), ratio(cpuB), ratio(devB))
-		row(t, e, name, int64(len(raws)*size), reps,
-			func() { CPUEncoder{}.EncodeBatch(cpuB) },
-			func() { e.Encoder().EncodeBatch(devB) })
 	}
 	for _, c := range []struct {
 		name  string
@@ -169,6 +233,15 @@ func TestDeviceThroughput(t *testing.T) {
 	}
 }
 
+func encRatio(bs []EncBlock) float64 {
+	raw, stored := 0, 0
+	for _, b := range bs {
+		raw += len(b.Src)
+		stored += len(b.Stored)
+	}
+	return float64(raw) / float64(stored)
+}
+
 // row times cpu and dev reps times each (after one warm-up) and prints the
 // medians.
 func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev func()) {
@@ -195,11 +268,15 @@ func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev f
 			d.stats.xferB.Store(0)
 		}
 	}
-	var dcpu time.Duration
+	var dcpu, ddev time.Duration
 	if cpu != nil {
 		dcpu = med(cpu, nil)
 	}
-	ddev := med(dev, func() {
+	if dev == nil {
+		fmt.Printf("%-44s %10.2f %10s\n", name, float64(bytes)/dcpu.Seconds()/1e9, "-")
+		return
+	}
+	ddev = med(dev, func() {
 		var k, x, b, xb int64
 		for _, d := range e.devs {
 			k += d.stats.kernelNs.Load()

@@ -7,17 +7,25 @@ import (
 	"unsafe"
 
 	"arc/format"
+
+	"github.com/jgillich/go-opencl/cl"
 )
 
-// encodeBatch compresses blocks[idx[k]] on the device and returns those
-// left to the CPU (larger than a slot). Blocks that do not shrink are
-// stored raw, as the CPU encoder does.
-func (d *device) encodeBatch(blocks []EncBlock, idx []int) (rest []int, err error) {
+// encodeBatch compresses blocks[idx[k]] on the device, with the smaller
+// tables of lz4_match_fast when fast is set, and returns those left to the
+// CPU (larger than a slot). Blocks that do not shrink are stored raw, as
+// the CPU encoder does.
+func (d *device) encodeBatch(blocks []EncBlock, idx []int, fast bool) (rest []int, err error) {
+	kMatch := func(s *slot) (*cl.Kernel, int) { return s.kMatchDef, d.matchWG[1] }
+	if fast {
+		kMatch = func(s *slot) (*cl.Kernel, int) { return s.kMatchFast, d.matchWG[0] }
+	}
 	next := 0
 	err = d.run(func(s *slot) (bool, error) {
 		desc := u32s(&s.desc)
 		var mine []int
-		in := 0
+		in, segs := 0, 0
+		maxSegs := d.maxSegs()
 		for next < len(idx) && len(mine) < d.maxN {
 			b := &blocks[idx[next]]
 			n := (len(b.Src) + 15) &^ 15
@@ -31,28 +39,40 @@ func (d *device) encodeBatch(blocks []EncBlock, idx []int) (rest []int, err erro
 				next++
 				continue
 			}
-			if in+n > d.batch {
+			ns := (len(b.Src) + encSeg - 1) / encSeg
+			if in+n > d.batch || segs+ns > maxSegs {
 				break
 			}
 			j := len(mine)
 			// Output goes at the same offset; it must come out smaller.
-			desc[4*j], desc[4*j+1], desc[4*j+2], desc[4*j+3] = uint32(in), uint32(len(b.Src)), uint32(in), uint32(len(b.Src)-1)
+			copy(desc[6*j:6*j+6], []uint32{uint32(in), uint32(len(b.Src)), uint32(in), uint32(len(b.Src) - 1), uint32(segs), uint32(ns)})
 			mine = append(mine, idx[next])
 			in += n
+			segs += ns
 			next++
 		}
 		if len(mine) == 0 {
 			return next < len(idx), nil
 		}
 		k := len(mine)
-		parallel(k, func(j int) { copy(s.in.b[desc[4*j]:], blocks[mine[j]].Src) })
+		sdoff := 6 * k
+		for j := 0; j < k; j++ {
+			for g := desc[6*j+4]; g < desc[6*j+4]+desc[6*j+5]; g++ {
+				desc[sdoff+int(g)] = uint32(j)
+			}
+		}
+		parallel(k, func(j int) { copy(s.in.b[desc[6*j]:], blocks[mine[j]].Src) })
 		if err := s.write(s.dIn, &s.in, in); err != nil {
 			return false, err
 		}
-		if err := s.write(s.dDesc, &s.desc, 16*k); err != nil {
+		if err := s.write(s.dDesc, &s.desc, 4*(sdoff+segs)); err != nil {
 			return false, err
 		}
-		if err := d.launch(s, s.kLZ4Enc, k*lz4Local, lz4Local, s.dIn, s.dOut, s.dDesc, s.dRes); err != nil {
+		k1, wg := kMatch(s)
+		if err := d.launch(s, k1, segs, wg, s.dIn, s.dScratch, s.dDesc, uint32(sdoff), uint32(segs), s.dInfo); err != nil {
+			return false, err
+		}
+		if err := d.launch(s, s.kJoin, k*joinLocal, joinLocal, s.dIn, s.dScratch, s.dOut, s.dDesc, s.dInfo, s.dRes); err != nil {
 			return false, err
 		}
 		if err := s.read(&s.out, s.dOut, in); err != nil {
@@ -70,7 +90,7 @@ func (d *device) encodeBatch(blocks []EncBlock, idx []int) (rest []int, err erro
 					b.Codec, b.Stored = format.CodecRaw, b.Src
 					return
 				}
-				o := desc[4*j+2]
+				o := desc[6*j+2]
 				b.Codec, b.Stored = format.CodecLZ4, bytes.Clone(s.out.b[o:o+uint32(n[j])])
 			})
 		}
@@ -78,3 +98,6 @@ func (d *device) encodeBatch(blocks []EncBlock, idx []int) (rest []int, err erro
 	})
 	return rest, err
 }
+
+// joinLocal is lz4_join's work-group size: the copies of one block.
+const joinLocal = 64

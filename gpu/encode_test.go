@@ -4,6 +4,7 @@ package gpu
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	"arc/codec"
@@ -16,11 +17,24 @@ func encodeInputs(t *testing.T) [][]byte {
 		raws = append(raws, compressible(n, uint64(i)), bytes.Repeat([]byte{byte(i)}, n))
 	}
 	raws = append(raws, nil, testBytes(50000, 4), farRepeats(40, 3))
+	// Repeats exactly 65536 bytes apart: one past the longest LZ4 offset.
+	r := testBytes(65536, 6)
+	raws = append(raws, bytes.Repeat(r, 3), append(append(bytes.Clone(r), compressible(1000, 7)...), r...))
 	raws = append(raws, realFiles(t, 30)...)
 	return raws
 }
 
 func TestEncodeOutputDecodesWithTheCPUDecoder(t *testing.T) {
+	for _, fast := range []bool{false, true} {
+		name := "default"
+		if fast {
+			name = "fast"
+		}
+		t.Run(name, func(t *testing.T) { testEncodeDecodes(t, fast) })
+	}
+}
+
+func testEncodeDecodes(t *testing.T, fast bool) {
 	e := testEngine(t, 1<<20)
 	raws := encodeInputs(t)
 	blocks := make([]EncBlock, len(raws))
@@ -31,17 +45,20 @@ func TestEncodeOutputDecodesWithTheCPUDecoder(t *testing.T) {
 	for i := range idx {
 		idx[i] = i
 	}
-	rest, err := e.devs[0].encodeBatch(blocks, idx)
+	rest, err := e.devs[0].encodeBatch(blocks, idx, fast)
 	if err != nil || len(rest) > 0 {
 		t.Fatalf("device left %v to the CPU (%v)", rest, err)
 	}
 	dec := codec.NewDecoder()
 	var gpuStored, cpuStored, lz4 int
-	cpu := make([]EncBlock, len(raws))
-	for i := range raws {
-		cpu[i].Src = raws[i]
+	level := codec.LevelDefault
+	if fast {
+		level = codec.LevelFast
 	}
-	CPUEncoder{}.EncodeBatch(cpu)
+	enc, err := codec.NewEncoder(codec.Options{Codec: "auto", Level: level})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, b := range blocks {
 		if b.Codec == format.CodecRaw {
 			if !bytes.Equal(b.Stored, raws[i]) {
@@ -58,22 +75,28 @@ func TestEncodeOutputDecodesWithTheCPUDecoder(t *testing.T) {
 			t.Fatalf("block %d (%d bytes): CPU decoder: %v", i, len(raws[i]), err)
 		}
 		gpuStored += len(b.Stored)
-		cpuStored += len(cpu[i].Stored)
+		_, s := enc.Encode(raws[i])
+		cpuStored += len(s)
 	}
 	if lz4 < len(blocks)/2 {
 		t.Fatalf("only %d of %d blocks compressed", lz4, len(blocks))
 	}
-	t.Logf("stored %d bytes against the CPU's %d (LevelFast)", gpuStored, cpuStored)
+	t.Logf("stored %d bytes against the CPU's %d (level %s)", gpuStored, cpuStored, level)
+	if gpuStored > cpuStored+cpuStored/20 {
+		t.Fatalf("the kernel's output is more than 5%% larger than the CPU's at level %s", level)
+	}
 
-	// The decode kernel reads it too, and a second run writes the same bytes.
+	// The decode kernel reads it too, and a second run, with the blocks in
+	// the other order (other places in the batch), writes the same bytes.
 	again := make([]EncBlock, len(raws))
 	dblocks := make([]Block, len(raws))
 	for i := range raws {
 		again[i].Src = raws[i]
 		dblocks[i] = Block{Codec: blocks[i].Codec, Src: blocks[i].Stored, Dst: make([]byte, len(raws[i]))}
 	}
-	if err := e.Encoder().EncodeBatch(again); err != nil {
-		t.Fatal(err)
+	slices.Reverse(idx)
+	if rest, err := e.devs[0].encodeBatch(again, idx, fast); err != nil || len(rest) > 0 {
+		t.Fatalf("second run: device left %v to the CPU (%v)", rest, err)
 	}
 	for i := range again {
 		if again[i].Codec != blocks[i].Codec || !bytes.Equal(again[i].Stored, blocks[i].Stored) {

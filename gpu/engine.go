@@ -212,8 +212,9 @@ func split[T any](items []T, n int, weight func(T) int) []int {
 	return b
 }
 
-// Encoder returns the engine's batch LZ4 compressor. Its device output is
-// its own (a greedy search with an 8192-entry table in local memory), not
+// Encoder returns the engine's batch LZ4 compressor (the kernel that stands
+// for level default). Its device output is its own (greedy searches of
+// 16 KiB segments with 2^13-entry tables in local memory), not
 // byte-identical to the CPU's, but every block decodes with codec.Decoder.
 func (e *Engine) Encoder() BlockEncoder { return engineEncoder{e} }
 
@@ -234,7 +235,7 @@ func (ee engineEncoder) EncodeBatch(blocks []EncBlock) error {
 	var mu sync.Mutex
 	var rest []int
 	onDevices(e.devs, split(idx, len(e.devs), func(i int) int { return len(blocks[i].Src) }), func(d *device, lo, hi int) {
-		left, err := d.encodeBatch(blocks, idx[lo:hi])
+		left, err := d.encodeBatch(blocks, idx[lo:hi], false)
 		if err != nil {
 			e.logf("gpu: device %s: compression batch failed, compressing on the CPU: %v", d.info.ID, err)
 			left = idx[lo:hi]
@@ -371,4 +372,111 @@ func SelfTest(info DeviceInfo) error {
 	}
 	defer d.close()
 	return d.selfTest()
+}
+
+// ErrUnsupported is returned by WriterEncoder.EncodeBatch for codec
+// options the kernel does not stand for.
+var ErrUnsupported = errors.New("compression setting not done on the device")
+
+// CompressesLike reports whether a device kernel stands for the CPU's
+// compression at opt: LZ4 output for codec auto, lz4 or lz4x at levels
+// fast and default (lz4_match_fast and lz4_match_default, each within 5%
+// of that level's ratio on Go source, gpu/BENCHMARKS.md). Higher levels
+// search far harder than one greedy pass, zstd and raw are not LZ4: those
+// stay on the CPU.
+func CompressesLike(opt codec.Options) bool {
+	switch opt.Codec {
+	case "auto", "lz4", "lz4x":
+		return opt.Level == codec.LevelFast || opt.Level == codec.LevelDefault
+	}
+	return false
+}
+
+// WriterEncoder hands the writer's block batches (writer.BatchEncoder) to
+// the devices. Unlike Encoder it does not fall back on its own: a batch
+// that any device fails comes back as an error, and the writer compresses
+// it on the CPU with the archive's own codec options.
+type WriterEncoder struct {
+	e     *Engine
+	bytes int
+}
+
+// WriterEncoder returns the writer hook; batchBytes is the raw bytes the
+// writer gathers per call (several of the devices' transfer buffers, so
+// that packing, transfers and kernels overlap within one call).
+// 0 means twice the first device's transfer buffer.
+func (e *Engine) WriterEncoder(batchBytes int) *WriterEncoder {
+	if batchBytes <= 0 {
+		batchBytes = 64 << 20
+		if len(e.devs) > 0 {
+			batchBytes = 2 * e.devs[0].batchBytes()
+		}
+	}
+	return &WriterEncoder{e: e, bytes: batchBytes}
+}
+
+// BatchBytes is how many raw bytes the writer should gather per call.
+func (w *WriterEncoder) BatchBytes() int { return w.bytes }
+
+// EncodeBatch compresses raws on the devices.
+func (w *WriterEncoder) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, [][]byte, error) {
+	e := w.e
+	if !CompressesLike(opt) {
+		return nil, nil, fmt.Errorf("codec %s at level %s: %w", opt.Codec, opt.Level, ErrUnsupported)
+	}
+	if len(e.devs) == 0 {
+		return nil, nil, ErrNoDevice
+	}
+	blocks := make([]EncBlock, len(raws))
+	idx := make([]int, len(raws))
+	for i := range raws {
+		blocks[i].Src = raws[i]
+		idx[i] = i
+	}
+	var mu sync.Mutex
+	var firstErr error
+	onDevices(e.devs, split(idx, len(e.devs), func(i int) int { return len(raws[i]) }), func(d *device, lo, hi int) {
+		rest, err := d.encodeBatch(blocks, idx[lo:hi], opt.Level == codec.LevelFast)
+		if err == nil && len(rest) > 0 {
+			err = fmt.Errorf("%d blocks larger than a transfer buffer", len(rest))
+		}
+		if err != nil {
+			e.logf("gpu: device %s: compression batch failed, compressing on the CPU: %v", d.info.ID, err)
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = fmt.Errorf("device %s: %w", d.info.ID, err)
+			}
+			mu.Unlock()
+		}
+	})
+	if firstErr != nil {
+		return nil, nil, firstErr
+	}
+	ids := make([]uint8, len(raws))
+	stored := make([][]byte, len(raws))
+	for i := range blocks {
+		ids[i], stored[i] = blocks[i].Codec, blocks[i].Stored
+	}
+	return ids, stored, nil
+}
+
+// DecodeFunc is the engine's decoder in the shape reader.Options.DecodeBatch
+// takes: block i of codec ids[i] decoded from srcs[i] into dsts[i], errs[i]
+// its error.
+func (e *Engine) DecodeFunc() func(ids []uint8, dsts, srcs [][]byte) (errs []error) {
+	dec := e.Decoder()
+	return func(ids []uint8, dsts, srcs [][]byte) []error {
+		blocks := make([]Block, len(ids))
+		for i := range blocks {
+			blocks[i] = Block{Codec: ids[i], Src: srcs[i], Dst: dsts[i]}
+		}
+		errs := make([]error, len(ids))
+		err := dec.DecodeBatch(blocks)
+		for i := range blocks {
+			if errs[i] = blocks[i].Err; errs[i] == nil && err != nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
 }

@@ -74,6 +74,9 @@ type Options struct {
 	// kernel's work-group size (benchmark variants; 0 = lz4Local).
 	buildFlags string
 	lz4Group   int
+	// matchGroup are the compression kernels' work-group sizes (0 =
+	// matchLocalFast, matchLocalDefault), for variants built with other table sizes.
+	matchGroup [2]int
 }
 
 // ErrNoOpenCL is returned by discovery in a binary built with noopencl.

@@ -20,4 +20,6 @@ func (d *device) hashBatch([][]byte, [][32]byte) error { return ErrNoOpenCL }
 
 func (d *device) decodeBatch([]Block, []int) ([]int, error) { return nil, ErrNoOpenCL }
 
-func (d *device) encodeBatch([]EncBlock, []int) ([]int, error) { return nil, ErrNoOpenCL }
+func (d *device) encodeBatch([]EncBlock, []int, bool) ([]int, error) { return nil, ErrNoOpenCL }
+
+func (d *device) batchBytes() int { return 0 }

@@ -37,6 +37,24 @@ const localSize = 64
 // against 37 with 64 work-items and 29 with 128 (BENCHMARKS.md).
 const lz4Local = 32
 
+// encSeg is the segment of a block that one search of the compression
+// kernels covers (their SEG). matchLocal* are the work-group sizes of
+// lz4_match_fast and lz4_match_default: their searches have tables of 2^12
+// and 2^13 16-bit positions, 8 and 16 KiB, so 4 and 2 share 32 KiB.
+const (
+	encSeg            = 16 << 10
+	matchLocalFast    = 4
+	matchLocalDefault = 2
+)
+
+// maxSegs bounds the segments of one sub-batch: its bytes in whole
+// segments plus one partial segment per block.
+func (d *device) maxSegs() int { return d.batch/encSeg + d.maxN }
+
+// segScratch is the scratch a sub-batch of n bytes in segs segments needs
+// (the kernels' seg_scratch of the end).
+func segScratch(n, segs int) int { return n + n/64 + segs*64 }
+
 // ListDevices lists every device of every OpenCL platform, CPU ones
 // included. A machine with an OpenCL loader but no platform gets an error.
 func ListDevices() ([]DeviceInfo, error) {
@@ -108,6 +126,9 @@ type device struct {
 	batch int // bytes of one slot's input (and output) buffer
 	maxN  int // inputs or blocks per sub-batch
 	lz4WG int // the decode kernel's work-group size
+	// matchWG are the work-group sizes of lz4_match_fast and
+	// lz4_match_default (searches sharing a group's local memory).
+	matchWG [2]int
 
 	mu    sync.Mutex // one batch at a time
 	slots [2]*slot
@@ -140,8 +161,10 @@ type slot struct {
 	in, out, desc, res pinned
 	dIn, dOut, dDesc   *cl.MemObject
 	dRes, dCV, dTmp    *cl.MemObject
+	dScratch, dInfo    *cl.MemObject // compression: segments' sequences and summaries
 	kChunks, kParents  *cl.Kernel
-	kLZ4, kLZ4Enc      *cl.Kernel
+	kLZ4, kMatchFast   *cl.Kernel
+	kMatchDef, kJoin   *cl.Kernel
 	events             []*cl.Event // to wait for
 	kernels, xfers     []*cl.Event // to time
 	collect            func()      // copies results out once events completed
@@ -165,13 +188,19 @@ func openDevice(info DeviceInfo, opt Options) (d *device, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &device{info: info, cld: cld, batch: batch, maxN: batch / 256, lz4WG: lz4Local}
+	d = &device{info: info, cld: cld, batch: batch, maxN: batch / 256, lz4WG: lz4Local, matchWG: [2]int{matchLocalFast, matchLocalDefault}}
 	if opt.lz4Group > 0 {
 		d.lz4WG = opt.lz4Group
 	}
+	for i, wg := range opt.matchGroup {
+		if wg > 0 {
+			d.matchWG[i] = wg
+		}
+	}
+	dev := d // the error returns below set d to nil
 	defer func() {
 		if err != nil {
-			d.close()
+			dev.close()
 		}
 	}()
 	d.ctx, err = cl.CreateContext([]*cl.Device{cld})
@@ -192,7 +221,7 @@ func openDevice(info DeviceInfo, opt Options) (d *device, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("program: %w", err)
 	}
-	if err := d.prog.BuildProgram([]*cl.Device{cld}, fmt.Sprintf("-cl-std=CL1.2 -DLZ4_WG=%d %s", d.lz4WG, opt.buildFlags)); err != nil {
+	if err := d.prog.BuildProgram([]*cl.Device{cld}, fmt.Sprintf("-cl-std=CL1.2 -DLZ4_WG=%d -DSEG=%d -DFAST_WG=%d -DDEF_WG=%d %s", d.lz4WG, encSeg, d.matchWG[0], d.matchWG[1], opt.buildFlags)); err != nil {
 		return nil, fmt.Errorf("building kernels: %w", err)
 	}
 	for i := range d.slots {
@@ -211,7 +240,7 @@ func (d *device) newSlot() (s *slot, err error) {
 	if err != nil {
 		return s, err
 	}
-	descBytes := 4 * (5*d.maxN + d.batch/1024)
+	descBytes := 4 * (6*d.maxN + d.batch/1024 + d.maxSegs())
 	cvBytes := 32 * (d.batch/1024 + d.maxN)
 	for _, p := range []struct {
 		pin  *pinned
@@ -224,7 +253,8 @@ func (d *device) newSlot() (s *slot, err error) {
 	for _, b := range []struct {
 		m    **cl.MemObject
 		size int
-	}{{&s.dIn, d.batch + inPad}, {&s.dOut, d.batch}, {&s.dDesc, descBytes}, {&s.dRes, 4 * d.maxN}, {&s.dCV, cvBytes}, {&s.dTmp, cvBytes}} {
+	}{{&s.dIn, d.batch + inPad}, {&s.dOut, d.batch}, {&s.dDesc, descBytes}, {&s.dRes, 4 * d.maxN}, {&s.dCV, cvBytes}, {&s.dTmp, cvBytes},
+		{&s.dScratch, segScratch(d.batch, d.maxSegs())}, {&s.dInfo, 20 * d.maxSegs()}} {
 		if *b.m, err = d.ctx.CreateEmptyBuffer(cl.MemReadWrite, b.size); err != nil {
 			return s, err
 		}
@@ -232,7 +262,8 @@ func (d *device) newSlot() (s *slot, err error) {
 	for _, k := range []struct {
 		k    **cl.Kernel
 		name string
-	}{{&s.kChunks, "blake3_chunks"}, {&s.kParents, "blake3_parents"}, {&s.kLZ4, "lz4_decode"}, {&s.kLZ4Enc, "lz4_encode"}} {
+	}{{&s.kChunks, "blake3_chunks"}, {&s.kParents, "blake3_parents"}, {&s.kLZ4, "lz4_decode"}, {&s.kMatchFast, "lz4_match_fast"},
+		{&s.kMatchDef, "lz4_match_default"}, {&s.kJoin, "lz4_join"}} {
 		if *k.k, err = d.prog.CreateKernel(k.name); err != nil {
 			return s, fmt.Errorf("kernel %s: %w", k.name, err)
 		}
@@ -277,12 +308,12 @@ func (d *device) close() {
 				p.buf.Release()
 			}
 		}
-		for _, m := range []*cl.MemObject{s.dIn, s.dOut, s.dDesc, s.dRes, s.dCV, s.dTmp} {
+		for _, m := range []*cl.MemObject{s.dIn, s.dOut, s.dDesc, s.dRes, s.dCV, s.dTmp, s.dScratch, s.dInfo} {
 			if m != nil {
 				m.Release()
 			}
 		}
-		for _, k := range []*cl.Kernel{s.kChunks, s.kParents, s.kLZ4, s.kLZ4Enc} {
+		for _, k := range []*cl.Kernel{s.kChunks, s.kParents, s.kLZ4, s.kMatchFast, s.kMatchDef, s.kJoin} {
 			if k != nil {
 				k.Release()
 			}
@@ -440,3 +471,6 @@ func (d *device) run(fill func(s *slot) (more bool, err error)) error {
 func u32s(p *pinned) []uint32 {
 	return unsafe.Slice((*uint32)(unsafe.Pointer(&p.b[0])), len(p.b)/4)
 }
+
+// batchBytes is the size of one slot's input buffer.
+func (d *device) batchBytes() int { return d.batch }

@@ -67,20 +67,25 @@ func (d *device) selfTest() error {
 			return fmt.Errorf("self-test: LZ4 block %d decodes differently from the CPU", i)
 		}
 	}
-	// Compression: the CPU decoder must read what the kernel writes.
-	comp := []EncBlock{{Src: want[0]}, {Src: want[1]}, {Src: data[:20000]}}
-	if rest, err := d.encodeBatch(comp, []int{0, 1, 2}); err != nil || len(rest) > 0 {
-		return fmt.Errorf("self-test: LZ4 compression: %v", err)
-	}
-	dec := codec.NewDecoder()
-	for i, b := range comp {
-		dst := make([]byte, len(b.Src))
-		if err := dec.Decode(b.Codec, dst, b.Stored); err != nil || !bytes.Equal(dst, b.Src) {
-			return fmt.Errorf("self-test: LZ4 compression of block %d does not decode on the CPU: %v", i, err)
+	// Compression, both table sizes: the CPU decoder must read what the
+	// kernels write (a block of several segments included).
+	big := compressible(3*encSeg+100, 3)
+	for _, fast := range []bool{false, true} {
+		comp := []EncBlock{{Src: want[0]}, {Src: want[1]}, {Src: data[:20000]}, {Src: big}}
+		if rest, err := d.encodeBatch(comp, []int{0, 1, 2, 3}, fast); err != nil || len(rest) > 0 {
+			return fmt.Errorf("self-test: LZ4 compression: %v", err)
 		}
-	}
-	if comp[0].Codec != format.CodecLZ4 || comp[2].Codec != format.CodecRaw {
-		return fmt.Errorf("self-test: LZ4 compression chose codecs %d and %d, want %d and %d", comp[0].Codec, comp[2].Codec, format.CodecLZ4, format.CodecRaw)
+		dec := codec.NewDecoder()
+		for i, b := range comp {
+			dst := make([]byte, len(b.Src))
+			if err := dec.Decode(b.Codec, dst, b.Stored); err != nil || !bytes.Equal(dst, b.Src) {
+				return fmt.Errorf("self-test: LZ4 compression of block %d does not decode on the CPU: %v", i, err)
+			}
+		}
+		if comp[0].Codec != format.CodecLZ4 || comp[3].Codec != format.CodecLZ4 || comp[2].Codec != format.CodecRaw {
+			return fmt.Errorf("self-test: LZ4 compression chose codecs %d, %d and %d, want %d, %d and %d",
+				comp[0].Codec, comp[3].Codec, comp[2].Codec, format.CodecLZ4, format.CodecLZ4, format.CodecRaw)
+		}
 	}
 	return nil
 }
