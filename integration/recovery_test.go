@@ -31,6 +31,24 @@ func recoverySource(t *testing.T) string {
 	return src
 }
 
+// xorByte flips the bits of the byte at off in path.
+func xorByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := []byte{0}
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // archiveFiles maps every file of the archive's directory to its bytes.
 func archiveFiles(t *testing.T, base string) map[string][]byte {
 	t.Helper()
@@ -87,7 +105,7 @@ func TestCreateWithRecoveryThenRepairAnyLostVolume(t *testing.T) {
 	}{
 		{"middle volume deleted", vols[1], func(p string) { os.Remove(p) }},
 		{"last volume (index, footer) deleted", last, func(p string) { os.Remove(p) }},
-		{"first volume bytes flipped", vols[0], func(p string) { flipByte(t, p, 20); flipByte(t, p, 100000) }},
+		{"first volume bytes flipped", vols[0], func(p string) { xorByte(t, p, 20); xorByte(t, p, 100000) }},
 		{"recovery volume deleted", out + ".r01", func(p string) { os.Remove(p) }},
 	}
 	for _, c := range cases {
