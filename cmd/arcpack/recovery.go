@@ -64,12 +64,12 @@ func recoverySummary(u *units, r *recovery.Result, pct float64, d time.Duration)
 	if r.VolumeBound {
 		why = fmt.Sprintf(" (more than %g%%: at least one volume's worth, so that any one lost volume can be rebuilt)", pct)
 	}
-	vols := "volume"
-	if len(r.Paths) != 1 {
-		vols = "volumes"
+	names := r.Paths[0]
+	if n := len(r.Paths); n > 1 {
+		names = fmt.Sprintf("%s ... %s (%d volumes)", r.Paths[0], r.Paths[n-1], n)
 	}
-	return fmt.Sprintf("recovery: %d %s %s…, %s of parity = %.1f%% of the archive%s; %d stripe(s) of %d+%d shards of %s; %.1f s",
-		len(r.Paths), vols, r.Paths[0], u.size(r.ParityBytes), share, why, r.Stripes, r.DataShards, r.Parity,
+	return fmt.Sprintf("recovery: %s, %s of parity = %.1f%% of the archive%s; %d stripe(s) of %d+%d shards of %s; %.1f s",
+		names, u.size(r.ParityBytes), share, why, r.Stripes, r.DataShards, r.Parity,
 		u.size(int64(r.ShardSize)), d.Seconds())
 }
 
