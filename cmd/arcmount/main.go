@@ -251,21 +251,7 @@ func batchDecoder(eng *gpu.Engine) func(ids []uint8, dsts, srcs [][]byte) []erro
 	if !eng.OnDevice() {
 		return nil
 	}
-	dec := eng.Decoder()
-	return func(ids []uint8, dsts, srcs [][]byte) []error {
-		blocks := make([]gpu.Block, len(ids))
-		for i := range blocks {
-			blocks[i] = gpu.Block{Codec: ids[i], Src: srcs[i], Dst: dsts[i]}
-		}
-		errs := make([]error, len(ids))
-		err := dec.DecodeBatch(blocks)
-		for i := range blocks {
-			if errs[i] = blocks[i].Err; errs[i] == nil && err != nil {
-				errs[i] = err
-			}
-		}
-		return errs
-	}
+	return eng.DecodeFunc()
 }
 
 // withoutBlockDamage drops the reader's lines about damaged blocks: the

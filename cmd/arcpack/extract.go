@@ -42,7 +42,7 @@ reported by name and the exit code is 1.`,
 		Aliases: []string{"x"},
 		Args:    minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runExtract(c.OutOrStdout(), u, f, args[0], args[1:])
+			return runExtract(c.OutOrStdout(), u, f, args[0], args[1:], gpuDecodeBatch(c))
 		},
 	}
 	fl := c.Flags()
@@ -57,7 +57,7 @@ reported by name and the exit code is 1.`,
 	return c
 }
 
-func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths []string) error {
+func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths []string, decodeBatch func(ids []uint8, dsts, srcs [][]byte) []error) error {
 	if f.dedupLinks != "copy" && f.dedupLinks != "hardlink" {
 		return usageErrorf("extract: invalid --dedup-links %q (want copy or hardlink)", f.dedupLinks)
 	}
@@ -68,7 +68,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	if err != nil {
 		return err
 	}
-	a, err := reader.Open(archive, reader.Options{})
+	a, err := reader.Open(archive, reader.Options{DecodeBatch: decodeBatch})
 	if err != nil {
 		return openError(archive, err)
 	}

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
 
+	"arc/codec"
 	"arc/gpu"
+	"arc/writer"
 
 	"github.com/spf13/cobra"
 )
@@ -62,4 +66,103 @@ func runGPU(w io.Writer, selfTest bool) error {
 	defer e.Close()
 	fmt.Fprintf(w, "--gpu=auto: %s\n", e.Describe())
 	return nil
+}
+
+// gpuUse says what each command that takes --gpu does on the device, and
+// the engine's transfer buffer for it: compression keeps the device busy
+// with 64 MiB (4096 segment searches) and the writer then holds less in
+// flight; decompression needs hundreds of blocks per launch
+// (gpu/BENCHMARKS.md), 0 is the engine's default.
+func gpuUse(command string) (use string, batchBytes int) {
+	switch command {
+	case "create":
+		return "compress blocks", 64 << 20
+	case "verify", "extract":
+		return "decompress blocks in batches", 0
+	}
+	return "", 0
+}
+
+type gpuEngineKey struct{}
+
+// addGPUFlags gives create, verify and extract --gpu and --gpu-device, and
+// wraps their RunE so that the engine is opened (and its choice said in
+// one line when the flags were given) before the command runs and closed
+// after; the command takes it with gpuBatchEncoder or gpuDecodeBatch.
+func addGPUFlags(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		use, batchBytes := gpuUse(c.Name())
+		if use == "" {
+			continue
+		}
+		var mode, device string
+		// Off unless asked: on the H200 machine with 16 cores every one of
+		// these commands ran faster on the CPU (gpu/BENCHMARKS.md).
+		c.Flags().StringVar(&mode, "gpu", "off", use+" on a GPU: off, auto (a GPU that passes its self-test, else the CPU) or on (fail without one)")
+		c.Flags().StringVar(&device, "gpu-device", "", "OpenCL device to use, as 'arcpack gpu' lists it (PLATFORM:DEVICE); any type, a CPU one too")
+		run := c.RunE
+		c.RunE = func(c *cobra.Command, args []string) error {
+			m, err := gpu.ParseMode(mode)
+			if err != nil {
+				return usageErrorf("%s: --gpu: %v", c.Name(), err)
+			}
+			if m == gpu.ModeOff && device != "" {
+				if c.Flags().Changed("gpu") {
+					return usageErrorf("%s: --gpu-device %s with --gpu=off", c.Name(), device)
+				}
+				m = gpu.ModeOn // naming a device asks for it
+			}
+			logf := func(format string, a ...any) {
+				fmt.Fprintf(os.Stderr, "arcpack: "+format+"\n", a...)
+			}
+			eng, err := gpu.New(gpu.Options{Mode: m, Device: device, BatchBytes: batchBytes, Logf: logf})
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.Name(), err)
+			}
+			defer eng.Close()
+			if c.Flags().Changed("gpu") || device != "" {
+				logf("%s", eng.Describe())
+			}
+			c.SetContext(context.WithValue(c.Context(), gpuEngineKey{}, eng))
+			return run(c, args)
+		}
+	}
+}
+
+// gpuEngine is the engine addGPUFlags opened for c, nil when it uses no
+// device.
+func gpuEngine(c *cobra.Command) *gpu.Engine {
+	if c.Context() == nil {
+		return nil
+	}
+	eng, _ := c.Context().Value(gpuEngineKey{}).(*gpu.Engine)
+	if eng == nil || !eng.OnDevice() {
+		return nil
+	}
+	return eng
+}
+
+// gpuBatchEncoder is writer.Options.BatchEncoder for create at copt: the
+// engine's, or nil when no device is used or the device does not compress
+// at that codec and level (saying so when --gpu was asked for).
+func gpuBatchEncoder(c *cobra.Command, copt codec.Options) writer.BatchEncoder {
+	eng := gpuEngine(c)
+	if eng == nil {
+		return nil
+	}
+	if !gpu.CompressesLike(copt) {
+		fmt.Fprintf(os.Stderr, "arcpack: gpu: compression at --codec %s --level %s stays on the CPU (the device does LZ4 at levels fast and default)\n", copt.Codec, copt.Level)
+		return nil
+	}
+	return eng.WriterEncoder(0)
+}
+
+// gpuDecodeBatch is reader.Options.DecodeBatch for verify and extract:
+// batches decoded by the engine, or nil (the reader's CPU workers).
+func gpuDecodeBatch(c *cobra.Command) func(ids []uint8, dsts, srcs [][]byte) []error {
+	eng := gpuEngine(c)
+	if eng == nil {
+		return nil
+	}
+	return eng.DecodeFunc()
 }

@@ -44,6 +44,7 @@ failure, 130 interrupted.`,
 	for _, f := range extraCommands {
 		root.AddCommand(f())
 	}
+	addGPUFlags(root) // --gpu, --gpu-device on create, verify, extract (gpu.go)
 	addBuiltinExamples(root)
 	return root
 }
