@@ -167,7 +167,8 @@ func TestRecoveryAddToAnExistingArchive(t *testing.T) {
 		got.Recovery.Damaged[0].Ranges[0][0] > 1000 || !got.Recovery.Damaged[0].Repairable {
 		t.Errorf("verify --json: %+v\n%s", got, r.stdout)
 	}
-	mustArcpack(t, "repair", base)
+	wantFail(t, arcpack(t, "verify", base+".r01"), 2, "a recovery volume, not a data volume", base+".001")
+	mustArcpack(t, "repair", base+".r01") // any name of the set will do
 	mustArcpack(t, "verify", base+".001")
 	sameArchiveFiles(t, "after repair", archiveFiles(t, base), want)
 }

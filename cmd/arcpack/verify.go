@@ -96,6 +96,11 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	if err != nil {
 		return err
 	}
+	if _, _, ok := format.ParseVolumeName(archive); !ok && recovery.Base(archive) != archive {
+		// NAME.r01 names the parity, not the archive: say which name to give.
+		return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: a recovery volume, not a data volume (give the archive's first volume, %s)",
+			archive, format.VolumeName(recovery.Base(archive), 1))}
+	}
 	rec := checkRecovery(archive)
 	if err := notAnArchive(archive); err != nil {
 		if rec.usable() { // the volume named is gone or broken, but can be rebuilt
