@@ -34,6 +34,10 @@ type Options struct {
 	// Memory bounds the stripe buffers Add holds at once, in bytes (0 =
 	// 256 MiB; at least one stripe, up to 16 MiB, per worker).
 	Memory int64
+	// Progress, when set, is called (never concurrently) as work is done:
+	// phase "parity" (Add), "checking" (Check, Repair), "rebuilding"
+	// (Repair), with the bytes done and the phase's total.
+	Progress func(phase string, done, total int64)
 }
 
 func (o Options) workers() int {
@@ -180,7 +184,9 @@ func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := encode(ctx, g, data, tmp.files, hs, h, opt); err != nil {
+	pr := newProgress(opt.Progress)
+	pr.start("parity", g.dataShards()*int64(g.shardSize))
+	if err := encode(ctx, g, data, tmp.files, hs, h, opt, pr); err != nil {
 		return nil, err
 	}
 	for v, f := range tmp.files {
@@ -234,7 +240,7 @@ func writeHeaders(f *os.File, h *header, v int) error {
 // then encode stripe by stripe, so that a stripe's parity stays in the CPU
 // cache while its k data shards stream through. Memory: workers × G ×
 // (k+m) shards.
-func encode(ctx context.Context, g *geometry, data []*os.File, rec []*os.File, hs int64, h *header, opt Options) error {
+func encode(ctx context.Context, g *geometry, data []*os.File, rec []*os.File, hs int64, h *header, opt Options, pr *progress) error {
 	S := g.shardSize
 	workers := opt.workers()
 	stripeBytes := int64(g.k+g.m) * int64(S)
@@ -259,7 +265,7 @@ func encode(ctx context.Context, g *geometry, data []*os.File, rec []*os.File, h
 				buf = make([]byte, int64(G)*stripeBytes)
 			}
 			defer func() { bufs <- buf }()
-			return encodeGroup(g, enc, data, rec, hs, h, buf, i*G, min(g.stripes, (i+1)*G))
+			return encodeGroup(g, enc, data, rec, hs, h, buf, i*G, min(g.stripes, (i+1)*G), pr)
 		})
 	}
 	return eg.Wait()
@@ -269,7 +275,7 @@ func encode(ctx context.Context, g *geometry, data []*os.File, rec []*os.File, h
 // row by row (stripe x's shard j at (j·w + x)·S) and then their parity
 // shards row by row (stripe x's parity r at ((k + r)·w + x)·S): a parity
 // row of the group is one contiguous write.
-func encodeGroup(g *geometry, enc reedsolomon.Encoder, data, rec []*os.File, hs int64, h *header, buf []byte, t0, t1 int) error {
+func encodeGroup(g *geometry, enc reedsolomon.Encoder, data, rec []*os.File, hs int64, h *header, buf []byte, t0, t1 int, pr *progress) error {
 	S := g.shardSize
 	w := t1 - t0
 	at := func(row, x int) []byte { return buf[(row*w+x)*S:][:S] }
@@ -287,6 +293,7 @@ func encodeGroup(g *geometry, enc reedsolomon.Encoder, data, rec []*os.File, hs 
 		for x := range int(s1 - s0) {
 			h.dataSums[s0+int64(x)] = xxh3.Hash(at(j, x))
 		}
+		pr.add((s1 - s0) * int64(S))
 	}
 	shards := make([][]byte, g.k+g.m)
 	for x := range w {

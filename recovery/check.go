@@ -121,6 +121,10 @@ type scan struct {
 // volumes record, and says per volume whether it is intact, damaged (which
 // byte ranges) or missing, and whether the parity present can rebuild it.
 func Check(ctx context.Context, archive string, opt Options) (*Report, error) {
+	return check(ctx, archive, opt, newProgress(opt.Progress))
+}
+
+func check(ctx context.Context, archive string, opt Options, pr *progress) (*Report, error) {
 	base := Base(archive)
 	found, err := Find(base)
 	if err != nil {
@@ -145,6 +149,7 @@ func Check(ctx context.Context, archive string, opt Options) (*Report, error) {
 	r := &Report{Base: base, ShardSize: g.shardSize, Stripes: g.stripes, DataShards: g.k, Parity: g.m, s: s,
 		Volumes: make([]VolumeReport, len(s.data)+len(s.rec))}
 
+	pr.start("checking", (g.dataShards()+g.parityShards())*int64(g.shardSize))
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(opt.workers())
 	const chunk = 64 // shards per read
@@ -156,12 +161,14 @@ func Check(ctx context.Context, archive string, opt Options) (*Report, error) {
 		if err != nil {
 			vr.State = Missing
 			setAll(s.badData[g.first[i]:g.first[i+1]])
+			pr.add((g.first[i+1] - g.first[i]) * int64(g.shardSize))
 			continue
 		}
 		n := int(g.first[i+1] - g.first[i])
 		for l0 := 0; l0 < n; l0 += chunk {
 			l1 := min(n, l0+chunk)
 			eg.Go(func() error {
+				defer pr.add(int64(l1-l0) * int64(g.shardSize))
 				return verifyShards(ctx, f, size, 0, g.sizes[i], l0, l1, g.shardSize,
 					h.dataSums[g.first[i]:], s.badData[g.first[i]:])
 			})
@@ -178,12 +185,14 @@ func Check(ctx context.Context, archive string, opt Options) (*Report, error) {
 		if err != nil {
 			vr.State = Missing
 			setAll(s.badParity[first : first+int64(n)])
+			pr.add(int64(n) * int64(g.shardSize))
 			continue
 		}
 		defer f.Close()
 		for l0 := 0; l0 < n; l0 += chunk {
 			l1 := min(n, l0+chunk)
 			eg.Go(func() error {
+				defer pr.add(int64(l1-l0) * int64(g.shardSize))
 				return verifyShards(ctx, f, size, s.hs, s.hs+int64(n)*int64(g.shardSize), l0, l1, g.shardSize,
 					h.paritySums[first:], s.badParity[first:])
 			})

@@ -407,3 +407,38 @@ func TestCheckWithoutRecoveryVolumes(t *testing.T) {
 		t.Errorf("check: %v, want ErrNoRecovery", err)
 	}
 }
+
+func TestProgressReachesEachPhasesTotal(t *testing.T) {
+	dir := t.TempDir()
+	base := makeSet(t, dir, 256<<10, 3*(256<<10-48)-1000, 6)
+	type last struct{ done, total int64 }
+	seen := map[string]*last{}
+	var order []string
+	fn := func(phase string, done, total int64) {
+		l := seen[phase]
+		if l == nil {
+			l = &last{}
+			seen[phase] = l
+			order = append(order, phase)
+		}
+		if done < l.done || total <= 0 || done > total {
+			t.Errorf("%s: %d of %d after %d", phase, done, total, l.done)
+		}
+		l.done, l.total = done, total
+	}
+	if _, err := Add(ctx, base, Options{Percent: 10, Progress: fn}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(base + ".002")
+	if _, err := Repair(ctx, base, Options{Progress: fn}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(order, []string{"parity", "checking", "rebuilding"}) {
+		t.Errorf("phases %q", order)
+	}
+	for p, l := range seen {
+		if l.done != l.total {
+			t.Errorf("%s ended at %d of %d", p, l.done, l.total)
+		}
+	}
+}

@@ -28,7 +28,8 @@ type RepairResult struct {
 // synced, and only then renamed over the old file. When the damage is
 // beyond repair it returns ErrNotRepairable and changes nothing.
 func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, error) {
-	rep, err := Check(ctx, archive, opt)
+	pr := newProgress(opt.Progress)
+	rep, err := check(ctx, archive, opt, pr)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +93,14 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 		return res, err
 	}
 	pool := make(chan []byte, opt.workers())
+	stripeBytes := int64(g.k+g.m) * int64(S)
+	var todo int64
+	for _, c := range s.cnt {
+		if c > 0 {
+			todo += stripeBytes
+		}
+	}
+	pr.start("rebuilding", todo)
 	for t := range g.stripes {
 		if s.cnt[t] == 0 {
 			continue
@@ -104,6 +113,7 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 				buf = make([]byte, (g.k+g.m)*S)
 			}
 			defer func() { pool <- buf }()
+			defer pr.add(stripeBytes)
 			return rebuildStripe(ctx, enc, s, t, buf, data, rec, out)
 		})
 	}

@@ -46,15 +46,19 @@ func parsePercent(s string) (float64, error) {
 // addRecovery writes the recovery volumes of the finished archive out and
 // prints one line about them; create's --recovery and `recovery add` use it.
 func addRecovery(ctx context.Context, w io.Writer, u *units, out string, pct float64, force bool, workers int) error {
+	return writeRecovery(ctx, w, u, out, recovery.Options{Percent: pct, Force: force, Workers: workers})
+}
+
+func writeRecovery(ctx context.Context, w io.Writer, u *units, out string, opt recovery.Options) error {
 	start := time.Now()
-	res, err := recovery.Add(ctx, out, recovery.Options{Percent: pct, Force: force, Workers: workers})
+	res, err := recovery.Add(ctx, out, opt)
 	if err != nil {
 		if ctx.Err() != nil {
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("recovery %s: interrupted, no recovery volume written", out)}
 		}
 		return fmt.Errorf("recovery volumes: %w", err)
 	}
-	fmt.Fprintln(w, recoverySummary(u, res, pct, time.Since(start)))
+	fmt.Fprintln(w, recoverySummary(u, res, opt.Percent, time.Since(start)))
 	return nil
 }
 
@@ -84,7 +88,7 @@ index, too) or damage spread over the archive up to the share chosen.`,
 		Args:    exactArgs(0),
 		RunE:    func(c *cobra.Command, args []string) error { return c.Help() },
 	}
-	var pct string
+	var pct, progress string
 	var force bool
 	var workers int
 	add := &cobra.Command{
@@ -111,9 +115,16 @@ The archive's volumes are protected as they are now: verify it first.`,
 			if workers < 0 {
 				return usageErrorf("recovery add: --workers %d: want 0 or more", workers)
 			}
+			showBar, err := wantProgress(progress)
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			err = addRecovery(ctx, c.OutOrStdout(), unitsOf(c), args[0], p, force, workers)
+			b := newBar(showBar, "parity", 0)
+			err = writeRecovery(ctx, c.OutOrStdout(), unitsOf(c), args[0],
+				recovery.Options{Percent: p, Force: force, Workers: workers, Progress: b.recoveryProgress()})
+			b.done()
 			if errors.Is(err, recovery.ErrExists) {
 				return &exitError{code: exitFatal, err: err}
 			}
@@ -123,12 +134,14 @@ The archive's volumes are protected as they are now: verify it first.`,
 	add.Flags().StringVar(&pct, "recovery", "", "parity as a share of the archive, e.g. 10% (required)")
 	add.Flags().BoolVar(&force, "force", false, "replace existing recovery volumes")
 	add.Flags().IntVar(&workers, "workers", 0, "encoding goroutines (0 = one per CPU)")
+	addProgressFlag(add, &progress)
 	c.AddCommand(add)
 	return c
 }
 
 func newRepairCmd() *cobra.Command {
 	var workers int
+	var progress string
 	c := &cobra.Command{
 		Use:   "repair ARCHIVE",
 		Short: "Rebuild missing or damaged volumes from the recovery volumes",
@@ -141,18 +154,25 @@ rebuild, nothing is changed. Exit 0 when the archive is intact (or was repaired)
 		Example: `  arcpack repair /backup/photos.001 && arcpack verify /backup/photos.001`,
 		Args:    exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			showBar, err := wantProgress(progress)
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runRepair(ctx, c.OutOrStdout(), unitsOf(c), args[0], workers)
+			return runRepair(ctx, c.OutOrStdout(), unitsOf(c), args[0], workers, showBar)
 		},
 	}
 	c.Flags().IntVar(&workers, "workers", 0, "goroutines (0 = one per CPU)")
+	addProgressFlag(c, &progress)
 	return c
 }
 
-func runRepair(ctx context.Context, w io.Writer, u *units, archive string, workers int) error {
+func runRepair(ctx context.Context, w io.Writer, u *units, archive string, workers int, showBar bool) error {
 	start := time.Now()
-	res, err := recovery.Repair(ctx, archive, recovery.Options{Workers: workers})
+	b := newBar(showBar, "checking", 0)
+	res, err := recovery.Repair(ctx, archive, recovery.Options{Workers: workers, Progress: b.recoveryProgress()})
+	b.done()
 	if res != nil && err == nil || errors.Is(err, recovery.ErrNotRepairable) {
 		writeRecoveryReport(w, u, res.Report, archive)
 	}
@@ -173,6 +193,15 @@ func runRepair(ctx context.Context, w io.Writer, u *units, archive string, worke
 	}
 	fmt.Fprintf(w, "repaired %d volume(s) in %.1f s: %s\n", len(res.Rebuilt), time.Since(start).Seconds(), strings.Join(res.Rebuilt, ", "))
 	return nil
+}
+
+// recoveryProgress is a recovery.Options.Progress that drives the bar
+// (phase, bytes done, total); nil when there is no bar.
+func (b *bar) recoveryProgress() func(phase string, done, total int64) {
+	if b == nil {
+		return nil
+	}
+	return b.update
 }
 
 // writeRecoveryReport prints one line per damaged or missing volume.

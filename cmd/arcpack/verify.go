@@ -101,7 +101,7 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: a recovery volume, not a data volume (give the archive's first volume, %s)",
 			archive, format.VolumeName(recovery.Base(archive), 1))}
 	}
-	rec := checkRecovery(archive)
+	rec := checkRecovery(archive, showBar)
 	if err := notAnArchive(archive); err != nil {
 		if rec.usable() { // the volume named is gone or broken, but can be rebuilt
 			return verifyByRecovery(out, u, archive, asJSON, rec, err)
@@ -154,12 +154,14 @@ type recoveryCheck struct {
 	err   error // the recovery volumes cannot be used (another archive's, no valid header)
 }
 
-func checkRecovery(archive string) *recoveryCheck {
+func checkRecovery(archive string, showBar bool) *recoveryCheck {
 	paths, err := recovery.Find(archive)
 	if err != nil || len(paths) == 0 {
 		return nil
 	}
-	rep, err := recovery.Check(context.Background(), archive, recovery.Options{})
+	b := newBar(showBar, "checking", 0)
+	rep, err := recovery.Check(context.Background(), archive, recovery.Options{Progress: b.recoveryProgress()})
+	b.done()
 	return &recoveryCheck{paths: paths, rep: rep, err: err}
 }
 
