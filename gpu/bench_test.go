@@ -24,6 +24,7 @@ import (
 //	kern  bytes over the kernels' own time (OpenCL profiling events)
 //	xfer  share of the device time spent in host<->device copies
 //	xGB/s bytes over the time of those copies (both directions)
+//	join  compression: lz4_join's share of the kernel time
 //
 // ARC_GPU_CORPUS names a file of real data (decode input is cut from it);
 // ARC_GPU_BENCH_MIB sets the data per measurement (default 1024),
@@ -70,7 +71,7 @@ func TestDeviceThroughput(t *testing.T) {
 		defer parseOnly.Close()
 	}
 	t.Logf("%s; CPU twin on %d cores; %d MiB per run, median of %d", e.Describe(), runtime.GOMAXPROCS(0), total>>20, reps)
-	fmt.Printf("%-44s %10s %10s %10s %6s %7s\n", "what", "cpu GB/s", "e2e GB/s", "kern GB/s", "xfer", "xGB/s")
+	fmt.Printf("%-44s %10s %10s %10s %6s %7s %6s\n", "what", "cpu GB/s", "e2e GB/s", "kern GB/s", "xfer", "xGB/s", "join")
 
 	data := testBytes(total+(1<<20), 99)
 	for _, size := range []int{4 << 10, 64 << 10, 1 << 20, 16 << 20} {
@@ -259,15 +260,17 @@ func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev f
 		slices.Sort(ds)
 		return ds[len(ds)/2]
 	}
-	var kern, xfer, xbw []float64
+	var kern, xfer, xbw, join []float64
 	snap := func() {
 		for _, d := range e.devs {
+			d.stats.joinNs.Store(0)
 			d.stats.kernelNs.Store(0)
 			d.stats.xferNs.Store(0)
 			d.stats.bytes.Store(0)
 			d.stats.xferB.Store(0)
 		}
 	}
+	snap() // nothing from before (the self-test) in this row
 	var dcpu, ddev time.Duration
 	if cpu != nil {
 		dcpu = med(cpu, nil)
@@ -277,8 +280,9 @@ func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev f
 		return
 	}
 	ddev = med(dev, func() {
-		var k, x, b, xb int64
+		var k, x, b, xb, j int64
 		for _, d := range e.devs {
+			j += d.stats.joinNs.Load()
 			k += d.stats.kernelNs.Load()
 			x += d.stats.xferNs.Load()
 			b += d.stats.bytes.Load()
@@ -288,12 +292,14 @@ func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev f
 			kern = append(kern, float64(b)/float64(k))
 			xfer = append(xfer, float64(x)/float64(k+x))
 			xbw = append(xbw, float64(xb)/float64(x))
+			join = append(join, float64(j)/float64(k))
 		}
 		snap()
 	})
 	slices.Sort(kern)
 	slices.Sort(xfer)
 	slices.Sort(xbw)
+	slices.Sort(join)
 	gbs := func(d time.Duration) float64 { return float64(bytes) / d.Seconds() / 1e9 }
 	k, x, xb := 0.0, 0.0, 0.0
 	if len(kern) > 0 {
@@ -303,7 +309,11 @@ func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev f
 	if cpu == nil {
 		cpuCol = fmt.Sprintf("%10s", "-")
 	}
-	fmt.Printf("%-44s %s %10.2f %10.2f %5.0f%% %7.1f\n", name, cpuCol, gbs(ddev), k, 100*x, xb)
+	joinCol := ""
+	if len(join) > 0 && join[len(join)/2] > 0 {
+		joinCol = fmt.Sprintf(" %5.0f%%", 100*join[len(join)/2])
+	}
+	fmt.Printf("%-44s %s %10.2f %10.2f %5.0f%% %7.1f%s\n", name, cpuCol, gbs(ddev), k, 100*x, xb, joinCol)
 }
 
 func human(n int) string {

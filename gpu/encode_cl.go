@@ -75,6 +75,9 @@ func (d *device) encodeBatch(blocks []EncBlock, idx []int, fast bool) (rest []in
 		if err := d.launch(s, s.kJoin, k*joinLocal, joinLocal, s.dIn, s.dScratch, s.dOut, s.dDesc, s.dInfo, s.dRes); err != nil {
 			return false, err
 		}
+		last := len(s.kernels) - 1
+		s.joins = append(s.joins, s.kernels[last])
+		s.kernels = s.kernels[:last]
 		if err := s.read(&s.out, s.dOut, in); err != nil {
 			return false, err
 		}
