@@ -427,6 +427,15 @@ func (w *WriterEncoder) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, 
 	if len(e.devs) == 0 {
 		return nil, nil, ErrNoDevice
 	}
+	// Blocks larger than a transfer buffer (--block-size above it) are
+	// the CPU's, silently: a limit, not a failure to note per batch.
+	for _, r := range raws {
+		for _, d := range e.devs {
+			if len(r) > d.batchBytes() {
+				return nil, nil, fmt.Errorf("a %d-byte block: larger than device %s's transfer buffer: %w", len(r), d.info.ID, ErrUnsupported)
+			}
+		}
+	}
 	blocks := make([]EncBlock, len(raws))
 	idx := make([]int, len(raws))
 	for i := range raws {
