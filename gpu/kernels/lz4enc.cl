@@ -15,7 +15,7 @@
 
 // ld64 reads the 8 bytes at p with three aligned 32-bit loads (and
 // funnel shifts; little-endian devices: the self-test rejects others)
-// instead of eight byte loads: 24-31% faster compression on the H200 for
+// instead of eight byte loads: 24-26% faster compression on the H200 for
 // the same output. It reads up to 11 bytes past p: blocks sit 16-byte
 // aligned in a batch buffer with slack at its end.
 inline ulong ld64(const global uchar *p) {
