@@ -100,8 +100,8 @@ const (
 	defaultBlockSize = 1 << 20
 	// maxLevelBlockSize is the default block at --level max.
 	maxLevelBlockSize = 16 << 20
-	defaultChunkSize = 32 << 10
-	minBlockSize     = 64 << 10
+	defaultChunkSize  = 32 << 10
+	minBlockSize      = 64 << 10
 	// wholeFileMax is the largest file a reader worker holds in memory; larger
 	// ones are streamed by the sequencer in block-sized reads.
 	wholeFileMax = 32 << 20
