@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"arc/codec"
+	"arc/recovery"
 	"arc/writer"
 	"arc/writer/segment"
 
@@ -70,7 +71,7 @@ order; directories it never names get mode 0755.`,
 	fl.StringVar(&f.codec, "codec", "auto", "block codec: auto, raw, lz4, lz4x, zstd")
 	fl.StringVar(&f.level, "level", "default", "compression level: fast, default, high, max")
 	fl.StringVar(&f.order, "order", "path", "unique-data layout: path (a directory's files together) or similar (similar files together)")
-	fl.StringVar(&f.chunkSize, "chunk-size", "default", "average content-defined chunk size for dedup inside files (a power of two, e.g. 32K), default, or off")
+	fl.StringVar(&f.chunkSize, "chunk-size", "default", "average `SIZE` of the content-defined chunks for dedup inside files (a power of two, e.g. 32K), default, or off")
 	fl.BoolVar(&f.segments, "segments", true, "long-distance segment dedup (--segments=false turns it off)")
 	fl.Var(sizeFlag{&f.segmentMin}, "segment-min", "shortest repeat stored as a reference to earlier bytes (smaller: smaller archive, more seeks when reading)")
 	fl.Var(sizeFlag{&f.segmentHist}, "segment-history", "bytes of recent data kept to verify repeats against: bounds the memory of segment dedup")
@@ -78,7 +79,7 @@ order; directories it never names get mode 0755.`,
 	fl.BoolVar(&f.oneFileSystem, "one-file-system", false, "do not descend into other filesystems")
 	fl.BoolVar(&f.strict, "strict", false, "treat an unreadable source file as fatal")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing archive of that name")
-	fl.StringVar(&f.recovery, "recovery", "", "also write Reed-Solomon recovery volumes OUT.r01, ... of this share of the archive, e.g. 10% (see arcpack repair)")
+	fl.StringVar(&f.recovery, "recovery", "", "also write Reed-Solomon recovery volumes OUT.r01, ... of `PCT` percent of the archive, e.g. 10% (see arcpack repair)")
 	addProgressFlag(c, &f.progress)
 	_ = c.MarkFlagRequired("output")
 	return c
@@ -118,6 +119,12 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		segs.MinLen = -1
 	} else if err := segs.Validate(); err != nil {
 		return usageErrorf("create: %v", err)
+	}
+	// -o takes the archive's name, not a volume's: "-o b.001" would write
+	// b.001.001, which nobody means. Only .NNN and .rNN as arc writes them
+	// for the first 999 volumes: "-o backup.2024" is a name people choose.
+	if base := recovery.Base(f.out); base != f.out && len(f.out)-len(base) == len(".001") {
+		return usageErrorf("create: -o %s names a volume; give the archive's name, -o %s (its volumes are %s.001, %s.002, ...)", f.out, base, base, base)
 	}
 	fromTar := slices.Contains(sources, "-")
 	if fromTar {
@@ -212,3 +219,4 @@ func createSummary(u *units, r *writer.Result) string {
 		r.Files, u.size(r.InputBytes), u.size(r.ArchiveBytes), len(r.Volumes), vols,
 		u.size(max(r.InputBytes-r.UniqueBytes, 0)), ratio, speed)
 }
+
