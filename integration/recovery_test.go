@@ -190,14 +190,35 @@ func TestRepairBeyondCapacityChangesNothing(t *testing.T) {
 	sameArchiveFiles(t, "after a refused repair", archiveFiles(t, out), before)
 }
 
-// Recovery volumes left from an archive that create --force replaced are
-// another archive's: verify names them but the new archive is intact.
+// create --force removes the replaced archive's recovery volumes: they
+// could rebuild nothing of the new one. Recovery volumes of another archive
+// put back beside it are named by verify, refused by repair, and replaced
+// by recovery add --force.
 func TestStaleRecoveryVolumesAreNotDamage(t *testing.T) {
 	src := recoverySource(t)
 	out := filepath.Join(t.TempDir(), "a")
 	mustArcpack(t, append([]string{"create", src, "-o", out, "--recovery", "10%"}, small...)...)
-	mustArcpack(t, append([]string{"create", src, "-o", out, "--force"}, small...)...)
-	r := mustArcpack(t, "verify", out+".001")
+	old := map[string][]byte{}
+	for _, p := range recoveryFiles(t, out) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old[p] = b
+	}
+	r := mustArcpack(t, append([]string{"create", src, "-o", out, "--force"}, small...)...)
+	if !strings.Contains(r.stdout, "removed 2 recovery volume(s) of the replaced archive") {
+		t.Errorf("create --force does not say it removed the old recovery volumes:\n%s", r.stdout)
+	}
+	if left := recoveryFiles(t, out); len(left) != 0 {
+		t.Fatalf("create --force left the replaced archive's recovery volumes: %v", left)
+	}
+	for p, b := range old {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = mustArcpack(t, "verify", out+".001")
 	if !strings.Contains(r.stdout, "recovery volumes not used") || !strings.Contains(r.stdout, "another archive") {
 		t.Errorf("verify does not name the stale recovery volumes:\n%s", r.stdout)
 	}

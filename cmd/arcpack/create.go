@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"slices"
@@ -193,6 +194,10 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		if err := addRecovery(ctx, c.OutOrStdout(), u, f.out, pct, true, f.workers); err != nil {
 			return err
 		}
+	} else if f.force {
+		if err := removeStaleRecovery(c.OutOrStdout(), f.out); err != nil {
+			return err
+		}
 	}
 	if res.Skipped > 0 || warnings.Load() > 0 {
 		return &exitError{code: exitDamage, err: fmt.Errorf("create %s: %d file(s) skipped, see the warnings above", f.out, res.Skipped)}
@@ -220,3 +225,20 @@ func createSummary(u *units, r *writer.Result) string {
 		u.size(max(r.InputBytes-r.UniqueBytes, 0)), ratio, speed)
 }
 
+// removeStaleRecovery removes recovery volumes left beside a new archive
+// by the one it replaced (--force): they belong to the old archive id, so
+// they can rebuild nothing of the new one, and verify and repair would
+// have to refuse them.
+func removeStaleRecovery(w io.Writer, out string) error {
+	old, err := recovery.Find(out)
+	if err != nil || len(old) == 0 {
+		return nil
+	}
+	for _, p := range old {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("create %s: remove the replaced archive's recovery volume: %w", out, err)
+		}
+	}
+	fmt.Fprintf(w, "removed %d recovery volume(s) of the replaced archive (%s ...); 'arcpack recovery add %s' writes new ones\n", len(old), old[0], out)
+	return nil
+}
