@@ -40,6 +40,12 @@ for entry in "${found[@]}"; do
 	start=$(date +%s)
 	if go test "./$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZTIME" -parallel "$PARALLEL" >"$log" 2>&1; then
 		result=ok
+	elif grep -q '^    context deadline exceeded$' "$log" &&
+		[ -z "$(find "$pkg/testdata/fuzz/$target" -type f -newer "$marker" 2>/dev/null)" ]; then
+		# Go's fuzzing coordinator can fail a target at the end of -fuzztime
+		# when a worker is mid-input (golang/go#75804, fixed in Go 1.27):
+		# no failing input is written, nothing to reproduce.
+		result="ok (deadline race at the end, no failing input: golang/go#75804)"
 	else
 		result=FAIL
 		failed+=("$pkg $target")
