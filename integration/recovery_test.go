@@ -173,6 +173,20 @@ func TestRecoveryAddToAnExistingArchive(t *testing.T) {
 	sameArchiveFiles(t, "after repair", archiveFiles(t, base), want)
 }
 
+// Parity computed over damaged bytes would make repair bring the damage
+// back: recovery add verifies the archive first and writes nothing for a
+// damaged one.
+func TestRecoveryAddRefusesADamagedArchive(t *testing.T) {
+	src := recoverySource(t)
+	base := pack(t, small, src)
+	xorByte(t, base+".001", 100000)
+	r := arcpack(t, "recovery", "add", base+".001", "--recovery", "10%", "--progress", "never")
+	wantFail(t, r, 1, "the archive is damaged (1 bad block(s)", "none was written", "'arcpack verify "+base+".001'")
+	if left := recoveryFiles(t, base); len(left) != 0 {
+		t.Errorf("recovery add wrote %v for a damaged archive", left)
+	}
+}
+
 func TestRepairBeyondCapacityChangesNothing(t *testing.T) {
 	src := recoverySource(t)
 	out := filepath.Join(t.TempDir(), "a")

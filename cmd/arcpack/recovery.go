@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"arc/reader"
 	"arc/recovery"
 
 	"github.com/spf13/cobra"
@@ -100,8 +101,9 @@ PCT is the parity as a share of the archive; it is raised where needed so that
 any one volume can be rebuilt (for an archive of one or two volumes that is a
 whole volume's worth). Each recovery volume is written under a temporary name and
 renamed when complete. Existing recovery volumes are replaced only with --force.
-The archive's volumes are protected as they are now: verify it first.`,
-		Example: `  arcpack verify /backup/photos.001 && arcpack recovery add /backup/photos.001 --recovery 10%
+Every block and the index are verified first: parity over damaged bytes would
+make repair restore the damage, so a damaged archive gets none (exit 1).`,
+		Example: `  arcpack recovery add /backup/photos.001 --recovery 10%
   arcpack recovery add /backup/photos --recovery 25% --force`,
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -117,6 +119,9 @@ The archive's volumes are protected as they are now: verify it first.`,
 			}
 			showBar, err := wantProgress(progress)
 			if err != nil {
+				return err
+			}
+			if err := verifyBeforeParity(args[0], showBar); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -137,6 +142,27 @@ The archive's volumes are protected as they are now: verify it first.`,
 	addProgressFlag(add, &progress)
 	c.AddCommand(add)
 	return c
+}
+
+// verifyBeforeParity checks every block and the index of archive before
+// recovery add computes parity over it: parity over damaged bytes would make
+// repair restore the damage. (create --recovery needs no check: it has just
+// written the bytes.)
+func verifyBeforeParity(archive string, showBar bool) error {
+	a, err := reader.Open(archive, reader.Options{Prefetch: -1})
+	if err != nil {
+		return openError(archive, err)
+	}
+	defer a.Close()
+	rep, err := verifyBlocks(a, showBar)
+	if err != nil {
+		return fmt.Errorf("recovery add %s: %w", archive, err)
+	}
+	if !rep.Intact() {
+		return &exitError{code: exitDamage, err: fmt.Errorf("recovery add %s: the archive is damaged (%d bad block(s), %d missing volume(s), %d damaged volume(s), index %s): parity over it would keep the damage, so none was written; 'arcpack verify %s' names what is affected",
+			archive, len(rep.Damaged), len(rep.MissingVolumes), len(rep.DamagedVolumes), indexState(rep), archive)}
+	}
+	return nil
 }
 
 func newRepairCmd() *cobra.Command {

@@ -116,15 +116,7 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 		return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: damaged: %w", archive, err)}
 	}
 	defer a.Close()
-	b := newBar(showBar, "verifying", int64(a.Index().DataSize()))
-	var done int64
-	rep, err := a.Verify(reader.VerifyOptions{
-		Progress: func(n int64) {
-			done += n
-			b.update("", done, 0)
-		},
-	})
-	b.done()
+	rep, err := verifyBlocks(a, showBar)
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", archive, err)
 	}
@@ -144,6 +136,21 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	}
 	return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: damaged: %d bad block(s), %d missing volume(s), index %s; %d file(s) affected%s",
 		archive, len(rep.Damaged), len(rep.MissingVolumes), indexState(rep), len(rep.AffectedFiles), rec.hint(archive))}
+}
+
+// verifyBlocks checks every block and the index of a, with a progress bar
+// when showBar.
+func verifyBlocks(a *reader.Archive, showBar bool) (*reader.VerifyReport, error) {
+	b := newBar(showBar, "verifying", int64(a.Index().DataSize()))
+	var done int64
+	rep, err := a.Verify(reader.VerifyOptions{
+		Progress: func(n int64) {
+			done += n
+			b.update("", done, 0)
+		},
+	})
+	b.done()
+	return rep, err
 }
 
 // recoveryCheck is what an archive's recovery volumes say about it; nil
