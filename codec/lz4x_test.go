@@ -195,47 +195,14 @@ func TestLZ4XOutputKeepsEndRules(t *testing.T) {
 			if window <= maxOffsetLZ4 {
 				offBytes = 2
 			}
-			lastStart, lastEnd := sequenceEnds(dst[:n], offBytes)
+			lastStart, lastEnd, err := lastMatch(dst[:n], offBytes)
+			if err != nil {
+				t.Fatalf("%s level %s: %v", name, l, err)
+			}
 			if lastEnd > len(src)-lastLiterals || (lastEnd > 0 && lastStart > len(src)-mfLimit) {
 				t.Errorf("%s level %s: last match [%d,%d) of %d bytes breaks the end rules", name, l, lastStart, lastEnd, len(src))
 			}
 		}
-	}
-}
-
-// sequenceEnds walks a block with offBytes-byte offsets and returns where
-// its last match starts and ends in the output.
-func sequenceEnds(b []byte, offBytes int) (start, end int) {
-	s, d := 0, 0
-	for {
-		tok := b[s]
-		s++
-		lit := int(tok >> 4)
-		if lit == 15 {
-			for b[s] == 255 {
-				lit += 255
-				s++
-			}
-			lit += int(b[s])
-			s++
-		}
-		s += lit
-		d += lit
-		if s == len(b) {
-			return start, end
-		}
-		s += offBytes
-		ml := int(tok&15) + minMatch
-		if tok&15 == 15 {
-			for b[s] == 255 {
-				ml += 255
-				s++
-			}
-			ml += int(b[s])
-			s++
-		}
-		start, end = d, d+ml
-		d += ml
 	}
 }
 

@@ -21,6 +21,13 @@ func encodeInputs(t *testing.T) [][]byte {
 	r := testBytes(65536, 6)
 	raws = append(raws, bytes.Repeat(r, 3), append(append(bytes.Clone(r), compressible(1000, 7)...), r...))
 	raws = append(raws, realFiles(t, 30)...)
+	// Blocks ending 1 to 7 bytes past a segment boundary: the segment before
+	// the last must still keep its matches 12 bytes from the block's end.
+	for _, seg := range []int{encSeg, 2 * encSeg} {
+		for d := 1; d <= 7; d++ {
+			raws = append(raws, bytes.Repeat([]byte("abcdefgh"), (seg+d+7)/8)[:seg+d])
+		}
+	}
 	return raws
 }
 
@@ -69,6 +76,9 @@ func testEncodeDecodes(t *testing.T, fast bool) {
 			if len(b.Stored) >= len(raws[i]) {
 				t.Fatalf("block %d: %d bytes compressed to %d", i, len(raws[i]), len(b.Stored))
 			}
+		}
+		if err := codec.CheckEndRules(b.Codec, b.Stored, len(raws[i])); err != nil {
+			t.Errorf("block %d (%d bytes): %v", i, len(raws[i]), err)
 		}
 		dst := make([]byte, len(raws[i]))
 		if err := dec.Decode(b.Codec, dst, b.Stored); err != nil || !bytes.Equal(dst, raws[i]) {

@@ -479,12 +479,12 @@ func (e *Engine) DecodeFunc() func(ids []uint8, dsts, srcs [][]byte) (errs []err
 		for i := range blocks {
 			blocks[i] = Block{Codec: ids[i], Src: srcs[i], Dst: dsts[i]}
 		}
+		// Every failure is a block's own (DecodeBatch's error only repeats
+		// the first of them): one bad block must not mark its batch bad.
+		_ = dec.DecodeBatch(blocks)
 		errs := make([]error, len(ids))
-		err := dec.DecodeBatch(blocks)
 		for i := range blocks {
-			if errs[i] = blocks[i].Err; errs[i] == nil && err != nil {
-				errs[i] = err
-			}
+			errs[i] = blocks[i].Err
 		}
 		return errs
 	}

@@ -276,6 +276,23 @@ func TestDecodeRejectsCorruptBlocksOneByOne(t *testing.T) {
 			t.Errorf("good block beside %s: %v", c.name, blocks[2*i+1].Err)
 		}
 	}
+
+	// The reader's shape of the decoder (DecodeFunc) reports each block's
+	// own error: verify must not count a bad block's neighbours as bad.
+	ids := make([]uint8, len(blocks))
+	dsts, srcs := make([][]byte, len(blocks)), make([][]byte, len(blocks))
+	for i, b := range blocks {
+		ids[i], srcs[i], dsts[i] = b.Codec, b.Src, make([]byte, len(b.Dst))
+	}
+	errs := e.DecodeFunc()(ids, dsts, srcs)
+	for i, c := range cases {
+		if !errors.Is(errs[2*i], codec.ErrBlock) {
+			t.Errorf("DecodeFunc, %s: error %v, want codec.ErrBlock", c.name, errs[2*i])
+		}
+		if errs[2*i+1] != nil || !bytes.Equal(dsts[2*i+1], raw) {
+			t.Errorf("DecodeFunc, good block beside %s: %v", c.name, errs[2*i+1])
+		}
+	}
 }
 
 func TestInjectedKernelFailureFallsBackToCPU(t *testing.T) {

@@ -227,11 +227,12 @@ func openDevice(info DeviceInfo, opt Options) (d *device, err error) {
 		return nil, fmt.Errorf("building kernels: %w", err)
 	}
 	for i := range d.slots {
+		// Stored before the check: close frees what a half-made slot holds.
 		s, err := d.newSlot()
+		d.slots[i] = s
 		if err != nil {
 			return nil, fmt.Errorf("buffers: %w", err)
 		}
-		d.slots[i] = s
 	}
 	return d, nil
 }

@@ -147,7 +147,9 @@ inline void match_segment(const global uchar *restrict src,
   if (slen >= 13) {
     // A match starts where its first 4 bytes fit before the segment's end
     // and 12 bytes before the block's (LZ4's end rules), ends by both.
-    uint mflimit = end < slen ? end - 4 : slen - 12;
+    // (A segment ending 1 to 7 bytes short of the block's end still
+    // stops its matches 12 bytes before the block's end.)
+    uint mflimit = end < slen ? min(end - 4, slen - 12) : slen - 12;
     uint matchlimit = min(end, slen - 5);
     uint base = start > HIST ? start - HIST : 0;
     for (uint p = base; p < start; p += SEED_STEP)
