@@ -201,7 +201,8 @@ func (b *blockPipeline) encodeBatch(jobs []*blockJob) {
 }
 
 // checkBatch rejects an answer the format could not hold: each block is
-// raw (its own bytes) or a compressed codec's bytes, fewer than the raw ones.
+// raw (its own bytes) or a compressed codec's bytes, fewer than the raw ones,
+// LZ4 blocks keeping LZ4's end-of-block rules.
 func checkBatch(raws [][]byte, ids []uint8, stored [][]byte) error {
 	if len(ids) != len(raws) || len(stored) != len(raws) {
 		return fmt.Errorf("batch encoder answered %d ids and %d blocks for %d", len(ids), len(stored), len(raws))
@@ -215,6 +216,11 @@ func checkBatch(raws [][]byte, ids []uint8, stored [][]byte) error {
 		case format.CodecLZ4, format.CodecLZ4X, format.CodecZstd:
 			if len(stored[i]) == 0 || len(stored[i]) >= len(raws[i]) {
 				return fmt.Errorf("block %d of batch: %d bytes compressed to %d", i, len(raws[i]), len(stored[i]))
+			}
+			// The format promises standard LZ4 blocks, which arc's decoder
+			// would read even with this rule broken but liblz4 would not.
+			if err := codec.CheckEndRules(id, stored[i], len(raws[i])); err != nil {
+				return fmt.Errorf("block %d of batch: %w", i, err)
 			}
 		default:
 			return fmt.Errorf("block %d of batch: unknown codec %d", i, id)
@@ -249,10 +255,19 @@ func (b *blockPipeline) submit(raw []byte) error {
 	// Queued for writing but never compressed: release the writer, which
 	// drops blocks once the pipeline has failed.
 	drop(j)
-	if b.err != nil {
+	return b.failure()
+}
+
+// failure is why the pipeline stopped: the writer's error once b.failed is
+// closed (closing it publishes b.err), else the context's. Reading b.err
+// without seeing b.failed closed would race with the writer setting it.
+func (b *blockPipeline) failure() error {
+	select {
+	case <-b.failed:
 		return b.err
+	default:
+		return b.ctx.Err()
 	}
-	return b.ctx.Err()
 }
 
 func drop(j *blockJob) {
@@ -276,10 +291,7 @@ func (b *blockPipeline) flushBatch() error {
 	for _, j := range jobs {
 		drop(j)
 	}
-	if b.err != nil {
-		return b.err
-	}
-	return b.ctx.Err()
+	return b.failure()
 }
 
 // shutdown sends the last partial batch on (or drops it when the pipeline

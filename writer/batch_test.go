@@ -1,0 +1,121 @@
+package writer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"arc/codec"
+	"arc/format"
+)
+
+// fakeDevice is a BatchEncoder that answers as a misbehaving device would:
+// each batch compressed by the CPU encoder, then spoilt by how.
+type fakeDevice struct {
+	how   string
+	calls atomic.Int64
+}
+
+func (f *fakeDevice) BatchBytes() int { return 4 * (64 << 10) }
+
+func (f *fakeDevice) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, [][]byte, error) {
+	f.calls.Add(1)
+	enc, err := codec.NewEncoder(codec.Options{Codec: "lz4", Level: codec.LevelFast})
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, stored := make([]uint8, len(raws)), make([][]byte, len(raws))
+	for i, r := range raws {
+		id, s := enc.Encode(r)
+		ids[i], stored[i] = id, bytes.Clone(s)
+	}
+	switch f.how {
+	case "fails":
+		return nil, nil, errors.New("device lost")
+	case "answers one block short":
+		return ids[:len(ids)-1], stored[:len(ids)-1], nil
+	case "calls a short block raw":
+		ids[0], stored[0] = format.CodecRaw, raws[0][:len(raws[0])/2]
+	case "names an unknown codec":
+		ids[len(ids)-1] = 77
+	case "breaks LZ4's end rules":
+		for i, r := range raws {
+			if len(r) >= 32 && bytes.Equal(r[8:], r[:len(r)-8]) { // period 8
+				ids[i], stored[i] = format.CodecLZ4, lateMatch(r)
+			}
+		}
+	}
+	return ids, stored, nil
+}
+
+// lateMatch encodes r (period 8, at least 32 bytes) as an LZ4 block that
+// decodes to r but whose last match starts 11 bytes before the end: 8
+// literals, a match of period 8 up to 11 bytes before the end, a 4-byte
+// match, 7 literals. liblz4 refuses it; arc's decoder reads it.
+func lateMatch(r []byte) []byte {
+	n := len(r)
+	ml := n - 11 - 8
+	b := []byte{8<<4 | byte(min(ml-4, 15))}
+	b = append(b, r[:8]...)
+	b = append(b, 8, 0)
+	if rest := ml - 4 - 15; rest >= 0 {
+		for ; rest >= 255; rest -= 255 {
+			b = append(b, 255)
+		}
+		b = append(b, byte(rest))
+	}
+	b = append(b, 0x00, 8, 0) // no literals, a 4-byte match at offset 8
+	b = append(b, 7<<4)
+	return append(b, r[n-7:]...)
+}
+
+// A batch the format could not hold goes to the CPU compressors whole: the
+// archive reads back byte-identical, every stored LZ4 block keeps LZ4's
+// end-of-block rules, and a well-behaved device's blocks are kept.
+func TestBatchEncoderAnswersAreCheckedBeforeUse(t *testing.T) {
+	src := t.TempDir()
+	files := map[string][]byte{
+		"period8": bytes.Repeat([]byte("abcdefgh"), 90<<10), // 720 KiB: 12 blocks
+		"random":  randBytes(5, 300<<10),
+		"tail":    bytes.Repeat([]byte("01234567"), 5000),
+	}
+	writeTree(t, src, files)
+	for _, how := range []string{"well-behaved", "fails", "answers one block short", "calls a short block raw", "names an unknown codec", "breaks LZ4's end rules"} {
+		dev := &fakeDevice{how: how}
+		o := small()
+		o.BatchEncoder = dev
+		res, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o)
+		if err != nil {
+			t.Fatalf("%s: %v", how, err)
+		}
+		if dev.calls.Load() == 0 {
+			t.Fatalf("%s: the device was never asked", how)
+		}
+		a := readBack(t, res.Volumes, 0)
+		for p, want := range files {
+			if got := a.content[p]; !bytes.Equal(got, want) {
+				t.Errorf("%s: %s: %d bytes back, want %d identical", how, p, len(got), len(want))
+			}
+		}
+		raw, lz4 := 0, 0
+		for b := 0; b < a.idx.Blocks.Count(); b++ {
+			rawLen := int(a.idx.BlockRawOff[b+1] - a.idx.BlockRawOff[b])
+			storedLen := int(a.idx.BlockStoredOff[b+1] - a.idx.BlockStoredOff[b])
+			switch a.idx.Blocks.Codec[b] {
+			case format.CodecRaw:
+				raw++
+			case format.CodecLZ4:
+				lz4++
+			}
+			if how == "breaks LZ4's end rules" && a.idx.Blocks.Codec[b] == format.CodecLZ4 && storedLen == len(lateMatch(make([]byte, rawLen))) {
+				t.Errorf("%s: block %d is the device's rule-breaking answer", how, b)
+			}
+		}
+		if lz4 == 0 || raw == 0 {
+			t.Errorf("%s: %d lz4 and %d raw blocks; want both", how, lz4, raw)
+		}
+	}
+}
