@@ -286,6 +286,7 @@ func TestMountErrorsSayWhatToChange(t *testing.T) {
 		{"unknown flag", runOpts{}, []string{"--nope", base + ".001", free}, []string{"unknown flag: --nope", "arcmount --help"}},
 		{"a directory for an archive", runOpts{}, []string{free, free}, []string{"a directory, not an archive volume"}},
 		{"a volume name cut short", runOpts{}, []string{base + ".0", free}, []string{"did you mean " + base + ".001?"}},
+		{"a device with the GPU off", runOpts{}, []string{"--gpu=off", "--gpu-device", "0:0", base + ".001", free}, []string{"--gpu-device 0:0 with --gpu=off"}},
 		{"no mount point", runOpts{}, []string{base + ".001", free + "-not"}, []string{"mount point " + free + "-not does not exist (create it: mkdir -p " + free + "-not)"}},
 	}
 	if os.Geteuid() == 0 {

@@ -172,8 +172,12 @@ func run(c *config) error {
 // mountOptions validates the flags that need no archive.
 func (c *config) mountOptions() (fs.Options, error) {
 	var o fs.Options
-	if _, err := gpu.ParseMode(c.gpu); err != nil {
+	mode, err := gpu.ParseMode(c.gpu)
+	if err != nil {
 		return o, fmt.Errorf("--gpu: %w", err)
+	}
+	if mode == gpu.ModeOff && c.gpuDevice != "" { // as arcpack says it
+		return o, fmt.Errorf("--gpu-device %s with --gpu=off", c.gpuDevice)
 	}
 	if _, err := parseSize(c.cacheSize); err != nil {
 		return o, fmt.Errorf("--cache-size: %w", err)
