@@ -379,6 +379,7 @@ func corruptible(t *testing.T) (src, base string) {
 	return src, pack(t, small, src)
 }
 
+// flipByte changes the byte at off in path (off < 0: from the end).
 func flipByte(t *testing.T, path string, off int64) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -391,7 +392,9 @@ func flipByte(t *testing.T, path string, off int64) {
 		off += st.Size()
 	}
 	b := []byte{0}
-	f.ReadAt(b, off)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
 	b[0] ^= 0x40
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)

@@ -31,24 +31,6 @@ func recoverySource(t *testing.T) string {
 	return src
 }
 
-// xorByte flips the bits of the byte at off in path.
-func xorByte(t *testing.T, path string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := []byte{0}
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0xff
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // archiveFiles maps every file of the archive's directory to its bytes.
 func archiveFiles(t *testing.T, base string) map[string][]byte {
 	t.Helper()
@@ -105,7 +87,7 @@ func TestCreateWithRecoveryThenRepairAnyLostVolume(t *testing.T) {
 	}{
 		{"middle volume deleted", vols[1], func(p string) { os.Remove(p) }},
 		{"last volume (index, footer) deleted", last, func(p string) { os.Remove(p) }},
-		{"first volume bytes flipped", vols[0], func(p string) { xorByte(t, p, 20); xorByte(t, p, 100000) }},
+		{"first volume bytes flipped", vols[0], func(p string) { flipByte(t, p, 20); flipByte(t, p, 100000) }},
 		{"recovery volume deleted", out + ".r01", func(p string) { os.Remove(p) }},
 	}
 	for _, c := range cases {
@@ -179,7 +161,7 @@ func TestRecoveryAddToAnExistingArchive(t *testing.T) {
 func TestRecoveryAddRefusesADamagedArchive(t *testing.T) {
 	src := recoverySource(t)
 	base := pack(t, small, src)
-	xorByte(t, base+".001", 100000)
+	flipByte(t, base+".001", 100000)
 	r := arcpack(t, "recovery", "add", base+".001", "--recovery", "10%", "--progress", "never")
 	wantFail(t, r, 1, "the archive is damaged (1 bad block(s)", "none was written", "'arcpack verify "+base+".001'")
 	if left := recoveryFiles(t, base); len(left) != 0 {
