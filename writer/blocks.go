@@ -3,7 +3,6 @@ package writer
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync"
 
 	"arc/codec"
@@ -76,6 +75,7 @@ type blockPipeline struct {
 	// holds batchN blocks and hands it to a batcher goroutine.
 	batchEnc BatchEncoder
 	codec    codec.Options
+	nWorkers int // compressors, and checksummers of a batch
 	batchN   int
 	pending  []*blockJob
 	batches  chan []*blockJob
@@ -97,6 +97,7 @@ func newBlockPipeline(ctx context.Context, opt *Options, vw *volumeWriter) *bloc
 		failed:   make(chan struct{}),
 		batchEnc: opt.BatchEncoder,
 		codec:    opt.Codec,
+		nWorkers: opt.Workers,
 	}
 	if b.batchEnc != nil {
 		b.batchN = max(1, b.batchEnc.BatchBytes()/int(opt.BlockSize))
@@ -172,7 +173,7 @@ func (b *blockPipeline) encodeBatch(jobs []*blockJob) {
 		raws[i] = j.raw
 	}
 	var sums sync.WaitGroup
-	parts := min(runtime.GOMAXPROCS(0), len(jobs))
+	parts := min(b.nWorkers, len(jobs)) // --workers bounds the CPU used here too
 	for p := 0; p < parts; p++ {
 		sums.Add(1)
 		go func() {
