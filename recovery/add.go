@@ -194,7 +194,8 @@ func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := tmp.commit(false); err != nil {
+	// Durable, as the archive's own volumes are.
+	if err := tmp.commit(true); err != nil {
 		return nil, err
 	}
 	// Recovery volumes beyond the new count belong to the replaced parity.

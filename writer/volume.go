@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"arc/format"
 )
@@ -69,8 +70,8 @@ func (v *volumeWriter) Write(p []byte) (int, error) {
 	room := v.layout.Payload()
 	for len(p) > 0 {
 		if v.curFill == room {
-			if err := v.cur.Close(); err != nil {
-				return done, fmt.Errorf("close %s: %w", v.tmp[len(v.tmp)-1], err)
+			if err := v.closeCur(); err != nil {
+				return done, err
 			}
 			if err := v.open(); err != nil {
 				return done, err
@@ -113,8 +114,8 @@ func (v *volumeWriter) finish(f format.Footer) ([]string, error) {
 	if _, err := v.Write(b); err != nil {
 		return nil, err
 	}
-	if err := v.cur.Close(); err != nil {
-		return nil, fmt.Errorf("close %s: %w", v.tmp[len(v.tmp)-1], err)
+	if err := v.closeCur(); err != nil {
+		return nil, err
 	}
 	v.cur = nil
 	if uint32(len(v.tmp)) != f.VolumeCount {
@@ -128,7 +129,39 @@ func (v *volumeWriter) finish(f format.Footer) ([]string, error) {
 		}
 	}
 	v.tmp = nil
+	// The renames are durable once the directory is: an archive that
+	// create reported done survives a crash right after it.
+	if err := syncDir(filepath.Dir(v.base)); err != nil {
+		return nil, err
+	}
 	return final, nil
+}
+
+// closeCur flushes the current volume to the disk and closes it: every
+// volume is on the disk before any carries its final name.
+func (v *volumeWriter) closeCur() error {
+	name := v.tmp[len(v.tmp)-1]
+	if err := v.cur.Sync(); err != nil {
+		v.cur.Close()
+		return fmt.Errorf("sync %s: %w", name, err)
+	}
+	if err := v.cur.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", name, err)
+	}
+	return nil
+}
+
+// syncDir flushes a directory's entries (renames, new names) to the disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) { // some filesystems cannot sync a directory
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // abort closes and removes every temporary volume.
