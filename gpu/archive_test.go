@@ -5,6 +5,7 @@ package gpu
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -162,5 +163,42 @@ func TestArchiveFallsBackToCPUOnKernelFailure(t *testing.T) {
 	readBack(t, archive, files, e.DecodeFunc())
 	if notes.Load() != 2 {
 		t.Fatalf("%d fallback notes after reading, want 2", notes.Load())
+	}
+}
+
+// A device that fails batch after batch is given up for the archive after
+// giveUpAfter failures in a row (one note), instead of being tried and
+// noted once per batch; a batch that succeeds resets the count.
+func TestWriterEncoderGivesUpOnARepeatedlyFailingDevice(t *testing.T) {
+	e := testEngine(t, 1<<20)
+	var notes atomic.Int64
+	e.logf = func(string, ...any) { notes.Add(1) }
+	opt := codec.Options{Codec: "auto", Level: codec.LevelDefault}
+	raws := [][]byte{compressible(100000, 1), compressible(70000, 2)}
+	w := e.WriterEncoder(0)
+	encode := func(fail bool) error {
+		e.devs[0].inject.Store(fail)
+		_, _, err := w.EncodeBatch(opt, raws)
+		return err
+	}
+	// fail, succeed, fail twice: two in a row, still tried.
+	for i, fail := range []bool{true, false, true, true} {
+		if err := encode(fail); (err != nil) != fail {
+			t.Fatalf("batch %d: err %v, want failure %t", i, err, fail)
+		}
+	}
+	if err := encode(true); err == nil || errors.Is(err, ErrGaveUp) {
+		t.Fatalf("third failure in a row: %v, want the device's own error", err)
+	}
+	if err := encode(true); !errors.Is(err, ErrGaveUp) {
+		t.Fatalf("after three failures in a row: %v, want ErrGaveUp", err)
+	}
+	if e.devs[0].inject.Load() {
+		e.devs[0].inject.Store(false)
+	} else {
+		t.Error("the given-up device was asked again")
+	}
+	if n := notes.Load(); n != 5 {
+		t.Errorf("%d notes, want 5 (4 failed batches, then giving up once)", n)
 	}
 }

@@ -378,6 +378,10 @@ func SelfTest(info DeviceInfo) error {
 // options the kernel does not stand for.
 var ErrUnsupported = errors.New("compression setting not done on the device")
 
+// ErrGaveUp is WriterEncoder's answer once the devices failed giveUpAfter
+// batches in a row.
+var ErrGaveUp = errors.New("devices given up for this archive")
+
 // CompressesLike reports whether a device kernel stands for the CPU's
 // compression at opt: LZ4 output for codec auto, lz4 or lz4x at levels
 // fast and default (lz4_match_fast and lz4_match_default, each within 5%
@@ -399,7 +403,15 @@ func CompressesLike(opt codec.Options) bool {
 type WriterEncoder struct {
 	e     *Engine
 	bytes int
+	// failures counts batches the devices failed in a row; at
+	// giveUpAfter the rest of the archive is the CPU's, without trying
+	// (and noting) a broken device once per batch.
+	failures atomic.Int32
 }
+
+// giveUpAfter is how many failed batches in a row make WriterEncoder stop
+// using the devices.
+const giveUpAfter = 3
 
 // WriterEncoder returns the writer hook; batchBytes is the raw bytes the
 // writer gathers per call (several of the devices' transfer buffers, so
@@ -426,6 +438,9 @@ func (w *WriterEncoder) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, 
 	}
 	if len(e.devs) == 0 {
 		return nil, nil, ErrNoDevice
+	}
+	if w.failures.Load() >= giveUpAfter {
+		return nil, nil, fmt.Errorf("%d batches failed in a row: %w", giveUpAfter, ErrGaveUp)
 	}
 	// Blocks larger than a transfer buffer (--block-size above it) are
 	// the CPU's, silently: a limit, not a failure to note per batch.
@@ -459,8 +474,12 @@ func (w *WriterEncoder) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, 
 		}
 	})
 	if firstErr != nil {
+		if w.failures.Add(1) == giveUpAfter {
+			e.logf("gpu: %d compression batches failed in a row: the CPU compresses the rest of this archive", giveUpAfter)
+		}
 		return nil, nil, firstErr
 	}
+	w.failures.Store(0)
 	ids := make([]uint8, len(raws))
 	stored := make([][]byte, len(raws))
 	for i := range blocks {
