@@ -119,6 +119,7 @@ func TestRecoveryAddToAnExistingArchive(t *testing.T) {
 	}
 	wantFail(t, arcpack(t, "recovery", "add", base+".001", "--recovery", "10%"), 2, "already has recovery volumes", "--force")
 	mustArcpack(t, "recovery", "add", base, "--recovery", "20%", "--force")
+	mustArcpack(t, "recovery", "add", base+".r01", "--recovery", "20%", "--force") // any of its names
 	wantFail(t, arcpack(t, "recovery", "add", base, "--recovery", "200%"), 2, "--recovery")
 	want := archiveFiles(t, base)
 

@@ -186,6 +186,7 @@ func TestErrorsSuggestTheFix(t *testing.T) {
 		{"a base with no volumes", []string{"info", filepath.Join(dir, "other")}, []string{"no such file or directory, nor " + filepath.Join(dir, "other.001")}},
 		{"a volume past the last", []string{"list", base + ".099"}, []string{"the archive's volumes here are " + base + ".001 to "}},
 		{"an existing archive", []string{"create", src, "-o", base}, []string{base + ".001 already exists", "--force"}},
+		{"a name that reads as a volume's for -o", []string{"create", src, "-o", filepath.Join(dir, "new.2024")}, []string{"ends like a volume's name", "-o " + filepath.Join(dir, "new-2024")}},
 		{"a first volume's name for -o", []string{"create", src, "-o", filepath.Join(dir, "new.001")}, []string{"names a volume", "-o " + filepath.Join(dir, "new") + " "}},
 		{"a bad flag", []string{"list", "--nope", base + ".001"}, []string{"unknown flag: --nope", "see 'arcpack list --help'"}},
 		{"help on a command that is not there", []string{"help", "lsit"}, []string{`help: unknown command "lsit"`, "see 'arcpack --help'"}},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -122,10 +123,19 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		return usageErrorf("create: %v", err)
 	}
 	// -o takes the archive's name, not a volume's: "-o b.001" would write
-	// b.001.001, which nobody means. Only .NNN and .rNN as arc writes them
-	// for the first 999 volumes: "-o backup.2024" is a name people choose.
-	if base := recovery.Base(f.out); base != f.out && len(f.out)-len(base) == len(".001") {
-		return usageErrorf("create: -o %s names a volume; give the archive's name, -o %s (its volumes are %s.001, %s.002, ...)", f.out, base, base, base)
+	// b.001.001, which nobody means. Any name that reads as a volume's
+	// (NAME.NNN, NAME.rNN) is refused too: "backup.2024" would be taken for
+	// volume 2024 of "backup" by every other command.
+	if base := recovery.Base(f.out); base != f.out {
+		suffix := f.out[len(base)+1:]
+		switch {
+		case base == "" || strings.HasSuffix(base, "/"):
+			return usageErrorf("create: -o %s is a volume's ending, not an archive name (give one: -o NAME writes NAME.001, NAME.002, ...)", f.out)
+		case len(suffix) == len("001"):
+			return usageErrorf("create: -o %s names a volume; give the archive's name, -o %s (its volumes are %s.001, %s.002, ...)", f.out, base, base, base)
+		default:
+			return usageErrorf("create: -o %s ends like a volume's name (NAME.001, NAME.r01), which the other commands would read as a volume of %s; choose another name, e.g. -o %s-%s", f.out, base, base, suffix)
+		}
 	}
 	fromTar := slices.Contains(sources, "-")
 	if fromTar {
@@ -230,8 +240,17 @@ func createSummary(u *units, r *writer.Result) string {
 // they can rebuild nothing of the new one, and verify and repair would
 // have to refuse them.
 func removeStaleRecovery(w io.Writer, out string) error {
-	old, err := recovery.Find(out)
-	if err != nil || len(old) == 0 {
+	found, err := recovery.Find(out)
+	if err != nil {
+		return nil
+	}
+	var old []string
+	for _, p := range found {
+		if recovery.Base(p) == out { // only this archive name's, never a neighbour's
+			old = append(old, p)
+		}
+	}
+	if len(old) == 0 {
 		return nil
 	}
 	for _, p := range old {

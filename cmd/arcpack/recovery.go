@@ -121,6 +121,11 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 			if err != nil {
 				return err
 			}
+			// The cheap refusal first: verifying reads the whole archive.
+			if old, err := recovery.Find(args[0]); err == nil && len(old) > 0 && !force {
+				return &exitError{code: exitFatal, err: fmt.Errorf("recovery add %s: %w (%d, e.g. %s); replace them with --force",
+					args[0], recovery.ErrExists, len(old), old[0])}
+			}
 			if err := verifyBeforeParity(args[0], showBar); err != nil {
 				return err
 			}
@@ -149,7 +154,8 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 // repair restore the damage. (create --recovery needs no check: it has just
 // written the bytes.)
 func verifyBeforeParity(archive string, showBar bool) error {
-	a, err := reader.Open(archive, reader.Options{Prefetch: -1})
+	// Any of the archive's names is taken here, a recovery volume's too.
+	a, err := reader.Open(recovery.Base(archive), reader.Options{Prefetch: -1})
 	if err != nil {
 		return openError(archive, err)
 	}
