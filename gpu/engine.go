@@ -404,9 +404,12 @@ type WriterEncoder struct {
 	e     *Engine
 	bytes int
 	// failures counts batches the devices failed in a row; at
-	// giveUpAfter the rest of the archive is the CPU's, without trying
-	// (and noting) a broken device once per batch.
+	// giveUpAfter gaveUp is set for good and the rest of the archive is
+	// the CPU's, without trying (and noting) a broken device once per
+	// batch. (Batches run concurrently: a later success must not turn
+	// the devices back on.)
 	failures atomic.Int32
+	gaveUp   atomic.Bool
 }
 
 // giveUpAfter is how many failed batches in a row make WriterEncoder stop
@@ -439,7 +442,7 @@ func (w *WriterEncoder) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, 
 	if len(e.devs) == 0 {
 		return nil, nil, ErrNoDevice
 	}
-	if w.failures.Load() >= giveUpAfter {
+	if w.gaveUp.Load() {
 		return nil, nil, fmt.Errorf("%d batches failed in a row: %w", giveUpAfter, ErrGaveUp)
 	}
 	// Blocks larger than a transfer buffer (--block-size above it) are
@@ -474,7 +477,7 @@ func (w *WriterEncoder) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, 
 		}
 	})
 	if firstErr != nil {
-		if w.failures.Add(1) == giveUpAfter {
+		if w.failures.Add(1) >= giveUpAfter && !w.gaveUp.Swap(true) {
 			e.logf("gpu: %d compression batches failed in a row: the CPU compresses the rest of this archive", giveUpAfter)
 		}
 		return nil, nil, firstErr

@@ -78,7 +78,8 @@ func lateMatch(r []byte) []byte {
 func TestBatchEncoderAnswersAreCheckedBeforeUse(t *testing.T) {
 	src := t.TempDir()
 	files := map[string][]byte{
-		"period8": bytes.Repeat([]byte("abcdefgh"), 90<<10), // 720 KiB: 12 blocks
+		"period8": bytes.Repeat([]byte("abcdefgh"), 90<<10), // 720 KiB (dedup leaves a few blocks)
+		"letters": letters(7, 2<<20),                        // 2 MiB of compressible, unrepeated bytes: 32 blocks
 		"random":  randBytes(5, 300<<10),
 		"tail":    bytes.Repeat([]byte("01234567"), 5000),
 	}
@@ -93,6 +94,15 @@ func TestBatchEncoderAnswersAreCheckedBeforeUse(t *testing.T) {
 		}
 		if dev.calls.Load() == 0 {
 			t.Fatalf("%s: the device was never asked", how)
+		}
+		// A device whose every answer is refused is given up after 3
+		// batches in a row (one more may be in flight
+		// on the other batcher); the tree makes about 10 batches.
+		if alwaysBad := how != "well-behaved" && how != "breaks LZ4's end rules"; alwaysBad && dev.calls.Load() > 3+batchers-1 {
+			t.Errorf("%s: the device was asked %d times; want it given up after 3", how, dev.calls.Load())
+		}
+		if how == "well-behaved" && dev.calls.Load() < 6 {
+			t.Fatalf("%s: only %d batches: the test does not reach the limit", how, dev.calls.Load())
 		}
 		a := readBack(t, res.Volumes, 0)
 		for p, want := range files {
@@ -118,4 +128,14 @@ func TestBatchEncoderAnswersAreCheckedBeforeUse(t *testing.T) {
 			t.Errorf("%s: %d lz4 and %d raw blocks; want both", how, lz4, raw)
 		}
 	}
+}
+
+// letters is n pseudo-random bytes from an 8-letter alphabet: compressible,
+// but with no repeats long enough for dedup.
+func letters(seed int64, n int) []byte {
+	b := randBytes(seed, n)
+	for i := range b {
+		b[i] = 'a' + b[i]&7
+	}
+	return b
 }

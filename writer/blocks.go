@@ -2,8 +2,10 @@ package writer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"arc/codec"
 	"arc/format"
@@ -76,11 +78,15 @@ type blockPipeline struct {
 	batchEnc BatchEncoder
 	codec    codec.Options
 	nWorkers int // compressors, and checksummers of a batch
-	batchN   int
-	pending  []*blockJob
-	batches  chan []*blockJob
-	batchers sync.WaitGroup
-	closed   bool
+	// batchFails counts batch answers in a row that failed or that
+	// checkBatch refused; at batchFailLimit the encoder is not asked again
+	// and the CPU compressors take every block.
+	batchFails atomic.Int32
+	batchN     int
+	pending    []*blockJob
+	batches    chan []*blockJob
+	batchers   sync.WaitGroup
+	closed     bool
 }
 
 // batchers is how many batches are encoded at once: while one is on the
@@ -183,9 +189,19 @@ func (b *blockPipeline) encodeBatch(jobs []*blockJob) {
 			}
 		}()
 	}
-	ids, stored, err := b.batchEnc.EncodeBatch(b.codec, raws)
-	if err == nil {
-		err = checkBatch(raws, ids, stored)
+	var ids []uint8
+	var stored [][]byte
+	err := errBatchesGivenUp
+	if b.batchFails.Load() < batchFailLimit {
+		ids, stored, err = b.batchEnc.EncodeBatch(b.codec, raws)
+		if err == nil {
+			err = checkBatch(raws, ids, stored)
+		}
+		if err != nil {
+			b.batchFails.Add(1)
+		} else {
+			b.batchFails.Store(0)
+		}
 	}
 	sums.Wait()
 	for i, j := range jobs {
@@ -200,6 +216,12 @@ func (b *blockPipeline) encodeBatch(jobs []*blockJob) {
 		close(j.done)
 	}
 }
+
+// batchFailLimit is how many failed or refused batches in a row make the
+// writer stop asking its BatchEncoder.
+const batchFailLimit = 3
+
+var errBatchesGivenUp = errors.New("batch encoder given up after failed batches")
 
 // checkBatch rejects an answer the format could not hold: each block is
 // raw (its own bytes) or a compressed codec's bytes, fewer than the raw ones,

@@ -95,7 +95,9 @@ func (v *volumeWriter) Write(p []byte) (int, error) {
 }
 
 // finish writes the footer (never across a volume boundary), closes the
-// last volume and gives every volume its final name.
+// last volume and gives every volume its final name. An error with names
+// is one after the renames: the archive is complete but its directory
+// could not be synced.
 func (v *volumeWriter) finish(f format.Footer) ([]string, error) {
 	if room := v.layout.Payload() - v.curFill; room < format.FooterSize {
 		if _, err := v.Write(make([]byte, room)); err != nil {
@@ -130,9 +132,11 @@ func (v *volumeWriter) finish(f format.Footer) ([]string, error) {
 	}
 	v.tmp = nil
 	// The renames are durable once the directory is: an archive that
-	// create reported done survives a crash right after it.
+	// create reported done survives a crash right after it. A failure
+	// here comes with the names: the volumes are in place, only not
+	// known to be on the disk.
 	if err := syncDir(filepath.Dir(v.base)); err != nil {
-		return nil, err
+		return final, err
 	}
 	return final, nil
 }

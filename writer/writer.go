@@ -277,7 +277,7 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 		return nil, err
 	}
 	vols, err := vw.finish(foot)
-	if err != nil {
+	if vols == nil {
 		return nil, err
 	}
 	ok = true
@@ -287,6 +287,9 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 		if _, n, okName := format.ParseVolumeName(e); okName && n > uint32(len(vols)) {
 			os.Remove(e)
 		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	r := p.res
 	r.Volumes = vols
