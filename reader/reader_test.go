@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"arc/codec"
 	"arc/format"
@@ -634,7 +635,20 @@ func TestBatchDecoderServesPrefetchAndIsChecked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := readAll(a, inodeOf(t, a, "f"), 4096)
+		// Start reading sequentially, then give the prefetch workers the
+		// time a loaded machine may need to reach the decoder before the
+		// reads take every block on demand.
+		ino := inodeOf(t, a, "f")
+		head := make([]byte, 2*4096)
+		for off := int64(0); off < int64(len(head)); off += 4096 {
+			if _, err := a.ReadAt(ino, head[off:off+4096], off); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for deadline := time.Now().Add(10 * time.Second); calls.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		got, err := readAll(a, ino, 4096)
 		a.Close()
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("broken=%v: %v", broken, err)
