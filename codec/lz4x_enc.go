@@ -52,7 +52,7 @@ func (p matchParams) String() string {
 type levelSpec struct {
 	Near    matchParams
 	Far     *matchParams // nil: never lz4x
-	FarFrom int          // blocks of at least this many bytes use Far
+	FarFrom int          // blocks of at least this many bytes also run Far, the smaller kept
 	Both    bool         // blocks over 64 KiB: run Near and Far, keep the smaller
 }
 
