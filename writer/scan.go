@@ -164,6 +164,14 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 	}
 	s.mu.Lock()
 	first := int32(len(s.nodes))
+	if need := len(s.nodes) + len(kids); need > cap(s.nodes) {
+		// Double rather than append's 1.25× for large slices: nodes are
+		// big and hold pointers, and each growth copies them all under
+		// the lock the other scanners wait on.
+		grown := make([]node, len(s.nodes), max(2*cap(s.nodes), need, 1024))
+		copy(grown, s.nodes)
+		s.nodes = grown
+	}
 	s.nodes = append(s.nodes, kids...)
 	var subdirs []int32
 	for i := range kids {
