@@ -147,6 +147,24 @@ func openSet(archive string) (*volumeSet, error) {
 	return s, nil
 }
 
+// CheckExisting is Add's refusal of an archive (any of its names) that
+// already has recovery volumes, without force, for callers that want it
+// before slower work: nil when Add would go on.
+func CheckExisting(archive string, force bool) error {
+	old, err := Find(archive)
+	if err != nil {
+		return err
+	}
+	return refuseExisting(Base(archive), old, force)
+}
+
+func refuseExisting(base string, old []string, force bool) error {
+	if len(old) > 0 && !force {
+		return fmt.Errorf("%s: %w (%d, e.g. %s); replace them with --force", base, ErrExists, len(old), old[0])
+	}
+	return nil
+}
+
 // Add computes recovery volumes for the finished archive (any of its
 // volume names, or NAME) and writes them beside it as NAME.r01, …: each
 // written under a temporary name and renamed into place once complete.
@@ -160,8 +178,8 @@ func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(old) > 0 && !opt.Force {
-		return nil, fmt.Errorf("%s: %w (%d, e.g. %s); replace them with --force", set.base, ErrExists, len(old), old[0])
+	if err := refuseExisting(set.base, old, opt.Force); err != nil {
+		return nil, err
 	}
 	pct := int(math.Round(opt.Percent * percentPrecision))
 	g, err := plan(set.sizes, pct, headerFixed+int64(len(filepath.Base(set.base))))

@@ -122,9 +122,8 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 				return err
 			}
 			// The cheap refusal first: verifying reads the whole archive.
-			if old, err := recovery.Find(args[0]); err == nil && len(old) > 0 && !force {
-				return &exitError{code: exitFatal, err: fmt.Errorf("recovery add %s: %w (%d, e.g. %s); replace them with --force",
-					args[0], recovery.ErrExists, len(old), old[0])}
+			if err := recovery.CheckExisting(args[0], force); errors.Is(err, recovery.ErrExists) {
+				return &exitError{code: exitFatal, err: fmt.Errorf("recovery volumes: %w", err)}
 			}
 			if err := verifyBeforeParity(args[0], showBar); err != nil {
 				return err
