@@ -32,10 +32,11 @@ func CheckEndRules(id uint8, stored []byte, rawLen int) error {
 	return nil
 }
 
+var errSequencesPastEnd = fmt.Errorf("%w: sequences run past the block", ErrBlock)
+
 // lastMatch returns where the last match of a block with offBytes-byte
 // offsets starts and ends in the decoded output (0, 0 without a match).
 func lastMatch(b []byte, offBytes int) (start, end int, err error) {
-	truncated := fmt.Errorf("%w: sequences run past the block", ErrBlock)
 	// length reads a 255-continued length after the token's nibble.
 	length := func(s, n int) (int, int, bool) {
 		for {
@@ -58,7 +59,7 @@ func lastMatch(b []byte, offBytes int) (start, end int, err error) {
 		if lit == 15 {
 			var ok bool
 			if s, lit, ok = length(s, lit); !ok {
-				return 0, 0, truncated
+				return 0, 0, errSequencesPastEnd
 			}
 		}
 		s += lit
@@ -71,14 +72,14 @@ func lastMatch(b []byte, offBytes int) (start, end int, err error) {
 		if tok&15 == 15 {
 			var ok bool
 			if s, ml, ok = length(s, ml); !ok {
-				return 0, 0, truncated
+				return 0, 0, errSequencesPastEnd
 			}
 		}
 		if s > len(b) {
-			return 0, 0, truncated
+			return 0, 0, errSequencesPastEnd
 		}
 		start, end = d, d+ml
 		d += ml
 	}
-	return 0, 0, truncated
+	return 0, 0, errSequencesPastEnd
 }

@@ -239,18 +239,11 @@ func createSummary(u *units, r *writer.Result) string {
 // by the one it replaced (--force): they belong to the old archive id, so
 // they can rebuild nothing of the new one, and verify and repair would
 // have to refuse them.
+// (out never reads as a volume's name, runCreate refuses those, so Find
+// lists exactly out.r01, out.r02, ... and never a neighbour archive's.)
 func removeStaleRecovery(w io.Writer, out string) error {
-	found, err := recovery.Find(out)
-	if err != nil {
-		return nil
-	}
-	var old []string
-	for _, p := range found {
-		if recovery.Base(p) == out { // only this archive name's, never a neighbour's
-			old = append(old, p)
-		}
-	}
-	if len(old) == 0 {
+	old, err := recovery.Find(out)
+	if err != nil || len(old) == 0 {
 		return nil
 	}
 	for _, p := range old {
