@@ -23,6 +23,7 @@ import (
 type archive struct {
 	idx     *format.Index
 	footer  format.Footer
+	stream  []byte // the volumes' payloads, concatenated: blocks at idx.BlockStoredOff
 	content map[string][]byte
 	inode   map[string]uint32
 }
@@ -90,7 +91,7 @@ func readBack(t *testing.T, vols []string, volumeSize int64) *archive {
 			t.Fatalf("block %d checksum", b)
 		}
 	}
-	a := &archive{idx: x, footer: f, content: map[string][]byte{}, inode: map[string]uint32{}}
+	a := &archive{idx: x, footer: f, stream: stream, content: map[string][]byte{}, inode: map[string]uint32{}}
 	x.Walk(func(p []byte, d uint32) error {
 		ino := x.Dirents.Inode[d]
 		a.inode[string(p)] = ino
