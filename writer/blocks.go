@@ -9,6 +9,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/internal/slab"
 )
 
 // BatchEncoder compresses many blocks in one call (Options.BatchEncoder; a
@@ -26,26 +27,6 @@ type BatchEncoder interface {
 	EncodeBatch(opt codec.Options, raws [][]byte) (ids []uint8, stored [][]byte, err error)
 }
 
-// bufPool recycles block-sized buffers.
-type bufPool struct {
-	size int
-	pool sync.Pool
-}
-
-func (b *bufPool) get() []byte {
-	if v := b.pool.Get(); v != nil {
-		return *(v.(*[]byte))
-	}
-	return make([]byte, b.size)
-}
-
-func (b *bufPool) put(p []byte) {
-	if cap(p) >= b.size {
-		p = p[:b.size]
-		b.pool.Put(&p)
-	}
-}
-
 // blockJob is one block on its way through a compressor to the volumes.
 type blockJob struct {
 	raw    []byte
@@ -61,9 +42,13 @@ type blockJob struct {
 // a BatchEncoder, and writes them to the volumes in stream order
 // (write-behind), with a bounded number in flight.
 type blockPipeline struct {
-	ctx     context.Context
-	rawBufs *bufPool
-	outBufs *bufPool
+	ctx context.Context
+	// Block buffers, raw and compressed. They live in slabs outside the Go
+	// heap (internal/slab): every byte of the unique stream passes through
+	// two of them, and a sync.Pool, emptied at each collection, kept
+	// handing out fresh heap pages, each a page fault on first touch.
+	rawBufs *slab.Pool
+	outBufs *slab.Pool
 	work    chan *blockJob
 	order   chan *blockJob
 	workers sync.WaitGroup
@@ -97,8 +82,8 @@ func newBlockPipeline(ctx context.Context, opt *Options, vw *volumeWriter) *bloc
 	inFlight := 2*opt.Workers + 2
 	b := &blockPipeline{
 		ctx:      ctx,
-		rawBufs:  &bufPool{size: int(opt.BlockSize)},
-		outBufs:  &bufPool{size: int(opt.BlockSize)},
+		rawBufs:  slab.New(int(opt.BlockSize)),
+		outBufs:  slab.New(int(opt.BlockSize)),
 		work:     make(chan *blockJob, opt.Workers),
 		failed:   make(chan struct{}),
 		batchEnc: opt.BatchEncoder,
@@ -137,7 +122,7 @@ func newBlockPipeline(ctx context.Context, opt *Options, vw *volumeWriter) *bloc
 				if id == format.CodecRaw {
 					j.stored = j.raw
 				} else {
-					out := b.outBufs.get()[:len(stored)]
+					out := b.outBufs.Get()[:len(stored)]
 					copy(out, stored)
 					j.stored, j.pooled = out, true
 				}
@@ -162,9 +147,9 @@ func newBlockPipeline(ctx context.Context, opt *Options, vw *volumeWriter) *bloc
 				b.stored += int64(len(j.stored))
 			}
 			if j.pooled {
-				b.outBufs.put(j.stored)
+				b.outBufs.Put(j.stored)
 			}
-			b.rawBufs.put(j.raw)
+			b.rawBufs.Put(j.raw)
 		}
 	}()
 	return b
@@ -333,6 +318,10 @@ func (b *blockPipeline) shutdown() {
 	close(b.order)
 	b.workers.Wait()
 	b.writer.Wait()
+	// Unmapped only when every buffer is back (the streamer's last one
+	// included): see slab.Pool.Close.
+	b.rawBufs.Close()
+	b.outBufs.Close()
 }
 
 // close waits for every queued block to be written.

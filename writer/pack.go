@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"arc/format"
+	"arc/internal/slab"
 	"arc/writer/chunk"
 	"arc/writer/segment"
 
@@ -25,6 +26,7 @@ import (
 type fileJob struct {
 	node    int32
 	data    []byte // whole content, for files up to wholeFileMax
+	buf     []byte // where to read it: a region of the read ring, or nil
 	whole   bool   // data holds the content
 	hashed  bool   // sum is set
 	sum     [32]byte
@@ -99,13 +101,16 @@ func (p *packer) pack() error {
 	candidate := func(n *node) bool { return n.size > 0 && !p.sparse(n) && sizeCount[n.size] > 1 }
 
 	// The dispatcher hands jobs out in path order, holding read-ahead budget
-	// so memory stays bounded whatever the tree holds.
+	// so memory stays bounded whatever the tree holds; files read whole go
+	// into the ring, whose regions that budget guards.
+	ring := newReadRing(p.readAhead())
+	defer ring.close() // run returns once no reader touches it
 	dispatch := func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error {
 		for _, i := range files {
 			n := &p.nodes[i]
 			j := &fileJob{node: i, done: make(chan struct{})}
 			if n.size > 0 && n.size <= p.opt.wholeMax && !p.sparse(n) {
-				j.held = n.size
+				j.buf, j.held = ring.take(int(n.size))
 			}
 			if j.held > 0 {
 				if err := budget.Acquire(ctx, j.held); err != nil {
@@ -137,6 +142,16 @@ func (p *packer) pack() error {
 	return nil
 }
 
+// readAhead is the budget of file bytes held between the readers and the
+// sequencer: room for two of the largest files read whole, so that the read
+// ring's largest hold (a file plus the ring's tail it skips) always fits.
+func (p *packer) readAhead() int64 {
+	if p.opt.readAhead > 0 {
+		return max(p.opt.readAhead, 2*p.opt.wholeMax)
+	}
+	return max(readAhead, 2*p.opt.wholeMax)
+}
+
 // send puts j on ch unless ctx ends first.
 func send(ctx context.Context, ch chan<- *fileJob, j *fileJob) error {
 	select {
@@ -165,7 +180,7 @@ func (p *packer) run(produce producer, prepare func(*fileJob)) error {
 	bw := newBlockPipeline(ctx, p.opt, p.vw)
 	st := &streamer{blockSize: p.opt.BlockSize, frameLeft: p.opt.FrameSize, frameSize: p.opt.FrameSize, emit: bw.submit, buffers: bw.rawBufs}
 
-	budget := semaphore.NewWeighted(readAhead)
+	budget := semaphore.NewWeighted(p.readAhead())
 	work := make(chan *fileJob, 64)
 	queue := make(chan *fileJob, 1024)
 	var workers sync.WaitGroup
@@ -219,7 +234,8 @@ func (p *packer) run(produce producer, prepare func(*fileJob)) error {
 				return ctx.Err()
 			}
 			err := p.sequence(j, st, dups)
-			j.data = nil
+			p.recycleSamples(j.samples)
+			j.data, j.samples = nil, nil
 			if j.held > 0 {
 				budget.Release(j.held)
 			}
@@ -235,6 +251,10 @@ func (p *packer) run(produce producer, prepare func(*fileJob)) error {
 	if err != nil {
 		cancel()
 		workers.Wait()
+		if st.buf != nil {
+			bw.rawBufs.Put(st.buf) // never submitted: give it back for abort's Close
+			st.buf = nil
+		}
 		bw.abort()
 		return err
 	}
@@ -311,7 +331,7 @@ func (p *packer) sparse(n *node) bool {
 func (p *packer) readJob(j *fileJob, cand bool) {
 	n := &p.nodes[j.node]
 	if j.held > 0 {
-		snap, err := p.readSnapshot(n.path, p.opt.wholeMax)
+		snap, err := p.readSnapshot(n.path, p.opt.wholeMax, j.buf)
 		if errors.Is(err, errGrown) {
 			// Grew past what is read whole since the scan: the sequencer
 			// streams it.
@@ -390,12 +410,13 @@ type snapshot struct {
 // errGrown says a file is now larger than the caller reads whole.
 var errGrown = errors.New("grew past the whole-file limit")
 
-// readSnapshot reads a whole regular file and checks with fstat before and
+// readSnapshot reads a whole regular file, into buf when it fits (else into
+// new memory), and checks with fstat before and
 // after that it did not change meanwhile; a file that did is read once more,
 // and if it changes again, what the second read got is kept and flagged. It
 // uses raw system calls: os.Open registers every descriptor with the
 // runtime's poller, which costs a system call per file for nothing here.
-func (p *packer) readSnapshot(path string, max int64) (snapshot, error) {
+func (p *packer) readSnapshot(path string, max int64, buf []byte) (snapshot, error) {
 	for attempt := 0; ; attempt++ {
 		fd, err := openNoAtime(path)
 		if err != nil {
@@ -412,7 +433,10 @@ func (p *packer) readSnapshot(path string, max int64) (snapshot, error) {
 		}
 		// Growth during the read shows in the second fstat: reading just
 		// the size saves a system call per file.
-		buf := make([]byte, before.Size)
+		if int64(cap(buf)) < before.Size {
+			buf = make([]byte, before.Size) // grew since the scan
+		}
+		buf = buf[:before.Size]
 		got, err := readFull(fd, buf)
 		if err == nil && p.opt.readHook != nil {
 			p.opt.readHook(path, attempt)
@@ -597,14 +621,30 @@ func (p *packer) prepare(data []byte) (chunks []chunkInfo, samples []segment.Sam
 	if p.seg == nil && p.chunks == nil {
 		return nil, nil
 	}
-	samples = segment.Samples(data, p.sampleBits, nil)
+	var dst []segment.Sample
+	if v, ok := p.samplePool.Get().(*[]segment.Sample); ok {
+		dst = (*v)[:0]
+	}
+	// Room for the expected count and a little over (as Samples itself
+	// sizes a new list), so that a recycled list rarely grows by appends.
+	n := len(data)
+	dst = slices.Grow(dst, n>>p.sampleBits+n>>(p.sampleBits+3)+4)
+	samples = segment.Samples(data, p.sampleBits, dst)
 	if p.chunks != nil && len(data) > p.chunkParams.Min {
 		chunks = hashChunks(data, p.chunkParams.Cuts(len(data), samples, nil))
 	}
 	if p.seg == nil {
+		p.recycleSamples(samples)
 		samples = nil
 	}
 	return chunks, samples
+}
+
+// recycleSamples keeps a placed file's sample list for another file.
+func (p *packer) recycleSamples(s []segment.Sample) {
+	if cap(s) > 0 {
+		p.samplePool.Put(&s)
+	}
 }
 
 // placeChunks places a file's bytes chunk by chunk: a chunk stored before
@@ -846,14 +886,14 @@ type streamer struct {
 	frames                          []uint32
 	frameBlocks                     uint32
 	emit                            func([]byte) error
-	buffers                         *bufPool
+	buffers                         *slab.Pool
 }
 
 func (s *streamer) write(p []byte) error {
 	for len(p) > 0 {
 		if s.buf == nil {
 			s.limit = min(s.blockSize, s.frameLeft)
-			s.buf = s.buffers.get()[:0]
+			s.buf = s.buffers.Get()[:0]
 		}
 		n := copy(s.buf[len(s.buf):s.limit], p)
 		s.buf = s.buf[:len(s.buf)+n]

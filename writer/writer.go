@@ -65,6 +65,9 @@ type Options struct {
 	readHook func(path string, attempt int)
 	// wholeMax is the largest file read whole; 0 means wholeFileMax.
 	wholeMax int64
+	// readAhead, when set (by tests), replaces the read-ahead budget and
+	// the read ring's size (at least twice wholeMax).
+	readAhead int64
 }
 
 // Progress is a snapshot of a running Create.
@@ -321,10 +324,14 @@ type packer struct {
 	segCfg      segment.Config
 	sampleBits  uint // gear sampling shared by segments and chunks
 	sampleBuf   []segment.Sample
-	fileExt     int      // first extent of the file being placed
-	tar         *tarTree // set while a tar stream is packed
-	seenMu      sync.Mutex
-	seenSet     map[dupKey]struct{} // content hashes the readers have met
+	// samplePool recycles the sample lists of placed files: sampling at 1
+	// in 64 makes 16 bytes of list per 64 bytes read, and fresh heap for
+	// them would cost faults (see readRing).
+	samplePool sync.Pool
+	fileExt    int      // first extent of the file being placed
+	tar        *tarTree // set while a tar stream is packed
+	seenMu     sync.Mutex
+	seenSet    map[dupKey]struct{} // content hashes the readers have met
 
 	filesDone, bytesDone   atomic.Int64
 	filesTotal, bytesTotal atomic.Int64
