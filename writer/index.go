@@ -185,6 +185,9 @@ func (p *packer) dedupParam() string {
 	if p.seg != nil {
 		c := p.segCfg
 		s += fmt.Sprintf(",segment:gear64,min=%d,sample=1/%d,table=%dx%d,history=%d", c.MinLen, 1<<c.SampleBits, 1<<c.TableBits, 4, c.History)
+		if c.NearMin > 0 && c.NearMin < c.MinLen {
+			s += fmt.Sprintf(",near=%d@%d", c.NearMin, c.NearDist)
+		}
 	}
 	return s
 }

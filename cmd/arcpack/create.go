@@ -75,7 +75,7 @@ order; directories it never names get mode 0755.`,
 	fl.StringVar(&f.order, "order", "path", "unique-data layout: path (a directory's files together) or similar (similar files together)")
 	fl.StringVar(&f.chunkSize, "chunk-size", "default", "average `SIZE` of the content-defined chunks for dedup inside files (a power of two, e.g. 32K), default, or off")
 	fl.BoolVar(&f.segments, "segments", true, "long-distance segment dedup (--segments=false turns it off)")
-	fl.Var(sizeFlag{&f.segmentMin}, "segment-min", "shortest repeat stored as a reference to earlier bytes (smaller: smaller archive, more seeks when reading)")
+	fl.Var(sizeFlag{&f.segmentMin}, "segment-min", "shortest repeat stored as a reference to earlier bytes (smaller: smaller archive, more seeks when reading); repeats down to 128 bytes are taken where they start within 4M of the previous reference")
 	fl.Var(sizeFlag{&f.segmentHist}, "segment-history", "bytes of recent data kept to verify repeats against: bounds the memory of segment dedup")
 	fl.IntVar(&f.workers, "workers", 0, "compression workers (0 = one per CPU)")
 	fl.BoolVar(&f.oneFileSystem, "one-file-system", false, "do not descend into other filesystems")
@@ -117,6 +117,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	}
 	segs := segment.DefaultConfig()
 	segs.MinLen, segs.History = int(f.segmentMin), f.segmentHist
+	segs.NearMin = min(segs.NearMin, segs.MinLen)
 	if !f.segments {
 		segs.MinLen = -1
 	} else if err := segs.Validate(); err != nil {

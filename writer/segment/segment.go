@@ -29,7 +29,13 @@ import (
 // Config bounds the matcher. Memory is about 16<<TableBits * 4 bytes for the
 // table plus History bytes of retained stream.
 type Config struct {
-	MinLen     int    // shortest repeat worth a reference
+	MinLen int // shortest repeat worth a reference
+	// NearMin, when below MinLen, is the shortest repeat taken when it
+	// starts within NearDist bytes of where the previous reference ended:
+	// a reader of the file then decodes the same blocks it decodes anyway,
+	// so the short reference saves bytes without costing reads. 0 = MinLen.
+	NearMin    int
+	NearDist   uint64
 	SampleBits uint   // one position in 2^SampleBits is sampled
 	TableBits  uint   // 2^TableBits buckets of 4 entries
 	History    int64  // stream bytes kept for verification; older candidates are ignored
@@ -38,7 +44,7 @@ type Config struct {
 
 // DefaultConfig is tuned on the Go toolchains tree (see docs/FORMAT.md).
 func DefaultConfig() Config {
-	return Config{MinLen: 512, SampleBits: 7, TableBits: 20, History: 256 << 20, chunk: 8 << 20}
+	return Config{MinLen: 192, NearMin: 128, NearDist: 4 << 20, SampleBits: 6, TableBits: 20, History: 256 << 20, chunk: 8 << 20}
 }
 
 // Validate checks a configuration for use (MinLen < 0 means off and is
@@ -49,6 +55,9 @@ func (c Config) Validate() error {
 	}
 	if c.MinLen < 2*window || c.MinLen > 1<<30 {
 		return fmt.Errorf("segment minimum %d out of range (%d bytes to 1 GiB)", c.MinLen, 2*window)
+	}
+	if c.NearMin != 0 && (c.NearMin < 2*window || c.NearMin > c.MinLen) {
+		return fmt.Errorf("segment near minimum %d out of range (%d bytes to the minimum, %d)", c.NearMin, 2*window, c.MinLen)
 	}
 	if c.History < 1<<20 || c.History > 1<<40 {
 		return fmt.Errorf("segment history %d out of range (1 MiB to 1 TiB)", c.History)
@@ -89,6 +98,7 @@ type Index struct {
 	spare    [][]byte // evicted chunks, kept for reuse
 	first    uint64   // stream offset of chunks[0][0]
 	end      uint64   // stream length seen so far
+	lastRef  uint64   // stream offset where the latest reference ends
 	Matched  uint64   // bytes placed as references
 	Refs     uint64   // references placed
 }
@@ -178,7 +188,7 @@ func (x *Index) Place(data []byte, samples []Sample, lit func([]byte) error, ref
 				bestOff, bestBack, bestFwd = e.pos, back, fwd
 			}
 		}
-		if bestBack+bestFwd < x.cfg.MinLen {
+		if n := bestBack + bestFwd; n < x.cfg.MinLen && !(n >= x.cfg.NearMin && x.near(bestOff-uint64(bestBack))) {
 			si++
 			continue
 		}
@@ -192,10 +202,24 @@ func (x *Index) Place(data []byte, samples []Sample, lit func([]byte) error, ref
 		}
 		x.Matched += n
 		x.Refs++
+		x.lastRef = bestOff - uint64(bestBack) + n
 		litStart = p + bestFwd
 		si++
 	}
 	return x.literal(data[litStart:], litStart, samples, &cur, lit)
+}
+
+// near reports whether a repeat at stream offset off starts within
+// NearDist of the end of the previous reference.
+func (x *Index) near(off uint64) bool {
+	if x.cfg.NearMin <= 0 || x.Refs == 0 {
+		return false
+	}
+	d := off - x.lastRef
+	if off < x.lastRef {
+		d = x.lastRef - off
+	}
+	return d <= x.cfg.NearDist
 }
 
 // literal appends a run of data (starting at index at of the Place call's

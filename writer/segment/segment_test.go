@@ -112,6 +112,34 @@ func TestShortRepeatsStayLiteral(t *testing.T) {
 	}
 }
 
+// A repeat shorter than MinLen is taken only when it starts near where the
+// previous reference ended: a reader decodes those blocks anyway.
+func TestShortRepeatsNearThePreviousReferenceAreTaken(t *testing.T) {
+	c := testConfig()
+	c.SampleBits = 3 // dense sampling: every 200-byte piece holds samples
+	c.MinLen, c.NearMin, c.NearDist = 512, 128, 4096
+	s := &stream{t: t, x: New(c)}
+	base := random(20, 64<<10)
+	s.place(base)
+	var second []byte
+	second = append(second, base[:1024]...)       // long: a reference ending at 1024
+	second = append(second, random(21, 300)...)   // fresh
+	second = append(second, base[1324:1524]...)   // short, 300 bytes after it: taken
+	second = append(second, random(22, 300)...)   // fresh
+	second = append(second, base[40000:40200]...) // short, far from 1524: literal
+	second = append(second, random(23, 300)...)   // fresh
+	m := s.place(second)
+	if m < 1024+200 || m > 1024+200+8 {
+		t.Fatalf("matched %d bytes, want the 1024-byte repeat and the near 200-byte one (1224, give or take a chance byte)", m)
+	}
+	c.NearMin = 0 // off: only MinLen counts
+	s = &stream{t: t, x: New(c)}
+	s.place(base)
+	if m := s.place(second); m > 1024+8 {
+		t.Fatalf("with NearMin off matched %d bytes, want only the 1024-byte repeat", m)
+	}
+}
+
 func TestHistoryLimitDropsOldCandidates(t *testing.T) {
 	c := testConfig()
 	c.History = 1 << 20
