@@ -460,3 +460,41 @@ func TestBlockSizeDefaultsByLevel(t *testing.T) {
 		})
 	}
 }
+
+// Segment dedup follows the level unless asked for: off at fast (speed
+// over size), on at the others; an explicit configuration wins.
+func TestSegmentDedupDefaultsByLevel(t *testing.T) {
+	base := randBytes(2, 300<<10)
+	shifted := append(randBytes(3, 1000), base...) // no whole-file or chunk match (chunks off)
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"a": base, "b": shifted})
+	on := segment.DefaultConfig()
+	off := segment.Config{MinLen: -1}
+	for _, tc := range []struct {
+		level codec.Level
+		segs  *segment.Config
+		want  bool
+	}{
+		{codec.LevelFast, nil, false},
+		{codec.LevelDefault, nil, true},
+		{codec.LevelHigh, nil, true},
+		{codec.LevelFast, &on, true},
+		{codec.LevelDefault, &off, false},
+	} {
+		t.Run(fmt.Sprint(tc.level, "/", tc.segs != nil), func(t *testing.T) {
+			o := small()
+			o.Codec.Level, o.Segments, o.ChunkSize = tc.level, tc.segs, -1
+			res, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.SegmentBytes > 0; got != tc.want {
+				t.Fatalf("segment bytes %d, want segments %v", res.SegmentBytes, tc.want)
+			}
+			dedup, _ := readBack(t, res.Volumes, 0).idx.Param("dedup")
+			if got := strings.Contains(dedup, "segment:"); got != tc.want {
+				t.Fatalf("dedup parameter %q, want segments %v", dedup, tc.want)
+			}
+		})
+	}
+}

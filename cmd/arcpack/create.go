@@ -71,10 +71,10 @@ order; directories it never names get mode 0755.`,
 	fl.Var(sizeFlag{&f.frameSize}, "frame-size", "input bytes per frame (unit of prefetch)")
 	fl.Var(sizeFlag{&f.blockSize}, "block-size", "input bytes per independently decodable block (--level max: the frame size, up to 16M)")
 	fl.StringVar(&f.codec, "codec", "auto", "block codec: auto, raw, lz4, lz4x, zstd")
-	fl.StringVar(&f.level, "level", "default", "compression level: fast, default, high, max")
+	fl.StringVar(&f.level, "level", "default", "compression level: fast (no segment dedup), default, high, max")
 	fl.StringVar(&f.order, "order", "path", "unique-data layout: path (a directory's files together) or similar (similar files together)")
 	fl.StringVar(&f.chunkSize, "chunk-size", "default", "average `SIZE` of the content-defined chunks for dedup inside files (a power of two, e.g. 32K), default, or off")
-	fl.BoolVar(&f.segments, "segments", true, "long-distance segment dedup (--segments=false turns it off)")
+	fl.BoolVar(&f.segments, "segments", true, "long-distance segment dedup (default: on, except at --level fast; --segments=false turns it off)")
 	fl.Var(sizeFlag{&f.segmentMin}, "segment-min", "shortest repeat stored as a reference to earlier bytes (smaller: smaller archive, more seeks when reading); repeats down to 128 bytes are taken where they start within 4M of the previous reference")
 	fl.Var(sizeFlag{&f.segmentHist}, "segment-history", "bytes of recent data kept to verify repeats against: bounds the memory of segment dedup")
 	fl.IntVar(&f.workers, "workers", 0, "compression workers (0 = one per CPU)")
@@ -115,13 +115,19 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		}
 		chunk = int(n)
 	}
-	segs := segment.DefaultConfig()
-	segs.MinLen, segs.History = int(f.segmentMin), f.segmentHist
-	segs.NearMin = min(segs.NearMin, segs.MinLen)
-	if !f.segments {
-		segs.MinLen = -1
-	} else if err := segs.Validate(); err != nil {
-		return usageErrorf("create: %v", err)
+	// Segment dedup is the level's choice (off at fast) unless a segment
+	// flag is given.
+	var segs *segment.Config
+	if fl := c.Flags(); fl.Changed("segments") || fl.Changed("segment-min") || fl.Changed("segment-history") {
+		cfg := segment.DefaultConfig()
+		cfg.MinLen, cfg.History = int(f.segmentMin), f.segmentHist
+		cfg.NearMin = min(cfg.NearMin, cfg.MinLen)
+		if !f.segments {
+			cfg.MinLen = -1
+		} else if err := cfg.Validate(); err != nil {
+			return usageErrorf("create: %v", err)
+		}
+		segs = &cfg
 	}
 	// -o takes the archive's name, not a volume's: "-o b.001" would write
 	// b.001.001, which nobody means. Any name that reads as a volume's
@@ -174,7 +180,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		Tool:          "arcpack " + version,
 		Order:         f.order,
 		ChunkSize:     chunk,
-		Segments:      &segs,
+		Segments:      segs,
 		Warn: func(err error) {
 			warnings.Add(1)
 			if b != nil {
