@@ -621,15 +621,11 @@ func (p *packer) prepare(data []byte) (chunks []chunkInfo, samples []segment.Sam
 	if p.seg == nil && p.chunks == nil {
 		return nil, nil
 	}
-	var dst []segment.Sample
-	if v, ok := p.samplePool.Get().(*[]segment.Sample); ok {
-		dst = (*v)[:0]
-	}
 	// Room for the expected count and a little over (as Samples itself
-	// sizes a new list), so that a recycled list rarely grows by appends.
+	// sizes a new list), so that the list rarely grows by appends.
 	n := len(data)
-	dst = slices.Grow(dst, n>>p.sampleBits+n>>(p.sampleBits+3)+4)
-	samples = segment.Samples(data, p.sampleBits, dst)
+	want := n>>p.sampleBits + n>>(p.sampleBits+3) + 4
+	samples = segment.Samples(data, p.sampleBits, slices.Grow(p.spareSampleList(want), want))
 	if p.chunks != nil && len(data) > p.chunkParams.Min {
 		chunks = hashChunks(data, p.chunkParams.Cuts(len(data), samples, nil))
 	}
@@ -640,11 +636,40 @@ func (p *packer) prepare(data []byte) (chunks []chunkInfo, samples []segment.Sam
 	return chunks, samples
 }
 
+// spareSampleList takes the smallest spare list with room for want
+// samples, or else the largest (which the caller grows), or nil.
+func (p *packer) spareSampleList(want int) []segment.Sample {
+	p.samplesMu.Lock()
+	defer p.samplesMu.Unlock()
+	spares := p.spareSamples
+	best := -1
+	for i, l := range spares {
+		if best < 0 {
+			best = i
+			continue
+		}
+		c, b := cap(l), cap(spares[best])
+		if c >= want && (b < want || c < b) || b < want && c > b {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	l := spares[best]
+	spares[best] = spares[len(spares)-1]
+	p.spareSamples = spares[:len(spares)-1]
+	return l
+}
+
 // recycleSamples keeps a placed file's sample list for another file.
 func (p *packer) recycleSamples(s []segment.Sample) {
-	if cap(s) > 0 {
-		p.samplePool.Put(&s)
+	if cap(s) == 0 {
+		return
 	}
+	p.samplesMu.Lock()
+	p.spareSamples = append(p.spareSamples, s[:0])
+	p.samplesMu.Unlock()
 }
 
 // placeChunks places a file's bytes chunk by chunk: a chunk stored before

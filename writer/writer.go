@@ -111,8 +111,10 @@ const (
 	// wholeFileMax is the largest file a reader worker holds in memory; larger
 	// ones are streamed by the sequencer in block-sized reads.
 	wholeFileMax = 32 << 20
-	// readAhead bounds the file bytes read ahead of the sequencer.
-	readAhead = 96 << 20
+	// readAhead bounds the file bytes read ahead of the sequencer (and sizes
+	// the read ring). Two of the largest files read whole: more only costs
+	// memory, and fresh memory is not free (each page faults once).
+	readAhead = 64 << 20
 )
 
 func (o *Options) normalize() error {
@@ -327,14 +329,17 @@ type packer struct {
 	segCfg      segment.Config
 	sampleBits  uint // gear sampling shared by segments and chunks
 	sampleBuf   []segment.Sample
-	// samplePool recycles the sample lists of placed files: sampling at 1
-	// in 64 makes 16 bytes of list per 64 bytes read, and fresh heap for
-	// them would cost faults (see readRing).
-	samplePool sync.Pool
-	fileExt    int      // first extent of the file being placed
-	tar        *tarTree // set while a tar stream is packed
-	seenMu     sync.Mutex
-	seenSet    map[dupKey]struct{} // content hashes the readers have met
+	// spareSamples holds the sample lists of placed files for reuse:
+	// sampling at 1 in 64 makes 16 bytes of list per 64 bytes read, and
+	// fresh heap for them would cost faults (see readRing). Not a
+	// sync.Pool, which drops its contents at every collection; the lists in
+	// use are bounded by the read-ahead budget, and so are the spares.
+	samplesMu    sync.Mutex
+	spareSamples [][]segment.Sample
+	fileExt      int      // first extent of the file being placed
+	tar          *tarTree // set while a tar stream is packed
+	seenMu       sync.Mutex
+	seenSet      map[dupKey]struct{} // content hashes the readers have met
 
 	filesDone, bytesDone   atomic.Int64
 	filesTotal, bytesTotal atomic.Int64
