@@ -318,7 +318,9 @@ var SkipDir = fmt.Errorf("skip this directory")
 
 // EncodeIndex serialises x (uncompressed). The derived fields are ignored.
 func EncodeIndex(x *Index) []byte {
-	w := &wbuf{}
+	// Sized up front: grown by appends, a million-extent index was copied
+	// a dozen times over into fresh memory.
+	w := &wbuf{b: make([]byte, 0, encodedSizeHint(x))}
 	w.raw(IndexMagic[:])
 	w.u32(Version)
 	w.u32(11)
@@ -397,6 +399,25 @@ func EncodeIndex(x *Index) []byte {
 	w.section(secGroups, 0, owners(x.Groups))
 	w.section(secBlob, sectionRequired, func(w *wbuf) { w.raw(x.Blob) })
 	return w.b
+}
+
+// encodedSizeHint is about the size of EncodeIndex(x): its columns and blob
+// exactly, plus room for the headers, parameters and owner names.
+func encodedSizeHint(x *Index) int {
+	n := 4 << 10
+	for _, kv := range x.Params {
+		n += 6 + len(kv.Key) + len(kv.Value)
+	}
+	n += len(x.Stats) * 64
+	n += x.Blocks.Count()*(1+4+4+8) + len(x.Frames)*4
+	n += x.Inodes.Count() * (4*3 + 8*5 + 4*3)
+	n += x.Dirents.Count() * (4 + 8 + 2)
+	n += x.Extents.Count() * 16
+	n += x.Xattrs.Count() * 24
+	for _, o := range append(x.Users[:len(x.Users):len(x.Users)], x.Groups...) {
+		n += 6 + len(o.Name)
+	}
+	return n + len(x.Blob)
 }
 
 // DecodeIndex parses a decompressed index and validates it completely:

@@ -467,3 +467,13 @@ func TestDecodeIndexStaysLinearWhenFilesShareRuns(t *testing.T) {
 		t.Fatalf("DecodeIndex of %d bytes took %v: validation is not linear", len(enc), d)
 	}
 }
+
+// EncodeIndex sizes its buffer once: the hint covers the encoding, so a
+// large index is never copied over while it grows.
+func TestEncodedSizeHintCoversTheEncoding(t *testing.T) {
+	for name, x := range map[string]*Index{"minimal": minimalIndex(), "sample": sampleIndex()} {
+		if got, hint := len(EncodeIndex(x)), encodedSizeHint(x); got > hint {
+			t.Errorf("%s: encoded %d bytes, hint %d", name, got, hint)
+		}
+	}
+}
