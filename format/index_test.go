@@ -471,7 +471,18 @@ func TestDecodeIndexStaysLinearWhenFilesShareRuns(t *testing.T) {
 // EncodeIndex sizes its buffer once: the hint covers the encoding, so a
 // large index is never copied over while it grows.
 func TestEncodedSizeHintCoversTheEncoding(t *testing.T) {
-	for name, x := range map[string]*Index{"minimal": minimalIndex(), "sample": sampleIndex()} {
+	big := sampleIndex() // every column long enough to dwarf the hint's slack
+	big.Blocks = Blocks{Codec: make([]uint8, 1e4), RawSize: make([]uint32, 1e4), StoredSize: make([]uint32, 1e4), Sum: make([]uint64, 1e4)}
+	big.Frames = make([]uint32, 1e4)
+	const n = 10000
+	big.Inodes = Inodes{Mode: make([]uint32, n), UID: make([]uint32, n), GID: make([]uint32, n), Mtime: make([]int64, n),
+		Atime: make([]int64, n), Size: make([]uint64, n), Rdev: make([]uint64, n), DataStart: make([]uint64, n),
+		DataCount: make([]uint32, n), XattrStart: make([]uint32, n), XattrCount: make([]uint32, n)}
+	big.Dirents = Dirents{Inode: make([]uint32, n), NameStart: make([]uint64, n), NameLen: make([]uint16, n)}
+	big.Extents = Extents{Off: make([]uint64, 1e5), Len: make([]uint64, 1e5)}
+	big.Xattrs = Xattrs{NameStart: make([]uint64, n), NameLen: make([]uint32, n), ValStart: make([]uint64, n), ValLen: make([]uint32, n)}
+	big.Blob = make([]byte, 1e5)
+	for name, x := range map[string]*Index{"minimal": minimalIndex(), "sample": sampleIndex(), "big": big} {
 		if got, hint := len(EncodeIndex(x)), encodedSizeHint(x); got > hint {
 			t.Errorf("%s: encoded %d bytes, hint %d", name, got, hint)
 		}
