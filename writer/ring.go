@@ -35,9 +35,10 @@ func (r *readRing) take(n int) (region []byte, held int64) {
 	return region, held
 }
 
-// close frees the ring; no job may use its region after.
+// close frees the ring; no reader may use a region after. It leaves the
+// fields alone: a producer that has not yet seen the pipeline stop may still
+// call take, which only computes a region it will never hand to a reader.
 func (r *readRing) close() {
 	r.pool.Put(r.buf)
 	r.pool.Close()
-	r.buf = nil
 }
