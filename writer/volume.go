@@ -8,9 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"arc/format"
+
+	"golang.org/x/sys/unix"
 )
 
 // volumeWriter writes the archive's logical stream into volume files split
@@ -25,10 +28,22 @@ type volumeWriter struct {
 
 	cur     *os.File
 	curFill int64 // payload bytes in the current volume
+	kicked  int64 // payload bytes of cur handed to the kernel's writeback
 	pos     int64 // stream offset
 	tmp     []string
 	bytes   int64 // total bytes in all volume files
+
+	// Full volumes are synced and closed in the background, so that the
+	// stream's writer does not stall on the disk; finish waits for them.
+	syncs   sync.WaitGroup
+	syncMu  sync.Mutex
+	syncErr error
 }
+
+// kickEvery is how many bytes of a volume may wait in the page cache
+// before their writeback is started: the sync before the rename then finds
+// little left to write, instead of the whole volume.
+const kickEvery = 8 << 20
 
 func newVolumeWriter(base string, volumeSize int64) (*volumeWriter, error) {
 	v := &volumeWriter{base: base, layout: format.Layout{VolumeSize: volumeSize}}
@@ -59,7 +74,7 @@ func (v *volumeWriter) open() error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	v.cur, v.curFill = f, 0
+	v.cur, v.curFill, v.kicked = f, 0, 0
 	v.bytes += int64(len(h))
 	return nil
 }
@@ -70,9 +85,7 @@ func (v *volumeWriter) Write(p []byte) (int, error) {
 	room := v.layout.Payload()
 	for len(p) > 0 {
 		if v.curFill == room {
-			if err := v.closeCur(); err != nil {
-				return done, err
-			}
+			v.closeInBackground()
 			if err := v.open(); err != nil {
 				return done, err
 			}
@@ -90,6 +103,12 @@ func (v *volumeWriter) Write(p []byte) (int, error) {
 			return done, fmt.Errorf("write %s: %w", v.tmp[len(v.tmp)-1], err)
 		}
 		p = p[take:]
+		if v.curFill-v.kicked >= kickEvery {
+			// Start writeback without waiting for it (Linux; elsewhere,
+			// or on failure, the final sync does all the work).
+			_ = unix.SyncFileRange(int(v.cur.Fd()), format.VolumeHeaderSize+v.kicked, v.curFill-v.kicked, unix.SYNC_FILE_RANGE_WRITE)
+			v.kicked = v.curFill
+		}
 	}
 	return done, nil
 }
@@ -116,10 +135,15 @@ func (v *volumeWriter) finish(f format.Footer) ([]string, error) {
 	if _, err := v.Write(b); err != nil {
 		return nil, err
 	}
-	if err := v.closeCur(); err != nil {
+	err := closeSynced(v.cur, v.tmp[len(v.tmp)-1])
+	v.cur = nil
+	v.syncs.Wait()
+	if err == nil {
+		err = v.syncErr
+	}
+	if err != nil {
 		return nil, err
 	}
-	v.cur = nil
 	if uint32(len(v.tmp)) != f.VolumeCount {
 		return nil, fmt.Errorf("internal error: wrote %d volumes, footer says %d", len(v.tmp), f.VolumeCount)
 	}
@@ -141,15 +165,32 @@ func (v *volumeWriter) finish(f format.Footer) ([]string, error) {
 	return final, nil
 }
 
-// closeCur flushes the current volume to the disk and closes it: every
-// volume is on the disk before any carries its final name.
-func (v *volumeWriter) closeCur() error {
-	name := v.tmp[len(v.tmp)-1]
-	if err := v.cur.Sync(); err != nil {
-		v.cur.Close()
+// closeInBackground syncs and closes the current, full volume on another
+// goroutine; the first error is kept for finish.
+func (v *volumeWriter) closeInBackground() {
+	f, name := v.cur, v.tmp[len(v.tmp)-1]
+	v.cur = nil
+	v.syncs.Add(1)
+	go func() {
+		defer v.syncs.Done()
+		if err := closeSynced(f, name); err != nil {
+			v.syncMu.Lock()
+			if v.syncErr == nil {
+				v.syncErr = err
+			}
+			v.syncMu.Unlock()
+		}
+	}()
+}
+
+// closeSynced flushes a volume to the disk and closes it: every volume is on
+// the disk before any carries its final name.
+func closeSynced(f *os.File, name string) error {
+	if err := f.Sync(); err != nil {
+		f.Close()
 		return fmt.Errorf("sync %s: %w", name, err)
 	}
-	if err := v.cur.Close(); err != nil {
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", name, err)
 	}
 	return nil
@@ -174,6 +215,7 @@ func (v *volumeWriter) abort() {
 		v.cur.Close()
 		v.cur = nil
 	}
+	v.syncs.Wait()
 	for _, t := range v.tmp {
 		os.Remove(t)
 	}
