@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"arc/format"
+
+	"github.com/pierrec/lz4/v4"
 )
 
 // FuzzDecodeLZ4X feeds arbitrary bytes to both lz4x decoders (the assembly
@@ -137,6 +139,53 @@ func FuzzDecompressIndex(f *testing.F) {
 		}
 		if uint64(len(out)) != rawSize%(format.MaxIndexSize+2) || !bytes.HasPrefix(out, format.IndexMagic[:]) {
 			t.Fatalf("accepted %d bytes for a claim of %d", len(out), rawSize)
+		}
+	})
+}
+
+// FuzzGreedyNear checks greedyNear (levels fast and default) against the
+// general greedy scan on arbitrary bytes, cut into two blocks that go
+// through one table, with the window of the near finder or a smaller one.
+func FuzzGreedyNear(f *testing.F) {
+	f.Add([]byte("hello hello hello hello hello hello"), uint16(7), uint16(0))
+	f.Add(bytes.Repeat([]byte("abcdefgh"), 100), uint16(300), uint16(17))
+	f.Add(bytes.Repeat([]byte{0}, 3000), uint16(1000), uint16(0))
+	f.Fuzz(func(t *testing.T, src []byte, cut, win uint16) {
+		for _, l := range []Level{LevelFast, LevelDefault} {
+			near, gen := newMatcher(levels[l].Near), newMatcher(levels[l].Near)
+			blocks := [][]byte{src[:int(cut)%(len(src)+1)], src[int(cut)%(len(src)+1):]}
+			for _, b := range blocks {
+				window := min(maxOffsetLZ4, len(b)-1)
+				if win > 0 {
+					window = min(window, int(win))
+				}
+				var out [2][]byte
+				for j, m := range []*matcher{near, gen} {
+					w := seqWriter{dst: make([]byte, len(b)), offBytes: 2}
+					m.startBlock(len(b))
+					anchor := 0
+					if len(b) >= mfLimit+1 {
+						if j == 0 {
+							anchor = m.greedyNear(&w, b, window)
+						} else {
+							anchor, _ = m.greedy(&w, b, window)
+						}
+					}
+					m.endBlock(len(b))
+					if anchor >= 0 && w.emit(b[anchor:], 0, 0) {
+						out[j] = w.dst[:w.d]
+					}
+				}
+				if !bytes.Equal(out[0], out[1]) {
+					t.Fatalf("level %s, %d bytes, window %d: greedyNear wrote %d bytes, greedy %d", l, len(b), window, len(out[0]), len(out[1]))
+				}
+				if out[0] != nil {
+					dst := make([]byte, len(b))
+					if n, err := lz4.UncompressBlock(out[0], dst); err != nil || n != len(b) || !bytes.Equal(dst, b) {
+						t.Fatalf("level %s: output does not decode with pierrec/lz4: %v", l, err)
+					}
+				}
+			}
 		}
 	})
 }

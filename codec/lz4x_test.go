@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"arc/format"
@@ -237,8 +239,72 @@ func TestMatcherBaseWrapsAround(t *testing.T) {
 	if _, got := e.Encode(src); !bytes.Equal(got, want) {
 		t.Fatal("output changed when positions wrapped")
 	}
-	if e.near.base != uint32(len(src))+2 {
+	if e.near.base != uint32(len(src))+2*baseGap {
 		t.Fatalf("base %d after wrap", e.near.base)
+	}
+}
+
+// TestGreedyNearIsGreedy checks that greedyNear, the near-only scan of
+// levels fast and default, writes what the general greedy scan writes with
+// the same settings, block after block through one table (entries of
+// earlier blocks must never be used), in blocks cut at odd sizes and on
+// blocks so small that the table has no room to fill. It also runs
+// greedyNear after greedy on one matcher.
+func TestGreedyNearIsGreedy(t *testing.T) {
+	c := corpus(t, false)
+	var stream []byte
+	for _, name := range slices.Sorted(maps.Keys(c)) {
+		stream = append(stream, c[name]...)
+	}
+	for _, l := range []Level{LevelFast, LevelDefault} {
+		p := levels[l].Near
+		near, gen := newMatcher(p), newMatcher(p)
+		dst1, dst2 := make([]byte, 2<<20), make([]byte, 2<<20)
+		blocks := 0
+		for off, k := 0, 0; off < len(stream); k++ {
+			n := []int{13, 100, 4 << 10, 65 << 10, 300 << 10, 1 << 20}[k%6] + k
+			src := stream[off:min(off+n, len(stream))]
+			off += len(src)
+			window := min(maxOffsetLZ4, len(src)-1)
+			var got, want []byte
+			for j, m := range []*matcher{near, gen} {
+				dst := []*[]byte{&dst1, &dst2}[j]
+				w := seqWriter{dst: (*dst)[:len(src)], offBytes: 2}
+				m.startBlock(len(src))
+				var anchor int
+				if len(src) >= mfLimit+1 {
+					if j == 0 {
+						anchor = m.greedyNear(&w, src, window)
+					} else {
+						anchor, _ = m.greedy(&w, src, window)
+					}
+				}
+				m.endBlock(len(src))
+				out := []byte(nil)
+				if anchor >= 0 && w.emit(src[anchor:], 0, 0) {
+					out = w.dst[:w.d]
+				}
+				if j == 0 {
+					got = out
+				} else {
+					want = out
+				}
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("level %s block %d (%d bytes at %d): greedyNear wrote %d bytes, greedy %d", l, blocks, len(src), off-len(src), len(got), len(want))
+			}
+			blocks++
+		}
+	}
+	// A matcher used by greedy with a long window, then by greedyNear.
+	src := c["mixed"]
+	m, ref := newMatcher(levels[LevelDefault].Near), newMatcher(levels[LevelDefault].Near)
+	a, b := make([]byte, len(src)), make([]byte, len(src))
+	m.compress(a, src, len(src)-1) // greedy: window over 64 KiB
+	n1, _ := m.compress(a, src[:60000], 59999)
+	n2, _ := ref.compress(b, src[:60000], 59999)
+	if n1 != n2 || !bytes.Equal(a[:max(n1, 0)], b[:max(n2, 0)]) {
+		t.Fatal("greedyNear's output depends on what the matcher did before")
 	}
 }
 
