@@ -20,7 +20,7 @@ run() {
 		-test.fuzzcachedir="$ROOT/.dev/fuzzcache/$pkg" -test.parallel=2 >"$L/$t.log" 2>&1; echo "rc=$?" >>"$L/$t.log" ) &
 }
 for t in FuzzParseVolumeHeader FuzzParseFooter FuzzDecodeIndex; do run format $t; done
-for t in FuzzDecodeLZ4X FuzzRoundTrip FuzzDecode FuzzDecompressIndex; do run codec $t; done
+for t in FuzzDecodeLZ4X FuzzRoundTrip FuzzDecode FuzzDecompressIndex FuzzGreedyNear; do run codec $t; done
 run recovery FuzzParseHeader
 wait
 date -u
