@@ -106,8 +106,7 @@ func check(hash uint64) uint64 { return hash << entryPosBits >> entryPosBits }
 type Index struct {
 	cfg      Config
 	table    []entry
-	tableMem []byte  // the table's mapping, when off the heap
-	next     []uint8 // per bucket: which way to replace next
+	tableMem []byte // the table's mapping, when off the heap
 	chunks   [][]byte
 	spare    [][]byte // evicted chunks, kept for reuse
 	first    uint64   // stream offset of chunks[0][0]
@@ -122,7 +121,7 @@ func New(cfg Config) *Index {
 	if cfg.chunk == 0 {
 		cfg.chunk = 4 << 20
 	}
-	x := &Index{cfg: cfg, next: make([]uint8, 1<<cfg.TableBits)}
+	x := &Index{cfg: cfg}
 	n := ways << cfg.TableBits
 	if mem := offHeap(n * int(unsafe.Sizeof(entry(0)))); mem != nil {
 		x.tableMem = mem
@@ -209,11 +208,17 @@ func (x *Index) Place(data []byte, samples []Sample, lit func([]byte) error, ref
 			}
 			fwd := x.matchForward(pos, data[p:])
 			back := x.matchBackward(pos, data[litStart:p])
-			if back+fwd > bestBack+bestFwd {
+			// The longest repeat worth a reference; between two as long,
+			// the one nearer the previous reference.
+			n, from := back+fwd, pos-uint64(back)
+			if !x.worth(n, from) {
+				continue
+			}
+			if best := bestBack + bestFwd; n > best || n == best && x.dist(from) < x.dist(bestOff-uint64(bestBack)) {
 				bestOff, bestBack, bestFwd = pos, back, fwd
 			}
 		}
-		if n := bestBack + bestFwd; n < x.cfg.MinLen && !(n >= x.cfg.NearMin && x.near(bestOff-uint64(bestBack))) {
+		if bestBack+bestFwd == 0 {
 			si++
 			continue
 		}
@@ -234,17 +239,22 @@ func (x *Index) Place(data []byte, samples []Sample, lit func([]byte) error, ref
 	return x.literal(data[litStart:], litStart, samples, &cur, lit)
 }
 
-// near reports whether a repeat at stream offset off starts within
+// worth reports whether a repeat of n bytes from stream offset off becomes
+// a reference: MinLen bytes anywhere, NearMin where it starts within
 // NearDist of the end of the previous reference.
-func (x *Index) near(off uint64) bool {
-	if x.cfg.NearMin <= 0 || x.Refs == 0 {
-		return false
+func (x *Index) worth(n int, off uint64) bool {
+	if n >= x.cfg.MinLen {
+		return true
 	}
-	d := off - x.lastRef
+	return x.cfg.NearMin > 0 && n >= x.cfg.NearMin && x.Refs > 0 && x.dist(off) <= x.cfg.NearDist
+}
+
+// dist is how far stream offset off is from the end of the previous reference.
+func (x *Index) dist(off uint64) uint64 {
 	if off < x.lastRef {
-		d = x.lastRef - off
+		return x.lastRef - off
 	}
-	return d <= x.cfg.NearDist
+	return off - x.lastRef
 }
 
 // literal appends a run of data (starting at index at of the Place call's
@@ -266,10 +276,12 @@ func (x *Index) literal(run []byte, at int, samples []Sample, cur *int, lit func
 		if p-window < lo {
 			continue
 		}
-		b := x.bucket(s.Hash)
-		w := int(x.next[b/ways])
-		x.next[b/ways] = uint8((w + 1) % ways)
-		x.table[b+w] = makeEntry(base+uint64(p-lo), s.Hash)
+		// Newest first: the bucket shifts down and its oldest entry
+		// falls out. A round-robin index per bucket would be another
+		// cache miss per insert, in an array of its own.
+		bk := x.table[x.bucket(s.Hash):][:ways]
+		copy(bk[1:], bk[:ways-1])
+		bk[0] = makeEntry(base+uint64(p-lo), s.Hash)
 	}
 	x.retain(run)
 	x.end += uint64(len(run))
