@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,15 +67,20 @@ func TestDeviceThroughput(t *testing.T) {
 			t.Logf("engine open with %d MiB transfer buffers (context, kernels, buffers, self-test): %v, close %v", mib, opened, time.Since(start)-opened)
 		}
 	}
-	parseOnly, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, buildFlags: "-DLZ4_PARSE_ONLY"})
+	parseOnly, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, buildFlags: "-DLZ4_PARSE_ONLY", parMin: -1})
 	if err == nil {
 		defer parseOnly.Close()
 	}
 	t.Logf("%s; CPU twin on %d cores; %d MiB per run, median of %d", e.Describe(), runtime.GOMAXPROCS(0), total>>20, reps)
 	fmt.Printf("%-44s %10s %10s %10s %6s %7s %6s\n", "what", "cpu GB/s", "e2e GB/s", "kern GB/s", "xfer", "xGB/s", "join")
 
+	// ARC_GPU_BENCH_ONLY=decode leaves out the BLAKE3 and compression rows.
+	decodeOnly := os.Getenv("ARC_GPU_BENCH_ONLY") == "decode"
 	data := testBytes(total+(1<<20), 99)
 	for _, size := range []int{4 << 10, 64 << 10, 1 << 20, 16 << 20} {
+		if decodeOnly {
+			break
+		}
 		var inputs [][]byte
 		for off := 0; off+size <= total; off += size {
 			inputs = append(inputs, data[off:off+size])
@@ -101,6 +107,9 @@ func TestDeviceThroughput(t *testing.T) {
 	// Compression: the CPU at each level (codec auto, what an archive
 	// uses) and the kernel that stands for it at fast and default.
 	for _, size := range []int{64 << 10, 1 << 20} {
+		if decodeOnly {
+			break
+		}
 		var raws [][]byte
 		for off := 0; len(raws)*size < total; off += size + 4099 {
 			o := off % (len(corpus) - size)
@@ -168,6 +177,7 @@ func TestDeviceThroughput(t *testing.T) {
 		size  int
 	}{
 		{"lz4", codec.LevelDefault, 64 << 10},
+		{"lz4", codec.LevelDefault, 256 << 10},
 		{"lz4", codec.LevelDefault, 1 << 20},
 		{"lz4x", codec.LevelDefault, 1 << 20},
 		{"lz4x", codec.LevelHigh, 1 << 20},
@@ -204,6 +214,40 @@ func TestDeviceThroughput(t *testing.T) {
 				t.Fatalf("%s: block %d decoded wrong", name, i)
 			}
 		}
+		// Each decode kernel alone (the default picks by block size).
+		for _, k := range []struct {
+			name   string
+			parMin int
+			group  int
+		}{{"lz4_decode only", -1, 0}, {"lz4_decode_par only", 1, 0}, {"lz4_decode_par, 256", 1, 256}, {"lz4_decode_par, 1024", 1, 1024}} {
+			if k.group > 0 && c.size < 1<<20 {
+				continue
+			}
+			v, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, parMin: k.parMin, parGroup: k.group})
+			if err != nil {
+				t.Logf("%s: %v", k.name, err)
+				continue
+			}
+			for i := range blocks {
+				clear(blocks[i].Dst)
+			}
+			if v.devs[0].parMin != k.parMin {
+				t.Logf("%s: %s", k.name, v.devs[0].parWhy)
+				v.Close()
+				continue
+			}
+			row(t, v, "  ("+k.name+")", int64(len(raws)*c.size), reps, nil, func() {
+				if err := v.Decoder().DecodeBatch(blocks); err != nil {
+					t.Fatal(err)
+				}
+			})
+			for i := range blocks {
+				if string(blocks[i].Dst) != string(raws[i]) {
+					t.Fatalf("%s %s: block %d decoded wrong", name, k.name, i)
+				}
+			}
+			v.Close()
+		}
 		for _, wg := range variants {
 			// The decode kernel with larger work-groups (longer waves).
 			v, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, lz4Group: wg})
@@ -218,16 +262,65 @@ func TestDeviceThroughput(t *testing.T) {
 			})
 			v.Close()
 		}
+		// ARC_GPU_PAR_VARIANTS: lz4_decode_par builds to time, each
+		// "group:build flags", separated by ';' (output not checked:
+		// flags may leave steps out).
+		for _, v := range strings.Split(os.Getenv("ARC_GPU_PAR_VARIANTS"), ";") {
+			g, flags, ok := strings.Cut(v, ":")
+			force := strings.HasPrefix(g, "!") // launch even above the reported limit
+			wg, _ := strconv.Atoi(strings.TrimPrefix(g, "!"))
+			if !ok || c.size < 1<<20 {
+				continue
+			}
+			ve, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, parMin: 1, parGroup: wg, buildFlags: flags, parForce: force})
+			if err != nil {
+				t.Logf("%s: %v", v, err)
+				continue
+			}
+			if strings.Contains(flags, "verbose") {
+				for _, l := range strings.Split(buildLog(ve.devs[0].prog, ve.devs[0].cld), "\n") {
+					if strings.Contains(l, "lz4_decode") || strings.Contains(l, "egisters") {
+						t.Log(l)
+					}
+				}
+			}
+			if ve.devs[0].parMin != 1 {
+				t.Logf("%s: %s", v, ve.devs[0].parWhy)
+				ve.Close()
+				continue
+			}
+			var idx []int
+			for i, b := range blocks {
+				clear(blocks[i].Dst)
+				if onDevice(b.Codec) {
+					idx = append(idx, i)
+				}
+			}
+			row(t, ve, fmt.Sprintf("  (par %s %s)", g, flags), int64(len(raws)*c.size), 1, nil, func() {
+				if rest, err := ve.devs[0].decodeBatch(blocks, idx); err != nil || len(rest) > 0 {
+					t.Logf("%s: %d blocks left, %v", v, len(rest), err)
+				}
+			})
+			if !strings.Contains(flags, "-DLZ4P_") {
+				for i := range blocks {
+					if string(blocks[i].Dst) != string(raws[i]) {
+						t.Errorf("%s: block %d decoded wrong", v, i)
+						break
+					}
+				}
+			}
+			ve.Close()
+		}
 		if parseOnly != nil {
-			// The same kernel with its copies left out: the serial parse's
-			// share of the kernel time.
+			// lz4_decode with its copies left out: the serial parse's
+			// share of that kernel's time.
 			var idx []int
 			for i, b := range blocks {
 				if onDevice(b.Codec) {
 					idx = append(idx, i)
 				}
 			}
-			row(t, parseOnly, "  (parse only, kernel)", int64(len(raws)*c.size), 1, nil, func() {
+			row(t, parseOnly, "  (lz4_decode parse only, kernel)", int64(len(raws)*c.size), 1, nil, func() {
 				parseOnly.devs[0].decodeBatch(blocks, idx)
 			})
 		}

@@ -74,6 +74,13 @@ type Options struct {
 	// kernel's work-group size (benchmark variants; 0 = lz4Local).
 	buildFlags string
 	lz4Group   int
+	// parGroup is lz4_decode_par's work-group size (0 = lz4ParLocal) and
+	// parMin the smallest raw block size it takes (0 = lz4ParMin; -1 =
+	// never, every block to lz4_decode).
+	parGroup, parMin int
+	// parForce skips the check of lz4_decode_par's work-group size
+	// against what the driver reports (benchmarks).
+	parForce bool
 	// matchGroup are the compression kernels' work-group sizes (0 =
 	// matchLocalFast, matchLocalDefault), for variants built with other table sizes.
 	matchGroup [2]int

@@ -23,6 +23,13 @@ import (
 // buffers make every batch span several sub-batches of both slots.
 func testEngine(t testing.TB, batch int) *Engine {
 	t.Helper()
+	return testEnginePar(t, batch, 0)
+}
+
+// testEnginePar is testEngine with lz4_decode_par taking blocks of parMin
+// raw bytes and more (1: every block, -1: none).
+func testEnginePar(t testing.TB, batch, parMin int) *Engine {
+	t.Helper()
 	infos, err := ListDevices()
 	if err != nil || len(infos) == 0 {
 		t.Skipf("no OpenCL platform on this machine (%v): install pocl-opencl-icd to run the kernels", err)
@@ -39,7 +46,7 @@ func testEngine(t testing.TB, batch int) *Engine {
 	}
 	// A fallback to the CPU would hide a kernel bug behind a correct
 	// result: here it fails the test.
-	e, err := New(Options{Mode: ModeOn, Device: id, BatchBytes: batch, Logf: t.Errorf})
+	e, err := New(Options{Mode: ModeOn, Device: id, BatchBytes: batch, Logf: t.Errorf, parMin: parMin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +146,10 @@ func checkDecoded(t *testing.T, blocks []Block, raws [][]byte) {
 }
 
 func TestDecodeMatchesCPU(t *testing.T) {
-	e := testEngine(t, 1<<20)
+	forDecodeKernels(t, 1<<20, testDecodeMatchesCPU1)
+}
+
+func testDecodeMatchesCPU1(t *testing.T, e *Engine) {
 	var raws [][]byte
 	for i, n := range []int{1, 4, 12, 13, 15, 16, 17, 100, 255, 256, 1000, 4096, 65535, 65536, 65537, 200000, 1 << 20} {
 		raws = append(raws, compressible(n, uint64(i)))
@@ -195,7 +205,10 @@ func TestDecodeMatchesCPU(t *testing.T) {
 // that overlap themselves at every short offset, and length extensions of
 // 15, 15+255 and beyond for both literals and matches.
 func TestDecodeHandMadeSequences(t *testing.T) {
-	e := testEngine(t, 1<<20)
+	forDecodeKernels(t, 1<<20, testDecodeHandMadeSequences1)
+}
+
+func testDecodeHandMadeSequences1(t *testing.T, e *Engine) {
 	var blocks []Block
 	var raws [][]byte
 	add := func(src, raw []byte) {
@@ -239,7 +252,10 @@ func TestDecodeHandMadeSequences(t *testing.T) {
 }
 
 func TestDecodeRejectsCorruptBlocksOneByOne(t *testing.T) {
-	e := testEngine(t, 1<<20)
+	forDecodeKernels(t, 1<<20, testDecodeRejectsCorruptBlocksOneByOne1)
+}
+
+func testDecodeRejectsCorruptBlocksOneByOne1(t *testing.T, e *Engine) {
 	raw := compressible(50000, 11)
 	good := lz4Blocks(t, [][]byte{raw}, codec.LevelDefault)[0]
 	if good.Codec != format.CodecLZ4 {

@@ -37,6 +37,17 @@ const localSize = 64
 // against 37 with 64 work-items and 29 with 128 (BENCHMARKS.md).
 const lz4Local = 32
 
+// lz4ParLocal is the work-group size of lz4_decode_par (its LZ4P_WG), and
+// lz4ParMin the smallest raw block size it decodes; smaller blocks go to
+// lz4_decode. On the H200 (BENCHMARKS.md, 256 MiB batches) lz4_decode_par
+// decodes 1 MiB blocks at 26-28 GB/s against 5.7-6.5, 256 KiB at 48
+// against 17 and 64 KiB at 59 against 49. 256 work-items: NVIDIA reports
+// no more for it (CL_KERNEL_WORK_GROUP_SIZE), and 512 measured no faster.
+const (
+	lz4ParLocal = 256
+	lz4ParMin   = 64 << 10
+)
+
 // encSeg is the segment of a block that one search of the compression
 // kernels covers (their SEG). matchLocal* are the work-group sizes of
 // lz4_match_fast and lz4_match_default: their searches have tables of 2^12
@@ -126,6 +137,11 @@ type device struct {
 	batch int // bytes of one slot's input (and output) buffer
 	maxN  int // inputs or blocks per sub-batch
 	lz4WG int // the decode kernel's work-group size
+	// parWG is lz4_decode_par's work-group size, parMin the smallest
+	// raw size that it decodes (blocks below go to lz4_decode).
+	parWG, parMin int
+	parWhy        string // why parMin is -1
+	parForce      bool
 	// matchWG are the work-group sizes of lz4_match_fast and
 	// lz4_match_default (searches sharing a group's local memory).
 	matchWG [2]int
@@ -164,7 +180,8 @@ type slot struct {
 	dRes, dCV, dTmp    *cl.MemObject
 	dScratch, dInfo    *cl.MemObject // compression: segments' sequences and summaries
 	kChunks, kParents  *cl.Kernel
-	kLZ4, kMatchFast   *cl.Kernel
+	kLZ4, kLZ4Par      *cl.Kernel
+	kMatchFast         *cl.Kernel
 	kMatchDef, kJoin   *cl.Kernel
 	events             []*cl.Event // to wait for
 	kernels, xfers     []*cl.Event // to time
@@ -194,6 +211,14 @@ func openDevice(info DeviceInfo, opt Options) (d *device, err error) {
 	if opt.lz4Group > 0 {
 		d.lz4WG = opt.lz4Group
 	}
+	d.parWG, d.parMin = lz4ParLocal, lz4ParMin
+	if opt.parGroup > 0 {
+		d.parWG = opt.parGroup
+	}
+	if opt.parMin != 0 {
+		d.parMin = opt.parMin
+	}
+	d.parForce = opt.parForce
 	for i, wg := range opt.matchGroup {
 		if wg > 0 {
 			d.matchWG[i] = wg
@@ -223,7 +248,7 @@ func openDevice(info DeviceInfo, opt Options) (d *device, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("program: %w", err)
 	}
-	if err := d.prog.BuildProgram([]*cl.Device{cld}, fmt.Sprintf("-cl-std=CL1.2 -DLZ4_WG=%d -DSEG=%d -DFAST_WG=%d -DDEF_WG=%d %s", d.lz4WG, encSeg, d.matchWG[0], d.matchWG[1], opt.buildFlags)); err != nil {
+	if err := d.prog.BuildProgram([]*cl.Device{cld}, fmt.Sprintf("-cl-std=CL1.2 -DLZ4_WG=%d -DLZ4P_WG=%d -DSEG=%d -DFAST_WG=%d -DDEF_WG=%d %s", d.lz4WG, d.parWG, encSeg, d.matchWG[0], d.matchWG[1], opt.buildFlags)); err != nil {
 		return nil, fmt.Errorf("building kernels: %w", err)
 	}
 	for i := range d.slots {
@@ -265,11 +290,17 @@ func (d *device) newSlot() (s *slot, err error) {
 	for _, k := range []struct {
 		k    **cl.Kernel
 		name string
-	}{{&s.kChunks, "blake3_chunks"}, {&s.kParents, "blake3_parents"}, {&s.kLZ4, "lz4_decode"}, {&s.kMatchFast, "lz4_match_fast"},
+	}{{&s.kChunks, "blake3_chunks"}, {&s.kParents, "blake3_parents"}, {&s.kLZ4, "lz4_decode"}, {&s.kLZ4Par, "lz4_decode_par"}, {&s.kMatchFast, "lz4_match_fast"},
 		{&s.kMatchDef, "lz4_match_default"}, {&s.kJoin, "lz4_join"}} {
 		if *k.k, err = d.prog.CreateKernel(k.name); err != nil {
 			return s, fmt.Errorf("kernel %s: %w", k.name, err)
 		}
+	}
+	// A device (or a build of the kernel) that cannot run lz4_decode_par's
+	// work-group decodes every block with lz4_decode.
+	if n, err := s.kLZ4Par.WorkGroupSize(d.cld); !d.parForce && (err != nil || n < d.parWG || d.info.MaxWorkGroup < d.parWG) {
+		d.parMin = -1
+		d.parWhy = fmt.Sprintf("lz4_decode_par: work-groups up to %d (%v), device %d, want %d", n, err, d.info.MaxWorkGroup, d.parWG)
 	}
 	return s, nil
 }
@@ -317,7 +348,7 @@ func (d *device) close() {
 				m.Release()
 			}
 		}
-		for _, k := range []*cl.Kernel{s.kChunks, s.kParents, s.kLZ4, s.kMatchFast, s.kMatchDef, s.kJoin} {
+		for _, k := range []*cl.Kernel{s.kChunks, s.kParents, s.kLZ4, s.kLZ4Par, s.kMatchFast, s.kMatchDef, s.kJoin} {
 			if k != nil {
 				k.Release()
 			}
@@ -345,6 +376,23 @@ func flush(q *cl.CommandQueue) error {
 		return fmt.Errorf("clFlush: error %d", int(rc))
 	}
 	return nil
+}
+
+// buildLog is the program's build log on the device (benchmarks: with
+// -cl-nv-verbose, NVIDIA's register counts). go-opencl's Program and
+// Device keep their handles as their first fields.
+func buildLog(p *cl.Program, d *cl.Device) string {
+	prog := *(*C.cl_program)(unsafe.Pointer(p))
+	dev := *(*C.cl_device_id)(unsafe.Pointer(d))
+	var n C.size_t
+	if C.clGetProgramBuildInfo(prog, dev, C.CL_PROGRAM_BUILD_LOG, 0, nil, &n) != C.CL_SUCCESS || n == 0 {
+		return ""
+	}
+	b := make([]byte, n)
+	if C.clGetProgramBuildInfo(prog, dev, C.CL_PROGRAM_BUILD_LOG, n, unsafe.Pointer(&b[0]), nil) != C.CL_SUCCESS {
+		return ""
+	}
+	return strings.TrimRight(string(b), "\x00\n ")
 }
 
 // wait blocks until the slot's submitted work is done, then runs its

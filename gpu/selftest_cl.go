@@ -67,6 +67,25 @@ func (d *device) selfTest() error {
 			return fmt.Errorf("self-test: LZ4 block %d decodes differently from the CPU", i)
 		}
 	}
+	// The same blocks through lz4_decode_par (which takes only large
+	// blocks in use); a device that fails it decodes with lz4_decode.
+	if d.parMin >= 0 {
+		keep := d.parMin
+		d.parMin = 1
+		for i := range want {
+			clear(blocks[i].Dst)
+		}
+		rest, err := d.decodeBatch(blocks, idx)
+		d.parMin = keep
+		ok := err == nil && len(rest) == 1 && rest[0] == 4
+		for i := range want {
+			ok = ok && bytes.Equal(blocks[i].Dst, want[i])
+		}
+		if !ok {
+			d.parMin = -1
+			d.parWhy = fmt.Sprintf("lz4_decode_par failed the self-test (%v, rejected %v)", err, rest)
+		}
+	}
 	// Compression, both table sizes: the CPU decoder must read what the
 	// kernels write (a block of several segments included).
 	big := compressible(3*encSeg+100, 3)

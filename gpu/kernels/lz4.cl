@@ -12,6 +12,9 @@
 // match still pending (a match that overlaps itself copies forwards byte by
 // byte, which is what LZ4 means by it). No sub-groups: only local memory
 // and barriers, as on NVIDIA's OpenCL.
+//
+// Blocks of lz4ParMin raw bytes and more go to lz4_decode_par (lz4par.cl),
+// which spreads the parse over the work-group.
 
 #ifndef LZ4_WG
 #define LZ4_WG 32
@@ -50,14 +53,20 @@ inline void copy_match(global uchar *d, uint off, uint n) {
     return;
   }
   // A short period: the output repeats the off bytes before d, so load
-  // them once and store without reading back what was just written.
+  // them once and store the first whole periods of 16 bytes or more
+  // without reading back what was just written; a long match then copies
+  // the rest from that far back, 16 bytes a step.
   uchar pat[16];
   for (uint k = 0; k < off; k++)
     pat[k] = d[(int)k - (int)off];
-  for (uint i = 0, k = 0; i < n; i++) {
+  uint p = off * ((16 + off - 1) / off); // 16..30: whole periods
+  uint head = n > 2 * p ? p : n;
+  for (uint i = 0, k = 0; i < head; i++) {
     d[i] = pat[k];
     k = k + 1 == off ? 0 : k + 1;
   }
+  if (head < n)
+    copy_fwd(d + p, d, n - p);
 }
 
 // rd returns the byte at pos through a 16-byte window of the input held in
@@ -83,7 +92,8 @@ inline bool extend(const global uchar *in, uint slen, uint *ip, uint *n,
                    uint *wb, ulong2 *q) {
   uint x;
   do {
-    if (*ip >= slen)
+    // A length past 2^31 fits no buffer: fail before it can wrap.
+    if (*ip >= slen || *n >= 0x80000000u)
       return false;
     x = rd(in, (*ip)++, wb, q);
     *n += x;
