@@ -243,8 +243,10 @@ func (b *blockPipeline) submit(raw []byte) error {
 	select {
 	case b.order <- j:
 	case <-b.failed:
+		b.rawBufs.Put(raw) // never queued: the writer will not put it back
 		return b.err
 	case <-b.ctx.Done():
+		b.rawBufs.Put(raw)
 		return b.ctx.Err()
 	}
 	if b.batchEnc != nil {

@@ -662,15 +662,22 @@ func (p *packer) spareSampleList(want int) []segment.Sample {
 	return l
 }
 
-// recycleSamples keeps a placed file's sample list for another file.
+// recycleSamples keeps a placed file's sample list for another file, up
+// to maxSpareSamples lists.
 func (p *packer) recycleSamples(s []segment.Sample) {
 	if cap(s) == 0 {
 		return
 	}
 	p.samplesMu.Lock()
-	p.spareSamples = append(p.spareSamples, s[:0])
+	if len(p.spareSamples) < maxSpareSamples {
+		p.spareSamples = append(p.spareSamples, s[:0])
+	}
 	p.samplesMu.Unlock()
 }
+
+// maxSpareSamples bounds the idle sample lists kept for reuse (the lists
+// of files between the readers and the sequencer are in use, not spare).
+const maxSpareSamples = 64
 
 // placeChunks places a file's bytes chunk by chunk: a chunk stored before
 // becomes one reference to it; any other goes through place, and is
@@ -850,7 +857,9 @@ func (p *packer) placeRead(b []byte, h *blake3.Hasher, st *streamer) error {
 		h.Write(b)
 	}
 	chunks, samples := p.prepare(b)
-	if err := p.placeChunks(b, chunks, samples, st); err != nil {
+	err := p.placeChunks(b, chunks, samples, st)
+	p.recycleSamples(samples)
+	if err != nil {
 		return err
 	}
 	p.res.InputBytes += int64(len(b))

@@ -36,6 +36,7 @@ type volumeWriter struct {
 	// Full volumes are synced and closed in the background, so that the
 	// stream's writer does not stall on the disk; finish waits for them.
 	syncs   sync.WaitGroup
+	syncSem chan struct{} // bounds the background syncs
 	syncMu  sync.Mutex
 	syncErr error
 }
@@ -46,7 +47,7 @@ type volumeWriter struct {
 const kickEvery = 8 << 20
 
 func newVolumeWriter(base string, volumeSize int64) (*volumeWriter, error) {
-	v := &volumeWriter{base: base, layout: format.Layout{VolumeSize: volumeSize}}
+	v := &volumeWriter{base: base, layout: format.Layout{VolumeSize: volumeSize}, syncSem: make(chan struct{}, 4)}
 	if _, err := rand.Read(v.id[:]); err != nil {
 		return nil, err
 	}
@@ -104,8 +105,8 @@ func (v *volumeWriter) Write(p []byte) (int, error) {
 		}
 		p = p[take:]
 		if v.curFill-v.kicked >= kickEvery {
-			// Start writeback without waiting for it (Linux; elsewhere,
-			// or on failure, the final sync does all the work).
+			// Start writeback without waiting for it (on failure the
+			// final sync does all the work).
 			_ = unix.SyncFileRange(int(v.cur.Fd()), format.VolumeHeaderSize+v.kicked, v.curFill-v.kicked, unix.SYNC_FILE_RANGE_WRITE)
 			v.kicked = v.curFill
 		}
@@ -170,9 +171,11 @@ func (v *volumeWriter) finish(f format.Footer) ([]string, error) {
 func (v *volumeWriter) closeInBackground() {
 	f, name := v.cur, v.tmp[len(v.tmp)-1]
 	v.cur = nil
+	v.syncSem <- struct{}{} // at most cap(syncSem) at once: the disk sets the pace
+
 	v.syncs.Add(1)
 	go func() {
-		defer v.syncs.Done()
+		defer func() { <-v.syncSem; v.syncs.Done() }()
 		if err := closeSynced(f, name); err != nil {
 			v.syncMu.Lock()
 			if v.syncErr == nil {

@@ -332,8 +332,8 @@ type packer struct {
 	// spareSamples holds the sample lists of placed files for reuse:
 	// sampling at 1 in 64 makes 16 bytes of list per 64 bytes read, and
 	// fresh heap for them would cost faults (see readRing). Not a
-	// sync.Pool, which drops its contents at every collection; the lists in
-	// use are bounded by the read-ahead budget, and so are the spares.
+	// sync.Pool, which drops its contents at every collection; at most
+	// maxSpareSamples are kept.
 	samplesMu    sync.Mutex
 	spareSamples [][]segment.Sample
 	fileExt      int      // first extent of the file being placed

@@ -87,6 +87,13 @@ func (p *Pool) Put(b []byte) {
 	p.mu.Unlock()
 }
 
+// Outstanding is how many buffers are out (got and not yet put back).
+func (p *Pool) Outstanding() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out
+}
+
 // Close unmaps the slabs when every buffer has been put back; with buffers
 // still out it leaves them mapped, since unmapping memory in use would
 // crash its holder. The pool must not be used after Close.

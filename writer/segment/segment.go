@@ -62,7 +62,7 @@ func (c Config) Validate() error {
 	if c.History < 1<<20 || c.History > 1<<40 {
 		return fmt.Errorf("segment history %d out of range (1 MiB to 1 TiB)", c.History)
 	}
-	if c.SampleBits < 1 || c.SampleBits > 16 || c.TableBits < 8 || c.TableBits > 30 {
+	if c.SampleBits < 1 || c.SampleBits > 16 || c.TableBits < 8 || c.TableBits > 30 || c.SampleBits+c.TableBits > 40 {
 		return fmt.Errorf("segment sampling 1/2^%d or table 2^%d out of range", c.SampleBits, c.TableBits)
 	}
 	return nil
@@ -168,7 +168,8 @@ func freeOffHeap(b []byte) {
 func (x *Index) End() uint64 { return x.end }
 
 // bucket takes the hash bits just below the SampleBits that sampling
-// zeroed; the check value is the low 32 bits, independent of both.
+// zeroed; the check value is the low 24 bits, independent of both as long
+// as SampleBits+TableBits <= 40 (Validate).
 func (x *Index) bucket(h uint64) int {
 	return int((h<<x.cfg.SampleBits)>>(64-x.cfg.TableBits)) * ways
 }
