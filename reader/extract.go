@@ -578,20 +578,48 @@ func (w *contentWorker) writeFile(j contentJob) error {
 }
 
 // fill writes the content of j into fd. Damage is warned about and counted,
-// not returned: the other files still come out.
+// not returned: the other files still come out. Consecutive data extents
+// are gathered into the buffer and written together: segment dedup cuts a
+// file into many short extents, and a write (and a progress update) per
+// extent cost more than decoding them.
 func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 	e := w.e
 	x := e.a.idx
 	s, end := x.FileExtents(j.ino)
-	var pos int64
+	var pos int64    // file offset of the next byte
+	buf := w.buf[:0] // pending bytes, to be written at pos-len(buf)
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if err := pwriteAll(fd, buf, pos-int64(len(buf))); err != nil {
+			return fmt.Errorf("%s: %w", j.path, err)
+		}
+		k := int64(len(buf))
+		buf = buf[:0]
+		e.mu.Lock()
+		e.res.Bytes += k
+		e.opt.Progress(k)
+		e.mu.Unlock()
+		return nil
+	}
 	for i := s; i < end; i++ {
 		off, n := x.Extents.Off[i], int64(x.Extents.Len[i])
 		if off == format.Hole {
+			if err := flush(); err != nil {
+				return false, err
+			}
 			pos += n
 			continue
 		}
 		for n > 0 {
-			chunk := w.buf[:min(int64(len(w.buf)), n)]
+			if len(buf) == cap(buf) {
+				if err := flush(); err != nil {
+					return false, err
+				}
+			}
+			k := min(int64(cap(buf)-len(buf)), n)
+			chunk := buf[len(buf) : len(buf)+int(k)]
 			if err := e.a.readUnique(off, chunk); err != nil {
 				e.mu.Lock()
 				e.res.Damaged++
@@ -599,16 +627,12 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 				e.mu.Unlock()
 				return true, nil
 			}
-			if err := pwriteAll(fd, chunk, pos); err != nil {
-				return false, fmt.Errorf("%s: %w", j.path, err)
-			}
-			k := int64(len(chunk))
+			buf = buf[:len(buf)+int(k)]
 			pos, off, n = pos+k, off+uint64(k), n-k
-			e.mu.Lock()
-			e.res.Bytes += k
-			e.opt.Progress(k)
-			e.mu.Unlock()
 		}
+	}
+	if err := flush(); err != nil {
+		return false, err
 	}
 	// A trailing hole (or an all-hole file): set the size without writing
 	// it. pos counts holes too, so ask whether the last extent was data.
