@@ -25,6 +25,7 @@ type dirHandle struct {
 	n               *node
 	start, end, cur uint32
 	dots            uint8         // "." and ".." already returned
+	ends            uint8         // ends of the listing returned since the last seek
 	de              fuse.DirEntry // reused: go-fuse copies what it keeps
 }
 
@@ -33,6 +34,7 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 		return nil, 0, syscall.ENOTDIR
 	}
 	s, e := n.fs.idx.Children(n.ino)
+	n.fs.push.onOpendir(n.ino)
 	// The listing never changes: let the kernel cache it.
 	return &dirHandle{n: n, start: s, end: e, cur: s}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
@@ -50,6 +52,11 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		return &h.de, 0
 	}
 	if h.cur >= h.end {
+		if h.ends++; h.ends == 2 {
+			// The end again: a READDIRPLUS after the one that ended
+			// the listing, so the kernel has taken in every entry.
+			h.n.fs.push.onListed(h.n)
+		}
 		return nil, 0
 	}
 	x := h.n.fs.idx
@@ -70,6 +77,7 @@ func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 		return syscall.EINVAL
 	}
 	h.dots = uint8(min(off, 2))
+	h.ends = 0
 	h.cur = h.start + uint32(max(off, 2)-2)
 	return 0
 }

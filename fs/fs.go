@@ -10,6 +10,7 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +44,9 @@ type Options struct {
 	Debug bool
 	// Logf receives one line per damaged file; nil = discard.
 	Logf func(format string, args ...any)
+	// NoPushAhead turns off storing the files that a sequential walk
+	// reads next into the kernel's page cache ahead of their reads.
+	NoPushAhead bool
 }
 
 // maxIO is the largest read the kernel sends and its read-ahead window.
@@ -65,6 +69,9 @@ type FS struct {
 
 	statfsOnce sync.Once
 	blocks     uint64 // 4 KiB blocks of all file content, for statfs
+
+	push  pusher
+	reads atomic.Int64 // READ requests served, for tests
 }
 
 // New prepares a filesystem over ar; Root gives its root node.
@@ -73,8 +80,10 @@ func New(ar Archive, logf func(format string, args ...any)) *FS {
 		logf = func(string, ...any) {}
 	}
 	idx := ar.Index()
-	return &FS{ar: ar, idx: idx, xattrs: idx.Xattrs.Count() > 0, logf: logf,
+	f := &FS{ar: ar, idx: idx, xattrs: idx.Xattrs.Count() > 0, logf: logf,
 		damaged: map[uint32]bool{}, holes: holeBytes(idx)}
+	f.push.f = f
+	return f
 }
 
 // Root is the node of the archive's root directory (archive inode 0).
@@ -126,6 +135,7 @@ func (f *FS) GoFuseOptions(o Options) *gofs.Options {
 // server's Unmount ends it and Wait waits for the end.
 func Mount(dir string, ar Archive, o Options) (*fuse.Server, error) {
 	f := New(ar, o.Logf)
+	f.push.off = o.NoPushAhead
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -248,6 +258,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 func (n *node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno { return syscall.ENOSYS }
 
 func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n.fs.reads.Add(1)
 	size := int64(n.fs.idx.Inodes.Size[n.ino])
 	if off >= size {
 		return fuse.ReadResultData(nil), 0
@@ -260,6 +271,7 @@ func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int
 		n.fs.damage(n, err)
 		return nil, syscall.EIO
 	}
+	n.fs.push.onRead(n, off, got)
 	return fuse.ReadResultData(dest[:got]), 0
 }
 

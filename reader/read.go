@@ -57,6 +57,48 @@ func (a *Archive) ReadAt(ino uint32, p []byte, off int64) (int, error) {
 	return done, nil
 }
 
+// View returns regular file inode ino's bytes from offset off on, as far
+// as they lie in one decoded block and at most max of them, without a
+// copy: they alias the block cache and stay valid until release is
+// called. It returns no bytes and no error where a copy is needed instead
+// (a hole), and io.EOF at or past the end. Damage errors are ReadAt's.
+func (a *Archive) View(ino uint32, off int64, max int) (data []byte, release func(), err error) {
+	size, err := a.fileSize(ino)
+	if err != nil {
+		return nil, nil, err
+	}
+	if off < 0 {
+		return nil, nil, fmt.Errorf("inode %d: negative offset %d", ino, off)
+	}
+	if off >= size || max <= 0 {
+		return nil, nil, io.EOF
+	}
+	x := a.idx
+	start, end := x.FileExtents(ino)
+	e, within := a.findExtent(ino, start, end, off)
+	if e >= end {
+		return nil, nil, io.EOF
+	}
+	o := x.Extents.Off[e]
+	if o == format.Hole {
+		return nil, nil, nil
+	}
+	u := o + within
+	b := x.BlockAt(u)
+	bs, be := x.BlockRawOff[b], x.BlockRawOff[b+1]
+	n := min(x.Extents.Len[e]-within, be-u, uint64(max), uint64(size-off))
+	a.touch(b)
+	buf, err := a.cache.Get(b)
+	if err != nil {
+		a.opt.Logf("arc: %v", err)
+		return nil, nil, err
+	}
+	if u+n == be && a.seq.sequential(b) {
+		a.cache.Consumed(b) // as readUnique: the reference keeps it meanwhile
+	}
+	return buf.Bytes()[u-bs : u-bs+n], buf.Release, nil
+}
+
 // findExtent returns the extent of [start,end) holding file offset off and
 // off's distance into it.
 func (a *Archive) findExtent(ino uint32, start, end uint64, off int64) (uint64, uint64) {

@@ -681,3 +681,55 @@ func TestFilesReadInPathOrderPrefetch(t *testing.T) {
 		t.Fatalf("no prefetch across files read in path order: %+v", st)
 	}
 }
+
+// readByView reads a whole file through View, copying where it says so.
+func readByView(t *testing.T, a *Archive, ino uint32, size int64, max int) []byte {
+	t.Helper()
+	var out []byte
+	for off := int64(0); off < size; {
+		d, release, err := a.View(ino, off, max)
+		if err != nil {
+			t.Fatalf("View(%d, %d): %v", ino, off, err)
+		}
+		if release == nil { // a hole: copy
+			p := make([]byte, min(int64(max), size-off))
+			n, err := a.ReadAt(ino, p, off)
+			if n == 0 || (err != nil && err != io.EOF) {
+				t.Fatalf("ReadAt(%d, %d) after a View without bytes: %d, %v", ino, off, n, err)
+			}
+			d = p[:n]
+		} else if len(d) == 0 || len(d) > max {
+			t.Fatalf("View(%d, %d, %d) gave %d bytes", ino, off, max, len(d))
+		}
+		out = append(out, d...)
+		off += int64(len(d))
+		if release != nil {
+			release()
+		}
+	}
+	if _, _, err := a.View(ino, size, max); err != io.EOF {
+		t.Errorf("View at the end: %v, want io.EOF", err)
+	}
+	return out
+}
+
+func TestViewGivesTheArchivedBytesWithoutCopy(t *testing.T) {
+	entries := sampleTree()
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{volumeSize: 5003, blockSize: 65536, frameBlocks: 2})
+	a, err := Open(b.volumes[0], Options{CacheSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for path, want := range contentOf(entries) {
+		ino := inodeOf(t, a, path)
+		for _, max := range []int{1 << 20, 4096, 333} {
+			if got := readByView(t, a, ino, int64(len(want)), max); !bytes.Equal(got, want) {
+				t.Fatalf("%s through View(max %d): %d bytes differ from the %d archived", path, max, len(got), len(want))
+			}
+		}
+	}
+	if _, _, err := a.View(inodeOf(t, a, "d"), 0, 10); err == nil {
+		t.Error("View of a directory: no error")
+	}
+}

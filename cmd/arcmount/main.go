@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -213,9 +215,20 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	}
 	defer eng.Close()
 	logger.Printf("%s", eng.Describe())
+	// Decode workers: one per CPU the runtime may use.
+	workers := runtime.GOMAXPROCS(0)
+	if os.Getenv("GOMAXPROCS") == "" && workers < minProcs {
+		// FUSE handlers, the go-fuse readers and the push-ahead spend
+		// their time in blocking syscalls; with a P per CPU, a goroutine
+		// they wake (the push, the next reader) waits for sysmon to take
+		// a P back from a syscall, up to milliseconds. Spare Ps let it
+		// run at once; the CPUs used stay what the work needs.
+		runtime.GOMAXPROCS(minProcs)
+	}
 	ar, err := reader.Open(c.archive, reader.Options{
 		CacheSize:   cacheSize,
 		Prefetch:    c.prefetch,
+		Workers:     workers,
 		Logf:        withoutBlockDamage(logger.Printf),
 		DecodeBatch: batchDecoder(eng),
 	})
@@ -227,6 +240,7 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	}
 	defer ar.Close()
 	o.Logf = logger.Printf
+	o.NoPushAhead = os.Getenv("ARCMOUNT_NOPUSH") != "" // hidden: for A/B measurements
 	srv, err := fs.Mount(c.mountpoint, ar, o)
 	if err != nil {
 		return err
@@ -242,11 +256,29 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 			}
 		}
 	}()
+	// A hidden aid for performance work: ARCMOUNT_CPUPROFILE=FILE writes a
+	// CPU profile of the whole mount (pprof format) when it ends.
+	if p := os.Getenv("ARCMOUNT_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer f.Close()
+				defer pprof.StopCPUProfile()
+			} else {
+				f.Close()
+			}
+		}
+	}
 	ready()
 	srv.Wait()
 	signal.Stop(sig)
+	if s := os.Getenv("ARCMOUNT_STATS"); s != "" {
+		logger.Printf("cache: %+v", ar.CacheStats())
+	}
 	return nil
 }
+
+// minProcs is the least GOMAXPROCS the server runs with (see serve).
+const minProcs = 8
 
 // batchDecoder hands the reader's prefetch batches to the GPU engine; nil
 // (the reader's own CPU workers) when the engine has no device. The reader

@@ -1,0 +1,149 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"arc/format"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+)
+
+// mountFS is mount, keeping the *FS to look at its counters.
+func mountFS(t *testing.T, a *memArchive, o Options) (string, *FS) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse:", err)
+	}
+	dir := t.TempDir()
+	f := New(a, t.Logf)
+	f.push.off = o.NoPushAhead
+	srv, err := gofs.Mount(dir, f.Root(), f.GoFuseOptions(o))
+	if err != nil {
+		t.Skip("cannot mount FUSE here:", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		srv.Wait()
+	})
+	return dir, f
+}
+
+// walkTree: directories of small and large files, one of them damaged,
+// read the way tar reads them.
+func walkTree() []entry {
+	var es []entry
+	for d := 0; d < 3; d++ {
+		es = append(es, entry{path: fmt.Sprintf("d%d", d), mode: format.ModeDir | 0o755, mtime: mtime})
+		for i := 0; i < 40; i++ {
+			n := 1 + (i*7919+d*131)%9000 // odd sizes: partial last pages
+			if i%13 == 5 {
+				n = 2<<20 + 123 // more than one push chunk
+			}
+			es = append(es, entry{path: fmt.Sprintf("d%d/f%02d", d, i), mode: format.ModeReg | 0o644,
+				data: bigData(n, int64(d*100+i)), mtime: mtime})
+		}
+		es = append(es, entry{path: fmt.Sprintf("d%d/sub/x", d), mode: format.ModeReg | 0o644, data: "x", mtime: mtime})
+	}
+	return es
+}
+
+// walk reads the tree depth first in listing order (as tar and cp -r
+// do) and checks every file: the damaged one must fail with EIO.
+func walk(t *testing.T, root string, es []entry, damaged string) {
+	t.Helper()
+	want := map[string]string{}
+	for _, e := range es {
+		want[e.path] = e.data
+	}
+	var visit func(rel string)
+	visit = func(rel string) {
+		ents, err := os.ReadDir(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := make([]string, 0, len(ents))
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			p := filepath.Join(rel, name)
+			st, err := os.Lstat(filepath.Join(root, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.IsDir() {
+				visit(p)
+				continue
+			}
+			got, err := os.ReadFile(filepath.Join(root, p))
+			switch {
+			case p == damaged:
+				if !errors.Is(err, syscall.EIO) {
+					t.Errorf("%s (damaged): %v, want EIO", p, err)
+				}
+			case err != nil:
+				t.Errorf("%s: %v", p, err)
+			case string(got) != want[p]:
+				t.Errorf("%s: %d bytes, not the archived %d", p, len(got), len(want[p]))
+			}
+		}
+	}
+	visit("")
+}
+
+func TestWalkIsPushedAheadAndReadsTheRightBytes(t *testing.T) {
+	// As arcmount runs: with spare Ps (see cmd/arcmount's minProcs).
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	es := walkTree()
+	reads := map[bool]int64{}
+	for _, off := range []bool{true, false} {
+		a := build(es)
+		d, _ := a.idx.Lookup(0, []byte("d1"))
+		f, _ := a.idx.Lookup(a.idx.Dirents.Inode[d], []byte("f20"))
+		a.damaged[a.idx.Dirents.Inode[f]] = true
+		mnt, fsys := mountFS(t, a, Options{NoPushAhead: off})
+		walk(t, mnt, es, "d1/f20")
+		reads[off] = fsys.reads.Load()
+		// Everything again, from the kernel's cache where it kept it.
+		walk(t, mnt, es, "d1/f20")
+	}
+	t.Logf("READ requests for the walk: %d without push-ahead, %d with", reads[true], reads[false])
+	// How many depends on how the push and the walk are scheduled; that
+	// some READs were saved does not.
+	if reads[false] >= reads[true] {
+		t.Errorf("push-ahead saved no READs: %d with, %d without", reads[false], reads[true])
+	}
+}
+
+func TestRandomReadsDoNotPush(t *testing.T) {
+	es := walkTree()
+	a := build(es)
+	mnt, fsys := mountFS(t, a, Options{})
+	// Files of a directory read out of listing order, after listing it.
+	if _, err := os.ReadDir(filepath.Join(mnt, "d0")); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{30, 3, 17, 9, 25, 1} {
+		p := fmt.Sprintf("d0/f%02d", i)
+		if _, err := os.ReadFile(filepath.Join(mnt, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	fsys.push.mu.Lock()
+	defer fsys.push.mu.Unlock()
+	if fsys.push.running != 0 || fsys.push.cur.dir != nil {
+		t.Errorf("random reads started a push (running %d, job in dir %d)", fsys.push.running, fsys.push.cur.dirIno)
+	}
+}
