@@ -3,6 +3,7 @@ package fs
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"arc/format"
@@ -37,7 +38,12 @@ import (
 const (
 	pushWindow = 64 << 20 // file bytes pushed ahead of the last READ that reached us
 	pushChunk  = 1 << 20  // bytes per store message (a multiple of the page size)
-	pageSize   = 4096
+	// pushFileMax: bytes of any one file pushed ahead. A large file costs
+	// the walk few round trips per byte anyway (the kernel reads it ahead
+	// in large READs), and pushing all of it would decode and cache the
+	// whole file for a walker that may read only its head (file *).
+	pushFileMax = 8 << 20
+	pageSize    = 4096
 	// pushWorkers: goroutines pushing at once.
 	pushWorkers = 2
 	// overtakeSkip: files left to the walk's own READs when it overtakes
@@ -90,6 +96,8 @@ type pusher struct {
 	listedValid bool
 
 	bufs [][]byte // chunk buffers of goroutines that ended, for reuse
+
+	stored atomic.Int64 // bytes the kernel took, for tests
 }
 
 // onRead is called for each READ served from [off, off+got) of n.
@@ -199,14 +207,26 @@ func (p *pusher) onOpendir(ino uint32) {
 	p.mu.Unlock()
 }
 
-// pickLocked takes the next file to push off the current job.
-func (p *pusher) pickLocked() (in *gofs.Inode, ino uint32, from int64, ok bool) {
+// pushEnd is where a push of file ino from offset from stops: at most
+// pushFileMax bytes on, on a page boundary, or the file's end.
+func (p *pusher) pushEnd(ino uint32, from int64) int64 {
+	size := int64(p.f.idx.Inodes.Size[ino])
+	if end := from + pushFileMax; end < size {
+		return end &^ (pageSize - 1)
+	}
+	return size
+}
+
+// pickLocked takes the next file to push off the current job, and where
+// its push ends.
+func (p *pusher) pickLocked() (in *gofs.Inode, ino uint32, from, to int64, ok bool) {
 	j := &p.cur
 	if j.file != nil {
 		in, ino, from = j.file, j.fileIno, j.fileOff
 		j.file = nil
-		j.budget -= int64(p.f.idx.Inodes.Size[ino]) - from
-		return in, ino, from, true
+		to = p.pushEnd(ino, from)
+		j.budget -= to - from
+		return in, ino, from, to, true
 	}
 	x := p.f.idx
 	for !j.pending() && len(p.suspended) > 0 {
@@ -226,17 +246,18 @@ func (p *pusher) pickLocked() (in *gofs.Inode, ino uint32, from int64, ok bool) 
 		if c == nil {
 			continue // the kernel does not have it
 		}
-		j.budget -= size
-		return c, ino, 0, true
+		to := p.pushEnd(ino, 0)
+		j.budget -= to
+		return c, ino, 0, to, true
 	}
-	return nil, 0, 0, false
+	return nil, 0, 0, 0, false
 }
 
 func (p *pusher) run() {
 	var buf []byte
 	for {
 		p.mu.Lock()
-		in, ino, from, ok := p.pickLocked()
+		in, ino, from, to, ok := p.pickLocked()
 		if !ok || p.off {
 			p.running--
 			if buf != nil && len(p.bufs) < pushWorkers {
@@ -254,7 +275,7 @@ func (p *pusher) run() {
 		if buf == nil {
 			buf = make([]byte, pushChunk)
 		}
-		p.push(in, ino, from, buf)
+		p.push(in, ino, from, to, buf)
 	}
 }
 
@@ -264,16 +285,16 @@ type viewer interface {
 	View(ino uint32, off int64, max int) (data []byte, release func(), err error)
 }
 
-// push stores file ino's content from offset from on into the kernel's
-// cache of in, a chunk at a time, until the end or an error. A store the
+// push stores file ino's content from offset from up to to into the
+// kernel's cache of in, a chunk at a time, until to or an error. A store the
 // kernel refuses for another reason than a forgotten inode (unmounted)
 // ends the whole job. Chunks end on page boundaries (or at the end of
 // the file): the kernel takes a partly stored page as not there.
-func (p *pusher) push(in *gofs.Inode, ino uint32, from int64, buf []byte) {
+func (p *pusher) push(in *gofs.Inode, ino uint32, from, to int64, buf []byte) {
 	size := int64(p.f.idx.Inodes.Size[ino])
 	v, _ := p.f.ar.(viewer)
-	for off := from; off < size; {
-		want := int(min(int64(len(buf)), size-off))
+	for off := from; off < to; {
+		want := int(min(int64(len(buf)), to-off))
 		var data []byte
 		var release func()
 		if v != nil {
@@ -313,5 +334,6 @@ func (p *pusher) push(in *gofs.Inode, ino uint32, from int64, buf []byte) {
 			return
 		}
 		off += int64(len(data))
+		p.stored.Add(int64(len(data)))
 	}
 }

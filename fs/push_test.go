@@ -147,3 +147,46 @@ func TestRandomReadsDoNotPush(t *testing.T) {
 		t.Errorf("random reads started a push (running %d, job in dir %d)", fsys.push.running, fsys.push.cur.dirIno)
 	}
 }
+
+// A walker that reads only the heads of files (file *, head -c) must not
+// make the push decode and cache large files whole: at most pushFileMax
+// bytes of any file go ahead.
+func TestPushStopsAtPushFileMaxInALargeFile(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	es := []entry{{path: "d", mode: format.ModeDir | 0o755, mtime: mtime}}
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"a", 5000}, {"b", 7000}, {"c", 3 * pushFileMax}, {"d", 3 * pushFileMax}} {
+		es = append(es, entry{path: "d/" + f.name, mode: format.ModeReg | 0o644, data: bigData(f.n, int64(f.n)), mtime: mtime})
+	}
+	a := build(es)
+	mnt, fsys := mountFS(t, a, Options{})
+	if _, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 512)
+	for _, name := range []string{"a", "b"} { // a walk: two heads in listing order
+		f, err := os.Open(filepath.Join(mnt, "d", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		fsys.push.mu.Lock()
+		idle := fsys.push.running == 0
+		fsys.push.mu.Unlock()
+		if idle || time.Now().After(deadline) {
+			break
+		}
+	}
+	got := fsys.push.stored.Load()
+	t.Logf("pushed %d bytes", got)
+	if got == 0 || got > 2*pushFileMax+7000 {
+		t.Errorf("pushed %d bytes ahead, want some and at most %d of each large file", got, pushFileMax)
+	}
+}

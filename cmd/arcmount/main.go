@@ -217,7 +217,10 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	logger.Printf("%s", eng.Describe())
 	// Decode workers: one per CPU the runtime may use.
 	workers := runtime.GOMAXPROCS(0)
-	if os.Getenv("GOMAXPROCS") == "" && workers < minProcs {
+	// Not under a CPU quota (the runtime then sizes GOMAXPROCS below the
+	// CPU count): there more Ps would let the collector use the whole
+	// quota and throttle the handlers.
+	if os.Getenv("GOMAXPROCS") == "" && workers < minProcs && workers == runtime.NumCPU() {
 		// FUSE handlers, the go-fuse readers and the push-ahead spend
 		// their time in blocking syscalls; with a P per CPU, a goroutine
 		// they wake (the push, the next reader) waits for sysmon to take
