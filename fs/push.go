@@ -72,6 +72,9 @@ func (j *pushJob) pending() bool {
 	return j.file != nil || j.dir != nil && j.next < j.end && j.budget > 0
 }
 
+// maxScan bounds the dirents pickLocked looks at under the lock.
+const maxScan = 1024
+
 // maxSuspended bounds the directories whose push waits while the walk is
 // in a subdirectory (the depth of the tree, in practice).
 const maxSuspended = 64
@@ -234,7 +237,10 @@ func (p *pusher) pickLocked() (in *gofs.Inode, ino uint32, from, to int64, ok bo
 		k := len(p.suspended) - 1
 		p.cur, p.suspended = p.suspended[k], p.suspended[:k]
 	}
-	for j.dir != nil && j.next < j.end && j.budget > 0 {
+	// The lock is held: look at a bounded number of dirents per call (in
+	// a huge directory the kernel may know few of them), and let the next
+	// READ of the walk start the push again.
+	for scanned := 0; j.dir != nil && j.next < j.end && j.budget > 0 && scanned < maxScan; scanned++ {
 		d := j.next
 		j.next++
 		ino := x.Dirents.Inode[d]
