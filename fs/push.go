@@ -232,10 +232,13 @@ func (p *pusher) pickLocked() (in *gofs.Inode, ino uint32, from, to int64, ok bo
 		return in, ino, from, to, true
 	}
 	x := p.f.idx
-	for !j.pending() && len(p.suspended) > 0 {
-		// Done here: go on in the directory above, as a walk does.
-		k := len(p.suspended) - 1
+	for !j.pending() && j.budget > 0 && len(p.suspended) > 0 {
+		// Done here: go on in the directory above, as a walk does, with
+		// what is left of the window (one window for the whole walk: a
+		// suspended job's own budget is stale).
+		k, left := len(p.suspended)-1, j.budget
 		p.cur, p.suspended = p.suspended[k], p.suspended[:k]
+		p.cur.budget = left
 	}
 	// The lock is held: look at a bounded number of dirents per call (in
 	// a huge directory the kernel may know few of them), and let the next
