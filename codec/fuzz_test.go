@@ -159,22 +159,9 @@ func FuzzGreedyNear(f *testing.F) {
 				if win > 0 {
 					window = min(window, int(win))
 				}
-				var out [2][]byte
-				for j, m := range []*matcher{near, gen} {
-					w := seqWriter{dst: make([]byte, len(b)), offBytes: 2}
-					m.startBlock(len(b))
-					anchor := 0
-					if len(b) >= mfLimit+1 {
-						if j == 0 {
-							anchor = m.greedyNear(&w, b, window)
-						} else {
-							anchor, _ = m.greedy(&w, b, window)
-						}
-					}
-					m.endBlock(len(b))
-					if anchor >= 0 && w.emit(b[anchor:], 0, 0) {
-						out[j] = w.dst[:w.d]
-					}
+				out := [2][]byte{
+					scanBlock(near, make([]byte, len(b)), b, window, true),
+					scanBlock(gen, make([]byte, len(b)), b, window, false),
 				}
 				if !bytes.Equal(out[0], out[1]) {
 					t.Fatalf("level %s, %d bytes, window %d: greedyNear wrote %d bytes, greedy %d", l, len(b), window, len(out[0]), len(out[1]))

@@ -244,6 +244,27 @@ func TestMatcherBaseWrapsAround(t *testing.T) {
 	}
 }
 
+// scanBlock runs one block through m's greedyNear (near) or greedy scan
+// as compress does, with dst as room, and returns the sequences written,
+// last literals included; nil when dst ran out.
+func scanBlock(m *matcher, dst, src []byte, window int, near bool) []byte {
+	w := seqWriter{dst: dst[:len(src)], offBytes: 2}
+	m.startBlock(len(src))
+	defer m.endBlock(len(src))
+	anchor := 0
+	if len(src) >= mfLimit+1 {
+		if near {
+			anchor = m.greedyNear(&w, src, window)
+		} else {
+			anchor, _ = m.greedy(&w, src, window)
+		}
+	}
+	if anchor < 0 || !w.emit(src[anchor:], 0, 0) {
+		return nil
+	}
+	return w.dst[:w.d]
+}
+
 // TestGreedyNearIsGreedy checks that greedyNear, the near-only scan of
 // levels fast and default, writes what the general greedy scan writes with
 // the same settings, block after block through one table (entries of
@@ -266,30 +287,8 @@ func TestGreedyNearIsGreedy(t *testing.T) {
 			src := stream[off:min(off+n, len(stream))]
 			off += len(src)
 			window := min(maxOffsetLZ4, len(src)-1)
-			var got, want []byte
-			for j, m := range []*matcher{near, gen} {
-				dst := []*[]byte{&dst1, &dst2}[j]
-				w := seqWriter{dst: (*dst)[:len(src)], offBytes: 2}
-				m.startBlock(len(src))
-				var anchor int
-				if len(src) >= mfLimit+1 {
-					if j == 0 {
-						anchor = m.greedyNear(&w, src, window)
-					} else {
-						anchor, _ = m.greedy(&w, src, window)
-					}
-				}
-				m.endBlock(len(src))
-				out := []byte(nil)
-				if anchor >= 0 && w.emit(src[anchor:], 0, 0) {
-					out = w.dst[:w.d]
-				}
-				if j == 0 {
-					got = out
-				} else {
-					want = out
-				}
-			}
+			got := scanBlock(near, dst1, src, window, true)
+			want := scanBlock(gen, dst2, src, window, false)
 			if !bytes.Equal(got, want) {
 				t.Fatalf("level %s block %d (%d bytes at %d): greedyNear wrote %d bytes, greedy %d", l, blocks, len(src), off-len(src), len(got), len(want))
 			}
