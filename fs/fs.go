@@ -134,17 +134,23 @@ func (f *FS) GoFuseOptions(o Options) *gofs.Options {
 // Mount mounts ar on dir and serves it in the background; the returned
 // server's Unmount ends it and Wait waits for the end.
 func Mount(dir string, ar Archive, o Options) (*fuse.Server, error) {
+	srv, _, err := mountWith(dir, ar, o)
+	return srv, err
+}
+
+// mountWith is Mount, also giving the filesystem (tests look at its counters).
+func mountWith(dir string, ar Archive, o Options) (*fuse.Server, *FS, error) {
 	f := New(ar, o.Logf)
 	f.push.off = o.NoPushAhead
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srv, err := gofs.Mount(abs, f.Root(), f.GoFuseOptions(o))
 	if err != nil {
-		return nil, fmt.Errorf("mount %s: %w", abs, err)
+		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
-	return srv, nil
+	return srv, f, nil
 }
 
 // node is one archive inode in the go-fuse tree. Hardlinked paths share

@@ -22,11 +22,21 @@ import (
 // mount serves a on a fresh directory and unmounts at the end of the test.
 func mount(t *testing.T, a *memArchive, logf func(string, ...any)) string {
 	t.Helper()
+	dir, _ := mountFS(t, a, Options{Logf: logf})
+	return dir
+}
+
+// mountFS is mount with options, keeping the *FS to look at its counters.
+func mountFS(t *testing.T, a *memArchive, o Options) (string, *FS) {
+	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse:", err)
 	}
+	if o.Logf == nil {
+		o.Logf = t.Logf
+	}
 	dir := t.TempDir()
-	srv, err := Mount(dir, a, Options{Logf: logf})
+	srv, f, err := mountWith(dir, a, o)
 	if err != nil {
 		t.Skip("cannot mount FUSE here:", err)
 	}
@@ -36,7 +46,7 @@ func mount(t *testing.T, a *memArchive, logf func(string, ...any)) string {
 		}
 		srv.Wait()
 	})
-	return dir
+	return dir, f
 }
 
 func bigData(n int, seed int64) string {

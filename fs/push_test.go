@@ -12,31 +12,7 @@ import (
 	"time"
 
 	"arc/format"
-
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 )
-
-// mountFS is mount, keeping the *FS to look at its counters.
-func mountFS(t *testing.T, a *memArchive, o Options) (string, *FS) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse:", err)
-	}
-	dir := t.TempDir()
-	f := New(a, t.Logf)
-	f.push.off = o.NoPushAhead
-	srv, err := gofs.Mount(dir, f.Root(), f.GoFuseOptions(o))
-	if err != nil {
-		t.Skip("cannot mount FUSE here:", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-		srv.Wait()
-	})
-	return dir, f
-}
 
 // walkTree: directories of small and large files, one of them damaged,
 // read the way tar reads them.
