@@ -112,6 +112,21 @@ inline int lz4p_meet(const global uchar *in, uint slen, uint wide, uint g,
   return 0;
 }
 
+// lz4p_below returns the last j <= k with o[j] < x (o ascending; o[0] < x
+// is the caller's to ensure): the last sequence of the wave starting below
+// output position x.
+inline uint lz4p_below(const local uint *o, uint k, uint x) {
+  uint lo = 0, hi = k;
+  while (lo < hi) {
+    uint mid = (lo + hi + 1) >> 1;
+    if (o[mid] < x)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
 // lz4p_scan returns the exclusive prefix sum of v over the work-group and
 // sets *total to the sum of all; buf holds 2*LZ4P_WG (Hillis-Steele, one
 // barrier per step: each step reads one half and writes the other).
@@ -342,14 +357,7 @@ lz4_decode_par(const global uchar *restrict src,
     // wave then cost no rounds.
     if (pending && ml <= off) {
       for (uint it = 0; it < LZ4P_REDIR && bnd > w0; it++) {
-        uint lo = 0, hi = k;
-        while (lo < hi) {
-          uint mid = (lo + hi + 1) >> 1;
-          if (o[mid] < bnd)
-            lo = mid;
-          else
-            hi = mid - 1;
-        }
+        uint lo = lz4p_below(o, k, bnd);
         if (a < md[lo] || bnd > o[lo + 1])
           break;
         a -= moff[lo];
@@ -367,14 +375,7 @@ lz4_decode_par(const global uchar *restrict src,
       if (pending) {
         ready = 1;
         if (bnd > w0) {
-          uint lo = 0, hi = k; // the last sequence starting below bnd
-          while (lo < hi) {
-            uint mid = (lo + hi + 1) >> 1;
-            if (o[mid] < bnd)
-              lo = mid;
-            else
-              hi = mid - 1;
-          }
+          uint lo = lz4p_below(o, k, bnd);
           for (int j = (int)lo; j >= 0; j--) {
             if (o[j + 1] <= a)
               break;
