@@ -146,10 +146,11 @@ func (p *packer) pack() error {
 // sequencer: room for two of the largest files read whole, so that the read
 // ring's largest hold (a file plus the ring's tail it skips) always fits.
 func (p *packer) readAhead() int64 {
+	ra := int64(readAhead)
 	if p.opt.readAhead > 0 {
-		return max(p.opt.readAhead, 2*p.opt.wholeMax)
+		ra = p.opt.readAhead
 	}
-	return max(readAhead, 2*p.opt.wholeMax)
+	return max(ra, 2*p.opt.wholeMax)
 }
 
 // send puts j on ch unless ctx ends first.
@@ -621,10 +622,9 @@ func (p *packer) prepare(data []byte) (chunks []chunkInfo, samples []segment.Sam
 	if p.seg == nil && p.chunks == nil {
 		return nil, nil
 	}
-	// Room for the expected count and a little over (as Samples itself
-	// sizes a new list), so that the list rarely grows by appends.
-	n := len(data)
-	want := n>>p.sampleBits + n>>(p.sampleBits+3) + 4
+	// A spare list with room for the expected count, so that it rarely
+	// grows by appends.
+	want := segment.ExpectedSamples(len(data), p.sampleBits)
 	samples = segment.Samples(data, p.sampleBits, slices.Grow(p.spareSampleList(want), want))
 	if p.chunks != nil && len(data) > p.chunkParams.Min {
 		chunks = hashChunks(data, p.chunkParams.Cuts(len(data), samples, nil))

@@ -35,14 +35,16 @@ type Sample struct {
 	Hash uint64
 }
 
+// ExpectedSamples is room for the samples of n bytes: about one in 2^bits,
+// and a little over, to spare most inputs a second allocation.
+func ExpectedSamples(n int, bits uint) int { return n>>bits + n>>(bits+3) + 4 }
+
 // Samples returns the positions of data whose hash has its top bits bits
 // clear (about one in 2^bits), appended to dst. Both the segment matcher and
 // the chunker work from these, so the bytes are hashed once.
 func Samples(data []byte, bits uint, dst []Sample) []Sample {
 	if dst == nil {
-		// About one sample in 2^bits bytes; a little over, to spare most
-		// inputs a second allocation.
-		dst = make([]Sample, 0, len(data)>>bits+len(data)>>(bits+3)+4)
+		dst = make([]Sample, 0, ExpectedSamples(len(data), bits))
 	}
 	mask := ^uint64(0) << (64 - bits)
 	var h uint64

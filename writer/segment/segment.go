@@ -80,6 +80,9 @@ func Samples(data []byte, sampleBits uint, dst []Sample) []Sample {
 	return gear64.Samples(data, sampleBits, dst)
 }
 
+// ExpectedSamples is room for the samples of n bytes (gear.ExpectedSamples).
+func ExpectedSamples(n int, sampleBits uint) int { return gear64.ExpectedSamples(n, sampleBits) }
+
 const ways = 4
 
 // entry is a table slot: the low 40 bits of a sample's stream offset and
