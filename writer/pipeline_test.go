@@ -22,28 +22,34 @@ func TestFailedSubmitGivesItsBufferBack(t *testing.T) {
 	if err := o.normalize(); err != nil {
 		t.Fatal(err)
 	}
-	vw, err := newVolumeWriter(filepath.Join(t.TempDir(), "a"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vw.abort()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	bw := newBlockPipeline(ctx, &o, vw)
-	// As streamer.cut does: hand full blocks on until submit fails, then
-	// stop (run's error path puts back only st.buf, which cut cleared).
-	failed := 0
-	for i := 0; i < 50 && failed == 0; i++ {
-		if bw.submit(bw.rawBufs.Get()[:o.BlockSize]) != nil {
-			failed++
+	// submit's first select picks at random between queueing the block
+	// and the done context: many pipelines, so that some block fails
+	// before it is queued.
+	for round := 0; round < 20; round++ {
+		vw, err := newVolumeWriter(filepath.Join(t.TempDir(), "a"), 0)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	bw.abort()
-	if failed == 0 {
-		t.Fatal("no submit failed on a cancelled pipeline")
-	}
-	if out := bw.rawBufs.Outstanding(); out != 0 {
-		t.Errorf("%d raw buffers still out after abort", out)
+		bw := newBlockPipeline(ctx, &o, vw)
+		// As streamer.cut does: hand full blocks on until submit fails,
+		// then stop (run's error path puts back only st.buf, which cut
+		// cleared).
+		failed := 0
+		for i := 0; i < 50 && failed == 0; i++ {
+			if bw.submit(bw.rawBufs.Get()[:o.BlockSize]) != nil {
+				failed++
+			}
+		}
+		bw.abort()
+		vw.abort()
+		if failed == 0 {
+			t.Fatal("no submit failed on a cancelled pipeline")
+		}
+		if out := bw.rawBufs.Outstanding(); out != 0 {
+			t.Fatalf("round %d: %d raw buffers still out after abort", round, out)
+		}
 	}
 }
 
