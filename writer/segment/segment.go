@@ -102,6 +102,19 @@ func makeEntry(pos uint64, hash uint64) entry {
 	return entry(pos&entryPosMask | hash<<entryPosBits)
 }
 
+// entryPos reads an entry's stream offset back (see entry); ok is false
+// when it lies outside the retained history.
+func (x *Index) entryPos(e entry) (pos uint64, ok bool) {
+	pos = x.end&^entryPosMask | uint64(e)&entryPosMask
+	if pos > x.end {
+		if pos < 1<<entryPosBits {
+			return 0, false // would be before the stream's start
+		}
+		pos -= 1 << entryPosBits
+	}
+	return pos, pos >= x.first
+}
+
 // check is the part of a sample's hash an entry keeps.
 func check(hash uint64) uint64 { return hash << entryPosBits >> entryPosBits }
 
@@ -200,14 +213,8 @@ func (x *Index) Place(data []byte, samples []Sample, lit func([]byte) error, ref
 			if e == 0 || uint64(e)>>entryPosBits != want {
 				continue
 			}
-			pos := x.end&^entryPosMask | uint64(e)&entryPosMask
-			if pos > x.end {
-				if pos < 1<<entryPosBits {
-					continue // would be before the stream's start
-				}
-				pos -= 1 << entryPosBits
-			}
-			if pos < x.first {
+			pos, ok := x.entryPos(e)
+			if !ok {
 				continue
 			}
 			fwd := x.matchForward(pos, data[p:])
