@@ -7,7 +7,8 @@
 #
 # Env: BENCH_DISTINCT (default /work/benchdata/distinct; prepared by gotree.sh
 # when missing), RUNS (default 3), CODEC_MAX (bytes of the stream to use,
-# default 0 = all), CODEC_SIZES, CODEC_CODECS (see codecbench -h).
+# default 0 = all), CODEC_SIZES, CODEC_CODECS, CODEC_CLI (lz4 command levels,
+# default -1,-9; see codecbench -h).
 # The table goes to stdout and to bench/results/codec-<date>.md.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -23,10 +24,12 @@ bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 (cd "$REPO" && go build -o "$bin/codecbench" ./bench/codecbench)
 
+# The last core: core 0 takes most interrupts here, and ran the same
+# single-core loops up to 20% slower.
 pin=()
-command -v taskset >/dev/null && pin=(taskset -c 0)
+command -v taskset >/dev/null && pin=(taskset -c "$(($(nproc) - 1))")
 have lz4 || true
-cli="-1,-9"
+cli=${CODEC_CLI:--1,-9}
 command -v lz4 >/dev/null || cli=""
 
 mkdir -p "$RESULTS"

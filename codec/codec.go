@@ -9,6 +9,7 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 
@@ -126,6 +127,7 @@ type Encoder struct {
 	spec  levelSpec
 	near  *matcher // lz4x levels: 64 KiB window
 	far   *matcher // lz4x levels: 16 MiB window, made on first use
+	cover []uint32 // lz4x levels with a far gate: farCover's table
 	zstd  *zstd.Encoder
 	buf   []byte
 }
@@ -194,35 +196,41 @@ func (e *Encoder) Encode(src []byte) (id uint8, stored []byte) {
 }
 
 // encodeLZ4X runs arc's own encoder (see levelSpec): standard LZ4 from
-// the near finder, lz4x (or LZ4, when its offsets fit in two bytes) from
-// the far one, the smaller when both run, raw when nothing shrinks.
+// the near finder; lz4x (or LZ4, when its offsets fit in two bytes) from
+// the far one where the level runs it, kept when smaller; raw when
+// nothing shrinks.
 func (e *Encoder) encodeLZ4X(src []byte) (uint8, []byte) {
 	spec := e.spec
-	// Near runs on every block; far as well where the level says, and the
-	// smaller output is kept. (Far alone on large blocks lost to near
-	// alone: high at 16 MiB made 2.223 against 2.338; both make 2.425.)
-	useFar := spec.Far != nil && len(src) > maxOffsetLZ4+1 && (spec.Both || len(src) >= spec.FarFrom)
 	dst := e.scratch(2 * len(src))
 	a, b := dst[:len(src)], dst[len(src):]
-	id, n := uint8(format.CodecRaw), len(src)
-	if useFar {
-		if e.far == nil {
-			e.far = newMatcher(*spec.Far)
+	id, stored := uint8(format.CodecRaw), src
+	if n, _ := e.near.compress(a, src, min(maxOffsetLZ4, len(src)-1)); n >= 0 {
+		id, stored = format.CodecLZ4, a[:n]
+	}
+	if spec.Far == nil || len(src) < spec.FarFrom {
+		return id, stored
+	}
+	if spec.FarGate > 0 {
+		if e.cover == nil {
+			e.cover = make([]uint32, 1<<18)
 		}
-		if m, maxOff := e.far.compress(a, src, min(spec.Far.Window, len(src)-1)); m >= 0 {
-			id, n = format.CodecLZ4X, m
-			if maxOff <= maxOffsetLZ4 {
-				id, n = format.CodecLZ4, lz4xToLZ4(a[:m])
-			}
+		// Room for four times the samples, so that few collide.
+		tab := e.cover[:min(len(e.cover), max(1<<10, 1<<bits.Len(uint(len(src)/64))))]
+		if farCover(src, tab) < spec.FarGate {
+			return id, stored
 		}
 	}
-	if m, _ := e.near.compress(b, src, min(maxOffsetLZ4, len(src)-1)); m >= 0 && m <= n {
-		return format.CodecLZ4, b[:m]
+	if e.far == nil {
+		e.far = newMatcher(*spec.Far)
 	}
-	if id == format.CodecRaw {
-		return id, src
+	m, maxOff := e.far.compress(b, src, min(spec.Far.Window, len(src)-1))
+	if m < 0 || m >= len(stored) {
+		return id, stored
 	}
-	return id, a[:n]
+	if maxOff <= maxOffsetLZ4 {
+		return format.CodecLZ4, b[:lz4xToLZ4(b[:m])]
+	}
+	return format.CodecLZ4X, b[:m]
 }
 
 // scratch returns the reused output buffer with at least n bytes.

@@ -176,3 +176,66 @@ func FuzzGreedyNear(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHashChain runs the hash-chain parse of levels high and max (near
+// and far finders, with windows down to a few bytes so that far matches
+// appear in small inputs) on arbitrary bytes cut into two blocks through
+// one matcher: the output must decode to the input and keep LZ4's end
+// rules, and the second block must come out as it does from a matcher
+// that compressed other blocks before (the matchers live across inputs:
+// their tables are large).
+func FuzzHashChain(f *testing.F) {
+	f.Add([]byte("hello hello hello hello hello hello"), uint16(7), uint16(0))
+	f.Add(bytes.Repeat([]byte("abcdefgh"), 100), uint16(300), uint16(17))
+	f.Add(bytes.Repeat([]byte{0}, 3000), uint16(1000), uint16(0))
+	f.Add([]byte("abcabcabdabcabcabdabcabcabcabdabdabd0123456789abcabcabd"), uint16(20), uint16(9))
+	var finders []matchParams
+	for _, l := range []Level{LevelHigh, LevelMax} {
+		finders = append(finders, levels[l].Near, *levels[l].Far)
+	}
+	both, second := make([]*matcher, len(finders)), make([]*matcher, len(finders))
+	for k, p := range finders {
+		both[k], second[k] = newMatcher(p), newMatcher(p)
+	}
+	d := NewDecoder()
+	f.Fuzz(func(t *testing.T, src []byte, cut, win uint16) {
+		for k, p := range finders {
+			m := both[k]
+			c := int(cut) % (len(src) + 1)
+			for j, b := range [][]byte{src[:c], src[c:]} {
+				window := min(p.Window, len(b)-1)
+				if win > 0 {
+					window = min(window, int(win))
+				}
+				if window < 1 {
+					continue
+				}
+				dst := make([]byte, len(b))
+				n, maxOff := m.compress(dst, b, window)
+				if j == 1 {
+					want := make([]byte, len(b))
+					if n2, _ := second[k].compress(want, b, window); n2 != n || !bytes.Equal(want[:max(n2, 0)], dst[:max(n, 0)]) {
+						t.Fatalf("finder %d: the second block depends on the first", k)
+					}
+				}
+				if n < 0 {
+					continue
+				}
+				id := uint8(format.CodecLZ4X)
+				if window <= maxOffsetLZ4 {
+					id = format.CodecLZ4
+				}
+				if maxOff > window {
+					t.Fatalf("finder %d: offset %d past the window %d", k, maxOff, window)
+				}
+				if err := CheckEndRules(id, dst[:n], len(b)); err != nil {
+					t.Fatalf("finder %d: %v", k, err)
+				}
+				out := make([]byte, len(b))
+				if err := d.Decode(id, out, dst[:n]); err != nil || !bytes.Equal(out, b) {
+					t.Fatalf("finder %d, %d bytes, window %d: round trip failed: %v", k, len(b), window, err)
+				}
+			}
+		}
+	})
+}

@@ -8,58 +8,72 @@ import (
 
 // matchParams are the match finder's knobs. Levels fix them (see levels);
 // they are recorded in the archive's parameters so an archive says how it
-// was made, and the OpenCL encoder mirrors the same structure:
+// was made. Two finders use them:
 //
-//   - a hash table of 2^HashLog buckets, each holding the positions of the
-//     last Bucket (a power of two) occurrences of a HashBytes-byte prefix,
-//     as a ring with a one-byte head per bucket: a fixed-size top-K list;
-//   - at each position, the bucket's candidates are tried newest first; the
-//     search stops at the first match of Good bytes or more;
-//   - lazy matching: with a match shorter than Good in hand, the next Lazy
-//     positions are searched too and a longer match there wins;
+//   - levels fast and default: a one-candidate greedy scan (greedyNear),
+//     a hash table of 2^HashLog positions keyed by HashBytes bytes, which
+//     the OpenCL encoder mirrors;
+//   - levels high and max (Chain > 0): a hash chain (hc.go) that links
+//     every position to the previous one with the same hash, in a ring of
+//     2^ChainLog links, and follows up to Chain links per search; with
+//     FarLog > 0 a second table of 2^FarLog entries holds every
+//     FarStep-th position by its 8 bytes, for matches beyond the chain's
+//     64 KiB (lz4x), tried at the first search for each match (and at
+//     the searches that move its end too, with FarAll).
+//
+// And both:
 //   - skip acceleration: after a miss the scan advances by
 //     1 + (bytes since the last match >> SkipLog), so incompressible data
 //     costs few probes;
-//   - positions inside a match are inserted every InsertStep bytes
-//     (0: only the last two), feeding later searches;
-//   - a match farther than 64 KiB must be at least FarMin bytes long: its
-//     offset costs a third byte;
+//   - a match farther than 64 KiB must be at least FarMin bytes long;
 //   - Window bounds the offsets searched: 64 KiB - 1 writes standard LZ4,
 //     16 MiB - 1 allows lz4x (see levelSpec for which blocks get which).
 type matchParams struct {
-	HashLog    int
-	HashBytes  int
-	Bucket     int
-	Good       int
-	Lazy       int
-	SkipLog    int
-	InsertStep int
-	FarMin     int
-	Window     int
+	HashLog   int
+	HashBytes int
+	Chain     int
+	ChainLog  int
+	FarLog    int
+	FarStep   int
+	FarAll    bool
+	SkipLog   int
+	FarMin    int
+	Window    int
 }
 
 func (p matchParams) String() string {
-	return fmt.Sprintf("hashlog=%d hashbytes=%d bucket=%d good=%d lazy=%d skiplog=%d insert=%d farmin=%d window=%d",
-		p.HashLog, p.HashBytes, p.Bucket, p.Good, p.Lazy, p.SkipLog, p.InsertStep, p.FarMin, p.Window)
+	if p.Chain == 0 {
+		return fmt.Sprintf("hashlog=%d hashbytes=%d skiplog=%d farmin=%d window=%d",
+			p.HashLog, p.HashBytes, p.SkipLog, p.FarMin, p.Window)
+	}
+	s := fmt.Sprintf("hashlog=%d hashbytes=%d chain=%d chainlog=%d skiplog=%d", p.HashLog, p.HashBytes, p.Chain, p.ChainLog, p.SkipLog)
+	if p.FarLog > 0 {
+		s += fmt.Sprintf(" farlog=%d farstep=%d farall=%t farmin=%d", p.FarLog, p.FarStep, p.FarAll, p.FarMin)
+	}
+	return s + fmt.Sprintf(" window=%d", p.Window)
 }
 
 // levelSpec is what a level does with a block. Every offset of an lz4x
-// block costs a third byte, which the measurements (docs/FORMAT.md) show
-// pays only when far matches are many — large blocks of near-duplicate
-// files — so each level has a Near finder (64 KiB window, standard LZ4
-// output) and may have a Far one (16 MiB window, lz4x output, or LZ4 when
-// its offsets happen to fit in two bytes).
+// block costs a third byte, which pays only when far matches are many
+// (large blocks holding near-duplicates of what came megabytes before;
+// docs/FORMAT.md), so each level has a Near finder (64 KiB window,
+// standard LZ4 output) and may have a Far one (16 MiB window, lz4x
+// output, or LZ4 when its offsets happen to fit in two bytes) whose
+// output is kept when it is the smaller.
 type levelSpec struct {
 	Near    matchParams
 	Far     *matchParams // nil: never lz4x
-	FarFrom int          // blocks of at least this many bytes also run Far, the smaller kept
-	Both    bool         // blocks over 64 KiB: run Near and Far, keep the smaller
+	FarFrom int          // blocks of at least this many bytes may run Far
+	// Far runs after Near, and the smaller output is kept, on the blocks
+	// whose sampled far cover (farCover) is at least FarGate bytes: a
+	// cheap look that spares the far pass where it would not pay.
+	FarGate float64
 }
 
 func (l levelSpec) String() string {
 	s := "near: " + l.Near.String()
 	if l.Far != nil {
-		s += fmt.Sprintf("; far: %v; far-from=%d both=%t", *l.Far, l.FarFrom, l.Both)
+		s += fmt.Sprintf("; far: %v; far-from=%d far-gate=%g", *l.Far, l.FarFrom, l.FarGate)
 	}
 	return s
 }
@@ -67,23 +81,36 @@ func (l levelSpec) String() string {
 // levels is the lz4x level ladder, chosen by measurement on the Go
 // toolchains tree (docs/FORMAT.md): fast and default are one-candidate
 // greedy scans with a 64 KiB window (standard LZ4 output, smaller than
-// pierrec's fast mode at about its speed). high adds, for blocks of 8 MiB
-// and more, a greedy scan of the 16 MiB window through a 2^20-entry table;
-// max searches top-K buckets with lazy matching over both windows and keeps
-// the smaller result.
+// pierrec's fast mode at about its speed); high and max are hash-chain
+// parses, 4 and 64 links deep, that also parse blocks over 256 KiB with
+// a 16 MiB window (lz4x) and keep the smaller output: high only where a
+// sample says far repeats are many, max everywhere.
 var levels = map[Level]levelSpec{
-	LevelFast:    {Near: matchParams{HashLog: 13, HashBytes: 5, Bucket: 1, SkipLog: 6, FarMin: 8, Window: maxOffsetLZ4}},
-	LevelDefault: {Near: matchParams{HashLog: 16, HashBytes: 5, Bucket: 1, SkipLog: 7, FarMin: 8, Window: maxOffsetLZ4}},
+	LevelFast:    {Near: matchParams{HashLog: 13, HashBytes: 5, SkipLog: 6, FarMin: 8, Window: maxOffsetLZ4}},
+	LevelDefault: {Near: matchParams{HashLog: 16, HashBytes: 5, SkipLog: 7, FarMin: 8, Window: maxOffsetLZ4}},
 	LevelHigh: {
-		Near:    matchParams{HashLog: 17, HashBytes: 5, Bucket: 8, Good: 64, Lazy: 1, SkipLog: 8, InsertStep: 1, FarMin: 8, Window: maxOffsetLZ4},
-		Far:     &matchParams{HashLog: 20, HashBytes: 6, Bucket: 1, SkipLog: 7, FarMin: 8, Window: MaxOffsetLZ4X},
-		FarFrom: 8 << 20,
+		Near:    hcParams(4, 16),
+		Far:     farParams(hcParams(4, 16), 20, 8, false),
+		FarFrom: 256 << 10,
+		FarGate: 1.15,
 	},
 	LevelMax: {
-		Near: matchParams{HashLog: 18, HashBytes: 5, Bucket: 16, Good: 256, Lazy: 2, SkipLog: 10, InsertStep: 1, FarMin: 8, Window: maxOffsetLZ4},
-		Far:  &matchParams{HashLog: 19, HashBytes: 6, Bucket: 4, Good: 64, Lazy: 1, SkipLog: 6, InsertStep: 0, FarMin: 8, Window: MaxOffsetLZ4X},
-		Both: true,
+		Near:    hcParams(64, 17),
+		Far:     farParams(hcParams(64, 17), 22, 4, true),
+		FarFrom: 256 << 10,
 	},
+}
+
+// hcParams are the hash-chain settings of levels high and max: a 4-byte
+// hash (LZ4's minimum match) and a chain over the 64 KiB window.
+func hcParams(chain, hashLog int) matchParams {
+	return matchParams{HashLog: hashLog, HashBytes: 4, Chain: chain, ChainLog: 16, SkipLog: 8, FarMin: 8, Window: maxOffsetLZ4}
+}
+
+// farParams adds a far table to p: the same parse over a 16 MiB window.
+func farParams(p matchParams, farLog, farStep int, all bool) *matchParams {
+	p.FarLog, p.FarStep, p.FarAll, p.Window = farLog, farStep, all, MaxOffsetLZ4X
+	return &p
 }
 
 const hashPrime = 0x9E3779B185EBCA87
@@ -94,17 +121,24 @@ const hashPrime = 0x9E3779B185EBCA87
 // used, so the table is not cleared between blocks and the output does not
 // depend on what the encoder compressed before.
 type matcher struct {
-	p     matchParams
-	table []uint32
-	heads []uint8 // per bucket: where the next entry goes (top-K levels)
-	base  uint32
-	shift uint
+	p      matchParams
+	table  []uint32
+	chain  []uint32 // hash-chain levels: each position's predecessor (hc.go)
+	far    []uint32 // hash-chain levels with a far table: every FarStep-th position by its 8 bytes
+	next   int      // hash-chain levels: the first position not yet linked
+	farWin int      // hash-chain levels: the window of the block being compressed
+	seqs   int      // hash-chain levels: the sequences the last block got
+	base   uint32
+	shift  uint
 }
 
 func newMatcher(p matchParams) *matcher {
-	m := &matcher{p: p, table: make([]uint32, p.Bucket<<p.HashLog), base: baseGap, shift: uint(64 - p.HashLog)}
-	if p.Bucket > 1 {
-		m.heads = make([]uint8, 1<<p.HashLog)
+	m := &matcher{p: p, table: make([]uint32, 1<<p.HashLog), base: baseGap, shift: uint(64 - p.HashLog)}
+	if p.Chain > 0 {
+		m.chain = make([]uint32, p.hcSlots())
+		if p.FarLog > 0 {
+			m.far = make([]uint32, 1<<p.FarLog)
+		}
 	}
 	return m
 }
@@ -117,6 +151,7 @@ func (m *matcher) hash(x uint64) int {
 func (m *matcher) startBlock(n int) {
 	if uint64(m.base)+uint64(n)+baseGap >= 1<<32 {
 		clear(m.table)
+		clear(m.far) // chain links are reached only through the table
 		m.base = baseGap
 	}
 }
@@ -222,13 +257,13 @@ func (m *matcher) compress(dst, src []byte, window int) (n, maxOff int) {
 	defer m.endBlock(len(src))
 	var anchor int
 	if len(src) >= mfLimit+1 {
-		if m.p.Bucket == 1 && m.p.HashBytes == 5 && window <= maxOffsetLZ4 {
+		if m.p.Chain > 0 {
+			anchor, maxOff = m.hc(&w, src, window)
+		} else if m.p.HashBytes == 5 && window <= maxOffsetLZ4 {
 			anchor = m.greedyNear(&w, src, window)
 			maxOff = window
-		} else if m.p.Bucket == 1 {
-			anchor, maxOff = m.greedy(&w, src, window)
 		} else {
-			anchor, maxOff = m.lazy(&w, src, window)
+			anchor, maxOff = m.greedy(&w, src, window)
 		}
 		if anchor < 0 {
 			return -1, 0
@@ -240,8 +275,9 @@ func (m *matcher) compress(dst, src []byte, window int) (n, maxOff int) {
 	return w.d, maxOff
 }
 
-// greedy is the one-candidate match finder (the far finder of level high;
-// levels fast and default run its twin greedyNear): the LZ4 "fast" scan.
+// greedy is the one-candidate match finder, the plain form of greedyNear
+// (which levels fast and default run, and which is tested against it):
+// any hash length and window. The LZ4 "fast" scan.
 // One 8-byte load serves probes at i, i+1 and i+2, then the scan skips a
 // position (3 of 4 probed) plus the acceleration. It
 // returns where the pending literals start (-1 when the output ran out of
@@ -408,99 +444,6 @@ func extendBack(src []byte, anchor, i, c, ml int) (int, int) {
 		ml++
 	}
 	return i, ml
-}
-
-// find searches the bucket of position i for the longest match, newest
-// candidate first, and inserts i. A bucket is a ring of Bucket slots whose
-// newest entry is at heads[h]-1; entries older than the newest stale one
-// are stale too, so the search stops there, and the candidates seen are
-// the same whatever the encoder compressed before.
-func (m *matcher) find(src []byte, i, limit, window int) (ml, off int) {
-	k := m.p.Bucket
-	x := binary.LittleEndian.Uint64(src[i:])
-	hh := m.hash(x)
-	h := hh * k
-	bucket := m.table[h : h+k : h+k]
-	head := int(m.heads[hh])
-	base := int(m.base)
-	good := m.p.Good
-	best := minMatch - 1
-	for j := 1; j <= k; j++ {
-		c := int(bucket[(head-j)&(k-1)]) - base
-		if c < 0 || i-c > window {
-			break // older entries are farther or stale
-		}
-		if src[c+best] != src[i+best] || binary.LittleEndian.Uint32(src[c:]) != uint32(x) {
-			continue
-		}
-		n := minMatch + matchLen(src, c+minMatch, i+minMatch, limit)
-		if i-c > maxOffsetLZ4 && n < m.p.FarMin {
-			continue
-		}
-		if n > best {
-			best, off = n, i-c
-			if n >= good || i+n >= limit {
-				break
-			}
-		}
-	}
-	bucket[head&(k-1)] = uint32(base + i)
-	m.heads[hh] = uint8(head + 1)
-	if best < minMatch {
-		return 0, 0
-	}
-	return best, off
-}
-
-// insert adds position i to its bucket without searching.
-func (m *matcher) insert(src []byte, i int) {
-	k := m.p.Bucket
-	hh := m.hash(binary.LittleEndian.Uint64(src[i:]))
-	head := m.heads[hh]
-	m.table[hh*k+int(head)&(k-1)] = m.base + uint32(i)
-	m.heads[hh] = head + 1
-}
-
-// lazy is the top-K match finder with lazy matching (levels high and max).
-func (m *matcher) lazy(w *seqWriter, src []byte, window int) (anchor, maxOff int) {
-	last := len(src) - mfLimit
-	limit := len(src) - lastLiterals
-	skipLog := uint(m.p.SkipLog)
-	i := 0
-	for i <= last {
-		ml, off := m.find(src, i, limit, window)
-		if ml == 0 {
-			i += 1 + (i-anchor)>>skipLog
-			continue
-		}
-		next := i + 1 // first position not yet inserted
-		for depth := 0; depth < m.p.Lazy && ml < m.p.Good && i+1 <= last; depth++ {
-			ml2, off2 := m.find(src, i+1, limit, window)
-			next = i + 2
-			if ml2 <= ml {
-				break
-			}
-			i, ml, off = i+1, ml2, off2
-		}
-		i, ml = extendBack(src, anchor, i, i-off, ml)
-		if !w.emit(src[anchor:i], off, ml) {
-			return -1, 0
-		}
-		maxOff = max(maxOff, off)
-		end := i + ml
-		if m.p.InsertStep > 0 {
-			for j := next; j < end && j <= last; j += m.p.InsertStep {
-				m.insert(src, j)
-			}
-		} else {
-			for j := max(next, end-2); j < end && j <= last; j++ {
-				m.insert(src, j)
-			}
-		}
-		i = end
-		anchor = end
-	}
-	return anchor, maxOff
 }
 
 // lz4xToLZ4 rewrites, in place, an lz4x block whose offsets all fit in two

@@ -230,17 +230,37 @@ func TestEncodeIsDeterministic(t *testing.T) {
 	}
 }
 
+// TestMatcherBaseWrapsAround checks that a matcher whose positions run
+// out of 32 bits starts over (tables cleared) with the output of a fresh
+// encoder, whatever it compressed before: the near finder of high, and
+// both finders of max on a block with far repeats, where the far table
+// must be cleared too.
 func TestMatcherBaseWrapsAround(t *testing.T) {
-	src := corpus(t, false)["text"]
-	e, _ := NewEncoder(Options{Codec: "lz4x", Level: LevelHigh})
-	_, want := e.Encode(src)
-	want = bytes.Clone(want)
-	e.near.base = uint32(1<<32 - len(src)) // the next block does not fit: table cleared
-	if _, got := e.Encode(src); !bytes.Equal(got, want) {
-		t.Fatal("output changed when positions wrapped")
-	}
-	if e.near.base != uint32(len(src))+2*baseGap {
-		t.Fatalf("base %d after wrap", e.near.base)
+	for _, tc := range []struct {
+		level       Level
+		before, src []byte
+	}{
+		{LevelHigh, corpus(t, false)["mixed"], corpus(t, false)["text"]},
+		{LevelMax, levelStream(3<<20, 5, 1), levelStream(3<<20, 4, 1)},
+	} {
+		fresh, _ := NewEncoder(Options{Codec: "lz4x", Level: tc.level})
+		id, want := fresh.Encode(tc.src)
+		e, _ := NewEncoder(Options{Codec: "lz4x", Level: tc.level})
+		e.Encode(tc.before)
+		// The next block does not fit: tables cleared.
+		e.near.base = uint32(1<<32 - len(tc.src))
+		if e.far != nil {
+			e.far.base = e.near.base
+		}
+		if id2, got := e.Encode(tc.src); id2 != id || !bytes.Equal(got, want) {
+			t.Fatalf("level %s: output changed when positions wrapped", tc.level)
+		}
+		if e.near.base != uint32(len(tc.src))+2*baseGap {
+			t.Fatalf("level %s: base %d after wrap", tc.level, e.near.base)
+		}
+		if tc.level == LevelMax && id != format.CodecLZ4X {
+			t.Fatalf("level max: codec %d; the test needs lz4x", id)
+		}
 	}
 }
 
@@ -383,7 +403,7 @@ func decodeWithLZ4(t *testing.T, bin string, frame []byte) []byte {
 func TestDecodeRejectsBadBlocks(t *testing.T) {
 	src := corpus(t, false)["random-256K"][:20000]
 	e, _ := NewEncoder(Options{Codec: "lz4x", Level: LevelMax})
-	big := append(bytes.Clone(src), make([]byte, 70000)...)
+	big := append(bytes.Clone(src), make([]byte, 300000)...)
 	big = append(big, src...) // a match farther than 64 KiB: lz4x
 	id, good := e.Encode(big)
 	if id != format.CodecLZ4X {

@@ -1,0 +1,272 @@
+package codec
+
+import "math/bits"
+
+// The hash-chain match finder of levels high and max. Every position of a
+// block is linked to the previous position with the same 4-byte hash, so
+// a search sees the most recent candidates, newest first, however they
+// fall into hash buckets; and the parse (hc) looks past each match for a
+// longer one that starts inside it and moves the boundary between them,
+// as LZ4's HC mode does. On the distinct Go files that parse, 4 links
+// deep, is as small as `lz4 -3` and 2.5% larger than `lz4 -9`
+// (docs/FORMAT.md). With a far table the same parse also takes matches
+// up to 16 MiB back, for lz4x.
+
+// hcSlots is how many chain links a matcher keeps: a position farther
+// than this behind a search may have had its link overwritten, so the
+// window searched through the chain is at most hcSlots-1.
+func (p matchParams) hcSlots() int { return 1 << p.ChainLog }
+
+// hcInsert links the positions from m.next up to i (exclusive) into their
+// chains, and every FarStep-th of them into the far table. Positions are
+// inserted in order and none is skipped, so every link of a position of
+// this block within the window was written in this block: what earlier
+// blocks left in the tables never changes the output.
+func (m *matcher) hcInsert(src []byte, i int) {
+	head, chain := m.table, m.chain
+	cmask := len(chain) - 1
+	hb := 64 - 8*uint(m.p.HashBytes)
+	shift := m.shift & 63
+	base := int(m.base)
+	for j := m.next; j < i; j++ {
+		h := ((load64(src, j) << hb) * hashPrime) >> shift
+		t := tableAt(head, h)
+		p := base + j
+		*tableAt(chain, uint64(p&cmask)) = *t
+		*t = uint32(p)
+	}
+	if far := m.far; far != nil {
+		fs := uint(64-m.p.FarLog) & 63
+		step := m.p.FarStep
+		for j := (m.next + step - 1) / step * step; j < i; j += step {
+			*tableAt(far, (load64(src, j)*hashPrime)>>fs) = uint32(base + j)
+		}
+	}
+	m.next = max(m.next, i)
+}
+
+// hcFind returns the longest match for position i among the first
+// m.p.Chain candidates of its chain, within win bytes, extended backwards
+// down to low (low <= i) but not past the block's start, if it is longer
+// than longest: the match starts at s, is n bytes long (n == 0: none) and
+// has offset off. With a far table, a first search (longest == 0; every
+// search with FarAll) also tries the table's candidate for i's 8 bytes,
+// beyond the chain's window and within m.farWin: a match farther than
+// 64 KiB must be FarMin bytes long. It links the positions before i first.
+func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off int) {
+	m.hcInsert(src, i)
+	chain := m.chain
+	cmask := len(chain) - 1
+	x := load64(src, i)
+	hb := 64 - 8*uint(m.p.HashBytes)
+	c := int(*tableAt(m.table, ((x<<hb)*hashPrime)>>(m.shift&63)))
+	p := int(m.base) + i
+	win = min(win, i) // i - win: the block's first position
+	best := max(longest, minMatch-1)
+	for k := m.p.Chain; k > 0; k-- {
+		o := p - c
+		if o <= 0 || o > win {
+			break // before the block or outside the window
+		}
+		ci := i - o
+		// Without a look back, a longer match must also hold the 4 bytes
+		// ending where the best one ends.
+		if load32(src, ci) == uint32(x) && (low < i || load32(src, ci+best-3) == load32(src, i+best-3)) {
+			f := minMatch + matchLen(src, ci+minMatch, i+minMatch, limit)
+			b := hcBack(src, i, ci, low)
+			if b+f > best {
+				s, n, off, best = i-b, b+f, o, b+f
+				if i+f >= limit {
+					return s, n, off
+				}
+			}
+		}
+		c = int(*tableAt(chain, uint64(c&cmask)))
+	}
+	if m.far != nil && (longest == 0 || m.p.FarAll) {
+		c := int(*tableAt(m.far, (x*hashPrime)>>(uint(64-m.p.FarLog)&63)))
+		if o := p - c; o > win && o <= min(m.farWin, i) {
+			ci := i - o
+			if load64(src, ci) == x {
+				f := 8 + matchLen(src, ci+8, i+8, limit)
+				b := hcBack(src, i, ci, low)
+				if b+f > best && b+f >= m.p.FarMin {
+					s, n, off = i-b, b+f, o
+				}
+			}
+		}
+	}
+	return s, n, off
+}
+
+// hcBack counts the bytes before a match at i (candidate ci) that match
+// too, down to low and the block's start.
+func hcBack(src []byte, i, ci, low int) int {
+	b := 0
+	for i-b > low && ci-b > 0 && src[i-b-1] == src[ci-b-1] {
+		b++
+	}
+	return b
+}
+
+// hcMatch is a match of the hash-chain parse: n bytes at s, offset off.
+type hcMatch struct{ s, n, off int }
+
+func (a hcMatch) end() int { return a.s + a.n }
+
+// hcShort is the length up to which a match's length fits in its token:
+// the parse prefers to cut a following match rather than one this short.
+const hcShort = minMatch + 14
+
+// hc is the hash-chain parse (levels high and max). With a match m1 in
+// hand it looks, two bytes before m1's end, for a longer match m2 that
+// may start inside m1 (extended backwards); with m2, for a longer m3 near
+// m2's end; and it keeps the boundaries that cover most with fewest
+// sequences: m1 is dropped for m2 when m2 starts within 3 bytes of it, m2
+// for m3 when m2 would be left under 4 bytes, and overlapping matches are
+// cut so that the first keeps up to hcShort bytes. It returns where the
+// pending literals start (-1 when the output ran out of room) and the
+// largest offset used.
+func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) {
+	last := len(src) - mfLimit
+	limit := len(src) - lastLiterals
+	win := min(window, m.p.hcSlots()-1)
+	m.farWin = window
+	skipLog := uint(m.p.SkipLog)
+	m.next = 0
+	m.seqs = 0
+	ok := true
+	// put emits a match and the literals before it. A match starting
+	// past last (cut forward near the block's end) stays literals.
+	put := func(a hcMatch) {
+		if a.s > last || !ok {
+			return
+		}
+		if !w.emit(src[anchor:a.s], a.off, a.n) {
+			ok = false
+			return
+		}
+		maxOff = max(maxOff, a.off)
+		anchor = a.end()
+		m.seqs++
+	}
+	// find searches at i for a match longer than longest, looking back
+	// to low; ok reports whether there was one.
+	find := func(i, low, longest int) (hcMatch, bool) {
+		if i > last {
+			return hcMatch{}, false
+		}
+		s, n, off := m.hcFind(src, i, low, limit, win, longest)
+		return hcMatch{s, n, off}, n > 0
+	}
+	// cut moves the start of m2 forward so that m1 keeps up to hcShort
+	// bytes, while m2 keeps at least minMatch.
+	cut := func(m1 hcMatch, m2 *hcMatch) {
+		if m2.s-m1.s >= hcShort {
+			return
+		}
+		n := min(m1.n, hcShort)
+		if m1.s+n > m2.end()-minMatch {
+			n = m2.end() - minMatch - m1.s
+		}
+		if c := n - (m2.s - m1.s); c > 0 {
+			m2.s += c
+			m2.n -= c
+		}
+	}
+	i := 0
+	for i <= last && ok {
+		m1, found := find(i, anchor, 0)
+		if !found {
+			i += 1 + (i-anchor)>>skipLog
+			continue
+		}
+		m0 := m1 // the first match, kept in case m1 moves too far
+	search2:
+		m2, found := find(m1.end()-2, m1.s, m1.n)
+		if !found {
+			put(m1)
+			i = m1.end()
+			continue
+		}
+		if m0.s < m1.s && m2.s < m1.s+m0.n {
+			m1 = m0
+		}
+		if m2.s-m1.s < 3 {
+			m1 = m2 // m1 would be too short: literals, then m2
+			goto search2
+		}
+	search3:
+		cut(m1, &m2)
+		m3, found := find(m2.end()-3, m2.s, m2.n)
+		if !found {
+			if m2.s < m1.end() {
+				m1.n = m2.s - m1.s
+			}
+			put(m1)
+			put(m2)
+			i = m2.end()
+			continue
+		}
+		if m3.s < m1.end()+3 {
+			// No room for m2 between m1 and m3.
+			if m3.s >= m1.end() {
+				if c := m1.end() - m2.s; c > 0 {
+					m2.s += c
+					m2.n -= c
+					if m2.n < minMatch {
+						m2 = m3
+					}
+				}
+				put(m1)
+				m1, m0 = m3, m2
+				goto search2
+			}
+			m2 = m3
+			goto search3
+		}
+		if m2.s < m1.end() {
+			if m2.s-m1.s < hcShort {
+				cut(m1, &m2)
+				m1.n = m2.s - m1.s
+			} else {
+				m1.n = m2.s - m1.s
+			}
+		}
+		put(m1)
+		m1, m2 = m2, m3
+		goto search3
+	}
+	if !ok {
+		return -1, 0
+	}
+	return anchor, maxOff
+}
+
+// farCover estimates how much of src repeats from more than 64 KiB back,
+// where only lz4x reaches. At the positions its 4 bytes choose (about 1
+// in 256, and the same places in both copies of a repeat) it finds the
+// previous such position with the same 8 bytes and, when that lies
+// beyond 64 KiB, counts the length of the repeat, up to 256. It returns
+// the average over those positions. Level high runs its far parse only
+// where this is large (levelSpec.FarGate): lz4x makes every sequence a
+// byte longer, so far matches must cover much to pay. tab is scratch;
+// its length is a power of two.
+func farCover(src []byte, tab []uint32) float64 {
+	clear(tab)
+	shift := uint(64-bits.Len(uint(len(tab)-1))) & 63
+	cover, samples := 0, 0
+	for j := 0; j+8 <= len(src); j++ {
+		if (load32(src, j)*2654435761)>>24 != 0 {
+			continue
+		}
+		x := load64(src, j)
+		samples++
+		t := tableAt(tab, (x*hashPrime)>>shift)
+		if c := int(*t) - 1; c >= 0 && j-c > maxOffsetLZ4 && load64(src, c) == x {
+			cover += 8 + matchLen(src, c+8, j+8, min(j+256, len(src)))
+		}
+		*t = uint32(j + 1)
+	}
+	return float64(cover) / float64(max(samples, 1))
+}
