@@ -197,40 +197,46 @@ func (e *Encoder) Encode(src []byte) (id uint8, stored []byte) {
 
 // encodeLZ4X runs arc's own encoder (see levelSpec): standard LZ4 from
 // the near finder; lz4x (or LZ4, when its offsets fit in two bytes) from
-// the far one where the level runs it, kept when smaller; raw when
-// nothing shrinks.
+// the far one where the level runs it, kept when smaller (or, past
+// FarSure, without running the near finder); raw when nothing shrinks.
 func (e *Encoder) encodeLZ4X(src []byte) (uint8, []byte) {
 	spec := e.spec
 	dst := e.scratch(2 * len(src))
 	a, b := dst[:len(src)], dst[len(src):]
-	id, stored := uint8(format.CodecRaw), src
-	if n, _ := e.near.compress(a, src, min(maxOffsetLZ4, len(src)-1)); n >= 0 {
-		id, stored = format.CodecLZ4, a[:n]
-	}
-	if spec.Far == nil || len(src) < spec.FarFrom {
-		return id, stored
-	}
-	if spec.FarGate > 0 {
+	useFar := spec.Far != nil && len(src) >= spec.FarFrom
+	if useFar && spec.FarGate > 0 {
 		if e.cover == nil {
 			e.cover = make([]uint32, 1<<18)
 		}
 		// Room for four times the samples, so that few collide.
 		tab := e.cover[:min(len(e.cover), max(1<<10, 1<<bits.Len(uint(len(src)/64))))]
-		if farCover(src, tab) < spec.FarGate {
-			return id, stored
+		useFar = farCover(src, tab) >= spec.FarGate
+	}
+	far := -1 // the far finder's output length, when it ran and shrank the block
+	var farID uint8
+	if useFar {
+		if e.far == nil {
+			e.far = newMatcher(*spec.Far)
+		}
+		m, maxOff := e.far.compress(b, src, min(spec.Far.Window, len(src)-1))
+		if m >= 0 {
+			far, farID = m, format.CodecLZ4X
+			if maxOff <= maxOffsetLZ4 {
+				far, farID = lz4xToLZ4(b[:m]), format.CodecLZ4
+			}
+			if spec.FarSure > 0 && float64(e.far.farGain) >= spec.FarSure*float64(e.far.seqs) {
+				return farID, b[:far]
+			}
 		}
 	}
-	if e.far == nil {
-		e.far = newMatcher(*spec.Far)
+	id, stored := uint8(format.CodecRaw), src
+	if n, _ := e.near.compress(a, src, min(maxOffsetLZ4, len(src)-1)); n >= 0 {
+		id, stored = format.CodecLZ4, a[:n]
 	}
-	m, maxOff := e.far.compress(b, src, min(spec.Far.Window, len(src)-1))
-	if m < 0 || m >= len(stored) {
-		return id, stored
+	if far >= 0 && far < len(stored) {
+		return farID, b[:far]
 	}
-	if maxOff <= maxOffsetLZ4 {
-		return format.CodecLZ4, b[:lz4xToLZ4(b[:m])]
-	}
-	return format.CodecLZ4X, b[:m]
+	return id, stored
 }
 
 // scratch returns the reused output buffer with at least n bytes.

@@ -53,7 +53,7 @@ func (m *matcher) hcInsert(src []byte, i int) {
 // search with FarAll) also tries the table's candidate for i's 8 bytes,
 // beyond the chain's window and within m.farWin: a match farther than
 // 64 KiB must be FarMin bytes long. It links the positions before i first.
-func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off int) {
+func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off, gain int) {
 	m.hcInsert(src, i)
 	chain := m.chain
 	cmask := len(chain) - 1
@@ -77,7 +77,7 @@ func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off
 			if b+f > best {
 				s, n, off, best = i-b, b+f, o, b+f
 				if i+f >= limit {
-					return s, n, off
+					return s, n, off, 0
 				}
 			}
 		}
@@ -91,12 +91,13 @@ func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off
 				f := 8 + matchLen(src, ci+8, i+8, limit)
 				b := hcBack(src, i, ci, low)
 				if b+f > best && b+f >= m.p.FarMin {
+					gain = b + f - max(n, minMatch-1)
 					s, n, off = i-b, b+f, o
 				}
 			}
 		}
 	}
-	return s, n, off
+	return s, n, off, gain
 }
 
 // hcBack counts the bytes before a match at i (candidate ci) that match
@@ -109,8 +110,10 @@ func hcBack(src []byte, i, ci, low int) int {
 	return b
 }
 
-// hcMatch is a match of the hash-chain parse: n bytes at s, offset off.
-type hcMatch struct{ s, n, off int }
+// hcMatch is a match of the hash-chain parse: n bytes at s, offset off;
+// a far match found where the chain had a shorter one (or none) also
+// carries how many bytes longer it is (gain).
+type hcMatch struct{ s, n, off, gain int }
 
 func (a hcMatch) end() int { return a.s + a.n }
 
@@ -135,6 +138,7 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 	skipLog := uint(m.p.SkipLog)
 	m.next = 0
 	m.seqs = 0
+	m.farGain = 0
 	ok := true
 	// put emits a match and the literals before it. A match starting
 	// past last (cut forward near the block's end) stays literals.
@@ -149,6 +153,7 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 		maxOff = max(maxOff, a.off)
 		anchor = a.end()
 		m.seqs++
+		m.farGain += min(a.gain, a.n)
 	}
 	// find searches at i for a match longer than longest, looking back
 	// to low; ok reports whether there was one.
@@ -156,8 +161,8 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 		if i > last {
 			return hcMatch{}, false
 		}
-		s, n, off := m.hcFind(src, i, low, limit, win, longest)
-		return hcMatch{s, n, off}, n > 0
+		s, n, off, gain := m.hcFind(src, i, low, limit, win, longest)
+		return hcMatch{s, n, off, gain}, n > 0
 	}
 	// cut moves the start of m2 forward so that m1 keeps up to hcShort
 	// bytes, while m2 keeps at least minMatch.

@@ -89,9 +89,10 @@ func nearOnly(n int, seed uint64) []byte {
 
 // TestHighTakesTheFarWindowWhereRepeatsAreFar checks level high's choice
 // per block: where 256 KiB pieces come back from megabytes before, the
-// far parse runs and its lz4x block is kept; where nothing repeats from
-// more than 64 KiB back, the sample keeps the far parse from running, and
-// the block is standard LZ4. Either way high is smaller than default.
+// far parse runs, gains so much that the near one does not run, and its
+// lz4x block is kept; where nothing repeats from more than 64 KiB back,
+// the sample keeps the far parse from running, and the block is standard
+// LZ4. Either way high is smaller than default.
 func TestHighTakesTheFarWindowWhereRepeatsAreFar(t *testing.T) {
 	if testing.Short() {
 		t.Skip("16 MiB blocks")
@@ -116,6 +117,9 @@ func TestHighTakesTheFarWindowWhereRepeatsAreFar(t *testing.T) {
 		}
 		if ran := high.far != nil; ran != tc.farRuns {
 			t.Errorf("%s: far parse ran: %t, want %t", tc.name, ran, tc.farRuns)
+		}
+		if ran := high.near.base != baseGap; ran == tc.farRuns {
+			t.Errorf("%s: near parse ran: %t, want %t", tc.name, ran, !tc.farRuns)
 		}
 		if len(stored) >= len(base) {
 			t.Errorf("%s: high stored %d bytes, default %d", tc.name, len(stored), len(base))

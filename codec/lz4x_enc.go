@@ -64,16 +64,21 @@ type levelSpec struct {
 	Near    matchParams
 	Far     *matchParams // nil: never lz4x
 	FarFrom int          // blocks of at least this many bytes may run Far
-	// Far runs after Near, and the smaller output is kept, on the blocks
-	// whose sampled far cover (farCover) is at least FarGate bytes: a
-	// cheap look that spares the far pass where it would not pay.
+	// Far runs, and the smaller output is kept, on the blocks whose
+	// sampled far cover (farCover) is at least FarGate bytes (0: on all):
+	// a cheap look that spares the far pass where it would not pay.
 	FarGate float64
+	// FarSure > 0 keeps Far's output without running Near when its far
+	// matches added at least FarSure bytes per sequence over what the
+	// chain had found there: well over the one byte per sequence that
+	// lz4x costs.
+	FarSure float64
 }
 
 func (l levelSpec) String() string {
 	s := "near: " + l.Near.String()
 	if l.Far != nil {
-		s += fmt.Sprintf("; far: %v; far-from=%d far-gate=%g", *l.Far, l.FarFrom, l.FarGate)
+		s += fmt.Sprintf("; far: %v; far-from=%d far-gate=%g far-sure=%g", *l.Far, l.FarFrom, l.FarGate, l.FarSure)
 	}
 	return s
 }
@@ -95,6 +100,7 @@ var levels = map[Level]levelSpec{
 		Far:     farParams(hcParams(4, 16), 20, 8, false),
 		FarFrom: 4 << 20,
 		FarGate: 1.15,
+		FarSure: 2,
 	},
 	LevelMax: {
 		Near:    hcParams(64, 17),
@@ -123,15 +129,16 @@ const hashPrime = 0x9E3779B185EBCA87
 // used, so the table is not cleared between blocks and the output does not
 // depend on what the encoder compressed before.
 type matcher struct {
-	p      matchParams
-	table  []uint32
-	chain  []uint32 // hash-chain levels: each position's predecessor (hc.go)
-	far    []uint32 // hash-chain levels with a far table: every FarStep-th position by its 8 bytes
-	next   int      // hash-chain levels: the first position not yet linked
-	farWin int      // hash-chain levels: the window of the block being compressed
-	seqs   int      // hash-chain levels: the sequences the last block got
-	base   uint32
-	shift  uint
+	p       matchParams
+	table   []uint32
+	chain   []uint32 // hash-chain levels: each position's predecessor (hc.go)
+	far     []uint32 // hash-chain levels with a far table: every FarStep-th position by its 8 bytes
+	next    int      // hash-chain levels: the first position not yet linked
+	farWin  int      // hash-chain levels: the window of the block being compressed
+	seqs    int      // hash-chain levels: the sequences the last block got
+	farGain int      // hash-chain levels: bytes the last block's far matches added over the chain's
+	base    uint32
+	shift   uint
 }
 
 func newMatcher(p matchParams) *matcher {
