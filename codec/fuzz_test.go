@@ -178,12 +178,14 @@ func FuzzGreedyNear(f *testing.F) {
 }
 
 // FuzzHashChain runs the hash-chain parse of levels high and max (near
-// and far finders, with windows down to a few bytes so that far matches
-// appear in small inputs) on arbitrary bytes cut into two blocks through
-// one matcher: the output must decode to the input and keep LZ4's end
-// rules, and the second block must come out as it does from a matcher
-// that compressed other blocks before (the matchers live across inputs:
-// their tables are large).
+// and far finders, with windows down to a few bytes) on arbitrary bytes
+// cut into two blocks through one matcher: the output must decode to the
+// input and keep LZ4's end rules, and the second block must come out as
+// it does from a matcher that compressed other blocks before (the
+// matchers live across inputs: their tables are large). Small inputs
+// reach the far table only through finders scaled down to them: a chain
+// of 8 links (so "far" starts at 8 bytes back) and a 64-entry far table
+// filled at every 1st, 3rd or 8th position.
 func FuzzHashChain(f *testing.F) {
 	f.Add([]byte("hello hello hello hello hello hello"), uint16(7), uint16(0))
 	f.Add(bytes.Repeat([]byte("abcdefgh"), 100), uint16(300), uint16(17))
@@ -192,6 +194,11 @@ func FuzzHashChain(f *testing.F) {
 	var finders []matchParams
 	for _, l := range []Level{LevelHigh, LevelMax} {
 		finders = append(finders, levels[l].Near, *levels[l].Far)
+	}
+	for _, step := range []int{1, 3, 8} {
+		p := *levels[LevelMax].Far
+		p.ChainLog, p.HashLog, p.FarLog, p.FarStep = 3, 6, 6, step
+		finders = append(finders, p)
 	}
 	both, second := make([]*matcher, len(finders)), make([]*matcher, len(finders))
 	for k, p := range finders {

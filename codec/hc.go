@@ -85,7 +85,9 @@ func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off
 	}
 	if m.far != nil && (longest == 0 || m.p.FarAll) {
 		c := int(*tableAt(m.far, (x*hashPrime)>>(uint(64-m.p.FarLog)&63)))
-		if o := p - c; o > win && o <= min(m.farWin, i) {
+		// i+8 <= limit: the 8 bytes taken as matching must end before
+		// the block's last literals.
+		if o := p - c; o > win && o <= min(m.farWin, i) && i+8 <= limit {
 			ci := i - o
 			if load64(src, ci) == x {
 				f := 8 + matchLen(src, ci+8, i+8, limit)
@@ -260,6 +262,7 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 func farCover(src []byte, tab []uint32) float64 {
 	clear(tab)
 	shift := uint(64-bits.Len(uint(len(tab)-1))) & 63
+	mask := uint64(len(tab) - 1) // a no-op but for a 1-entry table (shift 0)
 	cover, samples := 0, 0
 	for j := 0; j+8 <= len(src); j++ {
 		if (load32(src, j)*2654435761)>>24 != 0 {
@@ -267,7 +270,7 @@ func farCover(src []byte, tab []uint32) float64 {
 		}
 		x := load64(src, j)
 		samples++
-		t := tableAt(tab, (x*hashPrime)>>shift)
+		t := tableAt(tab, (x*hashPrime)>>shift&mask)
 		if c := int(*t) - 1; c >= 0 && j-c > maxOffsetLZ4 && load64(src, c) == x {
 			cover += 8 + matchLen(src, c+8, j+8, min(j+256, len(src)))
 		}

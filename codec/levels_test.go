@@ -153,4 +153,10 @@ func TestFarCoverSeesOnlyFarRepeats(t *testing.T) {
 			t.Errorf("%s: cover %.1f, want %g..%g", tc.name, got, tc.min, tc.max)
 		}
 	}
+	// The smallest tables stay in range (-tags purego checks the index).
+	for _, n := range []int{1, 2} {
+		if got := farCover(slices.Concat(piece, piece), make([]uint32, n)); got < 0 || got > 256 {
+			t.Errorf("%d-entry table: cover %.1f", n, got)
+		}
+	}
 }

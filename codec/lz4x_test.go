@@ -208,6 +208,28 @@ func TestLZ4XOutputKeepsEndRules(t *testing.T) {
 	}
 }
 
+// TestFarMatchAtTheEndKeepsEndRules: a far repeat that runs to the very
+// end of the block must still leave its last 5 bytes as literals (the far
+// search once took 8 bytes as matching at the last position a match may
+// start, 4 bytes from the end).
+func TestFarMatchAtTheEndKeepsEndRules(t *testing.T) {
+	a := corpus(t, false)["random-256K"]
+	src := slices.Concat(a, make([]byte, 20000), a[:12])
+	for _, l := range []Level{LevelHigh, LevelMax} {
+		p := *levels[l].Far
+		m := newMatcher(p)
+		dst := make([]byte, len(src))
+		// A window over 64 KiB: 3-byte offsets whatever the offsets are.
+		n, _ := m.compress(dst, src, len(src)-1)
+		if n < 0 {
+			t.Fatalf("level %s: the far finder did not shrink the block", l)
+		}
+		if err := CheckEndRules(format.CodecLZ4X, dst[:n], len(src)); err != nil {
+			t.Errorf("level %s: %v", l, err)
+		}
+	}
+}
+
 func TestEncodeIsDeterministic(t *testing.T) {
 	c := corpus(t, false)
 	names := []string{"text", "mixed", "random-256K", "zeros-1M", "over-64K"}
