@@ -105,11 +105,8 @@ func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off
 // hcBack counts the bytes before a match at i (candidate ci) that match
 // too, down to low and the block's start.
 func hcBack(src []byte, i, ci, low int) int {
-	b := 0
-	for i-b > low && ci-b > 0 && src[i-b-1] == src[ci-b-1] {
-		b++
-	}
-	return b
+	s, _ := extendBack(src, low, i, ci, 0)
+	return i - s
 }
 
 // hcMatch is a match of the hash-chain parse: n bytes at s, offset off;
@@ -233,12 +230,8 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 			goto search3
 		}
 		if m2.s < m1.end() {
-			if m2.s-m1.s < hcShort {
-				cut(m1, &m2)
-				m1.n = m2.s - m1.s
-			} else {
-				m1.n = m2.s - m1.s
-			}
+			cut(m1, &m2)
+			m1.n = m2.s - m1.s
 		}
 		put(m1)
 		m1, m2 = m2, m3

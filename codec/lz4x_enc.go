@@ -152,10 +152,6 @@ func newMatcher(p matchParams) *matcher {
 	return m
 }
 
-func (m *matcher) hash(x uint64) int {
-	return int(((x << (64 - 8*uint(m.p.HashBytes))) * hashPrime) >> m.shift)
-}
-
 // startBlock makes the positions of a block of n bytes start at m.base.
 func (m *matcher) startBlock(n int) {
 	if uint64(m.base)+uint64(n)+baseGap >= 1<<32 {

@@ -255,8 +255,9 @@ func TestEncodeIsDeterministic(t *testing.T) {
 // TestMatcherBaseWrapsAround checks that a matcher whose positions run
 // out of 32 bits starts over (tables cleared) with the output of a fresh
 // encoder, whatever it compressed before: the near finder of high, and
-// both finders of max on a block with far repeats, where the far table
-// must be cleared too.
+// both finders of max on a block with far repeats. (A far table left
+// uncleared would rarely show here: its stale entries must also match
+// the new block's bytes to be taken.)
 func TestMatcherBaseWrapsAround(t *testing.T) {
 	for _, tc := range []struct {
 		level       Level
