@@ -170,6 +170,13 @@ func (a *Archive) touch(b uint32) {
 	}
 	x := a.idx
 	f := x.FrameOf(b)
+	// A run asks once per frame it enters: the window it would ask for
+	// from the frame's other blocks is the same frames, and checking them
+	// again on every block cost a fifth of a mount's CPU in a whole-tree
+	// read (most blocks are entered by many files).
+	if !a.seq.askFrame(f) {
+		return
+	}
 	last := int(f) + a.opt.Prefetch
 	if last >= len(x.Frames) {
 		last = len(x.Frames) - 1
@@ -186,7 +193,11 @@ func (a *Archive) touch(b uint32) {
 		for k := next; k < stop; k++ {
 			keys = append(keys, k)
 		}
-		a.cache.Prefetch(keys)
+		if !a.cache.Prefetch(keys) {
+			// The queue is full: let the run's next block ask again.
+			a.seq.forgetFrame()
+			return
+		}
 		next = stop
 	}
 }
@@ -200,6 +211,27 @@ type seqTracker struct {
 	pos    int
 	last   uint32
 	any    bool
+	// asked, askedAny: the frame whose read-ahead was asked for last.
+	asked    uint32
+	askedAny bool
+}
+
+// askFrame reports whether a run entering frame f should ask for its
+// read-ahead: not when the previous ask was for the same frame.
+func (s *seqTracker) askFrame(f uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.askedAny && s.asked == f {
+		return false
+	}
+	s.asked, s.askedAny = f, true
+	return true
+}
+
+func (s *seqTracker) forgetFrame() {
+	s.mu.Lock()
+	s.askedAny = false
+	s.mu.Unlock()
 }
 
 func (s *seqTracker) has(b uint32) bool {
