@@ -79,6 +79,12 @@ func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	h.dots = uint8(min(off, 2))
 	h.ends = 0
 	h.cur = h.start + uint32(max(off, 2)-2)
+	if off > 0 && h.cur == h.end {
+		// Asked to go on from the end: the kernel has taken in the
+		// whole listing (each READDIRPLUS gets a fresh handle when
+		// the kernel does without OPENDIR, see noOpendir).
+		h.ends = 1
+	}
 	return 0
 }
 

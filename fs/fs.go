@@ -72,6 +72,7 @@ type FS struct {
 
 	push  pusher
 	reads atomic.Int64 // READ requests served, for tests
+	raw   *noOpendir   // the request layer mountWith put in front, for tests
 }
 
 // New prepares a filesystem over ar; Root gives its root node.
@@ -146,8 +147,15 @@ func mountWith(dir string, ar Archive, o Options) (*fuse.Server, *FS, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := gofs.Mount(abs, f.Root(), f.GoFuseOptions(o))
+	opts := f.GoFuseOptions(o)
+	raw := &noOpendir{RawFileSystem: gofs.NewNodeFS(f.Root(), opts)}
+	f.raw = raw
+	srv, err := fuse.NewServer(raw, abs, &opts.MountOptions)
 	if err != nil {
+		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
 		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
 	return srv, f, nil

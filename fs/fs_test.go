@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 
 	"arc/format"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
 
@@ -186,6 +188,58 @@ func TestLargeDirectoryListsEveryEntryInOrder(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(mnt, "big", want[4321]))
 	if err != nil || string(got) != want[4321] {
 		t.Errorf("read %s: %q %v", want[4321], got, err)
+	}
+}
+
+// A directory is listed without OPENDIR (where the kernel can do without
+// it) and listed again from the kernel's cache: the second listing of each
+// directory sends nothing, and both read every entry, also where one
+// listing takes several READDIRPLUS.
+func TestDirectoriesAreListedWithoutOpendirAndCached(t *testing.T) {
+	var es []entry
+	want := map[string][]string{}
+	for d, n := range []int{3, 700} { // 700 long names: several READDIRPLUS
+		dir := fmt.Sprintf("d%d", d)
+		for i := 0; i < n; i++ {
+			name := fmt.Sprintf("f%04d-%s", i, strings.Repeat("y", 40))
+			want[dir] = append(want[dir], name)
+			es = append(es, entry{path: dir + "/" + name, mode: format.ModeReg | 0o644, data: name})
+		}
+	}
+	mnt, fsys := mountFS(t, build(es), Options{})
+	var first int64
+	for round := 0; round < 2; round++ {
+		for dir, names := range want {
+			ents, err := os.ReadDir(filepath.Join(mnt, dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range ents {
+				got = append(got, e.Name())
+			}
+			if !slices.Equal(got, names) {
+				t.Fatalf("round %d: %s lists %d entries, want %d", round, dir, len(got), len(names))
+			}
+		}
+		if round == 1 {
+			break
+		}
+		if fsys.raw.srv.Load().KernelSettings().Flags64()&fuse.CAP_NO_OPENDIR_SUPPORT == 0 {
+			t.Skip("this kernel needs OPENDIR")
+		}
+		// After the first refusal the kernel sends no more.
+		if r := fsys.raw.refused.Load(); r != 1 {
+			t.Errorf("%d OPENDIRs refused, want 1", r)
+		}
+		// Each listing ends with a READDIRPLUS at its end: two at
+		// least for the small directory, more for the big one.
+		if first = fsys.raw.handleless.Load(); first < 5 {
+			t.Errorf("%d handle-less listings for two directories, want 5 or more", first)
+		}
+	}
+	if n := fsys.raw.handleless.Load(); n != first {
+		t.Errorf("listing again sent %d READDIRPLUS, want none (the kernel keeps the listing)", n-first)
 	}
 }
 
