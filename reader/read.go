@@ -173,7 +173,8 @@ func (a *Archive) touch(b uint32) {
 	// A run asks once per frame it enters: the window it would ask for
 	// from the frame's other blocks is the same frames, and checking them
 	// again on every block cost a fifth of a mount's CPU in a whole-tree
-	// read (most blocks are entered by many files).
+	// read (most blocks are entered by many files). A frame whose blocks
+	// were dropped since is asked for again once it leaves the ring.
 	if !a.seq.askFrame(f) {
 		return
 	}
@@ -195,7 +196,7 @@ func (a *Archive) touch(b uint32) {
 		}
 		if !a.cache.Prefetch(keys) {
 			// The queue is full: let the run's next block ask again.
-			a.seq.forgetFrame()
+			a.seq.forgetFrame(f)
 			return
 		}
 		next = stop
@@ -211,27 +212,37 @@ type seqTracker struct {
 	pos    int
 	last   uint32
 	any    bool
-	// asked, askedAny: the frame whose read-ahead was asked for last.
-	asked    uint32
-	askedAny bool
+	// asked: the frames whose read-ahead was asked for last, a ring.
+	asked      [8]uint32
+	askedValid [8]bool
+	askedPos   int
 }
 
 // askFrame reports whether a run entering frame f should ask for its
-// read-ahead: not when the previous ask was for the same frame.
+// read-ahead: not when one of the last few asks was for f. A walk over
+// deduplicated files moves between a few frames all the time.
 func (s *seqTracker) askFrame(f uint32) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.askedAny && s.asked == f {
-		return false
+	for i, a := range s.asked {
+		if s.askedValid[i] && a == f {
+			return false
+		}
 	}
-	s.asked, s.askedAny = f, true
+	s.asked[s.askedPos], s.askedValid[s.askedPos] = f, true
+	s.askedPos = (s.askedPos + 1) % len(s.asked)
 	return true
 }
 
-func (s *seqTracker) forgetFrame() {
+// forgetFrame lets the next run entering f ask again.
+func (s *seqTracker) forgetFrame(f uint32) {
 	s.mu.Lock()
-	s.askedAny = false
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	for i, a := range s.asked {
+		if a == f {
+			s.askedValid[i] = false
+		}
+	}
 }
 
 func (s *seqTracker) has(b uint32) bool {
