@@ -8,7 +8,8 @@
 # Env: BENCH_DISTINCT (default /work/benchdata/distinct; prepared by gotree.sh
 # when missing), RUNS (default 3), CODEC_MAX (bytes of the stream to use,
 # default 0 = all), CODEC_SIZES, CODEC_CODECS, CODEC_CLI (lz4 command levels,
-# default -1,-9; see codecbench -h).
+# default -1,-9; see codecbench -h), CODEC_CLOCK (wall, the default, or cpu:
+# time by CPU time, steadier when the machine's other tenants take cores away).
 # The table goes to stdout and to bench/results/codec-<date>.md.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -32,10 +33,17 @@ have lz4 || true
 cli=${CODEC_CLI:--1,-9}
 command -v lz4 >/dev/null || cli=""
 
+clock=()
+case ${CODEC_CLOCK:-wall} in
+wall) ;;
+cpu) clock=(-cpu) ;;
+*) die "CODEC_CLOCK is wall or cpu, not $CODEC_CLOCK" ;;
+esac
+
 mkdir -p "$RESULTS"
 out="$RESULTS/codec-$(date -u +%Y%m%dT%H%M%SZ).md"
 note "load average $(load1) on $(nproc) cores; writing $out"
 "${pin[@]}" "$bin/codecbench" -dir "$DISTINCT" -reps "${RUNS}" -max "${CODEC_MAX:-0}" \
 	-sizes "${CODEC_SIZES:-64K,256K,1M,4M,16M}" \
 	-codecs "${CODEC_CODECS:-lz4x:fast,lz4x:default,lz4x:high,lz4x:max,lz4:default,lz4:max,zstd:default}" \
-	-cli "$cli" | tee "$out"
+	-cli "$cli" "${clock[@]}" | tee "$out"

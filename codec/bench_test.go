@@ -96,3 +96,17 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFarSeeds reports the cost of level high's far seeds alone (the
+// pass that runs on every block of 4 MiB and more, before either parse).
+func BenchmarkFarSeeds(b *testing.B) {
+	data := benchData(b)
+	m := newMatcher(*levels[LevelHigh].Far)
+	b.SetBytes(int64(len(data)))
+	var cover int
+	for b.Loop() {
+		cover = m.farSeeds(data, MaxOffsetLZ4X)
+		m.dropSeeds()
+	}
+	b.ReportMetric(float64(cover)/float64(len(data)), "cover")
+}

@@ -9,7 +9,6 @@ package codec
 import (
 	"errors"
 	"fmt"
-	"math/bits"
 	"strconv"
 	"strings"
 
@@ -127,7 +126,6 @@ type Encoder struct {
 	spec  levelSpec
 	near  *matcher // lz4x levels: 64 KiB window
 	far   *matcher // lz4x levels: 16 MiB window, made on first use
-	cover []uint32 // lz4x levels with a far gate: farCover's table
 	zstd  *zstd.Encoder
 	buf   []byte
 }
@@ -197,46 +195,58 @@ func (e *Encoder) Encode(src []byte) (id uint8, stored []byte) {
 
 // encodeLZ4X runs arc's own encoder (see levelSpec): standard LZ4 from
 // the near finder; lz4x (or LZ4, when its offsets fit in two bytes) from
-// the far one where the level runs it, kept when smaller (or, past
-// FarSure, without running the near finder); raw when nothing shrinks.
+// the far one where the level runs it, kept when smaller, or run alone
+// when its seeds pass SeedGate; raw when nothing shrinks.
 func (e *Encoder) encodeLZ4X(src []byte) (uint8, []byte) {
 	spec := e.spec
 	dst := e.scratch(2 * len(src))
 	a, b := dst[:len(src)], dst[len(src):]
-	useFar := spec.Far != nil && len(src) >= spec.FarFrom
-	if useFar && spec.FarGate > 0 {
-		if e.cover == nil {
-			e.cover = make([]uint32, 1<<18)
-		}
-		// Room for four times the samples, so that few collide.
-		tab := e.cover[:min(len(e.cover), max(1<<10, 1<<bits.Len(uint(len(src)/64))))]
-		useFar = farCover(src, tab) >= spec.FarGate
-	}
-	far := -1 // the far finder's output length, when it ran and shrank the block
-	var farID uint8
-	if useFar {
+	if spec.Far != nil && len(src) >= spec.FarFrom {
 		if e.far == nil {
 			e.far = newMatcher(*spec.Far)
 		}
-		m, maxOff := e.far.compress(b, src, min(spec.Far.Window, len(src)-1))
-		if m >= 0 {
-			far, farID = m, format.CodecLZ4X
-			if maxOff <= maxOffsetLZ4 {
-				far, farID = lz4xToLZ4(b[:m]), format.CodecLZ4
+		window := min(spec.Far.Window, len(src)-1)
+		if spec.SeedGate > 0 {
+			cover := e.far.farSeeds(src, window)
+			if float64(cover) < spec.SeedGate*float64(len(src)) {
+				e.far.dropSeeds()
+				return e.encodeNear(src, a)
 			}
-			if spec.FarSure > 0 && float64(e.far.farGain) >= spec.FarSure*float64(e.far.seqs) {
-				return farID, b[:far]
+			if id, stored, ok := e.encodeFar(src, b, window); ok {
+				return id, stored
 			}
+			return e.encodeNear(src, a)
 		}
+		farID, far, ok := e.encodeFar(src, b, window)
+		nearID, near := e.encodeNear(src, a)
+		if ok && len(far) < len(near) {
+			return farID, far
+		}
+		return nearID, near
 	}
-	id, stored := uint8(format.CodecRaw), src
-	if n, _ := e.near.compress(a, src, min(maxOffsetLZ4, len(src)-1)); n >= 0 {
-		id, stored = format.CodecLZ4, a[:n]
+	return e.encodeNear(src, a)
+}
+
+// encodeNear runs the near finder into dst: LZ4, or raw when the block
+// does not shrink.
+func (e *Encoder) encodeNear(src, dst []byte) (uint8, []byte) {
+	if n, _ := e.near.compress(dst, src, min(maxOffsetLZ4, len(src)-1)); n >= 0 {
+		return format.CodecLZ4, dst[:n]
 	}
-	if far >= 0 && far < len(stored) {
-		return farID, b[:far]
+	return format.CodecRaw, src
+}
+
+// encodeFar runs the far finder into dst: lz4x, or LZ4 when every offset
+// fits in two bytes; ok is false when the block does not shrink.
+func (e *Encoder) encodeFar(src, dst []byte, window int) (id uint8, stored []byte, ok bool) {
+	n, maxOff := e.far.compress(dst, src, window)
+	if n < 0 {
+		return 0, nil, false
 	}
-	return id, stored
+	if maxOff <= maxOffsetLZ4 {
+		return format.CodecLZ4, dst[:lz4xToLZ4(dst[:n])], true
+	}
+	return format.CodecLZ4X, dst[:n], true
 }
 
 // scratch returns the reused output buffer with at least n bytes.

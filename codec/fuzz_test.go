@@ -185,7 +185,7 @@ func FuzzGreedyNear(f *testing.F) {
 // matchers live across inputs: their tables are large). Small inputs
 // reach the far table only through finders scaled down to them: a chain
 // of 8 links (so "far" starts at 8 bytes back) and a 64-entry far table
-// filled at every 1st, 3rd or 8th position.
+// filled at every 1st, 3rd or 8th position, or seeds at 1 in 2 or 4.
 func FuzzHashChain(f *testing.F) {
 	f.Add([]byte("hello hello hello hello hello hello"), uint16(7), uint16(0))
 	f.Add(bytes.Repeat([]byte("abcdefgh"), 100), uint16(300), uint16(17))
@@ -198,6 +198,11 @@ func FuzzHashChain(f *testing.F) {
 	for _, step := range []int{1, 3, 8} {
 		p := *levels[LevelMax].Far
 		p.ChainLog, p.HashLog, p.FarLog, p.FarStep = 3, 6, 6, step
+		finders = append(finders, p)
+	}
+	for _, seedLog := range []int{1, 2} {
+		p := *levels[LevelHigh].Far
+		p.ChainLog, p.HashLog, p.FarLog, p.SeedLog = 3, 6, 6, seedLog
 		finders = append(finders, p)
 	}
 	both, second := make([]*matcher, len(finders)), make([]*matcher, len(finders))

@@ -51,9 +51,10 @@ func (m *matcher) hcInsert(src []byte, i int) {
 // than longest: the match starts at s, is n bytes long (n == 0: none) and
 // has offset off. With a far table, a first search (longest == 0; every
 // search with FarAll) also tries the table's candidate for i's 8 bytes,
-// beyond the chain's window and within m.farWin: a match farther than
-// 64 KiB must be FarMin bytes long. It links the positions before i first.
-func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off, gain int) {
+// beyond the chain's window and within m.farWin; with seeds instead,
+// every search tries the seed that holds i. A match farther than 64 KiB
+// must be FarMin bytes long. It links the positions before i first.
+func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off int) {
 	m.hcInsert(src, i)
 	chain := m.chain
 	cmask := len(chain) - 1
@@ -77,11 +78,30 @@ func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off
 			if b+f > best {
 				s, n, off, best = i-b, b+f, o, b+f
 				if i+f >= limit {
-					return s, n, off, 0
+					return s, n, off
 				}
 			}
 		}
 		c = int(*tableAt(chain, uint64(c&cmask)))
+	}
+	if m.seedTab != nil {
+		// The seed holding i, if any, gives its match at once: its bytes
+		// from i on are known to repeat up to its end.
+		sd := m.seeds
+		k := m.seedAt
+		for k < len(sd) && sd[k].e <= i {
+			k++
+		}
+		m.seedAt = k
+		if k < len(sd) && sd[k].s <= i && sd[k].off > win && sd[k].off <= min(m.farWin, i) {
+			o := sd[k].off
+			f := sd[k].e - i
+			b := hcBack(src, i, i-o, low)
+			if b+f > best && b+f >= m.p.FarMin {
+				s, n, off = i-b, b+f, o
+			}
+		}
+		return s, n, off
 	}
 	if m.far != nil && (longest == 0 || m.p.FarAll) {
 		c := int(*tableAt(m.far, (x*hashPrime)>>(uint(64-m.p.FarLog)&63)))
@@ -93,13 +113,12 @@ func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off
 				f := 8 + matchLen(src, ci+8, i+8, limit)
 				b := hcBack(src, i, ci, low)
 				if b+f > best && b+f >= m.p.FarMin {
-					gain = b + f - max(n, minMatch-1)
 					s, n, off = i-b, b+f, o
 				}
 			}
 		}
 	}
-	return s, n, off, gain
+	return s, n, off
 }
 
 // hcBack counts the bytes before a match at i (candidate ci) that match
@@ -109,10 +128,8 @@ func hcBack(src []byte, i, ci, low int) int {
 	return i - s
 }
 
-// hcMatch is a match of the hash-chain parse: n bytes at s, offset off;
-// a far match found where the chain had a shorter one (or none) also
-// carries how many bytes longer it is (gain).
-type hcMatch struct{ s, n, off, gain int }
+// hcMatch is a match of the hash-chain parse: n bytes at s, offset off.
+type hcMatch struct{ s, n, off int }
 
 func (a hcMatch) end() int { return a.s + a.n }
 
@@ -136,8 +153,11 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 	m.farWin = window
 	skipLog := uint(m.p.SkipLog)
 	m.next = 0
-	m.seqs = 0
-	m.farGain = 0
+	if m.seedTab != nil && window > win && !m.seededFor(src) {
+		m.farSeeds(src, window)
+	}
+	m.seedAt = 0
+	defer m.dropSeeds() // they were this block's
 	ok := true
 	// put emits a match and the literals before it. A match starting
 	// past last (cut forward near the block's end) stays literals.
@@ -151,8 +171,6 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 		}
 		maxOff = max(maxOff, a.off)
 		anchor = a.end()
-		m.seqs++
-		m.farGain += min(a.gain, a.n)
 	}
 	// find searches at i for a match longer than longest, looking back
 	// to low; ok reports whether there was one.
@@ -160,8 +178,8 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 		if i > last {
 			return hcMatch{}, false
 		}
-		s, n, off, gain := m.hcFind(src, i, low, limit, win, longest)
-		return hcMatch{s, n, off, gain}, n > 0
+		s, n, off := m.hcFind(src, i, low, limit, win, longest)
+		return hcMatch{s, n, off}, n > 0
 	}
 	// cut moves the start of m2 forward so that m1 keeps up to hcShort
 	// bytes, while m2 keeps at least minMatch.
@@ -243,31 +261,79 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 	return anchor, maxOff
 }
 
-// farCover estimates how much of src repeats from more than 64 KiB back,
-// where only lz4x reaches. At the positions its 4 bytes choose (about 1
-// in 256, and the same places in both copies of a repeat) it finds the
-// previous such position with the same 8 bytes and, when that lies
-// beyond 64 KiB, counts the length of the repeat, up to 256. It returns
-// the average over those positions. Level high runs its far parse only
-// where this is large (levelSpec.FarGate): lz4x makes every sequence a
-// byte longer, so far matches must cover much to pay. tab is scratch;
-// its length is a power of two.
-func farCover(src []byte, tab []uint32) float64 {
+// farSeed is a repeat found by farSeeds: src[s:e] equals the bytes off
+// before it.
+type farSeed struct{ s, e, off int }
+
+// farSeeds finds, ahead of the parse, the repeats of src that lie more
+// than win bytes back (up to farWin) and hold one of the positions its 4
+// bytes choose (1 in 2^SeedLog, the same places in both copies of a
+// repeat), each extended both ways as far as it goes; they do not
+// overlap. The parse then takes far matches from these (hcFind) instead
+// of probing a far table at every search: a probe per sampled position
+// rather than one per position, and no far table written at every
+// FarStep-th position. It returns how many bytes the seeds cover, and
+// the next parse of src uses them.
+func (m *matcher) farSeeds(src []byte, farWin int) (cover int) {
+	win := m.p.hcSlots() - 1
+	limit := len(src) - lastLiterals
+	tab := m.seedTab[:min(len(m.seedTab), max(1<<10, 1<<bits.Len(uint(len(src)>>m.p.SeedLog))))]
 	clear(tab)
 	shift := uint(64-bits.Len(uint(len(tab)-1))) & 63
-	mask := uint64(len(tab) - 1) // a no-op but for a 1-entry table (shift 0)
-	cover, samples := 0, 0
-	for j := 0; j+8 <= len(src); j++ {
-		if (load32(src, j)*2654435761)>>24 != 0 {
-			continue
+	mask := uint64(len(tab) - 1)
+	sb := uint(32-m.p.SeedLog) & 31
+	seeds := m.seeds[:0]
+	end := 0 // the end of the last seed
+	samp := &m.samples
+	// A chunk's sampled positions are listed first, then looked up: the
+	// table lookups, most of them cache misses, no longer wait one for
+	// another behind the scan's branches.
+	for lo := 0; lo+8 <= limit; lo += len(samp) {
+		hi := min(lo+len(samp), limit-7)
+		n := 0
+		// n grows by one exactly when j's top SeedLog hash bits are all
+		// zero.
+		for j := lo; j < hi; j++ {
+			samp[n&(len(samp)-1)] = uint32(j)
+			n += int((uint64((load32(src, j)*2654435761)>>sb) - 1) >> 63)
 		}
-		x := load64(src, j)
-		samples++
-		t := tableAt(tab, (x*hashPrime)>>shift&mask)
-		if c := int(*t) - 1; c >= 0 && j-c > maxOffsetLZ4 && load64(src, c) == x {
-			cover += 8 + matchLen(src, c+8, j+8, min(j+256, len(src)))
+		// The lookups, with no branch on what they load, so that their
+		// cache misses overlap; then the candidates are looked at.
+		cand := &m.cands
+		for k, j32 := range samp[:n] {
+			t := tableAt(tab, (load64(src, int(j32))*hashPrime)>>shift&mask)
+			cand[k&(len(cand)-1)] = *t
+			*t = j32 + 1
 		}
-		*t = uint32(j + 1)
+		for k, j32 := range samp[:n] {
+			j := int(j32)
+			c := int(cand[k&(len(cand)-1)]) - 1
+			if j < end || c < 0 {
+				continue
+			}
+			x := load64(src, j)
+			o := j - c
+			if o <= win || o > farWin || load64(src, c) != x {
+				continue
+			}
+			e := j + 8 + matchLen(src, c+8, j+8, limit)
+			s, _ := extendBack(src, end, j, c, 0)
+			seeds = append(seeds, farSeed{s, e, o})
+			cover += e - s
+			end = e
+		}
 	}
-	return float64(cover) / float64(max(samples, 1))
+	m.seeds, m.seeded = seeds, src
+	return cover
+}
+
+// seededFor reports whether the seeds were found in src (the parse takes
+// their bytes as repeating without looking).
+func (m *matcher) seededFor(src []byte) bool {
+	return len(m.seeded) == len(src) && len(src) > 0 && &m.seeded[0] == &src[0]
+}
+
+// dropSeeds forgets the seeds: the next parse finds its own.
+func (m *matcher) dropSeeds() {
+	m.seeds, m.seeded = m.seeds[:0], nil
 }

@@ -89,19 +89,19 @@ func nearOnly(n int, seed uint64) []byte {
 
 // TestHighTakesTheFarWindowWhereRepeatsAreFar checks level high's choice
 // per block: where 256 KiB pieces come back from megabytes before, the
-// far parse runs, gains so much that the near one does not run, and its
-// lz4x block is kept; where nothing repeats from more than 64 KiB back,
-// the sample keeps the far parse from running, and the block is standard
-// LZ4. Either way high is smaller than default.
+// seeds cover much of the block, the far parse runs alone and its lz4x
+// block is kept; where nothing repeats from more than 64 KiB back, the
+// near parse runs alone and the block is standard LZ4. Either way high is
+// smaller than default.
 func TestHighTakesTheFarWindowWhereRepeatsAreFar(t *testing.T) {
 	if testing.Short() {
 		t.Skip("16 MiB blocks")
 	}
 	for _, tc := range []struct {
-		name    string
-		src     []byte
-		want    uint8
-		farRuns bool
+		name string
+		src  []byte
+		want uint8
+		far  bool // the far parse runs, not the near one
 	}{
 		{"far repeats", levelStream(16<<20, 3, 1), format.CodecLZ4X, true},
 		{"near repeats", nearOnly(16<<20, 3), format.CodecLZ4, false},
@@ -115,11 +115,12 @@ func TestHighTakesTheFarWindowWhereRepeatsAreFar(t *testing.T) {
 		if id != tc.want {
 			t.Errorf("%s: codec %d, want %d", tc.name, id, tc.want)
 		}
-		if ran := high.far != nil; ran != tc.farRuns {
-			t.Errorf("%s: far parse ran: %t, want %t", tc.name, ran, tc.farRuns)
+		// A matcher's base moves on past each block it parsed.
+		if ran := high.far.base != baseGap; ran != tc.far {
+			t.Errorf("%s: far parse ran: %t, want %t", tc.name, ran, tc.far)
 		}
-		if ran := high.near.base != baseGap; ran == tc.farRuns {
-			t.Errorf("%s: near parse ran: %t, want %t", tc.name, ran, !tc.farRuns)
+		if ran := high.near.base != baseGap; ran == tc.far {
+			t.Errorf("%s: near parse ran: %t, want %t", tc.name, ran, !tc.far)
 		}
 		if len(stored) >= len(base) {
 			t.Errorf("%s: high stored %d bytes, default %d", tc.name, len(stored), len(base))
@@ -131,32 +132,44 @@ func TestHighTakesTheFarWindowWhereRepeatsAreFar(t *testing.T) {
 	}
 }
 
-// TestFarCoverSeesOnlyFarRepeats checks the sample behind level high's
-// far gate: repeats from more than 64 KiB back count (up to 256 bytes
-// each), nearer ones and unrepeated bytes do not.
-func TestFarCoverSeesOnlyFarRepeats(t *testing.T) {
+// TestFarSeedsFindOnlyFarRepeats checks the seeds behind level high's far
+// parse and its gate: a repeat from more than 64 KiB back is found whole
+// (from its first byte to where the last literals begin), nearer ones and
+// unrepeated bytes not at all; every seed is a true repeat, and seeds come
+// in order without overlapping.
+func TestFarSeedsFindOnlyFarRepeats(t *testing.T) {
 	random := corpus(t, false)["random-256K"]
 	piece := random[:200<<10]
-	tab := make([]uint32, 1<<14)
 	for _, tc := range []struct {
 		name     string
 		src      []byte
-		min, max float64
+		min, max int
 	}{
 		{"random", random, 0, 0},
 		{"repeat 32 KiB back", slices.Concat(piece[:32<<10], piece[:32<<10]), 0, 0},
-		{"repeat 200 KiB back", slices.Concat(piece, piece), 100, 256},
+		{"repeat 200 KiB back", slices.Concat(piece, piece), len(piece) - lastLiterals, len(piece) - lastLiterals},
 		{"repeat 64 KiB - 1 back", slices.Concat(piece[:maxOffsetLZ4], piece[:maxOffsetLZ4]), 0, 0},
+		{"two far repeats", slices.Concat(piece, random[200<<10:], piece[:80<<10], piece[100<<10:]), 180<<10 - lastLiterals, 180<<10 - lastLiterals},
 	} {
-		got := farCover(tc.src, tab)
-		if got < tc.min || got > tc.max {
-			t.Errorf("%s: cover %.1f, want %g..%g", tc.name, got, tc.min, tc.max)
-		}
-	}
-	// The smallest tables stay in range (-tags purego checks the index).
-	for _, n := range []int{1, 2} {
-		if got := farCover(slices.Concat(piece, piece), make([]uint32, n)); got < 0 || got > 256 {
-			t.Errorf("%d-entry table: cover %.1f", n, got)
+		for _, tabLog := range []int{20, 0, 1} { // the smallest tables stay in range (-tags purego checks)
+			p := *levels[LevelHigh].Far
+			p.FarLog = tabLog
+			m := newMatcher(p)
+			got := m.farSeeds(tc.src, MaxOffsetLZ4X)
+			if tabLog == 20 && (got < tc.min || got > tc.max) {
+				t.Errorf("%s: seeds cover %d bytes, want %d..%d", tc.name, got, tc.min, tc.max)
+			}
+			end, sum := 0, 0
+			for _, sd := range m.seeds {
+				if sd.s < end || sd.e <= sd.s || sd.off <= maxOffsetLZ4 || sd.s < sd.off || sd.e > len(tc.src)-lastLiterals ||
+					!bytes.Equal(tc.src[sd.s:sd.e], tc.src[sd.s-sd.off:sd.e-sd.off]) {
+					t.Fatalf("%s, table 2^%d: bad seed %+v after %d", tc.name, tabLog, sd, end)
+				}
+				end, sum = sd.e, sum+sd.e-sd.s
+			}
+			if sum != got {
+				t.Errorf("%s, table 2^%d: cover %d, seeds sum to %d", tc.name, tabLog, got, sum)
+			}
 		}
 	}
 }

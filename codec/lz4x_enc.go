@@ -19,7 +19,10 @@ import (
 //     FarLog > 0 a second table of 2^FarLog entries holds every
 //     FarStep-th position by its 8 bytes, for matches beyond the chain's
 //     64 KiB (lz4x), tried at the first search for each match (and at
-//     the searches that move its end too, with FarAll).
+//     the searches that move its end too, with FarAll); with SeedLog > 0
+//     instead, the far matches are found before the parse at 1 in
+//     2^SeedLog positions chosen by their content (farSeeds, through a
+//     table of up to 2^FarLog entries) and tried at every search.
 //
 // And both:
 //   - skip acceleration: after a miss the scan advances by
@@ -36,6 +39,7 @@ type matchParams struct {
 	FarLog    int
 	FarStep   int
 	FarAll    bool
+	SeedLog   int
 	SkipLog   int
 	FarMin    int
 	Window    int
@@ -47,7 +51,9 @@ func (p matchParams) String() string {
 			p.HashLog, p.HashBytes, p.SkipLog, p.FarMin, p.Window)
 	}
 	s := fmt.Sprintf("hashlog=%d hashbytes=%d chain=%d chainlog=%d skiplog=%d", p.HashLog, p.HashBytes, p.Chain, p.ChainLog, p.SkipLog)
-	if p.FarLog > 0 {
+	if p.SeedLog > 0 {
+		s += fmt.Sprintf(" farlog=%d seedlog=%d farmin=%d", p.FarLog, p.SeedLog, p.FarMin)
+	} else if p.FarLog > 0 {
 		s += fmt.Sprintf(" farlog=%d farstep=%d farall=%t farmin=%d", p.FarLog, p.FarStep, p.FarAll, p.FarMin)
 	}
 	return s + fmt.Sprintf(" window=%d", p.Window)
@@ -59,26 +65,27 @@ func (p matchParams) String() string {
 // docs/FORMAT.md), so each level has a Near finder (64 KiB window,
 // standard LZ4 output) and may have a Far one (16 MiB window, lz4x
 // output, or LZ4 when its offsets happen to fit in two bytes) whose
-// output is kept when it is the smaller.
+// output is kept when it is the smaller, or which runs instead of Near
+// where its seeds say far repeats are many (SeedGate).
 type levelSpec struct {
 	Near    matchParams
 	Far     *matchParams // nil: never lz4x
 	FarFrom int          // blocks of at least this many bytes may run Far
-	// Far runs, and the smaller output is kept, on the blocks whose
-	// sampled far cover (farCover) is at least FarGate bytes (0: on all):
-	// a cheap look that spares the far pass where it would not pay.
-	FarGate float64
-	// FarSure > 0 keeps Far's output without running Near when its far
-	// matches added at least FarSure bytes per sequence over what the
-	// chain had found there: well over the one byte per sequence that
-	// lz4x costs.
-	FarSure float64
+	// SeedGate > 0 (a seeded Far only): the share of a block that Far's
+	// seeds (farSeeds) must cover for Far to run, alone; below it Near
+	// runs alone. An lz4x sequence costs a byte more, so far matches must
+	// cover much to pay, and the seeds say so before either parse runs:
+	// one parse a block. SeedGate 0: both run, the smaller is kept.
+	SeedGate float64
 }
 
 func (l levelSpec) String() string {
 	s := "near: " + l.Near.String()
 	if l.Far != nil {
-		s += fmt.Sprintf("; far: %v; far-from=%d far-gate=%g far-sure=%g", *l.Far, l.FarFrom, l.FarGate, l.FarSure)
+		s += fmt.Sprintf("; far: %v; far-from=%d", *l.Far, l.FarFrom)
+		if l.SeedGate > 0 {
+			s += fmt.Sprintf(" seed-gate=%g", l.SeedGate)
+		}
 	}
 	return s
 }
@@ -88,19 +95,21 @@ func (l levelSpec) String() string {
 // greedy scans with a 64 KiB window (standard LZ4 output, smaller than
 // pierrec's fast mode at about its speed); high and max are hash-chain
 // parses, 4 and 64 links deep, that also parse large blocks with a
-// 16 MiB window (lz4x) and keep the smaller output: high on blocks of
-// 4 MiB and more where a sample says far repeats are many (on 1 MiB
-// blocks it ran on 81 of 256 and won on 9), max on every block of
-// 256 KiB and more.
+// 16 MiB window (lz4x). High parses a block of 4 MiB or more once: with
+// the 16 MiB window where far repeats found at 1 in 16 positions cover
+// 19% of it or more, else with 64 KiB (on the distinct Go files at
+// 16 MiB blocks the far parse won on every block above 19.3% and lost
+// on every one below 18.4%). Max parses every block of 256 KiB and more
+// both ways, with a far table probed at every search, and keeps the
+// smaller.
 var levels = map[Level]levelSpec{
 	LevelFast:    {Near: matchParams{HashLog: 13, HashBytes: 5, SkipLog: 6, FarMin: 8, Window: maxOffsetLZ4}},
 	LevelDefault: {Near: matchParams{HashLog: 16, HashBytes: 5, SkipLog: 7, FarMin: 8, Window: maxOffsetLZ4}},
 	LevelHigh: {
-		Near:    hcParams(4, 16),
-		Far:     farParams(hcParams(4, 16), 20, 8, false),
-		FarFrom: 4 << 20,
-		FarGate: 1.15,
-		FarSure: 2,
+		Near:     hcParams(4, 16),
+		Far:      seedParams(hcParams(4, 16), 20, 4),
+		FarFrom:  4 << 20,
+		SeedGate: 0.19,
 	},
 	LevelMax: {
 		Near:    hcParams(64, 17),
@@ -113,6 +122,13 @@ var levels = map[Level]levelSpec{
 // hash (LZ4's minimum match) and a chain over the 64 KiB window.
 func hcParams(chain, hashLog int) matchParams {
 	return matchParams{HashLog: hashLog, HashBytes: 4, Chain: chain, ChainLog: 16, SkipLog: 8, FarMin: 8, Window: maxOffsetLZ4}
+}
+
+// seedParams gives p far seeds (farSeeds): the same parse over a 16 MiB
+// window, its far matches found ahead at sampled positions.
+func seedParams(p matchParams, farLog, seedLog int) *matchParams {
+	p.FarLog, p.SeedLog, p.Window = farLog, seedLog, MaxOffsetLZ4X
+	return &p
 }
 
 // farParams adds a far table to p: the same parse over a 16 MiB window.
@@ -133,10 +149,14 @@ type matcher struct {
 	table   []uint32
 	chain   []uint32 // hash-chain levels: each position's predecessor (hc.go)
 	far     []uint32 // hash-chain levels with a far table: every FarStep-th position by its 8 bytes
-	next    int      // hash-chain levels: the first position not yet linked
-	farWin  int      // hash-chain levels: the window of the block being compressed
-	seqs    int      // hash-chain levels: the sequences the last block got
-	farGain int      // hash-chain levels: bytes the last block's far matches added over the chain's
+	seedTab []uint32 // hash-chain levels with seeds: sampled positions by their 8 bytes (farSeeds)
+	seeds   []farSeed
+	seeded  []byte       // the block whose far repeats seeds hold, parsed next
+	seedAt  int          // the first seed that may hold the position searched
+	samples [4096]uint32 // farSeeds' scratch: one chunk's sampled positions
+	cands   [4096]uint32 // and what the table held for each
+	next    int          // hash-chain levels: the first position not yet linked
+	farWin  int          // hash-chain levels: the window of the block being compressed
 	base    uint32
 	shift   uint
 }
@@ -145,7 +165,9 @@ func newMatcher(p matchParams) *matcher {
 	m := &matcher{p: p, table: make([]uint32, 1<<p.HashLog), base: baseGap, shift: uint(64 - p.HashLog)}
 	if p.Chain > 0 {
 		m.chain = make([]uint32, p.hcSlots())
-		if p.FarLog > 0 {
+		if p.SeedLog > 0 {
+			m.seedTab = make([]uint32, 1<<p.FarLog)
+		} else if p.FarLog > 0 {
 			m.far = make([]uint32, 1<<p.FarLog)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"arc/codec"
@@ -34,8 +35,13 @@ func main() {
 	codecs := flag.String("codecs", "lz4x:fast,lz4x:default,lz4x:high,lz4x:max,lz4:default,lz4:max,zstd:default", "codec:level list (lz4:default = pierrec fast, lz4:max = pierrec HC 9)")
 	cli := flag.String("cli", "-1,-9", "lz4 command levels to run beside (empty = none)")
 	reps := flag.Int("reps", 3, "timed repetitions; medians are printed")
+	cpuClock := flag.Bool("cpu", false, "time by CPU time (this thread's; the lz4 command's user+system) instead of wall time: steadier on a shared machine whose cores are taken away at times")
 	flag.Parse()
 	runtime.GOMAXPROCS(1)
+	if *cpuClock {
+		runtime.LockOSThread()
+		clock, clockIsCPU = threadCPU, true
+	}
 
 	var stream []byte
 	var files int
@@ -52,7 +58,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "codecbench:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("data: %s: %d distinct files, %.1f MB; GOMAXPROCS=1, %s, median of %d\n\n", *dir, files, mb(len(stream)), runtime.Version(), *reps)
+	timed := "wall time"
+	if clockIsCPU {
+		timed = "CPU time (lz4 command: user+system)"
+	}
+	fmt.Printf("data: %s: %d distinct files, %.1f MB; GOMAXPROCS=1, %s, median of %d, timed by %s\n\n", *dir, files, mb(len(stream)), runtime.Version(), *reps, timed)
 	fmt.Printf("| block | codec | ratio | stored MB | compress MB/s | decompress MB/s | 4 KiB random read µs | blocks raw/lz4/lz4x/zstd |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|\n")
 	for _, s := range strings.Split(*sizes, ",") {
@@ -130,7 +140,7 @@ func measure(stream []byte, bs int, o codec.Options, reps int) (result, error) {
 	var ctimes, dtimes []time.Duration
 	var counts [4]int
 	for r := 0; r < reps; r++ {
-		t0 := time.Now()
+		t0 := clock()
 		for off := 0; off < len(stream); off += bs {
 			raw := stream[off:min(off+bs, len(stream))]
 			id, st := enc.Encode(raw)
@@ -139,7 +149,7 @@ func measure(stream []byte, bs int, o codec.Options, reps int) (result, error) {
 				counts[id]++
 			}
 		}
-		ctimes = append(ctimes, time.Since(t0))
+		ctimes = append(ctimes, clock()-t0)
 	}
 	stored := 0
 	for _, b := range blocks {
@@ -147,13 +157,13 @@ func measure(stream []byte, bs int, o codec.Options, reps int) (result, error) {
 	}
 	dst := make([]byte, bs)
 	for r := 0; r < reps; r++ {
-		t0 := time.Now()
+		t0 := clock()
 		for _, b := range blocks {
 			if err := dec.Decode(b.id, dst[:len(b.raw)], b.stored); err != nil {
 				return result{}, fmt.Errorf("%v block of %d: %w", o, len(b.raw), err)
 			}
 		}
-		dtimes = append(dtimes, time.Since(t0))
+		dtimes = append(dtimes, clock()-t0)
 	}
 	// Verify once, outside the timing.
 	for i, b := range blocks {
@@ -192,6 +202,9 @@ func lz4CLI(stream []byte, level, blockFlag string, reps int) (result, error) {
 		t0 := time.Now()
 		if err := cmd.Run(); err != nil {
 			return 0, fmt.Errorf("lz4 %v: %v: %s", args, err, e.String())
+		}
+		if clockIsCPU {
+			return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 		}
 		return time.Since(t0), nil
 	}
@@ -287,5 +300,24 @@ func median(d []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// clock reads the time measurements are taken with: a monotonic wall
+// clock, or with -cpu the CPU time of the locked thread.
+var (
+	clock      = func() time.Duration { return time.Since(clockStart) }
+	clockStart = time.Now()
+	clockIsCPU bool
+)
+
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rusageThread is RUSAGE_THREAD (Linux).
+const rusageThread = 1
 
 func mb(n int) float64 { return float64(n) / 1e6 }
