@@ -23,6 +23,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
@@ -111,6 +112,10 @@ type Cache struct {
 	queued  map[uint32]struct{} // keys waiting in the prefetch queue
 	closed  bool
 	st      Stats
+	// dropped counts blocks evicted and prefetched keys cut for lack of
+	// room: a reader that skips asking again for what it asked before
+	// asks again once this moves (see Dropped).
+	dropped atomic.Uint64
 
 	queue chan []uint32
 	quit  chan struct{}
@@ -322,8 +327,13 @@ func (c *Cache) evictLocked() {
 		}
 		c.removeLocked(k, b)
 		c.st.Evictions++
+		c.dropped.Add(1)
 	}
 }
+
+// Dropped reports how many blocks were evicted or left out of a prefetch
+// for lack of room so far. It only grows; read without the cache's lock.
+func (c *Cache) Dropped() uint64 { return c.dropped.Load() }
 
 // Prefetch asks the workers to load keys ahead of use. It never blocks: when
 // the queue is full the request is dropped and Prefetch returns false. With
@@ -418,6 +428,7 @@ func (c *Cache) prefetch(job []uint32) {
 		sz := int64(classCap(c.cfg.Size(k)))
 		if sz > budget {
 			c.st.PrefetchSkipped++
+			c.dropped.Add(1)
 			break
 		}
 		budget -= sz

@@ -173,9 +173,10 @@ func (a *Archive) touch(b uint32) {
 	// A run asks once per frame it enters: the window it would ask for
 	// from the frame's other blocks is the same frames, and checking them
 	// again on every block cost a fifth of a mount's CPU in a whole-tree
-	// read (most blocks are entered by many files). A frame whose blocks
-	// were dropped since is asked for again once it leaves the ring.
-	if !a.seq.askFrame(f) {
+	// read (most blocks are entered by many files). Once the cache has
+	// dropped anything (evicted a block, or cut a read-ahead short for
+	// room), every frame is asked for again.
+	if !a.seq.askFrame(f, a.cache.Dropped()) {
 		return
 	}
 	last := int(f) + a.opt.Prefetch
@@ -212,18 +213,25 @@ type seqTracker struct {
 	pos    int
 	last   uint32
 	any    bool
-	// asked: the frames whose read-ahead was asked for last, a ring.
+	// asked: the frames whose read-ahead was asked for last, a ring,
+	// valid while the cache's drop count stays askedGen.
 	asked      [8]uint32
 	askedValid [8]bool
 	askedPos   int
+	askedGen   uint64
 }
 
 // askFrame reports whether a run entering frame f should ask for its
-// read-ahead: not when one of the last few asks was for f. A walk over
+// read-ahead: not when one of the last few asks was for f and the cache
+// has dropped nothing since (dropped is its count). A walk over
 // deduplicated files moves between a few frames all the time.
-func (s *seqTracker) askFrame(f uint32) bool {
+func (s *seqTracker) askFrame(f uint32, dropped uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if dropped != s.askedGen {
+		s.askedValid = [len(s.asked)]bool{}
+		s.askedGen = dropped
+	}
 	for i, a := range s.asked {
 		if s.askedValid[i] && a == f {
 			return false

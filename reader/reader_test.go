@@ -598,6 +598,32 @@ func TestSequentialReadPrefetchesWithoutThrashing(t *testing.T) {
 	}
 }
 
+// A file read again after the cache evicted it is read ahead again: the
+// reader's memory of frames it already asked for lasts only while the
+// cache drops nothing.
+func TestRereadAfterEvictionPrefetchesAgain(t *testing.T) {
+	data := randBytes(24*4096, 10) // 6 frames of 4 blocks
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
+	a, err := Open(b.volumes[0], Options{CacheSize: 8 * 4096, Prefetch: 1, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ino := inodeOf(t, a, "f")
+	var before int64
+	for pass := 0; pass < 3; pass++ {
+		got, err := readAll(a, ino, 1024)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("pass %d: read: %v", pass, err)
+		}
+		st := a.CacheStats()
+		if st.PrefetchLoads == before {
+			t.Errorf("pass %d: nothing read ahead (%+v)", pass, st)
+		}
+		before = st.PrefetchLoads
+	}
+}
+
 func TestPrefetchOffLoadsOnDemandOnly(t *testing.T) {
 	data := randBytes(40*4096, 9)
 	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096})
