@@ -87,8 +87,13 @@ func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off
 	if m.seedTab != nil {
 		// The seed holding i, if any, gives its match at once: its bytes
 		// from i on are known to repeat up to its end.
+		// The cursor follows i, which steps back a little at times (the
+		// next search starts 2 or 3 bytes before a match's end).
 		sd := m.seeds
 		k := m.seedAt
+		for k > 0 && sd[k-1].e > i {
+			k--
+		}
 		for k < len(sd) && sd[k].e <= i {
 			k++
 		}

@@ -232,7 +232,9 @@ func TestFarMatchAtTheEndKeepsEndRules(t *testing.T) {
 
 func TestEncodeIsDeterministic(t *testing.T) {
 	c := corpus(t, false)
-	names := []string{"text", "mixed", "random-256K", "zeros-1M", "over-64K"}
+	names := []string{"text", "mixed", "random-256K", "zeros-1M", "over-64K", "far-5M"}
+	// Far repeats in a block large enough for high's and max's far parses.
+	c["far-5M"] = levelStream(5<<20, 7, 1)
 	for l := LevelFast; l <= LevelMax; l++ {
 		a, _ := NewEncoder(Options{Codec: "lz4x", Level: l})
 		first := map[string][]byte{}
