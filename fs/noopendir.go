@@ -19,11 +19,16 @@ import (
 // a handle opened, read and released inside the request: go-fuse's bridge
 // keeps its bookkeeping (inodes, lookup counts) and our dirHandle finds
 // its place again by Seekdir.
+//
+// One thing is lost: a listing the kernel serves from its cache sends no
+// request at all, so push-ahead (push.go) no longer hears of a directory
+// opened again by a second walk, and starts there a file later.
 type noOpendir struct {
 	fuse.RawFileSystem
 	// on: the kernel said it can do without OPENDIR (set at INIT).
 	on atomic.Bool
-	// srv: set by Init, read at the first OPENDIR (after INIT).
+	// srv: set by Init, which go-fuse calls once INIT is answered,
+	// before any other request.
 	srv atomic.Pointer[fuse.Server]
 	// refused: OPENDIRs answered ENOSYS; handleless: listings served
 	// through a handle of their own (tests look at both).
@@ -41,11 +46,7 @@ func (r *noOpendir) enabled() bool {
 	if r.on.Load() {
 		return true
 	}
-	s := r.srv.Load()
-	if s == nil {
-		return false
-	}
-	if s.KernelSettings().Flags64()&fuse.CAP_NO_OPENDIR_SUPPORT == 0 {
+	if r.srv.Load().KernelSettings().Flags64()&fuse.CAP_NO_OPENDIR_SUPPORT == 0 {
 		return false
 	}
 	r.on.Store(true)
@@ -84,13 +85,6 @@ func (r *noOpendir) ReleaseDir(in *fuse.ReleaseIn) {
 	if in.Fh != 0 {
 		r.RawFileSystem.ReleaseDir(in)
 	}
-}
-
-func (r *noOpendir) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
-	if in.Fh == 0 {
-		return fuse.OK // read-only: nothing to sync
-	}
-	return r.RawFileSystem.FsyncDir(cancel, in)
 }
 
 // withHandle runs read with a directory handle of the bridge's own, opened
