@@ -106,7 +106,7 @@ func BenchmarkFarSeeds(b *testing.B) {
 	var cover int
 	for b.Loop() {
 		cover = m.farSeeds(data, MaxOffsetLZ4X)
-		m.dropSeeds()
+		m.seed.drop()
 	}
 	b.ReportMetric(float64(cover)/float64(len(data)), "cover")
 }

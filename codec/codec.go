@@ -209,7 +209,7 @@ func (e *Encoder) encodeLZ4X(src []byte) (uint8, []byte) {
 		if spec.SeedGate > 0 {
 			cover := e.far.farSeeds(src, window)
 			if float64(cover) < spec.SeedGate*float64(len(src)) {
-				e.far.dropSeeds()
+				e.far.seed.drop()
 				return e.encodeNear(src, a)
 			}
 			if id, stored, ok := e.encodeFar(src, b, window); ok {

@@ -84,26 +84,14 @@ func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off
 		}
 		c = int(*tableAt(chain, uint64(c&cmask)))
 	}
-	if m.seedTab != nil {
-		// The seed holding i, if any, gives its match at once: its bytes
-		// from i on are known to repeat up to its end.
-		// The cursor follows i, which steps back a little at times (the
-		// next search starts 2 or 3 bytes before a match's end).
-		sd := m.seeds
-		k := m.seedAt
-		for k > 0 && sd[k-1].e > i {
-			k--
-		}
-		for k < len(sd) && sd[k].e <= i {
-			k++
-		}
-		m.seedAt = k
-		if k < len(sd) && sd[k].s <= i && sd[k].off > win && sd[k].off <= min(m.farWin, i) {
-			o := sd[k].off
-			f := sd[k].e - i
-			b := hcBack(src, i, i-o, low)
+	if m.seed != nil {
+		// The seed holding i gives its match at once: its bytes from i
+		// on are known to repeat up to its end.
+		if sd, ok := m.seed.holding(i); ok && sd.off > win && sd.off <= min(m.farWin, i) {
+			f := sd.e - i
+			b := hcBack(src, i, i-sd.off, low)
 			if b+f > best && b+f >= m.p.FarMin {
-				s, n, off = i-b, b+f, o
+				s, n, off = i-b, b+f, sd.off
 			}
 		}
 		return s, n, off
@@ -158,11 +146,12 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 	m.farWin = window
 	skipLog := uint(m.p.SkipLog)
 	m.next = 0
-	if m.seedTab != nil && window > win && !m.seededFor(src) {
-		m.farSeeds(src, window)
+	if m.seed != nil {
+		if window > win && !m.seed.foundIn(src) {
+			m.farSeeds(src, window)
+		}
+		defer m.seed.drop() // they were this block's
 	}
-	m.seedAt = 0
-	defer m.dropSeeds() // they were this block's
 	ok := true
 	// put emits a match and the literals before it. A match starting
 	// past last (cut forward near the block's end) stays literals.
@@ -270,6 +259,46 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 // before it.
 type farSeed struct{ s, e, off int }
 
+// seedState is a seeded matcher's: the seeds of the block about to be
+// parsed and farSeeds' table and scratch.
+type seedState struct {
+	tab   []uint32 // sampled positions by their 8 bytes
+	seeds []farSeed
+	block []byte // the block the seeds were found in
+	at    int    // the first seed that may hold the position searched
+	// One chunk's sampled positions, and what the table held for each.
+	samples, cands [4096]uint32
+}
+
+// holding returns the seed that holds position i, if any. The cursor
+// follows i, which steps back a little at times (the parse's next search
+// starts 2 or 3 bytes before a match's end).
+func (st *seedState) holding(i int) (farSeed, bool) {
+	sd, k := st.seeds, st.at
+	for k > 0 && sd[k-1].e > i {
+		k--
+	}
+	for k < len(sd) && sd[k].e <= i {
+		k++
+	}
+	st.at = k
+	if k < len(sd) && sd[k].s <= i {
+		return sd[k], true
+	}
+	return farSeed{}, false
+}
+
+// foundIn reports whether the seeds were found in src (the parse takes
+// their bytes as repeating without looking).
+func (st *seedState) foundIn(src []byte) bool {
+	return len(st.block) == len(src) && len(src) > 0 && &st.block[0] == &src[0]
+}
+
+// drop forgets the seeds: the next parse finds its own.
+func (st *seedState) drop() {
+	st.seeds, st.block, st.at = st.seeds[:0], nil, 0
+}
+
 // farSeeds finds, ahead of the parse, the repeats of src that lie more
 // than win bytes back (up to farWin) and hold one of the positions its 4
 // bytes choose (1 in 2^SeedLog, the same places in both copies of a
@@ -282,14 +311,15 @@ type farSeed struct{ s, e, off int }
 func (m *matcher) farSeeds(src []byte, farWin int) (cover int) {
 	win := m.p.hcSlots() - 1
 	limit := len(src) - lastLiterals
-	tab := m.seedTab[:min(len(m.seedTab), max(1<<10, 1<<bits.Len(uint(len(src)>>m.p.SeedLog))))]
+	st := m.seed
+	tab := st.tab[:min(len(st.tab), max(1<<10, 1<<bits.Len(uint(len(src)>>m.p.SeedLog))))]
 	clear(tab)
 	shift := uint(64-bits.Len(uint(len(tab)-1))) & 63
 	mask := uint64(len(tab) - 1)
 	sb := uint(32-m.p.SeedLog) & 31
-	seeds := m.seeds[:0]
+	seeds := st.seeds[:0]
 	end := 0 // the end of the last seed
-	samp := &m.samples
+	samp := &st.samples
 	// A chunk's sampled positions are listed first, then looked up: the
 	// table lookups, most of them cache misses, no longer wait one for
 	// another behind the scan's branches.
@@ -304,7 +334,7 @@ func (m *matcher) farSeeds(src []byte, farWin int) (cover int) {
 		}
 		// The lookups, with no branch on what they load, so that their
 		// cache misses overlap; then the candidates are looked at.
-		cand := &m.cands
+		cand := &st.cands
 		for k, j32 := range samp[:n] {
 			t := tableAt(tab, (load64(src, int(j32))*hashPrime)>>shift&mask)
 			cand[k&(len(cand)-1)] = *t
@@ -328,17 +358,6 @@ func (m *matcher) farSeeds(src []byte, farWin int) (cover int) {
 			end = e
 		}
 	}
-	m.seeds, m.seeded = seeds, src
+	st.seeds, st.block, st.at = seeds, src, 0
 	return cover
-}
-
-// seededFor reports whether the seeds were found in src (the parse takes
-// their bytes as repeating without looking).
-func (m *matcher) seededFor(src []byte) bool {
-	return len(m.seeded) == len(src) && len(src) > 0 && &m.seeded[0] == &src[0]
-}
-
-// dropSeeds forgets the seeds: the next parse finds its own.
-func (m *matcher) dropSeeds() {
-	m.seeds, m.seeded = m.seeds[:0], nil
 }

@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"arc/format"
 	"bytes"
 	"crypto/sha256"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"arc/format"
 )
 
 // levelStream returns n bytes of word-like text in which 256 KiB pieces
@@ -160,7 +161,7 @@ func TestFarSeedsFindOnlyFarRepeats(t *testing.T) {
 				t.Errorf("%s: seeds cover %d bytes, want %d..%d", tc.name, got, tc.min, tc.max)
 			}
 			end, sum := 0, 0
-			for _, sd := range m.seeds {
+			for _, sd := range m.seed.seeds {
 				if sd.s < end || sd.e <= sd.s || sd.off <= maxOffsetLZ4 || sd.s < sd.off || sd.e > len(tc.src)-lastLiterals ||
 					!bytes.Equal(tc.src[sd.s:sd.e], tc.src[sd.s-sd.off:sd.e-sd.off]) {
 					t.Fatalf("%s, table 2^%d: bad seed %+v after %d", tc.name, tabLog, sd, end)

@@ -145,20 +145,15 @@ const hashPrime = 0x9E3779B185EBCA87
 // used, so the table is not cleared between blocks and the output does not
 // depend on what the encoder compressed before.
 type matcher struct {
-	p       matchParams
-	table   []uint32
-	chain   []uint32 // hash-chain levels: each position's predecessor (hc.go)
-	far     []uint32 // hash-chain levels with a far table: every FarStep-th position by its 8 bytes
-	seedTab []uint32 // hash-chain levels with seeds: sampled positions by their 8 bytes (farSeeds)
-	seeds   []farSeed
-	seeded  []byte       // the block whose far repeats seeds hold, parsed next
-	seedAt  int          // the first seed that may hold the position searched
-	samples [4096]uint32 // farSeeds' scratch: one chunk's sampled positions
-	cands   [4096]uint32 // and what the table held for each
-	next    int          // hash-chain levels: the first position not yet linked
-	farWin  int          // hash-chain levels: the window of the block being compressed
-	base    uint32
-	shift   uint
+	p      matchParams
+	table  []uint32
+	chain  []uint32   // hash-chain levels: each position's predecessor (hc.go)
+	far    []uint32   // hash-chain levels with a far table: every FarStep-th position by its 8 bytes
+	seed   *seedState // hash-chain levels with seeds (SeedLog > 0; hc.go)
+	next   int        // hash-chain levels: the first position not yet linked
+	farWin int        // hash-chain levels: the window of the block being compressed
+	base   uint32
+	shift  uint
 }
 
 func newMatcher(p matchParams) *matcher {
@@ -166,7 +161,7 @@ func newMatcher(p matchParams) *matcher {
 	if p.Chain > 0 {
 		m.chain = make([]uint32, p.hcSlots())
 		if p.SeedLog > 0 {
-			m.seedTab = make([]uint32, 1<<p.FarLog)
+			m.seed = &seedState{tab: make([]uint32, 1<<p.FarLog)}
 		} else if p.FarLog > 0 {
 			m.far = make([]uint32, 1<<p.FarLog)
 		}
