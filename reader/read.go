@@ -208,17 +208,32 @@ func (a *Archive) touch(b uint32) {
 // from random access without per-handle state.
 type seqTracker struct {
 	mu     sync.Mutex
-	recent [64]uint32
-	valid  [64]bool
+	recent [64]uint32 // a ring (see ringHas) of the blocks entered last
 	pos    int
 	last   uint32
 	any    bool
-	// asked: the frames whose read-ahead was asked for last, a ring,
+	// asked: a ring of the frames whose read-ahead was asked for last,
 	// valid while the cache's drop count stays askedGen.
-	asked      [8]uint32
-	askedValid [8]bool
-	askedPos   int
-	askedGen   uint64
+	asked    [8]uint32
+	askedPos int
+	askedGen uint64
+}
+
+// ringHas reports whether ring r holds x. A ring keeps the last values
+// added (ringAdd), each as value+1 so that a zero slot is empty.
+func ringHas(r []uint32, x uint32) bool {
+	for _, v := range r {
+		if v == x+1 {
+			return true
+		}
+	}
+	return false
+}
+
+// ringAdd puts x into ring r at *pos, over the oldest value.
+func ringAdd(r []uint32, pos *int, x uint32) {
+	r[*pos] = x + 1
+	*pos = (*pos + 1) % len(r)
 }
 
 // askFrame reports whether a run entering frame f should ask for its
@@ -229,16 +244,12 @@ func (s *seqTracker) askFrame(f uint32, dropped uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if dropped != s.askedGen {
-		s.askedValid = [len(s.asked)]bool{}
-		s.askedGen = dropped
+		s.asked, s.askedGen = [len(s.asked)]uint32{}, dropped
 	}
-	for i, a := range s.asked {
-		if s.askedValid[i] && a == f {
-			return false
-		}
+	if ringHas(s.asked[:], f) {
+		return false
 	}
-	s.asked[s.askedPos], s.askedValid[s.askedPos] = f, true
-	s.askedPos = (s.askedPos + 1) % len(s.asked)
+	ringAdd(s.asked[:], &s.askedPos, f)
 	return true
 }
 
@@ -246,20 +257,11 @@ func (s *seqTracker) askFrame(f uint32, dropped uint64) bool {
 func (s *seqTracker) forgetFrame(f uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, a := range s.asked {
-		if a == f {
-			s.askedValid[i] = false
+	for i, v := range s.asked {
+		if v == f+1 {
+			s.asked[i] = 0
 		}
 	}
-}
-
-func (s *seqTracker) has(b uint32) bool {
-	for i, r := range s.recent {
-		if s.valid[i] && r == b {
-			return true
-		}
-	}
-	return false
 }
 
 // enter records block b and reports whether it continues a run: the block
@@ -270,11 +272,10 @@ func (s *seqTracker) enter(b uint32) bool {
 	if s.any && s.last == b {
 		return false
 	}
-	seq := b > 0 && s.has(b-1)
+	seq := b > 0 && ringHas(s.recent[:], b-1)
 	s.last, s.any = b, true
-	if !s.has(b) {
-		s.recent[s.pos], s.valid[s.pos] = b, true
-		s.pos = (s.pos + 1) % len(s.recent)
+	if !ringHas(s.recent[:], b) {
+		ringAdd(s.recent[:], &s.pos, b)
 	}
 	return seq
 }
@@ -283,5 +284,5 @@ func (s *seqTracker) enter(b uint32) bool {
 func (s *seqTracker) sequential(b uint32) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return b == 0 || s.has(b-1)
+	return b == 0 || ringHas(s.recent[:], b-1)
 }
