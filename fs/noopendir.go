@@ -25,36 +25,24 @@ import (
 // opened again by a second walk, and starts there a file later.
 type noOpendir struct {
 	fuse.RawFileSystem
-	// on: the kernel said it can do without OPENDIR (set at INIT).
+	// on: the kernel said at INIT that it can do without OPENDIR.
 	on atomic.Bool
-	// srv: set by Init, which go-fuse calls once INIT is answered,
-	// before any other request.
+	// srv: the server, from Init (tests ask it what the kernel offered).
 	srv atomic.Pointer[fuse.Server]
 	// refused: OPENDIRs answered ENOSYS; handleless: listings served
 	// through a handle of their own (tests look at both).
 	refused, handleless atomic.Int64
 }
 
+// Init is called once INIT is answered, before any other request.
 func (r *noOpendir) Init(s *fuse.Server) {
 	r.srv.Store(s)
+	r.on.Store(s.KernelSettings().Flags64()&fuse.CAP_NO_OPENDIR_SUPPORT != 0)
 	r.RawFileSystem.Init(s)
 }
 
-// enabled reports whether OPENDIR may be refused: only once the kernel's
-// INIT advertised the capability.
-func (r *noOpendir) enabled() bool {
-	if r.on.Load() {
-		return true
-	}
-	if r.srv.Load().KernelSettings().Flags64()&fuse.CAP_NO_OPENDIR_SUPPORT == 0 {
-		return false
-	}
-	r.on.Store(true)
-	return true
-}
-
 func (r *noOpendir) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	if r.enabled() {
+	if r.on.Load() {
 		r.refused.Add(1)
 		return fuse.ENOSYS
 	}
