@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"arc/cache"
 	"arc/codec"
 	"arc/format"
 )
@@ -612,16 +613,42 @@ func TestRereadAfterEvictionPrefetchesAgain(t *testing.T) {
 	ino := inodeOf(t, a, "f")
 	var before int64
 	for pass := 0; pass < 3; pass++ {
-		got, err := readAll(a, ino, 1024)
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("pass %d: read: %v", pass, err)
+		// Read the first two blocks, which asks for read-ahead, then give
+		// the workers the time a loaded machine may need to load some of
+		// it before the reads take every block on demand.
+		got := make([]byte, 2*4096)
+		for off := int64(0); off < int64(len(got)); off += 4096 {
+			if _, err := a.ReadAt(ino, got[off:off+4096], off); err != nil {
+				t.Fatalf("pass %d: %v", pass, err)
+			}
 		}
-		st := a.CacheStats()
+		st := waitForReadAhead(a, before)
 		if st.PrefetchLoads == before {
 			t.Errorf("pass %d: nothing read ahead (%+v)", pass, st)
 		}
 		before = st.PrefetchLoads
+		rest := make([]byte, len(data)-len(got))
+		if _, err := a.ReadAt(ino, rest, int64(len(got))); err != nil && !errors.Is(err, io.EOF) {
+			t.Fatalf("pass %d: %v", pass, err)
+		}
+		if !bytes.Equal(append(got, rest...), data) {
+			t.Fatalf("pass %d: wrong bytes", pass)
+		}
 	}
+}
+
+// waitForReadAhead gives the prefetch workers the time a loaded machine
+// (CI runs packages in parallel under the race detector) may need to load
+// something after read-ahead was asked for, before the test's reads take
+// every block on demand. It returns once PrefetchLoads exceeds before, or
+// after 10 s.
+func waitForReadAhead(a *Archive, before int64) cache.Stats {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if st := a.CacheStats(); st.PrefetchLoads > before {
+			return st
+		}
+	}
+	return a.CacheStats()
 }
 
 func TestPrefetchOffLoadsOnDemandOnly(t *testing.T) {
@@ -697,10 +724,13 @@ func TestFilesReadInPathOrderPrefetch(t *testing.T) {
 	}
 	defer a.Close()
 	// Like cp -r: each file opened and read whole, one after another.
-	for _, e := range entries {
+	for i, e := range entries {
 		got, err := readAll(a, inodeOf(t, a, e.path), 1<<16)
 		if err != nil || !bytes.Equal(got, dataOf(e.segs)) {
 			t.Fatalf("%s: %v", e.path, err)
+		}
+		if i == 2 {
+			waitForReadAhead(a, 0)
 		}
 	}
 	if st := a.CacheStats(); st.PrefetchLoads == 0 {
