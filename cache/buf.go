@@ -17,6 +17,9 @@ type Buf struct {
 	pool *bufPool
 	key  uint32
 	tier tier
+	// loaded is the cache's loaded count when the block joined the
+	// ahead tier (see Cache.stale).
+	loaded int64
 }
 
 // Bytes returns the block's decoded bytes; valid until Release.

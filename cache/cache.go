@@ -14,7 +14,10 @@
 //
 // So a cache smaller than a file read sequentially drops what was read and
 // keeps what is ahead, instead of thrashing. Prefetch never fills more than
-// AheadShare of the cache, so it cannot evict its own earlier work.
+// AheadShare of the cache, so it cannot evict its own earlier work. A
+// prefetched block still unread after more than the cache's size was
+// loaded is stale: nobody was going to read it soon, and it goes before
+// the used blocks (Payoff keeps the score of read-ahead for its caller).
 package cache
 
 import (
@@ -72,6 +75,7 @@ type Stats struct {
 	ConsumedDemoted  int64
 	BuffersRecycled  int64
 	BuffersAllocated int64
+	PrefetchUnread   int64 // prefetched blocks evicted before anyone read them
 }
 
 type tier uint8
@@ -108,6 +112,7 @@ type Cache struct {
 	tiers   [nTiers]*simplelru.LRU[uint32, *Buf]
 	bytes   [nTiers]int64
 	total   int64
+	loaded  int64 // bytes of blocks loaded so far (buffer capacity)
 	flights map[uint32]*flight
 	queued  map[uint32]struct{} // keys waiting in the prefetch queue
 	closed  bool
@@ -116,6 +121,9 @@ type Cache struct {
 	// room: a reader that skips asking again for what it asked before
 	// asks again once this moves (see Dropped).
 	dropped atomic.Uint64
+	// payoff: read-ahead's recent record, +1 for each prefetched block
+	// read, -1 for each evicted unread, within ±payoffMax (Payoff).
+	payoff atomic.Int64
 
 	queue chan []uint32
 	quit  chan struct{}
@@ -205,6 +213,7 @@ func (c *Cache) get(key uint32, mayRetry bool) (buf *Buf, retry bool, err error)
 		c.st.Hits++
 		if b.tier == tierAhead {
 			c.moveLocked(key, b, tierUsed)
+			c.credit(1)
 		} else {
 			c.tiers[b.tier].Get(key) // refresh recency
 		}
@@ -261,6 +270,8 @@ func (c *Cache) complete(key uint32, f *flight, buf *Buf, err error, t tier, own
 		return
 	}
 	buf.key = key
+	c.loaded += buf.cost()
+	buf.loaded = c.loaded
 	refs := own + int32(f.waiters)
 	if !c.closed {
 		refs++
@@ -308,15 +319,15 @@ func (c *Cache) removeLocked(key uint32, b *Buf) {
 }
 
 // evictLocked drops blocks until the byte bound holds: first what was
-// consumed, then unread prefetches beyond their share, then the least
-// recently used, and unread prefetches last.
+// consumed, then unread prefetches beyond their share or gone stale, then
+// the least recently used, and unread prefetches last.
 func (c *Cache) evictLocked() {
 	for c.total > c.cfg.MaxBytes {
 		var t tier
 		switch {
 		case c.tiers[tierConsumed].Len() > 0:
 			t = tierConsumed
-		case c.bytes[tierAhead] > c.aheadMax || c.tiers[tierUsed].Len() == 0:
+		case c.bytes[tierAhead] > c.aheadMax || c.tiers[tierUsed].Len() == 0 || c.staleLocked():
 			t = tierAhead
 		default:
 			t = tierUsed
@@ -325,11 +336,38 @@ func (c *Cache) evictLocked() {
 		if !ok {
 			return
 		}
+		if t == tierAhead {
+			c.st.PrefetchUnread++
+			c.credit(-1)
+		}
 		c.removeLocked(k, b)
 		c.st.Evictions++
 		c.dropped.Add(1)
 	}
 }
+
+// staleLocked reports whether the oldest unread prefetch is stale: more
+// than the cache's size was loaded after it. A reader that was going to
+// read it would have by then (a sequential one reads its window before
+// the cache turns over); an access pattern that only looked sequential
+// (files whose pieces are spread over the archive by deduplication, read
+// one after another) leaves such blocks behind, and kept in the last tier
+// they would shrink the room for blocks actually read to a quarter.
+func (c *Cache) staleLocked() bool {
+	_, b, ok := c.tiers[tierAhead].GetOldest()
+	return ok && c.loaded-b.loaded > c.cfg.MaxBytes
+}
+
+const payoffMax = 64
+
+func (c *Cache) credit(d int64) {
+	c.payoff.Store(min(payoffMax, max(-payoffMax, c.payoff.Load()+d)))
+}
+
+// Payoff reports read-ahead's recent record: negative when more of the
+// latest prefetched blocks were evicted unread than were read. Read
+// without the cache's lock.
+func (c *Cache) Payoff() int64 { return c.payoff.Load() }
 
 // Dropped reports how many blocks were evicted or left out of a prefetch
 // for lack of room so far. It only grows; read without the cache's lock.

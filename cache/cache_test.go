@@ -222,12 +222,32 @@ func TestUnreadPrefetchesAreKeptOverUsedBlocks(t *testing.T) {
 	c := newCache(t, 4*blk, cnt.load, func(cfg *Config) { cfg.AheadShare = 0.5 })
 	c.Prefetch([]uint32{10, 11})
 	waitFor(t, func() bool { return c.Contains(10) && c.Contains(11) })
-	for k := uint32(1); k <= 5; k++ {
+	// Three loads: less than the cache's size loaded since the prefetch.
+	for k := uint32(1); k <= 3; k++ {
 		b, _ := c.Get(k)
 		b.Release()
 	}
 	if !c.Contains(10) || !c.Contains(11) {
 		t.Fatal("unread prefetched blocks were evicted before used ones")
+	}
+}
+
+func TestStalePrefetchesAreEvictedBeforeUsedBlocks(t *testing.T) {
+	cnt := newCounter()
+	c := newCache(t, 4*blk, cnt.load, func(cfg *Config) { cfg.AheadShare = 0.5 })
+	c.Prefetch([]uint32{10, 11})
+	waitFor(t, func() bool { return c.Contains(10) && c.Contains(11) })
+	// Six loads: more than the cache's size loaded since the prefetch,
+	// which nobody read.
+	for k := uint32(1); k <= 6; k++ {
+		b, _ := c.Get(k)
+		b.Release()
+	}
+	if c.Contains(10) || c.Contains(11) || !c.Contains(5) || !c.Contains(6) {
+		t.Fatalf("stale prefetches kept over used blocks: %+v", c.Stats())
+	}
+	if st := c.Stats(); st.PrefetchUnread != 2 || c.Payoff() != -2 {
+		t.Fatalf("unread %d, payoff %d: want 2, -2", st.PrefetchUnread, c.Payoff())
 	}
 }
 
