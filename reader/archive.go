@@ -41,7 +41,7 @@ func (e *BlockError) Unwrap() []error { return []error{ErrDamaged, e.Err} }
 // Options tune reading.
 type Options struct {
 	CacheSize int64 // bytes of decoded blocks to keep; 0 = 512 MiB
-	Prefetch  int   // frames to read ahead on sequential access; 0 = default (2), <0 = off
+	Prefetch  int   // frames past the current one that read-ahead may reach (see touch); 0 = default (2), <0 = off
 	Workers   int   // prefetch decode workers; 0 = GOMAXPROCS
 	Logf      func(format string, args ...any)
 	// DecodeBatch, when set, decodes prefetch batches in one call (a GPU

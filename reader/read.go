@@ -162,35 +162,42 @@ func (a *Archive) readUnique(u uint64, dst []byte) error {
 }
 
 // touch records an access to block b and, when it continues a sequential
-// run in the unique stream (block b-1 was read recently: one handle reading
-// on, or files copied in path order), asks for the following frames.
+// run in the unique stream (one handle reading on, or files copied in
+// path order), asks for the blocks after it. The window is as long as the
+// run so far, up to the end of the frames opt.Prefetch after b's: a run
+// that only looks sequential (files whose pieces deduplication spread
+// over the archive, read one after another, land next to blocks read just
+// before) stops early, and a window as long as the run wastes at most as
+// many decodes as the run read. A run of one block asks nothing; while
+// more of the latest read-ahead was evicted unread than was read (the
+// cache's Payoff), a run must be minRunWhenWasted blocks long to ask.
+//
+// On the Go toolchains tree with a 64 MiB cache (its 336 decoded blocks
+// take 336 MiB) a whole-tree tar decoded 6,231 blocks this way against
+// 19,897 with whole frames asked on every block whose predecessor was
+// among the last 64 entered.
 func (a *Archive) touch(b uint32) {
-	if !a.seq.enter(b) || a.opt.Prefetch < 0 {
+	run := a.seq.enter(b)
+	if run < 2 || a.opt.Prefetch < 0 || (run < minRunWhenWasted && a.cache.Payoff() < 0) {
 		return
 	}
 	x := a.idx
 	f := x.FrameOf(b)
-	// A run asks once per frame it enters: the window it would ask for
-	// from the frame's other blocks is the same frames, and checking them
+	last := min(int(f)+a.opt.Prefetch, len(x.Frames)-1)
+	end := min(x.FrameFirstBlock[last+1], b+1+run)
+	// A run asks once per window end: blocks entered later in the frame
+	// would ask for the same blocks once the window is whole, and asking
 	// again on every block cost a fifth of a mount's CPU in a whole-tree
 	// read (most blocks are entered by many files). Once the cache has
 	// dropped anything (evicted a block, or cut a read-ahead short for
-	// room), every frame is asked for again.
-	if !a.seq.askFrame(f, a.cache.Dropped()) {
+	// room), every window is asked for again.
+	if !a.seq.askWindow(f, end, a.cache.Dropped()) {
 		return
-	}
-	last := int(f) + a.opt.Prefetch
-	if last >= len(x.Frames) {
-		last = len(x.Frames) - 1
 	}
 	// One request per frame: a batch decoder gets a frame at a time, CPU
 	// workers spread frames over cores.
-	next := b + 1
-	for fr := int(f); fr <= last; fr++ {
-		stop := x.FrameFirstBlock[fr+1]
-		if next >= stop {
-			continue
-		}
+	for next := b + 1; next < end; {
+		stop := min(x.FrameFirstBlock[x.FrameOf(next)+1], end)
 		keys := make([]uint32, 0, stop-next)
 		for k := next; k < stop; k++ {
 			keys = append(keys, k)
@@ -204,52 +211,70 @@ func (a *Archive) touch(b uint32) {
 	}
 }
 
-// seqTracker remembers the last blocks entered, to tell a sequential run
-// from random access without per-handle state.
+// minRunWhenWasted is the run a read-ahead must follow while read-ahead
+// is wasted (see touch).
+const minRunWhenWasted = 8
+
+// seqTracker remembers the last blocks entered and the runs they ended, to
+// tell a sequential run from random access without per-handle state.
 type seqTracker struct {
 	mu     sync.Mutex
-	recent [64]uint32 // a ring (see ringHas) of the blocks entered last
+	recent [64]uint32 // a ring (see ringFind) of the blocks entered last
+	runs   [64]uint32 // runs[i]: the length of the run recent[i] ended
+	at     [64]uint64 // at[i]: count when recent[i] was entered last
+	count  uint64     // blocks entered
 	pos    int
 	last   uint32
 	any    bool
 	// asked: a ring of the frames whose read-ahead was asked for last,
-	// valid while the cache's drop count stays askedGen.
+	// with the window's end (askedEnd), valid while the cache's drop
+	// count stays askedGen.
 	asked    [8]uint32
+	askedEnd [8]uint32
 	askedPos int
 	askedGen uint64
 }
 
-// ringHas reports whether ring r holds x. A ring keeps the last values
-// added (ringAdd), each as value+1 so that a zero slot is empty.
-func ringHas(r []uint32, x uint32) bool {
-	for _, v := range r {
+// ringFind returns the slot of ring r that holds x, or -1. A ring keeps
+// the last values added (ringAdd), each as value+1 so that a zero slot is
+// empty.
+func ringFind(r []uint32, x uint32) int {
+	for i, v := range r {
 		if v == x+1 {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
-// ringAdd puts x into ring r at *pos, over the oldest value.
-func ringAdd(r []uint32, pos *int, x uint32) {
-	r[*pos] = x + 1
-	*pos = (*pos + 1) % len(r)
+// ringAdd puts x into ring r at *pos, over the oldest value, and returns
+// the slot it took.
+func ringAdd(r []uint32, pos *int, x uint32) int {
+	i := *pos
+	r[i] = x + 1
+	*pos = (i + 1) % len(r)
+	return i
 }
 
-// askFrame reports whether a run entering frame f should ask for its
-// read-ahead: not when one of the last few asks was for f and the cache
-// has dropped nothing since (dropped is its count). A walk over
-// deduplicated files moves between a few frames all the time.
-func (s *seqTracker) askFrame(f uint32, dropped uint64) bool {
+// askWindow reports whether a run in frame f should ask for read-ahead up
+// to block end (exclusive): not when one of the last few asks was for f
+// up to end or further and the cache has dropped nothing since (dropped
+// is its count). A walk over deduplicated files moves between a few
+// frames all the time.
+func (s *seqTracker) askWindow(f, end uint32, dropped uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if dropped != s.askedGen {
 		s.asked, s.askedGen = [len(s.asked)]uint32{}, dropped
 	}
-	if ringHas(s.asked[:], f) {
+	i := ringFind(s.asked[:], f)
+	if i >= 0 && s.askedEnd[i] >= end {
 		return false
 	}
-	ringAdd(s.asked[:], &s.askedPos, f)
+	if i < 0 {
+		i = ringAdd(s.asked[:], &s.askedPos, f)
+	}
+	s.askedEnd[i] = end
 	return true
 }
 
@@ -264,25 +289,48 @@ func (s *seqTracker) forgetFrame(f uint32) {
 	}
 }
 
-// enter records block b and reports whether it continues a run: the block
-// before it was entered recently. Re-entering the latest block records nothing.
-func (s *seqTracker) enter(b uint32) bool {
+// enter records block b and returns the length of the run it continues:
+// 1 + that of block b-1 when b-1 was among the last runGap blocks
+// entered, else 1; 0 when b is the latest block entered again (which
+// records nothing).
+func (s *seqTracker) enter(b uint32) uint32 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.any && s.last == b {
-		return false
+		return 0
 	}
-	seq := b > 0 && ringHas(s.recent[:], b-1)
 	s.last, s.any = b, true
-	if !ringHas(s.recent[:], b) {
-		ringAdd(s.recent[:], &s.pos, b)
+	s.count++
+	run := uint32(1)
+	if b > 0 {
+		if i := ringFind(s.recent[:], b-1); i >= 0 && s.count-s.at[i] <= runGap {
+			run = s.runs[i] + 1
+		}
 	}
-	return seq
+	i := ringFind(s.recent[:], b)
+	if i < 0 {
+		i = ringAdd(s.recent[:], &s.pos, b)
+		s.runs[i] = 0
+	}
+	s.runs[i] = max(s.runs[i], run)
+	s.at[i] = s.count
+	return run
 }
 
-// sequential reports whether block b was reached by a sequential run.
+// runGap is how many other blocks may be entered between two blocks of a
+// run: readers in parallel interleave their runs, while a walk over files
+// whose pieces deduplication spread over the archive lands next to a
+// block it entered long before.
+const runGap = 16
+
+// sequential reports whether block b was reached by a sequential run of
+// two blocks or more (or is the stream's first block).
 func (s *seqTracker) sequential(b uint32) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return b == 0 || ringHas(s.recent[:], b-1)
+	if b == 0 {
+		return true
+	}
+	i := ringFind(s.recent[:], b)
+	return i >= 0 && s.runs[i] >= 2
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -787,5 +788,84 @@ func TestViewGivesTheArchivedBytesWithoutCopy(t *testing.T) {
 	}
 	if _, _, err := a.View(inodeOf(t, a, "d"), 0, 10); err == nil {
 		t.Error("View of a directory: no error")
+	}
+}
+
+func TestSeqTrackerCountsRuns(t *testing.T) {
+	// evens: 0, 2, 4, ... 34: 18 blocks, none next to another.
+	var evens []uint32
+	for b := uint32(0); b <= 34; b += 2 {
+		evens = append(evens, b)
+	}
+	for _, tc := range []struct {
+		name   string
+		blocks []uint32
+		want   []uint32 // enter's result for each
+	}{
+		{"a run grows block by block", []uint32{0, 1, 2, 3}, []uint32{1, 2, 3, 4}},
+		{"re-entering the latest block records nothing", []uint32{4, 5, 5, 6}, []uint32{1, 2, 0, 3}},
+		{"two interleaved runs", []uint32{10, 50, 11, 51, 12, 52}, []uint32{1, 1, 2, 2, 3, 3}},
+		{"a jump starts over", []uint32{7, 8, 20, 21}, []uint32{1, 2, 1, 2}},
+		{"a neighbour entered long ago starts no run", append(append([]uint32{}, evens...), 1),
+			append(slices.Repeat([]uint32{1}, len(evens)), 1)},
+		{"a neighbour entered within the gap continues it", append(append([]uint32{}, evens[:10]...), 19),
+			append(slices.Repeat([]uint32{1}, 10), 2)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s seqTracker
+			for i, b := range tc.blocks {
+				if got := s.enter(b); got != tc.want[i] {
+					t.Fatalf("block %d (#%d): run %d, want %d", b, i, got, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestReadAheadWindowGrowsWithTheRun(t *testing.T) {
+	data := randBytes(24*4096, 11) // 6 frames of 4 blocks
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
+	a, err := Open(b.volumes[0], Options{Prefetch: 2, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ino := inodeOf(t, a, "f")
+	buf := make([]byte, 4096)
+	for _, step := range []struct {
+		block      int64
+		ahead, not []uint32 // read ahead after reading block; not read ahead
+	}{
+		{0, nil, []uint32{1, 2}},         // a run of one asks nothing
+		{1, []uint32{2, 3}, []uint32{4}}, // two: two blocks ahead
+		{2, []uint32{4, 5}, []uint32{6}}, // three: three
+		{3, []uint32{6, 7}, []uint32{8}}, // four: four
+	} {
+		if _, err := a.ReadAt(ino, buf, step.block*4096); err != nil {
+			t.Fatal(err)
+		}
+		waitFor := func(ok func() bool) {
+			for deadline := time.Now().Add(10 * time.Second); !ok() && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		waitFor(func() bool {
+			for _, k := range step.ahead {
+				if !a.cache.Contains(k) {
+					return false
+				}
+			}
+			return a.CacheStats().InFlight == 0
+		})
+		for _, k := range step.ahead {
+			if !a.cache.Contains(k) {
+				t.Errorf("after block %d: block %d not read ahead", step.block, k)
+			}
+		}
+		for _, k := range step.not {
+			if a.cache.Contains(k) {
+				t.Errorf("after block %d: block %d read ahead too early", step.block, k)
+			}
+		}
 	}
 }
