@@ -17,9 +17,9 @@ type Buf struct {
 	pool *bufPool
 	key  uint32
 	tier tier
-	// loaded is the cache's loaded count when the block joined the
-	// ahead tier (see Cache.stale).
-	loaded int64
+	// The cache's load clocks when the block was loaded (see
+	// Cache.staleLocked): all loads, and prefetch loads only.
+	loaded, prefetched int64
 }
 
 // Bytes returns the block's decoded bytes; valid until Release.

@@ -15,9 +15,9 @@
 // So a cache smaller than a file read sequentially drops what was read and
 // keeps what is ahead, instead of thrashing. Prefetch never fills more than
 // AheadShare of the cache, so it cannot evict its own earlier work. A
-// prefetched block still unread after more than the cache's size was
-// loaded is stale: nobody was going to read it soon, and it goes before
-// the used blocks (Payoff keeps the score of read-ahead for its caller).
+// prefetched block that readers went past, or that nobody read while the
+// cache turned over, is stale and goes before the used blocks
+// (staleLocked; Payoff keeps read-ahead's score for the caller).
 package cache
 
 import (
@@ -107,16 +107,20 @@ type Cache struct {
 	aheadMax int64
 	pool     *bufPool
 
-	mu      sync.Mutex
-	items   map[uint32]*Buf
-	tiers   [nTiers]*simplelru.LRU[uint32, *Buf]
-	bytes   [nTiers]int64
-	total   int64
-	loaded  int64 // bytes of blocks loaded so far (buffer capacity)
-	flights map[uint32]*flight
-	queued  map[uint32]struct{} // keys waiting in the prefetch queue
-	closed  bool
-	st      Stats
+	mu    sync.Mutex
+	items map[uint32]*Buf
+	tiers [nTiers]*simplelru.LRU[uint32, *Buf]
+	bytes [nTiers]int64
+	total int64
+	// Clocks for staleLocked, in bytes (buffer capacity): of every block
+	// loaded and of prefetched ones; the largest prefetch clock of a
+	// prefetched block read, and the load clock when one was read last.
+	loaded, prefetched int64
+	readUpTo, readAt   int64
+	flights            map[uint32]*flight
+	queued             map[uint32]struct{} // keys waiting in the prefetch queue
+	closed             bool
+	st                 Stats
 	// dropped counts blocks evicted and prefetched keys cut for lack of
 	// room: a reader that skips asking again for what it asked before
 	// asks again once this moves (see Dropped).
@@ -212,8 +216,7 @@ func (c *Cache) get(key uint32, mayRetry bool) (buf *Buf, retry bool, err error)
 	if b, ok := c.items[key]; ok {
 		c.st.Hits++
 		if b.tier == tierAhead {
-			c.moveLocked(key, b, tierUsed)
-			c.credit(1)
+			c.readAheadLocked(key, b)
 		} else {
 			c.tiers[b.tier].Get(key) // refresh recency
 		}
@@ -228,6 +231,14 @@ func (c *Cache) get(key uint32, mayRetry bool) (buf *Buf, retry bool, err error)
 		<-f.done
 		if f.err != nil && f.prefetch && mayRetry {
 			return nil, true, nil
+		}
+		if f.err == nil && f.prefetch {
+			// Read as it arrived: no longer ahead.
+			c.mu.Lock()
+			if b, ok := c.items[key]; ok && b == f.buf && b.tier == tierAhead {
+				c.readAheadLocked(key, b)
+			}
+			c.mu.Unlock()
 		}
 		return f.buf, false, f.err
 	}
@@ -272,6 +283,10 @@ func (c *Cache) complete(key uint32, f *flight, buf *Buf, err error, t tier, own
 	buf.key = key
 	c.loaded += buf.cost()
 	buf.loaded = c.loaded
+	if t == tierAhead {
+		c.prefetched += buf.cost()
+		buf.prefetched = c.prefetched
+	}
 	refs := own + int32(f.waiters)
 	if !c.closed {
 		refs++
@@ -319,8 +334,9 @@ func (c *Cache) removeLocked(key uint32, b *Buf) {
 }
 
 // evictLocked drops blocks until the byte bound holds: first what was
-// consumed, then unread prefetches beyond their share or gone stale, then
-// the least recently used, and unread prefetches last.
+// consumed, then unread prefetches beyond their share or gone stale,
+// then the least recently used, and
+// unread prefetches last.
 func (c *Cache) evictLocked() {
 	for c.total > c.cfg.MaxBytes {
 		var t tier
@@ -332,30 +348,53 @@ func (c *Cache) evictLocked() {
 		default:
 			t = tierUsed
 		}
-		k, b, ok := c.tiers[t].GetOldest()
-		if !ok {
+		if !c.evictOldestLocked(t) {
 			return
 		}
-		if t == tierAhead {
-			c.st.PrefetchUnread++
-			c.credit(-1)
-		}
-		c.removeLocked(k, b)
-		c.st.Evictions++
-		c.dropped.Add(1)
 	}
 }
 
-// staleLocked reports whether the oldest unread prefetch is stale: more
-// than the cache's size was loaded after it. A reader that was going to
-// read it would have by then (a sequential one reads its window before
-// the cache turns over); an access pattern that only looked sequential
-// (files whose pieces are spread over the archive by deduplication, read
-// one after another) leaves such blocks behind, and kept in the last tier
-// they would shrink the room for blocks actually read to a quarter.
+// evictOldestLocked drops tier t's oldest block; false when t is empty.
+func (c *Cache) evictOldestLocked(t tier) bool {
+	k, b, ok := c.tiers[t].GetOldest()
+	if !ok {
+		return false
+	}
+	if t == tierAhead {
+		c.st.PrefetchUnread++
+		c.credit(-1)
+	}
+	c.removeLocked(k, b)
+	c.st.Evictions++
+	c.dropped.Add(1)
+	return true
+}
+
+// staleLocked reports whether the oldest unread prefetch is stale, so
+// that it goes before the used blocks: either prefetched blocks loaded
+// more than the ahead share after it were read while it was not (readers
+// went past it), or no prefetched block was read since it was loaded and
+// more than the cache's size was loaded after it. Read-ahead for reads
+// that only looked sequential (files whose pieces deduplication spread
+// over the archive, read one after another) leaves such blocks behind;
+// kept last, they would shrink the room for blocks actually read to a
+// quarter. A sequential reader reads its window in load order, however
+// much other readers load meanwhile, so its blocks stay.
 func (c *Cache) staleLocked() bool {
 	_, b, ok := c.tiers[tierAhead].GetOldest()
-	return ok && c.loaded-b.loaded > c.cfg.MaxBytes
+	if !ok {
+		return false
+	}
+	return c.readUpTo-b.prefetched > c.aheadMax ||
+		(c.readAt <= b.loaded && c.loaded-b.loaded > c.cfg.MaxBytes)
+}
+
+// readAheadLocked moves prefetched block b, now read, to the used tier.
+func (c *Cache) readAheadLocked(key uint32, b *Buf) {
+	c.moveLocked(key, b, tierUsed)
+	c.credit(1)
+	c.readUpTo = max(c.readUpTo, b.prefetched)
+	c.readAt = c.loaded
 }
 
 const payoffMax = 64

@@ -394,3 +394,30 @@ func TestFailedPrefetchFallsBackToLoad(t *testing.T) {
 		t.Fatalf("%d demand loads", n)
 	}
 }
+
+func TestReadOfAPrefetchInFlightCountsAsRead(t *testing.T) {
+	cnt := newCounter()
+	gate := make(chan struct{})
+	c := newCache(t, 4*blk, func(k uint32, d []byte) error {
+		if k == 10 {
+			<-gate
+		}
+		return cnt.load(k, d)
+	}, func(cfg *Config) { cfg.AheadShare = 0.5 })
+	c.Prefetch([]uint32{10})
+	waitFor(t, func() bool { return c.Stats().InFlight == 1 })
+	got := make(chan *Buf)
+	go func() { b, _ := c.Get(10); got <- b }()
+	waitFor(t, func() bool { return c.Stats().Misses == 1 }) // waiting on the flight
+	close(gate)
+	b := <-got
+	checkBlock(t, b, 10)
+	b.Release()
+	for k := uint32(1); k <= 6; k++ {
+		b, _ := c.Get(k)
+		b.Release()
+	}
+	if st := c.Stats(); st.PrefetchUnread != 0 || c.Payoff() != 1 {
+		t.Errorf("block 10 was read, yet PrefetchUnread %d, Payoff %d", st.PrefetchUnread, c.Payoff())
+	}
+}
