@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -792,9 +793,9 @@ func TestViewGivesTheArchivedBytesWithoutCopy(t *testing.T) {
 }
 
 func TestSeqTrackerCountsRuns(t *testing.T) {
-	// evens: 0, 2, 4, ... 34: 18 blocks, none next to another.
+	// evens: 0, 2, 4, ... 140: 71 blocks, none next to another.
 	var evens []uint32
-	for b := uint32(0); b <= 34; b += 2 {
+	for b := uint32(0); b <= 140; b += 2 {
 		evens = append(evens, b)
 	}
 	for _, tc := range []struct {
@@ -808,6 +809,9 @@ func TestSeqTrackerCountsRuns(t *testing.T) {
 		{"a jump starts over", []uint32{7, 8, 20, 21}, []uint32{1, 2, 1, 2}},
 		{"a neighbour entered long ago starts no run", append(append([]uint32{}, evens...), 1),
 			append(slices.Repeat([]uint32{1}, len(evens)), 1)},
+		{"a block re-entered after a long while holds its new run, not its old one",
+			append(append([]uint32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, slices.Repeat([]uint32{100, 101}, 35)...), 9, 10),
+			append(append([]uint32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, slices.Repeat([]uint32{1, 2}, 35)...), 1, 2)},
 		{"a neighbour entered within the gap continues it", append(append([]uint32{}, evens[:10]...), 19),
 			append(slices.Repeat([]uint32{1}, 10), 2)},
 	} {
@@ -867,5 +871,87 @@ func TestReadAheadWindowGrowsWithTheRun(t *testing.T) {
 				t.Errorf("after block %d: block %d read ahead too early", step.block, k)
 			}
 		}
+	}
+}
+
+func TestParallelSequentialReadersAllReadAhead(t *testing.T) {
+	// 17 handles read 17 files round-robin, a block at a time, each in order.
+	const n, blocks = 17, 8
+	var entries []entry
+	for i := 0; i < n; i++ {
+		entries = append(entries, reg(fmt.Sprintf("f%02d", i), randBytes(blocks*4096, byte(i))))
+	}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{blockSize: 4096, frameBlocks: 4})
+	a, err := Open(b.volumes[0], Options{Prefetch: 1, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	buf := make([]byte, 4096)
+	for blk := 0; blk < blocks; blk++ {
+		for i := 0; i < n; i++ {
+			if _, err := a.ReadAt(inodeOf(t, a, entries[i].path), buf, int64(blk)*4096); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if st := waitForReadAhead(a, 0); st.PrefetchLoads == 0 {
+		t.Errorf("%d sequential readers in parallel: nothing read ahead (%+v)", n, st)
+	}
+}
+
+func TestSequentialReaderKeepsItsReadAheadBesideAScatteredOne(t *testing.T) {
+	// One handle reads a file much larger than the cache in order, while
+	// another reads blocks no run continues at twice its rate.
+	const sBlocks, rBlocks = 100, 400
+	s := randBytes(sBlocks*4096, 1)
+	r := randBytes(rBlocks*4096, 2)
+	entries := []entry{reg("s", s), reg("r", r)}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{blockSize: 4096, frameBlocks: 4})
+	a, err := Open(b.volumes[0], Options{CacheSize: 16 * 4096, Prefetch: 2, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	si, ri := inodeOf(t, a, "s"), inodeOf(t, a, "r")
+	buf := make([]byte, 4096)
+	rReads := 0
+	for i := 0; i < sBlocks; i++ {
+		if _, err := a.ReadAt(si, buf, int64(i)*4096); err != nil {
+			t.Fatal(err)
+		}
+		// Let the read-ahead land before the other reader loads: no load
+		// in flight for five polls in a row.
+		for i, calm := 0, 0; i < 20000 && calm < 5; i++ {
+			if a.CacheStats().InFlight == 0 {
+				calm++
+			} else {
+				calm = 0
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		for k := 0; k < 2; k++ {
+			if _, err := a.ReadAt(ri, buf, int64(2*rReads)*4096); err != nil {
+				t.Fatal(err)
+			}
+			rReads++
+		}
+	}
+	st := a.CacheStats()
+	if sLoads := st.Loads - int64(rReads); sLoads > sBlocks+sBlocks/10 {
+		t.Errorf("sequential file of %d blocks decoded %d times (%+v)", sBlocks, sLoads, st)
+	}
+}
+
+func TestHugePrefetchReadsToTheEnd(t *testing.T) {
+	data := randBytes(24*4096, 11) // 6 frames of 4 blocks
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
+	a, err := Open(b.volumes[0], Options{Prefetch: math.MaxInt, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if got, err := readAll(a, inodeOf(t, a, "f"), 4096); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read: %v", err)
 	}
 }
