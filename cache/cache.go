@@ -335,8 +335,7 @@ func (c *Cache) removeLocked(key uint32, b *Buf) {
 
 // evictLocked drops blocks until the byte bound holds: first what was
 // consumed, then unread prefetches beyond their share or gone stale,
-// then the least recently used, and
-// unread prefetches last.
+// then the least recently used, and unread prefetches last.
 func (c *Cache) evictLocked() {
 	for c.total > c.cfg.MaxBytes {
 		var t tier
@@ -399,6 +398,8 @@ func (c *Cache) readAheadLocked(key uint32, b *Buf) {
 
 const payoffMax = 64
 
+// credit adds d to the payoff, within ±payoffMax; the caller holds c.mu
+// (the payoff is atomic only for Payoff's readers).
 func (c *Cache) credit(d int64) {
 	c.payoff.Store(min(payoffMax, max(-payoffMax, c.payoff.Load()+d)))
 }

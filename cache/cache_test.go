@@ -217,32 +217,33 @@ func TestConsumedBlocksGoFirst(t *testing.T) {
 	}
 }
 
-func TestUnreadPrefetchesAreKeptOverUsedBlocks(t *testing.T) {
+// prefetchThenLoad prefetches blocks 10 and 11 into a cache of 4 blocks
+// (half of it for read-ahead), then loads blocks 1 to n, reading neither.
+func prefetchThenLoad(t *testing.T, n uint32) *Cache {
+	t.Helper()
 	cnt := newCounter()
 	c := newCache(t, 4*blk, cnt.load, func(cfg *Config) { cfg.AheadShare = 0.5 })
 	c.Prefetch([]uint32{10, 11})
 	waitFor(t, func() bool { return c.Contains(10) && c.Contains(11) })
-	// Three loads: less than the cache's size loaded since the prefetch.
-	for k := uint32(1); k <= 3; k++ {
+	for k := uint32(1); k <= n; k++ {
 		b, _ := c.Get(k)
 		b.Release()
 	}
+	return c
+}
+
+func TestUnreadPrefetchesAreKeptOverUsedBlocks(t *testing.T) {
+	// Three loads: less than the cache's size loaded since the prefetch.
+	c := prefetchThenLoad(t, 3)
 	if !c.Contains(10) || !c.Contains(11) {
 		t.Fatal("unread prefetched blocks were evicted before used ones")
 	}
 }
 
 func TestStalePrefetchesAreEvictedBeforeUsedBlocks(t *testing.T) {
-	cnt := newCounter()
-	c := newCache(t, 4*blk, cnt.load, func(cfg *Config) { cfg.AheadShare = 0.5 })
-	c.Prefetch([]uint32{10, 11})
-	waitFor(t, func() bool { return c.Contains(10) && c.Contains(11) })
 	// Six loads: more than the cache's size loaded since the prefetch,
 	// which nobody read.
-	for k := uint32(1); k <= 6; k++ {
-		b, _ := c.Get(k)
-		b.Release()
-	}
+	c := prefetchThenLoad(t, 6)
 	if c.Contains(10) || c.Contains(11) || !c.Contains(5) || !c.Contains(6) {
 		t.Fatalf("stale prefetches kept over used blocks: %+v", c.Stats())
 	}

@@ -645,12 +645,16 @@ func TestRereadAfterEvictionPrefetchesAgain(t *testing.T) {
 // every block on demand. It returns once PrefetchLoads exceeds before, or
 // after 10 s.
 func waitForReadAhead(a *Archive, before int64) cache.Stats {
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if st := a.CacheStats(); st.PrefetchLoads > before {
-			return st
-		}
-	}
+	waitUntil(func() bool { return a.CacheStats().PrefetchLoads > before })
 	return a.CacheStats()
+}
+
+// waitUntil polls ok every millisecond until it holds, for at most 10 s
+// (the prefetch workers' time on a loaded machine); the caller checks.
+func waitUntil(ok func() bool) {
+	for deadline := time.Now().Add(10 * time.Second); !ok() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func TestPrefetchOffLoadsOnDemandOnly(t *testing.T) {
@@ -700,9 +704,7 @@ func TestBatchDecoderServesPrefetchAndIsChecked(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for deadline := time.Now().Add(10 * time.Second); calls.Load() == 0 && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
+		waitUntil(func() bool { return calls.Load() > 0 })
 		got, err := readAll(a, ino, 4096)
 		a.Close()
 		if err != nil || !bytes.Equal(got, data) {
@@ -848,12 +850,7 @@ func TestReadAheadWindowGrowsWithTheRun(t *testing.T) {
 		if _, err := a.ReadAt(ino, buf, step.block*4096); err != nil {
 			t.Fatal(err)
 		}
-		waitFor := func(ok func() bool) {
-			for deadline := time.Now().Add(10 * time.Second); !ok() && time.Now().Before(deadline); {
-				time.Sleep(time.Millisecond)
-			}
-		}
-		waitFor(func() bool {
+		waitUntil(func() bool {
 			for _, k := range step.ahead {
 				if !a.cache.Contains(k) {
 					return false
