@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -152,17 +153,156 @@ func TestPushStopsAtPushFileMaxInALargeFile(t *testing.T) {
 		}
 		f.Close()
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		fsys.push.mu.Lock()
-		idle := fsys.push.running == 0
-		fsys.push.mu.Unlock()
-		if idle || time.Now().After(deadline) {
-			break
-		}
-	}
+	waitPushIdle(fsys)
 	got := fsys.push.stored.Load()
 	t.Logf("pushed %d bytes", got)
 	if got == 0 || got > 2*pushFileMax+7000 {
 		t.Errorf("pushed %d bytes ahead, want some and at most %d of each large file", got, pushFileMax)
+	}
+}
+
+// Once a walk is on, the end of a directory's listing stores the first of
+// its files before the walk gets the reply, so that the walk reads them
+// from the kernel's cache instead of racing the push workers with READs.
+func TestListingEndStoresTheWalksNextFilesBeforeTheReply(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	es := walkTree()
+	a := build(es)
+	mnt, fsys := mountFS(t, a, Options{})
+	if _, err := os.ReadDir(filepath.Join(mnt, "d0")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"f00", "f01"} { // the walk shows itself
+		if _, err := os.ReadFile(filepath.Join(mnt, "d0", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The workers done with d0 (so that none is left to take d1's files
+	// while the listing's handler stores them).
+	waitPushIdle(fsys)
+	here := fsys.push.hereStored.Load()
+	if _, err := os.ReadDir(filepath.Join(mnt, "d1")); err != nil {
+		t.Fatal(err)
+	}
+	// d1's first five files are small (f05 is 2 MiB): all of them within
+	// hereBytes, so stored by the listing's last READDIRPLUS.
+	want := map[string]string{}
+	for _, e := range es {
+		want[e.path] = e.data
+	}
+	var first int64
+	for i := 0; i < 5; i++ {
+		first += int64(len(want[fmt.Sprintf("d1/f%02d", i)]))
+	}
+	if got := fsys.push.hereStored.Load() - here; got < first {
+		t.Fatalf("listing d1 stored %d bytes before its reply, want at least its first five files' %d", got, first)
+	}
+	reads := fsys.reads.Load()
+	for i := 0; i < 5; i++ {
+		p := fmt.Sprintf("d1/f%02d", i)
+		got, err := os.ReadFile(filepath.Join(mnt, p))
+		if err != nil || string(got) != want[p] {
+			t.Fatalf("%s: %d bytes, %v; want the archived %d", p, len(got), err, len(want[p]))
+		}
+	}
+	if n := fsys.reads.Load() - reads; n != 0 {
+		t.Errorf("reading d1's first five files sent %d READs, want none (stored at the listing)", n)
+	}
+}
+
+// waitPushIdle waits up to 5 s for the push workers to end.
+func waitPushIdle(fsys *FS) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		fsys.push.mu.Lock()
+		idle := fsys.push.running == 0
+		fsys.push.mu.Unlock()
+		if idle {
+			return
+		}
+	}
+}
+
+// Readers in parallel, each reading its share of many small files in order
+// (two walkers, rg, xargs -P), make READ handlers push while other READs
+// are unanswered, their own among them. A store waits for the pages of an
+// unanswered READ, so a handler that stored into them would never answer:
+// the mount would hang for good (see pushHere).
+//
+// Reader r reads file r of each directory in turn, so that at any time
+// the READs waiting are of neighbouring files (many of them look like the
+// next step of a walk and make their handlers push into the files around),
+// and the first readers are in the next directory while the last still
+// finish the one before (the push moves between directories and back).
+// A pushHere that let any handler store any file hung here in the first
+// round of nearly every run on 2 Ps.
+func TestParallelWalkersNeverHangThePush(t *testing.T) {
+	// As on a 2-core machine: with many Ps the handlers rarely overlap.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	const dirs, files, readers, rounds = 4, 1000, 1000, 3
+	// stall: no file read for this long while readers wait is a hang.
+	const stall = 10 * time.Second
+	var es []entry
+	for d := 0; d < dirs; d++ {
+		es = append(es, entry{path: fmt.Sprintf("d%d", d), mode: format.ModeDir | 0o755, mtime: mtime})
+		for i := 0; i < files; i++ {
+			es = append(es, entry{path: fmt.Sprintf("d%d/f%04d", d, i), mode: format.ModeReg | 0o644,
+				data: bigData(pageSize, int64(d*files+i)), mtime: mtime})
+		}
+	}
+	want := map[string]string{}
+	for _, e := range es {
+		want[e.path] = e.data
+	}
+	a := build(es)
+	for round := 0; round < rounds; round++ {
+		ok := t.Run(fmt.Sprint("round ", round), func(t *testing.T) {
+			mnt, fsys := mountFS(t, a, Options{})
+			var done atomic.Int64 // files read
+			errs := make(chan error, readers)
+			for r := 0; r < readers; r++ {
+				go func() {
+					for i := r; i < dirs*files; i += readers {
+						p := fmt.Sprintf("d%d/f%04d", i/files, i%files)
+						got, err := os.ReadFile(filepath.Join(mnt, p))
+						if err == nil && string(got) != want[p] {
+							err = fmt.Errorf("%s: %d bytes, not the archived %d", p, len(got), len(want[p]))
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+						done.Add(1)
+					}
+					errs <- nil
+				}()
+			}
+			defer func() { t.Logf("%d bytes pushed", fsys.push.stored.Load()) }()
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			start, last, lastDone := time.Now(), time.Now(), int64(0)
+			for left := readers; left > 0; {
+				select {
+				case err := <-errs:
+					left--
+					if err != nil {
+						t.Error(err)
+					}
+				case now := <-tick.C:
+					if n := done.Load(); n != lastDone {
+						last, lastDone = now, n
+					} else if now.Sub(last) > stall {
+						t.Errorf("%d of %d readers still waiting after %v, no file read in the last %v (%d of %d read): the mount hangs",
+							left, readers, now.Sub(start).Round(time.Millisecond), stall, n, dirs*files)
+						// Abort the connection so that the readers and the
+						// test end.
+						syscall.Unmount(mnt, syscall.MNT_FORCE)
+						return
+					}
+				}
+			}
+		})
+		if !ok {
+			break
+		}
 	}
 }
