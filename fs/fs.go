@@ -158,6 +158,9 @@ func mountWith(dir string, ar Archive, o Options) (*fuse.Server, *FS, error) {
 	if err := srv.WaitMount(); err != nil {
 		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
+	if err := widenReadAhead(abs); err != nil && o.Debug {
+		f.logf("read-ahead stays at the kernel's default: %v", err)
+	}
 	return srv, f, nil
 }
 

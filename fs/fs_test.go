@@ -435,3 +435,23 @@ func TestHolesAreReportedLikeASparseFile(t *testing.T) {
 		t.Errorf("dense file: first hole at %d, %v; want 3 (its end)", got, err)
 	}
 }
+
+// The kernel reads a file ahead in READs as large as the mount's
+// read-ahead allows: the mount asks for maxIO where it may (root).
+func TestMountReadsAheadInMaxIOReads(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("setting a mount's read-ahead needs root")
+	}
+	mnt, _ := mountFS(t, build(sampleTree()), Options{})
+	var st syscall.Stat_t
+	if err := syscall.Stat(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(string(b)), fmt.Sprint(maxIO>>10); got != want {
+		t.Errorf("read_ahead_kb %s, want %s", got, want)
+	}
+}
