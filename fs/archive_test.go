@@ -35,6 +35,9 @@ type memArchive struct {
 	mu      sync.Mutex
 	damaged map[uint32]bool
 	reads   int
+	// onReadAt, when set, is called with the inode of every ReadAt first
+	// (tests use it to act at a chosen point of a request).
+	onReadAt func(ino uint32)
 }
 
 var errDamaged = errors.New("damaged block")
@@ -45,7 +48,11 @@ func (a *memArchive) ReadAt(ino uint32, p []byte, off int64) (int, error) {
 	a.mu.Lock()
 	bad := a.damaged[ino]
 	a.reads++
+	hook := a.onReadAt
 	a.mu.Unlock()
+	if hook != nil {
+		hook(ino)
+	}
 	if bad {
 		return 0, fmt.Errorf("block 7 (frame 7, volume test.001): %w", errDamaged)
 	}

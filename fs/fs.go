@@ -126,7 +126,7 @@ func (f *FS) GoFuseOptions(o Options) *gofs.Options {
 		EntryTimeout:    &t,
 		AttrTimeout:     &t,
 		NegativeTimeout: &t,
-		RootStableAttr:  &gofs.StableAttr{Ino: 1, Gen: 1},
+		RootStableAttr:  &gofs.StableAttr{Ino: rootIno, Gen: 1},
 		// Mode 0000 is a real archived mode, not "unset".
 		NullPermissions: true,
 	}

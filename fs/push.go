@@ -157,6 +157,7 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 	if p.cur.dir != nil && p.cur.dirIno == pn.ino && d >= p.cur.next && d < p.cur.end {
 		// The walk overtook the push: go on after the file it reads.
 		p.cur.next, p.cur.budget, p.walk = d+1, pushWindow, true
+		p.cur.file, p.cur.fileTo = nil, 0 // the rest of a file the walk passed
 		if !seq {
 			// Not plainly the walk's next file: no reason to hold
 			// this reply for the push.
@@ -316,7 +317,11 @@ func (p *pusher) pickLocked() (in *gofs.Inode, ino uint32, from, to int64, ok bo
 // handler must never wait on one that only handlers can answer: only one
 // handler pushes at a time (two could wait on each other's READ), and
 // none stores its own READ's pages, [0, ownEnd) of inode own (ownEnd 0:
-// no READ of its own). The other handlers never wait on this one.
+// no READ of its own; a hardlink later in the directory is the same
+// inode). The other handlers never wait on this one, so the READ whose
+// pages it waits for is answered, or waits in the kernel for a background
+// slot that the other READs free: this needs max_background of 2 or more
+// (the kernel's default is 12; see fuse.MountOptions.MaxBackground).
 func (p *pusher) pushHere(own uint32, ownEnd int64) {
 	if !p.here.CompareAndSwap(false, true) {
 		p.mu.Lock()
@@ -354,8 +359,8 @@ func (p *pusher) pushHere(own uint32, ownEnd int64) {
 			// Damaged (or gone): nothing more of this file.
 			p.mu.Lock()
 			if j := &p.cur; j.file == in && j.fileOff == to {
-				j.budget += j.fileOff - j.fileTo
-				j.file = nil
+				// (putBackLocked gave its budget back already)
+				j.file, j.fileTo = nil, 0
 			}
 			p.mu.Unlock()
 		}
