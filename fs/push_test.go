@@ -369,3 +369,33 @@ func TestReadHandlerNeverStoresItsOwnPages(t *testing.T) {
 		t.Errorf("b's handler stored %d bytes, want c's 7000 and nothing of b", got)
 	}
 }
+
+// While one handler stores in pushHere, another that the walk waits on
+// does not store too (two could each wait on the other's unanswered
+// READ): it leaves the files to the workers and replies at once.
+func TestOnlyOneHandlerPushesAtATime(t *testing.T) {
+	es := walkTree()
+	mnt, fsys := mountFS(t, build(es), Options{})
+	if _, err := os.ReadDir(filepath.Join(mnt, "d0")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"f00", "f01"} { // the walk shows itself
+		if _, err := os.ReadFile(filepath.Join(mnt, "d0", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPushIdle(fsys)
+	fsys.push.here.Store(true) // as if a handler were storing now
+	here, stored := fsys.push.hereStored.Load(), fsys.push.stored.Load()
+	if _, err := os.ReadDir(filepath.Join(mnt, "d1")); err != nil {
+		t.Fatal(err)
+	}
+	if n := fsys.push.hereStored.Load() - here; n != 0 {
+		t.Errorf("the listing's handler stored %d bytes while another handler was storing", n)
+	}
+	waitPushIdle(fsys)
+	fsys.push.here.Store(false)
+	if fsys.push.stored.Load() == stored {
+		t.Error("the workers did not take d1's files either")
+	}
+}
