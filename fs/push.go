@@ -105,7 +105,7 @@ type pusher struct {
 	listed      uint32
 	listedValid bool
 
-	bufs [][]byte // chunk buffers of goroutines that ended, for reuse
+	bufs [][]byte // spare chunk buffers, for reuse (takeBufLocked)
 
 	// here: a handler is in pushHere (one at a time, see there)
 	here atomic.Bool
