@@ -170,17 +170,7 @@ func TestListingEndStoresTheWalksNextFilesBeforeTheReply(t *testing.T) {
 	es := walkTree()
 	a := build(es)
 	mnt, fsys := mountFS(t, a, Options{})
-	if _, err := os.ReadDir(filepath.Join(mnt, "d0")); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"f00", "f01"} { // the walk shows itself
-		if _, err := os.ReadFile(filepath.Join(mnt, "d0", name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The workers done with d0 (so that none is left to take d1's files
-	// while the listing's handler stores them).
-	waitPushIdle(fsys)
+	walkIntoD0(t, mnt, fsys)
 	here := fsys.push.hereStored.Load()
 	if _, err := os.ReadDir(filepath.Join(mnt, "d1")); err != nil {
 		t.Fatal(err)
@@ -376,15 +366,7 @@ func TestReadHandlerNeverStoresItsOwnPages(t *testing.T) {
 func TestOnlyOneHandlerPushesAtATime(t *testing.T) {
 	es := walkTree()
 	mnt, fsys := mountFS(t, build(es), Options{})
-	if _, err := os.ReadDir(filepath.Join(mnt, "d0")); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"f00", "f01"} { // the walk shows itself
-		if _, err := os.ReadFile(filepath.Join(mnt, "d0", name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitPushIdle(fsys)
+	walkIntoD0(t, mnt, fsys)
 	fsys.push.here.Store(true) // as if a handler were storing now
 	here, stored := fsys.push.hereStored.Load(), fsys.push.stored.Load()
 	if _, err := os.ReadDir(filepath.Join(mnt, "d1")); err != nil {
@@ -398,4 +380,20 @@ func TestOnlyOneHandlerPushesAtATime(t *testing.T) {
 	if fsys.push.stored.Load() == stored {
 		t.Error("the workers did not take d1's files either")
 	}
+}
+
+// walkIntoD0 lists d0 of walkTree's mount and reads its first two files,
+// so that a walk is on, and waits for the workers to finish with d0 (so
+// that none is left to take the next directory's files meanwhile).
+func walkIntoD0(t *testing.T, mnt string, fsys *FS) {
+	t.Helper()
+	if _, err := os.ReadDir(filepath.Join(mnt, "d0")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"f00", "f01"} {
+		if _, err := os.ReadFile(filepath.Join(mnt, "d0", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPushIdle(fsys)
 }
