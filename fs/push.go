@@ -75,6 +75,9 @@ type pushJob struct {
 	budget  int64
 }
 
+// dropFile forgets the job's file piece.
+func (j *pushJob) dropFile() { j.file, j.fileTo = nil, 0 }
+
 func (j *pushJob) pending() bool {
 	return j.file != nil || j.dir != nil && j.next < j.end && j.budget > 0
 }
@@ -157,7 +160,7 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 	if p.cur.dir != nil && p.cur.dirIno == pn.ino && d >= p.cur.next && d < p.cur.end {
 		// The walk overtook the push: go on after the file it reads.
 		p.cur.next, p.cur.budget, p.walk = d+1, pushWindow, true
-		p.cur.file, p.cur.fileTo = nil, 0 // the rest of a file the walk passed
+		p.cur.dropFile() // the rest of a file the walk passed
 		if !seq {
 			// Not plainly the walk's next file: no reason to hold
 			// this reply for the push.
@@ -202,7 +205,7 @@ func (p *pusher) begin(j pushJob) {
 		if len(p.suspended) == maxSuspended {
 			p.suspended = append(p.suspended[:0], p.suspended[1:]...)
 		}
-		p.cur.file, p.cur.fileTo = nil, 0
+		p.cur.dropFile()
 		p.suspended = append(p.suspended, p.cur)
 	}
 	p.cur = j
@@ -264,7 +267,7 @@ func (p *pusher) pickLocked() (in *gofs.Inode, ino uint32, from, to int64, ok bo
 	j := &p.cur
 	if j.file != nil {
 		in, ino, from, to = j.file, j.fileIno, j.fileOff, j.fileTo
-		j.file, j.fileTo = nil, 0
+		j.dropFile()
 		if to == 0 {
 			to = p.pushEnd(ino, from)
 		}
@@ -360,8 +363,7 @@ func (p *pusher) pushHere(own uint32, ownEnd int64) {
 			// Damaged (or gone): nothing more of this file.
 			p.mu.Lock()
 			if j := &p.cur; j.file == in && j.fileOff == to {
-				// (putBackLocked gave its budget back already)
-				j.file, j.fileTo = nil, 0
+				j.dropFile() // (putBackLocked gave its budget back already)
 			}
 			p.mu.Unlock()
 		}
