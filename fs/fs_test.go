@@ -437,8 +437,8 @@ func TestHolesAreReportedLikeASparseFile(t *testing.T) {
 }
 
 // The kernel reads a file ahead in READs as large as the mount's
-// read-ahead allows: the mount asks for maxIO where it may (root).
-func TestMountReadsAheadInMaxIOReads(t *testing.T) {
+// read-ahead allows: the mount sets it to maxIO where it may (root).
+func TestMountSetsItsReadAheadToMaxIO(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("setting a mount's read-ahead needs root")
 	}
@@ -447,7 +447,7 @@ func TestMountReadsAheadInMaxIOReads(t *testing.T) {
 	if err := syscall.Stat(mnt, &st); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	b, err := os.ReadFile(readAheadFile(st.Dev))
 	if err != nil {
 		t.Fatal(err)
 	}

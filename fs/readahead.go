@@ -36,6 +36,11 @@ func widenReadAhead(dir string) error {
 	if sf.Type != fuseSuperMagic || st.Ino != rootIno {
 		return fmt.Errorf("%s is not this mount's root", dir)
 	}
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
-	return os.WriteFile(p, []byte(strconv.Itoa(maxIO>>10)), 0)
+	return os.WriteFile(readAheadFile(st.Dev), []byte(strconv.Itoa(maxIO>>10)), 0)
+}
+
+// readAheadFile is the sysfs file of the read-ahead (in KiB) of the mount
+// whose device is dev.
+func readAheadFile(dev uint64) string {
+	return fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(dev), unix.Minor(dev))
 }
