@@ -46,13 +46,21 @@ func TestDeviceThroughput(t *testing.T) {
 		name   string
 		flags  string
 		groups [2]int
+		search searchKind
 	}
-	var encVariants []encVariant
+	encVariants := []encVariant{{"lz4_match", "", [2]int{}, searchSerial}}
 	if os.Getenv("ARC_GPU_BENCH_VARIANTS") != "" {
 		variants = []int{64, 128}
-		encVariants = []encVariant{
-			{"2^11 tables", "-DFAST_HLOG=11 -DDEF_HLOG=11", [2]int{8, 8}},
-			{"every history position", "-DSEED_STEP=1", [2]int{}},
+		encVariants = append(encVariants,
+			encVariant{"lz4_coop, 2^12 tables", "-DDEF_HLOG=12", [2]int{}, searchCoop},
+			encVariant{"lz4_coop, 2^11 tables", "-DDEF_HLOG=11 -DFAST_HLOG=11", [2]int{}, searchCoop})
+	}
+	// ARC_GPU_ENC_VARIANTS: compression builds to time, each
+	// "match|coop:build flags", separated by ';'.
+	for _, v := range strings.Split(os.Getenv("ARC_GPU_ENC_VARIANTS"), ";") {
+		k, flags, ok := strings.Cut(v, ":")
+		if ok && (k == "match" || k == "coop") {
+			encVariants = append(encVariants, encVariant{"lz4_" + k + " " + flags, flags, [2]int{}, map[string]searchKind{"match": searchSerial, "coop": searchCoop}[k]})
 		}
 	}
 	for _, mib := range []int{64, 256} {
@@ -74,11 +82,13 @@ func TestDeviceThroughput(t *testing.T) {
 	t.Logf("%s; CPU twin on %d cores; %d MiB per run, median of %d", e.Describe(), runtime.GOMAXPROCS(0), total>>20, reps)
 	fmt.Printf("%-44s %10s %10s %10s %6s %7s %6s\n", "what", "cpu GB/s", "e2e GB/s", "kern GB/s", "xfer", "xGB/s", "join")
 
-	// ARC_GPU_BENCH_ONLY=decode leaves out the BLAKE3 and compression rows.
+	// ARC_GPU_BENCH_ONLY=decode leaves out the BLAKE3 and compression rows,
+	// ARC_GPU_BENCH_ONLY=encode the BLAKE3 and decompression rows.
 	decodeOnly := os.Getenv("ARC_GPU_BENCH_ONLY") == "decode"
+	encodeOnly := os.Getenv("ARC_GPU_BENCH_ONLY") == "encode"
 	data := testBytes(total+(1<<20), 99)
 	for _, size := range []int{4 << 10, 64 << 10, 1 << 20, 16 << 20} {
-		if decodeOnly {
+		if decodeOnly || encodeOnly {
 			break
 		}
 		var inputs [][]byte
@@ -159,7 +169,7 @@ func TestDeviceThroughput(t *testing.T) {
 			name := fmt.Sprintf("encode %s %s (cpu %.2fx, gpu %.2fx)", level, human(size), cr, encRatio(devB))
 			row(t, e, name, int64(len(raws)*size), reps, cpuEnc, devEnc(e))
 			for _, v := range encVariants {
-				ve, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, buildFlags: v.flags, matchGroup: v.groups})
+				ve, err := New(Options{Mode: ModeOn, Device: e.devs[0].info.ID, BatchBytes: batch, buildFlags: v.flags, matchGroup: v.groups, search: v.search})
 				if err != nil {
 					t.Logf("%s: %v", v.flags, err)
 					continue
@@ -182,6 +192,9 @@ func TestDeviceThroughput(t *testing.T) {
 		{"lz4x", codec.LevelDefault, 1 << 20},
 		{"lz4x", codec.LevelHigh, 1 << 20},
 	} {
+		if encodeOnly {
+			break
+		}
 		var raws [][]byte
 		for off := 0; len(raws)*c.size < total; off += c.size + 4099 {
 			o := off % (len(corpus) - c.size)

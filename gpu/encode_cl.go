@@ -16,9 +16,17 @@ import (
 // CPU (larger than a slot). Blocks that do not shrink are stored raw, as
 // the CPU encoder does.
 func (d *device) encodeBatch(blocks []EncBlock, idx []int, fast bool) (rest []int, err error) {
-	kMatch := func(s *slot) (*cl.Kernel, int) { return s.kMatchDef, d.matchWG[1] }
-	if fast {
-		kMatch = func(s *slot) (*cl.Kernel, int) { return s.kMatchFast, d.matchWG[0] }
+	// kMatch returns the search kernel, its work-items per segment and
+	// its work-group size.
+	kMatch := func(s *slot) (*cl.Kernel, int, int) {
+		k, wg := s.kMatchDef, d.matchWG[1]
+		if fast {
+			k, wg = s.kMatchFast, d.matchWG[0]
+		}
+		if d.coop {
+			return k, coopLanes, coopLanes
+		}
+		return k, 1, wg
 	}
 	next := 0
 	err = d.run(func(s *slot) (bool, error) {
@@ -68,8 +76,8 @@ func (d *device) encodeBatch(blocks []EncBlock, idx []int, fast bool) (rest []in
 		if err := s.write(s.dDesc, &s.desc, 4*(sdoff+segs)); err != nil {
 			return false, err
 		}
-		k1, wg := kMatch(s)
-		if err := d.launch(s, k1, segs, wg, s.dIn, s.dScratch, s.dDesc, uint32(sdoff), uint32(segs), s.dInfo); err != nil {
+		k1, per, wg := kMatch(s)
+		if err := d.launch(s, k1, segs*per, wg, s.dIn, s.dScratch, s.dDesc, uint32(sdoff), uint32(segs), s.dInfo); err != nil {
 			return false, err
 		}
 		if err := d.launch(s, s.kJoin, k*joinLocal, joinLocal, s.dIn, s.dScratch, s.dOut, s.dDesc, s.dInfo, s.dRes); err != nil {

@@ -32,17 +32,20 @@ func encodeInputs(t *testing.T) [][]byte {
 }
 
 func TestEncodeOutputDecodesWithTheCPUDecoder(t *testing.T) {
-	for _, fast := range []bool{false, true} {
-		name := "default"
-		if fast {
-			name = "fast"
+	for _, search := range []searchKind{searchSerial, searchCoop} {
+		for _, fast := range []bool{false, true} {
+			name := "default"
+			if fast {
+				name = "fast"
+			}
+			name += map[searchKind]string{searchSerial: "/lz4_match", searchCoop: "/lz4_coop"}[search]
+			t.Run(name, func(t *testing.T) { testEncodeDecodes(t, fast, search) })
 		}
-		t.Run(name, func(t *testing.T) { testEncodeDecodes(t, fast) })
 	}
 }
 
-func testEncodeDecodes(t *testing.T, fast bool) {
-	e := testEngine(t, 1<<20)
+func testEncodeDecodes(t *testing.T, fast bool, search searchKind) {
+	e := testEngineWith(t, Options{BatchBytes: 1 << 20, search: search})
 	raws := encodeInputs(t)
 	blocks := make([]EncBlock, len(raws))
 	for i := range raws {
@@ -136,6 +139,23 @@ func TestEncodeFallsBackToCPUOnKernelFailure(t *testing.T) {
 		dst := make([]byte, len(raws[i]))
 		if err := codec.NewDecoder().Decode(b.Codec, dst, b.Stored); err != nil || !bytes.Equal(dst, raws[i]) {
 			t.Fatalf("block %d after fallback: %v", i, err)
+		}
+	}
+}
+
+func TestCompressionSearchFollowsTheDeviceType(t *testing.T) {
+	for _, c := range []struct {
+		search searchKind
+		coop   func(isGPU bool) bool
+	}{
+		{searchAuto, func(isGPU bool) bool { return isGPU }},
+		{searchSerial, func(bool) bool { return false }},
+		{searchCoop, func(bool) bool { return true }},
+	} {
+		e := testEngineWith(t, Options{BatchBytes: 1 << 20, search: c.search})
+		d := e.devs[0]
+		if want := c.coop(d.info.IsGPU); d.coop != want {
+			t.Errorf("search %d on a device with IsGPU %t: coop %t, want %t", c.search, d.info.IsGPU, d.coop, want)
 		}
 	}
 }

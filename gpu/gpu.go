@@ -84,7 +84,19 @@ type Options struct {
 	// matchGroup are the compression kernels' work-group sizes (0 =
 	// matchLocalFast, matchLocalDefault), for variants built with other table sizes.
 	matchGroup [2]int
+	// search picks the compression searches (searchAuto: lz4_coop_* on a
+	// GPU, lz4_match_* on other devices).
+	search searchKind
 }
+
+// searchKind names a family of compression search kernels.
+type searchKind int
+
+const (
+	searchAuto   searchKind = iota
+	searchSerial            // lz4_match_*: a work-item per segment
+	searchCoop              // lz4_coop_*: a work-group per segment
+)
 
 // ErrNoOpenCL is returned by discovery in a binary built with noopencl.
 var ErrNoOpenCL = errors.New("built without OpenCL")

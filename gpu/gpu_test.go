@@ -30,6 +30,13 @@ func testEngine(t testing.TB, batch int) *Engine {
 // raw bytes and more (1: every block, -1: none).
 func testEnginePar(t testing.TB, batch, parMin int) *Engine {
 	t.Helper()
+	return testEngineWith(t, Options{BatchBytes: batch, parMin: parMin})
+}
+
+// testEngineWith opens the test device (ARC_GPU_DEVICE, else a GPU, else
+// the first device) with opt's other settings, failing on any fallback.
+func testEngineWith(t testing.TB, opt Options) *Engine {
+	t.Helper()
 	infos, err := ListDevices()
 	if err != nil || len(infos) == 0 {
 		t.Skipf("no OpenCL platform on this machine (%v): install pocl-opencl-icd to run the kernels", err)
@@ -46,7 +53,8 @@ func testEnginePar(t testing.TB, batch, parMin int) *Engine {
 	}
 	// A fallback to the CPU would hide a kernel bug behind a correct
 	// result: here it fails the test.
-	e, err := New(Options{Mode: ModeOn, Device: id, BatchBytes: batch, Logf: t.Errorf, parMin: parMin})
+	opt.Mode, opt.Device, opt.Logf = ModeOn, id, t.Errorf
+	e, err := New(opt)
 	if err != nil {
 		t.Fatal(err)
 	}

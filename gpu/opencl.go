@@ -56,6 +56,7 @@ const (
 	encSeg            = 16 << 10
 	matchLocalFast    = 4
 	matchLocalDefault = 2
+	coopLanes         = 32
 )
 
 // maxSegs bounds the segments of one sub-batch: its bytes in whole
@@ -145,6 +146,9 @@ type device struct {
 	// matchWG are the work-group sizes of lz4_match_fast and
 	// lz4_match_default (searches sharing a group's local memory).
 	matchWG [2]int
+	// coop: the compression searches are lz4_coop_* (a work-group of
+	// coopLanes per segment), else lz4_match_* (a work-item per segment).
+	coop bool
 
 	mu    sync.Mutex // one batch at a time
 	slots [2]*slot
@@ -219,6 +223,16 @@ func openDevice(info DeviceInfo, opt Options) (d *device, err error) {
 		d.parMin = opt.parMin
 	}
 	d.parForce = opt.parForce
+	// lz4_coop_* on GPUs, where they run 1.3-1.5 times faster
+	// (BENCHMARKS.md); on a CPU device a work-group's barriers cost more
+	// than its lanes gain (PoCL 3.1: 35 times slower), and PoCL 5.0's
+	// compiler aborts the process on lz4_coop_*, so a CPU device does not
+	// build them unless asked.
+	d.coop = opt.search == searchCoop || opt.search == searchAuto && info.IsGPU
+	coopFlag := ""
+	if !d.coop {
+		coopFlag = "-DNO_COOP"
+	}
 	for i, wg := range opt.matchGroup {
 		if wg > 0 {
 			d.matchWG[i] = wg
@@ -248,7 +262,7 @@ func openDevice(info DeviceInfo, opt Options) (d *device, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("program: %w", err)
 	}
-	if err := d.prog.BuildProgram([]*cl.Device{cld}, fmt.Sprintf("-cl-std=CL1.2 -DLZ4_WG=%d -DLZ4P_WG=%d -DSEG=%d -DFAST_WG=%d -DDEF_WG=%d %s", d.lz4WG, d.parWG, encSeg, d.matchWG[0], d.matchWG[1], opt.buildFlags)); err != nil {
+	if err := d.prog.BuildProgram([]*cl.Device{cld}, fmt.Sprintf("-cl-std=CL1.2 -DLZ4_WG=%d -DLZ4P_WG=%d -DSEG=%d -DFAST_WG=%d -DDEF_WG=%d -DLANES=%d %s %s", d.lz4WG, d.parWG, encSeg, d.matchWG[0], d.matchWG[1], coopLanes, coopFlag, opt.buildFlags)); err != nil {
 		return nil, fmt.Errorf("building kernels: %w", err)
 	}
 	for i := range d.slots {
@@ -290,8 +304,8 @@ func (d *device) newSlot() (s *slot, err error) {
 	for _, k := range []struct {
 		k    **cl.Kernel
 		name string
-	}{{&s.kChunks, "blake3_chunks"}, {&s.kParents, "blake3_parents"}, {&s.kLZ4, "lz4_decode"}, {&s.kLZ4Par, "lz4_decode_par"}, {&s.kMatchFast, "lz4_match_fast"},
-		{&s.kMatchDef, "lz4_match_default"}, {&s.kJoin, "lz4_join"}} {
+	}{{&s.kChunks, "blake3_chunks"}, {&s.kParents, "blake3_parents"}, {&s.kLZ4, "lz4_decode"}, {&s.kLZ4Par, "lz4_decode_par"}, {&s.kMatchFast, "lz4_" + d.search() + "_fast"},
+		{&s.kMatchDef, "lz4_" + d.search() + "_default"}, {&s.kJoin, "lz4_join"}} {
 		if *k.k, err = d.prog.CreateKernel(k.name); err != nil {
 			return s, fmt.Errorf("kernel %s: %w", k.name, err)
 		}
@@ -529,3 +543,11 @@ func u32s(p *pinned) []uint32 {
 
 // batchBytes is the size of one slot's input buffer.
 func (d *device) batchBytes() int { return d.batch }
+
+// search is the name of the compression search kernels' family.
+func (d *device) search() string {
+	if d.coop {
+		return "coop"
+	}
+	return "match"
+}
