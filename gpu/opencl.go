@@ -223,11 +223,11 @@ func openDevice(info DeviceInfo, opt Options) (d *device, err error) {
 		d.parMin = opt.parMin
 	}
 	d.parForce = opt.parForce
-	// lz4_coop_* on GPUs, where they run 1.3-1.5 times faster
+	// lz4_coop_* on GPUs, where they run 1.26-1.55 times faster
 	// (BENCHMARKS.md); on a CPU device a work-group's barriers cost more
-	// than its lanes gain (PoCL 3.1: 35 times slower), and PoCL 5.0's
-	// compiler aborts the process on lz4_coop_*, so a CPU device does not
-	// build them unless asked.
+	// than its lanes gain (PoCL 3.1: 0.01 GB/s against 0.35), and PoCL
+	// 5.0's compiler aborts the process on lz4_coop_*, so a CPU device
+	// does not build them unless asked.
 	d.coop = opt.search == searchCoop || opt.search == searchAuto && info.IsGPU
 	coopFlag := ""
 	if !d.coop {
