@@ -5,6 +5,7 @@ package gpu
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
 	"arc/codec"
@@ -46,6 +47,9 @@ func TestEncodeOutputDecodesWithTheCPUDecoder(t *testing.T) {
 
 func testEncodeDecodes(t *testing.T, fast bool, search searchKind) {
 	e := testEngineWith(t, Options{BatchBytes: 1 << 20, search: search})
+	if e.devs[0].coop != (search == searchCoop) {
+		t.Fatalf("the device compresses with lz4_coop: %t (%s)", e.devs[0].coop, e.devs[0].coopWhy)
+	}
 	raws := encodeInputs(t)
 	blocks := make([]EncBlock, len(raws))
 	for i := range raws {
@@ -156,6 +160,68 @@ func TestCompressionSearchFollowsTheDeviceType(t *testing.T) {
 		d := e.devs[0]
 		if want := c.coop(d.info.IsGPU); d.coop != want {
 			t.Errorf("search %d on a device with IsGPU %t: coop %t, want %t", c.search, d.info.IsGPU, d.coop, want)
+		}
+	}
+}
+
+// encodeAll compresses raws on e's device and returns the blocks.
+func encodeAll(t *testing.T, e *Engine, raws [][]byte, fast bool) []EncBlock {
+	t.Helper()
+	blocks := make([]EncBlock, len(raws))
+	idx := make([]int, len(raws))
+	for i := range raws {
+		blocks[i].Src, idx[i] = raws[i], i
+	}
+	if rest, err := e.devs[0].encodeBatch(blocks, idx, fast); err != nil || len(rest) > 0 {
+		t.Fatalf("device left %v to the CPU (%v)", rest, err)
+	}
+	return blocks
+}
+
+// With the skip step held at 1 (SKIP=31: it grows after 2^31 literals),
+// a window of lz4_coop covers exactly the positions the one-work-item
+// search probes one by one, so the two must write the same bytes: the
+// window's candidates, its first match, its inserts (the newest of equal
+// hashes), the look back and the extension rounds all follow the greedy
+// search.
+func TestCoopWritesTheGreedySearchsBytesAtAFixedStep(t *testing.T) {
+	raws := encodeInputs(t)
+	r := testBytes(40000, 11)
+	for _, at := range []int{0, 3, 127, 128, 129, 255, 256, 1000, 16379, 16384} {
+		b := append(bytes.Clone(r[:20000]), r[:20000]...)
+		b[20000+at] ^= 1 // a match that ends at, or across, an extension round
+		raws = append(raws, b)
+	}
+	for period := 1; period <= 40; period++ {
+		raws = append(raws, append(testBytes(100, uint64(period)), bytes.Repeat(testBytes(period, 7), 3000/period)...))
+	}
+	for _, fast := range []bool{false, true} {
+		coop := encodeAll(t, testEngineWith(t, Options{BatchBytes: 4 << 20, search: searchCoop, buildFlags: "-DSKIP=31"}), raws, fast)
+		greedy := encodeAll(t, testEngineWith(t, Options{BatchBytes: 4 << 20, search: searchSerial, buildFlags: "-DSKIP=31"}), raws, fast)
+		for i := range raws {
+			if coop[i].Codec != greedy[i].Codec || !bytes.Equal(coop[i].Stored, greedy[i].Stored) {
+				t.Fatalf("fast %t, block %d (%d bytes): lz4_coop wrote %d bytes, lz4_match %d", fast, i, len(raws[i]), len(coop[i].Stored), len(greedy[i].Stored))
+			}
+			dst := make([]byte, len(raws[i]))
+			if err := codec.NewDecoder().Decode(coop[i].Codec, dst, coop[i].Stored); err != nil || !bytes.Equal(dst, raws[i]) {
+				t.Fatalf("fast %t, block %d: %v", fast, i, err)
+			}
+		}
+	}
+}
+
+func TestCoopThatDoesNotBuildFallsBackToLz4Match(t *testing.T) {
+	// A macro that breaks lz4_coop's source, and only its.
+	e := testEngineWith(t, Options{BatchBytes: 1 << 20, search: searchCoop, coopFlags: "-Dcoop_segment=1"})
+	d := e.devs[0]
+	if d.coop || d.coopWhy == "" || !strings.Contains(e.Describe(), "lz4_match") {
+		t.Fatalf("coop %t, why %q, engine %q", d.coop, d.coopWhy, e.Describe())
+	}
+	raws := [][]byte{compressible(100000, 3), compressible(3*encSeg+5, 4)}
+	for i, b := range encodeAll(t, e, raws, false) {
+		dst := make([]byte, len(raws[i]))
+		if err := codec.NewDecoder().Decode(b.Codec, dst, b.Stored); err != nil || !bytes.Equal(dst, raws[i]) || b.Codec != format.CodecLZ4 {
+			t.Fatalf("block %d (codec %d): %v", i, b.Codec, err)
 		}
 	}
 }

@@ -51,6 +51,9 @@ func New(opt Options) (*Engine, error) {
 			names += ", "
 		}
 		names += fmt.Sprintf("%s %q", d.info.ID, d.info.Name)
+		if d.coopWhy != "" {
+			names += " (compressing with lz4_match; " + d.coopWhy + ")"
+		}
 	}
 	e.line = "gpu: using " + names
 	return e, nil
@@ -69,13 +72,7 @@ func openDevices(opt Options) ([]*device, string) {
 		if opt.Device != "" && info.ID != opt.Device || opt.Device == "" && !info.IsGPU {
 			continue
 		}
-		d, err := openDevice(info, opt)
-		if err == nil && opt.buildFlags == "" { // variants are not meant to pass
-			err = d.selfTest()
-			if err != nil {
-				d.close()
-			}
-		}
+		d, err := openChecked(info, opt)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("device %s %q: %v", info.ID, info.Name, err))
 			continue
@@ -92,6 +89,28 @@ func openDevices(opt Options) ([]*device, string) {
 		return nil, fmt.Sprintf("no OpenCL device %q (see `arcpack gpu`)", opt.Device)
 	}
 	return nil, "no OpenCL GPU device found"
+}
+
+// openChecked opens a device and runs its self-test. A device on which
+// lz4_coop was chosen but does not build or pass is opened again with
+// lz4_match, so that a driver that cannot run one kernel keeps the others;
+// coopWhy then says why.
+func openChecked(info DeviceInfo, opt Options) (*device, error) {
+	d, err := openDevice(info, opt)
+	if err == nil && opt.buildFlags == "" { // variants are not meant to pass
+		err = d.selfTest()
+		if err != nil {
+			d.close()
+		}
+	}
+	if err != nil && opt.wantCoop(info) {
+		opt.search = searchSerial
+		if d2, err2 := openChecked(info, opt); err2 == nil {
+			d2.coopWhy = fmt.Sprintf("lz4_coop: %v", err)
+			return d2, nil
+		}
+	}
+	return d, err
 }
 
 // Describe is the one line saying which devices the engine uses.

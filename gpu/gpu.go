@@ -85,8 +85,10 @@ type Options struct {
 	// matchLocalFast, matchLocalDefault), for variants built with other table sizes.
 	matchGroup [2]int
 	// search picks the compression searches (searchAuto: lz4_coop_* on a
-	// GPU, lz4_match_* on other devices).
-	search searchKind
+	// GPU, lz4_match_* on other devices); coopFlags are build options
+	// for a program with lz4_coop (tests: one that fails the build).
+	search    searchKind
+	coopFlags string
 }
 
 // searchKind names a family of compression search kernels.
@@ -97,6 +99,16 @@ const (
 	searchSerial            // lz4_match_*: a work-item per segment
 	searchCoop              // lz4_coop_*: a work-group per segment
 )
+
+// wantCoop reports whether the compression searches on info are lz4_coop.
+func (opt Options) wantCoop(info DeviceInfo) bool {
+	// lz4_coop_* on GPUs, where they run 1.26-1.49 times faster
+	// (BENCHMARKS.md); on a CPU device a work-group's barriers cost more
+	// than its lanes gain (PoCL 3.1: 0.01 GB/s against 0.35), and PoCL
+	// 5.0's compiler aborts the process on lz4_coop_*, so a CPU device
+	// does not build them unless asked.
+	return opt.search == searchCoop || opt.search == searchAuto && info.IsGPU
+}
 
 // ErrNoOpenCL is returned by discovery in a binary built with noopencl.
 var ErrNoOpenCL = errors.New("built without OpenCL")

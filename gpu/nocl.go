@@ -8,7 +8,10 @@ package gpu
 // ListDevices reports that this binary was built without OpenCL.
 func ListDevices() ([]DeviceInfo, error) { return nil, ErrNoOpenCL }
 
-type device struct{ info DeviceInfo }
+type device struct {
+	info    DeviceInfo
+	coopWhy string
+}
 
 func openDevice(DeviceInfo, Options) (*device, error) { return nil, ErrNoOpenCL }
 

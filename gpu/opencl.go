@@ -147,8 +147,10 @@ type device struct {
 	// lz4_match_default (searches sharing a group's local memory).
 	matchWG [2]int
 	// coop: the compression searches are lz4_coop_* (a work-group of
-	// coopLanes per segment), else lz4_match_* (a work-item per segment).
-	coop bool
+	// coopLanes per segment), else lz4_match_* (a work-item per segment);
+	// coopWhy says why lz4_coop was chosen but not kept.
+	coop    bool
+	coopWhy string
 
 	mu    sync.Mutex // one batch at a time
 	slots [2]*slot
@@ -223,15 +225,10 @@ func openDevice(info DeviceInfo, opt Options) (d *device, err error) {
 		d.parMin = opt.parMin
 	}
 	d.parForce = opt.parForce
-	// lz4_coop_* on GPUs, where they run 1.26-1.55 times faster
-	// (BENCHMARKS.md); on a CPU device a work-group's barriers cost more
-	// than its lanes gain (PoCL 3.1: 0.01 GB/s against 0.35), and PoCL
-	// 5.0's compiler aborts the process on lz4_coop_*, so a CPU device
-	// does not build them unless asked.
-	d.coop = opt.search == searchCoop || opt.search == searchAuto && info.IsGPU
-	coopFlag := ""
-	if !d.coop {
-		coopFlag = "-DNO_COOP"
+	d.coop = opt.wantCoop(info)
+	coopFlag := "-DNO_COOP"
+	if d.coop {
+		coopFlag = opt.coopFlags
 	}
 	for i, wg := range opt.matchGroup {
 		if wg > 0 {

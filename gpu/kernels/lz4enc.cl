@@ -362,7 +362,7 @@ kernel void lz4_join(const global uchar *restrict src,
 // output is the greedy search's, except that the skip step is fixed per
 // window (0.004-0.005% larger output on the encode tests' data); and a group
 // holds one table where a work-item of lz4_match_* did, so a
-// multiprocessor runs as many searches, each LANES wide: 1.26-1.55 times
+// multiprocessor runs as many searches, each LANES wide: 1.26-1.49 times
 // faster on the H200 (BENCHMARKS.md).
 #ifndef LANES
 #define LANES 32
