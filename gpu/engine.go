@@ -110,7 +110,10 @@ func openChecked(info DeviceInfo, opt Options) (*device, error) {
 			return d2, nil
 		}
 	}
-	return d, err
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // Describe is the one line saying which devices the engine uses.
