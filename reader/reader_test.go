@@ -960,3 +960,79 @@ func TestHugePrefetchReadsToTheEnd(t *testing.T) {
 		t.Fatalf("read: %v", err)
 	}
 }
+
+// A block read to its end is marked consumed (evicted first) only when a
+// sequential run reached it; a scattered reader that happens to read a
+// whole block may come back to it.
+func TestOnlySequentialReadsMarkBlocksConsumed(t *testing.T) {
+	data := randBytes(16*4096, 12)
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
+	a, err := Open(b.volumes[0], Options{Prefetch: -1, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ino := inodeOf(t, a, "f")
+	buf := make([]byte, 4096)
+	for _, step := range []struct {
+		block    int64
+		n        int   // bytes read from the block's start
+		consumed int64 // ConsumedDemoted after the read
+	}{
+		{5, 4096, 0},  // a run of one: kept
+		{9, 4096, 0},  // another
+		{10, 2048, 0}, // a run of two, but not to the block's end
+		{10, 4096, 1}, // to its end: consumed
+		{11, 4096, 2}, // the run goes on
+		{3, 4096, 2},  // a scattered read again
+	} {
+		if _, err := a.ReadAt(ino, buf[:step.n], step.block*4096); err != nil {
+			t.Fatal(err)
+		}
+		if got := a.CacheStats().ConsumedDemoted; got != step.consumed {
+			t.Fatalf("after %d bytes of block %d: %d blocks marked consumed, want %d", step.n, step.block, got, step.consumed)
+		}
+	}
+}
+
+// While read-ahead is wasted (more prefetched blocks were evicted unread
+// than were read), a run asks for read-ahead only once it is
+// minRunWhenWasted blocks long.
+func TestWastedReadAheadWaitsForALongerRun(t *testing.T) {
+	data := randBytes(64*4096, 13)
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
+	a, err := Open(b.volumes[0], Options{CacheSize: 6 * 4096, Prefetch: 2, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ino := inodeOf(t, a, "f")
+	buf := make([]byte, 4096)
+	read := func(blocks ...int64) {
+		t.Helper()
+		for _, k := range blocks {
+			if _, err := a.ReadAt(ino, buf, k*4096); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(func() bool { return a.CacheStats().InFlight == 0 })
+		}
+	}
+	// A run of two reads blocks 2 and 3 ahead; scattered reads then evict
+	// them unread.
+	read(0, 1)
+	waitUntil(func() bool { return a.cache.Contains(2) && a.cache.Contains(3) })
+	read(10, 14, 18, 22, 26, 30, 34)
+	if a.cache.Payoff() >= 0 {
+		t.Fatalf("payoff %d after read-ahead was evicted unread (%+v)", a.cache.Payoff(), a.CacheStats())
+	}
+	loads := a.CacheStats().PrefetchLoads
+	read(40, 41, 42, 43, 44, 45, 46) // runs of 2 to 7
+	if st := a.CacheStats(); st.PrefetchLoads != loads || a.cache.Contains(47) {
+		t.Fatalf("a run of 7 read ahead while read-ahead was wasted (block 47 present: %t, %+v)", a.cache.Contains(47), st)
+	}
+	read(47) // a run of 8
+	waitUntil(func() bool { return a.cache.Contains(48) })
+	if !a.cache.Contains(48) {
+		t.Fatalf("a run of 8 did not read ahead (%+v)", a.CacheStats())
+	}
+}
