@@ -68,6 +68,7 @@ type Stats struct {
 	Bytes            int64 // now held
 	Items            int
 	InFlight         int
+	Queued           int // keys asked for by Prefetch that no worker has taken yet
 	AheadBytes       int64
 	MaxBytes         int64
 	LoadErrors       int64
@@ -548,6 +549,7 @@ func (c *Cache) Stats() Stats {
 	s.Bytes = c.total
 	s.Items = len(c.items)
 	s.InFlight = len(c.flights)
+	s.Queued = len(c.queued)
 	s.AheadBytes = c.bytes[tierAhead]
 	s.MaxBytes = c.cfg.MaxBytes
 	s.BuffersRecycled = c.pool.recycled.Load()

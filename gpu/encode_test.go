@@ -195,12 +195,21 @@ func TestCoopWritesTheGreedySearchsBytesAtAFixedStep(t *testing.T) {
 	for period := 1; period <= 40; period++ {
 		raws = append(raws, append(testBytes(100, uint64(period)), bytes.Repeat(testBytes(period, 7), 3000/period)...))
 	}
+	ce := testEngineWith(t, Options{BatchBytes: 4 << 20, search: searchCoop, buildFlags: "-DSKIP=31"})
+	ge := testEngineWith(t, Options{BatchBytes: 4 << 20, search: searchSerial, buildFlags: "-DSKIP=31"})
+	if !ce.devs[0].coop || ge.devs[0].coop {
+		t.Fatalf("lz4_coop on the two engines: %t and %t, want true and false", ce.devs[0].coop, ge.devs[0].coop)
+	}
 	for _, fast := range []bool{false, true} {
-		coop := encodeAll(t, testEngineWith(t, Options{BatchBytes: 4 << 20, search: searchCoop, buildFlags: "-DSKIP=31"}), raws, fast)
-		greedy := encodeAll(t, testEngineWith(t, Options{BatchBytes: 4 << 20, search: searchSerial, buildFlags: "-DSKIP=31"}), raws, fast)
+		coop, greedy := encodeAll(t, ce, raws, fast), encodeAll(t, ge, raws, fast)
 		for i := range raws {
-			if coop[i].Codec != greedy[i].Codec || !bytes.Equal(coop[i].Stored, greedy[i].Stored) {
-				t.Fatalf("fast %t, block %d (%d bytes): lz4_coop wrote %d bytes, lz4_match %d", fast, i, len(raws[i]), len(coop[i].Stored), len(greedy[i].Stored))
+			c, g := coop[i].Stored, greedy[i].Stored
+			if coop[i].Codec != greedy[i].Codec || !bytes.Equal(c, g) {
+				at := 0
+				for at < min(len(c), len(g)) && c[at] == g[at] {
+					at++
+				}
+				t.Fatalf("fast %t, block %d (%d bytes): lz4_coop (%d bytes) and lz4_match (%d bytes) differ from byte %d", fast, i, len(raws[i]), len(c), len(g), at)
 			}
 			dst := make([]byte, len(raws[i]))
 			if err := codec.NewDecoder().Decode(coop[i].Codec, dst, coop[i].Stored); err != nil || !bytes.Equal(dst, raws[i]) {

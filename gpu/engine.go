@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -94,7 +95,8 @@ func openDevices(opt Options) ([]*device, string) {
 // openChecked opens a device and runs its self-test. A device on which
 // lz4_coop was chosen but does not build or pass is opened again with
 // lz4_match, so that a driver that cannot run one kernel keeps the others;
-// coopWhy then says why.
+// coopWhy then says why, in one line. Benchmark variants (build flags) are
+// not retried: their rows must time what they name.
 func openChecked(info DeviceInfo, opt Options) (*device, error) {
 	d, err := openDevice(info, opt)
 	if err == nil && opt.buildFlags == "" { // variants are not meant to pass
@@ -103,16 +105,19 @@ func openChecked(info DeviceInfo, opt Options) (*device, error) {
 			d.close()
 		}
 	}
-	if err != nil && opt.wantCoop(info) {
-		opt.search = searchSerial
-		if d2, err2 := openChecked(info, opt); err2 == nil {
-			d2.coopWhy = fmt.Sprintf("lz4_coop: %v", err)
-			return d2, nil
-		}
+	if err == nil {
+		return d, nil
 	}
-	if err != nil {
+	if !opt.wantCoop(info) || opt.buildFlags != "" {
 		return nil, err
 	}
+	opt.search = searchSerial
+	d, err2 := openChecked(info, opt)
+	if err2 != nil {
+		return nil, fmt.Errorf("with lz4_coop: %w; with lz4_match: %v", err, err2)
+	}
+	why, _, _ := strings.Cut(err.Error(), "\n") // a build error holds the whole log
+	d.coopWhy = "with lz4_coop: " + why
 	return d, nil
 }
 

@@ -63,6 +63,11 @@ func testEngineWith(t testing.TB, opt Options) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Nor may lz4_coop fall back to lz4_match, unless the test breaks it.
+	if why := e.devs[0].coopWhy; why != "" && opt.coopFlags == "" {
+		e.Close()
+		t.Fatalf("device %s compresses with lz4_match: %s", id, why)
+	}
 	t.Cleanup(func() { e.Close() })
 	return e
 }

@@ -977,20 +977,29 @@ func TestOnlySequentialReadsMarkBlocksConsumed(t *testing.T) {
 	for _, step := range []struct {
 		block    int64
 		n        int   // bytes read from the block's start
+		view     bool  // through View rather than ReadAt
 		consumed int64 // ConsumedDemoted after the read
 	}{
-		{5, 4096, 0},  // a run of one: kept
-		{9, 4096, 0},  // another
-		{10, 2048, 0}, // a run of two, but not to the block's end
-		{10, 4096, 1}, // to its end: consumed
-		{11, 4096, 2}, // the run goes on
-		{3, 4096, 2},  // a scattered read again
+		{5, 4096, false, 0},  // a run of one: kept
+		{9, 4096, false, 0},  // another
+		{10, 2048, false, 0}, // a run of two, but not to the block's end
+		{10, 4096, false, 1}, // to its end: consumed
+		{11, 4096, false, 2}, // the run goes on
+		{3, 4096, false, 2},  // a scattered read again
+		{7, 4096, true, 2},   // a scattered View of a whole block
+		{8, 4096, true, 3},   // a run of two through View
 	} {
-		if _, err := a.ReadAt(ino, buf[:step.n], step.block*4096); err != nil {
+		if step.view {
+			data, release, err := a.View(ino, step.block*4096, step.n)
+			if err != nil || len(data) != step.n {
+				t.Fatalf("View of block %d: %d bytes, %v", step.block, len(data), err)
+			}
+			release()
+		} else if _, err := a.ReadAt(ino, buf[:step.n], step.block*4096); err != nil {
 			t.Fatal(err)
 		}
 		if got := a.CacheStats().ConsumedDemoted; got != step.consumed {
-			t.Fatalf("after %d bytes of block %d: %d blocks marked consumed, want %d", step.n, step.block, got, step.consumed)
+			t.Fatalf("after %d bytes of block %d (view %t): %d blocks marked consumed, want %d", step.n, step.block, step.view, got, step.consumed)
 		}
 	}
 }
@@ -1014,7 +1023,8 @@ func TestWastedReadAheadWaitsForALongerRun(t *testing.T) {
 			if _, err := a.ReadAt(ino, buf, k*4096); err != nil {
 				t.Fatal(err)
 			}
-			waitUntil(func() bool { return a.CacheStats().InFlight == 0 })
+			// Read-ahead asked for is queued, then loading: both done.
+			waitUntil(func() bool { st := a.CacheStats(); return st.InFlight == 0 && st.Queued == 0 })
 		}
 	}
 	// A run of two reads blocks 2 and 3 ahead; scattered reads then evict
