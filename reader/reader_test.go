@@ -606,13 +606,7 @@ func TestSequentialReadPrefetchesWithoutThrashing(t *testing.T) {
 // cache drops nothing.
 func TestRereadAfterEvictionPrefetchesAgain(t *testing.T) {
 	data := randBytes(24*4096, 10) // 6 frames of 4 blocks
-	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
-	a, err := Open(b.volumes[0], Options{CacheSize: 8 * 4096, Prefetch: 1, Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ino := inodeOf(t, a, "f")
+	a, ino := openOneFile(t, data, Options{CacheSize: 8 * 4096, Prefetch: 1, Workers: 2})
 	var before int64
 	for pass := 0; pass < 3; pass++ {
 		// Read the first two blocks, which asks for read-ahead, then give
@@ -659,13 +653,8 @@ func waitUntil(ok func() bool) {
 
 func TestPrefetchOffLoadsOnDemandOnly(t *testing.T) {
 	data := randBytes(40*4096, 9)
-	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096})
-	a, err := Open(b.volumes[0], Options{Prefetch: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if _, err := readAll(a, inodeOf(t, a, "f"), 4096); err != nil {
+	a, ino := openOneFile(t, data, Options{Prefetch: -1})
+	if _, err := readAll(a, ino, 4096); err != nil {
 		t.Fatal(err)
 	}
 	if st := a.CacheStats(); st.PrefetchLoads != 0 || st.Loads != 40 {
@@ -828,15 +817,22 @@ func TestSeqTrackerCountsRuns(t *testing.T) {
 	}
 }
 
-func TestReadAheadWindowGrowsWithTheRun(t *testing.T) {
-	data := randBytes(24*4096, 11) // 6 frames of 4 blocks
+// openOneFile opens an archive of one file "f" holding data, in blocks of
+// 4 KiB and frames of 4 blocks, with opt; it is closed when the test ends.
+func openOneFile(t *testing.T, data []byte, opt Options) (*Archive, uint32) {
+	t.Helper()
 	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
-	a, err := Open(b.volumes[0], Options{Prefetch: 2, Workers: 1})
+	a, err := Open(b.volumes[0], opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
-	ino := inodeOf(t, a, "f")
+	t.Cleanup(func() { a.Close() })
+	return a, inodeOf(t, a, "f")
+}
+
+func TestReadAheadWindowGrowsWithTheRun(t *testing.T) {
+	data := randBytes(24*4096, 11) // 6 frames of 4 blocks
+	a, ino := openOneFile(t, data, Options{Prefetch: 2, Workers: 1})
 	buf := make([]byte, 4096)
 	for _, step := range []struct {
 		block      int64
@@ -950,13 +946,8 @@ func TestSequentialReaderKeepsItsReadAheadBesideAScatteredOne(t *testing.T) {
 
 func TestHugePrefetchReadsToTheEnd(t *testing.T) {
 	data := randBytes(24*4096, 11) // 6 frames of 4 blocks
-	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
-	a, err := Open(b.volumes[0], Options{Prefetch: math.MaxInt, Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if got, err := readAll(a, inodeOf(t, a, "f"), 4096); err != nil || !bytes.Equal(got, data) {
+	a, ino := openOneFile(t, data, Options{Prefetch: math.MaxInt, Workers: 1})
+	if got, err := readAll(a, ino, 4096); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read: %v", err)
 	}
 }
@@ -966,13 +957,7 @@ func TestHugePrefetchReadsToTheEnd(t *testing.T) {
 // whole block may come back to it.
 func TestOnlySequentialReadsMarkBlocksConsumed(t *testing.T) {
 	data := randBytes(16*4096, 12)
-	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
-	a, err := Open(b.volumes[0], Options{Prefetch: -1, Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ino := inodeOf(t, a, "f")
+	a, ino := openOneFile(t, data, Options{Prefetch: -1, Workers: 1})
 	buf := make([]byte, 4096)
 	for _, step := range []struct {
 		block    int64
@@ -1009,13 +994,7 @@ func TestOnlySequentialReadsMarkBlocksConsumed(t *testing.T) {
 // minRunWhenWasted blocks long.
 func TestWastedReadAheadWaitsForALongerRun(t *testing.T) {
 	data := randBytes(64*4096, 13)
-	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
-	a, err := Open(b.volumes[0], Options{CacheSize: 6 * 4096, Prefetch: 2, Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ino := inodeOf(t, a, "f")
+	a, ino := openOneFile(t, data, Options{CacheSize: 6 * 4096, Prefetch: 2, Workers: 1})
 	buf := make([]byte, 4096)
 	read := func(blocks ...int64) {
 		t.Helper()
