@@ -51,18 +51,7 @@ func testEncodeDecodes(t *testing.T, fast bool, search searchKind) {
 		t.Fatalf("the device compresses with lz4_coop: %t (%s)", e.devs[0].coop, e.devs[0].coopWhy)
 	}
 	raws := encodeInputs(t)
-	blocks := make([]EncBlock, len(raws))
-	for i := range raws {
-		blocks[i].Src = raws[i]
-	}
-	idx := make([]int, len(blocks))
-	for i := range idx {
-		idx[i] = i
-	}
-	rest, err := e.devs[0].encodeBatch(blocks, idx, fast)
-	if err != nil || len(rest) > 0 {
-		t.Fatalf("device left %v to the CPU (%v)", rest, err)
-	}
+	blocks := encodeAll(t, e, raws, fast, false)
 	dec := codec.NewDecoder()
 	var gpuStored, cpuStored, lz4 int
 	level := codec.LevelDefault
@@ -105,16 +94,11 @@ func testEncodeDecodes(t *testing.T, fast bool, search searchKind) {
 
 	// The decode kernel reads it too, and a second run, with the blocks in
 	// the other order (other places in the batch), writes the same bytes.
-	again := make([]EncBlock, len(raws))
 	dblocks := make([]Block, len(raws))
 	for i := range raws {
-		again[i].Src = raws[i]
 		dblocks[i] = Block{Codec: blocks[i].Codec, Src: blocks[i].Stored, Dst: make([]byte, len(raws[i]))}
 	}
-	slices.Reverse(idx)
-	if rest, err := e.devs[0].encodeBatch(again, idx, fast); err != nil || len(rest) > 0 {
-		t.Fatalf("second run: device left %v to the CPU (%v)", rest, err)
-	}
+	again := encodeAll(t, e, raws, fast, true)
 	for i := range again {
 		if again[i].Codec != blocks[i].Codec || !bytes.Equal(again[i].Stored, blocks[i].Stored) {
 			t.Fatalf("block %d: a second run wrote different bytes", i)
@@ -164,13 +148,17 @@ func TestCompressionSearchFollowsTheDeviceType(t *testing.T) {
 	}
 }
 
-// encodeAll compresses raws on e's device and returns the blocks.
-func encodeAll(t *testing.T, e *Engine, raws [][]byte, fast bool) []EncBlock {
+// encodeAll compresses raws on e's device and returns the blocks;
+// reversed submits them last first (other places in the batch).
+func encodeAll(t *testing.T, e *Engine, raws [][]byte, fast, reversed bool) []EncBlock {
 	t.Helper()
 	blocks := make([]EncBlock, len(raws))
 	idx := make([]int, len(raws))
 	for i := range raws {
 		blocks[i].Src, idx[i] = raws[i], i
+	}
+	if reversed {
+		slices.Reverse(idx)
 	}
 	if rest, err := e.devs[0].encodeBatch(blocks, idx, fast); err != nil || len(rest) > 0 {
 		t.Fatalf("device left %v to the CPU (%v)", rest, err)
@@ -201,7 +189,7 @@ func TestCoopWritesTheGreedySearchsBytesAtAFixedStep(t *testing.T) {
 		t.Fatalf("lz4_coop on the two engines: %t and %t, want true and false", ce.devs[0].coop, ge.devs[0].coop)
 	}
 	for _, fast := range []bool{false, true} {
-		coop, greedy := encodeAll(t, ce, raws, fast), encodeAll(t, ge, raws, fast)
+		coop, greedy := encodeAll(t, ce, raws, fast, false), encodeAll(t, ge, raws, fast, false)
 		for i := range raws {
 			c, g := coop[i].Stored, greedy[i].Stored
 			if coop[i].Codec != greedy[i].Codec || !bytes.Equal(c, g) {
@@ -227,7 +215,7 @@ func TestCoopThatDoesNotBuildFallsBackToLz4Match(t *testing.T) {
 		t.Fatalf("coop %t, why %q, engine %q", d.coop, d.coopWhy, e.Describe())
 	}
 	raws := [][]byte{compressible(100000, 3), compressible(3*encSeg+5, 4)}
-	for i, b := range encodeAll(t, e, raws, false) {
+	for i, b := range encodeAll(t, e, raws, false, false) {
 		dst := make([]byte, len(raws[i]))
 		if err := codec.NewDecoder().Decode(b.Codec, dst, b.Stored); err != nil || !bytes.Equal(dst, raws[i]) || b.Codec != format.CodecLZ4 {
 			t.Fatalf("block %d (codec %d): %v", i, b.Codec, err)
