@@ -46,8 +46,8 @@ type Config struct {
 	Load func(key uint32, dst []byte) error
 	// LoadBatch, when set, decodes a prefetch batch in one call: errs[i]
 	// belongs to keys[i]. Demand misses still use Load (one block, lowest
-	// latency).
-	LoadBatch func(keys []uint32, dsts [][]byte) (errs []error)
+	// latency). SetLoadBatch sets it later.
+	LoadBatch LoadBatchFunc
 	// Workers serving the prefetch queue; 0 = GOMAXPROCS.
 	Workers int
 	// QueueLen bounds pending prefetch jobs; a Prefetch beyond it is
@@ -102,11 +102,16 @@ type flight struct {
 	err      error
 }
 
+// LoadBatchFunc decodes the blocks keys into dsts; errs[i] belongs to keys[i].
+type LoadBatchFunc func(keys []uint32, dsts [][]byte) (errs []error)
+
 // Cache is a byte-bounded cache of decoded blocks. Safe for concurrent use.
 type Cache struct {
 	cfg      Config
 	aheadMax int64
 	pool     *bufPool
+	// loadBatch: Config.LoadBatch, or what SetLoadBatch set since.
+	loadBatch atomic.Pointer[LoadBatchFunc]
 
 	mu    sync.Mutex
 	items map[uint32]*Buf
@@ -161,6 +166,9 @@ func New(cfg Config) (*Cache, error) {
 		queued:   map[uint32]struct{}{},
 		queue:    make(chan []uint32, cfg.QueueLen),
 		quit:     make(chan struct{}),
+	}
+	if cfg.LoadBatch != nil {
+		c.loadBatch.Store(&cfg.LoadBatch)
 	}
 	for i := range c.tiers {
 		l, err := simplelru.NewLRU[uint32, *Buf](math.MaxInt, nil)
@@ -414,6 +422,17 @@ func (c *Cache) Payoff() int64 { return c.payoff.Load() }
 // for lack of room so far. It only grows; read without the cache's lock.
 func (c *Cache) Dropped() uint64 { return c.dropped.Load() }
 
+// SetLoadBatch makes f the batch loader of the prefetches asked for from
+// now on, as if it had been Config.LoadBatch (those queued before keep
+// their one key each and go to Load); nil changes nothing. An owner whose
+// batch decoder takes time to set up (a GPU's kernels) serves reads at
+// once and lets the decoder take over when it is ready.
+func (c *Cache) SetLoadBatch(f LoadBatchFunc) {
+	if f != nil {
+		c.loadBatch.Store(&f)
+	}
+}
+
 // Prefetch asks the workers to load keys ahead of use. It never blocks: when
 // the queue is full the request is dropped and Prefetch returns false. With
 // a LoadBatch the keys go to it as one batch; otherwise each key is its own
@@ -442,7 +461,7 @@ func (c *Cache) Prefetch(keys []uint32) bool {
 	if len(fresh) == 0 {
 		return true
 	}
-	if c.cfg.LoadBatch != nil {
+	if c.loadBatch.Load() != nil {
 		return c.enqueue(fresh)
 	}
 	for i := range fresh {
@@ -527,8 +546,8 @@ func (c *Cache) prefetch(job []uint32) {
 		dsts[i] = bufs[i].data
 	}
 	errs := make([]error, len(keys))
-	if c.cfg.LoadBatch != nil && len(keys) > 1 {
-		if e := c.cfg.LoadBatch(keys, dsts); e != nil {
+	if lb := c.loadBatch.Load(); lb != nil && len(keys) > 1 {
+		if e := (*lb)(keys, dsts); e != nil {
 			copy(errs, e)
 		}
 	} else {

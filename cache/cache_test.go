@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -286,6 +287,47 @@ func TestPrefetchNeverBlocksAndDropsWhenFull(t *testing.T) {
 	if s := c.Stats(); s.PrefetchDropped == 0 {
 		t.Fatalf("nothing dropped: %+v", s)
 	}
+}
+
+// A batch loader set after the start (a GPU engine that took time to set
+// up) takes the prefetches asked for from then on; before it, each key
+// was its own job for Load.
+func TestBatchLoaderSetLaterTakesTheNextPrefetch(t *testing.T) {
+	var mu sync.Mutex
+	var batches [][]uint32
+	cnt := newCounter()
+	c := newCache(t, 1<<20, cnt.load)
+	c.Prefetch([]uint32{1, 2, 3})
+	waitFor(t, func() bool { return c.Contains(1) && c.Contains(2) && c.Contains(3) })
+	if cnt.total.Load() != 3 {
+		t.Fatalf("%d loads before the batch loader, want 3", cnt.total.Load())
+	}
+	c.SetLoadBatch(nil) // changes nothing
+	c.SetLoadBatch(func(keys []uint32, dsts [][]byte) []error {
+		mu.Lock()
+		batches = append(batches, append([]uint32(nil), keys...))
+		mu.Unlock()
+		for i, k := range keys {
+			fill(k, dsts[i])
+		}
+		return nil
+	})
+	c.Prefetch([]uint32{3, 4, 5, 6})
+	waitFor(t, func() bool { return c.Contains(4) && c.Contains(5) && c.Contains(6) })
+	mu.Lock()
+	if len(batches) != 1 || !slices.Equal(batches[0], []uint32{4, 5, 6}) {
+		t.Fatalf("batches %v, want [[4 5 6]]", batches)
+	}
+	mu.Unlock()
+	if cnt.total.Load() != 3 {
+		t.Fatalf("Load ran %d times, want still 3", cnt.total.Load())
+	}
+	b, err := c.Get(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBlock(t, b, 5)
+	b.Release()
 }
 
 func TestBatchLoaderGetsTheWholePrefetch(t *testing.T) {

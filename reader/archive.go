@@ -13,6 +13,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"arc/cache"
 	"arc/codec"
@@ -49,8 +50,12 @@ type Options struct {
 	// decoded into dsts[i] (exactly the raw size); errs[i] reports block i.
 	// The reader still reads the stored bytes and checks every checksum.
 	// Demand misses always decode on the CPU, one block, lowest latency.
-	DecodeBatch func(ids []uint8, dsts, srcs [][]byte) (errs []error)
+	// SetDecodeBatch sets it after Open.
+	DecodeBatch DecodeBatchFunc
 }
+
+// DecodeBatchFunc is Options.DecodeBatch.
+type DecodeBatchFunc func(ids []uint8, dsts, srcs [][]byte) (errs []error)
 
 const (
 	defaultCacheSize = 512 << 20
@@ -65,6 +70,8 @@ type Archive struct {
 	layout format.Layout
 	vols   *volumeSet
 	cache  *cache.Cache
+	// decodeBatch: opt.DecodeBatch, or what SetDecodeBatch set since.
+	decodeBatch atomic.Pointer[DecodeBatchFunc]
 
 	decoders sync.Pool // *codec.Decoder
 	scratch  sync.Pool // *[]byte for stored block bytes
@@ -115,6 +122,7 @@ func Open(path string, opt Options) (*Archive, error) {
 		Workers:  opt.Workers,
 	}
 	if opt.DecodeBatch != nil {
+		a.decodeBatch.Store(&opt.DecodeBatch)
 		cfg.LoadBatch = a.loadBatch
 	}
 	a.cache, err = cache.New(cfg)
@@ -235,8 +243,21 @@ func (a *Archive) loadBlock(b uint32, dst []byte) error {
 	return nil
 }
 
-// loadBatch reads the stored bytes of several blocks, has opt.DecodeBatch
-// decode them together and checks each result like loadBlock does.
+// SetDecodeBatch makes f the decoder of the prefetch batches asked for from
+// now on, as if it had been Options.DecodeBatch; nil changes nothing.
+// Verify runs that have started keep their way of decoding. A mount sets
+// its GPU engine this way once the engine has built its kernels, so that
+// the archive serves reads from the start.
+func (a *Archive) SetDecodeBatch(f DecodeBatchFunc) {
+	if f != nil {
+		a.decodeBatch.Store(&f)
+		a.cache.SetLoadBatch(a.loadBatch)
+	}
+}
+
+// loadBatch reads the stored bytes of several blocks, has the batch
+// decoder decode them together and checks each result like loadBlock
+// does.
 func (a *Archive) loadBatch(keys []uint32, dsts [][]byte) []error {
 	x := a.idx
 	errs := make([]error, len(keys))
@@ -259,7 +280,7 @@ func (a *Archive) loadBatch(keys []uint32, dsts [][]byte) []error {
 	for j, i := range todo {
 		tIDs[j], tDsts[j], tSrcs[j] = ids[i], dsts[i], srcs[i]
 	}
-	derrs := a.opt.DecodeBatch(tIDs, tDsts, tSrcs)
+	derrs := (*a.decodeBatch.Load())(tIDs, tDsts, tSrcs)
 	for j, i := range todo {
 		b := keys[i]
 		if j < len(derrs) && derrs[j] != nil {

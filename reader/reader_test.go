@@ -662,24 +662,30 @@ func TestPrefetchOffLoadsOnDemandOnly(t *testing.T) {
 	}
 }
 
+// countingDecoder is a batch decoder on the CPU that counts its calls and
+// blocks; broken flips a byte of every block it decodes.
+func countingDecoder(broken bool, calls, blocks *atomic.Int64) DecodeBatchFunc {
+	return func(ids []uint8, dsts, srcs [][]byte) []error {
+		calls.Add(1)
+		blocks.Add(int64(len(ids)))
+		errs := make([]error, len(ids))
+		dec := codec.NewDecoder()
+		for i := range ids {
+			errs[i] = dec.Decode(ids[i], dsts[i], srcs[i])
+			if broken {
+				dsts[i][0] ^= 1 // wrong bytes must never reach a reader
+			}
+		}
+		return errs
+	}
+}
+
 func TestBatchDecoderServesPrefetchAndIsChecked(t *testing.T) {
 	data := randBytes(64*4096, 7)
 	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 8})
 	for _, broken := range []bool{false, true} {
 		var calls, blocks atomic.Int64
-		a, err := Open(b.volumes[0], Options{Prefetch: 2, DecodeBatch: func(ids []uint8, dsts, srcs [][]byte) []error {
-			calls.Add(1)
-			blocks.Add(int64(len(ids)))
-			errs := make([]error, len(ids))
-			dec := codec.NewDecoder()
-			for i := range ids {
-				errs[i] = dec.Decode(ids[i], dsts[i], srcs[i])
-				if broken {
-					dsts[i][0] ^= 1 // wrong bytes must never reach a reader
-				}
-			}
-			return errs
-		}})
+		a, err := Open(b.volumes[0], Options{Prefetch: 2, DecodeBatch: countingDecoder(broken, &calls, &blocks)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -687,17 +693,57 @@ func TestBatchDecoderServesPrefetchAndIsChecked(t *testing.T) {
 		// time a loaded machine may need to reach the decoder before the
 		// reads take every block on demand.
 		ino := inodeOf(t, a, "f")
-		head := make([]byte, 2*4096)
-		for off := int64(0); off < int64(len(head)); off += 4096 {
-			if _, err := a.ReadAt(ino, head[off:off+4096], off); err != nil {
-				t.Fatal(err)
-			}
+		if _, err := readRange(a, ino, 0, 2*4096, 4096); err != nil {
+			t.Fatal(err)
 		}
 		waitUntil(func() bool { return calls.Load() > 0 })
 		got, err := readAll(a, ino, 4096)
 		a.Close()
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("broken=%v: %v", broken, err)
+		}
+		if calls.Load() == 0 || blocks.Load() <= calls.Load() {
+			t.Fatalf("broken=%v: %d batch calls for %d blocks", broken, calls.Load(), blocks.Load())
+		}
+	}
+}
+
+// A batch decoder set after Open (a mount's GPU engine, ready after the
+// mount) decodes the read-ahead from then on, and its output is checked
+// like that of one given at Open.
+func TestBatchDecoderSetAfterOpenTakesOverTheReadAhead(t *testing.T) {
+	data := randBytes(64*4096, 8)
+	for _, broken := range []bool{false, true} {
+		a, ino := openOneFile(t, data, Options{Prefetch: 2})
+		half := len(data) / 2
+		first, err := readRange(a, ino, 0, 2*4096, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(func() bool { return a.CacheStats().PrefetchLoads > 0 })
+		head, err := readRange(a, ino, 2*4096, half, 4096)
+		head = append(first, head...)
+		if err != nil || !bytes.Equal(head, data[:half]) {
+			t.Fatalf("broken=%v: first half: %v", broken, err)
+		}
+		if st := a.CacheStats(); st.PrefetchLoads == 0 {
+			t.Fatalf("broken=%v: no read-ahead on the CPU before the batch decoder: %+v", broken, st)
+		}
+		var calls, blocks atomic.Int64
+		a.SetDecodeBatch(nil) // changes nothing
+		a.SetDecodeBatch(countingDecoder(broken, &calls, &blocks))
+		// Two more blocks ask for read-ahead past what the CPU took; give
+		// a loaded machine's workers the time to reach the decoder before
+		// the reads take every block on demand.
+		next, err := readRange(a, ino, half, half+2*4096, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(func() bool { return calls.Load() > 0 })
+		tail, err := readRange(a, ino, half+2*4096, len(data), 4096)
+		tail = append(next, tail...)
+		if err != nil || !bytes.Equal(tail, data[half:]) {
+			t.Fatalf("broken=%v: second half: %v", broken, err)
 		}
 		if calls.Load() == 0 || blocks.Load() <= calls.Load() {
 			t.Fatalf("broken=%v: %d batch calls for %d blocks", broken, calls.Load(), blocks.Load())
@@ -819,6 +865,17 @@ func TestSeqTrackerCountsRuns(t *testing.T) {
 
 // openOneFile opens an archive of one file "f" holding data, in blocks of
 // 4 KiB and frames of 4 blocks, with opt; it is closed when the test ends.
+// readRange reads [from, to) of ino in steps of n bytes.
+func readRange(a *Archive, ino uint32, from, to, n int) ([]byte, error) {
+	out := make([]byte, to-from)
+	for off := 0; off < len(out); off += n {
+		if _, err := a.ReadAt(ino, out[off:min(off+n, len(out))], int64(from+off)); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
 func openOneFile(t *testing.T, data []byte, opt Options) (*Archive, uint32) {
 	t.Helper()
 	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})

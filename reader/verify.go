@@ -55,7 +55,7 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 	// With a batch decoder (a GPU engine) each worker takes a run of
 	// blocks at once; a few workers keep reading ahead of the device.
 	step, workers := uint32(1), opt.Workers
-	if a.opt.DecodeBatch != nil && n > 0 {
+	if a.decodeBatch.Load() != nil && n > 0 {
 		step = uint32(max(1, verifyBatchBytes/max(1, int(x.Blocks.RawSize[0]))))
 		workers = min(workers, 3)
 	}
