@@ -562,11 +562,20 @@ func TestMountOnAnOpenCLDeviceReadsTheTreeExactly(t *testing.T) {
 		t.Skipf("no OpenCL device passes its self-test here:\n%s", r.stdout)
 	}
 	src := genTree(t, testtree.Options{Seed: 11, LargeSize: 3 << 20})
-	logFile := filepath.Join(t.TempDir(), "log")
-	mnt := mountArchive(t, pack(t, mountSmall, src), "--gpu=on", "--gpu-device", m[1], "--prefetch", "4", "--log", logFile)
-	rsyncSame(t, src, mnt)
-	compare(t, src, mnt, testtree.CompareOptions{})
-	if log := readFile(t, logFile); !strings.Contains(log, "gpu: using "+m[1]) {
-		t.Fatalf("the mount did not take device %s:\n%s", m[1], log)
+	archive := pack(t, mountSmall, src)
+	// on: the engine is set up before the mount; auto: beside it, and it
+	// takes over the read-ahead once ready (its line comes then).
+	for _, mode := range []string{"on", "auto"} {
+		logFile := filepath.Join(t.TempDir(), "log")
+		mnt := mountArchive(t, archive, "--gpu="+mode, "--gpu-device", m[1], "--prefetch", "4", "--log", logFile)
+		took := "gpu: using " + m[1]
+		for end := time.Now().Add(60 * time.Second); !strings.Contains(readFile(t, logFile), took) && time.Now().Before(end); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if log := readFile(t, logFile); !strings.Contains(log, took) {
+			t.Fatalf("--gpu=%s: the mount did not take device %s:\n%s", mode, m[1], log)
+		}
+		rsyncSame(t, src, mnt)
+		compare(t, src, mnt, testtree.CompareOptions{})
 	}
 }

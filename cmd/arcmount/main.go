@@ -19,7 +19,9 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"arc/fs"
 	"arc/gpu"
@@ -209,12 +211,31 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	logger := log.New(logTo, "arcmount: ", log.LstdFlags)
 	cacheSize, _ := parseSize(c.cacheSize)
 	mode, _ := gpu.ParseMode(c.gpu)
-	eng, err := gpu.New(gpu.Options{Mode: mode, Device: c.gpuDevice, BatchBytes: 64 << 20, Logf: logger.Printf})
-	if err != nil {
-		return err
+	gopt := gpu.Options{Mode: mode, Device: c.gpuDevice, BatchBytes: 64 << 20, Logf: logger.Printf}
+	// --gpu=auto sets the engine up beside the mount (lateEngine), and it
+	// takes over the read-ahead once ready; --gpu=on and off decide
+	// before mounting (on fails without a device).
+	var eng *gpu.Engine
+	var late *lateEngine
+	var install sync.WaitGroup
+	if mode == gpu.ModeAuto {
+		late = startEngine(gopt, logger.Printf)
+		// Runs after the archive's Close (deferred below), which waits
+		// for the prefetch workers that may be using the engine.
+		defer func() {
+			install.Wait()
+			if e := late.wait(); e != nil {
+				e.Close()
+			}
+		}()
+	} else {
+		var err error
+		if eng, err = gpu.New(gopt); err != nil {
+			return err
+		}
+		defer eng.Close()
+		logger.Printf("%s", eng.Describe())
 	}
-	defer eng.Close()
-	logger.Printf("%s", eng.Describe())
 	// Decode workers: one per CPU the runtime may use.
 	workers := runtime.GOMAXPROCS(0)
 	// Not under a CPU quota (the runtime then sizes GOMAXPROCS below the
@@ -242,6 +263,18 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 		return err
 	}
 	defer ar.Close()
+	if late != nil {
+		install.Add(1)
+		go func() {
+			defer install.Done()
+			if e := late.wait(); e != nil {
+				if dec := batchDecoder(e); dec != nil {
+					ar.SetDecodeBatch(dec)
+				}
+				logger.Printf("%s; set up in %.2fs, beside the mount", e.Describe(), late.took.Seconds())
+			}
+		}()
+	}
 	o.Logf = logger.Printf
 	o.NoPushAhead = os.Getenv("ARCMOUNT_NOPUSH") != "" // hidden: for A/B measurements
 	srv, err := fs.Mount(c.mountpoint, ar, o)
@@ -280,14 +313,47 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	return nil
 }
 
+// lateEngine is the GPU engine of --gpu=auto, set up in the background:
+// finding the OpenCL platforms, building and testing the kernels and
+// pinning the buffers takes a tenth of a second where PoCL is the only
+// platform, and 0.23-0.35 s on the H200 of gpu/BENCHMARKS.md (kernels in
+// the driver's cache), more on a first build. The mount need not wait for
+// it: it serves on the CPU meanwhile.
+type lateEngine struct {
+	done chan struct{}
+	eng  *gpu.Engine // nil: none (auto does not fail; see startEngine)
+	took time.Duration
+}
+
+func startEngine(opt gpu.Options, logf func(string, ...any)) *lateEngine {
+	l := &lateEngine{done: make(chan struct{})}
+	start := time.Now()
+	go func() {
+		defer close(l.done)
+		e, err := gpu.New(opt)
+		if err != nil {
+			logf("gpu: %v; using the CPU", err)
+			return
+		}
+		l.eng, l.took = e, time.Since(start)
+	}()
+	return l
+}
+
+// wait returns the engine once it is set up.
+func (l *lateEngine) wait() *gpu.Engine {
+	<-l.done
+	return l.eng
+}
+
 // minProcs is the least GOMAXPROCS the server runs with (see serve).
 const minProcs = 8
 
 // batchDecoder hands the reader's prefetch batches to the GPU engine; nil
 // (the reader's own CPU workers) when the engine has no device. The reader
 // still checks every block's checksum and redoes a failed one on the CPU.
-func batchDecoder(eng *gpu.Engine) func(ids []uint8, dsts, srcs [][]byte) []error {
-	if !eng.OnDevice() {
+func batchDecoder(eng *gpu.Engine) reader.DecodeBatchFunc {
+	if eng == nil || !eng.OnDevice() {
 		return nil
 	}
 	return eng.DecodeFunc()
