@@ -63,6 +63,7 @@ type Stats struct {
 	Hits, Misses     int64 // Get calls served from memory / not
 	Loads            int64 // blocks decoded (demand and prefetch)
 	PrefetchLoads    int64 // of Loads, by the prefetch workers
+	Batches          int64 // prefetch jobs decoded by the batch loader
 	PrefetchDropped  int64 // Prefetch calls dropped on a full queue
 	Evictions        int64
 	Bytes            int64 // now held
@@ -547,6 +548,9 @@ func (c *Cache) prefetch(job []uint32) {
 	}
 	errs := make([]error, len(keys))
 	if lb := c.loadBatch.Load(); lb != nil && len(keys) > 1 {
+		c.mu.Lock()
+		c.st.Batches++
+		c.mu.Unlock()
 		if e := (*lb)(keys, dsts); e != nil {
 			copy(errs, e)
 		}

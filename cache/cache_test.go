@@ -322,6 +322,9 @@ func TestBatchLoaderSetLaterTakesTheNextPrefetch(t *testing.T) {
 	if cnt.total.Load() != 3 {
 		t.Fatalf("Load ran %d times, want still 3", cnt.total.Load())
 	}
+	if s := c.Stats(); s.Batches != 1 {
+		t.Fatalf("Stats.Batches %d, want 1", s.Batches)
+	}
 	b, err := c.Get(5)
 	if err != nil {
 		t.Fatal(err)

@@ -71,12 +71,13 @@ func mountArchive(t *testing.T, base string, args ...string) string {
 	return mnt
 }
 
-// unmount ends a mount and waits for its server process to exit.
+// unmount ends a mount, unless the test has, and waits for its server
+// process to exit.
 func unmount(t *testing.T, mnt string, pid int) {
 	t.Helper()
 	var out []byte
 	var err error
-	for i := 0; i < 50; i++ { // a reader that just closed may keep it busy briefly
+	for i := 0; i < 50 && isMounted(t, mnt); i++ { // a reader that just closed may keep it busy briefly
 		if out, err = exec.Command("fusermount3", "-u", mnt).CombinedOutput(); err == nil {
 			break
 		}
@@ -563,19 +564,38 @@ func TestMountOnAnOpenCLDeviceReadsTheTreeExactly(t *testing.T) {
 	}
 	src := genTree(t, testtree.Options{Seed: 11, LargeSize: 3 << 20})
 	archive := pack(t, mountSmall, src)
+	t.Setenv("ARCMOUNT_STATS", "1") // the cache's counters, logged at the end
 	// on: the engine is set up before the mount; auto: beside it, and it
 	// takes over the read-ahead once ready (its line comes then).
 	for _, mode := range []string{"on", "auto"} {
 		logFile := filepath.Join(t.TempDir(), "log")
 		mnt := mountArchive(t, archive, "--gpu="+mode, "--gpu-device", m[1], "--prefetch", "4", "--log", logFile)
 		took := "gpu: using " + m[1]
-		for end := time.Now().Add(60 * time.Second); !strings.Contains(readFile(t, logFile), took) && time.Now().Before(end); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if log := readFile(t, logFile); !strings.Contains(log, took) {
-			t.Fatalf("--gpu=%s: the mount did not take device %s:\n%s", mode, m[1], log)
-		}
+		waitLog(t, logFile, took)
 		rsyncSame(t, src, mnt)
 		compare(t, src, mnt, testtree.CompareOptions{})
+		if out, err := exec.Command("fusermount3", "-u", mnt).CombinedOutput(); err != nil {
+			t.Fatalf("fusermount3 -u: %v\n%s", err, out)
+		}
+		log := waitLog(t, logFile, "cache: ")
+		if b := batchesRE.FindStringSubmatch(log); b == nil || b[1] == "0" {
+			t.Fatalf("--gpu=%s: no read-ahead batch reached device %s:\n%s", mode, m[1], log)
+		}
 	}
+}
+
+// batchesRE finds the read-ahead batches a device decoded in the cache's
+// counters that arcmount logs at the end with ARCMOUNT_STATS set.
+var batchesRE = regexp.MustCompile(`Batches:(\d+)`)
+
+// waitLog waits up to a minute for the log file to hold s and returns it.
+func waitLog(t *testing.T, name, s string) string {
+	t.Helper()
+	for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if log := readFile(t, name); strings.Contains(log, s) {
+			return log
+		}
+	}
+	t.Fatalf("%s never logged %q:\n%s", name, s, readFile(t, name))
+	return ""
 }

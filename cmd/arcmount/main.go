@@ -217,17 +217,11 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	// before mounting (on fails without a device).
 	var eng *gpu.Engine
 	var late *lateEngine
-	var install sync.WaitGroup
 	if mode == gpu.ModeAuto {
 		late = startEngine(gopt, logger.Printf)
 		// Runs after the archive's Close (deferred below), which waits
 		// for the prefetch workers that may be using the engine.
-		defer func() {
-			install.Wait()
-			if e := late.wait(); e != nil {
-				e.Close()
-			}
-		}()
+		defer late.close()
 	} else {
 		var err error
 		if eng, err = gpu.New(gopt); err != nil {
@@ -264,16 +258,12 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	}
 	defer ar.Close()
 	if late != nil {
-		install.Add(1)
-		go func() {
-			defer install.Done()
-			if e := late.wait(); e != nil {
-				if dec := batchDecoder(e); dec != nil {
-					ar.SetDecodeBatch(dec)
-				}
-				logger.Printf("%s; set up in %.2fs, beside the mount", e.Describe(), late.took.Seconds())
+		go late.take(func(e *gpu.Engine, took time.Duration) {
+			if dec := batchDecoder(e); dec != nil {
+				ar.SetDecodeBatch(dec)
 			}
-		}()
+			logger.Printf("%s; set up in %.2fs, beside the mount", e.Describe(), took.Seconds())
+		})
 	}
 	o.Logf = logger.Printf
 	o.NoPushAhead = os.Getenv("ARCMOUNT_NOPUSH") != "" // hidden: for A/B measurements
@@ -318,11 +308,15 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 // pinning the buffers takes a tenth of a second where PoCL is the only
 // platform, and 0.23-0.35 s on the H200 of gpu/BENCHMARKS.md (kernels in
 // the driver's cache), more on a first build. The mount need not wait for
-// it: it serves on the CPU meanwhile.
+// it: it serves on the CPU meanwhile. Nor does the end of the mount: an
+// engine still being set up then is closed when it is ready.
 type lateEngine struct {
-	done chan struct{}
-	eng  *gpu.Engine // nil: none (auto does not fail; see startEngine)
-	took time.Duration
+	done chan struct{} // closed once gpu.New has returned
+
+	mu     sync.Mutex
+	eng    *gpu.Engine // nil: none yet, none at all, or closed
+	took   time.Duration
+	closed bool
 }
 
 func startEngine(opt gpu.Options, logf func(string, ...any)) *lateEngine {
@@ -331,8 +325,14 @@ func startEngine(opt gpu.Options, logf func(string, ...any)) *lateEngine {
 	go func() {
 		defer close(l.done)
 		e, err := gpu.New(opt)
-		if err != nil {
+		if err != nil { // auto falls back to the CPU: kept for safety
 			logf("gpu: %v; using the CPU", err)
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.closed {
+			e.Close()
 			return
 		}
 		l.eng, l.took = e, time.Since(start)
@@ -340,10 +340,26 @@ func startEngine(opt gpu.Options, logf func(string, ...any)) *lateEngine {
 	return l
 }
 
-// wait returns the engine once it is set up.
-func (l *lateEngine) wait() *gpu.Engine {
+// take waits for the engine and hands it to use, unless close came first.
+func (l *lateEngine) take(use func(e *gpu.Engine, took time.Duration)) {
 	<-l.done
-	return l.eng
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.eng != nil {
+		use(l.eng, l.took)
+	}
+}
+
+// close closes the engine, now if it is set up, else once it is; the
+// engine's users must be done with it.
+func (l *lateEngine) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.eng != nil {
+		l.eng.Close()
+		l.eng = nil
+	}
 }
 
 // minProcs is the least GOMAXPROCS the server runs with (see serve).
