@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"reflect"
 	"testing"
+	"testing/iotest"
 )
 
 // The seed corpus of every fuzz target lives in testdata/fuzz/<FuzzName>/
@@ -53,6 +54,12 @@ func FuzzParseFooter(f *testing.F) {
 func FuzzDecodeIndex(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		x, err := DecodeIndex(b)
+		// Streamed, in pieces grown from 1 byte up: the same index or
+		// the same refusal.
+		xs, errs := DecodeIndexFrom(iotest.OneByteReader(bytes.NewReader(b)), uint64(len(b)), 1)
+		if (err == nil) != (errs == nil) || err == nil && !reflect.DeepEqual(x, xs) {
+			t.Fatalf("DecodeIndex: %v; streamed: %v (or a different index)", err, errs)
+		}
 		if err != nil {
 			return
 		}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
+	"slices"
 )
 
 // IndexMagic opens the decompressed index.
@@ -425,40 +427,61 @@ func encodedSizeHint(x *Index) int {
 // directory tree, names, and file sizes against their extents. A nil error
 // means the index can be used without further bounds checks.
 func DecodeIndex(b []byte) (*Index, error) {
-	r := &rbuf{b: b}
-	if magic := r.take(8); r.err != nil || [8]byte(magic) != IndexMagic {
+	return decodeIndex(&sectionReader{buf: b, left: uint64(len(b))})
+}
+
+// DecodeIndexFrom is DecodeIndex on exactly size bytes read from r (a
+// decompressing reader), one section at a time: the bytes of a section are
+// held only while it is decoded, so that opening an archive holds the
+// decoded tables and one section's bytes rather than the whole index
+// beside them (101.7 MiB for a million files). size is a
+// claim (a footer's): at most alloc bytes are allocated for a section
+// before its bytes arrive, and the rest only as they do. It reads no byte
+// past size; the caller checks that r ends there.
+func DecodeIndexFrom(r io.Reader, size, alloc uint64) (*Index, error) {
+	if size > MaxIndexSize {
+		return nil, fmt.Errorf("%w: index of %d bytes", ErrLimit, size)
+	}
+	return decodeIndex(&sectionReader{r: r, left: size, alloc: max(alloc, 1<<16)})
+}
+
+func decodeIndex(in *sectionReader) (*Index, error) {
+	if magic, err := in.next(8); err != nil || [8]byte(magic) != IndexMagic {
 		return nil, fmt.Errorf("%w: index has no magic", ErrCorrupt)
 	}
-	if v := r.u32(); r.err != nil {
-		return nil, r.err
-	} else if v != Version {
+	head, err := in.next(8)
+	if err != nil {
+		return nil, err
+	}
+	if v := binary.LittleEndian.Uint32(head); v != Version {
 		return nil, fmt.Errorf("%w: index version %d", ErrVersion, v)
 	}
-	nsec := r.u32()
-	if r.err != nil {
-		return nil, r.err
-	}
+	nsec := binary.LittleEndian.Uint32(head[4:])
 	x := &Index{}
 	seen := map[uint32]bool{}
 	for i := uint32(0); i < nsec; i++ {
-		tag, flags, body := r.u32(), r.u32(), r.u64()
-		if r.err != nil {
-			return nil, r.err
+		h, err := in.next(16)
+		if err != nil {
+			return nil, err
 		}
-		if body > uint64(len(r.b)) {
-			return nil, fmt.Errorf("%w: index section %d claims %d bytes, %d remain", ErrCorrupt, tag, body, len(r.b))
+		tag, flags, body := binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:]), binary.LittleEndian.Uint64(h[8:])
+		if body > in.left {
+			return nil, fmt.Errorf("%w: index section %d claims %d bytes, %d remain", ErrCorrupt, tag, body, in.left)
 		}
-		s := &rbuf{b: r.take(int(body))}
 		if seen[tag] {
 			return nil, fmt.Errorf("%w: index section %d appears twice", ErrCorrupt, tag)
 		}
 		seen[tag] = true
-		if err := x.decodeSection(tag, flags, s); err != nil {
+		b, err := in.next(body)
+		if err != nil {
+			return nil, err
+		}
+		if err := x.decodeSection(tag, flags, &rbuf{b: b, own: in.buf == nil}); err != nil {
 			return nil, err
 		}
 	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%w: %d stray bytes after the index sections", ErrCorrupt, len(r.b))
+	if in.left != 0 {
+		return nil, fmt.Errorf("%w: %d stray bytes after the index sections", ErrCorrupt, in.left)
 	}
 	for _, t := range []uint32{secParams, secStats, secBlocks, secFrames, secInodes, secDirents, secExtents, secXattrs, secBlob} {
 		if !seen[t] {
@@ -469,6 +492,45 @@ func DecodeIndex(b []byte) (*Index, error) {
 		return nil, err
 	}
 	return x, nil
+}
+
+// sectionReader hands out the index's bytes in pieces (a header, a
+// section's body): slices of buf, or read from r each into a buffer of
+// its own.
+type sectionReader struct {
+	buf   []byte // the whole index, when it is in memory
+	r     io.Reader
+	left  uint64 // bytes the index has yet to yield
+	alloc uint64 // bytes a piece read from r may allocate before they arrive
+}
+
+// next returns the next n bytes; a short or failing stream is ErrCorrupt.
+func (s *sectionReader) next(n uint64) ([]byte, error) {
+	if n > s.left {
+		return nil, fmt.Errorf("%w: index field of %d bytes, %d remain", ErrCorrupt, n, s.left)
+	}
+	if s.buf != nil {
+		b := s.buf[:n:n]
+		s.buf, s.left = s.buf[n:], s.left-n
+		return b, nil
+	}
+	b := make([]byte, 0, min(n, s.alloc))
+	for uint64(len(b)) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, int(min(n-uint64(len(b)), uint64(cap(b)))))
+		}
+		want := min(uint64(cap(b)-len(b)), n-uint64(len(b)))
+		k, err := s.r.Read(b[len(b) : len(b)+int(want)])
+		b = b[:len(b)+k]
+		if err != nil && uint64(len(b)) < n {
+			if err == io.EOF {
+				return nil, fmt.Errorf("%w: index ends %d bytes short of its size", ErrCorrupt, s.left-uint64(len(b)))
+			}
+			return nil, fmt.Errorf("%w: index: %v", ErrCorrupt, err)
+		}
+	}
+	s.left -= n
+	return b, nil
 }
 
 func (x *Index) decodeSection(tag, flags uint32, s *rbuf) error {
@@ -524,9 +586,17 @@ func (x *Index) decodeSection(tag, flags uint32, s *rbuf) error {
 			x.Groups = list
 		}
 	case secBlob:
-		// Copied, not aliased: an alias would keep the whole decompressed
-		// index alive for as long as the names are in use.
-		x.Blob = append([]byte(nil), s.b...)
+		// Aliased only when the section has a buffer of its own (read
+		// by DecodeIndexFrom): an alias into a whole decompressed index
+		// would keep it alive for as long as the names are in use.
+		switch {
+		case len(s.b) == 0:
+			x.Blob = nil
+		case s.own:
+			x.Blob = s.b
+		default:
+			x.Blob = append([]byte(nil), s.b...)
+		}
 		s.b = nil
 	default:
 		if flags&sectionRequired != 0 {
@@ -830,6 +900,7 @@ func (w *wbuf) section(tag, flags uint32, body func(*wbuf)) {
 type rbuf struct {
 	b   []byte
 	err error
+	own bool // b is a buffer of its own, not a slice of a larger one
 }
 
 func (r *rbuf) take(n int) []byte {

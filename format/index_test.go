@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -486,5 +487,43 @@ func TestEncodedSizeHintCoversTheEncoding(t *testing.T) {
 		if got, hint := len(EncodeIndex(x)), encodedSizeHint(x); got > hint {
 			t.Errorf("%s: encoded %d bytes, hint %d", name, got, hint)
 		}
+	}
+}
+
+// DecodeIndexFrom reads exactly the size it is given: a stream that ends
+// sooner is refused, and bytes after the index are left unread.
+func TestDecodeIndexFromReadsExactlyItsSize(t *testing.T) {
+	valid := EncodeIndex(sampleIndex())
+	if _, err := DecodeIndexFrom(bytes.NewReader(valid), uint64(len(valid))+1, 1<<16); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a stream one byte short of its size: %v, want ErrCorrupt", err)
+	}
+	r := bytes.NewReader(append(append([]byte(nil), valid...), 1, 2, 3))
+	if _, err := DecodeIndexFrom(r, uint64(len(valid)), 1<<16); err != nil {
+		t.Fatal(err)
+	}
+	if r.Len() != 3 {
+		t.Fatalf("%d bytes left after the index, want 3", r.Len())
+	}
+}
+
+// A section is allocated as its bytes arrive, beyond the alloc given: a
+// stream that claims a 1 GiB section and ends a few bytes into it fails
+// without allocating the GiB.
+func TestDecodeIndexFromAllocatesOnlyWhatArrives(t *testing.T) {
+	valid := EncodeIndex(sampleIndex())
+	stream := append([]byte(nil), valid[:16]...) // magic, version, section count
+	stream = binary.LittleEndian.AppendUint32(stream, secParams)
+	stream = binary.LittleEndian.AppendUint32(stream, 0)
+	stream = binary.LittleEndian.AppendUint64(stream, 1<<30)
+	stream = append(stream, make([]byte, 100)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := DecodeIndexFrom(bytes.NewReader(stream), 32+1<<30, 1<<16)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("%v, want ErrCorrupt", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Fatalf("allocated %d bytes for a stream of %d", got, len(stream))
 	}
 }

@@ -52,6 +52,8 @@ type Options struct {
 	// Demand misses always decode on the CPU, one block, lowest latency.
 	// SetDecodeBatch sets it after Open.
 	DecodeBatch DecodeBatchFunc
+
+	streamIndexFrom uint64 // tests: streamIndexFrom's value (0: the const)
 }
 
 // DecodeBatchFunc is Options.DecodeBatch.
@@ -144,11 +146,7 @@ func (a *Archive) readIndex() error {
 	if sum := codec.Checksum(stored); sum != f.IndexChecksum {
 		return fmt.Errorf("%s: index checksum %016x, footer says %016x: %w", first, sum, f.IndexChecksum, format.ErrCorrupt)
 	}
-	raw, err := codec.DecompressIndex(stored, f.IndexRawSize)
-	if err != nil {
-		return fmt.Errorf("%s: %w", first, err)
-	}
-	idx, err := format.DecodeIndex(raw)
+	idx, err := decodeIndex(stored, f.IndexRawSize, a.opt.streamIndexFrom)
 	if err != nil {
 		return fmt.Errorf("%s: %w", first, err)
 	}
@@ -157,6 +155,41 @@ func (a *Archive) readIndex() error {
 	}
 	a.idx = idx
 	return nil
+}
+
+// streamIndexFrom is the decompressed size from which an index is decoded
+// as it is decompressed rather than from one buffer. Streaming keeps the
+// whole decompressed index from being held beside its tables, but costs
+// the decoder's window (8 MiB, the writer's) and a copy, so it pays only
+// for large indexes. Measured on mounts here (time until the mount lists,
+// medians of alternating runs): a million files (101.7 MiB decompressed)
+// 0.77 s streamed against 0.90 s, peak RSS 243 MiB against 293; the Go
+// toolchains tree (14.5 MiB) 0.32 s streamed against 0.28 s.
+const streamIndexFrom = 32 << 20
+
+// decodeIndex decompresses and decodes a stored index whose footer claims
+// rawSize bytes, streaming it from streamFrom bytes (0: streamIndexFrom).
+func decodeIndex(stored []byte, rawSize, streamFrom uint64) (*format.Index, error) {
+	if streamFrom == 0 {
+		streamFrom = streamIndexFrom
+	}
+	if rawSize < streamFrom {
+		raw, err := codec.DecompressIndex(stored, rawSize)
+		if err != nil {
+			return nil, err
+		}
+		return format.DecodeIndex(raw)
+	}
+	zr, err := codec.OpenIndex(stored, rawSize)
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	idx, err := format.DecodeIndexFrom(zr, rawSize, zr.Alloc)
+	if err == nil {
+		err = zr.End()
+	}
+	return idx, err
 }
 
 // Close releases the volume files and the cache.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,5 +185,31 @@ func TestEmptyArchivesOpenVerifyAndExtract(t *testing.T) {
 		if err := testtree.Compare(src, dest, testtree.CompareOptions{IgnoreOwner: os.Geteuid() != 0}).Err(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// An index decoded as it is decompressed (large indexes) is the index
+// decoded from one buffer (small ones), and the archive reads the same.
+func TestStreamedIndexIsTheSameIndex(t *testing.T) {
+	src, vol := packTree(t, testtree.Options{Seed: 5, Files: 20, LargeSize: 256 << 10, Depth: 4})
+	var idx []*format.Index
+	for _, from := range []uint64{0, 1} {
+		a, err := Open(vol, Options{streamIndexFrom: from})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		idx = append(idx, a.Index())
+		want, err := os.ReadFile(filepath.Join(src, "large/big.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := readAll(a, inodeOf(t, a, "/large/big.bin"), 65536)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("streamed from %d: large reads back wrong: %v", from, err)
+		}
+	}
+	if !reflect.DeepEqual(idx[0], idx[1]) {
+		t.Fatal("the streamed index differs from the one decoded from a buffer")
 	}
 }
