@@ -29,6 +29,9 @@ func CompressIndex(raw []byte) ([]byte, error) {
 // DecompressIndex decompresses a stored index whose footer claims rawSize
 // bytes. It never allocates more than rawSize (itself capped by
 // format.MaxIndexSize) and fails unless the output is exactly rawSize bytes.
+// A frame that declares its content size has that much reserved at once
+// (up to rawSize), so a reader uses it for small claims only and streams
+// large ones (OpenIndex).
 func DecompressIndex(stored []byte, rawSize uint64) ([]byte, error) {
 	if rawSize > format.MaxIndexSize {
 		return nil, fmt.Errorf("%w: index of %d bytes", format.ErrLimit, rawSize)
@@ -80,7 +83,10 @@ type IndexReader struct {
 }
 
 // OpenIndex starts decompressing a stored index whose footer claims
-// rawSize bytes; End checks that it holds exactly that many.
+// rawSize bytes; End checks that it holds exactly that many. The decoder
+// allocates the window its frame declares, at most 64 MiB (what
+// docs/FORMAT.md lets readers accept), before any byte arrives; nothing
+// is allocated on the claim itself.
 func OpenIndex(stored []byte, rawSize uint64) (*IndexReader, error) {
 	if rawSize > format.MaxIndexSize {
 		return nil, fmt.Errorf("%w: index of %d bytes", format.ErrLimit, rawSize)

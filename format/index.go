@@ -435,28 +435,37 @@ func DecodeIndex(b []byte) (*Index, error) {
 // held only while it is decoded, so that opening an archive holds the
 // decoded tables and one section's bytes rather than the whole index
 // beside them (101.7 MiB for a million files). size is a
-// claim (a footer's): at most alloc bytes are allocated for a section
+// claim (a footer's): at most alloc bytes are allocated for a piece
 // before its bytes arrive, and the rest only as they do. It reads no byte
-// past size; the caller checks that r ends there.
+// past size; the caller checks that r ends there. Errors from r are
+// ErrCorrupt.
 func DecodeIndexFrom(r io.Reader, size, alloc uint64) (*Index, error) {
 	if size > MaxIndexSize {
 		return nil, fmt.Errorf("%w: index of %d bytes", ErrLimit, size)
 	}
-	return decodeIndex(&sectionReader{r: r, left: size, alloc: max(alloc, 1<<16)})
+	return decodeIndex(&sectionReader{r: r, left: size, alloc: alloc})
 }
 
 func decodeIndex(in *sectionReader) (*Index, error) {
-	if magic, err := in.next(8); err != nil || [8]byte(magic) != IndexMagic {
-		return nil, fmt.Errorf("%w: index has no magic", ErrCorrupt)
-	}
-	head, err := in.next(8)
+	magic, err := in.next(8)
 	if err != nil {
 		return nil, err
 	}
-	if v := binary.LittleEndian.Uint32(head); v != Version {
+	if [8]byte(magic) != IndexMagic {
+		return nil, fmt.Errorf("%w: index has no magic", ErrCorrupt)
+	}
+	v, err := in.next(4)
+	if err != nil {
+		return nil, err
+	}
+	if v := binary.LittleEndian.Uint32(v); v != Version {
 		return nil, fmt.Errorf("%w: index version %d", ErrVersion, v)
 	}
-	nsec := binary.LittleEndian.Uint32(head[4:])
+	n, err := in.next(4)
+	if err != nil {
+		return nil, err
+	}
+	nsec := binary.LittleEndian.Uint32(n)
 	x := &Index{}
 	seen := map[uint32]bool{}
 	for i := uint32(0); i < nsec; i++ {
@@ -516,8 +525,8 @@ func (s *sectionReader) next(n uint64) ([]byte, error) {
 	}
 	b := make([]byte, 0, min(n, s.alloc))
 	for uint64(len(b)) < n {
-		if len(b) == cap(b) {
-			b = slices.Grow(b, int(min(n-uint64(len(b)), uint64(cap(b)))))
+		if len(b) == cap(b) { // about doubles, from 512 bytes
+			b = slices.Grow(b, int(min(n-uint64(len(b)), uint64(max(cap(b), 512)))))
 		}
 		want := min(uint64(cap(b)-len(b)), n-uint64(len(b)))
 		k, err := s.r.Read(b[len(b) : len(b)+int(want)])

@@ -164,7 +164,10 @@ func (a *Archive) readIndex() error {
 // for large indexes. Measured on mounts here (time until the mount lists,
 // medians of alternating runs): a million files (101.7 MiB decompressed)
 // 0.77 s streamed against 0.90 s, peak RSS 243 MiB against 293; the Go
-// toolchains tree (14.5 MiB) 0.32 s streamed against 0.28 s.
+// toolchains tree (14.5 MiB) 0.32 s streamed against 0.28 s. It also
+// bounds what a hostile footer and frame can make Open reserve up front:
+// below it, the content size the frame declares (DecompressIndex); from
+// it on, the window (at most 64 MiB; OpenIndex).
 const streamIndexFrom = 32 << 20
 
 // decodeIndex decompresses and decodes a stored index whose footer claims
