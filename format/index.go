@@ -458,14 +458,14 @@ func decodeIndex(in *sectionReader) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v := binary.LittleEndian.Uint32(v); v != Version {
+	if v := (&rbuf{b: v}).u32(); v != Version {
 		return nil, fmt.Errorf("%w: index version %d", ErrVersion, v)
 	}
 	n, err := in.next(4)
 	if err != nil {
 		return nil, err
 	}
-	nsec := binary.LittleEndian.Uint32(n)
+	nsec := (&rbuf{b: n}).u32()
 	x := &Index{}
 	seen := map[uint32]bool{}
 	for i := uint32(0); i < nsec; i++ {
@@ -473,7 +473,8 @@ func decodeIndex(in *sectionReader) (*Index, error) {
 		if err != nil {
 			return nil, err
 		}
-		tag, flags, body := binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:]), binary.LittleEndian.Uint64(h[8:])
+		hr := &rbuf{b: h}
+		tag, flags, body := hr.u32(), hr.u32(), hr.u64()
 		if body > in.left {
 			return nil, fmt.Errorf("%w: index section %d claims %d bytes, %d remain", ErrCorrupt, tag, body, in.left)
 		}

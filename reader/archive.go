@@ -189,10 +189,13 @@ func decodeIndex(stored []byte, rawSize, streamFrom uint64) (*format.Index, erro
 	}
 	defer zr.Close()
 	idx, err := format.DecodeIndexFrom(zr, rawSize, zr.Alloc)
-	if err == nil {
-		err = zr.End()
+	if err != nil {
+		return nil, err
 	}
-	return idx, err
+	if err := zr.End(); err != nil {
+		return nil, err
+	}
+	return idx, nil
 }
 
 // Close releases the volume files and the cache.

@@ -584,16 +584,8 @@ func TestSequentialReadPrefetchesWithoutThrashing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	// A loaded machine may not run the prefetch workers before the reads
-	// take every block on demand: the first blocks wait for them.
-	ino := inodeOf(t, a, "f")
-	head, err := readRange(a, ino, 0, 2*4096, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(func() bool { return a.CacheStats().PrefetchLoads > 0 })
-	rest, err := readRange(a, ino, 2*4096, len(data), 1024)
-	if got := append(head, rest...); err != nil || !bytes.Equal(got, data) {
+	got, err := readAfterWaiting(a, inodeOf(t, a, "f"), 0, len(data), 1024, func() bool { return a.CacheStats().PrefetchLoads > 0 })
+	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read: %v", err)
 	}
 	st := a.CacheStats()
@@ -697,15 +689,7 @@ func TestBatchDecoderServesPrefetchAndIsChecked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Start reading sequentially, then give the prefetch workers the
-		// time a loaded machine may need to reach the decoder before the
-		// reads take every block on demand.
-		ino := inodeOf(t, a, "f")
-		if _, err := readRange(a, ino, 0, 2*4096, 4096); err != nil {
-			t.Fatal(err)
-		}
-		waitUntil(func() bool { return calls.Load() > 0 })
-		got, err := readAll(a, ino, 4096)
+		got, err := readAfterWaiting(a, inodeOf(t, a, "f"), 0, len(data), 4096, func() bool { return calls.Load() > 0 })
 		a.Close()
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("broken=%v: %v", broken, err)
@@ -724,13 +708,7 @@ func TestBatchDecoderSetAfterOpenTakesOverTheReadAhead(t *testing.T) {
 	for _, broken := range []bool{false, true} {
 		a, ino := openOneFile(t, data, Options{Prefetch: 2})
 		half := len(data) / 2
-		first, err := readRange(a, ino, 0, 2*4096, 4096)
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitUntil(func() bool { return a.CacheStats().PrefetchLoads > 0 })
-		head, err := readRange(a, ino, 2*4096, half, 4096)
-		head = append(first, head...)
+		head, err := readAfterWaiting(a, ino, 0, half, 4096, func() bool { return a.CacheStats().PrefetchLoads > 0 })
 		if err != nil || !bytes.Equal(head, data[:half]) {
 			t.Fatalf("broken=%v: first half: %v", broken, err)
 		}
@@ -740,16 +718,8 @@ func TestBatchDecoderSetAfterOpenTakesOverTheReadAhead(t *testing.T) {
 		var calls, blocks atomic.Int64
 		a.SetDecodeBatch(nil) // changes nothing
 		a.SetDecodeBatch(countingDecoder(broken, &calls, &blocks))
-		// Two more blocks ask for read-ahead past what the CPU took; give
-		// a loaded machine's workers the time to reach the decoder before
-		// the reads take every block on demand.
-		next, err := readRange(a, ino, half, half+2*4096, 4096)
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitUntil(func() bool { return calls.Load() > 0 })
-		tail, err := readRange(a, ino, half+2*4096, len(data), 4096)
-		tail = append(next, tail...)
+		// Its first two blocks ask for read-ahead past what the CPU took.
+		tail, err := readAfterWaiting(a, ino, half, len(data), 4096, func() bool { return calls.Load() > 0 })
 		if err != nil || !bytes.Equal(tail, data[half:]) {
 			t.Fatalf("broken=%v: second half: %v", broken, err)
 		}
@@ -871,8 +841,6 @@ func TestSeqTrackerCountsRuns(t *testing.T) {
 	}
 }
 
-// openOneFile opens an archive of one file "f" holding data, in blocks of
-// 4 KiB and frames of 4 blocks, with opt; it is closed when the test ends.
 // readRange reads [from, to) of ino in steps of n bytes.
 func readRange(a *Archive, ino uint32, from, to, n int) ([]byte, error) {
 	out := make([]byte, to-from)
@@ -884,6 +852,22 @@ func readRange(a *Archive, ino uint32, from, to, n int) ([]byte, error) {
 	return out, nil
 }
 
+// readAfterWaiting is readRange that, after the first two 4 KiB blocks
+// (which ask for read-ahead), waits until ready: a loaded machine may
+// otherwise run the prefetch workers only once the reads have taken every
+// block on demand.
+func readAfterWaiting(a *Archive, ino uint32, from, to, n int, ready func() bool) ([]byte, error) {
+	head, err := readRange(a, ino, from, from+2*4096, n)
+	if err != nil {
+		return head, err
+	}
+	waitUntil(ready)
+	rest, err := readRange(a, ino, from+2*4096, to, n)
+	return append(head, rest...), err
+}
+
+// openOneFile opens an archive of one file "f" holding data, in blocks of
+// 4 KiB and frames of 4 blocks, with opt; it is closed when the test ends.
 func openOneFile(t *testing.T, data []byte, opt Options) (*Archive, uint32) {
 	t.Helper()
 	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
