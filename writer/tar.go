@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path"
@@ -236,7 +237,11 @@ func tarPath(name string) (string, error) {
 func (p *packer) tarXattrs(hdr *tar.Header) []xattr {
 	var out []xattr
 	add := func(name string, value []byte) {
-		if len(value) > format.MaxXattrValue || name == "" {
+		switch {
+		case name == "":
+			p.opt.warn(fmt.Errorf("tar member %s: an extended attribute without a name (left out)", hdr.Name))
+			return
+		case len(value) > format.MaxXattrValue:
 			p.opt.warn(fmt.Errorf("tar member %s: extended attribute %q: value over %d bytes (left out)", hdr.Name, name, format.MaxXattrValue))
 			return
 		}
@@ -245,22 +250,34 @@ func (p *packer) tarXattrs(hdr *tar.Header) []xattr {
 		}
 		out = append(out, xattr{name: []byte(name), value: value})
 	}
-	for k, v := range hdr.PAXRecords {
-		switch {
-		case strings.HasPrefix(k, "SCHILY.xattr."):
-			add(strings.TrimPrefix(k, "SCHILY.xattr."), []byte(v))
-		case strings.HasPrefix(k, "LIBARCHIVE.xattr."):
-			name, err1 := url.QueryUnescape(strings.TrimPrefix(k, "LIBARCHIVE.xattr."))
-			val, err2 := base64.RawStdEncoding.DecodeString(strings.TrimRight(v, "="))
-			if err1 != nil || err2 != nil {
-				p.opt.warn(fmt.Errorf("tar member %s: record %s is not valid (left out)", hdr.Name, k))
-				continue
-			}
-			add(name, val)
+	// The records in a fixed order, so that an attribute two records give
+	// (bsdtar writes both kinds) takes the same value from every run of
+	// the same stream: SCHILY's, the raw bytes, before LIBARCHIVE's.
+	keys := slices.Sorted(maps.Keys(hdr.PAXRecords))
+	for _, k := range keys {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			add(name, []byte(hdr.PAXRecords[k]))
 		}
 	}
+	for _, k := range keys {
+		enc, ok := strings.CutPrefix(k, "LIBARCHIVE.xattr.")
+		if !ok {
+			continue
+		}
+		name, err1 := url.QueryUnescape(enc)
+		val, err2 := base64.RawStdEncoding.DecodeString(strings.TrimRight(hdr.PAXRecords[k], "="))
+		if err1 != nil || err2 != nil {
+			p.opt.warn(fmt.Errorf("tar member %s: record %s is not valid (left out)", hdr.Name, k))
+			continue
+		}
+		add(name, val)
+	}
 	// ACLs come as text; the archive keeps them as the kernel's xattrs.
-	for rec, name := range map[string]string{"SCHILY.acl.access": "system.posix_acl_access", "SCHILY.acl.default": "system.posix_acl_default"} {
+	for _, acl := range [...]struct{ rec, name string }{
+		{"SCHILY.acl.access", "system.posix_acl_access"},
+		{"SCHILY.acl.default", "system.posix_acl_default"},
+	} {
+		rec, name := acl.rec, acl.name
 		if text, ok := hdr.PAXRecords[rec]; ok && strings.TrimSpace(text) != "" {
 			val, err := aclFromText(text)
 			if err != nil {

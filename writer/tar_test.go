@@ -17,7 +17,7 @@ import (
 )
 
 // tarOf writes members into a tar stream with archive/tar.
-func tarOf(t *testing.T, format tar.Format, members []tarMember) []byte {
+func tarOf(t testing.TB, format tar.Format, members []tarMember) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -177,6 +177,32 @@ func TestTarStreamOddMembers(t *testing.T) {
 				t.Errorf("warnings %q, want one containing %q", warnings, tc.warn)
 			}
 		})
+	}
+}
+
+// An attribute that two pax records give (bsdtar writes SCHILY.xattr and
+// LIBARCHIVE.xattr records of each) takes SCHILY's value every time: the
+// records were read in the map's random order before.
+func TestTarXattrRecordsGiveOneValueEveryTime(t *testing.T) {
+	hdr := &tar.Header{Name: "f", PAXRecords: map[string]string{
+		"SCHILY.xattr.user.a":     "schily",
+		"LIBARCHIVE.xattr.user.a": "bGliYXJjaGl2ZQ", // "libarchive"
+		"LIBARCHIVE.xattr.user.b": "Yg",             // "b"
+		"SCHILY.xattr.":           "no name",
+	}}
+	var warnings []string
+	p := &packer{opt: &Options{Warn: func(err error) { warnings = append(warnings, err.Error()) }}}
+	for range 20 {
+		got := map[string]string{}
+		for _, x := range p.tarXattrs(hdr) {
+			got[string(x.name)] = string(x.value)
+		}
+		if len(got) != 2 || got["user.a"] != "schily" || got["user.b"] != "b" {
+			t.Fatalf("xattrs %q, want user.a from the SCHILY record and user.b", got)
+		}
+	}
+	if len(warnings) != 20 || !strings.Contains(warnings[0], "without a name") {
+		t.Errorf("warnings %q: want one per run for the record without a name", warnings[:min(len(warnings), 2)])
 	}
 }
 
