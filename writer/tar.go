@@ -184,6 +184,9 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 			return nil, fmt.Errorf("tar member %s: hardlink to %q: not a member path", hdr.Name, hdr.Linkname)
 		}
 	case tar.TypeSymlink:
+		if l := len(hdr.Linkname); l == 0 || l > format.MaxSymlinkLen {
+			return nil, fmt.Errorf("tar member %s: a symlink target of %d bytes (1 to %d can be archived)", hdr.Name, l, format.MaxSymlinkLen)
+		}
 		n.mode |= format.ModeLink
 		n.target = []byte(hdr.Linkname)
 		n.size = int64(len(n.target))
@@ -241,6 +244,9 @@ func (p *packer) tarXattrs(hdr *tar.Header) []xattr {
 		case name == "":
 			p.opt.warn(fmt.Errorf("tar member %s: an extended attribute without a name (left out)", hdr.Name))
 			return
+		case len(name) > format.MaxXattrName:
+			p.opt.warn(fmt.Errorf("tar member %s: an extended attribute name of %d bytes, over %d (left out)", hdr.Name, len(name), format.MaxXattrName))
+			return
 		case len(value) > format.MaxXattrValue:
 			p.opt.warn(fmt.Errorf("tar member %s: extended attribute %q: value over %d bytes (left out)", hdr.Name, name, format.MaxXattrValue))
 			return
@@ -264,7 +270,9 @@ func (p *packer) tarXattrs(hdr *tar.Header) []xattr {
 		if !ok {
 			continue
 		}
-		name, err1 := url.QueryUnescape(enc)
+		// libarchive escapes '%', '=' and bytes outside 33-126 only: a
+		// '+' is a plus, not a space.
+		name, err1 := url.PathUnescape(enc)
 		val, err2 := base64.RawStdEncoding.DecodeString(strings.TrimRight(hdr.PAXRecords[k], "="))
 		if err1 != nil || err2 != nil {
 			p.opt.warn(fmt.Errorf("tar member %s: record %s is not valid (left out)", hdr.Name, k))
@@ -310,7 +318,7 @@ func (p *packer) addTarNode(j *fileJob) bool {
 	}
 	n := e.n
 	if e.link != "" {
-		ti, ok := t.paths[e.link]
+		ti, ok := p.tarNode(e.link)
 		if !ok || p.nodes[ti].isDir() {
 			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which is not an earlier file member (skipped)", e.n.path, e.link))
 			p.res.Skipped++
@@ -327,7 +335,7 @@ func (p *packer) addTarNode(j *fileJob) bool {
 		p.extStart[j.node], p.extCount[j.node] = p.extStart[ti], p.extCount[ti]
 		return false
 	}
-	if old, ok := t.paths[e.path]; ok && n.isDir() && p.nodes[old].isDir() {
+	if old, ok := p.tarNode(e.path); ok && n.isDir() && p.nodes[old].isDir() {
 		// A directory named again: new metadata, same children.
 		o := &p.nodes[old]
 		children := o.children
@@ -341,7 +349,7 @@ func (p *packer) addTarNode(j *fileJob) bool {
 
 // insertTarNode adds n under parent at path, replacing what was there.
 func (p *packer) insertTarNode(parent int32, at string, n node) int32 {
-	if old, ok := p.tar.paths[at]; ok {
+	if old, ok := p.tarNode(at); ok {
 		p.nodes[old].skip = true
 	}
 	idx := int32(len(p.nodes))
@@ -354,13 +362,32 @@ func (p *packer) insertTarNode(parent int32, at string, n node) int32 {
 	return idx
 }
 
+// tarNode returns the node at path at, if the tree has one. A path under
+// a directory that a later member replaced (by a file, say) went with it:
+// its entry is stale, and dropped here, so that a directory named again
+// at that path starts empty, as extracting the stream would leave it,
+// instead of reviving a node whose parent is no longer in the tree.
+func (p *packer) tarNode(at string) (int32, bool) {
+	i, ok := p.tar.paths[at]
+	if !ok {
+		return 0, false
+	}
+	for j := i; j > 0; j = p.nodes[j].parent {
+		if p.nodes[j].skip {
+			delete(p.tar.paths, at)
+			return 0, false
+		}
+	}
+	return i, true
+}
+
 // tarDir returns the directory node at dir, creating it and its parents
 // when the stream has not named them (yet).
 func (p *packer) tarDir(dir string) (int32, error) {
 	if dir == "." {
 		return 0, nil
 	}
-	if i, ok := p.tar.paths[dir]; ok {
+	if i, ok := p.tarNode(dir); ok {
 		if !p.nodes[i].isDir() {
 			return 0, fmt.Errorf("%s is not a directory", dir)
 		}

@@ -157,6 +157,13 @@ func TestTarStreamOddMembers(t *testing.T) {
 		{"a member under a file is skipped", []tarMember{reg("f", []byte("f")), reg("f/under", []byte("u"))}, map[string]string{"f": "f"}, "not a directory"},
 		{"a hardlink to nothing is skipped", []tarMember{{tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "missing"}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "hardlink"},
 		{"a directory named after its files keeps them", []tarMember{reg("d/in", []byte("i")), {tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o700}, nil}}, map[string]string{"d/in": "i"}, ""},
+		{"a directory replaced by a file and named again starts empty", []tarMember{
+			{tar.Header{Name: "d/e/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, reg("d/e/old", []byte("gone")), reg("d", []byte("a file")),
+			{tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, {tar.Header{Name: "d/e/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, reg("d/e/f", []byte("new")),
+		}, map[string]string{"d/e/f": "new"}, ""},
+		{"a hardlink into a replaced directory is skipped", []tarMember{reg("d/f", []byte("f")), reg("d", []byte("file")), {tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "d/f"}, nil}}, map[string]string{"d": "file"}, "hardlink"},
+		{"a symlink without a target is skipped", []tarMember{{tar.Header{Name: "s", Typeflag: tar.TypeSymlink, Mode: 0o777}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "symlink target of 0 bytes"},
+		{"a symlink target over 4095 bytes is skipped", []tarMember{{tar.Header{Name: "s", Typeflag: tar.TypeSymlink, Linkname: strings.Repeat("a/", 2048)}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "symlink target of 4096 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, a, warnings := packTarBytes(t, tarOf(t, tar.FormatPAX, tc.members), small())
@@ -185,10 +192,12 @@ func TestTarStreamOddMembers(t *testing.T) {
 // records were read in the map's random order before.
 func TestTarXattrRecordsGiveOneValueEveryTime(t *testing.T) {
 	hdr := &tar.Header{Name: "f", PAXRecords: map[string]string{
-		"SCHILY.xattr.user.a":     "schily",
-		"LIBARCHIVE.xattr.user.a": "bGliYXJjaGl2ZQ", // "libarchive"
-		"LIBARCHIVE.xattr.user.b": "Yg",             // "b"
-		"SCHILY.xattr.":           "no name",
+		"SCHILY.xattr.user.a":                           "schily",
+		"LIBARCHIVE.xattr.user.a":                       "bGliYXJjaGl2ZQ", // "libarchive"
+		"LIBARCHIVE.xattr.user.b":                       "Yg",             // "b"
+		"LIBARCHIVE.xattr.user.c+d%3D":                  "cA",             // user.c+d= = "p": libarchive leaves '+' as is
+		"SCHILY.xattr.":                                 "no name",
+		"SCHILY.xattr.user." + strings.Repeat("n", 300): "a name of 305 bytes",
 	}}
 	var warnings []string
 	p := &packer{opt: &Options{Warn: func(err error) { warnings = append(warnings, err.Error()) }}}
@@ -197,12 +206,12 @@ func TestTarXattrRecordsGiveOneValueEveryTime(t *testing.T) {
 		for _, x := range p.tarXattrs(hdr) {
 			got[string(x.name)] = string(x.value)
 		}
-		if len(got) != 2 || got["user.a"] != "schily" || got["user.b"] != "b" {
-			t.Fatalf("xattrs %q, want user.a from the SCHILY record and user.b", got)
+		if len(got) != 3 || got["user.a"] != "schily" || got["user.b"] != "b" || got["user.c+d="] != "p" {
+			t.Fatalf("xattrs %q, want user.a from the SCHILY record, user.b and user.c+d=", got)
 		}
 	}
-	if len(warnings) != 20 || !strings.Contains(warnings[0], "without a name") {
-		t.Errorf("warnings %q: want one per run for the record without a name", warnings[:min(len(warnings), 2)])
+	if len(warnings) != 40 || !strings.Contains(warnings[0], "without a name") || !strings.Contains(warnings[1], "name of 305 bytes") {
+		t.Errorf("warnings %q: want two per run, for the record without a name and the one with a name too long", warnings[:min(len(warnings), 2)])
 	}
 }
 
