@@ -33,6 +33,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"list"}, "list: want at least 1 argument(s), got 0"},
 		{[]string{"info", "a", "b"}, "info: want 1 argument(s), got 2"},
 		{[]string{"extract", "x.001"}, `required flag(s) "output" not set`},
+		{[]string{"extract", "x.001", "-o", out, "--workers", "100000"}, "extract: --workers 100000: want 0 to 256"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 	} {
 		wantFail(t, arcpack(t, c.args...), 2, c.want)

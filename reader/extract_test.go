@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -184,28 +185,78 @@ func TestExtractWithoutSameOwnerDropsSetuid(t *testing.T) {
 	}
 }
 
+// With "hardlink", a duplicate is linked to the first copy only where a
+// link keeps its metadata: d/same has d/a's, d/c-dup another mode and
+// mtime (a link would give it d/a's), d/suid d/a's bytes with setuid and
+// another owner (a link would make d/a setuid).
 func TestExtractDedupLinks(t *testing.T) {
-	for _, mode := range []string{"copy", "hardlink"} {
-		t.Run(mode, func(t *testing.T) {
-			a, _ := openBuilt(t, fullTree(), buildOpts{})
+	a0 := fullTree()[2] // d/a
+	tree := append(fullTree(),
+		entry{path: "d/same", mode: a0.mode, mtime: a0.mtime, atime: a0.atime, dupOf: "d/a"},
+		entry{path: "d/suid", mode: format.ModeReg | 0o4755, uid: 7, gid: 7, mtime: a0.mtime, atime: 3, dupOf: "d/a"},
+	)
+	paths := []string{"d/a", "d/c-dup", "d/same", "d/suid"}
+	for _, tc := range []struct {
+		mode  string
+		bytes int64
+	}{{"copy", 4 * 5000}, {"hardlink", 3 * 5000}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			a, _ := openBuilt(t, tree, buildOpts{})
 			dest := t.TempDir()
-			res, err := a.Extract(dest, ExtractOptions{DedupLinks: mode, Paths: []string{"d/a", "d/c-dup"}})
+			res, err := a.Extract(dest, ExtractOptions{DedupLinks: tc.mode, Paths: paths})
 			if err != nil {
 				t.Fatal(err)
 			}
-			same := lstat(t, dest+"/d/a").Ino == lstat(t, dest+"/d/c-dup").Ino
-			if same != (mode == "hardlink") {
-				t.Fatalf("duplicates share an inode: %v", same)
+			ino := func(p string) uint64 { return lstat(t, dest+"/"+p).Ino }
+			if linked := ino("d/a") == ino("d/same"); linked != (tc.mode == "hardlink") {
+				t.Errorf("d/a and d/same (same metadata) share an inode: %v", linked)
 			}
-			a1, _ := os.ReadFile(dest + "/d/a")
-			a2, _ := os.ReadFile(dest + "/d/c-dup")
-			if !bytes.Equal(a1, a2) || len(a1) != 5000 {
-				t.Fatal("duplicate content differs")
+			for _, p := range []string{"d/c-dup", "d/suid"} {
+				if ino(p) == ino("d/a") {
+					t.Errorf("%s, whose metadata differ, was linked to d/a", p)
+				}
 			}
-			if wantBytes := map[string]int64{"copy": 10000, "hardlink": 5000}[mode]; res.Bytes != wantBytes {
-				t.Fatalf("wrote %d bytes", res.Bytes)
+			for _, p := range paths {
+				checkEntry(t, a, dest, p, os.Geteuid() == 0)
+			}
+			if res.Bytes != tc.bytes {
+				t.Fatalf("wrote %d bytes, want %d", res.Bytes, tc.bytes)
 			}
 		})
+	}
+}
+
+// A deep tree comes back whole: directories' modes and times set after
+// their contents at every level (some read-only), files and a hardlink
+// across levels. Extract reaches each path from the last one's open
+// directories (dirChain), not by walking down from dest every time.
+func TestExtractDeepTree(t *testing.T) {
+	var tree []entry
+	p := ""
+	for depth := 1; depth <= 300; depth++ {
+		p += "d/"
+		mode := uint32(0o755)
+		if depth%7 == 0 {
+			mode = 0o555
+		}
+		tree = append(tree, entry{path: strings.TrimSuffix(p, "/"), mode: format.ModeDir | mode, mtime: int64(depth), atime: int64(depth)})
+		if depth%50 == 0 {
+			tree = append(tree, reg(p+"f", randBytes(3000, byte(depth))))
+		}
+	}
+	tree = append(tree, entry{path: p + "link", link: "d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/f"})
+	a, _ := openBuilt(t, tree, buildOpts{})
+	dest := t.TempDir()
+	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", dest).Run() })
+	if _, err := a.Extract(dest, ExtractOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.Index().Walk(func(p []byte, d uint32) error {
+		checkEntry(t, a, dest, string(p), os.Geteuid() == 0)
+		return nil
+	})
+	if lstat(t, dest+"/"+p+"link").Ino != lstat(t, dest+"/"+strings.Repeat("d/", 50)+"f").Ino {
+		t.Error("the hardlink across 250 levels is a separate file")
 	}
 }
 

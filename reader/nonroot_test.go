@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"arc/format"
 )
 
 // TestExtractAsNonRoot runs the extraction of every entry type as an
@@ -19,7 +21,16 @@ func TestExtractAsNonRoot(t *testing.T) {
 		runAsNobody(t, "TestExtractAsNonRoot")
 		return
 	}
-	a, _ := openBuilt(t, fullTree(), buildOpts{})
+	// A read-only file and directory with user xattrs, and a file with an
+	// ACL: the owner may set them, but the xattrs only before the mode.
+	acl := "\x02\x00\x00\x00" + "\x01\x00\x04\x00\xff\xff\xff\xff" + "\x02\x00\x04\x00\xe8\x03\x00\x00" +
+		"\x04\x00\x04\x00\xff\xff\xff\xff" + "\x10\x00\x04\x00\xff\xff\xff\xff" + "\x20\x00\x00\x00\xff\xff\xff\xff"
+	tree := append(fullTree(),
+		entry{path: "d/ro-file", mode: format.ModeReg | 0o444, mtime: 81, atime: 82, segs: []seg{{data: []byte("r")}}, xattrs: map[string]string{"user.k": "file"}},
+		entry{path: "d/ro-xdir", mode: format.ModeDir | 0o555, mtime: 83, atime: 84, xattrs: map[string]string{"user.k": "dir"}},
+		entry{path: "d/acl", mode: format.ModeReg | 0o440, mtime: 85, atime: 86, segs: []seg{{data: []byte("a")}}, xattrs: map[string]string{"system.posix_acl_access": acl}},
+	)
+	a, _ := openBuilt(t, tree, buildOpts{})
 	dest := filepath.Join(t.TempDir(), "out")
 	// Read-only directories would stop TempDir's cleanup as non-root.
 	t.Cleanup(func() {
@@ -56,9 +67,19 @@ func TestExtractAsNonRoot(t *testing.T) {
 	if st := lstat(t, dest+"/d/setuid"); st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 || st.Uid != uint32(os.Geteuid()) {
 		t.Errorf("setuid file: mode %o owner %d", st.Mode, st.Uid)
 	}
-	var v [8]byte
-	if n, err := unix.Lgetxattr(dest+"/d/xattr", "user.two", v[:]); err != nil || string(v[:n]) != "zwei" {
-		t.Errorf("user xattr: %q %v", v[:n], err)
+	for p, want := range map[string]string{"d/xattr": "zwei", "d/ro-file": "file", "d/ro-xdir": "dir"} {
+		name := map[bool]string{true: "user.two", false: "user.k"}[p == "d/xattr"]
+		var v [8]byte
+		if n, err := unix.Lgetxattr(dest+"/"+p, name, v[:]); err != nil || string(v[:n]) != want {
+			t.Errorf("%s: user xattr %q %v, want %q", p, v[:max(n, 0)], err, want)
+		}
+	}
+	var v [64]byte
+	if n, err := unix.Lgetxattr(dest+"/d/acl", "system.posix_acl_access", v[:]); err != nil || string(v[:max(n, 0)]) != acl {
+		t.Errorf("d/acl: ACL %q %v, want %q", v[:max(n, 0)], err, acl)
+	}
+	if strings.Contains(joined, "d/acl") || strings.Contains(joined, "d/ro-") {
+		t.Errorf("warnings about metadata the owner may set:\n%s", joined)
 	}
 }
 

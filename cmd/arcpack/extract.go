@@ -47,19 +47,26 @@ reported by name and the exit code is 1.`,
 	}
 	fl := c.Flags()
 	fl.StringVarP(&f.out, "output", "o", "", "directory to extract into; created when missing (required)")
-	fl.StringVar(&f.dedupLinks, "dedup-links", "copy", "restore duplicate files as separate copies (copy) or hardlinks to one file (hardlink)")
+	fl.StringVar(&f.dedupLinks, "dedup-links", "copy", "restore duplicate files as separate copies (copy) or hardlinks to one file where their mode, owner, mtime and xattrs agree (hardlink)")
 	fl.BoolVar(&f.sameOwner, "same-owner", false, "restore owners (the default when running as root)")
 	fl.BoolVar(&f.noSameOwner, "no-same-owner", false, "do not restore owners, even as root")
 	fl.BoolVar(&f.force, "force", false, "replace existing files in DEST")
-	fl.IntVar(&f.workers, "workers", 0, "files written in parallel (0 = one per CPU)")
+	fl.IntVar(&f.workers, "workers", 0, fmt.Sprintf("files written in parallel, up to %d (each holds a 4 MiB buffer; 0 = 4 per CPU, at most 16)", maxExtractWorkers))
 	addProgressFlag(c, &f.progress)
 	_ = c.MarkFlagRequired("output")
 	return c
 }
 
+// maxExtractWorkers bounds --workers: more files written at once than
+// this gains nothing, and each worker holds a 4 MiB buffer.
+const maxExtractWorkers = 256
+
 func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths []string, decodeBatch func(ids []uint8, dsts, srcs [][]byte) []error) error {
 	if f.dedupLinks != "copy" && f.dedupLinks != "hardlink" {
 		return usageErrorf("extract: invalid --dedup-links %q (want copy or hardlink)", f.dedupLinks)
+	}
+	if f.workers < 0 || f.workers > maxExtractWorkers {
+		return usageErrorf("extract: --workers %d: want 0 to %d", f.workers, maxExtractWorkers)
 	}
 	if f.sameOwner && f.noSameOwner {
 		return usageErrorf("extract: --same-owner and --no-same-owner contradict each other")
@@ -83,7 +90,6 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	}
 	b := newBar(showBar, "extracting", contentBytes(x, clean))
 	var done atomic.Int64
-	var warned atomic.Int64
 	start := time.Now()
 	res, err := a.Extract(f.out, reader.ExtractOptions{
 		Paths:       clean,
@@ -96,7 +102,6 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 			b.update("", done.Add(n), 0)
 		},
 		Warn: func(err error) {
-			warned.Add(1)
 			if b != nil {
 				_ = b.pb.Clear()
 			}
