@@ -225,6 +225,11 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	if !n.fs.idx.IsDir(n.ino) {
 		return nil, syscall.ENOTDIR
 	}
+	if len(name) > format.MaxNameLen {
+		// As other filesystems say it; ENOENT would also be cached
+		// as a negative entry for an hour.
+		return nil, syscall.ENAMETOOLONG
+	}
 	d, ok := n.fs.idx.Lookup(n.ino, []byte(name))
 	if !ok {
 		return nil, syscall.ENOENT
@@ -248,8 +253,11 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	const bsize = 4096
 	f := n.fs
 	f.statfsOnce.Do(func() { // once: a million inodes take a millisecond
-		for _, s := range f.idx.Inodes.Size {
-			f.blocks += (s + bsize - 1) / bsize
+		// Used space as du counts it: the holes of sparse files take none.
+		for ino, s := range f.idx.Inodes.Size {
+			if f.idx.Inodes.Mode[ino]&format.ModeType == format.ModeReg {
+				f.blocks += (s - f.holes[uint32(ino)] + bsize - 1) / bsize
+			}
 		}
 	})
 	out.Blocks = f.blocks

@@ -309,7 +309,9 @@ func TestStatfsReportsArchiveTotals(t *testing.T) {
 		if err := unix.Statfs(p, &st); err != nil {
 			t.Fatal(err)
 		}
-		if st.Files != 12 || st.Blocks < (3<<20+5<<20)/4096 || st.Flags&unix.ST_RDONLY == 0 {
+		// Used blocks as du counts them: deep.bin's, one for each of the
+		// four small files, none for sparse's 5 MiB hole.
+		if st.Files != 12 || st.Blocks != (3<<20+17+4095)/4096+4 || st.Flags&unix.ST_RDONLY == 0 {
 			t.Errorf("statfs %s: files %d blocks %d flags %x", p, st.Files, st.Blocks, st.Flags)
 		}
 	}
@@ -433,6 +435,24 @@ func TestHolesAreReportedLikeASparseFile(t *testing.T) {
 	defer d.Close()
 	if got, err := unix.Seek(int(d.Fd()), 0, unix.SEEK_HOLE); err != nil || got != 3 {
 		t.Errorf("dense file: first hole at %d, %v; want 3 (its end)", got, err)
+	}
+	// statfs counts used space as du does: the 1 MiB hole takes none.
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil || st.Blocks != 2 {
+		t.Errorf("statfs: %d blocks used, %v; want 2 (the data of each file)", st.Blocks, err)
+	}
+}
+
+// A name longer than any entry can have is ENAMETOOLONG, as elsewhere,
+// not ENOENT (which the kernel would also cache as a negative entry).
+func TestOverlongNameIsENAMETOOLONG(t *testing.T) {
+	mnt := mount(t, build(sampleTree()), t.Logf)
+	long := strings.Repeat("n", format.MaxNameLen+1)
+	if _, err := os.Lstat(filepath.Join(mnt, long)); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Errorf("lstat of a %d-byte name: %v, want ENAMETOOLONG", len(long), err)
+	}
+	if _, err := os.Lstat(filepath.Join(mnt, strings.Repeat("n", format.MaxNameLen))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lstat of a %d-byte name: %v, want ENOENT", format.MaxNameLen, err)
 	}
 }
 

@@ -401,7 +401,7 @@ func TestMountForegroundUnmountsOnSignal(t *testing.T) {
 	needMount(t)
 	src := genTree(t, testtree.Options{Seed: 5, NoXattrs: true})
 	base := pack(t, mountSmall, src)
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		mnt := filepath.Join(t.TempDir(), "mnt")
 		os.Mkdir(mnt, 0o755)
 		cmd := exec.Command(arcmountBin, "-f", base+".001", mnt)
@@ -436,6 +436,68 @@ func TestMountForegroundUnmountsOnSignal(t *testing.T) {
 			t.Errorf("%v: %s still mounted", sig, mnt)
 			exec.Command("fusermount3", "-u", mnt).Run()
 		}
+	}
+}
+
+// A foreground mount whose stderr is a closed pipe (`arcmount -f ... 2>&1 |
+// head -1` once head is done) keeps serving: its log lines fail, and Go's
+// default for SIGPIPE on stderr would kill the server and leave a dead
+// mount. Its "mounted" line and the engine's line (--gpu=auto) hit the
+// closed pipe here.
+func TestMountForegroundOutlivesAClosedStderr(t *testing.T) {
+	needMount(t)
+	src := genTree(t, testtree.Options{Seed: 5, NoXattrs: true})
+	base := pack(t, mountSmall, src)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o755)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd := exec.Command(arcmountBin, "-f", "--gpu=auto", base+".001", mnt)
+	cmd.Stderr, cmd.Stdout = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // a server that died leaves its mount
+		if isMounted(t, mnt) {
+			exec.Command("fusermount3", "-u", mnt).Run()
+		}
+	})
+	w.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !isMounted(t, mnt) {
+		select {
+		case err := <-done:
+			t.Fatalf("arcmount -f ended before mounting: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("arcmount -f did not mount in 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // the engine's line, once it is set up
+	rsyncSame(t, src, mnt)
+	select {
+	case err := <-done:
+		t.Fatalf("arcmount -f ended while mounted: %v", err)
+	default:
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("arcmount -f still running 20s after SIGTERM")
+	}
+	if isMounted(t, mnt) {
+		exec.Command("fusermount3", "-u", mnt).Run()
+		t.Error("still mounted after SIGTERM")
 	}
 }
 

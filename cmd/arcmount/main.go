@@ -206,8 +206,17 @@ func (c *config) mountOptions() (fs.Options, error) {
 }
 
 // serve opens the archive, mounts it, calls ready and serves until the
-// filesystem is unmounted. SIGINT and SIGTERM unmount it.
+// filesystem is unmounted. SIGINT, SIGTERM and SIGHUP (the terminal of
+// `arcmount -f` closed) unmount it, as they do libfuse's servers; SIGPIPE
+// is ignored, so that a log line written to a closed pipe costs only the
+// line: by default Go dies of it, leaving a dead mount behind.
 func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
+	signal.Ignore(syscall.SIGPIPE)
+	// Asked for before mounting, so that no signal arrives between the
+	// mount and the handler; they wait in the channel until it runs.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
 	logger := log.New(logTo, "arcmount: ", log.LstdFlags)
 	cacheSize, _ := parseSize(c.cacheSize)
 	mode, _ := gpu.ParseMode(c.gpu)
@@ -267,12 +276,15 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	}
 	o.Logf = logger.Printf
 	o.NoPushAhead = os.Getenv("ARCMOUNT_NOPUSH") != "" // hidden: for A/B measurements
+	select {
+	case s := <-sig:
+		return fmt.Errorf("%v: stopped before mounting", s)
+	default:
+	}
 	srv, err := fs.Mount(c.mountpoint, ar, o)
 	if err != nil {
 		return err
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		for s := range sig {
 			// A busy mount refuses; keep serving and say so rather
@@ -296,7 +308,6 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	}
 	ready()
 	srv.Wait()
-	signal.Stop(sig)
 	if s := os.Getenv("ARCMOUNT_STATS"); s != "" {
 		logger.Printf("cache: %+v", ar.CacheStats())
 	}
