@@ -29,6 +29,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"create", "-o", out}, "create: want at least 1 argument(s), got 0"},
 		{[]string{"create", src, "-o", out, "--volume-size", "12Q"}, `invalid size "12Q"`},
 		{[]string{"create", src, "-o", out, "--level", "turbo"}, `unknown level "turbo"`},
+		{[]string{"create", src, "-o", src + "/"}, `want the archive's name`},
+		{[]string{"create", src, "-o", ""}, `want the archive's name`},
 		{[]string{"create", src, "-o", out, "--progress", "sometimes"}, `invalid --progress "sometimes"`},
 		{[]string{"list"}, "list: want at least 1 argument(s), got 0"},
 		{[]string{"info", "a", "b"}, "info: want 1 argument(s), got 2"},
@@ -133,12 +135,12 @@ func TestUnreadableSourceIsFatalWithStrict(t *testing.T) {
 	}
 }
 
-// TestInterruptedCreateLeavesNoVolume sends SIGINT, then SIGTERM, while
+// TestInterruptedCreateLeavesNoVolume sends SIGINT, SIGTERM or SIGHUP while
 // create is busy and expects exit 130 and no file at all left in the
 // output directory: neither a volume nor a temporary file.
 func TestInterruptedCreateLeavesNoVolume(t *testing.T) {
 	src := randomTree(t, 12, 8<<20)
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			outDir := t.TempDir()
 			out := filepath.Join(outDir, "o")

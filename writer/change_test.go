@@ -3,11 +3,16 @@ package writer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A source file that changes while it is packed is read again; one that
@@ -102,5 +107,116 @@ func TestFileChangedAfterHashingIsNotTakenForACopy(t *testing.T) {
 	}
 	if !bytes.Equal(a.content["b"], changed) && !bytes.Equal(a.content["b"], old) {
 		t.Fatal("b holds neither version")
+	}
+}
+
+// What a path names when it is read must be what the scan listed there. A
+// directory swapped for a symlink to elsewhere (/etc, say) after the scan
+// is not read through, and a file swapped for a FIFO is not waited on:
+// both are skipped with a warning, and nothing from outside the source
+// gets into the archive.
+func TestSwapsAfterTheScanAreNotReadThrough(t *testing.T) {
+	outside := t.TempDir()
+	writeTree(t, outside, map[string][]byte{"shadow": []byte("SECRET"), "big": bytes.Repeat([]byte("SECRET"), 30000)})
+	for _, streamed := range []bool{false, true} {
+		src := t.TempDir()
+		writeTree(t, src, map[string][]byte{"z/shadow": []byte("mine"), "z/big": randBytes(4, 180000), "fifo": []byte("a file for now"), "ok": []byte("ok")})
+		o := small()
+		if streamed {
+			o.wholeMax = 64 << 10
+		}
+		var mu sync.Mutex
+		var warnings []string
+		o.Warn = func(err error) { mu.Lock(); warnings = append(warnings, err.Error()); mu.Unlock() }
+		o.scanHook = func() {
+			if err := os.Rename(filepath.Join(src, "z"), filepath.Join(src, "zz")); err != nil {
+				t.Error(err)
+			}
+			if err := os.Symlink(outside, filepath.Join(src, "z")); err != nil {
+				t.Error(err)
+			}
+			os.Remove(filepath.Join(src, "fifo"))
+			if err := syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+		done := make(chan struct{})
+		var res *Result
+		var err error
+		go func() {
+			res, err = Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("Create hangs on a FIFO swapped in after the scan")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := readBack(t, res.Volumes, 0)
+		for p, c := range a.content {
+			if bytes.Contains(c, []byte("SECRET")) {
+				t.Errorf("streamed=%v: %s holds bytes from outside the source", streamed, p)
+			}
+		}
+		if string(a.content["ok"]) != "ok" || res.Skipped != 3 {
+			t.Errorf("streamed=%v: ok = %q, %d skipped (want the 3 swapped files)", streamed, a.content["ok"], res.Skipped)
+		}
+		if j := strings.Join(warnings, "\n"); strings.Count(j, "replaced since the scan listed it") != 3 {
+			t.Errorf("streamed=%v: warnings:\n%s", streamed, j)
+		}
+	}
+}
+
+// A directory the scan reaches through a symlink swapped in for it is not
+// listed, and one whose device and inode are not the listed ones neither.
+func TestOpenListedRefusesWhatTheScanDidNotList(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string][]byte{"d/f": []byte("f"), "other/f": []byte("o")})
+	var d, f unix.Stat_t
+	if unix.Lstat(filepath.Join(dir, "d"), &d) != nil || unix.Lstat(filepath.Join(dir, "d/f"), &f) != nil {
+		t.Fatal("lstat")
+	}
+	if fd, err := openListed(filepath.Join(dir, "d"), unix.O_DIRECTORY, d.Dev, d.Ino); err != nil {
+		t.Fatalf("the listed directory: %v", err)
+	} else {
+		unix.Close(fd)
+	}
+	os.Rename(filepath.Join(dir, "d"), filepath.Join(dir, "was-d"))
+	os.Symlink(filepath.Join(dir, "other"), filepath.Join(dir, "d"))
+	if _, err := openListed(filepath.Join(dir, "d"), unix.O_DIRECTORY, d.Dev, d.Ino); err == nil {
+		t.Error("a symlink in place of the listed directory was opened")
+	}
+	if _, err := openListed(filepath.Join(dir, "d/f"), 0, f.Dev, f.Ino); !errors.Is(err, errReplaced) {
+		t.Errorf("a file reached through the swapped directory: %v, want errReplaced", err)
+	}
+	if _, err := openListed(filepath.Join(dir, "was-d"), 0, d.Dev, d.Ino); !errors.Is(err, errReplaced) {
+		t.Errorf("a directory opened as a file: %v, want errReplaced", err)
+	}
+}
+
+// An archive replaced with --force inside its own source is not packed
+// into its replacement, nor are its recovery volumes.
+func TestTheReplacedArchiveIsNotPacked(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"f": randBytes(5, 5000)})
+	out := filepath.Join(src, "self")
+	if _, err := Create(context.Background(), out, []string{src}, small()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out+".r01", []byte("a recovery volume"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := small()
+	o.Force = true
+	res, err := Create(context.Background(), out, []string{src}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := readBack(t, res.Volumes, 0)
+	if _, ok := a.content["self.001"]; ok || len(a.content) != 1 {
+		t.Errorf("archive holds %d files, want f alone (not self.001 or self.r01)", len(a.content))
 	}
 }

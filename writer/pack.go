@@ -332,7 +332,7 @@ func (p *packer) sparse(n *node) bool {
 func (p *packer) readJob(j *fileJob, cand bool) {
 	n := &p.nodes[j.node]
 	if j.held > 0 {
-		snap, err := p.readSnapshot(n.path, p.opt.wholeMax, j.buf)
+		snap, err := p.readSnapshot(n, p.opt.wholeMax, j.buf)
 		if errors.Is(err, errGrown) {
 			// Grew past what is read whole since the scan: the sequencer
 			// streams it.
@@ -358,7 +358,7 @@ func (p *packer) readJob(j *fileJob, cand bool) {
 		return
 	}
 	if cand {
-		f, err := openFile(n.path)
+		f, err := openFile(n)
 		if err != nil {
 			j.err = err
 			return
@@ -417,9 +417,10 @@ var errGrown = errors.New("grew past the whole-file limit")
 // and if it changes again, what the second read got is kept and flagged. It
 // uses raw system calls: os.Open registers every descriptor with the
 // runtime's poller, which costs a system call per file for nothing here.
-func (p *packer) readSnapshot(path string, max int64, buf []byte) (snapshot, error) {
+func (p *packer) readSnapshot(n *node, max int64, buf []byte) (snapshot, error) {
+	path := n.path
 	for attempt := 0; ; attempt++ {
-		fd, err := openNoAtime(path)
+		fd, err := openListed(path, 0, n.dev, n.ino)
 		if err != nil {
 			return snapshot{}, err
 		}
@@ -475,32 +476,13 @@ func readFull(fd int, buf []byte) (int, error) {
 	return got, nil
 }
 
-// openFile is openNoAtime as an *os.File, for streamed reads.
-func openFile(path string) (*os.File, error) {
-	fd, err := openNoAtime(path)
+// openFile opens the file of node n for a streamed read (openListed).
+func openFile(n *node) (*os.File, error) {
+	fd, err := openListed(n.path, 0, n.dev, n.ino)
 	if err != nil {
 		return nil, err
 	}
-	return os.NewFile(uintptr(fd), path), nil
-}
-
-// openNoAtime opens a file for reading without updating its access time
-// where the kernel allows it (the file's owner or root), so that packing a
-// tree leaves the atimes it records untouched.
-func openNoAtime(path string) (int, error) {
-	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
-		if err == unix.EPERM {
-			fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-		}
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return -1, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		return fd, nil
-	}
+	return os.NewFile(uintptr(fd), n.path), nil
 }
 
 // sequence places one file's content, in path order.
@@ -770,7 +752,7 @@ func (p *packer) streamFile(n *node, st *streamer, hash bool) (sum [32]byte, err
 // streamOnce is one copy of streamFile's; changed reports that the file's
 // stamp moved while it was read. Counters count the last copy only.
 func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum [32]byte, changed bool, err error) {
-	f, err := openFile(n.path)
+	f, err := openFile(n)
 	if err != nil {
 		return sum, false, p.skipAfter(n, err)
 	}

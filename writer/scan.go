@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 
 	"arc/format"
@@ -45,6 +46,9 @@ type scanner struct {
 	oneFS  bool
 	strict bool
 	warn   func(error)
+	// skip: files left out of the tree, by device and inode (the volumes
+	// of the archive being replaced, when it lies inside a source).
+	skip map[[2]uint64]bool
 
 	mu    sync.Mutex
 	nodes []node
@@ -53,9 +57,10 @@ type scanner struct {
 	wg    sync.WaitGroup
 }
 
-// scan builds the tree of the given sources. Node 0 is the archive root.
-func scan(sources []string, opt *Options) ([]node, error) {
-	s := &scanner{oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, sem: make(chan struct{}, 4)}
+// scan builds the tree of the given sources, leaving out the files skip
+// names. Node 0 is the archive root.
+func scan(sources []string, skip map[[2]uint64]bool, opt *Options) ([]node, error) {
+	s := &scanner{oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, skip: skip, sem: make(chan struct{}, 4)}
 	if len(sources) == 0 {
 		return nil, errors.New("no source given")
 	}
@@ -69,7 +74,7 @@ func scan(sources []string, opt *Options) ([]node, error) {
 	}
 	if single {
 		// One directory: the archive root is that directory.
-		root, err := s.stat(sources[0], nil, -1)
+		root, err := s.stat(unix.AT_FDCWD, sources[0], sources[0], nil, -1)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +95,7 @@ func scan(sources []string, opt *Options) ([]node, error) {
 				return nil, fmt.Errorf("source %s: two sources are called %q", src, base)
 			}
 			seen[base] = true
-			n, err := s.stat(src, []byte(base), 0)
+			n, err := s.stat(unix.AT_FDCWD, src, src, []byte(base), 0)
 			if err != nil {
 				return nil, err
 			}
@@ -134,24 +139,35 @@ func (s *scanner) problem(err error) {
 
 // scanDir lists directory idx, stats its children and recurses. Directories
 // are scanned on up to cap(sem) goroutines; beyond that, inline.
+//
+// The directory is opened without following a symlink and must be the one
+// its parent listed (device and inode), and its entries are looked at
+// relative to it: a directory swapped for a symlink meanwhile (into /etc,
+// say) is not read through, and nothing outside the sources gets into the
+// tree. Reading a file checks the same way that it is the file listed
+// (openSource).
 func (s *scanner) scanDir(idx int32, rootDev uint64) {
 	s.mu.Lock()
-	dirPath := s.nodes[idx].path
+	dirPath, dev, ino := s.nodes[idx].path, s.nodes[idx].dev, s.nodes[idx].ino
 	s.mu.Unlock()
-	f, err := os.Open(dirPath)
+	fd, err := openListed(dirPath, unix.O_DIRECTORY, dev, ino)
 	if err != nil {
 		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
 		return
 	}
+	f := os.NewFile(uintptr(fd), dirPath)
+	defer f.Close()
 	names, err := f.Readdirnames(-1)
-	f.Close()
 	if err != nil {
 		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
 		return
 	}
 	kids := make([]node, 0, len(names))
 	for _, name := range names {
-		n, err := s.stat(filepath.Join(dirPath, name), []byte(name), idx)
+		n, err := s.stat(fd, name, filepath.Join(dirPath, name), []byte(name), idx)
+		if errors.Is(err, errLeftOut) {
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				s.warn(fmt.Errorf("%s vanished during the scan", filepath.Join(dirPath, name)))
@@ -203,11 +219,18 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 	}
 }
 
-// stat reads one path's metadata: lstat, symlink target, xattrs.
-func (s *scanner) stat(path string, name []byte, parent int32) (node, error) {
+// errLeftOut: a file that scan's skip set leaves out.
+var errLeftOut = errors.New("left out")
+
+// stat reads the metadata of entry rel of directory dirfd (AT_FDCWD: rel
+// is a path), path for messages: lstat, symlink target, xattrs.
+func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32) (node, error) {
 	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
+	if err := unix.Fstatat(dirfd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return node{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if s.skip[[2]uint64{st.Dev, st.Ino}] {
+		return node{}, errLeftOut
 	}
 	n := node{
 		name: name, path: path, parent: parent,
@@ -218,11 +241,11 @@ func (s *scanner) stat(path string, name []byte, parent int32) (node, error) {
 	switch n.mode & format.ModeType {
 	case format.ModeReg:
 	case format.ModeLink:
-		t, err := os.Readlink(path)
+		t, err := readlinkat(dirfd, rel)
 		if err != nil {
 			return node{}, fmt.Errorf("read symlink %s: %w", path, err)
 		}
-		n.target = []byte(t)
+		n.target = t
 		n.size = int64(len(t))
 	default:
 		n.size = 0
@@ -230,7 +253,13 @@ func (s *scanner) stat(path string, name []byte, parent int32) (node, error) {
 	if len(name) > format.MaxNameLen {
 		return node{}, fmt.Errorf("%s: name longer than %d bytes", path, format.MaxNameLen)
 	}
-	xs, err := readXattrs(path)
+	at := path
+	if dirfd != unix.AT_FDCWD {
+		// Through the directory's descriptor, as the rest: the l*xattr
+		// calls follow no symlink in the last name only.
+		at = "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + rel
+	}
+	xs, err := readXattrs(at)
 	if err != nil {
 		s.warn(fmt.Errorf("extended attributes of %s: %w", path, err))
 	}
@@ -301,4 +330,60 @@ func readXattrs(path string) ([]xattr, error) {
 	}
 	slices.SortFunc(out, func(a, b xattr) int { return bytes.Compare(a.name, b.name) })
 	return out, nil
+}
+
+// readlinkat reads the target of symlink rel in dirfd.
+func readlinkat(dirfd int, rel string) ([]byte, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, rel, buf)
+		if err != nil {
+			return nil, err
+		}
+		if n < size {
+			return buf[:n], nil
+		}
+	}
+}
+
+// errReplaced: what a path names now is not what the scan listed.
+var errReplaced = errors.New("replaced since the scan listed it")
+
+// openListed opens path for reading without following a symlink in its
+// last name and without waiting on a FIFO (O_NONBLOCK, cleared once open),
+// and checks that it is what the scan listed there: device dev, inode ino,
+// and a directory for O_DIRECTORY, a regular file otherwise. A path whose
+// directories were swapped for symlinks since the scan reaches another
+// file, which this refuses (errReplaced).
+func openListed(path string, flags int, dev, ino uint64) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOATIME|flags, 0)
+		if err == unix.EPERM { // O_NOATIME: only for the owner or root
+			fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|flags, 0)
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return -1, &os.PathError{Op: "stat", Path: path, Err: err}
+		}
+		want := uint32(unix.S_IFREG)
+		if flags&unix.O_DIRECTORY != 0 {
+			want = unix.S_IFDIR
+		}
+		if st.Dev != dev || st.Ino != ino || st.Mode&unix.S_IFMT != want {
+			unix.Close(fd)
+			return -1, &os.PathError{Op: "open", Path: path, Err: errReplaced}
+		}
+		if err := unix.SetNonblock(fd, false); err != nil {
+			unix.Close(fd)
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
 }

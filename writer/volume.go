@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -226,6 +227,26 @@ func (v *volumeWriter) abort() {
 }
 
 // existingVolumes lists the volumes of an archive called base.
+// archiveFiles are the device and inode of the files of archive base that
+// exist now: its volumes and its recovery volumes (base.r01, ...).
+func archiveFiles(base string) map[[2]uint64]bool {
+	names, _ := existingVolumes(base)
+	rec, _ := filepath.Glob(base + ".r*")
+	for _, r := range rec {
+		if n := strings.TrimPrefix(r, base+".r"); len(n) >= 2 && strings.Trim(n, "0123456789") == "" {
+			names = append(names, r)
+		}
+	}
+	files := map[[2]uint64]bool{}
+	for _, name := range names {
+		var st unix.Stat_t
+		if unix.Stat(name, &st) == nil {
+			files[[2]uint64{st.Dev, st.Ino}] = true
+		}
+	}
+	return files
+}
+
 func existingVolumes(base string) ([]string, error) {
 	nums, err := format.ListVolumes(base)
 	if errors.Is(err, fs.ErrNotExist) {

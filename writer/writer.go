@@ -66,6 +66,9 @@ type Options struct {
 	// file and before its stamp is checked again (attempt -1: the hashing
 	// read of a large file).
 	readHook func(path string, attempt int)
+	// scanHook, when set (by tests), runs after the scan of a tree and
+	// before any of its files is read.
+	scanHook func()
 	// wholeMax is the largest file read whole; 0 means wholeFileMax.
 	wholeMax int64
 	// readAhead, when set (by tests), replaces the read-ahead budget and
@@ -191,9 +194,14 @@ func (o *Options) warn(err error) {
 // Create packs sources into the archive out (volumes out.001, out.002, …).
 func Create(ctx context.Context, out string, sources []string, opt Options) (*Result, error) {
 	scanned := func(p *packer) error {
-		nodes, err := scan(sources, p.opt)
+		// With --force, the archive replaced may lie inside a source:
+		// its volumes are not packed into the new one.
+		nodes, err := scan(sources, archiveFiles(out), p.opt)
 		if err != nil {
 			return err
+		}
+		if p.opt.scanHook != nil {
+			p.opt.scanHook()
 		}
 		p.nodes = nodes
 		return nil

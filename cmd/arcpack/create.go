@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -99,6 +100,10 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	if f.workers < 0 {
 		return usageErrorf("create: --workers %d: want 0 or more", f.workers)
 	}
+	if base := filepath.Base(f.out); f.out == "" || strings.HasSuffix(f.out, "/") || base == "." || base == ".." {
+		// Volumes are named OUT.001, ...: "dir/" would make dir/.001.
+		return usageErrorf("create: -o %q: want the archive's name, such as /backup/photos (volumes are NAME.001, ...)", f.out)
+	}
 	pct, err := parsePercent(f.recovery)
 	if err != nil {
 		return usageErrorf("create: %v", err)
@@ -163,7 +168,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
 	b := newBar(showBar, "scanning", 0)

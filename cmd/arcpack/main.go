@@ -14,7 +14,7 @@ const (
 	exitOK          = 0   // success
 	exitDamage      = 1   // verify found damage, or create/extract skipped something
 	exitFatal       = 2   // usage error, unreadable archive, or any other failure
-	exitInterrupted = 130 // stopped by SIGINT/SIGTERM
+	exitInterrupted = 130 // stopped by SIGINT, SIGTERM or SIGHUP
 )
 
 // exitError carries an exit code along with the message; a nil err means
