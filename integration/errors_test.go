@@ -93,6 +93,10 @@ func unreadableTree(t *testing.T) (src, outDir string, o runOpts) {
 	os.Chmod(outDir, 0o777)
 	os.WriteFile(filepath.Join(src, "public"), []byte("anyone may read this\n"), 0o644)
 	os.WriteFile(filepath.Join(src, "secret"), []byte("nobody may read this\n"), 0o000)
+	os.Mkdir(filepath.Join(src, "shut"), 0o700)
+	os.WriteFile(filepath.Join(src, "shut", "inside"), []byte("nobody may list this\n"), 0o644)
+	os.Chmod(filepath.Join(src, "shut"), 0o000)
+	t.Cleanup(func() { os.Chmod(filepath.Join(src, "shut"), 0o700) })
 	if os.Geteuid() == 0 {
 		o = runOpts{uid: 65534, gid: 65534}
 		// nobody must reach the binary and the temp dirs along the way.
@@ -119,9 +123,14 @@ func TestUnreadableSourceIsSkippedWithWarning(t *testing.T) {
 	if !strings.Contains(r.stderr, "arcpack: warning: ") || !strings.Contains(r.stderr, "secret") || !strings.Contains(r.stderr, "permission denied") {
 		t.Errorf("no warning naming secret:\n%s", r.stderr)
 	}
+	// The file and the directory that could not be listed, whose
+	// entries are left out: the count says both.
+	if !strings.Contains(r.stderr, "2 file(s) skipped") || !strings.Contains(r.stderr, "read directory "+filepath.Join(src, "shut")) {
+		t.Errorf("the unlistable directory is not counted or named:\n%s", r.stderr)
+	}
 	l := mustArcpack(t, "list", out+".001")
-	if l.stdout != "public\n" {
-		t.Errorf("archive lists %q, want only public", l.stdout)
+	if l.stdout != "public\nshut\n" {
+		t.Errorf("archive lists %q, want public and the empty shut", l.stdout)
 	}
 }
 
@@ -129,7 +138,8 @@ func TestUnreadableSourceIsFatalWithStrict(t *testing.T) {
 	src, outDir, o := unreadableTree(t)
 	out := filepath.Join(outDir, "o")
 	r := runBin(t, o, arcpackBin, "create", src, "-o", out, "--strict")
-	wantFail(t, r, 2, "secret", "permission denied")
+	// The scan meets the directory it cannot list before any file is read.
+	wantFail(t, r, 2, "shut", "permission denied")
 	if v := volumes(t, out); len(v) != 0 {
 		t.Errorf("--strict failure left volumes %v", v)
 	}

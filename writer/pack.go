@@ -365,7 +365,8 @@ func (p *packer) readJob(j *fileJob, cand bool) {
 		}
 		defer f.Close()
 		h := blake3.New()
-		m, err := io.Copy(h, io.LimitReader(f, n.size))
+		// Gigabytes at times: a stop must not wait for the end.
+		m, err := io.Copy(h, ctxReader{p.ctx, io.LimitReader(f, n.size)})
 		if err != nil {
 			j.err = err
 			return
@@ -947,4 +948,17 @@ func (s *streamer) flush() error {
 		s.frameBlocks = 0
 	}
 	return nil
+}
+
+// ctxReader reads r until ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
 }

@@ -2,6 +2,7 @@ package writer
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -49,26 +50,29 @@ type scanner struct {
 	// skip: files left out of the tree, by device and inode (the volumes
 	// of the archive being replaced, when it lies inside a source).
 	skip map[[2]uint64]bool
+	ctx  context.Context
 
-	mu    sync.Mutex
-	nodes []node
-	err   error // first fatal error
-	sem   chan struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	nodes   []node
+	err     error // first fatal error
+	skipped int64 // paths left out with a warning
+	sem     chan struct{}
+	wg      sync.WaitGroup
 }
 
 // scan builds the tree of the given sources, leaving out the files skip
-// names. Node 0 is the archive root.
-func scan(sources []string, skip map[[2]uint64]bool, opt *Options) ([]node, error) {
-	s := &scanner{oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, skip: skip, sem: make(chan struct{}, 4)}
+// names, until ctx is done. Node 0 is the archive root. It also returns
+// how many paths it left out with a warning.
+func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *Options) ([]node, int64, error) {
+	s := &scanner{ctx: ctx, oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, skip: skip, sem: make(chan struct{}, 4)}
 	if len(sources) == 0 {
-		return nil, errors.New("no source given")
+		return nil, 0, errors.New("no source given")
 	}
 	single := false
 	if len(sources) == 1 {
 		var st unix.Stat_t
 		if err := unix.Lstat(sources[0], &st); err != nil {
-			return nil, fmt.Errorf("source %s: %w", sources[0], err)
+			return nil, 0, fmt.Errorf("source %s: %w", sources[0], err)
 		}
 		single = st.Mode&unix.S_IFMT == unix.S_IFDIR
 	}
@@ -76,7 +80,7 @@ func scan(sources []string, skip map[[2]uint64]bool, opt *Options) ([]node, erro
 		// One directory: the archive root is that directory.
 		root, err := s.stat(unix.AT_FDCWD, sources[0], sources[0], nil, -1)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		s.nodes = append(s.nodes, root)
 		s.scanDir(0, root.dev)
@@ -89,15 +93,15 @@ func scan(sources []string, skip map[[2]uint64]bool, opt *Options) ([]node, erro
 		for _, src := range sources {
 			base := filepath.Base(filepath.Clean(src))
 			if base == "/" || base == "." || base == ".." {
-				return nil, fmt.Errorf("source %s: cannot name it inside the archive; pass a directory alone to archive its contents", src)
+				return nil, 0, fmt.Errorf("source %s: cannot name it inside the archive; pass a directory alone to archive its contents", src)
 			}
 			if seen[base] {
-				return nil, fmt.Errorf("source %s: two sources are called %q", src, base)
+				return nil, 0, fmt.Errorf("source %s: two sources are called %q", src, base)
 			}
 			seen[base] = true
 			n, err := s.stat(unix.AT_FDCWD, src, src, []byte(base), 0)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			idx := int32(len(s.nodes))
 			s.nodes = append(s.nodes, n)
@@ -109,7 +113,7 @@ func scan(sources []string, skip map[[2]uint64]bool, opt *Options) ([]node, erro
 	}
 	s.wg.Wait()
 	if s.err != nil {
-		return nil, s.err
+		return nil, 0, s.err
 	}
 	for i := range s.nodes {
 		if c := s.nodes[i].children; len(c) > 1 {
@@ -117,7 +121,7 @@ func scan(sources []string, skip map[[2]uint64]bool, opt *Options) ([]node, erro
 			slices.SortFunc(c, func(a, b int32) int { return bytes.Compare(nodes[a].name, nodes[b].name) })
 		}
 	}
-	return s.nodes, nil
+	return s.nodes, s.skipped, nil
 }
 
 func (s *scanner) fail(err error) {
@@ -128,12 +132,15 @@ func (s *scanner) fail(err error) {
 	s.mu.Unlock()
 }
 
-// problem reports a non-fatal problem, or a fatal one with --strict.
+// problem reports a path left out of the tree, fatal with --strict.
 func (s *scanner) problem(err error) {
 	if s.strict {
 		s.fail(err)
 		return
 	}
+	s.mu.Lock()
+	s.skipped++
+	s.mu.Unlock()
 	s.warn(err)
 }
 
@@ -147,6 +154,10 @@ func (s *scanner) problem(err error) {
 // tree. Reading a file checks the same way that it is the file listed
 // (openSource).
 func (s *scanner) scanDir(idx int32, rootDev uint64) {
+	if err := s.ctx.Err(); err != nil {
+		s.fail(err)
+		return
+	}
 	s.mu.Lock()
 	dirPath, dev, ino := s.nodes[idx].path, s.nodes[idx].dev, s.nodes[idx].ino
 	s.mu.Unlock()
@@ -170,6 +181,9 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
+				s.mu.Lock()
+				s.skipped++
+				s.mu.Unlock()
 				s.warn(fmt.Errorf("%s vanished during the scan", filepath.Join(dirPath, name)))
 			} else {
 				s.problem(err)

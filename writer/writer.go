@@ -196,10 +196,11 @@ func Create(ctx context.Context, out string, sources []string, opt Options) (*Re
 	scanned := func(p *packer) error {
 		// With --force, the archive replaced may lie inside a source:
 		// its volumes are not packed into the new one.
-		nodes, err := scan(sources, archiveFiles(out), p.opt)
+		nodes, skipped, err := scan(p.ctx, sources, archiveFiles(out), p.opt)
 		if err != nil {
 			return err
 		}
+		p.res.Skipped += skipped
 		if p.opt.scanHook != nil {
 			p.opt.scanHook()
 		}
