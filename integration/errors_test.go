@@ -239,6 +239,9 @@ func TestDiskFullIsACleanError(t *testing.T) {
 			out := filepath.Join(outDir, "o")
 			r := arcpack(t, "create", src, "-o", out, "--volume-size", vs, "--progress", "never")
 			wantFail(t, r, 2, "arcpack: create "+out+": ", "no space left on device")
+			if strings.Count(r.stderr, "write ") > 1 {
+				t.Errorf("the error repeats itself: %s", r.stderr)
+			}
 			if ents, _ := os.ReadDir(outDir); len(ents) != 0 {
 				t.Errorf("a failed create left %v on the full disk", names(ents))
 			}

@@ -74,7 +74,7 @@ func (v *volumeWriter) open() error {
 	h, _ := format.VolumeHeader{Version: format.Version, Number: n, ID: v.id, VolumeSize: uint64(v.layout.VolumeSize)}.MarshalBinary()
 	if _, err := f.Write(h); err != nil {
 		f.Close()
-		return fmt.Errorf("write %s: %w", name, err)
+		return err // "write NAME: ..." (an *os.PathError)
 	}
 	v.cur, v.curFill, v.kicked = f, 0, 0
 	v.bytes += int64(len(h))
@@ -102,7 +102,7 @@ func (v *volumeWriter) Write(p []byte) (int, error) {
 		v.pos += int64(n)
 		v.bytes += int64(n)
 		if err != nil {
-			return done, fmt.Errorf("write %s: %w", v.tmp[len(v.tmp)-1], err)
+			return done, err // "write NAME: ..." (an *os.PathError)
 		}
 		p = p[take:]
 		if v.curFill-v.kicked >= kickEvery {
