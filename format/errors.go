@@ -15,4 +15,7 @@ var (
 	ErrCorrupt = errors.New("corrupt")
 	// ErrLimit: a declared size is beyond what this program accepts.
 	ErrLimit = errors.New("size limit exceeded")
+	// ErrNotRegular: a path named like a volume is not a regular file
+	// (OpenFile).
+	ErrNotRegular = errors.New("not a regular file")
 )

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Version is the format version written by this package and the only one it reads.
@@ -208,4 +209,34 @@ func ListVolumes(base string) ([]uint32, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// OpenFile opens a volume or recovery volume for reading. It refuses
+// anything but a regular file, and opens without waiting: a FIFO named like
+// a volume would otherwise block the open (and every command) until
+// something writes to it.
+func OpenFile(path string) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			syscall.Close(fd)
+			return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+		}
+		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			syscall.Close(fd)
+			return nil, &os.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+		}
+		if err := syscall.SetNonblock(fd, false); err != nil {
+			syscall.Close(fd)
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
 }

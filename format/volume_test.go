@@ -5,7 +5,10 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
+	"syscall"
 	"testing"
 )
 
@@ -247,6 +250,30 @@ func TestVolumeNames(t *testing.T) {
 			if got := VolumeName(base, n); got != c.path {
 				t.Errorf("VolumeName(%q, %d) = %q, want %q", base, n, got, c.path)
 			}
+		}
+	}
+}
+
+// OpenFile opens regular files only, and a FIFO without waiting for a
+// writer.
+func TestOpenFileRefusesWhatIsNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo, reg := filepath.Join(dir, "a.002"), filepath.Join(dir, "a.001")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(reg, []byte("x"), 0o644)
+	for p, want := range map[string]error{fifo: ErrNotRegular, dir: ErrNotRegular, reg: nil} {
+		f, err := OpenFile(p)
+		if !errors.Is(err, want) {
+			t.Errorf("%s: %v, want %v", p, err, want)
+		}
+		if f != nil {
+			var b [1]byte
+			if n, _ := f.Read(b[:]); n != 1 {
+				t.Errorf("%s: read %d bytes", p, n)
+			}
+			f.Close()
 		}
 	}
 }

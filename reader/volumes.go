@@ -229,7 +229,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 // unreadable, not a regular file); with a header that does not parse it is
 // the file's size and the error says what is wrong with the header.
 func readHeader(path string) (format.VolumeHeader, int64, error) {
-	f, err := os.Open(path)
+	f, err := format.OpenFile(path)
 	if err != nil {
 		return format.VolumeHeader{}, -1, err
 	}
@@ -266,7 +266,7 @@ func readFooter(path string, size int64) (format.Footer, error) {
 	if size < format.VolumeHeaderSize+format.FooterSize {
 		return format.Footer{}, fmt.Errorf("%w: %d bytes cannot hold a footer", format.ErrTruncated, size)
 	}
-	f, err := os.Open(path)
+	f, err := format.OpenFile(path)
 	if err != nil {
 		return format.Footer{}, err
 	}
@@ -303,7 +303,7 @@ func (vs *volumeSet) acquire(n uint32) (*volFile, error) {
 	if len(vs.open) >= maxOpenVolumes {
 		vs.closeIdleLocked()
 	}
-	f, err := os.Open(vs.name(n))
+	f, err := format.OpenFile(vs.name(n))
 	if err != nil {
 		return nil, &volumeError{n, err}
 	}

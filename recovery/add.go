@@ -96,7 +96,7 @@ func openSet(archive string) (*volumeSet, error) {
 		if n != uint32(i+1) {
 			return nil, fmt.Errorf("%s: missing (the set has %s)", p, format.VolumeName(base, n))
 		}
-		f, err := os.Open(p)
+		f, err := format.OpenFile(p)
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +127,7 @@ func openSet(archive string) (*volumeSet, error) {
 		stream += st.Size() - format.VolumeHeaderSize
 	}
 	last := s.paths[len(s.paths)-1]
-	f, err := os.Open(last)
+	f, err := format.OpenFile(last)
 	if err != nil {
 		return nil, err
 	}
@@ -362,7 +362,7 @@ func readShards(g *geometry, data []*os.File, s0, s1 int64, buf []byte) error {
 func openAll(paths []string) ([]*os.File, error) {
 	fs := make([]*os.File, len(paths))
 	for i, p := range paths {
-		f, err := os.Open(p)
+		f, err := format.OpenFile(p)
 		if err != nil {
 			closeAll(fs)
 			return nil, err

@@ -152,7 +152,9 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 	pr.start("checking", (g.dataShards()+g.parityShards())*int64(g.shardSize))
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(opt.workers())
-	const chunk = 64 // shards per read
+	// Shards per read: 64, or fewer where they are large, so that a
+	// worker holds at most 64 MiB whatever the shard size (up to 64 MiB).
+	chunk := max(1, min(64, (64<<20)/g.shardSize))
 	for i, p := range s.data {
 		vr := &r.Volumes[i]
 		*vr = VolumeReport{Path: p, WantSize: g.sizes[i]}
@@ -277,7 +279,7 @@ func setAll(b []bool) {
 
 // openSized opens path for reading; size is -1 when it cannot be opened.
 func openSized(path string) (*os.File, int64, error) {
-	f, err := os.Open(path)
+	f, err := format.OpenFile(path)
 	if err != nil {
 		return nil, -1, err
 	}
@@ -302,20 +304,26 @@ func verifyShards(ctx context.Context, f *os.File, size, start, end int64, l0, l
 	}
 	S := int64(shard)
 	off := start + int64(l0)*S
-	want := min(int64(l1-l0)*S, end-off)
-	buf := make([]byte, int64(l1-l0)*S)
+	// Only the shards the file holds in full are read: the buffer is sized
+	// by the bytes there, not by what a (perhaps crafted) header claims.
+	in := l0
+	for in < l1 && start+int64(in)*S+min(S, end-start-int64(in)*S) <= size {
+		in++
+	}
+	for l := in; l < l1; l++ {
+		bad[l] = true
+	}
+	if in == l0 {
+		return nil
+	}
+	buf := make([]byte, int64(in-l0)*S)
+	want := min(int64(in-l0)*S, end-off)
 	got, err := f.ReadAt(buf[:want], off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read %s at %d: %w", f.Name(), off, err)
 	}
 	clear(buf[got:])
-	for l := l0; l < l1; l++ {
-		so := start + int64(l)*S
-		real := min(S, end-so)
-		if so+real > size {
-			bad[l] = true
-			continue
-		}
+	for l := l0; l < in; l++ {
 		if xxh3.Hash(buf[int64(l-l0)*S:][:S]) != sums[l] {
 			bad[l] = true
 		}
@@ -395,25 +403,50 @@ func headerDamage(path string, h *header, v int) ([]Range, error) {
 }
 
 // referenceHeader picks the header the set is checked against: the first
-// valid copy, in recovery volume order, whose archive id one of the data
-// volumes present carries; with no data volume header readable, the first
-// valid copy.
+// valid copy, in recovery volume order, of the archive the data volumes
+// say they are. That archive is the one most of their headers name (the
+// last volume's footer speaks for it where its header does not), or any
+// of those named most often: a stray volume of another archive among them
+// must not make the parity volumes of the others look foreign, nor let
+// parity volumes of that other archive be taken, or repair would rewrite
+// the volumes into the other archive. With no data volume header or footer
+// readable, the first valid copy.
 func referenceHeader(base string, found []string) (*header, error) {
-	ids := map[format.ArchiveID]bool{}
+	votes := map[format.ArchiveID]int{}
 	nums, _ := format.ListVolumes(base)
-	for _, n := range nums {
-		f, err := os.Open(format.VolumeName(base, n))
+	for i, n := range nums {
+		f, err := format.OpenFile(format.VolumeName(base, n))
 		if err != nil {
 			continue
 		}
 		b := make([]byte, format.VolumeHeaderSize)
-		_, err = io.ReadFull(f, b)
-		f.Close()
-		if err != nil {
-			continue
+		voted := false
+		if _, err := io.ReadFull(f, b); err == nil {
+			if vh, err := format.ParseVolumeHeader(b); err == nil {
+				votes[vh.ID]++
+				voted = true
+			}
 		}
-		if vh, err := format.ParseVolumeHeader(b); err == nil {
-			ids[vh.ID] = true
+		if i == len(nums)-1 && !voted {
+			fb := make([]byte, format.FooterSize)
+			if st, err := f.Stat(); err == nil && st.Size() >= int64(len(fb)) {
+				if _, err := f.ReadAt(fb, st.Size()-int64(len(fb))); err == nil {
+					if ft, err := format.ParseFooter(fb); err == nil {
+						votes[ft.ID]++
+					}
+				}
+			}
+		}
+		f.Close()
+	}
+	ids := map[format.ArchiveID]bool{}
+	most := 0
+	for id, n := range votes {
+		switch {
+		case n > most:
+			ids, most = map[format.ArchiveID]bool{id: true}, n
+		case n == most:
+			ids[id] = true
 		}
 	}
 	var first *header

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 
 	"arc/format"
@@ -192,7 +191,7 @@ func (h *header) recoverySize(v int) int64 {
 // readAnyHeader returns the first header copy of path that validates: the
 // one at the start, else the one the trailer points at.
 func readAnyHeader(path string) (*header, error) {
-	f, err := os.Open(path)
+	f, err := format.OpenFile(path)
 	if err != nil {
 		return nil, err
 	}

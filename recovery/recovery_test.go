@@ -7,8 +7,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 
 	"arc/format"
 )
@@ -440,5 +443,137 @@ func TestProgressReachesEachPhasesTotal(t *testing.T) {
 		if l.done != l.total {
 			t.Errorf("%s ended at %d of %d", p, l.done, l.total)
 		}
+	}
+}
+
+// asOtherArchive copies the volumes of base into dir as archive id's: the
+// same bytes but for the headers' and the footer's id, so that parity made
+// for it matches base's volumes everywhere else.
+func asOtherArchive(t *testing.T, base, dir string, id format.ArchiveID) string {
+	t.Helper()
+	nums, err := format.ListVolumes(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := filepath.Join(dir, filepath.Base(base))
+	for i, n := range nums {
+		b, err := os.ReadFile(format.VolumeName(base, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := format.ParseVolumeHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.ID = id
+		hb, _ := h.MarshalBinary()
+		copy(b, hb)
+		if i == len(nums)-1 {
+			ft, err := format.ParseFooter(b[len(b)-format.FooterSize:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			ft.ID = id
+			fb, _ := ft.MarshalBinary()
+			copy(b[len(b)-format.FooterSize:], fb)
+		}
+		if err := os.WriteFile(format.VolumeName(ob, n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ob
+}
+
+// An archive's volumes beside the parity of another archive whose bytes
+// are nearly theirs (the same tree packed again) are not repaired into that
+// archive: neither when one of the other archive's volumes is among them,
+// nor when the only volume's header is damaged (its footer says which
+// archive it is). Repair refuses and changes nothing.
+func TestAnotherArchivesParityIsNotTakenForTheVolumesOwn(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		volSize int64
+		stream  int64
+		mix     func(t *testing.T, base, ob string) // make base's directory hold the mix
+	}{
+		{"a stray volume of the other archive", 256 << 10, 6*(256<<10-48) - 1000, func(t *testing.T, base, ob string) {
+			b, _ := os.ReadFile(format.VolumeName(ob, 2))
+			os.WriteFile(format.VolumeName(base, 2), b, 0o644)
+		}},
+		{"one volume with a damaged header", 0, 200000, func(t *testing.T, base, ob string) {
+			flip(t, format.VolumeName(base, 1), 20, 1, rand.New(rand.NewPCG(3, 3)))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			base := makeSet(t, dir, tc.volSize, tc.stream, 1)
+			ob := asOtherArchive(t, base, t.TempDir(), format.ArchiveID{9, 9, 9})
+			if _, err := Add(ctx, ob+".001", Options{Percent: 20}); err != nil {
+				t.Fatal(err)
+			}
+			recs, _ := filepath.Glob(ob + ".r*")
+			for _, r := range recs {
+				b, _ := os.ReadFile(r)
+				os.WriteFile(filepath.Join(dir, filepath.Base(r)), b, 0o644)
+			}
+			tc.mix(t, base, ob)
+			before := snapshot(t, dir)
+			if _, err := Check(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
+				t.Errorf("check: %v, want ErrForeign", err)
+			}
+			if _, err := Repair(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
+				t.Errorf("repair: %v, want ErrForeign", err)
+			}
+			sameFiles(t, snapshot(t, dir), before)
+		})
+	}
+}
+
+// A FIFO named like a volume is not opened for reading (that would wait
+// for a writer, forever): the volume counts as missing.
+func TestAFIFONamedLikeAVolumeIsMissing(t *testing.T) {
+	base, _, _ := fixture(t)
+	p := format.VolumeName(base, 4)
+	os.Remove(p)
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var r *Report
+	var err error
+	go func() { r, err = Check(ctx, base, Options{}); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("check waits on the FIFO")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := r.Volumes[3]; v.State != Missing || !r.Repairable {
+		t.Errorf("volume 4: %v, repairable %v; want missing and repairable", v.State, r.Repairable)
+	}
+}
+
+// verifyShards reads what the file holds, not what a header claims: shards
+// past a short file's end are bad without a buffer for them.
+func TestVerifyShardsAllocatesOnlyForTheFilesBytes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "short")
+	os.WriteFile(p, make([]byte, 100), 0o644)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const S = 64 << 20
+	bad := make([]bool, 4)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	if err := verifyShards(ctx, f, 100, 0, 4*S, 0, 4, S, make([]uint64, 4), bad); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&m1)
+	if d := m1.TotalAlloc - m0.TotalAlloc; d > 1<<20 || !bad[0] || !bad[3] {
+		t.Errorf("allocated %d bytes for a 100-byte file; bad %v", d, bad)
 	}
 }

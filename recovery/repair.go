@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	"arc/format"
+
 	"github.com/klauspost/reedsolomon"
 	"github.com/zeebo/xxh3"
 	"golang.org/x/sync/errgroup"
@@ -223,7 +225,7 @@ func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int,
 // copyPrefix copies the first n bytes of the damaged file src into dst:
 // its intact shards are kept, the damaged ones overwritten afterwards.
 func copyPrefix(dst *os.File, src string, n int64) error {
-	f, err := os.Open(src)
+	f, err := format.OpenFile(src)
 	if err != nil {
 		return err
 	}
@@ -242,7 +244,7 @@ func copyPrefix(dst *os.File, src string, n int64) error {
 func openPresent(paths []string) ([]*os.File, error) {
 	fs := make([]*os.File, len(paths))
 	for i, p := range paths {
-		f, err := os.Open(p)
+		f, err := format.OpenFile(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

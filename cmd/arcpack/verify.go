@@ -50,7 +50,7 @@ func notAnArchive(path string) error {
 			p = format.VolumeName(p, 1)
 		}
 	}
-	f, err := os.Open(p)
+	f, err := format.OpenFile(p)
 	if err != nil {
 		return err
 	}
