@@ -231,6 +231,10 @@ func (a *Archive) MissingVolumes() []string {
 	return out
 }
 
+// StrayVolumes returns the files named like volumes past the archive's
+// last one (whose footer ends the set): they were left out.
+func (a *Archive) StrayVolumes() []string { return a.vols.strays }
+
 // DamagedVolumes returns what is wrong with each volume that is present
 // but damaged as a whole (a header that does not parse, a short file), in
 // volume order. Their blocks are still read, and checked one by one.

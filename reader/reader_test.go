@@ -1074,3 +1074,41 @@ func TestWastedReadAheadWaitsForALongerRun(t *testing.T) {
 		t.Fatalf("a run of 8 did not read ahead (%+v)", a.CacheStats())
 	}
 }
+
+// Files named like volumes past the last one (another archive's volume,
+// a stray file called NAME.029) are left out and listed as strays: the set
+// still ends at the volume whose footer says so, and reads whole.
+func TestStrayVolumesPastTheLastAreLeftOut(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bytes func(t *testing.T) []byte
+	}{
+		{"another archive's volume", func(t *testing.T) []byte {
+			_, other := manyVolumes(t)
+			b, _ := os.ReadFile(other.volumes[len(other.volumes)-1])
+			return b
+		}},
+		{"random bytes", func(t *testing.T) []byte { return bytes.Repeat([]byte("stray "), 1000) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, b := manyVolumes(t)
+			base := strings.TrimSuffix(b.volumes[0], ".001")
+			stray := format.VolumeName(base, uint32(len(b.volumes)+3))
+			if err := os.WriteFile(stray, tc.bytes(t), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			a, err := Open(b.volumes[0], Options{})
+			if err != nil {
+				t.Fatalf("open with a stray volume: %v", err)
+			}
+			defer a.Close()
+			if got := a.StrayVolumes(); len(got) != 1 || got[0] != stray {
+				t.Errorf("strays %q, want %q", got, stray)
+			}
+			rep, err := a.Verify(VerifyOptions{})
+			if err != nil || !rep.Intact() || len(a.Volumes()) != len(b.volumes) {
+				t.Errorf("verify: %v %+v, %d volumes", err, rep, len(a.Volumes()))
+			}
+		})
+	}
+}

@@ -31,6 +31,7 @@ type VerifyReport struct {
 	Damaged        []*BlockError // sorted by block
 	MissingVolumes []string
 	DamagedVolumes []error  // present volumes damaged as a whole: header, length (see Archive.DamagedVolumes)
+	StrayVolumes   []string // files named past the last volume, left out (not damage)
 	AffectedFiles  []string // paths of files whose extents touch a damaged block, sorted
 }
 
@@ -46,7 +47,7 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
-	rep := &VerifyReport{MissingVolumes: a.MissingVolumes(), DamagedVolumes: a.DamagedVolumes()}
+	rep := &VerifyReport{MissingVolumes: a.MissingVolumes(), DamagedVolumes: a.DamagedVolumes(), StrayVolumes: a.StrayVolumes()}
 	rep.IndexErr = a.checkIndex()
 	rep.IndexOK = rep.IndexErr == nil
 

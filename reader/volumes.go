@@ -25,6 +25,7 @@ type volumeSet struct {
 	layout  format.Layout
 	missing map[uint32]bool
 	damaged map[uint32]error // present but truncated or with a damaged header
+	strays  []string         // files named past the last volume, left out
 
 	mu    sync.Mutex
 	open  map[uint32]*volFile
@@ -92,6 +93,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		return nil, footer, err
 	}
 	sizes := map[uint32]int64{num: size}
+	var strays []string
 	headers := map[uint32]format.VolumeHeader{}
 	damaged := map[uint32]error{}
 	if givenErr == nil {
@@ -118,6 +120,31 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		if n > last {
 			last = n
 		}
+	}
+	// Files numbered past the set's last volume are strays (a volume of
+	// another archive, a file that happens to be called NAME.029): the
+	// set ends at the volume below them whose footer says so. They are
+	// left out, not taken for its last volume, which would make the whole
+	// set unreadable.
+	for last > num {
+		if _, ok := headers[last]; ok && headers[last].ID == headers[num].ID && givenErr == nil {
+			break // a volume of the archive given: its footer decides below
+		}
+		below := uint32(0)
+		for n := range sizes {
+			if n < last && n > below {
+				below = n
+			}
+		}
+		f, err := readFooter(format.VolumeName(base, below), sizes[below])
+		if err != nil || f.VolumeCount != below || givenErr == nil && f.ID != given.ID {
+			break
+		}
+		strays = append(strays, format.VolumeName(base, last))
+		delete(sizes, last)
+		delete(headers, last)
+		delete(damaged, last)
+		last = below
 	}
 	// The reference header: the given volume's, else the nearest intact one.
 	ref, refPath := given, path
@@ -180,7 +207,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if got := layout.VolumeCount(stream); got != last {
 		return nil, footer, fmt.Errorf("%s: %w: a stream of %d bytes fills %d volumes, the footer says %d", lastPath, format.ErrCorrupt, stream, got, last)
 	}
-	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, damaged: map[uint32]error{}, open: map[uint32]*volFile{}}
+	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, damaged: map[uint32]error{}, open: map[uint32]*volFile{}, strays: strays}
 	for n := uint32(1); n <= last; n++ {
 		sz, ok := sizes[n]
 		if !ok {

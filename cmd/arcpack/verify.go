@@ -295,6 +295,9 @@ func indexState(r *reader.VerifyReport) string {
 }
 
 func writeVerifyText(out io.Writer, u *units, archive string, a *reader.Archive, r *reader.VerifyReport) {
+	for _, v := range r.StrayVolumes {
+		fmt.Fprintf(out, "not part of the archive (after its last volume, left out): %s\n", v)
+	}
 	if r.Intact() {
 		fmt.Fprintf(out, "%s: intact: %d blocks, %s stored (%s decoded) in %d volume(s), index checked\n",
 			archive, r.Blocks, u.size(r.StoredBytes), u.size(r.RawBytes), len(a.Volumes()))
@@ -328,6 +331,7 @@ type verifyJSON struct {
 	IndexError     string        `json:"index_error,omitempty"`
 	MissingVolumes []string      `json:"missing_volumes"`
 	DamagedVolumes []string      `json:"damaged_volumes"` // "NAME.NNN: what is wrong" (header, length)
+	StrayVolumes   []string      `json:"stray_volumes"`   // files named past the last volume, left out
 	DamagedBlocks  []blockJSON   `json:"damaged_blocks"`
 	AffectedFiles  []string      `json:"affected_files"`
 	Recovery       *recoveryJSON `json:"recovery,omitempty"` // only when recovery volumes exist
@@ -345,7 +349,7 @@ func writeVerifyJSON(out io.Writer, r *reader.VerifyReport, rec *recoveryCheck) 
 		Intact: r.Intact() && rec.intact(), Recovery: rec.json(), Blocks: r.Blocks, StoredBytes: r.StoredBytes, RawBytes: r.RawBytes,
 		IndexOK: r.IndexOK, MissingVolumes: append([]string{}, r.MissingVolumes...),
 		DamagedBlocks: []blockJSON{}, AffectedFiles: append([]string{}, r.AffectedFiles...),
-		DamagedVolumes: []string{},
+		DamagedVolumes: []string{}, StrayVolumes: append([]string{}, r.StrayVolumes...),
 	}
 	for _, e := range r.DamagedVolumes {
 		v.DamagedVolumes = append(v.DamagedVolumes, e.Error())
