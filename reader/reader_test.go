@@ -1112,3 +1112,29 @@ func TestStrayVolumesPastTheLastAreLeftOut(t *testing.T) {
 		})
 	}
 }
+
+// With the volume named missing (NAME.001, which NAME also stands for),
+// the set opens through another one, and the missing volume is damage
+// like any other: verify names it and the files it held.
+func TestTheNamedVolumeMissingOpensThroughAnother(t *testing.T) {
+	_, b := manyVolumes(t)
+	os.Remove(b.volumes[0])
+	base := strings.TrimSuffix(b.volumes[0], ".001")
+	for _, name := range []string{b.volumes[0], base} {
+		a, err := Open(name, Options{})
+		if err != nil {
+			t.Fatalf("open %s: %v", name, err)
+		}
+		rep, err := a.Verify(VerifyOptions{})
+		a.Close()
+		if err != nil || len(rep.MissingVolumes) != 1 || rep.MissingVolumes[0] != b.volumes[0] || len(rep.AffectedFiles) == 0 {
+			t.Errorf("open %s: verify %v, missing %q, %d files affected", name, err, rep.MissingVolumes, len(rep.AffectedFiles))
+		}
+	}
+	for _, v := range b.volumes[1:] {
+		os.Remove(v)
+	}
+	if _, err := Open(base, Options{}); err == nil || !strings.Contains(err.Error(), "not an arc volume name") {
+		t.Errorf("open with no volume left: %v", err)
+	}
+}

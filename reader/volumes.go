@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 
 	"arc/format"
 )
@@ -73,11 +74,28 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	var footer format.Footer
 	base, num, ok := format.ParseVolumeName(path)
 	if !ok {
-		if _, err := os.Stat(format.VolumeName(path, 1)); err != nil {
-			return nil, footer, fmt.Errorf("%s: not an arc volume name (want NAME.001, NAME.002, …)", path)
-		}
 		base, num = path, 1
 		path = format.VolumeName(path, 1)
+	}
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		// The volume named is missing (NAME.001 most often, which NAME
+		// stands for) but others are there, after it: open the set
+		// through the first one present, so that the missing one is
+		// reported as such, with what it held.
+		present, _ := format.ListVolumes(base)
+		if len(present) > 0 && num > present[len(present)-1] && num != 1 {
+			// Past the volumes there: a name mistyped, perhaps of
+			// another archive; say so (cmd's hint lists the volumes).
+			return nil, footer, &os.PathError{Op: "open", Path: path, Err: syscall.ENOENT}
+		}
+		if len(present) == 0 {
+			if !ok {
+				return nil, footer, fmt.Errorf("%s: not an arc volume name (want NAME.001, NAME.002, …)", base)
+			}
+			return nil, footer, &os.PathError{Op: "open", Path: path, Err: syscall.ENOENT}
+		}
+		num = present[0]
+		path = format.VolumeName(base, num)
 	}
 	given, size, givenErr := readHeader(path)
 	if givenErr != nil && size < 0 {

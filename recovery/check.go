@@ -160,6 +160,9 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 		*vr = VolumeReport{Path: p, WantSize: g.sizes[i]}
 		f, size, err := openSized(p)
 		vr.Size = size
+		if err != nil && !absent(err) {
+			return nil, err
+		}
 		if err != nil {
 			vr.State = Missing
 			setAll(s.badData[g.first[i]:g.first[i+1]])
@@ -184,6 +187,9 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 		n := g.paritiesIn(v)
 		f, size, err := openSized(p)
 		vr.Size = size
+		if err != nil && !absent(err) {
+			return nil, err
+		}
 		if err != nil {
 			vr.State = Missing
 			setAll(s.badParity[first : first+int64(n)])
@@ -275,6 +281,14 @@ func setAll(b []bool) {
 	for i := range b {
 		b[i] = true
 	}
+}
+
+// absent reports whether an open failed because the volume is not there
+// (or is not a regular file): it is then missing, and repair may write it.
+// Other failures (too many open files, permission) are the caller's to
+// report: the volume may well be intact.
+func absent(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, format.ErrNotRegular)
 }
 
 // openSized opens path for reading; size is -1 when it cannot be opened.

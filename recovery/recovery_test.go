@@ -577,3 +577,24 @@ func TestVerifyShardsAllocatesOnlyForTheFilesBytes(t *testing.T) {
 		t.Errorf("allocated %d bytes for a 100-byte file; bad %v", d, bad)
 	}
 }
+
+// A volume that cannot be opened for another reason than its absence (a
+// symlink loop here; too many open files, permission elsewhere) is an
+// error to report, not a missing volume to rebuild over.
+func TestAVolumeThatCannotBeOpenedIsNotMissing(t *testing.T) {
+	base, _, _ := fixture(t)
+	p := format.VolumeName(base, 3)
+	os.Remove(p)
+	if err := os.Symlink(filepath.Base(p), p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Check(ctx, base, Options{}); !errors.Is(err, syscall.ELOOP) {
+		t.Errorf("check: %v, want the open's error (ELOOP)", err)
+	}
+	if _, err := Repair(ctx, base, Options{}); !errors.Is(err, syscall.ELOOP) {
+		t.Errorf("repair: %v, want the open's error (ELOOP)", err)
+	}
+	if fi, err := os.Lstat(p); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the looping symlink was replaced: %v", err)
+	}
+}
