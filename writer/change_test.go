@@ -179,20 +179,20 @@ func TestOpenListedRefusesWhatTheScanDidNotList(t *testing.T) {
 	if unix.Lstat(filepath.Join(dir, "d"), &d) != nil || unix.Lstat(filepath.Join(dir, "d/f"), &f) != nil {
 		t.Fatal("lstat")
 	}
-	if fd, err := openListed(filepath.Join(dir, "d"), unix.O_DIRECTORY, d.Dev, d.Ino); err != nil {
+	if fd, _, err := openListed(filepath.Join(dir, "d"), unix.O_DIRECTORY, d.Dev, d.Ino); err != nil {
 		t.Fatalf("the listed directory: %v", err)
 	} else {
 		unix.Close(fd)
 	}
 	os.Rename(filepath.Join(dir, "d"), filepath.Join(dir, "was-d"))
 	os.Symlink(filepath.Join(dir, "other"), filepath.Join(dir, "d"))
-	if _, err := openListed(filepath.Join(dir, "d"), unix.O_DIRECTORY, d.Dev, d.Ino); err == nil {
+	if _, _, err := openListed(filepath.Join(dir, "d"), unix.O_DIRECTORY, d.Dev, d.Ino); err == nil {
 		t.Error("a symlink in place of the listed directory was opened")
 	}
-	if _, err := openListed(filepath.Join(dir, "d/f"), 0, f.Dev, f.Ino); !errors.Is(err, errReplaced) {
+	if _, _, err := openListed(filepath.Join(dir, "d/f"), 0, f.Dev, f.Ino); !errors.Is(err, errReplaced) {
 		t.Errorf("a file reached through the swapped directory: %v, want errReplaced", err)
 	}
-	if _, err := openListed(filepath.Join(dir, "was-d"), 0, d.Dev, d.Ino); !errors.Is(err, errReplaced) {
+	if _, _, err := openListed(filepath.Join(dir, "was-d"), 0, d.Dev, d.Ino); !errors.Is(err, errReplaced) {
 		t.Errorf("a directory opened as a file: %v, want errReplaced", err)
 	}
 }

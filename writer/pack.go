@@ -358,7 +358,7 @@ func (p *packer) readJob(j *fileJob, cand bool) {
 		return
 	}
 	if cand {
-		f, err := openFile(n)
+		f, _, err := openFile(n)
 		if err != nil {
 			j.err = err
 			return
@@ -421,15 +421,11 @@ var errGrown = errors.New("grew past the whole-file limit")
 func (p *packer) readSnapshot(n *node, max int64, buf []byte) (snapshot, error) {
 	path := n.path
 	for attempt := 0; ; attempt++ {
-		fd, err := openListed(path, 0, n.dev, n.ino)
+		fd, before, err := openListed(path, 0, n.dev, n.ino)
 		if err != nil {
 			return snapshot{}, err
 		}
-		var before, after unix.Stat_t
-		if err := unix.Fstat(fd, &before); err != nil {
-			unix.Close(fd)
-			return snapshot{}, &os.PathError{Op: "stat", Path: path, Err: err}
-		}
+		var after unix.Stat_t
 		if before.Size > max {
 			unix.Close(fd)
 			return snapshot{stamp: stampOf(&before)}, errGrown
@@ -477,13 +473,14 @@ func readFull(fd int, buf []byte) (int, error) {
 	return got, nil
 }
 
-// openFile opens the file of node n for a streamed read (openListed).
-func openFile(n *node) (*os.File, error) {
-	fd, err := openListed(n.path, 0, n.dev, n.ino)
+// openFile opens the file of node n for a streamed read (openListed), and
+// returns its stat.
+func openFile(n *node) (*os.File, unix.Stat_t, error) {
+	fd, st, err := openListed(n.path, 0, n.dev, n.ino)
 	if err != nil {
-		return nil, err
+		return nil, st, err
 	}
-	return os.NewFile(uintptr(fd), n.path), nil
+	return os.NewFile(uintptr(fd), n.path), st, nil
 }
 
 // sequence places one file's content, in path order.
@@ -753,15 +750,12 @@ func (p *packer) streamFile(n *node, st *streamer, hash bool) (sum [32]byte, err
 // streamOnce is one copy of streamFile's; changed reports that the file's
 // stamp moved while it was read. Counters count the last copy only.
 func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum [32]byte, changed bool, err error) {
-	f, err := openFile(n)
+	f, before, err := openFile(n)
 	if err != nil {
 		return sum, false, p.skipAfter(n, err)
 	}
 	defer f.Close()
-	var before, after unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &before); err != nil {
-		return sum, false, p.skipAfter(n, err)
-	}
+	var after unix.Stat_t
 	size := before.Size
 	runs := []dataRun{{0, size, false}}
 	if p.sparse(n) {

@@ -161,7 +161,7 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 	s.mu.Lock()
 	dirPath, dev, ino := s.nodes[idx].path, s.nodes[idx].dev, s.nodes[idx].ino
 	s.mu.Unlock()
-	fd, err := openListed(dirPath, unix.O_DIRECTORY, dev, ino)
+	fd, _, err := openListed(dirPath, unix.O_DIRECTORY, dev, ino)
 	if err != nil {
 		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
 		return
@@ -368,23 +368,25 @@ var errReplaced = errors.New("replaced since the scan listed it")
 // and checks that it is what the scan listed there: device dev, inode ino,
 // and a directory for O_DIRECTORY, a regular file otherwise. A path whose
 // directories were swapped for symlinks since the scan reaches another
-// file, which this refuses (errReplaced).
-func openListed(path string, flags int, dev, ino uint64) (int, error) {
+// file, which this refuses (errReplaced). It returns the file's stat.
+func openListed(path string, flags int, dev, ino uint64) (int, unix.Stat_t, error) {
+	var st unix.Stat_t
 	for {
+		keep := unix.O_NOATIME // the flags F_SETFL keeps
 		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOATIME|flags, 0)
 		if err == unix.EPERM { // O_NOATIME: only for the owner or root
+			keep = 0
 			fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|flags, 0)
 		}
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+			return -1, st, &os.PathError{Op: "open", Path: path, Err: err}
 		}
-		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
 			unix.Close(fd)
-			return -1, &os.PathError{Op: "stat", Path: path, Err: err}
+			return -1, st, &os.PathError{Op: "stat", Path: path, Err: err}
 		}
 		want := uint32(unix.S_IFREG)
 		if flags&unix.O_DIRECTORY != 0 {
@@ -392,12 +394,14 @@ func openListed(path string, flags int, dev, ino uint64) (int, error) {
 		}
 		if st.Dev != dev || st.Ino != ino || st.Mode&unix.S_IFMT != want {
 			unix.Close(fd)
-			return -1, &os.PathError{Op: "open", Path: path, Err: errReplaced}
+			return -1, st, &os.PathError{Op: "open", Path: path, Err: errReplaced}
 		}
-		if err := unix.SetNonblock(fd, false); err != nil {
+		// Blocking again, in one system call: of the status flags
+		// F_SETFL sets, only O_NOATIME was asked for.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, keep); err != nil {
 			unix.Close(fd)
-			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+			return -1, st, &os.PathError{Op: "open", Path: path, Err: err}
 		}
-		return fd, nil
+		return fd, st, nil
 	}
 }
