@@ -2,9 +2,13 @@ package integration
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -235,6 +239,63 @@ func TestListJSONIsStable(t *testing.T) {
 		if _, ok := info[k]; !ok {
 			t.Errorf("info --json lacks %q", k)
 		}
+	}
+}
+
+// Names that are not valid UTF-8 keep one spelling across list --json: a
+// hardlink's link_to is the path of the entry it names, and a symlink's
+// target has its exact bytes beside it (target_base64). mtime always has
+// nine digits of nanoseconds. Paths given with "." and "//" list what the
+// clean path does; a cat whose output fails is not damage.
+func TestListAndCatSpellPathsOneWay(t *testing.T) {
+	src := t.TempDir()
+	bad := filepath.Join(src, "bad\xffname")
+	os.WriteFile(bad, []byte("x"), 0o644)
+	os.Mkdir(filepath.Join(src, "d"), 0o755)
+	os.WriteFile(filepath.Join(src, "d", "a"), []byte("hello"), 0o644)
+	os.Link(bad, filepath.Join(src, "d", "hl"))
+	os.Symlink("tgt\xfe", filepath.Join(src, "sym"))
+	os.Chtimes(filepath.Join(src, "d", "a"), time.Unix(1577836800, 0), time.Unix(1577836800, 0))
+	base := pack(t, nil, src)
+	byPath := map[string]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(mustArcpack(t, "list", base+".001", "--json").stdout), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		byPath[e["path"].(string)] = e
+	}
+	hl := byPath["d/hl"]
+	if hl == nil || byPath[fmt.Sprint(hl["link_to"])] == nil {
+		t.Errorf("d/hl: link_to %v names no entry's path", hl["link_to"])
+	}
+	if sym := byPath["sym"]; sym == nil || sym["target_base64"] != base64.StdEncoding.EncodeToString([]byte("tgt\xfe")) {
+		t.Errorf("sym: %v, want target_base64 of its exact target", sym)
+	}
+	if a := byPath["d/a"]; a == nil || a["mtime"] != "2020-01-01T00:00:00.000000000Z" {
+		t.Errorf("d/a: mtime %v, want nine digits of nanoseconds", a["mtime"])
+	}
+	for _, p := range []string{"d", "./d", "d/", ".//d/."} {
+		if got := mustArcpack(t, "list", base+".001", p).stdout; got != "d\nd/a\nd/hl\n" {
+			t.Errorf("list %q: %q", p, got)
+		}
+	}
+	if got := mustArcpack(t, "list", base+".001", ".").stdout; strings.Count(got, "\n") != 5 {
+		t.Errorf("list .: %q, want all 5 entries", got)
+	}
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip("no /dev/full")
+	}
+	defer full.Close()
+	cmd := exec.Command(arcpackBin, "cat", base+".001", "d/a")
+	cmd.Stdout = full
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || strings.Contains(stderr.String(), "repair") || !strings.Contains(stderr.String(), "no space left") {
+		t.Errorf("cat to a full disk: %v, %s; want exit 2 and the write error, no repair hint", err, stderr.String())
 	}
 }
 

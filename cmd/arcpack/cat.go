@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -44,14 +45,41 @@ func runCat(out io.Writer, archive, path string) error {
 	if x.Inodes.Mode[ino]&format.ModeType != format.ModeReg {
 		return fmt.Errorf("cat %s: %s: not a regular file (%s)", archive, path, typeName(x.Inodes.Mode[ino]))
 	}
-	w := bufio.NewWriterSize(out, 1<<20)
+	w := bufio.NewWriterSize(outWriter{out}, 1<<20)
 	_, err = io.Copy(w, io.NewSectionReader(a.File(ino), 0, int64(x.Inodes.Size[ino])))
+	// What was read before a damaged block goes out in full.
+	if ferr := w.Flush(); ferr != nil && err == nil {
+		err = ferr
+	}
 	if err != nil {
+		var we *writeError
+		if errors.As(err, &we) {
+			// Where the output goes failed (a full disk): not damage,
+			// and nothing repair could mend.
+			return fmt.Errorf("cat %s: %s: %w", archive, path, we.err)
+		}
 		err = fmt.Errorf("cat %s: %s: %w", archive, path, err)
 		if h := hint.Repair(archive); h != "" {
 			err = fmt.Errorf("%w; %s", err, h)
 		}
 		return &exitError{code: exitDamage, err: err}
 	}
-	return w.Flush()
+	return nil
+}
+
+// writeError is a failure to write the output, told apart from a failure
+// to read the archive.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+
+// outWriter marks its writer's errors as writeErrors.
+type outWriter struct{ w io.Writer }
+
+func (o outWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil {
+		err = &writeError{err}
+	}
+	return n, err
 }

@@ -67,11 +67,10 @@ func runList(out io.Writer, u *units, f *listFlags, archive string, paths []stri
 	// the whole tree is walked even when listing parts of it.
 	prefixes := make([][]byte, len(paths))
 	for i, p := range paths {
-		clean := strings.Trim(p, "/")
-		if _, err := resolve(x, clean); err != nil {
+		if _, err := resolve(x, p); err != nil {
 			return fmt.Errorf("list %s: %s: %w", archive, p, err)
 		}
-		prefixes[i] = []byte(clean)
+		prefixes[i] = []byte(cleanPath(p))
 	}
 	l.filter = func(p []byte) bool {
 		for _, pre := range prefixes {
@@ -85,6 +84,19 @@ func runList(out io.Writer, u *units, f *listFlags, archive string, paths []stri
 		return err
 	}
 	return w.Flush()
+}
+
+// cleanPath is an archive path as the walk spells it: the '/'-separated
+// names only, without empty and "." ones ("" is the root). resolve has
+// refused "..".
+func cleanPath(p string) string {
+	var parts []string
+	for _, part := range strings.Split(p, "/") {
+		if part != "" && part != "." {
+			parts = append(parts, part)
+		}
+	}
+	return strings.Join(parts, "/")
 }
 
 // resolve finds the dirent at a '/'-separated path relative to the root.
@@ -137,23 +149,24 @@ type lister struct {
 // jsonEntry is one line of `list --json`. Its fields are a stable interface
 // documented in docs/CLI.md: add fields, never rename or remove them.
 type jsonEntry struct {
-	Path       string  `json:"path"`
-	PathBase64 string  `json:"path_base64,omitempty"` // exact bytes when path is not valid UTF-8
-	Type       string  `json:"type"`
-	Mode       string  `json:"mode"` // octal permission bits incl. setuid/setgid/sticky
-	UID        uint32  `json:"uid"`
-	GID        uint32  `json:"gid"`
-	User       string  `json:"user,omitempty"`
-	Group      string  `json:"group,omitempty"`
-	Size       uint64  `json:"size"`
-	Mtime      string  `json:"mtime"` // RFC 3339 with nanoseconds, UTC
-	MtimeNs    int64   `json:"mtime_ns"`
-	Target     string  `json:"target,omitempty"`  // symlink target
-	LinkTo     string  `json:"link_to,omitempty"` // hardlink: first path of the same inode
-	Nlink      uint32  `json:"nlink"`
-	Inode      uint32  `json:"inode"`
-	DevMajor   *uint32 `json:"dev_major,omitempty"`
-	DevMinor   *uint32 `json:"dev_minor,omitempty"`
+	Path         string  `json:"path"`
+	PathBase64   string  `json:"path_base64,omitempty"` // exact bytes when path is not valid UTF-8
+	Type         string  `json:"type"`
+	Mode         string  `json:"mode"` // octal permission bits incl. setuid/setgid/sticky
+	UID          uint32  `json:"uid"`
+	GID          uint32  `json:"gid"`
+	User         string  `json:"user,omitempty"`
+	Group        string  `json:"group,omitempty"`
+	Size         uint64  `json:"size"`
+	Mtime        string  `json:"mtime"` // RFC 3339 with nanoseconds, UTC
+	MtimeNs      int64   `json:"mtime_ns"`
+	Target       string  `json:"target,omitempty"`        // symlink target
+	TargetBase64 string  `json:"target_base64,omitempty"` // exact bytes when target is not valid UTF-8
+	LinkTo       string  `json:"link_to,omitempty"`       // hardlink: first path of the same inode, as its path is written
+	Nlink        uint32  `json:"nlink"`
+	Inode        uint32  `json:"inode"`
+	DevMajor     *uint32 `json:"dev_major,omitempty"`
+	DevMinor     *uint32 `json:"dev_minor,omitempty"`
 }
 
 func (l *lister) entry(p []byte, d uint32) error {
@@ -178,15 +191,20 @@ func (l *lister) entry(p []byte, d uint32) error {
 			UID: x.Inodes.UID[ino], GID: x.Inodes.GID[ino],
 			User: l.names.users[x.Inodes.UID[ino]], Group: l.names.groups[x.Inodes.GID[ino]],
 			Size: x.Inodes.Size[ino], MtimeNs: x.Inodes.Mtime[ino],
-			Mtime:  time.Unix(0, x.Inodes.Mtime[ino]).UTC().Format(time.RFC3339Nano),
-			LinkTo: linkTo, Nlink: x.Nlink[ino], Inode: ino,
+			Mtime:  time.Unix(0, x.Inodes.Mtime[ino]).UTC().Format(rfc3339NanoFixed),
+			LinkTo: jsonName(linkTo), Nlink: x.Nlink[ino], Inode: ino,
 		}
 		if !utf8.ValidString(path) {
 			e.Path = escapeName(path)
 			e.PathBase64 = base64.StdEncoding.EncodeToString(p)
 		}
 		if mode&format.ModeType == format.ModeLink {
-			e.Target = string(x.Symlink(ino))
+			t := x.Symlink(ino)
+			e.Target = string(t)
+			if !utf8.Valid(t) {
+				e.Target = escapeName(string(t))
+				e.TargetBase64 = base64.StdEncoding.EncodeToString(t)
+			}
 		}
 		if t := mode & format.ModeType; t == format.ModeChr || t == format.ModeBlk {
 			maj, min := devNumbers(x.Inodes.Rdev[ino])
@@ -300,6 +318,21 @@ func modeString(mode uint32) string {
 	special(0o2000, 6, 's', 'S')
 	special(0o1000, 9, 't', 'T')
 	return string(b[:])
+}
+
+// rfc3339NanoFixed is RFC 3339 with all nine digits of nanoseconds, so
+// that every entry's mtime has the same form (time.RFC3339Nano drops
+// trailing zeros, and whole seconds lose the fraction).
+const rfc3339NanoFixed = "2006-01-02T15:04:05.000000000Z07:00"
+
+// jsonName is a path as list --json writes it in "path": as it is when it
+// is valid UTF-8, escaped (escapeName) otherwise, so that "link_to" is
+// exactly the "path" of the entry it names.
+func jsonName(p string) string {
+	if utf8.ValidString(p) {
+		return p
+	}
+	return escapeName(p)
 }
 
 // escapeName makes a file name printable on one line: C escapes for
