@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -218,5 +219,46 @@ func TestTheReplacedArchiveIsNotPacked(t *testing.T) {
 	a := readBack(t, res.Volumes, 0)
 	if _, ok := a.content["self.001"]; ok || len(a.content) != 1 {
 		t.Errorf("archive holds %d files, want f alone (not self.001 or self.r01)", len(a.content))
+	}
+}
+
+// A time the archive cannot hold (nanoseconds since 1970 in 64 bits end in
+// 2262) is kept as the nearest it holds, with a warning, from a tree and
+// from a tar stream alike: it wrapped to 1815 before.
+func TestTimesPastTheRangeAreClampedWithAWarning(t *testing.T) {
+	far := time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC)
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"future": []byte("f")})
+	ts := []unix.Timespec{{Sec: far.Unix()}, {Sec: far.Unix()}} // os.Chtimes goes through UnixNano, which overflows
+	if err := unix.UtimesNano(filepath.Join(src, "future"), ts); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if unix.Stat(filepath.Join(src, "future"), &st) != nil || st.Mtim.Sec != far.Unix() {
+		t.Skip("this filesystem cannot hold the year 2400")
+	}
+	o := small()
+	var warnings []string
+	o.Warn = func(err error) { warnings = append(warnings, err.Error()) }
+	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := readBack(t, res.Volumes, 0)
+	want := int64(maxNsSec) * 1e9
+	if got := a.idx.Inodes.Mtime[a.inode["future"]]; got != want {
+		t.Errorf("tree: mtime %d, want %d (the last second held)", got, want)
+	}
+	stream := tarOf(t, tar.FormatPAX, []tarMember{{tar.Header{Name: "future", Typeflag: tar.TypeReg, ModTime: far, Mode: 0o644}, []byte("f")}})
+	res, err = CreateFromTar(context.Background(), filepath.Join(t.TempDir(), "t"), bytes.NewReader(stream), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = readBack(t, res.Volumes, 0)
+	if got := a.idx.Inodes.Mtime[a.inode["future"]]; got != want {
+		t.Errorf("tar: mtime %d, want %d", got, want)
+	}
+	if j := strings.Join(warnings, "\n"); strings.Count(j, "outside what the archive holds") != 2 {
+		t.Errorf("warnings:\n%s", j)
 	}
 }

@@ -399,7 +399,7 @@ func (p *packer) seen(k dupKey) bool {
 type fileStamp struct{ size, mtime, ctime int64 }
 
 func stampOf(st *unix.Stat_t) fileStamp {
-	return fileStamp{st.Size, st.Mtim.Nano(), st.Ctim.Nano()}
+	return fileStamp{st.Size, nsOf(st.Mtim), nsOf(st.Ctim)}
 }
 
 // snapshot is a whole file as read, with the stamp it had then.
@@ -819,7 +819,7 @@ func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum 
 	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
 		return sum, false, p.skipAfter(n, err)
 	}
-	n.size, n.mtime = stored, after.Mtim.Nano()
+	n.size, n.mtime = stored, nsOf(after.Mtim)
 	if h != nil {
 		copy(sum[:], h.Sum(nil))
 	}

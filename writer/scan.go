@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -249,8 +250,11 @@ func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32) (
 	n := node{
 		name: name, path: path, parent: parent,
 		mode: st.Mode, uid: st.Uid, gid: st.Gid, size: st.Size, blocks: st.Blocks,
-		mtime: st.Mtim.Nano(), atime: st.Atim.Nano(), rdev: st.Rdev,
+		mtime: nsOf(st.Mtim), atime: nsOf(st.Atim), rdev: st.Rdev,
 		dev: st.Dev, ino: st.Ino, nlink: uint64(st.Nlink),
+	}
+	if !nsFits(st.Mtim) || !nsFits(st.Atim) {
+		s.warn(fmt.Errorf("%s: a time outside what the archive holds (nanoseconds from 1970 in 64 bits: the years 1678 to 2262), kept as the nearest it holds", path))
 	}
 	switch n.mode & format.ModeType {
 	case format.ModeReg:
@@ -404,4 +408,24 @@ func openListed(path string, flags int, dev, ino uint64) (int, unix.Stat_t, erro
 		}
 		return fd, st, nil
 	}
+}
+
+// The archive keeps times as nanoseconds since 1970 in an int64: the years
+// 1678 to 2262. Times outside are kept as the nearest end of that range,
+// not wrapped around (Timespec.Nano overflows silently).
+const maxNsSec = math.MaxInt64/1_000_000_000 - 1
+
+// nsFits reports whether t is within the range the archive holds.
+func nsFits(t unix.Timespec) bool { return t.Sec >= -maxNsSec && t.Sec <= maxNsSec }
+
+// nsOf is t in nanoseconds since 1970, clamped to the range the archive
+// holds.
+func nsOf(t unix.Timespec) int64 {
+	switch {
+	case t.Sec > maxNsSec:
+		return maxNsSec * 1e9
+	case t.Sec < -maxNsSec:
+		return -maxNsSec * 1e9
+	}
+	return t.Nano()
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"arc/format"
 
@@ -161,14 +162,17 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 		mode:  uint32(hdr.Mode) & 0o7777,
 		uid:   uint32(hdr.Uid),
 		gid:   uint32(hdr.Gid),
-		mtime: hdr.ModTime.UnixNano(),
-		atime: hdr.ModTime.UnixNano(),
+		mtime: timeNs(hdr.ModTime),
+		atime: timeNs(hdr.ModTime),
 	}
 	if name == "" {
 		n.name = nil
 	}
+	if t := hdr.ModTime.Unix(); t > maxNsSec || t < -maxNsSec {
+		p.opt.warn(fmt.Errorf("tar member %s: a time outside what the archive holds (the years 1678 to 2262), kept as the nearest it holds", hdr.Name))
+	}
 	if !hdr.AccessTime.IsZero() {
-		n.atime = hdr.AccessTime.UnixNano()
+		n.atime = timeNs(hdr.AccessTime)
 	}
 	e := &tarEntry{path: name}
 	switch hdr.Typeflag {
@@ -512,4 +516,10 @@ func (p *packer) tarOwner(id string, group bool) (string, bool) {
 	}
 	name, ok := names[uint32(n)]
 	return name, ok
+}
+
+// timeNs is t in nanoseconds since 1970, clamped to the range the archive
+// holds (nsOf).
+func timeNs(t time.Time) int64 {
+	return nsOf(unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())})
 }

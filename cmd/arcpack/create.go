@@ -222,7 +222,11 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		}
 	}
 	if res.Skipped > 0 || warnings.Load() > 0 {
-		return &exitError{code: exitDamage, err: fmt.Errorf("create %s: %d file(s) skipped, see the warnings above", f.out, res.Skipped)}
+		msg := fmt.Sprintf("%d file(s) skipped", res.Skipped)
+		if res.Skipped == 0 {
+			msg = "not everything kept as it was" // a time out of range, xattrs left out
+		}
+		return &exitError{code: exitDamage, err: fmt.Errorf("create %s: %s, see the warnings above", f.out, msg)}
 	}
 	return nil
 }
