@@ -139,6 +139,10 @@ type Cache struct {
 	queue chan []uint32
 	quit  chan struct{}
 	wg    sync.WaitGroup
+
+	// afterFailedPrefetch, when set (by tests), runs in Get after it
+	// waited for a prefetch of key that failed, before it tries again.
+	afterFailedPrefetch func(key uint32)
 }
 
 // New starts a cache and its prefetch workers; Close stops them.
@@ -208,14 +212,25 @@ func (c *Cache) Close() {
 // Get returns block key, loading it on a miss (or waiting for the load in
 // flight). The caller must Release the buffer when done with its bytes.
 func (c *Cache) Get(key uint32) (*Buf, error) {
-	b, retry, err := c.get(key, true)
-	if retry {
-		// A prefetch (perhaps a batch on another decoder) failed for this
-		// key: load it on the demand path, which reports its own error.
-		b, _, err = c.get(key, false)
+	for joins := 1; ; joins++ {
+		b, retry, err := c.get(key, joins <= maxPrefetchJoins)
+		if !retry {
+			return b, err
+		}
+		// A prefetch (perhaps a batch on another decoder) failed for
+		// this key: load it on the demand path, which reports its own
+		// error. Read-ahead may have asked for the key again meanwhile;
+		// a failure of that prefetch sends this caller round again, a
+		// bounded number of times.
+		if c.afterFailedPrefetch != nil {
+			c.afterFailedPrefetch(key)
+		}
 	}
-	return b, err
 }
+
+// maxPrefetchJoins bounds the failed prefetches of one key a Get waits
+// for before it reports the failure of the next.
+const maxPrefetchJoins = 4
 
 func (c *Cache) get(key uint32, mayRetry bool) (buf *Buf, retry bool, err error) {
 	c.mu.Lock()

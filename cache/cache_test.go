@@ -467,3 +467,62 @@ func TestReadOfAPrefetchInFlightCountsAsRead(t *testing.T) {
 		t.Errorf("block 10 was read, yet PrefetchUnread %d, Payoff %d", st.PrefetchUnread, c.Payoff())
 	}
 }
+
+// A Get that waited for a prefetch which failed loads the block on the
+// demand path, even when read-ahead asked for the key again meanwhile and
+// that prefetch fails too (a batch decoder whose output fails its checks,
+// where the CPU decodes the block fine): it goes round again instead of
+// reporting the second prefetch's failure.
+func TestGetAfterAFailedPrefetchLoadsEvenWhenAnotherFails(t *testing.T) {
+	gate := make(chan struct{})
+	cnt := newCounter()
+	c := newCache(t, 1<<20, cnt.load, func(cfg *Config) {
+		cfg.LoadBatch = func(keys []uint32, dsts [][]byte) []error {
+			<-gate
+			errs := make([]error, len(keys))
+			for i := range errs {
+				errs[i] = errors.New("batch decoder failed")
+			}
+			return errs
+		}
+	})
+	inFlight := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		f, ok := c.flights[1]
+		return ok && f.prefetch
+	}
+	waiting := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		f, ok := c.flights[1]
+		return ok && f.waiters == 1
+	}
+	var again sync.Once
+	c.afterFailedPrefetch = func(key uint32) {
+		again.Do(func() {
+			// Read-ahead asks for the key again before Get's retry.
+			c.Prefetch([]uint32{key, 3})
+			waitFor(t, inFlight)
+			go func() {
+				waitFor(t, waiting)
+				gate <- struct{}{}
+			}()
+		})
+	}
+	c.Prefetch([]uint32{1, 2}) // a batch: one key alone goes to Load
+	waitFor(t, inFlight)
+	go func() {
+		waitFor(t, waiting)
+		gate <- struct{}{}
+	}()
+	b, err := c.Get(1)
+	if err != nil {
+		t.Fatalf("Get after two failed prefetches: %v", err)
+	}
+	checkBlock(t, b, 1)
+	b.Release()
+	if cnt.total.Load() != 1 {
+		t.Errorf("%d demand loads, want 1", cnt.total.Load())
+	}
+}
