@@ -124,6 +124,7 @@ type Cache struct {
 	// prefetched block read, and the load clock when one was read last.
 	loaded, prefetched int64
 	readUpTo, readAt   int64
+	aheadLoading       int64 // buffer bytes of the prefetches being decoded
 	flights            map[uint32]*flight
 	queued             map[uint32]struct{} // keys waiting in the prefetch queue
 	closed             bool
@@ -293,6 +294,9 @@ func (c *Cache) Contains(key uint32) bool {
 func (c *Cache) complete(key uint32, f *flight, buf *Buf, err error, t tier, own int32) {
 	c.mu.Lock()
 	delete(c.flights, key)
+	if f.prefetch {
+		c.aheadLoading -= int64(classCap(c.cfg.Size(key)))
+	}
 	c.st.Loads++
 	if t == tierAhead {
 		c.st.PrefetchLoads++
@@ -529,7 +533,10 @@ func (c *Cache) prefetch(job []uint32) {
 	}
 	var keys []uint32
 	var fl []*flight
-	budget := c.aheadMax - c.bytes[tierAhead]
+	// The share counts the prefetches other workers are decoding too:
+	// else each would take the whole of it, and once done they would
+	// evict one another's unread blocks.
+	budget := c.aheadMax - c.bytes[tierAhead] - c.aheadLoading
 	for _, k := range job {
 		if _, ok := c.items[k]; ok {
 			c.st.PrefetchSkipped++
@@ -546,6 +553,7 @@ func (c *Cache) prefetch(job []uint32) {
 			break
 		}
 		budget -= sz
+		c.aheadLoading += sz
 		f := &flight{done: make(chan struct{}), prefetch: true}
 		c.flights[k] = f
 		keys = append(keys, k)

@@ -526,3 +526,33 @@ func TestGetAfterAFailedPrefetchLoadsEvenWhenAnotherFails(t *testing.T) {
 		t.Errorf("%d demand loads, want 1", cnt.total.Load())
 	}
 }
+
+// The read-ahead share holds whatever the workers decode at once: two
+// prefetch jobs decoded side by side take the share between them, not each
+// the whole of it, and so never evict each other's unread blocks.
+func TestPrefetchesDecodedAtOnceShareTheAheadShare(t *testing.T) {
+	var inside atomic.Int32
+	c := newCache(t, 8*blk, newCounter().load, func(cfg *Config) {
+		cfg.LoadBatch = func(keys []uint32, dsts [][]byte) []error {
+			// Wait (a while) for the other job to be decoding too, as
+			// it would on another core.
+			inside.Add(1)
+			for i := 0; i < 100 && inside.Load() < 2; i++ {
+				time.Sleep(2 * time.Millisecond)
+			}
+			for i, k := range keys {
+				fill(k, dsts[i])
+			}
+			return make([]error, len(keys))
+		}
+	})
+	// 6 of the 8 blocks are the ahead share.
+	c.Prefetch([]uint32{0, 1, 2, 3, 4, 5})
+	c.Prefetch([]uint32{10, 11, 12, 13, 14, 15})
+	waitFor(t, func() bool { s := c.Stats(); return s.InFlight == 0 && s.Queued == 0 && s.PrefetchLoads > 0 })
+	time.Sleep(20 * time.Millisecond)
+	s := c.Stats()
+	if s.PrefetchUnread != 0 || s.AheadBytes > 6*blk || s.PrefetchLoads > 6 {
+		t.Errorf("%d prefetched, %d evicted unread, %d bytes ahead (share %d)", s.PrefetchLoads, s.PrefetchUnread, s.AheadBytes, 6*blk)
+	}
+}
