@@ -262,3 +262,22 @@ func TestTimesPastTheRangeAreClampedWithAWarning(t *testing.T) {
 		t.Errorf("warnings:\n%s", j)
 	}
 }
+
+// Recovery volumes left without their archive count as an archive of that
+// name: create refuses without Force (with it, arcpack removes them).
+func TestStaleRecoveryVolumesAreTheArchives(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"f": []byte("f")})
+	out := filepath.Join(t.TempDir(), "a")
+	if err := os.WriteFile(out+".r01", []byte("parity of something else"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(context.Background(), out, []string{src}, small()); err == nil || !strings.Contains(err.Error(), out+".r01 already exists") {
+		t.Fatalf("create beside a stale recovery volume: %v", err)
+	}
+	o := small()
+	o.Force = true
+	if _, err := Create(context.Background(), out, []string{src}, o); err != nil {
+		t.Fatal(err)
+	}
+}

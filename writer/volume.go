@@ -226,17 +226,24 @@ func (v *volumeWriter) abort() {
 	v.tmp = nil
 }
 
-// existingVolumes lists the volumes of an archive called base.
-// archiveFiles are the device and inode of the files of archive base that
-// exist now: its volumes and its recovery volumes (base.r01, ...).
-func archiveFiles(base string) map[[2]uint64]bool {
-	names, _ := existingVolumes(base)
+// recoveryVolumes lists the recovery volumes of an archive called base
+// (base.r01, base.r02, ...; recovery.Name spells them).
+func recoveryVolumes(base string) []string {
+	var out []string
 	rec, _ := filepath.Glob(base + ".r*")
 	for _, r := range rec {
 		if n := strings.TrimPrefix(r, base+".r"); len(n) >= 2 && strings.Trim(n, "0123456789") == "" {
-			names = append(names, r)
+			out = append(out, r)
 		}
 	}
+	return out
+}
+
+// archiveFiles are the device and inode of the files of archive base that
+// exist now: its volumes and its recovery volumes.
+func archiveFiles(base string) map[[2]uint64]bool {
+	names, _ := existingVolumes(base)
+	names = append(names, recoveryVolumes(base)...)
 	files := map[[2]uint64]bool{}
 	for _, name := range names {
 		var st unix.Stat_t
@@ -247,6 +254,7 @@ func archiveFiles(base string) map[[2]uint64]bool {
 	return files
 }
 
+// existingVolumes lists the volumes of an archive called base.
 func existingVolumes(base string) ([]string, error) {
 	nums, err := format.ListVolumes(base)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -221,6 +221,9 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	if err != nil {
 		return nil, err
 	}
+	// Recovery volumes without their archive are an archive's too: a new
+	// one beside them would look covered by parity that is another's.
+	existing = append(existing, recoveryVolumes(out)...)
 	if len(existing) > 0 && !opt.Force {
 		return nil, fmt.Errorf("%s already exists (use --force to replace the archive)", existing[0])
 	}
@@ -299,7 +302,8 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	}
 	ok = true
 	// With --force, volumes of the replaced archive beyond the new count
-	// would otherwise sit beside the new set.
+	// would otherwise sit beside the new set. (Its recovery volumes are
+	// the caller's: arcpack removes them, or writes new ones.)
 	for _, e := range existing {
 		if _, n, okName := format.ParseVolumeName(e); okName && n > uint32(len(vols)) {
 			os.Remove(e)
