@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math"
 )
 
@@ -48,6 +49,19 @@ func (f Footer) MarshalBinary() ([]byte, error) {
 	binary.LittleEndian.PutUint32(b[68:], crc32.Checksum(b[:68], castagnoli))
 	copy(b[72:80], FooterMagic[:])
 	return b, nil
+}
+
+// ReadFooter reads and validates the footer of a last volume of size
+// bytes: its last FooterSize bytes (ParseFooter).
+func ReadFooter(r io.ReaderAt, size int64) (Footer, error) {
+	if size < VolumeHeaderSize+FooterSize {
+		return Footer{}, fmt.Errorf("%w: %d bytes cannot hold a footer", ErrTruncated, size)
+	}
+	b := make([]byte, FooterSize)
+	if _, err := r.ReadAt(b, size-FooterSize); err != nil {
+		return Footer{}, err
+	}
+	return ParseFooter(b)
 }
 
 // ParseFooter decodes and validates a footer: magic, checksum, version and

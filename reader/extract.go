@@ -68,7 +68,7 @@ type extractor struct {
 	dirs     []string   // archive paths of the directories made, in creation order
 	dirInos  []uint32
 	jobs     []contentJob
-	links    dirChain          // createTree's way to the targets of links
+	links    dirChain          // open directories: createTree's way to the targets of links, then applyMeta's
 	firstOf  map[uint32]string // inode → archive path of its first extracted dirent
 	dupFirst map[dupKey]string // duplicates' first path, for "hardlink"
 }
@@ -151,11 +151,9 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	// Directories last, deepest first, so that their times and modes
 	// (perhaps read-only) hold after their contents are in place. In this
 	// order a directory comes after everything below it, so the chain
-	// never reopens one whose mode is set.
-	chain := dirChain{root: root}
-	defer chain.close()
+	// (createTree's, idle now) never goes through one whose mode is set.
 	for i := len(e.dirs) - 1; i >= 0; i-- {
-		if err := e.applyMeta(&chain, e.dirs[i], e.dirInos[i]); err != nil {
+		if err := e.applyMeta(&e.links, e.dirs[i], e.dirInos[i]); err != nil {
 			return &e.res, err
 		}
 	}

@@ -308,19 +308,12 @@ func (e *headerError) Error() string { return e.path + ": " + e.err.Error() }
 func (e *headerError) Unwrap() error { return e.err }
 
 func readFooter(path string, size int64) (format.Footer, error) {
-	if size < format.VolumeHeaderSize+format.FooterSize {
-		return format.Footer{}, fmt.Errorf("%w: %d bytes cannot hold a footer", format.ErrTruncated, size)
-	}
 	f, err := format.OpenFile(path)
 	if err != nil {
 		return format.Footer{}, err
 	}
 	defer f.Close()
-	b := make([]byte, format.FooterSize)
-	if _, err := f.ReadAt(b, size-format.FooterSize); err != nil {
-		return format.Footer{}, err
-	}
-	return format.ParseFooter(b)
+	return format.ReadFooter(f, size)
 }
 
 // listVolumes returns the numbers of the files NAME.NNN present, sorted.

@@ -132,13 +132,9 @@ func openSet(archive string) (*volumeSet, error) {
 		return nil, err
 	}
 	defer f.Close()
-	fb := make([]byte, format.FooterSize)
-	if _, err := f.ReadAt(fb, s.sizes[len(s.sizes)-1]-format.FooterSize); err != nil {
-		return nil, fmt.Errorf("%s: footer: %w: %v", last, format.ErrTruncated, err)
-	}
-	ft, err := format.ParseFooter(fb)
+	ft, err := format.ReadFooter(f, s.sizes[len(s.sizes)-1])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", last, err)
+		return nil, fmt.Errorf("%s: footer: %w", last, err)
 	}
 	if ft.ID != s.id || int(ft.VolumeCount) != len(s.paths) || ft.StreamSize != uint64(stream) {
 		return nil, fmt.Errorf("%s: %w: footer (archive %s, %d volumes, %d stream bytes) does not match the %d volumes present (%d stream bytes)",

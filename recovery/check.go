@@ -297,12 +297,9 @@ func openSized(path string) (*os.File, int64, error) {
 	if err != nil {
 		return nil, -1, err
 	}
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
+	st, err := f.Stat() // OpenFile refused anything but a regular file
+	if err != nil {
 		f.Close()
-		if err == nil {
-			err = fmt.Errorf("%s: not a regular file", path)
-		}
 		return nil, -1, err
 	}
 	return f, st.Size(), nil
@@ -442,12 +439,9 @@ func referenceHeader(base string, found []string) (*header, error) {
 			}
 		}
 		if i == len(nums)-1 && !voted {
-			fb := make([]byte, format.FooterSize)
-			if st, err := f.Stat(); err == nil && st.Size() >= int64(len(fb)) {
-				if _, err := f.ReadAt(fb, st.Size()-int64(len(fb))); err == nil {
-					if ft, err := format.ParseFooter(fb); err == nil {
-						votes[ft.ID]++
-					}
+			if st, err := f.Stat(); err == nil {
+				if ft, err := format.ReadFooter(f, st.Size()); err == nil {
+					votes[ft.ID]++
 				}
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"arc/format"
 
@@ -139,6 +140,11 @@ func (s *scanner) problem(err error) {
 		s.fail(err)
 		return
 	}
+	s.leftOut(err)
+}
+
+// leftOut warns of a path left out of the tree and counts it as skipped.
+func (s *scanner) leftOut(err error) {
 	s.mu.Lock()
 	s.skipped++
 	s.mu.Unlock()
@@ -153,7 +159,7 @@ func (s *scanner) problem(err error) {
 // relative to it: a directory swapped for a symlink meanwhile (into /etc,
 // say) is not read through, and nothing outside the sources gets into the
 // tree. Reading a file checks the same way that it is the file listed
-// (openSource).
+// (openListed).
 func (s *scanner) scanDir(idx int32, rootDev uint64) {
 	if err := s.ctx.Err(); err != nil {
 		s.fail(err)
@@ -182,10 +188,7 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				s.mu.Lock()
-				s.skipped++
-				s.mu.Unlock()
-				s.warn(fmt.Errorf("%s vanished during the scan", filepath.Join(dirPath, name)))
+				s.leftOut(fmt.Errorf("%s vanished during the scan", filepath.Join(dirPath, name)))
 			} else {
 				s.problem(err)
 			}
@@ -417,6 +420,11 @@ const maxNsSec = math.MaxInt64/1_000_000_000 - 1
 
 // nsFits reports whether t is within the range the archive holds.
 func nsFits(t unix.Timespec) bool { return t.Sec >= -maxNsSec && t.Sec <= maxNsSec }
+
+// timespecOf is t as a Timespec, for nsFits and nsOf.
+func timespecOf(t time.Time) unix.Timespec {
+	return unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
+}
 
 // nsOf is t in nanoseconds since 1970, clamped to the range the archive
 // holds.

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"arc/format"
 
@@ -162,17 +161,17 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 		mode:  uint32(hdr.Mode) & 0o7777,
 		uid:   uint32(hdr.Uid),
 		gid:   uint32(hdr.Gid),
-		mtime: timeNs(hdr.ModTime),
-		atime: timeNs(hdr.ModTime),
+		mtime: nsOf(timespecOf(hdr.ModTime)),
+		atime: nsOf(timespecOf(hdr.ModTime)),
 	}
 	if name == "" {
 		n.name = nil
 	}
-	if t := hdr.ModTime.Unix(); t > maxNsSec || t < -maxNsSec {
+	if !nsFits(timespecOf(hdr.ModTime)) {
 		p.opt.warn(fmt.Errorf("tar member %s: a time outside what the archive holds (the years 1678 to 2262), kept as the nearest it holds", hdr.Name))
 	}
 	if !hdr.AccessTime.IsZero() {
-		n.atime = timeNs(hdr.AccessTime)
+		n.atime = nsOf(timespecOf(hdr.AccessTime))
 	}
 	e := &tarEntry{path: name}
 	switch hdr.Typeflag {
@@ -289,14 +288,13 @@ func (p *packer) tarXattrs(hdr *tar.Header) []xattr {
 		{"SCHILY.acl.access", "system.posix_acl_access"},
 		{"SCHILY.acl.default", "system.posix_acl_default"},
 	} {
-		rec, name := acl.rec, acl.name
-		if text, ok := hdr.PAXRecords[rec]; ok && strings.TrimSpace(text) != "" {
+		if text, ok := hdr.PAXRecords[acl.rec]; ok && strings.TrimSpace(text) != "" {
 			val, err := aclFromText(text)
 			if err != nil {
-				p.opt.warn(fmt.Errorf("tar member %s: %s: %w (left out)", hdr.Name, rec, err))
+				p.opt.warn(fmt.Errorf("tar member %s: %s: %w (left out)", hdr.Name, acl.rec, err))
 				continue
 			}
-			add(name, val)
+			add(acl.name, val)
 		}
 	}
 	slices.SortFunc(out, func(a, b xattr) int { return bytes.Compare(a.name, b.name) })
@@ -516,10 +514,4 @@ func (p *packer) tarOwner(id string, group bool) (string, bool) {
 	}
 	name, ok := names[uint32(n)]
 	return name, ok
-}
-
-// timeNs is t in nanoseconds since 1970, clamped to the range the archive
-// holds (nsOf).
-func timeNs(t time.Time) int64 {
-	return nsOf(unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())})
 }

@@ -8,11 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 
 	"arc/format"
+	"arc/recovery"
 
 	"golang.org/x/sys/unix"
 )
@@ -226,24 +226,12 @@ func (v *volumeWriter) abort() {
 	v.tmp = nil
 }
 
-// recoveryVolumes lists the recovery volumes of an archive called base
-// (base.r01, base.r02, ...; recovery.Name spells them).
-func recoveryVolumes(base string) []string {
-	var out []string
-	rec, _ := filepath.Glob(base + ".r*")
-	for _, r := range rec {
-		if n := strings.TrimPrefix(r, base+".r"); len(n) >= 2 && strings.Trim(n, "0123456789") == "" {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // archiveFiles are the device and inode of the files of archive base that
 // exist now: its volumes and its recovery volumes.
 func archiveFiles(base string) map[[2]uint64]bool {
 	names, _ := existingVolumes(base)
-	names = append(names, recoveryVolumes(base)...)
+	rec, _ := recovery.Find(base)
+	names = append(names, rec...)
 	files := map[[2]uint64]bool{}
 	for _, name := range names {
 		var st unix.Stat_t

@@ -26,6 +26,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/recovery"
 	"arc/writer/chunk"
 	"arc/writer/segment"
 )
@@ -223,7 +224,11 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	}
 	// Recovery volumes without their archive are an archive's too: a new
 	// one beside them would look covered by parity that is another's.
-	existing = append(existing, recoveryVolumes(out)...)
+	rec, err := recovery.Find(out)
+	if err != nil {
+		return nil, err
+	}
+	existing = append(existing, rec...)
 	if len(existing) > 0 && !opt.Force {
 		return nil, fmt.Errorf("%s already exists (use --force to replace the archive)", existing[0])
 	}

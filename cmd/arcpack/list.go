@@ -187,24 +187,17 @@ func (l *lister) entry(p []byte, d uint32) error {
 	mode := x.Inodes.Mode[ino]
 	if l.json {
 		e := jsonEntry{
-			Path: path, Type: typeName(mode), Mode: fmt.Sprintf("%04o", mode&format.ModePerm),
+			Type: typeName(mode), Mode: fmt.Sprintf("%04o", mode&format.ModePerm),
 			UID: x.Inodes.UID[ino], GID: x.Inodes.GID[ino],
 			User: l.names.users[x.Inodes.UID[ino]], Group: l.names.groups[x.Inodes.GID[ino]],
 			Size: x.Inodes.Size[ino], MtimeNs: x.Inodes.Mtime[ino],
-			Mtime:  time.Unix(0, x.Inodes.Mtime[ino]).UTC().Format(rfc3339NanoFixed),
-			LinkTo: jsonName(linkTo), Nlink: x.Nlink[ino], Inode: ino,
+			Mtime: time.Unix(0, x.Inodes.Mtime[ino]).UTC().Format(rfc3339NanoFixed),
+			Nlink: x.Nlink[ino], Inode: ino,
 		}
-		if !utf8.ValidString(path) {
-			e.Path = escapeName(path)
-			e.PathBase64 = base64.StdEncoding.EncodeToString(p)
-		}
+		e.Path, e.PathBase64 = jsonName(path)
+		e.LinkTo, _ = jsonName(linkTo)
 		if mode&format.ModeType == format.ModeLink {
-			t := x.Symlink(ino)
-			e.Target = string(t)
-			if !utf8.Valid(t) {
-				e.Target = escapeName(string(t))
-				e.TargetBase64 = base64.StdEncoding.EncodeToString(t)
-			}
+			e.Target, e.TargetBase64 = jsonName(string(x.Symlink(ino)))
 		}
 		if t := mode & format.ModeType; t == format.ModeChr || t == format.ModeBlk {
 			maj, min := devNumbers(x.Inodes.Rdev[ino])
@@ -325,14 +318,15 @@ func modeString(mode uint32) string {
 // trailing zeros, and whole seconds lose the fraction).
 const rfc3339NanoFixed = "2006-01-02T15:04:05.000000000Z07:00"
 
-// jsonName is a path as list --json writes it in "path": as it is when it
-// is valid UTF-8, escaped (escapeName) otherwise, so that "link_to" is
+// jsonName is a name (a path, a symlink target) as list --json writes it:
+// as it is when it is valid UTF-8, else escaped (escapeName) with its exact
+// bytes in base64 beside it. One spelling for all, so that "link_to" is
 // exactly the "path" of the entry it names.
-func jsonName(p string) string {
-	if utf8.ValidString(p) {
-		return p
+func jsonName(name string) (text, exact string) {
+	if utf8.ValidString(name) {
+		return name, ""
 	}
-	return escapeName(p)
+	return escapeName(name), base64.StdEncoding.EncodeToString([]byte(name))
 }
 
 // escapeName makes a file name printable on one line: C escapes for
