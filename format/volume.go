@@ -189,6 +189,20 @@ func ParseVolumeName(path string) (base string, n uint32, ok bool) {
 // them. The writer uses it to find an archive it would replace, the reader
 // to find the set it opens.
 func ListVolumes(base string) ([]uint32, error) {
+	nums, err := listNumbered(base, func(e os.DirEntry) (string, int, bool) {
+		b, n, ok := ParseVolumeName(e.Name())
+		return b, int(n), ok && VolumeName(b, n) == e.Name()
+	})
+	out := make([]uint32, len(nums))
+	for i, n := range nums {
+		out[i] = uint32(n)
+	}
+	return out, err
+}
+
+// listNumbered returns, in order, the numbers of the entries beside base
+// that parse (into a base and a number) as base's.
+func listNumbered(base string, parse func(os.DirEntry) (string, int, bool)) ([]int, error) {
 	dir, prefix := filepath.Split(base)
 	if dir == "" {
 		dir = "."
@@ -197,13 +211,12 @@ func ListVolumes(base string) ([]uint32, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []uint32
+	var out []int
 	for _, e := range ents {
-		name := e.Name()
-		if !strings.HasPrefix(name, prefix+".") {
+		if !strings.HasPrefix(e.Name(), prefix+".") {
 			continue
 		}
-		if b, n, ok := ParseVolumeName(name); ok && b == prefix && VolumeName(b, n) == name {
+		if b, n, ok := parse(e); ok && b == prefix {
 			out = append(out, n)
 		}
 	}
@@ -239,4 +252,41 @@ func OpenFile(path string) (*os.File, error) {
 		}
 		return os.NewFile(uintptr(fd), path), nil
 	}
+}
+
+// RecoveryName is the file name of recovery volume n (1-based) of the
+// archive base: base.r01 … base.r99, then base.r100 and on ("Recovery
+// volumes" in docs/FORMAT.md).
+func RecoveryName(base string, n int) string {
+	return fmt.Sprintf("%s.r%02d", base, n)
+}
+
+// ParseRecoveryName splits a recovery volume's path into the archive base
+// and its number; ok only for the exact form RecoveryName writes.
+func ParseRecoveryName(path string) (base string, n int, ok bool) {
+	i := strings.LastIndexByte(path, '.')
+	if i < 0 || len(path)-i-1 < 3 || path[i+1] != 'r' || strings.ContainsRune(path[i:], '/') {
+		return "", 0, false
+	}
+	v, err := strconv.ParseUint(path[i+2:], 10, 31)
+	if err != nil || v == 0 || RecoveryName(path[:i], int(v)) != path {
+		return "", 0, false
+	}
+	return path[:i], int(v), true
+}
+
+// ListRecoveryVolumes returns the paths of the recovery volumes of the
+// archive base that exist, in number order. It only looks at names.
+func ListRecoveryVolumes(base string) ([]string, error) {
+	nums, err := listNumbered(base, func(e os.DirEntry) (string, int, bool) {
+		if e.IsDir() {
+			return "", 0, false
+		}
+		return ParseRecoveryName(e.Name())
+	})
+	var out []string
+	for _, n := range nums {
+		out = append(out, RecoveryName(base, n))
+	}
+	return out, err
 }

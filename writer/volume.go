@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"arc/format"
-	"arc/recovery"
 
 	"golang.org/x/sys/unix"
 )
@@ -230,7 +229,7 @@ func (v *volumeWriter) abort() {
 // exist now: its volumes and its recovery volumes.
 func archiveFiles(base string) map[[2]uint64]bool {
 	names, _ := existingVolumes(base)
-	rec, _ := recovery.Find(base)
+	rec, _ := format.ListRecoveryVolumes(base)
 	names = append(names, rec...)
 	files := map[[2]uint64]bool{}
 	for _, name := range names {

@@ -26,7 +26,6 @@ import (
 
 	"arc/codec"
 	"arc/format"
-	"arc/recovery"
 	"arc/writer/chunk"
 	"arc/writer/segment"
 )
@@ -224,7 +223,7 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	}
 	// Recovery volumes without their archive are an archive's too: a new
 	// one beside them would look covered by parity that is another's.
-	rec, err := recovery.Find(out)
+	rec, err := format.ListRecoveryVolumes(out)
 	if err != nil {
 		return nil, err
 	}
