@@ -518,6 +518,18 @@ func (w *WriterEncoder) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, 
 	return ids, stored, nil
 }
 
+// DecodeCallBytes is how many raw bytes one call of the decoder should
+// hold: both transfer buffers of every device, so that one batch's copies
+// overlap the other's kernels (a call of one buffer's worth runs them one
+// after the other, and the device waits for each); 0 without a device.
+func (e *Engine) DecodeCallBytes() int {
+	n := 0
+	for _, d := range e.devs {
+		n += 2 * d.batchBytes()
+	}
+	return n
+}
+
 // DecodeFunc is the engine's decoder in the shape reader.Options.DecodeBatch
 // takes: block i of codec ids[i] decoded from srcs[i] into dsts[i], errs[i]
 // its error.

@@ -62,9 +62,9 @@ type Options struct {
 	Device string
 	// BatchBytes is the size of one transfer buffer (two per device, for
 	// double buffering; about 2.3 times this is pinned in host memory per
-	// slot). 0 means 256 MiB on a GPU, where a launch needs hundreds of
-	// blocks to fill the chip (measured in BENCHMARKS.md), and 64 MiB on
-	// other devices.
+	// slot). 0 means 256 MiB on a GPU (at most a 32nd of the host's
+	// memory), where a launch needs hundreds of blocks to fill the chip
+	// (measured in BENCHMARKS.md), and 64 MiB on other devices.
 	BatchBytes int
 	// Logf receives run-time fallback notes (a batch redone on the CPU);
 	// nil discards them.

@@ -438,3 +438,50 @@ func farRepeats(k int, seed uint64) []byte {
 	}
 	return append(a, b...)
 }
+
+// The benchmark's kernel time is the time at least one kernel ran: the
+// two slots' kernels overlap on the device, and adding their durations
+// would count that time twice.
+func TestBusyNsIsTheUnionOfKernelIntervals(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spans []span
+		want  int64
+	}{
+		{"none", nil, 0},
+		{"one", []span{{10, 30}}, 20},
+		{"disjoint", []span{{10, 20}, {30, 35}}, 15},
+		{"overlapping", []span{{10, 20}, {15, 30}}, 20},
+		{"nested", []span{{10, 40}, {15, 20}, {25, 30}}, 30},
+		{"touching", []span{{10, 20}, {20, 30}}, 20},
+		{"out of order", []span{{30, 40}, {0, 5}, {35, 50}, {4, 10}}, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st stats
+			st.spans = tc.spans
+			if got := st.busyNs(); got != tc.want {
+				t.Fatalf("busyNs of %v = %d, want %d", tc.spans, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDefaultBatchIsHeldToTheHostsMemory(t *testing.T) {
+	const MiB, GiB = 1 << 20, 1 << 30
+	for _, tc := range []struct {
+		gpu  bool
+		mem  uint64
+		want int
+	}{
+		{true, 128 * GiB, 256 * MiB},
+		{true, 0, 256 * MiB}, // unknown
+		{true, 8 * GiB, 256 * MiB},
+		{true, 4 * GiB, 128 * MiB},
+		{true, 1 * GiB, 64 * MiB},
+		{false, 128 * GiB, 64 * MiB},
+	} {
+		if got := defaultBatch(tc.gpu, tc.mem); got != tc.want {
+			t.Errorf("defaultBatch(gpu %v, %d GiB) = %d MiB, want %d", tc.gpu, tc.mem/GiB, got/MiB, tc.want/MiB)
+		}
+	}
+}

@@ -10,8 +10,10 @@ package gpu
 import "C"
 
 import (
+	"cmp"
 	"embed"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,10 +21,38 @@ import (
 	"unsafe"
 
 	"github.com/jgillich/go-opencl/cl"
+	"golang.org/x/sys/unix"
 )
 
 //go:embed kernels/*.cl
 var kernelFS embed.FS
+
+// defaultBatch is Options.BatchBytes' default: 256 MiB on a GPU, 64 MiB
+// on other devices. 512 MiB batches decode 1 MiB blocks at 53-58 GB/s of
+// kernel time against 36-39 (H200, 2026-12-05, BENCHMARKS.md), but end to
+// end only 4-12% faster, and the engine takes 0.5 s longer to open with
+// them: a verify gains only past about 100 GB. About 2.3 times a batch is
+// pinned per slot, two slots per device, so it is held to a 32nd of the
+// host's memory (mem, 0 when unknown), and not below 64 MiB.
+func defaultBatch(isGPU bool, mem uint64) int {
+	if !isGPU {
+		return 64 << 20
+	}
+	b := 256 << 20
+	if mem > 0 {
+		b = int(min(uint64(b), max(mem/32, 64<<20)))
+	}
+	return b
+}
+
+// physicalMemory is the host's memory in bytes, 0 when unknown.
+func physicalMemory() uint64 {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 0
+	}
+	return uint64(si.Totalram) * uint64(si.Unit)
+}
 
 // inPad is slack after a slot's input buffer, so that a kernel may load a
 // vector that starts inside the last block and runs past it.
@@ -163,11 +193,46 @@ type device struct {
 
 // stats accumulate device-side times, read by the benchmarks.
 type stats struct {
-	kernelNs atomic.Int64 // kernel execution, from profiling events
+	kernelNs atomic.Int64 // kernel execution, from profiling events, summed
 	joinNs   atomic.Int64 // of which lz4_join (compression's second kernel)
 	xferNs   atomic.Int64 // host<->device copies, from profiling events
 	xferB    atomic.Int64 // bytes of those copies
 	bytes    atomic.Int64 // bytes the kernels timed produced (decode) or read (hash)
+
+	// The kernels' intervals on the device clock. The two slots' queues
+	// run kernels at the same time, so the sum above counts such time
+	// twice (their durations stretch while they share the device); busyNs
+	// is the time at least one kernel ran.
+	mu    sync.Mutex
+	spans []span
+}
+
+type span struct{ start, end int64 }
+
+// busyNs is the length of the union of the recorded kernel intervals.
+func (st *stats) busyNs() int64 {
+	st.mu.Lock()
+	sp := slices.Clone(st.spans)
+	st.mu.Unlock()
+	slices.SortFunc(sp, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	var ns, end int64
+	for _, x := range sp {
+		if x.start > end {
+			end = x.start
+		}
+		if x.end > end {
+			ns += x.end - end
+			end = x.end
+		}
+	}
+	return ns
+}
+
+// resetSpans forgets the recorded intervals.
+func (st *stats) resetSpans() {
+	st.mu.Lock()
+	st.spans = st.spans[:0]
+	st.mu.Unlock()
 }
 
 // pinned is a host-allocated OpenCL buffer kept mapped: the driver can DMA
@@ -200,10 +265,7 @@ type slot struct {
 func openDevice(info DeviceInfo, opt Options) (d *device, err error) {
 	batch := opt.BatchBytes
 	if batch <= 0 {
-		batch = 64 << 20
-		if info.IsGPU {
-			batch = 256 << 20
-		}
+		batch = defaultBatch(info.IsGPU, physicalMemory())
 	}
 	batch = max(batch, 1<<20)
 	if info.MaxAlloc > 0 && int64(batch) > info.MaxAlloc/2 {
@@ -336,9 +398,9 @@ func (d *device) close() {
 			continue
 		}
 		s.wait()
-		elapsed(s.kernels)
-		elapsed(s.joins)
-		elapsed(s.xfers)
+		elapsed(s.kernels, nil)
+		elapsed(s.joins, nil)
+		elapsed(s.xfers, nil)
 		for _, p := range []*pinned{&s.in, &s.out, &s.desc, &s.res} {
 			if p.m != nil {
 				if ev, err := s.q.EnqueueUnmapMemObject(p.buf, p.m, nil); err == nil {
@@ -425,27 +487,35 @@ func (s *slot) wait() error {
 
 // kernelTime adds up and releases the slot's timed events.
 func (d *device) kernelTime(s *slot) {
-	join := elapsed(s.joins)
+	var spans []span
+	join := elapsed(s.joins, &spans)
 	d.stats.joinNs.Add(join)
-	if ns := elapsed(s.kernels) + join; ns > 0 {
+	if ns := elapsed(s.kernels, &spans) + join; ns > 0 {
+		d.stats.mu.Lock()
+		d.stats.spans = append(d.stats.spans, spans...)
+		d.stats.mu.Unlock()
 		d.stats.kernelNs.Add(ns)
 		d.stats.bytes.Add(s.kernelBytes)
 	}
 	s.joins = s.joins[:0]
-	d.stats.xferNs.Add(elapsed(s.xfers))
+	d.stats.xferNs.Add(elapsed(s.xfers, nil))
 	d.stats.xferB.Add(s.xferBytes)
 	s.kernels, s.xfers = s.kernels[:0], s.xfers[:0]
 	s.kernelBytes, s.xferBytes = 0, 0
 }
 
-// elapsed sums the events' device times and releases them.
-func elapsed(evs []*cl.Event) int64 {
+// elapsed sums the events' device times and releases them; spans, when
+// not nil, gets their intervals.
+func elapsed(evs []*cl.Event, spans *[]span) int64 {
 	var ns int64
 	for _, ev := range evs {
 		a, err1 := ev.GetEventProfilingInfo(cl.ProfilingInfoCommandStart)
 		b, err2 := ev.GetEventProfilingInfo(cl.ProfilingInfoCommandEnd)
 		if err1 == nil && err2 == nil && b > a {
 			ns += b - a
+			if spans != nil {
+				*spans = append(*spans, span{a, b})
+			}
 		}
 		ev.Release()
 	}

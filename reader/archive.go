@@ -52,6 +52,9 @@ type Options struct {
 	// Demand misses always decode on the CPU, one block, lowest latency.
 	// SetDecodeBatch sets it after Open.
 	DecodeBatch DecodeBatchFunc
+	// DecodeBatchBytes is how many raw bytes Verify hands DecodeBatch per
+	// call (gpu.Engine.DecodeCallBytes); 0 means 256 MiB.
+	DecodeBatchBytes int
 
 	streamIndexFrom uint64 // tests: streamIndexFrom's value (0: the const)
 }

@@ -1138,3 +1138,47 @@ func TestTheNamedVolumeMissingOpensThroughAnother(t *testing.T) {
 		t.Errorf("open with no volume left: %v", err)
 	}
 }
+
+// Verify hands the batch decoder calls of Options.DecodeBatchBytes raw
+// bytes (a GPU engine fills both its transfer buffers only so), every
+// block once, and finds the archive intact.
+func TestVerifyBatchCallsHoldDecodeBatchBytes(t *testing.T) {
+	data := randBytes(64*4096, 11)
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 8})
+	for _, tc := range []struct {
+		bytes     int
+		wantCalls int64
+	}{
+		{16 * 4096, 4},
+		{64 * 4096, 1},
+		{3 * 4096, 22}, // 21 calls of 3 blocks and one of 1
+		{100, 0},       // under a block: one at a time, on the CPU workers
+	} {
+		var calls, blocks atomic.Int64
+		var mu sync.Mutex
+		var largest int
+		count := countingDecoder(false, &calls, &blocks)
+		dec := func(ids []uint8, dsts, srcs [][]byte) []error {
+			n := 0
+			for _, d := range dsts {
+				n += len(d)
+			}
+			mu.Lock()
+			largest = max(largest, n)
+			mu.Unlock()
+			return count(ids, dsts, srcs)
+		}
+		a, err := Open(b.volumes[0], Options{Prefetch: -1, DecodeBatch: dec, DecodeBatchBytes: tc.bytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := a.Verify(VerifyOptions{})
+		a.Close()
+		if err != nil || !rep.Intact() || rep.Blocks != 64 {
+			t.Fatalf("%d bytes a call: %v %+v", tc.bytes, err, rep)
+		}
+		if calls.Load() != tc.wantCalls || tc.wantCalls > 0 && blocks.Load() != 64 || largest > tc.bytes {
+			t.Fatalf("%d bytes a call: %d calls (want %d) for %d blocks, largest %d bytes", tc.bytes, calls.Load(), tc.wantCalls, blocks.Load(), largest)
+		}
+	}
+}

@@ -57,8 +57,14 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 	// blocks at once; a few workers keep reading ahead of the device.
 	step, workers := uint32(1), opt.Workers
 	if a.decodeBatch.Load() != nil && n > 0 {
-		step = uint32(max(1, verifyBatchBytes/max(1, int(x.Blocks.RawSize[0]))))
-		workers = min(workers, 3)
+		call := a.opt.DecodeBatchBytes
+		if call <= 0 {
+			call = verifyBatchBytes
+		}
+		step = uint32(max(1, call/max(1, int(x.Blocks.RawSize[0]))))
+		// Each worker holds a call's bytes: keep what is in flight near
+		// 768 MiB, and at least one worker reading while one decodes.
+		workers = min(workers, max(2, 3*verifyBatchBytes/call))
 	}
 	var next atomic.Uint32
 	var mu sync.Mutex
@@ -124,8 +130,9 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 }
 
 // verifyBatchBytes is the raw bytes of one batch handed to
-// Options.DecodeBatch by Verify: a device decodes fast only with hundreds
-// of blocks in one launch (gpu/BENCHMARKS.md).
+// Options.DecodeBatch by Verify unless Options.DecodeBatchBytes says: a
+// device decodes fast only with hundreds of blocks in one launch
+// (gpu/BENCHMARKS.md).
 const verifyBatchBytes = 256 << 20
 
 // checkIndex re-reads the stored index and checks it against the footer,

@@ -42,7 +42,7 @@ reported by name and the exit code is 1.`,
 		Aliases: []string{"x"},
 		Args:    minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runExtract(c.OutOrStdout(), u, f, args[0], args[1:], gpuDecodeBatch(c))
+			return runExtract(c.OutOrStdout(), u, f, args[0], args[1:], gpuDecode(c))
 		},
 	}
 	fl := c.Flags()
@@ -61,7 +61,8 @@ reported by name and the exit code is 1.`,
 // this gains nothing, and each worker holds a 4 MiB buffer.
 const maxExtractWorkers = 256
 
-func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths []string, decodeBatch func(ids []uint8, dsts, srcs [][]byte) []error) error {
+// dec holds the reader options that decode on a GPU (gpuDecode).
+func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths []string, dec reader.Options) error {
 	if f.dedupLinks != "copy" && f.dedupLinks != "hardlink" {
 		return usageErrorf("extract: invalid --dedup-links %q (want copy or hardlink)", f.dedupLinks)
 	}
@@ -75,7 +76,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	if err != nil {
 		return err
 	}
-	a, err := reader.Open(archive, reader.Options{DecodeBatch: decodeBatch})
+	a, err := reader.Open(archive, dec)
 	if err != nil {
 		return openError(archive, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"arc/codec"
 	"arc/gpu"
+	"arc/reader"
 	"arc/writer"
 
 	"github.com/spf13/cobra"
@@ -157,12 +158,13 @@ func gpuBatchEncoder(c *cobra.Command, copt codec.Options) writer.BatchEncoder {
 	return eng.WriterEncoder(0)
 }
 
-// gpuDecodeBatch is reader.Options.DecodeBatch for verify and extract:
-// batches decoded by the engine, or nil (the reader's CPU workers).
-func gpuDecodeBatch(c *cobra.Command) func(ids []uint8, dsts, srcs [][]byte) []error {
+// gpuDecode is the reader options of verify and extract that hand batches
+// to the engine (DecodeBatch, and DecodeBatchBytes to fill its transfer
+// buffers); none without a device (the reader's CPU workers).
+func gpuDecode(c *cobra.Command) reader.Options {
 	eng := gpuEngine(c)
 	if eng == nil {
-		return nil
+		return reader.Options{}
 	}
-	return eng.DecodeFunc()
+	return reader.Options{DecodeBatch: eng.DecodeFunc(), DecodeBatchBytes: eng.DecodeCallBytes()}
 }

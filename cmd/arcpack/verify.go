@@ -32,7 +32,7 @@ damage was found, 2 when ARCHIVE is not an arc volume or cannot be read at all.`
   arcpack verify backup.004 --progress never && echo intact`,
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runVerify(c.OutOrStdout(), u, args[0], progress, asJSON, gpuDecodeBatch(c))
+			return runVerify(c.OutOrStdout(), u, args[0], progress, asJSON, gpuDecode(c))
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "write the report as one JSON object (see README.md)")
@@ -91,7 +91,8 @@ func notAnArchive(path string) error {
 	return nil
 }
 
-func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, decodeBatch func(ids []uint8, dsts, srcs [][]byte) []error) error {
+// dec holds the reader options that decode on a GPU (gpuDecode).
+func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, dec reader.Options) error {
 	showBar, err := wantProgress(progress)
 	if err != nil {
 		return err
@@ -108,7 +109,9 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 		}
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w", archive, err)}
 	}
-	a, err := reader.Open(archive, reader.Options{Prefetch: -1, DecodeBatch: decodeBatch})
+	opt := dec
+	opt.Prefetch = -1
+	a, err := reader.Open(archive, opt)
 	if err != nil {
 		if rec != nil {
 			return verifyByRecovery(out, u, archive, asJSON, rec, err)
