@@ -485,3 +485,22 @@ func TestDefaultBatchIsHeldToTheHostsMemory(t *testing.T) {
 		}
 	}
 }
+
+// An engine keeps no kernel intervals unless a benchmark asked for them:
+// a mount's engine runs for days.
+func TestKernelSpansAreKeptOnlyAfterResetSpans(t *testing.T) {
+	var st stats
+	st.addSpans([]span{{0, 10}})
+	if len(st.spans) != 0 || st.busyNs() != 0 {
+		t.Fatalf("kept %v before a benchmark asked", st.spans)
+	}
+	st.resetSpans()
+	st.addSpans([]span{{0, 10}, {5, 20}})
+	if got := st.busyNs(); got != 20 {
+		t.Fatalf("busyNs after resetSpans = %d, want 20", got)
+	}
+	st.resetSpans()
+	if got := st.busyNs(); got != 0 {
+		t.Fatalf("busyNs after a second resetSpans = %d, want 0", got)
+	}
+}

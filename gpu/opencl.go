@@ -199,12 +199,14 @@ type stats struct {
 	xferB    atomic.Int64 // bytes of those copies
 	bytes    atomic.Int64 // bytes the kernels timed produced (decode) or read (hash)
 
-	// The kernels' intervals on the device clock. The two slots' queues
-	// run kernels at the same time, so the sum above counts such time
-	// twice (their durations stretch while they share the device); busyNs
-	// is the time at least one kernel ran.
-	mu    sync.Mutex
-	spans []span
+	// The kernels' intervals on the device clock, kept only while a
+	// benchmark asks (resetSpans; a mount's engine runs for days). The two
+	// slots' queues run kernels at the same time, so the sum above counts
+	// such time twice (their durations stretch while they share the
+	// device); busyNs is the time at least one kernel ran.
+	mu        sync.Mutex
+	keepSpans bool
+	spans     []span
 }
 
 type span struct{ start, end int64 }
@@ -228,9 +230,19 @@ func (st *stats) busyNs() int64 {
 	return ns
 }
 
-// resetSpans forgets the recorded intervals.
+// addSpans records kernel intervals if a benchmark asked for them.
+func (st *stats) addSpans(sp []span) {
+	st.mu.Lock()
+	if st.keepSpans {
+		st.spans = append(st.spans, sp...)
+	}
+	st.mu.Unlock()
+}
+
+// resetSpans forgets the recorded intervals and keeps those to come.
 func (st *stats) resetSpans() {
 	st.mu.Lock()
+	st.keepSpans = true
 	st.spans = st.spans[:0]
 	st.mu.Unlock()
 }
@@ -491,9 +503,7 @@ func (d *device) kernelTime(s *slot) {
 	join := elapsed(s.joins, &spans)
 	d.stats.joinNs.Add(join)
 	if ns := elapsed(s.kernels, &spans) + join; ns > 0 {
-		d.stats.mu.Lock()
-		d.stats.spans = append(d.stats.spans, spans...)
-		d.stats.mu.Unlock()
+		d.stats.addSpans(spans)
 		d.stats.kernelNs.Add(ns)
 		d.stats.bytes.Add(s.kernelBytes)
 	}
