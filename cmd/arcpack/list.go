@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"arc/format"
@@ -330,7 +331,11 @@ func jsonName(name string) (text, exact string) {
 }
 
 // escapeName makes a file name printable on one line: C escapes for
-// control bytes, backslashes and bytes that are not valid UTF-8.
+// control bytes, backslashes and bytes that are not valid UTF-8; and, as
+// octal bytes like `ls` writes them, the characters a terminal would act on
+// or that would make a name read as another: C1 controls (U+009B starts a
+// terminal escape sequence as ESC [ does), bidirectional formatting (U+202E
+// shows "gpj.exe" as "exe.jpg") and the line and paragraph separators.
 func escapeName(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
@@ -338,6 +343,10 @@ func escapeName(s string) string {
 		switch {
 		case r == utf8.RuneError && n <= 1:
 			fmt.Fprintf(&b, `\%03o`, s[i])
+		case r >= 0x80 && r <= 0x9f || r == 0x2028 || r == 0x2029 || unicode.Is(unicode.Bidi_Control, r):
+			for _, c := range []byte(s[i : i+n]) {
+				fmt.Fprintf(&b, `\%03o`, c)
+			}
 		case r == '\\':
 			b.WriteString(`\\`)
 		case r == '\n':
