@@ -464,6 +464,38 @@ func TestMissingVolumeIsNamed(t *testing.T) {
 	}
 }
 
+// info counts a missing middle volume at the size it was written, so the
+// ratio does not grow when volumes go missing, and says which is missing.
+func TestInfoCountsAMissingVolumeAtItsSize(t *testing.T) {
+	_, base := corruptible(t)
+	var before, after struct {
+		ArchiveBytes int64   `json:"archive_bytes"`
+		Ratio        float64 `json:"ratio"`
+		Volumes      []struct {
+			Path    string `json:"path"`
+			Missing bool   `json:"missing"`
+		} `json:"volumes"`
+	}
+	if err := json.Unmarshal([]byte(mustArcpack(t, "info", base+".001", "--json").stdout), &before); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(base + ".002")
+	if err := json.Unmarshal([]byte(mustArcpack(t, "info", base+".001", "--json").stdout), &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.ArchiveBytes != before.ArchiveBytes || after.Ratio != before.Ratio {
+		t.Errorf("with .002 missing: %d bytes, ratio %v; before: %d, %v", after.ArchiveBytes, after.Ratio, before.ArchiveBytes, before.Ratio)
+	}
+	for _, v := range after.Volumes {
+		if v.Missing != (v.Path == base+".002") {
+			t.Errorf("volume %s: missing %v", v.Path, v.Missing)
+		}
+	}
+	if out := mustArcpack(t, "info", base+".001").stdout; !strings.Contains(out, base+".002  missing\n") {
+		t.Errorf("info does not say .002 is missing:\n%s", out)
+	}
+}
+
 // TestTruncatedVolumeIsNamed: a short middle volume is named by verify and
 // is local damage: the archive still lists, and extract names the files
 // that lie past the volume's end.

@@ -58,8 +58,9 @@ type infoJSON struct {
 }
 
 type volumeJSON struct {
-	Path string `json:"path"`
-	Size int64  `json:"size"`
+	Path    string `json:"path"`
+	Size    int64  `json:"size"`
+	Missing bool   `json:"missing,omitempty"`
 }
 
 type codecJ struct {
@@ -86,12 +87,23 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 		UniqueBytes: x.UniqueSize(), StoredBytes: x.DataSize(),
 		Params: map[string]string{}, Stats: map[string]uint64{},
 	}
-	for _, v := range a.Volumes() {
+	missing := map[string]bool{}
+	for _, v := range a.MissingVolumes() {
+		missing[v] = true
+	}
+	vols := a.Volumes()
+	for i, v := range vols {
 		var size int64
-		if st, err := os.Stat(v); err == nil {
+		if st, err := os.Stat(v); err == nil && !missing[v] {
 			size = st.Size()
 		}
-		in.Volumes = append(in.Volumes, volumeJSON{v, size})
+		in.Volumes = append(in.Volumes, volumeJSON{v, size, missing[v]})
+		// The archive's size is what was written: a missing volume other
+		// than the last (which holds the index just read) was exactly
+		// volume_size long, and counting it as 0 would inflate the ratio.
+		if missing[v] && i < len(vols)-1 {
+			size = in.VolumeSize
+		}
 		in.ArchiveBytes += size
 	}
 	for i := 0; i < x.Blocks.Count(); i++ {
@@ -130,6 +142,10 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	}
 	p("volumes", "%d, %s in all (%s)", len(in.Volumes), u.size(in.ArchiveBytes), vs)
 	for _, v := range in.Volumes {
+		if v.Missing {
+			p("", "%s  missing", v.Path)
+			continue
+		}
 		p("", "%s  %s", v.Path, u.size(v.Size))
 	}
 	p("entries", "%d paths, %d inodes (%d files, %d dirs, %d symlinks, %d others, %d hardlinks)",
