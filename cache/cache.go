@@ -34,6 +34,9 @@ import (
 // ErrClosed is returned by Get after Close.
 var ErrClosed = errors.New("cache closed")
 
+// ErrLoaderPanic wraps the error of a block whose loader panicked.
+var ErrLoaderPanic = errors.New("loader panicked")
+
 // Config tells a Cache how big it may grow and how blocks are loaded.
 type Config struct {
 	// MaxBytes bounds the bytes of the decoded blocks the cache holds
@@ -273,7 +276,7 @@ func (c *Cache) get(key uint32, mayRetry bool) (buf *Buf, retry bool, err error)
 	c.mu.Unlock()
 
 	buf = c.pool.get(c.cfg.Size(key))
-	err = c.cfg.Load(key, buf.data)
+	err = c.load(key, buf.data)
 	c.complete(key, f, buf, err, tierUsed, 1)
 	if err != nil {
 		return nil, false, err
@@ -574,17 +577,42 @@ func (c *Cache) prefetch(job []uint32) {
 		c.mu.Lock()
 		c.st.Batches++
 		c.mu.Unlock()
-		if e := (*lb)(keys, dsts); e != nil {
+		if e := loadBatch(*lb, keys, dsts); e != nil {
 			copy(errs, e)
 		}
 	} else {
 		for i, k := range keys {
-			errs[i] = c.cfg.Load(k, dsts[i])
+			errs[i] = c.load(k, dsts[i])
 		}
 	}
 	for i, k := range keys {
 		c.complete(k, fl[i], bufs[i], errs[i], tierAhead, 0)
 	}
+}
+
+// load is Config.Load with a panic turned into the block's error: a
+// decoder bug met on hostile bytes must fail that block, not end the
+// process (a mount) or leave the flight's waiters blocked for good.
+func (c *Cache) load(key uint32, dst []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("block %d: %w: %v", key, ErrLoaderPanic, r)
+		}
+	}()
+	return c.cfg.Load(key, dst)
+}
+
+// loadBatch is load for a batch loader: a panic fails every key of it.
+func loadBatch(lb LoadBatchFunc, keys []uint32, dsts [][]byte) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			errs = make([]error, len(keys))
+			for i, k := range keys {
+				errs[i] = fmt.Errorf("block %d: %w (batch): %v", k, ErrLoaderPanic, r)
+			}
+		}
+	}()
+	return lb(keys, dsts)
 }
 
 // Stats returns the counters.

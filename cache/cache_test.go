@@ -556,3 +556,72 @@ func TestPrefetchesDecodedAtOnceShareTheAheadShare(t *testing.T) {
 		t.Errorf("%d prefetched, %d evicted unread, %d bytes ahead (share %d)", s.PrefetchLoads, s.PrefetchUnread, s.AheadBytes, 6*blk)
 	}
 }
+
+// A loader that panics fails its block for every waiter: the process
+// (a mount) lives on, no flight is left blocked, and the next Get tries
+// again. A prefetch, single or batched, that panics does the same.
+func TestLoaderPanicFailsTheBlockOnly(t *testing.T) {
+	var panics atomic.Int64
+	cnt := newCounter()
+	load := func(k uint32, d []byte) error {
+		if k == 7 {
+			panics.Add(1)
+			time.Sleep(5 * time.Millisecond) // waiters join the flight
+			panic("decoder bug")
+		}
+		return cnt.load(k, d)
+	}
+	batchPanics := func(cfg *Config) {
+		cfg.LoadBatch = func(keys []uint32, dsts [][]byte) []error {
+			for _, k := range keys {
+				if k == 7 {
+					panics.Add(1)
+					var m map[int]int
+					m[1] = 1 // a runtime panic, not a string
+				}
+			}
+			errs := make([]error, len(keys))
+			for i, k := range keys {
+				errs[i] = cnt.load(k, dsts[i])
+			}
+			return errs
+		}
+	}
+	c := newCache(t, 1<<20, load, batchPanics)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Get(7); !errors.Is(err, ErrLoaderPanic) {
+				t.Errorf("Get(7) = %v, want ErrLoaderPanic", err)
+			}
+		}()
+	}
+	wg.Wait()
+	b, err := c.Get(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBlock(t, b, 8)
+	b.Release()
+
+	// Batched and single prefetches of the panicking block.
+	before := panics.Load()
+	c.Prefetch([]uint32{6, 7}) // fails both: the batch loader panicked
+	waitFor(t, func() bool { return panics.Load() == before+1 })
+	c.Prefetch([]uint32{7}) // one key: Load
+	waitFor(t, func() bool { return panics.Load() == before+2 })
+	if b, err := c.Get(6); err != nil {
+		t.Fatalf("Get(6) after its batch panicked: %v", err)
+	} else {
+		checkBlock(t, b, 6)
+		b.Release()
+	}
+	if _, err := c.Get(7); !errors.Is(err, ErrLoaderPanic) {
+		t.Fatalf("Get(7) after prefetches = %v, want ErrLoaderPanic", err)
+	}
+	if c.Contains(7) {
+		t.Fatal("a block whose loader panicked was cached")
+	}
+}
