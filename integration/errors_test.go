@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -175,8 +176,8 @@ func TestInterruptedCreateLeavesNoVolume(t *testing.T) {
 }
 
 // startCreate starts arcpack create with args in the background and
-// returns once it has written something into outDir (its scan is done by
-// then), or after 20 seconds.
+// returns once it has written something into outDir besides its lock file
+// (its scan is done by then), or after 20 seconds.
 func startCreate(t *testing.T, outDir string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(arcpackBin, append([]string{"create"}, args...)...)
@@ -186,7 +187,8 @@ func startCreate(t *testing.T, outDir string, args ...string) (*exec.Cmd, *bytes
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-		if ents, _ := os.ReadDir(outDir); len(ents) > 0 {
+		ents, _ := os.ReadDir(outDir)
+		if slices.ContainsFunc(ents, func(e os.DirEntry) bool { return !strings.HasSuffix(e.Name(), ".arcpack-lock") }) {
 			break
 		}
 	}

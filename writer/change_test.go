@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -279,5 +280,45 @@ func TestStaleRecoveryVolumesAreTheArchives(t *testing.T) {
 	o.Force = true
 	if _, err := Create(context.Background(), out, []string{src}, o); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Two creates of one archive at once: the second is refused while the
+// first holds the lock (each renaming its volumes into place could leave a
+// set mixing both, both reporting success); once the first is done, the
+// lock file is gone, and one left by a create that died locks nothing.
+func TestConcurrentCreatesOfOneArchiveAreRefused(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"f": randBytes(6, 5000)})
+	out := filepath.Join(t.TempDir(), "a")
+	o := small()
+	var second error
+	o.scanHook = func() {
+		o2 := small()
+		o2.Force = true
+		_, second = Create(context.Background(), out, []string{src}, o2)
+	}
+	res, err := Create(context.Background(), out, []string{src}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == nil || !strings.Contains(second.Error(), "another arcpack is writing this archive") {
+		t.Fatalf("a second create during the first: %v", second)
+	}
+	readBack(t, res.Volumes, 0)
+	if _, err := os.Stat(lockName(out)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("lock file after create: %v", err)
+	}
+	// A lock file left behind (a create killed) is taken over and removed.
+	if err := os.WriteFile(lockName(out), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o = small()
+	o.Force = true
+	if _, err := Create(context.Background(), out, []string{src}, o); err != nil {
+		t.Fatalf("create beside a stale lock file: %v", err)
+	}
+	if _, err := os.Stat(lockName(out)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stale lock file after create: %v", err)
 	}
 }

@@ -226,11 +226,12 @@ func (v *volumeWriter) abort() {
 }
 
 // archiveFiles are the device and inode of the files of archive base that
-// exist now: its volumes and its recovery volumes.
+// exist now: its volumes, its recovery volumes and its lock file.
 func archiveFiles(base string) map[[2]uint64]bool {
 	names, _ := existingVolumes(base)
 	rec, _ := format.ListRecoveryVolumes(base)
 	names = append(names, rec...)
+	names = append(names, lockName(base))
 	files := map[[2]uint64]bool{}
 	for _, name := range names {
 		var st unix.Stat_t

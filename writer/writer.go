@@ -217,6 +217,17 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	if err := opt.normalize(); err != nil {
 		return nil, err
 	}
+	// A missing output directory is said as such, before the lock file
+	// is tried there.
+	if _, err := existingVolumes(out); err != nil {
+		return nil, err
+	}
+	// Held from the check for an existing archive to the last rename.
+	unlock, err := lockOutput(out)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	existing, err := existingVolumes(out)
 	if err != nil {
 		return nil, err

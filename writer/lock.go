@@ -1,0 +1,48 @@
+package writer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockName is the lock file of the archive called base while a create
+// writes it: two creates of one archive at once would each rename their
+// volumes into place, and could leave a set mixing the two, both reporting
+// success. The lock is flock(2)'s, held on the open file: a create that
+// dies releases it with its process, and the file it leaves behind locks
+// nothing.
+func lockName(base string) string { return base + ".arcpack-lock" }
+
+// lockOutput takes the lock of the archive called base, or fails at once
+// when another process holds it. unlock removes the file and releases the
+// lock.
+func lockOutput(base string) (unlock func(), err error) {
+	name := lockName(base)
+	for {
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
+		fd := int(f.Fd())
+		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("%s: another arcpack is writing this archive now (it holds %s)", base, name)
+			}
+			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
+		// A create finishing meanwhile removes the file it held: the lock
+		// counts only on the file that is still at name.
+		var held, now unix.Stat_t
+		if unix.Fstat(fd, &held) == nil && unix.Stat(name, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
+			return func() {
+				os.Remove(name)
+				f.Close()
+			}, nil
+		}
+		f.Close()
+	}
+}
