@@ -26,22 +26,24 @@ func lockOutput(base string) (unlock func(), err error) {
 		if err != nil {
 			return nil, fmt.Errorf("lock %s: %w", name, err)
 		}
-		fd := int(f.Fd())
-		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		release := func() {
+			os.Remove(name)
 			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, fmt.Errorf("%s: another arcpack is writing this archive now (it holds %s)", base, name)
-			}
-			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
+		fd := int(f.Fd())
+		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("%s: another arcpack is writing this archive now (it holds %s)", base, name)
+		} else if err != nil {
+			// A filesystem without flock (some network ones): create
+			// goes on unguarded, as it did before there was a lock.
+			return release, nil
 		}
 		// A create finishing meanwhile removes the file it held: the lock
 		// counts only on the file that is still at name.
 		var held, now unix.Stat_t
 		if unix.Fstat(fd, &held) == nil && unix.Stat(name, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
-			return func() {
-				os.Remove(name)
-				f.Close()
-			}, nil
+			return release, nil
 		}
 		f.Close()
 	}
