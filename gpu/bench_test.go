@@ -83,7 +83,7 @@ func TestDeviceThroughput(t *testing.T) {
 	if err == nil {
 		defer parseOnly.Close()
 	}
-	t.Logf("%s; CPU twin on %d cores; %d MiB per run, median of %d", e.Describe(), runtime.GOMAXPROCS(0), total>>20, reps)
+	t.Logf("%s; CPU twin on %d cores; %d MiB per run in one call, batches of %d MiB, median of %d", e.Describe(), runtime.GOMAXPROCS(0), total>>20, batch>>20, reps)
 	fmt.Printf("%-44s %10s %10s %10s %10s %6s %7s %6s\n", "what", "cpu GB/s", "e2e GB/s", "kern GB/s", "ksum GB/s", "xfer", "xGB/s", "join")
 
 	// ARC_GPU_BENCH_ONLY=decode leaves out the BLAKE3 and compression rows,
@@ -354,18 +354,22 @@ func encRatio(bs []EncBlock) float64 {
 }
 
 // row times cpu and dev reps times each (after one warm-up) and prints the
-// medians.
+// medians; the device's figures are each rep's own, reset before it and
+// read after it.
 func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev func()) {
-	med := func(f func(), each func()) time.Duration {
+	med := func(f func(), before, after func()) time.Duration {
 		f()
 		var ds []time.Duration
 		for i := 0; i < reps; i++ {
-			if each != nil {
-				each()
+			if before != nil {
+				before()
 			}
 			start := time.Now()
 			f()
 			ds = append(ds, time.Since(start))
+			if after != nil {
+				after()
+			}
 		}
 		slices.Sort(ds)
 		return ds[len(ds)/2]
@@ -373,7 +377,7 @@ func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev f
 	var kern, ksum, xfer, xbw, join []float64
 	snap := func() {
 		for _, d := range e.devs {
-			d.stats.resetSpans()
+			d.stats.busy.Store(0)
 			d.stats.joinNs.Store(0)
 			d.stats.kernelNs.Store(0)
 			d.stats.xferNs.Store(0)
@@ -381,19 +385,18 @@ func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev f
 			d.stats.xferB.Store(0)
 		}
 	}
-	snap() // nothing from before (the self-test) in this row
 	var dcpu, ddev time.Duration
 	if cpu != nil {
-		dcpu = med(cpu, nil)
+		dcpu = med(cpu, nil, nil)
 	}
 	if dev == nil {
 		fmt.Printf("%-44s %10.2f %10s\n", name, float64(bytes)/dcpu.Seconds()/1e9, "-")
 		return
 	}
-	ddev = med(dev, func() {
+	ddev = med(dev, snap, func() {
 		var k, busy, x, b, xb, j int64
 		for _, d := range e.devs {
-			busy += d.stats.busyNs()
+			busy = max(busy, d.stats.busy.Load()) // devices run side by side
 			j += d.stats.joinNs.Load()
 			k += d.stats.kernelNs.Load()
 			x += d.stats.xferNs.Load()
@@ -407,7 +410,6 @@ func row(t *testing.T, e *Engine, name string, bytes int64, reps int, cpu, dev f
 			xbw = append(xbw, float64(xb)/float64(x))
 			join = append(join, float64(j)/float64(k))
 		}
-		snap()
 	})
 	slices.Sort(kern)
 	slices.Sort(ksum)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -442,7 +443,7 @@ func farRepeats(k int, seed uint64) []byte {
 // The benchmark's kernel time is the time at least one kernel ran: the
 // two slots' kernels overlap on the device, and adding their durations
 // would count that time twice.
-func TestBusyNsIsTheUnionOfKernelIntervals(t *testing.T) {
+func TestKernelTimeIsTheUnionOfKernelIntervals(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		spans []span
@@ -457,10 +458,8 @@ func TestBusyNsIsTheUnionOfKernelIntervals(t *testing.T) {
 		{"out of order", []span{{30, 40}, {0, 5}, {35, 50}, {4, 10}}, 30},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var st stats
-			st.spans = tc.spans
-			if got := st.busyNs(); got != tc.want {
-				t.Fatalf("busyNs of %v = %d, want %d", tc.spans, got, tc.want)
+			if got := unionNs(slices.Clone(tc.spans)); got != tc.want {
+				t.Fatalf("unionNs of %v = %d, want %d", tc.spans, got, tc.want)
 			}
 		})
 	}
@@ -483,24 +482,5 @@ func TestDefaultBatchIsHeldToTheHostsMemory(t *testing.T) {
 		if got := defaultBatch(tc.gpu, tc.mem); got != tc.want {
 			t.Errorf("defaultBatch(gpu %v, %d GiB) = %d MiB, want %d", tc.gpu, tc.mem/GiB, got/MiB, tc.want/MiB)
 		}
-	}
-}
-
-// An engine keeps no kernel intervals unless a benchmark asked for them:
-// a mount's engine runs for days.
-func TestKernelSpansAreKeptOnlyAfterResetSpans(t *testing.T) {
-	var st stats
-	st.addSpans([]span{{0, 10}})
-	if len(st.spans) != 0 || st.busyNs() != 0 {
-		t.Fatalf("kept %v before a benchmark asked", st.spans)
-	}
-	st.resetSpans()
-	st.addSpans([]span{{0, 10}, {5, 20}})
-	if got := st.busyNs(); got != 20 {
-		t.Fatalf("busyNs after resetSpans = %d, want 20", got)
-	}
-	st.resetSpans()
-	if got := st.busyNs(); got != 0 {
-		t.Fatalf("busyNs after a second resetSpans = %d, want 0", got)
 	}
 }

@@ -30,10 +30,11 @@ var kernelFS embed.FS
 // defaultBatch is Options.BatchBytes' default: 256 MiB on a GPU, 64 MiB
 // on other devices. 512 MiB batches decode 1 MiB blocks at 53-58 GB/s of
 // kernel time against 36-39 (H200, 2026-12-05, BENCHMARKS.md), but end to
-// end only 4-12% faster, and the engine takes 0.5 s longer to open with
-// them: a verify gains only past about 100 GB. About 2.3 times a batch is
-// pinned per slot, two slots per device, so it is held to a 32nd of the
-// host's memory (mem, 0 when unknown), and not below 64 MiB.
+// end only 4-13% faster, and the engine takes 0.65 s longer to open and
+// close with them: a verify gains only past 100-300 GB. About 2.3 times a
+// batch is pinned per slot, two slots per device, so it is held to a 32nd
+// of the host's memory (mem, 0 when unknown; per device: a host with many
+// GPUs pins more), and not below 64 MiB.
 func defaultBatch(isGPU bool, mem uint64) int {
 	if !isGPU {
 		return 64 << 20
@@ -184,6 +185,7 @@ type device struct {
 
 	mu    sync.Mutex // one batch at a time
 	slots [2]*slot
+	spans []span // the kernel intervals of the call run is in (under mu)
 
 	// inject, when set, makes the next kernel launch fail (tests of the
 	// CPU fallback).
@@ -199,23 +201,19 @@ type stats struct {
 	xferB    atomic.Int64 // bytes of those copies
 	bytes    atomic.Int64 // bytes the kernels timed produced (decode) or read (hash)
 
-	// The kernels' intervals on the device clock, kept only while a
-	// benchmark asks (resetSpans; a mount's engine runs for days). The two
-	// slots' queues run kernels at the same time, so the sum above counts
-	// such time twice (their durations stretch while they share the
-	// device); busyNs is the time at least one kernel ran.
-	mu        sync.Mutex
-	keepSpans bool
-	spans     []span
+	// busy is the time at least one kernel ran, the union of their
+	// intervals on the device clock: the two slots' queues run kernels at
+	// the same time, so kernelNs counts such time twice (their durations
+	// stretch while they share the device). run adds each call's union;
+	// calls never overlap (run holds d.mu and waits for both slots), so
+	// the sum is the union over all of them.
+	busy atomic.Int64
 }
 
 type span struct{ start, end int64 }
 
-// busyNs is the length of the union of the recorded kernel intervals.
-func (st *stats) busyNs() int64 {
-	st.mu.Lock()
-	sp := slices.Clone(st.spans)
-	st.mu.Unlock()
+// unionNs is the length of the union of the intervals; it sorts sp.
+func unionNs(sp []span) int64 {
 	slices.SortFunc(sp, func(a, b span) int { return cmp.Compare(a.start, b.start) })
 	var ns, end int64
 	for _, x := range sp {
@@ -228,23 +226,6 @@ func (st *stats) busyNs() int64 {
 		}
 	}
 	return ns
-}
-
-// addSpans records kernel intervals if a benchmark asked for them.
-func (st *stats) addSpans(sp []span) {
-	st.mu.Lock()
-	if st.keepSpans {
-		st.spans = append(st.spans, sp...)
-	}
-	st.mu.Unlock()
-}
-
-// resetSpans forgets the recorded intervals and keeps those to come.
-func (st *stats) resetSpans() {
-	st.mu.Lock()
-	st.keepSpans = true
-	st.spans = st.spans[:0]
-	st.mu.Unlock()
 }
 
 // pinned is a host-allocated OpenCL buffer kept mapped: the driver can DMA
@@ -499,11 +480,9 @@ func (s *slot) wait() error {
 
 // kernelTime adds up and releases the slot's timed events.
 func (d *device) kernelTime(s *slot) {
-	var spans []span
-	join := elapsed(s.joins, &spans)
+	join := elapsed(s.joins, &d.spans)
 	d.stats.joinNs.Add(join)
-	if ns := elapsed(s.kernels, &spans) + join; ns > 0 {
-		d.stats.addSpans(spans)
+	if ns := elapsed(s.kernels, &d.spans) + join; ns > 0 {
 		d.stats.kernelNs.Add(ns)
 		d.stats.bytes.Add(s.kernelBytes)
 	}
@@ -611,6 +590,8 @@ func (d *device) run(fill func(s *slot) (more bool, err error)) error {
 		}
 		d.kernelTime(s)
 	}
+	d.stats.busy.Add(unionNs(d.spans))
+	d.spans = d.spans[:0]
 	return firstErr
 }
 

@@ -61,9 +61,14 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 		if call <= 0 {
 			call = verifyBatchBytes
 		}
-		step = uint32(max(1, call/max(1, int(x.Blocks.RawSize[0]))))
-		// Each worker holds a call's bytes: keep what is in flight near
-		// 768 MiB, and at least one worker reading while one decodes.
+		// No more than the archive holds: a call of several GiB over a
+		// 1-byte first block would wrap a uint32, and workers size their
+		// buffers by step.
+		step = uint32(min(int(n), max(1, call/max(1, int(x.Blocks.RawSize[0])))))
+		// Each worker holds a call's decoded bytes and its stored ones;
+		// with calls of 256 MiB (the default) three take up to about 1.5
+		// GiB, with larger calls (a GPU engine's two slots: 512 MiB, more
+		// with several GPUs) two, one reading while one decodes.
 		workers = min(workers, max(2, 3*verifyBatchBytes/call))
 	}
 	var next atomic.Uint32
