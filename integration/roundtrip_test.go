@@ -492,11 +492,14 @@ func TestJSONOutputsMatchTheirDocumentation(t *testing.T) {
 		excused["dev_major"], excused["dev_minor"] = true, true
 	}
 	checkDocumented(t, "list --json", documentedFields(t, "list --json"), decodeLines(t, mustArcpack(t, "list", base+".001", "--json").stdout), excused)
-	checkDocumented(t, "info --json", documentedFields(t, "info --json"), decodeLines(t, mustArcpack(t, "info", base+".001", "--json").stdout), nil)
+	info := decodeLines(t, mustArcpack(t, "info", base+".001", "--json").stdout)
 
 	intact := decodeLines(t, mustArcpack(t, "verify", base+".001", "--json", "--progress", "never").stdout)
 	flipByte(t, vols[0], format.VolumeHeaderSize+1000) // a block
 	os.Remove(vols[1])
+	// info of the archive with a volume missing (volumes[].missing).
+	info = append(info, decodeLines(t, mustArcpack(t, "info", base+".001", "--json").stdout)...)
+	checkDocumented(t, "info --json", documentedFields(t, "info --json"), info, nil)
 	r := arcpack(t, "verify", base+".001", "--json", "--progress", "never")
 	if r.code != 1 {
 		t.Fatalf("verify --json of a damaged archive: %v", r)

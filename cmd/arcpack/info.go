@@ -60,7 +60,7 @@ type infoJSON struct {
 type volumeJSON struct {
 	Path    string `json:"path"`
 	Size    int64  `json:"size"`
-	Missing bool   `json:"missing,omitempty"`
+	Missing bool   `json:"missing"`
 }
 
 type codecJ struct {
