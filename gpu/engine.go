@@ -183,7 +183,7 @@ func (dd engineDecoder) DecodeBatch(blocks []Block) error {
 	var mu sync.Mutex
 	weight := func(i int) int { return len(blocks[i].Src) + len(blocks[i].Dst) }
 	onDevices(e.devs, split(gpuIdx, len(e.devs), weight), func(d *device, lo, hi int) {
-		failed, err := d.decodeBatch(blocks, gpuIdx[lo:hi])
+		failed, err := decodeOnDevice(d, blocks, gpuIdx[lo:hi])
 		if err != nil {
 			e.logf("gpu: device %s: decode batch failed, decoding on the CPU: %v", d.info.ID, err)
 			failed = gpuIdx[lo:hi]
@@ -355,11 +355,36 @@ func cpuDecode(blocks []Block, idx []int) {
 
 var decoders = sync.Pool{New: func() any { return codec.NewDecoder() }}
 
-func decodeOne(b *Block) error {
+// decodeOnDevice is d.decodeBatch with a panic turned into the batch's
+// error (the batch then goes to the CPU): it runs on a goroutine of
+// onDevices, where no caller could recover it.
+func decodeOnDevice(d *device, blocks []Block, idx []int) (failed []int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			failed, err = idx, fmt.Errorf("%w: %v", errDecoderPanic, r)
+		}
+	}()
+	return d.decodeBatch(blocks, idx)
+}
+
+// decodeOne decodes a block on the CPU. A panic (a decoder bug met on
+// hostile bytes) becomes the block's error: it runs on goroutines of the
+// engine's own, where no caller could recover it, and a read must not end
+// the process (a mount). The decoder it hit is not reused.
+func decodeOne(b *Block) (err error) {
 	d := decoders.Get().(*codec.Decoder)
-	defer decoders.Put(d)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errDecoderPanic, r)
+			return
+		}
+		decoders.Put(d)
+	}()
 	return d.Decode(b.Codec, b.Dst, b.Src)
 }
+
+// errDecoderPanic is the error of a block whose CPU decoder panicked.
+var errDecoderPanic = errors.New("decoder panicked")
 
 // parallel runs f(0..n-1) on up to GOMAXPROCS goroutines.
 func parallel(n int, f func(i int)) {

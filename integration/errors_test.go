@@ -496,6 +496,16 @@ func TestInfoCountsAMissingVolumeAtItsSize(t *testing.T) {
 	if out := mustArcpack(t, "info", base+".001").stdout; !strings.Contains(out, base+".002  missing\n") {
 		t.Errorf("info does not say .002 is missing:\n%s", out)
 	}
+	// A truncated volume counts as written too.
+	if err := os.WriteFile(base+".002", []byte("short"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(mustArcpack(t, "info", base+".001", "--json").stdout), &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.ArchiveBytes != before.ArchiveBytes || after.Ratio != before.Ratio {
+		t.Errorf("with .002 truncated: %d bytes, ratio %v; before: %d, %v", after.ArchiveBytes, after.Ratio, before.ArchiveBytes, before.Ratio)
+	}
 }
 
 // TestTruncatedVolumeIsNamed: a short middle volume is named by verify and
@@ -572,5 +582,23 @@ func TestExtractRefusesExistingFilesWithoutForce(t *testing.T) {
 	mustArcpack(t, "extract", base+".001", "-o", dst, "--force")
 	if b, _ := os.ReadFile(filepath.Join(dst, "f")); string(b) != "archived\n" {
 		t.Errorf("--force did not replace the file: %q", b)
+	}
+}
+
+// A lock file that another user's killed create left in a shared
+// directory locks nothing: a create as someone else goes on.
+func TestAnotherUsersStaleLockFileLocksNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to leave a file as another user")
+	}
+	src, outDir, o := unreadableTree(t)
+	os.Chmod(outDir, 0o1777)
+	out := filepath.Join(outDir, "o")
+	if err := os.WriteFile(out+".arcpack-lock", nil, 0o644); err != nil { // root's, read-only to nobody
+		t.Fatal(err)
+	}
+	r := runBin(t, o, arcpackBin, "create", filepath.Join(src, "public"), "-o", out, "--progress", "never")
+	if r.code != 0 {
+		t.Fatalf("create beside another user's stale lock file: %v", r)
 	}
 }

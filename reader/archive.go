@@ -276,10 +276,7 @@ func (a *Archive) loadBlock(b uint32, dst []byte) error {
 		return a.blockError(b, err)
 	}
 	if &src[0] != &dst[0] {
-		dec := a.decoders.Get().(*codec.Decoder)
-		err := dec.Decode(id, dst, src)
-		a.decoders.Put(dec)
-		if err != nil {
+		if err := a.decode(id, dst, src); err != nil {
 			return a.blockError(b, err)
 		}
 	}
@@ -287,6 +284,38 @@ func (a *Archive) loadBlock(b uint32, dst []byte) error {
 		return a.blockError(b, fmt.Errorf("checksum %016x, index says %016x", sum, x.Blocks.Sum[b]))
 	}
 	return nil
+}
+
+// errDecoderPanic is the error of a block whose decoder panicked.
+var errDecoderPanic = errors.New("decoder panicked")
+
+// decode decodes one block with a pooled decoder. A panic (a decoder bug
+// met on hostile bytes) becomes the block's error: a read must fail, not
+// end the process (a mount, verify); the decoder it hit is not reused.
+func (a *Archive) decode(id uint8, dst, src []byte) (err error) {
+	dec := a.decoders.Get().(*codec.Decoder)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errDecoderPanic, r)
+			return
+		}
+		a.decoders.Put(dec)
+	}()
+	return dec.Decode(id, dst, src)
+}
+
+// decodeBatchGuarded runs the batch decoder on one batch; a panic fails every
+// block of it, as decode does for one.
+func (a *Archive) decodeBatchGuarded(ids []uint8, dsts, srcs [][]byte) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			errs = make([]error, len(ids))
+			for i := range errs {
+				errs[i] = fmt.Errorf("%w (batch): %v", errDecoderPanic, r)
+			}
+		}
+	}()
+	return (*a.decodeBatch.Load())(ids, dsts, srcs)
 }
 
 // SetDecodeBatch makes f the decoder of the prefetch batches asked for from
@@ -326,7 +355,7 @@ func (a *Archive) loadBatch(keys []uint32, dsts [][]byte) []error {
 	for j, i := range todo {
 		tIDs[j], tDsts[j], tSrcs[j] = ids[i], dsts[i], srcs[i]
 	}
-	derrs := (*a.decodeBatch.Load())(tIDs, tDsts, tSrcs)
+	derrs := a.decodeBatchGuarded(tIDs, tDsts, tSrcs)
 	for j, i := range todo {
 		b := keys[i]
 		if j < len(derrs) && derrs[j] != nil {

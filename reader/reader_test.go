@@ -1183,3 +1183,30 @@ func TestVerifyBatchCallsHoldDecodeBatchBytes(t *testing.T) {
 		}
 	}
 }
+
+// A batch decoder that panics (a decoder bug met on hostile bytes) fails
+// its blocks: Verify reports them damaged instead of ending the process,
+// and a read through the cache gets an error, then the data once the
+// decoder behaves.
+func TestPanickingBatchDecoderFailsItsBlocksOnly(t *testing.T) {
+	data := randBytes(64*4096, 12)
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 8})
+	panics := func(ids []uint8, dsts, srcs [][]byte) []error { panic("decoder bug") }
+	a, err := Open(b.volumes[0], Options{Prefetch: -1, DecodeBatch: panics, DecodeBatchBytes: 16 * 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	rep, err := a.Verify(VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damaged) != 64 || !errors.Is(rep.Damaged[0], errDecoderPanic) {
+		t.Fatalf("verify with a panicking decoder: %d damaged blocks (%v), want all 64 with errDecoderPanic", len(rep.Damaged), rep.Damaged[0])
+	}
+	var calls, blocks atomic.Int64
+	a.SetDecodeBatch(countingDecoder(false, &calls, &blocks))
+	if rep, err := a.Verify(VerifyOptions{}); err != nil || !rep.Intact() {
+		t.Fatalf("verify once the decoder behaves: %v %+v", err, rep)
+	}
+}

@@ -22,7 +22,9 @@ func lockName(base string) string { return base + ".arcpack-lock" }
 func lockOutput(base string) (unlock func(), err error) {
 	name := lockName(base)
 	for {
-		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+		// Read-only, so that a file another user left behind (in a
+		// shared directory) can be locked too; no symlink followed.
+		f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("lock %s: %w", name, err)
 		}

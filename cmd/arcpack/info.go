@@ -98,10 +98,11 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 			size = st.Size()
 		}
 		in.Volumes = append(in.Volumes, volumeJSON{v, size, missing[v]})
-		// The archive's size is what was written: a missing volume other
-		// than the last (which holds the index just read) was exactly
-		// volume_size long, and counting it as 0 would inflate the ratio.
-		if missing[v] && i < len(vols)-1 {
+		// The archive's size is what was written: every volume but the
+		// last (which holds the index just read) was exactly volume_size
+		// long, and counting a missing or truncated one as less would
+		// inflate the ratio.
+		if i < len(vols)-1 {
 			size = in.VolumeSize
 		}
 		in.ArchiveBytes += size
