@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"archive/tar"
+	"bytes"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"arc/internal/testtree"
@@ -49,4 +52,39 @@ func TestCreateFromTarStreamRoundTrips(t *testing.T) {
 func TestCreateFromTarRefusesMixedSources(t *testing.T) {
 	r := arcpack(t, "create", "-", t.TempDir(), "-o", filepath.Join(t.TempDir(), "x"))
 	wantFail(t, r, 2, "cannot be combined")
+}
+
+// Names a tar stream controls (member names, owner names) reach the
+// terminal escaped: in list and list -l, and in create's warnings.
+func TestHostileNamesFromATarStreamAreEscapedOnOutput(t *testing.T) {
+	var stream bytes.Buffer
+	tw := tar.NewWriter(&stream)
+	evil := "x\x1b]0;pwned\x07\u202e"
+	for _, h := range []*tar.Header{
+		{Name: "f" + evil, Typeflag: tar.TypeReg, Mode: 0o644, Uname: "u" + evil, Gname: "g" + evil, Format: tar.FormatPAX},
+		{Name: "l" + evil, Typeflag: tar.TypeSymlink, Linkname: "", Mode: 0o777, Format: tar.FormatPAX}, // skipped with a warning naming it
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	out := filepath.Join(t.TempDir(), "a")
+	cmd := exec.Command(arcpackBin, "create", "-", "-o", out, "--progress", "never")
+	cmd.Stdin = &stream
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Run()
+	list := mustArcpack(t, "list", "-l", out+".001").stdout
+	for what, s := range map[string]string{"create's warnings": stderr.String(), "list -l": list, "list": mustArcpack(t, "list", out+".001").stdout} {
+		if strings.ContainsAny(s, "\x1b\x07\u202e") {
+			t.Errorf("%s print a raw escape sequence: %q", what, s)
+		}
+	}
+	if !strings.Contains(list, `ux\033]0;pwned\007\342\200\256/gx\033]0;pwned\007\342\200\256`) {
+		t.Errorf("list -l does not show the owner escaped: %q", list)
+	}
+	if !strings.Contains(stderr.String(), `lx\033]0;pwned`) {
+		t.Errorf("create's warning does not name the skipped member escaped: %q", stderr.String())
+	}
 }

@@ -26,6 +26,7 @@ import (
 	"arc/fs"
 	"arc/gpu"
 	"arc/internal/hint"
+	"arc/internal/termsafe"
 	"arc/reader"
 
 	"github.com/spf13/cobra"
@@ -217,7 +218,9 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
-	logger := log.New(logTo, "arcmount: ", log.LstdFlags)
+	// Log lines hold names from the archive: escaped, so that a hostile
+	// one cannot act on the terminal of `arcmount -f`.
+	logger := log.New(termsafe.Writer{W: logTo}, "arcmount: ", log.LstdFlags)
 	cacheSize, _ := parseSize(c.cacheSize)
 	mode, _ := gpu.ParseMode(c.gpu)
 	gopt := gpu.Options{Mode: mode, Device: c.gpuDevice, BatchBytes: 64 << 20, Logf: logger.Printf}

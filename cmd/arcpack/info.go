@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"arc/format"
+	"arc/internal/termsafe"
 	"arc/reader"
 
 	"github.com/spf13/cobra"
@@ -173,7 +174,7 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	}
 	p("ratio", "%.2f (input / archive bytes)", in.Ratio)
 	for _, kv := range x.Params {
-		p("param "+kv.Key, "%s", kv.Value)
+		p("param "+termsafe.Name(kv.Key), "%s", termsafe.Name(kv.Value))
 	}
 	return tw.Flush()
 }

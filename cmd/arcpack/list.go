@@ -10,10 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"arc/format"
+	"arc/internal/termsafe"
 	"arc/reader"
 
 	"github.com/spf13/cobra"
@@ -212,7 +212,7 @@ func (l *lister) entry(p []byte, d uint32) error {
 		return l.w.WriteByte('\n')
 	}
 	if !l.long {
-		fmt.Fprintln(l.w, escapeName(path))
+		fmt.Fprintln(l.w, termsafe.Name(path))
 		return nil
 	}
 	owner := l.names.users[x.Inodes.UID[ino]]
@@ -232,12 +232,12 @@ func (l *lister) entry(p []byte, d uint32) error {
 		size = fmt.Sprintf("%d,%d", maj, min)
 	}
 	mt := time.Unix(0, x.Inodes.Mtime[ino]).Local().Format("2006-01-02 15:04")
-	fmt.Fprintf(l.w, "%s %s/%s %10s %s %s", modeString(mode), owner, group, size, mt, escapeName(path))
+	fmt.Fprintf(l.w, "%s %s/%s %10s %s %s", modeString(mode), termsafe.Name(owner), termsafe.Name(group), size, mt, termsafe.Name(path))
 	switch {
 	case mode&format.ModeType == format.ModeLink:
-		fmt.Fprintf(l.w, " -> %s", escapeName(string(x.Symlink(ino))))
+		fmt.Fprintf(l.w, " -> %s", termsafe.Name(string(x.Symlink(ino))))
 	case linkTo != "":
-		fmt.Fprintf(l.w, " link to %s", escapeName(linkTo))
+		fmt.Fprintf(l.w, " link to %s", termsafe.Name(linkTo))
 	case x.IsDir(ino):
 		l.w.WriteByte('/')
 	}
@@ -320,45 +320,12 @@ func modeString(mode uint32) string {
 const rfc3339NanoFixed = "2006-01-02T15:04:05.000000000Z07:00"
 
 // jsonName is a name (a path, a symlink target) as list --json writes it:
-// as it is when it is valid UTF-8, else escaped (escapeName) with its exact
+// as it is when it is valid UTF-8, else escaped (termsafe.Name) with its exact
 // bytes in base64 beside it. One spelling for all, so that "link_to" is
 // exactly the "path" of the entry it names.
 func jsonName(name string) (text, exact string) {
 	if utf8.ValidString(name) {
 		return name, ""
 	}
-	return escapeName(name), base64.StdEncoding.EncodeToString([]byte(name))
-}
-
-// escapeName makes a file name printable on one line: C escapes for
-// control bytes, backslashes and bytes that are not valid UTF-8; and, as
-// octal bytes like `ls` writes them, the characters a terminal would act on
-// or that would make a name read as another: C1 controls (U+009B starts a
-// terminal escape sequence as ESC [ does), bidirectional formatting (U+202E
-// shows "gpj.exe" as "exe.jpg") and the line and paragraph separators.
-func escapeName(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n <= 1:
-			fmt.Fprintf(&b, `\%03o`, s[i])
-		case r >= 0x80 && r <= 0x9f || r == 0x2028 || r == 0x2029 || unicode.Is(unicode.Bidi_Control, r):
-			for _, c := range []byte(s[i : i+n]) {
-				fmt.Fprintf(&b, `\%03o`, c)
-			}
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\%03o`, r)
-		default:
-			b.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
+	return termsafe.Name(name), base64.StdEncoding.EncodeToString([]byte(name))
 }

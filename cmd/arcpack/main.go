@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
+
+	"arc/internal/termsafe"
 )
 
 // Exit codes, documented in README.md.
@@ -63,7 +64,6 @@ func run(args []string) int {
 	return code
 }
 
-// oneLine keeps an error message on one line whatever file names it holds.
-func oneLine(s string) string {
-	return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s)
-}
+// oneLine keeps an error message on one line, and harmless to a terminal,
+// whatever names (of files, owners, tar members) it holds.
+func oneLine(s string) string { return termsafe.Name(s) }

@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"arc/format"
+	"arc/internal/termsafe"
 	"arc/reader"
 	"arc/recovery"
 
@@ -319,7 +320,7 @@ func writeVerifyText(out io.Writer, u *units, archive string, a *reader.Archive,
 		fmt.Fprintf(out, "damaged block: %s\n", oneLine(be.Error()))
 	}
 	for _, f := range r.AffectedFiles {
-		fmt.Fprintf(out, "damaged file: %s\n", escapeName(f))
+		fmt.Fprintf(out, "damaged file: %s\n", termsafe.Name(f))
 	}
 }
 
