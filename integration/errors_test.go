@@ -602,3 +602,26 @@ func TestAnotherUsersStaleLockFileLocksNothing(t *testing.T) {
 		t.Fatalf("create beside another user's stale lock file: %v", r)
 	}
 }
+
+// While one arcpack writes an archive (here: the test holds its lock), a
+// create --force, a repair and a recovery add of the same archive are
+// refused at once: each renames files into place, and two at once could
+// leave volumes of two archives, or parity over another, all exiting 0.
+func TestWritersOfOneArchiveExcludeEachOther(t *testing.T) {
+	src := randomTree(t, 3, 64<<10)
+	base := pack(t, []string{"--recovery", "10%"}, src)
+	unlock, err := format.LockArchive(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"create", src, "-o", base, "--force", "--progress", "never"},
+		{"repair", base + ".001", "--progress", "never"},
+		{"recovery", "add", base + ".001", "--recovery", "5%", "--force", "--progress", "never"},
+	} {
+		wantFail(t, arcpack(t, args...), 2, "another arcpack is writing this archive now")
+	}
+	unlock()
+	mustArcpack(t, "repair", base+".001", "--progress", "never")
+	mustArcpack(t, "verify", base+".001")
+}

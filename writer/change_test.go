@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"arc/format"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -306,11 +308,11 @@ func TestConcurrentCreatesOfOneArchiveAreRefused(t *testing.T) {
 		t.Fatalf("a second create during the first: %v", second)
 	}
 	readBack(t, res.Volumes, 0)
-	if _, err := os.Stat(lockName(out)); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(format.LockName(out)); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("lock file after create: %v", err)
 	}
 	// A lock file left behind (a create killed) is taken over and removed.
-	if err := os.WriteFile(lockName(out), nil, 0o644); err != nil {
+	if err := os.WriteFile(format.LockName(out), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	o = small()
@@ -318,7 +320,30 @@ func TestConcurrentCreatesOfOneArchiveAreRefused(t *testing.T) {
 	if _, err := Create(context.Background(), out, []string{src}, o); err != nil {
 		t.Fatalf("create beside a stale lock file: %v", err)
 	}
-	if _, err := os.Stat(lockName(out)); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(format.LockName(out)); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("stale lock file after create: %v", err)
 	}
+}
+
+// With KeepLock the archive stays locked after Create, until the caller's
+// own writes (its recovery volumes) are done and it calls Result.Unlock.
+func TestKeepLockHandsTheLockToTheCaller(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"f": randBytes(7, 5000)})
+	out := filepath.Join(t.TempDir(), "a")
+	o := small()
+	o.KeepLock = true
+	res, err := Create(context.Background(), out, []string{src}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := format.LockArchive(out); err == nil || !strings.Contains(err.Error(), "another arcpack is writing") {
+		t.Fatalf("lock taken while Create's caller holds it: %v", err)
+	}
+	res.Unlock()
+	unlock, err := format.LockArchive(out)
+	if err != nil {
+		t.Fatalf("lock after Result.Unlock: %v", err)
+	}
+	unlock()
 }

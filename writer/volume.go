@@ -231,7 +231,7 @@ func archiveFiles(base string) map[[2]uint64]bool {
 	names, _ := existingVolumes(base)
 	rec, _ := format.ListRecoveryVolumes(base)
 	names = append(names, rec...)
-	names = append(names, lockName(base))
+	names = append(names, format.LockName(base))
 	files := map[[2]uint64]bool{}
 	for _, name := range names {
 		var st unix.Stat_t

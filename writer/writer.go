@@ -40,6 +40,10 @@ type Options struct {
 	OneFileSystem bool
 	Strict        bool // an unreadable source is fatal instead of skipped
 	Force         bool // replace an existing archive of the same name
+	// KeepLock leaves the archive's lock (format.LockArchive) held after a
+	// successful Create, in Result.Unlock: the caller's next writes (its
+	// recovery volumes) are then guarded too.
+	KeepLock bool
 	// Order lays out the unique-data stream: OrderPath (default) keeps a
 	// directory's files together, OrderSimilar puts similar files together.
 	Order string
@@ -96,6 +100,8 @@ type Result struct {
 	StoredBytes                                       int64 // compressed block data
 	ArchiveBytes                                      int64 // all volume files together
 	Elapsed                                           time.Duration
+	// Unlock releases the archive's lock (Options.KeepLock; else nil).
+	Unlock func()
 }
 
 // Stream orders.
@@ -222,12 +228,18 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	if _, err := existingVolumes(out); err != nil {
 		return nil, err
 	}
-	// Held from the check for an existing archive to the last rename.
-	unlock, err := lockOutput(out)
+	// Held from the check for an existing archive to the last rename, or
+	// handed to the caller with KeepLock.
+	unlock, err := format.LockArchive(out)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	keep := false
+	defer func() {
+		if !keep {
+			unlock()
+		}
+	}()
 	existing, err := existingVolumes(out)
 	if err != nil {
 		return nil, err
@@ -331,6 +343,9 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	r.Volumes = vols
 	r.ArchiveBytes = vw.bytes
 	r.Elapsed = time.Since(start)
+	if opt.KeepLock {
+		keep, r.Unlock = true, unlock
+	}
 	return &r, nil
 }
 

@@ -182,6 +182,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		OneFileSystem: f.oneFileSystem,
 		Strict:        f.strict,
 		Force:         f.force,
+		KeepLock:      true, // held on through the recovery volumes
 		Tool:          "arcpack " + version,
 		Order:         f.order,
 		ChunkSize:     chunk,
@@ -211,6 +212,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		}
 		return fmt.Errorf("create %s: %w", f.out, err)
 	}
+	defer res.Unlock()
 	fmt.Fprintln(c.OutOrStdout(), createSummary(u, res))
 	if pct > 0 { // the archive is complete: add its parity (recovery.go)
 		if err := addRecovery(ctx, c.OutOrStdout(), u, f.out, pct, true, f.workers); err != nil {

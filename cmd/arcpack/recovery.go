@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"arc/format"
 	"arc/reader"
 	"arc/recovery"
 
@@ -128,6 +130,11 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 			if err := verifyBeforeParity(args[0], showBar); err != nil {
 				return err
 			}
+			unlock, err := lockArchive(args[0])
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
 			b := newBar(showBar, "parity", 0)
@@ -146,6 +153,21 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 	addProgressFlag(add, &progress)
 	c.AddCommand(add)
 	return c
+}
+
+// lockArchive takes the lock that create, repair and `recovery add` hold
+// while they write the archive named by any of its volumes' names
+// (format.LockArchive). Where its directory is not there, there is nothing
+// to guard: the command goes on and says what is missing.
+func lockArchive(archive string) (unlock func(), err error) {
+	unlock, err = format.LockArchive(recovery.Base(archive))
+	if errors.Is(err, fs.ErrNotExist) {
+		return func() {}, nil
+	}
+	if err != nil {
+		return nil, &exitError{code: exitFatal, err: err}
+	}
+	return unlock, nil
 }
 
 // verifyBeforeParity checks every block and the index of archive before
@@ -200,6 +222,11 @@ rebuild, nothing is changed. Exit 0 when the archive is intact (or was repaired)
 }
 
 func runRepair(ctx context.Context, w io.Writer, u *units, archive string, workers int, showBar bool) error {
+	unlock, err := lockArchive(archive)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	start := time.Now()
 	b := newBar(showBar, "checking", 0)
 	res, err := recovery.Repair(ctx, archive, recovery.Options{Workers: workers, Progress: b.recoveryProgress()})

@@ -1,4 +1,4 @@
-package writer
+package format
 
 import (
 	"errors"
@@ -8,19 +8,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockName is the lock file of the archive called base while a create
-// writes it: two creates of one archive at once would each rename their
-// volumes into place, and could leave a set mixing the two, both reporting
-// success. The lock is flock(2)'s, held on the open file: a create that
-// dies releases it with its process, and the file it leaves behind locks
-// nothing.
-func lockName(base string) string { return base + ".arcpack-lock" }
+// LockName is the lock file of the archive called base while a create, a
+// repair or a `recovery add` writes it: two of them at once would each
+// rename their volumes into place, and could leave a set mixing the two
+// archives (or parity over another archive), both reporting success. The
+// lock is flock(2)'s, held on the open file: a process that dies releases
+// it, and the file it leaves behind locks nothing.
+func LockName(base string) string { return base + ".arcpack-lock" }
 
-// lockOutput takes the lock of the archive called base, or fails at once
+// LockArchive takes the lock of the archive called base, or fails at once
 // when another process holds it. unlock removes the file and releases the
 // lock.
-func lockOutput(base string) (unlock func(), err error) {
-	name := lockName(base)
+func LockArchive(base string) (unlock func(), err error) {
+	name := LockName(base)
 	for {
 		// Read-only, so that a file another user left behind (in a
 		// shared directory) can be locked too; no symlink followed.
@@ -37,11 +37,11 @@ func lockOutput(base string) (unlock func(), err error) {
 			f.Close()
 			return nil, fmt.Errorf("%s: another arcpack is writing this archive now (it holds %s)", base, name)
 		} else if err != nil {
-			// A filesystem without flock (some network ones): create
-			// goes on unguarded, as it did before there was a lock.
+			// A filesystem without flock (some network ones): the
+			// writer goes on unguarded, as before there was a lock.
 			return release, nil
 		}
-		// A create finishing meanwhile removes the file it held: the lock
+		// A writer finishing meanwhile removes the file it held: the lock
 		// counts only on the file that is still at name.
 		var held, now unix.Stat_t
 		if unix.Fstat(fd, &held) == nil && unix.Stat(name, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
