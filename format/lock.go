@@ -35,7 +35,7 @@ func LockArchive(base string) (unlock func(), err error) {
 		fd := int(f.Fd())
 		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("%s: another arcpack is writing this archive now (it holds %s)", base, name)
+			return nil, fmt.Errorf("another arcpack is writing this archive now (it holds %s)", name)
 		} else if err != nil {
 			// A filesystem without flock (some network ones): the
 			// writer goes on unguarded, as before there was a lock.

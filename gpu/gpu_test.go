@@ -484,3 +484,31 @@ func TestDefaultBatchIsHeldToTheHostsMemory(t *testing.T) {
 		}
 	}
 }
+
+// A panic while a batch is being packed fails that batch (decodeOnDevice:
+// it goes to the CPU) and leaves nothing pending on the device: the next
+// batch must not write the abandoned one's results into its old buffers,
+// which the caller may have reused.
+func TestPanicMidBatchLeavesNoPendingWork(t *testing.T) {
+	e := testEngine(t, 1<<20)
+	d := e.devs[0]
+	raws := [][]byte{compressible(600000, 1), compressible(600000, 2)}
+	blocks := lz4Blocks(t, raws, codec.LevelDefault)
+	// Index 99 does not exist: packing panics after block 0's batch went
+	// out on one slot (each block fills most of a 1 MiB slot).
+	failed, err := decodeOnDevice(d, blocks, []int{0, 1, 99})
+	if !errors.Is(err, errDecoderPanic) || len(failed) != 3 {
+		t.Fatalf("decodeOnDevice with a panic: %v, failed %v", err, failed)
+	}
+	for i := range blocks[0].Dst {
+		blocks[0].Dst[i] = 'X' // the caller reuses the buffer
+	}
+	again := lz4Blocks(t, raws[1:], codec.LevelDefault)
+	if err := e.Decoder().DecodeBatch(again); err != nil {
+		t.Fatal(err)
+	}
+	checkDecoded(t, again, raws[1:])
+	if bytes.Count(blocks[0].Dst, []byte("X")) != len(blocks[0].Dst) {
+		t.Fatal("the abandoned batch's results were written into a buffer reused since")
+	}
+}

@@ -562,6 +562,23 @@ func (s *slot) read(dst *pinned, src *cl.MemObject, n int) error {
 func (d *device) run(fill func(s *slot) (more bool, err error)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// A panic in fill or in a collect step (decodeOnDevice recovers it and
+	// hands the batch to the CPU) must not leave a slot's work pending: at
+	// the next call's wait, its collect would write the abandoned batch's
+	// results into buffers the caller has reused since.
+	defer func() {
+		if r := recover(); r != nil {
+			for _, s := range d.slots {
+				s.q.Finish()
+				s.xfers = append(s.xfers, s.events...) // released once timed
+				s.events = s.events[:0]
+				s.collect = nil
+				d.kernelTime(s)
+			}
+			d.spans = d.spans[:0]
+			panic(r)
+		}
+	}()
 	var firstErr error
 	for cur, more := 0, true; more; cur ^= 1 {
 		s := d.slots[cur]

@@ -625,3 +625,19 @@ func TestWritersOfOneArchiveExcludeEachOther(t *testing.T) {
 	mustArcpack(t, "repair", base+".001", "--progress", "never")
 	mustArcpack(t, "verify", base+".001")
 }
+
+// Where the archive's directory cannot be written, there is nothing to
+// lock: repair still checks and reports (here: intact, exit 0).
+func TestRepairInADirectoryItCannotWriteStillReports(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run as another user")
+	}
+	src, outDir, o := unreadableTree(t)
+	out := filepath.Join(outDir, "o")
+	mustArcpack(t, "create", filepath.Join(src, "public"), "-o", out, "--recovery", "10%", "--progress", "never")
+	os.Chmod(outDir, 0o755) // root's: nobody may not create the lock file
+	r := runBin(t, o, arcpackBin, "repair", out+".001", "--progress", "never")
+	if r.code != 0 || !strings.Contains(r.stdout, "intact") {
+		t.Fatalf("repair as a user who cannot write the directory: %v", r)
+	}
+}

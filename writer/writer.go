@@ -100,7 +100,8 @@ type Result struct {
 	StoredBytes                                       int64 // compressed block data
 	ArchiveBytes                                      int64 // all volume files together
 	Elapsed                                           time.Duration
-	// Unlock releases the archive's lock (Options.KeepLock; else nil).
+	// Unlock releases the archive's lock held for Options.KeepLock (else
+	// it does nothing).
 	Unlock func()
 }
 
@@ -343,6 +344,7 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	r.Volumes = vols
 	r.ArchiveBytes = vw.bytes
 	r.Elapsed = time.Since(start)
+	r.Unlock = func() {}
 	if opt.KeepLock {
 		keep, r.Unlock = true, unlock
 	}

@@ -123,6 +123,13 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 			if err != nil {
 				return err
 			}
+			// Locked before the check, so that what is verified is what
+			// gets parity.
+			unlock, err := lockArchive(args[0])
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			// The cheap refusal first: verifying reads the whole archive.
 			if err := recovery.CheckExisting(args[0], force); errors.Is(err, recovery.ErrExists) {
 				return &exitError{code: exitFatal, err: fmt.Errorf("recovery volumes: %w", err)}
@@ -130,11 +137,6 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 			if err := verifyBeforeParity(args[0], showBar); err != nil {
 				return err
 			}
-			unlock, err := lockArchive(args[0])
-			if err != nil {
-				return err
-			}
-			defer unlock()
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
 			b := newBar(showBar, "parity", 0)
@@ -157,11 +159,12 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 
 // lockArchive takes the lock that create, repair and `recovery add` hold
 // while they write the archive named by any of its volumes' names
-// (format.LockArchive). Where its directory is not there, there is nothing
-// to guard: the command goes on and says what is missing.
+// (format.LockArchive). Where its directory is not there, or cannot be
+// written (a read-only mount), there is nothing to guard: the command goes
+// on, reports, and fails itself if it must write.
 func lockArchive(archive string) (unlock func(), err error) {
 	unlock, err = format.LockArchive(recovery.Base(archive))
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
 		return func() {}, nil
 	}
 	if err != nil {
