@@ -3,6 +3,7 @@ package format
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -25,9 +26,17 @@ func LockArchive(base string) (unlock func(), err error) {
 		// Read-only, so that a file another user left behind (in a
 		// shared directory) can be locked too; no symlink followed.
 		f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("lock %s: %w", name, err)
+		if errors.Is(err, fs.ErrPermission) {
+			// Another user's file in a sticky directory, where
+			// fs.protected_regular refuses O_CREAT on it.
+			f, err = os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 		}
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w (if no arcpack is writing this archive, remove the file)", name, err)
+		}
+		// Readable by all whatever the umask, so that other users can
+		// lock it too (a file not ours keeps its mode).
+		_ = f.Chmod(0o644)
 		release := func() {
 			os.Remove(name)
 			f.Close()

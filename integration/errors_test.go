@@ -641,3 +641,29 @@ func TestRepairInADirectoryItCannotWriteStillReports(t *testing.T) {
 		t.Fatalf("repair as a user who cannot write the directory: %v", r)
 	}
 }
+
+// A lock file another user holds and that this user may not open (it was
+// made under umask 077) in a directory this user may write is not skipped:
+// that user's writer may be running. recovery add is refused.
+func TestALockFileThatCannotBeOpenedIsNotSkipped(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run as another user")
+	}
+	src, outDir, o := unreadableTree(t)
+	out := filepath.Join(outDir, "o")
+	mustArcpack(t, "create", filepath.Join(src, "public"), "-o", out, "--recovery", "10%", "--progress", "never")
+	vols, _ := filepath.Glob(out + ".*")
+	for _, v := range vols {
+		os.Chmod(v, 0o666)
+	}
+	f, err := os.OpenFile(format.LockName(out), os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	r := runBin(t, o, arcpackBin, "recovery", "add", out+".001", "--recovery", "20%", "--force", "--progress", "never")
+	wantFail(t, r, 2, "permission denied")
+}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"arc/recovery"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 // The recovery commands register themselves (the root command's list of
@@ -160,11 +162,15 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 // lockArchive takes the lock that create, repair and `recovery add` hold
 // while they write the archive named by any of its volumes' names
 // (format.LockArchive). Where its directory is not there, or cannot be
-// written (a read-only mount), there is nothing to guard: the command goes
-// on, reports, and fails itself if it must write.
+// written (a read-only mount, another user's directory), there is nothing
+// to guard: the command goes on, reports, and fails itself if it must
+// write. A lock file it may not open in a directory it may write stays an
+// error: another user's writer may hold it.
 func lockArchive(archive string) (unlock func(), err error) {
-	unlock, err = format.LockArchive(recovery.Base(archive))
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+	base := recovery.Base(archive)
+	unlock, err = format.LockArchive(base)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EROFS) ||
+		errors.Is(err, fs.ErrPermission) && unix.Access(filepath.Dir(base), unix.W_OK) != nil {
 		return func() {}, nil
 	}
 	if err != nil {
