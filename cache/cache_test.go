@@ -420,19 +420,25 @@ func TestGetAfterCloseFails(t *testing.T) {
 	}
 }
 
-func TestFailedPrefetchFallsBackToLoad(t *testing.T) {
-	release := make(chan struct{})
-	cnt := newCounter()
-	c := newCache(t, 1<<20, cnt.load, func(cfg *Config) {
+// failingBatchAfter gives the cache a batch loader that waits for gate,
+// then fails every key (a batch decoder whose output fails its checks).
+func failingBatchAfter(gate <-chan struct{}) func(*Config) {
+	return func(cfg *Config) {
 		cfg.LoadBatch = func(keys []uint32, dsts [][]byte) []error {
-			<-release
+			<-gate
 			errs := make([]error, len(keys))
 			for i := range errs {
-				errs[i] = errors.New("batch engine failed")
+				errs[i] = errors.New("batch decoder failed")
 			}
 			return errs
 		}
-	})
+	}
+}
+
+func TestFailedPrefetchFallsBackToLoad(t *testing.T) {
+	release := make(chan struct{})
+	cnt := newCounter()
+	c := newCache(t, 1<<20, cnt.load, failingBatchAfter(release))
 	c.Prefetch([]uint32{1, 2})
 	waitFor(t, func() bool { return c.Stats().InFlight == 2 })
 	getWhileLoading(t, c, 2, release) // waits on the failing batch, then loads itself
@@ -476,16 +482,7 @@ func TestReadOfAPrefetchInFlightCountsAsRead(t *testing.T) {
 func TestGetAfterAFailedPrefetchLoadsEvenWhenAnotherFails(t *testing.T) {
 	gate := make(chan struct{})
 	cnt := newCounter()
-	c := newCache(t, 1<<20, cnt.load, func(cfg *Config) {
-		cfg.LoadBatch = func(keys []uint32, dsts [][]byte) []error {
-			<-gate
-			errs := make([]error, len(keys))
-			for i := range errs {
-				errs[i] = errors.New("batch decoder failed")
-			}
-			return errs
-		}
-	})
+	c := newCache(t, 1<<20, cnt.load, failingBatchAfter(gate))
 	inFlight := func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
