@@ -626,15 +626,25 @@ func TestWritersOfOneArchiveExcludeEachOther(t *testing.T) {
 	mustArcpack(t, "verify", base+".001")
 }
 
-// Where the archive's directory cannot be written, there is nothing to
-// lock: repair still checks and reports (here: intact, exit 0).
-func TestRepairInADirectoryItCannotWriteStillReports(t *testing.T) {
+// archiveWithRecoveryForNobody packs root's archive out, with recovery
+// volumes, in outDir (writable by all), and gives the options that run a
+// command as nobody; it skips the test unless it runs as root.
+func archiveWithRecoveryForNobody(t *testing.T) (out, outDir string, o runOpts) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run as another user")
 	}
-	src, outDir, o := unreadableTree(t)
-	out := filepath.Join(outDir, "o")
+	var src string
+	src, outDir, o = unreadableTree(t)
+	out = filepath.Join(outDir, "o")
 	mustArcpack(t, "create", filepath.Join(src, "public"), "-o", out, "--recovery", "10%", "--progress", "never")
+	return out, outDir, o
+}
+
+// Where the archive's directory cannot be written, there is nothing to
+// lock: repair still checks and reports (here: intact, exit 0).
+func TestRepairInADirectoryItCannotWriteStillReports(t *testing.T) {
+	out, outDir, o := archiveWithRecoveryForNobody(t)
 	os.Chmod(outDir, 0o755) // root's: nobody may not create the lock file
 	r := runBin(t, o, arcpackBin, "repair", out+".001", "--progress", "never")
 	if r.code != 0 || !strings.Contains(r.stdout, "intact") {
@@ -646,12 +656,7 @@ func TestRepairInADirectoryItCannotWriteStillReports(t *testing.T) {
 // made under umask 077) in a directory this user may write is not skipped:
 // that user's writer may be running. recovery add is refused.
 func TestALockFileThatCannotBeOpenedIsNotSkipped(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run as another user")
-	}
-	src, outDir, o := unreadableTree(t)
-	out := filepath.Join(outDir, "o")
-	mustArcpack(t, "create", filepath.Join(src, "public"), "-o", out, "--recovery", "10%", "--progress", "never")
+	out, _, o := archiveWithRecoveryForNobody(t)
 	vols, _ := filepath.Glob(out + ".*")
 	for _, v := range vols {
 		os.Chmod(v, 0o666)
