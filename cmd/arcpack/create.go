@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"arc/codec"
+	"arc/internal/termsafe"
 	"arc/recovery"
 	"arc/writer"
 	"arc/writer/segment"
@@ -192,7 +193,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 			if b != nil {
 				_ = b.pb.Clear()
 			}
-			fmt.Fprintf(os.Stderr, "arcpack: warning: %s\n", oneLine(err.Error()))
+			fmt.Fprintf(os.Stderr, "arcpack: warning: %s\n", termsafe.Name(err.Error()))
 		},
 	}
 	if b != nil {

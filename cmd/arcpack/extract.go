@@ -11,6 +11,7 @@ import (
 
 	"arc/format"
 	"arc/internal/hint"
+	"arc/internal/termsafe"
 	"arc/reader"
 
 	"github.com/spf13/cobra"
@@ -106,7 +107,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 			if b != nil {
 				_ = b.pb.Clear()
 			}
-			fmt.Fprintf(os.Stderr, "arcpack: warning: %s\n", oneLine(err.Error()))
+			fmt.Fprintf(os.Stderr, "arcpack: warning: %s\n", termsafe.Name(err.Error()))
 		},
 	})
 	b.done()

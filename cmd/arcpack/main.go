@@ -60,10 +60,8 @@ func run(args []string) int {
 			return code
 		}
 	}
-	fmt.Fprintf(os.Stderr, "arcpack: %s\n", oneLine(err.Error()))
+	// One line, harmless to a terminal, whatever names (of files, owners,
+	// tar members) the message holds.
+	fmt.Fprintf(os.Stderr, "arcpack: %s\n", termsafe.Name(err.Error()))
 	return code
 }
-
-// oneLine keeps an error message on one line, and harmless to a terminal,
-// whatever names (of files, owners, tar members) it holds.
-func oneLine(s string) string { return termsafe.Name(s) }

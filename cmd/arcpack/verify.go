@@ -219,7 +219,7 @@ func verifyByRecovery(out io.Writer, u *units, archive string, asJSON bool, rec 
 			return err
 		}
 	} else {
-		fmt.Fprintf(out, "damaged: %s\n", oneLine(openErr.Error()))
+		fmt.Fprintf(out, "damaged: %s\n", termsafe.Name(openErr.Error()))
 		writeRecoveryText(out, u, archive, rec)
 	}
 	return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: damaged: %w%s", archive, openErr, rec.hint(archive))}
@@ -231,9 +231,9 @@ func writeRecoveryText(out io.Writer, u *units, archive string, r *recoveryCheck
 	case r == nil:
 	case r.stale():
 		fmt.Fprintf(out, "recovery volumes not used: %s (left from another archive? 'arcpack recovery add %s --recovery PCT --force' replaces them)\n",
-			oneLine(r.err.Error()), archive)
+			termsafe.Name(r.err.Error()), archive)
 	case !r.usable():
-		fmt.Fprintf(out, "recovery volumes unusable: %s\n", oneLine(r.err.Error()))
+		fmt.Fprintf(out, "recovery volumes unusable: %s\n", termsafe.Name(r.err.Error()))
 	case r.rep.Intact():
 		fmt.Fprintf(out, "recovery: %d volume(s) intact; every volume checked against them\n", len(r.paths))
 	default:
@@ -311,13 +311,13 @@ func writeVerifyText(out io.Writer, u *units, archive string, a *reader.Archive,
 		fmt.Fprintf(out, "missing volume: %s\n", v)
 	}
 	for _, v := range r.DamagedVolumes {
-		fmt.Fprintf(out, "damaged volume: %s\n", oneLine(v.Error()))
+		fmt.Fprintf(out, "damaged volume: %s\n", termsafe.Name(v.Error()))
 	}
 	if !r.IndexOK {
-		fmt.Fprintf(out, "damaged index: %s\n", oneLine(fmt.Sprint(r.IndexErr)))
+		fmt.Fprintf(out, "damaged index: %s\n", termsafe.Name(fmt.Sprint(r.IndexErr)))
 	}
 	for _, be := range r.Damaged {
-		fmt.Fprintf(out, "damaged block: %s\n", oneLine(be.Error()))
+		fmt.Fprintf(out, "damaged block: %s\n", termsafe.Name(be.Error()))
 	}
 	for _, f := range r.AffectedFiles {
 		fmt.Fprintf(out, "damaged file: %s\n", termsafe.Name(f))
