@@ -509,15 +509,7 @@ func TestVerifyChecksThePadding(t *testing.T) {
 		}
 		vol, fo := streamFileOffset(b, end+pad/2)
 		flipByte(t, vol, fo)
-		a, err := Open(b.volumes[0], Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer a.Close()
-		rep, err := a.Verify(VerifyOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, rep := openVerified(t, b.volumes[0], Options{})
 		if rep.IndexOK || !strings.Contains(fmt.Sprint(rep.IndexErr), "padding byte") || len(rep.Damaged) != 0 {
 			t.Fatalf("flipped padding: index ok %v (%v), %d damaged blocks", rep.IndexOK, rep.IndexErr, len(rep.Damaged))
 		}
@@ -1191,15 +1183,7 @@ func TestPanickingBatchDecoderFailsItsBlocksOnly(t *testing.T) {
 	data := randBytes(64*4096, 12)
 	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 8})
 	panics := func(ids []uint8, dsts, srcs [][]byte) []error { panic("decoder bug") }
-	a, err := Open(b.volumes[0], Options{Prefetch: -1, DecodeBatch: panics, DecodeBatchBytes: 16 * 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	rep, err := a.Verify(VerifyOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, rep := openVerified(t, b.volumes[0], Options{Prefetch: -1, DecodeBatch: panics, DecodeBatchBytes: 16 * 4096})
 	if len(rep.Damaged) != 64 || !errors.Is(rep.Damaged[0], errDecoderPanic) {
 		t.Fatalf("verify with a panicking decoder: %d damaged blocks (%v), want all 64 with errDecoderPanic", len(rep.Damaged), rep.Damaged)
 	}
@@ -1208,4 +1192,20 @@ func TestPanickingBatchDecoderFailsItsBlocksOnly(t *testing.T) {
 	if rep, err := a.Verify(VerifyOptions{}); err != nil || !rep.Intact() {
 		t.Fatalf("verify once the decoder behaves: %v %+v", err, rep)
 	}
+}
+
+// openVerified opens the archive at path (closed when the test ends) and
+// verifies it; either failing fails the test.
+func openVerified(t *testing.T, path string, opt Options) (*Archive, *VerifyReport) {
+	t.Helper()
+	a, err := Open(path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	rep, err := a.Verify(VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, rep
 }
