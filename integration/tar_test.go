@@ -88,3 +88,49 @@ func TestHostileNamesFromATarStreamAreEscapedOnOutput(t *testing.T) {
 		t.Errorf("create's warning does not name the skipped member escaped: %q", stderr.String())
 	}
 }
+
+// list -l keeps its size column aligned past an owner name longer than
+// the column was made for: the column grows, and every line after the
+// long one ends its size where that line does (as tar -tv does).
+func TestListLongAlignsSizesPastALongOwner(t *testing.T) {
+	var stream bytes.Buffer
+	tw := tar.NewWriter(&stream)
+	files := []struct {
+		name, user, group string
+		id, size          int
+	}{
+		{"a", "a-rather-long-user-name", "and-a-long-group", 5001, 1},
+		{"b", "root", "root", 0, 123456},
+		{"c", "x", "y", 5002, 0},
+	}
+	for _, f := range files {
+		h := &tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(f.size), Uname: f.user, Gname: f.group, Uid: f.id, Gid: f.id, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(make([]byte, f.size))
+	}
+	tw.Close()
+	out := filepath.Join(t.TempDir(), "a")
+	cmd := exec.Command(arcpackBin, "create", "-", "-o", out, "--progress", "never")
+	cmd.Stdin = &stream
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("create: %v\n%s", err, b)
+	}
+	list := strings.TrimSpace(mustArcpack(t, "list", "-l", "--bytes", out+".001").stdout)
+	date := regexp.MustCompile(` \d{4}-\d\d-\d\d \d\d:\d\d `)
+	col := -1
+	for _, line := range strings.Split(list, "\n") {
+		at := date.FindStringIndex(line)
+		if at == nil {
+			t.Fatalf("no date in %q", line)
+		}
+		if col >= 0 && at[0] != col {
+			t.Errorf("the size column ends at %d in %q, at %d above it:\n%s", at[0], line, col, list)
+		}
+		col = at[0]
+	}
+	if !strings.Contains(list, "a-rather-long-user-name/and-a-long-group 1 ") {
+		t.Errorf("the long owner's line is not as wide as it needs:\n%s", list)
+	}
+}

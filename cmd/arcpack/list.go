@@ -31,7 +31,8 @@ func newListCommand(u *units) *cobra.Command {
 		Short: "List the entries of an archive",
 		Long: `List the paths in ARCHIVE (any of its volumes), or only those at and below each
 PATH. -l adds mode, owner, size (KiB, MiB, ...; exact bytes with --bytes) and
-modification time like 'tar tv'; --json writes one JSON object per entry, with
+modification time like 'tar tv' (and like tar, the size column moves right
+when a long owner name needs it, and stays there); --json writes one JSON object per entry, with
 exact sizes (docs/CLI.md lists its fields). Names are printed with C escapes for
 bytes that are not printable (\n, \t, \\, \ooo).`,
 		Example: `  arcpack list backup.001
@@ -145,7 +146,16 @@ type lister struct {
 	filter func([]byte) bool
 	first  map[uint32]string // inode → first path, for hardlinks
 	names  owners
+	// ugsWidth is where list -l's size column ends, counted from the
+	// owner: it grows to the widest owner/group and size seen so far (as
+	// GNU tar's verbose listing does), so that columns stay aligned
+	// without reading the whole listing first.
+	ugsWidth int
 }
+
+// minUGSWidth is ugsWidth at the start: "root/root" and a size of up to
+// ten characters.
+const minUGSWidth = 20
 
 // jsonEntry is one line of `list --json`. Its fields are a stable interface
 // documented in docs/CLI.md: add fields, never rename or remove them.
@@ -232,7 +242,10 @@ func (l *lister) entry(p []byte, d uint32) error {
 		size = fmt.Sprintf("%d,%d", maj, min)
 	}
 	mt := time.Unix(0, x.Inodes.Mtime[ino]).Local().Format("2006-01-02 15:04")
-	fmt.Fprintf(l.w, "%s %s/%s %10s %s %s", modeString(mode), termsafe.Name(owner), termsafe.Name(group), size, mt, termsafe.Name(path))
+	ug := termsafe.Name(owner) + "/" + termsafe.Name(group)
+	w := utf8.RuneCountInString(ug) + 1 + utf8.RuneCountInString(size)
+	l.ugsWidth = max(l.ugsWidth, minUGSWidth, w)
+	fmt.Fprintf(l.w, "%s %s %*s %s %s", modeString(mode), ug, l.ugsWidth-w+len(size), size, mt, termsafe.Name(path))
 	switch {
 	case mode&format.ModeType == format.ModeLink:
 		fmt.Fprintf(l.w, " -> %s", termsafe.Name(string(x.Symlink(ino))))
