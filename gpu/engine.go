@@ -386,7 +386,13 @@ func decodeOne(b *Block) (err error) {
 // errDecoderPanic is the error of a block whose CPU decoder panicked.
 var errDecoderPanic = errors.New("decoder panicked")
 
-// parallel runs f(0..n-1) on up to GOMAXPROCS goroutines.
+// parallel runs f(0..n-1) on up to GOMAXPROCS goroutines. A panic in f
+// stops the workers taking more indices and is raised again here, in the
+// caller, once every worker has stopped: on a worker goroutine no recover
+// of the caller's could catch it (device.run's, which clears the device's
+// pending work, and decodeOnDevice's, which sends the batch to the CPU),
+// and it would end the process. The value is the first panic's; its
+// stack is the caller's.
 func parallel(n int, f func(i int)) {
 	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 {
@@ -397,10 +403,18 @@ func parallel(n int, f func(i int)) {
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var once sync.Once
+	var caught any
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					once.Do(func() { caught = r })
+					next.Store(int64(n)) // the batch is abandoned: take no more
+				}
+			}()
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= n {
@@ -411,6 +425,9 @@ func parallel(n int, f func(i int)) {
 		}()
 	}
 	wg.Wait()
+	if caught != nil {
+		panic(caught)
+	}
 }
 
 var errInjected = errors.New("injected kernel failure")

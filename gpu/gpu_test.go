@@ -512,3 +512,58 @@ func TestPanicMidBatchLeavesNoPendingWork(t *testing.T) {
 		t.Fatal("the abandoned batch's results were written into a buffer reused since")
 	}
 }
+
+// A panic on a worker goroutine of a batch's parallel copy (packing or
+// collecting hostile data) is one in device.run's caller, as a panic in
+// the packing itself is: run leaves nothing pending on the device, the
+// caller recovers it (decodeOnDevice sends the batch to the CPU) instead
+// of the process ending, no worker is left behind, and the device works
+// for the next batch. The data cannot make the real copies panic, so the
+// sub-batches here are the test's own.
+func TestPanicInABatchsParallelCopyLeavesNoPendingWork(t *testing.T) {
+	withProcs(t, 4)
+	e := testEngine(t, 1<<20)
+	d := e.devs[0]
+	before := runtime.NumGoroutine()
+	collected := false
+	fills := 0
+	run := func() (r any) {
+		defer func() { r = recover() }()
+		err := d.run(func(s *slot) (bool, error) {
+			fills++
+			if fills == 1 {
+				// A sub-batch goes out on one slot; its collect step is
+				// pending while the next one is packed.
+				if err := s.write(s.dIn, &s.in, 4096); err != nil {
+					return false, err
+				}
+				if err := s.read(&s.out, s.dIn, 4096); err != nil {
+					return false, err
+				}
+				s.collect = func() { collected = true }
+				return true, nil
+			}
+			parallel(8, func(j int) {
+				if j == 5 {
+					panic("hostile bytes")
+				}
+			})
+			return false, nil
+		})
+		t.Errorf("device.run returned %v after its copy panicked", err)
+		return nil
+	}
+	if r := run(); r != "hostile bytes" {
+		t.Fatalf("device.run's caller recovered %v, want the copy's panic", r)
+	}
+	waitGoroutines(t, before)
+	raws := [][]byte{compressible(600000, 1), compressible(3000, 2)}
+	blocks := lz4Blocks(t, raws, codec.LevelDefault)
+	if err := e.Decoder().DecodeBatch(blocks); err != nil {
+		t.Fatal(err)
+	}
+	checkDecoded(t, blocks, raws)
+	if collected {
+		t.Fatal("the abandoned sub-batch's collect step ran")
+	}
+}

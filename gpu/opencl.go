@@ -562,12 +562,12 @@ func (s *slot) read(dst *pinned, src *cl.MemObject, n int) error {
 func (d *device) run(fill func(s *slot) (more bool, err error)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// A panic in fill or in a collect step on this goroutine
-	// (decodeOnDevice recovers it and hands the batch to the CPU) must not
-	// leave a slot's work pending: at the next call's wait, its collect
-	// would write the abandoned batch's results into buffers the caller
-	// has reused since. (One inside the copies' parallel goroutines is not
-	// caught.)
+	// A panic in fill or in a collect step (decodeOnDevice recovers it and
+	// hands the batch to the CPU) must not leave a slot's work pending: at
+	// the next call's wait, its collect would write the abandoned batch's
+	// results into buffers the caller has reused since. One inside their
+	// copies' worker goroutines reaches here too: parallel raises it again
+	// on this goroutine.
 	defer func() {
 		if r := recover(); r != nil {
 			for _, s := range d.slots {
