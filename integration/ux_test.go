@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -267,6 +268,83 @@ func TestBytesFlagShowsExactSizes(t *testing.T) {
 		if !strings.Contains(b.stdout, c.byte) {
 			t.Errorf("arcpack --bytes %s: want %q:\n%s", strings.Join(c.args, " "), c.byte, b.stdout)
 		}
+	}
+}
+
+// arcmount's own lines name the archive and the mount point escaped, as
+// arcpack's do: a path found by a glob may hold a name someone else chose.
+// The error line (a missing archive), the line saying where it mounted,
+// from the background and from -f.
+func TestMountEscapesHostileNamesInItsLines(t *testing.T) {
+	needMount(t)
+	const evil = "x\x1b]0;pwned\x07\u009b\u202e"
+	const escaped = `x\033]0;pwned\007\302\233\342\200\256`
+	raw := func(what, s string) {
+		t.Helper()
+		if strings.ContainsAny(s, "\x1b\x07\u009b\u202e") {
+			t.Errorf("%s prints a raw escape sequence: %q", what, s)
+		}
+	}
+	dir := t.TempDir()
+	arch := filepath.Join(dir, "a"+evil)
+	for i, v := range volumes(t, pack(t, mountSmall, genTree(t, testtree.Options{Seed: 4, Files: 3, Depth: 1, NoXattrs: true}))) {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(fmt.Sprintf("%s.%03d", arch, i+1), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mnt := filepath.Join(dir, "m"+evil)
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	r := runBin(t, runOpts{}, arcmountBin, filepath.Join(dir, "none"+evil+".001"), mnt)
+	raw("the error line", r.stderr)
+	if r.code != 2 || !strings.Contains(r.stderr, "none"+escaped+".001") {
+		t.Errorf("a missing archive: want exit 2 and its name escaped; got %v", r)
+	}
+
+	r = runBin(t, runOpts{}, arcmountBin, arch+".001", mnt)
+	if r.code != 0 {
+		t.Fatalf("arcmount: %v", r)
+	}
+	if m := pidRE.FindStringSubmatch(r.stdout); m != nil {
+		pid, _ := strconv.Atoi(m[1])
+		unmount(t, mnt, pid)
+	} else {
+		exec.Command("fusermount3", "-u", mnt).Run()
+	}
+	raw("the line saying where it mounted", r.stdout)
+	if want := "a" + escaped + ".001 mounted on " + filepath.Join(dir, "m"+escaped); !strings.Contains(r.stdout, want) {
+		t.Errorf("arcmount's line lacks %q: %q", want, r.stdout)
+	}
+
+	cmd := exec.Command(arcmountBin, "-f", arch+".001", mnt)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !isMounted(t, mnt); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("arcmount -f did not mount in 20s:\n%s", stderr.String())
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("arcmount -f: %v\n%s", err, stderr.String())
+	}
+	if isMounted(t, mnt) {
+		exec.Command("fusermount3", "-u", mnt).Run()
+	}
+	raw("arcmount -f", stderr.String())
+	if want := "a" + escaped + ".001 mounted on " + filepath.Join(dir, "m"+escaped); !strings.Contains(stderr.String(), want) {
+		t.Errorf("arcmount -f's line lacks %q: %q", want, stderr.String())
 	}
 }
 

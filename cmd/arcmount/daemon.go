@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"arc/fs"
+	"arc/internal/termsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -89,8 +90,11 @@ func startDaemon(c *config) error {
 	case line == "ok":
 		pid := cmd.Process.Pid
 		cmd.Process.Release()
+		// The paths are the user's, but may come from a glob over names
+		// someone else chose: escaped as the error line is.
+		archive, mnt := termsafe.Name(c.archive), termsafe.Name(c.mountpoint)
 		fmt.Printf("arcmount: %s mounted on %s (pid %d); unmount with: fusermount3 -u %s\n",
-			c.archive, c.mountpoint, pid, c.mountpoint)
+			archive, mnt, pid, mnt)
 		return nil
 	case strings.HasPrefix(line, "error: "):
 		cmd.Wait()

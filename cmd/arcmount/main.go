@@ -63,7 +63,9 @@ func runMain(args []string) int {
 	cmd := newCommand()
 	cmd.SetArgs(args)
 	if err := cmd.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "arcmount: %s\n", strings.NewReplacer("\n", " ", "\r", " ").Replace(strings.TrimSpace(err.Error())))
+		// One line, harmless to a terminal, whatever names (of the
+		// archive, the mount point, a volume) or helper output it holds.
+		fmt.Fprintf(os.Stderr, "arcmount: %s\n", termsafe.Name(strings.TrimSpace(err.Error())))
 		return exitFail
 	}
 	return exitOK
@@ -168,8 +170,9 @@ func run(c *config) error {
 		return startDaemon(c)
 	}
 	err = serve(c, mo, os.Stderr, func() {
+		archive, mnt := termsafe.Name(c.archive), termsafe.Name(c.mountpoint)
 		fmt.Fprintf(os.Stderr, "arcmount: %s mounted on %s; Ctrl-C or 'fusermount3 -u %s' unmounts\n",
-			c.archive, c.mountpoint, c.mountpoint)
+			archive, mnt, mnt)
 	})
 	return explainMountError(err, "")
 }
