@@ -8,6 +8,7 @@ import (
 
 	"arc/codec"
 	"arc/gpu"
+	"arc/internal/termsafe"
 	"arc/reader"
 	"arc/writer"
 
@@ -113,9 +114,7 @@ func addGPUFlags(root *cobra.Command) {
 				}
 				m = gpu.ModeOn // naming a device asks for it
 			}
-			logf := func(format string, a ...any) {
-				fmt.Fprintf(os.Stderr, "arcpack: "+format+"\n", a...)
-			}
+			logf := gpuLogf(os.Stderr)
 			eng, err := gpu.New(gpu.Options{Mode: m, Device: device, BatchBytes: batchBytes, Logf: logf})
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.Name(), err)
@@ -127,6 +126,15 @@ func addGPUFlags(root *cobra.Command) {
 			c.SetContext(context.WithValue(c.Context(), gpuEngineKey{}, eng))
 			return run(c, args)
 		}
+	}
+}
+
+// gpuLogf is the engine's Logf: one line "arcpack: gpu: ..." on w, escaped,
+// since the lines hold what the driver says (build logs) and the errors of
+// failed batches, a decoder's panic met on an archive's bytes among them.
+func gpuLogf(w io.Writer) func(format string, a ...any) {
+	return func(format string, a ...any) {
+		fmt.Fprintf(w, "arcpack: %s\n", termsafe.Name(fmt.Sprintf(format, a...)))
 	}
 }
 
