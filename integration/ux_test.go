@@ -203,6 +203,76 @@ func TestErrorsSuggestTheFix(t *testing.T) {
 	wantFail(t, arcpack(t, "extract", base+".001", "-o", dst), 2, "bystander", "already exists", "use --force to replace files in "+dst)
 }
 
+// arcpack's report lines name archives and volumes escaped, as its error
+// lines do: a name given on the command line may come from a glob over
+// names someone else chose. create's recovery line and the one about the
+// replaced archive's recovery volumes, verify (intact, a missing volume, a
+// stray one, another archive's recovery volumes), info, repair, and man
+// (arcmount's --man too).
+func TestReportLinesEscapeHostileArchiveNames(t *testing.T) {
+	const evil = "x\x1b]0;pwned\x07\u009b\u202e"
+	const escaped = `x\033]0;pwned\007\302\233\342\200\256`
+	dir := t.TempDir()
+	out, esc := filepath.Join(dir, "a"+evil), filepath.Join(dir, "a"+escaped)
+	src := recoverySource(t) // three volumes or more: the second can go missing
+	check := func(what string, r result, want ...string) {
+		t.Helper()
+		if strings.ContainsAny(r.stdout+r.stderr, "\x1b\x07\u009b\u202e") {
+			t.Errorf("%s prints a raw escape sequence: %v", what, r)
+		}
+		for _, w := range want {
+			if !strings.Contains(r.stdout, w) {
+				t.Errorf("%s: stdout lacks %q: %v", what, w, r)
+			}
+		}
+	}
+	r := mustArcpack(t, append([]string{"create", src, "-o", out, "--recovery", "10%"}, small...)...)
+	check("create --recovery", r, "recovery: "+esc+".r01")
+	vols := volumes(t, out)
+	if len(vols) < 3 {
+		t.Fatalf("want 3 or more volumes, got %v", vols)
+	}
+	check("verify", mustArcpack(t, "verify", out+".001"), esc+".001: intact")
+	check("info", mustArcpack(t, "info", out+".001"), esc+".002  ")
+
+	os.Remove(vols[1])
+	stray := fmt.Sprintf("%s.%03d", out, len(vols)+2)
+	os.WriteFile(stray, []byte("left over"), 0o644)
+	r = arcpack(t, "verify", out+".001", "--progress", "never")
+	check("verify of a damaged archive", r,
+		"missing volume: "+esc+".002",
+		"volume "+esc+".002: missing, repairable",
+		"repairable: run 'arcpack repair "+esc+".001'",
+		fmt.Sprintf("left out): %s.%03d", esc, len(vols)+2))
+	check("info of a damaged archive", mustArcpack(t, "info", out+".001"), esc+".002  missing")
+	os.Remove(stray)
+	check("repair", mustArcpack(t, "repair", out+".001"), ": "+esc+".002")
+	check("repair of an intact archive", mustArcpack(t, "repair", out+".001"), esc+".001: intact, nothing to repair")
+
+	parity := map[string][]byte{}
+	for _, p := range recoveryFiles(t, out) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parity[p] = b
+	}
+	r = mustArcpack(t, append([]string{"create", src, "-o", out, "--force"}, small...)...)
+	check("create --force", r, "replaced archive ("+esc+".r01 ...); 'arcpack recovery add "+esc+"'")
+	for p, b := range parity { // now another archive's
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("verify beside stale recovery volumes", mustArcpack(t, "verify", out+".001"), "'arcpack recovery add "+esc+".001 --recovery PCT --force'")
+
+	man := filepath.Join(dir, "man"+evil)
+	check("man", mustArcpack(t, "man", man), "written to "+filepath.Join(dir, "man"+escaped))
+	if arcmountBin != "" {
+		check("arcmount --man", runBin(t, runOpts{}, arcmountBin, "--man", man), "written to "+filepath.Join(dir, "man"+escaped))
+	}
+}
+
 // With recovery volumes beside a damaged archive, every command that hits
 // the damage points at `arcpack repair`; without them, none does.
 func TestDamageSuggestsRepairWhenRecoveryVolumesExist(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"arc/internal/hint"
 	"arc/internal/manpage"
+	"arc/internal/termsafe"
 
 	"github.com/spf13/cobra"
 )
@@ -125,6 +126,6 @@ func writeManPage(cmd *cobra.Command, dir string) error {
 	if err != nil {
 		return fmt.Errorf("--man: %w", err)
 	}
-	fmt.Printf("%d page(s) written to %s\n", len(files), dir)
+	fmt.Printf("%d page(s) written to %s\n", len(files), termsafe.Name(dir))
 	return nil
 }

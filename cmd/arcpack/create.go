@@ -270,6 +270,7 @@ func removeStaleRecovery(w io.Writer, out string) error {
 			return fmt.Errorf("create %s: remove the replaced archive's recovery volume: %w", out, err)
 		}
 	}
-	fmt.Fprintf(w, "removed %d recovery volume(s) of the replaced archive (%s ...); 'arcpack recovery add %s' writes new ones\n", len(old), old[0], out)
+	fmt.Fprintf(w, "removed %d recovery volume(s) of the replaced archive (%s ...); 'arcpack recovery add %s' writes new ones\n",
+		len(old), termsafe.Name(old[0]), termsafe.Name(out))
 	return nil
 }

@@ -145,10 +145,10 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	p("volumes", "%d, %s in all (%s)", len(in.Volumes), u.size(in.ArchiveBytes), vs)
 	for _, v := range in.Volumes {
 		if v.Missing {
-			p("", "%s  missing", v.Path)
+			p("", "%s  missing", termsafe.Name(v.Path))
 			continue
 		}
-		p("", "%s  %s", v.Path, u.size(v.Size))
+		p("", "%s  %s", termsafe.Name(v.Path), u.size(v.Size))
 	}
 	p("entries", "%d paths, %d inodes (%d files, %d dirs, %d symlinks, %d others, %d hardlinks)",
 		in.Entries, in.Inodes, x.Stat("files"), x.Stat("dirs"), x.Stat("symlinks"), x.Stat("others"), x.Stat("hardlinks"))

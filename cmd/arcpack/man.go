@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"arc/internal/manpage"
+	"arc/internal/termsafe"
 
 	"github.com/spf13/cobra"
 )
@@ -38,7 +39,7 @@ what --help says, plus the exit status. arcmount writes its own page with
 			if err != nil {
 				return fmt.Errorf("man: %w", err)
 			}
-			fmt.Fprintf(c.OutOrStdout(), "%d pages written to %s\n", len(files), args[0])
+			fmt.Fprintf(c.OutOrStdout(), "%d pages written to %s\n", len(files), termsafe.Name(args[0]))
 			return nil
 		},
 	}

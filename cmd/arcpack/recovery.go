@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"arc/format"
+	"arc/internal/termsafe"
 	"arc/reader"
 	"arc/recovery"
 
@@ -73,9 +74,9 @@ func recoverySummary(u *units, r *recovery.Result, pct float64, d time.Duration)
 	if r.VolumeBound {
 		why = fmt.Sprintf(" (more than %g%%: at least one volume's worth, so that any one lost volume can be rebuilt)", pct)
 	}
-	names := r.Paths[0]
+	names := termsafe.Name(r.Paths[0])
 	if n := len(r.Paths); n > 1 {
-		names = fmt.Sprintf("%s ... %s (%d volumes)", r.Paths[0], r.Paths[n-1], n)
+		names = fmt.Sprintf("%s ... %s (%d volumes)", names, termsafe.Name(r.Paths[n-1]), n)
 	}
 	return fmt.Sprintf("recovery: %s, %s of parity = %.1f%% of the archive%s; %d stripe(s) of %d+%d shards of %s; %.1f s",
 		names, u.size(r.ParityBytes), share, why, r.Stripes, r.DataShards, r.Parity,
@@ -255,10 +256,10 @@ func runRepair(ctx context.Context, w io.Writer, u *units, archive string, worke
 		return fmt.Errorf("repair %s: %w", archive, err)
 	}
 	if len(res.Rebuilt) == 0 {
-		fmt.Fprintf(w, "%s: intact, nothing to repair\n", archive)
+		fmt.Fprintf(w, "%s: intact, nothing to repair\n", termsafe.Name(archive))
 		return nil
 	}
-	fmt.Fprintf(w, "repaired %d volume(s) in %.1f s: %s\n", len(res.Rebuilt), time.Since(start).Seconds(), strings.Join(res.Rebuilt, ", "))
+	fmt.Fprintf(w, "repaired %d volume(s) in %.1f s: %s\n", len(res.Rebuilt), time.Since(start).Seconds(), termsafe.Name(strings.Join(res.Rebuilt, ", ")))
 	return nil
 }
 
@@ -289,7 +290,7 @@ func writeRecoveryReport(w io.Writer, u *units, r *recovery.Report, archive stri
 		if !v.Repairable {
 			can = "NOT repairable"
 		}
-		fmt.Fprintf(w, "%s %s: %s, %s\n", kind, v.Path, what, can)
+		fmt.Fprintf(w, "%s %s: %s, %s\n", kind, termsafe.Name(v.Path), what, can)
 	}
 }
 

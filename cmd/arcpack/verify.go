@@ -231,7 +231,7 @@ func writeRecoveryText(out io.Writer, u *units, archive string, r *recoveryCheck
 	case r == nil:
 	case r.stale():
 		fmt.Fprintf(out, "recovery volumes not used: %s (left from another archive? 'arcpack recovery add %s --recovery PCT --force' replaces them)\n",
-			termsafe.Name(r.err.Error()), archive)
+			termsafe.Name(r.err.Error()), termsafe.Name(archive))
 	case !r.usable():
 		fmt.Fprintf(out, "recovery volumes unusable: %s\n", termsafe.Name(r.err.Error()))
 	case r.rep.Intact():
@@ -239,7 +239,7 @@ func writeRecoveryText(out io.Writer, u *units, archive string, r *recoveryCheck
 	default:
 		writeRecoveryReport(out, u, r.rep, archive)
 		if r.rep.Repairable {
-			fmt.Fprintf(out, "repairable: run 'arcpack repair %s' to rebuild the volume(s) above\n", archive)
+			fmt.Fprintf(out, "repairable: run 'arcpack repair %s' to rebuild the volume(s) above\n", termsafe.Name(archive))
 		} else {
 			fmt.Fprintf(out, "not repairable: %d of %d stripes lost more than their %d parity shards; arcpack repair would change nothing\n",
 				r.rep.LostStripes, r.rep.Stripes, r.rep.Parity)
@@ -300,15 +300,15 @@ func indexState(r *reader.VerifyReport) string {
 
 func writeVerifyText(out io.Writer, u *units, archive string, a *reader.Archive, r *reader.VerifyReport) {
 	for _, v := range r.StrayVolumes {
-		fmt.Fprintf(out, "not part of the archive (after its last volume, left out): %s\n", v)
+		fmt.Fprintf(out, "not part of the archive (after its last volume, left out): %s\n", termsafe.Name(v))
 	}
 	if r.Intact() {
 		fmt.Fprintf(out, "%s: intact: %d blocks, %s stored (%s decoded) in %d volume(s), index checked\n",
-			archive, r.Blocks, u.size(r.StoredBytes), u.size(r.RawBytes), len(a.Volumes()))
+			termsafe.Name(archive), r.Blocks, u.size(r.StoredBytes), u.size(r.RawBytes), len(a.Volumes()))
 		return
 	}
 	for _, v := range r.MissingVolumes {
-		fmt.Fprintf(out, "missing volume: %s\n", v)
+		fmt.Fprintf(out, "missing volume: %s\n", termsafe.Name(v))
 	}
 	for _, v := range r.DamagedVolumes {
 		fmt.Fprintf(out, "damaged volume: %s\n", termsafe.Name(v.Error()))
