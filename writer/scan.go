@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -376,14 +377,22 @@ var errReplaced = errors.New("replaced since the scan listed it")
 // and a directory for O_DIRECTORY, a regular file otherwise. A path whose
 // directories were swapped for symlinks since the scan reaches another
 // file, which this refuses (errReplaced). It returns the file's stat.
+// A path past PATH_MAX is opened in pieces (descend).
 func openListed(path string, flags int, dev, ino uint64) (int, unix.Stat_t, error) {
 	var st unix.Stat_t
+	dirfd, rel, err := descend(path)
+	if err != nil {
+		return -1, st, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	if dirfd != unix.AT_FDCWD {
+		defer unix.Close(dirfd)
+	}
 	for {
 		keep := unix.O_NOATIME // the flags F_SETFL keeps
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOATIME|flags, 0)
+		fd, err := unix.Openat(dirfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOATIME|flags, 0)
 		if err == unix.EPERM { // O_NOATIME: only for the owner or root
 			keep = 0
-			fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|flags, 0)
+			fd, err = unix.Openat(dirfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|flags, 0)
 		}
 		if err == unix.EINTR {
 			continue
@@ -411,6 +420,41 @@ func openListed(path string, flags int, dev, ino uint64) (int, unix.Stat_t, erro
 		}
 		return fd, st, nil
 	}
+}
+
+// maxPathArg is the longest path a system call takes: PATH_MAX (4096)
+// counts the terminating NUL. Longer ones fail with ENAMETOOLONG, however
+// deep the filesystem goes.
+const maxPathArg = unix.PathMax - 1
+
+// descend makes a path of any length usable: one that fits is returned as
+// it is, with AT_FDCWD, at no cost (every path of an ordinary tree); a
+// longer one is resolved up to a slash at most maxPathArg bytes in, into
+// an O_PATH descriptor of that directory, the rest from there the same
+// way, until what is left fits. The caller opens that relative to dirfd
+// and closes dirfd. Each piece is resolved as the kernel resolves a whole
+// path (symlinks among the directories are followed), so the file reached
+// is the one the whole path names, and openListed checks it is the one
+// listed. At most two descriptors are open at once, at any depth.
+func descend(path string) (dirfd int, rest string, err error) {
+	dirfd = unix.AT_FDCWD
+	for len(path) > maxPathArg {
+		cut := strings.LastIndexByte(path[:maxPathArg+1], '/')
+		fd := -1
+		err = unix.ENAMETOOLONG // no slash in reach: no name is that long
+		if cut > 0 {
+			fd, err = unix.Openat(dirfd, path[:cut], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		}
+		if dirfd != unix.AT_FDCWD {
+			unix.Close(dirfd)
+		}
+		if err != nil {
+			return unix.AT_FDCWD, "", err
+		}
+		// Relative to fd: no leading slash, even from a doubled one.
+		dirfd, path = fd, strings.TrimLeft(path[cut+1:], "/")
+	}
+	return dirfd, path, nil
 }
 
 // The archive keeps times as nanoseconds since 1970 in an int64: the years

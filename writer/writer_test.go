@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/internal/testtree"
 	"arc/writer/segment"
 )
 
@@ -267,6 +269,78 @@ func TestCreateKeepsEntryTypesAndMetadata(t *testing.T) {
 	}
 	if res.Hardlinks != 1 || res.Symlinks != 1 {
 		t.Errorf("result counts %+v", res)
+	}
+}
+
+// A tree deeper than PATH_MAX (4096 bytes of path, past which the kernel
+// refuses a path passed whole) is packed whole: every entry, content, link
+// target and xattr, by the whole-file reads and the streamed ones alike.
+func TestTreeDeeperThanPathMaxIsPackedWhole(t *testing.T) {
+	src := t.TempDir()
+	xattrs, err := testtree.GenerateDeep(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !xattrs {
+		t.Log("no user xattrs on this filesystem: packed without")
+	}
+	want, err := testtree.ReadDeep(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, streamed := range []bool{false, true} {
+		o := small()
+		if streamed {
+			o.wholeMax = 64 << 10 // the 200 KB file at the bottom is streamed
+		}
+		var warnings []string
+		o.Warn = func(err error) { warnings = append(warnings, testtree.ShortPath(err.Error())) }
+		res, err := Create(context.Background(), filepath.Join(t.TempDir(), "deep"), []string{src}, o)
+		if err != nil {
+			t.Fatalf("streamed=%v: %v", streamed, testtree.ShortPath(err.Error()))
+		}
+		if len(warnings) > 0 || res.Skipped != 0 {
+			t.Fatalf("streamed=%v: %d skipped, warnings:\n%s", streamed, res.Skipped, strings.Join(warnings, "\n"))
+		}
+		a := readBack(t, res.Volumes, 0)
+		x := a.idx
+		if len(a.inode) != len(want) {
+			t.Errorf("streamed=%v: %d entries, want %d", streamed, len(a.inode), len(want))
+		}
+		for p, e := range want {
+			ino, ok := a.inode[p]
+			short := testtree.ShortPath(p)
+			switch {
+			case !ok:
+				t.Errorf("streamed=%v: %s missing", streamed, short)
+				continue
+			case e.LinkOf != "":
+				if a.inode[e.LinkOf] != ino {
+					t.Errorf("streamed=%v: %s is not a hardlink of %s", streamed, short, testtree.ShortPath(e.LinkOf))
+				}
+				continue
+			}
+			if x.Inodes.Mode[ino] != e.Mode || x.Inodes.Mtime[ino] != e.Mtime {
+				t.Errorf("streamed=%v: %s: mode %o, mtime %d; want %o, %d", streamed, short, x.Inodes.Mode[ino], x.Inodes.Mtime[ino], e.Mode, e.Mtime)
+			}
+			var target []byte
+			if e.Mode&format.ModeType == format.ModeLink {
+				target = x.Symlink(ino)
+			}
+			if string(a.content[p]) != e.Content || string(target) != e.Target {
+				t.Errorf("streamed=%v: %s: %d bytes, target %q; want %d, %q", streamed, short, len(a.content[p]), target, len(e.Content), e.Target)
+			}
+			got := map[string]string{} // user.* only, as ReadDeep reads them
+			s, end := x.XattrRange(ino)
+			for i := s; i < end; i++ {
+				if name := string(x.XattrName(i)); strings.HasPrefix(name, "user.") {
+					got[name] = string(x.XattrValue(i))
+				}
+			}
+			if !maps.Equal(got, e.Xattrs) {
+				t.Errorf("streamed=%v: %s: xattrs %q, want %q", streamed, short, got, e.Xattrs)
+			}
+		}
 	}
 }
 
