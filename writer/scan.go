@@ -154,48 +154,14 @@ func (s *scanner) leftOut(err error) {
 
 // scanDir lists directory idx, stats its children and recurses. Directories
 // are scanned on up to cap(sem) goroutines; beyond that, inline.
-//
-// The directory is opened without following a symlink and must be the one
-// its parent listed (device and inode), and its entries are looked at
-// relative to it: a directory swapped for a symlink meanwhile (into /etc,
-// say) is not read through, and nothing outside the sources gets into the
-// tree. Reading a file checks the same way that it is the file listed
-// (openListed).
 func (s *scanner) scanDir(idx int32, rootDev uint64) {
 	if err := s.ctx.Err(); err != nil {
 		s.fail(err)
 		return
 	}
-	s.mu.Lock()
-	dirPath, dev, ino := s.nodes[idx].path, s.nodes[idx].dev, s.nodes[idx].ino
-	s.mu.Unlock()
-	fd, _, err := openListed(dirPath, unix.O_DIRECTORY, dev, ino)
-	if err != nil {
-		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
+	kids, ok := s.readDir(idx)
+	if !ok {
 		return
-	}
-	f := os.NewFile(uintptr(fd), dirPath)
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
-		return
-	}
-	kids := make([]node, 0, len(names))
-	for _, name := range names {
-		n, err := s.stat(fd, name, filepath.Join(dirPath, name), []byte(name), idx)
-		if errors.Is(err, errLeftOut) {
-			continue
-		}
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				s.leftOut(fmt.Errorf("%s vanished during the scan", filepath.Join(dirPath, name)))
-			} else {
-				s.problem(err)
-			}
-			continue
-		}
-		kids = append(kids, n)
 	}
 	s.mu.Lock()
 	first := int32(len(s.nodes))
@@ -236,6 +202,52 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 			s.scanDir(c, rootDev)
 		}
 	}
+}
+
+// readDir stats the entries of directory idx; ok is false when the
+// directory could not be read (reported). Its descriptor is closed before
+// scanDir goes down into the subdirectories: held, one per level, a deep
+// tree would run out of descriptors.
+//
+// The directory is opened without following a symlink and must be the one
+// its parent listed (device and inode), and its entries are looked at
+// relative to it: a directory swapped for a symlink meanwhile (into /etc,
+// say) is not read through, and nothing outside the sources gets into the
+// tree. Reading a file checks the same way that it is the file listed
+// (openListed).
+func (s *scanner) readDir(idx int32) (kids []node, ok bool) {
+	s.mu.Lock()
+	dirPath, dev, ino := s.nodes[idx].path, s.nodes[idx].dev, s.nodes[idx].ino
+	s.mu.Unlock()
+	fd, _, err := openListed(dirPath, unix.O_DIRECTORY, dev, ino)
+	if err != nil {
+		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
+		return nil, false
+	}
+	f := os.NewFile(uintptr(fd), dirPath)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
+		return nil, false
+	}
+	kids = make([]node, 0, len(names))
+	for _, name := range names {
+		n, err := s.stat(fd, name, filepath.Join(dirPath, name), []byte(name), idx)
+		if errors.Is(err, errLeftOut) {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				s.leftOut(fmt.Errorf("%s vanished during the scan", filepath.Join(dirPath, name)))
+			} else {
+				s.problem(err)
+			}
+			continue
+		}
+		kids = append(kids, n)
+	}
+	return kids, true
 }
 
 // errLeftOut: a file that scan's skip set leaves out.

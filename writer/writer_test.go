@@ -17,6 +17,8 @@ import (
 	"arc/format"
 	"arc/internal/testtree"
 	"arc/writer/segment"
+
+	"golang.org/x/sys/unix"
 )
 
 // archive is what a test reads back: the decoded index and each regular
@@ -340,6 +342,45 @@ func TestTreeDeeperThanPathMaxIsPackedWhole(t *testing.T) {
 			if !maps.Equal(got, e.Xattrs) {
 				t.Errorf("streamed=%v: %s: xattrs %q, want %q", streamed, short, got, e.Xattrs)
 			}
+		}
+	}
+}
+
+// The scan holds no descriptor per level of a deep tree: eight chains of
+// 250 directories, scanned in parallel and, past the scanner's goroutines,
+// depth first on them, are packed under a limit of 128 open files.
+func TestDeepTreeIsScannedWithFewDescriptors(t *testing.T) {
+	src := t.TempDir()
+	const chains, levels = 8, 250
+	for c := range chains {
+		dir := filepath.Join(src, fmt.Sprint(c), strings.Repeat("d/", levels-1))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "f"), []byte(dir), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = 128
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "deep"), []string{src}, small())
+	unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped != 0 || res.Dirs != chains*levels || res.Files != chains {
+		t.Fatalf("%d dirs and %d files packed, %d skipped; want %d, %d, 0", res.Dirs, res.Files, res.Skipped, chains*levels, chains)
+	}
+	for p, c := range readBack(t, res.Volumes, 0).content {
+		if filepath.Join(src, p) != string(c)+"/f" {
+			t.Errorf("%s holds %q", p, c)
 		}
 	}
 }
