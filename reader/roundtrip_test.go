@@ -213,3 +213,38 @@ func TestStreamedIndexIsTheSameIndex(t *testing.T) {
 		t.Fatal("the streamed index differs from the one decoded from a buffer")
 	}
 }
+
+// A tree deeper than PATH_MAX, as the writer packs it, is extracted whole,
+// with each deep path reached through open directories, never passed whole
+// to the kernel.
+func TestTreeDeeperThanPathMaxIsExtractedWhole(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if _, err := testtree.GenerateDeep(src); err != nil {
+		t.Fatal(err)
+	}
+	res, err := writer.Create(context.Background(), filepath.Join(dir, "arc"), []string{src}, writer.Options{Strict: true})
+	if err != nil {
+		t.Fatal(testtree.ShortPath(err.Error()))
+	}
+	a, err := Open(res.Volumes[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	dest := filepath.Join(dir, "out")
+	if _, err := a.Extract(dest, ExtractOptions{}); err != nil {
+		t.Fatal(testtree.ShortPath(err.Error()))
+	}
+	want, err := testtree.ReadDeep(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := testtree.ReadDeep(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testtree.DiffDeep(want, got).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
