@@ -213,9 +213,12 @@ func (e *extractor) createTree() error {
 		e.dirs = append(e.dirs, "")
 		e.dirInos = append(e.dirInos, 0)
 	}
-	// stack of open directory fds along the walk; [0] is dest.
-	var walk func(dirIno uint32, dirfd int, prefix string, whole bool) error
-	walk = func(dirIno uint32, dirfd int, prefix string, whole bool) error {
+	// The directory entries are made in, reached through a chain (not a
+	// descriptor per level of the walk: a deep tree would run out).
+	tree := dirChain{root: e.root}
+	defer tree.close()
+	var walk func(dirIno uint32, prefix string, whole bool) error
+	walk = func(dirIno uint32, prefix string, whole bool) error {
 		s, end := x.Children(dirIno)
 		for d := s; d < end; d++ {
 			in := whole || sel.subtree[d]
@@ -225,6 +228,10 @@ func (e *extractor) createTree() error {
 			name := string(x.Name(d))
 			path := prefix + name
 			ino := x.Dirents.Inode[d]
+			dirfd, _, err := tree.parent(path)
+			if err != nil {
+				return err
+			}
 			if !x.IsDir(ino) {
 				if err := e.createEntry(dirfd, name, path, ino); err != nil {
 					return err
@@ -235,18 +242,17 @@ func (e *extractor) createTree() error {
 			if err != nil {
 				return err
 			}
+			tree.push(name, fd) // the chain is at prefix: its entries come next
 			e.dirs = append(e.dirs, path)
 			e.dirInos = append(e.dirInos, ino)
 			e.res.Dirs++
-			err = walk(ino, fd, path+"/", in)
-			unix.Close(fd)
-			if err != nil {
+			if err := walk(ino, path+"/", in); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return walk(0, e.root, "", sel.all)
+	return walk(0, "", sel.all)
 }
 
 // makeDir creates (or reuses) directory name in dirfd and opens it
@@ -427,11 +433,24 @@ func (e *extractor) applyMeta(chain *dirChain, p string, ino uint32) error {
 // going from one path to the next opens only the directories the two do
 // not share: walking down from dest for every path costs the square of
 // the depth (a 4,000-deep tree took 54 s to extract that way).
+//
+// It keeps the deepest maxChainOpen of them open, not one per level:
+// several chains are in use at once (one per worker), and a tree thousands
+// of levels deep would run out of descriptors. To reach a directory above
+// those it goes back up through "..", checking that each is the directory
+// it went down through (device and inode), as a descriptor held on it
+// would have been; where one is not (moved meanwhile), it walks down from
+// dest again.
 type dirChain struct {
 	root  int
-	names []string // the directories' archive path components
-	fds   []int    // fds[i] is names[:i+1], below root
+	names []string    // archive path components of the directory reached
+	fds   []int       // the deepest levels open: fds[i] is names[:len(ids)+i+1]
+	ids   [][2]uint64 // device and inode of names[:i+1], for each level above fds
 }
+
+// maxChainOpen bounds the directories a dirChain keeps open. Few trees are
+// deeper: the way up through ".." is rarely taken.
+const maxChainOpen = 32
 
 // parent returns an fd of the directory holding archive path p, and p's
 // last name; the fd stays the chain's.
@@ -442,18 +461,67 @@ func (c *dirChain) parent(p string) (int, string, error) {
 	for k < len(c.names) && k < len(dir) && c.names[k] == dir[k] {
 		k++
 	}
-	for _, fd := range c.fds[k:] {
-		unix.Close(fd)
-	}
-	c.names, c.fds = c.names[:k], c.fds[:k]
-	for _, comp := range dir[k:] {
+	for _, comp := range dir[c.up(k):] {
 		fd, err := unix.Openat(c.top(), comp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return -1, "", fmt.Errorf("%s: %w", p, err)
 		}
-		c.names, c.fds = append(c.names, comp), append(c.fds, fd)
+		c.push(comp, fd)
 	}
 	return c.top(), name, nil
+}
+
+// up leaves the chain at the directory of its first k names and returns
+// k; or 0, at dest, where the way up did not lead back through the
+// directories it went down through.
+func (c *dirChain) up(k int) int {
+	above := len(c.ids)
+	if k > above { // open already
+		for _, fd := range c.fds[k-above:] {
+			unix.Close(fd)
+		}
+		c.names, c.fds = c.names[:k], c.fds[:k-above]
+		return k
+	}
+	if k == 0 {
+		c.close()
+		return 0
+	}
+	for _, fd := range c.fds[1:] {
+		unix.Close(fd)
+	}
+	fd := c.fds[0] // names[:above+1]
+	c.fds = c.fds[:0]
+	for level := above; level >= k; level-- {
+		dotdot, err := unix.Openat(fd, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			c.close()
+			return 0
+		}
+		var st unix.Stat_t
+		if unix.Fstat(dotdot, &st) != nil || [2]uint64{st.Dev, st.Ino} != c.ids[level-1] {
+			unix.Close(dotdot)
+			c.close()
+			return 0
+		}
+		fd = dotdot
+	}
+	c.names, c.fds, c.ids = c.names[:k], append(c.fds, fd), c.ids[:k-1]
+	return k
+}
+
+// push adds directory name, open as fd, below the deepest one: the chain
+// owns fd now. Past maxChainOpen the highest one open is closed, and its
+// device and inode are kept for the way back up.
+func (c *dirChain) push(name string, fd int) {
+	c.names, c.fds = append(c.names, name), append(c.fds, fd)
+	if len(c.fds) > maxChainOpen {
+		var st unix.Stat_t
+		unix.Fstat(c.fds[0], &st) // on failure the way up finds no match and starts again from dest
+		unix.Close(c.fds[0])
+		c.ids, c.fds = append(c.ids, [2]uint64{st.Dev, st.Ino}), c.fds[1:]
+	}
 }
 
 // top is the deepest directory open.
@@ -468,7 +536,7 @@ func (c *dirChain) close() {
 	for _, fd := range c.fds {
 		unix.Close(fd)
 	}
-	c.names, c.fds = nil, nil
+	c.names, c.fds, c.ids = nil, nil, nil
 }
 
 // metaAt applies owner, xattrs, mode and times to dirfd/name without

@@ -229,11 +229,13 @@ func TestExtractDedupLinks(t *testing.T) {
 // A deep tree comes back whole: directories' modes and times set after
 // their contents at every level (some read-only), files and a hardlink
 // across levels. Extract reaches each path from the last one's open
-// directories (dirChain), not by walking down from dest every time.
+// directories (dirChain), not by walking down from dest every time, and
+// keeps few of them open: 1,000 levels come back, with 8 workers, under a
+// limit of 512 open files.
 func TestExtractDeepTree(t *testing.T) {
 	var tree []entry
 	p := ""
-	for depth := 1; depth <= 300; depth++ {
+	for depth := 1; depth <= 1000; depth++ {
 		p += "d/"
 		mode := uint32(0o755)
 		if depth%7 == 0 {
@@ -244,11 +246,22 @@ func TestExtractDeepTree(t *testing.T) {
 			tree = append(tree, reg(p+"f", randBytes(3000, byte(depth))))
 		}
 	}
-	tree = append(tree, entry{path: p + "link", link: "d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/f"})
+	tree = append(tree, entry{path: p + "link", link: strings.Repeat("d/", 50) + "f"})
 	a, _ := openBuilt(t, tree, buildOpts{})
 	dest := t.TempDir()
 	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", dest).Run() })
-	if _, err := a.Extract(dest, ExtractOptions{}); err != nil {
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = 512
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Extract(dest, ExtractOptions{Workers: 8})
+	unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
+	if err != nil {
 		t.Fatal(err)
 	}
 	a.Index().Walk(func(p []byte, d uint32) error {
@@ -256,8 +269,54 @@ func TestExtractDeepTree(t *testing.T) {
 		return nil
 	})
 	if lstat(t, dest+"/"+p+"link").Ino != lstat(t, dest+"/"+strings.Repeat("d/", 50)+"f").Ino {
-		t.Error("the hardlink across 250 levels is a separate file")
+		t.Error("the hardlink across 950 levels is a separate file")
 	}
+}
+
+// A dirChain that let the descriptors of its highest directories go goes
+// back up through "..", and where that leads out of a directory moved
+// meanwhile (not to the one it went down through), it walks down from dest
+// again.
+func TestDirChainGoesBackUpOnlyThroughWhatItWentDown(t *testing.T) {
+	dest := t.TempDir()
+	deep := "a/b/" + strings.Repeat("d/", 2*maxChainOpen) + "d"
+	if err := os.MkdirAll(filepath.Join(dest, deep), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(root)
+	c := dirChain{root: root}
+	defer c.close()
+	reaches := func(p, want string) {
+		t.Helper()
+		fd, _, err := c.parent(p + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st); st.Ino != lstat(t, filepath.Join(dest, want)).Ino {
+			t.Fatalf("%s: reached another directory than %s", p, want)
+		}
+		if len(c.fds) > maxChainOpen {
+			t.Fatalf("%s: %d directories open, want at most %d", p, len(c.fds), maxChainOpen)
+		}
+	}
+	for _, p := range []string{deep, "a/b/d", deep, "a", deep} {
+		reaches(p, p)
+	}
+	// b, which the chain let go, moves to dest; a new b takes its place.
+	// From deep, ".." leads up to the moved b, then to dest, not to a.
+	if err := os.Rename(filepath.Join(dest, "a/b"), filepath.Join(dest, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dest, "a/b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reaches("a", "a")
+	reaches("a/b", "a/b")
 }
 
 func listTree(t *testing.T, root string) []string {
