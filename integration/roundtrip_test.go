@@ -119,6 +119,35 @@ func TestFileLargerThanFrameAndVolume(t *testing.T) {
 	}
 }
 
+// A tree deeper than PATH_MAX (4096 bytes of path) goes through create,
+// extract and the mount whole: every entry, content, mode, mtime, link
+// target, hardlink and xattr, at every level.
+func TestTreeDeeperThanPathMaxRoundTrips(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	if _, err := testtree.GenerateDeep(src); err != nil {
+		t.Fatal(err)
+	}
+	want, err := testtree.ReadDeep(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := pack(t, small, src) // a file left out would exit 1
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".001", "-o", dst)
+	check := func(what, dir string) {
+		t.Helper()
+		got, err := testtree.ReadDeep(dir)
+		if err != nil {
+			t.Fatalf("%s: %s", what, testtree.ShortPath(err.Error()))
+		}
+		if err := testtree.DiffDeep(want, got).Err(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	check("extracted", dst)
+	check("mounted", mountArchive(t, base))
+}
+
 // dupTree makes three identical files with identical metadata (which a
 // hardlink can stand for) and one different file.
 func dupTree(t *testing.T) string {
