@@ -49,7 +49,7 @@ func GenerateDeep(dir string) (xattrs bool, err error) {
 		return false, err
 	}
 	defer unix.Close(root)
-	if _, err := writeAt(root, "top.txt", []byte("at the top\n")); err != nil {
+	if err := writeAt(root, "top.txt", []byte("at the top\n")); err != nil {
 		return false, err
 	}
 	fd, err := unix.Dup(root)
@@ -68,16 +68,13 @@ func GenerateDeep(dir string) (xattrs bool, err error) {
 		unix.Close(fd)
 		fd = sub
 		if i%15 == 0 {
-			if _, err := writeAt(fd, "f", deepContent(i, 5000+i)); err != nil {
+			if err := writeAt(fd, "f", deepContent(i, 5000+i)); err != nil {
 				return false, err
 			}
 		}
 	}
-	file, err := writeAt(fd, "file", deepContent(0, 200_000))
-	if err != nil {
-		return false, err
-	}
 	for _, e := range []error{
+		writeAt(fd, "file", deepContent(0, 200_000)),
 		unix.Symlinkat(strings.Repeat("../", 15)+"f", fd, "link"),
 		unix.Linkat(root, "top.txt", fd, "hard", 0),
 		unix.Mknodat(fd, "fifo", unix.S_IFIFO|0o640, 0),
@@ -87,11 +84,15 @@ func GenerateDeep(dir string) (xattrs bool, err error) {
 			return false, fmt.Errorf("testtree: at the bottom: %w", e)
 		}
 	}
+	file, err := unix.Openat(fd, "file", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(file)
 	err = unix.Fsetxattr(file, "user.deep", []byte("the bottom file"), 0)
 	if err == nil {
 		err = unix.Fsetxattr(fd, "user.deep-dir", []byte("the bottom directory"), 0)
 	}
-	unix.Close(file)
 	if errors.Is(err, unix.ENOTSUP) {
 		return false, nil
 	}
@@ -111,17 +112,20 @@ func deepContent(seed, n int) []byte {
 	return b
 }
 
-// writeAt creates file name in dirfd with data and returns it open.
-func writeAt(dirfd int, name string, data []byte) (int, error) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o640)
+// writeAt creates file name in dirfd with data.
+func writeAt(dirfd int, name string, data []byte) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o640)
 	if err != nil {
-		return -1, fmt.Errorf("testtree: %s: %w", name, err)
+		return fmt.Errorf("testtree: %s: %w", name, err)
 	}
-	if _, err := unix.Write(fd, data); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("testtree: %s: %w", name, err)
+	_, err = unix.Write(fd, data)
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
 	}
-	return fd, nil
+	if err != nil {
+		return fmt.Errorf("testtree: %s: %w", name, err)
+	}
+	return nil
 }
 
 // ReadDeep reads every entry below root (not root itself), keyed by path
