@@ -319,6 +319,62 @@ func TestDirChainGoesBackUpOnlyThroughWhatItWentDown(t *testing.T) {
 	reaches("a/b", "a/b")
 }
 
+// A dirChain comes back up to the very directories it went down through,
+// as the descriptors it let go would have led it: with the top of the
+// tree renamed in place meanwhile (every ".." still leads where it did),
+// each level above and below the last maxChainOpen is reached under its
+// new name, at depths about maxChainOpen, and no descriptor is left open
+// beyond the chain's. A chain that always walked down from dest again
+// instead (a check on the way up that never matched) would not find "d".
+func TestDirChainClimbsBackToTheDirectoriesItWentDown(t *testing.T) {
+	openFDs := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	for _, depth := range []int{maxChainOpen - 1, maxChainOpen, maxChainOpen + 1, maxChainOpen + 2, 2*maxChainOpen + 1} {
+		dest := t.TempDir()
+		deep := strings.TrimSuffix(strings.Repeat("d/", depth), "/")
+		if err := os.MkdirAll(filepath.Join(dest, deep), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		root, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := openFDs()
+		c := dirChain{root: root}
+		if _, _, err := c.parent(deep + "/x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dest, "d"), filepath.Join(dest, "renamed")); err != nil {
+			t.Fatal(err)
+		}
+		for level := depth; level >= 1; level-- {
+			p := strings.TrimSuffix(strings.Repeat("d/", level), "/")
+			fd, _, err := c.parent(p + "/x")
+			if err != nil {
+				t.Fatalf("depth %d, level %d: %v", depth, level, err)
+			}
+			var st unix.Stat_t
+			unix.Fstat(fd, &st)
+			if want := lstat(t, filepath.Join(dest, "renamed", strings.TrimPrefix(p, "d"))).Ino; st.Ino != want {
+				t.Fatalf("depth %d, level %d: reached another directory than the one it went down through", depth, level)
+			}
+			if len(c.fds) > maxChainOpen || openFDs()-base != len(c.fds) {
+				t.Fatalf("depth %d, level %d: %d descriptors open, the chain holds %d (at most %d)", depth, level, openFDs()-base, len(c.fds), maxChainOpen)
+			}
+		}
+		c.close()
+		if n := openFDs(); n != base {
+			t.Fatalf("depth %d: %d descriptors left open after close", depth, n-base)
+		}
+		unix.Close(root)
+	}
+}
+
 func listTree(t *testing.T, root string) []string {
 	var out []string
 	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
