@@ -233,13 +233,13 @@ func (s *scanner) readDir(idx int32) (kids []node, ok bool) {
 	}
 	kids = make([]node, 0, len(names))
 	for _, name := range names {
-		n, err := s.stat(fd, name, filepath.Join(dirPath, name), []byte(name), idx)
+		n, err := s.stat(fd, name, childPath(dirPath, name), []byte(name), idx)
 		if errors.Is(err, errLeftOut) {
 			continue
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				s.leftOut(fmt.Errorf("%s vanished during the scan", filepath.Join(dirPath, name)))
+				s.leftOut(fmt.Errorf("%s vanished during the scan", childPath(dirPath, name)))
 			} else {
 				s.problem(err)
 			}
@@ -248,6 +248,17 @@ func (s *scanner) readDir(idx int32) (kids []node, ok bool) {
 		kids = append(kids, n)
 	}
 	return kids, true
+}
+
+// childPath is the path of entry name of directory dir. Not filepath.Join:
+// cleaning the text would take "link/.." for the directory holding link,
+// where the kernel goes to the parent of link's target, and every file
+// below would then be looked for in the wrong place.
+func childPath(dir, name string) string {
+	if strings.HasSuffix(dir, "/") {
+		return dir + name
+	}
+	return dir + "/" + name
 }
 
 // errLeftOut: a file that scan's skip set leaves out.

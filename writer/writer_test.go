@@ -518,6 +518,35 @@ func TestSeveralSourcesBecomeTopLevelEntries(t *testing.T) {
 	}
 }
 
+// A source is the directory its path names as the kernel resolves it:
+// "link/.." is the parent of link's target, not the directory holding
+// link (which is what the text would say once cleaned). Its files are
+// read through that path too, and none is skipped.
+func TestASourceThroughASymlinkAndDotDotIsTheDirectoryItNames(t *testing.T) {
+	real := t.TempDir()
+	writeTree(t, real, map[string][]byte{"sub/f": []byte("in the real parent"), "g": []byte("beside sub")})
+	elsewhere := t.TempDir()
+	if err := os.Symlink(filepath.Join(real, "sub"), filepath.Join(elsewhere, "link")); err != nil {
+		t.Fatal(err)
+	}
+	var warnings []error
+	o := small()
+	o.Warn = func(err error) { warnings = append(warnings, err) }
+	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "dd"), []string{filepath.Join(elsewhere, "link") + "/.."}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 || res.Skipped > 0 {
+		t.Fatalf("warnings %v, %d skipped", warnings, res.Skipped)
+	}
+	ar := readBack(t, res.Volumes, 0)
+	for p, want := range map[string]string{"sub/f": "in the real parent", "g": "beside sub"} {
+		if string(ar.content[p]) != want {
+			t.Errorf("%s = %q, want %q", p, ar.content[p], want)
+		}
+	}
+}
+
 func TestSimilarOrderPutsSameNamedFilesTogether(t *testing.T) {
 	src := t.TempDir()
 	files := map[string][]byte{}
