@@ -440,7 +440,11 @@ func (e *extractor) applyMeta(chain *dirChain, p string, ino uint32) error {
 // those it goes back up through "..", checking that each is the directory
 // it went down through (device and inode), as a descriptor held on it
 // would have been; where one is not (moved meanwhile), it walks down from
-// dest again.
+// dest again. A device and inode pin a directory less than a descriptor
+// does (a directory removed, another made may get its inode number); to
+// lead the chain elsewhere that way takes rights to remove and move
+// directories below dest, with which a held descriptor is led elsewhere
+// too (it follows its directory wherever it is moved).
 type dirChain struct {
 	root  int
 	names []string    // archive path components of the directory reached
