@@ -639,6 +639,28 @@ func recoveryFiles(t *testing.T, base string) []string {
 	return m
 }
 
+// keepFiles reads the files at paths now; the function it returns writes
+// them back as they were (after create --force replaced them, say).
+func keepFiles(t *testing.T, paths []string) (putBack func()) {
+	t.Helper()
+	kept := map[string][]byte{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept[p] = b
+	}
+	return func() {
+		t.Helper()
+		for p, b := range kept {
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // TestFaultRepair runs the same faults on an archive made with
 // --recovery 10%: repair must give back volumes byte-identical to the
 // pristine ones for every fault within capacity (any one volume), and

@@ -195,14 +195,7 @@ func TestStaleRecoveryVolumesAreNotDamage(t *testing.T) {
 	src := recoverySource(t)
 	out := filepath.Join(t.TempDir(), "a")
 	mustArcpack(t, append([]string{"create", src, "-o", out, "--recovery", "10%"}, small...)...)
-	old := map[string][]byte{}
-	for _, p := range recoveryFiles(t, out) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		old[p] = b
-	}
+	putBack := keepFiles(t, recoveryFiles(t, out))
 	r := mustArcpack(t, append([]string{"create", src, "-o", out, "--force"}, small...)...)
 	if !strings.Contains(r.stdout, "removed 2 recovery volume(s) of the replaced archive") {
 		t.Errorf("create --force does not say it removed the old recovery volumes:\n%s", r.stdout)
@@ -210,11 +203,7 @@ func TestStaleRecoveryVolumesAreNotDamage(t *testing.T) {
 	if left := recoveryFiles(t, out); len(left) != 0 {
 		t.Fatalf("create --force left the replaced archive's recovery volumes: %v", left)
 	}
-	for p, b := range old {
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putBack()
 	r = mustArcpack(t, "verify", out+".001")
 	if !strings.Contains(r.stdout, "recovery volumes not used") || !strings.Contains(r.stdout, "another archive") {
 		t.Errorf("verify does not name the stale recovery volumes:\n%s", r.stdout)

@@ -249,21 +249,10 @@ func TestReportLinesEscapeHostileArchiveNames(t *testing.T) {
 	check("repair", mustArcpack(t, "repair", out+".001"), ": "+esc+".002")
 	check("repair of an intact archive", mustArcpack(t, "repair", out+".001"), esc+".001: intact, nothing to repair")
 
-	parity := map[string][]byte{}
-	for _, p := range recoveryFiles(t, out) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parity[p] = b
-	}
+	putBack := keepFiles(t, recoveryFiles(t, out))
 	r = mustArcpack(t, append([]string{"create", src, "-o", out, "--force"}, small...)...)
 	check("create --force", r, "replaced archive ("+esc+".r01 ...); 'arcpack recovery add "+esc+"'")
-	for p, b := range parity { // now another archive's
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putBack() // now another archive's
 	check("verify beside stale recovery volumes", mustArcpack(t, "verify", out+".001"), "'arcpack recovery add "+esc+".001 --recovery PCT --force'")
 
 	man := filepath.Join(dir, "man"+evil)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"arc/format"
+	"arc/internal/testtree"
 )
 
 // fullTree has every entry type and awkward metadata.
@@ -250,17 +251,8 @@ func TestExtractDeepTree(t *testing.T) {
 	a, _ := openBuilt(t, tree, buildOpts{})
 	dest := t.TempDir()
 	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", dest).Run() })
-	var old unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	low := old
-	low.Cur = 512
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	_, err := a.Extract(dest, ExtractOptions{Workers: 8})
-	unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
+	var err error
+	testtree.WithOpenFiles(t, 512, func() { _, err = a.Extract(dest, ExtractOptions{Workers: 8}) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,6 @@ import (
 	"arc/format"
 	"arc/internal/testtree"
 	"arc/writer/segment"
-
-	"golang.org/x/sys/unix"
 )
 
 // archive is what a test reads back: the decoded index and each regular
@@ -361,17 +359,11 @@ func TestDeepTreeIsScannedWithFewDescriptors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var old unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	low := old
-	low.Cur = 128
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "deep"), []string{src}, small())
-	unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
+	var res *Result
+	var err error
+	testtree.WithOpenFiles(t, 128, func() {
+		res, err = Create(context.Background(), filepath.Join(t.TempDir(), "deep"), []string{src}, small())
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
