@@ -214,7 +214,7 @@ func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
 	}
 	// Recovery volumes beyond the new count belong to the replaced parity.
 	for _, p := range old {
-		if _, n, _ := parseName(p); n > h.count {
+		if _, n, _ := format.ParseRecoveryName(p); n > h.count {
 			if err := os.Remove(p); err != nil {
 				return nil, fmt.Errorf("remove replaced %s: %w", p, err)
 			}

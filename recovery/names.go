@@ -18,17 +18,13 @@ import (
 // base.r01 … base.r99, then base.r100 and on (format.RecoveryName).
 func Name(base string, n int) string { return format.RecoveryName(base, n) }
 
-// parseName splits a recovery volume's path into the archive base and its
-// number; ok only for the exact form Name writes.
-func parseName(path string) (base string, n int, ok bool) { return format.ParseRecoveryName(path) }
-
 // Base is the archive name (NAME) that archive refers to: a data volume
 // (NAME.001), a recovery volume (NAME.r01), or NAME itself.
 func Base(archive string) string {
 	if b, _, ok := format.ParseVolumeName(archive); ok {
 		return b
 	}
-	if b, _, ok := parseName(archive); ok {
+	if b, _, ok := format.ParseRecoveryName(archive); ok {
 		return b
 	}
 	return archive

@@ -233,13 +233,14 @@ func (s *scanner) readDir(idx int32) (kids []node, ok bool) {
 	}
 	kids = make([]node, 0, len(names))
 	for _, name := range names {
-		n, err := s.stat(fd, name, childPath(dirPath, name), []byte(name), idx)
+		path := childPath(dirPath, name)
+		n, err := s.stat(fd, name, path, []byte(name), idx)
 		if errors.Is(err, errLeftOut) {
 			continue
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				s.leftOut(fmt.Errorf("%s vanished during the scan", childPath(dirPath, name)))
+				s.leftOut(fmt.Errorf("%s vanished during the scan", path))
 			} else {
 				s.problem(err)
 			}

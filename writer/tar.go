@@ -155,19 +155,20 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	mtime := timespecOf(hdr.ModTime)
 	n := node{
 		name:  []byte(path.Base(name)),
 		path:  hdr.Name,
 		mode:  uint32(hdr.Mode) & 0o7777,
 		uid:   uint32(hdr.Uid),
 		gid:   uint32(hdr.Gid),
-		mtime: nsOf(timespecOf(hdr.ModTime)),
-		atime: nsOf(timespecOf(hdr.ModTime)),
+		mtime: nsOf(mtime),
+		atime: nsOf(mtime),
 	}
 	if name == "" {
 		n.name = nil
 	}
-	if !nsFits(timespecOf(hdr.ModTime)) {
+	if !nsFits(mtime) {
 		p.opt.warn(fmt.Errorf("tar member %s: a time outside what the archive holds (the years 1678 to 2262), kept as the nearest it holds", hdr.Name))
 	}
 	if !hdr.AccessTime.IsZero() {

@@ -32,9 +32,9 @@ func newListCommand(u *units) *cobra.Command {
 		Long: `List the paths in ARCHIVE (any of its volumes), or only those at and below each
 PATH. -l adds mode, owner, size (KiB, MiB, ...; exact bytes with --bytes) and
 modification time like 'tar tv' (and like tar, the size column moves right
-when a long owner name needs it, and stays there); --json writes one JSON object per entry, with
-exact sizes (docs/CLI.md lists its fields). Names are printed with C escapes for
-bytes that are not printable (\n, \t, \\, \ooo).`,
+when a long owner name needs it, and stays there); --json writes one JSON
+object per entry, with exact sizes (docs/CLI.md lists its fields). Names are
+printed with C escapes for bytes that are not printable (\n, \t, \\, \ooo).`,
 		Example: `  arcpack list backup.001
   arcpack list backup.001 -l etc/ssh
   arcpack list backup.001 --json | jq -r 'select(.type=="file") | .path'`,
