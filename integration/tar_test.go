@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"arc/internal/testtree"
 )
@@ -91,46 +92,86 @@ func TestHostileNamesFromATarStreamAreEscapedOnOutput(t *testing.T) {
 
 // list -l keeps its size column aligned past an owner name longer than
 // the column was made for: the column grows, and every line after the
-// long one ends its size where that line does (as tar -tv does).
+// long one ends its size where that line does (as tar -tv does). Names are
+// measured in the columns a terminal draws them in: a CJK or Hangul
+// character takes two, a combining accent none (a CJK file name, last on
+// its line, moves nothing).
 func TestListLongAlignsSizesPastALongOwner(t *testing.T) {
-	var stream bytes.Buffer
-	tw := tar.NewWriter(&stream)
-	files := []struct {
+	type file struct {
 		name, user, group string
 		id, size          int
+	}
+	for _, tc := range []struct {
+		name    string
+		files   []file
+		longest string // the widest line's owner/group and size, one space apart
 	}{
-		{"a", "a-rather-long-user-name", "and-a-long-group", 5001, 1},
-		{"b", "root", "root", 0, 123456},
-		{"c", "x", "y", 5002, 0},
+		{"ASCII names", []file{
+			{"a", "a-rather-long-user-name", "and-a-long-group", 5001, 1},
+			{"b", "root", "root", 0, 123456},
+			{"c", "x", "y", 5002, 0},
+		}, "a-rather-long-user-name/and-a-long-group 1 "},
+		{"wide and combining characters", []file{
+			{"a", "情報システム管理者", "開発部", 5001, 1},
+			{"b", "x", "y", 5002, 0},
+			{"c", "jose\u0301", "개발팀", 5003, 7},
+			{"d", "root", "root", 0, 123456},
+			{"資料.txt", "管理者", "開発", 5004, 5},
+		}, "情報システム管理者/開発部 1 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stream bytes.Buffer
+			tw := tar.NewWriter(&stream)
+			for _, f := range tc.files {
+				h := &tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(f.size), Uname: f.user, Gname: f.group, Uid: f.id, Gid: f.id, Format: tar.FormatPAX}
+				if err := tw.WriteHeader(h); err != nil {
+					t.Fatal(err)
+				}
+				tw.Write(make([]byte, f.size))
+			}
+			tw.Close()
+			out := filepath.Join(t.TempDir(), "a")
+			cmd := exec.Command(arcpackBin, "create", "-", "-o", out, "--progress", "never")
+			cmd.Stdin = &stream
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("create: %v\n%s", err, b)
+			}
+			list := strings.TrimSpace(mustArcpack(t, "list", "-l", "--bytes", out+".001").stdout)
+			date := regexp.MustCompile(` \d{4}-\d\d-\d\d \d\d:\d\d `)
+			col := -1
+			for _, line := range strings.Split(list, "\n") {
+				at := date.FindStringIndex(line)
+				if at == nil {
+					t.Fatalf("no date in %q", line)
+				}
+				c := termColumns(line[:at[0]])
+				if col >= 0 && c != col {
+					t.Errorf("the size column ends at column %d in %q, at %d above it:\n%s", c, line, col, list)
+				}
+				col = c
+			}
+			if !strings.Contains(list, tc.longest) {
+				t.Errorf("the long owner's line is not as wide as it needs:\n%s", list)
+			}
+		})
 	}
-	for _, f := range files {
-		h := &tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(f.size), Uname: f.user, Gname: f.group, Uid: f.id, Gid: f.id, Format: tar.FormatPAX}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
+}
+
+// termColumns is how many columns a terminal draws s in, for the text
+// TestListLongAlignsSizesPastALongOwner lists: two for Han, kana and
+// Hangul, none for a combining mark, one for the rest. It is counted apart
+// from termsafe.Width, which list -l uses, so that the test does not take
+// its word for it.
+func termColumns(s string) int {
+	n := 0
+	for _, r := range s {
+		switch {
+		case unicode.Is(unicode.Mn, r):
+		case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul):
+			n += 2
+		default:
+			n++
 		}
-		tw.Write(make([]byte, f.size))
 	}
-	tw.Close()
-	out := filepath.Join(t.TempDir(), "a")
-	cmd := exec.Command(arcpackBin, "create", "-", "-o", out, "--progress", "never")
-	cmd.Stdin = &stream
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("create: %v\n%s", err, b)
-	}
-	list := strings.TrimSpace(mustArcpack(t, "list", "-l", "--bytes", out+".001").stdout)
-	date := regexp.MustCompile(` \d{4}-\d\d-\d\d \d\d:\d\d `)
-	col := -1
-	for _, line := range strings.Split(list, "\n") {
-		at := date.FindStringIndex(line)
-		if at == nil {
-			t.Fatalf("no date in %q", line)
-		}
-		if col >= 0 && at[0] != col {
-			t.Errorf("the size column ends at %d in %q, at %d above it:\n%s", at[0], line, col, list)
-		}
-		col = at[0]
-	}
-	if !strings.Contains(list, "a-rather-long-user-name/and-a-long-group 1 ") {
-		t.Errorf("the long owner's line is not as wide as it needs:\n%s", list)
-	}
+	return n
 }

@@ -40,34 +40,45 @@ what --gpu-device takes.`,
 func runGPU(w io.Writer, selfTest bool) error {
 	infos, err := gpu.ListDevices()
 	if err != nil {
-		fmt.Fprintf(w, "no OpenCL devices: %v\n", err)
+		fmt.Fprintf(w, "no OpenCL devices: %s\n", termsafe.Name(err.Error()))
 		return nil
 	}
-	platform := ""
-	for _, d := range infos {
-		if d.Platform != platform {
-			platform = d.Platform
-			fmt.Fprintf(w, "platform %q\n", platform)
-		}
-		fmt.Fprintf(w, "  %s  %-4s %s\n", d.ID, d.Type, d.Name)
-		fmt.Fprintf(w, "        %d compute units at %d MHz, %d MiB memory (largest buffer %d MiB), %d KiB local memory, work-groups up to %d\n",
-			d.ComputeUnits, d.ClockMHz, d.GlobalMem>>20, d.MaxAlloc>>20, d.LocalMem>>10, d.MaxWorkGroup)
-		fmt.Fprintf(w, "        %s, driver %s\n", d.Version, d.Driver)
-		if selfTest {
-			if err := gpu.SelfTest(d); err != nil {
-				fmt.Fprintf(w, "        self-test: FAILED: %v\n", err)
-			} else {
-				fmt.Fprintf(w, "        self-test: ok (BLAKE3, LZ4 and lz4x decode, LZ4 compression)\n")
-			}
-		}
+	test := gpu.SelfTest
+	if !selfTest {
+		test = nil
 	}
+	writeGPUDevices(w, infos, test)
 	e, err := gpu.New(gpu.Options{Mode: gpu.ModeAuto})
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	fmt.Fprintf(w, "--gpu=auto: %s\n", e.Describe())
+	fmt.Fprintf(w, "--gpu=auto: %s\n", termsafe.Name(e.Describe()))
 	return nil
+}
+
+// writeGPUDevices writes what `arcpack gpu` says of each device, under a
+// line naming its platform, with the result of selfTest when it is not
+// nil. What the driver says (names, versions, a failed build's log in the
+// self-test's error) is escaped through termsafe.Name as names are.
+func writeGPUDevices(w io.Writer, infos []gpu.DeviceInfo, selfTest func(gpu.DeviceInfo) error) {
+	for i, d := range infos {
+		if i == 0 || d.Platform != infos[i-1].Platform {
+			fmt.Fprintf(w, "platform \"%s\"\n", termsafe.Name(d.Platform))
+		}
+		fmt.Fprintf(w, "  %s  %-4s %s\n", d.ID, termsafe.Name(d.Type), termsafe.Name(d.Name))
+		fmt.Fprintf(w, "        %d compute units at %d MHz, %d MiB memory (largest buffer %d MiB), %d KiB local memory, work-groups up to %d\n",
+			d.ComputeUnits, d.ClockMHz, d.GlobalMem>>20, d.MaxAlloc>>20, d.LocalMem>>10, d.MaxWorkGroup)
+		fmt.Fprintf(w, "        %s, driver %s\n", termsafe.Name(d.Version), termsafe.Name(d.Driver))
+		if selfTest == nil {
+			continue
+		}
+		if err := selfTest(d); err != nil {
+			fmt.Fprintf(w, "        self-test: FAILED: %s\n", termsafe.Name(err.Error()))
+		} else {
+			fmt.Fprintf(w, "        self-test: ok (BLAKE3, LZ4 and lz4x decode, LZ4 compression)\n")
+		}
+	}
 }
 
 // gpuUse says what each command that takes --gpu does on the device, and

@@ -146,10 +146,10 @@ type lister struct {
 	filter func([]byte) bool
 	first  map[uint32]string // inode → first path, for hardlinks
 	names  owners
-	// ugsWidth is where list -l's size column ends, counted from the
-	// owner: it grows to the widest owner/group and size seen so far (as
-	// GNU tar's verbose listing does), so that columns stay aligned
-	// without reading the whole listing first.
+	// ugsWidth is where list -l's size column ends, in terminal columns
+	// counted from the owner: it grows to the widest owner/group and size
+	// seen so far (as GNU tar's verbose listing does), so that columns
+	// stay aligned without reading the whole listing first.
 	ugsWidth int
 }
 
@@ -243,7 +243,10 @@ func (l *lister) entry(p []byte, d uint32) error {
 	}
 	mt := time.Unix(0, x.Inodes.Mtime[ino]).Local().Format("2006-01-02 15:04")
 	ug := termsafe.Name(owner) + "/" + termsafe.Name(group)
-	w := utf8.RuneCountInString(ug) + 1 + utf8.RuneCountInString(size)
+	// Counted in terminal columns, as printed: a CJK owner takes two a
+	// character, a combining accent none. size is ASCII, so the %*s
+	// below, which pads by runes, puts ugsWidth-w spaces before it.
+	w := termsafe.Width(ug) + 1 + len(size)
 	l.ugsWidth = max(l.ugsWidth, minUGSWidth, w)
 	fmt.Fprintf(l.w, "%s %s %*s %s %s", modeString(mode), ug, l.ugsWidth-w+len(size), size, mt, termsafe.Name(path))
 	switch {

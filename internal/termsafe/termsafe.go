@@ -1,6 +1,8 @@
 // Package termsafe spells text that an archive, a tar stream or a tree
 // controls (file names, owner names, parameters, messages that hold them)
-// so that printing it cannot act on a terminal or pass for other text.
+// so that printing it cannot act on a terminal or pass for other text, and
+// measures text in the columns a terminal draws it in (Width), for output
+// laid out in columns.
 package termsafe
 
 import (

@@ -3,6 +3,7 @@ package termsafe
 import (
 	"strings"
 	"testing"
+	"unicode"
 )
 
 func TestNameLeavesNothingATerminalActsOn(t *testing.T) {
@@ -40,5 +41,59 @@ func TestWriterEscapesEachLineButItsNewline(t *testing.T) {
 	}
 	if want := `arcmount: /a\033[2Jb: EIO` + "\n" + `no newline\342\200\256`; b.String() != want {
 		t.Fatalf("wrote %q, want %q", b.String(), want)
+	}
+}
+
+func TestWidthCountsTerminalColumns(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     int
+	}{
+		{"empty", "", 0},
+		{"ASCII", "root/wheel 1234", 15},
+		{"Latin-1 precomposed", "héllo", 5},
+		{"combining acute accent", "he\u0301llo", 5},
+		{"enclosing circle", "a\u20dd", 1},
+		{"CJK ideographs", "日本語", 6},
+		{"CJK mixed with ASCII", "用户/grp", 8},
+		{"ideographic space and punctuation", "\u3000。", 4},
+		{"hiragana and katakana", "ひらカタ", 8},
+		{"halfwidth katakana", "ｶﾀｶﾅ", 4},
+		{"Hangul syllables", "한국어", 6},
+		{"Hangul jamo that join into one syllable", "\u1112\u1161\u11ab", 2},
+		{"fullwidth letters", "ＡＢＣ", 6},
+		{"fullwidth yen sign", "￥", 2},
+		{"CJK Extension B", "\U00020000", 2},
+		{"emoji", "😀🤖", 4},
+		{"emoji drawn as text by default", "☺", 1},
+		{"variation selector", "☺\ufe0f", 1},
+		{"zero-width joiner and non-joiner", "a\u200db\u200cc", 3},
+		{"emoji joined by a zero-width joiner, as wcswidth", "👩\u200d💻", 4},
+		{"escapes as Name prints them", Name("a\x1b\u202e"), 1 + 4 + 12},
+		{"invalid UTF-8 byte", "a\xffb", 3},
+	} {
+		if got := Width(tc.in); got != tc.want {
+			t.Errorf("%s: Width(%q) = %d, want %d", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
+
+// unicode.Is finds a rune by binary search over ranges that are sorted and
+// do not overlap; a range put in out of order would go unseen.
+func TestWideTableIsSortedForBinarySearch(t *testing.T) {
+	for _, tab := range []*unicode.RangeTable{wide, conjoiningJamo} {
+		var last uint32
+		for i, r := range tab.R16 {
+			if r.Lo > r.Hi || r.Stride != 1 || i > 0 && uint32(r.Lo) <= last {
+				t.Errorf("R16[%d] = %#x–%#x after %#x", i, r.Lo, r.Hi, last)
+			}
+			last = uint32(r.Hi)
+		}
+		for i, r := range tab.R32 {
+			if r.Lo > r.Hi || r.Stride != 1 || r.Lo <= last {
+				t.Errorf("R32[%d] = %#x–%#x after %#x", i, r.Lo, r.Hi, last)
+			}
+			last = r.Hi
+		}
 	}
 }
