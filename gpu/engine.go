@@ -51,7 +51,9 @@ func New(opt Options) (*Engine, error) {
 		if i > 0 {
 			names += ", "
 		}
-		names += fmt.Sprintf("%s %q", d.info.ID, d.info.Name)
+		// Quoted as it is: the commands escape the line when they print
+		// it (termsafe), and %q would have escaped it twice.
+		names += fmt.Sprintf("%s \"%s\"", d.info.ID, d.info.Name)
 		if d.coopWhy != "" {
 			names += " (compressing with lz4_match; " + d.coopWhy + ")"
 		}
