@@ -202,3 +202,39 @@ func TestWriterEncoderGivesUpOnARepeatedlyFailingDevice(t *testing.T) {
 		t.Errorf("%d notes, want 5 (4 failed batches, then giving up once)", n)
 	}
 }
+
+// A panic in a compression batch of create fails that batch as a failed
+// launch does: one note, and the writer compresses the batch on the CPU.
+// With the whole tree in that one batch, the archive's data is then a
+// CPU-only run's byte for byte, and it reads back whole; nothing is left
+// pending on the device nor a goroutine running.
+func TestArchiveWithAPanickingCompressionBatchIsTheCPUs(t *testing.T) {
+	e := testEngine(t, 1<<20)
+	src, files := sourceTree(t)
+	notes, before := armPanic(t, e)
+	archive := createArchive(t, src, e.WriterEncoder(64<<20)) // one batch
+	checkRecovered(t, e, *notes, before)
+	if got, want := archiveData(t, archive), archiveData(t, createArchive(t, src, nil)); !bytes.Equal(got, want) {
+		t.Fatalf("the archive's data (%d bytes) differs from a CPU-only run's (%d bytes)", len(got), len(want))
+	}
+	readBack(t, archive, files, nil)
+}
+
+// archiveData is a one-volume archive's stream up to its index: the
+// stored blocks, without the archive's ID and creation time.
+func archiveData(t *testing.T, archive string) []byte {
+	t.Helper()
+	a, err := reader.Open(archive, reader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if vols := a.Volumes(); len(vols) != 1 {
+		t.Fatalf("%d volumes, want 1", len(vols))
+	}
+	b, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[format.VolumeHeaderSize : format.VolumeHeaderSize+a.Footer().IndexOffset]
+}

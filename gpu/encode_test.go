@@ -131,6 +131,53 @@ func TestEncodeFallsBackToCPUOnKernelFailure(t *testing.T) {
 	}
 }
 
+// A panic in a compression batch's host code (injected in a collect step
+// once it has written its blocks out, while the next sub-batch is pending
+// on the other slot) fails the device's part as an OpenCL error does: one
+// note, and every block is the CPU twin's, byte for byte (none of the
+// device's abandoned output is kept); nothing is left pending on the
+// device nor a worker running, and the device compresses the next batch
+// without the abandoned one's collect writing into the caller's blocks.
+func TestPanicInACompressionBatchFallsBackToCPU(t *testing.T) {
+	e := testEngine(t, 1<<20)
+	// Each pair fills most of a 1 MiB slot: a sub-batch of its own.
+	var raws [][]byte
+	for i := 0; i < 3; i++ {
+		raws = append(raws, compressible(600000, uint64(i)), testBytes(5000, uint64(i)))
+	}
+	blocks := make([]EncBlock, len(raws))
+	want := make([]EncBlock, len(raws))
+	for i := range raws {
+		blocks[i].Src, want[i].Src = raws[i], raws[i]
+	}
+	if err := (CPUEncoder{}).EncodeBatch(want); err != nil {
+		t.Fatal(err)
+	}
+	notes, before := armPanic(t, e)
+	if err := e.Encoder().EncodeBatch(blocks); err != nil {
+		t.Fatal(err)
+	}
+	checkRecovered(t, e, *notes, before)
+	same := func() {
+		t.Helper()
+		for i := range blocks {
+			if blocks[i].Codec != want[i].Codec || !bytes.Equal(blocks[i].Stored, want[i].Stored) {
+				t.Fatalf("block %d: codec %d, %d bytes; the CPU's: codec %d, %d bytes", i, blocks[i].Codec, len(blocks[i].Stored), want[i].Codec, len(want[i].Stored))
+			}
+		}
+	}
+	same()
+
+	again := encodeAll(t, e, raws, false, false)
+	for i, b := range again {
+		dst := make([]byte, len(raws[i]))
+		if err := codec.NewDecoder().Decode(b.Codec, dst, b.Stored); err != nil || !bytes.Equal(dst, raws[i]) {
+			t.Fatalf("block %d compressed on the device after a panic: %v", i, err)
+		}
+	}
+	same()
+}
+
 func TestCompressionSearchFollowsTheDeviceType(t *testing.T) {
 	for _, c := range []struct {
 		search searchKind

@@ -185,7 +185,7 @@ func (dd engineDecoder) DecodeBatch(blocks []Block) error {
 	var mu sync.Mutex
 	weight := func(i int) int { return len(blocks[i].Src) + len(blocks[i].Dst) }
 	onDevices(e.devs, split(gpuIdx, len(e.devs), weight), func(d *device, lo, hi int) {
-		failed, err := decodeOnDevice(d, blocks, gpuIdx[lo:hi])
+		failed, err := d.decodeBatch(blocks, gpuIdx[lo:hi])
 		if err != nil {
 			e.logf("gpu: device %s: decode batch failed, decoding on the CPU: %v", d.info.ID, err)
 			failed = gpuIdx[lo:hi]
@@ -357,18 +357,6 @@ func cpuDecode(blocks []Block, idx []int) {
 
 var decoders = sync.Pool{New: func() any { return codec.NewDecoder() }}
 
-// decodeOnDevice is d.decodeBatch with a panic turned into the batch's
-// error (the batch then goes to the CPU): it runs on a goroutine of
-// onDevices, where no caller could recover it.
-func decodeOnDevice(d *device, blocks []Block, idx []int) (failed []int, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			failed, err = idx, fmt.Errorf("%w: %v", errDecoderPanic, r)
-		}
-	}()
-	return d.decodeBatch(blocks, idx)
-}
-
 // decodeOne decodes a block on the CPU. A panic (a decoder bug met on
 // hostile bytes) becomes the block's error: it runs on goroutines of the
 // engine's own, where no caller could recover it, and a read must not end
@@ -392,9 +380,9 @@ var errDecoderPanic = errors.New("decoder panicked")
 // stops the workers taking more indices and is raised again here, in the
 // caller, once every worker has stopped: on a worker goroutine no recover
 // of the caller's could catch it (device.run's, which clears the device's
-// pending work, and decodeOnDevice's, which sends the batch to the CPU),
-// and it would end the process. The value is the first panic's; its
-// stack is the caller's.
+// pending work and fails the batch, which then goes to the CPU), and it
+// would end the process. The value is the first panic's; its stack is
+// the caller's.
 func parallel(n int, f func(i int)) {
 	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 {

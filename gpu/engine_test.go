@@ -32,7 +32,7 @@ func waitGoroutines(t *testing.T, n int) {
 }
 
 // A panic in f on one of parallel's worker goroutines reaches the caller,
-// where a recover can take it (device.run's, decodeOnDevice's), instead of
+// where a recover can take it (device.run's), instead of
 // ending the process; the caller resumes only once every worker has
 // stopped, the others take no more indices, and parallel works again
 // afterwards.

@@ -5,6 +5,7 @@ package gpu
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -485,10 +486,10 @@ func TestDefaultBatchIsHeldToTheHostsMemory(t *testing.T) {
 	}
 }
 
-// A panic while a batch is being packed fails that batch (decodeOnDevice:
-// it goes to the CPU) and leaves nothing pending on the device: the next
-// batch must not write the abandoned one's results into its old buffers,
-// which the caller may have reused.
+// A panic while a batch is being packed fails that batch (device.run's
+// error: DecodeBatch sends it to the CPU) and leaves nothing pending on
+// the device: the next batch must not write the abandoned one's results
+// into its old buffers, which the caller may have reused.
 func TestPanicMidBatchLeavesNoPendingWork(t *testing.T) {
 	e := testEngine(t, 1<<20)
 	d := e.devs[0]
@@ -496,9 +497,8 @@ func TestPanicMidBatchLeavesNoPendingWork(t *testing.T) {
 	blocks := lz4Blocks(t, raws, codec.LevelDefault)
 	// Index 99 does not exist: packing panics after block 0's batch went
 	// out on one slot (each block fills most of a 1 MiB slot).
-	failed, err := decodeOnDevice(d, blocks, []int{0, 1, 99})
-	if !errors.Is(err, errDecoderPanic) || len(failed) != 3 {
-		t.Fatalf("decodeOnDevice with a panic: %v, failed %v", err, failed)
+	if _, err := d.decodeBatch(blocks, []int{0, 1, 99}); !errors.Is(err, errBatchPanic) {
+		t.Fatalf("decodeBatch with a panic: %v, want errBatchPanic", err)
 	}
 	for i := range blocks[0].Dst {
 		blocks[0].Dst[i] = 'X' // the caller reuses the buffer
@@ -514,11 +514,11 @@ func TestPanicMidBatchLeavesNoPendingWork(t *testing.T) {
 }
 
 // A panic on a worker goroutine of a batch's parallel copy (packing or
-// collecting hostile data) is one in device.run's caller, as a panic in
-// the packing itself is: run leaves nothing pending on the device, the
-// caller recovers it (decodeOnDevice sends the batch to the CPU) instead
-// of the process ending, no worker is left behind, and the device works
-// for the next batch. The data cannot make the real copies panic, so the
+// collecting hostile data) fails the batch, as a panic in the packing
+// itself does: run leaves nothing pending on the device and returns it as
+// its error (its caller sends the batch to the CPU) instead of the
+// process ending, no worker is left behind, and the device works for the
+// next batch. The data cannot make the real copies panic, so the
 // sub-batches here are the test's own.
 func TestPanicInABatchsParallelCopyLeavesNoPendingWork(t *testing.T) {
 	withProcs(t, 4)
@@ -527,35 +527,31 @@ func TestPanicInABatchsParallelCopyLeavesNoPendingWork(t *testing.T) {
 	before := runtime.NumGoroutine()
 	collected := false
 	fills := 0
-	run := func() (r any) {
-		defer func() { r = recover() }()
-		err := d.run(func(s *slot) (bool, error) {
-			fills++
-			if fills == 1 {
-				// A sub-batch goes out on one slot; its collect step is
-				// pending while the next one is packed.
-				if err := s.write(s.dIn, &s.in, 4096); err != nil {
-					return false, err
-				}
-				if err := s.read(&s.out, s.dIn, 4096); err != nil {
-					return false, err
-				}
-				s.collect = func() { collected = true }
-				return true, nil
+	err := d.run(func(s *slot) (bool, error) {
+		fills++
+		if fills == 1 {
+			// A sub-batch goes out on one slot; its collect step is
+			// pending while the next one is packed.
+			if err := s.write(s.dIn, &s.in, 4096); err != nil {
+				return false, err
 			}
-			parallel(8, func(j int) {
-				if j == 5 {
-					panic("hostile bytes")
-				}
-			})
-			return false, nil
+			if err := s.read(&s.out, s.dIn, 4096); err != nil {
+				return false, err
+			}
+			s.collect = func() { collected = true }
+			return true, nil
+		}
+		parallel(8, func(j int) {
+			if j == 5 {
+				panic("hostile bytes")
+			}
 		})
-		t.Errorf("device.run returned %v after its copy panicked", err)
-		return nil
+		return false, nil
+	})
+	if !errors.Is(err, errBatchPanic) || !strings.Contains(err.Error(), "hostile bytes") {
+		t.Fatalf("device.run returned %v after its copy panicked, want errBatchPanic with the copy's panic", err)
 	}
-	if r := run(); r != "hostile bytes" {
-		t.Fatalf("device.run's caller recovered %v, want the copy's panic", r)
-	}
+	checkIdle(t, d)
 	waitGoroutines(t, before)
 	raws := [][]byte{compressible(600000, 1), compressible(3000, 2)}
 	blocks := lz4Blocks(t, raws, codec.LevelDefault)
@@ -565,5 +561,90 @@ func TestPanicInABatchsParallelCopyLeavesNoPendingWork(t *testing.T) {
 	checkDecoded(t, blocks, raws)
 	if collected {
 		t.Fatal("the abandoned sub-batch's collect step ran")
+	}
+}
+
+// checkIdle fails the test if a slot of d still has work or a collect
+// step pending: the next batch would wait for it and run that collect,
+// writing an abandoned batch's results into its caller's buffers.
+func checkIdle(t *testing.T, d *device) {
+	t.Helper()
+	for i, s := range d.slots {
+		if len(s.events) > 0 || s.collect != nil {
+			t.Fatalf("slot %d: %d commands and a collect step (%t) left pending", i, len(s.events), s.collect != nil)
+		}
+	}
+}
+
+// armPanic makes the collect step of the next sub-batch on e's device
+// panic, with GOMAXPROCS at least 4 (the copies run on parallel's
+// workers) and the engine's fallback notes kept in a list, which the test
+// reads once the batch returned (onDevices has joined the goroutines that
+// note); before is how many goroutines run.
+func armPanic(t *testing.T, e *Engine) (notes *[]string, before int) {
+	withProcs(t, 4)
+	notes = new([]string)
+	e.logf = func(f string, a ...any) { *notes = append(*notes, fmt.Sprintf(f, a...)) }
+	e.devs[0].injectPanic.Store(true)
+	return notes, runtime.NumGoroutine()
+}
+
+// checkRecovered fails the test unless the panic armPanic set was reached
+// and noted once as its batch's failure, leaving nothing pending on the
+// device and no more goroutines than before running.
+func checkRecovered(t *testing.T, e *Engine, notes []string, before int) {
+	t.Helper()
+	d := e.devs[0]
+	if d.injectPanic.Load() {
+		t.Fatal("the batch never reached the injected panic")
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], errBatchPanic.Error()+": injected panic") {
+		t.Fatalf("fallback notes %q, want one of the batch's panic", notes)
+	}
+	checkIdle(t, d)
+	waitGoroutines(t, before)
+}
+
+// A panic in a hashing batch's host code (injected in a collect step once
+// it has copied its digests out, while the next sub-batch is pending on
+// the other slot) fails the device's part as an OpenCL error does: one
+// note, the part hashed on the CPU, every digest the CPU's, nothing left
+// pending on the device nor a worker running, and the device hashes the
+// next batch without the abandoned one's collect writing into the
+// caller's reused results.
+func TestPanicInAHashBatchFallsBackToCPU(t *testing.T) {
+	e := testEngine(t, 1<<20)
+	// Each pair fills most of a 1 MiB slot: a sub-batch of its own.
+	var inputs [][]byte
+	for i := 0; i < 5; i++ {
+		inputs = append(inputs, testBytes(600000, uint64(i)), testBytes(1000+i, uint64(10+i)))
+	}
+	notes, before := armPanic(t, e)
+	got, err := e.Hasher().HashBatch(inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecovered(t, e, *notes, before)
+	for i, in := range inputs {
+		if got[i] != blake3.Sum256(in) {
+			t.Fatalf("input %d: digest %x after the panic, want the CPU's %x", i, got[i], blake3.Sum256(in))
+		}
+	}
+
+	clear(got) // the caller reuses its results
+	again, err := e.Hasher().HashBatch(inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range inputs {
+		if again[i] != blake3.Sum256(in) {
+			t.Fatalf("input %d: the device's digest after a panic differs from the CPU's", i)
+		}
+		if got[i] != ([32]byte{}) {
+			t.Fatalf("input %d: the abandoned batch's digest was written into results reused since", i)
+		}
+	}
+	if len(*notes) != 1 {
+		t.Fatalf("the device still fails after the panic: %q", *notes)
 	}
 }

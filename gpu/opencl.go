@@ -12,6 +12,7 @@ import "C"
 import (
 	"cmp"
 	"embed"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -188,9 +189,12 @@ type device struct {
 	spans []span // the kernel intervals of the call run is in (under mu)
 
 	// inject, when set, makes the next kernel launch fail (tests of the
-	// CPU fallback).
-	inject atomic.Bool
-	stats  stats
+	// CPU fallback); injectPanic makes the next sub-batch's collect step
+	// panic once it has copied its results out (tests of run's recover:
+	// the real host code gives no input on which it panics).
+	inject, injectPanic atomic.Bool
+
+	stats stats
 }
 
 // stats accumulate device-side times, read by the benchmarks.
@@ -559,15 +563,22 @@ func (s *slot) read(dst *pinned, src *cl.MemObject, n int) error {
 // run pipelines sub-batches over the two slots: fill packs the next
 // sub-batch into a slot and enqueues its work (returning false when there
 // is none left); a slot is waited for (and collected) before it is refilled.
-func (d *device) run(fill func(s *slot) (more bool, err error)) error {
+//
+// A panic in fill or in a collect step (a bug in the host code that packs
+// a sub-batch or unpacks its results, also on their copies' worker
+// goroutines, which parallel raises again here) is returned as the
+// batch's error, errBatchPanic, as a failed OpenCL command is: the engine
+// logs that error and redoes the batch on the CPU (hashing, decoding,
+// Encoder), or returns it to the writer, which compresses the batch on
+// the CPU (WriterEncoder), so decoding, hashing and compression all
+// recover here, in one place. Raised further, it would end the process:
+// run's callers are onDevices' goroutines, which no caller's recover
+// reaches. Nor may it leave a slot's work pending: at the next call's
+// wait, its collect would write the abandoned batch's results into
+// buffers the caller has reused since.
+func (d *device) run(fill func(s *slot) (more bool, err error)) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// A panic in fill or in a collect step (decodeOnDevice recovers it and
-	// hands the batch to the CPU) must not leave a slot's work pending: at
-	// the next call's wait, its collect would write the abandoned batch's
-	// results into buffers the caller has reused since. One inside their
-	// copies' worker goroutines reaches here too: parallel raises it again
-	// on this goroutine.
 	defer func() {
 		if r := recover(); r != nil {
 			for _, s := range d.slots {
@@ -578,7 +589,7 @@ func (d *device) run(fill func(s *slot) (more bool, err error)) error {
 				d.kernelTime(s)
 			}
 			d.spans = d.spans[:0]
-			panic(r)
+			err = fmt.Errorf("%w: %v", errBatchPanic, r)
 		}
 	}()
 	var firstErr error
@@ -592,6 +603,15 @@ func (d *device) run(fill func(s *slot) (more bool, err error)) error {
 		var err error
 		more, err = fill(s)
 		if err == nil && len(s.events) > 0 {
+			if d.injectPanic.Swap(false) {
+				collect := s.collect
+				s.collect = func() {
+					if collect != nil {
+						collect()
+					}
+					panic("injected panic")
+				}
+			}
 			err = flush(s.q)
 		}
 		if err != nil {
@@ -613,6 +633,9 @@ func (d *device) run(fill func(s *slot) (more bool, err error)) error {
 	d.spans = d.spans[:0]
 	return firstErr
 }
+
+// errBatchPanic is the error of a device batch whose host code panicked.
+var errBatchPanic = errors.New("batch panicked")
 
 func u32s(p *pinned) []uint32 {
 	return unsafe.Slice((*uint32)(unsafe.Pointer(&p.b[0])), len(p.b)/4)
