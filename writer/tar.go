@@ -30,7 +30,9 @@ import (
 // (SCHILY.xattr and LIBARCHIVE.xattr records), POSIX ACLs (SCHILY.acl text)
 // and hardlinks; a member named again later replaces the earlier one, as
 // extracting the stream would. Directories the stream never names are
-// created with mode 0755.
+// created with mode 0755. Pax global headers and GNU volume labels
+// describe the stream, not a file, and are passed over; a GNU dumpdir
+// (tar --listed-incremental) is a directory.
 func CreateFromTar(ctx context.Context, out string, r io.Reader, opt Options) (*Result, error) {
 	if opt.Order == OrderSimilar {
 		return nil, errors.New("--order similar needs the whole tree before packing; a tar stream is packed in its own order")
@@ -77,6 +79,9 @@ func (p *packer) packTar(r io.Reader) error {
 			}
 			if err != nil {
 				return fmt.Errorf("tar stream: %w", err)
+			}
+			if notMember(hdr) {
+				continue
 			}
 			e, err := p.tarEntry(hdr)
 			if err != nil {
@@ -148,6 +153,19 @@ func (p *packer) packTar(r io.Reader) error {
 	return nil
 }
 
+// Header types archive/tar hands over as they are, which GNU tar writes.
+const (
+	tarTypeDumpDir = 'D' // a directory with the list of its entries (--listed-incremental)
+	tarTypeVolume  = 'V' // the archive's label (--label), not a file
+)
+
+// notMember reports a header that describes the stream, not a file: a pax
+// global header (git archive writes one with the commit id) or a GNU
+// volume label. Extracting the stream makes nothing of it.
+func notMember(hdr *tar.Header) bool {
+	return hdr.Typeflag == tar.TypeXGlobalHeader || hdr.Typeflag == tarTypeVolume
+}
+
 // tarEntry turns a member's header into an entry, or says why it cannot be
 // archived.
 func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
@@ -194,7 +212,7 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 		n.mode |= format.ModeLink
 		n.target = []byte(hdr.Linkname)
 		n.size = int64(len(n.target))
-	case tar.TypeDir:
+	case tar.TypeDir, tarTypeDumpDir:
 		n.mode |= format.ModeDir
 	case tar.TypeChar, tar.TypeBlock:
 		n.mode |= format.ModeChr

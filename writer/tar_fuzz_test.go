@@ -123,6 +123,9 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 }
 
 func (m *tarModel) add(hdr *tar.Header, body []byte) {
+	if hdr.Typeflag == tar.TypeXGlobalHeader || hdr.Typeflag == 'V' {
+		return // about the stream (pax global header, GNU volume label), not a member
+	}
 	p, ok := cleanMemberPath(hdr.Name)
 	if !ok {
 		m.skipped++
@@ -144,6 +147,8 @@ func (m *tarModel) add(hdr *tar.Header, body []byte) {
 			return
 		}
 		e.target = hdr.Linkname
+	case 'D': // GNU dumpdir: a directory
+		e.typ = tar.TypeDir
 	case tar.TypeDir, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		m.skipped++

@@ -187,6 +187,42 @@ func TestTarStreamOddMembers(t *testing.T) {
 	}
 }
 
+// Headers that describe the stream are not members: the pax global header
+// of every git archive stream and a GNU volume label add nothing and warn of
+// nothing, and a GNU dumpdir (tar --listed-incremental) is a directory.
+func TestTarStreamHeadersThatAreNotFiles(t *testing.T) {
+	mtime := time.Unix(1600000000, 0)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: map[string]string{"comment": "cbb6dac"}, Format: tar.FormatPAX},
+		{Typeflag: tarTypeVolume, Name: "label", ModTime: mtime, Format: tar.FormatGNU},
+		{Typeflag: tarTypeDumpDir, Name: "d/", Mode: 0o700, ModTime: mtime, Format: tar.FormatGNU},
+		{Typeflag: tar.TypeReg, Name: "d/f", Mode: 0o644, ModTime: mtime, Size: 1, Format: tar.FormatGNU},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatalf("%s: %v", h.Name, err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("f"))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, a, warnings := packTarBytes(t, buf.Bytes(), small())
+	if len(warnings) != 0 || res.Skipped != 0 {
+		t.Errorf("warnings %q, %d skipped; want none", warnings, res.Skipped)
+	}
+	if len(a.inode) != 2 || string(a.content["d/f"]) != "f" {
+		t.Errorf("paths %v, d/f %q; want d and d/f", a.inode, a.content["d/f"])
+	}
+	x := a.idx
+	if ino := a.inode["d"]; x.Inodes.Mode[ino] != format.ModeDir|0o700 || x.Inodes.Mtime[ino] != mtime.UnixNano() {
+		t.Errorf("d: mode %o, mtime %d; want the dumpdir's", x.Inodes.Mode[ino], x.Inodes.Mtime[ino])
+	}
+}
+
 // An attribute that two pax records give (bsdtar writes SCHILY.xattr and
 // LIBARCHIVE.xattr records of each) takes SCHILY's value every time: the
 // records were read in the map's random order before.
