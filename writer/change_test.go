@@ -347,3 +347,47 @@ func TestKeepLockHandsTheLockToTheCaller(t *testing.T) {
 	}
 	unlock()
 }
+
+// A hardlinked file rewritten after the scan is archived as the read found
+// it: content, size and mtime of that one state, whichever of its paths the
+// index takes the inode's row from (breadth first: here the shallower z,
+// while the content is read through a/deep/f, first in path order).
+func TestHardlinkedFileChangedAfterTheScanKeepsOneState(t *testing.T) {
+	for _, streamed := range []bool{false, true} {
+		src := t.TempDir()
+		writeTree(t, src, map[string][]byte{"a/deep/f": []byte("old")})
+		if err := os.Link(filepath.Join(src, "a/deep/f"), filepath.Join(src, "z")); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Unix(1500000000, 0)
+		if err := os.Chtimes(filepath.Join(src, "z"), old, old); err != nil {
+			t.Fatal(err)
+		}
+		newer := time.Unix(1600000000, 0)
+		content := randBytes(5, 100<<10)
+		o := small()
+		if streamed {
+			o.wholeMax = 64 << 10
+		}
+		o.scanHook = func() {
+			if err := os.WriteFile(filepath.Join(src, "z"), content, 0o644); err != nil {
+				t.Error(err)
+			}
+			if err := os.Chtimes(filepath.Join(src, "z"), newer, newer); err != nil {
+				t.Error(err)
+			}
+		}
+		res, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := readBack(t, res.Volumes, 0)
+		ino := a.inode["z"]
+		if a.inode["a/deep/f"] != ino || !bytes.Equal(a.content["z"], content) {
+			t.Fatalf("streamed=%v: not one inode with the content read", streamed)
+		}
+		if m := a.idx.Inodes.Mtime[ino]; m != newer.UnixNano() {
+			t.Errorf("streamed=%v: mtime %v with the content of %v", streamed, time.Unix(0, m).UTC(), newer.UTC())
+		}
+	}
+}

@@ -131,13 +131,15 @@ func (p *packer) pack() error {
 		return err
 	}
 
-	// Hardlinks share the primary's content.
+	// Hardlinks share the primary's content, and with it the size and
+	// mtime the read found: the index takes the inode's row from whichever
+	// path comes first breadth first, not necessarily the one read.
 	for l, first := range links {
 		p.extStart[l], p.extCount[l] = p.extStart[first], p.extCount[first]
 		if p.nodes[first].skip {
 			p.nodes[l].skip = true
 		}
-		p.nodes[l].size = p.nodes[first].size
+		p.nodes[l].size, p.nodes[l].mtime = p.nodes[first].size, p.nodes[first].mtime
 	}
 	return nil
 }
