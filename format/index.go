@@ -26,6 +26,7 @@ const (
 	secUsers   = 9
 	secGroups  = 10
 	secBlob    = 11
+	secImplied = 12
 )
 
 // sectionRequired marks a section a reader must understand; a reader skips
@@ -161,6 +162,11 @@ type Index struct {
 	Users   []Owner
 	Groups  []Owner
 	Blob    []byte
+	// Implied are the directories whose metadata the writer made up, not
+	// read from a source: the root that holds several sources, and the
+	// parents a tar stream never named (IsImplied). Inode numbers,
+	// increasing.
+	Implied []uint32
 
 	// Derived by DecodeIndex (and by Derive), never stored.
 	BlockRawOff     []uint64 // len Blocks+1: offset of each block in the unique stream
@@ -284,6 +290,14 @@ func (x *Index) FrameOf(b uint32) uint32 {
 // IsDir reports whether inode ino is a directory.
 func (x *Index) IsDir(ino uint32) bool { return x.Inodes.Mode[ino]&ModeType == ModeDir }
 
+// IsImplied reports whether directory ino's metadata were made up by the
+// writer (see Index.Implied): they restore no one's, and extract leaves a
+// directory that is already there as it is.
+func (x *Index) IsImplied(ino uint32) bool {
+	_, ok := slices.BinarySearch(x.Implied, ino)
+	return ok
+}
+
 // Walk visits every dirent below the root in depth-first, name order, giving
 // each path relative to the root (components joined by '/'). Returning a
 // non-nil error from fn stops the walk; SkipDir from a directory skips it.
@@ -325,7 +339,11 @@ func EncodeIndex(x *Index) []byte {
 	w := &wbuf{b: make([]byte, 0, encodedSizeHint(x))}
 	w.raw(IndexMagic[:])
 	w.u32(Version)
-	w.u32(11)
+	sections := 11
+	if len(x.Implied) > 0 {
+		sections++
+	}
+	w.u32(uint32(sections))
 
 	w.section(secParams, sectionRequired, func(w *wbuf) {
 		w.u32(uint32(len(x.Params)))
@@ -400,6 +418,14 @@ func EncodeIndex(x *Index) []byte {
 	w.section(secUsers, 0, owners(x.Users))
 	w.section(secGroups, 0, owners(x.Groups))
 	w.section(secBlob, sectionRequired, func(w *wbuf) { w.raw(x.Blob) })
+	if len(x.Implied) > 0 {
+		// Optional: a reader that does not know it extracts such a
+		// directory with the metadata recorded for it, as before.
+		w.section(secImplied, 0, func(w *wbuf) {
+			w.u64(uint64(len(x.Implied)))
+			w.u32s(x.Implied)
+		})
+	}
 	return w.b
 }
 
@@ -419,7 +445,7 @@ func encodedSizeHint(x *Index) int {
 	for _, o := range append(x.Users[:len(x.Users):len(x.Users)], x.Groups...) {
 		n += 6 + len(o.Name)
 	}
-	return n + len(x.Blob)
+	return n + len(x.Blob) + 4*len(x.Implied)
 }
 
 // DecodeIndex parses a decompressed index and validates it completely:
@@ -595,6 +621,8 @@ func (x *Index) decodeSection(tag, flags uint32, s *rbuf) error {
 		} else {
 			x.Groups = list
 		}
+	case secImplied:
+		x.Implied = s.u32s(s.count64(4))
 	case secBlob:
 		// Aliased only when the section has a buffer of its own (read
 		// by DecodeIndexFrom): an alias into a whole decompressed index
@@ -849,6 +877,14 @@ func (x *Index) Derive() error {
 			if x.IsDir(x.Dirents.Inode[c]) {
 				x.Nlink[i]++
 			}
+		}
+	}
+
+	// Implied directories: increasing (IsImplied searches them), and
+	// directories.
+	for k, ino := range x.Implied {
+		if int(ino) >= ni || !x.IsDir(ino) || k > 0 && ino <= x.Implied[k-1] {
+			return corrupt("implied directory %d (entry %d) is not a directory or out of order", ino, k)
 		}
 	}
 

@@ -15,7 +15,7 @@ import (
 // storedFields is what EncodeIndex writes: the Index minus derived tables.
 func storedFields(x *Index) Index {
 	return Index{Params: x.Params, Stats: x.Stats, Blocks: x.Blocks, Frames: x.Frames, Inodes: x.Inodes,
-		Dirents: x.Dirents, Extents: x.Extents, Xattrs: x.Xattrs, Users: x.Users, Groups: x.Groups, Blob: x.Blob}
+		Dirents: x.Dirents, Extents: x.Extents, Xattrs: x.Xattrs, Users: x.Users, Groups: x.Groups, Blob: x.Blob, Implied: x.Implied}
 }
 
 func decodeSample(t *testing.T) *Index {
@@ -301,6 +301,11 @@ func indexCorruptions() []indexCorruption {
 		{"xattr name over MaxXattrName", func(x *Index) { x.Xattrs.NameLen[2] = MaxXattrName + 1 }, "xattr 2 name out of range"},
 		{"xattr value outside the blob", func(x *Index) { x.Xattrs.ValStart[0] = uint64(len(x.Blob)) }, "xattr 0 value out of range"},
 		{"xattr value over MaxXattrValue", func(x *Index) { x.Xattrs.ValLen[0] = MaxXattrValue + 1 }, "xattr 0 value out of range"},
+		// Implied directories.
+		{"implied inode not a directory", func(x *Index) { x.Implied = []uint32{sampleRoot, sampleFifo} }, "implied directory 3 (entry 1)"},
+		{"implied inodes out of order", func(x *Index) { x.Implied = []uint32{sampleSub, sampleRoot} }, "implied directory 0 (entry 1)"},
+		{"implied inode repeated", func(x *Index) { x.Implied = []uint32{sampleSub, sampleSub} }, "implied directory 5 (entry 1)"},
+		{"implied inode past the table", func(x *Index) { x.Implied = []uint32{sampleRoot, 9} }, "implied directory 9 (entry 1)"},
 		// Owners.
 		{"owner without a name", func(x *Index) { x.Users[1].Name = "" }, "owner 1000"},
 		{"owner name of 257 bytes", func(x *Index) { x.Groups[1].Name = strings.Repeat("g", 257) }, "owner 100"},
@@ -360,6 +365,7 @@ func badIndexEncodings(t testing.TB) []byteCase {
 	patch := func(at int, v uint32) []byte {
 		return patched(valid, func(b []byte) { binary.LittleEndian.PutUint32(b[at:], v) })
 	}
+	nsections := binary.LittleEndian.Uint32(valid[12:])
 	cases := []byteCase{
 		{"empty input", nil, ErrCorrupt},
 		{"bad magic", append([]byte("ARCIDX\n\n"), valid[8:]...), ErrCorrupt},
@@ -368,8 +374,8 @@ func badIndexEncodings(t testing.TB) []byteCase {
 		{"duplicated section", joinIndex(append(secs(), secs()[2])), ErrCorrupt},
 		{"duplicated unknown optional section", joinIndex(append(secs(), section{99, 0, nil}, section{99, 0, nil})), ErrCorrupt},
 		{"stray bytes after the sections", append(append([]byte(nil), valid...), 0), ErrCorrupt},
-		{"section count larger than the sections", patch(12, 12), ErrCorrupt},
-		{"section count smaller than the sections", patch(12, 10), ErrCorrupt},
+		{"section count larger than the sections", patch(12, nsections+1), ErrCorrupt},
+		{"section count smaller than the sections", patch(12, nsections-1), ErrCorrupt},
 		{"section longer than the index", withBody(secBlob, func(b []byte) []byte { return b })[:len(valid)-1], ErrCorrupt},
 		{"stray bytes inside a section", withBody(secFrames, func(b []byte) []byte { return append(b, 0) }), ErrCorrupt},
 		{"row count beyond the section", withBody(secExtents, func(b []byte) []byte {
@@ -418,6 +424,38 @@ func TestUsersAndGroupsSectionsAreOptional(t *testing.T) {
 	}
 	if x.Users != nil || x.Groups != nil {
 		t.Fatalf("owners appeared from nowhere: %v %v", x.Users, x.Groups)
+	}
+}
+
+// An archive written before the section existed, or one without implied
+// directories (the writer leaves the section out then), has none.
+func TestImpliedSectionIsOptional(t *testing.T) {
+	var ss []section
+	for _, s := range splitIndex(t, EncodeIndex(sampleIndex())) {
+		if s.tag != secImplied {
+			ss = append(ss, s)
+		}
+	}
+	x, err := DecodeIndex(joinIndex(ss))
+	if err != nil {
+		t.Fatalf("DecodeIndex without implied directories: %v", err)
+	}
+	if x.Implied != nil || x.IsImplied(sampleRoot) {
+		t.Fatalf("implied directories appeared from nowhere: %v", x.Implied)
+	}
+	y := sampleIndex()
+	y.Implied = nil
+	if !bytes.Equal(EncodeIndex(y), joinIndex(ss)) {
+		t.Fatal("an index without implied directories is not encoded without the section")
+	}
+}
+
+func TestIsImpliedNamesTheImpliedDirectoriesOnly(t *testing.T) {
+	x := decodeSample(t)
+	for ino := uint32(0); ino < uint32(x.Inodes.Count()); ino++ {
+		if want := ino == sampleRoot || ino == sampleSub; x.IsImplied(ino) != want {
+			t.Errorf("IsImplied(%d) = %v, want %v", ino, !want, want)
+		}
 	}
 }
 

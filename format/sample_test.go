@@ -92,6 +92,7 @@ func sampleIndex() *Index {
 		Extents: Extents{Off: []uint64{0, 100, Hole, 150}, Len: []uint64{100, 50, 4096, 50}},
 		Users:   []Owner{{0, "root"}, {1000, "me"}},
 		Groups:  []Owner{{0, "root"}, {100, "users"}},
+		Implied: []uint32{sampleRoot, sampleSub},
 	}
 	b := blobBuilder{x}
 	b.dirent(sampleRoot, "")

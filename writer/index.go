@@ -36,6 +36,9 @@ func (p *packer) buildIndex() (*format.Index, error) {
 		in.GID = append(in.GID, n.gid)
 		in.Mtime = append(in.Mtime, n.mtime)
 		in.Atime = append(in.Atime, n.atime)
+		if n.implied {
+			x.Implied = append(x.Implied, ino) // increasing, as inodes are made
+		}
 		uids[n.uid], gids[n.gid] = true, true
 		var size, rdev, ds uint64
 		var dc uint32

@@ -38,6 +38,11 @@ type node struct {
 	xattrs   []xattr
 	children []int32
 	skip     bool // left out of the archive (unreadable)
+	// implied: a directory made up here, not found in a source (the root
+	// holding several sources, a tar stream's unnamed parents); the index
+	// says so (format.Index.Implied), and extract leaves such a directory
+	// as it finds it rather than give it our made-up owner and mode.
+	implied bool
 }
 
 type xattr struct{ name, value []byte }
@@ -91,7 +96,7 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 		// Several sources, or one non-directory: each becomes a top-level
 		// entry under its base name in a synthetic root.
 		now := timeNow()
-		s.nodes = append(s.nodes, node{mode: format.ModeDir | 0o755, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now, parent: -1})
+		s.nodes = append(s.nodes, node{mode: format.ModeDir | 0o755, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now, parent: -1, implied: true})
 		seen := map[string]bool{}
 		for _, src := range sources {
 			base := filepath.Base(filepath.Clean(src))

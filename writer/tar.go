@@ -30,7 +30,8 @@ import (
 // (SCHILY.xattr and LIBARCHIVE.xattr records), POSIX ACLs (SCHILY.acl text)
 // and hardlinks; a member named again later replaces the earlier one, as
 // extracting the stream would. Directories the stream never names are
-// created with mode 0755. Pax global headers and GNU volume labels
+// created with mode 0755 and listed as implied (format.Index.Implied).
+// Pax global headers and GNU volume labels
 // describe the stream, not a file, and are passed over; a GNU dumpdir
 // (tar --listed-incremental) is a directory.
 func CreateFromTar(ctx context.Context, out string, r io.Reader, opt Options) (*Result, error) {
@@ -39,7 +40,8 @@ func CreateFromTar(ctx context.Context, out string, r io.Reader, opt Options) (*
 	}
 	setup := func(p *packer) error {
 		now := timeNow()
-		p.nodes = []node{{mode: format.ModeDir | 0o755, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now, parent: -1, path: "."}}
+		// The root is implied until the stream names "./".
+		p.nodes = []node{{mode: format.ModeDir | 0o755, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now, parent: -1, path: ".", implied: true}}
 		p.extStart, p.extCount = []uint32{0}, []uint32{0}
 		p.tar = &tarTree{paths: map[string]int32{"": 0}, users: map[uint32]string{}, groups: map[uint32]string{}}
 		return nil
@@ -422,6 +424,7 @@ func (p *packer) tarDir(dir string) (int32, error) {
 	return p.insertTarNode(parent, dir, node{
 		name: []byte(path.Base(dir)), path: dir, mode: format.ModeDir | 0o755,
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now,
+		implied: true, // until a member names it (addTarNode)
 	}), nil
 }
 

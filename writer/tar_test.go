@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -334,5 +335,63 @@ func TestZeroRunsFindsPageAlignedHoles(t *testing.T) {
 				t.Fatalf("runs %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// impliedPaths lists the archive's implied directories by path ("." for
+// the root), sorted.
+func impliedPaths(a *archive) []string {
+	var out []string
+	if a.idx.IsImplied(0) {
+		out = append(out, ".")
+	}
+	for p, ino := range a.inode {
+		if p != "" && a.idx.IsImplied(ino) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestImpliedDirectoriesAreTheOnesNoSourceNamed(t *testing.T) {
+	dir := func(name string) tarMember {
+		return tarMember{tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o700, Uid: 1000, Gid: 100}, nil}
+	}
+	for _, tc := range []struct {
+		name    string
+		members []tarMember
+		want    []string
+	}{
+		{"a stream naming only a file", []tarMember{reg("a/b/f", []byte("x"))}, []string{".", "a", "a/b"}},
+		{"a stream naming the root and a parent after the file",
+			[]tarMember{reg("a/b/f", []byte("x")), dir("./"), dir("a/")}, []string{"a/b"}},
+		{"a stream naming every directory", []tarMember{dir("./"), dir("a/"), reg("a/f", []byte("x"))}, nil},
+	} {
+		_, a, _ := packTarBytes(t, tarOf(t, tar.FormatPAX, tc.members), small())
+		if got := impliedPaths(a); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: implied %q, want %q", tc.name, got, tc.want)
+		}
+	}
+
+	one, two := t.TempDir(), t.TempDir()
+	writeTree(t, one, map[string][]byte{"d/f": []byte("1")})
+	writeTree(t, two, map[string][]byte{"g": []byte("2")})
+	for _, tc := range []struct {
+		name    string
+		sources []string
+		want    []string
+	}{
+		{"one directory: the root is that directory", []string{one}, nil},
+		{"two sources: the root holding them is made up", []string{one, two}, []string{"."}},
+		{"one file: the root holding it is made up", []string{filepath.Join(two, "g")}, []string{"."}},
+	} {
+		res, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), tc.sources, small())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := impliedPaths(readBack(t, res.Volumes, 0)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: implied %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }
