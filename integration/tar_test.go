@@ -3,6 +3,7 @@ package integration
 import (
 	"archive/tar"
 	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -174,4 +175,48 @@ func termColumns(s string) int {
 		}
 	}
 	return n
+}
+
+// A tar stream that names a file but not its directories (tar -c
+// etc/hosts) gives the archive directories whose owner, mode and time were
+// made up when it was packed. Extracted where those directories exist (/,
+// /etc), they are left as they are, as tar leaves them.
+func TestExtractKeepsExistingDirectoriesATarStreamNeverNamed(t *testing.T) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip("GNU tar is not installed")
+	}
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "etc", "hosts"), []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "hosts")
+	cmd := exec.Command("sh", "-c", `tar -c -C "$1" etc/hosts | "$2" create - -o "$3" --progress never`, "sh", src, arcpackBin, out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tar | arcpack create -: %v\n%s", err, b)
+	}
+	dest := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dest, "etc"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dest, filepath.Join(dest, "etc")} {
+		if err := os.Chmod(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustArcpack(t, "extract", out+".001", "-o", dest, "--progress", "never")
+	for _, d := range []string{dest, filepath.Join(dest, "etc")} {
+		st, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %o after extract, want its own 0700", d, st.Mode().Perm())
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "etc", "hosts")); err != nil || string(b) != "127.0.0.1 localhost\n" {
+		t.Errorf("etc/hosts: %q, %v", b, err)
+	}
 }

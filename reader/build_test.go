@@ -37,6 +37,9 @@ type entry struct {
 	link   string // hardlink: same inode as this earlier path
 	dupOf  string // regular file sharing that file's extents (whole-file dedup)
 	xattrs map[string]string
+	// implied: a directory whose metadata the writer made up
+	// (format.Index.Implied).
+	implied bool
 }
 
 type buildOpts struct {
@@ -111,6 +114,9 @@ func buildArchive(t testing.TB, dir, name string, entries []entry, o buildOpts) 
 		in.Mtime = append(in.Mtime, e.mtime)
 		in.Atime = append(in.Atime, e.atime)
 		in.Rdev = append(in.Rdev, e.rdev)
+		if e.implied {
+			x.Implied = append(x.Implied, ino)
+		}
 		var size, ds uint64
 		var dc uint32
 		switch e.mode & format.ModeType {

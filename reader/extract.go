@@ -63,14 +63,24 @@ type extractor struct {
 	chown  bool
 	isRoot bool
 	res    ExtractResult
+	// destExisted: dest was there before the extraction (see dirMeta).
+	destExisted bool
 
 	mu       sync.Mutex // guards res counters updated by workers and warn/progress
-	dirs     []string   // archive paths of the directories made, in creation order
-	dirInos  []uint32
+	dirs     []madeDir  // the directories made or reused, in creation order
 	jobs     []contentJob
-	links    dirChain          // open directories: createTree's way to the targets of links, then applyMeta's
+	links    dirChain          // open directories: createTree's way to the targets of links, then dirMeta's
 	firstOf  map[uint32]string // inode → archive path of its first extracted dirent
 	dupFirst map[dupKey]string // duplicates' first path, for "hardlink"
+}
+
+// madeDir is a directory of the extraction, whose metadata are set last.
+type madeDir struct {
+	path string // archive path; "" is the root, dest itself
+	ino  uint32
+	// existed: dest had a directory there before this extraction.
+	// onPath: only on the way to the selected paths, not selected itself.
+	existed, onPath bool
 }
 
 // dupKey is what files must share to be extracted as one inode with
@@ -129,6 +139,8 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	e := &extractor{a: a, opt: opt, isRoot: os.Geteuid() == 0,
 		firstOf: map[uint32]string{}, dupFirst: map[dupKey]string{}}
 	e.chown = (opt.SameOwner || e.isRoot) && !opt.NoSameOwner
+	_, err := os.Stat(dest)
+	e.destExisted = err == nil
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return nil, err
 	}
@@ -153,7 +165,7 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	// order a directory comes after everything below it, so the chain
 	// (createTree's, idle now) never goes through one whose mode is set.
 	for i := len(e.dirs) - 1; i >= 0; i-- {
-		if err := e.applyMeta(&e.links, e.dirs[i], e.dirInos[i]); err != nil {
+		if err := e.dirMeta(e.dirs[i]); err != nil {
 			return &e.res, err
 		}
 	}
@@ -210,8 +222,7 @@ func (e *extractor) createTree() error {
 	}
 	x := e.a.idx
 	if sel.all {
-		e.dirs = append(e.dirs, "")
-		e.dirInos = append(e.dirInos, 0)
+		e.dirs = append(e.dirs, madeDir{path: "", ino: 0, existed: e.destExisted})
 	}
 	// The directory entries are made in, reached through a chain (not a
 	// descriptor per level of the walk: a deep tree would run out).
@@ -238,13 +249,12 @@ func (e *extractor) createTree() error {
 				}
 				continue
 			}
-			fd, err := e.makeDir(dirfd, name, path)
+			fd, existed, err := e.makeDir(dirfd, name, path)
 			if err != nil {
 				return err
 			}
 			tree.push(name, fd) // the chain is at prefix: its entries come next
-			e.dirs = append(e.dirs, path)
-			e.dirInos = append(e.dirInos, ino)
+			e.dirs = append(e.dirs, madeDir{path: path, ino: ino, existed: existed, onPath: !in})
 			e.res.Dirs++
 			if err := walk(ino, path+"/", in); err != nil {
 				return err
@@ -255,35 +265,35 @@ func (e *extractor) createTree() error {
 	return walk(0, "", sel.all)
 }
 
-// makeDir creates (or reuses) directory name in dirfd and opens it
-// without following a symlink.
-func (e *extractor) makeDir(dirfd int, name, path string) (int, error) {
-	err := unix.Mkdirat(dirfd, name, 0o700)
+// makeDir creates (or reuses: existed) directory name in dirfd and opens
+// it without following a symlink.
+func (e *extractor) makeDir(dirfd int, name, path string) (fd int, existed bool, err error) {
+	err = unix.Mkdirat(dirfd, name, 0o700)
 	if errors.Is(err, unix.EEXIST) {
 		var st unix.Stat_t
 		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return -1, fmt.Errorf("%s: %w", path, err)
+			return -1, false, fmt.Errorf("%s: %w", path, err)
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			if !e.opt.Overwrite {
-				return -1, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", path)
+				return -1, false, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", path)
 			}
 			if err := unix.Unlinkat(dirfd, name, 0); err != nil {
-				return -1, fmt.Errorf("%s: %w", path, err)
+				return -1, false, fmt.Errorf("%s: %w", path, err)
 			}
 			err = unix.Mkdirat(dirfd, name, 0o700)
 		} else {
-			err = nil
+			err, existed = nil, true
 		}
 	}
 	if err != nil {
-		return -1, fmt.Errorf("%s: %w", path, err)
+		return -1, false, fmt.Errorf("%s: %w", path, err)
 	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("%s: %w", path, err)
+		return -1, false, fmt.Errorf("%s: %w", path, err)
 	}
-	return fd, nil
+	return fd, existed, nil
 }
 
 // clear makes room for a new non-directory entry called name.
@@ -416,17 +426,37 @@ func (e *extractor) create(dirfd int, name, path string, mk func() error) error 
 	return nil
 }
 
-// applyMeta sets the metadata of archive path p (already created),
-// reaching it through chain.
-func (e *extractor) applyMeta(chain *dirChain, p string, ino uint32) error {
-	if p == "" {
-		return e.metaAt(e.root, ".", "/", ino)
+// dirMeta sets the metadata of directory d once everything below it is in
+// place. A directory that was already in dest keeps its own where the
+// archive has none to restore: where the writer made them up (implied: the
+// root holding several sources, a tar stream's unnamed parents; restored,
+// they would give dest, or /etc, the owner who packed the archive, its
+// mode and the time it was packed), and where it is only on the way to
+// the selected paths (as tar leaves it). One made here for an implied
+// directory gets the recorded mode (0755) alone: owned by whoever
+// extracts, with the time it was made, as a directory that mkdir -p made.
+// The rest get the archived owner, mode, times and xattrs.
+func (e *extractor) dirMeta(d madeDir) error {
+	implied := e.a.idx.IsImplied(d.ino)
+	if d.existed && (implied || d.onPath) {
+		return nil
 	}
-	pfd, name, err := chain.parent(p)
-	if err != nil {
-		return err
+	dirfd, name, path := e.root, ".", "/"
+	if d.path != "" {
+		pfd, n, err := e.links.parent(d.path)
+		if err != nil {
+			return err
+		}
+		dirfd, name, path = pfd, n, d.path
 	}
-	return e.metaAt(pfd, name, p, ino)
+	if implied {
+		perm := e.a.idx.Inodes.Mode[d.ino] & format.ModePerm &^ (unix.S_ISUID | unix.S_ISGID)
+		if err := unix.Fchmodat(dirfd, name, perm, 0); err != nil {
+			return fmt.Errorf("%s: chmod: %w", path, err)
+		}
+		return nil
+	}
+	return e.metaAt(dirfd, name, path, d.ino)
 }
 
 // dirChain keeps the directories open along one path below dest, so that

@@ -530,3 +530,104 @@ func TestVerifyNamesDamageAndAffectedFiles(t *testing.T) {
 		t.Errorf("damage list %v", rep.Damaged)
 	}
 }
+
+// TestExtractLeavesExistingDirectoriesItHasNoMetadataFor: a directory
+// already in dest keeps its owner and mode where the archive's are made up
+// (implied: dest itself for the root holding several sources, a tar
+// stream's unnamed parents) or where it is only on the way to the paths
+// asked for. Restored, the made-up ones would hand dest (or /etc) to the
+// user who packed the archive. One the extraction makes for an implied
+// directory gets the recorded mode and nothing else; the archive's real
+// directories get everything, over existing ones too.
+func TestExtractLeavesExistingDirectoriesItHasNoMetadataFor(t *testing.T) {
+	const packer = 4242
+	made := func(path string) entry {
+		return entry{path: path, mode: format.ModeDir | 0o755, uid: packer, gid: packer, mtime: 1e18, atime: 1e18, implied: true}
+	}
+	real := func(path string, perm uint32) entry {
+		return entry{path: path, mode: format.ModeDir | perm, uid: 777, gid: 778, mtime: 5e17, atime: 5e17}
+	}
+	a, _ := openBuilt(t, []entry{
+		made(""), made("etc"), reg("etc/hosts", []byte("127.0.0.1 localhost\n")),
+		real("real", 0o700), reg("real/f", []byte("f")),
+		real("sel", 0o711), real("sel/deep", 0o750), reg("sel/deep/f", []byte("g")),
+	}, buildOpts{})
+	root := os.Geteuid() == 0
+	// existing makes directories in dest first, mode 0700 (owned by 1111
+	// as root), as a user's or the system's own.
+	existing := func(t *testing.T, dest string, paths ...string) {
+		for _, p := range paths {
+			q := filepath.Join(dest, p)
+			if err := os.MkdirAll(q, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(q, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if root {
+				if err := os.Chown(q, 1111, 1111); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	// want checks path's permission bits and, as root, its owner.
+	want := func(t *testing.T, dest, path string, perm uint32, uid uint32) {
+		t.Helper()
+		st := lstat(t, filepath.Join(dest, path))
+		if st.Mode&0o7777 != perm {
+			t.Errorf("%q: mode %o, want %o", path, st.Mode&0o7777, perm)
+		}
+		if root && st.Uid != uid {
+			t.Errorf("%q: owner %d, want %d", path, st.Uid, uid)
+		}
+	}
+	me := uint32(os.Geteuid())
+	archived := func(u uint32) uint32 { // the owner a real directory gets
+		if root {
+			return u
+		}
+		return me
+	}
+	t.Run("into existing directories", func(t *testing.T) {
+		dest := t.TempDir()
+		existing(t, dest, ".", "etc", "real")
+		if _, err := a.Extract(dest, ExtractOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want(t, dest, ".", 0o700, 1111)
+		want(t, dest, "etc", 0o700, 1111)
+		want(t, dest, "real", 0o700, archived(777)) // restored over it
+		want(t, dest, "sel", 0o711, archived(777))
+	})
+	t.Run("into a new dest", func(t *testing.T) {
+		dest := filepath.Join(t.TempDir(), "new")
+		if _, err := a.Extract(dest, ExtractOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{".", "etc"} {
+			want(t, dest, p, 0o755, me)
+			if st := lstat(t, filepath.Join(dest, p)); st.Mtim.Nano() == 1e18 {
+				t.Errorf("%q has the made-up time", p)
+			}
+		}
+		want(t, dest, "real", 0o700, archived(777))
+	})
+	t.Run("a path whose parent exists", func(t *testing.T) {
+		dest := t.TempDir()
+		existing(t, dest, "sel")
+		if _, err := a.Extract(dest, ExtractOptions{Paths: []string{"sel/deep"}}); err != nil {
+			t.Fatal(err)
+		}
+		want(t, dest, "sel", 0o700, 1111)
+		want(t, dest, "sel/deep", 0o750, archived(777))
+	})
+	t.Run("a path whose parent is made", func(t *testing.T) {
+		dest := t.TempDir()
+		if _, err := a.Extract(dest, ExtractOptions{Paths: []string{"sel/deep", "etc/hosts"}}); err != nil {
+			t.Fatal(err)
+		}
+		want(t, dest, "sel", 0o711, archived(777))
+		want(t, dest, "etc", 0o755, me)
+	})
+}
