@@ -244,7 +244,10 @@ func (e *extractor) createTree() error {
 				return err
 			}
 			if !x.IsDir(ino) {
-				if err := e.createEntry(dirfd, name, path, ino); err != nil {
+				if err := e.createEntry(dirfd, name, path, ino); errors.Is(err, errDirInTheWay) {
+					e.res.Skipped++
+					e.warn(err)
+				} else if err != nil {
 					return err
 				}
 				continue
@@ -296,6 +299,12 @@ func (e *extractor) makeDir(dirfd int, name, path string) (fd int, existed bool,
 	return fd, existed, nil
 }
 
+// errDirInTheWay: a directory in DEST stands where the archive has a
+// non-directory. Even with overwrite it is not removed (what is inside is
+// not the archive's); the entry is skipped with a warning and the rest is
+// extracted, as tar does.
+var errDirInTheWay = errors.New("exists and is a directory (left as it is; the archive's entry is not extracted)")
+
 // clear makes room for a new non-directory entry called name.
 func (e *extractor) clear(dirfd int, name, path string) error {
 	var st unix.Stat_t
@@ -311,7 +320,7 @@ func (e *extractor) clear(dirfd int, name, path string) error {
 		return &pathError{path, fmt.Errorf("%w (use overwrite to replace it)", fs.ErrExist)}
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return fmt.Errorf("%s: exists and is a directory", path)
+		return &pathError{path, errDirInTheWay}
 	}
 	// Unlink rather than truncate: the old file may be linked elsewhere.
 	if err := unix.Unlinkat(dirfd, name, 0); err != nil {
@@ -324,7 +333,9 @@ func (e *extractor) clear(dirfd int, name, path string) error {
 func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error {
 	x := e.a.idx
 	mode := x.Inodes.Mode[ino]
-	// An inode met before is a hardlink to its first path.
+	// An inode met before is a hardlink to its first path. The first path
+	// (of an inode; of a duplicate's content, with "hardlink") is the first
+	// one created: one skipped is not linked to.
 	if first, ok := e.firstOf[ino]; ok {
 		if err := e.link(first, dirfd, name, path); err != nil {
 			return err
@@ -332,20 +343,21 @@ func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error 
 		e.res.Hardlinks++
 		return nil
 	}
-	e.firstOf[ino] = path
 	switch mode & format.ModeType {
 	case format.ModeReg:
 		ds, dc := x.FileExtents(ino)
-		if e.opt.DedupLinks == "hardlink" && dc > ds {
-			key := e.dupKeyOf(ino, ds, dc-ds)
+		var key dupKey
+		dedup := e.opt.DedupLinks == "hardlink" && dc > ds
+		if dedup {
+			key = e.dupKeyOf(ino, ds, dc-ds)
 			if first, ok := e.dupFirst[key]; ok {
 				if err := e.link(first, dirfd, name, path); err != nil {
 					return err
 				}
+				e.firstOf[ino] = path
 				e.res.Hardlinks++
 				return nil
 			}
-			e.dupFirst[key] = path
 		}
 		err := e.create(dirfd, name, path, func() error {
 			fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -357,6 +369,10 @@ func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error 
 		if err != nil {
 			return err
 		}
+		e.firstOf[ino] = path
+		if dedup {
+			e.dupFirst[key] = path
+		}
 		e.jobs = append(e.jobs, contentJob{path, ino})
 		e.res.Files++
 		return nil
@@ -365,27 +381,27 @@ func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error 
 		if err != nil {
 			return err
 		}
+		e.firstOf[ino] = path
 		e.res.Symlinks++
 	default:
 		typ := mode & format.ModeType
 		if (typ == format.ModeChr || typ == format.ModeBlk) && !e.isRoot {
 			e.res.Skipped++
 			e.warn(fmt.Errorf("%s: device node not created (needs root)", path))
-			delete(e.firstOf, ino)
 			return nil
 		}
 		err := e.create(dirfd, name, path, func() error {
 			return unix.Mknodat(dirfd, name, mode&(format.ModeType|0o777), int(x.Inodes.Rdev[ino]))
 		})
-		if errors.Is(err, fs.ErrExist) {
-			return err // refused to replace an existing entry
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, errDirInTheWay) {
+			return err // refused to replace an existing entry; or skipped by the caller
 		}
 		if err != nil {
 			e.res.Skipped++
 			e.warn(err)
-			delete(e.firstOf, ino)
 			return nil
 		}
+		e.firstOf[ino] = path
 		e.res.Others++
 	}
 	return e.metaAt(dirfd, name, path, ino)

@@ -631,3 +631,47 @@ func TestExtractLeavesExistingDirectoriesItHasNoMetadataFor(t *testing.T) {
 		want(t, dest, "etc", 0o755, me)
 	})
 }
+
+// With Overwrite, a directory in dest where the archive has a file, link,
+// symlink or FIFO is left as it is (what is inside is not the archive's):
+// that entry is skipped with a warning, and everything else is extracted;
+// a hardlink or duplicate whose first path was skipped is written in full.
+func TestExtractSkipsAnEntryThatADirectoryStandsIn(t *testing.T) {
+	content := randBytes(5000, 9)
+	a, _ := openBuilt(t, []entry{
+		reg("a", content), {path: "b", link: "a"}, {path: "c", mode: format.ModeReg | 0o644, mtime: reg("a", nil).mtime, dupOf: "a"},
+		{path: "d", mode: format.ModeLink | 0o777, target: "a"},
+		{path: "f", mode: format.ModeFifo | 0o600},
+		reg("z", []byte("the rest")),
+	}, buildOpts{})
+	dest := t.TempDir()
+	for _, d := range []string{"a", "d", "f"} {
+		if err := os.MkdirAll(filepath.Join(dest, d, "mine"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var warnings []string
+	res, err := a.Extract(dest, ExtractOptions{Overwrite: true, DedupLinks: "hardlink", Warn: func(err error) { warnings = append(warnings, err.Error()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped != 3 || len(warnings) != 3 {
+		t.Errorf("skipped %d, warnings %q; want the 3 entries a directory stands in", res.Skipped, warnings)
+	}
+	for _, d := range []string{"a", "d", "f"} {
+		if _, err := os.Stat(filepath.Join(dest, d, "mine")); err != nil {
+			t.Errorf("%s: the directory's own content: %v", d, err)
+		}
+	}
+	for _, p := range []string{"b", "c"} {
+		if got, err := os.ReadFile(filepath.Join(dest, p)); err != nil || !bytes.Equal(got, content) {
+			t.Errorf("%s: %d bytes, %v; want a's content", p, len(got), err)
+		}
+	}
+	if b, c := lstat(t, filepath.Join(dest, "b")), lstat(t, filepath.Join(dest, "c")); b.Ino != c.Ino {
+		t.Error("c is not linked to b, the first of its content created")
+	}
+	if got, _ := os.ReadFile(filepath.Join(dest, "z")); string(got) != "the rest" {
+		t.Errorf("z: %q", got)
+	}
+}
