@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -125,13 +126,7 @@ func TestSwapsAfterTheScanAreNotReadThrough(t *testing.T) {
 	for _, streamed := range []bool{false, true} {
 		src := t.TempDir()
 		writeTree(t, src, map[string][]byte{"z/shadow": []byte("mine"), "z/big": randBytes(4, 180000), "fifo": []byte("a file for now"), "ok": []byte("ok")})
-		o := small()
-		if streamed {
-			o.wholeMax = 64 << 10
-		}
-		var mu sync.Mutex
-		var warnings []string
-		o.Warn = func(err error) { mu.Lock(); warnings = append(warnings, err.Error()); mu.Unlock() }
+		o, warned := changeOptions(streamed)
 		o.scanHook = func() {
 			if err := os.Rename(filepath.Join(src, "z"), filepath.Join(src, "zz")); err != nil {
 				t.Error(err)
@@ -168,7 +163,7 @@ func TestSwapsAfterTheScanAreNotReadThrough(t *testing.T) {
 		if string(a.content["ok"]) != "ok" || res.Skipped != 3 {
 			t.Errorf("streamed=%v: ok = %q, %d skipped (want the 3 swapped files)", streamed, a.content["ok"], res.Skipped)
 		}
-		if j := strings.Join(warnings, "\n"); strings.Count(j, "replaced since the scan listed it") != 3 {
+		if j := strings.Join(warned(), "\n"); strings.Count(j, "replaced since the scan listed it") != 3 {
 			t.Errorf("streamed=%v: warnings:\n%s", streamed, j)
 		}
 	}
@@ -390,4 +385,109 @@ func TestHardlinkedFileChangedAfterTheScanKeepsOneState(t *testing.T) {
 			t.Errorf("streamed=%v: mtime %v with the content of %v", streamed, time.Unix(0, m).UTC(), newer.UTC())
 		}
 	}
+}
+
+// A file replaced after the scan by a new one renamed over it (how editors
+// and package managers save) is read as it is now, with its own metadata
+// and xattrs, as tar would read it: it is not left out. A replaced file
+// that had other links is still left out with a warning (its other paths
+// keep the old inode), and so is one replaced by anything but a regular
+// file; each other path of a file left out is named in a warning of its
+// own (it was left out without one).
+func TestAFileReplacedAfterTheScanIsReadAsItIsNow(t *testing.T) {
+	for _, streamed := range []bool{false, true} {
+		src := t.TempDir()
+		writeTree(t, src, map[string][]byte{"d/f": []byte("old"), "d/g": []byte("linked"), "d/s": []byte("a file for now"), "ok": []byte("ok")})
+		if err := os.Link(filepath.Join(src, "d/g"), filepath.Join(src, "d/h")); err != nil {
+			t.Fatal(err)
+		}
+		content := randBytes(6, 100<<10)
+		newer := time.Unix(1600000000, 0)
+		xattrs := true
+		o, warned := changeOptions(streamed)
+		save := func(name string, data []byte) {
+			tmp := filepath.Join(src, "d", name+".tmp")
+			if err := os.WriteFile(tmp, data, 0o600); err != nil {
+				t.Error(err)
+			}
+			if err := os.Chtimes(tmp, newer, newer); err != nil {
+				t.Error(err)
+			}
+			if err := os.Rename(tmp, filepath.Join(src, "d", name)); err != nil {
+				t.Error(err)
+			}
+		}
+		o.scanHook = func() {
+			if err := unix.Setxattr(filepath.Join(src, "d/f"), "user.was", []byte("old"), 0); err != nil {
+				xattrs = false
+			}
+			tmp := filepath.Join(src, "d/f.tmp")
+			if err := os.WriteFile(tmp, content, 0o600); err != nil {
+				t.Error(err)
+			}
+			if xattrs {
+				if err := unix.Setxattr(tmp, "user.saved", []byte("new"), 0); err != nil {
+					t.Error(err)
+				}
+			}
+			if err := os.Chtimes(tmp, newer, newer); err != nil {
+				t.Error(err)
+			}
+			if err := os.Rename(tmp, filepath.Join(src, "d/f")); err != nil {
+				t.Error(err)
+			}
+			save("g", []byte("new, linked no more"))
+			os.Remove(filepath.Join(src, "d/s"))
+			if err := os.Symlink("f", filepath.Join(src, "d/s")); err != nil {
+				t.Error(err)
+			}
+		}
+		res, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := readBack(t, res.Volumes, 0)
+		x := a.idx
+		ino, ok := a.inode["d/f"]
+		if !ok || !bytes.Equal(a.content["d/f"], content) {
+			t.Fatalf("streamed=%v: d/f is not the file saved over it (%d bytes)", streamed, len(a.content["d/f"]))
+		}
+		if m, mt := x.Inodes.Mode[ino], x.Inodes.Mtime[ino]; m != format.ModeReg|0o600 || mt != newer.UnixNano() {
+			t.Errorf("streamed=%v: d/f mode %o mtime %v, want the new file's 0100600 and %v", streamed, m, time.Unix(0, mt).UTC(), newer.UTC())
+		}
+		if xattrs {
+			xs, xe := x.XattrRange(ino)
+			if xe-xs != 1 || string(x.XattrName(xs)) != "user.saved" || string(x.XattrValue(xs)) != "new" {
+				t.Errorf("streamed=%v: d/f has %d xattrs, want the new file's user.saved", streamed, xe-xs)
+			}
+		}
+		for _, p := range []string{"d/g", "d/h", "d/s"} {
+			if _, ok := a.inode[p]; ok {
+				t.Errorf("streamed=%v: %s was packed", streamed, p)
+			}
+		}
+		// d/g replaced; d/h, its link, left without it; d/s a symlink now.
+		j := strings.Join(warned(), "\n")
+		for _, w := range []string{"d/g: replaced since the scan listed it", "d/h: a hardlink of", "d/s: too many levels of symbolic links"} {
+			if !strings.Contains(j, w) {
+				t.Errorf("streamed=%v: no warning %q in:\n%s", streamed, w, j)
+			}
+		}
+		if res.Skipped != 3 || string(a.content["ok"]) != "ok" {
+			t.Errorf("streamed=%v: %d skipped, want 3; ok = %q", streamed, res.Skipped, a.content["ok"])
+		}
+	}
+}
+
+// changeOptions are small() for a test of files changed after the scan:
+// read whole, or streamed, and the warnings kept for warned.
+func changeOptions(streamed bool) (o Options, warned func() []string) {
+	o = small()
+	if streamed {
+		o.wholeMax = 64 << 10
+	}
+	var mu sync.Mutex
+	var warnings []string
+	o.Warn = func(err error) { mu.Lock(); warnings = append(warnings, err.Error()); mu.Unlock() }
+	return o, func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(warnings) }
 }

@@ -134,10 +134,18 @@ func (p *packer) pack() error {
 	// Hardlinks share the primary's content, and with it the size and
 	// mtime the read found: the index takes the inode's row from whichever
 	// path comes first breadth first, not necessarily the one read.
-	for l, first := range links {
+	// A path whose primary was skipped has no content to share: it is
+	// left out too, and said so, path by path, in path order.
+	for _, l := range order {
+		first, ok := links[l]
+		if !ok {
+			continue
+		}
 		p.extStart[l], p.extCount[l] = p.extStart[first], p.extCount[first]
 		if p.nodes[first].skip {
+			p.opt.warn(fmt.Errorf("%s: a hardlink of %s, which was skipped (skipped)", p.nodes[l].path, p.nodes[first].path))
 			p.nodes[l].skip = true
+			p.res.Skipped++
 		}
 		p.nodes[l].size, p.nodes[l].mtime = p.nodes[first].size, p.nodes[first].mtime
 	}
@@ -360,7 +368,7 @@ func (p *packer) readJob(j *fileJob, cand bool) {
 		return
 	}
 	if cand {
-		f, _, err := openFile(n)
+		f, _, err := p.openFile(n)
 		if err != nil {
 			j.err = err
 			return
@@ -423,7 +431,7 @@ var errGrown = errors.New("grew past the whole-file limit")
 func (p *packer) readSnapshot(n *node, max int64, buf []byte) (snapshot, error) {
 	path := n.path
 	for attempt := 0; ; attempt++ {
-		fd, before, err := openListed(path, 0, n.dev, n.ino)
+		fd, before, err := p.openSource(n)
 		if err != nil {
 			return snapshot{}, err
 		}
@@ -475,14 +483,51 @@ func readFull(fd int, buf []byte) (int, error) {
 	return got, nil
 }
 
-// openFile opens the file of node n for a streamed read (openListed), and
+// openFile opens the file of node n for a streamed read (openSource), and
 // returns its stat.
-func openFile(n *node) (*os.File, unix.Stat_t, error) {
-	fd, st, err := openListed(n.path, 0, n.dev, n.ino)
+func (p *packer) openFile(n *node) (*os.File, unix.Stat_t, error) {
+	fd, st, err := p.openSource(n)
 	if err != nil {
 		return nil, st, err
 	}
 	return os.NewFile(uintptr(fd), n.path), st, nil
+}
+
+// openSource opens the file of node n to read its content: the one the
+// scan listed (openListed). One replaced since the scan by another of the
+// same name (a save by an editor or a package manager: a new file renamed
+// over the old) is read instead, as tar and rsync read what is there, when
+// it is a regular file in the very directory the scan listed (opened by
+// openListed, device and inode checked, so a directory swapped for a
+// symlink still leads nowhere) and the old file had no other link (the
+// other paths keep the old inode, and share its content). n then takes the
+// new file's identity, metadata and xattrs. Anything else stays
+// errReplaced.
+func (p *packer) openSource(n *node) (int, unix.Stat_t, error) {
+	fd, st, err := openListed(n.path, 0, n.dev, n.ino)
+	if !errors.Is(err, errReplaced) || n.nlink > 1 || n.parent < 0 || p.nodes[n.parent].implied {
+		return fd, st, err
+	}
+	dir := &p.nodes[n.parent]
+	dfd, _, derr := openListed(dir.path, unix.O_DIRECTORY, dir.dev, dir.ino)
+	if derr != nil {
+		return -1, st, err
+	}
+	defer unix.Close(dfd)
+	nfd, nst, nerr := openAt(dfd, string(n.name), n.path, 0, func(*unix.Stat_t) bool { return true })
+	if nerr != nil {
+		return -1, st, err
+	}
+	xs, xerr := readXattrsFd(nfd)
+	if xerr != nil {
+		p.opt.warn(fmt.Errorf("extended attributes of %s: %w", n.path, xerr))
+	}
+	n.dev, n.ino = nst.Dev, nst.Ino
+	n.mode, n.uid, n.gid = nst.Mode, nst.Uid, nst.Gid
+	n.size, n.blocks = nst.Size, nst.Blocks
+	n.mtime, n.atime = nsOf(nst.Mtim), nsOf(nst.Atim)
+	n.xattrs = xs
+	return nfd, nst, nil
 }
 
 // sequence places one file's content, in path order.
@@ -752,7 +797,7 @@ func (p *packer) streamFile(n *node, st *streamer, hash bool) (sum [32]byte, err
 // streamOnce is one copy of streamFile's; changed reports that the file's
 // stamp moved while it was read. Counters count the last copy only.
 func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum [32]byte, changed bool, err error) {
-	f, before, err := openFile(n)
+	f, before, err := p.openFile(n)
 	if err != nil {
 		return sum, false, p.skipAfter(n, err)
 	}

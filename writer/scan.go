@@ -321,13 +321,25 @@ func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32) (
 // readXattrs lists and reads a path's extended attributes without following
 // a symlink. Filesystems without xattr support yield none.
 func readXattrs(path string) ([]xattr, error) {
+	return xattrsBy(func(b []byte) (int, error) { return unix.Llistxattr(path, b) },
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+}
+
+// readXattrsFd is readXattrs of the open file fd.
+func readXattrsFd(fd int) ([]xattr, error) {
+	return xattrsBy(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
+		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
+// xattrsBy reads the extended attributes that list names, each through get.
+func xattrsBy(list func([]byte) (int, error), get func(string, []byte) (int, error)) ([]xattr, error) {
 	buf := make([]byte, 256)
 	var sz int
 	for {
 		var err error
-		sz, err = unix.Llistxattr(path, buf)
+		sz, err = list(buf)
 		if err == unix.ERANGE {
-			need, err2 := unix.Llistxattr(path, nil)
+			need, err2 := list(nil)
 			if err2 != nil {
 				return nil, err2
 			}
@@ -352,9 +364,9 @@ func readXattrs(path string) ([]xattr, error) {
 		}
 		val := make([]byte, 256)
 		for {
-			n, err := unix.Lgetxattr(path, string(name), val)
+			n, err := get(string(name), val)
 			if err == unix.ERANGE {
-				need, err2 := unix.Lgetxattr(path, string(name), nil)
+				need, err2 := get(string(name), nil)
 				if err2 != nil {
 					return out, err2
 				}
@@ -408,14 +420,21 @@ var errReplaced = errors.New("replaced since the scan listed it")
 // file, which this refuses (errReplaced). It returns the file's stat.
 // A path past PATH_MAX is opened in pieces (descend).
 func openListed(path string, flags int, dev, ino uint64) (int, unix.Stat_t, error) {
-	var st unix.Stat_t
 	dirfd, rel, err := descend(path)
 	if err != nil {
-		return -1, st, &os.PathError{Op: "open", Path: path, Err: err}
+		return -1, unix.Stat_t{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	if dirfd != unix.AT_FDCWD {
 		defer unix.Close(dirfd)
 	}
+	return openAt(dirfd, rel, path, flags, func(st *unix.Stat_t) bool { return st.Dev == dev && st.Ino == ino })
+}
+
+// openAt opens rel in dirfd as openListed does (no symlink in its last
+// name, no wait on a FIFO, a directory for O_DIRECTORY and a regular file
+// otherwise) and checks it with is (errReplaced when it says no).
+func openAt(dirfd int, rel, path string, flags int, is func(*unix.Stat_t) bool) (int, unix.Stat_t, error) {
+	var st unix.Stat_t
 	for {
 		keep := unix.O_NOATIME // the flags F_SETFL keeps
 		fd, err := unix.Openat(dirfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOATIME|flags, 0)
@@ -437,7 +456,7 @@ func openListed(path string, flags int, dev, ino uint64) (int, unix.Stat_t, erro
 		if flags&unix.O_DIRECTORY != 0 {
 			want = unix.S_IFDIR
 		}
-		if st.Dev != dev || st.Ino != ino || st.Mode&unix.S_IFMT != want {
+		if st.Mode&unix.S_IFMT != want || !is(&st) {
 			unix.Close(fd)
 			return -1, st, &os.PathError{Op: "open", Path: path, Err: errReplaced}
 		}
