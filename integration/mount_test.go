@@ -538,6 +538,38 @@ func TestMountRefusesBadInvocations(t *testing.T) {
 	}
 }
 
+func TestMountThroughASymlinkSaysHowToUnmountIt(t *testing.T) {
+	needMount(t)
+	src := genTree(t, testtree.Options{Seed: 6, NoXattrs: true})
+	base := pack(t, mountSmall, src)
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "mnt")
+	link := filepath.Join(dir, "link")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("mnt", link); err != nil {
+		t.Fatal(err)
+	}
+	r := runBin(t, runOpts{}, arcmountBin, base+".001", link)
+	if r.code != 0 {
+		t.Fatalf("arcmount: %v", r)
+	}
+	m := pidRE.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("arcmount names no server pid: %q", r.stdout)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	t.Cleanup(func() { unmount(t, mnt, pid) })
+	said := regexp.MustCompile(`fusermount3 -u (\S+)`).FindStringSubmatch(r.stdout)
+	if said == nil {
+		t.Fatalf("arcmount does not say how to unmount: %q", r.stdout)
+	}
+	if out, err := exec.Command("fusermount3", "-u", said[1]).CombinedOutput(); err != nil {
+		t.Errorf("the unmount arcmount printed (fusermount3 -u %s) fails: %v\n%s", said[1], err, out)
+	}
+}
+
 func TestMountMissingVolumeFailsOnlyFilesInIt(t *testing.T) {
 	needMount(t)
 	src := filepath.Join(t.TempDir(), "src")

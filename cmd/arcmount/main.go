@@ -143,6 +143,11 @@ func run(c *config) error {
 		}
 		*p = abs
 	}
+	// The mount point as the kernel records it: fusermount3 -u refuses
+	// a symlink to it, and the lines below tell the user to run that.
+	if real, err := filepath.EvalSymlinks(c.mountpoint); err == nil {
+		c.mountpoint = real
+	}
 	if c.logFile != "" {
 		abs, err := filepath.Abs(c.logFile)
 		if err != nil {
