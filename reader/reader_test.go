@@ -1209,3 +1209,44 @@ func openVerified(t *testing.T, path string, opt Options) (*Archive, *VerifyRepo
 	}
 	return a, rep
 }
+
+// An archive rewritten under the same names while it is open (a mount
+// left up across a scheduled create --force) is still read as it was
+// opened, from the volume files held open since; a volume opened again
+// later (past maxOpenVolumes) that is another file now fails as replaced,
+// not as a damaged block.
+func TestAnArchiveRewrittenWhileOpenIsReadAsItWasOpened(t *testing.T) {
+	entries, b := manyVolumes(t)
+	a, err := Open(b.volumes[0], Options{CacheSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	other := buildArchive(t, t.TempDir(), "arc", []entry{
+		reg("a", randBytes(2000, 11)), reg("b", randBytes(3000, 12)), reg("c-big", randBytes(60_000, 13)),
+	}, buildOpts{volumeSize: 4096, codec: "raw"})
+	if len(other.volumes) != len(b.volumes) {
+		t.Fatalf("%d volumes, then %d", len(b.volumes), len(other.volumes))
+	}
+	for i, v := range other.volumes {
+		if err := os.Rename(v, b.volumes[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := contentOf(entries)
+	for _, p := range []string{"a", "b", "c-big"} {
+		got, err := readAll(a, inodeOf(t, a, p), 1<<20)
+		if err != nil || !bytes.Equal(got, want[p]) {
+			t.Fatalf("%s after the rewrite: %v (equal: %v)", p, err, bytes.Equal(got, want[p]))
+		}
+	}
+	a.vols.mu.Lock()
+	for n, v := range a.vols.open {
+		v.f.Close()
+		delete(a.vols.open, n)
+	}
+	a.vols.mu.Unlock()
+	if _, err := readAll(a, inodeOf(t, a, "c-big"), 1<<20); !errors.Is(err, errReplaced) {
+		t.Fatalf("reading a volume opened again after the rewrite: %v, want %v", err, errReplaced)
+	}
+}

@@ -28,10 +28,35 @@ type volumeSet struct {
 	damaged map[uint32]error // present but truncated or with a damaged header
 	strays  []string         // files named past the last volume, left out
 
+	// ident: each volume's device and inode when the set was opened. A
+	// volume opened again later (past maxOpenVolumes) must be that file:
+	// an archive rewritten in place meanwhile (create --force) has new
+	// volumes under the same names, whose bytes would only fail their
+	// checksums, as if damaged.
+	ident map[uint32]fileIdent
+
 	mu    sync.Mutex
 	open  map[uint32]*volFile
 	clock uint64
 }
+
+// fileIdent is a file's device and inode.
+type fileIdent struct{ dev, ino uint64 }
+
+func identOf(f *os.File) (fileIdent, bool) {
+	st, err := f.Stat()
+	if err != nil {
+		return fileIdent{}, false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileIdent{}, false
+	}
+	return fileIdent{uint64(sys.Dev), sys.Ino}, true
+}
+
+// errReplaced: a volume file is not the one the set was opened with.
+var errReplaced = errors.New("replaced since the archive was opened (rewritten meanwhile?): open or mount it again")
 
 type volFile struct {
 	f       *os.File
@@ -70,8 +95,22 @@ func (vs *volumeSet) missingList() []uint32 {
 // fail as truncated. Only what makes the set unknowable is an error: no
 // valid header at all, a volume of another archive, the footer or the
 // index out of reach.
+//
+// The volume files it reads are kept open, up to maxOpenVolumes: an archive
+// replaced by another under the same names while it is in use (a mount
+// left up across a scheduled create --force) is still read whole from
+// them; a volume opened later must be the file it was (ident).
 func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	var footer format.Footer
+	held := map[uint32]*os.File{} // the volumes read, open
+	kept := false
+	defer func() {
+		if !kept {
+			for _, f := range held {
+				f.Close()
+			}
+		}
+	}()
 	base, num, ok := format.ParseVolumeName(path)
 	if !ok {
 		base, num = path, 1
@@ -97,7 +136,10 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		num = present[0]
 		path = format.VolumeName(base, num)
 	}
-	given, size, givenErr := readHeader(path)
+	given, gf, size, givenErr := readHeader(path)
+	if gf != nil {
+		held[num] = gf
+	}
 	if givenErr != nil && size < 0 {
 		return nil, footer, givenErr // missing, unreadable or not a regular file
 	}
@@ -125,7 +167,10 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			continue
 		}
 		p := format.VolumeName(base, n)
-		h, sz, err := readHeader(p)
+		h, f, sz, err := readHeader(p)
+		if f != nil {
+			held[n] = f
+		}
 		if err != nil && sz < 0 {
 			return nil, footer, err
 		}
@@ -225,7 +270,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if got := layout.VolumeCount(stream); got != last {
 		return nil, footer, fmt.Errorf("%s: %w: a stream of %d bytes fills %d volumes, the footer says %d", lastPath, format.ErrCorrupt, stream, got, last)
 	}
-	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, damaged: map[uint32]error{}, open: map[uint32]*volFile{}, strays: strays}
+	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, damaged: map[uint32]error{}, open: map[uint32]*volFile{}, strays: strays, ident: map[uint32]fileIdent{}}
 	for n := uint32(1); n <= last; n++ {
 		sz, ok := sizes[n]
 		if !ok {
@@ -266,36 +311,53 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if err != nil {
 		return nil, footer, err
 	}
+	for n := uint32(1); n <= last; n++ {
+		f, ok := held[n]
+		if !ok {
+			continue
+		}
+		if id, ok := identOf(f); ok {
+			vs.ident[n] = id
+		}
+		if len(vs.open) < maxOpenVolumes {
+			vs.open[n] = &volFile{f: f}
+			delete(held, n)
+		}
+	}
+	for _, f := range held { // strays, and volumes past maxOpenVolumes
+		f.Close()
+	}
+	kept = true
 	return vs, footer, nil
 }
 
-// readHeader reads and validates the header of the volume at path.
+// readHeader opens the volume at path and reads and validates its header.
 // The size is -1 when the file cannot serve as a volume at all (missing,
 // unreadable, not a regular file); with a header that does not parse it is
-// the file's size and the error says what is wrong with the header.
-func readHeader(path string) (format.VolumeHeader, int64, error) {
+// the file's size and the error says what is wrong with the header. The
+// file is returned open, for the caller to keep or close, where the size
+// is not -1.
+func readHeader(path string) (format.VolumeHeader, *os.File, int64, error) {
 	f, err := format.OpenFile(path)
 	if err != nil {
-		return format.VolumeHeader{}, -1, err
+		return format.VolumeHeader{}, nil, -1, err
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return format.VolumeHeader{}, -1, err
-	}
-	if !st.Mode().IsRegular() {
-		return format.VolumeHeader{}, -1, fmt.Errorf("%s: not a regular file", path)
+		f.Close()
+		return format.VolumeHeader{}, nil, -1, err
 	}
 	b := make([]byte, format.VolumeHeaderSize)
 	n, err := f.ReadAt(b, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return format.VolumeHeader{}, -1, fmt.Errorf("%s: %w", path, err)
+		f.Close()
+		return format.VolumeHeader{}, nil, -1, fmt.Errorf("%s: %w", path, err)
 	}
 	h, err := format.ParseVolumeHeader(b[:n])
 	if err != nil {
-		return h, st.Size(), &headerError{path, err}
+		return h, f, st.Size(), &headerError{path, err}
 	}
-	return h, st.Size(), nil
+	return h, f, st.Size(), nil
 }
 
 // headerError is a volume header that does not parse.
@@ -344,6 +406,12 @@ func (vs *volumeSet) acquire(n uint32) (*volFile, error) {
 	f, err := format.OpenFile(vs.name(n))
 	if err != nil {
 		return nil, &volumeError{n, err}
+	}
+	if want, ok := vs.ident[n]; ok {
+		if id, _ := identOf(f); id != want {
+			f.Close()
+			return nil, &volumeError{n, fmt.Errorf("%s: %w", vs.name(n), errReplaced)}
+		}
 	}
 	v := &volFile{f: f, refs: 1, lastUse: vs.clock}
 	vs.open[n] = v
