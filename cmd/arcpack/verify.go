@@ -52,6 +52,16 @@ func notAnArchive(path string) error {
 		}
 	}
 	f, err := format.OpenFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The volume named is gone but volumes after it are there (NAME.001
+		// lost, most often): a missing volume, which reader.Open reports
+		// with the blocks and files it held.
+		if base, n, ok := format.ParseVolumeName(p); ok {
+			if vols, _ := format.ListVolumes(base); len(vols) > 0 && n < vols[len(vols)-1] {
+				return nil
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
