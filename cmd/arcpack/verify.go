@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 
 	"arc/format"
 	"arc/internal/termsafe"
@@ -146,7 +147,7 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 		return nil
 	}
 	if rep.Intact() {
-		return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: the archive is intact, its recovery volumes are not%s", archive, rec.hint(archive))}
+		return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: %s%s", archive, rec.notIntact(), rec.hint(archive))}
 	}
 	return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: damaged: %d bad block(s), %d missing volume(s), index %s; %d file(s) affected%s",
 		archive, len(rep.Damaged), len(rep.MissingVolumes), indexState(rep), len(rep.AffectedFiles), rec.hint(archive))}
@@ -194,6 +195,36 @@ func (r *recoveryCheck) usable() bool { return r != nil && r.err == nil }
 // not counted.
 func (r *recoveryCheck) intact() bool {
 	return r == nil || r.stale() || r.usable() && r.rep.Intact()
+}
+
+// notIntact says what is wrong when every block and the index check out
+// but the recovery check does not. A data volume can differ from what the
+// parity recorded while every block still decodes to its checksum (a codec
+// has more than one encoding of the same bytes): then the recovery volumes
+// are not the ones at fault.
+func (r *recoveryCheck) notIntact() string {
+	if r.usable() && !r.rep.DataIntact() {
+		var vols []string
+		for _, v := range r.rep.Volumes {
+			if !v.Recovery && v.State != recovery.OK {
+				vols = append(vols, v.Path)
+			}
+		}
+		return fmt.Sprintf("every block and the index check out, but %s differ(s) from what the recovery volumes recorded", strings.Join(vols, ", "))
+	}
+	return "the archive is intact, its recovery volumes are not"
+}
+
+// recoveryVolumes is how many recovery volumes the set has (files named
+// past them are not part of it).
+func (r *recoveryCheck) recoveryVolumes() int {
+	n := 0
+	for _, v := range r.rep.Volumes {
+		if v.Recovery {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *recoveryCheck) stale() bool { return r != nil && errors.Is(r.err, recovery.ErrForeign) }
@@ -245,7 +276,7 @@ func writeRecoveryText(out io.Writer, u *units, archive string, r *recoveryCheck
 	case !r.usable():
 		fmt.Fprintf(out, "recovery volumes unusable: %s\n", termsafe.Name(r.err.Error()))
 	case r.rep.Intact():
-		fmt.Fprintf(out, "recovery: %d volume(s) intact; every volume checked against them\n", len(r.paths))
+		fmt.Fprintf(out, "recovery: %d volume(s) intact; every volume checked against them\n", r.recoveryVolumes())
 	default:
 		writeRecoveryReport(out, u, r.rep, archive)
 		if r.rep.Repairable {
