@@ -236,6 +236,10 @@ func (r *recoveryCheck) hint(archive string) string {
 		return ""
 	case !r.usable():
 		return fmt.Sprintf("; recovery volumes unusable: %v", r.err)
+	case r.rep.Intact():
+		// The damage is in what the parity does not cover, or was there
+		// when it was made: repair would say "intact, nothing to repair".
+		return "; the recovery volumes find every volume as they recorded it: arcpack repair has nothing to rebuild"
 	case r.rep.Repairable:
 		return fmt.Sprintf("; repairable: run 'arcpack repair %s'", archive)
 	default:

@@ -37,3 +37,19 @@ func TestVerifyWordsWhatTheRecoveryCheckFound(t *testing.T) {
 		t.Errorf("a.r03 is not one of the set's 2 recovery volumes: %q", out.String())
 	}
 }
+
+// Damage the reader finds where the recovery volumes find every volume as
+// they recorded it (bytes damaged before the parity was made): verify does
+// not send the user to a repair that would answer "intact, nothing to
+// repair".
+func TestVerifyHintsRepairOnlyWhenItHasSomethingToRebuild(t *testing.T) {
+	rec := &recoveryCheck{paths: []string{"a.r01"}, rep: &recovery.Report{Repairable: true, Volumes: []recovery.VolumeReport{
+		{Path: "a.001", Repairable: true}, {Path: "a.r01", Recovery: true, Repairable: true}}}}
+	if h := rec.hint("a.001"); strings.Contains(h, "run 'arcpack repair") || !strings.Contains(h, "nothing to rebuild") {
+		t.Errorf("hint with every volume as recorded: %q", h)
+	}
+	rec.rep.Volumes[0].State = recovery.Damaged
+	if h := rec.hint("a.001"); !strings.Contains(h, "repairable: run 'arcpack repair a.001'") {
+		t.Errorf("hint with a.001 damaged and repairable: %q", h)
+	}
+}
