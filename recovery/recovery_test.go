@@ -532,7 +532,7 @@ func TestAnotherArchivesParityIsNotTakenForTheVolumesOwn(t *testing.T) {
 // A FIFO named like a volume is not opened for reading (that would wait
 // for a writer, forever): the volume counts as missing.
 func TestAFIFONamedLikeAVolumeIsMissing(t *testing.T) {
-	base, _, _ := fixture(t)
+	base, want, _ := fixture(t)
 	p := format.VolumeName(base, 4)
 	os.Remove(p)
 	if err := syscall.Mkfifo(p, 0o644); err != nil {
@@ -553,6 +553,11 @@ func TestAFIFONamedLikeAVolumeIsMissing(t *testing.T) {
 	if v := r.Volumes[3]; v.State != Missing || !r.Repairable {
 		t.Errorf("volume 4: %v, repairable %v; want missing and repairable", v.State, r.Repairable)
 	}
+	// Repairable as Check says: repair writes the volume in its place.
+	if _, err := Repair(ctx, base, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, snapshot(t, filepath.Dir(base)), want)
 }
 
 // verifyShards reads what the file holds, not what a header claims: shards

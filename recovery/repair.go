@@ -279,12 +279,13 @@ func copyPrefix(dst *os.File, src string, n int64) error {
 }
 
 // openPresent opens the files that exist; the others stay nil (their
-// shards are all marked damaged, so nothing reads them).
+// shards are all marked damaged, so nothing reads them), and so do those
+// Check took for missing because they are not regular files (a FIFO).
 func openPresent(paths []string) ([]*os.File, error) {
 	fs := make([]*os.File, len(paths))
 	for i, p := range paths {
 		f, err := format.OpenFile(p)
-		if errors.Is(err, os.ErrNotExist) {
+		if absent(err) {
 			continue
 		}
 		if err != nil {
