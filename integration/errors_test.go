@@ -466,6 +466,23 @@ func TestMissingVolumeIsNamed(t *testing.T) {
 	}
 }
 
+// Volume 1 lost: verify pointed at it (or at NAME), as users do, reports a
+// missing volume and the files it held (exit 1), not "cannot be opened"
+// (exit 2): the other volumes are there.
+func TestMissingFirstVolumeNamedOnTheCommandLineIsDamage(t *testing.T) {
+	_, base := corruptible(t)
+	os.Remove(base + ".001")
+	for _, name := range []string{base + ".001", base} {
+		r := arcpack(t, "verify", name)
+		wantFail(t, r, 1, "arcpack: verify "+name+": damaged: ", "1 missing volume(s)", "1 file(s) affected")
+		if !strings.Contains(r.stdout, "missing volume: "+base+".001\n") || !strings.Contains(r.stdout, "damaged file: bystander\n") {
+			t.Errorf("verify %s does not name the missing volume and the file it held:\n%v", name, r)
+		}
+	}
+	// A volume past the last one is still a name that is not there.
+	wantFail(t, arcpack(t, "verify", base+".009"), 2, base+".009")
+}
+
 // info counts a missing middle volume at the size it was written, so the
 // ratio does not grow when volumes go missing, and says which is missing.
 func TestInfoCountsAMissingVolumeAtItsSize(t *testing.T) {

@@ -1068,25 +1068,36 @@ func TestWastedReadAheadWaitsForALongerRun(t *testing.T) {
 }
 
 // Files named like volumes past the last one (another archive's volume,
-// a stray file called NAME.029) are left out and listed as strays: the set
+// a stray file called NAME.029, a copy of one of the set's own volumes)
+// are left out and listed as strays: the set
 // still ends at the volume whose footer says so, and reads whole.
 func TestStrayVolumesPastTheLastAreLeftOut(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		bytes func(t *testing.T) []byte
+		bytes func(t *testing.T, own []string) []byte // own: the set's volumes
 	}{
-		{"another archive's volume", func(t *testing.T) []byte {
+		{"another archive's volume", func(t *testing.T, _ []string) []byte {
 			_, other := manyVolumes(t)
 			b, _ := os.ReadFile(other.volumes[len(other.volumes)-1])
 			return b
 		}},
-		{"random bytes", func(t *testing.T) []byte { return bytes.Repeat([]byte("stray "), 1000) }},
+		{"random bytes", func(t *testing.T, _ []string) []byte { return bytes.Repeat([]byte("stray "), 1000) }},
+		// A copy of one of the set's own volumes: its header names the
+		// archive, but another number.
+		{"a copy of its last volume", func(t *testing.T, own []string) []byte {
+			b, _ := os.ReadFile(own[len(own)-1])
+			return b
+		}},
+		{"a copy of its first volume", func(t *testing.T, own []string) []byte {
+			b, _ := os.ReadFile(own[0])
+			return b
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, b := manyVolumes(t)
 			base := strings.TrimSuffix(b.volumes[0], ".001")
 			stray := format.VolumeName(base, uint32(len(b.volumes)+3))
-			if err := os.WriteFile(stray, tc.bytes(t), 0o644); err != nil {
+			if err := os.WriteFile(stray, tc.bytes(t, b.volumes), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			a, err := Open(b.volumes[0], Options{})

@@ -190,8 +190,11 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	// left out, not taken for its last volume, which would make the whole
 	// set unreadable.
 	for last > num {
-		if _, ok := headers[last]; ok && headers[last].ID == headers[num].ID && givenErr == nil {
-			break // a volume of the archive given: its footer decides below
+		// A volume of the archive given: its footer decides below. One
+		// whose header gives another number (a copy of one of the set's
+		// volumes) is a stray if the volume below ends the set.
+		if h, ok := headers[last]; ok && h.ID == headers[num].ID && h.Number == last && givenErr == nil {
+			break
 		}
 		below := uint32(0)
 		for n := range sizes {

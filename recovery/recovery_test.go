@@ -532,7 +532,7 @@ func TestAnotherArchivesParityIsNotTakenForTheVolumesOwn(t *testing.T) {
 // A FIFO named like a volume is not opened for reading (that would wait
 // for a writer, forever): the volume counts as missing.
 func TestAFIFONamedLikeAVolumeIsMissing(t *testing.T) {
-	base, _, _ := fixture(t)
+	base, want, _ := fixture(t)
 	p := format.VolumeName(base, 4)
 	os.Remove(p)
 	if err := syscall.Mkfifo(p, 0o644); err != nil {
@@ -553,6 +553,11 @@ func TestAFIFONamedLikeAVolumeIsMissing(t *testing.T) {
 	if v := r.Volumes[3]; v.State != Missing || !r.Repairable {
 		t.Errorf("volume 4: %v, repairable %v; want missing and repairable", v.State, r.Repairable)
 	}
+	// Repairable as Check says: repair writes the volume in its place.
+	if _, err := Repair(ctx, base, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, snapshot(t, filepath.Dir(base)), want)
 }
 
 // verifyShards reads what the file holds, not what a header claims: shards
@@ -596,5 +601,56 @@ func TestAVolumeThatCannotBeOpenedIsNotMissing(t *testing.T) {
 	}
 	if fi, err := os.Lstat(p); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("the looping symlink was replaced: %v", err)
+	}
+}
+
+// A rebuilt volume has the mode (and, for root, the owner) of the one it
+// replaces, or of one beside it where it was missing: repair must not make
+// a private archive's volumes readable by everyone (0666 less the umask),
+// nor hand a backup user's volumes to root.
+func TestRebuiltVolumesKeepTheSetsModeAndOwner(t *testing.T) {
+	base, _, res := fixture(t)
+	dir := filepath.Dir(base)
+	owner := -1 // root: give the set away, and see repair keep it so
+	if os.Getuid() == 0 {
+		owner = 65534
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if err := os.Chmod(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if owner >= 0 {
+			if err := os.Chown(p, owner, owner); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, hurt := range []func(){
+		func() { flip(t, format.VolumeName(base, 2), 5000, 1, rng) },
+		func() { os.Remove(format.VolumeName(base, 4)) },
+		func() { os.Remove(res.Paths[0]) },
+	} {
+		hurt()
+		r, err := Repair(ctx, base, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Rebuilt) != 1 {
+			t.Fatalf("rebuilt %v, want 1 volume", r.Rebuilt)
+		}
+		p := r.Rebuilt[0]
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := st.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s: mode %#o after repair, want 0600 as the set's", p, m)
+		}
+		if sys := st.Sys().(*syscall.Stat_t); owner >= 0 && (int(sys.Uid) != owner || int(sys.Gid) != owner) {
+			t.Errorf("%s: owner %d:%d after repair, want %d:%d as the set's", p, sys.Uid, sys.Gid, owner, owner)
+		}
 	}
 }

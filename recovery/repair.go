@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"arc/format"
 
@@ -56,6 +57,15 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 	// out[i] is the new file of data volume i (recovery volume v at
 	// len(data)+v), nil when the volume is intact.
 	out := make([]*os.File, len(rep.Volumes))
+	// A volume that is missing takes the mode and owner of the first one
+	// there, in set order.
+	var beside string
+	for _, v := range rep.Volumes {
+		if v.State != Missing {
+			beside = v.Path
+			break
+		}
+	}
 	for i, v := range rep.Volumes {
 		if v.State == OK {
 			continue
@@ -65,6 +75,13 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 			return res, err
 		}
 		out[i] = f
+		like := v.Path
+		if v.State == Missing {
+			like = beside
+		}
+		if err := sameModeAs(f, like); err != nil {
+			return res, err
+		}
 		if v.State == Damaged {
 			if err := copyPrefix(f, v.Path, min(v.Size, v.WantSize)); err != nil {
 				return res, err
@@ -222,6 +239,28 @@ func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int,
 	return nil
 }
 
+// sameModeAs gives f the permission bits and, where the caller may (root),
+// the owner and group of the file at like: the volume it replaces, or one
+// beside it. A rebuilt volume must not be readable by more users than the
+// others (new files get 0666 less the umask), nor change hands. With no
+// file to take them from, f keeps what it has.
+func sameModeAs(f *os.File, like string) error {
+	if like == "" {
+		return nil
+	}
+	st, err := os.Stat(like)
+	if err != nil {
+		return nil
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		_ = f.Chown(int(sys.Uid), int(sys.Gid)) // only root may give a file away
+	}
+	if err := f.Chmod(st.Mode().Perm()); err != nil {
+		return fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return nil
+}
+
 // copyPrefix copies the first n bytes of the damaged file src into dst:
 // its intact shards are kept, the damaged ones overwritten afterwards.
 func copyPrefix(dst *os.File, src string, n int64) error {
@@ -240,12 +279,13 @@ func copyPrefix(dst *os.File, src string, n int64) error {
 }
 
 // openPresent opens the files that exist; the others stay nil (their
-// shards are all marked damaged, so nothing reads them).
+// shards are all marked damaged, so nothing reads them), and so do those
+// Check took for missing because they are not regular files (a FIFO).
 func openPresent(paths []string) ([]*os.File, error) {
 	fs := make([]*os.File, len(paths))
 	for i, p := range paths {
 		f, err := format.OpenFile(p)
-		if errors.Is(err, os.ErrNotExist) {
+		if absent(err) {
 			continue
 		}
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 
 	"arc/format"
 	"arc/internal/termsafe"
@@ -52,6 +53,16 @@ func notAnArchive(path string) error {
 		}
 	}
 	f, err := format.OpenFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The volume named is gone but volumes after it are there (NAME.001
+		// lost, most often): a missing volume, which reader.Open reports
+		// with the blocks and files it held.
+		if base, n, ok := format.ParseVolumeName(p); ok {
+			if vols, _ := format.ListVolumes(base); len(vols) > 0 && n < vols[len(vols)-1] {
+				return nil
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -136,7 +147,7 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 		return nil
 	}
 	if rep.Intact() {
-		return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: the archive is intact, its recovery volumes are not%s", archive, rec.hint(archive))}
+		return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: %s%s", archive, rec.notIntact(), rec.hint(archive))}
 	}
 	return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: damaged: %d bad block(s), %d missing volume(s), index %s; %d file(s) affected%s",
 		archive, len(rep.Damaged), len(rep.MissingVolumes), indexState(rep), len(rep.AffectedFiles), rec.hint(archive))}
@@ -186,6 +197,36 @@ func (r *recoveryCheck) intact() bool {
 	return r == nil || r.stale() || r.usable() && r.rep.Intact()
 }
 
+// notIntact says what is wrong when every block and the index check out
+// but the recovery check does not. A data volume can differ from what the
+// parity recorded while every block still decodes to its checksum (a codec
+// has more than one encoding of the same bytes): then the recovery volumes
+// are not the ones at fault.
+func (r *recoveryCheck) notIntact() string {
+	if r.usable() && !r.rep.DataIntact() {
+		var vols []string
+		for _, v := range r.rep.Volumes {
+			if !v.Recovery && v.State != recovery.OK {
+				vols = append(vols, v.Path)
+			}
+		}
+		return fmt.Sprintf("every block and the index check out, but %s differ(s) from what the recovery volumes recorded", strings.Join(vols, ", "))
+	}
+	return "the archive is intact, its recovery volumes are not"
+}
+
+// recoveryVolumes is how many recovery volumes the set has (files named
+// past them are not part of it).
+func (r *recoveryCheck) recoveryVolumes() int {
+	n := 0
+	for _, v := range r.rep.Volumes {
+		if v.Recovery {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *recoveryCheck) stale() bool { return r != nil && errors.Is(r.err, recovery.ErrForeign) }
 
 // hint ends verify's error line: whether repair can help.
@@ -195,6 +236,10 @@ func (r *recoveryCheck) hint(archive string) string {
 		return ""
 	case !r.usable():
 		return fmt.Sprintf("; recovery volumes unusable: %v", r.err)
+	case r.rep.Intact():
+		// The damage is in what the parity does not cover, or was there
+		// when it was made: repair would say "intact, nothing to repair".
+		return "; the recovery volumes find every volume as they recorded it: arcpack repair has nothing to rebuild"
 	case r.rep.Repairable:
 		return fmt.Sprintf("; repairable: run 'arcpack repair %s'", archive)
 	default:
@@ -235,7 +280,7 @@ func writeRecoveryText(out io.Writer, u *units, archive string, r *recoveryCheck
 	case !r.usable():
 		fmt.Fprintf(out, "recovery volumes unusable: %s\n", termsafe.Name(r.err.Error()))
 	case r.rep.Intact():
-		fmt.Fprintf(out, "recovery: %d volume(s) intact; every volume checked against them\n", len(r.paths))
+		fmt.Fprintf(out, "recovery: %d volume(s) intact; every volume checked against them\n", r.recoveryVolumes())
 	default:
 		writeRecoveryReport(out, u, r.rep, archive)
 		if r.rep.Repairable {

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"arc/recovery"
+)
+
+// Every block and the index check out, but the recovery check finds a data
+// volume different from what it recorded (a codec's other encoding of the
+// same bytes, which only the parity sees): verify says so, naming the data
+// volume, not that the recovery volumes are damaged. And it counts the
+// recovery volumes of the set, not every file named like one.
+func TestVerifyWordsWhatTheRecoveryCheckFound(t *testing.T) {
+	vols := func(states ...recovery.State) *recoveryCheck {
+		rep := &recovery.Report{}
+		for i, s := range states {
+			v := recovery.VolumeReport{Path: "a.00" + string(rune('1'+i)), State: s}
+			if i >= 2 {
+				v.Recovery, v.Path = true, "a.r0"+string(rune('1'+i-2))
+			}
+			rep.Volumes = append(rep.Volumes, v)
+		}
+		return &recoveryCheck{paths: []string{"a.r01", "a.r02", "a.r03"}, rep: rep}
+	}
+	if got := vols(recovery.Damaged, recovery.OK, recovery.OK, recovery.OK).notIntact(); !strings.Contains(got, "a.001 differ(s) from what the recovery volumes recorded") {
+		t.Errorf("a data volume differs: %q", got)
+	}
+	if got := vols(recovery.OK, recovery.OK, recovery.Missing, recovery.OK).notIntact(); got != "the archive is intact, its recovery volumes are not" {
+		t.Errorf("a recovery volume missing: %q", got)
+	}
+	var out bytes.Buffer
+	writeRecoveryText(&out, &units{}, "a.001", vols(recovery.OK, recovery.OK, recovery.OK, recovery.OK))
+	if !strings.HasPrefix(out.String(), "recovery: 2 volume(s) intact") {
+		t.Errorf("a.r03 is not one of the set's 2 recovery volumes: %q", out.String())
+	}
+}
+
+// Damage the reader finds where the recovery volumes find every volume as
+// they recorded it (bytes damaged before the parity was made): verify does
+// not send the user to a repair that would answer "intact, nothing to
+// repair".
+func TestVerifyHintsRepairOnlyWhenItHasSomethingToRebuild(t *testing.T) {
+	rec := &recoveryCheck{paths: []string{"a.r01"}, rep: &recovery.Report{Repairable: true, Volumes: []recovery.VolumeReport{
+		{Path: "a.001", Repairable: true}, {Path: "a.r01", Recovery: true, Repairable: true}}}}
+	if h := rec.hint("a.001"); strings.Contains(h, "run 'arcpack repair") || !strings.Contains(h, "nothing to rebuild") {
+		t.Errorf("hint with every volume as recorded: %q", h)
+	}
+	rec.rep.Volumes[0].State = recovery.Damaged
+	if h := rec.hint("a.001"); !strings.Contains(h, "repairable: run 'arcpack repair a.001'") {
+		t.Errorf("hint with a.001 damaged and repairable: %q", h)
+	}
+}
