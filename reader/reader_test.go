@@ -303,11 +303,11 @@ func TestOpenRefusesBrokenVolumeSets(t *testing.T) {
 			os.Truncate(last(b), st.Size()-1)
 			return b.volumes[0], []string{last(b), "truncated"}
 		}},
-		{"volume of another archive", func(t *testing.T, b *built) (string, []string) {
+		{"last volume of another archive", func(t *testing.T, b *built) (string, []string) {
 			_, other := manyVolumes(t)
-			data, _ := os.ReadFile(other.volumes[1])
-			os.WriteFile(b.volumes[1], data, 0o644)
-			return b.volumes[0], []string{b.volumes[1], "another archive"}
+			data, _ := os.ReadFile(other.volumes[len(other.volumes)-1])
+			os.WriteFile(last(b), data, 0o644)
+			return b.volumes[0], []string{last(b), "another archive"}
 		}},
 		{"index checksum mismatch", func(t *testing.T, b *built) (string, []string) {
 			vol, fo := streamFileOffset(b, int64(b.footer.IndexOffset)+int64(b.footer.IndexSize)/2)
@@ -354,6 +354,71 @@ func TestOpenRefusesBrokenVolumeSets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A volume from elsewhere in the set's place (another archive's, another
+// run's of the same tree, or a copy of another of its volumes) is not
+// read: local damage, named for what it is, as a missing volume is, even
+// when it is the volume named. The set is the archive most volumes say.
+func TestAVolumeFromElsewhereIsLocalDamage(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		replace func(t *testing.T, b *built) (vol int, why string)
+	}{
+		{"another archive's volume 2", func(t *testing.T, b *built) (int, string) {
+			_, other := manyVolumes(t)
+			copyFile(t, other.volumes[1], b.volumes[1])
+			return 1, "volume of another archive"
+		}},
+		{"another archive's volume 1, the one named", func(t *testing.T, b *built) (int, string) {
+			_, other := manyVolumes(t)
+			copyFile(t, other.volumes[0], b.volumes[0])
+			return 0, "volume of another archive"
+		}},
+		{"its own volume 2 copied over volume 3", func(t *testing.T, b *built) (int, string) {
+			copyFile(t, b.volumes[1], b.volumes[2])
+			return 2, "header says this is volume 2"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			entries, b := manyVolumes(t)
+			vol, why := tc.replace(t, b)
+			a, err := Open(b.volumes[0], Options{CacheSize: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			if d := a.DamagedVolumes(); len(d) != 1 || !strings.Contains(d[0].Error(), b.volumes[vol]+": ") || !strings.Contains(d[0].Error(), why) {
+				t.Fatalf("damaged volumes %v, want %s: %s", d, b.volumes[vol], why)
+			}
+			failed := 0
+			for p, want := range contentOf(entries) {
+				got, err := readAll(a, inodeOf(t, a, p), 1<<20)
+				switch {
+				case err == nil && !bytes.Equal(got, want):
+					t.Errorf("%s: wrong bytes", p)
+				case err != nil && (!errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), why)):
+					t.Errorf("%s: %v, want damage saying %q", p, err, why)
+				case err != nil:
+					failed++
+				}
+			}
+			if failed == 0 {
+				t.Error("no file held bytes in the volume from elsewhere")
+			}
+		})
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -25,7 +25,8 @@ type volumeSet struct {
 	count   uint32
 	layout  format.Layout
 	missing map[uint32]bool
-	damaged map[uint32]error // present but truncated or with a damaged header
+	damaged map[uint32]error // present but truncated, with a damaged header, or foreign
+	foreign map[uint32]error // present but of another archive or place: never read
 	strays  []string         // files named past the last volume, left out
 
 	// ident: each volume's device and inode when the set was opened. A
@@ -212,10 +213,23 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		delete(damaged, last)
 		last = below
 	}
-	// The reference header: the given volume's, else the nearest intact one.
-	ref, refPath := given, path
-	if givenErr != nil {
-		found := false
+	// The reference header, the archive the set is: that of most volumes
+	// (a volume copied in from another archive, or from another run of the
+	// same tree, is then the one left out, even the one named), the given
+	// volume's unless another has more; else the nearest intact one.
+	votes := map[format.ArchiveID]int{}
+	for n, h := range headers {
+		if h.Number == n {
+			votes[h.ID]++
+		}
+	}
+	ref, refPath, found := given, path, givenErr == nil
+	for n := uint32(1); n <= last; n++ {
+		if h, ok := headers[n]; ok && h.Number == n && (!found || votes[h.ID] > votes[ref.ID]) {
+			ref, refPath, found = h, format.VolumeName(base, n), true
+		}
+	}
+	if !found {
 		for n := last; n >= 1 && !found; n-- {
 			if h, ok := headers[n]; ok {
 				ref, refPath, found = h, format.VolumeName(base, n), true
@@ -233,16 +247,20 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			return nil, footer, givenErr // no volume of the set has a valid header
 		}
 	}
+	// A volume whose header names another archive, another number or
+	// another volume size (copied in from another archive, from another
+	// run of the same tree, or from another place in the set) is not read:
+	// local damage, as a missing volume is, named for what it is.
+	foreign := map[uint32]error{}
 	for n, h := range headers {
 		p := format.VolumeName(base, n)
-		if h.ID != ref.ID {
-			return nil, footer, fmt.Errorf("%s: volume of another archive (id %s; %s has id %s)", p, h.ID, refPath, ref.ID)
-		}
-		if h.Number != n {
-			return nil, footer, fmt.Errorf("%s: %w: header says this is volume %d", p, format.ErrCorrupt, h.Number)
-		}
-		if h.VolumeSize != ref.VolumeSize {
-			return nil, footer, fmt.Errorf("%s: %w: volume size %d, %s says %d", p, format.ErrCorrupt, h.VolumeSize, refPath, ref.VolumeSize)
+		switch {
+		case h.ID != ref.ID:
+			foreign[n] = fmt.Errorf("%s: volume of another archive (id %s; %s has id %s)", p, h.ID, refPath, ref.ID)
+		case h.Number != n:
+			foreign[n] = fmt.Errorf("%s: %w: header says this is volume %d", p, format.ErrCorrupt, h.Number)
+		case h.VolumeSize != ref.VolumeSize:
+			foreign[n] = fmt.Errorf("%s: %w: volume size %d, %s says %d", p, format.ErrCorrupt, h.VolumeSize, refPath, ref.VolumeSize)
 		}
 	}
 	layout := format.Layout{VolumeSize: int64(ref.VolumeSize)}
@@ -273,11 +291,15 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if got := layout.VolumeCount(stream); got != last {
 		return nil, footer, fmt.Errorf("%s: %w: a stream of %d bytes fills %d volumes, the footer says %d", lastPath, format.ErrCorrupt, stream, got, last)
 	}
-	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, damaged: map[uint32]error{}, open: map[uint32]*volFile{}, strays: strays, ident: map[uint32]fileIdent{}}
+	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, damaged: map[uint32]error{}, foreign: map[uint32]error{}, open: map[uint32]*volFile{}, strays: strays, ident: map[uint32]fileIdent{}}
 	for n := uint32(1); n <= last; n++ {
 		sz, ok := sizes[n]
 		if !ok {
 			vs.missing[n] = true
+			continue
+		}
+		if err := foreign[n]; err != nil {
+			vs.damaged[n], vs.foreign[n] = err, err
 			continue
 		}
 		want := layout.VolumeSize
@@ -305,6 +327,9 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	err = layout.Spans(int64(footer.IndexOffset), int64(footer.IndexSize), func(s format.Span) error {
 		if vs.missing[s.Volume] {
 			return fmt.Errorf("%s is missing and holds the archive's index", vs.name(s.Volume))
+		}
+		if err := vs.foreign[s.Volume]; err != nil {
+			return fmt.Errorf("the archive's index lies in %w", err)
 		}
 		if sizes[s.Volume] < s.FileOff+s.Len {
 			return fmt.Errorf("%s holds the archive's index: %w", vs.name(s.Volume), vs.damaged[s.Volume])
@@ -394,6 +419,9 @@ func listVolumes(base string) ([]uint32, error) {
 func (vs *volumeSet) acquire(n uint32) (*volFile, error) {
 	if vs.missing[n] {
 		return nil, &volumeError{n, fmt.Errorf("volume %s is missing", vs.name(n))}
+	}
+	if err := vs.foreign[n]; err != nil {
+		return nil, &volumeError{n, err}
 	}
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
