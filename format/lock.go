@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,8 +21,64 @@ func LockName(base string) string { return base + ".arcpack-lock" }
 
 // LockArchive takes the lock of the archive called base, or fails at once
 // when another process holds it. unlock removes the file and releases the
-// lock.
-func LockArchive(base string) (unlock func(), err error) {
+// lock. Holding it, it removes the temporary files that a writer of this
+// archive killed before it could clean up left (RemoveStaleTemps: a
+// volume's size each, at times), and returns their names.
+func LockArchive(base string) (unlock func(), removed []string, err error) {
+	unlock, guarded, err := lockArchive(base)
+	if err != nil || !guarded {
+		return unlock, nil, err
+	}
+	return unlock, RemoveStaleTemps(base), nil
+}
+
+// RemoveStaleTemps removes the files named like the temporary volumes of
+// a writer of the archive called base (NAME.003.tmp-1a2b3c4d5e6f,
+// NAME.r01.tmp-…) and returns the names of those removed. Only the holder
+// of the archive's lock writes such files, so with the lock held they are
+// a dead writer's.
+func RemoveStaleTemps(base string) []string {
+	names, _ := filepath.Glob(globEscape(base) + ".*.tmp-*")
+	var removed []string
+	for _, p := range names {
+		if isTempName(strings.TrimPrefix(p, base+".")) && os.Remove(p) == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed
+}
+
+// isTempName reports whether s is a temporary volume's suffix: a volume's
+// (three digits or more) or a recovery volume's (r and two digits or
+// more), then ".tmp-" and 12 lowercase hex digits.
+func isTempName(s string) bool {
+	vol, tag, ok := strings.Cut(s, ".tmp-")
+	if !ok || len(tag) != 12 || strings.Trim(tag, "0123456789abcdef") != "" {
+		return false
+	}
+	digits := strings.TrimPrefix(vol, "r")
+	min := 3
+	if digits != vol {
+		min = 2
+	}
+	return len(digits) >= min && strings.Trim(digits, "0123456789") == ""
+}
+
+// globEscape quotes the characters filepath.Glob gives a meaning to.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// lockArchive is LockArchive without the clean-up; guarded is false on a
+// filesystem without flock, where the lock guards nothing.
+func lockArchive(base string) (unlock func(), guarded bool, err error) {
 	name := LockName(base)
 	for {
 		// Read-only, so that a file another user left behind (in a
@@ -32,7 +90,7 @@ func LockArchive(base string) (unlock func(), err error) {
 			f, err = os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("lock %s: %w (if no arcpack is writing this archive, remove the file)", name, err)
+			return nil, false, fmt.Errorf("lock %s: %w (if no arcpack is writing this archive, remove the file)", name, err)
 		}
 		// Readable by all whatever the umask, so that other users can
 		// lock it too (a file not ours keeps its mode).
@@ -44,17 +102,17 @@ func LockArchive(base string) (unlock func(), err error) {
 		fd := int(f.Fd())
 		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("another arcpack is writing this archive now (it holds %s)", name)
+			return nil, false, fmt.Errorf("another arcpack is writing this archive now (it holds %s)", name)
 		} else if err != nil {
 			// A filesystem without flock (some network ones): the
 			// writer goes on unguarded, as before there was a lock.
-			return release, nil
+			return release, false, nil
 		}
 		// A writer finishing meanwhile removes the file it held: the lock
 		// counts only on the file that is still at name.
 		var held, now unix.Stat_t
 		if unix.Fstat(fd, &held) == nil && unix.Stat(name, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
-			return release, nil
+			return release, true, nil
 		}
 		f.Close()
 	}

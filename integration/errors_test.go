@@ -639,7 +639,7 @@ func TestAnotherUsersStaleLockFileLocksNothing(t *testing.T) {
 func TestWritersOfOneArchiveExcludeEachOther(t *testing.T) {
 	src := randomTree(t, 3, 64<<10)
 	base := pack(t, []string{"--recovery", "10%"}, src)
-	unlock, err := format.LockArchive(base)
+	unlock, _, err := format.LockArchive(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -700,4 +700,37 @@ func TestALockFileThatCannotBeOpenedIsNotSkipped(t *testing.T) {
 	}
 	r := runBin(t, o, arcpackBin, "recovery", "add", out+".001", "--recovery", "20%", "--force", "--progress", "never")
 	wantFail(t, r, 2, "permission denied")
+}
+
+// A writer killed with SIGKILL leaves its temporary volumes (a volume's
+// size each, at times); the next create, repair or recovery add of that
+// archive removes them, under the archive's lock, and says so.
+func TestTemporaryVolumesOfAKilledRunAreRemovedByTheNext(t *testing.T) {
+	src := randomTree(t, 3, 64<<10)
+	base := pack(t, []string{"--recovery", "10%"}, src)
+	plant := func() []string {
+		left := []string{base + ".002.tmp-0123456789ab", base + ".r01.tmp-abcdef012345"}
+		for _, p := range left {
+			if err := os.WriteFile(p, make([]byte, 4096), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return left
+	}
+	for _, args := range [][]string{
+		{"repair", base + ".001", "--progress", "never"},
+		{"create", src, "-o", base, "--force", "--progress", "never"},
+	} {
+		left := plant()
+		r := mustArcpack(t, args...)
+		if !strings.Contains(r.stdout, "removed 2 temporary file(s) left by an earlier run that was killed") {
+			t.Errorf("%s does not say what it removed:\n%v", args[0], r)
+		}
+		for _, p := range left {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("%s left %s", args[0], p)
+			}
+		}
+	}
+	mustArcpack(t, "verify", base+".001")
 }

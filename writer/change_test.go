@@ -332,11 +332,11 @@ func TestKeepLockHandsTheLockToTheCaller(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := format.LockArchive(out); err == nil || !strings.Contains(err.Error(), "another arcpack is writing") {
+	if _, _, err := format.LockArchive(out); err == nil || !strings.Contains(err.Error(), "another arcpack is writing") {
 		t.Fatalf("lock taken while Create's caller holds it: %v", err)
 	}
 	res.Unlock()
-	unlock, err := format.LockArchive(out)
+	unlock, _, err := format.LockArchive(out)
 	if err != nil {
 		t.Fatalf("lock after Result.Unlock: %v", err)
 	}

@@ -215,6 +215,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	}
 	defer res.Unlock()
 	fmt.Fprintln(c.OutOrStdout(), createSummary(u, res))
+	reportStaleRemoved(c.OutOrStdout(), res.StaleRemoved)
 	if pct > 0 { // the archive is complete: add its parity (recovery.go)
 		if err := addRecovery(ctx, c.OutOrStdout(), u, f.out, pct, true, f.workers); err != nil {
 			return err
@@ -260,6 +261,15 @@ func createSummary(u *units, r *writer.Result) string {
 // have to refuse them.
 // (out never reads as a volume's name, runCreate refuses those, so Find
 // lists exactly out.r01, out.r02, ... and never a neighbour archive's.)
+// reportStaleRemoved says which temporary volumes of an earlier, killed run
+// the lock's holder removed (format.LockArchive), in one line.
+func reportStaleRemoved(w io.Writer, removed []string) {
+	if len(removed) > 0 {
+		fmt.Fprintf(w, "removed %d temporary file(s) left by an earlier run that was killed (%s ...)\n",
+			len(removed), termsafe.Name(removed[0]))
+	}
+}
+
 func removeStaleRecovery(w io.Writer, out string) error {
 	old, err := recovery.Find(out)
 	if err != nil || len(old) == 0 {

@@ -128,7 +128,7 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 			}
 			// Locked before the check, so that what is verified is what
 			// gets parity.
-			unlock, err := lockArchive(args[0])
+			unlock, err := lockArchive(c.OutOrStdout(), args[0])
 			if err != nil {
 				return err
 			}
@@ -167,9 +167,12 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 // to guard: the command goes on, reports, and fails itself if it must
 // write. A lock file it may not open in a directory it may write stays an
 // error: another user's writer may hold it.
-func lockArchive(archive string) (unlock func(), err error) {
+//
+// It says on w which temporary files of an earlier, killed run it removed.
+func lockArchive(w io.Writer, archive string) (unlock func(), err error) {
 	base := recovery.Base(archive)
-	unlock, err = format.LockArchive(base)
+	unlock, stale, err := format.LockArchive(base)
+	reportStaleRemoved(w, stale)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EROFS) ||
 		errors.Is(err, fs.ErrPermission) && unix.Access(filepath.Dir(base), unix.W_OK) != nil {
 		return func() {}, nil
@@ -232,7 +235,7 @@ rebuild, nothing is changed. Exit 0 when the archive is intact (or was repaired)
 }
 
 func runRepair(ctx context.Context, w io.Writer, u *units, archive string, workers int, showBar bool) error {
-	unlock, err := lockArchive(archive)
+	unlock, err := lockArchive(w, archive)
 	if err != nil {
 		return err
 	}
