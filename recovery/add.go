@@ -237,14 +237,14 @@ func writeHeaders(f *os.File, h *header, v int) error {
 	b := h.encode(v + 1)
 	hs := int64(len(b))
 	if _, err := f.WriteAt(b, 0); err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
+		return err // an *os.PathError, which names the file
 	}
 	end := hs + int64(h.g.paritiesIn(v))*int64(h.g.shardSize)
 	if _, err := f.WriteAt(b, end); err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
+		return err
 	}
 	if _, err := f.WriteAt(trailer(hs), end+hs); err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
+		return err
 	}
 	return nil
 }
@@ -329,7 +329,7 @@ func encodeGroup(g *geometry, enc reedsolomon.Encoder, data, rec []*os.File, hs 
 			v, off := g.parityLoc(p, hs)
 			n := min(w-x, g.perVol-int(p%int64(g.perVol)))
 			if _, err := rec[v].WriteAt(row[x*S:(x+n)*S], off); err != nil {
-				return fmt.Errorf("write %s: %w", rec[v].Name(), err)
+				return err
 			}
 			x += n
 		}

@@ -219,7 +219,7 @@ func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int,
 			}
 			vol, off := g.locate(d)
 			if _, err := out[vol].WriteAt(shards[j][:g.dataLen(d)], off); err != nil {
-				return fmt.Errorf("write %s: %w", out[vol].Name(), err)
+				return err // an *os.PathError, which names the file
 			}
 			continue
 		}
@@ -233,7 +233,7 @@ func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int,
 		vol, off := g.parityLoc(p, s.hs)
 		f := out[len(s.data)+vol]
 		if _, err := f.WriteAt(shards[j], off); err != nil {
-			return fmt.Errorf("write %s: %w", f.Name(), err)
+			return err
 		}
 	}
 	return nil
