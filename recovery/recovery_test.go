@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"syscall"
@@ -652,5 +653,42 @@ func TestRebuiltVolumesKeepTheSetsModeAndOwner(t *testing.T) {
 		if sys := st.Sys().(*syscall.Stat_t); owner >= 0 && (int(sys.Uid) != owner || int(sys.Gid) != owner) {
 			t.Errorf("%s: owner %d:%d after repair, want %d:%d as the set's", p, sys.Uid, sys.Gid, owner, owner)
 		}
+	}
+}
+
+// Describe says from the headers alone what Add wrote: the volumes (and
+// which are gone), the geometry and the parity's size; nothing for an
+// archive without recovery volumes; why, for ones it cannot use.
+func TestDescribeSaysWhatAddWrote(t *testing.T) {
+	base, _, res := fixture(t)
+	s, err := Describe(base + ".002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Summary{Volumes: res.Paths, ParityBytes: res.ParityBytes, ShardSize: res.ShardSize,
+		Stripes: res.Stripes, DataShards: res.DataShards, Parity: res.Parity}
+	if !reflect.DeepEqual(s, want) {
+		t.Fatalf("Describe = %+v, want %+v", s, want)
+	}
+	last := res.Paths[len(res.Paths)-1]
+	if err := os.Remove(last); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Paths) > 1 {
+		if s, err := Describe(base); err != nil || !slices.Equal(s.Missing, []string{last}) {
+			t.Errorf("with %s removed: %+v, %v", last, s, err)
+		}
+	}
+	for _, p := range res.Paths[:len(res.Paths)-1] {
+		if err := os.WriteFile(p, make([]byte, 100), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s, err := Describe(base); s != nil || !errors.Is(err, ErrNoRecovery) {
+		t.Errorf("with no valid header: %+v, %v", s, err)
+	}
+	plain := makeSet(t, t.TempDir(), 256<<10, 100<<10, 2)
+	if s, err := Describe(plain); s != nil || err != nil {
+		t.Errorf("without recovery volumes: %+v, %v", s, err)
 	}
 }

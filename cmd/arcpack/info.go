@@ -10,6 +10,7 @@ import (
 	"arc/format"
 	"arc/internal/termsafe"
 	"arc/reader"
+	"arc/recovery"
 
 	"github.com/spf13/cobra"
 )
@@ -21,8 +22,9 @@ func newInfoCommand(u *units) *cobra.Command {
 		Short: "Show an archive's volumes, frames, blocks, parameters and dedup figures",
 		Long: `Show what ARCHIVE (any of its volumes) holds and how it was made: its volumes
 and their sizes, frames and blocks per codec, the index, the input size, what
-each dedup layer and compression saved, the ratio, and the parameters given to
-'arcpack create'. Reads only the footer and the index, not the data.
+each dedup layer and compression saved, the ratio, the recovery volumes (from
+their headers) and the parameters given to 'arcpack create'. Reads only the
+footer and the index, not the data.
 --json writes the same as one object with exact sizes (docs/CLI.md lists its
 fields).`,
 		Example: `  arcpack info backup.001
@@ -56,6 +58,20 @@ type infoJSON struct {
 	Params       map[string]string `json:"params"`
 	Stats        map[string]uint64 `json:"stats"`
 	Ratio        float64           `json:"ratio"` // input-bytes / archive_bytes
+	Recovery     *infoRecoveryJSON `json:"recovery,omitempty"`
+}
+
+// infoRecoveryJSON is what the archive's recovery volumes hold, from
+// their headers (recovery.Describe); present only when there are any.
+type infoRecoveryJSON struct {
+	Volumes      []string `json:"volumes"`
+	Missing      []string `json:"missing"`
+	Error        string   `json:"error,omitempty"` // why they cannot be used
+	ParityBytes  int64    `json:"parity_bytes"`
+	ShardSize    int      `json:"shard_size"`
+	Stripes      int      `json:"stripes"`
+	DataShards   int      `json:"data_shards"`
+	ParityShards int      `json:"parity_shards"`
 }
 
 type volumeJSON struct {
@@ -125,6 +141,14 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	if in.ArchiveBytes > 0 {
 		in.Ratio = float64(x.Stat("input-bytes")) / float64(in.ArchiveBytes)
 	}
+	// Their headers only: info reads no data.
+	if rec, err := recovery.Describe(archive); rec != nil {
+		in.Recovery = &infoRecoveryJSON{Volumes: rec.Volumes, Missing: append([]string{}, rec.Missing...), ParityBytes: rec.ParityBytes,
+			ShardSize: rec.ShardSize, Stripes: rec.Stripes, DataShards: rec.DataShards, ParityShards: rec.Parity}
+	} else if err != nil {
+		found, _ := recovery.Find(archive)
+		in.Recovery = &infoRecoveryJSON{Volumes: found, Missing: []string{}, Error: err.Error()}
+	}
 	if asJSON {
 		e := json.NewEncoder(out)
 		e.SetIndent("", "  ")
@@ -173,6 +197,26 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 		p("", "holes        %s (sparse files, stored as holes)", u.size(int64(h)))
 	}
 	p("ratio", "%.2f (input / archive bytes)", in.Ratio)
+	switch r := in.Recovery; {
+	case r != nil && r.Error != "":
+		p("recovery", "%d file(s), not usable: %s", len(r.Volumes), termsafe.Name(r.Error))
+	case r != nil:
+		p("recovery", "%d volume(s), %s of parity: repair rebuilds up to %d damaged shard(s) of %s in each of %d stripes of %d",
+			len(r.Volumes), u.size(r.ParityBytes), r.ParityShards, u.size(int64(r.ShardSize)), r.Stripes, r.DataShards+r.ParityShards)
+		lost := map[string]bool{}
+		for _, m := range r.Missing {
+			lost[m] = true
+		}
+		for _, v := range r.Volumes {
+			if lost[v] {
+				p("", "%s  missing", termsafe.Name(v))
+			} else {
+				p("", "%s", termsafe.Name(v))
+			}
+		}
+	default:
+		p("recovery", "none ('arcpack recovery add' writes them)")
+	}
 	for _, kv := range x.Params {
 		p("param "+termsafe.Name(kv.Key), "%s", termsafe.Name(kv.Value))
 	}
