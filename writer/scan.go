@@ -111,9 +111,13 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 			if err != nil {
 				return nil, 0, err
 			}
+			// Under the lock: the scan of an earlier source goes on,
+			// on goroutines that append to the same nodes.
+			s.mu.Lock()
 			idx := int32(len(s.nodes))
 			s.nodes = append(s.nodes, n)
 			s.nodes[0].children = append(s.nodes[0].children, idx)
+			s.mu.Unlock()
 			if n.isDir() {
 				s.scanDir(idx, n.dev)
 			}

@@ -510,6 +510,40 @@ func TestSeveralSourcesBecomeTopLevelEntries(t *testing.T) {
 	}
 }
 
+// Several directory sources, each with many subdirectories, are packed
+// whole: the scan of one goes on, on goroutines, while the next is added
+// (they were added without the scan's lock; go test -race saw it).
+func TestSeveralDirectorySourcesArePackedWhole(t *testing.T) {
+	var sources []string
+	want := map[string]string{}
+	for s := range 3 {
+		dir := t.TempDir()
+		files := map[string][]byte{}
+		for d := range 40 {
+			for f := range 3 {
+				p := fmt.Sprintf("d%02d/f%d", d, f)
+				files[p] = []byte(fmt.Sprintf("%d/%s", s, p))
+				want[filepath.Base(dir)+"/"+p] = string(files[p])
+			}
+		}
+		writeTree(t, dir, files)
+		sources = append(sources, dir)
+	}
+	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "s"), sources, small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar := readBack(t, res.Volumes, 0)
+	if len(ar.content) != len(want) {
+		t.Errorf("%d files packed, want %d", len(ar.content), len(want))
+	}
+	for p, c := range want {
+		if string(ar.content[p]) != c {
+			t.Errorf("%s = %q, want %q", p, ar.content[p], c)
+		}
+	}
+}
+
 // A source is the directory its path names as the kernel resolves it:
 // "link/.." is the parent of link's target, not the directory holding
 // link (which is what the text would say once cleaned). Its files are
