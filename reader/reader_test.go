@@ -411,6 +411,29 @@ func TestAVolumeFromElsewhereIsLocalDamage(t *testing.T) {
 	}
 }
 
+// The archive is the one most volumes name whichever volume is named, also
+// when the foreign one named is the last volume of a shorter archive: its
+// footer must not make the set's own later volumes strays.
+func TestAForeignLastVolumeNamedDoesNotTakeTheSetOver(t *testing.T) {
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("a", randBytes(9000, 8))}, buildOpts{volumeSize: 4096, codec: "raw"})
+	other := buildArchive(t, t.TempDir(), "arc", []entry{reg("x", randBytes(5000, 9))}, buildOpts{volumeSize: 4096, codec: "raw"})
+	if len(other.volumes) != 2 || len(b.volumes) != 3 {
+		t.Fatalf("want a 2-volume archive beside one of 3, got %d and %d", len(other.volumes), len(b.volumes))
+	}
+	copyFile(t, other.volumes[1], b.volumes[1])
+	for _, name := range []string{b.volumes[0], b.volumes[1]} {
+		a, err := Open(name, Options{})
+		if err != nil {
+			t.Fatalf("open %s: %v", name, err)
+		}
+		d := a.DamagedVolumes()
+		if len(a.Volumes()) != len(b.volumes) || len(a.StrayVolumes()) != 0 || len(d) != 1 || !strings.Contains(d[0].Error(), b.volumes[1]+": volume of another archive") {
+			t.Errorf("open %s: %d volumes (want %d), strays %q, damaged %v; want %s as the foreign one", name, len(a.Volumes()), len(b.volumes), a.StrayVolumes(), d, b.volumes[1])
+		}
+		a.Close()
+	}
+}
+
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	data, err := os.ReadFile(from)
