@@ -380,6 +380,10 @@ func TestAVolumeFromElsewhereIsLocalDamage(t *testing.T) {
 			copyFile(t, b.volumes[1], b.volumes[2])
 			return 2, "header says this is volume 2"
 		}},
+		{"its own volume 2 copied over volume 1, the one named", func(t *testing.T, b *built) (int, string) {
+			copyFile(t, b.volumes[1], b.volumes[0])
+			return 0, "header says this is volume 2"
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			entries, b := manyVolumes(t)

@@ -144,9 +144,10 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if givenErr != nil && size < 0 {
 		return nil, footer, givenErr // missing, unreadable or not a regular file
 	}
-	if givenErr == nil && given.Number != num {
-		return nil, footer, fmt.Errorf("%s: %w: header says this is volume %d", path, format.ErrCorrupt, given.Number)
-	}
+	// A given volume whose header names another number (a copy of another
+	// of the set's volumes) is local damage, as another's is (foreign
+	// below); it does not vouch for the set.
+	givenOK := givenErr == nil && given.Number == num
 
 	// Every NAME.NNN present must belong to this archive.
 	present, err := listVolumes(base)
@@ -195,7 +196,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			votes[h.ID]++
 		}
 	}
-	major, known := given.ID, givenErr == nil
+	major, known := given.ID, givenOK
 	for _, n := range present {
 		if h, ok := headers[n]; ok && h.Number == n && (!known || votes[h.ID] > votes[major]) {
 			major, known = h.ID, true
@@ -239,7 +240,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			votes[h.ID]++
 		}
 	}
-	ref, refPath, found := given, path, givenErr == nil
+	ref, refPath, found := given, path, givenOK
 	for n := uint32(1); n <= last; n++ {
 		if h, ok := headers[n]; ok && h.Number == n && (!found || votes[h.ID] > votes[ref.ID]) {
 			ref, refPath, found = h, format.VolumeName(base, n), true
