@@ -380,6 +380,10 @@ func TestAVolumeFromElsewhereIsLocalDamage(t *testing.T) {
 			copyFile(t, b.volumes[1], b.volumes[2])
 			return 2, "header says this is volume 2"
 		}},
+		{"its own volume 2 copied over volume 1, the one named", func(t *testing.T, b *built) (int, string) {
+			copyFile(t, b.volumes[1], b.volumes[0])
+			return 0, "header says this is volume 2"
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			entries, b := manyVolumes(t)
@@ -408,6 +412,29 @@ func TestAVolumeFromElsewhereIsLocalDamage(t *testing.T) {
 				t.Error("no file held bytes in the volume from elsewhere")
 			}
 		})
+	}
+}
+
+// The archive is the one most volumes name whichever volume is named, also
+// when the foreign one named is the last volume of a shorter archive: its
+// footer must not make the set's own later volumes strays.
+func TestAForeignLastVolumeNamedDoesNotTakeTheSetOver(t *testing.T) {
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("a", randBytes(9000, 8))}, buildOpts{volumeSize: 4096, codec: "raw"})
+	other := buildArchive(t, t.TempDir(), "arc", []entry{reg("x", randBytes(5000, 9))}, buildOpts{volumeSize: 4096, codec: "raw"})
+	if len(other.volumes) != 2 || len(b.volumes) != 3 {
+		t.Fatalf("want a 2-volume archive beside one of 3, got %d and %d", len(other.volumes), len(b.volumes))
+	}
+	copyFile(t, other.volumes[1], b.volumes[1])
+	for _, name := range []string{b.volumes[0], b.volumes[1]} {
+		a, err := Open(name, Options{})
+		if err != nil {
+			t.Fatalf("open %s: %v", name, err)
+		}
+		d := a.DamagedVolumes()
+		if len(a.Volumes()) != len(b.volumes) || len(a.StrayVolumes()) != 0 || len(d) != 1 || !strings.Contains(d[0].Error(), b.volumes[1]+": volume of another archive") {
+			t.Errorf("open %s: %d volumes (want %d), strays %q, damaged %v; want %s as the foreign one", name, len(a.Volumes()), len(b.volumes), a.StrayVolumes(), d, b.volumes[1])
+		}
+		a.Close()
 	}
 }
 

@@ -144,9 +144,10 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if givenErr != nil && size < 0 {
 		return nil, footer, givenErr // missing, unreadable or not a regular file
 	}
-	if givenErr == nil && given.Number != num {
-		return nil, footer, fmt.Errorf("%s: %w: header says this is volume %d", path, format.ErrCorrupt, given.Number)
-	}
+	// A given volume whose header names another number (a copy of another
+	// of the set's volumes) is local damage, as another's is (foreign
+	// below); it does not vouch for the set.
+	givenOK := givenErr == nil && given.Number == num
 
 	// Every NAME.NNN present must belong to this archive.
 	present, err := listVolumes(base)
@@ -185,16 +186,32 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			last = n
 		}
 	}
+	// The archive the set is, to tell its volumes from strays: the one
+	// most volumes' headers name, the given volume's unless another has
+	// more (a foreign volume named must not make the set's own later
+	// volumes strays).
+	votes := map[format.ArchiveID]int{}
+	for n, h := range headers {
+		if h.Number == n {
+			votes[h.ID]++
+		}
+	}
+	major, known := given.ID, givenOK
+	for _, n := range present {
+		if h, ok := headers[n]; ok && h.Number == n && (!known || votes[h.ID] > votes[major]) {
+			major, known = h.ID, true
+		}
+	}
 	// Files numbered past the set's last volume are strays (a volume of
 	// another archive, a file that happens to be called NAME.029): the
 	// set ends at the volume below them whose footer says so. They are
 	// left out, not taken for its last volume, which would make the whole
 	// set unreadable.
 	for last > num {
-		// A volume of the archive given: its footer decides below. One
-		// whose header gives another number (a copy of one of the set's
+		// A volume of the archive: its footer decides below. One whose
+		// header gives another number (a copy of one of the set's
 		// volumes) is a stray if the volume below ends the set.
-		if h, ok := headers[last]; ok && h.ID == headers[num].ID && h.Number == last && givenErr == nil {
+		if h, ok := headers[last]; ok && known && h.ID == major && h.Number == last {
 			break
 		}
 		below := uint32(0)
@@ -204,7 +221,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			}
 		}
 		f, err := readFooter(format.VolumeName(base, below), sizes[below])
-		if err != nil || f.VolumeCount != below || givenErr == nil && f.ID != given.ID {
+		if err != nil || f.VolumeCount != below || known && f.ID != major {
 			break
 		}
 		strays = append(strays, format.VolumeName(base, last))
@@ -217,13 +234,13 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	// (a volume copied in from another archive, or from another run of the
 	// same tree, is then the one left out, even the one named), the given
 	// volume's unless another has more; else the nearest intact one.
-	votes := map[format.ArchiveID]int{}
+	clear(votes)
 	for n, h := range headers {
 		if h.Number == n {
 			votes[h.ID]++
 		}
 	}
-	ref, refPath, found := given, path, givenErr == nil
+	ref, refPath, found := given, path, givenOK
 	for n := uint32(1); n <= last; n++ {
 		if h, ok := headers[n]; ok && h.Number == n && (!found || votes[h.ID] > votes[ref.ID]) {
 			ref, refPath, found = h, format.VolumeName(base, n), true
