@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -190,18 +191,8 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	// most volumes' headers name, the given volume's unless another has
 	// more (a foreign volume named must not make the set's own later
 	// volumes strays).
-	votes := map[format.ArchiveID]int{}
-	for n, h := range headers {
-		if h.Number == n {
-			votes[h.ID]++
-		}
-	}
-	major, known := given.ID, givenOK
-	for _, n := range present {
-		if h, ok := headers[n]; ok && h.Number == n && (!known || votes[h.ID] > votes[major]) {
-			major, known = h.ID, true
-		}
-	}
+	m, known := majority(headers, num, givenOK)
+	major := headers[m].ID
 	// Files numbered past the set's last volume are strays (a volume of
 	// another archive, a file that happens to be called NAME.029): the
 	// set ends at the volume below them whose footer says so. They are
@@ -234,17 +225,10 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	// (a volume copied in from another archive, or from another run of the
 	// same tree, is then the one left out, even the one named), the given
 	// volume's unless another has more; else the nearest intact one.
-	clear(votes)
-	for n, h := range headers {
-		if h.Number == n {
-			votes[h.ID]++
-		}
-	}
-	ref, refPath, found := given, path, givenOK
-	for n := uint32(1); n <= last; n++ {
-		if h, ok := headers[n]; ok && h.Number == n && (!found || votes[h.ID] > votes[ref.ID]) {
-			ref, refPath, found = h, format.VolumeName(base, n), true
-		}
+	ref, refPath := given, path
+	m, found := majority(headers, num, givenOK)
+	if found {
+		ref, refPath = headers[m], format.VolumeName(base, m)
 	}
 	if !found {
 		for n := last; n >= 1 && !found; n-- {
@@ -374,6 +358,28 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	}
 	kept = true
 	return vs, footer, nil
+}
+
+// majority returns a volume whose header names the archive that most of
+// the headers name (each at its own number): the given one, num, unless
+// another archive has more. ok is false when no header is at its number.
+func majority(headers map[uint32]format.VolumeHeader, num uint32, givenOK bool) (n uint32, ok bool) {
+	votes := map[format.ArchiveID]int{}
+	var nums []uint32
+	for k, h := range headers {
+		if h.Number == k {
+			votes[h.ID]++
+			nums = append(nums, k)
+		}
+	}
+	slices.Sort(nums)
+	n, ok = num, givenOK
+	for _, k := range nums {
+		if !ok || votes[headers[k].ID] > votes[headers[n].ID] {
+			n, ok = k, true
+		}
+	}
+	return n, ok
 }
 
 // readHeader opens the volume at path and reads and validates its header.
