@@ -449,3 +449,32 @@ func TestHostileModesAreDropped(t *testing.T) {
 		})
 	}
 }
+
+// Extract exits 1 when content is all there but metadata is not all as
+// archived: here the owners, which a user extracting with --same-owner
+// cannot give away (chown fails, warned). A script must not take the
+// restore for complete.
+func TestExtractExitsOneWhenMetadataIsNotRestored(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run extract as another user")
+	}
+	top, dst, _ := hostileDirs(t)
+	base := crafted(t, top, []hEntry{{path: "f", mode: format.ModeReg | 0o644, uid: 1234, data: []byte("content\n")}}, nil)
+	nobody := runOpts{uid: 65534, gid: 65534}
+	os.Chown(dst, nobody.uid, nobody.gid) // the user's own DEST
+	r := runBin(t, nobody, arcpackBin, "extract", base+".001", "-o", dst, "--same-owner", "--progress", "never")
+	wantFail(t, r, 1, "not everything restored as archived")
+	if !strings.Contains(r.stderr, "arcpack: warning: f: chown") {
+		t.Errorf("no warning naming f's chown:\n%v", r)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "f")); err != nil || string(b) != "content\n" {
+		t.Errorf("f: %q, %v", b, err)
+	}
+	// Without --same-owner the user does not try: nothing to warn of.
+	dst2 := filepath.Join(top, "dst2")
+	os.Mkdir(dst2, 0o755)
+	os.Chown(dst2, nobody.uid, nobody.gid)
+	if r := runBin(t, nobody, arcpackBin, "extract", base+".001", "-o", dst2, "--progress", "never"); r.code != 0 {
+		t.Errorf("extract as nobody without --same-owner: %v", r)
+	}
+}

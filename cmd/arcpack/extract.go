@@ -91,7 +91,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 		}
 	}
 	b := newBar(showBar, "extracting", contentBytes(x, clean))
-	var done atomic.Int64
+	var done, warned atomic.Int64
 	start := time.Now()
 	res, err := a.Extract(f.out, reader.ExtractOptions{
 		Paths:       clean,
@@ -104,6 +104,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 			b.update("", done.Add(n), 0)
 		},
 		Warn: func(err error) {
+			warned.Add(1)
 			if b != nil {
 				_ = b.pb.Clear()
 			}
@@ -126,6 +127,13 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	}
 	if res.Skipped > 0 {
 		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: %d entries could not be created (named above)", archive, res.Skipped)}
+	}
+	// An owner, a mode bit or an xattr not restored (warned): the content
+	// is all there, the metadata not all as archived. As create does for
+	// what it could not keep, and tar for what it could not restore: a
+	// script must not take the restore for complete.
+	if warned.Load() > 0 {
+		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: not everything restored as archived, see the warnings above", archive)}
 	}
 	return nil
 }
