@@ -389,17 +389,20 @@ func TestHardlinkedFileChangedAfterTheScanKeepsOneState(t *testing.T) {
 
 // A file replaced after the scan by a new one renamed over it (how editors
 // and package managers save) is read as it is now, with its own metadata
-// and xattrs, as tar would read it: it is not left out. A replaced file
-// that had other links is still left out with a warning (its other paths
-// keep the old inode), and so is one replaced by anything but a regular
-// file; each other path of a file left out is named in a warning of its
-// own (it was left out without one).
+// and xattrs, as tar would read it: it is not left out. A hardlinked file
+// whose first path was replaced or removed is read through another of its
+// paths, which still lead to the file the scan listed; one with no path
+// left is left out, each path named in a warning (the others were left out
+// without one). One replaced by anything but a regular file is left out
+// with a warning.
 func TestAFileReplacedAfterTheScanIsReadAsItIsNow(t *testing.T) {
 	for _, streamed := range []bool{false, true} {
 		src := t.TempDir()
-		writeTree(t, src, map[string][]byte{"d/f": []byte("old"), "d/g": []byte("linked"), "d/s": []byte("a file for now"), "ok": []byte("ok")})
-		if err := os.Link(filepath.Join(src, "d/g"), filepath.Join(src, "d/h")); err != nil {
-			t.Fatal(err)
+		writeTree(t, src, map[string][]byte{"d/f": []byte("old"), "d/g": []byte("linked"), "d/k": []byte("gone"), "d/s": []byte("a file for now"), "ok": []byte("ok")})
+		for _, l := range [][2]string{{"d/g", "d/h"}, {"d/k", "d/l"}} {
+			if err := os.Link(filepath.Join(src, l[0]), filepath.Join(src, l[1])); err != nil {
+				t.Fatal(err)
+			}
 		}
 		content := randBytes(6, 100<<10)
 		newer := time.Unix(1600000000, 0)
@@ -437,6 +440,8 @@ func TestAFileReplacedAfterTheScanIsReadAsItIsNow(t *testing.T) {
 				t.Error(err)
 			}
 			save("g", []byte("new, linked no more"))
+			os.Remove(filepath.Join(src, "d/k"))
+			os.Remove(filepath.Join(src, "d/l"))
 			os.Remove(filepath.Join(src, "d/s"))
 			if err := os.Symlink("f", filepath.Join(src, "d/s")); err != nil {
 				t.Error(err)
@@ -461,14 +466,18 @@ func TestAFileReplacedAfterTheScanIsReadAsItIsNow(t *testing.T) {
 				t.Errorf("streamed=%v: d/f has %d xattrs, want the new file's user.saved", streamed, xe-xs)
 			}
 		}
-		for _, p := range []string{"d/g", "d/h", "d/s"} {
+		// d/g replaced: the file the scan listed, read through d/h.
+		if g, h := a.inode["d/g"], a.inode["d/h"]; g != h || string(a.content["d/g"]) != "linked" || string(a.content["d/h"]) != "linked" {
+			t.Errorf("streamed=%v: d/g and d/h: inodes %d, %d, %q, %q; want the linked file the scan listed", streamed, g, h, a.content["d/g"], a.content["d/h"])
+		}
+		for _, p := range []string{"d/k", "d/l", "d/s"} {
 			if _, ok := a.inode[p]; ok {
 				t.Errorf("streamed=%v: %s was packed", streamed, p)
 			}
 		}
-		// d/g replaced; d/h, its link, left without it; d/s a symlink now.
+		// d/k and d/l removed; d/s a symlink now.
 		j := strings.Join(warned(), "\n")
-		for _, w := range []string{"d/g: replaced since the scan listed it", "d/h: a hardlink of", "d/s: too many levels of symbolic links"} {
+		for _, w := range []string{"d/k: no such file", "d/l: a hardlink of", "d/s: too many levels of symbolic links"} {
 			if !strings.Contains(j, w) {
 				t.Errorf("streamed=%v: no warning %q in:\n%s", streamed, w, j)
 			}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"sync"
@@ -85,6 +86,10 @@ func (p *packer) pack() error {
 			k := inodeKey{n.dev, n.ino}
 			if first, ok := primary[k]; ok {
 				links[i] = first
+				if p.linkedPaths == nil {
+					p.linkedPaths = map[inodeKey][]string{}
+				}
+				p.linkedPaths[k] = append(p.linkedPaths[k], n.path)
 				continue
 			}
 			primary[k] = i
@@ -499,12 +504,25 @@ func (p *packer) openFile(n *node) (*os.File, unix.Stat_t, error) {
 // over the old) is read instead, as tar and rsync read what is there, when
 // it is a regular file in the very directory the scan listed (opened by
 // openListed, device and inode checked, so a directory swapped for a
-// symlink still leads nowhere) and the old file had no other link (the
-// other paths keep the old inode, and share its content). n then takes the
-// new file's identity, metadata and xattrs. Anything else stays
-// errReplaced.
+// symlink still leads nowhere) and the old file had no other link. n then
+// takes the new file's identity, metadata and xattrs. A hardlinked file
+// (its other paths keep the old inode, and share its content) is read
+// through another of its paths instead, where one still leads to it.
+// Anything else stays errReplaced.
 func (p *packer) openSource(n *node) (int, unix.Stat_t, error) {
 	fd, st, err := openListed(n.path, 0, n.dev, n.ino)
+	if n.nlink > 1 && (errors.Is(err, errReplaced) || errors.Is(err, fs.ErrNotExist)) {
+		// The file the scan listed may still be at another of its paths:
+		// read it there (the one inode, its content and metadata as
+		// listed). The primary's path then holds the file's state at the
+		// scan, as every other path of it does.
+		for _, other := range p.linkedPaths[inodeKey{n.dev, n.ino}] {
+			if fd, st, oerr := openListed(other, 0, n.dev, n.ino); oerr == nil {
+				return fd, st, nil
+			}
+		}
+		return fd, st, err
+	}
 	if !errors.Is(err, errReplaced) || n.nlink > 1 || n.parent < 0 || p.nodes[n.parent].implied {
 		return fd, st, err
 	}
