@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 
 	"arc/codec"
 	"arc/internal/termsafe"
@@ -169,7 +167,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := interruptContext()
 	defer stop()
 
 	b := newBar(showBar, "scanning", 0)

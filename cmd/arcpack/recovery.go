@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -140,7 +138,7 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 			if err := verifyBeforeParity(args[0], showBar); err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+			ctx, stop := interruptContext()
 			defer stop()
 			b := newBar(showBar, "parity", 0)
 			err = writeRecovery(ctx, c.OutOrStdout(), unitsOf(c), args[0],
@@ -224,7 +222,7 @@ rebuild, nothing is changed. Exit 0 when the archive is intact (or was repaired)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+			ctx, stop := interruptContext()
 			defer stop()
 			return runRepair(ctx, c.OutOrStdout(), unitsOf(c), args[0], workers, showBar)
 		},
