@@ -175,6 +175,42 @@ func TestInterruptedCreateLeavesNoVolume(t *testing.T) {
 	}
 }
 
+// TestInterruptedExtractSaysSo sends SIGINT, SIGTERM or SIGHUP while
+// extract writes and expects exit 130 (docs/CLI.md), not death by the
+// signal (a shell's 143 for SIGTERM), and a line saying what is left.
+func TestInterruptedExtractSaysSo(t *testing.T) {
+	src := randomTree(t, 6, 8<<20)
+	arc := filepath.Join(t.TempDir(), "a")
+	mustArcpack(t, "create", src, "-o", arc, "--codec", "raw")
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dest := t.TempDir()
+			cmd := exec.Command(arcpackBin, "extract", arc+".001", "-o", dest, "--workers", "1")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+				if ents, _ := os.ReadDir(dest); len(ents) > 0 {
+					break
+				}
+			}
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			if err == nil {
+				t.Skip("extract finished before the signal arrived")
+			}
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+				t.Errorf("extract stopped by %v: %v, want exit 130; stderr %s", sig, err, stderr.String())
+			}
+			if want := "arcpack: extract " + arc + ".001 to " + dest + ": interrupted;"; !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), want)
+			}
+		})
+	}
+}
+
 // TestIgnoredSignalsDoNotInterruptCreate runs create with SIGHUP and
 // SIGINT ignored, as `nohup arcpack create ...` and a script's background
 // job start it, and sends it both: it must finish the archive (exit 0), not

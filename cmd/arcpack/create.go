@@ -62,8 +62,9 @@ order; directories it never names get mode 0755.`,
   arcpack create big/ -o one --volume-size 0   # a single volume, one.001
   arcpack create ~/photos -o /backup/photos --recovery 10%   # + photos.r01, ...
   tar -c --xattrs -C /srv data | arcpack create - -o /backup/data`,
-		Args: minArgs(1),
-		RunE: func(c *cobra.Command, args []string) error { return runCreate(c, u, f, args) },
+		Args:        minArgs(1),
+		Annotations: map[string]string{ownSignals: "yes"},
+		RunE:        func(c *cobra.Command, args []string) error { return runCreate(c, u, f, args) },
 	}
 	fl := c.Flags()
 	fl.StringVarP(&f.out, "output", "o", "", "archive name; volumes are OUT.001, OUT.002, ... (required)")

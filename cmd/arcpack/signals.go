@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"arc/internal/termsafe"
+
+	"golang.org/x/term"
 )
 
 // interruptSignals are the signals that interrupt a command (exit 130):
@@ -31,4 +36,41 @@ func interruptContext() (context.Context, context.CancelFunc) {
 		return context.WithCancel(context.Background())
 	}
 	return signal.NotifyContext(context.Background(), sigs...)
+}
+
+// ownSignals is the annotation of the commands that handle
+// interruptSignals themselves (interruptContext); the root command gives
+// the others exitOnInterrupt.
+const ownSignals = "arcpack.own-signals"
+
+// exitOnInterrupt makes interruptSignals end the process with exit 130
+// and the line "arcpack: MSG" (msg is called then), as docs/CLI.md's exit
+// codes have it: without a handler Go dies of the signal without a word,
+// which a shell reports as 143 for SIGTERM and 129 for SIGHUP. It is for
+// what has nothing to undo when stopped (list, cat, info, verify,
+// extract, recovery add's check); stop ends it.
+func exitOnInterrupt(msg func() string) (stop func()) {
+	sigs := interruptSignals()
+	if len(sigs) == 0 {
+		return func() {}
+	}
+	ch := make(chan os.Signal, 1)
+	quit := make(chan struct{})
+	signal.Notify(ch, sigs...)
+	go func() {
+		select {
+		case <-ch:
+		case <-quit:
+			return
+		}
+		if term.IsTerminal(int(os.Stderr.Fd())) {
+			fmt.Fprint(os.Stderr, "\r\033[K") // a progress bar's line
+		}
+		fmt.Fprintf(os.Stderr, "arcpack: %s\n", termsafe.Name(msg()))
+		os.Exit(exitInterrupted)
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(quit)
+	}
 }
