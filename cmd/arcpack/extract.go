@@ -91,7 +91,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	x := a.Index()
 	clean := make([]string, len(paths))
 	for i, p := range paths {
-		clean[i] = strings.Trim(p, "/")
+		clean[i] = cleanPath(p) // "./d", "d//e" as the walk spells them (the bar's total)
 		if _, err := resolve(x, clean[i]); err != nil {
 			return fmt.Errorf("extract %s: %s: %w", archive, p, err)
 		}
