@@ -175,9 +175,69 @@ func TestInterruptedCreateLeavesNoVolume(t *testing.T) {
 	}
 }
 
+// TestInterruptedExtractSaysSo sends SIGINT, SIGTERM or SIGHUP while
+// extract writes and expects exit 130 (docs/CLI.md), not death by the
+// signal (a shell's 143 for SIGTERM), and a line saying what is left.
+func TestInterruptedExtractSaysSo(t *testing.T) {
+	src := randomTree(t, 6, 8<<20)
+	arc := filepath.Join(t.TempDir(), "a")
+	mustArcpack(t, "create", src, "-o", arc, "--codec", "raw")
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dest := t.TempDir()
+			cmd := exec.Command(arcpackBin, "extract", arc+".001", "-o", dest, "--workers", "1")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+				if ents, _ := os.ReadDir(dest); len(ents) > 0 {
+					break
+				}
+			}
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			if err == nil {
+				t.Skip("extract finished before the signal arrived")
+			}
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+				t.Errorf("extract stopped by %v: %v, want exit 130; stderr %s", sig, err, stderr.String())
+			}
+			if want := "arcpack: extract " + arc + ".001 to " + dest + ": interrupted;"; !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), want)
+			}
+		})
+	}
+}
+
+// TestIgnoredSignalsDoNotInterruptCreate runs create with SIGHUP and
+// SIGINT ignored, as `nohup arcpack create ...` and a script's background
+// job start it, and sends it both: it must finish the archive (exit 0), not
+// stop at the hangup nohup is there to keep from it.
+func TestIgnoredSignalsDoNotInterruptCreate(t *testing.T) {
+	src := randomTree(t, 4, 8<<20)
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "o")
+	// The shell's trap '' leaves the signals ignored across the exec.
+	cmd := exec.Command("sh", "-c", `trap '' HUP INT; exec "$0" "$@"`, arcpackBin,
+		"create", src, "-o", out, "--volume-size", "4M", "--level", "max", "--workers", "1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitForOutput(outDir)
+	cmd.Process.Signal(syscall.SIGHUP)
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("create with SIGHUP and SIGINT ignored, sent both: %v; stderr %s", err, stderr.String())
+	}
+	mustArcpack(t, "verify", out+".001")
+}
+
 // startCreate starts arcpack create with args in the background and
-// returns once it has written something into outDir besides its lock file
-// (its scan is done by then), or after 20 seconds.
+// returns once it has written something into outDir (waitForOutput).
 func startCreate(t *testing.T, outDir string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(arcpackBin, append([]string{"create"}, args...)...)
@@ -186,13 +246,19 @@ func startCreate(t *testing.T, outDir string, args ...string) (*exec.Cmd, *bytes
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	waitForOutput(outDir)
+	return cmd, &stderr
+}
+
+// waitForOutput returns once create has written something into outDir
+// besides its lock file (its scan is done by then), or after 20 seconds.
+func waitForOutput(outDir string) {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 		ents, _ := os.ReadDir(outDir)
 		if slices.ContainsFunc(ents, func(e os.DirEntry) bool { return !strings.HasSuffix(e.Name(), ".arcpack-lock") }) {
 			break
 		}
 	}
-	return cmd, &stderr
 }
 
 // randomTree makes a directory of n files of size random bytes each

@@ -439,6 +439,51 @@ func TestMountForegroundUnmountsOnSignal(t *testing.T) {
 	}
 }
 
+// TestMountForegroundKeepsIgnoredSignalsIgnored starts arcmount -f with
+// SIGHUP and SIGINT ignored, as nohup and a script's background job do:
+// the hangup nohup is there for must not unmount it; fusermount3 -u does.
+func TestMountForegroundKeepsIgnoredSignalsIgnored(t *testing.T) {
+	needMount(t)
+	src := genTree(t, testtree.Options{Seed: 6, NoXattrs: true})
+	base := pack(t, mountSmall, src)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o755)
+	// The shell's trap '' leaves the signals ignored across the exec.
+	cmd := exec.Command("sh", "-c", `trap '' HUP INT; exec "$0" "$@"`, arcmountBin, "-f", "--gpu", "off", base+".001", mnt)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !isMounted(t, mnt) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("arcmount -f did not mount in 20s:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(500 * time.Millisecond)
+	if !isMounted(t, mnt) {
+		t.Errorf("an ignored SIGHUP or SIGINT unmounted arcmount -f:\n%s", stderr.String())
+	} else if out, err := exec.Command("fusermount3", "-u", mnt).CombinedOutput(); err != nil {
+		t.Errorf("fusermount3 -u: %v %s", err, out)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("arcmount -f exited with %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("arcmount -f still running 20s after fusermount3 -u")
+	}
+}
+
 // A foreground mount whose stderr is a closed pipe (`arcmount -f ... 2>&1 |
 // head -1` once head is done) keeps serving: its log lines fail, and Go's
 // default for SIGPIPE on stderr would kill the server and leave a dead

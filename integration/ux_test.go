@@ -523,3 +523,24 @@ func TestMountShowsWhatTheFUSEHelperSaid(t *testing.T) {
 		t.Errorf("want exit 2 and one line with the helper's words; got exit %d (%v)\nstdout: %s\nstderr: %s", code, err, stdout.String(), stderr.String())
 	}
 }
+
+// TestExtractProgressCountsPathsGivenWithDots extracts a PATH given as
+// "./d/": the bar must know the path's bytes, as for "d", not count
+// without a total.
+func TestExtractProgressCountsPathsGivenWithDots(t *testing.T) {
+	src := t.TempDir()
+	os.Mkdir(filepath.Join(src, "d"), 0o755)
+	if err := os.WriteFile(filepath.Join(src, "d", "f"), bytes.Repeat([]byte("arc "), 1<<18), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "a")
+	mustArcpack(t, "create", src, "-o", out)
+	for _, p := range []string{"d", "./d/"} {
+		r := mustArcpack(t, "extract", out+".001", "-o", t.TempDir(), p, "--progress", "always")
+		// A bar without a total is drawn at once as "| extracting (1.0
+		// MB, ...)"; one with a total only after its first 100 ms.
+		if strings.Contains(r.stderr, "| extracting (") {
+			t.Errorf("extract %s --progress always: a bar without a total:\n%q", p, r.stderr)
+		}
+	}
+}

@@ -223,8 +223,14 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	signal.Ignore(syscall.SIGPIPE)
 	// Asked for before mounting, so that no signal arrives between the
 	// mount and the handler; they wait in the channel until it runs.
+	// Those ignored at start stay ignored: signal.Notify would install a
+	// handler, and `nohup arcmount -f` unmount at the hangup.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(s) {
+			signal.Notify(sig, s)
+		}
+	}
 	defer signal.Stop(sig)
 	// Log lines hold names from the archive: escaped, so that a hostile
 	// one cannot act on the terminal of `arcmount -f`.

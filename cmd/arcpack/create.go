@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 
 	"arc/codec"
 	"arc/internal/termsafe"
@@ -64,8 +62,9 @@ order; directories it never names get mode 0755.`,
   arcpack create big/ -o one --volume-size 0   # a single volume, one.001
   arcpack create ~/photos -o /backup/photos --recovery 10%   # + photos.r01, ...
   tar -c --xattrs -C /srv data | arcpack create - -o /backup/data`,
-		Args: minArgs(1),
-		RunE: func(c *cobra.Command, args []string) error { return runCreate(c, u, f, args) },
+		Args:        minArgs(1),
+		Annotations: map[string]string{ownSignals: "yes"},
+		RunE:        func(c *cobra.Command, args []string) error { return runCreate(c, u, f, args) },
 	}
 	fl := c.Flags()
 	fl.StringVarP(&f.out, "output", "o", "", "archive name; volumes are OUT.001, OUT.002, ... (required)")
@@ -169,7 +168,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := interruptContext()
 	defer stop()
 
 	b := newBar(showBar, "scanning", 0)

@@ -40,8 +40,9 @@ reported by name and the exit code is 1.`,
 		Example: `  arcpack extract backup.001 -o restore/
   arcpack extract backup.001 -o restore/ etc/ssh home/me/.bashrc
   arcpack extract backup.001 -o restore/ --dedup-links hardlink`,
-		Aliases: []string{"x"},
-		Args:    minArgs(1),
+		Aliases:     []string{"x"},
+		Args:        minArgs(1),
+		Annotations: map[string]string{ownSignals: "yes"}, // runExtract's message
 		RunE: func(c *cobra.Command, args []string) error {
 			return runExtract(c.OutOrStdout(), u, f, args[0], args[1:], gpuDecode(c))
 		},
@@ -77,6 +78,11 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	if err != nil {
 		return err
 	}
+	// Files are written under their own names: stopped, extract leaves
+	// the one being written incomplete (mode 0600), as tar does; say so.
+	exitOnInterrupt(func() string {
+		return fmt.Sprintf("extract %s to %s: interrupted; what was extracted so far is left there, the files being written incomplete ('--force' replaces them)", archive, f.out)
+	})
 	a, err := reader.Open(archive, dec)
 	if err != nil {
 		return openError(archive, err)
@@ -85,7 +91,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	x := a.Index()
 	clean := make([]string, len(paths))
 	for i, p := range paths {
-		clean[i] = strings.Trim(p, "/")
+		clean[i] = cleanPath(p) // "./d", "d//e" as the walk spells them (the bar's total)
 		if _, err := resolve(x, clean[i]); err != nil {
 			return fmt.Errorf("extract %s: %s: %w", archive, p, err)
 		}

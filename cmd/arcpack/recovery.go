@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -110,7 +108,8 @@ Every block and the index are verified first: parity over damaged bytes would
 make repair restore the damage, so a damaged archive gets none (exit 1).`,
 		Example: `  arcpack recovery add /backup/photos.001 --recovery 10%
   arcpack recovery add /backup/photos --recovery 25% --force`,
-		Args: exactArgs(1),
+		Args:        exactArgs(1),
+		Annotations: map[string]string{ownSignals: "yes"},
 		RunE: func(c *cobra.Command, args []string) error {
 			if pct == "" {
 				return usageErrorf("recovery add: --recovery PCT is required (e.g. --recovery 10%%)")
@@ -137,10 +136,17 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 			if err := recovery.CheckExisting(args[0], force); errors.Is(err, recovery.ErrExists) {
 				return &exitError{code: exitFatal, err: fmt.Errorf("recovery volumes: %w", err)}
 			}
-			if err := verifyBeforeParity(args[0], showBar); err != nil {
+			// Nothing is written while the archive is checked.
+			stopCheck := exitOnInterrupt(func() string {
+				unlock() // its file goes, as with the deferred call
+				return fmt.Sprintf("recovery add %s: interrupted, no recovery volume written", args[0])
+			})
+			err = verifyBeforeParity(args[0], showBar)
+			stopCheck()
+			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+			ctx, stop := interruptContext()
 			defer stop()
 			b := newBar(showBar, "parity", 0)
 			err = writeRecovery(ctx, c.OutOrStdout(), unitsOf(c), args[0],
@@ -217,14 +223,15 @@ recovery volume: the new file is written under a temporary name, synced, and
 renamed over the old one. When the damage is more than the recovery volumes can
 rebuild, nothing is changed. Exit 0 when the archive is intact (or was repaired),
 1 when it cannot be repaired, 2 when there are no recovery volumes.`,
-		Example: `  arcpack repair /backup/photos.001 && arcpack verify /backup/photos.001`,
-		Args:    exactArgs(1),
+		Example:     `  arcpack repair /backup/photos.001 && arcpack verify /backup/photos.001`,
+		Args:        exactArgs(1),
+		Annotations: map[string]string{ownSignals: "yes"},
 		RunE: func(c *cobra.Command, args []string) error {
 			showBar, err := wantProgress(progress)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+			ctx, stop := interruptContext()
 			defer stop()
 			return runRepair(ctx, c.OutOrStdout(), unitsOf(c), args[0], workers, showBar)
 		},

@@ -36,6 +36,18 @@ failure, 130 interrupted.`,
 	}
 	u := &units{}
 	root.PersistentFlags().BoolVar(&u.bytes, "bytes", false, "show sizes as exact byte counts instead of KiB/MiB/GiB")
+	// SIGINT, SIGTERM and SIGHUP end a command with exit 130 and a line
+	// saying so; create, repair and recovery add stop cleanly themselves.
+	root.PersistentPreRun = func(c *cobra.Command, args []string) {
+		if c.Annotations[ownSignals] != "" {
+			return
+		}
+		what := strings.TrimPrefix(c.CommandPath(), "arcpack ")
+		if len(args) > 0 {
+			what += " " + args[0]
+		}
+		exitOnInterrupt(func() string { return what + ": interrupted" })
+	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%s: %v (see '%s --help')", c.Name(), err, c.CommandPath())
 	})
