@@ -75,7 +75,7 @@ order; directories it never names get mode 0755.`,
 	fl.StringVar(&f.level, "level", "default", "compression level: fast (no segment dedup), default, high, max")
 	fl.StringVar(&f.order, "order", "path", "unique-data layout: path (a directory's files together) or similar (similar files together)")
 	fl.StringVar(&f.chunkSize, "chunk-size", "default", "average `SIZE` of the content-defined chunks for dedup inside files (a power of two, e.g. 32K), default, or off")
-	fl.BoolVar(&f.segments, "segments", true, "long-distance segment dedup (default: on, except at --level fast; --segments=false turns it off)")
+	fl.BoolVar(&f.segments, "segments", true, "long-distance segment dedup, on except at --level fast (--segments=false turns it off)")
 	fl.Var(sizeFlag{&f.segmentMin}, "segment-min", "shortest repeat stored as a reference to earlier bytes (smaller: smaller archive, more seeks when reading); repeats down to 128 bytes are taken where they start within 4M of the previous reference")
 	fl.Var(sizeFlag{&f.segmentHist}, "segment-history", "bytes of recent data kept to verify repeats against: bounds the memory of segment dedup")
 	fl.IntVar(&f.workers, "workers", 0, "compression workers (0 = one per CPU)")

@@ -58,7 +58,9 @@ func writeRecovery(ctx context.Context, w io.Writer, u *units, out string, opt r
 	res, err := recovery.Add(ctx, out, opt)
 	if err != nil {
 		if ctx.Err() != nil {
-			return &exitError{code: exitInterrupted, err: fmt.Errorf("recovery %s: interrupted, no recovery volume written", out)}
+			// The archive itself is complete (create renamed its volumes
+			// into place before the parity began) and verifies: keep it.
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("recovery %s: interrupted, no recovery volume written (the archive is complete; 'arcpack recovery add %s' writes them)", out, out)}
 		}
 		return fmt.Errorf("recovery volumes: %w", err)
 	}

@@ -37,7 +37,7 @@ damage was found, 2 when ARCHIVE is not an arc volume or cannot be read at all.`
 			return runVerify(c.OutOrStdout(), u, args[0], progress, asJSON, gpuDecode(c))
 		},
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "write the report as one JSON object (see README.md)")
+	c.Flags().BoolVar(&asJSON, "json", false, "write the report as one JSON object (fields: docs/CLI.md)")
 	addProgressFlag(c, &progress)
 	return c
 }
