@@ -160,6 +160,13 @@ func TestDecodeParCorrupt(t *testing.T) {
 			blocks = append(blocks, Block{Codec: g.Codec, Src: src, Dst: make([]byte, max(n, 1))})
 		}
 	}
+	kernelsAgreeWithCPU(t, blocks)
+}
+
+// kernelsAgreeWithCPU decodes blocks with each decode kernel and checks
+// that it rejects exactly the blocks the CPU decoder rejects, and decodes
+// the others to the CPU's bytes.
+func kernelsAgreeWithCPU(t *testing.T, blocks []Block) {
 	dec := codec.NewDecoder()
 	forDecodeKernels(t, 1<<20, func(t *testing.T, e *Engine) {
 		idx := make([]int, len(blocks))
@@ -189,4 +196,39 @@ func TestDecodeParCorrupt(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDecodeRejectsALastTokenWithAMatchLength: a block whose last
+// sequence (literals only) has a non-zero match-length nibble is one the
+// CPU decoders reject; the kernels must too, or a damaged archive verifies
+// intact on the device and damaged on the CPU.
+func TestDecodeRejectsALastTokenWithAMatchLength(t *testing.T) {
+	var blocks []Block
+	for _, c := range []struct {
+		id  uint8
+		ob  int
+		raw []byte
+	}{{format.CodecLZ4, 2, compressible(100000, 7)}, {format.CodecLZ4X, 3, compressible(100000, 8)}} {
+		src, raw := seqW(nil, nil, c.raw[:20], 0, 0, c.ob)
+		for _, nib := range []byte{1, 15} {
+			bad := bytes.Clone(src)
+			bad[0] |= nib
+			blocks = append(blocks, Block{Codec: c.id, Src: bad, Dst: make([]byte, len(raw))})
+		}
+		// The same on a long block: the token of its last sequence.
+		long, lraw := randomSequences(3000, 12, 60, 3000, c.ob, 9)
+		last := len(long) - 8 // seqW's last sequence: a token, 7 literals
+		if long[last]>>4 != 7 || long[last]&15 != 0 {
+			t.Fatalf("last token %#x", long[last])
+		}
+		long[last] |= 1
+		blocks = append(blocks, Block{Codec: c.id, Src: long, Dst: make([]byte, len(lraw))})
+	}
+	dec := codec.NewDecoder()
+	for i, b := range blocks {
+		if err := dec.Decode(b.Codec, make([]byte, len(b.Dst)), b.Src); err == nil {
+			t.Fatalf("block %d: the CPU decodes it", i)
+		}
+	}
+	kernelsAgreeWithCPU(t, blocks)
 }

@@ -149,6 +149,10 @@ kernel void lz4_decode(const global uchar *restrict src,
         ip += ll;
         op += ll;
         if (ip == slen) { // the last sequence has literals only
+          if (token & 15) { // and a match length of 0, as the CPU's
+            err = E_TRUNC;
+            break;
+          }
           m_len[n] = 0;
           m_off[n] = 0;
           n++;

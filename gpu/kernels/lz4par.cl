@@ -62,8 +62,8 @@ inline uint lz4p_step(const global uchar *in, uint slen, uint pos, uint wide,
   if (ll > slen - pos)
     return LZ4P_NONE;
   pos += ll;
-  if (pos == slen)
-    return slen;
+  if (pos == slen) // the last sequence: its match length must be 0
+    return token & 15 ? LZ4P_NONE : slen;
   if (slen - pos < 2 + wide)
     return LZ4P_NONE;
   pos += 2 + wide;
@@ -300,7 +300,9 @@ lz4_decode_par(const global uchar *restrict src,
       else {
         lsrc = pos;
         pos += ll;
-        if (pos == slen)
+        if (pos == slen && (token & 15))
+          e2 = E_TRUNC; // a last sequence has a match length of 0
+        else if (pos == slen)
           last = 1;
         else if (slen - pos < 2 + wide)
           e2 = E_TRUNC;
