@@ -568,6 +568,8 @@ func TestMountRefusesBadInvocations(t *testing.T) {
 		{"already mounted", []string{base + ".001", mnt}, "already"},
 		// These machines have no GPU: --gpu=on must refuse rather than fall back.
 		{"gpu on without a GPU", []string{"--gpu=on", base + ".001", free}, "no usable OpenCL GPU device"},
+		// Naming a device asks for it: no quiet fall-back to the CPU.
+		{"a device that is not there", []string{"--gpu-device", "9:9", base + ".001", free}, "9:9"},
 		{"bad gpu", []string{"--gpu=maybe", base + ".001", free}, "--gpu"},
 		{"bad cache size", []string{"--cache-size", "lots", base + ".001", free}, "cache-size"},
 		{"one argument", []string{base + ".001"}, "arg"},

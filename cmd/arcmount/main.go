@@ -111,6 +111,12 @@ error or when it could not mount.`,
 				return writeManPage(cmd, c.manDir)
 			}
 			c.archive, c.mountpoint = args[0], args[1]
+			if c.gpuDevice != "" && !cmd.Flags().Changed("gpu") {
+				// Naming a device asks for it, as in arcpack: a mount
+				// in the background would say only in its log that it
+				// fell back to the CPU.
+				c.gpu = "on"
+			}
 			return run(&c)
 		},
 	}
@@ -121,7 +127,7 @@ error or when it could not mount.`,
 	f.StringVar(&c.cacheSize, "cache-size", "512M", "memory for decoded blocks: a `SIZE` in bytes with an optional K, M, G or T suffix (powers of 1024)")
 	f.IntVar(&c.prefetch, "prefetch", 0, "read ahead on sequential access up to this many frames past the current one (0 = the reader's default, 2; -1 = off)")
 	f.StringVar(&c.gpu, "gpu", "auto", "decompress prefetched frames on a GPU: auto (a GPU that passes its self-test, else the CPU), on (fail without one) or off")
-	f.StringVar(&c.gpuDevice, "gpu-device", "", "OpenCL `ID` (PLATFORM:DEVICE, as 'arcpack gpu' lists them) to use; any type, a CPU one too (default: every GPU)")
+	f.StringVar(&c.gpuDevice, "gpu-device", "", "OpenCL `ID` (PLATFORM:DEVICE, as 'arcpack gpu' lists them) to use; any type, a CPU one too; naming one means --gpu=on unless --gpu is given (default: every GPU)")
 	f.StringArrayVarP(&c.options, "option", "o", nil, "mount `OPTIONS`, comma separated: allow_other (other users may read, by the archived permissions), or any option fusermount3 takes; ro always")
 	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request (very verbose; with -f or --log)")
