@@ -78,10 +78,10 @@ func newCommand() *cobra.Command {
 		Short: "Mount an arc archive as a read-only filesystem",
 		Long: `arcmount serves an arc archive (any of its volumes: NAME.001, NAME.002, ...)
 read-only at MOUNTPOINT, an existing directory (what it holds is hidden while
-mounted, as with any mount). It returns once the mount
-is ready, prints where it mounted and keeps serving in the background; unmount
-with 'fusermount3 -u MOUNTPOINT' (or umount as root). With -f it stays in the
-foreground, logs to stderr and unmounts on Ctrl-C.
+mounted, as with any mount). It returns once the mount is ready, prints where
+it mounted and keeps serving in the background; unmount with 'fusermount3 -u
+MOUNTPOINT' (or umount as root). With -f it stays in the foreground, logs to
+stderr and unmounts on Ctrl-C.
 
 A file in a damaged block or a missing volume fails to read with EIO (one log
 line names the file, block, frame and volume: see --log); everything else stays
