@@ -740,3 +740,37 @@ func waitLog(t *testing.T, name, s string) string {
 	t.Fatalf("%s never logged %q:\n%s", name, s, readFile(t, name))
 	return ""
 }
+
+// With --gpu=auto (the default) and no GPU, a child of arcmount looks for
+// devices: the OpenCL drivers it loads to look (PoCL's LLVM and clang,
+// about 60 MiB) stay out of the mount's memory, which its --cache-size
+// bounds.
+func TestAutoGPUWithoutOneLoadsNoDriverIntoTheMount(t *testing.T) {
+	needMount(t)
+	if out, _ := exec.Command(arcmountBin, "--gpu-probe").Output(); strings.Contains(string(out), "\tgpu\n") {
+		t.Skip("this machine has an OpenCL GPU: the mount loads its driver")
+	}
+	src := genTree(t, testtree.Options{Seed: 6, NoXattrs: true})
+	logFile := filepath.Join(t.TempDir(), "log")
+	mnt := mountArchive(t, pack(t, mountSmall, src), "--log", logFile)
+	waitLog(t, logFile, "gpu: using the CPU")
+	maps := ""
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), arcmountBin) && strings.Contains(string(b), mnt) {
+			m, err := os.ReadFile(filepath.Join(filepath.Dir(p), "maps"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			maps = string(m)
+		}
+	}
+	if maps == "" {
+		t.Fatal("no arcmount process serving " + mnt)
+	}
+	for _, lib := range []string{"libpocl", "libLLVM", "libclang"} {
+		if strings.Contains(maps, lib) {
+			t.Errorf("the mount has %s loaded", lib)
+		}
+	}
+}

@@ -42,6 +42,7 @@ type config struct {
 	prefetch            int
 	gpu                 string
 	gpuDevice           string
+	gpuProbe            bool
 	options             []string
 	foreground, debug   bool
 	logFile             string
@@ -96,7 +97,7 @@ error or when it could not mount.`,
   arcmount -o allow_other --log /var/log/arcmount.log /backup/photos.001 /mnt/photos
   fusermount3 -u /mnt/photos`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if c.manDir != "" && len(args) == 0 {
+			if (c.manDir != "" || c.gpuProbe) && len(args) == 0 {
 				return nil
 			}
 			if len(args) != 2 {
@@ -110,6 +111,9 @@ error or when it could not mount.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if c.manDir != "" {
 				return writeManPage(cmd, c.manDir)
+			}
+			if c.gpuProbe {
+				return listDevices(cmd.OutOrStdout())
 			}
 			c.archive, c.mountpoint = args[0], args[1]
 			if c.gpuDevice != "" && !cmd.Flags().Changed("gpu") {
@@ -135,6 +139,8 @@ error or when it could not mount.`,
 	f.StringVar(&c.logFile, "log", "", "in the background, append log lines (damaged files, the engine used) to this `FILE`")
 	f.StringVar(&c.manDir, "man", "", "write the manual page arcmount.1 into `DIR` and exit")
 	_ = f.MarkHidden("man")
+	f.BoolVar(&c.gpuProbe, gpuProbeFlag, false, "list the OpenCL devices, one 'ID<tab>gpu|other' a line, and exit (what --gpu=auto asks a child of its own)")
+	_ = f.MarkHidden(gpuProbeFlag)
 	return cmd
 }
 
@@ -359,6 +365,10 @@ func startEngine(opt gpu.Options, logf func(string, ...any)) *lateEngine {
 	start := time.Now()
 	go func() {
 		defer close(l.done)
+		if use, why := probeDevices(opt); !use {
+			logf("gpu: using the CPU (%s)", why)
+			return
+		}
 		e, err := gpu.New(opt)
 		if err != nil { // auto falls back to the CPU: kept for safety
 			logf("gpu: %v; using the CPU", err)

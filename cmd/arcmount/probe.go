@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"arc/gpu"
+)
+
+// gpuProbeFlag is the hidden flag of listDevices.
+//
+// Why a child: the OpenCL drivers a process loads to look for a device
+// stay in its memory for good, used or not. PoCL, the CPU implementation
+// many systems have, brings LLVM and clang: about 60 MiB that a mount with
+// no GPU to use (--gpu=auto, the default) kept beside its --cache-size, past
+// the cache + 100 MiB it promises. A child looks instead; only when it
+// finds a device to use does the mount load the drivers itself.
+const gpuProbeFlag = "gpu-probe"
+
+// listDevices writes the OpenCL devices, "ID\tgpu" or "ID\tother" a line,
+// or one line "none\tWHY" when there are none.
+func listDevices(w io.Writer) error {
+	infos, err := gpu.ListDevices()
+	if err != nil {
+		_, err = fmt.Fprintf(w, "none\t%s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		return err
+	}
+	for _, d := range infos {
+		kind := "other"
+		if d.IsGPU {
+			kind = "gpu"
+		}
+		if _, err := fmt.Fprintf(w, "%s\t%s\n", d.ID, kind); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// probeDevices asks a child arcmount (listDevices) whether opt would find a
+// device: the one opt names, else a GPU. When the child cannot say (it
+// cannot be run, it fails or hangs), use is true: the engine then looks
+// itself, as it did before there was a probe.
+func probeDevices(opt gpu.Options) (use bool, why string) {
+	exe, err := os.Executable()
+	if err != nil {
+		return true, ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, exe, "--"+gpuProbeFlag).Output()
+	if err != nil {
+		return true, ""
+	}
+	why = "no OpenCL GPU device found"
+	if opt.Device != "" {
+		why = fmt.Sprintf("no OpenCL device %q (see `arcpack gpu`)", opt.Device)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		id, kind, _ := strings.Cut(sc.Text(), "\t")
+		switch {
+		case id == "none":
+			return false, kind
+		case opt.Device != "" && id == opt.Device, opt.Device == "" && kind == "gpu":
+			return true, ""
+		}
+	}
+	return false, why
+}
