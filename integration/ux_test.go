@@ -183,6 +183,9 @@ func TestErrorsSuggestTheFix(t *testing.T) {
 		wants []string
 	}{
 		{"a directory for an archive", []string{"list", src}, []string{"open " + src + ": a directory", "arcpack create " + src + " -o NAME"}},
+		{"a directory for an archive to verify", []string{"verify", src}, []string{"open " + src + ": a directory", "arcpack create " + src + " -o NAME"}},
+		{"a directory for an archive to repair", []string{"repair", src}, []string{"open " + src + ": a directory", "arcpack create " + src + " -o NAME"}},
+		{"a base with no volumes to repair", []string{"repair", filepath.Join(dir, "other")}, []string{"no such file or directory, nor " + filepath.Join(dir, "other.001")}},
 		{"a volume name cut short", []string{"list", base + ".00"}, []string{"did you mean " + base + ".001?"}},
 		{"a base with no volumes", []string{"info", filepath.Join(dir, "other")}, []string{"no such file or directory, nor " + filepath.Join(dir, "other.001")}},
 		{"a volume past the last", []string{"list", base + ".099"}, []string{"the archive's volumes here are " + base + ".001 to "}},
@@ -197,6 +200,15 @@ func TestErrorsSuggestTheFix(t *testing.T) {
 		if t.Failed() {
 			t.Logf("case %q", c.name)
 		}
+	}
+	// NAME stands for NAME.001 for every command, also where a directory
+	// is called NAME.
+	named := pack(t, small, src)
+	if err := os.Mkdir(named, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"list", "info", "verify"} {
+		mustArcpack(t, c, named)
 	}
 	dst := filepath.Join(t.TempDir(), "dst")
 	mustArcpack(t, "extract", base+".001", "-o", dst)

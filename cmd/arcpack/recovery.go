@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"arc/format"
+	"arc/internal/hint"
 	"arc/internal/termsafe"
 	"arc/reader"
 	"arc/recovery"
@@ -168,6 +169,13 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 	return c
 }
 
+// noVolumes reports whether no data volume of archive (any of its names)
+// is there.
+func noVolumes(archive string) bool {
+	vols, _ := format.ListVolumes(recovery.Base(archive))
+	return len(vols) == 0
+}
+
 // lockArchive takes the lock that create, repair and `recovery add` hold
 // while they write the archive named by any of its volumes' names
 // (format.LockArchive). Where its directory is not there, or cannot be
@@ -262,6 +270,10 @@ func runRepair(ctx context.Context, w io.Writer, u *units, archive string, worke
 		return &exitError{code: exitInterrupted, err: fmt.Errorf("repair %s: interrupted, nothing changed", archive)}
 	case errors.Is(err, recovery.ErrNotRepairable):
 		return &exitError{code: exitDamage, err: fmt.Errorf("repair %w", err)}
+	case errors.Is(err, recovery.ErrNoRecovery) && noVolumes(archive) && hint.Misnamed(archive) != "":
+		// No archive there at all (a directory, a name cut short): say
+		// that, as list and verify do, not that it lacks parity.
+		return &exitError{code: exitFatal, err: fmt.Errorf("repair %s: open %s: %s", archive, archive, hint.Misnamed(archive))}
 	case errors.Is(err, recovery.ErrNoRecovery), errors.Is(err, recovery.ErrForeign):
 		return &exitError{code: exitFatal, err: fmt.Errorf("repair %w", err)}
 	default:

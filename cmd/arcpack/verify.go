@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"arc/format"
+	"arc/internal/hint"
 	"arc/internal/termsafe"
 	"arc/reader"
 	"arc/recovery"
@@ -48,7 +49,10 @@ damage was found, 2 when ARCHIVE is not an arc volume or cannot be read at all.`
 func notAnArchive(path string) error {
 	p := path
 	if _, _, ok := format.ParseVolumeName(p); !ok {
-		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		// NAME stands for NAME.001 where that is there, as for the
+		// reader, whatever NAME itself is (a directory of that name, say).
+		_, err := os.Stat(p)
+		if _, err1 := os.Stat(format.VolumeName(p, 1)); err1 == nil || errors.Is(err, fs.ErrNotExist) {
 			p = format.VolumeName(p, 1)
 		}
 	}
@@ -118,6 +122,9 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	if err := notAnArchive(archive); err != nil {
 		if rec.usable() { // the volume named is gone or broken, but can be rebuilt
 			return verifyByRecovery(out, u, archive, asJSON, rec, err)
+		}
+		if m := hint.Misnamed(archive); m != "" { // worded as list and info word it
+			err = &rewordedError{"open " + archive + ": " + m, err}
 		}
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w", archive, err)}
 	}
