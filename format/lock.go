@@ -38,42 +38,33 @@ func LockArchive(base string) (unlock func(), removed []string, err error) {
 // of the archive's lock writes such files, so with the lock held they are
 // a dead writer's.
 func RemoveStaleTemps(base string) []string {
-	names, _ := filepath.Glob(globEscape(base) + ".*.tmp-*")
+	dir, prefix := filepath.Split(base)
+	if dir == "" {
+		dir = "."
+	}
+	ents, _ := os.ReadDir(dir)
 	var removed []string
-	for _, p := range names {
-		if isTempName(strings.TrimPrefix(p, base+".")) && os.Remove(p) == nil {
-			removed = append(removed, p)
+	for _, e := range ents {
+		if isTempOf(prefix, e.Name()) && os.Remove(filepath.Join(dir, e.Name())) == nil {
+			removed = append(removed, base+strings.TrimPrefix(e.Name(), prefix))
 		}
 	}
 	return removed
 }
 
-// isTempName reports whether s is a temporary volume's suffix: a volume's
-// (three digits or more) or a recovery volume's (r and two digits or
-// more), then ".tmp-" and 12 lowercase hex digits.
-func isTempName(s string) bool {
-	vol, tag, ok := strings.Cut(s, ".tmp-")
+// isTempOf reports whether name is a temporary volume of the archive
+// called prefix: a volume's or a recovery volume's name, then ".tmp-" and
+// the 12 lowercase hex digits of the writer's tag.
+func isTempOf(prefix, name string) bool {
+	vol, tag, ok := strings.Cut(name, ".tmp-")
 	if !ok || len(tag) != 12 || strings.Trim(tag, "0123456789abcdef") != "" {
 		return false
 	}
-	digits := strings.TrimPrefix(vol, "r")
-	min := 3
-	if digits != vol {
-		min = 2
+	b, _, ok := ParseVolumeName(vol)
+	if !ok {
+		b, _, ok = ParseRecoveryName(vol)
 	}
-	return len(digits) >= min && strings.Trim(digits, "0123456789") == ""
-}
-
-// globEscape quotes the characters filepath.Glob gives a meaning to.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return ok && b == prefix
 }
 
 // lockArchive is LockArchive without the clean-up; guarded is false on a
