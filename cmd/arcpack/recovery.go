@@ -270,11 +270,14 @@ func runRepair(ctx context.Context, w io.Writer, u *units, archive string, worke
 		return &exitError{code: exitInterrupted, err: fmt.Errorf("repair %s: interrupted, nothing changed", archive)}
 	case errors.Is(err, recovery.ErrNotRepairable):
 		return &exitError{code: exitDamage, err: fmt.Errorf("repair %w", err)}
-	case errors.Is(err, recovery.ErrNoRecovery) && noVolumes(archive) && hint.Misnamed(archive) != "":
+	case errors.Is(err, recovery.ErrNoRecovery) || errors.Is(err, recovery.ErrForeign):
 		// No archive there at all (a directory, a name cut short): say
 		// that, as list and verify do, not that it lacks parity.
-		return &exitError{code: exitFatal, err: fmt.Errorf("repair %s: open %s: %s", archive, archive, hint.Misnamed(archive))}
-	case errors.Is(err, recovery.ErrNoRecovery), errors.Is(err, recovery.ErrForeign):
+		if errors.Is(err, recovery.ErrNoRecovery) && noVolumes(archive) {
+			if m := hint.Misnamed(archive); m != "" {
+				return &exitError{code: exitFatal, err: fmt.Errorf("repair %s: open %s: %s", archive, archive, m)}
+			}
+		}
 		return &exitError{code: exitFatal, err: fmt.Errorf("repair %w", err)}
 	default:
 		return fmt.Errorf("repair %s: %w", archive, err)
