@@ -530,23 +530,14 @@ func TestJSONOutputsMatchTheirDocumentation(t *testing.T) {
 	info = append(info, decodeLines(t, mustArcpack(t, "info", base+".001", "--json").stdout)...)
 	// ... and with recovery volumes it cannot use (recovery.error).
 	recs, _ := filepath.Glob(base + ".r*")
-	kept := map[string][]byte{}
+	putBack := keepFiles(t, recs)
 	for _, p := range recs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kept[p] = b
 		if err := os.WriteFile(p, make([]byte, 1000), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	info = append(info, decodeLines(t, mustArcpack(t, "info", base+".001", "--json").stdout)...)
-	for p, b := range kept {
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putBack()
 	checkDocumented(t, "info --json", documentedFields(t, "info --json"), info, nil)
 	r := arcpack(t, "verify", base+".001", "--json", "--progress", "never")
 	if r.code != 1 {
