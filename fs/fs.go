@@ -158,6 +158,13 @@ func mountWith(dir string, ar Archive, o Options) (*fuse.Server, *FS, error) {
 	if err := srv.WaitMount(); err != nil {
 		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
+	// Push-ahead lists directories ahead of a walk through the mount.
+	var st syscall.Stat_t
+	if err := syscall.Stat(abs, &st); err == nil {
+		f.push.mu.Lock()
+		f.push.mnt, f.push.mntDev = abs, st.Dev
+		f.push.mu.Unlock()
+	}
 	if err := widenReadAhead(abs); err != nil && o.Debug {
 		f.logf("read-ahead stays at the kernel's default: %v", err)
 	}

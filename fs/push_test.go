@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -396,4 +397,65 @@ func walkIntoD0(t *testing.T, mnt string, fsys *FS) {
 		}
 	}
 	waitPushIdle(fsys)
+}
+
+// A walk that goes on into subdirectories finds their files in the page
+// cache and their listings in the kernel's cache: the push lists them
+// ahead of it through the mount, in the walk's order, and stores their
+// files.
+func TestThePushListsTheSubdirectoriesAheadOfTheWalk(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	var es []entry
+	file := func(p string, n int) {
+		es = append(es, entry{path: p, mode: format.ModeReg | 0o644, data: bigData(n, int64(len(es))), mtime: mtime})
+	}
+	for _, d := range []string{"a", "a/g", "a/g/k"} {
+		es = append(es, entry{path: d, mode: format.ModeDir | 0o755, mtime: mtime})
+	}
+	for i := 0; i < 5; i++ {
+		file(fmt.Sprintf("a/f%d", i), 5000+i)
+		file(fmt.Sprintf("a/g/f%d", i), 7000+i) // between a's f and h files
+		file(fmt.Sprintf("a/g/k/f%d", i), 9000+i)
+		file(fmt.Sprintf("a/h%d", i), 3000+i)
+	}
+	a := build(es)
+	mnt, fsys := mountFS(t, a, Options{})
+	if _, err := os.ReadDir(filepath.Join(mnt, "a")); err != nil {
+		t.Fatal(err)
+	}
+	var ahead int64
+	for _, e := range es {
+		ahead += int64(len(e.data))
+	}
+	for _, name := range []string{"f0", "f1"} { // the walk shows itself
+		b, err := os.ReadFile(filepath.Join(mnt, "a", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ahead -= int64(len(b))
+	}
+	waitPushIdle(fsys)
+	if got := fsys.push.stored.Load(); got < ahead {
+		t.Fatalf("the push stored %d bytes, want the %d of every file the walk has not read yet", got, ahead)
+	}
+	reads, lists := fsys.reads.Load(), fsys.raw.handleless.Load()
+	walk(t, filepath.Join(mnt, "a"), trimDir(es, "a/"), "")
+	if n := fsys.reads.Load() - reads; n != 0 {
+		t.Errorf("the rest of the walk sent %d READs, want none", n)
+	}
+	if n := fsys.raw.handleless.Load() - lists; fsys.raw.on.Load() && n != 0 {
+		t.Errorf("the rest of the walk sent %d listing requests, want none (listed ahead, cached by the kernel)", n)
+	}
+}
+
+// trimDir is the entries under prefix, with their paths relative to it.
+func trimDir(es []entry, prefix string) []entry {
+	var out []entry
+	for _, e := range es {
+		if rest, ok := strings.CutPrefix(e.path, prefix); ok {
+			e.path = rest
+			out = append(out, e)
+		}
+	}
+	return out
 }
