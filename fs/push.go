@@ -200,8 +200,10 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 		p.walk && p.listedValid && p.listed == pn.ino
 	p.lastDir, p.lastDirent, p.lastValid = pn.ino, d, true
 	if p.cur.dir != nil && p.cur.dirIno == pn.ino && d >= p.cur.next && d < p.cur.end {
-		// The walk overtook the push: go on after the file it reads.
+		// The walk overtook the push: go on after the file it reads
+		// (the walk listed this directory: the kernel has its entries).
 		p.cur.next, p.cur.budget, p.walk = d+1, pushWindow, true
+		p.cur.list = false
 		p.cur.dropFile() // the rest of a file the walk passed
 		if !seq {
 			// Not plainly the walk's next file: no reason to hold
@@ -344,10 +346,13 @@ func (p *pusher) start() {
 	}
 }
 
-// onOpendir records the directory a walk may read next.
+// onOpendir records the directory a walk may read next, unless a worker
+// opened it to list it ahead.
 func (p *pusher) onOpendir(ino uint32) {
 	p.mu.Lock()
-	p.listed, p.listedValid = ino, true
+	if p.listing != ino+1 {
+		p.listed, p.listedValid = ino, true
+	}
 	p.mu.Unlock()
 }
 
