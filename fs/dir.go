@@ -34,7 +34,7 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 		return nil, 0, syscall.ENOTDIR
 	}
 	s, e := n.fs.idx.Children(n.ino)
-	n.fs.push.onOpendir(n.ino)
+	n.fs.push.onOpendir(n.ino, callerThread(ctx))
 	// The listing never changes: let the kernel cache it.
 	return &dirHandle{n: n, start: s, end: e, cur: s}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
@@ -55,7 +55,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		if h.ends++; h.ends == 2 {
 			// The end again: a READDIRPLUS after the one that ended
 			// the listing, so the kernel has taken in every entry.
-			h.n.fs.push.onListed(h.n)
+			h.n.fs.push.onListed(h.n, callerThread(ctx))
 		}
 		return nil, 0
 	}
@@ -98,3 +98,12 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 }
 
 func (h *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {}
+
+// callerThread is the thread that made the request (the kernel's pid of a
+// task), 0 when go-fuse does not say.
+func callerThread(ctx context.Context) uint32 {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Pid
+	}
+	return 0
+}

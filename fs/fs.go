@@ -73,6 +73,7 @@ type FS struct {
 	push  pusher
 	reads atomic.Int64 // READ requests served, for tests
 	raw   *noOpendir   // the request layer mountWith put in front, for tests
+	root  *node        // the root node mountWith mounted, for tests
 }
 
 // New prepares a filesystem over ar; Root gives its root node.
@@ -134,13 +135,32 @@ func (f *FS) GoFuseOptions(o Options) *gofs.Options {
 
 // Mount mounts ar on dir and serves it in the background; the returned
 // server's Unmount ends it and Wait waits for the end.
-func Mount(dir string, ar Archive, o Options) (*fuse.Server, error) {
+func Mount(dir string, ar Archive, o Options) (*Server, error) {
 	srv, _, err := mountWith(dir, ar, o)
 	return srv, err
 }
 
+// Server serves a mounted archive.
+type Server struct {
+	*fuse.Server
+	f *FS
+}
+
+// Unmount ends the mount. Push-ahead stops first: a worker listing a
+// directory ahead of a walk keeps the mount busy while it does. If the
+// unmount fails (busy with someone else's open files), push-ahead goes
+// on as before.
+func (s *Server) Unmount() error {
+	s.f.push.pause(true)
+	err := s.Server.Unmount()
+	if err != nil {
+		s.f.push.pause(false)
+	}
+	return err
+}
+
 // mountWith is Mount, also giving the filesystem (tests look at its counters).
-func mountWith(dir string, ar Archive, o Options) (*fuse.Server, *FS, error) {
+func mountWith(dir string, ar Archive, o Options) (*Server, *FS, error) {
 	f := New(ar, o.Logf)
 	f.push.off = o.NoPushAhead
 	abs, err := filepath.Abs(dir)
@@ -148,7 +168,9 @@ func mountWith(dir string, ar Archive, o Options) (*fuse.Server, *FS, error) {
 		return nil, nil, err
 	}
 	opts := f.GoFuseOptions(o)
-	raw := &noOpendir{RawFileSystem: gofs.NewNodeFS(f.Root(), opts)}
+	root := f.newNode(0)
+	f.root = root
+	raw := &noOpendir{RawFileSystem: gofs.NewNodeFS(root, opts)}
 	f.raw = raw
 	srv, err := fuse.NewServer(raw, abs, &opts.MountOptions)
 	if err != nil {
@@ -168,7 +190,7 @@ func mountWith(dir string, ar Archive, o Options) (*fuse.Server, *FS, error) {
 	if err := widenReadAhead(abs); err != nil && o.Debug {
 		f.logf("read-ahead stays at the kernel's default: %v", err)
 	}
-	return srv, f, nil
+	return &Server{Server: srv, f: f}, f, nil
 }
 
 // node is one archive inode in the go-fuse tree. Hardlinked paths share

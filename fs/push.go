@@ -3,10 +3,12 @@ package fs
 import (
 	"io"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"arc/format"
 
@@ -41,22 +43,23 @@ import (
 // is spent (the push goes on after that file).
 // Random access (one file here, one there) does not start a push.
 //
-// Ahead into subdirectories: the push goes where the walk goes, depth
-// first in listing order, into each subdirectory where the listing has
-// it, and back to the rest of the directory above. The kernel has a
-// subdirectory's entries only once they are listed, so a worker lists it
-// itself, through the mount (listAhead: READDIRPLUS gives the kernel the
-// entries, and the kernel keeps the listing, see noOpendir), before its
-// files are pushed. The walk then finds both the listing and the files in
-// the kernel's caches and sends nothing while the push keeps ahead, so
-// on two CPUs the push and the walk run side by side instead of taking
-// turns: a cold tar of the Go toolchains tree went from 4.4-5.5 s to
-// 3.5-4.1 s (bench/README.md). Listed entries count against the window
-// (entryCost), and the push knows its place in the walk's order
-// (pastLocked), so that a READ or a listing behind it does not pull it
-// back. The cost: while a worker has a directory open, an unmount fails
-// busy, which after a walk that stops halfway (the push goes on until
-// the window is spent) lasts a fraction of a second.
+// Ahead into subdirectories: once the walk has listed a directory (tar,
+// cp -r and rsync go into directories; cat d/* does not), the push goes
+// where the walk goes, depth first in listing order, into each
+// subdirectory where the listing has it, and back to the rest of the
+// directory above. The kernel has a subdirectory's entries only once they
+// are listed, so a worker lists it itself, through the mount (listAhead:
+// READDIRPLUS gives the kernel the entries, and the kernel keeps the
+// listing, see noOpendir), before its files are pushed. The walk then
+// finds both the listing and the files in the kernel's caches and sends
+// nothing while the push keeps ahead, so on two CPUs the push and the
+// walk run side by side instead of taking turns (bench/README.md). The
+// push knows its place in the walk's order (pastLocked), so that a READ
+// or a listing behind it does not pull it back. Listings count against
+// the window (listCost, entryCost): while a worker has a directory open
+// the mount is busy, so after a walk that stops halfway an unmount fails
+// for as long as the push goes on listing, up to a few tenths of a second;
+// Server.Unmount stops the push first.
 const (
 	pushWindow = 64 << 20 // file bytes pushed ahead of the last READ that reached us
 	pushChunk  = 1 << 20  // bytes per store message (a multiple of the page size)
@@ -107,9 +110,15 @@ func (j *pushJob) pending() bool {
 // maxScan bounds the dirents pickLocked looks at under the lock.
 const maxScan = 1024
 
-// entryCost is what one entry of a listing read ahead counts against the
-// push window: about what the kernel and go-fuse keep of it.
-const entryCost = 256
+// listCost and entryCost are what a listing read ahead counts against the
+// push window: listCost bounds the listings ahead of the walk (256 per
+// window, a few hundredths of a second of listing on the 2-core
+// benchmark machine), entryCost is about what the kernel and go-fuse keep
+// of each entry.
+const (
+	listCost  = pushWindow / 256
+	entryCost = 256
+)
 
 // maxTaken bounds the directories remembered as pushed in one walk; past
 // it they are forgotten, and one the walk lists again is pushed again.
@@ -117,13 +126,14 @@ const maxTaken = 1 << 16
 
 // maxSuspended bounds the directories whose push waits while the walk is
 // in a subdirectory (the depth of the tree, in practice).
-const maxSuspended = 64
+const maxSuspended = 256
 
 type pusher struct {
 	f *FS
 
 	mu      sync.Mutex
-	off     bool // disabled
+	off     bool // disabled (Options.NoPushAhead)
+	paused  bool // stopped for an unmount (pause)
 	running int  // goroutines pushing
 	cur     pushJob
 	// suspended: jobs of the directories above the current one, the
@@ -151,6 +161,12 @@ type pusher struct {
 	// taken: directories the push went into during this walk (it lists
 	// and pushes each once); see takeListing.
 	taken map[uint32]struct{}
+	// deep: the walk lists directories (tar, cp -r, rsync; not cat d/*):
+	// the push goes into subdirectories ahead of it.
+	deep bool
+	// listTid: the thread of the worker listing now (listAhead), whose
+	// requests are not the walk's; 0: none.
+	listTid uint32
 
 	// here: a handler is in pushHere (one at a time, see there)
 	here atomic.Bool
@@ -191,7 +207,7 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 	size := int64(x.Inodes.Size[n.ino])
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.off {
+	if p.stoppedLocked() {
 		return false
 	}
 	// In dirent order after the file read before it, or the first file
@@ -203,8 +219,8 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 		// The walk overtook the push: go on after the file it reads
 		// (the walk listed this directory: the kernel has its entries).
 		p.cur.next, p.cur.budget, p.walk = d+1, pushWindow, true
-		p.cur.list = false
-		p.cur.dropFile() // the rest of a file the walk passed
+		p.cur.dir, p.cur.list = parent, false // the Inode the kernel has now
+		p.cur.dropFile()                      // the rest of a file the walk passed
 		if !seq {
 			// Not plainly the walk's next file: no reason to hold
 			// this reply for the push.
@@ -226,11 +242,12 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 			// Back from a subdirectory: what was pushed below is done.
 			p.cur = j
 			p.cur.next, p.cur.budget, p.walk = max(d+1, j.next), pushWindow, true
+			p.cur.dir, p.cur.list = parent, false
 			p.suspended = p.suspended[:i]
 			return true
 		}
 	}
-	if p.running > 0 && p.pastLocked(parent, d) {
+	if p.running > 0 && p.pastLocked(parent, pn.ino, d) {
 		// The push, listing ahead, went on beyond this file: one it is
 		// storing now, or could not store.
 		p.walk = true
@@ -242,11 +259,13 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 	}
 	_, e := x.Children(pn.ino)
 	next := d + 1
-	if p.cur.dir != nil && p.cur.dirIno == pn.ino {
+	if p.cur.dir != nil && p.cur.dirIno == pn.ino && (p.cur.pending() || p.running > 0) {
 		next = max(next, p.cur.next) // what the job pushed stays pushed
 	} else {
-		// The walk is somewhere the push has not been: a walk of its own.
+		// The walk is somewhere the push has not been, or has long
+		// left: a walk of its own.
 		clear(p.taken)
+		p.deep = false
 	}
 	p.takeLocked(pn.ino)
 	p.begin(pushJob{dir: parent, dirIno: pn.ino, next: next, end: e, budget: pushWindow})
@@ -273,20 +292,30 @@ func (p *pusher) begin(j pushJob) {
 // directory n: while a walk is on, it reads that directory's files next,
 // and the kernel has their inodes now, so the push can start before the
 // walk's first READ there.
-func (p *pusher) onListed(n *node) {
-	if p.takeListing(n) {
+func (p *pusher) onListed(n *node, caller uint32) {
+	if p.takeListing(n, caller) {
 		p.pushHere(0, 0)
 	}
 }
 
 // takeListing makes n's files the push's current job if a walk is on, and
 // says whether it did.
-func (p *pusher) takeListing(n *node) bool {
+func (p *pusher) takeListing(n *node, caller uint32) bool {
 	s, e := n.fs.idx.Children(n.ino)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.off || !p.walk || s == e || p.listing == n.ino+1 {
+	if p.stoppedLocked() || !p.walk || caller != 0 && caller == p.listTid {
 		return false
+	}
+	// A walk that lists directories goes into them: the push may too.
+	p.deep = true
+	if s == e {
+		return false
+	}
+	for i := range p.suspended {
+		if p.suspended[i].dirIno == n.ino {
+			p.suspended[i].list = false // the walk listed it
+		}
 	}
 	if j := &p.cur; j.dir != nil && j.dirIno == n.ino && j.list {
 		// The walk got here before the push listed it: the walk's
@@ -298,9 +327,10 @@ func (p *pusher) takeListing(n *node) bool {
 		return false
 	}
 	if name, parent := n.Parent(); parent != nil && p.running > 0 {
-		pn, ok := parent.Operations().(*node)
-		if d, found := n.fs.idx.Lookup(pn.ino, []byte(name)); ok && found && p.pastLocked(parent, d) {
-			return false // the push listed it ahead and went on
+		if pn, ok := parent.Operations().(*node); ok {
+			if d, found := n.fs.idx.Lookup(pn.ino, []byte(name)); found && p.pastLocked(parent, pn.ino, d) {
+				return false // the push listed it ahead and went on
+			}
 		}
 	}
 	if _, ok := p.taken[n.ino]; ok {
@@ -317,7 +347,7 @@ func (p *pusher) takeListing(n *node) bool {
 // holdsLocked says whether directory ino is where the push is or on its
 // way back up: its listing is being read or its files pushed.
 func (p *pusher) holdsLocked(ino uint32) bool {
-	if p.cur.dir != nil && p.cur.dirIno == ino {
+	if p.cur.dir != nil && p.cur.dirIno == ino && p.cur.pending() {
 		return true
 	}
 	for _, j := range p.suspended {
@@ -340,17 +370,36 @@ func (p *pusher) takeLocked(ino uint32) {
 // into the kernel, so that a walk reading from the page cache rarely
 // catches up with the push.
 func (p *pusher) start() {
-	for p.running < pushWorkers && p.cur.pending() {
+	for p.running < pushWorkers && p.cur.pending() && !p.stoppedLocked() {
 		p.running++
 		go p.run()
 	}
 }
 
+// stoppedLocked says whether the push is off or paused.
+func (p *pusher) stoppedLocked() bool { return p.off || p.paused }
+
+// pause stops the push and waits for its workers to end (on: before an
+// unmount), or lets it go on again (off).
+func (p *pusher) pause(on bool) {
+	p.mu.Lock()
+	p.paused = on
+	p.mu.Unlock()
+	for deadline := time.Now().Add(time.Second); on && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		idle := p.running == 0
+		p.mu.Unlock()
+		if idle {
+			return
+		}
+	}
+}
+
 // onOpendir records the directory a walk may read next, unless a worker
 // opened it to list it ahead.
-func (p *pusher) onOpendir(ino uint32) {
+func (p *pusher) onOpendir(ino uint32, caller uint32) {
 	p.mu.Lock()
-	if p.listing != ino+1 {
+	if caller == 0 || caller != p.listTid {
 		p.listed, p.listedValid = ino, true
 	}
 	p.mu.Unlock()
@@ -418,19 +467,30 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 		mode := x.Inodes.Mode[ino] & format.ModeType
 		if mode == format.ModeDir && p.mnt != "" {
 			// A walk goes into a subdirectory where it meets it, and
-			// so does the push, listing it first if need be.
-			if _, ok := p.taken[ino]; ok {
+			// so does the push, listing it first if need be; but not
+			// so deep that it could not find its way back up (the walk
+			// lists those itself).
+			if _, ok := p.taken[ino]; ok || len(p.suspended) >= maxSuspended {
 				continue
+			}
+			if !p.deep {
+				// The walk has not listed a directory yet: it may be
+				// one that does not go into them (cat d/*). Wait here
+				// for it to list this one, or to read on past it.
+				j.next = d
+				break
 			}
 			s, e := x.Children(ino)
 			c := j.dir.GetChild(string(x.Name(d)))
 			if s == e || c == nil {
 				continue
 			}
-			// What the kernel keeps of a listing counts against the
-			// window too: a tree of empty files is not listed whole.
+			// A listing counts against the window too, so that a tree
+			// of small directories is not listed far ahead: it keeps
+			// the mount busy, and the kernel keeps what it lists.
 			p.takeLocked(ino)
-			p.begin(pushJob{dir: c, dirIno: ino, next: s, end: e, budget: j.budget - int64(e-s)*entryCost, list: true})
+			cost := listCost + int64(e-s)*entryCost
+			p.begin(pushJob{dir: c, dirIno: ino, next: s, end: e, budget: j.budget - cost, list: true})
 			continue
 		}
 		size := int64(x.Inodes.Size[ino])
@@ -478,11 +538,13 @@ func (p *pusher) lineage(dir *gofs.Inode) (names []string, dirents []uint32, ok 
 }
 
 // pastLocked says whether the push has gone past dirent d of directory
-// dir in the order a walk takes (depth first, in listing order): the
-// dirents on the way down from the root, compared level by level.
-func (p *pusher) pastLocked(dir *gofs.Inode, d uint32) bool {
-	if p.cur.dir == nil {
-		return false
+// dir (archive inode ino) in the order a walk takes (depth first, in
+// listing order): the dirents on the way down from the root, compared
+// level by level. Only where the push went into dir: one it passed by
+// (not listed, the kernel forgot it) is still the walk's to steer.
+func (p *pusher) pastLocked(dir *gofs.Inode, ino, d uint32) bool {
+	if _, ok := p.taken[ino]; !ok || p.cur.dir == nil {
+		return false // a directory the push did not go into is not behind it
 	}
 	_, a, ok := p.lineage(dir)
 	_, b, ok2 := p.lineage(p.cur.dir)
@@ -523,7 +585,7 @@ func (p *pusher) pushHere(own uint32, ownEnd int64) {
 		p.mu.Lock()
 		k, ok := p.pickLocked(false)
 		in, ino, from, to := k.in, k.ino, k.from, k.to
-		if !ok || p.off {
+		if !ok || p.stoppedLocked() {
 			p.mu.Unlock()
 			break
 		}
@@ -593,7 +655,7 @@ func (p *pusher) run() {
 	for {
 		p.mu.Lock()
 		k, ok := p.pickLocked(true)
-		if !ok || p.off {
+		if !ok || p.stoppedLocked() {
 			if k.list {
 				p.listing = 0
 			}
@@ -608,9 +670,13 @@ func (p *pusher) run() {
 			if dents == nil {
 				dents = make([]byte, 32<<10)
 			}
-			p.listAhead(mnt, dev, k.in, k.ino, dents)
+			ok := p.listAhead(mnt, dev, k.in, k.ino, dents)
 			p.mu.Lock()
 			p.listing = 0
+			if !ok {
+				// Passed by: the walk's own listing steers the push.
+				delete(p.taken, k.ino)
+			}
 			if p.cur.dir == k.in {
 				p.cur.list = false
 			}
@@ -633,27 +699,42 @@ func (p *pusher) run() {
 // sends are answered by handlers, which must never wait on one another
 // (see pushHere). A listing that fails (no permission, unmounted) leaves
 // the kernel without those entries, and the push passes them by.
-func (p *pusher) listAhead(mnt string, dev uint64, dir *gofs.Inode, ino uint32, buf []byte) {
+func (p *pusher) listAhead(mnt string, dev uint64, dir *gofs.Inode, ino uint32, buf []byte) bool {
 	names, _, ok := p.lineage(dir)
 	if !ok {
-		return // no longer under the root
+		return false // no longer under the root
 	}
 	path := filepath.Join(append([]string{mnt}, names...)...)
+	// The requests of this thread are the push's, not the walk's (the
+	// kernel names the calling thread in each).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p.mu.Lock()
+	p.listTid = uint32(syscall.Gettid())
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.listTid = 0
+		p.mu.Unlock()
+	}()
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return
+		return false
 	}
 	defer syscall.Close(fd)
 	// Only this mount's directory ino: not whatever another mount over
 	// ours, or a path renamed in the kernel's cache, leads to.
 	var st syscall.Stat_t
 	if syscall.Fstat(fd, &st) != nil || st.Dev != dev || st.Ino != p.f.stable(ino).Ino {
-		return
+		return false
 	}
 	for {
 		n, err := syscall.Getdents(fd, buf)
-		if n <= 0 || err != nil {
-			return
+		if n == 0 {
+			return true
+		}
+		if n < 0 || err != nil {
+			return false
 		}
 	}
 }

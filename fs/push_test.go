@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"arc/format"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
 )
 
 // walkTree: directories of small and large files, one of them damaged,
@@ -388,23 +390,27 @@ func TestOnlyOneHandlerPushesAtATime(t *testing.T) {
 // that none is left to take the next directory's files meanwhile).
 func walkIntoD0(t *testing.T, mnt string, fsys *FS) {
 	t.Helper()
-	if _, err := os.ReadDir(filepath.Join(mnt, "d0")); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"f00", "f01"} {
-		if _, err := os.ReadFile(filepath.Join(mnt, "d0", name)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	listAndRead(t, filepath.Join(mnt, "d0"), "f00", "f01")
 	waitPushIdle(fsys)
 }
 
-// A walk that goes on into subdirectories finds their files in the page
-// cache and their listings in the kernel's cache: the push lists them
-// ahead of it through the mount, in the walk's order, and stores their
-// files.
-func TestThePushListsTheSubdirectoriesAheadOfTheWalk(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+// listAndRead lists dir and reads the named files in it, as a walk starts
+// there.
+func listAndRead(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	if _, err := os.ReadDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if _, err := os.ReadFile(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// subTree: a directory with files, a subdirectory among them and one in
+// that, and root files to walk first.
+func subTree() []entry {
 	var es []entry
 	file := func(p string, n int) {
 		es = append(es, entry{path: p, mode: format.ModeReg | 0o644, data: bigData(n, int64(len(es))), mtime: mtime})
@@ -418,34 +424,212 @@ func TestThePushListsTheSubdirectoriesAheadOfTheWalk(t *testing.T) {
 		file(fmt.Sprintf("a/g/k/f%d", i), 9000+i)
 		file(fmt.Sprintf("a/h%d", i), 3000+i)
 	}
-	a := build(es)
-	mnt, fsys := mountFS(t, a, Options{})
+	file("r0", 4000)
+	file("r1", 4001)
+	return es
+}
+
+// A walk that goes on into subdirectories finds their files in the page
+// cache and their listings in the kernel's cache: the push lists them
+// ahead of it through the mount, in the walk's order, and stores their
+// files.
+func TestThePushListsTheSubdirectoriesAheadOfTheWalk(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	es := subTree()
+	mnt, fsys := mountFS(t, build(es), Options{})
+	listAndRead(t, mnt, "r0", "r1") // the walk shows itself
+	// and lists a directory: it goes into directories.
 	if _, err := os.ReadDir(filepath.Join(mnt, "a")); err != nil {
 		t.Fatal(err)
 	}
 	var ahead int64
-	for _, e := range es {
+	for _, e := range trimDir(es, "a/") {
 		ahead += int64(len(e.data))
-	}
-	for _, name := range []string{"f0", "f1"} { // the walk shows itself
-		b, err := os.ReadFile(filepath.Join(mnt, "a", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ahead -= int64(len(b))
 	}
 	waitPushIdle(fsys)
 	if got := fsys.push.stored.Load(); got < ahead {
-		t.Fatalf("the push stored %d bytes, want the %d of every file the walk has not read yet", got, ahead)
+		t.Fatalf("the push stored %d bytes, want the %d of every file in a", got, ahead)
 	}
 	reads, lists := fsys.reads.Load(), fsys.raw.handleless.Load()
 	walk(t, filepath.Join(mnt, "a"), trimDir(es, "a/"), "")
 	if n := fsys.reads.Load() - reads; n != 0 {
-		t.Errorf("the rest of the walk sent %d READs, want none", n)
+		t.Errorf("the walk of a sent %d READs, want none", n)
 	}
 	if n := fsys.raw.handleless.Load() - lists; fsys.raw.on.Load() && n != 0 {
-		t.Errorf("the rest of the walk sent %d listing requests, want none (listed ahead, cached by the kernel)", n)
+		t.Errorf("the walk of a sent %d listing requests, want none (listed ahead, cached by the kernel)", n)
 	}
+}
+
+// A program that reads a directory's files but does not go into its
+// subdirectories (cat d/*, sha256sum d/*) has no subtree pushed for it.
+func TestAWalkThatListsNoDirectoriesHasNoSubtreesPushed(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	var es []entry
+	var want int64
+	for i := 0; i < 10; i++ {
+		es = append(es, entry{path: fmt.Sprintf("d/f%d", i), mode: format.ModeReg | 0o644, data: bigData(10000+i, int64(i)), mtime: mtime})
+		if i >= 2 {
+			want += int64(10000 + i)
+		}
+	}
+	for i := 0; i < 16; i++ {
+		es = append(es, entry{path: fmt.Sprintf("d/f4sub/x%02d", i), mode: format.ModeReg | 0o644, data: bigData(1<<20, int64(100+i)), mtime: mtime})
+	}
+	mnt, fsys := mountFS(t, build(es), Options{})
+	if _, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := os.ReadFile(filepath.Join(mnt, "d", fmt.Sprintf("f%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // the program's work on each file
+	}
+	waitPushIdle(fsys)
+	if got := fsys.push.stored.Load(); got > 2*want {
+		t.Errorf("the push stored %d bytes for a program that read %d", got, want)
+	}
+}
+
+// A second walk of a tree whose pages the kernel dropped (echo 1 >
+// drop_caches, here for this mount only) is pushed as the first was.
+func TestASecondWalkAfterTheKernelDroppedThePagesIsPushedToo(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	es := subTree()
+	mnt, fsys := mountFS(t, build(es), Options{})
+	walk(t, filepath.Join(mnt, "a"), trimDir(es, "a/"), "")
+	waitPushIdle(fsys)
+	first := fsys.reads.Load()
+	var drop func(n *gofs.Inode)
+	drop = func(n *gofs.Inode) {
+		if errno := n.NotifyContent(0, 0); errno != 0 {
+			t.Fatalf("dropping the pages: %v", errno)
+		}
+		for _, c := range n.Children() {
+			drop(c)
+		}
+	}
+	drop(&fsys.root.Inode)
+	walk(t, filepath.Join(mnt, "a"), trimDir(es, "a/"), "")
+	waitPushIdle(fsys)
+	if second := fsys.reads.Load() - first; second > first+1 {
+		t.Errorf("the second walk sent %d READs, the first %d", second, first)
+	}
+}
+
+// A tree deeper than the push keeps track of is pushed: at the depth where
+// the push would lose its way back up, it leaves the rest to the walk.
+func TestATreeDeeperThanThePushTracksIsPushed(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	var es []entry
+	p := "r"
+	const below = 40 // levels below what the push tracks
+	for i := 0; i < maxSuspended+below; i++ {
+		for _, n := range []string{"a0", "a1", "z0", "z1"} {
+			es = append(es, entry{path: p + "/" + n, mode: format.ModeReg | 0o644, data: bigData(3000+i, int64(len(es))), mtime: mtime})
+		}
+		p += "/m"
+	}
+	mnt, fsys := mountFS(t, build(es), Options{})
+	walk(t, filepath.Join(mnt, "r"), trimDir(es, "r/"), "")
+	// A push that dropped the outermost levels' jobs on its way down
+	// left their files after the subdirectory to the walk's READs: two a
+	// level. How many READs the walk sends otherwise depends on how the
+	// push and the walk are scheduled (the push waits for the walk once
+	// its window is spent).
+	if n := fsys.reads.Load(); n >= 2*below {
+		t.Errorf("a walk %d directories deep sent %d READs", maxSuspended+below, n)
+	}
+}
+
+// The kernel may forget a directory (echo 2 > drop_caches, memory) that
+// the push is in; a walk that lists it again gets a new inode, and the
+// push follows it there instead of storing into the forgotten one.
+func TestThePushFollowsADirectoryTheKernelForgot(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	es := []entry{
+		{path: "a/f0", mode: format.ModeReg | 0o644, data: bigData(5000, 1), mtime: mtime},
+		{path: "a/f1", mode: format.ModeReg | 0o644, data: bigData(6000, 2), mtime: mtime},
+	}
+	for i := 0; i < 6*maxScan; i++ { // the push stops after a few maxScan of them
+		es = append(es, entry{path: fmt.Sprintf("a/l%04d", i), mode: format.ModeLink | 0o777, target: "f0", mtime: mtime})
+	}
+	for i := 0; i < 10; i++ {
+		es = append(es, entry{path: fmt.Sprintf("a/z%d", i), mode: format.ModeReg | 0o644, data: bigData(7000+i, int64(10+i)), mtime: mtime})
+	}
+	mnt, fsys := mountFS(t, build(es), Options{})
+	listAndRead(t, filepath.Join(mnt, "a"), "f0", "f1")
+	waitPushIdle(fsys)
+	root := &fsys.root.Inode
+	old := root.GetChild("a")
+	if errno := root.NotifyEntry("a"); errno != 0 {
+		t.Fatal(errno)
+	}
+	for deadline := time.Now().Add(5 * time.Second); root.GetChild("a") == old; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Skip("the kernel kept a")
+		}
+	}
+	reads := fsys.reads.Load()
+	if _, err := os.ReadDir(filepath.Join(mnt, "a")); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"f0", "f1", "z0", "z1", "z2", "z3", "z4", "z5", "z6", "z7", "z8", "z9"} {
+		if _, err := os.ReadFile(filepath.Join(mnt, "a", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fsys.reads.Load() - reads; n > 4 {
+		t.Errorf("the second walk sent %d READs: z1..z9 were not pushed", n)
+	}
+}
+
+// Unmounting right after a walk stops halfway succeeds: the push, which
+// would list directories ahead for a while yet, stops first.
+func TestUnmountRightAfterAWalkStopsSucceeds(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	es := []entry{
+		{path: "f0", mode: format.ModeReg | 0o644, data: bigData(5000, 1), mtime: mtime},
+		{path: "f1", mode: format.ModeReg | 0o644, data: bigData(6000, 2), mtime: mtime},
+	}
+	for i := 0; i < 3000; i++ {
+		es = append(es, entry{path: fmt.Sprintf("g%05d/e", i), mode: format.ModeReg | 0o644, data: "x", mtime: mtime})
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse:", err)
+	}
+	dir := t.TempDir()
+	srv, fsys, err := mountWith(dir, build(es), Options{Logf: t.Logf})
+	if err != nil {
+		t.Skip("cannot mount FUSE here:", err)
+	}
+	listAndRead(t, dir, "f0", "f1")
+	if _, err := os.ReadDir(filepath.Join(dir, "g00000")); err != nil { // a walk into directories
+		t.Fatal(err)
+	}
+	// The walk stops while the push lists on; one unmount, without
+	// go-fuse's retries.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		fsys.push.mu.Lock()
+		listing := fsys.push.listing != 0
+		fsys.push.mu.Unlock()
+		if listing {
+			break
+		}
+	}
+	fsys.push.pause(true)
+	fsys.push.mu.Lock()
+	running := fsys.push.running
+	fsys.push.mu.Unlock()
+	if running != 0 {
+		t.Errorf("%d push workers still run after the push was stopped for the unmount", running)
+	}
+	if err := syscall.Unmount(dir, 0); err != nil {
+		srv.Unmount()
+		srv.Wait()
+		t.Fatalf("unmount right after the walk stopped: %v", err)
+	}
+	srv.Wait()
 }
 
 // trimDir is the entries under prefix, with their paths relative to it.
