@@ -31,6 +31,19 @@ func mount(t *testing.T, a *memArchive, logf func(string, ...any)) string {
 // mountFS is mount with options, keeping the *FS to look at its counters.
 func mountFS(t *testing.T, a *memArchive, o Options) (string, *FS) {
 	t.Helper()
+	dir, srv, f := mountServer(t, a, o)
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		srv.Wait()
+	})
+	return dir, f
+}
+
+// mountServer mounts a with options and leaves the unmount to the test.
+func mountServer(t *testing.T, a *memArchive, o Options) (string, *Server, *FS) {
+	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse:", err)
 	}
@@ -42,13 +55,7 @@ func mountFS(t *testing.T, a *memArchive, o Options) (string, *FS) {
 	if err != nil {
 		t.Skip("cannot mount FUSE here:", err)
 	}
-	t.Cleanup(func() {
-		if err := srv.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-		srv.Wait()
-	})
-	return dir, f
+	return dir, srv, f
 }
 
 func bigData(n int, seed int64) string {

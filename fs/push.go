@@ -155,9 +155,9 @@ type pusher struct {
 	// mounted (no look-ahead).
 	mnt    string
 	mntDev uint64
-	// listing: 1 + the directory whose listing a worker reads through
-	// the mount now; 0: none.
-	listing uint32
+	// listing: a worker is reading a listing through the mount (one at a
+	// time: the others wait for the directory it lists).
+	listing bool
 	// taken: directories the push went into during this walk (it lists
 	// and pushes each once); see takeListing.
 	taken map[uint32]struct{}
@@ -455,10 +455,10 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 			break
 		}
 		if j.list {
-			if !canList || p.listing != 0 {
+			if !canList || p.listing {
 				return pick{}, false
 			}
-			p.listing = j.dirIno + 1
+			p.listing = true
 			return pick{in: j.dir, ino: j.dirIno, list: true}, true
 		}
 		d := j.next
@@ -657,7 +657,7 @@ func (p *pusher) run() {
 		k, ok := p.pickLocked(true)
 		if !ok || p.stoppedLocked() {
 			if k.list {
-				p.listing = 0
+				p.listing = false
 			}
 			p.running--
 			p.putBufLocked(buf)
@@ -672,7 +672,7 @@ func (p *pusher) run() {
 			}
 			ok := p.listAhead(mnt, dev, k.in, k.ino, dents)
 			p.mu.Lock()
-			p.listing = 0
+			p.listing = false
 			if !ok {
 				// Passed by: the walk's own listing steers the push.
 				delete(p.taken, k.ino)
