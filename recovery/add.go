@@ -194,7 +194,7 @@ func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
 	tmp := &tempFiles{}
 	defer tmp.remove()
 	for v := range h.count {
-		if _, err := tmp.create(Name(set.base, v+1), h.recoverySize(v)); err != nil {
+		if _, err := tmp.create(Name(set.base, v+1), h.recoverySize(v), ""); err != nil {
 			return nil, err
 		}
 	}

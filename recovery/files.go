@@ -18,8 +18,9 @@ type tempFiles struct {
 }
 
 // create makes the temporary file for final, size bytes long (sparse
-// until written).
-func (t *tempFiles) create(final string, size int64) (*os.File, error) {
+// until written), with the mode and owner of the file at like where like
+// is not "" (sameModeAs).
+func (t *tempFiles) create(final string, size int64, like string) (*os.File, error) {
 	// Like os.CreateTemp, but with the mode new volumes get (0666 less the
 	// umask), not 0600.
 	var tag [6]byte
@@ -32,6 +33,9 @@ func (t *tempFiles) create(final string, size int64) (*os.File, error) {
 	t.final = append(t.final, final)
 	if err := f.Truncate(size); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	if err := sameModeAs(f, like); err != nil {
+		return nil, err
 	}
 	return f, nil
 }

@@ -70,18 +70,15 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 		if v.State == OK {
 			continue
 		}
-		f, err := tmp.create(v.Path, v.WantSize)
-		if err != nil {
-			return res, err
-		}
-		out[i] = f
 		like := v.Path
 		if v.State == Missing {
 			like = beside
 		}
-		if err := sameModeAs(f, like); err != nil {
+		f, err := tmp.create(v.Path, v.WantSize, like)
+		if err != nil {
 			return res, err
 		}
+		out[i] = f
 		if v.State == Damaged {
 			if err := copyPrefix(f, v.Path, min(v.Size, v.WantSize)); err != nil {
 				return res, err
