@@ -540,10 +540,7 @@ func (p *packer) openSource(n *node) (int, unix.Stat_t, error) {
 	if xerr != nil {
 		p.opt.warn(fmt.Errorf("extended attributes of %s: %w", n.path, xerr))
 	}
-	n.dev, n.ino = nst.Dev, nst.Ino
-	n.mode, n.uid, n.gid = nst.Mode, nst.Uid, nst.Gid
-	n.size, n.blocks = nst.Size, nst.Blocks
-	n.mtime, n.atime = nsOf(nst.Mtim), nsOf(nst.Atim)
+	n.setStat(&nst)
 	n.xattrs = xs
 	return nfd, nst, nil
 }

@@ -95,8 +95,9 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 	} else {
 		// Several sources, or one non-directory: each becomes a top-level
 		// entry under its base name in a synthetic root.
-		now := timeNow()
-		s.nodes = append(s.nodes, node{mode: format.ModeDir | 0o755, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now, parent: -1, implied: true})
+		root := impliedDir()
+		root.parent = -1
+		s.nodes = append(s.nodes, root)
 		seen := map[string]bool{}
 		for _, src := range sources {
 			base := filepath.Base(filepath.Clean(src))
@@ -284,12 +285,8 @@ func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32) (
 	if s.skip[[2]uint64{st.Dev, st.Ino}] {
 		return node{}, errLeftOut
 	}
-	n := node{
-		name: name, path: path, parent: parent,
-		mode: st.Mode, uid: st.Uid, gid: st.Gid, size: st.Size, blocks: st.Blocks,
-		mtime: nsOf(st.Mtim), atime: nsOf(st.Atim), rdev: st.Rdev,
-		dev: st.Dev, ino: st.Ino, nlink: uint64(st.Nlink),
-	}
+	n := node{name: name, path: path, parent: parent, rdev: st.Rdev, nlink: uint64(st.Nlink)}
+	n.setStat(&st)
 	if !nsFits(st.Mtim) || !nsFits(st.Atim) {
 		s.warn(fmt.Errorf("%s: a time outside what the archive holds (nanoseconds from 1970 in 64 bits: the years 1678 to 2262), kept as the nearest it holds", path))
 	}
@@ -520,6 +517,23 @@ func nsFits(t unix.Timespec) bool { return t.Sec >= -maxNsSec && t.Sec <= maxNsS
 // timespecOf is t as a Timespec, for nsFits and nsOf.
 func timespecOf(t time.Time) unix.Timespec {
 	return unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
+}
+
+// impliedDir is a directory no source names, made up by the writer: the
+// root that holds several sources, a parent a tar stream never names.
+// It is the packing user's, 0755, made now.
+func impliedDir() node {
+	now := timeNow()
+	return node{mode: format.ModeDir | 0o755, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now, implied: true}
+}
+
+// setStat takes n's identity, type and permissions, owner, size and
+// times from st (what the scan and a reopen after it both read).
+func (n *node) setStat(st *unix.Stat_t) {
+	n.dev, n.ino = st.Dev, st.Ino
+	n.mode, n.uid, n.gid = st.Mode, st.Uid, st.Gid
+	n.size, n.blocks = st.Size, st.Blocks
+	n.mtime, n.atime = nsOf(st.Mtim), nsOf(st.Atim)
 }
 
 // nsOf is t in nanoseconds since 1970, clamped to the range the archive

@@ -10,7 +10,6 @@ import (
 	"io"
 	"maps"
 	"net/url"
-	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -39,9 +38,10 @@ func CreateFromTar(ctx context.Context, out string, r io.Reader, opt Options) (*
 		return nil, errors.New("--order similar needs the whole tree before packing; a tar stream is packed in its own order")
 	}
 	setup := func(p *packer) error {
-		now := timeNow()
 		// The root is implied until the stream names "./".
-		p.nodes = []node{{mode: format.ModeDir | 0o755, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now, parent: -1, path: ".", implied: true}}
+		root := impliedDir()
+		root.parent, root.path = -1, "."
+		p.nodes = []node{root}
 		p.extStart, p.extCount = []uint32{0}, []uint32{0}
 		p.tar = &tarTree{paths: map[string]int32{"": 0}, users: map[uint32]string{}, groups: map[uint32]string{}}
 		return nil
@@ -420,12 +420,9 @@ func (p *packer) tarDir(dir string) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
-	now := timeNow()
-	return p.insertTarNode(parent, dir, node{
-		name: []byte(path.Base(dir)), path: dir, mode: format.ModeDir | 0o755,
-		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), mtime: now, atime: now,
-		implied: true, // until a member names it (addTarNode)
-	}), nil
+	n := impliedDir() // until a member names it (addTarNode)
+	n.name, n.path = []byte(path.Base(dir)), dir
+	return p.insertTarNode(parent, dir, n), nil
 }
 
 // streamTar copies a member too large to hold from the stream in
