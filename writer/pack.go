@@ -74,21 +74,19 @@ func hashChunks(data []byte, ends []uint32) []chunkInfo {
 // pack streams every regular file's content into the volumes, recording
 // extents per file, and fills the block and frame tables.
 func (p *packer) pack() error {
-	// Path order, hardlinks and dedup candidates.
+	// Stream order, hardlinks and dedup candidates.
 	order := p.pathOrder()
 	primary := map[inodeKey]int32{}
 	sizeCount := map[int64]int{}
-	var files []int32 // primaries, in path order
-	links := map[int32]int32{}
+	var files []int32 // primaries, in stream order
+	var links [][2]int32 // a later path of a hardlinked file, and its primary
+	p.linkedPaths = map[inodeKey][]string{}
 	for _, i := range order {
 		n := &p.nodes[i]
 		if n.nlink > 1 {
 			k := inodeKey{n.dev, n.ino}
 			if first, ok := primary[k]; ok {
-				links[i] = first
-				if p.linkedPaths == nil {
-					p.linkedPaths = map[inodeKey][]string{}
-				}
+				links = append(links, [2]int32{i, first})
 				p.linkedPaths[k] = append(p.linkedPaths[k], n.path)
 				continue
 			}
@@ -140,12 +138,9 @@ func (p *packer) pack() error {
 	// mtime the read found: the index takes the inode's row from whichever
 	// path comes first breadth first, not necessarily the one read.
 	// A path whose primary was skipped has no content to share: it is
-	// left out too, and said so, path by path, in path order.
-	for _, l := range order {
-		first, ok := links[l]
-		if !ok {
-			continue
-		}
+	// left out too, and said so, path by path, in stream order.
+	for _, lf := range links {
+		l, first := lf[0], lf[1]
 		p.extStart[l], p.extCount[l] = p.extStart[first], p.extCount[first]
 		if p.nodes[first].skip {
 			p.opt.warn(fmt.Errorf("%s: a hardlink of %s, which was skipped (skipped)", p.nodes[l].path, p.nodes[first].path))
