@@ -45,13 +45,7 @@ func TestFileChangingWhileReadIsReadAgain(t *testing.T) {
 			src := t.TempDir()
 			path := filepath.Join(src, "log")
 			writeTree(t, src, map[string][]byte{"log": v1, "other": []byte("other")})
-			var mu sync.Mutex
-			var warnings []string
-			o := small()
-			if tc.streamed {
-				o.wholeMax = 64 << 10
-			}
-			o.Warn = func(err error) { mu.Lock(); warnings = append(warnings, err.Error()); mu.Unlock() }
+			o, warnedOf := changeOptions(tc.streamed)
 			o.readHook = func(p string, attempt int) {
 				if c, ok := tc.rewrite[attempt]; ok && p == path {
 					if err := os.WriteFile(p, c, 0o644); err != nil {
@@ -71,6 +65,7 @@ func TestFileChangingWhileReadIsReadAgain(t *testing.T) {
 			if size := a.idx.Inodes.Size[a.inode["log"]]; size != uint64(len(got)) {
 				t.Fatalf("archived size %d for %d bytes of content", size, len(got))
 			}
+			warnings := warnedOf()
 			warned := len(warnings) == 1 && strings.Contains(warnings[0], path) && strings.Contains(warnings[0], "changed while being read")
 			if warned != tc.warn || (!tc.warn && len(warnings) > 0) {
 				t.Fatalf("warnings %q, want a warning: %v", warnings, tc.warn)
@@ -360,10 +355,7 @@ func TestHardlinkedFileChangedAfterTheScanKeepsOneState(t *testing.T) {
 		}
 		newer := time.Unix(1600000000, 0)
 		content := randBytes(5, 100<<10)
-		o := small()
-		if streamed {
-			o.wholeMax = 64 << 10
-		}
+		o, _ := changeOptions(streamed)
 		o.scanHook = func() {
 			if err := os.WriteFile(filepath.Join(src, "z"), content, 0o644); err != nil {
 				t.Error(err)
@@ -424,20 +416,11 @@ func TestAFileReplacedAfterTheScanIsReadAsItIsNow(t *testing.T) {
 			if err := unix.Setxattr(filepath.Join(src, "d/f"), "user.was", []byte("old"), 0); err != nil {
 				xattrs = false
 			}
-			tmp := filepath.Join(src, "d/f.tmp")
-			if err := os.WriteFile(tmp, content, 0o600); err != nil {
-				t.Error(err)
-			}
+			save("f", content)
 			if xattrs {
-				if err := unix.Setxattr(tmp, "user.saved", []byte("new"), 0); err != nil {
+				if err := unix.Setxattr(filepath.Join(src, "d/f"), "user.saved", []byte("new"), 0); err != nil {
 					t.Error(err)
 				}
-			}
-			if err := os.Chtimes(tmp, newer, newer); err != nil {
-				t.Error(err)
-			}
-			if err := os.Rename(tmp, filepath.Join(src, "d/f")); err != nil {
-				t.Error(err)
 			}
 			save("g", []byte("new, linked no more"))
 			os.Remove(filepath.Join(src, "d/k"))
