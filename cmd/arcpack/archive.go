@@ -19,12 +19,22 @@ func openError(archive string, err error) error {
 	} else if !strings.Contains(msg, archive) {
 		err = fmt.Errorf("open %s: %w", archive, err)
 	}
-	if m := hint.Misnamed(archive); m != "" {
-		err = &rewordedError{"open " + archive + ": " + m, err}
+	if m := misnamedError(archive, err); m != nil {
+		err = m
 	} else if h := hint.Repair(archive); h != "" {
 		err = &rewordedError{err.Error() + "; " + h, err}
 	}
 	return &exitError{code: exitFatal, err: err}
+}
+
+// misnamedError is err reworded as "open ARCHIVE: what to give instead"
+// where archive names no archive in a way hint.Misnamed knows (a
+// directory, a partial volume name, a base without .001), else nil.
+func misnamedError(archive string, err error) error {
+	if m := hint.Misnamed(archive); m != "" {
+		return &rewordedError{"open " + archive + ": " + m, err}
+	}
+	return nil
 }
 
 // rewordedError replaces an error's message and keeps it for errors.Is.

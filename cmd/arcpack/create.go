@@ -254,12 +254,6 @@ func createSummary(u *units, r *writer.Result) string {
 		u.size(max(r.InputBytes-r.UniqueBytes, 0)), ratio, speed)
 }
 
-// removeStaleRecovery removes recovery volumes left beside a new archive
-// by the one it replaced (--force): they belong to the old archive id, so
-// they can rebuild nothing of the new one, and verify and repair would
-// have to refuse them.
-// (out never reads as a volume's name, runCreate refuses those, so Find
-// lists exactly out.r01, out.r02, ... and never a neighbour archive's.)
 // reportStaleRemoved says which temporary volumes of an earlier, killed run
 // the lock's holder removed (format.LockArchive), in one line.
 func reportStaleRemoved(w io.Writer, removed []string) {
@@ -269,6 +263,12 @@ func reportStaleRemoved(w io.Writer, removed []string) {
 	}
 }
 
+// removeStaleRecovery removes recovery volumes left beside a new archive
+// by the one it replaced (--force): they belong to the old archive id, so
+// they can rebuild nothing of the new one, and verify and repair would
+// have to refuse them.
+// (out never reads as a volume's name, runCreate refuses those, so Find
+// lists exactly out.r01, out.r02, ... and never a neighbour archive's.)
 func removeStaleRecovery(w io.Writer, out string) error {
 	old, err := recovery.Find(out)
 	if err != nil || len(old) == 0 {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"arc/format"
-	"arc/internal/hint"
 	"arc/internal/termsafe"
 	"arc/reader"
 	"arc/recovery"
@@ -274,8 +273,8 @@ func runRepair(ctx context.Context, w io.Writer, u *units, archive string, worke
 		// No archive there at all (a directory, a name cut short): say
 		// that, as list and verify do, not that it lacks parity.
 		if errors.Is(err, recovery.ErrNoRecovery) && noVolumes(archive) {
-			if m := hint.Misnamed(archive); m != "" {
-				return &exitError{code: exitFatal, err: fmt.Errorf("repair %s: open %s: %s", archive, archive, m)}
+			if m := misnamedError(archive, err); m != nil {
+				return &exitError{code: exitFatal, err: fmt.Errorf("repair %s: %w", archive, m)}
 			}
 		}
 		return &exitError{code: exitFatal, err: fmt.Errorf("repair %w", err)}

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"arc/format"
-	"arc/internal/hint"
 	"arc/internal/termsafe"
 	"arc/reader"
 	"arc/recovery"
@@ -123,8 +122,8 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 		if rec.usable() { // the volume named is gone or broken, but can be rebuilt
 			return verifyByRecovery(out, u, archive, asJSON, rec, err)
 		}
-		if m := hint.Misnamed(archive); m != "" { // worded as list and info word it
-			err = &rewordedError{"open " + archive + ": " + m, err}
+		if m := misnamedError(archive, err); m != nil { // worded as list and info word it
+			err = m
 		}
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w", archive, err)}
 	}
@@ -210,13 +209,15 @@ func (r *recoveryCheck) intact() bool {
 // has more than one encoding of the same bytes): then the recovery volumes
 // are not the ones at fault.
 func (r *recoveryCheck) notIntact() string {
-	if r.usable() && !r.rep.DataIntact() {
-		var vols []string
+	var vols []string
+	if r.usable() {
 		for _, v := range r.rep.Volumes {
 			if !v.Recovery && v.State != recovery.OK {
 				vols = append(vols, v.Path)
 			}
 		}
+	}
+	if len(vols) > 0 {
 		return fmt.Sprintf("every block and the index check out, but %s differ(s) from what the recovery volumes recorded", strings.Join(vols, ", "))
 	}
 	return "the archive is intact, its recovery volumes are not"
