@@ -229,7 +229,7 @@ func (fa *faultArchive) apply(t *testing.T, dir string, f fault) string {
 	t.Helper()
 	base := filepath.Join(dir, "archive")
 	for _, v := range fa.vols {
-		copyFile(t, v, filepath.Join(dir, filepath.Base(v)))
+		testtree.CopyFile(t, v, filepath.Join(dir, filepath.Base(v)))
 	}
 	vol := filepath.Join(dir, filepath.Base(fa.vols[f.vol]))
 	switch f.kind {
@@ -254,17 +254,6 @@ func (fa *faultArchive) apply(t *testing.T, dir string, f fault) string {
 		}
 	}
 	return base
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // fixedFaults are the cases CI runs: every kind of damage once, at the
@@ -697,7 +686,7 @@ func TestFaultRepair(t *testing.T) {
 				dir := t.TempDir()
 				base := fa.apply(t, dir, f)
 				for _, p := range rec {
-					copyFile(t, p, filepath.Join(dir, filepath.Base(p)))
+					testtree.CopyFile(t, p, filepath.Join(dir, filepath.Base(p)))
 				}
 				e := fa.expect(f)
 				first := base + ".001"
@@ -741,7 +730,7 @@ func TestFaultRepair(t *testing.T) {
 		dir := t.TempDir()
 		base := fa.apply(t, dir, fault{kind: "none"})
 		for _, p := range rec {
-			copyFile(t, p, filepath.Join(dir, filepath.Base(p)))
+			testtree.CopyFile(t, p, filepath.Join(dir, filepath.Base(p)))
 		}
 		damaged := filepath.Join(dir, filepath.Base(rec[0]))
 		b, _ := os.ReadFile(damaged)
@@ -766,7 +755,7 @@ func TestFaultRepair(t *testing.T) {
 		dir := t.TempDir()
 		base := fa.apply(t, dir, fault{kind: "none"})
 		for _, p := range rec {
-			copyFile(t, p, filepath.Join(dir, filepath.Base(p)))
+			testtree.CopyFile(t, p, filepath.Join(dir, filepath.Base(p)))
 		}
 		for i := 1; i < len(fa.vols); i += 2 {
 			os.Remove(format.VolumeName(base, uint32(i+1)))

@@ -18,6 +18,7 @@ import (
 	"arc/cache"
 	"arc/codec"
 	"arc/format"
+	"arc/internal/testtree"
 )
 
 // sampleTree has files larger than a block, a frame and a volume, holes,
@@ -305,8 +306,7 @@ func TestOpenRefusesBrokenVolumeSets(t *testing.T) {
 		}},
 		{"last volume of another archive", func(t *testing.T, b *built) (string, []string) {
 			_, other := manyVolumes(t)
-			data, _ := os.ReadFile(other.volumes[len(other.volumes)-1])
-			os.WriteFile(last(b), data, 0o644)
+			testtree.CopyFile(t, other.volumes[len(other.volumes)-1], last(b))
 			return b.volumes[0], []string{last(b), "another archive"}
 		}},
 		{"index checksum mismatch", func(t *testing.T, b *built) (string, []string) {
@@ -368,20 +368,20 @@ func TestAVolumeFromElsewhereIsLocalDamage(t *testing.T) {
 	}{
 		{"another archive's volume 2", func(t *testing.T, b *built) (int, string) {
 			_, other := manyVolumes(t)
-			copyFile(t, other.volumes[1], b.volumes[1])
+			testtree.CopyFile(t, other.volumes[1], b.volumes[1])
 			return 1, "volume of another archive"
 		}},
 		{"another archive's volume 1, the one named", func(t *testing.T, b *built) (int, string) {
 			_, other := manyVolumes(t)
-			copyFile(t, other.volumes[0], b.volumes[0])
+			testtree.CopyFile(t, other.volumes[0], b.volumes[0])
 			return 0, "volume of another archive"
 		}},
 		{"its own volume 2 copied over volume 3", func(t *testing.T, b *built) (int, string) {
-			copyFile(t, b.volumes[1], b.volumes[2])
+			testtree.CopyFile(t, b.volumes[1], b.volumes[2])
 			return 2, "header says this is volume 2"
 		}},
 		{"its own volume 2 copied over volume 1, the one named", func(t *testing.T, b *built) (int, string) {
-			copyFile(t, b.volumes[1], b.volumes[0])
+			testtree.CopyFile(t, b.volumes[1], b.volumes[0])
 			return 0, "header says this is volume 2"
 		}},
 	} {
@@ -424,7 +424,7 @@ func TestAForeignLastVolumeNamedDoesNotTakeTheSetOver(t *testing.T) {
 	if len(other.volumes) != 2 || len(b.volumes) != 3 {
 		t.Fatalf("want a 2-volume archive beside one of 3, got %d and %d", len(other.volumes), len(b.volumes))
 	}
-	copyFile(t, other.volumes[1], b.volumes[1])
+	testtree.CopyFile(t, other.volumes[1], b.volumes[1])
 	for _, name := range []string{b.volumes[0], b.volumes[1]} {
 		a, err := Open(name, Options{})
 		if err != nil {
@@ -435,17 +435,6 @@ func TestAForeignLastVolumeNamedDoesNotTakeTheSetOver(t *testing.T) {
 			t.Errorf("open %s: %d volumes (want %d), strays %q, damaged %v; want %s as the foreign one", name, len(a.Volumes()), len(b.volumes), a.StrayVolumes(), d, b.volumes[1])
 		}
 		a.Close()
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, data, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 
