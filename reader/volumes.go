@@ -94,9 +94,10 @@ func (vs *volumeSet) missingList() []uint32 {
 // truncated header) or that is shorter than it should be is recorded in
 // damaged, not refused. Its bytes are still read where they exist, because
 // every block and the index carry their own checksums; reads past its end
-// fail as truncated. Only what makes the set unknowable is an error: no
-// valid header at all, a volume of another archive, the footer or the
-// index out of reach.
+// fail as truncated. A volume from elsewhere (another archive's, another
+// run's, another place in the set) is local damage too (foreign). Only
+// what makes the set unknowable is an error: no valid header at all, the
+// footer or the index out of reach.
 //
 // The volume files it reads are kept open, up to maxOpenVolumes: an archive
 // replaced by another under the same names while it is in use (a mount
@@ -150,7 +151,8 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	// below); it does not vouch for the set.
 	givenOK := givenErr == nil && given.Number == num
 
-	// Every NAME.NNN present must belong to this archive.
+	// Every NAME.NNN present: the set's volumes, strays past its end and
+	// volumes from elsewhere, told apart below.
 	present, err := listVolumes(base)
 	if err != nil {
 		return nil, footer, err
@@ -225,12 +227,12 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	// (a volume copied in from another archive, or from another run of the
 	// same tree, is then the one left out, even the one named), the given
 	// volume's unless another has more; else the nearest intact one.
-	ref, refPath := given, path
-	m, found := majority(headers, num, givenOK)
+	// (The strays left out above never vote for the majority's archive:
+	// it stands.)
+	ref, refPath, found := given, path, known
 	if found {
 		ref, refPath = headers[m], format.VolumeName(base, m)
-	}
-	if !found {
+	} else {
 		for n := last; n >= 1 && !found; n-- {
 			if h, ok := headers[n]; ok {
 				ref, refPath, found = h, format.VolumeName(base, n), true
@@ -342,8 +344,8 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	}
 	for n := uint32(1); n <= last; n++ {
 		f, ok := held[n]
-		if !ok {
-			continue
+		if !ok || vs.foreign[n] != nil {
+			continue // a foreign volume is never read: closed below
 		}
 		if id, ok := identOf(f); ok {
 			vs.ident[n] = id
@@ -353,7 +355,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			delete(held, n)
 		}
 	}
-	for _, f := range held { // strays, and volumes past maxOpenVolumes
+	for _, f := range held { // strays, foreign volumes, and volumes past maxOpenVolumes
 		f.Close()
 	}
 	kept = true
