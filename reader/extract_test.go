@@ -549,7 +549,7 @@ func TestExtractLeavesExistingDirectoriesItHasNoMetadataFor(t *testing.T) {
 	}
 	a, _ := openBuilt(t, []entry{
 		made(""), made("etc"), reg("etc/hosts", []byte("127.0.0.1 localhost\n")),
-		real("real", 0o700), reg("real/f", []byte("f")),
+		real("real", 0o750), reg("real/f", []byte("f")), // not existing's 0700
 		real("sel", 0o711), real("sel/deep", 0o750), reg("sel/deep/f", []byte("g")),
 	}, buildOpts{})
 	root := os.Geteuid() == 0
@@ -597,7 +597,7 @@ func TestExtractLeavesExistingDirectoriesItHasNoMetadataFor(t *testing.T) {
 		}
 		want(t, dest, ".", 0o700, 1111)
 		want(t, dest, "etc", 0o700, 1111)
-		want(t, dest, "real", 0o700, archived(777)) // restored over it
+		want(t, dest, "real", 0o750, archived(777)) // restored over it
 		want(t, dest, "sel", 0o711, archived(777))
 	})
 	t.Run("into a new dest", func(t *testing.T) {
@@ -611,7 +611,7 @@ func TestExtractLeavesExistingDirectoriesItHasNoMetadataFor(t *testing.T) {
 				t.Errorf("%q has the made-up time", p)
 			}
 		}
-		want(t, dest, "real", 0o700, archived(777))
+		want(t, dest, "real", 0o750, archived(777))
 	})
 	t.Run("a path whose parent exists", func(t *testing.T) {
 		dest := t.TempDir()
