@@ -1,6 +1,8 @@
 package format
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,15 +31,29 @@ func LockArchive(base string) (unlock func(), removed []string, err error) {
 	if err != nil || !guarded {
 		return unlock, nil, err
 	}
-	return unlock, RemoveStaleTemps(base), nil
+	return unlock, removeStaleTemps(base), nil
 }
 
-// RemoveStaleTemps removes the files named like the temporary volumes of
+// NewTempTag is a new writer's tag for its temporary files: 12 random
+// lowercase hex digits (TempName).
+func NewTempTag() string {
+	var t [6]byte
+	rand.Read(t[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(t[:])
+}
+
+// TempName is the name the writer tagged tag (NewTempTag) writes the
+// volume or recovery volume final under until it is complete: final,
+// ".tmp-", the tag. A reader takes it for no volume, and the next holder
+// of the archive's lock knows it for a dead writer's (isTempOf).
+func TempName(final, tag string) string { return final + ".tmp-" + tag }
+
+// removeStaleTemps removes the files named like the temporary volumes of
 // a writer of the archive called base (NAME.003.tmp-1a2b3c4d5e6f,
-// NAME.r01.tmp-…) and returns the names of those removed. Only the holder
-// of the archive's lock writes such files, so with the lock held they are
-// a dead writer's.
-func RemoveStaleTemps(base string) []string {
+// NAME.r01.tmp-…: TempName) and returns the names of those removed. Only
+// the holder of the archive's lock writes such files, so with the lock
+// held they are a dead writer's.
+func removeStaleTemps(base string) []string {
 	dir, prefix := filepath.Split(base)
 	if dir == "" {
 		dir = "."
@@ -53,8 +69,8 @@ func RemoveStaleTemps(base string) []string {
 }
 
 // isTempOf reports whether name is a temporary volume of the archive
-// called prefix: a volume's or a recovery volume's name, then ".tmp-" and
-// the 12 lowercase hex digits of the writer's tag.
+// called prefix (TempName): a volume's or a recovery volume's name, then
+// ".tmp-" and the 12 lowercase hex digits of the writer's tag.
 func isTempOf(prefix, name string) bool {
 	vol, tag, ok := strings.Cut(name, ".tmp-")
 	if !ok || len(tag) != 12 || strings.Trim(tag, "0123456789abcdef") != "" {

@@ -47,3 +47,33 @@ func TestLockRemovesOnlyAKilledWritersTemporaryVolumes(t *testing.T) {
 		t.Errorf("another archive's temporary file: %v", err)
 	}
 }
+
+// A writer's temporary volume (TempName) is removed only by the next
+// holder of the lock: not while its writer holds it and another is
+// refused.
+func TestTemporaryVolumesAreRemovedOnlyByTheLocksNextHolder(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "a")
+	unlock, _, err := LockArchive(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := TempName(VolumeName(base, 3), NewTempTag())
+	if err := os.WriteFile(tmp, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LockArchive(base); err == nil {
+		t.Fatal("a second lock was taken while the first was held")
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("the holder's temporary volume, after another was refused the lock: %v", err)
+	}
+	unlock()
+	unlock, removed, err := LockArchive(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if !slices.Equal(removed, []string{tmp}) {
+		t.Errorf("the next holder removed %q, want %q", removed, tmp)
+	}
+}

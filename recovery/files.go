@@ -1,11 +1,11 @@
 package recovery
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"arc/format"
 )
 
 // tempFiles are new files written under temporary names beside their
@@ -23,9 +23,7 @@ type tempFiles struct {
 func (t *tempFiles) create(final string, size int64, like string) (*os.File, error) {
 	// Like os.CreateTemp, but with the mode new volumes get (0666 less the
 	// umask), not 0600.
-	var tag [6]byte
-	rand.Read(tag[:])
-	f, err := os.OpenFile(final+".tmp-"+hex.EncodeToString(tag[:]), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	f, err := os.OpenFile(format.TempName(final, format.NewTempTag()), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", final, err)
 	}

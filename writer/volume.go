@@ -2,7 +2,6 @@ package writer
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -51,11 +50,7 @@ func newVolumeWriter(base string, volumeSize int64) (*volumeWriter, error) {
 	if _, err := rand.Read(v.id[:]); err != nil {
 		return nil, err
 	}
-	var t [6]byte
-	if _, err := rand.Read(t[:]); err != nil {
-		return nil, err
-	}
-	v.tag = hex.EncodeToString(t[:])
+	v.tag = format.NewTempTag()
 	if err := v.open(); err != nil {
 		return nil, err
 	}
@@ -64,7 +59,7 @@ func newVolumeWriter(base string, volumeSize int64) (*volumeWriter, error) {
 
 func (v *volumeWriter) open() error {
 	n := uint32(len(v.tmp) + 1)
-	name := fmt.Sprintf("%s.tmp-%s", format.VolumeName(v.base, n), v.tag)
+	name := format.TempName(format.VolumeName(v.base, n), v.tag)
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("create volume: %w", err)
