@@ -78,7 +78,7 @@ func (p *packer) pack() error {
 	order := p.pathOrder()
 	primary := map[inodeKey]int32{}
 	sizeCount := map[int64]int{}
-	var files []int32 // primaries, in stream order
+	var files []int32    // primaries, in stream order
 	var links [][2]int32 // a later path of a hardlinked file, and its primary
 	p.linkedPaths = map[inodeKey][]string{}
 	for _, i := range order {
