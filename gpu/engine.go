@@ -72,7 +72,7 @@ func openDevices(opt Options) ([]*device, string) {
 	var devs []*device
 	var problems []string
 	for _, info := range infos {
-		if opt.Device != "" && info.ID != opt.Device || opt.Device == "" && !info.IsGPU {
+		if !opt.Wants(info.ID, info.IsGPU) {
 			continue
 		}
 		d, err := openChecked(info, opt)
@@ -85,13 +85,28 @@ func openDevices(opt Options) ([]*device, string) {
 	if len(devs) > 0 {
 		return devs, ""
 	}
-	switch {
-	case len(problems) > 0:
+	if len(problems) > 0 {
 		return nil, fmt.Sprint(problems)
-	case opt.Device != "":
-		return nil, fmt.Sprintf("no OpenCL device %q (see `arcpack gpu`)", opt.Device)
 	}
-	return nil, "no OpenCL GPU device found"
+	return nil, opt.NoDevice()
+}
+
+// Wants says whether the engine would open the device id (a GPU or not):
+// the one opt.Device names, else every GPU.
+func (o Options) Wants(id string, isGPU bool) bool {
+	if o.Device != "" {
+		return id == o.Device
+	}
+	return isGPU
+}
+
+// NoDevice says why there is no device to open where none is as Wants
+// wants.
+func (o Options) NoDevice() string {
+	if o.Device != "" {
+		return fmt.Sprintf("no OpenCL device %q (see `arcpack gpu`)", o.Device)
+	}
+	return "no OpenCL GPU device found"
 }
 
 // openChecked opens a device and runs its self-test. A device on which

@@ -59,19 +59,15 @@ func probeDevices(opt gpu.Options) (use bool, why string) {
 	if err != nil {
 		return true, ""
 	}
-	why = "no OpenCL GPU device found"
-	if opt.Device != "" {
-		why = fmt.Sprintf("no OpenCL device %q (see `arcpack gpu`)", opt.Device)
-	}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		id, kind, _ := strings.Cut(sc.Text(), "\t")
 		switch {
 		case id == "none":
 			return false, kind
-		case opt.Device != "" && id == opt.Device, opt.Device == "" && kind == "gpu":
+		case opt.Wants(id, kind == "gpu"):
 			return true, ""
 		}
 	}
-	return false, why
+	return false, opt.NoDevice()
 }
