@@ -26,6 +26,7 @@ import (
 	"arc/fs"
 	"arc/gpu"
 	"arc/internal/hint"
+	"arc/internal/interrupt"
 	"arc/internal/termsafe"
 	"arc/reader"
 
@@ -236,13 +237,10 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	signal.Ignore(syscall.SIGPIPE)
 	// Asked for before mounting, so that no signal arrives between the
 	// mount and the handler; they wait in the channel until it runs.
-	// Those ignored at start stay ignored: signal.Notify would install a
-	// handler, and `nohup arcmount -f` unmount at the hangup.
+	// Those ignored at start stay ignored (interrupt.Signals).
 	sig := make(chan os.Signal, 1)
-	for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
-		if !signal.Ignored(s) {
-			signal.Notify(sig, s)
-		}
+	if sigs := interrupt.Signals(); len(sigs) > 0 {
+		signal.Notify(sig, sigs...)
 	}
 	defer signal.Stop(sig)
 	// Log lines hold names from the archive: escaped, so that a hostile
