@@ -185,17 +185,7 @@ func TestInterruptedExtractSaysSo(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			dest := t.TempDir()
-			cmd := exec.Command(arcpackBin, "extract", arc+".001", "-o", dest, "--workers", "1")
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-				if ents, _ := os.ReadDir(dest); len(ents) > 0 {
-					break
-				}
-			}
+			cmd, stderr := startArcpack(t, dest, "extract", arc+".001", "-o", dest, "--workers", "1")
 			cmd.Process.Signal(sig)
 			err := cmd.Wait()
 			if err == nil {
@@ -240,7 +230,14 @@ func TestIgnoredSignalsDoNotInterruptCreate(t *testing.T) {
 // returns once it has written something into outDir (waitForOutput).
 func startCreate(t *testing.T, outDir string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(arcpackBin, append([]string{"create"}, args...)...)
+	return startArcpack(t, outDir, append([]string{"create"}, args...)...)
+}
+
+// startArcpack starts arcpack with args, its stderr kept, and returns once
+// it has written something into outDir (waitForOutput).
+func startArcpack(t *testing.T, outDir string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(arcpackBin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -250,8 +247,9 @@ func startCreate(t *testing.T, outDir string, args ...string) (*exec.Cmd, *bytes
 	return cmd, &stderr
 }
 
-// waitForOutput returns once create has written something into outDir
-// besides its lock file (its scan is done by then), or after 20 seconds.
+// waitForOutput returns once arcpack has written something into outDir
+// besides create's lock file (create's scan is done by then), or after 20
+// seconds.
 func waitForOutput(outDir string) {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 		ents, _ := os.ReadDir(outDir)
