@@ -218,6 +218,9 @@ func TestIgnoredSignalsDoNotInterruptCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForOutput(outDir)
+	if exited(cmd.Process.Pid) {
+		t.Skip("create finished before the signals could be sent")
+	}
 	cmd.Process.Signal(syscall.SIGHUP)
 	cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); err != nil {

@@ -87,6 +87,16 @@ func mountPoint(t *testing.T) string {
 	return mnt
 }
 
+// exited says whether process pid has ended: gone, or a zombie waiting to
+// be reaped.
+func exited(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && strings.Contains(string(st), ") Z ")
+}
+
 // unmount ends a mount, unless the test has, and waits for its server
 // process to exit.
 func unmount(t *testing.T, mnt string, pid int) {
@@ -104,11 +114,8 @@ func unmount(t *testing.T, mnt string, pid int) {
 		return
 	}
 	for i := 0; ; i++ {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		if exited(pid) {
 			return
-		}
-		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(st), ") Z ") {
-			return // exited; waiting for init to reap it
 		}
 		if i == 100 {
 			t.Errorf("arcmount server %d still running 10s after unmount", pid)
