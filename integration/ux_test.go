@@ -554,5 +554,9 @@ func TestExtractProgressCountsPathsGivenWithDots(t *testing.T) {
 		if strings.Contains(r.stderr, "| extracting (") {
 			t.Errorf("extract %s --progress always: a bar without a total:\n%q", p, r.stderr)
 		}
+		// And a bar there was: a finished one clears its line.
+		if !strings.Contains(r.stderr, "\r\033[K") {
+			t.Errorf("extract %s --progress always drew no bar:\n%q", p, r.stderr)
+		}
 	}
 }
