@@ -97,15 +97,23 @@ func TestHashMatchesCPUAtEveryLength(t *testing.T) {
 	// MiB sizes: a full slot, a tree with odd levels, and one too large for
 	// a slot (hashed on the CPU).
 	inputs = append(inputs, data[:1<<20-64], data[5:5+(1<<20)/3+17], data[:3<<20+100])
+	hashChecked(t, e, inputs, "")
+}
+
+// hashChecked hashes inputs on e and fails the test (saying when: what)
+// unless every digest is the CPU's.
+func hashChecked(t *testing.T, e *Engine, inputs [][]byte, what string) [][32]byte {
+	t.Helper()
 	got, err := e.Hasher().HashBatch(inputs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, in := range inputs {
 		if got[i] != blake3.Sum256(in) {
-			t.Fatalf("input %d (%d bytes): digest %x, want %x", i, len(in), got[i], blake3.Sum256(in))
+			t.Fatalf("input %d (%d bytes)%s: digest %x, want the CPU's %x", i, len(in), what, got[i], blake3.Sum256(in))
 		}
 	}
+	return got
 }
 
 func TestHashRealFiles(t *testing.T) {
@@ -114,15 +122,7 @@ func TestHashRealFiles(t *testing.T) {
 	if len(files) == 0 {
 		t.Skip("no Go sources here for real data")
 	}
-	got, err := e.Hasher().HashBatch(files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, f := range files {
-		if got[i] != blake3.Sum256(f) {
-			t.Fatalf("file %d (%d bytes) digest differs from the CPU's", i, len(f))
-		}
-	}
+	hashChecked(t, e, files, " of real files")
 }
 
 // realFiles reads up to n files of the Go distribution's sources.
@@ -353,15 +353,7 @@ func TestInjectedKernelFailureFallsBackToCPU(t *testing.T) {
 	for _, d := range e.devs {
 		d.inject.Store(true)
 	}
-	got, err := e.Hasher().HashBatch(inputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, in := range inputs {
-		if got[i] != blake3.Sum256(in) {
-			t.Fatalf("input %d: wrong digest after fallback", i)
-		}
-	}
+	hashChecked(t, e, inputs, " after fallback")
 	raws := [][]byte{compressible(100000, 1), compressible(3000, 2)}
 	blocks := lz4Blocks(t, raws, codec.LevelDefault)
 	for _, d := range e.devs {
@@ -620,26 +612,12 @@ func TestPanicInAHashBatchFallsBackToCPU(t *testing.T) {
 		inputs = append(inputs, testBytes(600000, uint64(i)), testBytes(1000+i, uint64(10+i)))
 	}
 	notes, before := armPanic(t, e)
-	got, err := e.Hasher().HashBatch(inputs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := hashChecked(t, e, inputs, " after the panic")
 	checkRecovered(t, e, *notes, before)
-	for i, in := range inputs {
-		if got[i] != blake3.Sum256(in) {
-			t.Fatalf("input %d: digest %x after the panic, want the CPU's %x", i, got[i], blake3.Sum256(in))
-		}
-	}
 
 	clear(got) // the caller reuses its results
-	again, err := e.Hasher().HashBatch(inputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, in := range inputs {
-		if again[i] != blake3.Sum256(in) {
-			t.Fatalf("input %d: the device's digest after a panic differs from the CPU's", i)
-		}
+	hashChecked(t, e, inputs, " on the device after a panic")
+	for i := range inputs {
 		if got[i] != ([32]byte{}) {
 			t.Fatalf("input %d: the abandoned batch's digest was written into results reused since", i)
 		}
