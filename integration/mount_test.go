@@ -45,27 +45,43 @@ var pidRE = regexp.MustCompile(`\(pid (\d+)\)`)
 // unmounts and checks that the server process is gone.
 func mountArchive(t *testing.T, base string, args ...string) string {
 	t.Helper()
+	mnt, _ := serveArchive(t, base, args...)
+	return mnt
+}
+
+// serveArchive is mountArchive, also giving the server's pid.
+func serveArchive(t *testing.T, base string, args ...string) (mnt string, pid int) {
+	t.Helper()
 	needMount(t)
-	mnt := mountPoint(t)
+	mnt = mountPoint(t)
 	start := time.Now()
-	r := runBin(t, runOpts{}, arcmountBin, append([]string{base + ".001", mnt}, args...)...)
+	stdout, pid := startMount(t, base+".001", mnt, mnt, args...)
+	t.Logf("mounted in %v: %s", time.Since(start), strings.TrimSpace(stdout))
+	if !strings.Contains(stdout, "fusermount3 -u "+mnt) {
+		t.Errorf("arcmount does not say how to unmount: %q", stdout)
+	}
+	return mnt, pid
+}
+
+// startMount runs arcmount ARCHIVE MOUNTPOINT args (mountpoint as given,
+// mnt what the kernel mounts), checks that it mounted and left a server
+// whose pid it printed, and unmounts at the test's end.
+func startMount(t *testing.T, archive, mountpoint, mnt string, args ...string) (stdout string, pid int) {
+	t.Helper()
+	r := runBin(t, runOpts{}, arcmountBin, append([]string{archive, mountpoint}, args...)...)
 	if r.code != 0 {
 		t.Fatalf("arcmount: %v", r)
-	}
-	t.Logf("mounted in %v: %s", time.Since(start), strings.TrimSpace(r.stdout))
-	if !strings.Contains(r.stdout, "fusermount3 -u "+mnt) {
-		t.Errorf("arcmount does not say how to unmount: %q", r.stdout)
 	}
 	m := pidRE.FindStringSubmatch(r.stdout)
 	if m == nil {
 		t.Fatalf("arcmount names no server pid: %q", r.stdout)
 	}
-	pid, _ := strconv.Atoi(m[1])
+	pid, _ = strconv.Atoi(m[1])
 	if !isMounted(t, mnt) {
 		t.Fatalf("arcmount returned but %s is not mounted", mnt)
 	}
 	t.Cleanup(func() { unmount(t, mnt, pid) })
-	return mnt
+	return r.stdout, pid
 }
 
 // mountableArchive packs a generated tree (seed; no xattrs) for a test
@@ -608,19 +624,10 @@ func TestMountThroughASymlinkSaysHowToUnmountIt(t *testing.T) {
 	if err := os.Symlink("mnt", link); err != nil {
 		t.Fatal(err)
 	}
-	r := runBin(t, runOpts{}, arcmountBin, base+".001", link)
-	if r.code != 0 {
-		t.Fatalf("arcmount: %v", r)
-	}
-	m := pidRE.FindStringSubmatch(r.stdout)
-	if m == nil {
-		t.Fatalf("arcmount names no server pid: %q", r.stdout)
-	}
-	pid, _ := strconv.Atoi(m[1])
-	t.Cleanup(func() { unmount(t, mnt, pid) })
-	said := regexp.MustCompile(`fusermount3 -u (\S+)`).FindStringSubmatch(r.stdout)
+	stdout, _ := startMount(t, base+".001", link, mnt)
+	said := regexp.MustCompile(`fusermount3 -u (\S+)`).FindStringSubmatch(stdout)
 	if said == nil {
-		t.Fatalf("arcmount does not say how to unmount: %q", r.stdout)
+		t.Fatalf("arcmount does not say how to unmount: %q", stdout)
 	}
 	if out, err := exec.Command("fusermount3", "-u", said[1]).CombinedOutput(); err != nil {
 		t.Errorf("the unmount arcmount printed (fusermount3 -u %s) fails: %v\n%s", said[1], err, out)
@@ -764,22 +771,13 @@ func TestAutoGPUWithoutOneLoadsNoDriverIntoTheMount(t *testing.T) {
 		t.Skip("no OpenCL platform here: there is no driver to keep out")
 	}
 	logFile := filepath.Join(t.TempDir(), "log")
-	mnt := mountArchive(t, base, "--log", logFile)
+	_, pid := serveArchive(t, base, "--log", logFile)
 	waitLog(t, logFile, "gpu: using the CPU")
-	maps := ""
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), arcmountBin) && strings.Contains(string(b), mnt) {
-			m, err := os.ReadFile(filepath.Join(filepath.Dir(p), "maps"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			maps = string(m)
-		}
+	m, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if maps == "" {
-		t.Fatal("no arcmount process serving " + mnt)
-	}
+	maps := string(m)
 	for _, lib := range []string{"libpocl", "libLLVM", "libclang"} {
 		if strings.Contains(maps, lib) {
 			t.Errorf("the mount has %s loaded", lib)
