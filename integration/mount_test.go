@@ -443,30 +443,11 @@ func TestMountForegroundUnmountsOnSignal(t *testing.T) {
 		cmd := exec.Command(arcmountBin, "-f", base+".001", mnt)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for !isMounted(t, mnt) {
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("arcmount -f did not mount in 20s:\n%s", stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		done := startForeground(t, cmd, mnt, stderr.String)
 		rsyncSame(t, src, mnt)
 		cmd.Process.Signal(sig)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("%v: arcmount -f exited with %v\n%s", sig, err, stderr.String())
-			}
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			t.Fatalf("%v: arcmount -f still running after 20s", sig)
+		if err := waitEnd(t, cmd, done, sig.String()); err != nil {
+			t.Errorf("%v: arcmount -f exited with %v\n%s", sig, err, stderr.String())
 		}
 		if isMounted(t, mnt) {
 			t.Errorf("%v: %s still mounted", sig, mnt)
@@ -485,19 +466,7 @@ func TestMountForegroundKeepsIgnoredSignalsIgnored(t *testing.T) {
 	cmd := exec.Command("sh", "-c", `trap '' HUP INT; exec "$0" "$@"`, arcmountBin, "-f", "--gpu", "off", base+".001", mnt)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !isMounted(t, mnt) {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("arcmount -f did not mount in 20s:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	done := startForeground(t, cmd, mnt, stderr.String)
 	cmd.Process.Signal(syscall.SIGHUP)
 	cmd.Process.Signal(syscall.SIGINT)
 	time.Sleep(500 * time.Millisecond)
@@ -506,14 +475,8 @@ func TestMountForegroundKeepsIgnoredSignalsIgnored(t *testing.T) {
 	} else if out, err := exec.Command("fusermount3", "-u", mnt).CombinedOutput(); err != nil {
 		t.Errorf("fusermount3 -u: %v %s", err, out)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("arcmount -f exited with %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("arcmount -f still running 20s after fusermount3 -u")
+	if err := waitEnd(t, cmd, done, "fusermount3 -u"); err != nil {
+		t.Errorf("arcmount -f exited with %v\n%s", err, stderr.String())
 	}
 }
 
@@ -532,30 +495,12 @@ func TestMountForegroundOutlivesAClosedStderr(t *testing.T) {
 	r.Close()
 	cmd := exec.Command(arcmountBin, "-f", "--gpu=auto", base+".001", mnt)
 	cmd.Stderr, cmd.Stdout = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { // a server that died leaves its mount
 		if isMounted(t, mnt) {
 			exec.Command("fusermount3", "-u", mnt).Run()
 		}
 	})
-	w.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !isMounted(t, mnt) {
-		select {
-		case err := <-done:
-			t.Fatalf("arcmount -f ended before mounting: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("arcmount -f did not mount in 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	done := startForeground(t, cmd, mnt, func() string { return "" }, w)
 	time.Sleep(time.Second) // the engine's line, once it is set up
 	rsyncSame(t, src, mnt)
 	select {
@@ -564,15 +509,54 @@ func TestMountForegroundOutlivesAClosedStderr(t *testing.T) {
 	default:
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("arcmount -f still running 20s after SIGTERM")
-	}
+	waitEnd(t, cmd, done, "SIGTERM")
 	if isMounted(t, mnt) {
 		exec.Command("fusermount3", "-u", mnt).Run()
 		t.Error("still mounted after SIGTERM")
+	}
+}
+
+// startForeground starts cmd, an arcmount -f, closes the files in close
+// (the child has its own copies), and returns once mnt is mounted; done
+// then gets cmd's end. output is what to show when it fails.
+func startForeground(t *testing.T, cmd *exec.Cmd, mnt string, output func() string, close ...*os.File) (done <-chan error) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range close {
+		f.Close()
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !isMounted(t, mnt) {
+		select {
+		case err := <-ch:
+			t.Fatalf("arcmount -f ended before mounting: %v\n%s", err, output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("arcmount -f did not mount in 20s:\n%s", output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return ch
+}
+
+// waitEnd waits up to 20 s for a foreground arcmount to end after what it
+// was told (after), and gives how it ended; past that it kills it and
+// fails the test.
+func waitEnd(t *testing.T, cmd *exec.Cmd, done <-chan error, after string) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("arcmount -f still running 20s after %s", after)
+		return nil
 	}
 }
 
