@@ -54,11 +54,7 @@ func TempName(final, tag string) string { return final + ".tmp-" + tag }
 // the holder of the archive's lock writes such files, so with the lock
 // held they are a dead writer's.
 func removeStaleTemps(base string) []string {
-	dir, prefix := filepath.Split(base)
-	if dir == "" {
-		dir = "."
-	}
-	ents, _ := os.ReadDir(dir)
+	dir, prefix, ents, _ := beside(base)
 	var removed []string
 	for _, e := range ents {
 		if isTempOf(prefix, e.Name()) && os.Remove(filepath.Join(dir, e.Name())) == nil {

@@ -200,14 +200,21 @@ func ListVolumes(base string) ([]uint32, error) {
 	return out, err
 }
 
-// listNumbered returns, in order, the numbers of the entries beside base
-// that parse (into a base and a number) as base's.
-func listNumbered(base string, parse func(os.DirEntry) (string, int, bool)) ([]int, error) {
-	dir, prefix := filepath.Split(base)
+// beside lists the directory that base's files are in (dir, "." for a
+// bare name) and gives the name's last element, prefix.
+func beside(base string) (dir, prefix string, ents []os.DirEntry, err error) {
+	dir, prefix = filepath.Split(base)
 	if dir == "" {
 		dir = "."
 	}
-	ents, err := os.ReadDir(dir)
+	ents, err = os.ReadDir(dir)
+	return dir, prefix, ents, err
+}
+
+// listNumbered returns, in order, the numbers of the entries beside base
+// that parse (into a base and a number) as base's.
+func listNumbered(base string, parse func(os.DirEntry) (string, int, bool)) ([]int, error) {
+	_, prefix, ents, err := beside(base)
 	if err != nil {
 		return nil, err
 	}
