@@ -157,17 +157,7 @@ func TestInterruptedCreateLeavesNoVolume(t *testing.T) {
 			out := filepath.Join(outDir, "o")
 			cmd, stderr := startCreate(t, outDir, src, "-o", out, "--volume-size", "4M", "--level", "max", "--workers", "1")
 			time.Sleep(50 * time.Millisecond)
-			cmd.Process.Signal(sig)
-			err := cmd.Wait()
-			if err == nil {
-				t.Skip("create finished before the signal arrived")
-			}
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-				t.Errorf("create stopped by %v: %v, want exit 130; stderr %s", sig, err, stderr.String())
-			}
-			if !strings.Contains(stderr.String(), "arcpack: create "+out+": interrupted, no archive written") {
-				t.Errorf("stderr: %s", stderr.String())
-			}
+			interrupt(t, cmd, sig, stderr, "create", "arcpack: create "+out+": interrupted, no archive written")
 			if ents, _ := os.ReadDir(outDir); len(ents) != 0 {
 				t.Errorf("create stopped by %v left %v in the output directory", sig, names(ents))
 			}
@@ -186,18 +176,26 @@ func TestInterruptedExtractSaysSo(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			dest := t.TempDir()
 			cmd, stderr := startArcpack(t, dest, "extract", arc+".001", "-o", dest, "--workers", "1")
-			cmd.Process.Signal(sig)
-			err := cmd.Wait()
-			if err == nil {
-				t.Skip("extract finished before the signal arrived")
-			}
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-				t.Errorf("extract stopped by %v: %v, want exit 130; stderr %s", sig, err, stderr.String())
-			}
-			if want := "arcpack: extract " + arc + ".001 to " + dest + ": interrupted;"; !strings.Contains(stderr.String(), want) {
-				t.Errorf("stderr %q lacks %q", stderr.String(), want)
-			}
+			interrupt(t, cmd, sig, stderr, "extract", "arcpack: extract "+arc+".001 to "+dest+": interrupted;")
 		})
+	}
+}
+
+// interrupt sends sig to the arcpack command what that cmd runs and
+// expects exit 130 and the line want on its stderr; it skips the test when
+// the command finished before the signal arrived.
+func interrupt(t *testing.T, cmd *exec.Cmd, sig syscall.Signal, stderr *bytes.Buffer, what, want string) {
+	t.Helper()
+	cmd.Process.Signal(sig)
+	err := cmd.Wait()
+	if err == nil {
+		t.Skip(what + " finished before the signal arrived")
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Errorf("%s stopped by %v: %v, want exit 130; stderr %s", what, sig, err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q lacks %q", stderr.String(), want)
 	}
 }
 
