@@ -493,15 +493,32 @@ const giveUpAfter = 3
 // WriterEncoder returns the writer hook; batchBytes is the raw bytes the
 // writer gathers per call (several of the devices' transfer buffers, so
 // that packing, transfers and kernels overlap within one call).
-// 0 means twice the first device's transfer buffer.
+// 0 means writerCallBytes.
 func (e *Engine) WriterEncoder(batchBytes int) *WriterEncoder {
 	if batchBytes <= 0 {
-		batchBytes = 64 << 20
-		if len(e.devs) > 0 {
-			batchBytes = 2 * e.devs[0].batchBytes()
-		}
+		batchBytes = writerCallBytes(e.devs, physicalMemory())
 	}
 	return &WriterEncoder{e: e, bytes: batchBytes}
+}
+
+// writerCallBytes is the writer's default call: twice the transfer buffer
+// of every device, since a call is split over the devices and each needs
+// both of its buffers' worth for its copies to overlap its kernels. The
+// writer keeps a few calls of blocks in flight, raw and compressed, so
+// past the first device's share the call is held to a 32nd of the host's
+// memory (mem, 0 when unknown: no hold) on hosts with many devices.
+func writerCallBytes(devs []*device, mem uint64) int {
+	if len(devs) == 0 {
+		return 64 << 20
+	}
+	n := 0
+	for _, d := range devs {
+		n += 2 * d.batchBytes()
+	}
+	if mem > 0 {
+		n = min(n, max(2*devs[0].batchBytes(), int(min(mem/32, 1<<62))))
+	}
+	return n
 }
 
 // BatchBytes is how many raw bytes the writer should gather per call.

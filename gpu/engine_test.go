@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,6 +72,31 @@ func TestParallelRaisesAWorkersPanicInTheCaller(t *testing.T) {
 	for i := range done {
 		if k := done[i].Load(); k != 1 {
 			t.Fatalf("after a panic, parallel ran f(%d) %d times", i, k)
+		}
+	}
+}
+
+// split cuts a batch into one run per device, of about equal weight (an
+// item weighs its bytes and one more, so empty inputs count too), in
+// order; devices beyond the items get empty runs.
+func TestSplitCutsABatchIntoRunsOfAboutEqualWeight(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		weights []int
+		n       int
+		want    []int
+	}{
+		{"one device takes all", []int{5, 9, 1}, 1, []int{0, 3}},
+		{"equal items, two devices", []int{8, 8, 8, 8}, 2, []int{0, 2, 4}},
+		{"equal items, three devices", []int{8, 8, 8, 8, 8, 8}, 3, []int{0, 2, 4, 6}},
+		{"a heavy first item is a run of its own", []int{100, 1, 1, 1, 1}, 2, []int{0, 1, 5}},
+		{"empty items weigh too", []int{0, 0, 0, 0}, 2, []int{0, 2, 4}},
+		{"more devices than items", []int{7}, 3, []int{0, 1, 1, 1}},
+		{"no items", nil, 2, []int{0, 0, 0}},
+	} {
+		got := split(tc.weights, tc.n, func(w int) int { return w })
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: split(%v, %d) = %v, want %v", tc.name, tc.weights, tc.n, got, tc.want)
 		}
 	}
 }

@@ -478,6 +478,113 @@ func TestDefaultBatchIsHeldToTheHostsMemory(t *testing.T) {
 	}
 }
 
+// The writer's call holds both transfer buffers of every device, since
+// the engine splits a call over the devices; past the first device's
+// share it is held to a 32nd of the host's memory.
+func TestTheWritersCallGivesEveryDeviceBothBuffers(t *testing.T) {
+	const MiB, GiB = 1 << 20, 1 << 30
+	devs := func(n, batch int) []*device {
+		var ds []*device
+		for range n {
+			ds = append(ds, &device{batch: batch})
+		}
+		return ds
+	}
+	for _, tc := range []struct {
+		name string
+		devs []*device
+		mem  uint64
+		want int
+	}{
+		{"no device", nil, 128 * GiB, 64 * MiB},
+		{"one GPU", devs(1, 256*MiB), 128 * GiB, 512 * MiB},
+		{"two GPUs", devs(2, 256*MiB), 128 * GiB, 1 * GiB},
+		{"eight GPUs", devs(8, 256*MiB), 128 * GiB, 4 * GiB},
+		{"eight GPUs, 64 GiB host", devs(8, 256*MiB), 64 * GiB, 2 * GiB},
+		{"eight GPUs, 8 GiB host", devs(8, 256*MiB), 8 * GiB, 512 * MiB},
+		{"eight GPUs, memory unknown", devs(8, 256*MiB), 0, 4 * GiB},
+	} {
+		if got := writerCallBytes(tc.devs, tc.mem); got != tc.want {
+			t.Errorf("%s: writerCallBytes = %d MiB, want %d", tc.name, got/MiB, tc.want/MiB)
+		}
+	}
+}
+
+// testTwoDeviceEngine opens an engine of two devices: the test device
+// (testEngineWith's) and another GPU where the machine has one, else the
+// test device again (a second context, with queues and buffers of its
+// own), failing on any fallback.
+func testTwoDeviceEngine(t *testing.T, opt Options) *Engine {
+	t.Helper()
+	e := testEngineWith(t, opt)
+	infos, err := ListDevices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := e.devs[0].info
+	second := first
+	for _, in := range infos {
+		if in.IsGPU && first.IsGPU && in.ID != first.ID {
+			second = in
+			break
+		}
+	}
+	d, err := openChecked(second, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.devs = append(e.devs, d) // e's cleanup closes it
+	t.Logf("devices %s %q and %s %q", first.ID, first.Name, second.ID, second.Name)
+	return e
+}
+
+// An engine of two devices splits each batch between them, and they run
+// their parts at once: hashing, decoding and compressing give what one
+// device gives (the CPU's digests, each block's raw bytes, blocks the CPU
+// decodes), and both devices took part in each.
+func TestAnEngineOfTwoDevicesSplitsEachBatchBetweenThem(t *testing.T) {
+	e := testTwoDeviceEngine(t, Options{BatchBytes: 1 << 20})
+	var raws [][]byte
+	for i := range 24 {
+		raws = append(raws, compressible(40000+i*3000, uint64(i)))
+	}
+	raws = append(raws, farRepeats(40, 1), testBytes(70000, 3))
+	both := func(what string, run func()) {
+		t.Helper()
+		before := [2]int64{e.devs[0].stats.calls.Load(), e.devs[1].stats.calls.Load()}
+		run()
+		for i, d := range e.devs {
+			if d.stats.calls.Load() == before[i] {
+				t.Errorf("%s: device %d (%s) took no batch", what, i, d.info.ID)
+			}
+		}
+	}
+	both("hashing", func() { hashChecked(t, e, raws, " on two devices") })
+	both("decoding", func() {
+		blocks := encodeBlocks(t, raws, "lz4x", codec.LevelMax)
+		if err := e.Decoder().DecodeBatch(blocks); err != nil {
+			t.Fatal(err)
+		}
+		checkDecoded(t, blocks, raws)
+	})
+	both("compressing", func() {
+		blocks := make([]EncBlock, len(raws))
+		for i := range raws {
+			blocks[i].Src = raws[i]
+		}
+		if err := e.Encoder().EncodeBatch(blocks); err != nil {
+			t.Fatal(err)
+		}
+		dec := codec.NewDecoder()
+		for i, b := range blocks {
+			got := make([]byte, len(raws[i]))
+			if err := dec.Decode(b.Codec, got, b.Stored); err != nil || !bytes.Equal(got, raws[i]) {
+				t.Fatalf("block %d (%d bytes): the CPU decodes the device's codec %d block wrongly (%v)", i, len(raws[i]), b.Codec, err)
+			}
+		}
+	})
+}
+
 // A panic while a batch is being packed fails that batch (device.run's
 // error: DecodeBatch sends it to the CPU) and leaves nothing pending on
 // the device: the next batch must not write the abandoned one's results

@@ -22,7 +22,6 @@ import (
 	"unsafe"
 
 	"github.com/jgillich/go-opencl/cl"
-	"golang.org/x/sys/unix"
 )
 
 //go:embed kernels/*.cl
@@ -45,15 +44,6 @@ func defaultBatch(isGPU bool, mem uint64) int {
 		b = int(min(uint64(b), max(mem/32, 64<<20)))
 	}
 	return b
-}
-
-// physicalMemory is the host's memory in bytes, 0 when unknown.
-func physicalMemory() uint64 {
-	var si unix.Sysinfo_t
-	if unix.Sysinfo(&si) != nil {
-		return 0
-	}
-	return uint64(si.Totalram) * uint64(si.Unit)
 }
 
 // inPad is slack after a slot's input buffer, so that a kernel may load a
@@ -204,6 +194,7 @@ type stats struct {
 	xferNs   atomic.Int64 // host<->device copies, from profiling events
 	xferB    atomic.Int64 // bytes of those copies
 	bytes    atomic.Int64 // bytes the kernels timed produced (decode) or read (hash)
+	calls    atomic.Int64 // batches the device took (run calls)
 
 	// busy is the time at least one kernel ran, the union of their
 	// intervals on the device clock: the two slots' queues run kernels at
@@ -579,6 +570,7 @@ func (s *slot) read(dst *pinned, src *cl.MemObject, n int) error {
 func (d *device) run(fill func(s *slot) (more bool, err error)) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.stats.calls.Add(1)
 	defer func() {
 		if r := recover(); r != nil {
 			for _, s := range d.slots {
