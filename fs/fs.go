@@ -84,7 +84,7 @@ func New(ar Archive, logf func(format string, args ...any)) *FS {
 	idx := ar.Index()
 	f := &FS{ar: ar, idx: idx, xattrs: idx.Xattrs.Count() > 0, logf: logf,
 		damaged: map[uint32]bool{}, holes: holeBytes(idx)}
-	f.push.f = f
+	f.push.f, f.push.epoch = f, time.Now()
 	return f
 }
 
@@ -157,6 +157,15 @@ func (s *Server) Unmount() error {
 		s.f.push.pause(false)
 	}
 	return err
+}
+
+// Wait waits for the mount to end, however it was unmounted (Unmount, or
+// umount and fusermount3 -u from outside), and then for push-ahead's
+// workers to stop, so that none outlives the server (a worker may be
+// between a store the kernel refused and its next pick).
+func (s *Server) Wait() {
+	s.Server.Wait()
+	s.f.push.pause(true)
 }
 
 // mountWith is Mount, also giving the filesystem (tests look at its counters).

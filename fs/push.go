@@ -40,7 +40,13 @@ import (
 //
 // The walk is followed by the READs that still reach us: a READ at offset
 // 0 of a file not pushed yet means the walk got there first or the window
-// is spent (the push goes on after that file).
+// is spent (the push goes on after that file). Only a READ refills the
+// window: a listing moves the push to the directory listed with what is
+// left of it, so that a walker that lists and reads nothing (find, du,
+// ls -R after a tar) gets at most the rest of one window, and nothing at
+// all once no READ came for walkIdle (the walk is over). A job that a
+// walk left (it stopped, or went elsewhere) is dropped when the push
+// begins one that is not below it.
 // Random access (one file here, one there) does not start a push.
 //
 // Ahead into subdirectories: once the walk has listed a directory (tar,
@@ -120,6 +126,13 @@ const (
 	entryCost = 256
 )
 
+// walkIdle: a walk that sent no READ for this long has ended, as far as
+// the listings after it go (walkingLocked). A walk the push keeps ahead
+// of sends a READ each time it catches up, at least once a window: a
+// quarter of a second at the speed of a cold tar of the Go toolchains
+// tree on the 2-core benchmark machine.
+const walkIdle = time.Second
+
 // maxTaken bounds the directories remembered as pushed in one walk; past
 // it they are forgotten, and one the walk lists again is pushed again.
 const maxTaken = 1 << 16
@@ -147,6 +160,10 @@ type pusher struct {
 	walk        bool
 	listed      uint32
 	listedValid bool
+	// lastRead: when a READ last reached us, as now gives it (see
+	// walkingLocked).
+	lastRead atomic.Int64
+	epoch    time.Time // what now counts from
 
 	bufs [][]byte // spare chunk buffers, for reuse (takeBufLocked)
 
@@ -179,6 +196,7 @@ type pusher struct {
 // the reply: when the READ shows the walk at the push's heels, the next
 // files are stored before the walk gets the reply (see pushHere).
 func (p *pusher) onRead(n *node, off int64, got int) {
+	p.lastRead.Store(int64(p.now()))
 	if p.steer(n, off, got) {
 		// The kernel holds this READ's pages locked until the reply.
 		p.pushHere(n.ino, off+(int64(got)+pageSize-1)&^(pageSize-1))
@@ -275,10 +293,22 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 	return true
 }
 
-// begin makes j the current job; the current one, if it is another
-// directory's and has files left, waits on the stack.
+// begin makes j the current job. The jobs of the directories above j's
+// wait on the stack for the walk to come back to them: the current one,
+// if it is such a directory's and has files left, and those already
+// there. Any other job is dropped: it belongs to where a walk was before
+// (one that stopped, or went elsewhere), and nobody will come back to it.
 func (p *pusher) begin(j pushJob) {
-	if p.cur.dir != nil && p.cur.dirIno != j.dirIno && p.cur.next < p.cur.end {
+	above := p.above(j.dir)
+	kept := p.suspended[:0]
+	for _, s := range p.suspended {
+		if slices.Contains(above, s.dirIno) {
+			kept = append(kept, s)
+		}
+	}
+	clear(p.suspended[len(kept):]) // no Inode kept alive by a dropped job
+	p.suspended = kept
+	if p.cur.dir != nil && p.cur.dirIno != j.dirIno && p.cur.next < p.cur.end && slices.Contains(above, p.cur.dirIno) {
 		if len(p.suspended) == maxSuspended {
 			p.suspended = append(p.suspended[:0], p.suspended[1:]...)
 		}
@@ -286,6 +316,23 @@ func (p *pusher) begin(j pushJob) {
 		p.suspended = append(p.suspended, p.cur)
 	}
 	p.cur = j
+}
+
+// above gives the archive inodes of the directories above dir, as the
+// kernel has them, innermost first.
+func (p *pusher) above(dir *gofs.Inode) []uint32 {
+	var inos []uint32
+	for n := dir; n != nil; {
+		_, parent := n.Parent()
+		if parent == nil {
+			break
+		}
+		if pn, ok := parent.Operations().(*node); ok {
+			inos = append(inos, pn.ino)
+		}
+		n = parent
+	}
+	return inos
 }
 
 // onListed is called when the kernel has taken in the whole listing of
@@ -304,7 +351,7 @@ func (p *pusher) takeListing(n *node, caller uint32) bool {
 	s, e := n.fs.idx.Children(n.ino)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.stoppedLocked() || !p.walk || caller != 0 && caller == p.listTid {
+	if p.stoppedLocked() || !p.walkingLocked() || caller != 0 && caller == p.listTid {
 		return false
 	}
 	// A walk that lists directories goes into them: the push may too.
@@ -319,9 +366,12 @@ func (p *pusher) takeListing(n *node, caller uint32) bool {
 	}
 	if j := &p.cur; j.dir != nil && j.dirIno == n.ino && j.list {
 		// The walk got here before the push listed it: the walk's
-		// listing will do, and the walk waits on its reply.
-		j.list, j.budget = false, pushWindow
-		return true
+		// listing will do, and the walk waits on its reply. A listing
+		// does not refill the window (only a READ does): a walker that
+		// lists and reads nothing (find, du, ls -R) must not have the
+		// tree pushed.
+		j.list = false
+		return j.budget > 0
 	}
 	if p.holdsLocked(n.ino) {
 		return false
@@ -339,10 +389,25 @@ func (p *pusher) takeListing(n *node, caller uint32) bool {
 		// read. This is a walk of its own.
 		clear(p.taken)
 	}
+	// What is left of the window since the last READ, as above.
+	budget := p.cur.budget
+	if p.cur.dir == nil || budget <= 0 {
+		return false
+	}
 	p.takeLocked(n.ino)
-	p.begin(pushJob{dir: &n.Inode, dirIno: n.ino, next: s, end: e, budget: pushWindow})
+	p.begin(pushJob{dir: &n.Inode, dirIno: n.ino, next: s, end: e, budget: budget})
 	return true
 }
+
+// walkingLocked says whether a walk is on: the last READ at offset 0 was
+// one (walk), and a READ reached us less than walkIdle ago. A listing
+// after that (ls, find, du after a tar ended) is not the walk's.
+func (p *pusher) walkingLocked() bool {
+	return p.walk && p.now()-time.Duration(p.lastRead.Load()) < walkIdle
+}
+
+// now is the pusher's clock: monotonic, from its epoch.
+func (p *pusher) now() time.Duration { return time.Since(p.epoch) }
 
 // holdsLocked says whether directory ino is where the push is or on its
 // way back up: its listing is being read or its files pushed.

@@ -584,22 +584,34 @@ func TestThePushFollowsADirectoryTheKernelForgot(t *testing.T) {
 	}
 }
 
-// Unmounting right after a walk stops halfway succeeds: the push, which
-// would list directories ahead for a while yet, stops first.
-func TestUnmountRightAfterAWalkStopsSucceeds(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+// mountAfterAWalkThatStops mounts two files and 3,000 small directories
+// (the unmount is the test's) and walks them the way tar begins: it reads
+// the files and lists the first directory, then stops, while the push
+// goes on listing the directories ahead.
+func mountAfterAWalkThatStops(t *testing.T) (string, *Server, *FS) {
+	t.Helper()
 	es := []entry{
 		{path: "f0", mode: format.ModeReg | 0o644, data: bigData(5000, 1), mtime: mtime},
 		{path: "f1", mode: format.ModeReg | 0o644, data: bigData(6000, 2), mtime: mtime},
 	}
-	for i := 0; i < 3000; i++ {
+	for i := range 3000 {
 		es = append(es, entry{path: fmt.Sprintf("g%05d/e", i), mode: format.ModeReg | 0o644, data: "x", mtime: mtime})
 	}
 	dir, srv, fsys := mountServer(t, build(es), Options{})
 	listAndRead(t, dir, "f0", "f1")
 	if _, err := os.ReadDir(filepath.Join(dir, "g00000")); err != nil { // a walk into directories
+		srv.Unmount()
+		srv.Wait()
 		t.Fatal(err)
 	}
+	return dir, srv, fsys
+}
+
+// Unmounting right after a walk stops halfway succeeds: the push, which
+// would list directories ahead for a while yet, stops first.
+func TestUnmountRightAfterAWalkStopsSucceeds(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	dir, srv, fsys := mountAfterAWalkThatStops(t)
 	// The walk stops while the push lists on; one unmount, without
 	// go-fuse's retries.
 	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
@@ -623,6 +635,127 @@ func TestUnmountRightAfterAWalkStopsSucceeds(t *testing.T) {
 		t.Fatalf("unmount right after the walk stopped: %v", err)
 	}
 	srv.Wait()
+}
+
+// listTree lists every directory under dir, as find, du and ls -R do:
+// no file is read.
+func listTree(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			listTree(t, filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// listingTree is w (two small files, for a walk that reads them) and t,
+// 150 directories of four 200 KiB files; it gives t's file bytes.
+func listingTree() ([]entry, int64) {
+	es := []entry{
+		{path: "w/f0", mode: format.ModeReg | 0o644, data: bigData(5000, 1), mtime: mtime},
+		{path: "w/f1", mode: format.ModeReg | 0o644, data: bigData(6000, 2), mtime: mtime},
+	}
+	var total int64
+	for d := range 150 {
+		for i := range 4 {
+			n := 200 << 10
+			es = append(es, entry{path: fmt.Sprintf("t/d%03d/f%d", d, i), mode: format.ModeReg | 0o644,
+				data: bigData(n, int64(d*10+i)), mtime: mtime})
+			total += int64(n)
+		}
+	}
+	return es, total
+}
+
+// A walker that only lists (find, du, ls -R) after a walk that read
+// files: right after it, it is taken for the walk going on, but listings
+// do not refill the window, so it gets at most what was left of that, not
+// the tree; once no READ came for walkIdle, the walk is over and it gets
+// nothing.
+func TestListingsAfterAWalkPushNoMoreThanWhatIsLeftOfItsWindow(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	for _, tc := range []struct {
+		name string
+		idle time.Duration // since the walk's last READ
+		most int64
+	}{
+		{"right after the walk", 0, pushWindow + pushFileMax},
+		{"once the walk ended", walkIdle, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			es, total := listingTree()
+			mnt, fsys := mountFS(t, build(es), Options{})
+			listAndRead(t, filepath.Join(mnt, "w"), "f0", "f1")
+			waitPushIdle(fsys)
+			fsys.push.lastRead.Add(-int64(tc.idle)) // as if that long had passed
+			before := fsys.push.stored.Load()
+			listTree(t, filepath.Join(mnt, "t"))
+			waitPushIdle(fsys)
+			got := fsys.push.stored.Load() - before
+			t.Logf("listing t (%d file bytes): %d bytes pushed", total, got)
+			if got > tc.most {
+				t.Errorf("listing t had %d bytes pushed (%.0f%% of its files), want at most %d", got, 100*float64(got)/float64(total), tc.most)
+			}
+		})
+	}
+}
+
+// A job that a walk left unfinished (it stopped, or the window was spent)
+// is not resumed by a later walk elsewhere: only the directories above the
+// one a walk is in wait for it to come back.
+func TestAJobOfAWalkThatStoppedIsNotResumedByAnother(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	var es []entry
+	for i := range 100 {
+		es = append(es, entry{path: fmt.Sprintf("x/f%03d", i), mode: format.ModeReg | 0o644, data: bigData(1<<20, int64(i)), mtime: mtime})
+	}
+	for i, n := range []string{"a", "b", "c"} {
+		es = append(es, entry{path: "y/" + n, mode: format.ModeReg | 0o644, data: bigData(5000+i, int64(1000+i)), mtime: mtime})
+	}
+	mnt, fsys := mountFS(t, build(es), Options{})
+	listAndRead(t, filepath.Join(mnt, "x"), "f000", "f001") // stops after two files
+	waitPushIdle(fsys)
+	first := fsys.push.stored.Load()
+	for _, n := range []string{"a", "b"} { // later: cat y/a y/b
+		if _, err := os.ReadFile(filepath.Join(mnt, "y", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPushIdle(fsys)
+	if got := fsys.push.stored.Load() - first; got > 1<<20 {
+		t.Errorf("cat y/a y/b had %d bytes pushed: the rest of x, which the first walk left", got)
+	}
+}
+
+// However the mount ends (here umount from outside, which does not go
+// through Server.Unmount), no push worker outlives Server.Wait.
+func TestNoPushWorkerOutlivesAnUnmountFromOutside(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	dir, srv, fsys := mountAfterAWalkThatStops(t)
+	// The walk stops while the push lists on (an unmount then fails busy
+	// while a worker has a directory open: try until it takes).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+		err := syscall.Unmount(dir, 0)
+		if err == nil {
+			break
+		}
+		if err != syscall.EBUSY || time.Now().After(deadline) {
+			srv.Unmount()
+			srv.Wait()
+			t.Fatal(err)
+		}
+	}
+	srv.Wait()
+	fsys.push.mu.Lock()
+	running := fsys.push.running
+	fsys.push.mu.Unlock()
+	if running != 0 {
+		t.Errorf("%d push workers still run after Server.Wait", running)
+	}
 }
 
 // trimDir is the entries under prefix, with their paths relative to it.
