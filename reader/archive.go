@@ -81,8 +81,16 @@ type Archive struct {
 	decoders sync.Pool // *codec.Decoder
 	scratch  sync.Pool // *[]byte for stored block bytes
 
-	seq     seqTracker
-	prefix  sync.Map // ino → []uint64 cumulative extent ends, for files with many extents
+	seq seqTracker
+	// extentEnds: entry i is the sum of the lengths of the index's first
+	// i extents, modulo 2^64 (a difference within one file is exact:
+	// format.Derive checked that no file's size overflows). Built once,
+	// for the first file of many extents; its size is the index's, however
+	// many files share an extent range (duplicates all do).
+	extentEnds struct {
+		once sync.Once
+		of   []uint64
+	}
 	parents struct {
 		once sync.Once
 		of   []uint32

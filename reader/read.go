@@ -9,8 +9,9 @@ import (
 	"arc/format"
 )
 
-// prefixMinExtents: files with at least this many extents get a cached table
-// of cumulative extent ends for binary search; smaller ones are scanned.
+// prefixMinExtents: in files with at least this many extents the extent
+// holding an offset is found by binary search over extentEnds; smaller
+// ones are scanned.
 const prefixMinExtents = 32
 
 // ReadAt reads regular file inode ino's content at off, with io.ReaderAt
@@ -113,27 +114,33 @@ func (a *Archive) findExtent(ino uint32, start, end uint64, off int64) (uint64, 
 		}
 		return end, 0
 	}
-	var ends []uint64
-	if v, ok := a.prefix.Load(ino); ok {
-		ends = v.([]uint64)
-	} else {
-		ends = make([]uint64, end-start)
-		var sum uint64
-		for i := range ends {
-			sum += x.Extents.Len[start+uint64(i)]
-			ends[i] = sum
-		}
-		a.prefix.Store(ino, ends)
-	}
-	i := sort.Search(len(ends), func(i int) bool { return ends[i] > u })
-	if i == len(ends) {
+	all := a.cumulativeExtentEnds()
+	// Within the file, extent i ends ends(i) bytes in.
+	base := all[start]
+	ends := func(i int) uint64 { return all[start+uint64(i)+1] - base }
+	n := int(end - start)
+	i := sort.Search(n, func(i int) bool { return ends(i) > u })
+	if i == n {
 		return end, 0
 	}
 	before := uint64(0)
 	if i > 0 {
-		before = ends[i-1]
+		before = ends(i - 1)
 	}
 	return start + uint64(i), u - before
+}
+
+// cumulativeExtentEnds gives extentEnds, building it the first time.
+func (a *Archive) cumulativeExtentEnds() []uint64 {
+	a.extentEnds.once.Do(func() {
+		lens := a.idx.Extents.Len
+		ends := make([]uint64, len(lens)+1)
+		for i, n := range lens {
+			ends[i+1] = ends[i] + n
+		}
+		a.extentEnds.of = ends
+	})
+	return a.extentEnds.of
 }
 
 // readUnique copies unique-stream bytes [u, u+len(dst)) through the cache.

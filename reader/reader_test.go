@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1340,5 +1341,53 @@ func TestAnArchiveRewrittenWhileOpenIsReadAsItWasOpened(t *testing.T) {
 	a.vols.mu.Unlock()
 	if _, err := readAll(a, inodeOf(t, a, "c-big"), 1<<20); !errors.Is(err, errReplaced) {
 		t.Fatalf("reading a volume opened again after the rewrite: %v, want %v", err, errReplaced)
+	}
+}
+
+// Finding the extent that holds an offset costs memory of the index's
+// size, not of files × extents: every duplicate of a file shares its
+// extents, and a hostile index may point any number of files at one long
+// run of them.
+func TestExtentSearchMemoryDoesNotGrowWithDuplicates(t *testing.T) {
+	const nExt, copies = 1000, 200
+	var segs []seg
+	for i := range nExt {
+		if i%2 == 0 {
+			segs = append(segs, seg{data: []byte{byte(i), byte(i >> 8)}})
+		} else {
+			segs = append(segs, seg{hole: 3})
+		}
+	}
+	entries := []entry{{path: "a", mode: format.ModeReg | 0o644, segs: segs}} // before its copies
+	for i := range copies {
+		entries = append(entries, entry{path: fmt.Sprintf("dup%04d", i), mode: format.ModeReg | 0o644, dupOf: "a"})
+	}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{})
+	a, err := Open(b.volumes[0], Options{Prefetch: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	want := dataOf(segs)
+	inos := make([]uint32, copies)
+	for i := range inos {
+		inos[i] = inodeOf(t, a, fmt.Sprintf("dup%04d", i))
+	}
+	p := make([]byte, 1)
+	readAll := func() {
+		for i, ino := range inos {
+			off := int64(i*37) % int64(len(want))
+			if _, err := a.ReadAt(ino, p, off); err != nil || p[0] != want[off] {
+				t.Fatalf("dup%04d at %d: %v, byte %d, want %d", i, off, err, p[0], want[off])
+			}
+		}
+	}
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	readAll()
+	runtime.ReadMemStats(&m1)
+	// Tables per file would take 8 bytes an extent for each copy.
+	if grew := m1.TotalAlloc - m0.TotalAlloc; grew > 8*nExt*copies/8 {
+		t.Errorf("reading one byte of each of %d duplicates allocated %d bytes: extent tables per file", copies, grew)
 	}
 }
