@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -1389,5 +1390,27 @@ func TestExtentSearchMemoryDoesNotGrowWithDuplicates(t *testing.T) {
 	// Tables per file would take 8 bytes an extent for each copy.
 	if grew := m1.TotalAlloc - m0.TotalAlloc; grew > 8*nExt*copies/8 {
 		t.Errorf("reading one byte of each of %d duplicates allocated %d bytes: extent tables per file", copies, grew)
+	}
+}
+
+// Close does not wait for a load in flight (a demand read that passed the
+// cache's check just before it, or the next span of a block across
+// volumes): such a load must not open a volume again, which nothing would
+// close. It fails instead.
+func TestALoadAfterCloseOpensNoVolume(t *testing.T) {
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", randBytes(64<<10, 3))}, buildOpts{blockSize: 4096, volumeSize: 16 << 10})
+	a, err := Open(b.volumes[0], Options{Prefetch: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = a.loadBlock(3, make([]byte, a.idx.Blocks.RawSize[3]))
+	a.vols.mu.Lock()
+	open := len(a.vols.open)
+	a.vols.mu.Unlock()
+	if open != 0 || !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("a load after Close: %v, and %d volume files open again", err, open)
 	}
 }

@@ -40,6 +40,10 @@ type volumeSet struct {
 	mu    sync.Mutex
 	open  map[uint32]*volFile
 	clock uint64
+	// closed: the archive was closed; a load still in flight then (one
+	// that Close does not wait for) must not open a volume again, which
+	// nothing would close.
+	closed bool
 }
 
 // fileIdent is a file's device and inode.
@@ -450,6 +454,9 @@ func (vs *volumeSet) acquire(n uint32) (*volFile, error) {
 	}
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
+	if vs.closed {
+		return nil, &volumeError{n, fmt.Errorf("volume %s: %w", vs.name(n), fs.ErrClosed)}
+	}
 	vs.clock++
 	if v, ok := vs.open[n]; ok {
 		v.refs++
@@ -530,6 +537,7 @@ func (vs *volumeSet) readStream(off int64, p []byte) error {
 func (vs *volumeSet) close() error {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
+	vs.closed = true
 	var first error
 	for n, v := range vs.open {
 		if v.refs > 0 {
