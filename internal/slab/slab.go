@@ -28,7 +28,9 @@ type Pool struct {
 	free  [][]byte
 	maps  [][]byte // whole mappings, for Close
 	out   int      // buffers handed out and not yet put back
-	heapy bool     // mapping failed once: fall back to the Go heap
+	heapy bool     // mapping failed once, or closed: the Go heap from now on
+	// closed: Close was called; the slabs go once the last buffer is back.
+	closed bool
 }
 
 // New returns a pool of size-byte buffers.
@@ -82,9 +84,15 @@ func (p *Pool) Put(b []byte) {
 		return
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.out--
+	if p.closed {
+		if p.out == 0 {
+			p.unmapLocked()
+		}
+		return
+	}
 	p.free = append(p.free, b[:p.size])
-	p.mu.Unlock()
 }
 
 // Outstanding is how many buffers are out (got and not yet put back).
@@ -94,15 +102,19 @@ func (p *Pool) Outstanding() int {
 	return p.out
 }
 
-// Close unmaps the slabs when every buffer has been put back; with buffers
-// still out it leaves them mapped, since unmapping memory in use would
-// crash its holder. The pool must not be used after Close.
+// Close unmaps the slabs once every buffer is back: now, or at the Put
+// that brings back the last one (unmapping memory in use would crash its
+// holder). A Get after Close gets its buffer from the Go heap.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.out > 0 {
-		return
+	p.closed, p.heapy = true, true
+	if p.out == 0 {
+		p.unmapLocked()
 	}
+}
+
+func (p *Pool) unmapLocked() {
 	for _, m := range p.maps {
 		unix.Munmap(m)
 	}

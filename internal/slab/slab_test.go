@@ -72,12 +72,34 @@ func TestConcurrentGetPut(t *testing.T) {
 	}
 }
 
-func TestCloseKeepsMappingsWhileBuffersAreOut(t *testing.T) {
+// Close keeps the slabs while buffers are out (their holders still use
+// them) and unmaps them when the last one comes back; a Get after Close
+// takes nothing from them.
+func TestCloseUnmapsTheSlabsWhenTheLastBufferIsBack(t *testing.T) {
 	p := New(1 << 20)
-	b := p.Get()
+	var bufs [][]byte
+	for range 8 {
+		bufs = append(bufs, p.Get())
+	}
+	if len(p.maps) == 0 {
+		t.Skip("no mapping here: the pool fell back to the heap")
+	}
+	for _, b := range bufs[2:] {
+		p.Put(b)
+	}
 	p.Close()
-	b[0] = 1 // must not fault
-	if len(p.maps) == 0 && !p.heapy {
-		t.Fatal("Close unmapped a buffer still in use")
+	bufs[0][0], bufs[1][0] = 1, 1 // must not fault
+	if len(p.maps) == 0 {
+		t.Fatal("Close unmapped buffers still in use")
+	}
+	late := p.Get() // after Close: from the heap
+	p.Put(bufs[0])
+	p.Put(late)
+	if len(p.maps) == 0 {
+		t.Fatal("a buffer is still out, but its slab was unmapped")
+	}
+	p.Put(bufs[1])
+	if len(p.maps) != 0 || p.Outstanding() != 0 {
+		t.Errorf("every buffer is back after Close, yet %d mappings are kept (%d buffers out)", len(p.maps), p.Outstanding())
 	}
 }
