@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"cmp"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -44,6 +45,7 @@ type entry struct {
 
 type buildOpts struct {
 	blockSize   int // raw bytes per block
+	firstBlock  int // raw bytes of the first block, when not blockSize
 	frameBlocks int // blocks per frame
 	volumeSize  int64
 	codec       string // raw or lz4
@@ -215,8 +217,8 @@ func buildArchive(t testing.TB, dir, name string, entries []entry, o buildOpts) 
 		t.Fatal(err)
 	}
 	var stream []byte
-	for off := 0; off < len(unique); off += o.blockSize {
-		raw := unique[off:min(off+o.blockSize, len(unique))]
+	for off, size := 0, cmp.Or(o.firstBlock, o.blockSize); off < len(unique); off, size = off+size, o.blockSize {
+		raw := unique[off:min(off+size, len(unique))]
 		id, st := enc.Encode(raw)
 		x.Blocks.Codec = append(x.Blocks.Codec, id)
 		x.Blocks.RawSize = append(x.Blocks.RawSize, uint32(len(raw)))

@@ -1231,15 +1231,20 @@ func TestTheNamedVolumeMissingOpensThroughAnother(t *testing.T) {
 func TestVerifyBatchCallsHoldDecodeBatchBytes(t *testing.T) {
 	data := randBytes(64*4096, 11)
 	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 8})
+	// A first block of 16 bytes, then 4 KiB ones (64 blocks in all): a
+	// call sized by the first block's size would hold the whole archive.
+	small := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data[:16+63*4096])}, buildOpts{blockSize: 4096, firstBlock: 16, frameBlocks: 8})
 	for _, tc := range []struct {
+		b         *built
 		bytes     int
 		wantCalls int64
 	}{
-		{16 * 4096, 4},
-		{64 * 4096, 1},
-		{3 * 4096, 22}, // 21 calls of 3 blocks and one of 1
-		{100, 0},       // under a block: one at a time, on the CPU workers
-		{1 << 44, 1},   // 2^32 blocks a call: no more than the archive holds (it wrapped to 0 and hung)
+		{b, 16 * 4096, 4},
+		{b, 64 * 4096, 1},
+		{b, 3 * 4096, 22}, // 21 calls of 3 blocks and one of 1
+		{b, 100, 0},       // under a block: one at a time, on the CPU workers
+		{b, 1 << 44, 1},   // 2^32 blocks a call: no more than the archive holds (it wrapped to 0 and hung)
+		{small, 16 * 4096, 4},
 	} {
 		var calls, blocks atomic.Int64
 		var mu sync.Mutex
@@ -1255,7 +1260,7 @@ func TestVerifyBatchCallsHoldDecodeBatchBytes(t *testing.T) {
 			mu.Unlock()
 			return count(ids, dsts, srcs)
 		}
-		a, err := Open(b.volumes[0], Options{Prefetch: -1, DecodeBatch: dec, DecodeBatchBytes: tc.bytes})
+		a, err := Open(tc.b.volumes[0], Options{Prefetch: -1, DecodeBatch: dec, DecodeBatchBytes: tc.bytes})
 		if err != nil {
 			t.Fatal(err)
 		}

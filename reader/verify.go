@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"sort"
 	"sync"
-	"sync/atomic"
 
 	"arc/codec"
 	"arc/format"
@@ -54,24 +53,37 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 	x := a.idx
 	n := uint32(x.Blocks.Count())
 	// With a batch decoder (a GPU engine) each worker takes a run of
-	// blocks at once; a few workers keep reading ahead of the device.
-	step, workers := uint32(1), opt.Workers
+	// blocks at once, of up to call raw bytes (or one block larger than
+	// that); a few workers keep reading ahead of the device. Without one,
+	// a block at a time.
+	call, workers := 0, opt.Workers
 	if a.decodeBatch.Load() != nil && n > 0 {
-		call := a.opt.DecodeBatchBytes
+		call = a.opt.DecodeBatchBytes
 		if call <= 0 {
 			call = verifyBatchBytes
 		}
-		// No more than the archive holds: a call of several GiB over a
-		// 1-byte first block would wrap a uint32, and workers size their
-		// buffers by step.
-		step = uint32(min(int(n), max(1, call/max(1, int(x.Blocks.RawSize[0])))))
 		// Each worker holds a call's decoded bytes and its stored ones;
 		// with calls of 256 MiB (the default) three take up to about 1.5
 		// GiB, with larger calls (a GPU engine's two slots: 512 MiB, more
 		// with several GPUs) two, one reading while one decodes.
 		workers = min(workers, max(2, 3*verifyBatchBytes/call))
 	}
-	var next atomic.Uint32
+	// claim gives the next run of blocks, [lo, hi): sized by the blocks'
+	// own raw sizes, so that no run of a hostile index (a 1-byte block,
+	// then 256 MiB ones) holds more than a call.
+	var claimMu sync.Mutex
+	var cursor uint32
+	claim := func() (lo, hi uint32, total int) {
+		claimMu.Lock()
+		defer claimMu.Unlock()
+		lo, hi = cursor, cursor
+		for hi < n && (hi == lo || total+int(x.Blocks.RawSize[hi]) <= call) {
+			total += int(x.Blocks.RawSize[hi])
+			hi++
+		}
+		cursor = hi
+		return lo, hi, total
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -79,17 +91,12 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 		go func() {
 			defer wg.Done()
 			var buf []byte
-			keys := make([]uint32, 0, step)
-			dsts := make([][]byte, 0, step)
+			var keys []uint32
+			var dsts [][]byte
 			for {
-				lo := next.Add(step) - step
-				if lo >= n || lo+step < lo {
+				lo, hi, total := claim()
+				if lo == hi {
 					return
-				}
-				hi := min(lo+step, n)
-				total := 0
-				for b := lo; b < hi; b++ {
-					total += int(x.Blocks.RawSize[b])
 				}
 				if cap(buf) < total {
 					buf = make([]byte, total)
@@ -103,7 +110,9 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 					off += raw
 				}
 				var errs []error
-				if step == 1 {
+				if call == 0 || total > call {
+					// One block at a time, or one larger than a call:
+					// the CPU's.
 					errs = []error{a.loadBlock(lo, dsts[0])}
 				} else {
 					errs = a.loadBatch(keys, dsts)
