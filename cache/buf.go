@@ -45,10 +45,18 @@ func (b *Buf) cost() int64 { return int64(cap(b.data)) }
 // slabMin and up come from slab pools (huge-page mappings outside the Go
 // heap, kept for reuse): filling a cache from the heap faults in a fresh
 // page every 4 KiB, which cost more than decoding the block into it.
+//
+// The buffers put back are bounded too, across the slab classes: a cache
+// whose blocks move from one size class to another (a hostile index may
+// give blocks any size up to format.MaxBlockSize) would otherwise keep the
+// most that each class ever held. Past idleMax bytes, put gives the pages
+// of the other classes' idle buffers back to the system, then those of
+// its own class beyond idleMax (slab.Pool.Trim).
 type bufPool struct {
 	classes   [40]sync.Pool
 	slabMu    sync.Mutex
 	slabs     [40]*slab.Pool
+	idleMax   int // 0: no bound
 	recycled  atomic.Int64
 	allocated atomic.Int64
 }
@@ -115,7 +123,35 @@ func (p *bufPool) put(b *Buf) {
 		// and leak its slab memory.
 		p.slab(c).Put(b.data[:cap(b.data)])
 		b.data = nil
+		p.trim(c)
 		return
 	}
 	p.classes[c].Put(b)
+}
+
+// trim holds the idle slab buffers to idleMax bytes, class c's last (a
+// buffer of it was just put back: it is the one in use).
+func (p *bufPool) trim(c int) {
+	if p.idleMax <= 0 {
+		return
+	}
+	p.slabMu.Lock()
+	defer p.slabMu.Unlock()
+	idle := 0
+	for _, s := range p.slabs {
+		if s != nil {
+			idle += s.Idle()
+		}
+	}
+	if idle <= p.idleMax {
+		return
+	}
+	for i, s := range p.slabs {
+		if s != nil && i != c {
+			idle -= s.Trim(0)
+		}
+	}
+	if idle > p.idleMax {
+		p.slabs[c].Trim(p.idleMax)
+	}
 }

@@ -149,6 +149,14 @@ type Cache struct {
 	afterFailedPrefetch func(key uint32)
 }
 
+// The buffers put back and kept for reuse (bufPool.trim) are held to a
+// idleShare-th of MaxBytes, and not below idleMin: a cache evicts a block
+// for each it loads, so in use few lie idle at a time.
+const (
+	idleShare = 4
+	idleMin   = 8 << 20
+)
+
 // New starts a cache and its prefetch workers; Close stops them.
 func New(cfg Config) (*Cache, error) {
 	if cfg.MaxBytes <= 0 {
@@ -169,7 +177,7 @@ func New(cfg Config) (*Cache, error) {
 	c := &Cache{
 		cfg:      cfg,
 		aheadMax: int64(float64(cfg.MaxBytes) * cfg.AheadShare),
-		pool:     &bufPool{},
+		pool:     &bufPool{idleMax: int(max(cfg.MaxBytes/idleShare, idleMin))},
 		items:    map[uint32]*Buf{},
 		flights:  map[uint32]*flight{},
 		queued:   map[uint32]struct{}{},

@@ -622,3 +622,35 @@ func TestLoaderPanicFailsTheBlockOnly(t *testing.T) {
 		t.Fatal("a block whose loader panicked was cached")
 	}
 }
+
+// A cache whose blocks move from one size class to another (a hostile
+// index may give blocks any size) keeps no more than its bound of idle
+// buffers across the classes, instead of the most each class ever held.
+func TestIdleBuffersAcrossSizeClassesAreBounded(t *testing.T) {
+	const max = 16 << 20
+	sizes := []int{100 << 10, 200 << 10, 400 << 10, 800 << 10, 1600 << 10, 3200 << 10}
+	c, err := New(Config{MaxBytes: max, Size: func(k uint32) int { return sizes[k>>16] },
+		Load: func(k uint32, d []byte) error { d[0], d[len(d)-1] = byte(k), byte(k); return nil }, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for class := range sizes {
+		for i := range 2 * max / sizes[class] { // twice the cache's size of this class
+			b, err := c.Get(uint32(class<<16 | i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Release()
+		}
+		idle := 0
+		for _, s := range c.pool.slabs {
+			if s != nil {
+				idle += s.Idle()
+			}
+		}
+		if idle > c.pool.idleMax {
+			t.Fatalf("after blocks of %d KiB: %d MiB of idle buffers, bound %d MiB", sizes[class]>>10, idle>>20, c.pool.idleMax>>20)
+		}
+	}
+}

@@ -24,8 +24,11 @@ type Pool struct {
 	size int
 	per  int // buffers per slab
 
-	mu    sync.Mutex
-	free  [][]byte
+	mu   sync.Mutex
+	free [][]byte // put back, pages in memory
+	// cold: put back, pages given back to the system (Trim); reused
+	// after the free ones, each faulted in again.
+	cold  [][]byte
 	maps  [][]byte // whole mappings, for Close
 	out   int      // buffers handed out and not yet put back
 	heapy bool     // mapping failed once, or closed: the Go heap from now on
@@ -47,6 +50,11 @@ func (p *Pool) Get() []byte {
 	if n := len(p.free); n > 0 {
 		b := p.free[n-1]
 		p.free = p.free[:n-1]
+		return b
+	}
+	if n := len(p.cold); n > 0 {
+		b := p.cold[n-1]
+		p.cold = p.cold[:n-1]
 		return b
 	}
 	if !p.heapy && p.grow() {
@@ -95,6 +103,50 @@ func (p *Pool) Put(b []byte) {
 	p.free = append(p.free, b[:p.size])
 }
 
+// Idle is the bytes of the buffers put back whose pages are still in
+// memory.
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.free) * p.size
+}
+
+// Trim gives the pages of the buffers put back, past keep bytes of them,
+// back to the system (a buffer of the Go heap, after a failed mapping, is
+// left to the collector instead), and says how many bytes it gave back.
+// The buffers stay the pool's: a Get takes them last, and faults their
+// pages in again.
+func (p *Pool) Trim(keep int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := max(0, len(p.free)-keep/p.size)
+	if n == 0 {
+		return 0
+	}
+	// The oldest first: Get takes the newest.
+	for _, b := range p.free[:n] {
+		if p.mapped(b) {
+			_ = unix.Madvise(b, unix.MADV_DONTNEED)
+			p.cold = append(p.cold, b)
+		}
+	}
+	rest := copy(p.free, p.free[n:])
+	clear(p.free[rest:]) // no heap buffer kept alive by a stale slot
+	p.free = p.free[:rest]
+	return n * p.size
+}
+
+// mapped says whether b lies in one of the pool's mappings.
+func (p *Pool) mapped(b []byte) bool {
+	a := uintptrOf(b)
+	for _, m := range p.maps {
+		if s := uintptrOf(m); a >= s && a < s+uintptr(len(m)) {
+			return true
+		}
+	}
+	return false
+}
+
 // Outstanding is how many buffers are out (got and not yet put back).
 func (p *Pool) Outstanding() int {
 	p.mu.Lock()
@@ -118,5 +170,5 @@ func (p *Pool) unmapLocked() {
 	for _, m := range p.maps {
 		unix.Munmap(m)
 	}
-	p.maps, p.free = nil, nil
+	p.maps, p.free, p.cold = nil, nil, nil
 }

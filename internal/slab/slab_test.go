@@ -103,3 +103,51 @@ func TestCloseUnmapsTheSlabsWhenTheLastBufferIsBack(t *testing.T) {
 		t.Errorf("every buffer is back after Close, yet %d mappings are kept (%d buffers out)", len(p.maps), p.Outstanding())
 	}
 }
+
+// Trim gives the pages of idle buffers past keep bytes back to the system,
+// and keeps the buffers: later Gets take them (after the idle ones) with
+// their pages faulted in afresh, as zeros, and map nothing new.
+func TestTrimGivesIdlePagesBackAndKeepsTheBuffers(t *testing.T) {
+	const size = 1 << 20
+	p := New(size)
+	defer p.Close()
+	var bufs [][]byte
+	for i := range 8 {
+		b := p.Get()
+		for j := range b {
+			b[j] = byte(i + 1)
+		}
+		bufs = append(bufs, b)
+	}
+	if len(p.maps) == 0 {
+		t.Skip("no mapping here: the pool fell back to the heap")
+	}
+	maps := len(p.maps)
+	for _, b := range bufs {
+		p.Put(b)
+	}
+	if got := p.Idle(); got != 8*size {
+		t.Fatalf("Idle = %d after 8 buffers came back, want %d", got, 8*size)
+	}
+	if got := p.Trim(2 * size); got != 6*size {
+		t.Fatalf("Trim(2 MiB) gave back %d bytes, want %d", got, 6*size)
+	}
+	if got := p.Idle(); got != 2*size {
+		t.Fatalf("Idle = %d after Trim(2 MiB), want %d", got, 2*size)
+	}
+	zeroed := 0
+	seen := map[*byte]bool{}
+	for range 8 {
+		b := p.Get()
+		if seen[&b[0]] {
+			t.Fatal("a buffer handed out twice")
+		}
+		seen[&b[0]] = true
+		if b[0] == 0 && b[size-1] == 0 {
+			zeroed++
+		}
+	}
+	if zeroed != 6 || len(p.maps) != maps {
+		t.Errorf("after Trim, %d of 8 buffers came back zeroed (want the 6 trimmed) and %d mappings (want %d)", zeroed, len(p.maps), maps)
+	}
+}
