@@ -26,7 +26,10 @@ const (
 // ("user::rw-,user:1000:r--,group::r--,mask::r--,other::r--", entries split
 // by commas or newlines, "#" comments, names or numeric ids) into the
 // kernel's binary xattr value: a version word, then tag, permission and id
-// per entry, sorted by tag and id.
+// per entry, sorted by tag and id. A named user or group entry may carry
+// its numeric id in a fourth field, as star and libarchive (bsdtar) write
+// it ("user:alice:r--:1001"): the id is what the packing machine meant,
+// and is taken over the name, which this machine may not know.
 func aclFromText(text string) ([]byte, error) {
 	type entry struct {
 		tag  uint16
@@ -43,8 +46,16 @@ func aclFromText(text string) ([]byte, error) {
 			continue
 		}
 		parts := strings.Split(f, ":")
-		if len(parts) != 3 {
+		named := len(parts) == 4 && parts[1] != "" && slices.Contains([]string{"user", "u", "group", "g"}, parts[0])
+		if len(parts) != 3 && !named {
 			return nil, fmt.Errorf("ACL entry %q: want tag:qualifier:permissions", f)
+		}
+		if named {
+			// The id, as the qualifier: numeric, so never looked up.
+			if _, err := strconv.ParseUint(parts[3], 10, 32); err != nil {
+				return nil, fmt.Errorf("ACL entry %q: id %q is not a number", f, parts[3])
+			}
+			parts[1] = parts[3]
 		}
 		perm, err := aclPerm(parts[2])
 		if err != nil {
