@@ -35,6 +35,9 @@ func (f *fakeDevice) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, [][
 	switch f.how {
 	case "fails":
 		return nil, nil, errors.New("device lost")
+	case "panics": // a bug in an engine's host code
+		var m map[string]int
+		m["boom"]++
 	case "answers one block short":
 		return ids[:len(ids)-1], stored[:len(ids)-1], nil
 	case "calls a short block raw":
@@ -72,7 +75,8 @@ func lateMatch(r []byte) []byte {
 	return append(b, r[n-7:]...)
 }
 
-// A batch the format could not hold goes to the CPU compressors whole: the
+// A batch the format could not hold, or that the device failed or
+// panicked on, goes to the CPU compressors whole: the
 // archive reads back byte-identical, every stored LZ4 block keeps LZ4's
 // end-of-block rules, and a well-behaved device's blocks are kept.
 func TestBatchEncoderAnswersAreCheckedBeforeUse(t *testing.T) {
@@ -84,7 +88,7 @@ func TestBatchEncoderAnswersAreCheckedBeforeUse(t *testing.T) {
 		"tail":    bytes.Repeat([]byte("01234567"), 5000),
 	}
 	writeTree(t, src, files)
-	for _, how := range []string{"well-behaved", "fails", "answers one block short", "calls a short block raw", "names an unknown codec", "breaks LZ4's end rules"} {
+	for _, how := range []string{"well-behaved", "fails", "panics", "answers one block short", "calls a short block raw", "names an unknown codec", "breaks LZ4's end rules"} {
 		dev := &fakeDevice{how: how}
 		o := small()
 		o.BatchEncoder = dev

@@ -178,7 +178,7 @@ func (b *blockPipeline) encodeBatch(jobs []*blockJob) {
 	var stored [][]byte
 	err := errBatchesGivenUp
 	if b.batchFails.Load() < batchFailLimit {
-		ids, stored, err = b.batchEnc.EncodeBatch(b.codec, raws)
+		ids, stored, err = b.callBatchEncoder(raws)
 		if err == nil {
 			err = checkBatch(raws, ids, stored)
 		}
@@ -200,6 +200,19 @@ func (b *blockPipeline) encodeBatch(jobs []*blockJob) {
 		}
 		close(j.done)
 	}
+}
+
+// callBatchEncoder hands raws to the BatchEncoder; a panic in it (a bug in
+// an engine's host code, met on some input) is the batch's error, so the
+// CPU compresses the batch, as after any other failure, instead of the
+// process ending with its temporary volumes behind.
+func (b *blockPipeline) callBatchEncoder(raws [][]byte) (ids []uint8, stored [][]byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ids, stored, err = nil, nil, fmt.Errorf("batch encoder panicked: %v", r)
+		}
+	}()
+	return b.batchEnc.EncodeBatch(b.codec, raws)
 }
 
 // batchFailLimit is how many failed or refused batches in a row make the
