@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"arc/internal/testtree"
 )
@@ -213,4 +216,42 @@ func TestStaleRecoveryVolumesAreNotDamage(t *testing.T) {
 	if r := mustArcpack(t, "verify", out+".001"); !strings.Contains(r.stdout, "volume(s) intact; every volume checked") {
 		t.Errorf("verify after replacing the recovery volumes:\n%s", r.stdout)
 	}
+}
+
+// create --force --recovery stopped while it writes the new parity leaves
+// the new archive complete and no recovery volume at all: the replaced
+// archive's are gone before the new ones are begun, so recovery add (no
+// --force) writes them later, and verify finds nothing of another archive.
+func TestCreateForceStoppedInItsParityLeavesNoStaleRecovery(t *testing.T) {
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "a")
+	mustArcpack(t, append([]string{"create", recoverySource(t), "-o", out, "--recovery", "10%"}, small...)...)
+	if len(recoveryFiles(t, out)) == 0 {
+		t.Fatal("the first archive has no recovery volumes")
+	}
+	old, err := os.Stat(out + ".001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := randomTree(t, 12, 8<<20)
+	cmd := exec.Command(arcpackBin, "create", src, "-o", out, "--force", "--recovery", "100%",
+		"--volume-size", "8M", "--codec", "raw", "--workers", "1", "--progress", "never")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The new volumes are renamed into place before the parity begins.
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if st, err := os.Stat(out + ".001"); err == nil && !os.SameFile(st, old) {
+			break
+		}
+	}
+	interrupt(t, cmd, syscall.SIGTERM, &stderr, "create --recovery", "no recovery volume written (the archive is complete")
+	if left := recoveryFiles(t, out); len(left) != 0 {
+		t.Errorf("create --force stopped in its parity left recovery volumes %v", left)
+	}
+	mustArcpack(t, "verify", out+".001")
+	mustArcpack(t, "recovery", "add", out+".001", "--recovery", "10%")
+	mustArcpack(t, "verify", out+".001")
 }

@@ -215,12 +215,16 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	defer res.Unlock()
 	fmt.Fprintln(c.OutOrStdout(), createSummary(u, res))
 	reportStaleRemoved(c.OutOrStdout(), res.StaleRemoved)
-	if pct > 0 { // the archive is complete: add its parity (recovery.go)
-		if err := addRecovery(ctx, c.OutOrStdout(), u, f.out, pct, true, f.workers); err != nil {
+	if f.force {
+		// Before new parity is written, not by it: a parity step that is
+		// interrupted or fails must not leave the replaced archive's
+		// beside the new one.
+		if err := removeStaleRecovery(c.OutOrStdout(), f.out, pct == 0); err != nil {
 			return err
 		}
-	} else if f.force {
-		if err := removeStaleRecovery(c.OutOrStdout(), f.out); err != nil {
+	}
+	if pct > 0 { // the archive is complete: add its parity (recovery.go)
+		if err := addRecovery(ctx, c.OutOrStdout(), u, f.out, pct, true, f.workers); err != nil {
 			return err
 		}
 	}
@@ -269,7 +273,8 @@ func reportStaleRemoved(w io.Writer, removed []string) {
 // have to refuse them.
 // (out never reads as a volume's name, runCreate refuses those, so Find
 // lists exactly out.r01, out.r02, ... and never a neighbour archive's.)
-func removeStaleRecovery(w io.Writer, out string) error {
+// hint: say that 'arcpack recovery add' writes new ones (none follow).
+func removeStaleRecovery(w io.Writer, out string, hint bool) error {
 	old, err := recovery.Find(out)
 	if err != nil || len(old) == 0 {
 		return nil
@@ -279,7 +284,10 @@ func removeStaleRecovery(w io.Writer, out string) error {
 			return fmt.Errorf("create %s: remove the replaced archive's recovery volume: %w", out, err)
 		}
 	}
-	fmt.Fprintf(w, "removed %d recovery volume(s) of the replaced archive (%s ...); 'arcpack recovery add %s' writes new ones\n",
-		len(old), termsafe.Name(old[0]), termsafe.Name(out))
+	fmt.Fprintf(w, "removed %d recovery volume(s) of the replaced archive (%s ...)", len(old), termsafe.Name(old[0]))
+	if hint {
+		fmt.Fprintf(w, "; 'arcpack recovery add %s' writes new ones", termsafe.Name(out))
+	}
+	fmt.Fprintln(w)
 	return nil
 }
