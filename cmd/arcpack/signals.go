@@ -14,12 +14,21 @@ import (
 
 // interruptContext is signal.NotifyContext for interrupt.Signals, for the
 // commands that stop cleanly on a signal (create, repair, recovery add).
+// Only the first signal is theirs: a second one ends the process as if
+// arcpack had no handler (a clean stop that waits on something stuck, a
+// device that never answers, must not make the signal useless; what an
+// abrupt end leaves, temporary files, the next run removes).
 func interruptContext() (context.Context, context.CancelFunc) {
 	sigs := interrupt.Signals()
 	if len(sigs) == 0 {
 		return context.WithCancel(context.Background())
 	}
-	return signal.NotifyContext(context.Background(), sigs...)
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
 }
 
 // ownSignals is the annotation of the commands that handle
