@@ -129,7 +129,7 @@ func (p *packer) pack() error {
 		}
 		return nil
 	}
-	read := func(j *fileJob) { p.readJob(j, candidate(&p.nodes[j.node])) }
+	read := func(ctx context.Context, j *fileJob) { p.readJob(ctx, j, candidate(&p.nodes[j.node])) }
 	if err := p.run(dispatch, read); err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ type producer func(ctx context.Context, budget *semaphore.Weighted, queue, work 
 // the volume writer. On error it returns without waiting for the producer,
 // which may be blocked in a read of its input: every send it makes gives up
 // once the pipeline's context is done.
-func (p *packer) run(produce producer, prepare func(*fileJob)) error {
+func (p *packer) run(produce producer, prepare func(context.Context, *fileJob)) error {
 	ctx, cancel := context.WithCancel(p.ctx)
 	defer cancel()
 
@@ -205,7 +205,7 @@ func (p *packer) run(produce producer, prepare func(*fileJob)) error {
 					if !ok {
 						return
 					}
-					prepare(j)
+					prepare(ctx, j)
 					close(j.done)
 				case <-ctx.Done():
 					return
@@ -339,7 +339,7 @@ func (p *packer) sparse(n *node) bool {
 // candidates are hashed by a streaming read (the sequencer reads them again
 // and hashes what it stores, so a file that changed in between is never
 // taken for a copy of another).
-func (p *packer) readJob(j *fileJob, cand bool) {
+func (p *packer) readJob(ctx context.Context, j *fileJob, cand bool) {
 	n := &p.nodes[j.node]
 	if j.held > 0 {
 		snap, err := p.readSnapshot(n, p.opt.wholeMax, j.buf)
@@ -375,8 +375,9 @@ func (p *packer) readJob(j *fileJob, cand bool) {
 		}
 		defer f.Close()
 		h := blake3.New()
-		// Gigabytes at times: a stop must not wait for the end.
-		m, err := io.Copy(h, ctxReader{p.ctx, io.LimitReader(f, n.size)})
+		// Gigabytes at times: a stop must not wait for the end, nor a
+		// failure elsewhere in the pipeline (run's ctx).
+		m, err := io.Copy(h, ctxReader{ctx, io.LimitReader(f, n.size)})
 		if err != nil {
 			j.err = err
 			return

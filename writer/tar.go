@@ -136,7 +136,7 @@ func (p *packer) packTar(r io.Reader) error {
 		}
 	}
 	// Sizes are unknown until the stream ends: every member is hashed.
-	digest := func(j *fileJob) {
+	digest := func(_ context.Context, j *fileJob) {
 		j.sum, j.hashed = blake3.Sum256(j.data), true
 		if !p.seen(dupKey{int64(len(j.data)), j.sum}) {
 			j.chunks, j.samples = p.prepare(j.data)
