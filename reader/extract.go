@@ -81,6 +81,11 @@ type madeDir struct {
 	// existed: dest had a directory there before this extraction.
 	// onPath: only on the way to the selected paths, not selected itself.
 	existed, onPath bool
+	// widened: an existing directory of ours that denied us writing
+	// (an earlier extraction's read-only one) was given u+wx to be
+	// filled; mode is its permission bits before.
+	widened bool
+	mode    uint32
 }
 
 // dupKey is what files must share to be extracted as one inode with
@@ -244,7 +249,8 @@ func (e *extractor) createTree() error {
 				return err
 			}
 			if !x.IsDir(ino) {
-				if err := e.createEntry(dirfd, name, path, ino); errors.Is(err, errDirInTheWay) {
+				if err := e.createEntry(dirfd, name, path, ino); errors.Is(err, errDirInTheWay) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+					// This entry alone, as tar does: the rest comes out.
 					e.res.Skipped++
 					e.warn(err)
 				} else if err != nil {
@@ -257,7 +263,14 @@ func (e *extractor) createTree() error {
 				return err
 			}
 			tree.push(name, fd) // the chain is at prefix: its entries come next
-			e.dirs = append(e.dirs, madeDir{path: path, ino: ino, existed: existed, onPath: !in})
+			md := madeDir{path: path, ino: ino, existed: existed, onPath: !in}
+			if existed {
+				md.widened, md.mode, err = e.widen(dirfd, name, path)
+				if err != nil {
+					return err
+				}
+			}
+			e.dirs = append(e.dirs, md)
 			e.res.Dirs++
 			if err := walk(ino, path+"/", in); err != nil {
 				return err
@@ -297,6 +310,28 @@ func (e *extractor) makeDir(dirfd int, name, path string) (fd int, existed bool,
 		return -1, false, fmt.Errorf("%s: %w", path, err)
 	}
 	return fd, existed, nil
+}
+
+// widen gives an existing directory of ours that denies us writing into
+// it or going through it u+wx, so that it can be filled (an earlier
+// extraction left it read-only, as archived); its mode before is
+// restored at the end, by dirMeta. Root needs no such bits.
+func (e *extractor) widen(dirfd int, name, path string) (widened bool, mode uint32, err error) {
+	if e.isRoot {
+		return false, 0, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return false, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if st.Uid != uint32(os.Geteuid()) || st.Mode&0o300 == 0o300 {
+		return false, 0, nil
+	}
+	mode = st.Mode & 0o7777
+	if err := unix.Fchmodat(dirfd, name, mode|0o300, 0); err != nil {
+		return false, 0, fmt.Errorf("%s: chmod: %w", path, err)
+	}
+	return true, mode, nil
 }
 
 // errDirInTheWay: a directory in DEST stands where the archive has a
@@ -404,7 +439,8 @@ func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error 
 		e.firstOf[ino] = path
 		e.res.Others++
 	}
-	return e.metaAt(dirfd, name, path, ino)
+	e.metaAt(dirfd, name, path, ino)
+	return nil
 }
 
 // link makes dirfd/name a hardlink to the archive path first, extracted
@@ -454,7 +490,8 @@ func (e *extractor) create(dirfd int, name, path string, mk func() error) error 
 // The rest get the archived owner, mode, times and xattrs.
 func (e *extractor) dirMeta(d madeDir) error {
 	implied := e.a.idx.IsImplied(d.ino)
-	if d.existed && (implied || d.onPath) {
+	keep := d.existed && (implied || d.onPath) // dest's own metadata
+	if keep && !d.widened {
 		return nil
 	}
 	dirfd, name, path := e.root, ".", "/"
@@ -465,14 +502,21 @@ func (e *extractor) dirMeta(d madeDir) error {
 		}
 		dirfd, name, path = pfd, n, d.path
 	}
-	if implied {
-		perm := e.a.idx.Inodes.Mode[d.ino] & format.ModePerm &^ (unix.S_ISUID | unix.S_ISGID)
-		if err := unix.Fchmodat(dirfd, name, perm, 0); err != nil {
-			return fmt.Errorf("%s: chmod: %w", path, err)
+	if keep { // its mode as it was before widen
+		if err := unix.Fchmodat(dirfd, name, d.mode, 0); err != nil {
+			e.warn(fmt.Errorf("%s: chmod: %w", path, err))
 		}
 		return nil
 	}
-	return e.metaAt(dirfd, name, path, d.ino)
+	if implied {
+		perm := e.a.idx.Inodes.Mode[d.ino] & format.ModePerm &^ (unix.S_ISUID | unix.S_ISGID)
+		if err := unix.Fchmodat(dirfd, name, perm, 0); err != nil {
+			e.warn(fmt.Errorf("%s: chmod: %w", path, err))
+		}
+		return nil
+	}
+	e.metaAt(dirfd, name, path, d.ino)
+	return nil
 }
 
 // dirChain keeps the directories open along one path below dest, so that
@@ -592,8 +636,10 @@ func (c *dirChain) close() {
 // metaAt applies owner, xattrs, mode and times to dirfd/name without
 // following a symlink. Owner comes first: chown clears setuid bits and
 // file capabilities. Xattrs come before the mode: setting a user.* one
-// needs write permission, which the archived mode may not give.
-func (e *extractor) metaAt(dirfd int, name, path string, ino uint32) error {
+// needs write permission, which the archived mode may not give. What the
+// system refuses (a directory in DEST owned by someone else) is a
+// warning, as docs/CLI.md's exit 1 says: the rest is extracted.
+func (e *extractor) metaAt(dirfd int, name, path string, ino uint32) {
 	x := e.a.idx
 	mode := x.Inodes.Mode[ino]
 	isLink := mode&format.ModeType == format.ModeLink
@@ -618,14 +664,13 @@ func (e *extractor) metaAt(dirfd int, name, path string, ino uint32) error {
 		// fchmodat cannot refuse to follow on Linux; name is what we just
 		// created as a non-symlink in a directory opened without following.
 		if err := unix.Fchmodat(dirfd, name, perm, 0); err != nil {
-			return fmt.Errorf("%s: chmod: %w", path, err)
+			e.warn(fmt.Errorf("%s: chmod: %w", path, err))
 		}
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(x.Inodes.Atime[ino]), unix.NsecToTimespec(x.Inodes.Mtime[ino])}
 	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("%s: set times: %w", path, err)
+		e.warn(fmt.Errorf("%s: set times: %w", path, err))
 	}
-	return nil
 }
 
 // setXattrs restores extended attributes: user.* and POSIX ACLs always
@@ -735,7 +780,8 @@ func (w *contentWorker) writeFile(j contentJob) error {
 	if err != nil || damaged {
 		return err
 	}
-	return e.metaAt(pfd, name, j.path, j.ino)
+	e.metaAt(pfd, name, j.path, j.ino)
+	return nil
 }
 
 // fill writes the content of j into fd. Damage is warned about and counted,

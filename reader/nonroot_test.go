@@ -127,3 +127,43 @@ func runAsNobody(t *testing.T, name string) {
 		t.Fatalf("as nobody, the test did not pass:\n%s", out)
 	}
 }
+
+// As an ordinary user, extracting again with overwrite over an earlier
+// extraction fills its read-only directories again (they are the user's:
+// made writable for the while, then as archived); before, the files
+// replaced so far were left empty and the extraction stopped there.
+func TestExtractAgainAsNonRootOverReadOnlyDirectories(t *testing.T) {
+	if os.Geteuid() == 0 {
+		runAsNobody(t, "TestExtractAgainAsNonRootOverReadOnlyDirectories")
+		return
+	}
+	tree := []entry{
+		dir("ro"), reg("ro/in", []byte("in")), reg("top", []byte("important")),
+		{path: "ro", mode: format.ModeDir | 0o555, mtime: 91, atime: 92},
+	}
+	tree = tree[1:] // ro with its mode, once
+	a, _ := openBuilt(t, tree, buildOpts{})
+	dest := filepath.Join(t.TempDir(), "out")
+	t.Cleanup(func() { os.Chmod(filepath.Join(dest, "ro"), 0o700) })
+	extract := func(what string) (*ExtractResult, []string) {
+		t.Helper()
+		var warns []string
+		res, err := a.Extract(dest, ExtractOptions{Overwrite: true, Warn: func(err error) { warns = append(warns, err.Error()) }})
+		if err != nil {
+			t.Fatalf("%s: %v (warnings %q)", what, err, warns)
+		}
+		return res, warns
+	}
+	extract("first")
+	if _, warns := extract("again, over the first"); len(warns) != 0 {
+		t.Errorf("again: warnings %q", warns)
+	}
+	for p, want := range map[string]string{"top": "important", "ro/in": "in"} {
+		if b, err := os.ReadFile(filepath.Join(dest, p)); err != nil || string(b) != want {
+			t.Errorf("%s after extracting again: %q %v, want %q", p, b, err, want)
+		}
+	}
+	if st := lstat(t, filepath.Join(dest, "ro")); st.Mode&0o7777 != 0o555 {
+		t.Errorf("ro after extracting again: mode %o, want 555", st.Mode&0o7777)
+	}
+}
