@@ -317,14 +317,22 @@ func TestListAndCatSpellPathsOneWay(t *testing.T) {
 		t.Skip("no /dev/full")
 	}
 	defer full.Close()
-	cmd := exec.Command(arcpackBin, "cat", base+".001", "d/a")
-	cmd.Stdout = full
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 || strings.Contains(stderr.String(), "repair") || !strings.Contains(stderr.String(), "no space left") {
-		t.Errorf("cat to a full disk: %v, %s; want exit 2 and the write error, no repair hint", err, stderr.String())
+	// What a command answers on stdout is its result: written to a full
+	// disk, the command fails (exit 2) with the write error.
+	for _, args := range [][]string{
+		{"cat", base + ".001", "d/a"},
+		{"verify", base + ".001"},
+		{"extract", base + ".001", "-o", t.TempDir(), "--progress", "never"},
+	} {
+		cmd := exec.Command(arcpackBin, args...)
+		cmd.Stdout = full
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err = cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || strings.Contains(stderr.String(), "repair") || !strings.Contains(stderr.String(), "no space left") {
+			t.Errorf("%s to a full disk: %v, %s; want exit 2 and the write error, no repair hint", args[0], err, stderr.String())
+		}
 	}
 }
 

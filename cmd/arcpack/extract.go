@@ -123,7 +123,9 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 		msg := strings.ReplaceAll(err.Error(), "(use overwrite to replace it)", "(use --force to replace files in "+f.out+")")
 		return fmt.Errorf("extract %s to %s: %w", archive, f.out, &rewordedError{msg, err})
 	}
-	fmt.Fprintln(out, extractSummary(u, res, time.Since(start)))
+	if _, werr := fmt.Fprintln(out, extractSummary(u, res, time.Since(start))); werr != nil && err == nil {
+		return fmt.Errorf("extract %s: writing the summary: %w", archive, werr)
+	}
 	if err != nil {
 		err = fmt.Errorf("extract %s: %w (named above)", archive, err)
 		if h := hint.Repair(archive); h != "" {

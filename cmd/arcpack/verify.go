@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,7 +35,14 @@ damage was found, 2 when ARCHIVE is not an arc volume or cannot be read at all.`
   arcpack verify backup.004 --progress never && echo intact`,
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runVerify(c.OutOrStdout(), u, args[0], progress, asJSON, gpuDecode(c))
+			// The report is the command's answer: one that could not be
+			// written (a full disk, a closed pipe) fails the command.
+			w := bufio.NewWriter(c.OutOrStdout())
+			err := runVerify(w, u, args[0], progress, asJSON, gpuDecode(c))
+			if ferr := w.Flush(); ferr != nil {
+				return fmt.Errorf("verify %s: writing the report: %w", args[0], ferr)
+			}
+			return err
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "write the report as one JSON object (fields: docs/CLI.md)")
