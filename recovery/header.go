@@ -106,10 +106,12 @@ func readHeaderAt(f io.ReaderAt, off, size int64) (*header, error) {
 	if [8]byte(fixed[:8]) != Magic {
 		return nil, fmt.Errorf("%w: no magic at %d", ErrHeader, off)
 	}
-	// A valid file holds two copies and the trailer: a copy is at most
-	// half of what the file holds from off on.
+	// A copy fits in what the file holds from off on (the first copy of
+	// a volume cut short still does; the second, found through the
+	// trailer, ends where the trailer begins), which also bounds what is
+	// read here by the file's size.
 	hs := int64(binary.LittleEndian.Uint64(fixed[64:]))
-	if hs < headerFixed+16 || hs > (size-off)/2+trailerSize {
+	if hs < headerFixed+16 || hs > size-off {
 		return nil, fmt.Errorf("%w: header size %d does not fit the file", ErrHeader, hs)
 	}
 	b := make([]byte, hs)
