@@ -19,6 +19,8 @@ const (
 	maxBaseLen       = 4096
 	maxTotalShards   = 1 << 31
 	percentPrecision = 100 // Percent is used in hundredths of a percent
+	// maxAddStripe is the largest stripe Add writes, in bytes.
+	maxAddStripe = maxStripeShards * maxShardSize
 )
 
 // geometry is how a set of data volumes is cut into shards and stripes,

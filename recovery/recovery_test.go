@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"arc/format"
+
+	"github.com/zeebo/xxh3"
 )
 
 // makeSet writes a synthetic volume set: real volume headers and footer
@@ -744,4 +746,42 @@ func TestARecoveryVolumeCutShortKeepsItsFirstHeaderCopy(t *testing.T) {
 		t.Fatalf("repair: %v", err)
 	}
 	sameFiles(t, snapshot(t, filepath.Dir(base)), want)
+}
+
+// A crafted header within the spec's limits (here 64 shards of 2 MiB a
+// stripe) from a recovery volume of a few KiB on disk (the rest sparse)
+// must not make repair allocate what it asks for: a stripe larger than
+// the memory bound (and than any Add writes) is refused with a clear
+// error, before any stripe buffer is made.
+func TestRepairRefusesStripesLargerThanItsMemoryBound(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "a")
+	const S, k, m = 2 << 20, 1, 63
+	g, err := newGeometry([]int64{1}, S, 1, k, m, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := xxh3.Hash(make([]byte, S))
+	h := &header{count: g.recoveryCount(), base: "a", g: g, dataSums: []uint64{zero}, paritySums: make([]uint64, g.parityShards())}
+	h.paritySums[0] = zero
+	b := h.encode(1)
+	f, err := os.Create(Name(base, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(b)
+	f.WriteAt(b, int64(len(b))+S) // S sparse zero bytes before it: parity shard 0
+	f.WriteAt(trailer(int64(len(b))), 2*int64(len(b))+S)
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = Repair(ctx, base, Options{Workers: 1, Memory: 1 << 20}) // a.001 is missing
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrHeader) {
+		t.Errorf("repair from a crafted 128 MiB stripe: %v, want a refusal", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 32<<20 {
+		t.Errorf("repair allocated %d MiB for a recovery volume of %d KiB on disk", n>>20, (2*len(b)+16)>>10)
+	}
 }

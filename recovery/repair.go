@@ -98,18 +98,27 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 	defer closeAll(rec)
 
 	// Rebuild every stripe with a damaged shard, one stripe per worker at
-	// a time: memory is workers × (k+m) shards.
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(opt.workers())
+	// a time: memory is workers × (k+m) shards, held to opt.memory(). The
+	// header sets k+m and the shard size, which a crafted one may make ask
+	// for 16 GiB a stripe: a stripe larger than the bound is refused,
+	// unless it is no larger than the largest Add writes (256 shards of
+	// 64 KiB).
 	S := g.shardSize
+	stripeBytes := int64(g.k+g.m) * int64(S)
+	if stripeBytes > max(opt.memory(), maxAddStripe) {
+		return res, fmt.Errorf("%w: a stripe of %d shards of %d bytes needs %d MiB, more than the %d MiB allowed",
+			ErrHeader, g.k+g.m, S, stripeBytes>>20, max(opt.memory(), maxAddStripe)>>20)
+	}
+	workers := int(max(1, min(int64(opt.workers()), opt.memory()/stripeBytes)))
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(workers)
 	// One encoder for all workers: it is safe for concurrent use and its
 	// cache of inverted matrices serves every stripe with the same losses.
 	enc, err := reedsolomon.New(g.k, g.m)
 	if err != nil {
 		return res, err
 	}
-	pool := make(chan []byte, opt.workers())
-	stripeBytes := int64(g.k+g.m) * int64(S)
+	pool := make(chan []byte, workers)
 	var todo int64
 	for _, c := range s.cnt {
 		if c > 0 {
