@@ -150,8 +150,18 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 		Volumes: make([]VolumeReport, len(s.data)+len(s.rec))}
 
 	pr.start("checking", (g.dataShards()+g.parityShards())*int64(g.shardSize))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(opt.workers())
+	// fail ends the check on a volume that is there but cannot be opened:
+	// the workers already started stop first, before the files they read
+	// are closed (and before the caller's Progress is done with).
+	fail := func(err error) (*Report, error) {
+		cancel()
+		eg.Wait()
+		return nil, err
+	}
 	// Shards per read: 64, or fewer where they are large, so that a
 	// worker holds at most 64 MiB whatever the shard size (up to 64 MiB).
 	chunk := max(1, min(64, (64<<20)/g.shardSize))
@@ -161,7 +171,7 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 		f, size, err := openSized(p)
 		vr.Size = size
 		if err != nil && !absent(err) {
-			return nil, err
+			return fail(err)
 		}
 		if err != nil {
 			vr.State = Missing
@@ -188,7 +198,7 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 		f, size, err := openSized(p)
 		vr.Size = size
 		if err != nil && !absent(err) {
-			return nil, err
+			return fail(err)
 		}
 		if err != nil {
 			vr.State = Missing

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -783,5 +784,33 @@ func TestRepairRefusesStripesLargerThanItsMemoryBound(t *testing.T) {
 	}
 	if n := after.TotalAlloc - before.TotalAlloc; n > 32<<20 {
 		t.Errorf("repair allocated %d MiB for a recovery volume of %d KiB on disk", n>>20, (2*len(b)+16)>>10)
+	}
+}
+
+// A volume that is there but cannot be opened (here a symlink loop) ends
+// the check with its error, once the workers it started have stopped:
+// none reads a closed file or reports progress after Check returned.
+func TestCheckStopsItsWorkersBeforeItFails(t *testing.T) {
+	base, _, _ := fixture(t)
+	last := format.VolumeName(base, 6)
+	os.Remove(last)
+	if err := os.Symlink(last, last); err != nil { // ELOOP: not absent
+		t.Fatal(err)
+	}
+	var returned, late atomic.Bool
+	opt := Options{Workers: 1, Progress: func(string, int64, int64) {
+		if returned.Load() {
+			late.Store(true)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}}
+	_, err := Check(ctx, base, opt)
+	returned.Store(true)
+	if err == nil {
+		t.Fatal("check of a set with a symlink loop for a volume: no error")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if late.Load() {
+		t.Errorf("progress reported after Check returned (%v)", err)
 	}
 }
