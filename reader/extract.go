@@ -651,8 +651,12 @@ func (e *extractor) metaAt(dirfd int, name, path string, ino uint32) {
 			owned = true
 		}
 	}
-	if xs, xe := x.XattrRange(ino); xe > xs {
+	xs, xe := x.XattrRange(ino)
+	if xe > xs {
 		e.setXattrs(dirfd, name, path, isLink, xs, xe)
+	}
+	if !isLink && x.Xattrs.Count() > 0 {
+		e.dropInheritedACLs(dirfd, name, path, mode&format.ModeType == format.ModeDir, xs, xe)
 	}
 	if !isLink {
 		perm := mode & format.ModePerm
@@ -676,6 +680,34 @@ func (e *extractor) metaAt(dirfd int, name, path string, ino uint32) {
 // setXattrs restores extended attributes: user.* and POSIX ACLs always
 // (the owner may set them), the security and trusted namespaces as root
 // only. Refusals are warnings.
+// dropInheritedACLs removes the POSIX ACLs that dirfd/name has and the
+// archive does not give it (xattrs xs to xe): a file made in a directory
+// with a default ACL inherits one, in dest as the user keeps it, or in a
+// directory an earlier extraction made. Only where the archive recorded
+// xattrs at all (the caller's test): an archive made without them says
+// nothing about ACLs, and then the directory's default stands.
+func (e *extractor) dropInheritedACLs(dirfd int, name, path string, isDir bool, xs, xe uint32) {
+	x := e.a.idx
+	keys := []string{"system.posix_acl_access"}
+	if isDir {
+		keys = append(keys, "system.posix_acl_default")
+	}
+	p := "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
+	for _, key := range keys {
+		archived := false
+		for i := xs; i < xe && !archived; i++ {
+			archived = string(x.XattrName(i)) == key
+		}
+		if archived {
+			continue
+		}
+		err := unix.Lremovexattr(p, key)
+		if err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+			e.warn(fmt.Errorf("%s: inherited ACL %s not removed: %w", path, key, err))
+		}
+	}
+}
+
 func (e *extractor) setXattrs(dirfd int, name, path string, isLink bool, xs, xe uint32) {
 	x := e.a.idx
 	// Reach the entry through its directory's fd in /proc, so no path

@@ -675,3 +675,35 @@ func TestExtractSkipsAnEntryThatADirectoryStandsIn(t *testing.T) {
 		t.Errorf("z: %q", got)
 	}
 }
+
+// A file made in a directory with a default ACL inherits an ACL; one the
+// archive gives none (where it recorded xattrs) comes out without it, as
+// it went in, whether the directory is dest as the user keeps it or one
+// an earlier extraction made.
+func TestExtractedFilesKeepNoInheritedACL(t *testing.T) {
+	// user::rwx, user:1234:r--, group::r-x, mask::r-x, other::r-x
+	acl := "\x02\x00\x00\x00" + "\x01\x00\x07\x00\xff\xff\xff\xff" + "\x02\x00\x04\x00\xd2\x04\x00\x00" +
+		"\x04\x00\x05\x00\xff\xff\xff\xff" + "\x10\x00\x05\x00\xff\xff\xff\xff" + "\x20\x00\x05\x00\xff\xff\xff\xff"
+	dest := filepath.Join(t.TempDir(), "out")
+	os.Mkdir(dest, 0o755)
+	if err := unix.Setxattr(dest, "system.posix_acl_default", []byte(acl), 0); err != nil {
+		t.Skipf("no POSIX ACLs here: %v", err)
+	}
+	a, _ := openBuilt(t, []entry{
+		dir("d"),
+		reg("d/plain", []byte("p")),
+		{path: "d/x", mode: format.ModeReg | 0o644, segs: []seg{{data: []byte("x")}}, xattrs: map[string]string{"user.k": "v"}},
+	}, buildOpts{})
+	for _, run := range []string{"into a directory with a default ACL", "again, over the first"} {
+		if _, err := a.Extract(dest, ExtractOptions{Overwrite: true, Warn: func(err error) { t.Errorf("%s: warning %v", run, err) }}); err != nil {
+			t.Fatalf("%s: %v", run, err)
+		}
+		for _, p := range []string{"d/plain", "d/x", "d"} {
+			for _, key := range []string{"system.posix_acl_access", "system.posix_acl_default"} {
+				if n, err := unix.Lgetxattr(filepath.Join(dest, p), key, nil); err == nil && n > 0 && (key == "system.posix_acl_access" || p == "d") {
+					t.Errorf("%s: %s has %s, inherited: the archive gives it none", run, p, key)
+				}
+			}
+		}
+	}
+}
