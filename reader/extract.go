@@ -350,12 +350,14 @@ func (e *extractor) clear(dirfd int, name, path string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	// A directory first: overwrite would not replace it either, so the
+	// refusal must not suggest it.
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return &pathError{path, errDirInTheWay}
+	}
 	empty := st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0
 	if !e.opt.Overwrite && !empty {
 		return &pathError{path, fmt.Errorf("%w (use overwrite to replace it)", fs.ErrExist)}
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return &pathError{path, errDirInTheWay}
 	}
 	// Unlink rather than truncate: the old file may be linked elsewhere.
 	if err := unix.Unlinkat(dirfd, name, 0); err != nil {

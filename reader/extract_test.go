@@ -707,3 +707,26 @@ func TestExtractedFilesKeepNoInheritedACL(t *testing.T) {
 		}
 	}
 }
+
+// A directory in dest where the archive has a file is left as it is, with
+// or without overwrite (what is in it is not the archive's): the entry is
+// skipped with a warning that does not suggest overwrite, and the rest
+// comes out.
+func TestADirectoryInTheWayIsLeftAndTheRestExtracted(t *testing.T) {
+	a, _ := openBuilt(t, []entry{reg("f", []byte("file")), reg("g", []byte("g"))}, buildOpts{})
+	for _, overwrite := range []bool{false, true} {
+		dest := t.TempDir()
+		os.Mkdir(filepath.Join(dest, "f"), 0o755)
+		var warns []string
+		res, err := a.Extract(dest, ExtractOptions{Overwrite: overwrite, Warn: func(err error) { warns = append(warns, err.Error()) }})
+		if err != nil {
+			t.Fatalf("overwrite %v: %v", overwrite, err)
+		}
+		if len(warns) != 1 || !strings.Contains(warns[0], "exists and is a directory") || strings.Contains(warns[0], "overwrite") || res.Skipped != 1 {
+			t.Errorf("overwrite %v: warnings %q, %d skipped", overwrite, warns, res.Skipped)
+		}
+		if b, err := os.ReadFile(filepath.Join(dest, "g")); err != nil || string(b) != "g" {
+			t.Errorf("overwrite %v: g %q %v", overwrite, b, err)
+		}
+	}
+}
