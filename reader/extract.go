@@ -861,7 +861,14 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 			}
 			k := min(int64(cap(buf)-len(buf)), n)
 			chunk := buf[len(buf) : len(buf)+int(k)]
-			if err := e.a.readUnique(off, chunk); err != nil {
+			if got, err := e.a.readUnique(off, chunk); err != nil {
+				// What came before the damage is written: a damaged
+				// file keeps its good beginning (at its extraction
+				// mode, without its archived metadata).
+				buf, pos = buf[:len(buf)+got], pos+int64(got)
+				if ferr := flush(); ferr != nil {
+					return false, ferr
+				}
 				e.mu.Lock()
 				e.res.Damaged++
 				e.opt.Warn(fmt.Errorf("%s: %w", j.path, err))

@@ -466,6 +466,18 @@ func TestExtractOfDamagedArchiveWritesTheRest(t *testing.T) {
 			t.Fatalf("%s not extracted", p)
 		}
 	}
+	// The damaged file keeps what lies before the damaged block, and a
+	// read across the damage returns those bytes with its error.
+	good := int(x.BlockRawOff[blk] - x.Extents.Off[1])
+	want := contentOf(entries)["b"]
+	if got, _ := os.ReadFile(filepath.Join(dest, "b")); !bytes.Equal(got, want[:good]) {
+		t.Errorf("damaged b: %d bytes extracted, want its first %d (the bytes before the damaged block)", len(got), good)
+	}
+	p := make([]byte, len(want))
+	n, err := a.ReadAt(inodeOf(t, a, "b"), p, 0)
+	if n != good || !errors.Is(err, ErrDamaged) || !bytes.Equal(p[:n], want[:good]) {
+		t.Errorf("ReadAt across the damage: %d bytes, %v; want the %d before it and the damage", n, err, good)
+	}
 }
 
 func TestVerifyNamesDamageAndAffectedFiles(t *testing.T) {

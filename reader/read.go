@@ -45,8 +45,8 @@ func (a *Archive) ReadAt(ino uint32, p []byte, off int64) (int, error) {
 		dst := p[done : done+take]
 		if o := x.Extents.Off[e]; o == format.Hole {
 			clear(dst)
-		} else if err := a.readUnique(o+within, dst); err != nil {
-			return done, err
+		} else if n, err := a.readUnique(o+within, dst); err != nil {
+			return done + n, err // the bytes before the damage are good
 		}
 		done += take
 		e++
@@ -143,10 +143,12 @@ func (a *Archive) cumulativeExtentEnds() []uint64 {
 	return a.extentEnds.of
 }
 
-// readUnique copies unique-stream bytes [u, u+len(dst)) through the cache.
-func (a *Archive) readUnique(u uint64, dst []byte) error {
+// readUnique copies unique-stream bytes [u, u+len(dst)) through the cache;
+// on a block's error it says how many bytes before that block it copied.
+func (a *Archive) readUnique(u uint64, dst []byte) (int, error) {
 	x := a.idx
-	for len(dst) > 0 {
+	done := 0
+	for done < len(dst) {
 		b := x.BlockAt(u)
 		bs := x.BlockRawOff[b]
 		be := x.BlockRawOff[b+1]
@@ -154,18 +156,18 @@ func (a *Archive) readUnique(u uint64, dst []byte) error {
 		buf, err := a.cache.Get(b)
 		if err != nil {
 			a.opt.Logf("arc: %v", err)
-			return err
+			return done, err
 		}
-		n := copy(dst, buf.Bytes()[u-bs:])
+		n := copy(dst[done:], buf.Bytes()[u-bs:])
 		buf.Release()
-		dst = dst[n:]
+		done += n
 		u += uint64(n)
 		if u == be && a.seq.sequential(b) {
 			// A sequential reader is past this block: let it go first.
 			a.cache.Consumed(b)
 		}
 	}
-	return nil
+	return done, nil
 }
 
 // touch records an access to block b and, when it continues a sequential
