@@ -383,16 +383,17 @@ func (p *pusher) takeListing(n *node, caller uint32) bool {
 			}
 		}
 	}
+	// What is left of the window since the last READ, as above; none
+	// left, nothing changes.
+	budget := p.cur.budget
+	if p.cur.dir == nil || budget <= 0 {
+		return false
+	}
 	if _, ok := p.taken[n.ino]; ok {
 		// Taken before, and no longer on the push's way down: an
 		// earlier walk's, or the kernel forgot the listing the push
 		// read. This is a walk of its own.
 		clear(p.taken)
-	}
-	// What is left of the window since the last READ, as above.
-	budget := p.cur.budget
-	if p.cur.dir == nil || budget <= 0 {
-		return false
 	}
 	p.takeLocked(n.ino)
 	p.begin(pushJob{dir: &n.Inode, dirIno: n.ino, next: s, end: e, budget: budget})
