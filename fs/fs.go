@@ -187,6 +187,9 @@ func mountWith(dir string, ar Archive, o Options) (*Server, *FS, error) {
 	}
 	go srv.Serve()
 	if err := srv.WaitMount(); err != nil {
+		// The kernel has the mount already: no error leaves it behind,
+		// dead (one whose root the caller may not enter fails here).
+		srv.Unmount()
 		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
 	// Push-ahead lists directories ahead of a walk through the mount.

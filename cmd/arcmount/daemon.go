@@ -127,6 +127,10 @@ func serveDaemon(c *config, o fs.Options) error {
 		return fmt.Errorf("%s: %v", daemonEnv, err)
 	}
 	os.Unsetenv(daemonEnv)
+	// Ours alone: not for the processes this one starts (the GPU probe,
+	// fusermount3), which would hold the report pipe open past our end.
+	unix.CloseOnExec(fd)
+	unix.CloseOnExec(fd + 1)
 	report := os.NewFile(uintptr(fd), "ready")
 	logFile := os.NewFile(uintptr(fd+1), "log")
 	if err := os.Chdir("/"); err != nil { // do not pin the caller's directory

@@ -218,6 +218,11 @@ func (c *config) mountOptions() (fs.Options, error) {
 			case "ro": // always
 			case "rw":
 				return o, errors.New("-o rw: the archive is read-only")
+			case "auto_unmount":
+				// fusermount3 then stays to watch the mount and never
+				// hands it over: the mount would hang, unserved. Ended
+				// by its unmount or by a signal, arcmount unmounts.
+				return o, errors.New("-o auto_unmount: not supported (arcmount unmounts when it ends: fusermount3 -u, umount, or a signal)")
 			default:
 				o.MountOptions = append(o.MountOptions, opt)
 			}
