@@ -800,3 +800,58 @@ func TestAutoGPUWithoutOneLoadsNoDriverIntoTheMount(t *testing.T) {
 		}
 	}
 }
+
+// Ctrl-C on arcmount while it waits for its background server to mount
+// (held here by stopping the server) leaves no mount: the server is told
+// to stop, and arcmount says it is not mounted.
+func TestInterruptingArcmountBeforeItIsReadyLeavesNoMount(t *testing.T) {
+	_, base := mountableArchive(t, 6)
+	mnt := t.TempDir()
+	cmd := exec.Command(arcmountBin, "--gpu", "off", base+".001", mnt)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child := 0
+	for deadline := time.Now().Add(5 * time.Second); child == 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		child = childOf(cmd.Process.Pid)
+	}
+	if child == 0 {
+		cmd.Wait()
+		t.Skip("the background server was not seen before arcmount ended")
+	}
+	syscall.Kill(child, syscall.SIGSTOP)
+	cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(100 * time.Millisecond)
+	syscall.Kill(child, syscall.SIGCONT)
+	err := cmd.Wait()
+	for deadline := time.Now().Add(5 * time.Second); !exited(child) && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	}
+	if isMounted(t, mnt) {
+		exec.Command("fusermount3", "-u", mnt).Run()
+		t.Fatalf("interrupted before the mount was ready (%v, %q), the background server mounted anyway", err, stderr.String())
+	}
+	if err == nil || !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("arcmount interrupted: %v, stderr %q; want a failure that says so", err, stderr.String())
+	}
+}
+
+// childOf is a process whose parent is pid, 0 if none.
+func childOf(pid int) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces; ppid is the
+		// second field after the last ')'.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			n, _ := strconv.Atoi(e.Name())
+			return n
+		}
+	}
+	return 0
+}

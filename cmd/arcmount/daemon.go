@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"arc/fs"
+	"arc/internal/interrupt"
 	"arc/internal/termsafe"
 
 	"golang.org/x/sys/unix"
@@ -76,8 +79,32 @@ func startDaemon(c *config) error {
 			}
 		}
 	}()
+	// Interrupted while we wait (Ctrl-C on a slow open), the user wants
+	// no mount: the child, in a session of its own, would not hear of it
+	// and mount anyway. It is told to stop (on SIGTERM it unmounts, or
+	// ends before it mounts), and we wait for it to.
+	var interrupted atomic.Bool
+	waited := make(chan struct{})
+	defer close(waited)
+	if sigs := interrupt.Signals(); len(sigs) > 0 {
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, sigs...)
+		defer signal.Stop(stop)
+		go func() {
+			select {
+			case <-stop:
+				interrupted.Store(true)
+				cmd.Process.Signal(syscall.SIGTERM)
+			case <-waited:
+			}
+		}()
+	}
 	line, _ := bufio.NewReader(r).ReadString('\n')
 	line = strings.TrimSuffix(line, "\n")
+	if interrupted.Load() {
+		cmd.Wait() // unmounted, if it had mounted
+		return fmt.Errorf("interrupted: %s not mounted", termsafe.Name(c.archive))
+	}
 	helperSaid := func() string {
 		select {
 		case s := <-said:
