@@ -699,54 +699,48 @@ func TestDescribeSaysWhatAddWrote(t *testing.T) {
 }
 
 // A recovery volume whose first header copy is damaged is read through its
-// second, which the trailer finds: with one recovery volume (a one-volume
-// archive's), repair still works.
-func TestTheSecondHeaderCopyServesWhenTheFirstIsDamaged(t *testing.T) {
-	dir := t.TempDir()
-	base := makeSet(t, dir, 1<<20, 300<<10, 7) // one data volume
-	res, err := Add(ctx, base, Options{Percent: 10})
-	if err != nil {
-		t.Fatal(err)
+// second, which the trailer finds; one cut short after its first copy (an
+// interrupted copy) is read through that. Either way, with one recovery
+// volume (a one-volume archive's), repair still works.
+func TestARecoveryVolumeIsReadThroughEitherHeaderCopy(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, path string)
+	}{
+		{"first copy damaged", func(t *testing.T, path string) {
+			flip(t, path, 12, 1, rand.New(rand.NewPCG(1, 1)))
+		}},
+		{"cut short after the first copy", func(t *testing.T, path string) {
+			h, err := readAnyHeader(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path, h.size()+100); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			base := makeSet(t, dir, 1<<20, 300<<10, 7) // one data volume
+			res, err := Add(ctx, base, Options{Percent: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Paths) != 1 {
+				t.Fatalf("%d recovery volumes, want 1", len(res.Paths))
+			}
+			want := snapshot(t, dir)
+			tc.damage(t, res.Paths[0])
+			if _, err := readAnyHeader(res.Paths[0]); err != nil {
+				t.Fatalf("no header copy read: %v", err)
+			}
+			if _, err := Repair(ctx, base, Options{}); err != nil {
+				t.Fatalf("repair: %v", err)
+			}
+			sameFiles(t, snapshot(t, dir), want)
+		})
 	}
-	if len(res.Paths) != 1 {
-		t.Fatalf("%d recovery volumes, want 1", len(res.Paths))
-	}
-	want := snapshot(t, dir)
-	flip(t, res.Paths[0], 12, 1, rand.New(rand.NewPCG(1, 1))) // in the first copy
-	if _, err := readAnyHeader(res.Paths[0]); err != nil {
-		t.Fatalf("the second copy is not read: %v", err)
-	}
-	if _, err := Repair(ctx, base, Options{}); err != nil {
-		t.Fatalf("repair: %v", err)
-	}
-	sameFiles(t, snapshot(t, filepath.Dir(base)), want)
-}
-
-// A recovery volume cut short after its first header copy (an interrupted
-// copy) still says the geometry: the data volumes are intact, so repair
-// rebuilds it.
-func TestARecoveryVolumeCutShortKeepsItsFirstHeaderCopy(t *testing.T) {
-	dir := t.TempDir()
-	base := makeSet(t, dir, 1<<20, 300<<10, 8) // one data volume, one recovery volume
-	res, err := Add(ctx, base, Options{Percent: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := snapshot(t, dir)
-	h, err := readAnyHeader(res.Paths[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(res.Paths[0], h.size()+100); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readAnyHeader(res.Paths[0]); err != nil {
-		t.Fatalf("the first copy of a volume cut short is not read: %v", err)
-	}
-	if _, err := Repair(ctx, base, Options{}); err != nil {
-		t.Fatalf("repair: %v", err)
-	}
-	sameFiles(t, snapshot(t, filepath.Dir(base)), want)
 }
 
 // A crafted header within the spec's limits (here 64 shards of 2 MiB a
