@@ -694,7 +694,7 @@ func (e *extractor) dropInheritedACLs(dirfd int, name, path string, isDir bool, 
 	if isDir {
 		keys = append(keys, "system.posix_acl_default")
 	}
-	p := "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
+	p := procPath(dirfd, name)
 	for _, key := range keys {
 		archived := false
 		for i := xs; i < xe && !archived; i++ {
@@ -710,11 +710,16 @@ func (e *extractor) dropInheritedACLs(dirfd int, name, path string, isDir bool, 
 	}
 }
 
+// procPath reaches dirfd/name through the directory's fd in /proc, so no
+// path component below dest is followed (the *xattr calls that take it,
+// the L ones, do not follow name itself).
+func procPath(dirfd int, name string) string {
+	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
+}
+
 func (e *extractor) setXattrs(dirfd int, name, path string, isLink bool, xs, xe uint32) {
 	x := e.a.idx
-	// Reach the entry through its directory's fd in /proc, so no path
-	// component below dest is followed; Lsetxattr does not follow name.
-	p := "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
+	p := procPath(dirfd, name)
 	for i := xs; i < xe; i++ {
 		key := string(x.XattrName(i))
 		user := strings.HasPrefix(key, "user.")

@@ -105,9 +105,9 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 	// 64 KiB).
 	S := g.shardSize
 	stripeBytes := int64(g.k+g.m) * int64(S)
-	if stripeBytes > max(opt.memory(), maxAddStripe) {
+	if bound := max(opt.memory(), maxAddStripe); stripeBytes > bound {
 		return res, fmt.Errorf("%w: a stripe of %d shards of %d bytes needs %d MiB, more than the %d MiB allowed",
-			ErrHeader, g.k+g.m, S, stripeBytes>>20, max(opt.memory(), maxAddStripe)>>20)
+			ErrHeader, g.k+g.m, S, stripeBytes>>20, bound>>20)
 	}
 	workers := int(max(1, min(int64(opt.workers()), opt.memory()/stripeBytes)))
 	eg, ctx := errgroup.WithContext(ctx)
