@@ -265,7 +265,11 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		case h.ID != ref.ID:
 			foreign[n] = fmt.Errorf("%s: volume of another archive (id %s; %s has id %s)", p, h.ID, refPath, ref.ID)
 		case h.Number != n:
-			foreign[n] = fmt.Errorf("%s: %w: header says this is volume %d", p, format.ErrCorrupt, h.Number)
+			// Most often names swapped or changed by hand: say which
+			// name the file needs (arcpack repair gives it that name
+			// where recovery volumes are present).
+			foreign[n] = fmt.Errorf("%s: %w: header says this is volume %d, whose name is %s",
+				p, format.ErrCorrupt, h.Number, format.VolumeName(base, h.Number))
 		case h.VolumeSize != ref.VolumeSize:
 			foreign[n] = fmt.Errorf("%s: %w: volume size %d, %s says %d", p, format.ErrCorrupt, h.VolumeSize, refPath, ref.VolumeSize)
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 
 	"arc/format"
 
@@ -29,6 +30,10 @@ const (
 	OK State = iota
 	Damaged
 	Missing
+	// Misnamed: intact, but in another file of the set (Source): the
+	// names of volumes were swapped or changed. Repair writes it back
+	// under its own name.
+	Misnamed
 )
 
 func (s State) String() string {
@@ -37,6 +42,8 @@ func (s State) String() string {
 		return "ok"
 	case Damaged:
 		return "damaged"
+	case Misnamed:
+		return "misnamed"
 	default:
 		return "missing"
 	}
@@ -50,7 +57,11 @@ type VolumeReport struct {
 	Path     string
 	Recovery bool // a recovery volume (NAME.rNN), else a data volume
 	State    State
-	Size     int64 // the file's size; -1 when missing
+	// Source is the file the volume was read from: Path, or another
+	// file of the set whose header says it is this volume, where Path is
+	// missing or says it is another one (see sources).
+	Source   string
+	Size     int64 // Source's size; -1 when missing
 	WantSize int64 // its size when the parity was made
 	// Damaged lists the byte ranges that differ from what was written (by
 	// shard: a damaged byte marks its whole shard), ranges missing from a
@@ -110,10 +121,12 @@ func (r *Report) DataIntact() bool {
 type scan struct {
 	h         *header
 	hs        int64
-	data, rec []string
-	badData   []bool
-	badParity []bool
-	cnt       []int // damaged shards per stripe
+	data, rec []string // the volumes' names
+	// The files read for them (VolumeReport.Source), index by index.
+	dataSrc, recSrc []string
+	badData         []bool
+	badParity       []bool
+	cnt             []int // damaged shards per stripe
 }
 
 // Check reads every data and recovery volume of archive (any of its volume
@@ -146,6 +159,7 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 	for v := range h.count {
 		s.rec = append(s.rec, Name(base, v+1))
 	}
+	s.dataSrc, s.recSrc = sources(base, h, s.data, s.rec)
 	r := &Report{Base: base, ShardSize: g.shardSize, Stripes: g.stripes, DataShards: g.k, Parity: g.m, s: s,
 		Volumes: make([]VolumeReport, len(s.data)+len(s.rec))}
 
@@ -167,8 +181,8 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 	chunk := max(1, min(64, (64<<20)/g.shardSize))
 	for i, p := range s.data {
 		vr := &r.Volumes[i]
-		*vr = VolumeReport{Path: p, WantSize: g.sizes[i]}
-		f, size, err := openSized(p)
+		*vr = VolumeReport{Path: p, Source: s.dataSrc[i], WantSize: g.sizes[i]}
+		f, size, err := openSized(vr.Source)
 		vr.Size = size
 		if err != nil && !absent(err) {
 			return fail(err)
@@ -192,10 +206,10 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 	}
 	for v, p := range s.rec {
 		vr := &r.Volumes[len(s.data)+v]
-		*vr = VolumeReport{Path: p, Recovery: true, WantSize: h.recoverySize(v)}
+		*vr = VolumeReport{Path: p, Source: s.recSrc[v], Recovery: true, WantSize: h.recoverySize(v)}
 		first := int64(v) * int64(g.perVol)
 		n := g.paritiesIn(v)
-		f, size, err := openSized(p)
+		f, size, err := openSized(vr.Source)
 		vr.Size = size
 		if err != nil && !absent(err) {
 			return fail(err)
@@ -260,7 +274,7 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 			}
 		}
 		if vr.Size >= 0 {
-			hd, err := headerDamage(vr.Path, h, v)
+			hd, err := headerDamage(vr.Source, h, v)
 			if err != nil {
 				return nil, err
 			}
@@ -281,8 +295,11 @@ func finish(vr *VolumeReport) {
 		if vr.Size > vr.WantSize {
 			vr.Damaged = mergeRanges(append(vr.Damaged, Range{vr.WantSize, vr.Size}))
 		}
-		if len(vr.Damaged) > 0 {
+		switch {
+		case len(vr.Damaged) > 0:
 			vr.State = Damaged
+		case vr.Source != vr.Path:
+			vr.State = Misnamed
 		}
 	}
 }
@@ -492,4 +509,99 @@ func referenceHeader(base string, found []string) (*header, error) {
 		return nil, fmt.Errorf("%s: %w (parity for archive %s, the volumes are archive %s)", base, ErrForeign, first.id, other)
 	}
 	return nil, fmt.Errorf("%s: %w: %w", base, ErrNoRecovery, errors.Join(errs...))
+}
+
+// sources finds the file that holds each data volume (data: their names,
+// NAME.001 …) and each recovery volume (rec: NAME.r01 …) of the set h
+// describes. A volume is read from its own name unless that file is
+// missing or its header, valid, says it is another volume of this
+// archive: then from a file named as a volume of the set (any number,
+// the lowest first) whose valid header says it is this one. So volumes
+// whose names were swapped, or one renamed past the end of the set, are
+// checked as what they are, and Repair writes them back under their own
+// names, rather than rebuilding them from parity as if lost. A damaged
+// header is no header: its file stays its own name's source, and its
+// shards say what is wrong with it.
+func sources(base string, h *header, data, rec []string) (dataSrc, recSrc []string) {
+	// A file's volume number, by its valid header: 0 for a header of
+	// another archive; no entry where no valid header was read.
+	said := map[string]int{}
+	mine := func(p string, id format.ArchiveID, n int) {
+		if id != h.id {
+			n = 0
+		}
+		said[p] = n
+	}
+	nums, _ := format.ListVolumes(base)
+	for _, n := range nums {
+		p := format.VolumeName(base, n)
+		if vh, err := readVolumeHeader(p); err == nil {
+			mine(p, vh.ID, int(vh.Number))
+		}
+	}
+	recs, _ := Find(base)
+	for _, p := range recs {
+		if rh, err := readAnyHeader(p); err == nil {
+			mine(p, rh.id, rh.number)
+		}
+	}
+	return pickSources(data, nums, said, func(n uint32) string { return format.VolumeName(base, n) }),
+		pickSources(rec, recoveryNumbers(recs), said, func(n uint32) string { return Name(base, int(n)) })
+}
+
+// pickSources gives names[i] (volume i+1) its source: itself, or the
+// first of the files numbered nums (named by name) that said holds volume
+// i+1, where names[i] is missing or holds another volume (of this
+// archive or another).
+func pickSources(names []string, nums []uint32, said map[string]int, name func(uint32) string) []string {
+	src := slices.Clone(names)
+	for i, p := range names {
+		own, ok := said[p]
+		if own == i+1 || !ok && !absentPath(p) {
+			continue // its own, or a file whose header does not say
+		}
+		for _, n := range nums {
+			if q := name(n); q != p && said[q] == i+1 {
+				src[i] = q
+				break
+			}
+		}
+	}
+	return src
+}
+
+// recoveryNumbers gives the numbers of the recovery volumes paths.
+func recoveryNumbers(paths []string) []uint32 {
+	var out []uint32
+	for _, p := range paths {
+		if _, n, ok := format.ParseRecoveryName(p); ok {
+			out = append(out, uint32(n))
+		}
+	}
+	return out
+}
+
+// readVolumeHeader reads and validates the header of the data volume at
+// path.
+func readVolumeHeader(path string) (format.VolumeHeader, error) {
+	f, err := format.OpenFile(path)
+	if err != nil {
+		return format.VolumeHeader{}, err
+	}
+	defer f.Close()
+	b := make([]byte, format.VolumeHeaderSize)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return format.VolumeHeader{}, err
+	}
+	return format.ParseVolumeHeader(b)
+}
+
+// absentPath reports whether path is missing (or not a regular file), as
+// absent does for an open's error.
+func absentPath(path string) bool {
+	f, err := format.OpenFile(path)
+	if err == nil {
+		f.Close()
+	}
+	return err != nil && absent(err)
 }

@@ -14,8 +14,15 @@ import (
 type tempFiles struct {
 	files []*os.File
 	final []string
+	// Files renamed as they are at commit, after the new files: a
+	// volume intact under a name outside the set (moves[i][0]) taking
+	// its own (moves[i][1]).
+	moves [][2]string
 	done  bool
 }
+
+// move has commit rename from to to.
+func (t *tempFiles) move(from, to string) { t.moves = append(t.moves, [2]string{from, to}) }
 
 // create makes the temporary file for final, size bytes long (sparse
 // until written), with the mode and owner of the file at like where like
@@ -57,9 +64,21 @@ func (t *tempFiles) commit(durable bool) error {
 		}
 		t.files[i] = nil
 	}
+	for _, m := range t.moves {
+		if err := os.Rename(m[0], m[1]); err != nil {
+			return fmt.Errorf("rename %s: %w", m[0], err)
+		}
+	}
 	t.done = true
-	if durable && len(t.final) > 0 {
-		if d, err := os.Open(filepath.Dir(t.final[0])); err == nil {
+	// All are beside the archive's name: one directory.
+	var any string
+	if len(t.final) > 0 {
+		any = t.final[0]
+	} else if len(t.moves) > 0 {
+		any = t.moves[0][1]
+	}
+	if durable && any != "" {
+		if d, err := os.Open(filepath.Dir(any)); err == nil {
 			d.Sync()
 			d.Close()
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"arc/format"
+	"arc/internal/testtree"
 
 	"github.com/zeebo/xxh3"
 )
@@ -806,5 +807,89 @@ func TestCheckStopsItsWorkersBeforeItFails(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if late.Load() {
 		t.Errorf("progress reported after Check returned (%v)", err)
+	}
+}
+
+// rename moves the files of dir named from[i] to to[i], all at once (a
+// swap or a cycle of names).
+func rename(t *testing.T, dir string, from, to []string) {
+	t.Helper()
+	for i := range from {
+		if err := os.Rename(filepath.Join(dir, from[i]), filepath.Join(dir, from[i]+".moving")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range from {
+		if err := os.Rename(filepath.Join(dir, from[i]+".moving"), filepath.Join(dir, to[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestVolumesUnderAnotherNameAreFoundAndPutBack(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		hurt     func(t *testing.T, dir string)
+		state    map[string]State  // volumes not OK
+		source   map[string]string // where they were found, when not their own name
+		leftOver string            // a file that stays (a copy, not the set's)
+	}{
+		{"two data volumes swapped", func(t *testing.T, dir string) {
+			rename(t, dir, []string{"a.002", "a.003"}, []string{"a.003", "a.002"})
+		}, map[string]State{"a.002": Misnamed, "a.003": Misnamed}, map[string]string{"a.002": "a.003", "a.003": "a.002"}, ""},
+		{"three data volumes in a cycle, the first among them", func(t *testing.T, dir string) {
+			rename(t, dir, []string{"a.001", "a.002", "a.003"}, []string{"a.002", "a.003", "a.001"})
+		}, map[string]State{"a.001": Misnamed, "a.002": Misnamed, "a.003": Misnamed},
+			map[string]string{"a.001": "a.002", "a.002": "a.003", "a.003": "a.001"}, ""},
+		{"a data volume renamed past the end of the set", func(t *testing.T, dir string) {
+			rename(t, dir, []string{"a.004"}, []string{"a.009"})
+		}, map[string]State{"a.004": Misnamed}, map[string]string{"a.004": "a.009"}, ""},
+		{"two recovery volumes swapped", func(t *testing.T, dir string) {
+			rename(t, dir, []string{"a.r01", "a.r02"}, []string{"a.r02", "a.r01"})
+		}, map[string]State{"a.r01": Misnamed, "a.r02": Misnamed}, map[string]string{"a.r01": "a.r02", "a.r02": "a.r01"}, ""},
+		{"two data volumes swapped, one of them damaged", func(t *testing.T, dir string) {
+			rename(t, dir, []string{"a.002", "a.003"}, []string{"a.003", "a.002"})
+			flip(t, filepath.Join(dir, "a.002"), 5000, 100, rand.New(rand.NewPCG(3, 3)))
+		}, map[string]State{"a.002": Misnamed, "a.003": Damaged}, map[string]string{"a.002": "a.003", "a.003": "a.002"}, ""},
+		{"a copy of a volume under a name past the end, the volume in place", func(t *testing.T, dir string) {
+			testtree.CopyFile(t, filepath.Join(dir, "a.004"), filepath.Join(dir, "a.009"))
+		}, map[string]State{}, map[string]string{}, "a.009"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			base := makeSet(t, dir, 256<<10, 6*(256<<10-48)-1000, 1)
+			if _, err := Add(ctx, base+".001", Options{Percent: 40}); err != nil {
+				t.Fatal(err)
+			}
+			want := snapshot(t, dir)
+			tc.hurt(t, dir)
+			rep, err := Check(ctx, base, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range rep.Volumes {
+				name := filepath.Base(v.Path)
+				if v.State != tc.state[name] {
+					t.Errorf("%s: state %v, want %v", name, v.State, tc.state[name])
+				}
+				src := tc.source[name]
+				if src == "" {
+					src = name
+				}
+				if got := filepath.Base(v.Source); got != src {
+					t.Errorf("%s: found as %s, want %s", name, got, src)
+				}
+			}
+			if !rep.Repairable {
+				t.Fatalf("not repairable")
+			}
+			if _, err := Repair(ctx, base, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.leftOver != "" {
+				want[tc.leftOver] = want["a.004"]
+			}
+			sameFiles(t, snapshot(t, dir), want)
+		})
 	}
 }

@@ -23,13 +23,15 @@ var ErrNotRepairable = errors.New("damage exceeds the recovery data")
 // RepairResult says what Repair did.
 type RepairResult struct {
 	Report  *Report  // the check made before repairing
-	Rebuilt []string // volumes rewritten (data and recovery), in set order
+	Rebuilt []string // volumes rewritten or renamed into place (data and recovery), in set order
 }
 
 // Repair checks archive and rebuilds every missing or damaged data and
 // recovery volume: each is written complete under a temporary name,
-// synced, and only then renamed over the old file. When the damage is
-// beyond repair it returns ErrNotRepairable and changes nothing.
+// synced, and only then renamed over the old file. A volume found under
+// another name (Misnamed) is written under its own, or renamed to it from
+// a name outside the set. When the damage is beyond repair it returns
+// ErrNotRepairable and changes nothing.
 func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, error) {
 	pr := newProgress(opt.Progress)
 	rep, err := check(ctx, archive, opt, pr)
@@ -62,15 +64,29 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 	var beside string
 	for _, v := range rep.Volumes {
 		if v.State != Missing {
-			beside = v.Path
+			beside = v.Source
 			break
 		}
+	}
+	// A misnamed volume is copied from the file that holds it: every new
+	// file is written before any is renamed into place, so a volume whose
+	// name another's new file takes has been copied out first.
+	named := map[string]bool{} // the set's names
+	for _, v := range rep.Volumes {
+		named[v.Path] = true
 	}
 	for i, v := range rep.Volumes {
 		if v.State == OK {
 			continue
 		}
-		like := v.Path
+		if v.State == Misnamed && !named[v.Source] {
+			// Intact under a name outside the set (NAME.009 of a set
+			// of 8): it takes its own name, and leaves no stray.
+			tmp.move(v.Source, v.Path)
+			res.Rebuilt = append(res.Rebuilt, v.Path)
+			continue
+		}
+		like := v.Source
 		if v.State == Missing {
 			like = beside
 		}
@@ -79,19 +95,19 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 			return res, err
 		}
 		out[i] = f
-		if v.State == Damaged {
-			if err := copyPrefix(f, v.Path, min(v.Size, v.WantSize)); err != nil {
+		if v.State != Missing {
+			if err := copyPrefix(f, v.Source, min(v.Size, v.WantSize)); err != nil {
 				return res, err
 			}
 		}
 		res.Rebuilt = append(res.Rebuilt, v.Path)
 	}
-	data, err := openPresent(s.data)
+	data, err := openPresent(s.dataSrc)
 	if err != nil {
 		return res, err
 	}
 	defer closeAll(data)
-	rec, err := openPresent(s.rec)
+	rec, err := openPresent(s.recSrc)
 	if err != nil {
 		return res, err
 	}

@@ -309,8 +309,14 @@ func writeRecoveryReport(w io.Writer, u *units, r *recovery.Report, archive stri
 			kind = "recovery volume"
 		}
 		what := "missing"
-		if v.State == recovery.Damaged {
+		switch v.State {
+		case recovery.Damaged:
 			what = fmt.Sprintf("damaged (%s in %s)", u.size(v.DamagedBytes()), rangesText(v.Damaged, 4))
+		case recovery.Misnamed:
+			what = "misnamed"
+		}
+		if v.Source != v.Path {
+			what += ", found as " + termsafe.Name(v.Source)
 		}
 		can := "repairable"
 		if !v.Repairable {

@@ -319,11 +319,14 @@ type recoveryJSON struct {
 }
 
 type recoveryVolumeJSON struct {
-	Path       string     `json:"path"`
-	Kind       string     `json:"kind"`   // "data" or "recovery"
-	State      string     `json:"state"`  // "damaged" or "missing"
-	Ranges     [][2]int64 `json:"ranges"` // damaged byte ranges [start, end) of the file
-	Repairable bool       `json:"repairable"`
+	Path   string     `json:"path"`
+	Kind   string     `json:"kind"`   // "data" or "recovery"
+	State  string     `json:"state"`  // "damaged", "missing" or "misnamed"
+	Ranges [][2]int64 `json:"ranges"` // damaged byte ranges [start, end) of the file
+	// Source: the file found holding the volume, when not Path (names
+	// swapped or changed).
+	Source     string `json:"source,omitempty"`
+	Repairable bool   `json:"repairable"`
 }
 
 func (r *recoveryCheck) json() *recoveryJSON {
@@ -341,6 +344,9 @@ func (r *recoveryCheck) json() *recoveryJSON {
 			continue
 		}
 		vj := recoveryVolumeJSON{Path: v.Path, Kind: "data", State: v.State.String(), Ranges: [][2]int64{}, Repairable: v.Repairable}
+		if v.Source != v.Path {
+			vj.Source = v.Source
+		}
 		if v.Recovery {
 			vj.Kind = "recovery"
 		}
