@@ -268,7 +268,7 @@ func (r *recoveryCheck) hint(archive string) string {
 func verifyByRecovery(out io.Writer, u *units, archive string, asJSON bool, rec *recoveryCheck, openErr error) error {
 	if asJSON {
 		v := verifyJSON{IndexError: openErr.Error(), MissingVolumes: []string{}, DamagedVolumes: []string{},
-			DamagedBlocks: []blockJSON{}, AffectedFiles: []string{}, Recovery: rec.json()}
+			StrayVolumes: []string{}, DamagedBlocks: []blockJSON{}, AffectedFiles: []string{}, Recovery: rec.json()}
 		if rec.usable() {
 			for _, vr := range rec.rep.Volumes {
 				if vr.State == recovery.Missing && !vr.Recovery {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -51,5 +54,41 @@ func TestVerifyHintsRepairOnlyWhenItHasSomethingToRebuild(t *testing.T) {
 	rec.rep.Volumes[0].State = recovery.Damaged
 	if h := rec.hint("a.001"); !strings.Contains(h, "repairable: run 'arcpack repair a.001'") {
 		t.Errorf("hint with a.001 damaged and repairable: %q", h)
+	}
+}
+
+// verify --json's list fields are [] when empty, never null (docs/CLI.md),
+// also in the report made from the recovery volumes alone when the archive
+// does not open.
+func TestVerifyJSONListsAreNeverNull(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lose bool // the last volume, with the index
+	}{
+		{"intact", false},
+		{"last volume lost, rebuilt from the recovery volumes", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := packTree(t, map[string]string{"r": noise(200000, 1)}, "--volume-size", "64K", "--recovery", "50%")
+			if tc.lose {
+				vols, _ := filepath.Glob(name + ".0*")
+				if len(vols) < 2 {
+					t.Fatalf("volumes %v, want several", vols)
+				}
+				if err := os.Remove(vols[len(vols)-1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stdout, stderr, _ := arcpack(t, "verify", "--json", "--progress", "never", name+".001")
+			var v map[string]any
+			if err := json.Unmarshal([]byte(stdout), &v); err != nil {
+				t.Fatalf("verify --json: %v: %q %s", err, stdout, stderr)
+			}
+			for _, f := range []string{"missing_volumes", "damaged_volumes", "stray_volumes", "damaged_blocks", "affected_files"} {
+				if _, ok := v[f].([]any); !ok {
+					t.Errorf("%s: %v, want a list", f, v[f])
+				}
+			}
+		})
 	}
 }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// arcpack runs one command line as main does and returns what it wrote on
+// stdout and stderr, and its exit code.
+func arcpack(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	dir := t.TempDir()
+	outF, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errF, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldOut, oldErr := os.Stdout, os.Stderr
+	os.Stdout, os.Stderr = outF, errF
+	code = run(args)
+	os.Stdout, os.Stderr = oldOut, oldErr
+	outF.Close()
+	errF.Close()
+	o, _ := os.ReadFile(outF.Name())
+	e, _ := os.ReadFile(errF.Name())
+	return string(o), string(e), code
+}
+
+// packTree writes files (path → content) below a fresh directory and packs
+// it with the extra create flags; it returns the archive's NAME.
+func packTree(t *testing.T, files map[string]string, flags ...string) string {
+	t.Helper()
+	src := t.TempDir()
+	for name, b := range files {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name := filepath.Join(t.TempDir(), "a")
+	args := append([]string{"create", src, "-o", name, "--progress", "never"}, flags...)
+	if _, stderr, code := arcpack(t, args...); code != exitOK {
+		t.Fatalf("%v: exit %d: %s", args, code, stderr)
+	}
+	return name
+}
+
+// noise is n bytes that neither compress nor dedup, from seed.
+func noise(n int, seed uint64) string {
+	b := make([]byte, n)
+	x := seed*0x9E3779B97F4A7C15 + 1
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		b[i] = byte(x >> 56)
+	}
+	return string(b)
+}
