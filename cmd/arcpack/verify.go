@@ -127,7 +127,7 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	}
 	rec := checkRecovery(archive, showBar)
 	if err := notAnArchive(archive); err != nil {
-		if rec.usable() { // the volume named is gone or broken, but can be rebuilt
+		if rec.usable() && rec.recorded(archive) { // the volume named is gone or broken, but can be rebuilt
 			return verifyByRecovery(out, u, archive, asJSON, rec, err)
 		}
 		if m := misnamedError(archive, err); m != nil { // worded as list and info word it
@@ -202,6 +202,23 @@ func checkRecovery(archive string, showBar bool) *recoveryCheck {
 }
 
 func (r *recoveryCheck) usable() bool { return r != nil && r.err == nil }
+
+// recorded reports whether archive is the archive's NAME or one of the
+// data volumes the usable recovery volumes recorded: a volume named past
+// the last of those is not a lost volume but a mistyped name.
+func (r *recoveryCheck) recorded(archive string) bool {
+	_, n, ok := format.ParseVolumeName(archive)
+	if !ok {
+		return true
+	}
+	data := 0
+	for _, v := range r.rep.Volumes {
+		if !v.Recovery {
+			data++
+		}
+	}
+	return int(n) <= data
+}
 
 // intact is true without recovery volumes, or when they and the data
 // volumes all check out. Recovery volumes of another archive (left from

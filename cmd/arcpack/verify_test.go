@@ -92,3 +92,38 @@ func TestVerifyJSONListsAreNeverNull(t *testing.T) {
 		})
 	}
 }
+
+// A volume name past the archive's last volume is a mistyped name, as list
+// and info say (exit 2), also where recovery volumes lie beside it: not a
+// lost volume that verify reports as damage. The last volume itself, gone,
+// is damage the recovery volumes can rebuild (exit 1).
+func TestVerifyOfAVolumePastTheLastIsAMistypedName(t *testing.T) {
+	name := packTree(t, map[string]string{"r": noise(200000, 2)}, "--volume-size", "64K", "--recovery", "50%")
+	vols, _ := filepath.Glob(name + ".0*")
+	last := vols[len(vols)-1]
+	for _, tc := range []struct {
+		name   string
+		arg    string
+		lose   bool
+		code   int
+		stderr string
+	}{
+		{"past the last", name + ".009", false, exitFatal, "the archive's volumes here are"},
+		{"the last one, lost", last, true, exitDamage, "repairable: run 'arcpack repair"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.lose {
+				b, err := os.ReadFile(last)
+				if err != nil {
+					t.Fatal(err)
+				}
+				os.Remove(last)
+				defer os.WriteFile(last, b, 0o644)
+			}
+			_, stderr, code := arcpack(t, "verify", "--progress", "never", tc.arg)
+			if code != tc.code || !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("verify %s: exit %d, %q; want exit %d and %q", filepath.Base(tc.arg), code, stderr, tc.code, tc.stderr)
+			}
+		})
+	}
+}
