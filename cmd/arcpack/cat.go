@@ -73,6 +73,17 @@ type writeError struct{ err error }
 
 func (e *writeError) Error() string { return e.err.Error() }
 
+// writingFailed words err as "CMD ARCHIVE: writing the WHAT: ..." where
+// it is a failure to write the output (a full disk), which names neither
+// the command nor the archive by itself; other errors pass as they are.
+func writingFailed(err error, cmd, archive, what string) error {
+	var we *writeError
+	if errors.As(err, &we) {
+		return fmt.Errorf("%s %s: writing the %s: %w", cmd, archive, what, we.err)
+	}
+	return err
+}
+
 // outWriter marks its writer's errors as writeErrors.
 type outWriter struct{ w io.Writer }
 

@@ -10,11 +10,19 @@ import (
 // stdout and stderr, and its exit code.
 func arcpack(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	dir := t.TempDir()
-	outF, err := os.Create(filepath.Join(dir, "stdout"))
+	outF, err := os.Create(filepath.Join(t.TempDir(), "stdout"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	stderr, code = arcpackTo(t, outF, args...)
+	o, _ := os.ReadFile(outF.Name())
+	return string(o), stderr, code
+}
+
+// arcpackTo is arcpack with stdout going to outF (closed when it returns).
+func arcpackTo(t *testing.T, outF *os.File, args ...string) (stderr string, code int) {
+	t.Helper()
+	dir := t.TempDir()
 	errF, err := os.Create(filepath.Join(dir, "stderr"))
 	if err != nil {
 		t.Fatal(err)
@@ -25,9 +33,8 @@ func arcpack(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	os.Stdout, os.Stderr = oldOut, oldErr
 	outF.Close()
 	errF.Close()
-	o, _ := os.ReadFile(outF.Name())
 	e, _ := os.ReadFile(errF.Name())
-	return string(o), string(e), code
+	return string(e), code
 }
 
 // packTree writes files (path → content) below a fresh directory and packs

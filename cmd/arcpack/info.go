@@ -31,7 +31,7 @@ fields).`,
   arcpack info backup.001 --json | jq .ratio`,
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runInfo(c.OutOrStdout(), u, args[0], asJSON)
+			return writingFailed(runInfo(outWriter{c.OutOrStdout()}, u, args[0], asJSON), "info", args[0], "report")
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "write one JSON object (fields: docs/CLI.md)")

@@ -41,7 +41,7 @@ printed with C escapes for bytes that are not printable (\n, \t, \\, \ooo).`,
 		Aliases: []string{"ls"},
 		Args:    minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runList(c.OutOrStdout(), u, f, args[0], args[1:])
+			return writingFailed(runList(outWriter{c.OutOrStdout()}, u, f, args[0], args[1:]), "list", args[0], "listing")
 		},
 	}
 	c.Flags().BoolVarP(&f.long, "long", "l", false, "long listing: mode, owner/group, size, mtime, path, link target")
