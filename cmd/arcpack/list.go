@@ -249,11 +249,13 @@ func (l *lister) entry(p []byte, d uint32) error {
 	w := termsafe.Width(ug) + 1 + len(size)
 	l.ugsWidth = max(l.ugsWidth, minUGSWidth, w)
 	fmt.Fprintf(l.w, "%s %s %*s %s %s", modeString(mode), ug, l.ugsWidth-w+len(size), size, mt, termsafe.Name(path))
+	// A hardlink says which path it is, whatever its type (a hardlinked
+	// symlink too), as tar tv does; the first path, the symlink's target.
 	switch {
-	case mode&format.ModeType == format.ModeLink:
-		fmt.Fprintf(l.w, " -> %s", termsafe.Name(string(x.Symlink(ino))))
 	case linkTo != "":
 		fmt.Fprintf(l.w, " link to %s", termsafe.Name(linkTo))
+	case mode&format.ModeType == format.ModeLink:
+		fmt.Fprintf(l.w, " -> %s", termsafe.Name(string(x.Symlink(ino))))
 	case x.IsDir(ino):
 		l.w.WriteByte('/')
 	}
