@@ -65,6 +65,9 @@ const maxExtractWorkers = 256
 
 // dec holds the reader options that decode on a GPU (gpuDecode).
 func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths []string, dec reader.Options) error {
+	if f.out == "" {
+		return usageErrorf("extract: -o DEST is empty (give the directory to extract into; '.' for this one)")
+	}
 	if f.dedupLinks != "copy" && f.dedupLinks != "hardlink" {
 		return usageErrorf("extract: invalid --dedup-links %q (want copy or hardlink)", f.dedupLinks)
 	}
