@@ -787,6 +787,11 @@ func (x *Index) Derive() error {
 			if size != in.Size[i] {
 				return corrupt("inode %d size %d, its extents hold %d", i, in.Size[i], size)
 			}
+			// Readers address a file with int64 offsets (off_t): a larger
+			// one would read as empty.
+			if size > math.MaxInt64 {
+				return corrupt("inode %d size %d is beyond 2^63-1", i, size)
+			}
 		case ModeDir:
 			if ds > uint64(nd) || dc > uint64(nd)-ds {
 				return corrupt("inode %d children out of range", i)

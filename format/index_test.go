@@ -250,6 +250,8 @@ func indexCorruptions() []indexCorruption {
 		{"file size above its extents", func(x *Index) { x.Inodes.Size[sampleSparse]++ }, "its extents hold 4196"},
 		{"file extents out of range", func(x *Index) { x.Inodes.DataStart[sampleSparse] = 2 }, "extents out of range"},
 		{"file extents sum overflows", func(x *Index) { x.Extents.Len[2] = Hole - 49 }, "overflows"},
+		// No file can be larger than an off_t: a reader's offsets are int64.
+		{"file size beyond int64", func(x *Index) { x.Extents.Len[2] = 1 << 63; x.Inodes.Size[sampleSparse] = 100 + 1<<63 }, "beyond"},
 		// Directory tree.
 		{"children range past the dirents", func(x *Index) { x.Inodes.DataCount[sampleSub] = 4 }, "children out of range"},
 		{"directory lists itself (a cycle)", func(x *Index) { x.Inodes.DataStart[sampleSub] = 5; x.Inodes.DataCount[sampleSub] = 1 }, "before itself"},
