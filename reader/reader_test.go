@@ -199,6 +199,27 @@ func streamFileOffset(b *built, off int64) (string, int64) {
 	return format.VolumeName(b.base, v), fo
 }
 
+// resealFooter rewrites the footer at the end of b's last volume with edit
+// applied, its checksum made right again.
+func resealFooter(t *testing.T, b *built, edit func(f *format.Footer)) {
+	t.Helper()
+	last := b.volumes[len(b.volumes)-1]
+	data, err := os.ReadFile(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := format.ParseFooter(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(&f)
+	fb, _ := f.MarshalBinary()
+	copy(data[len(data)-format.FooterSize:], fb)
+	if err := os.WriteFile(last, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func flipByte(t *testing.T, path string, off int64) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -305,6 +326,17 @@ func TestOpenRefusesBrokenVolumeSets(t *testing.T) {
 			st, _ := os.Stat(last(b))
 			os.Truncate(last(b), st.Size()-1)
 			return b.volumes[0], []string{last(b), "truncated"}
+		}},
+		// The footer is read from the last volume's end: a stream size that
+		// puts it elsewhere is the footer's own inconsistency, not a short
+		// volume.
+		{"footer claims a longer stream", func(t *testing.T, b *built) (string, []string) {
+			resealFooter(t, b, func(f *format.Footer) { f.StreamSize += 1000 })
+			return b.volumes[0], []string{last(b), "corrupt", "stream"}
+		}},
+		{"footer claims a stream 2^32 volumes longer", func(t *testing.T, b *built) (string, []string) {
+			resealFooter(t, b, func(f *format.Footer) { f.StreamSize += 1 << 32 * uint64(b.layout.Payload()) })
+			return b.volumes[0], []string{last(b), "corrupt", "stream"}
 		}},
 		{"last volume of another archive", func(t *testing.T, b *built) (string, []string) {
 			_, other := manyVolumes(t)

@@ -302,6 +302,12 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if got := layout.VolumeCount(stream); got != last {
 		return nil, footer, fmt.Errorf("%s: %w: a stream of %d bytes fills %d volumes, the footer says %d", lastPath, format.ErrCorrupt, stream, got, last)
 	}
+	// The footer was read from the last volume's end, so that is where
+	// the stream must end; a footer that says otherwise (a count of
+	// volumes that fits only modulo 2^32, too) is not the set's.
+	if got, want := sizes[last]-format.VolumeHeaderSize, stream-int64(last-1)*layout.Payload(); got != want {
+		return nil, footer, fmt.Errorf("%s: %w: it holds %d stream bytes, but the footer at its end says the stream of %d bytes leaves %d for it", lastPath, format.ErrCorrupt, got, stream, want)
+	}
 	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, damaged: map[uint32]error{}, foreign: map[uint32]error{}, open: map[uint32]*volFile{}, strays: strays, ident: map[uint32]fileIdent{}}
 	for n := uint32(1); n <= last; n++ {
 		sz, ok := sizes[n]
