@@ -149,20 +149,26 @@ func Open(path string, opt Options) (*Archive, error) {
 // readIndex reads, checks and decodes the index the footer points at.
 func (a *Archive) readIndex() error {
 	f := a.footer
-	first := a.vols.name(1)
+	// Errors name the volumes that hold the index.
+	first, _ := a.layout.Locate(int64(f.IndexOffset))
+	last, _ := a.layout.Locate(int64(f.IndexOffset + max(f.IndexSize, 1) - 1))
+	where := a.vols.name(first)
+	if last != first {
+		where += " to " + a.vols.name(last)
+	}
 	stored := make([]byte, f.IndexSize)
 	if err := a.vols.readStream(int64(f.IndexOffset), stored); err != nil {
-		return fmt.Errorf("%s: reading the index: %w", first, err)
+		return fmt.Errorf("%s: reading the index: %w", where, err)
 	}
 	if sum := codec.Checksum(stored); sum != f.IndexChecksum {
-		return fmt.Errorf("%s: index checksum %016x, footer says %016x: %w", first, sum, f.IndexChecksum, format.ErrCorrupt)
+		return fmt.Errorf("%s: index checksum %016x, footer says %016x: %w", where, sum, f.IndexChecksum, format.ErrCorrupt)
 	}
 	idx, err := decodeIndex(stored, f.IndexRawSize, a.opt.streamIndexFrom)
 	if err != nil {
-		return fmt.Errorf("%s: %w", first, err)
+		return fmt.Errorf("%s: %w", where, err)
 	}
 	if idx.DataSize() != f.IndexOffset {
-		return fmt.Errorf("%s: %w: blocks hold %d stored bytes but the index starts at %d", first, format.ErrCorrupt, idx.DataSize(), f.IndexOffset)
+		return fmt.Errorf("%s: %w: blocks hold %d stored bytes but the index starts at %d", where, format.ErrCorrupt, idx.DataSize(), f.IndexOffset)
 	}
 	a.idx = idx
 	return nil

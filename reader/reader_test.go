@@ -346,7 +346,11 @@ func TestOpenRefusesBrokenVolumeSets(t *testing.T) {
 		{"index checksum mismatch", func(t *testing.T, b *built) (string, []string) {
 			vol, fo := streamFileOffset(b, int64(b.footer.IndexOffset)+int64(b.footer.IndexSize)/2)
 			flipByte(t, vol, fo)
-			return b.volumes[0], []string{"index checksum"}
+			// Named: the volume that holds the index, not volume 1.
+			if vol == b.volumes[0] {
+				t.Fatal("the index lies in volume 1")
+			}
+			return b.volumes[0], []string{"index checksum", vol}
 		}},
 		{"missing volume holding the index", func(t *testing.T, b *built) (string, []string) {
 			v, _ := b.layout.Locate(int64(b.footer.IndexOffset))
