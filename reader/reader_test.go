@@ -21,6 +21,8 @@ import (
 	"arc/codec"
 	"arc/format"
 	"arc/internal/testtree"
+
+	"golang.org/x/sys/unix"
 )
 
 // sampleTree has files larger than a block, a frame and a volume, holes,
@@ -1194,29 +1196,38 @@ func TestStrayVolumesPastTheLastAreLeftOut(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		bytes func(t *testing.T, own []string) []byte // own: the set's volumes
+		mk    func(path string) error                 // makes the stray instead, if set
 	}{
+		// Not even a file: it cannot be a volume, and must not keep the
+		// set from opening.
+		{"a directory", nil, func(p string) error { return os.Mkdir(p, 0o755) }},
+		{"a FIFO", nil, func(p string) error { return unix.Mkfifo(p, 0o644) }},
 		{"another archive's volume", func(t *testing.T, _ []string) []byte {
 			_, other := manyVolumes(t)
 			b, _ := os.ReadFile(other.volumes[len(other.volumes)-1])
 			return b
-		}},
-		{"random bytes", func(t *testing.T, _ []string) []byte { return bytes.Repeat([]byte("stray "), 1000) }},
+		}, nil},
+		{"random bytes", func(t *testing.T, _ []string) []byte { return bytes.Repeat([]byte("stray "), 1000) }, nil},
 		// A copy of one of the set's own volumes: its header names the
 		// archive, but another number.
 		{"a copy of its last volume", func(t *testing.T, own []string) []byte {
 			b, _ := os.ReadFile(own[len(own)-1])
 			return b
-		}},
+		}, nil},
 		{"a copy of its first volume", func(t *testing.T, own []string) []byte {
 			b, _ := os.ReadFile(own[0])
 			return b
-		}},
+		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, b := manyVolumes(t)
 			base := strings.TrimSuffix(b.volumes[0], ".001")
 			stray := format.VolumeName(base, uint32(len(b.volumes)+3))
-			if err := os.WriteFile(stray, tc.bytes(t, b.volumes), 0o644); err != nil {
+			mk := tc.mk
+			if mk == nil {
+				mk = func(p string) error { return os.WriteFile(p, tc.bytes(t, b.volumes), 0o644) }
+			}
+			if err := mk(stray); err != nil {
 				t.Fatal(err)
 			}
 			a, err := Open(b.volumes[0], Options{})
@@ -1453,5 +1464,27 @@ func TestALoadAfterCloseOpensNoVolume(t *testing.T) {
 	a.vols.mu.Unlock()
 	if open != 0 || !errors.Is(err, fs.ErrClosed) {
 		t.Errorf("a load after Close: %v, and %d volume files open again", err, open)
+	}
+}
+
+// A volume of the set that is not a file at all (a directory in its
+// place) is local damage, named, as a missing one is: the rest reads.
+func TestAVolumeThatIsNotAFileIsLocalDamage(t *testing.T) {
+	entries, b := manyVolumes(t)
+	os.Remove(b.volumes[5])
+	if err := os.Mkdir(b.volumes[5], 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(b.volumes[0], Options{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer a.Close()
+	if d := fmt.Sprint(a.DamagedVolumes()); !strings.Contains(d, b.volumes[5]) || !strings.Contains(d, "not a regular file") {
+		t.Errorf("damaged volumes %s, want %s named as not a regular file", d, b.volumes[5])
+	}
+	got, err := readAll(a, inodeOf(t, a, "a"), 1000)
+	if err != nil || !bytes.Equal(got, dataOf(entries[0].segs)) {
+		t.Errorf("a, in blocks before volume 6: %v", err)
 	}
 }

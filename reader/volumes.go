@@ -171,6 +171,10 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		damaged[num] = givenErr
 	}
 	last := num
+	// unusable: what cannot serve as a volume at all (a directory, a
+	// FIFO, an unreadable file): a stray past the set's end, else never
+	// read, as a foreign volume is.
+	unusable := map[uint32]error{}
 	for _, n := range present {
 		if n == num {
 			continue
@@ -181,7 +185,8 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			held[n] = f
 		}
 		if err != nil && sz < 0 {
-			return nil, footer, err
+			unusable[n] = err
+			continue
 		}
 		sizes[n] = sz
 		if err != nil {
@@ -259,6 +264,14 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	// run of the same tree, or from another place in the set) is not read:
 	// local damage, as a missing volume is, named for what it is.
 	foreign := map[uint32]error{}
+	for _, n := range present {
+		if err, ok := unusable[n]; ok && n > last {
+			strays = append(strays, format.VolumeName(base, n))
+		} else if ok {
+			foreign[n] = err
+			sizes[n] = 0 // present, never read
+		}
+	}
 	for n, h := range headers {
 		p := format.VolumeName(base, n)
 		switch {
