@@ -483,3 +483,55 @@ func changeOptions(streamed bool) (o Options, warned func() []string) {
 	o.Warn = func(err error) { mu.Lock(); warnings = append(warnings, err.Error()); mu.Unlock() }
 	return o, func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(warnings) }
 }
+
+// A streamed file that changes while it is copied is copied again, and
+// the first copy's bytes stay in the stream unreferenced; the dedup
+// counters, like the input, count the kept copy only: a first copy whose
+// repeats became references must not report them as saved.
+func TestACopyThrownAwayLeavesNoDedupCounts(t *testing.T) {
+	x := randBytes(7, 100<<10)
+	repeats := append(slices.Clone(x), x...) // its second half becomes references
+	fresh := randBytes(8, 200<<10)
+	for _, tc := range []struct {
+		name          string
+		first, second []byte // content read first, and after the change
+	}{
+		{"repeats, then fresh bytes", repeats, fresh},
+		{"fresh bytes, then repeats", fresh, repeats},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pack := func(rewrite bool) *Result {
+				src := t.TempDir()
+				path := filepath.Join(src, "log")
+				content := tc.second
+				if rewrite {
+					content = tc.first
+				}
+				writeTree(t, src, map[string][]byte{"log": content})
+				o, _ := changeOptions(true)
+				o.readHook = func(p string, attempt int) {
+					if rewrite && attempt == 0 && p == path {
+						if err := os.WriteFile(p, tc.second, 0o644); err != nil {
+							t.Error(err)
+						}
+					}
+				}
+				res, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a := readBack(t, res.Volumes, 0); !bytes.Equal(a.content["log"], tc.second) {
+					t.Fatal("the archive does not hold the content read last")
+				}
+				return res
+			}
+			want, got := pack(false), pack(true)
+			type counts struct{ input, chunkBytes, chunkRefs, segBytes, segRefs int64 }
+			w := counts{want.InputBytes, want.ChunkBytes, want.ChunkRefs, want.SegmentBytes, want.SegmentRefs}
+			g := counts{got.InputBytes, got.ChunkBytes, got.ChunkRefs, got.SegmentBytes, got.SegmentRefs}
+			if g != w {
+				t.Fatalf("counts after a copy thrown away %+v, want those of the kept copy alone %+v", g, w)
+			}
+		})
+	}
+}

@@ -277,7 +277,9 @@ func (p *packer) run(produce producer, prepare func(context.Context, *fileJob)) 
 	p.frames = st.frames
 	p.res.UniqueBytes = int64(st.off)
 	if p.seg != nil {
-		p.res.SegmentBytes, p.res.SegmentRefs = int64(p.seg.Matched), int64(p.seg.Refs)
+		// Added to what copies thrown away took back (streamOnce).
+		p.res.SegmentBytes += int64(p.seg.Matched)
+		p.res.SegmentRefs += int64(p.seg.Refs)
 	}
 	p.res.StoredBytes = bw.stored
 	return nil
@@ -825,12 +827,23 @@ func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum 
 	}
 	buf := make([]byte, max(min(p.opt.BlockSize, size), 1))
 	var stored, input, holes int64
+	chunkBytes, chunkRefs := p.res.ChunkBytes, p.res.ChunkRefs
+	var segMatched, segRefs uint64
+	if p.seg != nil {
+		segMatched, segRefs = p.seg.Matched, p.seg.Refs
+	}
 	defer func() {
-		// A copy that is thrown away does not count as input.
+		// A copy that is thrown away does not count as input, nor do the
+		// references it made as dedup.
 		if changed && attempt == 0 {
 			p.res.InputBytes -= input
 			p.res.HoleBytes -= holes
 			p.bytesDone.Add(-input)
+			p.res.ChunkBytes, p.res.ChunkRefs = chunkBytes, chunkRefs
+			if p.seg != nil {
+				p.res.SegmentBytes -= int64(p.seg.Matched - segMatched)
+				p.res.SegmentRefs -= int64(p.seg.Refs - segRefs)
+			}
 		}
 	}()
 	for _, r := range runs {
