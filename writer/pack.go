@@ -838,7 +838,7 @@ func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum 
 		if changed && attempt == 0 {
 			p.res.InputBytes -= input
 			p.res.HoleBytes -= holes
-			p.bytesDone.Add(-input)
+			p.bytesDone.Add(-input - holes)
 			p.res.ChunkBytes, p.res.ChunkRefs = chunkBytes, chunkRefs
 			if p.seg != nil {
 				p.res.SegmentBytes -= int64(p.seg.Matched - segMatched)
@@ -851,6 +851,7 @@ func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum 
 			p.addExtent(format.Hole, uint64(r.len))
 			holes += r.len
 			p.res.HoleBytes += r.len
+			p.bytesDone.Add(r.len)
 			stored += r.len
 			continue
 		}

@@ -404,6 +404,38 @@ func TestSparseFileStoresHoles(t *testing.T) {
 	}
 }
 
+// Progress reaches the total once every file is packed, sparse files
+// included: their holes are part of the total (the files' sizes), so they
+// count as done when placed, read or not.
+func TestProgressEndsAtTheTotalWithSparseFiles(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"plain": randBytes(9, 100<<10), "copy": randBytes(9, 100<<10)})
+	for _, name := range []string{"sparse", "all-hole"} {
+		f, err := os.Create(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Truncate(8 << 20)
+		if name == "sparse" {
+			f.WriteAt([]byte("middle"), 4<<20)
+		}
+		f.Close()
+	}
+	var last Progress
+	o := small()
+	o.Progress = func(p Progress) { last = p }
+	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "p"), []string{src}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.HoleBytes == 0 {
+		t.Skip("filesystem does not report holes")
+	}
+	if last.BytesDone != last.BytesTotal || last.FilesDone != last.FilesTotal {
+		t.Fatalf("progress ends at %d of %d bytes, %d of %d files", last.BytesDone, last.BytesTotal, last.FilesDone, last.FilesTotal)
+	}
+}
+
 func TestExistingOutputIsRefusedWithoutForce(t *testing.T) {
 	src := t.TempDir()
 	writeTree(t, src, map[string][]byte{"f": randBytes(3, 20000)})
