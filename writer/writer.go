@@ -9,9 +9,11 @@
 //	  → compressors (one codec.Encoder per goroutine)
 //	  → volume writer (blocks in stream order, then index and footer)
 //
-// Every file is read once. A file whose size no other file has cannot be a
-// duplicate and is never hashed; the others are identified by size and
-// BLAKE3-256, never by a 64-bit hash.
+// A file is read once, but for one larger than what is read whole that
+// shares its size with another: it is hashed first, and read again to be
+// stored unless it is a duplicate. A file whose size no other file has
+// cannot be a duplicate and is never hashed; the others are identified by
+// size and BLAKE3-256, never by a 64-bit hash.
 package writer
 
 import (
