@@ -5,7 +5,9 @@ import "errors"
 // Sentinel errors; every error this package returns wraps one of them so
 // that callers can tell damage from a foreign file with errors.Is.
 var (
-	// ErrNotArchive: the bytes are not an arc volume, footer or index at all.
+	// ErrNotArchive: the bytes are not an arc volume header or footer at all
+	// (no magic). An index without its magic is ErrCorrupt: the footer
+	// that points at it says the archive is there.
 	ErrNotArchive = errors.New("not an arc archive")
 	// ErrVersion: an arc structure of a version or with features this program does not read.
 	ErrVersion = errors.New("unsupported arc format")
