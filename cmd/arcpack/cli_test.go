@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -61,13 +63,9 @@ func packTree(t *testing.T, files map[string]string, flags ...string) string {
 
 // noise is n bytes that neither compress nor dedup, from seed.
 func noise(n int, seed uint64) string {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
 	b := make([]byte, n)
-	x := seed*0x9E3779B97F4A7C15 + 1
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		b[i] = byte(x >> 56)
-	}
+	rand.NewChaCha8(key).Read(b)
 	return string(b)
 }
