@@ -127,3 +127,34 @@ func TestVerifyOfAVolumePastTheLastIsAMistypedName(t *testing.T) {
 		})
 	}
 }
+
+// Two volumes whose names were swapped: verify names them misnamed, says
+// where each was found and that repair fixes it (exit 1); repair puts them
+// back and verify then finds the archive intact.
+func TestSwappedVolumesAreNamedByVerifyAndPutBackByRepair(t *testing.T) {
+	name := packTree(t, map[string]string{"r": noise(300000, 3)}, "--volume-size", "64K", "--recovery", "50%")
+	a, b := name+".002", name+".003"
+	if err := os.Rename(a, a+".x"); err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(b, a)
+	os.Rename(a+".x", b)
+	stdout, stderr, code := arcpack(t, "verify", "--progress", "never", name+".001")
+	for _, want := range []string{
+		filepath.Base(a) + ": misnamed, found as " + b + ", repairable",
+		filepath.Base(b) + ": misnamed, found as " + a + ", repairable",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("verify's report lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code != exitDamage || !strings.Contains(stderr, "repairable: run 'arcpack repair") {
+		t.Errorf("verify: exit %d, %q; want exit %d, repairable", code, stderr, exitDamage)
+	}
+	if _, stderr, code := arcpack(t, "repair", "--progress", "never", name+".001"); code != exitOK {
+		t.Fatalf("repair: exit %d: %s", code, stderr)
+	}
+	if _, stderr, code := arcpack(t, "verify", "--progress", "never", name+".001"); code != exitOK {
+		t.Errorf("verify after repair: exit %d: %s", code, stderr)
+	}
+}
