@@ -1246,6 +1246,50 @@ func TestStrayVolumesPastTheLastAreLeftOut(t *testing.T) {
 	}
 }
 
+// An archive copied over an older, larger one of the same name by a copy
+// that does not delete (rsync without --delete; a create --force stopped
+// before it removed the old volumes) leaves the older one's last volumes
+// past its own: the new archive opens whole and they are strays, even
+// where they outnumber its volumes.
+func TestAnOlderLargerArchivesVolumesPastTheSetAreStrays(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		old, new int // bytes of content: old gives more volumes
+	}{
+		{"fewer left behind than the set has", 40_000, 25_000},
+		{"more left behind than the set has", 60_000, 9_000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			old := buildArchive(t, dir, "arc", []entry{reg("old", randBytes(tc.old, 1))}, buildOpts{volumeSize: 4096, codec: "raw"})
+			content := randBytes(tc.new, 2)
+			nw := buildArchive(t, t.TempDir(), "arc", []entry{reg("new", content)}, buildOpts{volumeSize: 4096, codec: "raw"})
+			if len(old.volumes) <= len(nw.volumes) {
+				t.Fatalf("old archive: %d volumes, new %d: want more", len(old.volumes), len(nw.volumes))
+			}
+			for i, v := range nw.volumes {
+				testtree.CopyFile(t, v, old.volumes[i])
+			}
+			a, err := Open(old.volumes[0], Options{})
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer a.Close()
+			if got, want := a.StrayVolumes(), old.volumes[len(nw.volumes):]; !slices.Equal(got, want) {
+				t.Errorf("strays %q, want %q", got, want)
+			}
+			rep, err := a.Verify(VerifyOptions{})
+			if err != nil || !rep.Intact() || len(a.Volumes()) != len(nw.volumes) {
+				t.Errorf("verify: %v %+v, %d volumes", err, rep, len(a.Volumes()))
+			}
+			got, err := readAll(a, inodeOf(t, a, "new"), 1<<16)
+			if err != nil || !bytes.Equal(got, content) {
+				t.Errorf("new: %d bytes, %v; want its %d", len(got), err, len(content))
+			}
+		})
+	}
+}
+
 // With the volume named missing (NAME.001, which NAME also stands for),
 // the set opens through another one, and the missing volume is damage
 // like any other: verify names it and the files it held.

@@ -198,6 +198,25 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			last = n
 		}
 	}
+	// A whole archive from the first volume on, the given one's (every
+	// volume of its id and number up to one whose footer ends it), is the
+	// set, whatever lies past it: those are the volumes of an older,
+	// larger archive, left by a copy that does not delete (rsync without
+	// --delete) or by a create --force stopped before it removed them.
+	// They are strays however many they are; the majority below would
+	// take the older archive for the set where they outnumber it.
+	if end, ok := wholeSet(base, num, given, givenOK, headers, sizes); ok && end < last {
+		for n := range sizes {
+			if n > end {
+				strays = append(strays, format.VolumeName(base, n))
+				delete(sizes, n)
+				delete(headers, n)
+				delete(damaged, n)
+			}
+		}
+		slices.Sort(strays)
+		last = end
+	}
 	// The archive the set is, to tell its volumes from strays: the one
 	// most volumes' headers name, the given volume's unless another has
 	// more (a foreign volume named must not make the set's own later
@@ -571,4 +590,28 @@ func (vs *volumeSet) close() error {
 		delete(vs.open, n)
 	}
 	return first
+}
+
+// wholeSet looks for the archive of the given volume (number num, header
+// given, valid and of its own number when givenOK) from volume 1 on: every
+// volume of its id, volume size and own number, the middle ones full, up
+// to one whose footer says it is the last. It returns that last volume's
+// number.
+func wholeSet(base string, num uint32, given format.VolumeHeader, givenOK bool, headers map[uint32]format.VolumeHeader, sizes map[uint32]int64) (uint32, bool) {
+	if !givenOK {
+		return 0, false
+	}
+	of := func(n uint32) bool {
+		h, ok := headers[n]
+		return ok && h.ID == given.ID && h.Number == n && h.VolumeSize == given.VolumeSize
+	}
+	for k := uint32(1); of(k); k++ {
+		full := given.VolumeSize != 0 && sizes[k] == int64(given.VolumeSize)
+		if full && of(k+1) {
+			continue // a volume of the middle
+		}
+		f, err := readFooter(format.VolumeName(base, k), sizes[k])
+		return k, k >= num && err == nil && f.ID == given.ID && f.VolumeCount == k
+	}
+	return 0, false
 }
