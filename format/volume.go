@@ -101,6 +101,32 @@ func ParseVolumeHeader(b []byte) (VolumeHeader, error) {
 	return h, nil
 }
 
+// WholeSet reports whether volume 1's archive is whole from it on: every
+// volume of its ID, VolumeSize and own Number (headers, valid ones, by the
+// number in the file's name), the middle ones full (sizes: the files'
+// sizes), up to one whose footer (read by footer) says it is the last. It
+// returns that last volume's number. Files numbered past it are not of
+// the set, however many they are (an older, larger archive's volumes,
+// left behind).
+func WholeSet(headers map[uint32]VolumeHeader, sizes map[uint32]int64, footer func(n uint32) (Footer, error)) (last uint32, ok bool) {
+	first, ok := headers[1]
+	if !ok {
+		return 0, false
+	}
+	of := func(n uint32) bool {
+		h, ok := headers[n]
+		return ok && h.ID == first.ID && h.Number == n && h.VolumeSize == first.VolumeSize
+	}
+	for k := uint32(1); of(k); k++ {
+		if first.VolumeSize != 0 && sizes[k] == int64(first.VolumeSize) && of(k+1) {
+			continue // a volume of the middle
+		}
+		f, err := footer(k)
+		return k, err == nil && f.ID == first.ID && f.VolumeCount == k
+	}
+	return 0, false
+}
+
 // Layout maps offsets of the archive's logical stream (the concatenation of
 // every volume's bytes after its header) to volumes and file offsets.
 type Layout struct {

@@ -205,7 +205,8 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	// --delete) or by a create --force stopped before it removed them.
 	// They are strays however many they are; the majority below would
 	// take the older archive for the set where they outnumber it.
-	if end, ok := wholeSet(base, num, given, givenOK, headers, sizes); ok && end < last {
+	footerOf := func(n uint32) (format.Footer, error) { return readFooter(format.VolumeName(base, n), sizes[n]) }
+	if end, ok := format.WholeSet(headers, sizes, footerOf); ok && givenOK && given.ID == headers[1].ID && num <= end && end < last {
 		for n := range sizes {
 			if n > end {
 				strays = append(strays, format.VolumeName(base, n))
@@ -590,28 +591,4 @@ func (vs *volumeSet) close() error {
 		delete(vs.open, n)
 	}
 	return first
-}
-
-// wholeSet looks for the archive of the given volume (number num, header
-// given, valid and of its own number when givenOK) from volume 1 on: every
-// volume of its id, volume size and own number, the middle ones full, up
-// to one whose footer says it is the last. It returns that last volume's
-// number.
-func wholeSet(base string, num uint32, given format.VolumeHeader, givenOK bool, headers map[uint32]format.VolumeHeader, sizes map[uint32]int64) (uint32, bool) {
-	if !givenOK {
-		return 0, false
-	}
-	of := func(n uint32) bool {
-		h, ok := headers[n]
-		return ok && h.ID == given.ID && h.Number == n && h.VolumeSize == given.VolumeSize
-	}
-	for k := uint32(1); of(k); k++ {
-		full := given.VolumeSize != 0 && sizes[k] == int64(given.VolumeSize)
-		if full && of(k+1) {
-			continue // a volume of the middle
-		}
-		f, err := readFooter(format.VolumeName(base, k), sizes[k])
-		return k, k >= num && err == nil && f.ID == given.ID && f.VolumeCount == k
-	}
-	return 0, false
 }

@@ -447,11 +447,14 @@ func headerDamage(path string, h *header, v int) ([]Range, error) {
 // of those named most often: a stray volume of another archive among them
 // must not make the parity volumes of the others look foreign, nor let
 // parity volumes of that other archive be taken, or repair would rewrite
-// the volumes into the other archive. With no data volume header or footer
-// readable, the first valid copy.
+// the volumes into the other archive; but where one archive is whole from
+// volume 1 on (format.WholeSet), it is that one, as for the reader. With
+// no data volume header or footer readable, the first valid copy.
 func referenceHeader(base string, found []string) (*header, error) {
 	votes := map[format.ArchiveID]int{}
 	nums, _ := format.ListVolumes(base)
+	headers := map[uint32]format.VolumeHeader{}
+	sizes := map[uint32]int64{}
 	for i, n := range nums {
 		f, err := format.OpenFile(format.VolumeName(base, n))
 		if err != nil {
@@ -463,16 +466,31 @@ func referenceHeader(base string, found []string) (*header, error) {
 			if vh, err := format.ParseVolumeHeader(b); err == nil {
 				votes[vh.ID]++
 				voted = true
+				headers[n] = vh
 			}
 		}
-		if i == len(nums)-1 && !voted {
-			if st, err := f.Stat(); err == nil {
+		if st, err := f.Stat(); err == nil {
+			sizes[n] = st.Size()
+			if i == len(nums)-1 && !voted {
 				if ft, err := format.ReadFooter(f, st.Size()); err == nil {
 					votes[ft.ID]++
 				}
 			}
 		}
 		f.Close()
+	}
+	// An archive whole from volume 1 on is the archive, as the reader
+	// takes it, whatever an older one left past its end.
+	footer := func(n uint32) (format.Footer, error) {
+		f, err := format.OpenFile(format.VolumeName(base, n))
+		if err != nil {
+			return format.Footer{}, err
+		}
+		defer f.Close()
+		return format.ReadFooter(f, sizes[n])
+	}
+	if _, ok := format.WholeSet(headers, sizes, footer); ok {
+		votes = map[format.ArchiveID]int{headers[1].ID: 1}
 	}
 	ids := map[format.ArchiveID]bool{}
 	most := 0

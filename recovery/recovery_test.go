@@ -893,3 +893,27 @@ func TestVolumesUnderAnotherNameAreFoundAndPutBack(t *testing.T) {
 		})
 	}
 }
+
+// The volumes of an older, larger archive left past the end of a new one
+// (a copy without delete), however many, do not make the new one's parity
+// look foreign: the archive whole from volume 1 on is the set, as for the
+// reader.
+func TestAnOlderArchivesVolumesPastTheSetLeaveItsParityUsable(t *testing.T) {
+	dir, newDir := t.TempDir(), t.TempDir()
+	makeSet(t, dir, 64<<10, 8*(64<<10-48)-500, 1)
+	base := makeSet(t, newDir, 64<<10, 2*(64<<10-48)-500, 2)
+	if _, err := Add(ctx, base+".001", Options{Percent: 50}); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(newDir)
+	for _, e := range ents {
+		testtree.CopyFile(t, filepath.Join(newDir, e.Name()), filepath.Join(dir, e.Name()))
+	}
+	rep, err := Check(ctx, filepath.Join(dir, "a"), Options{})
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if !rep.Intact() || len(rep.Volumes) < 3 {
+		t.Errorf("intact %v, %d volumes", rep.Intact(), len(rep.Volumes))
+	}
+}
