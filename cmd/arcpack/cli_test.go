@@ -69,3 +69,22 @@ func noise(n int, seed uint64) string {
 	rand.NewChaCha8(key).Read(b)
 	return string(b)
 }
+
+// The errors cobra makes itself read as arcpack's own: one line, exit 2,
+// naming the command, the flag as it is typed and where to look.
+func TestCobrasOwnErrorsAreOneLineNamingTheCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"extrct", "x"}, `arcpack: unknown command "extrct" for "arcpack"; did you mean extract? (see 'arcpack --help')` + "\n"},
+		{[]string{"bogus"}, `arcpack: unknown command "bogus" for "arcpack" (see 'arcpack --help')` + "\n"},
+		{[]string{"create", t.TempDir()}, "arcpack: create: -o/--output is required (see 'arcpack create --help')\n"},
+		{[]string{"extract", "x.001"}, "arcpack: extract: -o/--output is required (see 'arcpack extract --help')\n"},
+	} {
+		_, stderr, code := arcpack(t, tc.args...)
+		if code != exitFatal || stderr != tc.want {
+			t.Errorf("%q: exit %d, %q; want exit %d, %q", tc.args, code, stderr, exitFatal, tc.want)
+		}
+	}
+}

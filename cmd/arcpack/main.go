@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"arc/internal/termsafe"
+
+	"github.com/spf13/cobra"
 )
 
 // Exit codes, documented in README.md.
@@ -62,6 +65,40 @@ func run(args []string) int {
 	}
 	// One line, harmless to a terminal, whatever names (of files, owners,
 	// tar members) the message holds.
-	fmt.Fprintf(os.Stderr, "arcpack: %s\n", termsafe.Name(err.Error()))
+	fmt.Fprintf(os.Stderr, "arcpack: %s\n", termsafe.Name(cobraMessage(root, args, err.Error())))
 	return code
+}
+
+// cobraMessage words the errors cobra makes itself as arcpack's own are:
+// one line (its suggestions for a mistyped command came on lines of their
+// own, which the escaping turned into \n), naming the command and where
+// to look. Other messages pass as they are.
+func cobraMessage(root *cobra.Command, args []string, msg string) string {
+	if cmd, sugg, ok := strings.Cut(msg, "\n\nDid you mean this?\n"); ok {
+		return fmt.Sprintf("%s; did you mean %s? (see 'arcpack --help')", cmd, strings.Join(strings.Fields(sugg), " or "))
+	}
+	if strings.HasPrefix(msg, "unknown command ") {
+		return msg + " (see 'arcpack --help')"
+	}
+	if names, ok := strings.CutPrefix(msg, "required flag(s) "); ok {
+		c, _, err := root.Find(args)
+		if err != nil {
+			return msg
+		}
+		var flags []string
+		for _, n := range strings.Split(strings.TrimSuffix(names, " not set"), ", ") {
+			n = strings.Trim(n, `"`)
+			f := c.Flags().Lookup(n)
+			if f == nil {
+				return msg
+			}
+			if f.Shorthand != "" {
+				flags = append(flags, "-"+f.Shorthand+"/--"+n)
+			} else {
+				flags = append(flags, "--"+n)
+			}
+		}
+		return fmt.Sprintf("%s: %s is required (see '%s --help')", c.Name(), strings.Join(flags, " and "), c.CommandPath())
+	}
+	return msg
 }
