@@ -56,17 +56,22 @@ trap 'exit 130' INT TERM
 
 (cd "$REPO" && go build -o "$work/randread" ./bench/randread)
 
-# images: built once and kept in $data (rebuilt when the tree or the binary is newer)
+# images: built once and kept in $data (rebuilt when the tree or the binary is newer, or when
+# $data/NAME.*.src, written once an image is complete, names another tree: BENCH_TREE changed, or
+# an earlier build was cut short)
 build_images() { # name src
 	local name=$1 src=$2
-	if [[ " ${fss[*]} " == *" squashfuse_ll "* ]] && { [ ! -f "$data/$name.sqfs" ] || [ "$src" -nt "$data/$name.sqfs" ]; }; then
+	if [[ " ${fss[*]} " == *" squashfuse_ll "* ]] && { [ ! -f "$data/$name.sqfs" ] || [ "$src" -nt "$data/$name.sqfs" ] || [ "$(cat "$data/$name.sqfs.src" 2>/dev/null)" != "$src" ]; }; then
 		note "building $data/$name.sqfs (mksquashfs -comp lz4)"
+		rm -f "$data/$name.sqfs.src"
 		mksquashfs "$src" "$data/$name.sqfs" -comp lz4 -noappend -no-progress -quiet >&2
+		echo "$src" >"$data/$name.sqfs.src"
 	fi
-	if [[ " ${fss[*]} " == *" arcmount "* ]] && { [ ! -f "$data/$name.arc.001" ] || [ "$ARCPACK" -nt "$data/$name.arc.001" ] || [ "$src" -nt "$data/$name.arc.001" ]; }; then
+	if [[ " ${fss[*]} " == *" arcmount "* ]] && { [ ! -f "$data/$name.arc.001" ] || [ "$ARCPACK" -nt "$data/$name.arc.001" ] || [ "$src" -nt "$data/$name.arc.001" ] || [ "$(cat "$data/$name.arc.src" 2>/dev/null)" != "$src" ]; }; then
 		note "building $data/$name.arc (arcpack create)"
-		rm -f "$data/$name".arc.[0-9]*
+		rm -f "$data/$name".arc.[0-9]* "$data/$name.arc.src"
 		"$ARCPACK" create "$src" -o "$data/$name.arc" >&2
+		echo "$src" >"$data/$name.arc.src"
 	fi
 }
 
