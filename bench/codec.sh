@@ -43,7 +43,17 @@ esac
 mkdir -p "$RESULTS"
 out="$RESULTS/codec-$(date -u +%Y%m%dT%H%M%SZ).md"
 note "load average $(load1) on $(nproc) cores; writing $out"
+{
+	echo "## codec: $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	echo "- arc: codecbench built from $(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo "an unknown commit")"
+	echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, kernel $(uname -r)"
+	echo "- load at start: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)"
+	echo "- pinned: ${pin[*]:-no (taskset not installed)}"
+	tool_versions lz4
+	echo
+} | tee "$out"
 "${pin[@]}" "$bin/codecbench" -dir "$DISTINCT" -reps "${RUNS}" -max "${CODEC_MAX:-0}" \
 	-sizes "${CODEC_SIZES:-64K,256K,1M,4M,16M}" \
 	-codecs "${CODEC_CODECS:-lz4x:fast,lz4x:default,lz4x:high,lz4x:max,lz4:default,lz4:max,zstd:default}" \
-	-cli "$cli" "${clock[@]}" | tee "$out"
+	-cli "$cli" "${clock[@]}" | tee -a "$out"
