@@ -91,6 +91,7 @@ md=$RESULTS/snapshots-$stamp.md
 		[ ! -f "$data/s$k.edits" ] || echo "- snapshot $k: $(cat "$data/s$k.edits")"
 	done
 	[ ${#SKIPPED[@]} = 0 ] || echo "- skipped: ${SKIPPED[*]}"
+	tool_versions arcpack borg restic
 	echo
 	printf '| snapshot |'
 	for t in "${row_names[@]}"; do printf ' %s total | %s added | %s s |' "$t" "$t" "$t"; done
