@@ -80,7 +80,7 @@ sample: build
 # Go toolchains tree and a many-small-files tree; writes bench/RESULTS.md and bench/chart-*.svg.
 # bench-quick: the same on a small tree, one run each (bench/results/quick/). Knobs: RUNS, BENCH_ONLY,
 # MANY_N, RANDREAD_N (see bench/bench.sh).
-BENCH_PKGS := fuse3 squashfs-tools squashfuse lz4 zstd borgbackup restic archivemount time
+BENCH_PKGS := fuse3 squashfs-tools squashfuse lz4 zstd borgbackup restic archivemount time bc
 bench: build bench-deps
 	bench/bench.sh
 bench-quick: build bench-deps

@@ -12,6 +12,8 @@ RUNS=${RUNS:-3}
 
 die() { echo "bench: $*" >&2; exit 1; }
 note() { echo "bench: $*" >&2; }
+# Every time difference goes through bc: without it each would read 0 (Debian: apt-get install bc).
+[ "$(echo 1+1 | bc 2>/dev/null)" = 2 ] || die "bc is needed (apt-get install bc; make bench-deps installs it)"
 # now: seconds since the epoch, µs resolution, without forking (bash ≥ 5); "," → "." for locales.
 now() { local t=$EPOCHREALTIME; echo "${t/,/.}"; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
