@@ -220,7 +220,7 @@ measure() {
 	local tf t0 t1 rc=0
 	tf=$(mktemp)
 	t0=$(now)
-	SRC=$SRC OUT=$OUT X=${X:-} /usr/bin/time -v -o "$tf" bash -c "$1" >"$work/cmd.log" 2>&1 || rc=$?
+	SRC=$SRC OUT=$OUT X=${X:-} /usr/bin/time -v -o "$tf" bash -o pipefail -c "$1" >"$work/cmd.log" 2>&1 || rc=$?
 	t1=$(now)
 	if [ $rc != 0 ]; then
 		note "command failed (exit $rc): $1"; tail -5 "$work/cmd.log" >&2

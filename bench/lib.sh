@@ -162,7 +162,7 @@ run_tools() {
 			p=${prep_of[$t]:-}
 			[ -z "$p" ] || bash -c "${p//\$OUT/$OUT}" >/dev/null 2>&1 || die "$t: set-up failed: ${p//\$OUT/$OUT}"
 			ls+=("$(load1)")
-			timed m bash -c "$c" >&2
+			timed m bash -o pipefail -c "$c" >&2
 			walls+=("$m_wall"); rsss+=("$m_rss")
 			s=$(out_bytes "$OUT")
 			[ ! -e "$OUT/.nocount" ] || s=$((s - $(out_bytes "$OUT/.nocount")))
