@@ -101,7 +101,8 @@ do_unmount() { # → updates hwm (KiB, max of the run)
 	unmount "$MNT"
 }
 
-secs() { local t0; t0=$(now); "$@"; echo "$(now) - $t0" | bc -l; }
+# secs CMD...: seconds CMD took; fails when CMD fails (set -e does not reach into $(...)).
+secs() { local t0; t0=$(now); "$@" || return; echo "$(now) - $t0" | bc -l; }
 
 input=$(content_bytes "$TREE")
 largest=$(cd "$TREE" && find . -type f -printf '%s %P\n' | sort -n | tail -1)
