@@ -298,9 +298,13 @@ func parseSize(s string) (int, error) {
 	return n * mult, nil
 }
 
+// median of d (the mean of the middle two for an even count).
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
 	return s[len(s)/2]
 }
 
