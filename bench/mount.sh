@@ -228,6 +228,18 @@ res="$RESULTS/mount-$stamp.md"
 	row "random 4 KiB, warm p99 (ms)" rw99 1 "%.3f"
 	row "peak RSS, VmHWM (MiB)" rss 0.0009765625 "%.0f"
 	row "load (1 min) at run start" load 1 "%.2f"
+	# Every cold tar must have read the same bytes: the same tree through
+	# either filesystem makes the same archive size. A tar that came back
+	# short (or long) would be a fast time of something else.
+	declare -A tb=()
+	for fs in "${fss[@]}"; do
+		for r in $(seq "$RUNS"); do tb[${R[$fs,tarbytes,$r]}]=1; done
+	done
+	if [ "${#tb[@]}" != 1 ]; then
+		echo
+		echo "**The cold tars read different byte counts: ${!tb[*]}; their times are not comparable.**"
+		note "cold tars read different byte counts: ${!tb[*]}"
+	fi
 	if [ $million = 1 ]; then
 		echo
 		echo "1,000,000 small files ($MILLION; $(out_bytes "$data"/million.sqfs 2>/dev/null || echo -) bytes squashfs):"
