@@ -19,6 +19,10 @@ import (
 // none. It is safe for concurrent use; each device runs one batch at a
 // time.
 type Engine struct {
+	// mu is held for reading by every batch while it uses devs, and by
+	// Close for writing: Close waits for the batches in flight, and those
+	// after it run on the CPU.
+	mu   sync.RWMutex
 	devs []*device
 	line string
 	logf func(format string, args ...any)
@@ -142,10 +146,17 @@ func openChecked(info DeviceInfo, opt Options) (*device, error) {
 func (e *Engine) Describe() string { return e.line }
 
 // OnDevice reports whether any OpenCL device is in use.
-func (e *Engine) OnDevice() bool { return len(e.devs) > 0 }
+func (e *Engine) OnDevice() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.devs) > 0
+}
 
-// Close releases the devices.
+// Close releases the devices, once the batches running on them are done;
+// later batches run on the CPU.
 func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, d := range e.devs {
 		d.close()
 	}
@@ -166,6 +177,8 @@ type engineHasher struct{ e *Engine }
 func (h engineHasher) HashBatch(inputs [][]byte) ([][32]byte, error) {
 	out := make([][32]byte, len(inputs))
 	e := h.e
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	if len(e.devs) == 0 {
 		cpuHash(inputs, out)
 		return out, nil
@@ -189,6 +202,8 @@ func onDevice(c uint8) bool { return c == format.CodecLZ4 || c == format.CodecLZ
 // error is the one reported.
 func (dd engineDecoder) DecodeBatch(blocks []Block) error {
 	e := dd.e
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	var gpuIdx, cpuIdx []int
 	for i := range blocks {
 		if len(e.devs) > 0 && onDevice(blocks[i].Codec) {
@@ -268,6 +283,8 @@ type engineEncoder struct{ e *Engine }
 // every block of a failed batch, are compressed on the CPU.
 func (ee engineEncoder) EncodeBatch(blocks []EncBlock) error {
 	e := ee.e
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	idx := make([]int, len(blocks))
 	for i := range idx {
 		idx[i] = i
@@ -496,6 +513,8 @@ const giveUpAfter = 3
 // 0 means writerCallBytes.
 func (e *Engine) WriterEncoder(batchBytes int) *WriterEncoder {
 	if batchBytes <= 0 {
+		e.mu.RLock()
+		defer e.mu.RUnlock()
 		batchBytes = writerCallBytes(e.devs, physicalMemory())
 	}
 	return &WriterEncoder{e: e, bytes: batchBytes}
@@ -530,6 +549,8 @@ func (w *WriterEncoder) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, 
 	if !CompressesLike(opt) {
 		return nil, nil, fmt.Errorf("codec %s at level %s: %w", opt.Codec, opt.Level, ErrUnsupported)
 	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	if len(e.devs) == 0 {
 		return nil, nil, ErrNoDevice
 	}
@@ -589,6 +610,8 @@ func (w *WriterEncoder) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, 
 // A 64th of each buffer is left for the blocks' padding in it, so that a
 // call does not spill a sliver into a third batch that overlaps nothing.
 func (e *Engine) DecodeCallBytes() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	n := 0
 	for _, d := range e.devs {
 		b := d.batchBytes()

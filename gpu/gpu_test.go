@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"arc/codec"
 	"arc/format"
@@ -731,5 +732,65 @@ func TestPanicInAHashBatchFallsBackToCPU(t *testing.T) {
 	}
 	if len(*notes) != 1 {
 		t.Fatalf("the device still fails after the panic: %q", *notes)
+	}
+}
+
+// Close, called while a batch runs on the device, waits for it: the batch
+// ends with correct results (the device's or the CPU's) instead of the
+// device's queues and pinned buffers being released under it, and the
+// batches after Close run on the CPU.
+func TestCloseWaitsForABatchInFlight(t *testing.T) {
+	var raws [][]byte
+	for i := range 40 {
+		raws = append(raws, compressible(600000, uint64(i)))
+	}
+	for _, tc := range []struct {
+		name  string
+		batch func(t *testing.T, e *Engine)
+	}{
+		{"hashing", func(t *testing.T, e *Engine) { hashChecked(t, e, raws, "") }},
+		{"decoding", func(t *testing.T, e *Engine) {
+			blocks := lz4Blocks(t, raws, codec.LevelDefault)
+			if err := e.Decoder().DecodeBatch(blocks); err != nil {
+				t.Error(err)
+			}
+			checkDecoded(t, blocks, raws)
+		}},
+		{"compressing", func(t *testing.T, e *Engine) {
+			blocks := make([]EncBlock, len(raws))
+			for i := range raws {
+				blocks[i].Src = raws[i]
+			}
+			if err := e.Encoder().EncodeBatch(blocks); err != nil {
+				t.Error(err)
+			}
+			for i, b := range blocks {
+				got := make([]byte, len(raws[i]))
+				if err := codec.NewDecoder().Decode(b.Codec, got, b.Stored); err != nil || !bytes.Equal(got, raws[i]) {
+					t.Errorf("block %d: codec %d does not decode to its source (%v)", i, b.Codec, err)
+					return
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := testEngine(t, 1<<20)
+			d := e.devs[0]
+			before := d.stats.calls.Load() // the self-test's
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				tc.batch(t, e)
+			}()
+			for d.stats.calls.Load() == before {
+				time.Sleep(100 * time.Microsecond)
+			}
+			e.Close()
+			<-done
+			if e.OnDevice() {
+				t.Fatal("the engine uses a device after Close")
+			}
+			tc.batch(t, e)
+		})
 	}
 }
