@@ -81,7 +81,7 @@ func openDevices(opt Options) ([]*device, string) {
 		}
 		d, err := openChecked(info, opt)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("device %s %q: %v", info.ID, info.Name, err))
+			problems = append(problems, fmt.Sprintf("device %s %q: %s", info.ID, info.Name, firstLine(err)))
 			continue
 		}
 		devs = append(devs, d)
@@ -135,11 +135,17 @@ func openChecked(info DeviceInfo, opt Options) (*device, error) {
 	opt.search = searchSerial
 	d, err2 := openChecked(info, opt)
 	if err2 != nil {
-		return nil, fmt.Errorf("with lz4_coop: %w; with lz4_match: %v", err, err2)
+		return nil, fmt.Errorf("with lz4_coop: %s; with lz4_match: %v", firstLine(err), err2)
 	}
-	why, _, _ := strings.Cut(err.Error(), "\n") // a build error holds the whole log
-	d.coopWhy = "with lz4_coop: " + why
+	d.coopWhy = "with lz4_coop: " + firstLine(err)
 	return d, nil
+}
+
+// firstLine is err's first line: a build error holds the driver's whole
+// log, and the engine says why in one line.
+func firstLine(err error) string {
+	line, _, _ := strings.Cut(err.Error(), "\n")
+	return line
 }
 
 // Describe is the one line saying which devices the engine uses.

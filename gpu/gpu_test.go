@@ -794,3 +794,40 @@ func TestCloseWaitsForABatchInFlight(t *testing.T) {
 		})
 	}
 }
+
+// When no device builds the kernels, the engine's reason is one line, as
+// when lz4_coop is dropped: the build log a driver returns spans many
+// lines (all of it is `arcpack gpu`'s self-test), and --gpu=auto's line
+// or --gpu=on's error printed it whole.
+func TestADeviceThatDoesNotBuildIsExplainedInOneLine(t *testing.T) {
+	infos, err := ListDevices()
+	if err != nil || len(infos) == 0 {
+		t.Skipf("no OpenCL platform on this machine (%v)", err)
+	}
+	// A macro that breaks the kernels' source.
+	opt := Options{Device: infos[0].ID, BatchBytes: 1 << 20, buildFlags: "-Dlz4_join=1"}
+	for _, tc := range []struct {
+		mode Mode
+		says func(e *Engine, err error) string
+	}{
+		{ModeAuto, func(e *Engine, err error) string {
+			if err != nil || e.OnDevice() {
+				t.Fatalf("auto: %v, on a device %t; want the CPU", err, e.OnDevice())
+			}
+			return e.Describe()
+		}},
+		{ModeOn, func(e *Engine, err error) string {
+			if !errors.Is(err, ErrNoDevice) {
+				t.Fatalf("on: %v, want ErrNoDevice", err)
+			}
+			return err.Error()
+		}},
+	} {
+		opt.Mode = tc.mode
+		e, err := New(opt)
+		line := tc.says(e, err)
+		if !strings.Contains(line, "building kernels") || strings.ContainsAny(line, "\n\x00") {
+			t.Errorf("%v: %q, want one line saying the kernels did not build", tc.mode, line)
+		}
+	}
+}
