@@ -26,7 +26,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"create", src}, `required flag(s) "output" not set`},
+		{[]string{"create", src}, "create: -o/--output is required"},
 		{[]string{"create", "-o", out}, "create: want at least 1 argument(s), got 0"},
 		{[]string{"create", src, "-o", out, "--volume-size", "12Q"}, `invalid size "12Q"`},
 		{[]string{"create", src, "-o", out, "--level", "turbo"}, `unknown level "turbo"`},
@@ -35,7 +35,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"create", src, "-o", out, "--progress", "sometimes"}, `invalid --progress "sometimes"`},
 		{[]string{"list"}, "list: want at least 1 argument(s), got 0"},
 		{[]string{"info", "a", "b"}, "info: want 1 argument(s), got 2"},
-		{[]string{"extract", "x.001"}, `required flag(s) "output" not set`},
+		{[]string{"extract", "x.001"}, "extract: -o/--output is required"},
 		{[]string{"extract", "x.001", "-o", out, "--workers", "100000"}, "extract: --workers 100000: want 0 to 256"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 	} {
