@@ -55,6 +55,18 @@ func startDaemon(c *config) error {
 	cmd.ExtraFiles = []*os.File{w, out} // fd 3: the report; fd 4: the log
 	cmd.Stdout, cmd.Stderr = ew, ew
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// Interrupted while we wait (Ctrl-C on a slow open), the user wants
+	// no mount: the child, in a session of its own, would not hear of it
+	// and mount anyway. It is told to stop (on SIGTERM it unmounts, or
+	// ends before it mounts), and we wait for it to. The signals are
+	// ours from before the child starts: one that came between its start
+	// and the handler ended us and left it to mount.
+	var stop chan os.Signal
+	if sigs := interrupt.Signals(); len(sigs) > 0 {
+		stop = make(chan os.Signal, 1)
+		signal.Notify(stop, sigs...)
+		defer signal.Stop(stop)
+	}
 	err = cmd.Start()
 	w.Close()
 	ew.Close()
@@ -79,17 +91,10 @@ func startDaemon(c *config) error {
 			}
 		}
 	}()
-	// Interrupted while we wait (Ctrl-C on a slow open), the user wants
-	// no mount: the child, in a session of its own, would not hear of it
-	// and mount anyway. It is told to stop (on SIGTERM it unmounts, or
-	// ends before it mounts), and we wait for it to.
 	var interrupted atomic.Bool
 	waited := make(chan struct{})
 	defer close(waited)
-	if sigs := interrupt.Signals(); len(sigs) > 0 {
-		stop := make(chan os.Signal, 1)
-		signal.Notify(stop, sigs...)
-		defer signal.Stop(stop)
+	if stop != nil {
 		go func() {
 			select {
 			case <-stop:
