@@ -5,10 +5,14 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +22,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // Archive is what the filesystem needs from an opened archive;
@@ -372,12 +377,30 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	return 0, syscall.ENODATA
 }
 
+// Listxattr leaves trusted.* names out for a caller without CAP_SYS_ADMIN,
+// as ext4 and squashfs do: the kernel refuses such a caller their values
+// (ENODATA), so getfattr -d and rsync -X would fail on each name listed.
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
 	x := n.fs.idx
 	s, e := x.XattrRange(n.ino)
+	trusted := -1 // unknown until a trusted.* name asks
+	listed := func(i uint32) bool {
+		if !bytes.HasPrefix(x.XattrName(i), []byte("trusted.")) {
+			return true
+		}
+		if trusted < 0 {
+			trusted = 0
+			if sysAdmin(ctx) {
+				trusted = 1
+			}
+		}
+		return trusted == 1
+	}
 	var need int
 	for i := s; i < e; i++ {
-		need += len(x.XattrName(i)) + 1
+		if listed(i) {
+			need += len(x.XattrName(i)) + 1
+		}
 	}
 	if len(dest) == 0 {
 		return uint32(need), 0
@@ -387,8 +410,30 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	}
 	p := dest[:0]
 	for i := s; i < e; i++ {
-		p = append(p, x.XattrName(i)...)
-		p = append(p, 0)
+		if listed(i) {
+			p = append(p, x.XattrName(i)...)
+			p = append(p, 0)
+		}
 	}
 	return uint32(len(p)), 0
+}
+
+// sysAdmin reports whether the caller of a request has CAP_SYS_ADMIN (its
+// effective set in /proc), or, where that cannot be read (a caller outside
+// the server's pid namespace, gone already), whether it runs as root.
+func sysAdmin(ctx context.Context) bool {
+	c, ok := fuse.FromContext(ctx)
+	if !ok {
+		return true
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Pid)); c.Pid != 0 && err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+				if caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+					return caps&(1<<unix.CAP_SYS_ADMIN) != 0
+				}
+			}
+		}
+	}
+	return c.Uid == 0
 }
