@@ -301,15 +301,34 @@ func TestDiskFullIsACleanError(t *testing.T) {
 			t.Errorf("umount %s: %v %s", outDir, err, b)
 		}
 	})
-	for _, vs := range []string{"0", "256K"} {
-		t.Run("volume-size "+vs, func(t *testing.T) {
+	for _, tc := range []struct {
+		name, vs string
+		full     bool // the disk is full before create starts: the first volume's header fails
+	}{
+		{"volume-size 0", "0", false},
+		{"volume-size 256K", "256K", false},
+		{"disk full from the start", "256K", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.full {
+				fill := filepath.Join(outDir, "fill")
+				f, err := os.Create(fill)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Write(make([]byte, 2<<20)) // fails once the tmpfs is full
+				f.Close()
+				defer os.Remove(fill)
+			}
 			out := filepath.Join(outDir, "o")
-			r := arcpack(t, "create", src, "-o", out, "--volume-size", vs, "--progress", "never")
+			r := arcpack(t, "create", src, "-o", out, "--volume-size", tc.vs, "--progress", "never")
 			wantFail(t, r, 2, "arcpack: create "+out+": ", "no space left on device")
 			if strings.Count(r.stderr, "write ") > 1 {
 				t.Errorf("the error repeats itself: %s", r.stderr)
 			}
-			if ents, _ := os.ReadDir(outDir); len(ents) != 0 {
+			ents, _ := os.ReadDir(outDir)
+			ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return e.Name() == "fill" })
+			if len(ents) != 0 {
 				t.Errorf("a failed create left %v on the full disk", names(ents))
 			}
 		})

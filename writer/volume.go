@@ -64,12 +64,15 @@ func (v *volumeWriter) open() error {
 	if err != nil {
 		return fmt.Errorf("create volume: %w", err)
 	}
-	v.tmp = append(v.tmp, name)
 	h, _ := format.VolumeHeader{Version: format.Version, Number: n, ID: v.id, VolumeSize: uint64(v.layout.VolumeSize)}.MarshalBinary()
 	if _, err := f.Write(h); err != nil {
+		// Not in v.tmp yet (the first volume's writer is never
+		// aborted): removed here.
 		f.Close()
+		os.Remove(name)
 		return err // "write NAME: ..." (an *os.PathError)
 	}
+	v.tmp = append(v.tmp, name)
 	v.cur, v.curFill, v.kicked = f, 0, 0
 	v.bytes += int64(len(h))
 	return nil
