@@ -90,9 +90,15 @@ func lockArchive(base string) (unlock func(), guarded bool, err error) {
 		if errors.Is(err, fs.ErrPermission) {
 			// Another user's file in a sticky directory, where
 			// fs.protected_regular refuses O_CREAT on it.
-			f, err = os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+			f2, err2 := os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+			if !errors.Is(err2, fs.ErrNotExist) {
+				f, err = f2, err2
+			} // else: no file, a directory this user may not write
 		}
 		if err != nil {
+			if _, serr := os.Lstat(name); serr != nil { // no file: the directory refused it
+				return nil, false, fmt.Errorf("lock %s: %w", name, err)
+			}
 			return nil, false, fmt.Errorf("lock %s: %w (if no arcpack is writing this archive, remove the file)", name, err)
 		}
 		// Readable by all whatever the umask, so that other users can

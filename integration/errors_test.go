@@ -765,6 +765,28 @@ func TestRepairInADirectoryItCannotWriteStillReports(t *testing.T) {
 	}
 }
 
+// A create into a directory this user may not write fails with the
+// cause, permission denied, and no advice to remove a lock file that
+// is not there.
+func TestCreateInADirectoryItCannotWriteSaysPermissionDenied(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run as another user")
+	}
+	src, outDir, o := unreadableTree(t)
+	os.Chmod(outDir, 0o755) // root's: nobody may not create anything in it
+	out := filepath.Join(outDir, "o")
+	for _, args := range [][]string{
+		{"create", filepath.Join(src, "public"), "-o", out, "--progress", "never"},
+		{"create", filepath.Join(src, "public"), "-o", out, "--force", "--progress", "never"},
+	} {
+		r := runBin(t, o, arcpackBin, args...)
+		wantFail(t, r, 2, "arcpack: create "+out+": ", "permission denied")
+		if strings.Contains(r.stderr, "remove the file") || strings.Contains(r.stderr, "no such file") {
+			t.Errorf("the error blames a lock file that is not there: %s", r.stderr)
+		}
+	}
+}
+
 // A lock file another user holds and that this user may not open (it was
 // made under umask 077) in a directory this user may write is not skipped:
 // that user's writer may be running. recovery add is refused.
