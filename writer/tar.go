@@ -72,7 +72,7 @@ type tarEntry struct {
 // workers; a larger one is copied by the sequencer straight from the stream
 // while the reader waits.
 func (p *packer) packTar(r io.Reader) error {
-	tr := tar.NewReader(r)
+	tr := tar.NewReader(&stallReader{ctx: p.ctx, r: r})
 	produce := func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error {
 		for {
 			hdr, err := tr.Next()
@@ -153,6 +153,42 @@ func (p *packer) packTar(r io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// stallReader reads r until ctx is done: a read that a stalled stream holds
+// (a pipe whose writer hangs) gives way to ctx, its goroutine left behind,
+// where the sequencer copying a large member would otherwise wait on it
+// for good. Each read goes through buf, at most its size.
+type stallReader struct {
+	ctx context.Context
+	r   io.Reader
+	buf []byte
+	got chan stallRead
+}
+
+type stallRead struct {
+	n   int
+	err error
+}
+
+func (c *stallReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err // and never again a read: the one left behind may still use buf
+	}
+	if c.buf == nil {
+		c.buf, c.got = make([]byte, 1<<20), make(chan stallRead, 1)
+	}
+	buf := c.buf[:min(len(b), len(c.buf))]
+	go func() {
+		n, err := c.r.Read(buf)
+		c.got <- stallRead{n, err}
+	}()
+	select {
+	case r := <-c.got:
+		return copy(b, buf[:r.n]), r.err
+	case <-c.ctx.Done():
+		return 0, c.ctx.Err()
+	}
 }
 
 // Header types archive/tar hands over as they are, which GNU tar writes.

@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -259,6 +261,51 @@ func TestTarStreamTruncatedIsAnError(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "tar stream") {
 			t.Fatalf("cut at %d: err = %v, want a tar stream error", cut, err)
 		}
+	}
+}
+
+// A stream that stalls (the producer at the other end of a pipe hangs)
+// does not hold create after it is cancelled, also while a member too
+// large to read whole is copied from it: create stops at once and leaves
+// no file.
+func TestTarStreamThatStallsGivesWayToCancel(t *testing.T) {
+	stream := tarOf(t, tar.FormatPAX, []tarMember{reg("small", randBytes(10, 4<<10)), reg("big", randBytes(11, 600<<10))})
+	for _, tc := range []struct {
+		name string
+		cut  int // bytes of the stream sent before it stalls
+	}{
+		{"in the first block of a streamed member", 4<<10 + 2048},
+		{"after some blocks of a streamed member", 300 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			go func() { pw.Write(stream[:tc.cut]) }() // then nothing, never closed
+			ctx, cancel := context.WithCancel(context.Background())
+			o := small()
+			o.wholeMax = 64 << 10
+			dir := t.TempDir()
+			done := make(chan error, 1)
+			go func() {
+				_, err := CreateFromTar(ctx, filepath.Join(dir, "t"), pr, o)
+				done <- err
+			}()
+			time.Sleep(200 * time.Millisecond)
+			cancel()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("err = %v, want context.Canceled", err)
+				}
+			case <-time.After(5 * time.Second):
+				pw.CloseWithError(errors.New("test gave up"))
+				<-done
+				t.Fatal("create went on waiting for the stalled stream after it was cancelled")
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("a cancelled create left %d file(s), %s first", len(ents), ents[0].Name())
+			}
+		})
 	}
 }
 
