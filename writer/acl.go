@@ -149,3 +149,31 @@ func aclID(q string, group bool) (uint32, error) {
 	n, err := strconv.ParseUint(u.Uid, 10, 32)
 	return uint32(n), err
 }
+
+// aclModeBits are the permission bits (0o777) a file has once the access
+// ACL val (the kernel's xattr value) is set on it: the owner's, the mask's
+// (else the owning group's) and the others' entries. ok is false when val
+// lacks one of the entries every access ACL has.
+func aclModeBits(val []byte) (bits uint32, ok bool) {
+	owner, group, mask, other := -1, -1, -1, -1
+	for b := val[min(4, len(val)):]; len(b) >= 8; b = b[8:] {
+		perm := int(binary.LittleEndian.Uint16(b[2:]) & 7)
+		switch binary.LittleEndian.Uint16(b) {
+		case aclUserObj:
+			owner = perm
+		case aclGroupObj:
+			group = perm
+		case aclMask:
+			mask = perm
+		case aclOther:
+			other = perm
+		}
+	}
+	if owner < 0 || group < 0 || other < 0 {
+		return 0, false
+	}
+	if mask >= 0 {
+		group = mask
+	}
+	return uint32(owner<<6 | group<<3 | other), true
+}

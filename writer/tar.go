@@ -267,6 +267,16 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 		return nil, fmt.Errorf("tar member %s: the root must be a directory", hdr.Name)
 	}
 	n.xattrs = p.tarXattrs(hdr)
+	for _, x := range n.xattrs {
+		// tar -x sets the ACL after the mode, and the kernel takes the
+		// permission bits from it (bsdtar's header mode has the group::
+		// entry's bits where the mask's differ).
+		if string(x.name) == "system.posix_acl_access" {
+			if bits, ok := aclModeBits(x.value); ok {
+				n.mode = n.mode&^0o777 | bits
+			}
+		}
+	}
 	if hdr.Uname != "" {
 		p.tar.users[n.uid] = hdr.Uname
 	}

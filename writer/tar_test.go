@@ -264,6 +264,36 @@ func TestTarStreamTruncatedIsAnError(t *testing.T) {
 	}
 }
 
+// A member's permission bits are those its access ACL leaves, as tar -x
+// leaves them (it applies the ACL after the mode, and the kernel sets the
+// group bits from the mask): bsdtar writes the group:: entry's bits into
+// the header's mode, not the mask's.
+func TestTarMemberModeFollowsItsAccessACL(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode int64
+		acl  string
+		want uint32
+	}{
+		{"the mask gives the group bits", 0o4745, "user::rwx,group::r--,other::r-x,user:1234:r--,mask::r-x", 0o4755},
+		{"without a mask the group entry does", 0o777, "user::rw-,group::r--,other::---", 0o640},
+		{"a mode that agrees stays", 0o1750, "user::rwx,group::r-x,other::---,mask::r-x,group:7:r--", 0o1750},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := reg("f", []byte("f"))
+			m.hdr.Mode = tc.mode
+			m.hdr.PAXRecords = map[string]string{"SCHILY.acl.access": tc.acl}
+			_, a, warnings := packTarBytes(t, tarOf(t, tar.FormatPAX, []tarMember{m}), small())
+			if len(warnings) != 0 {
+				t.Fatalf("warnings: %q", warnings)
+			}
+			if got := a.idx.Inodes.Mode[a.inode["f"]] &^ format.ModeType; got != tc.want {
+				t.Errorf("mode %o, want %o", got, tc.want)
+			}
+		})
+	}
+}
+
 // A stream that stalls (the producer at the other end of a pipe hangs)
 // does not hold create after it is cancelled, also while a member too
 // large to read whole is copied from it: create stops at once and leaves
