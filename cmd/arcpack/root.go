@@ -23,8 +23,8 @@ volume's name opens the archive. Mount an archive read-only with arcmount.
 
 Sizes are shown in KiB, MiB and GiB (powers of 1024); --bytes shows exact byte
 counts for scripts, and list, info and verify have --json (docs/CLI.md).
-Exit status: 0 success, 1 damage found or files skipped, 2 usage error or
-failure, 130 interrupted.`,
+Exit status: 0 success, 1 damage found, or files skipped or not kept as they
+were (warned), 2 usage error or failure, 130 interrupted.`,
 		Example: `  arcpack create ~/photos -o /backup/photos
   arcpack list /backup/photos.001 -l
   arcpack verify /backup/photos.001
