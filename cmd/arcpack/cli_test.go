@@ -81,6 +81,9 @@ func TestCobrasOwnErrorsAreOneLineNamingTheCommand(t *testing.T) {
 		{[]string{"bogus"}, `arcpack: unknown command "bogus" for "arcpack" (see 'arcpack --help')` + "\n"},
 		{[]string{"create", t.TempDir()}, "arcpack: create: -o/--output is required (see 'arcpack create --help')\n"},
 		{[]string{"extract", "x.001"}, "arcpack: extract: -o/--output is required (see 'arcpack extract --help')\n"},
+		// Not cobra's help on stdout and exit 0: 'arcpack completion tcsh >
+		// FILE' would write the help into FILE and report success.
+		{[]string{"completion", "tcsh"}, `arcpack: completion: unknown shell "tcsh" (want bash, zsh, fish or powershell; see 'arcpack completion --help')` + "\n"},
 	} {
 		_, stderr, code := arcpack(t, tc.args...)
 		if code != exitFatal || stderr != tc.want {

@@ -83,6 +83,15 @@ func addBuiltinExamples(root *cobra.Command) {
 			c.Example = "  arcpack completion bash > /etc/bash_completion.d/arcpack\n" +
 				"  arcpack completion zsh > \"${fpath[1]}/_arcpack\"\n" +
 				"  arcpack completion fish > ~/.config/fish/completions/arcpack.fish"
+			// Cobra prints the help and exits 0 on a shell it does not
+			// know: 'completion tcsh > FILE' would write the help into FILE.
+			c.Args = func(c *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return usageErrorf("completion: unknown shell %q (want bash, zsh, fish or powershell; see 'arcpack completion --help')", args[0])
+				}
+				return nil
+			}
+			c.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 			for _, sh := range c.Commands() {
 				switch sh.Name() {
 				case "bash":
