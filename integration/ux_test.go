@@ -172,6 +172,20 @@ func TestCompletionScriptsLoad(t *testing.T) {
 	}
 }
 
+// A shell the completion command does not know is a usage error: cobra's
+// help on stdout with exit 0 would land in the file the script was meant
+// for ('completion tcsh > /etc/bash_completion.d/x') and pass for success.
+func TestCompletionOfAnUnknownShellFails(t *testing.T) {
+	for _, bin := range []string{arcpackBin, arcmountBin} {
+		name := filepath.Base(bin)
+		r := runBin(t, runOpts{}, bin, "completion", "tcsh")
+		want := name + `: completion: unknown shell "tcsh" (want bash, zsh, fish or powershell; see '` + name + ` completion --help')` + "\n"
+		if r.code != 2 || r.stdout != "" || r.stderr != want {
+			t.Errorf("%s completion tcsh: exit %d, stdout %q, stderr %q; want exit 2, no stdout, stderr %q", name, r.code, r.stdout, r.stderr, want)
+		}
+	}
+}
+
 // Errors name the file and say what to do.
 func TestErrorsSuggestTheFix(t *testing.T) {
 	_, base := corruptible(t)

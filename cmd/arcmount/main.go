@@ -64,6 +64,21 @@ func main() {
 func runMain(args []string) int {
 	cmd := newCommand()
 	cmd.SetArgs(args)
+	// Cobra adds its completion command (only when called, arcmount having
+	// no other) and prints its help with exit 0 for a shell it does not
+	// know: 'completion tcsh > FILE' would write the help into FILE.
+	cmd.InitDefaultCompletionCmd(args...)
+	for _, sub := range cmd.Commands() {
+		if sub.Name() == "completion" {
+			sub.Args = func(c *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return fmt.Errorf("completion: unknown shell %q (want bash, zsh, fish or powershell; see 'arcmount completion --help')", args[0])
+				}
+				return nil
+			}
+			sub.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
+		}
+	}
 	if err := cmd.Execute(); err != nil {
 		// One line, harmless to a terminal, whatever names (of the
 		// archive, the mount point, a volume) or helper output it holds.
