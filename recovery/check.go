@@ -3,6 +3,7 @@ package recovery
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -559,7 +560,13 @@ func sources(base string, h *header, data, rec []string) (dataSrc, recSrc []stri
 	}
 	recs, _ := Find(base)
 	for _, p := range recs {
-		if rh, err := readAnyHeader(p); err == nil {
+		// A file whose first copy says it is its own name's volume is
+		// its own source, valid or not (a damaged header leaves it so):
+		// a copy is read in full (8 bytes a shard) only where the file
+		// may hold another volume.
+		if _, n, _ := format.ParseRecoveryName(p); ownRecoveryVolume(p, h.id, n) {
+			said[p] = n
+		} else if rh, err := readAnyHeader(p); err == nil {
 			mine(p, rh.id, rh.number)
 		}
 	}
@@ -586,6 +593,22 @@ func pickSources(names []string, nums []uint32, said map[string]int, name func(u
 		}
 	}
 	return src
+}
+
+// ownRecoveryVolume reports whether the first header copy of the file at
+// path starts as recovery volume n of the archive id does: its fixed part
+// alone, which says the number, is read.
+func ownRecoveryVolume(path string, id format.ArchiveID, n int) bool {
+	f, err := format.OpenFile(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [headerFixed]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		return false
+	}
+	return [8]byte(b[:8]) == Magic && [16]byte(b[40:56]) == id && int64(binary.LittleEndian.Uint32(b[12:])) == int64(n)
 }
 
 // recoveryNumbers gives the numbers of the recovery volumes paths.

@@ -917,3 +917,50 @@ func TestAnOlderArchivesVolumesPastTheSetLeaveItsParityUsable(t *testing.T) {
 		t.Errorf("intact %v, %d volumes", rep.Intact(), len(rep.Volumes))
 	}
 }
+
+// Finding which file holds each volume reads no recovery header in full
+// where every file holds its own: a header copy is 8 bytes a shard (of a
+// large archive, hundreds of MiB), and Check already reads both copies of
+// each once.
+func TestFindingTheVolumesSourcesReadsNoWholeHeaderOfAVolumeInPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hurt func(t *testing.T, dir string)
+	}{
+		{"every volume in place", func(*testing.T, string) {}},
+		{"a recovery volume's header damaged", func(t *testing.T, dir string) {
+			flip(t, filepath.Join(dir, "a.r01"), 200, 1, rand.New(rand.NewPCG(4, 4)))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			base := makeSet(t, dir, 1<<20, 12*(1<<20-48)-1000, 1)
+			if _, err := Add(ctx, base+".001", Options{Percent: 30}); err != nil {
+				t.Fatal(err)
+			}
+			tc.hurt(t, dir)
+			found, _ := Find(base)
+			h, err := referenceHeader(base, found)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var data, rec []string
+			for i := range h.g.sizes {
+				data = append(data, format.VolumeName(base, uint32(i+1)))
+			}
+			for v := range h.count {
+				rec = append(rec, Name(base, v+1))
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, recSrc := sources(base, h, data, rec)
+			runtime.ReadMemStats(&after)
+			if !slices.Equal(recSrc, rec) {
+				t.Errorf("sources %q, want %q", recSrc, rec)
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > uint64(h.size()) {
+				t.Errorf("%d recovery volumes of %d-byte headers: %d bytes allocated, want less than one header", h.count, h.size(), got)
+			}
+		})
+	}
+}
