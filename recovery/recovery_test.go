@@ -851,6 +851,14 @@ func TestVolumesUnderAnotherNameAreFoundAndPutBack(t *testing.T) {
 			rename(t, dir, []string{"a.002", "a.003"}, []string{"a.003", "a.002"})
 			flip(t, filepath.Join(dir, "a.002"), 5000, 100, rand.New(rand.NewPCG(3, 3)))
 		}, map[string]State{"a.002": Misnamed, "a.003": Damaged}, map[string]string{"a.002": "a.003", "a.003": "a.002"}, ""},
+		// a.002 is read through the link, intact: a.003's new file must
+		// not take its only copy away.
+		{"a data volume read through a link to the file of another, that holds it", func(t *testing.T, dir string) {
+			rename(t, dir, []string{"a.002"}, []string{"a.003"})
+			if err := os.Symlink("a.003", filepath.Join(dir, "a.002")); err != nil {
+				t.Fatal(err)
+			}
+		}, map[string]State{"a.003": Damaged}, map[string]string{}, ""},
 		{"a copy of a volume under a name past the end, the volume in place", func(t *testing.T, dir string) {
 			testtree.CopyFile(t, filepath.Join(dir, "a.004"), filepath.Join(dir, "a.009"))
 		}, map[string]State{}, map[string]string{}, "a.009"},

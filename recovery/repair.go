@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -75,8 +76,25 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 	for _, v := range rep.Volumes {
 		named[v.Path] = true
 	}
+	// An intact volume read through a symlink to a file whose name
+	// another volume's new file takes (NAME.002 -> NAME.003) would lose
+	// its only copy: it is written out under its own name too.
+	var replaced []os.FileInfo
+	for _, v := range rep.Volumes {
+		if st, err := os.Lstat(v.Path); v.State != OK && err == nil {
+			replaced = append(replaced, st)
+		}
+	}
+	through := func(v VolumeReport) bool {
+		lst, err := os.Lstat(v.Path)
+		if err != nil || lst.Mode()&os.ModeSymlink == 0 {
+			return false
+		}
+		st, err := os.Stat(v.Path)
+		return err == nil && slices.ContainsFunc(replaced, func(r os.FileInfo) bool { return os.SameFile(r, st) })
+	}
 	for i, v := range rep.Volumes {
-		if v.State == OK {
+		if v.State == OK && !through(v) {
 			continue
 		}
 		if v.State == Misnamed && !named[v.Source] {
