@@ -299,34 +299,48 @@ func (x *Index) IsImplied(ino uint32) bool {
 }
 
 // Walk visits every dirent below the root in depth-first, name order, giving
-// each path relative to the root (components joined by '/'). Returning a
-// non-nil error from fn stops the walk; SkipDir from a directory skips it.
+// each path relative to the root (components joined by '/'; the slice is
+// reused after fn returns). Returning a non-nil error from fn stops the
+// walk; SkipDir from a directory skips it.
+//
+// It keeps its own stack of the directories it is in, one small record a
+// level, rather than recursing: an index nesting millions of directories
+// (78 bytes of index each) would overflow the goroutine stack, a fatal
+// error that no recover catches.
 func (x *Index) Walk(fn func(path []byte, dirent uint32) error) error {
-	var path []byte
-	var walk func(dir uint32) error
-	walk = func(dir uint32) error {
-		s, e := x.Children(dir)
-		for d := s; d < e; d++ {
-			n := len(path)
-			if n > 0 {
-				path = append(path, '/')
-			}
-			path = append(path, x.Name(d)...)
-			err := fn(path, d)
-			ino := x.Dirents.Inode[d]
-			if err == nil && x.IsDir(ino) {
-				err = walk(ino)
-			} else if err == SkipDir {
-				err = nil
-			}
-			path = path[:n]
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+	type level struct {
+		next, end uint32 // the directory's dirents not visited yet
+		pathLen   int    // length of the directory's own path
 	}
-	return walk(0)
+	var path []byte
+	s, e := x.Children(0)
+	stack := []level{{next: s, end: e}}
+	for len(stack) > 0 {
+		l := &stack[len(stack)-1]
+		if l.next == l.end {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		d := l.next
+		l.next++
+		path = path[:l.pathLen]
+		if l.pathLen > 0 {
+			path = append(path, '/')
+		}
+		path = append(path, x.Name(d)...)
+		err := fn(path, d)
+		if err == SkipDir {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if ino := x.Dirents.Inode[d]; x.IsDir(ino) {
+			s, e := x.Children(ino)
+			stack = append(stack, level{next: s, end: e, pathLen: len(path)})
+		}
+	}
+	return nil
 }
 
 // SkipDir is returned by a Walk callback to skip a directory's contents.

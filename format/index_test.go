@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -565,5 +566,90 @@ func TestDecodeIndexFromAllocatesOnlyWhatArrives(t *testing.T) {
 	}
 	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
 		t.Fatalf("allocated %d bytes for a stream of %d", got, len(stream))
+	}
+}
+
+// deepIndex is a root holding directory "a", which nests depth directories
+// called "d", and then an empty directory "b".
+func deepIndex(t *testing.T, depth int) *Index {
+	t.Helper()
+	x := &Index{Blob: []byte("abd")}
+	in := &x.Inodes
+	dir := func(start uint64, count uint32) {
+		in.Mode = append(in.Mode, ModeDir|0o755)
+		in.UID, in.GID = append(in.UID, 0), append(in.GID, 0)
+		in.Mtime, in.Atime = append(in.Mtime, 0), append(in.Atime, 0)
+		in.Size, in.Rdev = append(in.Size, 0), append(in.Rdev, 0)
+		in.DataStart, in.DataCount = append(in.DataStart, start), append(in.DataCount, count)
+		in.XattrStart, in.XattrCount = append(in.XattrStart, 0), append(in.XattrCount, 0)
+	}
+	dirent := func(ino uint32, name uint64, n uint16) {
+		x.Dirents.Inode = append(x.Dirents.Inode, ino)
+		x.Dirents.NameStart = append(x.Dirents.NameStart, name)
+		x.Dirents.NameLen = append(x.Dirents.NameLen, n)
+	}
+	dir(1, 2) // root: a, b
+	dirent(0, 0, 0)
+	dir(3, 1) // a
+	dirent(1, 0, 1)
+	dir(0, 0) // b
+	dirent(2, 1, 1)
+	for i := 3; i < 3+depth; i++ {
+		if i < 2+depth {
+			dir(uint64(i+1), 1)
+		} else {
+			dir(0, 0)
+		}
+		dirent(uint32(i), 2, 1)
+	}
+	if err := x.Derive(); err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// Walk keeps its own stack: with the goroutine stack held to 1 MiB, a
+// recursive walk would die of a stack overflow (a fatal error, not a
+// panic) long before the bottom of a 200,000-deep tree, which a hostile
+// index reaches in 16 MB.
+func TestWalkGoesAnyDepthWithoutRecursing(t *testing.T) {
+	const depth = 200_000
+	x := deepIndex(t, depth)
+	bottom := "a" + strings.Repeat("/d", depth)
+	stop := errors.New("stop")
+	for _, c := range []struct {
+		name    string
+		stopAt  int // visit number (1 = "a") whose callback returns ret
+		ret     error
+		visits  int
+		last    string
+		wantErr error
+	}{
+		{"everything, the sibling after the deep directory last", 0, nil, depth + 2, "b", nil},
+		{"SkipDir deep down skips only that directory's contents", depth / 2, SkipDir, depth/2 + 1, "b", nil},
+		{"an error at the bottom stops the walk and is returned", depth + 1, stop, depth + 1, bottom, stop},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer debug.SetMaxStack(debug.SetMaxStack(1 << 20))
+			visits, longest, last := 0, 0, ""
+			err := x.Walk(func(p []byte, d uint32) error {
+				visits++
+				longest = max(longest, len(p))
+				if visits == c.stopAt {
+					last = string(p)
+					return c.ret
+				}
+				if len(p) < 3 { // "a", "b", "a/d": cheap to keep
+					last = string(p)
+				}
+				return nil
+			})
+			if visits != c.visits || last != c.last || err != c.wantErr {
+				t.Errorf("%d visits, last %.20q, err %v; want %d, %.20q, %v", visits, last, err, c.visits, c.last, c.wantErr)
+			}
+			if c.wantErr == nil && c.ret == nil && longest != len(bottom) {
+				t.Errorf("longest path %d bytes, want %d", longest, len(bottom))
+			}
+		})
 	}
 }
