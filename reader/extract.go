@@ -70,14 +70,26 @@ type extractor struct {
 	dirs     []madeDir  // the directories made or reused, in creation order
 	jobs     []contentJob
 	links    dirChain          // open directories: createTree's way to the targets of links, then dirMeta's
-	firstOf  map[uint32]string // inode → archive path of its first extracted dirent
-	dupFirst map[dupKey]string // duplicates' first path, for "hardlink"
+	firstOf  map[uint32]uint32 // inode → its first extracted dirent
+	dupFirst map[dupKey]uint32 // duplicates' first dirent, for "hardlink"
+	// parents and depth of each dirent (the root's are 0): entries are
+	// named by dirent, not by path, whose strings would cost the square of
+	// the depth; path builds one for a message.
+	parents, depth []uint32
+}
+
+// path is dirent d's archive path, for messages ("/" for dest itself).
+func (e *extractor) path(d uint32) string {
+	if d == 0 {
+		return "/"
+	}
+	return e.a.Path(d)
 }
 
 // madeDir is a directory of the extraction, whose metadata are set last.
 type madeDir struct {
-	path string // archive path; "" is the root, dest itself
-	ino  uint32
+	d   uint32 // dirent; 0 is the root, dest itself
+	ino uint32
 	// existed: dest had a directory there before this extraction.
 	// onPath: only on the way to the selected paths, not selected itself.
 	existed, onPath bool
@@ -117,8 +129,7 @@ func (e *extractor) dupKeyOf(ino uint32, start, count uint64) dupKey {
 }
 
 type contentJob struct {
-	path string
-	ino  uint32
+	d, ino uint32 // dirent, inode
 }
 
 // Extract recreates the archive (or the subtrees opt.Paths) below dest.
@@ -142,7 +153,12 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 		opt.Progress = func(int64) {}
 	}
 	e := &extractor{a: a, opt: opt, isRoot: os.Geteuid() == 0,
-		firstOf: map[uint32]string{}, dupFirst: map[dupKey]string{}}
+		firstOf: map[uint32]uint32{}, dupFirst: map[dupKey]uint32{}}
+	e.parents = a.parentTable()
+	e.depth = make([]uint32, len(e.parents))
+	for d := 1; d < len(e.depth); d++ { // a parent's row is smaller
+		e.depth[d] = e.depth[e.parents[d]] + 1
+	}
 	e.chown = (opt.SameOwner || e.isRoot) && !opt.NoSameOwner
 	_, err := os.Stat(dest)
 	e.destExisted = err == nil
@@ -156,7 +172,7 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	}
 	defer unix.Close(root)
 	e.root = root
-	e.links = dirChain{root: root}
+	e.links = dirChain{root: root, e: e}
 	defer e.links.close()
 
 	if err := e.createTree(); err != nil {
@@ -227,75 +243,82 @@ func (e *extractor) createTree() error {
 	}
 	x := e.a.idx
 	if sel.all {
-		e.dirs = append(e.dirs, madeDir{path: "", ino: 0, existed: e.destExisted})
+		e.dirs = append(e.dirs, madeDir{d: 0, ino: 0, existed: e.destExisted})
 	}
 	// The directory entries are made in, reached through a chain (not a
-	// descriptor per level of the walk: a deep tree would run out).
-	tree := dirChain{root: e.root}
+	// descriptor per level of the walk: a deep tree would run out). The
+	// walk keeps its own stack, not the goroutine's: an index nesting
+	// millions of directories would overflow that.
+	tree := dirChain{root: e.root, e: e}
 	defer tree.close()
-	var walk func(dirIno uint32, prefix string, whole bool) error
-	walk = func(dirIno uint32, prefix string, whole bool) error {
-		s, end := x.Children(dirIno)
-		for d := s; d < end; d++ {
-			in := whole || sel.subtree[d]
-			if !in && !sel.onPath[d] {
-				continue
-			}
-			name := string(x.Name(d))
-			path := prefix + name
-			ino := x.Dirents.Inode[d]
-			dirfd, _, err := tree.parent(path)
-			if err != nil {
+	type level struct {
+		next, end uint32 // the directory's dirents not visited yet
+		whole     bool   // the directory is extracted whole
+	}
+	s, end := x.Children(0)
+	stack := []level{{next: s, end: end, whole: sel.all}}
+	for len(stack) > 0 {
+		l := &stack[len(stack)-1]
+		if l.next == l.end {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		d := l.next
+		l.next++
+		in := l.whole || sel.subtree[d]
+		if !in && !sel.onPath[d] {
+			continue
+		}
+		ino := x.Dirents.Inode[d]
+		dirfd, name, err := tree.parentOf(d)
+		if err != nil {
+			return err
+		}
+		if !x.IsDir(ino) {
+			if err := e.createEntry(dirfd, name, d, ino); errors.Is(err, errDirInTheWay) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+				// This entry alone, as tar does: the rest comes out.
+				e.res.Skipped++
+				e.warn(err)
+			} else if err != nil {
 				return err
 			}
-			if !x.IsDir(ino) {
-				if err := e.createEntry(dirfd, name, path, ino); errors.Is(err, errDirInTheWay) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-					// This entry alone, as tar does: the rest comes out.
-					e.res.Skipped++
-					e.warn(err)
-				} else if err != nil {
-					return err
-				}
-				continue
-			}
-			fd, existed, err := e.makeDir(dirfd, name, path)
+			continue
+		}
+		fd, existed, err := e.makeDir(dirfd, name, d)
+		if err != nil {
+			return err
+		}
+		tree.push(name, d, fd) // the chain is at d's directory: d's entries come next
+		md := madeDir{d: d, ino: ino, existed: existed, onPath: !in}
+		if existed {
+			md.widened, md.mode, err = e.widen(dirfd, name, d)
 			if err != nil {
-				return err
-			}
-			tree.push(name, fd) // the chain is at prefix: its entries come next
-			md := madeDir{path: path, ino: ino, existed: existed, onPath: !in}
-			if existed {
-				md.widened, md.mode, err = e.widen(dirfd, name, path)
-				if err != nil {
-					return err
-				}
-			}
-			e.dirs = append(e.dirs, md)
-			e.res.Dirs++
-			if err := walk(ino, path+"/", in); err != nil {
 				return err
 			}
 		}
-		return nil
+		e.dirs = append(e.dirs, md)
+		e.res.Dirs++
+		s, end := x.Children(ino)
+		stack = append(stack, level{next: s, end: end, whole: in})
 	}
-	return walk(0, "", sel.all)
+	return nil
 }
 
 // makeDir creates (or reuses: existed) directory name in dirfd and opens
 // it without following a symlink.
-func (e *extractor) makeDir(dirfd int, name, path string) (fd int, existed bool, err error) {
+func (e *extractor) makeDir(dirfd int, name string, d uint32) (fd int, existed bool, err error) {
 	err = unix.Mkdirat(dirfd, name, 0o700)
 	if errors.Is(err, unix.EEXIST) {
 		var st unix.Stat_t
 		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return -1, false, fmt.Errorf("%s: %w", path, err)
+			return -1, false, fmt.Errorf("%s: %w", e.path(d), err)
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			if !e.opt.Overwrite {
-				return -1, false, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", path)
+				return -1, false, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", e.path(d))
 			}
 			if err := unix.Unlinkat(dirfd, name, 0); err != nil {
-				return -1, false, fmt.Errorf("%s: %w", path, err)
+				return -1, false, fmt.Errorf("%s: %w", e.path(d), err)
 			}
 			err = unix.Mkdirat(dirfd, name, 0o700)
 		} else {
@@ -303,11 +326,11 @@ func (e *extractor) makeDir(dirfd int, name, path string) (fd int, existed bool,
 		}
 	}
 	if err != nil {
-		return -1, false, fmt.Errorf("%s: %w", path, err)
+		return -1, false, fmt.Errorf("%s: %w", e.path(d), err)
 	}
 	fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, false, fmt.Errorf("%s: %w", path, err)
+		return -1, false, fmt.Errorf("%s: %w", e.path(d), err)
 	}
 	return fd, existed, nil
 }
@@ -316,20 +339,20 @@ func (e *extractor) makeDir(dirfd int, name, path string) (fd int, existed bool,
 // it or going through it u+wx, so that it can be filled (an earlier
 // extraction left it read-only, as archived); its mode before is
 // restored at the end, by dirMeta. Root needs no such bits.
-func (e *extractor) widen(dirfd int, name, path string) (widened bool, mode uint32, err error) {
+func (e *extractor) widen(dirfd int, name string, d uint32) (widened bool, mode uint32, err error) {
 	if e.isRoot {
 		return false, 0, nil
 	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return false, 0, fmt.Errorf("%s: %w", path, err)
+		return false, 0, fmt.Errorf("%s: %w", e.path(d), err)
 	}
 	if st.Uid != uint32(os.Geteuid()) || st.Mode&0o300 == 0o300 {
 		return false, 0, nil
 	}
 	mode = st.Mode & 0o7777
 	if err := unix.Fchmodat(dirfd, name, mode|0o300, 0); err != nil {
-		return false, 0, fmt.Errorf("%s: chmod: %w", path, err)
+		return false, 0, fmt.Errorf("%s: chmod: %w", e.path(d), err)
 	}
 	return true, mode, nil
 }
@@ -341,40 +364,40 @@ func (e *extractor) widen(dirfd int, name, path string) (widened bool, mode uint
 var errDirInTheWay = errors.New("exists and is a directory (left as it is; the archive's entry is not extracted)")
 
 // clear makes room for a new non-directory entry called name.
-func (e *extractor) clear(dirfd int, name, path string) error {
+func (e *extractor) clear(dirfd int, name string, d uint32) error {
 	var st unix.Stat_t
 	err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", e.path(d), err)
 	}
 	// A directory first: overwrite would not replace it either, so the
 	// refusal must not suggest it.
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return &pathError{path, errDirInTheWay}
+		return &pathError{e.path(d), errDirInTheWay}
 	}
 	empty := st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0
 	if !e.opt.Overwrite && !empty {
-		return &pathError{path, fmt.Errorf("%w (use overwrite to replace it)", fs.ErrExist)}
+		return &pathError{e.path(d), fmt.Errorf("%w (use overwrite to replace it)", fs.ErrExist)}
 	}
 	// Unlink rather than truncate: the old file may be linked elsewhere.
 	if err := unix.Unlinkat(dirfd, name, 0); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", e.path(d), err)
 	}
 	return nil
 }
 
 // createEntry creates a non-directory entry.
-func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error {
+func (e *extractor) createEntry(dirfd int, name string, d, ino uint32) error {
 	x := e.a.idx
 	mode := x.Inodes.Mode[ino]
 	// An inode met before is a hardlink to its first path. The first path
 	// (of an inode; of a duplicate's content, with "hardlink") is the first
 	// one created: one skipped is not linked to.
 	if first, ok := e.firstOf[ino]; ok {
-		if err := e.link(first, dirfd, name, path); err != nil {
+		if err := e.link(first, dirfd, name, d); err != nil {
 			return err
 		}
 		e.res.Hardlinks++
@@ -388,15 +411,15 @@ func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error 
 		if dedup {
 			key = e.dupKeyOf(ino, ds, dc-ds)
 			if first, ok := e.dupFirst[key]; ok {
-				if err := e.link(first, dirfd, name, path); err != nil {
+				if err := e.link(first, dirfd, name, d); err != nil {
 					return err
 				}
-				e.firstOf[ino] = path
+				e.firstOf[ino] = d
 				e.res.Hardlinks++
 				return nil
 			}
 		}
-		err := e.create(dirfd, name, path, func() error {
+		err := e.create(dirfd, name, d, func() error {
 			fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 			if err == nil {
 				unix.Close(fd)
@@ -406,28 +429,28 @@ func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error 
 		if err != nil {
 			return err
 		}
-		e.firstOf[ino] = path
+		e.firstOf[ino] = d
 		if dedup {
-			e.dupFirst[key] = path
+			e.dupFirst[key] = d
 		}
-		e.jobs = append(e.jobs, contentJob{path, ino})
+		e.jobs = append(e.jobs, contentJob{d, ino})
 		e.res.Files++
 		return nil
 	case format.ModeLink:
-		err := e.create(dirfd, name, path, func() error { return unix.Symlinkat(string(x.Symlink(ino)), dirfd, name) })
+		err := e.create(dirfd, name, d, func() error { return unix.Symlinkat(string(x.Symlink(ino)), dirfd, name) })
 		if err != nil {
 			return err
 		}
-		e.firstOf[ino] = path
+		e.firstOf[ino] = d
 		e.res.Symlinks++
 	default:
 		typ := mode & format.ModeType
 		if (typ == format.ModeChr || typ == format.ModeBlk) && !e.isRoot {
 			e.res.Skipped++
-			e.warn(fmt.Errorf("%s: device node not created (needs root)", path))
+			e.warn(fmt.Errorf("%s: device node not created (needs root)", e.path(d)))
 			return nil
 		}
-		err := e.create(dirfd, name, path, func() error {
+		err := e.create(dirfd, name, d, func() error {
 			return unix.Mknodat(dirfd, name, mode&(format.ModeType|0o777), int(x.Inodes.Rdev[ino]))
 		})
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, errDirInTheWay) {
@@ -438,21 +461,21 @@ func (e *extractor) createEntry(dirfd int, name, path string, ino uint32) error 
 			e.warn(err)
 			return nil
 		}
-		e.firstOf[ino] = path
+		e.firstOf[ino] = d
 		e.res.Others++
 	}
-	e.metaAt(dirfd, name, path, ino)
+	e.metaAt(dirfd, name, d, ino)
 	return nil
 }
 
 // link makes dirfd/name a hardlink to the archive path first, extracted
 // earlier, reached through e.links.
-func (e *extractor) link(first string, dirfd int, name, path string) error {
-	pfd, fname, err := e.links.parent(first)
+func (e *extractor) link(first uint32, dirfd int, name string, d uint32) error {
+	pfd, fname, err := e.links.parentOf(first)
 	if err != nil {
 		return err
 	}
-	return e.create(dirfd, name, path, func() error { return unix.Linkat(pfd, fname, dirfd, name, 0) })
+	return e.create(dirfd, name, d, func() error { return unix.Linkat(pfd, fname, dirfd, name, 0) })
 }
 
 // pathError is an error about an extracted path.
@@ -466,16 +489,16 @@ func (p *pathError) Unwrap() error { return p.err }
 
 // create runs mk, which makes dirfd/name exclusively; when the name is taken
 // it clears the way (see clear) and tries once more.
-func (e *extractor) create(dirfd int, name, path string, mk func() error) error {
+func (e *extractor) create(dirfd int, name string, d uint32, mk func() error) error {
 	err := mk()
 	if errors.Is(err, unix.EEXIST) {
-		if cerr := e.clear(dirfd, name, path); cerr != nil {
+		if cerr := e.clear(dirfd, name, d); cerr != nil {
 			return cerr
 		}
 		err = mk()
 	}
 	if err != nil {
-		return &pathError{path, err}
+		return &pathError{e.path(d), err}
 	}
 	return nil
 }
@@ -496,28 +519,28 @@ func (e *extractor) dirMeta(d madeDir) error {
 	if keep && !d.widened {
 		return nil
 	}
-	dirfd, name, path := e.root, ".", "/"
-	if d.path != "" {
-		pfd, n, err := e.links.parent(d.path)
+	dirfd, name := e.root, "."
+	if d.d != 0 {
+		pfd, n, err := e.links.parentOf(d.d)
 		if err != nil {
 			return err
 		}
-		dirfd, name, path = pfd, n, d.path
+		dirfd, name = pfd, n
 	}
 	if keep { // its mode as it was before widen
 		if err := unix.Fchmodat(dirfd, name, d.mode, 0); err != nil {
-			e.warn(fmt.Errorf("%s: chmod: %w", path, err))
+			e.warn(fmt.Errorf("%s: chmod: %w", e.path(d.d), err))
 		}
 		return nil
 	}
 	if implied {
 		perm := e.a.idx.Inodes.Mode[d.ino] & format.ModePerm &^ (unix.S_ISUID | unix.S_ISGID)
 		if err := unix.Fchmodat(dirfd, name, perm, 0); err != nil {
-			e.warn(fmt.Errorf("%s: chmod: %w", path, err))
+			e.warn(fmt.Errorf("%s: chmod: %w", e.path(d.d), err))
 		}
 		return nil
 	}
-	e.metaAt(dirfd, name, path, d.ino)
+	e.metaAt(dirfd, name, d.d, d.ino)
 	return nil
 }
 
@@ -538,11 +561,17 @@ func (e *extractor) dirMeta(d madeDir) error {
 // directories below dest, with which a held descriptor is led elsewhere
 // too (it follows its directory wherever it is moved).
 type dirChain struct {
-	root  int
-	names []string    // archive path components of the directory reached
-	fds   []int       // the deepest levels open: fds[i] is names[:len(ids)+i+1]
-	ids   [][2]uint64 // device and inode of names[:i+1], for each level above fds
+	root    int
+	e       *extractor  // for parentOf: the index and its parent and depth tables
+	names   []string    // archive path components of the directory reached
+	dirents []uint32    // their dirents, where reached by parentOf (else noDirent)
+	todo    []uint32    // parentOf's directories to open, deepest first
+	fds     []int       // the deepest levels open: fds[i] is names[:len(ids)+i+1]
+	ids     [][2]uint64 // device and inode of names[:i+1], for each level above fds
 }
+
+// noDirent stands for a level reached by a path (parent), not a dirent.
+const noDirent = ^uint32(0)
 
 // maxChainOpen bounds the directories a dirChain keeps open. Few trees are
 // deeper: the way up through ".." is rarely taken.
@@ -562,9 +591,43 @@ func (c *dirChain) parent(p string) (int, string, error) {
 		if err != nil {
 			return -1, "", fmt.Errorf("%s: %w", p, err)
 		}
-		c.push(comp, fd)
+		c.push(comp, noDirent, fd)
 	}
 	return c.top(), name, nil
+}
+
+// parentOf is parent for dirent d (not the root), in time linear in the
+// levels it opens (and those it leaves): it finds where d's ancestors
+// meet the chain by going up from d's directory, never splitting or
+// comparing a whole path, which for each entry of a deep tree would cost
+// the square of the depth.
+func (c *dirChain) parentOf(d uint32) (int, string, error) {
+	e := c.e
+	c.todo = c.todo[:0]
+	a := e.parents[d]
+	for a != 0 {
+		if k := e.depth[a]; k <= uint32(len(c.dirents)) && c.dirents[k-1] == a {
+			break
+		}
+		c.todo = append(c.todo, a)
+		a = e.parents[a]
+	}
+	if k := int(e.depth[a]); c.up(k) < k { // back at dest: a and those above it too
+		for ; a != 0; a = e.parents[a] {
+			c.todo = append(c.todo, a)
+		}
+	}
+	x := e.a.idx
+	for i := len(c.todo) - 1; i >= 0; i-- {
+		dir := c.todo[i]
+		comp := string(x.Name(dir))
+		fd, err := unix.Openat(c.top(), comp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, "", fmt.Errorf("%s: %w", e.path(d), err)
+		}
+		c.push(comp, dir, fd)
+	}
+	return c.top(), string(x.Name(d)), nil
 }
 
 // up leaves the chain at the directory of its first k names and returns
@@ -576,7 +639,7 @@ func (c *dirChain) up(k int) int {
 		for _, fd := range c.fds[k-above:] {
 			unix.Close(fd)
 		}
-		c.names, c.fds = c.names[:k], c.fds[:k-above]
+		c.names, c.dirents, c.fds = c.names[:k], c.dirents[:k], c.fds[:k-above]
 		return k
 	}
 	if k == 0 {
@@ -603,15 +666,15 @@ func (c *dirChain) up(k int) int {
 		}
 		fd = dotdot
 	}
-	c.names, c.fds, c.ids = c.names[:k], append(c.fds, fd), c.ids[:k-1]
+	c.names, c.dirents, c.fds, c.ids = c.names[:k], c.dirents[:k], append(c.fds, fd), c.ids[:k-1]
 	return k
 }
 
-// push adds directory name, open as fd, below the deepest one: the chain
-// owns fd now. Past maxChainOpen the highest one open is closed, and its
+// push adds directory name (dirent d, or noDirent), open as fd, below the
+// deepest one: the chain owns fd now. Past maxChainOpen the highest one open is closed, and its
 // device and inode are kept for the way back up.
-func (c *dirChain) push(name string, fd int) {
-	c.names, c.fds = append(c.names, name), append(c.fds, fd)
+func (c *dirChain) push(name string, d uint32, fd int) {
+	c.names, c.dirents, c.fds = append(c.names, name), append(c.dirents, d), append(c.fds, fd)
 	if len(c.fds) > maxChainOpen {
 		var st unix.Stat_t
 		unix.Fstat(c.fds[0], &st) // on failure the way up finds no match and starts again from dest
@@ -632,7 +695,7 @@ func (c *dirChain) close() {
 	for _, fd := range c.fds {
 		unix.Close(fd)
 	}
-	c.names, c.fds, c.ids = nil, nil, nil
+	c.names, c.dirents, c.fds, c.ids = nil, nil, nil, nil
 }
 
 // metaAt applies owner, xattrs, mode and times to dirfd/name without
@@ -641,24 +704,24 @@ func (c *dirChain) close() {
 // needs write permission, which the archived mode may not give. What the
 // system refuses (a directory in DEST owned by someone else) is a
 // warning, as docs/CLI.md's exit 1 says: the rest is extracted.
-func (e *extractor) metaAt(dirfd int, name, path string, ino uint32) {
+func (e *extractor) metaAt(dirfd int, name string, d uint32, ino uint32) {
 	x := e.a.idx
 	mode := x.Inodes.Mode[ino]
 	isLink := mode&format.ModeType == format.ModeLink
 	owned := false // the archived owner is in place
 	if e.chown {
 		if err := unix.Fchownat(dirfd, name, int(x.Inodes.UID[ino]), int(x.Inodes.GID[ino]), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			e.warn(fmt.Errorf("%s: chown: %w", path, err))
+			e.warn(fmt.Errorf("%s: chown: %w", e.path(d), err))
 		} else {
 			owned = true
 		}
 	}
 	xs, xe := x.XattrRange(ino)
 	if xe > xs {
-		e.setXattrs(dirfd, name, path, isLink, xs, xe)
+		e.setXattrs(dirfd, name, d, isLink, xs, xe)
 	}
 	if !isLink && x.Xattrs.Count() > 0 {
-		e.dropInheritedACLs(dirfd, name, path, mode&format.ModeType == format.ModeDir, xs, xe)
+		e.dropInheritedACLs(dirfd, name, d, mode&format.ModeType == format.ModeDir, xs, xe)
 	}
 	if !isLink {
 		perm := mode & format.ModePerm
@@ -670,12 +733,12 @@ func (e *extractor) metaAt(dirfd int, name, path string, ino uint32) {
 		// fchmodat cannot refuse to follow on Linux; name is what we just
 		// created as a non-symlink in a directory opened without following.
 		if err := unix.Fchmodat(dirfd, name, perm, 0); err != nil {
-			e.warn(fmt.Errorf("%s: chmod: %w", path, err))
+			e.warn(fmt.Errorf("%s: chmod: %w", e.path(d), err))
 		}
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(x.Inodes.Atime[ino]), unix.NsecToTimespec(x.Inodes.Mtime[ino])}
 	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		e.warn(fmt.Errorf("%s: set times: %w", path, err))
+		e.warn(fmt.Errorf("%s: set times: %w", e.path(d), err))
 	}
 }
 
@@ -688,7 +751,7 @@ func (e *extractor) metaAt(dirfd int, name, path string, ino uint32) {
 // directory an earlier extraction made. Only where the archive recorded
 // xattrs at all (the caller's test): an archive made without them says
 // nothing about ACLs, and then the directory's default stands.
-func (e *extractor) dropInheritedACLs(dirfd int, name, path string, isDir bool, xs, xe uint32) {
+func (e *extractor) dropInheritedACLs(dirfd int, name string, d uint32, isDir bool, xs, xe uint32) {
 	x := e.a.idx
 	keys := []string{"system.posix_acl_access"}
 	if isDir {
@@ -705,7 +768,7 @@ func (e *extractor) dropInheritedACLs(dirfd int, name, path string, isDir bool, 
 		}
 		err := unix.Lremovexattr(p, key)
 		if err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
-			e.warn(fmt.Errorf("%s: inherited ACL %s not removed: %w", path, key, err))
+			e.warn(fmt.Errorf("%s: inherited ACL %s not removed: %w", e.path(d), key, err))
 		}
 	}
 }
@@ -717,21 +780,21 @@ func procPath(dirfd int, name string) string {
 	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
 }
 
-func (e *extractor) setXattrs(dirfd int, name, path string, isLink bool, xs, xe uint32) {
+func (e *extractor) setXattrs(dirfd int, name string, d uint32, isLink bool, xs, xe uint32) {
 	x := e.a.idx
 	p := procPath(dirfd, name)
 	for i := xs; i < xe; i++ {
 		key := string(x.XattrName(i))
 		user := strings.HasPrefix(key, "user.")
 		if !user && !strings.HasPrefix(key, "system.posix_acl_") && !e.isRoot {
-			e.warn(fmt.Errorf("%s: xattr %s not restored (needs root)", path, key))
+			e.warn(fmt.Errorf("%s: xattr %s not restored (needs root)", e.path(d), key))
 			continue
 		}
 		if isLink && user {
 			continue // Linux allows no user.* attributes on symlinks
 		}
 		if err := unix.Lsetxattr(p, key, x.XattrValue(i), 0); err != nil {
-			e.warn(fmt.Errorf("%s: xattr %s: %w", path, key, err))
+			e.warn(fmt.Errorf("%s: xattr %s: %w", e.path(d), key, err))
 		}
 	}
 }
@@ -769,7 +832,7 @@ func (e *extractor) writeContent() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &contentWorker{e: e, buf: make([]byte, 4<<20), dirs: dirChain{root: e.root}}
+			w := &contentWorker{e: e, buf: make([]byte, 4<<20), dirs: dirChain{root: e.root, e: e}}
 			defer w.dirs.close()
 			for j := range jobs {
 				if err := w.writeFile(j); err != nil {
@@ -804,22 +867,22 @@ type contentWorker struct {
 // written, and the size is set at the end) and then its metadata.
 func (w *contentWorker) writeFile(j contentJob) error {
 	e := w.e
-	pfd, name, err := w.dirs.parent(j.path)
+	pfd, name, err := w.dirs.parentOf(j.d)
 	if err != nil {
 		return err
 	}
 	fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("%s: %w", j.path, err)
+		return fmt.Errorf("%s: %w", e.path(j.d), err)
 	}
 	damaged, err := w.fill(fd, j)
 	if cerr := unix.Close(fd); err == nil && cerr != nil {
-		err = fmt.Errorf("%s: %w", j.path, cerr)
+		err = fmt.Errorf("%s: %w", e.path(j.d), cerr)
 	}
 	if err != nil || damaged {
 		return err
 	}
-	e.metaAt(pfd, name, j.path, j.ino)
+	e.metaAt(pfd, name, j.d, j.ino)
 	return nil
 }
 
@@ -839,7 +902,7 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 			return nil
 		}
 		if err := pwriteAll(fd, buf, pos-int64(len(buf))); err != nil {
-			return fmt.Errorf("%s: %w", j.path, err)
+			return fmt.Errorf("%s: %w", e.path(j.d), err)
 		}
 		k := int64(len(buf))
 		buf = buf[:0]
@@ -876,7 +939,7 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 				}
 				e.mu.Lock()
 				e.res.Damaged++
-				e.opt.Warn(fmt.Errorf("%s: %w", j.path, err))
+				e.opt.Warn(fmt.Errorf("%s: %w", e.path(j.d), err))
 				e.mu.Unlock()
 				return true, nil
 			}
@@ -891,7 +954,7 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 	// it. pos counts holes too, so ask whether the last extent was data.
 	if size := int64(x.Inodes.Size[j.ino]); size > 0 && (end == s || x.Extents.Off[end-1] == format.Hole) {
 		if err := unix.Ftruncate(fd, size); err != nil {
-			return false, fmt.Errorf("%s: %w", j.path, err)
+			return false, fmt.Errorf("%s: %w", e.path(j.d), err)
 		}
 	}
 	return false, nil

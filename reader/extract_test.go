@@ -2,17 +2,22 @@ package reader
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"arc/codec"
 	"arc/format"
 	"arc/internal/testtree"
 )
@@ -740,5 +745,128 @@ func TestADirectoryInTheWayIsLeftAndTheRestExtracted(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(dest, "g")); err != nil || string(b) != "g" {
 			t.Errorf("overwrite %v: g %q %v", overwrite, b, err)
 		}
+	}
+}
+
+// deepChain writes an archive whose root holds depth nested directories,
+// each called name (all names one run of the blob, as a hostile index may
+// have them), and opens it.
+func deepChain(t *testing.T, depth int, name string) *Archive {
+	t.Helper()
+	x := &format.Index{Params: []format.KV{{Key: "tool", Value: "reader test"}}, Blob: []byte(name)}
+	in := &x.Inodes
+	for i := 0; i <= depth; i++ {
+		start, count := uint64(i+1), uint32(1)
+		if i == depth {
+			start, count = 0, 0
+		}
+		in.Mode = append(in.Mode, format.ModeDir|0o755)
+		in.UID, in.GID = append(in.UID, 0), append(in.GID, 0)
+		in.Mtime, in.Atime = append(in.Mtime, 1e18), append(in.Atime, 1e18)
+		in.Size, in.Rdev = append(in.Size, 0), append(in.Rdev, 0)
+		in.DataStart, in.DataCount = append(in.DataStart, start), append(in.DataCount, count)
+		in.XattrStart, in.XattrCount = append(in.XattrStart, 0), append(in.XattrCount, 0)
+		n := uint16(len(name))
+		if i == 0 {
+			n = 0
+		}
+		x.Dirents.Inode = append(x.Dirents.Inode, uint32(i))
+		x.Dirents.NameStart = append(x.Dirents.NameStart, 0)
+		x.Dirents.NameLen = append(x.Dirents.NameLen, n)
+	}
+	if err := x.Derive(); err != nil {
+		t.Fatal(err)
+	}
+	raw := format.EncodeIndex(x)
+	stored, err := codec.CompressIndex(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := format.Footer{IndexSize: uint64(len(stored)), IndexRawSize: uint64(len(raw)),
+		IndexChecksum: codec.Checksum(stored), Version: format.Version, VolumeCount: 1}
+	rand.Read(f.ID[:])
+	f.StreamSize = uint64(len(stored) + format.FooterSize)
+	fb, _ := f.MarshalBinary()
+	hb, _ := (&format.VolumeHeader{Version: format.Version, Number: 1, ID: f.ID}).MarshalBinary()
+	path := format.VolumeName(filepath.Join(t.TempDir(), "arc"), 1)
+	if err := os.WriteFile(path, slices.Concat(hb, stored, fb), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// Extract keeps its own stack and names entries by dirent, not by path:
+// with the goroutine stack held to 1 MiB, a recursive walk died of a stack
+// overflow (a fatal error) in a tree a hostile index makes in 2 MB, and
+// building and keeping every entry's path string took memory (and time)
+// the square of the depth: 2,000 levels of 255-byte names allocated 1 GB
+// from an index of 160 kB.
+func TestExtractOfADeepTreeIsLinearInItsDepth(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		depth int
+		comp  string
+	}{
+		{"deeper than a recursive walk's stack", 25_000, "d"},
+		{"long names, paths of half a megabyte", 2_000, strings.Repeat("n", format.MaxNameLen)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := deepChain(t, c.depth, c.comp)
+			dest := t.TempDir()
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			var res *ExtractResult
+			var err error
+			func() {
+				defer debug.SetMaxStack(debug.SetMaxStack(1 << 20))
+				res, err = a.Extract(dest, ExtractOptions{Workers: 1})
+			}()
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Dirs != int64(c.depth) {
+				t.Errorf("%d directories extracted, want %d", res.Dirs, c.depth)
+			}
+			// Linear: a few hundred bytes a level (and the worker's 4 MiB buffer).
+			if alloc, limit := after.TotalAlloc-before.TotalAlloc, uint64(8<<20+1024*c.depth); alloc > limit {
+				t.Errorf("extract allocated %d MiB, want at most %d MiB", alloc>>20, limit>>20)
+			}
+			// The bottom is there, reached a level at a time; and the tree
+			// goes, from the bottom up (os.RemoveAll holds a descriptor a
+			// level).
+			fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			level := 0
+			for ; level < c.depth; level++ {
+				next, err := unix.Openat(fd, c.comp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+				if err != nil {
+					t.Errorf("level %d: %v", level+1, err)
+					break
+				}
+				unix.Close(fd)
+				fd = next
+			}
+			for ; level > 0; level-- {
+				up, err := unix.Openat(fd, "..", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+				unix.Close(fd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fd = up
+				if err := unix.Unlinkat(fd, c.comp, unix.AT_REMOVEDIR); err != nil {
+					t.Fatal(err)
+				}
+			}
+			unix.Close(fd)
+		})
 	}
 }
