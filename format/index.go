@@ -298,23 +298,16 @@ func (x *Index) IsImplied(ino uint32) bool {
 	return ok
 }
 
-// Walk visits every dirent below the root in depth-first, name order, giving
-// each path relative to the root (components joined by '/'; the slice is
-// reused after fn returns). Returning a non-nil error from fn stops the
-// walk; SkipDir from a directory skips it.
-//
-// It keeps its own stack of the directories it is in, one small record a
-// level, rather than recursing: an index nesting millions of directories
-// (78 bytes of index each) would overflow the goroutine stack, a fatal
-// error that no recover catches.
-func (x *Index) Walk(fn func(path []byte, dirent uint32) error) error {
-	type level struct {
-		next, end uint32 // the directory's dirents not visited yet
-		pathLen   int    // length of the directory's own path
-	}
-	var path []byte
+// Visit visits every dirent below the root in depth-first, name order,
+// giving each its depth (1 for the root's own entries); it goes into a
+// directory's entries when fn says descend. It keeps its own stack of the
+// directories it is in, one small record a level, rather than recursing:
+// an index nesting millions of directories (78 bytes of index each) would
+// overflow the goroutine stack, a fatal error that no recover catches.
+func (x *Index) Visit(fn func(dirent uint32, depth int) (descend bool, err error)) error {
+	type level struct{ next, end uint32 } // the directory's dirents not visited yet
 	s, e := x.Children(0)
-	stack := []level{{next: s, end: e}}
+	stack := []level{{s, e}}
 	for len(stack) > 0 {
 		l := &stack[len(stack)-1]
 		if l.next == l.end {
@@ -323,24 +316,42 @@ func (x *Index) Walk(fn func(path []byte, dirent uint32) error) error {
 		}
 		d := l.next
 		l.next++
-		path = path[:l.pathLen]
-		if l.pathLen > 0 {
-			path = append(path, '/')
-		}
-		path = append(path, x.Name(d)...)
-		err := fn(path, d)
-		if err == SkipDir {
-			continue
-		}
+		descend, err := fn(d, len(stack))
 		if err != nil {
 			return err
 		}
-		if ino := x.Dirents.Inode[d]; x.IsDir(ino) {
+		if ino := x.Dirents.Inode[d]; descend && x.IsDir(ino) {
 			s, e := x.Children(ino)
-			stack = append(stack, level{next: s, end: e, pathLen: len(path)})
+			stack = append(stack, level{s, e})
 		}
 	}
 	return nil
+}
+
+// Walk visits every dirent below the root in depth-first, name order, giving
+// each path relative to the root (components joined by '/'; the slice is
+// reused after fn returns). Returning a non-nil error from fn stops the
+// walk; SkipDir from a directory skips it. Like Visit, it goes any depth.
+func (x *Index) Walk(fn func(path []byte, dirent uint32) error) error {
+	var path []byte
+	ends := []int{0} // ends[k]: the length of the path of the directory at depth k
+	return x.Visit(func(d uint32, depth int) (bool, error) {
+		ends = ends[:depth]
+		path = path[:ends[depth-1]]
+		if depth > 1 {
+			path = append(path, '/')
+		}
+		path = append(path, x.Name(d)...)
+		switch err := fn(path, d); err {
+		case nil:
+			ends = append(ends, len(path))
+			return true, nil
+		case SkipDir:
+			return false, nil
+		default:
+			return false, err
+		}
+	})
 }
 
 // SkipDir is returned by a Walk callback to skip a directory's contents.

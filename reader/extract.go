@@ -247,32 +247,21 @@ func (e *extractor) createTree() error {
 	}
 	// The directory entries are made in, reached through a chain (not a
 	// descriptor per level of the walk: a deep tree would run out). The
-	// walk keeps its own stack, not the goroutine's: an index nesting
-	// millions of directories would overflow that.
+	// walk (Index.Visit) keeps its own stack, not the goroutine's: an
+	// index nesting millions of directories would overflow that.
 	tree := dirChain{root: e.root, e: e}
 	defer tree.close()
-	type level struct {
-		next, end uint32 // the directory's dirents not visited yet
-		whole     bool   // the directory is extracted whole
-	}
-	s, end := x.Children(0)
-	stack := []level{{next: s, end: end, whole: sel.all}}
-	for len(stack) > 0 {
-		l := &stack[len(stack)-1]
-		if l.next == l.end {
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		d := l.next
-		l.next++
-		in := l.whole || sel.subtree[d]
+	whole := []bool{sel.all} // whole[k]: the directory at depth k is extracted whole
+	return x.Visit(func(d uint32, depth int) (bool, error) {
+		whole = whole[:depth]
+		in := whole[depth-1] || sel.subtree[d]
 		if !in && !sel.onPath[d] {
-			continue
+			return false, nil
 		}
 		ino := x.Dirents.Inode[d]
 		dirfd, name, err := tree.parentOf(d)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if !x.IsDir(ino) {
 			if err := e.createEntry(dirfd, name, d, ino); errors.Is(err, errDirInTheWay) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
@@ -280,28 +269,27 @@ func (e *extractor) createTree() error {
 				e.res.Skipped++
 				e.warn(err)
 			} else if err != nil {
-				return err
+				return false, err
 			}
-			continue
+			return false, nil
 		}
 		fd, existed, err := e.makeDir(dirfd, name, d)
 		if err != nil {
-			return err
+			return false, err
 		}
 		tree.push(name, d, fd) // the chain is at d's directory: d's entries come next
 		md := madeDir{d: d, ino: ino, existed: existed, onPath: !in}
 		if existed {
 			md.widened, md.mode, err = e.widen(dirfd, name, d)
 			if err != nil {
-				return err
+				return false, err
 			}
 		}
 		e.dirs = append(e.dirs, md)
 		e.res.Dirs++
-		s, end := x.Children(ino)
-		stack = append(stack, level{next: s, end: end, whole: in})
-	}
-	return nil
+		whole = append(whole, in)
+		return true, nil
+	})
 }
 
 // makeDir creates (or reuses: existed) directory name in dirfd and opens
