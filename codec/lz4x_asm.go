@@ -32,6 +32,11 @@ func decodeLZ4X(dst, src []byte) error {
 	if len(src) == 0 {
 		return errTruncated
 	}
+	if len(dst) == 0 {
+		// The assembly's shortcut bound, &dst[0]+len(dst)-32, wraps for a
+		// nil dst and lets it store 16 bytes at address 0.
+		return decodeLZ4XGo(dst, src)
+	}
 	n := decodeLZ4XAsm(dst, src, nil)
 	switch {
 	case n < 0:

@@ -471,6 +471,32 @@ func TestDecodeRejectsBadBlocks(t *testing.T) {
 	}
 }
 
+// A block of raw size 0 may come with a nil dst: the decoders must judge
+// the stored bytes, not touch memory at address 0.
+func TestDecodeLZ4XIntoEmptyDst(t *testing.T) {
+	hostile := append([]byte{0x10, 'a', 1, 0, 0}, make([]byte, 35)...)
+	cases := map[string]struct {
+		stored []byte
+		ok     bool
+	}{
+		"empty block":         {[]byte{0x00}, true},
+		"one literal":         {[]byte{0x10, 'a'}, false},
+		"sequences past 17 B": {hostile, false},
+		"long literals":       {append([]byte{0xf0, 40}, make([]byte, 60)...), false},
+	}
+	d := NewDecoder()
+	for name, c := range cases {
+		for _, dst := range [][]byte{nil, {}} {
+			t.Run(fmt.Sprintf("%s/nil=%v", name, dst == nil), func(t *testing.T) {
+				err := d.Decode(format.CodecLZ4X, dst, c.stored)
+				if (err == nil) != c.ok {
+					t.Fatalf("got %v, want ok=%v", err, c.ok)
+				}
+			})
+		}
+	}
+}
+
 func TestDecodeOverlappingMatches(t *testing.T) {
 	// Hand-made blocks: literals then a match at each small period.
 	d := NewDecoder()
