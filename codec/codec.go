@@ -282,6 +282,11 @@ func (d *Decoder) Decode(id uint8, dst, src []byte) error {
 		copy(dst, src)
 		return nil
 	case format.CodecLZ4:
+		if dst == nil {
+			// pierrec/lz4's assembly, like decodeLZ4X's, would store at
+			// address 0 for a nil dst; an empty one has an address.
+			dst = []byte{}
+		}
 		n, err := lz4.UncompressBlock(src, dst)
 		if err != nil {
 			return fmt.Errorf("%w: lz4: %v", ErrBlock, err)

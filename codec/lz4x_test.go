@@ -473,7 +473,7 @@ func TestDecodeRejectsBadBlocks(t *testing.T) {
 
 // A block of raw size 0 may come with a nil dst: the decoders must judge
 // the stored bytes, not touch memory at address 0.
-func TestDecodeLZ4XIntoEmptyDst(t *testing.T) {
+func TestDecodeIntoEmptyDst(t *testing.T) {
 	hostile := append([]byte{0x10, 'a', 1, 0, 0}, make([]byte, 35)...)
 	cases := map[string]struct {
 		stored []byte
@@ -485,14 +485,16 @@ func TestDecodeLZ4XIntoEmptyDst(t *testing.T) {
 		"long literals":       {append([]byte{0xf0, 40}, make([]byte, 60)...), false},
 	}
 	d := NewDecoder()
-	for name, c := range cases {
-		for _, dst := range [][]byte{nil, {}} {
-			t.Run(fmt.Sprintf("%s/nil=%v", name, dst == nil), func(t *testing.T) {
-				err := d.Decode(format.CodecLZ4X, dst, c.stored)
-				if (err == nil) != c.ok {
-					t.Fatalf("got %v, want ok=%v", err, c.ok)
-				}
-			})
+	for _, id := range []uint8{format.CodecLZ4, format.CodecLZ4X} {
+		for name, c := range cases {
+			for _, dst := range [][]byte{nil, {}} {
+				t.Run(fmt.Sprintf("codec %d/%s/nil=%v", id, name, dst == nil), func(t *testing.T) {
+					err := d.Decode(id, dst, c.stored)
+					if (err == nil) != c.ok {
+						t.Fatalf("got %v, want ok=%v", err, c.ok)
+					}
+				})
+			}
 		}
 	}
 }
