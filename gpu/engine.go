@@ -609,6 +609,20 @@ func (w *WriterEncoder) EncodeBatch(opt codec.Options, raws [][]byte) ([]uint8, 
 	return ids, stored, nil
 }
 
+// MaxBlockBytes is the largest raw block every device takes (one transfer
+// buffer): larger ones are compressed on the CPU. 0 without a device.
+func (e *Engine) MaxBlockBytes() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	n := 0
+	for i, d := range e.devs {
+		if b := d.batchBytes(); i == 0 || b < n {
+			n = b
+		}
+	}
+	return n
+}
+
 // DecodeCallBytes is how many raw bytes one call of the decoder should
 // hold: both transfer buffers of every device, so that one batch's copies
 // overlap the other's kernels (a call of one buffer's worth runs them one

@@ -198,7 +198,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	if b != nil {
 		opt.Progress = func(p writer.Progress) { b.update(p.Phase, p.BytesDone, p.BytesTotal) }
 	}
-	opt.BatchEncoder = gpuBatchEncoder(c, copt) // --gpu (gpu.go)
+	opt.BatchEncoder = gpuBatchEncoder(c, copt, blockSize) // --gpu (gpu.go)
 	var res *writer.Result
 	if fromTar {
 		res, err = writer.CreateFromTar(ctx, f.out, c.InOrStdin(), opt)

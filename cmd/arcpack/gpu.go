@@ -162,16 +162,22 @@ func gpuEngine(c *cobra.Command) *gpu.Engine {
 	return eng
 }
 
-// gpuBatchEncoder is writer.Options.BatchEncoder for create at copt: the
-// engine's, or nil when no device is used or the device does not compress
-// at that codec and level (saying so when --gpu was asked for).
-func gpuBatchEncoder(c *cobra.Command, copt codec.Options) writer.BatchEncoder {
+// gpuBatchEncoder is writer.Options.BatchEncoder for create at copt and
+// blockSize (0: the level's): the engine's, or nil when no device is used,
+// the device does not compress at that codec and level, or its blocks do
+// not fit the device's transfer buffer (saying so when --gpu was asked
+// for).
+func gpuBatchEncoder(c *cobra.Command, copt codec.Options, blockSize int64) writer.BatchEncoder {
 	eng := gpuEngine(c)
 	if eng == nil {
 		return nil
 	}
 	if !gpu.CompressesLike(copt) {
 		fmt.Fprintf(os.Stderr, "arcpack: gpu: compression at --codec %s --level %s stays on the CPU (the device does LZ4 at levels fast and default)\n", copt.Codec, copt.Level)
+		return nil
+	}
+	if limit := int64(eng.MaxBlockBytes()); blockSize > limit {
+		fmt.Fprintf(os.Stderr, "arcpack: gpu: compression of --block-size %s stays on the CPU (the device takes blocks up to %s)\n", formatSize(blockSize), formatSize(limit))
 		return nil
 	}
 	return eng.WriterEncoder(0)

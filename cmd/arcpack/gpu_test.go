@@ -107,3 +107,19 @@ func TestGPUFlagMistakesAreUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// --gpu=on with blocks larger than the device's transfer buffer says that
+// their compression stays on the CPU, and the archive is made there.
+func TestGPUCreateSaysBlocksTooLargeForTheDeviceStayOnTheCPU(t *testing.T) {
+	dev := anyDevice(t)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), words(100000, 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "a")
+	_, stderr, code := arcpack(t, "create", src, "-o", out, "--block-size", "128M", "--frame-size", "128M",
+		"--progress", "never", "--gpu=on", "--gpu-device", dev)
+	if code != exitOK || !strings.Contains(stderr, "compression of --block-size 128M stays on the CPU (the device takes blocks up to 64M)") {
+		t.Errorf("exit %d, stderr %q; want exit 0 and the note", code, stderr)
+	}
+}
