@@ -610,14 +610,6 @@ func equalU32(a, b []uint32) bool {
 	return true
 }
 
-// needRepair skips when this build of arcpack has no repair command yet.
-func needRepair(t *testing.T) {
-	t.Helper()
-	if r := arcpack(t, "repair", "--help"); r.code != 0 || !strings.Contains(r.stdout, "repair") {
-		t.Skip("arcpack has no repair command in this build")
-	}
-}
-
 // recoveryFiles lists the recovery volumes (NAME.rNN) next to base.
 func recoveryFiles(t *testing.T, base string) []string {
 	t.Helper()
@@ -655,7 +647,6 @@ func keepFiles(t *testing.T, paths []string) (putBack func()) {
 // pristine ones for every fault within capacity (any one volume), and
 // refuse cleanly, changing nothing, beyond it. Knobs as TestFaultInjection.
 func TestFaultRepair(t *testing.T) {
-	needRepair(t)
 	fa := newFaultArchive(t, "--recovery", "10%")
 	rec := recoveryFiles(t, fa.base)
 	if len(rec) == 0 {
