@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +18,11 @@ import (
 func anyDevice(t *testing.T) string {
 	infos, err := gpu.ListDevices()
 	if err != nil || len(infos) == 0 {
+		// Unless clinfo (the OpenCL ICD's own tool) lists one: then
+		// ListDevices is what failed.
+		if out, cerr := exec.Command("clinfo", "-l").Output(); cerr == nil && strings.Contains(string(out), "Device #") {
+			t.Fatalf("no OpenCL device (%v); but clinfo lists one:\n%s", err, out)
+		}
 		t.Skipf("no OpenCL device (%v): install pocl-opencl-icd", err)
 	}
 	return infos[0].ID
