@@ -7,7 +7,7 @@ export CGO_ENABLED := 1
 
 # System packages the tests use; installed by `make deps` when missing and root.
 APT_PKGS := fuse3 attr acl rsync squashfs-tools squashfuse lz4 zstd groff-base \
-            ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd clinfo gcc libc6-dev
+            ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd clinfo gcc libc6-dev pkg-config
 
 # Packages whose tests run under the race detector (concurrent pipelines).
 RACE_PKGS  = $(shell $(GO) list ./reader/... ./cache/... ./fs/... ./writer/... 2>/dev/null)
