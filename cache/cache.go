@@ -39,8 +39,8 @@ var ErrLoaderPanic = errors.New("loader panicked")
 
 // Config tells a Cache how big it may grow and how blocks are loaded.
 type Config struct {
-	// MaxBytes bounds the bytes of the decoded blocks the cache holds
-	// (buffer capacity is counted). Must be > 0.
+	// MaxBytes bounds the bytes of the decoded blocks the cache holds and
+	// of those being decoded (buffer capacity is counted). Must be > 0.
 	MaxBytes int64
 	// Size returns the decoded size of block key; it sizes the buffer handed to Load.
 	Size func(key uint32) int
@@ -128,6 +128,7 @@ type Cache struct {
 	loaded, prefetched int64
 	readUpTo, readAt   int64
 	aheadLoading       int64 // buffer bytes of the prefetches being decoded
+	loading            int64 // buffer bytes of every load in flight: they count toward MaxBytes
 	flights            map[uint32]*flight
 	queued             map[uint32]struct{} // keys waiting in the prefetch queue
 	closed             bool
@@ -281,6 +282,8 @@ func (c *Cache) get(key uint32, mayRetry bool) (buf *Buf, retry bool, err error)
 	}
 	f := &flight{done: make(chan struct{})}
 	c.flights[key] = f
+	c.loading += int64(classCap(c.cfg.Size(key)))
+	c.evictLocked()
 	c.mu.Unlock()
 
 	buf = c.pool.get(c.cfg.Size(key))
@@ -305,8 +308,10 @@ func (c *Cache) Contains(key uint32) bool {
 func (c *Cache) complete(key uint32, f *flight, buf *Buf, err error, t tier, own int32) {
 	c.mu.Lock()
 	delete(c.flights, key)
+	sz := int64(classCap(c.cfg.Size(key)))
+	c.loading -= sz
 	if f.prefetch {
-		c.aheadLoading -= int64(classCap(c.cfg.Size(key)))
+		c.aheadLoading -= sz
 	}
 	c.st.Loads++
 	if t == tierAhead {
@@ -373,11 +378,12 @@ func (c *Cache) removeLocked(key uint32, b *Buf) {
 	b.Release()
 }
 
-// evictLocked drops blocks until the byte bound holds: first what was
-// consumed, then unread prefetches beyond their share or gone stale,
-// then the least recently used, and unread prefetches last.
+// evictLocked drops blocks until the byte bound holds for them and the
+// loads in flight: first what was consumed, then unread prefetches beyond
+// their share or gone stale, then the least recently used, and unread
+// prefetches last.
 func (c *Cache) evictLocked() {
-	for c.total > c.cfg.MaxBytes {
+	for c.total+c.loading > c.cfg.MaxBytes {
 		var t tier
 		switch {
 		case c.tiers[tierConsumed].Len() > 0:
@@ -565,11 +571,13 @@ func (c *Cache) prefetch(job []uint32) {
 		}
 		budget -= sz
 		c.aheadLoading += sz
+		c.loading += sz
 		f := &flight{done: make(chan struct{}), prefetch: true}
 		c.flights[k] = f
 		keys = append(keys, k)
 		fl = append(fl, f)
 	}
+	c.evictLocked()
 	c.mu.Unlock()
 	if len(keys) == 0 {
 		return

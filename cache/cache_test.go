@@ -654,3 +654,69 @@ func TestIdleBuffersAcrossSizeClassesAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// Blocks being decoded are memory too: a cache full of used blocks makes
+// room before a load starts, so that the blocks it holds and those in
+// flight (demand misses, prefetches, batches) stay within MaxBytes.
+func TestLoadsInFlightCountTowardTheBound(t *testing.T) {
+	const max = 8 * blk
+	keys := []uint32{100, 101, 102, 103}
+	for _, tc := range []struct {
+		name  string
+		batch bool
+		start func(c *Cache)
+	}{
+		{"demand misses", false, func(c *Cache) {
+			for _, k := range keys {
+				go func() {
+					if b, err := c.Get(k); err == nil {
+						b.Release()
+					}
+				}()
+			}
+		}},
+		{"prefetches", false, func(c *Cache) { c.Prefetch(keys) }},
+		{"prefetch batch", true, func(c *Cache) { c.Prefetch(keys) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gate := make(chan struct{})
+			var inFlight atomic.Int64 // bytes of the buffers being decoded
+			load := func(k uint32, d []byte) error {
+				if k >= 100 {
+					inFlight.Add(int64(cap(d)))
+					<-gate
+				}
+				fill(k, d)
+				return nil
+			}
+			c := newCache(t, max, load, func(cfg *Config) {
+				cfg.Workers = len(keys)
+				if tc.batch {
+					cfg.LoadBatch = func(ks []uint32, dsts [][]byte) []error {
+						for _, d := range dsts {
+							inFlight.Add(int64(cap(d)))
+						}
+						<-gate
+						for i, k := range ks {
+							fill(k, dsts[i])
+						}
+						return make([]error, len(ks))
+					}
+				}
+			})
+			defer close(gate)
+			for k := uint32(0); k < max/blk; k++ { // full of used blocks
+				b, err := c.Get(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.Release()
+			}
+			tc.start(c)
+			waitFor(t, func() bool { return inFlight.Load() >= int64(len(keys))*blk })
+			if held := c.Stats().Bytes; held+inFlight.Load() > max {
+				t.Fatalf("%d bytes held and %d in flight: over the bound of %d", held, inFlight.Load(), max)
+			}
+		})
+	}
+}
