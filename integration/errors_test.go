@@ -840,3 +840,50 @@ func TestTemporaryVolumesOfAKilledRunAreRemovedByTheNext(t *testing.T) {
 	}
 	mustArcpack(t, "verify", base+".001")
 }
+
+// A volume the user cannot read is not damage, nor missing: list, verify
+// and extract run as that user fail to open the archive (exit 2), naming
+// the volume and the permission, and do not send them to arcpack repair.
+func TestUnreadableVolumeIsNamedNotMissing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run arcpack as nobody")
+	}
+	top, err := os.MkdirTemp("", "arc-unreadable-vol-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	os.Chmod(top, 0o777)
+	src := filepath.Join(top, "src")
+	os.Mkdir(src, 0o755)
+	data := make([]byte, 3<<20)
+	for i := range data {
+		data[i] = byte(rand.Uint32())
+	}
+	os.WriteFile(filepath.Join(src, "r"), data, 0o644)
+	base := filepath.Join(top, "a")
+	mustArcpack(t, "create", src, "-o", base, "--volume-size", "1M", "--recovery", "10%", "--progress", "never")
+	nobody := runOpts{uid: 65534, gid: 65534}
+	vols, _ := filepath.Glob(base + ".0*")
+	if len(vols) < 3 {
+		t.Fatalf("volumes %v, want 3 or more", vols)
+	}
+	for i, vol := range vols[1:] {
+		n := fmt.Sprint(i)
+		if err := os.Chmod(vol, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{
+			{"list", base + ".001"},
+			{"verify", base + ".001"},
+			{"extract", base + ".001", "-o", filepath.Join(top, "x"+n), "--progress", "never"},
+		} {
+			r := runBin(t, nobody, arcpackBin, args...)
+			wantFail(t, r, 2, vol, "permission denied")
+			if strings.Contains(r.stderr, "missing") || strings.Contains(r.stderr, "repair") {
+				t.Errorf("%s with %s unreadable: calls it missing or damaged:\n%v", args[0], vol, r)
+			}
+		}
+		os.Chmod(vol, 0o644)
+	}
+}

@@ -185,6 +185,11 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			held[n] = f
 		}
 		if err != nil && sz < 0 {
+			if errors.Is(err, fs.ErrPermission) {
+				// Not damage: the volume is there, but not for this
+				// user (repair would rebuild a good volume).
+				return nil, footer, err
+			}
 			unusable[n] = err
 			continue
 		}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"arc/internal/hint"
@@ -21,7 +23,8 @@ func openError(archive string, err error) error {
 	}
 	if m := misnamedError(archive, err); m != nil {
 		err = m
-	} else if h := hint.Repair(archive); h != "" {
+	} else if h := hint.Repair(archive); h != "" && !errors.Is(err, fs.ErrPermission) {
+		// (A volume the user cannot read is not damage repair mends.)
 		err = &rewordedError{err.Error() + "; " + h, err}
 	}
 	return &exitError{code: exitFatal, err: err}

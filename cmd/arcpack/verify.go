@@ -139,6 +139,9 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	opt.Prefetch = -1
 	a, err := reader.Open(archive, opt)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) { // a volume the user cannot read: not damage
+			return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w", archive, err)}
+		}
 		if rec != nil {
 			return verifyByRecovery(out, u, archive, asJSON, rec, err)
 		}
