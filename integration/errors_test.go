@@ -886,4 +886,14 @@ func TestUnreadableVolumeIsNamedNotMissing(t *testing.T) {
 		}
 		os.Chmod(vol, 0o644)
 	}
+	// Past the set's end (another user's file that happens to be called
+	// NAME.029), an unreadable file is a stray like any other.
+	stray := base + ".029"
+	if err := os.WriteFile(stray, []byte("not yours"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runBin(t, nobody, arcpackBin, "verify", "--progress", "never", base+".001")
+	if r.code != 0 || !strings.Contains(r.stdout, "not part of the archive") || !strings.Contains(r.stdout, stray) {
+		t.Errorf("verify with an unreadable %s past the end: %v; want exit 0, naming it a stray", stray, r)
+	}
 }
