@@ -175,17 +175,9 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	// FIFO, an unreadable file): a stray past the set's end, else never
 	// read, as a foreign volume is.
 	unusable := map[uint32]error{}
-	denied := map[uint32]error{} // those this user may not read
-	// firstDenied is the lowest-numbered unreadable file above n and its
-	// error; err is nil if there is none.
-	firstDenied := func(n uint32) (at uint32, err error) {
-		for m, e := range denied {
-			if m > n && (err == nil || m < at) {
-				at, err = m, e
-			}
-		}
-		return at, err
-	}
+	// The lowest-numbered file this user may not read, and its error.
+	var deniedAt uint32
+	var denied error
 	for _, n := range present {
 		if n == num {
 			continue
@@ -201,7 +193,9 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 				// user (repair would rebuild a good volume). Past
 				// the set's end it is a stray; else (or where the
 				// set's end cannot be told) the open fails naming it.
-				denied[n] = err
+				if denied == nil || n < deniedAt {
+					deniedAt, denied = n, err
+				}
 			}
 			unusable[n] = err
 			continue
@@ -331,14 +325,14 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		return nil, footer, fmt.Errorf("%s: %w: a one-volume archive has a volume %d", lastPath, format.ErrCorrupt, last)
 	}
 
-	if at, err := firstDenied(0); err != nil && at <= last {
-		return nil, footer, err // inside the set
+	if denied != nil && deniedAt <= last {
+		return nil, footer, denied // inside the set
 	}
 	// The footer is the last FooterSize bytes of the last volume.
 	footer, err = readFooter(lastPath, sizes[last])
 	if err != nil {
-		if _, err := firstDenied(last); err != nil {
-			return nil, footer, err // the set may go on into it
+		if denied != nil {
+			return nil, footer, denied // past it: the set may go on into it
 		}
 		if layout.VolumeSize > 0 && sizes[last] == layout.VolumeSize {
 			return nil, footer, fmt.Errorf("%s is missing: %s is a full volume without a footer, so the archive goes on (%v)",
@@ -350,8 +344,8 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		return nil, footer, fmt.Errorf("%s: footer of another archive (id %s, volumes have %s)", lastPath, footer.ID, ref.ID)
 	}
 	if footer.VolumeCount != last {
-		if _, err := firstDenied(last); err != nil && footer.VolumeCount > last {
-			return nil, footer, err // the set goes on into it
+		if denied != nil && footer.VolumeCount > last {
+			return nil, footer, denied // the set goes on into it
 		}
 		if footer.VolumeCount > last {
 			return nil, footer, fmt.Errorf("%s is missing: the footer in %s says %d volumes", format.VolumeName(base, footer.VolumeCount), lastPath, footer.VolumeCount)

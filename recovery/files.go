@@ -71,14 +71,14 @@ func (t *tempFiles) commit(durable bool) error {
 	}
 	t.done = true
 	// All are beside the archive's name: one directory.
-	var any string
+	var one string
 	if len(t.final) > 0 {
-		any = t.final[0]
+		one = t.final[0]
 	} else if len(t.moves) > 0 {
-		any = t.moves[0][1]
+		one = t.moves[0][1]
 	}
-	if durable && any != "" {
-		if d, err := os.Open(filepath.Dir(any)); err == nil {
+	if durable && one != "" {
+		if d, err := os.Open(filepath.Dir(one)); err == nil {
 			d.Sync()
 			d.Close()
 		}
