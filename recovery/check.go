@@ -147,7 +147,8 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 	if len(found) == 0 {
 		return nil, fmt.Errorf("%s: %w (no %s)", base, ErrNoRecovery, Name(base, 1))
 	}
-	h, err := referenceHeader(base, found)
+	df := readDataFiles(base)
+	h, err := referenceHeader(base, found, df)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +161,7 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 	for v := range h.count {
 		s.rec = append(s.rec, Name(base, v+1))
 	}
-	s.dataSrc, s.recSrc = sources(base, h, s.data, s.rec)
+	s.dataSrc, s.recSrc = sources(base, h, df, s.data, s.rec)
 	r := &Report{Base: base, ShardSize: g.shardSize, Stripes: g.stripes, DataShards: g.k, Parity: g.m, s: s,
 		Volumes: make([]VolumeReport, len(s.data)+len(s.rec))}
 
@@ -451,47 +452,23 @@ func headerDamage(path string, h *header, v int) ([]Range, error) {
 // the volumes into the other archive; but where one archive is whole from
 // volume 1 on (format.WholeSet), it is that one, as for the reader. With
 // no data volume header or footer readable, the first valid copy.
-func referenceHeader(base string, found []string) (*header, error) {
+func referenceHeader(base string, found []string, df dataFiles) (*header, error) {
 	votes := map[format.ArchiveID]int{}
-	nums, _ := format.ListVolumes(base)
-	headers := map[uint32]format.VolumeHeader{}
-	sizes := map[uint32]int64{}
-	for i, n := range nums {
-		f, err := format.OpenFile(format.VolumeName(base, n))
-		if err != nil {
-			continue
-		}
-		b := make([]byte, format.VolumeHeaderSize)
-		voted := false
-		if _, err := io.ReadFull(f, b); err == nil {
-			if vh, err := format.ParseVolumeHeader(b); err == nil {
-				votes[vh.ID]++
-				voted = true
-				headers[n] = vh
+	for _, vh := range df.headers {
+		votes[vh.ID]++
+	}
+	if n := len(df.nums); n > 0 {
+		last := df.nums[n-1]
+		if _, ok := df.headers[last]; !ok {
+			if ft, err := df.footer(last); err == nil {
+				votes[ft.ID]++
 			}
 		}
-		if st, err := f.Stat(); err == nil {
-			sizes[n] = st.Size()
-			if i == len(nums)-1 && !voted {
-				if ft, err := format.ReadFooter(f, st.Size()); err == nil {
-					votes[ft.ID]++
-				}
-			}
-		}
-		f.Close()
 	}
 	// An archive whole from volume 1 on is the archive, as the reader
 	// takes it, whatever an older one left past its end.
-	footer := func(n uint32) (format.Footer, error) {
-		f, err := format.OpenFile(format.VolumeName(base, n))
-		if err != nil {
-			return format.Footer{}, err
-		}
-		defer f.Close()
-		return format.ReadFooter(f, sizes[n])
-	}
-	if _, ok := format.WholeSet(headers, sizes, footer); ok {
-		votes = map[format.ArchiveID]int{headers[1].ID: 1}
+	if _, ok := format.WholeSet(df.headers, df.sizes, df.footer); ok {
+		votes = map[format.ArchiveID]int{df.headers[1].ID: 1}
 	}
 	ids := map[format.ArchiveID]bool{}
 	most := 0
@@ -541,7 +518,7 @@ func referenceHeader(base string, found []string) (*header, error) {
 // names, rather than rebuilding them from parity as if lost. A damaged
 // header is no header: its file stays its own name's source, and its
 // shards say what is wrong with it.
-func sources(base string, h *header, data, rec []string) (dataSrc, recSrc []string) {
+func sources(base string, h *header, df dataFiles, data, rec []string) (dataSrc, recSrc []string) {
 	// A file's volume number, by its valid header: 0 for a header of
 	// another archive; no entry where no valid header was read.
 	said := map[string]int{}
@@ -551,12 +528,8 @@ func sources(base string, h *header, data, rec []string) (dataSrc, recSrc []stri
 		}
 		said[p] = n
 	}
-	nums, _ := format.ListVolumes(base)
-	for _, n := range nums {
-		p := format.VolumeName(base, n)
-		if vh, err := readVolumeHeader(p); err == nil {
-			mine(p, vh.ID, int(vh.Number))
-		}
+	for n, vh := range df.headers {
+		mine(format.VolumeName(base, n), vh.ID, int(vh.Number))
 	}
 	recs, _ := Find(base)
 	for _, p := range recs {
@@ -570,7 +543,7 @@ func sources(base string, h *header, data, rec []string) (dataSrc, recSrc []stri
 			mine(p, rh.id, rh.number)
 		}
 	}
-	return pickSources(data, nums, said, func(n uint32) string { return format.VolumeName(base, n) }),
+	return pickSources(data, df.nums, said, func(n uint32) string { return format.VolumeName(base, n) }),
 		pickSources(rec, recoveryNumbers(recs), said, func(n uint32) string { return Name(base, int(n)) })
 }
 
@@ -622,19 +595,45 @@ func recoveryNumbers(paths []string) []uint32 {
 	return out
 }
 
-// readVolumeHeader reads and validates the header of the data volume at
-// path.
-func readVolumeHeader(path string) (format.VolumeHeader, error) {
-	f, err := format.OpenFile(path)
+// dataFiles is what the files named as data volumes of an archive say,
+// read once for referenceHeader and sources.
+type dataFiles struct {
+	base    string
+	nums    []uint32                       // the numbers of the files NAME.NNN there, in order
+	headers map[uint32]format.VolumeHeader // their valid headers
+	sizes   map[uint32]int64               // the sizes of those that open
+}
+
+func readDataFiles(base string) dataFiles {
+	df := dataFiles{base: base, headers: map[uint32]format.VolumeHeader{}, sizes: map[uint32]int64{}}
+	df.nums, _ = format.ListVolumes(base)
+	b := make([]byte, format.VolumeHeaderSize)
+	for _, n := range df.nums {
+		f, err := format.OpenFile(format.VolumeName(base, n))
+		if err != nil {
+			continue
+		}
+		if st, err := f.Stat(); err == nil {
+			df.sizes[n] = st.Size()
+		}
+		if _, err := io.ReadFull(f, b); err == nil {
+			if vh, err := format.ParseVolumeHeader(b); err == nil {
+				df.headers[n] = vh
+			}
+		}
+		f.Close()
+	}
+	return df
+}
+
+// footer reads the footer at the end of data volume file n.
+func (df dataFiles) footer(n uint32) (format.Footer, error) {
+	f, err := format.OpenFile(format.VolumeName(df.base, n))
 	if err != nil {
-		return format.VolumeHeader{}, err
+		return format.Footer{}, err
 	}
 	defer f.Close()
-	b := make([]byte, format.VolumeHeaderSize)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return format.VolumeHeader{}, err
-	}
-	return format.ParseVolumeHeader(b)
+	return format.ReadFooter(f, df.sizes[n])
 }
 
 // absentPath reports whether path is missing (or not a regular file), as

@@ -27,7 +27,7 @@ func Describe(archive string) (*Summary, error) {
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}
-	h, err := referenceHeader(base, found)
+	h, err := referenceHeader(base, found, readDataFiles(base))
 	if err != nil {
 		return nil, err
 	}

@@ -948,7 +948,8 @@ func TestFindingTheVolumesSourcesReadsNoWholeHeaderOfAVolumeInPlace(t *testing.T
 			}
 			tc.hurt(t, dir)
 			found, _ := Find(base)
-			h, err := referenceHeader(base, found)
+			df := readDataFiles(base)
+			h, err := referenceHeader(base, found, df)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -961,7 +962,7 @@ func TestFindingTheVolumesSourcesReadsNoWholeHeaderOfAVolumeInPlace(t *testing.T
 			}
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			_, recSrc := sources(base, h, data, rec)
+			_, recSrc := sources(base, h, df, data, rec)
 			runtime.ReadMemStats(&after)
 			if !slices.Equal(recSrc, rec) {
 				t.Errorf("sources %q, want %q", recSrc, rec)
