@@ -78,6 +78,15 @@ type extractor struct {
 	parents, depth []uint32
 }
 
+// tables fills e's parent and depth of each dirent.
+func (e *extractor) tables() {
+	e.parents = e.a.parentTable()
+	e.depth = make([]uint32, len(e.parents))
+	for d := 1; d < len(e.depth); d++ { // a parent's row is smaller
+		e.depth[d] = e.depth[e.parents[d]] + 1
+	}
+}
+
 // path is dirent d's archive path, for messages ("/" for dest itself).
 func (e *extractor) path(d uint32) string {
 	if d == 0 {
@@ -154,11 +163,7 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	}
 	e := &extractor{a: a, opt: opt, isRoot: os.Geteuid() == 0,
 		firstOf: map[uint32]uint32{}, dupFirst: map[dupKey]uint32{}}
-	e.parents = a.parentTable()
-	e.depth = make([]uint32, len(e.parents))
-	for d := 1; d < len(e.depth); d++ { // a parent's row is smaller
-		e.depth[d] = e.depth[e.parents[d]] + 1
-	}
+	e.tables()
 	e.chown = (opt.SameOwner || e.isRoot) && !opt.NoSameOwner
 	_, err := os.Stat(dest)
 	e.destExisted = err == nil
@@ -277,7 +282,7 @@ func (e *extractor) createTree() error {
 		if err != nil {
 			return false, err
 		}
-		tree.push(name, d, fd) // the chain is at d's directory: d's entries come next
+		tree.push(d, fd) // the chain is at d's directory: d's entries come next
 		md := madeDir{d: d, ino: ino, existed: existed, onPath: !in}
 		if existed {
 			md.widened, md.mode, err = e.widen(dirfd, name, d)
@@ -550,42 +555,20 @@ func (e *extractor) dirMeta(d madeDir) error {
 // too (it follows its directory wherever it is moved).
 type dirChain struct {
 	root    int
-	e       *extractor  // for parentOf: the index and its parent and depth tables
-	names   []string    // archive path components of the directory reached
-	dirents []uint32    // their dirents, where reached by parentOf (else noDirent)
+	e       *extractor  // the index and its parent and depth tables
+	dirents []uint32    // the directories reached, from dest down
 	todo    []uint32    // parentOf's directories to open, deepest first
-	fds     []int       // the deepest levels open: fds[i] is names[:len(ids)+i+1]
-	ids     [][2]uint64 // device and inode of names[:i+1], for each level above fds
+	fds     []int       // the deepest levels open: fds[i] is dirents[len(ids)+i]
+	ids     [][2]uint64 // device and inode of dirents[i], for each level above fds
 }
-
-// noDirent stands for a level reached by a path (parent), not a dirent.
-const noDirent = ^uint32(0)
 
 // maxChainOpen bounds the directories a dirChain keeps open. Few trees are
 // deeper: the way up through ".." is rarely taken.
 const maxChainOpen = 32
 
-// parent returns an fd of the directory holding archive path p, and p's
-// last name; the fd stays the chain's.
-func (c *dirChain) parent(p string) (int, string, error) {
-	parts := strings.Split(p, "/")
-	dir, name := parts[:len(parts)-1], parts[len(parts)-1]
-	k := 0
-	for k < len(c.names) && k < len(dir) && c.names[k] == dir[k] {
-		k++
-	}
-	for _, comp := range dir[c.up(k):] {
-		fd, err := unix.Openat(c.top(), comp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return -1, "", fmt.Errorf("%s: %w", p, err)
-		}
-		c.push(comp, noDirent, fd)
-	}
-	return c.top(), name, nil
-}
-
-// parentOf is parent for dirent d (not the root), in time linear in the
-// levels it opens (and those it leaves): it finds where d's ancestors
+// parentOf returns an fd of the directory holding dirent d (not the
+// root), and d's name; the fd stays the chain's. It takes time linear in
+// the levels it opens (and those it leaves): it finds where d's ancestors
 // meet the chain by going up from d's directory, never splitting or
 // comparing a whole path, which for each entry of a deep tree would cost
 // the square of the depth.
@@ -613,12 +596,12 @@ func (c *dirChain) parentOf(d uint32) (int, string, error) {
 		if err != nil {
 			return -1, "", fmt.Errorf("%s: %w", e.path(d), err)
 		}
-		c.push(comp, dir, fd)
+		c.push(dir, fd)
 	}
 	return c.top(), string(x.Name(d)), nil
 }
 
-// up leaves the chain at the directory of its first k names and returns
+// up leaves the chain at the directory of its first k levels and returns
 // k; or 0, at dest, where the way up did not lead back through the
 // directories it went down through.
 func (c *dirChain) up(k int) int {
@@ -627,7 +610,7 @@ func (c *dirChain) up(k int) int {
 		for _, fd := range c.fds[k-above:] {
 			unix.Close(fd)
 		}
-		c.names, c.dirents, c.fds = c.names[:k], c.dirents[:k], c.fds[:k-above]
+		c.dirents, c.fds = c.dirents[:k], c.fds[:k-above]
 		return k
 	}
 	if k == 0 {
@@ -637,7 +620,7 @@ func (c *dirChain) up(k int) int {
 	for _, fd := range c.fds[1:] {
 		unix.Close(fd)
 	}
-	fd := c.fds[0] // names[:above+1]
+	fd := c.fds[0] // dirents[above]
 	c.fds = c.fds[:0]
 	for level := above; level >= k; level-- {
 		dotdot, err := unix.Openat(fd, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -654,15 +637,15 @@ func (c *dirChain) up(k int) int {
 		}
 		fd = dotdot
 	}
-	c.names, c.dirents, c.fds, c.ids = c.names[:k], c.dirents[:k], append(c.fds, fd), c.ids[:k-1]
+	c.dirents, c.fds, c.ids = c.dirents[:k], append(c.fds, fd), c.ids[:k-1]
 	return k
 }
 
-// push adds directory name (dirent d, or noDirent), open as fd, below the
-// deepest one: the chain owns fd now. Past maxChainOpen the highest one open is closed, and its
+// push adds directory d, open as fd, below the deepest one: the chain
+// owns fd now. Past maxChainOpen the highest one open is closed, and its
 // device and inode are kept for the way back up.
-func (c *dirChain) push(name string, d uint32, fd int) {
-	c.names, c.dirents, c.fds = append(c.names, name), append(c.dirents, d), append(c.fds, fd)
+func (c *dirChain) push(d uint32, fd int) {
+	c.dirents, c.fds = append(c.dirents, d), append(c.fds, fd)
 	if len(c.fds) > maxChainOpen {
 		var st unix.Stat_t
 		unix.Fstat(c.fds[0], &st) // on failure the way up finds no match and starts again from dest
@@ -683,7 +666,7 @@ func (c *dirChain) close() {
 	for _, fd := range c.fds {
 		unix.Close(fd)
 	}
-	c.names, c.dirents, c.fds, c.ids = nil, nil, nil, nil
+	c.dirents, c.fds, c.ids = nil, nil, nil
 }
 
 // metaAt applies owner, xattrs, mode and times to dirfd/name without

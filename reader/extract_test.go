@@ -270,6 +270,34 @@ func TestExtractDeepTree(t *testing.T) {
 	}
 }
 
+// chainOver is a dirChain at dest (root) over an archive of the
+// directories on paths, each holding a file x, and the dirent of p's x.
+func chainOver(t *testing.T, root int, paths ...string) (*dirChain, func(p string) uint32) {
+	t.Helper()
+	var entries []entry
+	seen := map[string]bool{}
+	for _, p := range paths {
+		parts := strings.Split(p, "/")
+		for i := range parts {
+			if q := strings.Join(parts[:i+1], "/"); !seen[q] {
+				seen[q] = true
+				entries = append(entries, dir(q), reg(q+"/x", []byte("x")))
+			}
+		}
+	}
+	a, _ := openBuilt(t, entries, buildOpts{})
+	e := &extractor{a: a}
+	e.tables()
+	return &dirChain{root: root, e: e}, func(p string) uint32 {
+		t.Helper()
+		d, err := a.Resolve(p + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+}
+
 // A dirChain that let the descriptors of its highest directories go goes
 // back up through "..", and where that leads out of a directory moved
 // meanwhile (not to the one it went down through), it walks down from dest
@@ -285,11 +313,11 @@ func TestDirChainGoesBackUpOnlyThroughWhatItWentDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(root)
-	c := dirChain{root: root}
+	c, xOf := chainOver(t, root, deep)
 	defer c.close()
 	reaches := func(p, want string) {
 		t.Helper()
-		fd, _, err := c.parent(p + "/x")
+		fd, _, err := c.parentOf(xOf(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,9 +369,9 @@ func TestDirChainClimbsBackToTheDirectoriesItWentDown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		c, xOf := chainOver(t, root, deep)
 		base := openFDs()
-		c := dirChain{root: root}
-		if _, _, err := c.parent(deep + "/x"); err != nil {
+		if _, _, err := c.parentOf(xOf(deep)); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Rename(filepath.Join(dest, "d"), filepath.Join(dest, "renamed")); err != nil {
@@ -351,7 +379,7 @@ func TestDirChainClimbsBackToTheDirectoriesItWentDown(t *testing.T) {
 		}
 		for level := depth; level >= 1; level-- {
 			p := strings.TrimSuffix(strings.Repeat("d/", level), "/")
-			fd, _, err := c.parent(p + "/x")
+			fd, _, err := c.parentOf(xOf(p))
 			if err != nil {
 				t.Fatalf("depth %d, level %d: %v", depth, level, err)
 			}
