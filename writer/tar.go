@@ -158,12 +158,16 @@ func (p *packer) packTar(r io.Reader) error {
 // stallReader reads r until ctx is done: a read that a stalled stream holds
 // (a pipe whose writer hangs) gives way to ctx, its goroutine left behind,
 // where the sequencer copying a large member would otherwise wait on it
-// for good. Each read goes through buf, at most its size.
+// for good. Each read of r fills buf as far as r gives, and the reads of
+// the tar reader (a 512-byte header, a member's bytes) are served from it:
+// a goroutine for each read of r, not for each of those.
 type stallReader struct {
-	ctx context.Context
-	r   io.Reader
-	buf []byte
-	got chan stallRead
+	ctx     context.Context
+	r       io.Reader
+	buf     []byte
+	pending []byte // read from r, not handed out yet
+	err     error  // r's error, handed out once pending is
+	got     chan stallRead
 }
 
 type stallRead struct {
@@ -172,23 +176,30 @@ type stallRead struct {
 }
 
 func (c *stallReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err // and never again a read: the one left behind may still use buf
+	if len(c.pending) == 0 && c.err == nil {
+		if err := c.ctx.Err(); err != nil {
+			return 0, err // and never again a read: the one left behind may still use buf
+		}
+		if c.buf == nil {
+			c.buf, c.got = make([]byte, 1<<20), make(chan stallRead, 1)
+		}
+		go func() {
+			n, err := c.r.Read(c.buf)
+			c.got <- stallRead{n, err}
+		}()
+		select {
+		case r := <-c.got:
+			c.pending, c.err = c.buf[:r.n], r.err
+		case <-c.ctx.Done():
+			return 0, c.ctx.Err()
+		}
 	}
-	if c.buf == nil {
-		c.buf, c.got = make([]byte, 1<<20), make(chan stallRead, 1)
+	if len(c.pending) > 0 {
+		n := copy(b, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
 	}
-	buf := c.buf[:min(len(b), len(c.buf))]
-	go func() {
-		n, err := c.r.Read(buf)
-		c.got <- stallRead{n, err}
-	}()
-	select {
-	case r := <-c.got:
-		return copy(b, buf[:r.n]), r.err
-	case <-c.ctx.Done():
-		return 0, c.ctx.Err()
-	}
+	return 0, c.err
 }
 
 // Header types archive/tar hands over as they are, which GNU tar writes.
