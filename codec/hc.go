@@ -56,11 +56,54 @@ func (m *matcher) hcInsert(src []byte, i int) {
 // must be FarMin bytes long. It links the positions before i first.
 func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off int) {
 	m.hcInsert(src, i)
-	chain := m.chain
-	cmask := len(chain) - 1
 	x := load64(src, i)
 	hb := 64 - 8*uint(m.p.HashBytes)
 	c := int(*tableAt(m.table, ((x<<hb)*hashPrime)>>(m.shift&63)))
+	return m.hcSearch(src, x, c, i, low, limit, win, longest)
+}
+
+// hcScan is the parse's search for a first match from i on, low being
+// where the pending literals start: hcFind(src, j, low, limit, win, 0) at
+// each position j that the literal scan visits (every one, then farther
+// apart as literals pile up, SkipLog), up to last. Each position is
+// linked as it is searched, with one hash and one table access for both.
+// It returns the match (n == 0: none) and the position j it was found
+// at (past last when none).
+func (m *matcher) hcScan(src []byte, i, low, last, limit, win int) (s, n, off, at int) {
+	head, chain := m.table, m.chain
+	cmask := len(chain) - 1
+	hb := 64 - 8*uint(m.p.HashBytes)
+	shift := m.shift & 63
+	base := int(m.base)
+	skipLog := uint(m.p.SkipLog)
+	for ; i <= last; i += 1 + (i-low)>>skipLog {
+		if m.next < i {
+			m.hcInsert(src, i) // what a match or a skip left unlinked
+		}
+		x := load64(src, i)
+		t := tableAt(head, ((x<<hb)*hashPrime)>>shift)
+		c := int(*t)
+		p := base + i
+		*tableAt(chain, uint64(p&cmask)) = uint32(c)
+		*t = uint32(p)
+		m.next = i + 1
+		s, n, off = m.hcSearch(src, x, c, i, low, limit, win, 0)
+		if m.far != nil && i%m.p.FarStep == 0 {
+			// After the search, which probes the far table for i.
+			*tableAt(m.far, (x*hashPrime)>>(uint(64-m.p.FarLog)&63)) = uint32(p)
+		}
+		if n > 0 {
+			return s, n, off, i
+		}
+	}
+	return 0, 0, 0, i
+}
+
+// hcSearch is hcFind's search once i is linked: x holds i's 8 bytes and c
+// is the newest position before i with i's hash.
+func (m *matcher) hcSearch(src []byte, x uint64, c, i, low, limit, win, longest int) (s, n, off int) {
+	chain := m.chain
+	cmask := len(chain) - 1
 	p := int(m.base) + i
 	win = min(win, i) // i - win: the block's first position
 	best := max(longest, minMatch-1)
@@ -144,7 +187,6 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 	limit := len(src) - lastLiterals
 	win := min(window, m.p.hcSlots()-1)
 	m.farWin = window
-	skipLog := uint(m.p.SkipLog)
 	m.next = 0
 	if m.seed != nil {
 		if window > win && !m.seed.foundIn(src) {
@@ -192,10 +234,10 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 	}
 	i := 0
 	for i <= last && ok {
-		m1, found := find(i, anchor, 0)
-		if !found {
-			i += 1 + (i-anchor)>>skipLog
-			continue
+		var m1 hcMatch
+		m1.s, m1.n, m1.off, i = m.hcScan(src, i, anchor, last, limit, win)
+		if m1.n == 0 {
+			break
 		}
 		m0 := m1 // the first match, kept in case m1 moves too far
 	search2:
