@@ -106,8 +106,8 @@ var levels = map[Level]levelSpec{
 	LevelFast:    {Near: matchParams{HashLog: 13, HashBytes: 5, SkipLog: 6, FarMin: 8, Window: maxOffsetLZ4}},
 	LevelDefault: {Near: matchParams{HashLog: 16, HashBytes: 5, SkipLog: 7, FarMin: 8, Window: maxOffsetLZ4}},
 	LevelHigh: {
-		Near:     hcParams(4, 16),
-		Far:      seedParams(hcParams(4, 16), 20, 4),
+		Near:     hcParams(4, 17),
+		Far:      seedParams(hcParams(4, 17), 20, 4),
 		FarFrom:  4 << 20,
 		SeedGate: 0.19,
 	},
