@@ -21,17 +21,32 @@ import (
 // it, and the file it leaves behind locks nothing.
 func LockName(base string) string { return base + ".arcpack-lock" }
 
+// Leftovers is what LockArchive found of a writer of the archive that was
+// killed: the names an interrupted commit (Commit) had yet to give, given
+// now (Finished), and the temporary files it left, removed (Removed).
+type Leftovers struct {
+	Finished []string
+	Removed  []string
+}
+
 // LockArchive takes the lock of the archive called base, or fails at once
 // when another process holds it. unlock removes the file and releases the
-// lock. Holding it, it removes the temporary files that a writer of this
-// archive killed before it could clean up left (RemoveStaleTemps: a
-// volume's size each, at times), and returns their names.
-func LockArchive(base string) (unlock func(), removed []string, err error) {
+// lock. Holding it, it first finishes the renames of a commit that a
+// writer of this archive was killed in (finishCommit), then removes the
+// temporary files such a writer left (removeStaleTemps: a volume's size
+// each, at times), and says what it did. A journal it cannot read, or a
+// rename it cannot do, is an error, with the lock released.
+func LockArchive(base string) (unlock func(), left Leftovers, err error) {
 	unlock, guarded, err := lockArchive(base)
 	if err != nil || !guarded {
-		return unlock, nil, err
+		return unlock, left, err
 	}
-	return unlock, removeStaleTemps(base), nil
+	if left.Finished, err = finishCommit(base); err != nil {
+		unlock()
+		return nil, left, err
+	}
+	left.Removed = removeStaleTemps(base)
+	return unlock, left, nil
 }
 
 // NewTempTag is a new writer's tag for its temporary files: 12 random

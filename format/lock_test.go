@@ -24,11 +24,12 @@ func TestLockRemovesOnlyAKilledWritersTemporaryVolumes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "a1.001.tmp-0123456789ab"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	unlock, removed, err := LockArchive(base)
+	unlock, left, err := LockArchive(base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
+	removed := left.Removed
 	var want []string
 	for _, s := range stale {
 		want = append(want, base+s)
@@ -68,12 +69,12 @@ func TestTemporaryVolumesAreRemovedOnlyByTheLocksNextHolder(t *testing.T) {
 		t.Fatalf("the holder's temporary volume, after another was refused the lock: %v", err)
 	}
 	unlock()
-	unlock, removed, err := LockArchive(base)
+	unlock, left, err := LockArchive(base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
-	if !slices.Equal(removed, []string{tmp}) {
-		t.Errorf("the next holder removed %q, want %q", removed, tmp)
+	if !slices.Equal(left.Removed, []string{tmp}) {
+		t.Errorf("the next holder removed %q, want %q", left.Removed, tmp)
 	}
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -254,4 +255,57 @@ func TestCreateForceStoppedInItsParityLeavesNoStaleRecovery(t *testing.T) {
 	mustArcpack(t, "verify", out+".001")
 	mustArcpack(t, "recovery", "add", out+".001", "--recovery", "10%")
 	mustArcpack(t, "verify", out+".001")
+}
+
+// A repair killed while it gave swapped volumes back their names leaves
+// one volume's only copy under a temporary name. The next arcpack that
+// takes the archive's lock finishes the renames its journal lists, and
+// does not remove that file as a dead writer's.
+func TestRepairKilledInItsRenamesIsFinishedByTheNext(t *testing.T) {
+	src := recoverySource(t)
+	out := filepath.Join(t.TempDir(), "a")
+	mustArcpack(t, append([]string{"create", src, "-o", out, "--recovery", "10%"}, small...)...)
+	vols := volumes(t, out)
+	if len(vols) < 3 {
+		t.Fatalf("want 3 or more volumes, got %v", vols)
+	}
+	want := archiveFiles(t, out)
+	v2, v3 := vols[1], vols[2]
+	// The repair of NAME.002 and NAME.003 swapped had copied each out
+	// under a temporary name for the other's, journaled the two renames,
+	// done the first and no more: NAME.003 still holds volume 2, and
+	// volume 3 is only in its temporary file.
+	t3 := v3 + ".tmp-0123456789ab"
+	if err := os.Rename(v3, t3); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(v3, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(t3, &st); err != nil {
+		t.Fatal(err)
+	}
+	journal := fmt.Sprintf("arcpack commit 1\n1 2 3 4 %q %q\n%d %d %d %d %q %q\nend\n",
+		filepath.Base(v2+".tmp-00000000abcd"), filepath.Base(v2),
+		st.Dev, st.Ino, st.Size, st.Mtim.Nano(), filepath.Base(t3), filepath.Base(v3))
+	if err := os.WriteFile(out+".arcpack-commit", []byte(journal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := mustArcpack(t, "repair", out+".001")
+	if !strings.Contains(r.stdout, "finished the renames of an earlier run that was killed") ||
+		!strings.Contains(r.stdout, "intact, nothing to repair") {
+		t.Errorf("repair does not finish the renames, or rebuilds:\n%s", r.stdout)
+	}
+	for _, p := range []string{t3, out + ".arcpack-commit"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s is left", p)
+		}
+	}
+	mustArcpack(t, "verify", out+".001", "--progress", "never")
+	sameArchiveFiles(t, "after the renames", archiveFiles(t, out), want)
 }

@@ -209,7 +209,7 @@ func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
 		}
 	}
 	// Durable, as the archive's own volumes are.
-	if err := tmp.commit(true); err != nil {
+	if err := tmp.commit(set.base); err != nil {
 		return nil, err
 	}
 	// Recovery volumes beyond the new count belong to the replaced parity.

@@ -1,9 +1,9 @@
 package recovery
 
 import (
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"arc/format"
 )
@@ -18,7 +18,6 @@ type tempFiles struct {
 	// volume intact under a name outside the set (moves[i][0]) taking
 	// its own (moves[i][1]).
 	moves [][2]string
-	done  bool
 }
 
 // move has commit rename from to to.
@@ -45,45 +44,30 @@ func (t *tempFiles) create(final string, size int64, like string) (*os.File, err
 	return f, nil
 }
 
-// commit closes the files (after fsync when durable) and renames each to
-// its final name.
-func (t *tempFiles) commit(durable bool) error {
-	for _, f := range t.files {
-		if durable {
-			if err := f.Sync(); err != nil {
-				return fmt.Errorf("sync %s: %w", f.Name(), err)
-			}
+// commit closes the files after fsync and gives each its final name, then
+// makes the moves, in one journaled commit of the archive called base
+// (format.Commit): killed part way, the next arcpack that takes the
+// archive's lock finishes it, rather than remove as a dead writer's the
+// temporary file that may hold a volume's only copy (a swap of two).
+func (t *tempFiles) commit(base string) error {
+	renames := make([]format.Rename, 0, len(t.files)+len(t.moves))
+	for i, f := range t.files {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", f.Name(), err)
 		}
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("close %s: %w", f.Name(), err)
 		}
-	}
-	for i, f := range t.files {
-		if err := os.Rename(f.Name(), t.final[i]); err != nil {
-			return fmt.Errorf("rename %s: %w", f.Name(), err)
-		}
-		t.files[i] = nil
+		renames = append(renames, format.Rename{From: f.Name(), To: t.final[i]})
 	}
 	for _, m := range t.moves {
-		if err := os.Rename(m[0], m[1]); err != nil {
-			return fmt.Errorf("rename %s: %w", m[0], err)
-		}
+		renames = append(renames, format.Rename{From: m[0], To: m[1]})
 	}
-	t.done = true
-	// All are beside the archive's name: one directory.
-	var one string
-	if len(t.final) > 0 {
-		one = t.final[0]
-	} else if len(t.moves) > 0 {
-		one = t.moves[0][1]
+	renamed, err := format.Commit(base, renames)
+	if renamed || errors.Is(err, format.ErrCommitUnfinished) {
+		clear(t.files) // in place, or the journal's to finish
 	}
-	if durable && one != "" {
-		if d, err := os.Open(filepath.Dir(one)); err == nil {
-			d.Sync()
-			d.Close()
-		}
-	}
-	return nil
+	return err
 }
 
 // remove deletes whatever was not renamed into place.

@@ -186,7 +186,7 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 			}
 		}
 	}
-	if err := tmp.commit(true); err != nil {
+	if err := tmp.commit(rep.Base); err != nil {
 		return res, err
 	}
 	return res, nil

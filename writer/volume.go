@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 
 	"arc/format"
 
@@ -147,21 +146,25 @@ func (v *volumeWriter) finish(f format.Footer) ([]string, error) {
 		return nil, fmt.Errorf("internal error: wrote %d volumes, footer says %d", len(v.tmp), f.VolumeCount)
 	}
 	final := make([]string, len(v.tmp))
+	renames := make([]format.Rename, len(v.tmp))
 	for i, t := range v.tmp {
 		final[i] = format.VolumeName(v.base, uint32(i+1))
-		if err := os.Rename(t, final[i]); err != nil {
-			return nil, fmt.Errorf("rename %s: %w", t, err)
-		}
+		renames[i] = format.Rename{From: t, To: final[i]}
 	}
-	v.tmp = nil
-	// The renames are durable once the directory is: an archive that
-	// create reported done survives a crash right after it. A failure
-	// here comes with the names: the volumes are in place, only not
-	// known to be on the disk.
-	if err := syncDir(filepath.Dir(v.base)); err != nil {
+	// Journaled: killed part way, the next create or repair of the
+	// archive finishes the renames rather than leave old volumes among
+	// the new. The renames are durable when Commit returns: an archive
+	// that create reported done survives a crash right after it. A
+	// failure once they are done comes with the names: the volumes are
+	// in place, only not known to be on the disk.
+	renamed, err := format.Commit(v.base, renames)
+	if renamed || errors.Is(err, format.ErrCommitUnfinished) {
+		v.tmp = nil // in place, or the journal's to finish
+	}
+	if renamed {
 		return final, err
 	}
-	return final, nil
+	return nil, err
 }
 
 // closeInBackground syncs and closes the current, full volume on another
@@ -193,19 +196,6 @@ func closeSynced(f *os.File, name string) error {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", name, err)
-	}
-	return nil
-}
-
-// syncDir flushes a directory's entries (renames, new names) to the disk.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) { // some filesystems cannot sync a directory
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

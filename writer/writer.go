@@ -105,10 +105,10 @@ type Result struct {
 	// Unlock releases the archive's lock held for Options.KeepLock (else
 	// it does nothing).
 	Unlock func()
-	// StaleRemoved are the temporary volumes of an earlier run that was
-	// killed before it could remove them, removed under the lock
-	// (format.LockArchive).
-	StaleRemoved []string
+	// Leftovers is what an earlier run on this archive, killed, left and
+	// the lock's taking dealt with: the renames of its commit finished,
+	// its temporary volumes removed (format.LockArchive).
+	Leftovers format.Leftovers
 }
 
 // Stream orders.
@@ -237,7 +237,7 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	}
 	// Held from the check for an existing archive to the last rename, or
 	// handed to the caller with KeepLock.
-	unlock, stale, err := format.LockArchive(out)
+	unlock, left, err := format.LockArchive(out)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +263,7 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	}
 
 	p := &packer{opt: &opt, ctx: ctx}
-	p.res.StaleRemoved = stale
+	p.res.Leftovers = left
 
 	if opt.Segments == nil && opt.Codec.Level != codec.LevelFast || opt.Segments != nil && opt.Segments.MinLen >= 0 {
 		p.segCfg = segment.DefaultConfig()

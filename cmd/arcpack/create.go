@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"arc/codec"
+	"arc/format"
 	"arc/internal/termsafe"
 	"arc/recovery"
 	"arc/writer"
@@ -214,7 +215,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	}
 	defer res.Unlock()
 	fmt.Fprintln(c.OutOrStdout(), createSummary(u, res))
-	reportStaleRemoved(c.OutOrStdout(), res.StaleRemoved)
+	reportLeftovers(c.OutOrStdout(), res.Leftovers)
 	if f.force {
 		// Before new parity is written, not by it: a parity step that is
 		// interrupted or fails must not leave the replaced archive's
@@ -258,12 +259,17 @@ func createSummary(u *units, r *writer.Result) string {
 		u.size(max(r.InputBytes-r.UniqueBytes, 0)), ratio, speed)
 }
 
-// reportStaleRemoved says which temporary volumes of an earlier, killed run
-// the lock's holder removed (format.LockArchive), in one line.
-func reportStaleRemoved(w io.Writer, removed []string) {
-	if len(removed) > 0 {
+// reportLeftovers says what the lock's taking did with what an earlier,
+// killed run left (format.LockArchive): the renames of its commit it
+// finished, the temporary files it removed; a line each.
+func reportLeftovers(w io.Writer, left format.Leftovers) {
+	if f := left.Finished; len(f) > 0 {
+		fmt.Fprintf(w, "finished the renames of an earlier run that was killed while it gave its volumes their names: %d, %s ...\n",
+			len(f), termsafe.Name(f[0]))
+	}
+	if r := left.Removed; len(r) > 0 {
 		fmt.Fprintf(w, "removed %d temporary file(s) left by an earlier run that was killed (%s ...)\n",
-			len(removed), termsafe.Name(removed[0]))
+			len(r), termsafe.Name(r[0]))
 	}
 }
 

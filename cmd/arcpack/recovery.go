@@ -186,8 +186,8 @@ func noVolumes(archive string) bool {
 // It says on w which temporary files of an earlier, killed run it removed.
 func lockArchive(w io.Writer, archive string) (unlock func(), err error) {
 	base := recovery.Base(archive)
-	unlock, stale, err := format.LockArchive(base)
-	reportStaleRemoved(w, stale)
+	unlock, left, err := format.LockArchive(base)
+	reportLeftovers(w, left)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EROFS) ||
 		errors.Is(err, fs.ErrPermission) && unix.Access(filepath.Dir(base), unix.W_OK) != nil {
 		return func() {}, nil

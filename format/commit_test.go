@@ -1,0 +1,233 @@
+package format
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// swapSet lays out, beside base, what a repair that swaps volumes 2 and 3
+// back commits: NAME.002 holds volume 3 and NAME.003 volume 2, each
+// copied out to a temporary file for the other's name, and NAME.009 is
+// volume 4 under a name outside the set. It returns the commit's renames
+// and each final name's content once they are done.
+func swapSet(t *testing.T, base string) ([]Rename, map[string]string) {
+	t.Helper()
+	files := map[string]string{
+		VolumeName(base, 1): "volume 1",
+		VolumeName(base, 2): "volume 3",
+		VolumeName(base, 3): "volume 2",
+		VolumeName(base, 9): "volume 4",
+	}
+	t2 := TempName(VolumeName(base, 2), NewTempTag())
+	t3 := TempName(VolumeName(base, 3), NewTempTag())
+	files[t2], files[t3] = "volume 2", "volume 3"
+	for name, content := range files {
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	renames := []Rename{
+		{t2, VolumeName(base, 2)},
+		{t3, VolumeName(base, 3)},
+		{VolumeName(base, 9), VolumeName(base, 4)},
+	}
+	want := map[string]string{
+		VolumeName(base, 1): "volume 1", VolumeName(base, 2): "volume 2",
+		VolumeName(base, 3): "volume 3", VolumeName(base, 4): "volume 4",
+	}
+	return renames, want
+}
+
+// checkFiles fails unless dir holds exactly want (by base name) and the
+// lock file it may hold.
+func checkFiles(t *testing.T, dir string, want map[string]string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".arcpack-lock") {
+			got = append(got, e.Name())
+		}
+	}
+	var names []string
+	for name, content := range want {
+		names = append(names, filepath.Base(name))
+		if b, err := os.ReadFile(name); err != nil || string(b) != content {
+			t.Errorf("%s: %q, %v; want %q", filepath.Base(name), b, err, content)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(names)
+	if !slices.Equal(got, names) {
+		t.Errorf("files %q, want %q", got, names)
+	}
+}
+
+// A commit killed after any number of its renames is finished by the next
+// holder of the archive's lock: the temporary file that holds a volume's
+// only copy (the swap) is renamed into place, not removed as a dead
+// writer's.
+func TestCommitKilledPartWayIsFinishedByTheNextLockHolder(t *testing.T) {
+	for stop := range 4 {
+		dir := t.TempDir()
+		base := filepath.Join(dir, "a")
+		unlock, _, err := LockArchive(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		renames, want := swapSet(t, base)
+		renamed, err := commit(base, renames, stop)
+		if renamed || err != nil {
+			t.Fatalf("stop %d: renamed %t, %v", stop, renamed, err)
+		}
+		unlock() // killed: the kernel drops its lock
+		unlock, left, err := LockArchive(base)
+		if err != nil {
+			t.Fatalf("stop %d: %v", stop, err)
+		}
+		unlock()
+		var finished []string
+		for _, r := range renames[stop:] {
+			finished = append(finished, r.To)
+		}
+		if !slices.Equal(left.Finished, finished) || len(left.Removed) != 0 {
+			t.Errorf("stop %d: finished %q, removed %q; want %q finished", stop, left.Finished, left.Removed, finished)
+		}
+		checkFiles(t, dir, want)
+	}
+}
+
+// A commit that is not killed leaves no journal, and what it renamed is
+// there.
+func TestCommitRenamesInOrderAndRemovesItsJournal(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "a")
+	renames, want := swapSet(t, base)
+	renamed, err := Commit(base, renames)
+	if !renamed || err != nil {
+		t.Fatalf("renamed %t, %v", renamed, err)
+	}
+	checkFiles(t, dir, want)
+}
+
+// The journal names the files it renames by identity too: a file made
+// under a temporary name after the commit stopped is not the one it
+// meant, and is removed as a dead writer's, not renamed into place; a
+// rename the commit did is not done again.
+func TestCommitJournalRenamesOnlyTheFilesItNamed(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "a")
+	renames, want := swapSet(t, base)
+	if _, err := commit(base, renames, 1); err != nil {
+		t.Fatal(err)
+	}
+	// The first rename's source made again, and the second's replaced.
+	if err := os.WriteFile(renames[0].From, []byte("another"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(renames[1].From); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(renames[1].From, []byte("another"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unlock, left, err := LockArchive(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if !slices.Equal(left.Finished, []string{renames[2].To}) {
+		t.Errorf("finished %q, want %q", left.Finished, renames[2].To)
+	}
+	if slices.Sort(left.Removed); len(left.Removed) != 2 {
+		t.Errorf("removed %q, want the two files made again", left.Removed)
+	}
+	want[VolumeName(base, 3)] = "volume 2" // its rename was not done
+	checkFiles(t, dir, want)
+}
+
+// Names are kept exactly, whatever bytes they hold.
+func TestCommitJournalKeepsOddNames(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "a b\n\"c\"\xff\\")
+	renames, want := swapSet(t, base)
+	if _, err := commit(base, renames, 0); err != nil {
+		t.Fatal(err)
+	}
+	unlock, left, err := LockArchive(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if len(left.Finished) != 3 {
+		t.Errorf("finished %q", left.Finished)
+	}
+	checkFiles(t, dir, want)
+}
+
+// A journal that cannot be read stops the next holder of the lock, naming
+// it, and the files it would rename stay; one never put in place (killed
+// while it was written) is removed, and the commit's temporary files with
+// it: it had renamed nothing.
+func TestUnreadableCommitJournal(t *testing.T) {
+	for _, tc := range []struct {
+		name, journal string
+	}{
+		{"not a journal", "hello\n"},
+		{"cut short", commitMagic + "\n1 2 3 4 \"a.002\" \"a.003\"\n"},
+		{"unquoted name", commitMagic + "\n1 2 3 4 a.002 \"a.003\"\nend\n"},
+		{"one name", commitMagic + "\n1 2 3 4 \"a.002\"\nend\n"},
+		{"a directory in a name", commitMagic + "\n1 2 3 4 \"../a.002\" \"a.003\"\nend\n"},
+		{"no inode", commitMagic + "\n1 2 3 \"a.002\" \"a.003\"\nend\n"},
+		{"after its end", commitMagic + "\nend\nend\n"},
+	} {
+		dir := t.TempDir()
+		base := filepath.Join(dir, "a")
+		renames, _ := swapSet(t, base)
+		if err := os.WriteFile(CommitName(base), []byte(tc.journal), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := LockArchive(base)
+		if err == nil || !strings.Contains(err.Error(), CommitName(base)) {
+			t.Errorf("%s: %v, want an error naming the journal", tc.name, err)
+		}
+		if _, err := os.Stat(renames[0].From); err != nil {
+			t.Errorf("%s: a file the journal may rename: %v", tc.name, err)
+		}
+		// The lock was given back.
+		unlock, _, err := lockArchive(base)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		unlock()
+	}
+
+	dir := t.TempDir()
+	base := filepath.Join(dir, "a")
+	renames, _ := swapSet(t, base)
+	if err := os.WriteFile(CommitName(base)+".new", []byte(commitMagic+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unlock, left, err := LockArchive(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if len(left.Finished) != 0 || len(left.Removed) != 2 {
+		t.Errorf("a journal never put in place: finished %q, removed %q", left.Finished, left.Removed)
+	}
+	if _, err := os.Stat(CommitName(base) + ".new"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the journal never put in place: %v", err)
+	}
+	if _, err := os.Stat(renames[2].From); err != nil {
+		t.Errorf("NAME.009: %v", err)
+	}
+}
