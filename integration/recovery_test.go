@@ -296,7 +296,14 @@ func TestRepairKilledInItsRenamesIsFinishedByTheNext(t *testing.T) {
 	if err := os.WriteFile(out+".arcpack-commit", []byte(journal), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := mustArcpack(t, "repair", out+".001")
+	// verify, which writes nothing, says where the half-done state
+	// comes from and what finishes it.
+	r := arcpack(t, "verify", out+".001", "--progress", "never")
+	if !strings.Contains(r.stderr, out+".arcpack-commit: an arcpack killed while it gave volumes their names") ||
+		!strings.Contains(r.stderr, "'arcpack repair "+out+".001' does them first") {
+		t.Errorf("verify does not point at the journal:\n%v", r)
+	}
+	r = mustArcpack(t, "repair", out+".001")
 	if !strings.Contains(r.stdout, "finished the renames of an earlier run that was killed") ||
 		!strings.Contains(r.stdout, "intact, nothing to repair") {
 		t.Errorf("repair does not finish the renames, or rebuilds:\n%s", r.stdout)

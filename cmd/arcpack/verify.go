@@ -50,6 +50,18 @@ damage was found, 2 when ARCHIVE is not an arc volume or cannot be read at all.`
 	return c
 }
 
+// warnUnfinishedCommit says, on stderr, when a writer of the archive was
+// killed while it gave volumes their names (format.Commit): what verify
+// finds then is half done, and the next arcpack that writes the archive
+// finishes it.
+func warnUnfinishedCommit(archive string) {
+	base := recovery.Base(archive)
+	if _, err := os.Lstat(format.CommitName(base)); err == nil {
+		fmt.Fprintf(os.Stderr, "arcpack: warning: %s: an arcpack killed while it gave volumes their names left these renames to do; 'arcpack repair %s' does them first\n",
+			termsafe.Name(format.CommitName(base)), termsafe.Name(format.VolumeName(base, 1)))
+	}
+}
+
 // notAnArchive reports whether the named file itself cannot serve as a
 // volume: it is missing, unreadable or not an arc volume. Other failures
 // to open are damage to an archive that is there.
@@ -125,6 +137,7 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: a recovery volume, not a data volume (give the archive's first volume, %s)",
 			archive, format.VolumeName(recovery.Base(archive), 1))}
 	}
+	warnUnfinishedCommit(archive)
 	rec := checkRecovery(archive, showBar)
 	if err := notAnArchive(archive); err != nil {
 		if rec.usable() && rec.recorded(archive) { // the volume named is gone or broken, but can be rebuilt
