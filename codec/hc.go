@@ -53,23 +53,21 @@ func (m *matcher) hcInsert(src []byte, i int) {
 // search with FarAll) also tries the table's candidate for i's 8 bytes,
 // beyond the chain's window and within m.farWin; with seeds instead,
 // every search tries the seed that holds i. A match farther than 64 KiB
-// must be FarMin bytes long. It links the positions before i first.
+// must be FarMin bytes long. It links the positions up to i first.
 func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off int) {
 	m.hcInsert(src, i)
-	x := load64(src, i)
-	hb := 64 - 8*uint(m.p.HashBytes)
-	c := int(*tableAt(m.table, ((x<<hb)*hashPrime)>>(m.shift&63)))
-	return m.hcSearch(src, x, c, i, low, limit, win, longest)
+	s, n, off, _ = m.hcScan(src, i, low, i, limit, win, longest)
+	return s, n, off
 }
 
-// hcScan is the parse's search for a first match from i on, low being
-// where the pending literals start: hcFind(src, j, low, limit, win, 0) at
-// each position j that the literal scan visits (every one, then farther
-// apart as literals pile up, SkipLog), up to last. Each position is
-// linked as it is searched, with one hash and one table access for both.
-// It returns the match (n == 0: none) and the position j it was found
-// at (past last when none).
-func (m *matcher) hcScan(src []byte, i, low, last, limit, win int) (s, n, off, at int) {
+// hcScan searches from i on for a match longer than longest, as hcFind
+// at each position j that the literal scan visits (every one, then
+// farther apart as literals pile up since low, SkipLog), up to last
+// (hcFind: last is i). Each position is linked as it is searched, with
+// one hash and one table access for both, after what the parse skipped
+// before it (inside a match). It returns the match (n == 0: none) and the
+// position j it was found at (past last when none).
+func (m *matcher) hcScan(src []byte, i, low, last, limit, win, longest int) (s, n, off, at int) {
 	head, chain := m.table, m.chain
 	cmask := len(chain) - 1
 	hb := 64 - 8*uint(m.p.HashBytes)
@@ -78,7 +76,7 @@ func (m *matcher) hcScan(src []byte, i, low, last, limit, win int) (s, n, off, a
 	skipLog := uint(m.p.SkipLog)
 	for ; i <= last; i += 1 + (i-low)>>skipLog {
 		if m.next < i {
-			m.hcInsert(src, i) // what a match or a skip left unlinked
+			m.hcInsert(src, i)
 		}
 		x := load64(src, i)
 		t := tableAt(head, ((x<<hb)*hashPrime)>>shift)
@@ -87,74 +85,62 @@ func (m *matcher) hcScan(src []byte, i, low, last, limit, win int) (s, n, off, a
 		*tableAt(chain, uint64(p&cmask)) = uint32(c)
 		*t = uint32(p)
 		m.next = i + 1
-		s, n, off = m.hcSearch(src, x, c, i, low, limit, win, 0)
-		if m.far != nil && i%m.p.FarStep == 0 {
-			// After the search, which probes the far table for i.
-			*tableAt(m.far, (x*hashPrime)>>(uint(64-m.p.FarLog)&63)) = uint32(p)
+		w := min(win, i) // i - w: the block's first position
+		best := max(longest, minMatch-1)
+		for k := m.p.Chain; k > 0; k-- {
+			o := p - c
+			if o <= 0 || o > w {
+				break // before the block or outside the window
+			}
+			ci := i - o
+			// Without a look back, a longer match must also hold the 4
+			// bytes ending where the best one ends.
+			if load32(src, ci) == uint32(x) && (low < i || load32(src, ci+best-3) == load32(src, i+best-3)) {
+				f := minMatch + matchLen(src, ci+minMatch, i+minMatch, limit)
+				b := hcBack(src, i, ci, low)
+				if b+f > best {
+					s, n, off, best = i-b, b+f, o, b+f
+					if i+f >= limit {
+						return s, n, off, i
+					}
+				}
+			}
+			c = int(*tableAt(chain, uint64(c&cmask)))
+		}
+		if m.seed != nil {
+			// The seed holding i gives its match at once: its bytes
+			// from i on are known to repeat up to its end.
+			if sd, ok := m.seed.holding(i); ok && sd.off > w && sd.off <= min(m.farWin, i) {
+				f := sd.e - i
+				b := hcBack(src, i, i-sd.off, low)
+				if b+f > best && b+f >= m.p.FarMin {
+					s, n, off = i-b, b+f, sd.off
+				}
+			}
+		} else if m.far != nil {
+			ft := tableAt(m.far, (x*hashPrime)>>(uint(64-m.p.FarLog)&63))
+			// i+8 <= limit: the 8 bytes taken as matching must end
+			// before the block's last literals.
+			if o := p - int(*ft); (longest == 0 || m.p.FarAll) && o > w && o <= min(m.farWin, i) && i+8 <= limit {
+				ci := i - o
+				if load64(src, ci) == x {
+					f := 8 + matchLen(src, ci+8, i+8, limit)
+					b := hcBack(src, i, ci, low)
+					if b+f > best && b+f >= m.p.FarMin {
+						s, n, off = i-b, b+f, o
+					}
+				}
+			}
+			// Linked after the search, which probes the far table for i.
+			if i%m.p.FarStep == 0 {
+				*ft = uint32(p)
+			}
 		}
 		if n > 0 {
 			return s, n, off, i
 		}
 	}
 	return 0, 0, 0, i
-}
-
-// hcSearch is hcFind's search once i is linked: x holds i's 8 bytes and c
-// is the newest position before i with i's hash.
-func (m *matcher) hcSearch(src []byte, x uint64, c, i, low, limit, win, longest int) (s, n, off int) {
-	chain := m.chain
-	cmask := len(chain) - 1
-	p := int(m.base) + i
-	win = min(win, i) // i - win: the block's first position
-	best := max(longest, minMatch-1)
-	for k := m.p.Chain; k > 0; k-- {
-		o := p - c
-		if o <= 0 || o > win {
-			break // before the block or outside the window
-		}
-		ci := i - o
-		// Without a look back, a longer match must also hold the 4 bytes
-		// ending where the best one ends.
-		if load32(src, ci) == uint32(x) && (low < i || load32(src, ci+best-3) == load32(src, i+best-3)) {
-			f := minMatch + matchLen(src, ci+minMatch, i+minMatch, limit)
-			b := hcBack(src, i, ci, low)
-			if b+f > best {
-				s, n, off, best = i-b, b+f, o, b+f
-				if i+f >= limit {
-					return s, n, off
-				}
-			}
-		}
-		c = int(*tableAt(chain, uint64(c&cmask)))
-	}
-	if m.seed != nil {
-		// The seed holding i gives its match at once: its bytes from i
-		// on are known to repeat up to its end.
-		if sd, ok := m.seed.holding(i); ok && sd.off > win && sd.off <= min(m.farWin, i) {
-			f := sd.e - i
-			b := hcBack(src, i, i-sd.off, low)
-			if b+f > best && b+f >= m.p.FarMin {
-				s, n, off = i-b, b+f, sd.off
-			}
-		}
-		return s, n, off
-	}
-	if m.far != nil && (longest == 0 || m.p.FarAll) {
-		c := int(*tableAt(m.far, (x*hashPrime)>>(uint(64-m.p.FarLog)&63)))
-		// i+8 <= limit: the 8 bytes taken as matching must end before
-		// the block's last literals.
-		if o := p - c; o > win && o <= min(m.farWin, i) && i+8 <= limit {
-			ci := i - o
-			if load64(src, ci) == x {
-				f := 8 + matchLen(src, ci+8, i+8, limit)
-				b := hcBack(src, i, ci, low)
-				if b+f > best && b+f >= m.p.FarMin {
-					s, n, off = i-b, b+f, o
-				}
-			}
-		}
-	}
-	return s, n, off
 }
 
 // hcBack counts the bytes before a match at i (candidate ci) that match
@@ -235,7 +221,7 @@ func (m *matcher) hc(w *seqWriter, src []byte, window int) (anchor, maxOff int) 
 	i := 0
 	for i <= last && ok {
 		var m1 hcMatch
-		m1.s, m1.n, m1.off, i = m.hcScan(src, i, anchor, last, limit, win)
+		m1.s, m1.n, m1.off, i = m.hcScan(src, i, anchor, last, limit, win, 0)
 		if m1.n == 0 {
 			break
 		}
