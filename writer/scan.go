@@ -59,9 +59,14 @@ type scanner struct {
 	// of the archive being replaced, when it lies inside a source).
 	skip map[[2]uint64]bool
 	ctx  context.Context
+	// dirHook: Options.dirHook.
+	dirHook func(path string)
 
-	mu      sync.Mutex
-	nodes   []node
+	mu    sync.Mutex
+	nodes []node
+	// anchors: O_PATH descriptors of directories with long paths, listed
+	// but not yet read, by node (readDir).
+	anchors map[int32]int
 	err     error // first fatal error
 	skipped int64 // paths left out with a warning
 	sem     chan struct{}
@@ -72,7 +77,7 @@ type scanner struct {
 // names, until ctx is done. Node 0 is the archive root. It also returns
 // how many paths it left out with a warning.
 func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *Options) ([]node, int64, error) {
-	s := &scanner{ctx: ctx, oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, skip: skip, sem: make(chan struct{}, 4)}
+	s := &scanner{ctx: ctx, oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, skip: skip, sem: make(chan struct{}, 4), dirHook: opt.dirHook}
 	if len(sources) == 0 {
 		return nil, 0, errors.New("no source given")
 	}
@@ -125,6 +130,9 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 		}
 	}
 	s.wg.Wait()
+	for _, fd := range s.anchors { // directories a failure left unread
+		unix.Close(fd)
+	}
 	if s.err != nil {
 		return nil, 0, s.err
 	}
@@ -169,12 +177,13 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 		s.fail(err)
 		return
 	}
-	kids, ok := s.readDir(idx)
+	kids, anchors, ok := s.readDir(idx)
 	if !ok {
 		return
 	}
 	s.mu.Lock()
 	first := int32(len(s.nodes))
+
 	if need := len(s.nodes) + len(kids); need > cap(s.nodes) {
 		// Double rather than append's 1.25× for large slices: nodes are
 		// big and hold pointers, and each growth copies them all under
@@ -193,6 +202,18 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 				continue // keep the mount point itself, not what is mounted on it
 			}
 			subdirs = append(subdirs, c)
+			if anchors != nil && anchors[i] >= 0 {
+				if s.anchors == nil {
+					s.anchors = map[int32]int{}
+				}
+				s.anchors[c] = anchors[i]
+				anchors[i] = -1
+			}
+		}
+	}
+	for _, fd := range anchors { // not gone down into
+		if fd >= 0 {
+			unix.Close(fd)
 		}
 	}
 	failed := s.err != nil
@@ -225,21 +246,42 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 // say) is not read through, and nothing outside the sources gets into the
 // tree. Reading a file checks the same way that it is the file listed
 // (openListed).
-func (s *scanner) readDir(idx int32) (kids []node, ok bool) {
+//
+// A directory whose path is long (over anchorPath bytes) is opened instead
+// through an O_PATH descriptor of it that its parent's reading left
+// (anchors, one per such subdirectory, at most maxAnchors at once): by
+// its path the kernel would walk every directory above it again, and a
+// tree thousands of levels deep would take time in the square of its
+// depth. kids' anchors are those descriptors (-1: none), for scanDir to
+// keep.
+func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 	s.mu.Lock()
 	dirPath, dev, ino := s.nodes[idx].path, s.nodes[idx].dev, s.nodes[idx].ino
+	at, anchored := s.anchors[idx]
+	delete(s.anchors, idx)
+	room := maxAnchors - len(s.anchors)
 	s.mu.Unlock()
-	fd, _, err := openListed(dirPath, unix.O_DIRECTORY, dev, ino)
+	if s.dirHook != nil {
+		s.dirHook(dirPath)
+	}
+	var fd int
+	var err error
+	if anchored {
+		fd, _, err = openAt(at, ".", dirPath, unix.O_DIRECTORY, func(st *unix.Stat_t) bool { return st.Dev == dev && st.Ino == ino })
+		unix.Close(at)
+	} else {
+		fd, _, err = openListed(dirPath, unix.O_DIRECTORY, dev, ino)
+	}
 	if err != nil {
 		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
-		return nil, false
+		return nil, nil, false
 	}
 	f := os.NewFile(uintptr(fd), dirPath)
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
 		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
-		return nil, false
+		return nil, nil, false
 	}
 	kids = make([]node, 0, len(names))
 	for _, name := range names {
@@ -258,8 +300,38 @@ func (s *scanner) readDir(idx int32) (kids []node, ok bool) {
 		}
 		kids = append(kids, n)
 	}
-	return kids, true
+	for i := range kids {
+		k := &kids[i]
+		if !k.isDir() || len(k.path) <= anchorPath || room <= 0 {
+			continue
+		}
+		if anchors == nil {
+			anchors = slices.Repeat([]int{-1}, len(kids))
+		}
+		afd, err := unix.Openat(fd, string(k.name), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // readDir of it says why, by its path
+		}
+		var st unix.Stat_t
+		if unix.Fstat(afd, &st) != nil || st.Dev != k.dev || st.Ino != k.ino {
+			unix.Close(afd)
+			continue
+		}
+		anchors[i] = afd
+		room--
+	}
+	return kids, anchors, true
 }
+
+// A directory whose path is longer than anchorPath is read through an
+// O_PATH descriptor its parent's reading opened (readDir). Shorter paths,
+// those of every ordinary tree, are cheap for the kernel to walk.
+const anchorPath = 1024
+
+// maxAnchors bounds the anchors held at once (a wide directory deep down
+// holds one per subdirectory until they are read): beyond it, the rest
+// are opened by their paths.
+const maxAnchors = 256
 
 // childPath is the path of entry name of directory dir. Not filepath.Join:
 // cleaning the text would take "link/.." for the directory holding link,

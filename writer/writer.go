@@ -72,6 +72,9 @@ type Options struct {
 	// file and before its stamp is checked again (attempt -1: the hashing
 	// read of a large file).
 	readHook func(path string, attempt int)
+	// dirHook, when set (by tests), runs before the scan opens a
+	// directory to list it.
+	dirHook func(path string)
 	// scanHook, when set (by tests), runs after the scan of a tree and
 	// before any of its files is read.
 	scanHook func()

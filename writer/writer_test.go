@@ -377,6 +377,52 @@ func TestDeepTreeIsScannedWithFewDescriptors(t *testing.T) {
 	}
 }
 
+// Past a path of anchorPath bytes, the scan opens a directory through
+// its parent's listing, not by its path, which the kernel would walk
+// from the top again (time in the square of the depth: 9.8 s for a chain
+// of 12,000 levels before, 2.3 s after). Seen from outside: once the top
+// of a deep chain is renamed in the middle of the scan, the directories
+// below are still read, all of them, where their paths no longer lead.
+// And the anchors' descriptors stay few: the chain is scanned under a
+// limit of 32 open files.
+func TestDeepDirectoriesAreOpenedThroughTheirParents(t *testing.T) {
+	src := t.TempDir()
+	const levels = 1500
+	if err := os.MkdirAll(filepath.Join(src, "top", strings.Repeat("d/", levels-1)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := small()
+	renamed := false
+	o.dirHook = func(path string) {
+		if !renamed && len(path) > 2*anchorPath {
+			renamed = true
+			if err := os.Rename(filepath.Join(src, "top"), filepath.Join(src, "moved")); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	var warnings []string
+	o.Warn = func(err error) { warnings = append(warnings, testtree.ShortPath(err.Error())) }
+	var res *Result
+	var err error
+	testtree.WithOpenFiles(t, 32, func() {
+		res, err = Create(context.Background(), filepath.Join(t.TempDir(), "deep"), []string{src}, o)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !renamed {
+		t.Fatal("the chain's paths never grew past the renaming point")
+	}
+	if res.Dirs != levels || res.Skipped != 0 || len(warnings) > 0 {
+		first := ""
+		if len(warnings) > 0 {
+			first = warnings[0][max(0, len(warnings[0])-200):]
+		}
+		t.Errorf("%d directories packed, %d skipped, %d warnings (the first ends %q); want %d, 0, none", res.Dirs, res.Skipped, len(warnings), first, levels)
+	}
+}
+
 func TestSparseFileStoresHoles(t *testing.T) {
 	src := t.TempDir()
 	f, err := os.Create(filepath.Join(src, "sparse"))
