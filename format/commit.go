@@ -74,9 +74,9 @@ func commit(base string, renames []Rename, stop int) (renamed bool, err error) {
 			return false, fmt.Errorf("commit %s: %w", r.From, err)
 		}
 		// The file's identity: the next holder of the lock renames only
-		// the file that was there, never one made later under its name
-		// (which may get the same inode number: the size and the
-		// modification time tell them apart).
+		// the file that was there, never one made later under its name,
+		// by its size and modification time (finishCommit: the device
+		// and inode numbers are written, not compared).
 		id := fileID{st.Dev, st.Ino, st.Size, st.Mtim.Nano()}
 		fmt.Fprintf(&j, "%d %d %d %d %s %s\n", id.dev, id.ino, id.size, id.mtime,
 			strconv.Quote(filepath.Base(r.From)), strconv.Quote(filepath.Base(r.To)))
@@ -171,8 +171,15 @@ func finishCommit(base string) (finished []string, err error) {
 	dir := filepath.Dir(base)
 	for i, r := range renames {
 		from, to := filepath.Join(dir, r.From), filepath.Join(dir, r.To)
+		// The size and the modification time tell the file the commit
+		// meant from one made later under its name. Not the device and
+		// inode numbers: after a crash they may be others for the same
+		// file (a device number is given at mount, on btrfs, NFS, a disk
+		// plugged in elsewhere; FAT and exFAT number inodes anew), and a
+		// temporary file taken for another is removed as a dead
+		// writer's, with the only copy of a volume it may hold.
 		var st unix.Stat_t
-		if unix.Lstat(from, &st) != nil || (fileID{st.Dev, st.Ino, st.Size, st.Mtim.Nano()}) != ids[i] {
+		if unix.Lstat(from, &st) != nil || st.Size != ids[i].size || st.Mtim.Nano() != ids[i].mtime {
 			continue // done before the commit stopped
 		}
 		if err := os.Rename(from, to); err != nil {
@@ -189,7 +196,8 @@ func finishCommit(base string) (finished []string, err error) {
 	return finished, nil
 }
 
-// fileID tells a file from another made later under its name.
+// fileID is a file's identity as the journal records it; only the size
+// and the modification time are compared (finishCommit).
 type fileID struct {
 	dev, ino    uint64
 	size, mtime int64

@@ -231,3 +231,40 @@ func TestUnreadableCommitJournal(t *testing.T) {
 		t.Errorf("NAME.009: %v", err)
 	}
 }
+
+// A journal is still followed after the archive's filesystem was mounted
+// again (a crash, a reboot, a disk plugged in elsewhere): the device
+// number a file has then is another (btrfs, NFS, a USB disk's sdb that is
+// now sdc), and on FAT and exFAT so is its inode number. The file that
+// holds a swapped volume's only copy must be renamed into place, not
+// taken for another and removed as a dead writer's.
+func TestCommitJournalOutlivesNewDeviceAndInodeNumbers(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "a")
+	renames, want := swapSet(t, base)
+	if _, err := commit(base, renames, 1); err != nil {
+		t.Fatal(err)
+	}
+	// The journal as the files' new numbers no longer match it.
+	b, err := os.ReadFile(CommitName(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 1; i <= len(renames); i++ {
+		f := strings.SplitN(lines[i], " ", 3)
+		lines[i] = "4242 4343 " + f[2]
+	}
+	if err := os.WriteFile(CommitName(base), []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unlock, left, err := LockArchive(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if w := []string{renames[1].To, renames[2].To}; !slices.Equal(left.Finished, w) || len(left.Removed) != 0 {
+		t.Errorf("finished %q, removed %q; want %q finished", left.Finished, left.Removed, w)
+	}
+	checkFiles(t, dir, want)
+}
