@@ -53,8 +53,9 @@ const (
 // error with renamed true is one of making them durable (the directory's
 // sync), or of removing the journal (the next holder of the lock then
 // finds nothing left to do). An error with renamed false is
-// ErrCommitUnfinished where a rename failed: the journal stays, and the
-// files it names must too; otherwise none was done.
+// ErrCommitUnfinished where a rename failed, or the journal could be
+// neither made durable nor removed: the journal stays, and the files it
+// names must too; otherwise none was done, and no journal stays.
 func Commit(base string, renames []Rename) (renamed bool, err error) {
 	return commit(base, renames, -1)
 }
@@ -90,8 +91,15 @@ func commit(base string, renames []Rename, stop int) (renamed bool, err error) {
 		os.Remove(journal + ".new")
 		return false, fmt.Errorf("commit %s: %w", base, err)
 	}
-	// The journal is on the disk before the first rename.
-	if err := SyncDir(dir); err != nil {
+	// The journal is on the disk before the first rename. If it cannot
+	// be, the commit renames nothing, and its journal goes: its caller
+	// removes the temporary files, and the next holder of the lock would
+	// do the other renames alone. A journal that stays keeps the files
+	// too, for the next holder to do every rename.
+	if err := syncJournalDir(dir); err != nil {
+		if rerr := os.Remove(journal); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return false, fmt.Errorf("%w; remove %s: %w (%w)", err, journal, rerr, ErrCommitUnfinished)
+		}
 		return false, err
 	}
 	for i, r := range renames {
@@ -113,6 +121,10 @@ func commit(base string, renames []Rename, stop int) (renamed bool, err error) {
 	}
 	return true, nil
 }
+
+// syncJournalDir is SyncDir, for the journal put in place (a test makes
+// it fail).
+var syncJournalDir = SyncDir
 
 // writeSynced writes b to a new file name, on the disk when it returns.
 func writeSynced(name string, b []byte) error {

@@ -268,3 +268,50 @@ func TestCommitJournalOutlivesNewDeviceAndInodeNumbers(t *testing.T) {
 	}
 	checkFiles(t, dir, want)
 }
+
+// A commit whose journal cannot be made durable (the directory's sync
+// fails) does no rename and says so with an error that is not
+// ErrCommitUnfinished: its caller then removes its temporary files. No
+// journal may stay behind for the next holder of the lock to follow: its
+// renames of files not temporary would be done alone. Here a repair had
+// copied volume 5 out of NAME.004 into a temporary file for NAME.005, and
+// NAME.009 (volume 4) was to take NAME.004: done alone, that rename
+// removes volume 5's only copy.
+func TestCommitWhoseJournalCannotBeSyncedLeavesNoJournal(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "a")
+	t5 := TempName(VolumeName(base, 5), NewTempTag())
+	files := map[string]string{
+		VolumeName(base, 4): "volume 5",
+		VolumeName(base, 9): "volume 4",
+		t5:                  "volume 5",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func(f func(string) error) { syncJournalDir = f }(syncJournalDir)
+	syncJournalDir = func(string) error { return errors.New("sync: input/output error") }
+	renamed, err := Commit(base, []Rename{{t5, VolumeName(base, 5)}, {VolumeName(base, 9), VolumeName(base, 4)}})
+	if renamed || err == nil || errors.Is(err, ErrCommitUnfinished) {
+		t.Fatalf("renamed %t, %v; want an error, nothing renamed", renamed, err)
+	}
+	syncJournalDir = SyncDir
+	if _, err := os.Lstat(CommitName(base)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the journal of a commit that renamed nothing: %v", err)
+	}
+	// The caller's clean-up (tempFiles.remove, volumeWriter.abort).
+	if err := os.Remove(t5); err != nil {
+		t.Fatal(err)
+	}
+	unlock, left, err := LockArchive(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if len(left.Finished) != 0 {
+		t.Errorf("finished %q", left.Finished)
+	}
+	checkFiles(t, dir, map[string]string{VolumeName(base, 4): "volume 5", VolumeName(base, 9): "volume 4"})
+}
