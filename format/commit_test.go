@@ -315,3 +315,36 @@ func TestCommitWhoseJournalCannotBeSyncedLeavesNoJournal(t *testing.T) {
 	}
 	checkFiles(t, dir, map[string]string{VolumeName(base, 4): "volume 5", VolumeName(base, 9): "volume 4"})
 }
+
+// An archive whose name holds ".tmp-" has its temporary files known as
+// such: its journal is followed, and its killed writer's files removed.
+func TestCommitOfAnArchiveNamedWithTmp(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "a.tmp-0123456789ab")
+	renames, want := swapSet(t, base)
+	if _, err := commit(base, renames, 1); err != nil {
+		t.Fatal(err)
+	}
+	unlock, left, err := LockArchive(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if len(left.Finished) != 2 {
+		t.Errorf("finished %q", left.Finished)
+	}
+	checkFiles(t, dir, want)
+	stale := TempName(VolumeName(base, 7), NewTempTag())
+	if err := os.WriteFile(stale, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unlock, left, err = LockArchive(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if !slices.Equal(left.Removed, []string{stale}) {
+		t.Errorf("removed %q, want %q", left.Removed, stale)
+	}
+	checkFiles(t, dir, want)
+}

@@ -83,8 +83,13 @@ func removeStaleTemps(base string) []string {
 // called prefix (TempName): a volume's or a recovery volume's name, then
 // ".tmp-" and the 12 lowercase hex digits of the writer's tag.
 func isTempOf(prefix, name string) bool {
-	vol, tag, ok := strings.Cut(name, ".tmp-")
-	if !ok || len(tag) != 12 || strings.Trim(tag, "0123456789abcdef") != "" {
+	// The last ".tmp-": the archive's own name may hold one.
+	i := strings.LastIndex(name, ".tmp-")
+	if i < 0 {
+		return false
+	}
+	vol, tag := name[:i], name[i+len(".tmp-"):]
+	if len(tag) != 12 || strings.Trim(tag, "0123456789abcdef") != "" {
 		return false
 	}
 	b, _, ok := ParseVolumeName(vol)
