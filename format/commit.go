@@ -180,6 +180,17 @@ func finishCommit(base string) (finished []string, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s, the journal of an interrupted commit: %w; the files it renames are left as they are (remove it to go on without them)", journal, err)
 	}
+	// Only the archive's own files, as a commit renames them: a journal
+	// left by another user in a shared directory, or damaged, renames
+	// nothing else beside it (the lock, the journal itself, another
+	// archive's volumes, any file).
+	prefix := filepath.Base(base)
+	for i, r := range renames {
+		if !isArchiveName(prefix, r.To) || !isArchiveName(prefix, r.From) && !isTempOf(prefix, r.From) {
+			return nil, fmt.Errorf("%s, the journal of an interrupted commit: line %d renames %s to %s, not both the archive's; the files it renames are left as they are (remove it to go on without them)",
+				journal, i+2, strconv.Quote(r.From), strconv.Quote(r.To))
+		}
+	}
 	dir := filepath.Dir(base)
 	for i, r := range renames {
 		from, to := filepath.Join(dir, r.From), filepath.Join(dir, r.To)
@@ -206,6 +217,16 @@ func finishCommit(base string) (finished []string, err error) {
 		return finished, fmt.Errorf("%s: %w", journal, err)
 	}
 	return finished, nil
+}
+
+// isArchiveName reports whether name is a volume's or a recovery volume's
+// of the archive whose base name is prefix.
+func isArchiveName(prefix, name string) bool {
+	b, _, ok := ParseVolumeName(name)
+	if !ok {
+		b, _, ok = ParseRecoveryName(name)
+	}
+	return ok && b == prefix
 }
 
 // fileID is a file's identity as the journal records it; only the size

@@ -2,11 +2,13 @@ package format
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -347,4 +349,50 @@ func TestCommitOfAnArchiveNamedWithTmp(t *testing.T) {
 		t.Errorf("removed %q, want %q", left.Removed, stale)
 	}
 	checkFiles(t, dir, want)
+}
+
+// A journal renames only the archive's own files: a volume or recovery
+// volume, or a temporary file of one, to a volume's or recovery volume's
+// name. One that names any other file beside it (written by another user
+// in a shared directory such as /tmp, or damaged) is refused, naming the
+// journal, and renames nothing, even with each file's identity right.
+func TestCommitJournalRenamesOnlyTheArchivesFiles(t *testing.T) {
+	for _, tc := range []struct{ name, from, to string }{
+		{"another file into the set", "notes", "a.001"},
+		{"a volume out of the set", "a.001", "notes"},
+		{"a volume onto the lock", "a.001", "a.arcpack-lock"},
+		{"a volume onto the journal", "a.001", "a.arcpack-commit"},
+		{"a volume to another archive", "a.001", "b.001"},
+		{"another archive's volume", "b.001", "a.001"},
+		{"a temporary file onto a temporary name", "a.001.tmp-0123456789ab", "a.002.tmp-0123456789ab"},
+		{"the directory above", "..", "a.001"},
+	} {
+		dir := t.TempDir()
+		base := filepath.Join(dir, "a")
+		from := filepath.Join(dir, tc.from)
+		if tc.from != ".." {
+			if err := os.WriteFile(from, []byte(tc.from), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(from, &st); err != nil {
+			t.Fatal(err)
+		}
+		journal := fmt.Sprintf("%s\n%d %d %d %d %q %q\n%s\n", commitMagic,
+			st.Dev, st.Ino, st.Size, st.Mtim.Nano(), tc.from, tc.to, commitEnd)
+		if err := os.WriteFile(CommitName(base), []byte(journal), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		unlock, left, err := LockArchive(base)
+		if err == nil {
+			unlock()
+		}
+		if err == nil || !strings.Contains(err.Error(), CommitName(base)) || len(left.Finished) != 0 {
+			t.Errorf("%s: finished %q, %v; want an error naming the journal", tc.name, left.Finished, err)
+		}
+		if _, err := os.Lstat(from); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
 }
