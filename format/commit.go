@@ -78,7 +78,7 @@ func commit(base string, renames []Rename, stop int) (renamed bool, err error) {
 		// the file that was there, never one made later under its name,
 		// by its size and modification time (finishCommit: the device
 		// and inode numbers are written, not compared).
-		id := fileID{st.Dev, st.Ino, st.Size, st.Mtim.Nano()}
+		id := fileID{uint64(st.Dev), uint64(st.Ino), st.Size, st.Mtim.Nano()}
 		fmt.Fprintf(&j, "%d %d %d %d %s %s\n", id.dev, id.ino, id.size, id.mtime,
 			strconv.Quote(filepath.Base(r.From)), strconv.Quote(filepath.Base(r.To)))
 	}
@@ -169,16 +169,24 @@ func finishCommit(base string) (finished []string, err error) {
 	journal := CommitName(base)
 	// A journal not yet in place: its commit renamed nothing.
 	os.Remove(journal + ".new")
-	b, err := os.ReadFile(journal)
-	if errors.Is(err, fs.ErrNotExist) {
+	var jst unix.Stat_t
+	if err := unix.Lstat(journal, &jst); errors.Is(err, unix.ENOENT) {
 		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("%s: %w", journal, err)
 	}
+	// Ours alone: one another user left (in a shared directory) would
+	// have us rename our volumes over each other.
+	if jst.Mode&unix.S_IFMT != unix.S_IFREG || int(jst.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("%s, the journal of an interrupted commit: not a file of this user's (uid %d, not %d)%s", journal, jst.Uid, os.Geteuid(), journalLeft)
+	}
+	b, err := os.ReadFile(journal)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", journal, err)
 	}
 	renames, ids, err := parseJournal(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s, the journal of an interrupted commit: %w; the files it renames are left as they are (remove it to go on without them)", journal, err)
+		return nil, fmt.Errorf("%s, the journal of an interrupted commit: %w%s", journal, err, journalLeft)
 	}
 	// Only the archive's own files, as a commit renames them: a journal
 	// left by another user in a shared directory, or damaged, renames
@@ -187,8 +195,8 @@ func finishCommit(base string) (finished []string, err error) {
 	prefix := filepath.Base(base)
 	for i, r := range renames {
 		if !isArchiveName(prefix, r.To) || !isArchiveName(prefix, r.From) && !isTempOf(prefix, r.From) {
-			return nil, fmt.Errorf("%s, the journal of an interrupted commit: line %d renames %s to %s, not both the archive's; the files it renames are left as they are (remove it to go on without them)",
-				journal, i+2, strconv.Quote(r.From), strconv.Quote(r.To))
+			return nil, fmt.Errorf("%s, the journal of an interrupted commit: line %d renames %s to %s, not both the archive's%s",
+				journal, i+2, strconv.Quote(r.From), strconv.Quote(r.To), journalLeft)
 		}
 	}
 	dir := filepath.Dir(base)
@@ -202,7 +210,10 @@ func finishCommit(base string) (finished []string, err error) {
 		// temporary file taken for another is removed as a dead
 		// writer's, with the only copy of a volume it may hold.
 		var st unix.Stat_t
-		if unix.Lstat(from, &st) != nil || st.Size != ids[i].size || st.Mtim.Nano() != ids[i].mtime {
+		if err := unix.Lstat(from, &st); err != nil && !errors.Is(err, unix.ENOENT) {
+			// Not known to be done: the file stays, and the journal.
+			return finished, fmt.Errorf("finish the interrupted commit in %s: %s: %w", journal, from, err)
+		} else if err != nil || st.Size != ids[i].size || st.Mtim.Nano() != ids[i].mtime {
 			continue // done before the commit stopped
 		}
 		if err := os.Rename(from, to); err != nil {
@@ -218,6 +229,9 @@ func finishCommit(base string) (finished []string, err error) {
 	}
 	return finished, nil
 }
+
+// journalLeft ends the error of a journal finishCommit will not follow.
+const journalLeft = "; it and the files it renames are left as they are (do its renames by hand, a line each: from, then to; removed, it gives its temporary files up to removal as a killed writer's)"
 
 // isArchiveName reports whether name is a volume's or a recovery volume's
 // of the archive whose base name is prefix.
@@ -266,6 +280,9 @@ func parseJournal(b []byte) (renames []Rename, ids []fileID, err error) {
 		}
 		renames = append(renames, r)
 		ids = append(ids, id)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, err
 	}
 	return nil, nil, errors.New("cut short")
 }

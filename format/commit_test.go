@@ -182,34 +182,63 @@ func TestCommitJournalKeepsOddNames(t *testing.T) {
 func TestUnreadableCommitJournal(t *testing.T) {
 	for _, tc := range []struct {
 		name, journal string
+		// make, when set, puts the journal in place instead of a
+		// file of this user's holding journal.
+		make func(t *testing.T, name string)
+		why  string // in the error, when set
 	}{
-		{"not a journal", "hello\n"},
-		{"cut short", commitMagic + "\n1 2 3 4 \"a.002\" \"a.003\"\n"},
-		{"unquoted name", commitMagic + "\n1 2 3 4 a.002 \"a.003\"\nend\n"},
-		{"one name", commitMagic + "\n1 2 3 4 \"a.002\"\nend\n"},
-		{"a directory in a name", commitMagic + "\n1 2 3 4 \"../a.002\" \"a.003\"\nend\n"},
-		{"no inode", commitMagic + "\n1 2 3 \"a.002\" \"a.003\"\nend\n"},
-		{"after its end", commitMagic + "\nend\nend\n"},
+		{name: "a line over a MiB", journal: commitMagic + "\n1 2 3 4 \"" + strings.Repeat("x", 2<<20) + "\" \"a.003\"\nend\n", why: "too long"},
+		{name: "another user's", make: func(t *testing.T, name string) {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root to give the journal to another user")
+			}
+			good := commitMagic + "\nend\n" // readable: refused for its owner alone
+			if err := os.WriteFile(name, []byte(good), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(name, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, why: "not a file of this user's (uid 65534"},
+		{name: "a symlink to a journal", make: func(t *testing.T, name string) {
+			if err := os.WriteFile(name+"-target", []byte(commitMagic+"\nend\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Base(name)+"-target", name); err != nil {
+				t.Fatal(err)
+			}
+		}, why: "not a file of this user's"},
+		{name: "not a journal", journal: "hello\n"},
+		{name: "cut short", journal: commitMagic + "\n1 2 3 4 \"a.002\" \"a.003\"\n"},
+		{name: "unquoted name", journal: commitMagic + "\n1 2 3 4 a.002 \"a.003\"\nend\n"},
+		{name: "one name", journal: commitMagic + "\n1 2 3 4 \"a.002\"\nend\n"},
+		{name: "a directory in a name", journal: commitMagic + "\n1 2 3 4 \"../a.002\" \"a.003\"\nend\n"},
+		{name: "no inode", journal: commitMagic + "\n1 2 3 \"a.002\" \"a.003\"\nend\n"},
+		{name: "after its end", journal: commitMagic + "\nend\nend\n"},
 	} {
-		dir := t.TempDir()
-		base := filepath.Join(dir, "a")
-		renames, _ := swapSet(t, base)
-		if err := os.WriteFile(CommitName(base), []byte(tc.journal), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, _, err := LockArchive(base)
-		if err == nil || !strings.Contains(err.Error(), CommitName(base)) {
-			t.Errorf("%s: %v, want an error naming the journal", tc.name, err)
-		}
-		if _, err := os.Stat(renames[0].From); err != nil {
-			t.Errorf("%s: a file the journal may rename: %v", tc.name, err)
-		}
-		// The lock was given back.
-		unlock, _, err := lockArchive(base)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		unlock()
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			base := filepath.Join(dir, "a")
+			renames, _ := swapSet(t, base)
+			if tc.make != nil {
+				tc.make(t, CommitName(base))
+			} else if err := os.WriteFile(CommitName(base), []byte(tc.journal), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := LockArchive(base)
+			if err == nil || !strings.Contains(err.Error(), CommitName(base)) || !strings.Contains(err.Error(), tc.why) {
+				t.Errorf("%s: %v, want an error naming the journal (and %q)", tc.name, err, tc.why)
+			}
+			if _, err := os.Stat(renames[0].From); err != nil {
+				t.Errorf("%s: a file the journal may rename: %v", tc.name, err)
+			}
+			// The lock was given back.
+			unlock, _, err := lockArchive(base)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			unlock()
+		})
 	}
 
 	dir := t.TempDir()

@@ -262,6 +262,10 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	}
 	existing = append(existing, rec...)
 	if len(existing) > 0 && !opt.Force {
+		if f := left.Finished; len(f) > 0 {
+			// The one word of them this run says: it ends here.
+			return nil, fmt.Errorf("%s already exists (use --force to replace the archive): the renames of an earlier run that was killed while it gave its volumes their names were just finished (%d, %s ...)", existing[0], len(f), f[0])
+		}
 		return nil, fmt.Errorf("%s already exists (use --force to replace the archive)", existing[0])
 	}
 

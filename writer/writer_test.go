@@ -746,3 +746,40 @@ func TestSegmentDedupDefaultsByLevel(t *testing.T) {
 		})
 	}
 }
+
+// A create refused because the archive exists still says that it
+// finished the renames of a killed run first: that is the one run that
+// did them.
+func TestCreateRefusedSaysItFinishedAKilledRunsRenames(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"f": randBytes(3, 10<<10)})
+	out := filepath.Join(t.TempDir(), "a")
+	if _, err := Create(context.Background(), out, []string{src}, small()); err != nil {
+		t.Fatal(err)
+	}
+	// A killed create of the same archive had renamed nothing yet.
+	v1 := format.VolumeName(out, 1)
+	tmp := format.TempName(v1, format.NewTempTag())
+	b, err := os.ReadFile(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(tmp, &st); err != nil {
+		t.Fatal(err)
+	}
+	journal := fmt.Sprintf("arcpack commit 1\n%d %d %d %d %q %q\nend\n", st.Dev, st.Ino, st.Size, st.Mtim.Nano(), filepath.Base(tmp), filepath.Base(v1))
+	if err := os.WriteFile(format.CommitName(out), []byte(journal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Create(context.Background(), out, []string{src}, small())
+	if err == nil || !strings.Contains(err.Error(), "already exists") || !strings.Contains(err.Error(), "were just finished (1, "+v1) {
+		t.Errorf("create: %v", err)
+	}
+	if _, err := os.Stat(tmp); err == nil {
+		t.Errorf("%s is left", tmp)
+	}
+}
