@@ -67,6 +67,10 @@ type scanner struct {
 	// anchors: O_PATH descriptors of directories with long paths, listed
 	// but not yet read, by node (readDir).
 	anchors map[int32]int
+	// held: the anchors open, those in anchors and those a readDir is
+	// taking, which it counts here before it opens them: never more
+	// than maxAnchors, however many directories are read at once.
+	held    int
 	err     error // first fatal error
 	skipped int64 // paths left out with a warning
 	sem     chan struct{}
@@ -214,6 +218,7 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 	for _, fd := range anchors { // not gone down into
 		if fd >= 0 {
 			unix.Close(fd)
+			s.held--
 		}
 	}
 	failed := s.err != nil
@@ -259,7 +264,6 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 	dirPath, dev, ino := s.nodes[idx].path, s.nodes[idx].dev, s.nodes[idx].ino
 	at, anchored := s.anchors[idx]
 	delete(s.anchors, idx)
-	room := maxAnchors - len(s.anchors)
 	s.mu.Unlock()
 	if s.dirHook != nil {
 		s.dirHook(dirPath)
@@ -269,6 +273,9 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 	if anchored {
 		fd, _, err = openAt(at, ".", dirPath, unix.O_DIRECTORY, func(st *unix.Stat_t) bool { return st.Dev == dev && st.Ino == ino })
 		unix.Close(at)
+		s.mu.Lock()
+		s.held--
+		s.mu.Unlock()
 	} else {
 		fd, _, err = openListed(dirPath, unix.O_DIRECTORY, dev, ino)
 	}
@@ -300,6 +307,29 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 		}
 		kids = append(kids, n)
 	}
+	// The anchors' room is taken under the lock before they are opened:
+	// counted from s.anchors when the reading began, it would let each
+	// directory read at the same time take maxAnchors.
+	want := 0
+	for i := range kids {
+		if kids[i].isDir() && len(kids[i].path) > anchorPath {
+			want++
+		}
+	}
+	if want == 0 {
+		return kids, nil, true
+	}
+	s.mu.Lock()
+	room := max(0, min(want, maxAnchors-s.held))
+	s.held += room
+	s.mu.Unlock()
+	defer func() { // what was taken and not opened
+		if room > 0 {
+			s.mu.Lock()
+			s.held -= room
+			s.mu.Unlock()
+		}
+	}()
 	for i := range kids {
 		k := &kids[i]
 		if !k.isDir() || len(k.path) <= anchorPath || room <= 0 {

@@ -1,0 +1,122 @@
+package writer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// openFiles is how many descriptors the process has open.
+func openFiles(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds)
+}
+
+// longPrefix makes under dir a chain of directories whose path passes
+// anchorPath bytes, and returns its bottom.
+func longPrefix(t *testing.T, dir string) string {
+	t.Helper()
+	for len(dir) <= anchorPath {
+		dir = filepath.Join(dir, strings.Repeat("p", 200))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// barrier holds the first n callers of wait until all n are there (or
+// a while has passed, which it says).
+type barrier struct {
+	mu      sync.Mutex
+	n       int
+	open    chan struct{}
+	timeout bool
+}
+
+func newBarrier(n int) *barrier { return &barrier{n: n, open: make(chan struct{})} }
+
+func (b *barrier) wait() {
+	b.mu.Lock()
+	if b.n > 0 {
+		b.n--
+		if b.n == 0 {
+			close(b.open)
+		}
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.open:
+	case <-time.After(10 * time.Second):
+		b.mu.Lock()
+		b.timeout = true
+		b.mu.Unlock()
+	}
+}
+
+// The anchors held at once are at most maxAnchors, as RELIABILITY.md
+// says, however many directories the scan's goroutines read at the same
+// time: two wide directories deep down, read together (each has 256
+// subdirectories), keep no more than maxAnchors descriptors between them.
+func TestAnchorsStayBoundedWhenDirectoriesAreReadTogether(t *testing.T) {
+	src := t.TempDir()
+	w := filepath.Join(longPrefix(t, src), "w")
+	const wide, width = 4, 256
+	for i := range wide {
+		for j := range width {
+			if err := os.MkdirAll(filepath.Join(w, fmt.Sprint("w", i), fmt.Sprintf("s%03d", j)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := openFiles(t)
+	listed, first := newBarrier(2), newBarrier(2)
+	var mu sync.Mutex
+	seen := map[string]bool{} // the wide directories one of whose subdirectories came
+	most := 0
+	o := small()
+	o.dirHook = func(path string) {
+		rel, ok := strings.CutPrefix(path, w+"/")
+		if !ok {
+			return
+		}
+		wi, _, deeper := strings.Cut(rel, "/")
+		if !deeper {
+			listed.wait() // two wide directories read at once
+			return
+		}
+		mu.Lock()
+		again := seen[wi]
+		seen[wi] = true
+		mu.Unlock()
+		if !again {
+			first.wait() // both readings done
+		}
+		n := openFiles(t)
+		mu.Lock()
+		most = max(most, n)
+		mu.Unlock()
+	}
+	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "wide"), []string{src}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listed.timeout || first.timeout {
+		t.Fatal("the wide directories were not read at the same time")
+	}
+	if res.Skipped != 0 || res.Dirs != int64(wide*width+wide)+int64(strings.Count(w, "/")-strings.Count(src, "/")) {
+		t.Errorf("%d dirs packed, %d skipped", res.Dirs, res.Skipped)
+	}
+	if held := most - before; held > maxAnchors+16 {
+		t.Errorf("%d descriptors open at once during the scan, beyond the %d before it; want at most %d anchors and a few more", most, before, maxAnchors)
+	}
+}
