@@ -120,3 +120,58 @@ func TestAnchorsStayBoundedWhenDirectoriesAreReadTogether(t *testing.T) {
 		t.Errorf("%d descriptors open at once during the scan, beyond the %d before it; want at most %d anchors and a few more", most, before, maxAnchors)
 	}
 }
+
+// A source that fails after an earlier one's scan has gone onto its
+// goroutines (here, one that is not there) ends the scan with no
+// goroutine still at work and no anchor left open: the caller's
+// cancelling ctx once Create has returned (a deferred cancel) must not
+// leave the anchors of a wide directory deep down open for good. The
+// scan of source a has gone down to that directory on a goroutine before
+// the scan of source b, on Create's own, is let through.
+func TestScanEndingOnALaterSourceLeavesNoAnchorOpen(t *testing.T) {
+	src := t.TempDir()
+	a, b := filepath.Join(src, "a"), filepath.Join(src, "b")
+	w := filepath.Join(longPrefix(t, a), "w")
+	for j := range 8 {
+		if err := os.MkdirAll(filepath.Join(w, fmt.Sprint(j)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	atW := make(chan struct{})
+	o := small()
+	o.dirHook = func(path string) {
+		switch path {
+		case b:
+			select {
+			case <-atW:
+			case <-time.After(10 * time.Second):
+				t.Error("the scan of a never reached its wide directory")
+			}
+		case w:
+			close(atW)
+			select { // until Create has returned, or a while
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	before := openFiles(t)
+	_, err := Create(ctx, filepath.Join(t.TempDir(), "out"), []string{a, b, filepath.Join(src, "missing")}, o)
+	if err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("Create: %v; want the missing source's error", err)
+	}
+	cancel()
+	n := 0
+	for range 30 {
+		if n = openFiles(t); n <= before {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("%d descriptors open 3 s after Create returned, %d before it", n, before)
+}

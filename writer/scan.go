@@ -80,8 +80,24 @@ type scanner struct {
 // scan builds the tree of the given sources, leaving out the files skip
 // names, until ctx is done. Node 0 is the archive root. It also returns
 // how many paths it left out with a warning.
-func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *Options) ([]node, int64, error) {
+func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *Options) (_ []node, _ int64, err error) {
 	s := &scanner{ctx: ctx, oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, skip: skip, sem: make(chan struct{}, 4), dirHook: opt.dirHook}
+	// On every return, a later source's error included: the scans of the
+	// earlier ones, still going on their goroutines, are stopped (s.err)
+	// and waited for, and the anchors they leave unread are closed. Not
+	// waited for, they would go on after scan returned, and the anchors
+	// of those that then stopped (a failure, the caller's ctx cancelled)
+	// would never be closed.
+	defer func() {
+		if err != nil {
+			s.fail(err)
+		}
+		s.wg.Wait()
+		for _, fd := range s.anchors { // directories a failure left unread
+			unix.Close(fd)
+		}
+		s.anchors = nil
+	}()
 	if len(sources) == 0 {
 		return nil, 0, errors.New("no source given")
 	}
@@ -134,9 +150,6 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 		}
 	}
 	s.wg.Wait()
-	for _, fd := range s.anchors { // directories a failure left unread
-		unix.Close(fd)
-	}
 	if s.err != nil {
 		return nil, 0, s.err
 	}
