@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"arc/internal/testtree"
 )
 
 // openFiles is how many descriptors the process has open.
@@ -174,4 +176,50 @@ func TestScanEndingOnALaterSourceLeavesNoAnchorOpen(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Errorf("%d descriptors open 3 s after Create returned, %d before it", n, before)
+}
+
+// The anchors leave room for the rest of the scan under a low limit on
+// open files: a directory deep down with 200 subdirectories, each with
+// a file, is packed whole under a limit of 64 open files, as it was
+// before anchors (TestDeepTreeIsScannedWithFewDescriptors, in depth).
+func TestAnchorsLeaveRoomUnderALowLimit(t *testing.T) {
+	src := t.TempDir()
+	w := filepath.Join(longPrefix(t, src), "w")
+	const wide, width = 4, 200
+	for j := range wide * width {
+		d := filepath.Join(w, fmt.Sprint(j%wide), fmt.Sprintf("s%03d", j), "d")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "f"), []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The directories left out depend on the goroutines' timing: a few
+	// tries, stopped at the first to leave any out.
+	for try := range 5 {
+		var warnings []string
+		var mu sync.Mutex
+		o := small()
+		o.Warn = func(err error) {
+			mu.Lock()
+			warnings = append(warnings, err.Error())
+			mu.Unlock()
+		}
+		var res *Result
+		var err error
+		testtree.WithOpenFiles(t, 64, func() {
+			res, err = Create(context.Background(), filepath.Join(t.TempDir(), "wide"), []string{src}, o)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Skipped != 0 || res.Files != wide*width || len(warnings) > 0 {
+			first := ""
+			if len(warnings) > 0 {
+				first = warnings[0][max(0, len(warnings[0])-120):]
+			}
+			t.Fatalf("try %d: %d files packed, %d skipped, %d warnings (the first ends %q); want %d, 0, none", try, res.Files, res.Skipped, len(warnings), first, wide*width)
+		}
+	}
 }

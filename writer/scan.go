@@ -69,8 +69,9 @@ type scanner struct {
 	anchors map[int32]int
 	// held: the anchors open, those in anchors and those a readDir is
 	// taking, which it counts here before it opens them: never more
-	// than maxAnchors, however many directories are read at once.
+	// than maxHeld, however many directories are read at once.
 	held    int
+	maxHeld int   // anchorsUnder of the limit on open files
 	err     error // first fatal error
 	skipped int64 // paths left out with a warning
 	sem     chan struct{}
@@ -82,6 +83,11 @@ type scanner struct {
 // how many paths it left out with a warning.
 func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *Options) (_ []node, _ int64, err error) {
 	s := &scanner{ctx: ctx, oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, skip: skip, sem: make(chan struct{}, 4), dirHook: opt.dirHook}
+	var lim unix.Rlimit
+	s.maxHeld = maxAnchors
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
+		s.maxHeld = anchorsUnder(lim.Cur)
+	}
 	// On every return, a later source's error included: the scans of the
 	// earlier ones, still going on their goroutines, are stopped (s.err)
 	// and waited for, and the anchors they leave unread are closed. Not
@@ -267,7 +273,7 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 //
 // A directory whose path is long (over anchorPath bytes) is opened instead
 // through an O_PATH descriptor of it that its parent's reading left
-// (anchors, one per such subdirectory, at most maxAnchors at once): by
+// (anchors, one per such subdirectory, at most maxHeld at once): by
 // its path the kernel would walk every directory above it again, and a
 // tree thousands of levels deep would take time in the square of its
 // depth. kids' anchors are those descriptors (-1: none), for scanDir to
@@ -333,7 +339,7 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 		return kids, nil, true
 	}
 	s.mu.Lock()
-	room := max(0, min(want, maxAnchors-s.held))
+	room := max(0, min(want, s.maxHeld-s.held))
 	s.held += room
 	s.mu.Unlock()
 	defer func() { // what was taken and not opened
@@ -375,6 +381,14 @@ const anchorPath = 1024
 // holds one per subdirectory until they are read): beyond it, the rest
 // are opened by their paths.
 const maxAnchors = 256
+
+// anchorsUnder is how many anchors a scan holds at most under a limit of
+// openFiles open files: maxAnchors, or a quarter of the limit where that
+// is less. The rest is left to the directories the scan's goroutines open
+// meanwhile: were the anchors to take every free descriptor under a low
+// limit (64, say), which the scan kept to before anchors, directories
+// would be left out, "too many open files".
+func anchorsUnder(openFiles uint64) int { return int(min(maxAnchors, openFiles/4)) }
 
 // childPath is the path of entry name of directory dir. Not filepath.Join:
 // cleaning the text would take "link/.." for the directory holding link,
