@@ -80,14 +80,14 @@ func (p *packer) pack() error {
 	sizeCount := map[int64]int{}
 	var files []int32    // primaries, in stream order
 	var links [][2]int32 // a later path of a hardlinked file, and its primary
-	p.linkedPaths = map[inodeKey][]string{}
+	p.linkedNodes = map[inodeKey][]int32{}
 	for _, i := range order {
 		n := &p.nodes[i]
 		if n.nlink > 1 {
 			k := inodeKey{n.dev, n.ino}
 			if first, ok := primary[k]; ok {
 				links = append(links, [2]int32{i, first})
-				p.linkedPaths[k] = append(p.linkedPaths[k], n.path)
+				p.linkedNodes[k] = append(p.linkedNodes[k], i)
 				continue
 			}
 			primary[k] = i
@@ -143,7 +143,7 @@ func (p *packer) pack() error {
 		l, first := lf[0], lf[1]
 		p.extStart[l], p.extCount[l] = p.extStart[first], p.extCount[first]
 		if p.nodes[first].skip {
-			p.opt.warn(fmt.Errorf("%s: a hardlink of %s, which was skipped (skipped)", p.nodes[l].path, p.nodes[first].path))
+			p.opt.warn(fmt.Errorf("%s: a hardlink of %s, which was skipped (skipped)", p.path(&p.nodes[l]), p.path(&p.nodes[first])))
 			p.nodes[l].skip = true
 			p.res.Skipped++
 		}
@@ -385,7 +385,7 @@ func (p *packer) readJob(ctx context.Context, j *fileJob, cand bool) {
 			return
 		}
 		if p.opt.readHook != nil {
-			p.opt.readHook(n.path, -1)
+			p.opt.readHook(p.path(n), -1)
 		}
 		if m == n.size {
 			copy(j.sum[:], h.Sum(nil))
@@ -432,7 +432,6 @@ var errGrown = errors.New("grew past the whole-file limit")
 // uses raw system calls: os.Open registers every descriptor with the
 // runtime's poller, which costs a system call per file for nothing here.
 func (p *packer) readSnapshot(n *node, max int64, buf []byte) (snapshot, error) {
-	path := n.path
 	for attempt := 0; ; attempt++ {
 		fd, before, err := p.openSource(n)
 		if err != nil {
@@ -451,14 +450,14 @@ func (p *packer) readSnapshot(n *node, max int64, buf []byte) (snapshot, error) 
 		buf = buf[:before.Size]
 		got, err := readFull(fd, buf)
 		if err == nil && p.opt.readHook != nil {
-			p.opt.readHook(path, attempt)
+			p.opt.readHook(p.path(n), attempt)
 		}
 		if err == nil {
 			err = unix.Fstat(fd, &after)
 		}
 		unix.Close(fd)
 		if err != nil {
-			return snapshot{}, &os.PathError{Op: "read", Path: path, Err: err}
+			return snapshot{}, &os.PathError{Op: "read", Path: p.path(n), Err: err}
 		}
 		stable := int64(got) == before.Size && stampOf(&before) == stampOf(&after)
 		if stable || attempt == 1 {
@@ -486,6 +485,18 @@ func readFull(fd int, buf []byte) (int, error) {
 	return got, nil
 }
 
+// path is the source path of node n (nodePath): built on demand for one
+// deep down, which keeps none. A tar stream's nodes keep theirs: p.nodes,
+// which the sequencer appends them to, is not looked at for them. Those
+// of a scan are not appended to during the reads, which walk them
+// without a lock.
+func (p *packer) path(n *node) string {
+	if n.path != "" || n.parent < 0 {
+		return n.path
+	}
+	return nodePath(p.nodes, n)
+}
+
 // openFile opens the file of node n for a streamed read (openSource), and
 // returns its stat.
 func (p *packer) openFile(n *node) (*os.File, unix.Stat_t, error) {
@@ -493,7 +504,7 @@ func (p *packer) openFile(n *node) (*os.File, unix.Stat_t, error) {
 	if err != nil {
 		return nil, st, err
 	}
-	return os.NewFile(uintptr(fd), n.path), st, nil
+	return os.NewFile(uintptr(fd), p.path(n)), st, nil
 }
 
 // openSource opens the file of node n to read its content: the one the
@@ -508,14 +519,15 @@ func (p *packer) openFile(n *node) (*os.File, unix.Stat_t, error) {
 // through another of its paths instead, where one still leads to it.
 // Anything else stays errReplaced.
 func (p *packer) openSource(n *node) (int, unix.Stat_t, error) {
-	fd, st, err := openListed(n.path, 0, n.dev, n.ino)
+	path := p.path(n)
+	fd, st, err := openListed(path, 0, n.dev, n.ino)
 	if n.nlink > 1 && (errors.Is(err, errReplaced) || errors.Is(err, fs.ErrNotExist)) {
 		// The file the scan listed may still be at another of its paths:
 		// read it there (the one inode, its content and metadata as
 		// listed). The primary's path then holds the file's state at the
 		// scan, as every other path of it does.
-		for _, other := range p.linkedPaths[inodeKey{n.dev, n.ino}] {
-			if fd, st, oerr := openListed(other, 0, n.dev, n.ino); oerr == nil {
+		for _, other := range p.linkedNodes[inodeKey{n.dev, n.ino}] {
+			if fd, st, oerr := openListed(p.path(&p.nodes[other]), 0, n.dev, n.ino); oerr == nil {
 				return fd, st, nil
 			}
 		}
@@ -525,18 +537,18 @@ func (p *packer) openSource(n *node) (int, unix.Stat_t, error) {
 		return fd, st, err
 	}
 	dir := &p.nodes[n.parent]
-	dfd, _, derr := openListed(dir.path, unix.O_DIRECTORY, dir.dev, dir.ino)
+	dfd, _, derr := openListed(p.path(dir), unix.O_DIRECTORY, dir.dev, dir.ino)
 	if derr != nil {
 		return -1, st, err
 	}
 	defer unix.Close(dfd)
-	nfd, nst, nerr := openAt(dfd, string(n.name), n.path, 0, func(*unix.Stat_t) bool { return true })
+	nfd, nst, nerr := openAt(dfd, string(n.name), path, 0, func(*unix.Stat_t) bool { return true })
 	if nerr != nil {
 		return -1, st, err
 	}
 	xs, xerr := readXattrsFd(nfd)
 	if xerr != nil {
-		p.opt.warn(fmt.Errorf("extended attributes of %s: %w", n.path, xerr))
+		p.opt.warn(fmt.Errorf("extended attributes of %s: %w", path, xerr))
 	}
 	n.setStat(&nst)
 	n.xattrs = xs
@@ -583,7 +595,7 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 		err = p.placeSparse(j.data, nil, st)
 	case j.whole:
 		if j.changed {
-			p.opt.warn(fmt.Errorf("%s changed while being read, twice: stored the %d bytes of the second read", n.path, len(j.data)))
+			p.opt.warn(fmt.Errorf("%s changed while being read, twice: stored the %d bytes of the second read", p.path(n), len(j.data)))
 		}
 		if len(j.data) > 0 {
 			if j.samples == nil && j.chunks == nil {
@@ -623,7 +635,7 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 // unreadable reports a file that could not be read: skipped with a warning,
 // or fatal with --strict.
 func (p *packer) unreadable(n *node, err error) error {
-	err = fmt.Errorf("read %s: %w", n.path, unwrapPath(err))
+	err = fmt.Errorf("read %s: %w", p.path(n), unwrapPath(err))
 	if p.opt.Strict {
 		return err
 	}
@@ -800,7 +812,7 @@ func (p *packer) streamFile(n *node, st *streamer, hash bool) (sum [32]byte, err
 			return sum, err
 		}
 		if attempt == 1 {
-			p.opt.warn(fmt.Errorf("%s changed while being read, twice: stored the %d bytes of the second read", n.path, n.size))
+			p.opt.warn(fmt.Errorf("%s changed while being read, twice: stored the %d bytes of the second read", p.path(n), n.size))
 			return sum, nil
 		}
 		p.extOff, p.extLen = p.extOff[:p.fileExt], p.extLen[:p.fileExt]
@@ -884,7 +896,7 @@ func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum 
 		}
 	}
 	if p.opt.readHook != nil {
-		p.opt.readHook(n.path, attempt)
+		p.opt.readHook(p.path(n), attempt)
 	}
 	var one [1]byte
 	grown, _ := f.ReadAt(one[:], size)

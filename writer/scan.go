@@ -401,6 +401,34 @@ func childPath(dir, name string) string {
 	return dir + "/" + name
 }
 
+// nodePath is the source path of n, a node of nodes: its own, or, where it
+// keeps none, the nearest kept one above it with the names below that
+// joined on (childPath's way). The top-level sources and tar members
+// always keep theirs; the implied root has none ("").
+func nodePath(nodes []node, n *node) string {
+	if n.path != "" || n.parent < 0 {
+		return n.path
+	}
+	var names [][]byte // bottom up
+	for n.path == "" && n.parent >= 0 {
+		names = append(names, n.name)
+		n = &nodes[n.parent]
+	}
+	size := len(n.path) + len(names)
+	for _, name := range names {
+		size += len(name)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, n.path...)
+	for i := len(names) - 1; i >= 0; i-- {
+		if len(b) == 0 || b[len(b)-1] != '/' {
+			b = append(b, '/')
+		}
+		b = append(b, names[i]...)
+	}
+	return string(b)
+}
+
 // errLeftOut: a file that scan's skip set leaves out.
 var errLeftOut = errors.New("left out")
 

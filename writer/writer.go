@@ -372,11 +372,11 @@ type packer struct {
 	nodes []node
 	vw    *volumeWriter
 	res   Result
-	// linkedPaths: the paths of each hardlinked file after its primary's
+	// linkedNodes: the nodes of each hardlinked file after its primary's
 	// (set before the reads, read-only during them): the file is read
-	// through one of them when its primary's path no longer leads to it
-	// (openSource).
-	linkedPaths map[inodeKey][]string
+	// through one of their paths when its primary's path no longer leads
+	// to it (openSource).
+	linkedNodes map[inodeKey][]int32
 
 	// file content, by node: extent range in exts
 	extStart []uint32 // by node
