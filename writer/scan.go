@@ -22,8 +22,13 @@ import (
 // node is one scanned path. The scan builds a slice of them; children of a
 // directory refer to their indexes in it.
 type node struct {
-	name     []byte
-	path     string // source path, for reading and for messages
+	name []byte
+	// path: the source path, for reading and for messages; none ("")
+	// past anchorPath bytes, where nodePath builds it from the parents'
+	// when needed: kept in every node, the paths of a chain thousands of
+	// levels deep took memory in the square of its depth. The top-level
+	// sources and tar members always keep theirs.
+	path     string
 	parent   int32
 	mode     uint32 // Linux st_mode
 	uid, gid uint32
@@ -280,45 +285,54 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 // keep.
 func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 	s.mu.Lock()
-	dirPath, dev, ino := s.nodes[idx].path, s.nodes[idx].dev, s.nodes[idx].ino
+	kept, dev, ino := s.nodes[idx].path, s.nodes[idx].dev, s.nodes[idx].ino
 	at, anchored := s.anchors[idx]
 	delete(s.anchors, idx)
 	s.mu.Unlock()
+	// The directory's path, where one is needed: built from its parents'
+	// for one deep down, which keeps none (node.path).
+	dirPath := func() string {
+		if kept == "" {
+			return s.path(idx)
+		}
+		return kept
+	}
 	if s.dirHook != nil {
-		s.dirHook(dirPath)
+		s.dirHook(dirPath())
 	}
 	var fd int
 	var err error
 	if anchored {
-		fd, _, err = openAt(at, ".", dirPath, unix.O_DIRECTORY, func(st *unix.Stat_t) bool { return st.Dev == dev && st.Ino == ino })
+		fd, _, err = openAt(at, ".", kept, unix.O_DIRECTORY, func(st *unix.Stat_t) bool { return st.Dev == dev && st.Ino == ino })
 		unix.Close(at)
 		s.mu.Lock()
 		s.held--
 		s.mu.Unlock()
 	} else {
-		fd, _, err = openListed(dirPath, unix.O_DIRECTORY, dev, ino)
+		fd, _, err = openListed(dirPath(), unix.O_DIRECTORY, dev, ino)
 	}
 	if err != nil {
-		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
+		p := dirPath()
+		s.problem(fmt.Errorf("read directory %s: %w", p, withPath(err, p)))
 		return nil, nil, false
 	}
-	f := os.NewFile(uintptr(fd), dirPath)
+	f := os.NewFile(uintptr(fd), kept)
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		s.problem(fmt.Errorf("read directory %s: %w", dirPath, err))
+		p := dirPath()
+		s.problem(fmt.Errorf("read directory %s: %w", p, withPath(err, p)))
 		return nil, nil, false
 	}
 	kids = make([]node, 0, len(names))
 	for _, name := range names {
-		path := childPath(dirPath, name)
-		n, err := s.stat(fd, name, path, []byte(name), idx)
+		n, err := s.stat(fd, name, keptPath(kept, name), []byte(name), idx)
 		if errors.Is(err, errLeftOut) {
 			continue
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				s.leftOut(fmt.Errorf("%s vanished during the scan", path))
+				s.leftOut(fmt.Errorf("%s vanished during the scan", childPath(dirPath(), name)))
 			} else {
 				s.problem(err)
 			}
@@ -331,7 +345,7 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 	// directory read at the same time take maxAnchors.
 	want := 0
 	for i := range kids {
-		if kids[i].isDir() && len(kids[i].path) > anchorPath {
+		if kids[i].isDir() && kids[i].path == "" { // past anchorPath
 			want++
 		}
 	}
@@ -351,7 +365,7 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 	}()
 	for i := range kids {
 		k := &kids[i]
-		if !k.isDir() || len(k.path) <= anchorPath || room <= 0 {
+		if !k.isDir() || k.path != "" || room <= 0 {
 			continue
 		}
 		if anchors == nil {
@@ -373,8 +387,10 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 }
 
 // A directory whose path is longer than anchorPath is read through an
-// O_PATH descriptor its parent's reading opened (readDir). Shorter paths,
-// those of every ordinary tree, are cheap for the kernel to walk.
+// O_PATH descriptor its parent's reading opened (readDir), and a node
+// whose path is, directory or not, keeps none (node.path). Shorter paths,
+// those of every ordinary tree, are cheap for the kernel to walk and to
+// keep.
 const anchorPath = 1024
 
 // maxAnchors bounds the anchors held at once (a wide directory deep down
@@ -429,15 +445,56 @@ func nodePath(nodes []node, n *node) string {
 	return string(b)
 }
 
+// keptPath is the path a node keeps for entry name of a directory that
+// keeps dir: childPath's, or none past anchorPath bytes or below a
+// directory that keeps none.
+func keptPath(dir, name string) string {
+	n := len(dir) + len(name)
+	if !strings.HasSuffix(dir, "/") {
+		n++
+	}
+	if dir == "" || n > anchorPath {
+		return ""
+	}
+	return childPath(dir, name)
+}
+
+// path is the source path of node i (nodePath), read under the lock: the
+// scan's goroutines append to s.nodes, and grow it.
+func (s *scanner) path(i int32) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return nodePath(s.nodes, &s.nodes[i])
+}
+
+// withPath makes err, from a file opened under a name other than its path
+// (none, for a node that keeps none), name path, as it did when every
+// node kept its own.
+func withPath(err error, path string) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		pe.Path = path
+	}
+	return err
+}
+
 // errLeftOut: a file that scan's skip set leaves out.
 var errLeftOut = errors.New("left out")
 
 // stat reads the metadata of entry rel of directory dirfd (AT_FDCWD: rel
-// is a path), path for messages: lstat, symlink target, xattrs.
+// is a path): lstat, symlink target, xattrs. path is the path the node
+// keeps, for reading and for messages: none ("") for one past anchorPath,
+// whose messages name the path built from parent's (node.path).
 func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32) (node, error) {
+	where := func() string {
+		if path == "" && dirfd != unix.AT_FDCWD {
+			return childPath(s.path(parent), rel)
+		}
+		return path
+	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(dirfd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return node{}, fmt.Errorf("stat %s: %w", path, err)
+		return node{}, fmt.Errorf("stat %s: %w", where(), err)
 	}
 	if s.skip[[2]uint64{st.Dev, st.Ino}] {
 		return node{}, errLeftOut
@@ -445,14 +502,14 @@ func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32) (
 	n := node{name: name, path: path, parent: parent, rdev: st.Rdev, nlink: uint64(st.Nlink)}
 	n.setStat(&st)
 	if !nsFits(st.Mtim) || !nsFits(st.Atim) {
-		s.warn(fmt.Errorf("%s: a time outside what the archive holds (nanoseconds from 1970 in 64 bits: the years 1678 to 2262), kept as the nearest it holds", path))
+		s.warn(fmt.Errorf("%s: a time outside what the archive holds (nanoseconds from 1970 in 64 bits: the years 1678 to 2262), kept as the nearest it holds", where()))
 	}
 	switch n.mode & format.ModeType {
 	case format.ModeReg:
 	case format.ModeLink:
 		t, err := readlinkat(dirfd, rel)
 		if err != nil {
-			return node{}, fmt.Errorf("read symlink %s: %w", path, err)
+			return node{}, fmt.Errorf("read symlink %s: %w", where(), err)
 		}
 		n.target = t
 		n.size = int64(len(t))
@@ -460,9 +517,9 @@ func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32) (
 		n.size = 0
 	}
 	if len(name) > format.MaxNameLen {
-		return node{}, fmt.Errorf("%s: name longer than %d bytes", path, format.MaxNameLen)
+		return node{}, fmt.Errorf("%s: name longer than %d bytes", where(), format.MaxNameLen)
 	}
-	at := path
+	at := rel // AT_FDCWD: a path
 	if dirfd != unix.AT_FDCWD {
 		// Through the directory's descriptor, as the rest: the l*xattr
 		// calls follow no symlink in the last name only.
@@ -470,7 +527,7 @@ func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32) (
 	}
 	xs, err := readXattrs(at)
 	if err != nil {
-		s.warn(fmt.Errorf("extended attributes of %s: %w", path, err))
+		s.warn(fmt.Errorf("extended attributes of %s: %w", where(), err))
 	}
 	n.xattrs = xs
 	return n, nil
