@@ -446,7 +446,7 @@ func TestMountForegroundUnmountsOnSignal(t *testing.T) {
 		done := startForeground(t, cmd, mnt, stderr.String)
 		rsyncSame(t, src, mnt)
 		cmd.Process.Signal(sig)
-		if err := waitEnd(t, cmd, done, sig.String()); err != nil {
+		if err := waitEnd(t, cmd, done, sig.String(), stderr.String, mnt); err != nil {
 			t.Errorf("%v: arcmount -f exited with %v\n%s", sig, err, stderr.String())
 		}
 		if isMounted(t, mnt) {
@@ -475,7 +475,7 @@ func TestMountForegroundKeepsIgnoredSignalsIgnored(t *testing.T) {
 	} else if out, err := exec.Command("fusermount3", "-u", mnt).CombinedOutput(); err != nil {
 		t.Errorf("fusermount3 -u: %v %s", err, out)
 	}
-	if err := waitEnd(t, cmd, done, "fusermount3 -u"); err != nil {
+	if err := waitEnd(t, cmd, done, "fusermount3 -u", stderr.String, mnt); err != nil {
 		t.Errorf("arcmount -f exited with %v\n%s", err, stderr.String())
 	}
 }
@@ -509,7 +509,7 @@ func TestMountForegroundOutlivesAClosedStderr(t *testing.T) {
 	default:
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	waitEnd(t, cmd, done, "SIGTERM")
+	waitEnd(t, cmd, done, "SIGTERM", func() string { return "(a closed pipe)" }, mnt)
 	if isMounted(t, mnt) {
 		exec.Command("fusermount3", "-u", mnt).Run()
 		t.Error("still mounted after SIGTERM")
@@ -548,14 +548,22 @@ func startForeground(t *testing.T, cmd *exec.Cmd, mnt string, output func() stri
 // waitEnd waits up to 20 s for a foreground arcmount to end after what it
 // was told (after), and gives how it ended; past that it kills it and
 // fails the test.
-func waitEnd(t *testing.T, cmd *exec.Cmd, done <-chan error, after string) error {
+func waitEnd(t *testing.T, cmd *exec.Cmd, done <-chan error, after string, stderr func() string, mnt string) error {
 	t.Helper()
 	select {
 	case err := <-done:
 		return err
 	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("arcmount -f still running 20s after %s", after)
+		// Its goroutines, for the log: SIGQUIT makes the Go runtime
+		// print them and exit.
+		cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+		}
+		exec.Command("fusermount3", "-u", mnt).Run() // the dead mount it leaves
+		t.Fatalf("arcmount -f still running 20s after %s; its stderr:\n%s", after, stderr())
 		return nil
 	}
 }
