@@ -152,29 +152,17 @@ type Server struct {
 }
 
 // Unmount ends the mount. Push-ahead stops first: a worker listing a
-// directory ahead of a walk keeps the mount busy while it does, and on a
-// loaded machine may outlast pause's wait, so a refused unmount is tried
-// again for up to unmountPatience. If it still fails (busy with someone
-// else's open files), push-ahead goes on as before.
+// directory ahead of a walk keeps the mount busy while it does. If the
+// unmount fails (busy with someone else's open files), push-ahead goes
+// on as before.
 func (s *Server) Unmount() error {
-	deadline := time.Now().Add(unmountPatience)
-	for {
-		s.f.push.pause(true)
-		err := s.Server.Unmount()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			s.f.push.pause(false)
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
+	s.f.push.pause(true)
+	err := s.Server.Unmount()
+	if err != nil {
+		s.f.push.pause(false)
 	}
+	return err
 }
-
-// unmountPatience is how long Unmount tries before it takes the mount as
-// busy with files others hold open.
-const unmountPatience = 5 * time.Second
 
 // Wait waits for the mount to end, however it was unmounted (Unmount, or
 // umount and fusermount3 -u from outside), and then for push-ahead's

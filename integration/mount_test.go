@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -438,6 +439,13 @@ func readFile(t *testing.T, name string) string {
 
 func TestMountForegroundUnmountsOnSignal(t *testing.T) {
 	src, base := mountableArchive(t, 5)
+	// A signal this test runs with ignored (under nohup: SIGHUP) the
+	// child inherits ignored, and arcmount rightly leaves it so
+	// (TestMountForegroundKeepsIgnoredSignalsIgnored). Caught here, it
+	// is the default again in the child.
+	caught := make(chan os.Signal, 3)
+	signal.Notify(caught, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(caught)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		mnt := mountPoint(t)
 		cmd := exec.Command(arcmountBin, "-f", base+".001", mnt)
