@@ -150,6 +150,7 @@ func TestUnreadableSourceIsFatalWithStrict(t *testing.T) {
 // create is busy and expects exit 130 and no file at all left in the
 // output directory: neither a volume nor a temporary file.
 func TestInterruptedCreateLeavesNoVolume(t *testing.T) {
+	defaultSignals(t)
 	src := randomTree(t, 12, 8<<20)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
@@ -169,6 +170,7 @@ func TestInterruptedCreateLeavesNoVolume(t *testing.T) {
 // extract writes and expects exit 130 (docs/CLI.md), not death by the
 // signal (a shell's 143 for SIGTERM), and a line saying what is left.
 func TestInterruptedExtractSaysSo(t *testing.T) {
+	defaultSignals(t)
 	src := randomTree(t, 6, 8<<20)
 	arc := filepath.Join(t.TempDir(), "a")
 	mustArcpack(t, "create", src, "-o", arc, "--codec", "raw")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -200,4 +201,15 @@ func rsyncSame(t *testing.T, src, dst string) {
 	if s := strings.TrimSpace(string(out)); s != "" {
 		t.Fatalf("rsync sees differences between %s and %s:\n%s", src, dst, s)
 	}
+}
+
+// defaultSignals has the commands the test starts begin with SIGINT,
+// SIGTERM and SIGHUP at their default, for a test that sends them one: a
+// signal the test runs with ignored (SIGHUP under nohup, SIGINT in a
+// background job) they inherit ignored, and rightly keep so. Caught here
+// until the test ends, they are the default again across exec.
+func defaultSignals(t *testing.T) {
+	c := make(chan os.Signal, 3)
+	signal.Notify(c, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	t.Cleanup(func() { signal.Stop(c) })
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -439,13 +438,7 @@ func readFile(t *testing.T, name string) string {
 
 func TestMountForegroundUnmountsOnSignal(t *testing.T) {
 	src, base := mountableArchive(t, 5)
-	// A signal this test runs with ignored (under nohup: SIGHUP) the
-	// child inherits ignored, and arcmount rightly leaves it so
-	// (TestMountForegroundKeepsIgnoredSignalsIgnored). Caught here, it
-	// is the default again in the child.
-	caught := make(chan os.Signal, 3)
-	signal.Notify(caught, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(caught)
+	defaultSignals(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		mnt := mountPoint(t)
 		cmd := exec.Command(arcmountBin, "-f", base+".001", mnt)
@@ -821,6 +814,7 @@ func TestAutoGPUWithoutOneLoadsNoDriverIntoTheMount(t *testing.T) {
 // (held here by stopping the server) leaves no mount: the server is told
 // to stop, and arcmount says it is not mounted.
 func TestInterruptingArcmountBeforeItIsReadyLeavesNoMount(t *testing.T) {
+	defaultSignals(t)
 	_, base := mountableArchive(t, 6)
 	mnt := t.TempDir()
 	cmd := exec.Command(arcmountBin, "--gpu", "off", base+".001", mnt)
