@@ -53,9 +53,9 @@ func (m *matcher) hcInsert(src []byte, i int) {
 // search with FarAll) also tries the table's candidate for i's 8 bytes,
 // beyond the chain's window and within m.farWin; with seeds instead,
 // every search tries the seed that holds i. A match farther than 64 KiB
-// must be FarMin bytes long. It links the positions up to i first.
+// must be FarMin bytes long. It links the positions up to i first
+// (hcScan does).
 func (m *matcher) hcFind(src []byte, i, low, limit, win, longest int) (s, n, off int) {
-	m.hcInsert(src, i)
 	s, n, off, _ = m.hcScan(src, i, low, i, limit, win, longest)
 	return s, n, off
 }
