@@ -92,11 +92,7 @@ func isTempOf(prefix, name string) bool {
 	if len(tag) != 12 || strings.Trim(tag, "0123456789abcdef") != "" {
 		return false
 	}
-	b, _, ok := ParseVolumeName(vol)
-	if !ok {
-		b, _, ok = ParseRecoveryName(vol)
-	}
-	return ok && b == prefix
+	return isArchiveName(prefix, vol)
 }
 
 // lockArchive is LockArchive without the clean-up; guarded is false on a
