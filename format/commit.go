@@ -57,12 +57,13 @@ const (
 // neither made durable nor removed: the journal stays, and the files it
 // names must too; otherwise none was done, and no journal stays.
 func Commit(base string, renames []Rename) (renamed bool, err error) {
-	return commit(base, renames, -1)
+	return commit(base, renames, -1, SyncDir)
 }
 
 // commit is Commit stopping, as if killed, after stop renames (stop < 0:
-// never).
-func commit(base string, renames []Rename, stop int) (renamed bool, err error) {
+// never), with syncJournal making the journal durable (SyncDir; a test's
+// fails).
+func commit(base string, renames []Rename, stop int, syncJournal func(dir string) error) (renamed bool, err error) {
 	dir := filepath.Dir(base)
 	var j bytes.Buffer
 	j.WriteString(commitMagic + "\n")
@@ -96,7 +97,7 @@ func commit(base string, renames []Rename, stop int) (renamed bool, err error) {
 	// removes the temporary files, and the next holder of the lock would
 	// do the other renames alone. A journal that stays keeps the files
 	// too, for the next holder to do every rename.
-	if err := syncJournalDir(dir); err != nil {
+	if err := syncJournal(dir); err != nil {
 		if rerr := os.Remove(journal); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			return false, fmt.Errorf("%w; remove %s: %w (%w)", err, journal, rerr, ErrCommitUnfinished)
 		}
@@ -121,10 +122,6 @@ func commit(base string, renames []Rename, stop int) (renamed bool, err error) {
 	}
 	return true, nil
 }
-
-// syncJournalDir is SyncDir, for the journal put in place (a test makes
-// it fail).
-var syncJournalDir = SyncDir
 
 // writeSynced writes b to a new file name, on the disk when it returns.
 func writeSynced(name string, b []byte) error {

@@ -86,7 +86,7 @@ func TestCommitKilledPartWayIsFinishedByTheNextLockHolder(t *testing.T) {
 			t.Fatal(err)
 		}
 		renames, want := swapSet(t, base)
-		renamed, err := commit(base, renames, stop)
+		renamed, err := commit(base, renames, stop, SyncDir)
 		if renamed || err != nil {
 			t.Fatalf("stop %d: renamed %t, %v", stop, renamed, err)
 		}
@@ -109,7 +109,7 @@ func TestCommitKilledPartWayIsFinishedByTheNextLockHolder(t *testing.T) {
 
 // A commit that is not killed leaves no journal, and what it renamed is
 // there.
-func TestCommitRenamesInOrderAndRemovesItsJournal(t *testing.T) {
+func TestCommitRenamesAndRemovesItsJournal(t *testing.T) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "a")
 	renames, want := swapSet(t, base)
@@ -128,7 +128,7 @@ func TestCommitJournalRenamesOnlyTheFilesItNamed(t *testing.T) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "a")
 	renames, want := swapSet(t, base)
-	if _, err := commit(base, renames, 1); err != nil {
+	if _, err := commit(base, renames, 1, SyncDir); err != nil {
 		t.Fatal(err)
 	}
 	// The first rename's source made again, and the second's replaced.
@@ -161,7 +161,7 @@ func TestCommitJournalKeepsOddNames(t *testing.T) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "a b\n\"c\"\xff\\")
 	renames, want := swapSet(t, base)
-	if _, err := commit(base, renames, 0); err != nil {
+	if _, err := commit(base, renames, 0, SyncDir); err != nil {
 		t.Fatal(err)
 	}
 	unlock, left, err := LockArchive(base)
@@ -273,7 +273,7 @@ func TestCommitJournalOutlivesNewDeviceAndInodeNumbers(t *testing.T) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "a")
 	renames, want := swapSet(t, base)
-	if _, err := commit(base, renames, 1); err != nil {
+	if _, err := commit(base, renames, 1, SyncDir); err != nil {
 		t.Fatal(err)
 	}
 	// The journal as the files' new numbers no longer match it.
@@ -322,13 +322,11 @@ func TestCommitWhoseJournalCannotBeSyncedLeavesNoJournal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	defer func(f func(string) error) { syncJournalDir = f }(syncJournalDir)
-	syncJournalDir = func(string) error { return errors.New("sync: input/output error") }
-	renamed, err := Commit(base, []Rename{{t5, VolumeName(base, 5)}, {VolumeName(base, 9), VolumeName(base, 4)}})
+	failing := func(string) error { return errors.New("sync: input/output error") }
+	renamed, err := commit(base, []Rename{{t5, VolumeName(base, 5)}, {VolumeName(base, 9), VolumeName(base, 4)}}, -1, failing)
 	if renamed || err == nil || errors.Is(err, ErrCommitUnfinished) {
 		t.Fatalf("renamed %t, %v; want an error, nothing renamed", renamed, err)
 	}
-	syncJournalDir = SyncDir
 	if _, err := os.Lstat(CommitName(base)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the journal of a commit that renamed nothing: %v", err)
 	}
@@ -353,7 +351,7 @@ func TestCommitOfAnArchiveNamedWithTmp(t *testing.T) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "a.tmp-0123456789ab")
 	renames, want := swapSet(t, base)
-	if _, err := commit(base, renames, 1); err != nil {
+	if _, err := commit(base, renames, 1, SyncDir); err != nil {
 		t.Fatal(err)
 	}
 	unlock, left, err := LockArchive(base)
