@@ -81,12 +81,7 @@ func TestCreateMissingSource(t *testing.T) {
 // arcpack runs as: chmod 000 works against anyone but root, so as root
 // arcpack runs as nobody.
 func unreadableTree(t *testing.T) (src, outDir string, o runOpts) {
-	top, err := os.MkdirTemp("", "arc-unreadable-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(top) })
-	os.Chmod(top, 0o777)
+	top := sharedTempDir(t, "arc-unreadable-", 0o777)
 	src = filepath.Join(top, "src")
 	outDir = filepath.Join(top, "out")
 	os.Mkdir(src, 0o755)
@@ -850,12 +845,7 @@ func TestUnreadableVolumeIsNamedNotMissing(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run arcpack as nobody")
 	}
-	top, err := os.MkdirTemp("", "arc-unreadable-vol-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(top) })
-	os.Chmod(top, 0o777)
+	top := sharedTempDir(t, "arc-unreadable-vol-", 0o777)
 	src := filepath.Join(top, "src")
 	os.Mkdir(src, 0o755)
 	data := make([]byte, 3<<20)

@@ -219,12 +219,7 @@ func crafted(t *testing.T, dir string, entries []hEntry, edit func(*format.Index
 // hostileDirs makes top/{dst,outside} and returns them, both writable by
 // anyone so that extract can also run as nobody.
 func hostileDirs(t *testing.T) (top, dst, outside string) {
-	top, err := os.MkdirTemp("", "arc-hostile-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(top) })
-	os.Chmod(top, 0o755)
+	top = sharedTempDir(t, "arc-hostile-", 0o755)
 	dst, outside = filepath.Join(top, "dst"), filepath.Join(top, "outside")
 	for _, d := range []string{dst, outside} {
 		os.Mkdir(d, 0o777)

@@ -213,3 +213,20 @@ func defaultSignals(t *testing.T) {
 	signal.Notify(c, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	t.Cleanup(func() { signal.Stop(c) })
 }
+
+// sharedTempDir makes a directory named like prefix under the system's
+// temporary directory with mode perm, removed when the test ends: one that
+// a test's commands run as another user (nobody) can reach, which
+// t.TempDir's (0700, in a 0700 parent) is not.
+func sharedTempDir(t *testing.T, prefix string, perm os.FileMode) string {
+	t.Helper()
+	top, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	if err := os.Chmod(top, perm); err != nil {
+		t.Fatal(err)
+	}
+	return top
+}

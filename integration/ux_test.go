@@ -503,12 +503,7 @@ func TestMountShowsWhatTheFUSEHelperSaid(t *testing.T) {
 		t.Skip("needs root to run arcmount as another user")
 	}
 	base := pack(t, mountSmall, genTree(t, testtree.Options{Seed: 4, Files: 3, Depth: 1, NoXattrs: true}))
-	top, err := os.MkdirTemp("", "arc-helper-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(top) })
-	os.Chmod(top, 0o755)
+	top := sharedTempDir(t, "arc-helper-", 0o755)
 	fake := filepath.Join(top, "bin")
 	os.Mkdir(fake, 0o755)
 	script := "#!/bin/sh\necho \"fusermount3: stand-in refuses $1\" >&2\nexit 1\n"
@@ -529,6 +524,7 @@ func TestMountShowsWhatTheFUSEHelperSaid(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	done := make(chan error, 1)
 	go func() { done <- cmd.Run() }()
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(time.Minute):
