@@ -173,8 +173,11 @@ type pusher struct {
 	mnt    string
 	mntDev uint64
 	// listing: a worker is reading a listing through the mount (one at a
-	// time: the others wait for the directory it lists).
+	// time: the others wait for the directory it lists), into dents, the
+	// getdents buffer of whichever worker lists: workers come and go
+	// with the work, about once per directory of a walk.
 	listing bool
+	dents   []byte
 	// taken: directories the push went into during this walk (it lists
 	// and pushes each once); see takeListing.
 	taken map[uint32]struct{}
@@ -717,7 +720,7 @@ func (p *pusher) putBufLocked(buf []byte) {
 }
 
 func (p *pusher) run() {
-	var buf, dents []byte
+	var buf []byte
 	for {
 		p.mu.Lock()
 		k, ok := p.pickLocked(true)
@@ -732,10 +735,11 @@ func (p *pusher) run() {
 		}
 		if k.list {
 			mnt, dev := p.mnt, p.mntDev
-			p.mu.Unlock()
-			if dents == nil {
-				dents = make([]byte, 32<<10)
+			if p.dents == nil {
+				p.dents = make([]byte, 32<<10)
 			}
+			dents := p.dents
+			p.mu.Unlock()
 			ok := p.listAhead(mnt, dev, k.in, k.ino, dents)
 			p.mu.Lock()
 			p.listing = false
