@@ -108,6 +108,7 @@ func (p *packer) pack() error {
 	// into the ring, whose regions that budget guards.
 	ring := newReadRing(p.readAhead())
 	defer ring.close() // run returns once no reader touches it
+	defer p.deep.close()
 	dispatch := func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error {
 		for _, i := range files {
 			n := &p.nodes[i]
@@ -519,15 +520,14 @@ func (p *packer) openFile(n *node) (*os.File, unix.Stat_t, error) {
 // through another of its paths instead, where one still leads to it.
 // Anything else stays errReplaced.
 func (p *packer) openSource(n *node) (int, unix.Stat_t, error) {
-	path := p.path(n)
-	fd, st, err := openListed(path, 0, n.dev, n.ino)
+	fd, st, err := p.openListed(n, 0)
 	if n.nlink > 1 && (errors.Is(err, errReplaced) || errors.Is(err, fs.ErrNotExist)) {
 		// The file the scan listed may still be at another of its paths:
 		// read it there (the one inode, its content and metadata as
 		// listed). The primary's path then holds the file's state at the
 		// scan, as every other path of it does.
 		for _, other := range p.linkedNodes[inodeKey{n.dev, n.ino}] {
-			if fd, st, oerr := openListed(p.path(&p.nodes[other]), 0, n.dev, n.ino); oerr == nil {
+			if fd, st, oerr := p.openListed(&p.nodes[other], 0); oerr == nil {
 				return fd, st, nil
 			}
 		}
@@ -537,11 +537,12 @@ func (p *packer) openSource(n *node) (int, unix.Stat_t, error) {
 		return fd, st, err
 	}
 	dir := &p.nodes[n.parent]
-	dfd, _, derr := openListed(p.path(dir), unix.O_DIRECTORY, dir.dev, dir.ino)
+	dfd, _, derr := p.openListed(dir, unix.O_DIRECTORY)
 	if derr != nil {
 		return -1, st, err
 	}
 	defer unix.Close(dfd)
+	path := p.path(n)
 	nfd, nst, nerr := openAt(dfd, string(n.name), path, 0, func(*unix.Stat_t) bool { return true })
 	if nerr != nil {
 		return -1, st, err
@@ -553,6 +554,20 @@ func (p *packer) openSource(n *node) (int, unix.Stat_t, error) {
 	n.setStat(&nst)
 	n.xattrs = xs
 	return nfd, nst, nil
+}
+
+// openListed opens node n as openListed (scan.go) does its path: one deep
+// down (keeping no path) in its directory held in p.deep, its path built
+// only for an error (it takes time in the depth).
+func (p *packer) openListed(n *node, flags int) (int, unix.Stat_t, error) {
+	if n.path != "" || n.parent < 0 {
+		return openListed(n.path, flags, n.dev, n.ino)
+	}
+	fd, st, err := p.deep.openAt(p.nodes, n, flags, func(st *unix.Stat_t) bool { return st.Dev == n.dev && st.Ino == n.ino })
+	if pe, ok := err.(*os.PathError); ok {
+		pe.Path = p.path(n)
+	}
+	return fd, st, err
 }
 
 // sequence places one file's content, in path order.

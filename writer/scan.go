@@ -425,22 +425,27 @@ func nodePath(nodes []node, n *node) string {
 	if n.path != "" || n.parent < 0 {
 		return n.path
 	}
-	var names [][]byte // bottom up
-	for n.path == "" && n.parent >= 0 {
-		names = append(names, n.name)
-		n = &nodes[n.parent]
+	// Up to the nearest node that keeps its path, twice: to size the path,
+	// then to fill it in from its end (nothing else is allocated: the
+	// levels of a deep tree are many).
+	top, size := n, 0
+	for top.path == "" && top.parent >= 0 {
+		size += 1 + len(top.name)
+		top = &nodes[top.parent]
 	}
-	size := len(n.path) + len(names)
-	for _, name := range names {
-		size += len(name)
+	if strings.HasSuffix(top.path, "/") {
+		size-- // the first name follows the top's own slash
 	}
-	b := make([]byte, 0, size)
-	b = append(b, n.path...)
-	for i := len(names) - 1; i >= 0; i-- {
-		if len(b) == 0 || b[len(b)-1] != '/' {
-			b = append(b, '/')
+	b := make([]byte, len(top.path)+size)
+	copy(b, top.path)
+	end := len(b)
+	for m := n; m != top; m = &nodes[m.parent] {
+		end -= len(m.name)
+		copy(b[end:], m.name)
+		if end > len(top.path) {
+			end--
+			b[end] = '/'
 		}
-		b = append(b, names[i]...)
 	}
 	return string(b)
 }

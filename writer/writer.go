@@ -377,6 +377,9 @@ type packer struct {
 	// through one of their paths when its primary's path no longer leads
 	// to it (openSource).
 	linkedNodes map[inodeKey][]int32
+	// deep: the directories of files deep down, held open for the reads
+	// (deepdirs.go).
+	deep deepDirs
 
 	// file content, by node: extent range in exts
 	extStart []uint32 // by node
