@@ -231,7 +231,12 @@ func (f *FS) fill(ino uint32, a *fuse.Attr) {
 	a.Mode = in.Mode[ino]
 	a.Uid, a.Gid = in.UID[ino], in.GID[ino]
 	a.Size = in.Size[ino]
-	a.Blocks = (a.Size - f.holes[ino] + 511) / 512
+	if in.Mode[ino]&format.ModeType == format.ModeReg {
+		// The data's 512-byte units, holes left out. A symlink's target
+		// is in the index, not in data: none (as SquashFS says too; ext4
+		// says 0 or 8, depending on the target's length).
+		a.Blocks = (a.Size - f.holes[ino] + 511) / 512
+	}
 	a.Blksize = maxIO
 	a.Nlink = f.idx.Nlink[ino]
 	a.Rdev = uint32(in.Rdev[ino])

@@ -163,6 +163,9 @@ func TestMountedTreeMatchesIndex(t *testing.T) {
 			if err != nil || got != e.target {
 				t.Errorf("readlink %s = %q, %v; want %q", e.path, got, err, e.target)
 			}
+			if st.Size != int64(len(e.target)) || st.Blocks != 0 {
+				t.Errorf("%s: size %d blocks %d, want %d and none (the target is no data)", e.path, st.Size, st.Blocks, len(e.target))
+			}
 		}
 	}
 	var st unix.Stat_t
