@@ -22,14 +22,22 @@ import (
 //
 // The directories are opened a level at a time, without following a
 // symlink (the scan listed each as a directory), from the nearest one
-// held or the nearest one that keeps its path. Held open, a directory
-// renamed since the scan is still read where it went; every file opened
-// is checked against the scan's device and inode as before.
+// held, up from one held (the parent of siblings), or from the nearest one
+// that keeps its path. Held open, a directory renamed since the scan is
+// still read where it went; every file opened is checked against the
+// scan's device and inode as before, and one not reached this way (a
+// directory swapped for a symlink, moved, gone) is opened by its path
+// (packer.openListed), so that what the reads are told is what the path
+// gives.
 type deepDirs struct {
 	mu    sync.Mutex
 	fds   map[int32]int // by node: O_PATH descriptors of directories
 	order []int32       // the nodes of fds, oldest first
 	opens int           // directories opened, for tests
+	// max: directories held at most, maxDeepDirs or an eighth of the
+	// limit on open files where that is less (set at the first hold):
+	// under a low limit they must leave room for the reads and volumes.
+	max int
 }
 
 // maxDeepDirs bounds the directories held: a walk in path order needs the
@@ -43,6 +51,12 @@ func (d *deepDirs) openAt(nodes []node, n *node, flags int, is func(*unix.Stat_t
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dirfd, err := d.dir(nodes, n.parent)
+	if err == unix.EMFILE || err == unix.ENFILE {
+		// The directories held take what the rest needs: let them go,
+		// and try once more.
+		d.release()
+		dirfd, err = d.dir(nodes, n.parent)
+	}
 	if err != nil {
 		return -1, unix.Stat_t{}, &os.PathError{Op: "open", Path: string(n.name), Err: err}
 	}
@@ -61,10 +75,18 @@ func (d *deepDirs) dir(nodes []node, idx int32) (int, error) {
 	// Up to a directory held or one that keeps its path, then down.
 	var down []int32
 	fd, held := -1, false
-	for i := idx; ; {
+	for i, level := idx, 0; ; level++ {
 		if f, ok := d.fds[i]; ok {
 			fd, held = f, true
 			break
+		}
+		if i != idx && level <= maxUp {
+			// A sibling's parent, say: up from a directory held.
+			if f, ok := d.up(nodes, i); ok {
+				d.hold(i, f)
+				fd, held = f, true
+				break
+			}
 		}
 		nd := &nodes[i]
 		if nd.path != "" || nd.parent < 0 {
@@ -139,12 +161,19 @@ func (d *deepDirs) up(nodes []node, idx int32) (int, bool) {
 }
 
 // hold keeps fd as directory node idx's, letting the oldest go past
-// maxDeepDirs.
+// d.max.
 func (d *deepDirs) hold(idx int32, fd int) {
 	if d.fds == nil {
 		d.fds = map[int32]int{}
 	}
-	if len(d.order) == maxDeepDirs {
+	if d.max == 0 {
+		d.max = maxDeepDirs
+		var lim unix.Rlimit
+		if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
+			d.max = max(1, min(maxDeepDirs, int(lim.Cur/8)))
+		}
+	}
+	if len(d.order) >= d.max {
 		old := d.order[0]
 		unix.Close(d.fds[old])
 		delete(d.fds, old)
@@ -158,6 +187,11 @@ func (d *deepDirs) hold(idx int32, fd int) {
 func (d *deepDirs) close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.release()
+}
+
+// release closes the directories held; d.mu is held.
+func (d *deepDirs) release() {
 	for _, fd := range d.fds {
 		unix.Close(fd)
 	}

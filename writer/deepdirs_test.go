@@ -2,6 +2,7 @@ package writer
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -120,5 +121,55 @@ func TestDeepDirsOpenFilesAtEveryLevelInLinearWork(t *testing.T) {
 				t.Errorf("%d directories held, want at most %d", len(d.fds), maxDeepDirs)
 			}
 		})
+	}
+}
+
+// A directory deep down with width subdirectories, a file in each, read in
+// path order: each subdirectory is reached up from the one before (their
+// parent) and a level down, not from the top (200,200 directories opened
+// for these 100 files, one descent each).
+func TestDeepDirsReachSiblingsInLinearWork(t *testing.T) {
+	const depth, width = 2000, 100
+	src := t.TempDir()
+	wideDeep(t, src, depth, width)
+	nodes := []node{{path: src, parent: -1}}
+	for level := 1; level <= depth; level++ {
+		nodes = append(nodes, node{name: []byte("d"), parent: int32(level - 1)})
+	}
+	var subs, files []int32
+	for i := range width {
+		subs = append(subs, int32(len(nodes)))
+		nodes = append(nodes, node{name: fmt.Appendf(nil, "s%03d", i), parent: depth})
+	}
+	for _, s := range subs {
+		files = append(files, int32(len(nodes)))
+		nodes = append(nodes, node{name: []byte("f"), parent: s})
+	}
+	var scan deepDirs // the scan's identities
+	for i := 1; i < len(nodes); i++ {
+		n := &nodes[i]
+		dir, err := scan.dir(nodes, n.parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(dir, string(n.name), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
+		n.dev, n.ino = st.Dev, st.Ino
+	}
+	scan.close()
+	var d deepDirs
+	defer d.close()
+	for _, f := range files {
+		n := &nodes[f]
+		fd, _, err := d.openAt(nodes, n, 0, func(st *unix.Stat_t) bool { return st.Dev == n.dev && st.Ino == n.ino })
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	if limit := 4 * (depth + width); d.opens > limit {
+		t.Errorf("%d directories opened for %d files %d levels deep, want at most %d", d.opens, width, depth, limit)
 	}
 }

@@ -564,6 +564,12 @@ func (p *packer) openListed(n *node, flags int) (int, unix.Stat_t, error) {
 		return openListed(n.path, flags, n.dev, n.ino)
 	}
 	fd, st, err := p.deep.openAt(p.nodes, n, flags, func(st *unix.Stat_t) bool { return st.Dev == n.dev && st.Ino == n.ino })
+	if err != nil && !errors.Is(err, errReplaced) {
+		// Not reached through the directories held (one swapped for a
+		// symlink, gone, renamed): by its path, as before, so that what
+		// openSource is told is what the path gives.
+		return openListed(p.path(n), flags, n.dev, n.ino)
+	}
 	if pe, ok := err.(*os.PathError); ok {
 		pe.Path = p.path(n)
 	}
