@@ -65,14 +65,8 @@ func (d *deepDirs) openAt(nodes []node, n *node, flags int, is func(*unix.Stat_t
 
 // dir returns a descriptor of directory node idx, held in d.
 func (d *deepDirs) dir(nodes []node, idx int32) (int, error) {
-	if fd, ok := d.fds[idx]; ok {
-		return fd, nil
-	}
-	if fd, ok := d.up(nodes, idx); ok {
-		d.hold(idx, fd)
-		return fd, nil
-	}
-	// Up to a directory held or one that keeps its path, then down.
+	// Up to a directory held, one reached up from a directory held (a
+	// sibling's parent, say), or one that keeps its path; then down.
 	var down []int32
 	fd, held := -1, false
 	for i, level := idx, 0; ; level++ {
@@ -80,8 +74,7 @@ func (d *deepDirs) dir(nodes []node, idx int32) (int, error) {
 			fd, held = f, true
 			break
 		}
-		if i != idx && level <= maxUp {
-			// A sibling's parent, say: up from a directory held.
+		if level <= maxUp {
 			if f, ok := d.up(nodes, i); ok {
 				d.hold(i, f)
 				fd, held = f, true

@@ -58,29 +58,26 @@ func TestDeepDirsOpenFilesAtEveryLevelInLinearWork(t *testing.T) {
 	}
 	// The scan's identities, read through the chain itself (the first
 	// directory keeps its path: its identity is not looked at).
-	fill := func(d *deepDirs) {
-		for level := 1; level <= depth; level++ {
-			fd, err := d.dir(nodes, int32(level))
-			if err != nil {
-				t.Fatalf("level %d: %v", level, err)
-			}
-			var st unix.Stat_t
-			if err := unix.Fstat(fd, &st); err != nil {
-				t.Fatal(err)
-			}
-			nodes[level].dev, nodes[level].ino = st.Dev, st.Ino
-		}
-		for level, f := range files {
-			var st unix.Stat_t
-			dir, _ := d.dir(nodes, int32(level))
-			if err := unix.Fstatat(dir, "f", &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				t.Fatal(err)
-			}
-			nodes[f].dev, nodes[f].ino = st.Dev, st.Ino
-		}
-	}
 	var scan deepDirs
-	fill(&scan)
+	for level := 1; level <= depth; level++ {
+		fd, err := scan.dir(nodes, int32(level))
+		if err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			t.Fatal(err)
+		}
+		nodes[level].dev, nodes[level].ino = st.Dev, st.Ino
+	}
+	for level, f := range files {
+		var st unix.Stat_t
+		dir, _ := scan.dir(nodes, int32(level))
+		if err := unix.Fstatat(dir, "f", &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
+		nodes[f].dev, nodes[f].ino = st.Dev, st.Ino
+	}
 	scan.close()
 
 	down := slices.Clone(levels)

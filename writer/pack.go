@@ -570,8 +570,8 @@ func (p *packer) openListed(n *node, flags int) (int, unix.Stat_t, error) {
 		// openSource is told is what the path gives.
 		return openListed(p.path(n), flags, n.dev, n.ino)
 	}
-	if pe, ok := err.(*os.PathError); ok {
-		pe.Path = p.path(n)
+	if err != nil {
+		err = withPath(err, p.path(n))
 	}
 	return fd, st, err
 }

@@ -211,7 +211,6 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 	}
 	s.mu.Lock()
 	first := int32(len(s.nodes))
-
 	if need := len(s.nodes) + len(kids); need > cap(s.nodes) {
 		// Double rather than append's 1.25× for large slices: nodes are
 		// big and hold pointers, and each growth copies them all under
