@@ -720,3 +720,51 @@ func TestLoadsInFlightCountTowardTheBound(t *testing.T) {
 		})
 	}
 }
+
+// TestAbsentLeavesOutWhatIsHeldOrLoading checks Absent: the keys a Get
+// would have to decode, neither in memory nor in flight, in their order.
+func TestAbsentLeavesOutWhatIsHeldOrLoading(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	c := newCache(t, 16*blk, func(key uint32, dst []byte) error {
+		if key == 9 {
+			close(started)
+			<-release // 9 stays in flight until the checks are done
+		}
+		fill(key, dst)
+		return nil
+	})
+	for _, k := range []uint32{1, 3} {
+		b, err := c.Get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Release()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if b, err := c.Get(9); err == nil {
+			b.Release()
+		}
+	}()
+	<-started
+	for _, tc := range []struct {
+		keys, want []uint32
+	}{
+		{nil, nil},
+		{[]uint32{1, 3}, nil},
+		{[]uint32{9}, nil},
+		{[]uint32{4, 1, 2, 9, 3}, []uint32{4, 2}},
+		{[]uint32{7, 5}, []uint32{7, 5}},
+	} {
+		if got := c.Absent(tc.keys); !slices.Equal(got, tc.want) {
+			t.Errorf("Absent(%v) = %v, want %v", tc.keys, got, tc.want)
+		}
+	}
+	close(release)
+	<-done
+	if got := c.Absent([]uint32{9, 8}); !slices.Equal(got, []uint32{8}) {
+		t.Errorf("after its load, Absent(9, 8) = %v, want [8]", got)
+	}
+}

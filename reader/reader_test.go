@@ -1551,3 +1551,94 @@ func TestAVolumeThatIsNotAFileIsLocalDamage(t *testing.T) {
 		t.Errorf("a, in blocks before volume 6: %v", err)
 	}
 }
+
+// scatteredTree has "b" made of two pieces of "a", deduplicated: one in
+// a's first block and one in its third, with a block between them.
+func scatteredTree(bs int) (entries []entry, a, b []byte) {
+	a = randBytes(3*bs, 7)
+	p, q := uint64(100), uint64(2*bs+100)
+	b = slices.Concat(a[p:p+1000], a[q:q+1000])
+	return []entry{
+		reg("a", a),
+		{path: "b", mode: format.ModeReg | 0o644, segs: []seg{
+			{ref: true, refOff: p, refLen: 1000},
+			{ref: true, refOff: q, refLen: 1000},
+		}},
+	}, a, b
+}
+
+// TestReadOfScatteredPiecesDecodesTheirBlocksSideBySide checks that one
+// read of a file whose pieces lie in several blocks begins decoding them
+// all before it waits for any: each load here waits until both have begun,
+// so one after the other they would not meet.
+func TestReadOfScatteredPiecesDecodesTheirBlocksSideBySide(t *testing.T) {
+	const bs = 4096
+	entries, _, want := scatteredTree(bs)
+	bt := buildArchive(t, t.TempDir(), "s", entries, buildOpts{blockSize: bs})
+	a, err := Open(bt.volumes[0], Options{Prefetch: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var mu sync.Mutex
+	began := map[uint32]bool{}
+	met := make(chan struct{})
+	var alone atomic.Bool // a load that waited for the other in vain
+	a.loadStarted = func(b uint32) {
+		mu.Lock()
+		began[b] = true
+		if len(began) == 2 {
+			close(met)
+		}
+		mu.Unlock()
+		select {
+		case <-met:
+		case <-time.After(2 * time.Second):
+			alone.Store(true)
+		}
+	}
+	got := make([]byte, len(want))
+	if n, err := a.ReadAt(inodeOf(t, a, "b"), got, 0); n != len(want) || err != nil {
+		t.Fatalf("ReadAt: %d bytes, %v", n, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("b read back wrong")
+	}
+	if alone.Load() {
+		t.Fatalf("the blocks were decoded one after the other (began: %v)", began)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !began[0] || !began[2] || began[1] {
+		t.Fatalf("decoded blocks %v, want 0 and 2", began)
+	}
+}
+
+// TestDamageInAScatteredPieceIsReportedOnce checks that a block decoded
+// beside the read's first still fails the read where it starts, with the
+// bytes before it good, and is logged once.
+func TestDamageInAScatteredPieceIsReportedOnce(t *testing.T) {
+	const bs = 4096
+	entries, _, want := scatteredTree(bs)
+	bt := buildArchive(t, t.TempDir(), "s", entries, buildOpts{blockSize: bs})
+	vol, fo := streamFileOffset(bt, int64(bt.idx.BlockStoredOff[2])+2)
+	flipByte(t, vol, fo)
+	var logged atomic.Int32
+	a, err := Open(bt.volumes[0], Options{Prefetch: -1, Logf: func(string, ...any) { logged.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for range 3 {
+		got := make([]byte, len(want))
+		n, err := a.ReadAt(inodeOf(t, a, "b"), got, 0)
+		var be *BlockError
+		if !errors.As(err, &be) || be.Block != 2 || n != 1000 || !bytes.Equal(got[:n], want[:n]) {
+			t.Fatalf("ReadAt: %d bytes, %v; want the first piece's 1000 and block 2's error", n, err)
+		}
+	}
+	a.Close()
+	if n := logged.Load(); n != 3 {
+		t.Fatalf("%d log lines for 3 reads of a damaged block, want 3", n)
+	}
+}
