@@ -82,8 +82,14 @@ type Archive struct {
 	scratch  sync.Pool // *[]byte for stored block bytes
 
 	seq seqTracker
-	// spread: the goroutines decoding a read's further blocks (fetchSpread).
-	spread sync.WaitGroup
+	// spread: the goroutines decoding a read's further blocks
+	// (fetchSpread); spreading, the raw bytes they are decoding.
+	// spreadMu orders their Adds before Close's Wait: after
+	// spreadClosed none starts.
+	spread       sync.WaitGroup
+	spreading    atomic.Int64
+	spreadMu     sync.Mutex
+	spreadClosed bool
 	// loadStarted, when set (by tests), is called as each block's load begins.
 	loadStarted func(b uint32)
 	// extentEnds: entry i is the sum of the lengths of the index's first
@@ -221,6 +227,9 @@ func decodeIndex(stored []byte, rawSize, streamFrom uint64) (*format.Index, erro
 
 // Close releases the volume files and the cache.
 func (a *Archive) Close() error {
+	a.spreadMu.Lock()
+	a.spreadClosed = true
+	a.spreadMu.Unlock()
 	a.spread.Wait()
 	a.cache.Close()
 	return a.vols.close()

@@ -61,8 +61,12 @@ func (a *Archive) ReadAt(ino uint32, p []byte, off int64) (int, error) {
 }
 
 // readSpread bounds the blocks of one read that fetchSpread decodes side
-// by side.
-const readSpread = 8
+// by side; spreadShare, the raw bytes all reads' spread goroutines decode
+// at once, to a spreadShare-th of the cache.
+const (
+	readSpread  = 8
+	spreadShare = 4
+)
 
 // fetchSpread starts decoding, each on a goroutine of its own, the blocks
 // that want bytes of a file from extent e (within bytes into it; the
@@ -74,6 +78,12 @@ const readSpread = 8
 // slowest. ReadAt's own Gets then find those blocks decoding or done
 // (the cache decodes a block once however many ask), and report their
 // damage as before; these goroutines drop their errors.
+//
+// Their loads are demand loads, which the cache does not refuse, and the
+// blocks they decode must stay until the read gets to them: so they are
+// held to a spreadShare-th of the cache (a cache of a few blocks spreads
+// nothing, where decoding eight at once evicted most of them before the
+// read got to them, to decode them again). None starts after Close.
 func (a *Archive) fetchSpread(e, end, within uint64, want int) {
 	x := a.idx
 	var keys [readSpread]uint32
@@ -107,13 +117,25 @@ collect:
 	if len(absent) < 2 {
 		return
 	}
+	room := a.opt.CacheSize / spreadShare
+	a.spreadMu.Lock()
+	defer a.spreadMu.Unlock()
+	if a.spreadClosed {
+		return
+	}
 	for _, b := range absent[1:] {
+		sz := int64(x.Blocks.RawSize[b])
+		if a.spreading.Add(sz) > room {
+			a.spreading.Add(-sz)
+			return
+		}
 		a.spread.Add(1)
 		go func() {
 			defer a.spread.Done()
 			if buf, err := a.cache.Get(b); err == nil {
 				buf.Release()
 			}
+			a.spreading.Add(-sz)
 		}()
 	}
 }
