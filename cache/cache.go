@@ -295,22 +295,6 @@ func (c *Cache) get(key uint32, mayRetry bool) (buf *Buf, retry bool, err error)
 	return buf, false, nil
 }
 
-// Absent returns those of keys that are neither in memory nor being
-// loaded, in their order: what a Get of each would have to decode.
-func (c *Cache) Absent(keys []uint32) []uint32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []uint32
-	for _, k := range keys {
-		_, present := c.items[k]
-		_, loading := c.flights[k]
-		if !present && !loading {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
 // Contains reports whether key is in memory now (not counting loads in flight).
 func (c *Cache) Contains(key uint32) bool {
 	c.mu.Lock()

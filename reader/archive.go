@@ -82,16 +82,6 @@ type Archive struct {
 	scratch  sync.Pool // *[]byte for stored block bytes
 
 	seq seqTracker
-	// spread: the goroutines decoding a read's further blocks
-	// (fetchSpread); spreading, the raw bytes they are decoding.
-	// spreadMu orders their Adds before Close's Wait: after
-	// spreadClosed none starts.
-	spread       sync.WaitGroup
-	spreading    atomic.Int64
-	spreadMu     sync.Mutex
-	spreadClosed bool
-	// loadStarted, when set (by tests), is called as each block's load begins.
-	loadStarted func(b uint32)
 	// extentEnds: entry i is the sum of the lengths of the index's first
 	// i extents, modulo 2^64 (a difference within one file is exact:
 	// format.Derive checked that no file's size overflows). Built once,
@@ -227,10 +217,6 @@ func decodeIndex(stored []byte, rawSize, streamFrom uint64) (*format.Index, erro
 
 // Close releases the volume files and the cache.
 func (a *Archive) Close() error {
-	a.spreadMu.Lock()
-	a.spreadClosed = true
-	a.spreadMu.Unlock()
-	a.spread.Wait()
 	a.cache.Close()
 	return a.vols.close()
 }
@@ -283,9 +269,6 @@ func (a *Archive) CacheStats() cache.Stats { return a.cache.Stats() }
 // loadBlock reads block b's stored bytes (across volumes if need be),
 // decodes them into dst and checks the raw checksum.
 func (a *Archive) loadBlock(b uint32, dst []byte) error {
-	if a.loadStarted != nil {
-		a.loadStarted(b)
-	}
 	x := a.idx
 	off := int64(x.BlockStoredOff[b])
 	n := int(x.Blocks.StoredSize[b])

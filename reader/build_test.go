@@ -19,15 +19,10 @@ import (
 // into dirents/inodes, file content into a unique stream cut into blocks
 // and frames, and the stream into volumes exactly as docs/FORMAT.md says.
 
-// seg is a piece of file content: data, a hole of n zero bytes, or (ref)
-// refLen bytes of the unique stream written before, from refOff on: a
-// piece deduplicated against an earlier file's (dataOf cannot tell its
-// bytes).
+// seg is a piece of file content: data, or a hole of n zero bytes.
 type seg struct {
-	data           []byte
-	hole           uint64
-	ref            bool
-	refOff, refLen uint64
+	data []byte
+	hole uint64
 }
 
 type entry struct {
@@ -135,17 +130,10 @@ func buildArchive(t testing.TB, dir, name string, entries []entry, o buildOpts) 
 			} else {
 				ds = uint64(x.Extents.Count())
 				for _, s := range e.segs {
-					if len(s.data) == 0 && s.hole == 0 && !s.ref {
+					if len(s.data) == 0 && s.hole == 0 {
 						continue
 					}
-					if s.ref {
-						if s.refOff+s.refLen > uint64(len(unique)) {
-							t.Fatalf("%s: a piece of [%d, +%d) of a stream of %d bytes", e.path, s.refOff, s.refLen, len(unique))
-						}
-						x.Extents.Off = append(x.Extents.Off, s.refOff)
-						x.Extents.Len = append(x.Extents.Len, s.refLen)
-						size += s.refLen
-					} else if s.data != nil {
+					if s.data != nil {
 						x.Extents.Off = append(x.Extents.Off, uint64(len(unique)))
 						x.Extents.Len = append(x.Extents.Len, uint64(len(s.data)))
 						unique = append(unique, s.data...)

@@ -3,7 +3,6 @@ package reader
 import (
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"sync"
 
@@ -36,7 +35,6 @@ func (a *Archive) ReadAt(ino uint32, p []byte, off int64) (int, error) {
 	x := a.idx
 	start, end := x.FileExtents(ino)
 	e, within := a.findExtent(ino, start, end, off)
-	a.fetchSpread(e, end, within, want)
 	done := 0
 	for done < want && e < end {
 		l := x.Extents.Len[e] - within
@@ -58,86 +56,6 @@ func (a *Archive) ReadAt(ino uint32, p []byte, off int64) (int, error) {
 		return done, io.EOF
 	}
 	return done, nil
-}
-
-// readSpread bounds the blocks of one read that fetchSpread decodes side
-// by side; spreadShare, the raw bytes all reads' spread goroutines decode
-// at once, to a spreadShare-th of the cache.
-const (
-	readSpread  = 8
-	spreadShare = 4
-)
-
-// fetchSpread starts decoding, each on a goroutine of its own, the blocks
-// that want bytes of a file from extent e (within bytes into it; the
-// file's extents end at end) need beyond the first that is neither in
-// memory nor being decoded. Deduplication builds a file from pieces of
-// others, often far apart in the archive: a cold 4 KiB read of a small
-// file of the Go toolchains tree decoded two or three blocks of 1 MiB one
-// after the other (1.5 to 5 ms), where side by side it waits for the
-// slowest. ReadAt's own Gets then find those blocks decoding or done
-// (the cache decodes a block once however many ask), and report their
-// damage as before; these goroutines drop their errors.
-//
-// Their loads are demand loads, which the cache does not refuse, and the
-// blocks they decode must stay until the read gets to them: so they are
-// held to a spreadShare-th of the cache (a cache of a few blocks spreads
-// nothing, where decoding eight at once evicted most of them before the
-// read got to them, to decode them again). None starts after Close.
-func (a *Archive) fetchSpread(e, end, within uint64, want int) {
-	x := a.idx
-	var keys [readSpread]uint32
-	n := 0
-collect:
-	for left := uint64(want); left > 0 && e < end; e++ {
-		take := min(x.Extents.Len[e]-within, left)
-		if o := x.Extents.Off[e]; o != format.Hole {
-			// The piece's blocks follow one another in the stream.
-			u := o + within
-			for b := x.BlockAt(u); ; b++ {
-				if !slices.Contains(keys[:n], b) {
-					if n == len(keys) {
-						break collect
-					}
-					keys[n] = b
-					n++
-				}
-				if x.BlockRawOff[b+1] >= u+take {
-					break
-				}
-			}
-		}
-		left -= take
-		within = 0
-	}
-	if n < 2 {
-		return // one block: nothing to do beside it
-	}
-	absent := a.cache.Absent(keys[:n])
-	if len(absent) < 2 {
-		return
-	}
-	room := a.opt.CacheSize / spreadShare
-	a.spreadMu.Lock()
-	defer a.spreadMu.Unlock()
-	if a.spreadClosed {
-		return
-	}
-	for _, b := range absent[1:] {
-		sz := int64(x.Blocks.RawSize[b])
-		if a.spreading.Add(sz) > room {
-			a.spreading.Add(-sz)
-			return
-		}
-		a.spread.Add(1)
-		go func() {
-			defer a.spread.Done()
-			if buf, err := a.cache.Get(b); err == nil {
-				buf.Release()
-			}
-			a.spreading.Add(-sz)
-		}()
-	}
 }
 
 // View returns regular file inode ino's bytes from offset off on, as far
