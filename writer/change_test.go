@@ -123,12 +123,7 @@ func TestSwapsAfterTheScanAreNotReadThrough(t *testing.T) {
 		writeTree(t, src, map[string][]byte{"z/shadow": []byte("mine"), "z/big": randBytes(4, 180000), "fifo": []byte("a file for now"), "ok": []byte("ok")})
 		o, warned := changeOptions(streamed)
 		o.scanHook = func() {
-			if err := os.Rename(filepath.Join(src, "z"), filepath.Join(src, "zz")); err != nil {
-				t.Error(err)
-			}
-			if err := os.Symlink(outside, filepath.Join(src, "z")); err != nil {
-				t.Error(err)
-			}
+			swapForSymlink(t, src, "z", "zz", outside)
 			os.Remove(filepath.Join(src, "fifo"))
 			if err := syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644); err != nil {
 				t.Error(err)
@@ -533,5 +528,18 @@ func TestACopyThrownAwayLeavesNoDedupCounts(t *testing.T) {
 				t.Fatalf("counts after a copy thrown away %+v, want those of the kept copy alone %+v", g, w)
 			}
 		})
+	}
+}
+
+// swapForSymlink moves dir/name aside to dir/movedTo and puts a symlink to
+// target in its place, as a change after the scan (scanHook: errors are
+// reported with t.Error, the hook may not be on the test's goroutine).
+func swapForSymlink(t *testing.T, dir, name, movedTo, target string) {
+	t.Helper()
+	if err := os.Rename(filepath.Join(dir, name), filepath.Join(dir, movedTo)); err != nil {
+		t.Error(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+		t.Error(err)
 	}
 }

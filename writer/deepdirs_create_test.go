@@ -24,14 +24,7 @@ func TestDeepDirectorySwappedForASymlinkIsReportedReplaced(t *testing.T) {
 	deep := longPrefix(t, src) // its path past anchorPath
 	writeTree(t, deep, map[string][]byte{"z/shadow": []byte("mine"), "ok": []byte("ok")})
 	o, warned := changeOptions(false)
-	o.scanHook = func() {
-		if err := os.Rename(filepath.Join(deep, "z"), filepath.Join(deep, "zz")); err != nil {
-			t.Error(err)
-		}
-		if err := os.Symlink(outside, filepath.Join(deep, "z")); err != nil {
-			t.Error(err)
-		}
-	}
+	o.scanHook = func() { swapForSymlink(t, deep, "z", "zz", outside) }
 	if _, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o); err != nil {
 		t.Fatal(err)
 	}
@@ -49,14 +42,7 @@ func TestDeepDirectoryMovedBehindASymlinkIsStillRead(t *testing.T) {
 	deep := longPrefix(t, src)
 	writeTree(t, deep, map[string][]byte{"z/f": []byte("mine")})
 	o, warned := changeOptions(false)
-	o.scanHook = func() {
-		if err := os.Rename(filepath.Join(deep, "z"), filepath.Join(deep, "zz")); err != nil {
-			t.Error(err)
-		}
-		if err := os.Symlink("zz", filepath.Join(deep, "z")); err != nil {
-			t.Error(err)
-		}
-	}
+	o.scanHook = func() { swapForSymlink(t, deep, "z", "zz", "zz") }
 	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o)
 	if err != nil {
 		t.Fatal(err)
@@ -79,14 +65,7 @@ func TestDeepHardlinkIsReadThroughAnotherPathWhenItsDirectoryIsSwapped(t *testin
 		t.Fatal(err)
 	}
 	o, warned := changeOptions(false)
-	o.scanHook = func() {
-		if err := os.Rename(filepath.Join(deep, "z"), filepath.Join(deep, "was-z")); err != nil {
-			t.Error(err)
-		}
-		if err := os.Symlink(outside, filepath.Join(deep, "z")); err != nil {
-			t.Error(err)
-		}
-	}
+	o.scanHook = func() { swapForSymlink(t, deep, "z", "was-z", outside) }
 	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o)
 	if err != nil {
 		t.Fatal(err)
