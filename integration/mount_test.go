@@ -316,7 +316,7 @@ func TestMountServesManyParallelReaders(t *testing.T) {
 		}
 		files = append(files, name)
 	}
-	mnt := mountArchive(t, pack(t, mountSmall, src), "--cache-size", "256K")
+	mnt, pid := serveArchive(t, pack(t, mountSmall, src), "--cache-size", "256K")
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
@@ -355,6 +355,52 @@ func TestMountServesManyParallelReaders(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	// However many requests came at once, only a few threads stay waiting
+	// for the next one (see cmd/arcmount's fuseReaders): each costs the Go
+	// scheduler wakeups for as long as it waits.
+	time.Sleep(200 * time.Millisecond)
+	if n := waitingReaders(t, pid); n > 3 {
+		t.Errorf("%d threads of arcmount wait in read(/dev/fuse) after the readers ended; want at most 3", n)
+	}
+}
+
+// waitingReaders counts the threads of process pid blocked in read(2) on its
+// /dev/fuse descriptor.
+func waitingReaders(t *testing.T, pid int) int {
+	t.Helper()
+	proc := fmt.Sprintf("/proc/%d", pid)
+	fds, err := os.ReadDir(proc + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fuseFD := -1
+	for _, e := range fds {
+		if l, _ := os.Readlink(proc + "/fd/" + e.Name()); l == "/dev/fuse" {
+			fuseFD, _ = strconv.Atoi(e.Name())
+		}
+	}
+	if fuseFD < 0 {
+		t.Fatalf("arcmount (pid %d) has no /dev/fuse open", pid)
+	}
+	tasks, err := os.ReadDir(proc + "/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, task := range tasks {
+		// "NR ARG0 ...": the system call a blocked thread is in, with its
+		// arguments in hexadecimal.
+		b, err := os.ReadFile(proc + "/task/" + task.Name() + "/syscall")
+		if err != nil {
+			continue // the thread ended
+		}
+		var nr int
+		var fd uint64
+		if k, _ := fmt.Sscanf(string(b), "%d 0x%x", &nr, &fd); k == 2 && nr == syscall.SYS_READ && fd == uint64(fuseFD) {
+			n++
+		}
+	}
+	return n
 }
 
 // damageLog is the mount's log without the start-up line that says which
