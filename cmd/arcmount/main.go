@@ -330,13 +330,14 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	default:
 	}
 	// go-fuse keeps as many threads waiting in read(/dev/fuse) as
-	// GOMAXPROCS when its server is made. A thread waiting there holds a
-	// P until sysmon takes it back after 10 ms, and each such retake sets
-	// sysmon to wake every 20 µs again: with minProcs readers, sysmon's
-	// sleeps were a quarter of the process's context switches in a cold
-	// whole-tree tar (bench/README.md). Requests are still handled side
-	// by side: a reader that takes one starts another reader, if none is
-	// left waiting, before it handles it.
+	// GOMAXPROCS when its server is made (one more at times: a reader
+	// checks the count before it counts itself). A thread waiting there
+	// holds a P until sysmon takes it back after 10 ms, and each such
+	// retake sets sysmon to wake every 20 µs again: with minProcs readers,
+	// sysmon's sleeps were a quarter of the process's context switches in
+	// a cold whole-tree tar (bench/README.md). Requests are still handled
+	// side by side: a reader that takes one starts another reader, if none
+	// is left waiting, before it handles it.
 	procs := runtime.GOMAXPROCS(fuseReaders)
 	srv, err := fs.Mount(c.mountpoint, ar, o)
 	runtime.GOMAXPROCS(procs)
@@ -438,8 +439,9 @@ func (l *lateEngine) close() {
 // minProcs is the least GOMAXPROCS the server runs with (see serve).
 const minProcs = 8
 
-// fuseReaders is how many threads wait for the kernel's next request (go-fuse
-// takes GOMAXPROCS, at least 2, when its server is made; see serve).
+// fuseReaders is how many threads wait for the kernel's next request, one
+// more at times (go-fuse takes GOMAXPROCS, at least 2, when its server is
+// made; see serve).
 const fuseReaders = 2
 
 // batchDecoder hands the reader's prefetch batches to the GPU engine; nil
