@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"arc/format"
+	"arc/internal/slab"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -75,10 +76,13 @@ type FS struct {
 	statfsOnce sync.Once
 	blocks     uint64 // 4 KiB blocks of all file content, for statfs
 
-	push  pusher
-	reads atomic.Int64 // READ requests served, for tests
-	raw   *noOpendir   // the request layer mountWith put in front, for tests
-	root  *node        // the root node mountWith mounted, for tests
+	push pusher
+	// readBufs: buffers for READs that are copied (bufResult), kept
+	// from one READ to the next.
+	readBufs *slab.Pool
+	reads    atomic.Int64 // READ requests served, for tests
+	raw      *noOpendir   // the request layer mountWith put in front, for tests
+	root     *node        // the root node mountWith mounted, for tests
 }
 
 // New prepares a filesystem over ar; Root gives its root node.
@@ -88,7 +92,7 @@ func New(ar Archive, logf func(format string, args ...any)) *FS {
 	}
 	idx := ar.Index()
 	f := &FS{ar: ar, idx: idx, xattrs: idx.Xattrs.Count() > 0, logf: logf,
-		damaged: map[uint32]bool{}, holes: holeBytes(idx)}
+		damaged: map[uint32]bool{}, holes: holeBytes(idx), readBufs: slab.New(maxIO)}
 	f.push.f, f.push.epoch = f, time.Now()
 	return f
 }
@@ -171,6 +175,7 @@ func (s *Server) Unmount() error {
 func (s *Server) Wait() {
 	s.Server.Wait()
 	s.f.push.pause(true)
+	s.f.readBufs.Close()
 }
 
 // mountWith is Mount, also giving the filesystem (tests look at its counters).
@@ -342,13 +347,28 @@ func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int
 	if rest := size - off; int64(len(dest)) > rest {
 		dest = dest[:rest]
 	}
-	got, err := n.fs.ar.ReadAt(n.ino, dest, off)
-	if err != nil && !(err == io.EOF && got == len(dest)) {
+	if v, ok := n.fs.ar.(viewer); ok {
+		if r := viewRead(v, n.ino, off, len(dest)); r != nil {
+			n.fs.push.onRead(n, off, r.size)
+			return r, 0
+		}
+	}
+	// Copied, into a buffer of ours rather than go-fuse's dest (see
+	// readview.go: its pages are often fresh).
+	var buf []byte
+	if len(dest) <= maxIO {
+		buf = n.fs.readBufs.Get()[:len(dest)]
+	} else {
+		buf = dest
+	}
+	got, err := n.fs.ar.ReadAt(n.ino, buf, off)
+	if err != nil && !(err == io.EOF && got == len(buf)) {
+		n.fs.readBufs.Put(buf) // (a buffer not the pool's is ignored)
 		n.fs.damage(n, err)
 		return nil, syscall.EIO
 	}
 	n.fs.push.onRead(n, off, got)
-	return fuse.ReadResultData(dest[:got]), 0
+	return &bufResult{buf[:got], n.fs.readBufs}, 0
 }
 
 // damage logs a file's first read error; later errors of the same file
