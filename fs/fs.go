@@ -77,7 +77,7 @@ type FS struct {
 	blocks     uint64 // 4 KiB blocks of all file content, for statfs
 
 	push pusher
-	// readBufs: buffers for READs that are copied (bufResult), kept
+	// readBufs: the buffers READs are answered from (bufResult), kept
 	// from one READ to the next.
 	readBufs *slab.Pool
 	reads    atomic.Int64 // READ requests served, for tests
@@ -347,14 +347,7 @@ func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int
 	if rest := size - off; int64(len(dest)) > rest {
 		dest = dest[:rest]
 	}
-	if v, ok := n.fs.ar.(viewer); ok {
-		if r := viewRead(v, n.ino, off, len(dest)); r != nil {
-			n.fs.push.onRead(n, off, r.size)
-			return r, 0
-		}
-	}
-	// Copied, into a buffer of ours rather than go-fuse's dest (see
-	// readview.go: its pages are often fresh).
+	// Into a buffer of ours rather than go-fuse's dest (see readbuf.go).
 	var buf []byte
 	if len(dest) <= maxIO {
 		buf = n.fs.readBufs.Get()[:len(dest)]
