@@ -11,7 +11,7 @@
 #            same reads again (warm)
 #   peak RSS of the FUSE process: VmHWM read before each unmount, the largest of the run.
 # Then the 1,000,000-small-files tree (bench/manyfiles): mount-ready time and RSS.
-# Medians of RUNS (default 3) runs, the filesystems taking turns run by run. Caches are dropped with `echo 3 > /proc/sys/vm/drop_caches` (root).
+# Medians of RUNS (default 3) runs, the filesystems taking turns run by run, the one that goes first changing every run. Caches are dropped with `echo 3 > /proc/sys/vm/drop_caches` (root).
 #
 # Usage: bench/mount.sh [--peers-only] [--runs N] [--no-million] [--cache-size 512M]
 # Env: BENCH_TREE, BENCH_MILLION (default /work/benchdata/million), BENCH_SCRATCH, BENCH_RESULTS,
@@ -112,9 +112,17 @@ copy_bytes=$(content_bytes "$TREE/$COPY_DIR")
 declare -A R # R[fs,metric,run]
 build_images tree "$TREE"
 # Run r of every filesystem, then run r+1: on a shared machine whose speed drifts over minutes,
-# the drift then falls on both alike.
+# the drift then falls on both alike. The order turns round every run (turns), so that
+# neither always goes first after the other's unmount.
+turns() {
+	if [ $(($1 % 2)) = 1 ]; then
+		printf '%s\n' "${fss[@]}"
+	else
+		printf '%s\n' "${fss[@]}" | tac
+	fi
+}
 for r in $(seq "$RUNS"); do
-	for fs in "${fss[@]}"; do
+	for fs in $(turns "$r"); do
 		hwm=0
 		R[$fs,load,$r]=$(load1)
 		drop_caches
@@ -169,7 +177,7 @@ allruns() { # fs metric scale
 if [ $million = 1 ]; then
 	build_images million "$MILLION"
 	for r in $(seq "$RUNS"); do
-		for fs in "${fss[@]}"; do
+		for fs in $(turns "$r"); do
 			hwm=0
 			R[$fs,mload,$r]=$(load1)
 			drop_caches
