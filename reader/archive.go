@@ -119,6 +119,7 @@ func Open(path string, opt Options) (*Archive, error) {
 		return nil, err
 	}
 	a := &Archive{opt: opt, footer: footer, layout: vs.layout, vols: vs}
+	a.scratch.budget = int(opt.CacheSize / 16)
 	a.decoders.New = func() any { return codec.NewDecoder() }
 	for _, n := range vs.missingList() {
 		opt.Logf("arc: volume %s is missing: its blocks will read as damaged", vs.name(n))
@@ -416,19 +417,19 @@ func (r *fileReader) ReadAt(p []byte, off int64) (int, error) { return r.a.ReadA
 func (a *Archive) File(ino uint32) io.ReaderAt { return &fileReader{a, ino} }
 
 // spares keeps buffers for stored block bytes from one load to the next,
-// up to maxSpares of them. Not a sync.Pool: that drops its buffers at
+// up to budget bytes of them. Not a sync.Pool: that drops its buffers at
 // every collection, and a fresh buffer of a few hundred KiB is a page
 // fault per 4 KiB on first use, about 13 µs each on the virtual machines
 // we run on (a cold tar through arcmount took 5,000 such faults in pread
 // before this).
 type spares struct {
-	mu   sync.Mutex
-	bufs [][]byte
+	mu     sync.Mutex
+	bufs   [][]byte
+	held   int // bytes of bufs' capacity
+	budget int // Open: a sixteenth of the cache, at least minSpares
 }
 
-// maxSpares is about the loads that run at once (the cache's workers and
-// the readers that miss).
-const maxSpares = 8
+const minSpares = 16 << 20
 
 // get returns a buffer of n bytes.
 func (s *spares) get(n int) []byte {
@@ -436,32 +437,39 @@ func (s *spares) get(n int) []byte {
 	for i := len(s.bufs) - 1; i >= 0; i-- {
 		if b := s.bufs[i]; cap(b) >= n {
 			s.bufs = slices.Delete(s.bufs, i, i+1)
+			s.held -= cap(b)
 			s.mu.Unlock()
 			return b[:n]
 		}
 	}
 	s.mu.Unlock()
-	// A power of two, so that a kept buffer fits the blocks of about
-	// the same size that follow (their stored sizes vary).
-	return make([]byte, n, 1<<bits.Len(uint(n-1)))
+	// An eighth more at most, so that a kept buffer also fits the
+	// slightly larger blocks that follow (stored sizes vary).
+	step := 1 << max(0, bits.Len(uint(n))-4)
+	return make([]byte, n, (n+step-1)/step*step)
 }
 
-// put keeps b for a later get, unless maxSpares are kept already; then
-// the smallest goes.
+// put keeps b for a later get where the budget allows, dropping smaller
+// buffers for it if need be (loads of the largest blocks then find one).
 func (s *spares) put(b []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.bufs) < maxSpares {
-		s.bufs = append(s.bufs, b)
-		return
-	}
-	k := 0
-	for i, o := range s.bufs {
-		if cap(o) < cap(s.bufs[k]) {
-			k = i
+	budget := max(s.budget, minSpares)
+	for s.held+cap(b) > budget && len(s.bufs) > 0 {
+		k := 0
+		for i, o := range s.bufs {
+			if cap(o) < cap(s.bufs[k]) {
+				k = i
+			}
 		}
+		if cap(s.bufs[k]) >= cap(b) {
+			return // b is the smallest: it goes
+		}
+		s.held -= cap(s.bufs[k])
+		s.bufs = slices.Delete(s.bufs, k, k+1)
 	}
-	if cap(b) > cap(s.bufs[k]) {
-		s.bufs[k] = b
+	if s.held+cap(b) <= budget {
+		s.bufs = append(s.bufs, b)
+		s.held += cap(b)
 	}
 }

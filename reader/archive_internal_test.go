@@ -6,32 +6,42 @@ import (
 )
 
 // The buffers for stored block bytes outlive collections (a sync.Pool's
-// do not, and a fresh buffer is a page fault per 4 KiB of it), up to
-// maxSpares of them, the largest kept.
+// do not, and a fresh buffer is a page fault per 4 KiB of it), up to the
+// budget's bytes of them, the largest kept.
 func TestStoredBytesBuffersAreKeptAcrossCollections(t *testing.T) {
-	var s spares
+	s := spares{budget: 1 << 20} // below minSpares: minSpares holds
 	b := s.get(300 << 10)
-	if len(b) != 300<<10 {
-		t.Fatalf("got %d bytes, want %d", len(b), 300<<10)
+	if len(b) != 300<<10 || cap(b) > 300<<10+300<<10/8 {
+		t.Fatalf("got %d bytes (capacity %d), want %d and at most an eighth more", len(b), cap(b), 300<<10)
 	}
 	s.put(b)
 	runtime.GC()
 	runtime.GC()
-	if c := s.get(200 << 10); &c[0] != &b[0] {
+	c := s.get(200 << 10)
+	if &c[0] != &b[0] {
 		t.Error("a buffer put back was not reused after two collections")
-	} else {
-		s.put(c)
 	}
+	s.put(c)
 	if c := s.get(cap(b) + 1); &c[0] == &b[0] || len(c) != cap(b)+1 {
 		t.Error("a buffer too small was handed out")
 	}
-	for range maxSpares + 4 {
-		s.put(make([]byte, 1<<10))
+	for range 100 {
+		s.put(make([]byte, 1<<20))
 	}
-	if len(s.bufs) != maxSpares {
-		t.Errorf("%d buffers kept, want at most %d", len(s.bufs), maxSpares)
+	if s.held > minSpares {
+		t.Errorf("%d bytes kept, want at most %d", s.held, minSpares)
 	}
-	if c := s.get(300 << 10); &c[0] != &b[0] {
-		t.Error("the largest buffer was dropped for smaller ones")
+	big := make([]byte, 4<<20)
+	s.put(big)
+	c = s.get(3 << 20)
+	if &c[0] != &big[0] {
+		t.Error("a larger buffer was not kept in place of smaller ones")
+	}
+	s.put(c)                   // the budget is full again
+	s.put(make([]byte, 1<<10)) // smaller than all kept
+	for _, k := range s.bufs {
+		if cap(k) == 1<<10 {
+			t.Error("a buffer smaller than all those kept was kept over the budget")
+		}
 	}
 }
