@@ -34,11 +34,18 @@ func (r *bufResult) Slices() ([][]byte, fuse.Status)    { return [][]byte{r.data
 func (r *bufResult) Bytes([]byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
 func (r *bufResult) Size() int                          { return len(r.data) }
 
+// maxIdleReadBufs bounds the memory of the READ buffers kept idle: past
+// it (after a burst of READs at once), their pages go back to the system.
+const maxIdleReadBufs = 16 << 20
+
 // Done gives the buffer back; go-fuse calls it once the reply is written
 // or dropped.
 func (r *bufResult) Done() {
 	if r.data != nil {
 		r.pool.Put(r.data)
 		r.data = nil
+		if r.pool.Idle() > maxIdleReadBufs {
+			r.pool.Trim(maxIdleReadBufs)
+		}
 	}
 }

@@ -24,3 +24,20 @@ func TestReadReplyGivesItsBufferBackOnceWritten(t *testing.T) {
 		t.Errorf("%d buffers out after Done, want 0", pool.Outstanding())
 	}
 }
+
+// A burst of READs at once leaves at most maxIdleReadBufs of buffers
+// holding memory once they are done.
+func TestReadBuffersKeptIdleAreBounded(t *testing.T) {
+	pool := slab.New(maxIO)
+	defer pool.Close()
+	var rs []*bufResult
+	for range 2 * maxIdleReadBufs / maxIO {
+		rs = append(rs, &bufResult{pool.Get(), pool})
+	}
+	for _, r := range rs {
+		r.Done()
+	}
+	if idle := pool.Idle(); idle > maxIdleReadBufs {
+		t.Errorf("%d bytes of READ buffers idle in memory, want at most %d", idle, maxIdleReadBufs)
+	}
+}
