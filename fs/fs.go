@@ -354,13 +354,23 @@ func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int
 	} else {
 		buf = dest
 	}
+	handed := false
+	defer func() {
+		if !handed { // an error, an empty reply, a panic in ReadAt
+			n.fs.readBufs.Put(buf) // (a buffer not the pool's is ignored)
+		}
+	}()
 	got, err := n.fs.ar.ReadAt(n.ino, buf, off)
 	if err != nil && !(err == io.EOF && got == len(buf)) {
-		n.fs.readBufs.Put(buf) // (a buffer not the pool's is ignored)
 		n.fs.damage(n, err)
 		return nil, syscall.EIO
 	}
 	n.fs.push.onRead(n, off, got)
+	if got == 0 {
+		// go-fuse never calls Done on an empty result.
+		return fuse.ReadResultData(nil), 0
+	}
+	handed = true
 	return &bufResult{buf[:got], n.fs.readBufs}, 0
 }
 

@@ -8,7 +8,7 @@ import (
 
 // A READ is answered from a buffer of ours, taken from a pool that keeps
 // its buffers (slab), not from the one go-fuse hands out: go-fuse keeps
-// those in a sync.Pool per size, which every collection empties, so a
+// those in a sync.Pool per size, which a collection or two empties, so a
 // large READ often landed in fresh pages, a fault per 4 KiB at about 13 µs
 // each on the virtual machines we run on. In a cold tar of the Go
 // toolchains tree a third of arcmount's page faults were there. With this
@@ -38,8 +38,9 @@ func (r *bufResult) Size() int                          { return len(r.data) }
 // it (after a burst of READs at once), their pages go back to the system.
 const maxIdleReadBufs = 16 << 20
 
-// Done gives the buffer back; go-fuse calls it once the reply is written
-// or dropped.
+// Done gives the buffer back; go-fuse calls it once it has written the
+// reply (or failed to), for a result that is not empty (node.Read keeps
+// empty ones out of the pool).
 func (r *bufResult) Done() {
 	if r.data != nil {
 		r.pool.Put(r.data)

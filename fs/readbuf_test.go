@@ -1,8 +1,15 @@
 package fs
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
 	"testing"
 
+	"arc/format"
 	"arc/internal/slab"
 )
 
@@ -39,5 +46,52 @@ func TestReadBuffersKeptIdleAreBounded(t *testing.T) {
 	}
 	if idle := pool.Idle(); idle > maxIdleReadBufs {
 		t.Errorf("%d bytes of READ buffers idle in memory, want at most %d", idle, maxIdleReadBufs)
+	}
+}
+
+// Through a real mount: every READ's buffer is back in the pool once the
+// reads are done, whether the READ was answered, failed (damage) or was
+// one of many at once.
+func TestEveryReadGivesItsBufferBack(t *testing.T) {
+	es := []entry{
+		{path: "big", mode: format.ModeReg | 0o644, data: bigData(3<<20, 1), mtime: mtime},
+		{path: "bad", mode: format.ModeReg | 0o644, data: bigData(5000, 2), mtime: mtime},
+	}
+	for i := range 20 {
+		es = append(es, entry{path: fmt.Sprintf("f%02d", i), mode: format.ModeReg | 0o644, data: bigData(20000+i, int64(i+3)), mtime: mtime})
+	}
+	a := build(es)
+	d, ok := a.idx.Lookup(0, []byte("bad"))
+	if !ok {
+		t.Fatal("no bad")
+	}
+	a.mu.Lock()
+	a.damaged[a.idx.Dirents.Inode[d]] = true
+	a.mu.Unlock()
+	dir, srv, fsys := mountServer(t, a, Options{NoPushAhead: true})
+	var wg sync.WaitGroup
+	for _, e := range es {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := os.ReadFile(filepath.Join(dir, e.path))
+			switch {
+			case e.path == "bad" && !errors.Is(err, syscall.EIO):
+				t.Errorf("damaged file: %v, want EIO", err)
+			case e.path != "bad" && (err != nil || string(got) != e.data):
+				t.Errorf("%s: %d bytes, %v; want its %d bytes", e.path, len(got), err, len(e.data))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := srv.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Wait()
+	if n := fsys.readBufs.Outstanding(); n != 0 {
+		t.Errorf("%d READ buffers never given back", n)
+	}
+	if fsys.reads.Load() == 0 {
+		t.Error("no READ reached the filesystem")
 	}
 }

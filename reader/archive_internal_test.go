@@ -45,3 +45,23 @@ func TestStoredBytesBuffersAreKeptAcrossCollections(t *testing.T) {
 		}
 	}
 }
+
+// A buffer larger than the whole budget (a block of hundreds of MiB) is
+// not kept, and does not push the others out; a load takes the smallest
+// kept buffer that fits, leaving the large ones for large blocks.
+func TestSparesKeepTheirBuffersForTheBlocksTheyFit(t *testing.T) {
+	s := spares{budget: minSpares}
+	small, large := make([]byte, 1<<20), make([]byte, 8<<20)
+	s.put(large)
+	s.put(small)
+	s.put(make([]byte, minSpares+1))
+	if len(s.bufs) != 2 {
+		t.Fatalf("%d buffers kept after one over the budget came back, want the 2 there were", len(s.bufs))
+	}
+	if b := s.get(100 << 10); &b[0] != &small[0] {
+		t.Error("a small load did not take the smallest buffer that fits")
+	}
+	if b := s.get(5 << 20); &b[0] != &large[0] {
+		t.Error("a large load did not find the large buffer")
+	}
+}
