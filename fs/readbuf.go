@@ -10,15 +10,9 @@ import (
 // its buffers (slab), not from the one go-fuse hands out: go-fuse keeps
 // those in a sync.Pool per size, which a collection or two empties, so a
 // large READ often landed in fresh pages, a fault per 4 KiB at about 13 µs
-// each on the virtual machines we run on. In a cold tar of the Go
-// toolchains tree a third of arcmount's page faults were there. With this
-// (and the reader keeping its buffers for stored bytes, reader.spares) the
-// tar took about 2,000 faults fewer of 17,000, and cold random 4 KiB reads
-// (bench/randread, ten rounds taking turns) a p99 of 2.06 ms instead of
-// 2.59 (medians). Answering from the block cache itself, the decoded
-// blocks' pieces written vectored, did no better in six more rounds (p99
-// medians 2.37 ms against 2.15 copied) and pinned a block per piece for
-// the reply's life; it was not kept.
+// each on the virtual machines we run on (a third of arcmount's faults in
+// a cold tar; bench/README.md has the measurements, and why the READs are
+// not answered from the block cache itself).
 
 // bufResult is a READ's reply in a buffer of pool, which takes it back
 // once go-fuse has written the reply. It is written vectored (Slices):

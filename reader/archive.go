@@ -439,13 +439,7 @@ const maxSpareBufs = 64
 // that a large one stays for the large blocks.
 func (s *spares) get(n int) []byte {
 	s.mu.Lock()
-	k := -1
-	for i, b := range s.bufs {
-		if cap(b) >= n && (k < 0 || cap(b) < cap(s.bufs[k])) {
-			k = i
-		}
-	}
-	if k >= 0 {
+	if k := s.smallestLocked(n); k >= 0 {
 		b := s.bufs[k]
 		s.bufs = slices.Delete(s.bufs, k, k+1)
 		s.held -= cap(b)
@@ -469,12 +463,7 @@ func (s *spares) put(b []byte) {
 		return // larger than all the spares may hold: it keeps none out
 	}
 	for (s.held+cap(b) > budget || len(s.bufs) >= maxSpareBufs) && len(s.bufs) > 0 {
-		k := 0
-		for i, o := range s.bufs {
-			if cap(o) < cap(s.bufs[k]) {
-				k = i
-			}
-		}
+		k := s.smallestLocked(0)
 		if cap(s.bufs[k]) >= cap(b) {
 			return // b is the smallest: it goes
 		}
@@ -485,4 +474,16 @@ func (s *spares) put(b []byte) {
 		s.bufs = append(s.bufs, b)
 		s.held += cap(b)
 	}
+}
+
+// smallestLocked gives the index of the smallest kept buffer of at least
+// n bytes, -1 if none.
+func (s *spares) smallestLocked(n int) int {
+	k := -1
+	for i, b := range s.bufs {
+		if cap(b) >= n && (k < 0 || cap(b) < cap(s.bufs[k])) {
+			k = i
+		}
+	}
+	return k
 }
