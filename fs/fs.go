@@ -1,12 +1,13 @@
-// Package fs serves an arc archive as a read-only FUSE filesystem on
-// go-fuse/v2. Nodes are created lazily, on lookup, from the columnar index:
-// mounting costs nothing per entry and a node is an embedded fs.Inode plus
-// a pointer and an inode number.
+// Package fs serves an arc archive as a read-only FUSE filesystem. It
+// answers the kernel's requests itself (go-fuse/v2's fuse package carries
+// them; raw.go) straight from the columnar index: a node ID is an inode
+// number, so mounting builds nothing per entry, and however much of the
+// tree the kernel has met, the server tracks it in one table of 16 bytes
+// per inode (kernel.go).
 package fs
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -21,7 +22,6 @@ import (
 	"arc/format"
 	"arc/internal/slab"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
@@ -67,6 +67,10 @@ type FS struct {
 	// per file for security.selinux and ACLs).
 	xattrs bool
 	logf   func(format string, args ...any)
+	// timeout: how long the kernel may keep entries and attributes.
+	timeout time.Duration
+	// held: what the kernel has of each inode (kernel.go).
+	held []held
 
 	mu      sync.Mutex
 	damaged map[uint32]bool // inodes whose read error was logged
@@ -81,36 +85,29 @@ type FS struct {
 	// from one READ to the next.
 	readBufs *slab.Pool
 	reads    atomic.Int64 // READ requests served, for tests
-	raw      *noOpendir   // the request layer mountWith put in front, for tests
-	root     *node        // the root node mountWith mounted, for tests
+	raw      *rawFS       // the request layer, for tests
 }
 
-// New prepares a filesystem over ar; Root gives its root node.
+// New prepares a filesystem over ar.
 func New(ar Archive, logf func(format string, args ...any)) *FS {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
 	idx := ar.Index()
-	f := &FS{ar: ar, idx: idx, xattrs: idx.Xattrs.Count() > 0, logf: logf,
-		damaged: map[uint32]bool{}, holes: holeBytes(idx), readBufs: slab.New(maxIO)}
+	f := &FS{ar: ar, idx: idx, xattrs: idx.Xattrs.Count() > 0, logf: logf, timeout: time.Hour,
+		held: newHeld(idx), damaged: map[uint32]bool{}, holes: holeBytes(idx), readBufs: slab.New(maxIO)}
 	f.push.f, f.push.epoch = f, time.Now()
+	f.raw = &rawFS{RawFileSystem: fuse.NewDefaultRawFileSystem(), f: f}
 	return f
 }
 
-// Root is the node of the archive's root directory (archive inode 0).
-func (f *FS) Root() gofs.InodeEmbedder { return f.newNode(0) }
-
-// GoFuseOptions are the go-fuse options that a mount of f should use.
-func (f *FS) GoFuseOptions(o Options) *gofs.Options {
-	t := o.Timeout
-	if t <= 0 {
-		t = time.Hour
-	}
+// mountOptions are the go-fuse server's options for a mount of f.
+func (f *FS) mountOptions(o Options) *fuse.MountOptions {
 	name := o.FsName
 	if name == "" {
 		name = "arc"
 	}
-	mo := fuse.MountOptions{
+	return &fuse.MountOptions{
 		AllowOther: o.AllowOther,
 		// "ro" for fusermount3; the direct mount gets MS_RDONLY below.
 		// default_permissions: the kernel checks the archived modes.
@@ -130,15 +127,6 @@ func (f *FS) GoFuseOptions(o Options) *gofs.Options {
 		// writev does.
 		DisableSplice: true,
 		Debug:         o.Debug,
-	}
-	return &gofs.Options{
-		MountOptions:    mo,
-		EntryTimeout:    &t,
-		AttrTimeout:     &t,
-		NegativeTimeout: &t,
-		RootStableAttr:  &gofs.StableAttr{Ino: rootIno, Gen: 1},
-		// Mode 0000 is a real archived mode, not "unset".
-		NullPermissions: true,
 	}
 }
 
@@ -182,16 +170,14 @@ func (s *Server) Wait() {
 func mountWith(dir string, ar Archive, o Options) (*Server, *FS, error) {
 	f := New(ar, o.Logf)
 	f.push.off = o.NoPushAhead
+	if o.Timeout > 0 {
+		f.timeout = o.Timeout
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := f.GoFuseOptions(o)
-	root := f.newNode(0)
-	f.root = root
-	raw := &noOpendir{RawFileSystem: gofs.NewNodeFS(root, opts)}
-	f.raw = raw
-	srv, err := fuse.NewServer(raw, abs, &opts.MountOptions)
+	srv, err := fuse.NewServer(f.raw, abs, f.mountOptions(o))
 	if err != nil {
 		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
@@ -213,20 +199,6 @@ func mountWith(dir string, ar Archive, o Options) (*Server, *FS, error) {
 		f.logf("read-ahead stays at the kernel's default: %v", err)
 	}
 	return &Server{Server: srv, f: f}, f, nil
-}
-
-// node is one archive inode in the go-fuse tree. Hardlinked paths share
-// one node because their StableAttr.Ino is the same.
-type node struct {
-	gofs.Inode
-	fs  *FS
-	ino uint32
-}
-
-func (f *FS) newNode(ino uint32) *node { return &node{fs: f, ino: ino} }
-
-func (f *FS) stable(ino uint32) gofs.StableAttr {
-	return gofs.StableAttr{Mode: f.idx.Inodes.Mode[ino] & format.ModeType, Ino: uint64(ino) + 1, Gen: 1}
 }
 
 // fill writes inode ino's attributes.
@@ -257,57 +229,10 @@ func (f *FS) fill(ino uint32, a *fuse.Attr) {
 	a.Ctime, a.Ctimensec = a.Mtime, a.Mtimensec
 }
 
-var (
-	_ gofs.NodeLookuper       = (*node)(nil)
-	_ gofs.NodeOpendirHandler = (*node)(nil)
-	_ gofs.NodeGetattrer      = (*node)(nil)
-	_ gofs.NodeReadlinker     = (*node)(nil)
-	_ gofs.NodeOpener         = (*node)(nil)
-	_ gofs.NodeReader         = (*node)(nil)
-	_ gofs.NodeStatfser       = (*node)(nil)
-	_ gofs.NodeGetxattrer     = (*node)(nil)
-	_ gofs.NodeListxattrer    = (*node)(nil)
-	_ gofs.NodeFlusher        = (*node)(nil)
-)
-
-// child makes (or lets go-fuse find) the node for dirent d.
-func (n *node) child(ctx context.Context, d uint32, out *fuse.EntryOut) *gofs.Inode {
-	ino := n.fs.idx.Dirents.Inode[d]
-	n.fs.fill(ino, &out.Attr)
-	return n.NewInode(ctx, n.fs.newNode(ino), n.fs.stable(ino))
-}
-
-func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if !n.fs.idx.IsDir(n.ino) {
-		return nil, syscall.ENOTDIR
-	}
-	if len(name) > format.MaxNameLen {
-		// As other filesystems say it; ENOENT would also be cached
-		// as a negative entry for an hour.
-		return nil, syscall.ENAMETOOLONG
-	}
-	d, ok := n.fs.idx.Lookup(n.ino, []byte(name))
-	if !ok {
-		return nil, syscall.ENOENT
-	}
-	return n.child(ctx, d, out), 0
-}
-
-func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.fs.fill(n.ino, &out.Attr)
-	return 0
-}
-
-func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	if n.fs.idx.Inodes.Mode[n.ino]&format.ModeType != format.ModeLink {
-		return nil, syscall.EINVAL
-	}
-	return n.fs.idx.Symlink(n.ino), 0
-}
-
-func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+// statfs says what statfs(2) shows on every node: the archive's total
+// content and file count, read-only.
+func (f *FS) statfs(out *fuse.StatfsOut) {
 	const bsize = 4096
-	f := n.fs
 	f.statfsOnce.Do(func() { // once: a million inodes take a millisecond
 		// Used space as du counts it: the holes of sparse files take none.
 		for ino, s := range f.idx.Inodes.Size {
@@ -319,28 +244,14 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	out.Blocks = f.blocks
 	out.Bsize = bsize
 	out.Frsize = bsize
-	out.Files = uint64(n.fs.idx.Inodes.Count())
+	out.Files = uint64(f.idx.Inodes.Count())
 	out.NameLen = format.MaxNameLen
-	return 0
 }
 
-// Open answers ENOSYS: the kernel then stops sending OPEN and RELEASE for
-// files at all (FUSE_NO_OPEN_SUPPORT), which saves two round trips per file
-// for tar, cp and rsync, and keeps cached pages across opens (its default
-// for no-open is FOPEN_KEEP_CACHE). Nothing is lost: the mount is read-only
-// (MS_RDONLY refuses writable opens before FUSE sees them) and
-// default_permissions has the kernel check the archived modes.
-func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	return nil, 0, syscall.ENOSYS
-}
-
-// Flush answers ENOSYS, which makes kernels older than FOPEN_NOFLUSH
-// (5.19) stop sending FLUSH at all.
-func (n *node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno { return syscall.ENOSYS }
-
-func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n.fs.reads.Add(1)
-	size := int64(n.fs.idx.Inodes.Size[n.ino])
+// read answers a READ of [off, off+len(dest)) of regular file ino.
+func (f *FS) read(ino uint32, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	f.reads.Add(1)
+	size := int64(f.idx.Inodes.Size[ino])
 	if off >= size {
 		return fuse.ReadResultData(nil), 0
 	}
@@ -350,45 +261,46 @@ func (n *node) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int
 	// Into a buffer of ours rather than go-fuse's dest (see readbuf.go).
 	var buf []byte
 	if len(dest) <= maxIO {
-		buf = n.fs.readBufs.Get()[:len(dest)]
+		buf = f.readBufs.Get()[:len(dest)]
 	} else {
 		buf = dest
 	}
 	handed := false
 	defer func() {
 		if !handed { // an error, an empty reply, a panic in ReadAt
-			n.fs.readBufs.Put(buf) // (a buffer not the pool's is ignored)
+			f.readBufs.Put(buf) // (a buffer not the pool's is ignored)
 		}
 	}()
-	got, err := n.fs.ar.ReadAt(n.ino, buf, off)
+	got, err := f.ar.ReadAt(ino, buf, off)
 	if err != nil && !(err == io.EOF && got == len(buf)) {
-		n.fs.damage(n, err)
+		f.damage(ino, err)
 		return nil, syscall.EIO
 	}
-	n.fs.push.onRead(n, off, got)
+	f.push.onRead(ino, off, got)
 	if got == 0 {
 		// go-fuse never calls Done on an empty result.
 		return fuse.ReadResultData(nil), 0
 	}
 	handed = true
-	return &bufResult{buf[:got], n.fs.readBufs}, 0
+	return &bufResult{buf[:got], f.readBufs}, 0
 }
 
 // damage logs a file's first read error; later errors of the same file
 // stay quiet so a damaged file costs one line, not one per read.
-func (f *FS) damage(n *node, err error) {
+func (f *FS) damage(ino uint32, err error) {
 	f.mu.Lock()
-	seen := f.damaged[n.ino]
-	f.damaged[n.ino] = true
+	seen := f.damaged[ino]
+	f.damaged[ino] = true
 	f.mu.Unlock()
 	if !seen {
-		f.logf("%s: %v", "/"+n.Path(nil), err)
+		f.logf("%s: %v", f.path(ino), err)
 	}
 }
 
-func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	x := n.fs.idx
-	s, e := x.XattrRange(n.ino)
+// getxattr answers GETXATTR of attr on inode ino.
+func (f *FS) getxattr(ino uint32, attr string, dest []byte) (uint32, syscall.Errno) {
+	x := f.idx
+	s, e := x.XattrRange(ino)
 	for i := s; i < e; i++ {
 		if string(x.XattrName(i)) != attr {
 			continue
@@ -405,12 +317,12 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	return 0, syscall.ENODATA
 }
 
-// Listxattr leaves trusted.* names out for a caller without CAP_SYS_ADMIN,
+// listxattr answers LISTXATTR of inode ino for caller. It leaves trusted.* names out for a caller without CAP_SYS_ADMIN,
 // as ext4 and squashfs do: the kernel refuses such a caller their values
 // (ENODATA), so getfattr -d and rsync -X would fail on each name listed.
-func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	x := n.fs.idx
-	s, e := x.XattrRange(n.ino)
+func (f *FS) listxattr(ino uint32, caller *fuse.Caller, dest []byte) (uint32, syscall.Errno) {
+	x := f.idx
+	s, e := x.XattrRange(ino)
 	trusted := -1 // unknown until a trusted.* name asks
 	listed := func(i uint32) bool {
 		if !bytes.HasPrefix(x.XattrName(i), []byte("trusted.")) {
@@ -418,7 +330,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 		}
 		if trusted < 0 {
 			trusted = 0
-			if sysAdmin(ctx) {
+			if sysAdmin(caller) {
 				trusted = 1
 			}
 		}
@@ -449,11 +361,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 // sysAdmin reports whether the caller of a request has CAP_SYS_ADMIN (its
 // effective set in /proc), or, where that cannot be read (a caller outside
 // the server's pid namespace, gone already), whether it runs as root.
-func sysAdmin(ctx context.Context) bool {
-	c, ok := fuse.FromContext(ctx)
-	if !ok {
-		return true
-	}
+func sysAdmin(c *fuse.Caller) bool {
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Pid)); c.Pid != 0 && err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(l, "CapEff:"); ok {

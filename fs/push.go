@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"arc/format"
-
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 )
 
 // Push-ahead: a walk that reads a directory's files one after the other
@@ -92,11 +90,11 @@ const (
 // pushJob is the rest of one file, then the regular files of directory
 // dir from dirent next up to end, until budget is spent.
 type pushJob struct {
-	file    *gofs.Inode
+	file    bool // the job has a file piece: fileIno from fileOff
 	fileIno uint32
 	fileOff int64
 	fileTo  int64 // where that file's push ends; 0: pushEnd's choice
-	dir     *gofs.Inode
+	dir     bool  // the job has a directory: dirIno
 	dirIno  uint32
 	next    uint32
 	end     uint32
@@ -107,10 +105,10 @@ type pushJob struct {
 }
 
 // dropFile forgets the job's file piece.
-func (j *pushJob) dropFile() { j.file, j.fileTo = nil, 0 }
+func (j *pushJob) dropFile() { j.file, j.fileTo = false, 0 }
 
 func (j *pushJob) pending() bool {
-	return j.file != nil || j.dir != nil && j.next < j.end && j.budget > 0
+	return j.file || j.dir && j.next < j.end && j.budget > 0
 }
 
 // maxScan bounds the dirents pickLocked looks at under the lock.
@@ -119,8 +117,8 @@ const maxScan = 1024
 // listCost and entryCost are what a listing read ahead counts against the
 // push window: listCost bounds the listings ahead of the walk (256 per
 // window, a few hundredths of a second of listing on the 2-core
-// benchmark machine), entryCost is about what the kernel and go-fuse keep
-// of each entry.
+// benchmark machine), entryCost is about what the kernel keeps of each
+// entry.
 const (
 	listCost  = pushWindow / 256
 	entryCost = 256
@@ -198,34 +196,27 @@ type pusher struct {
 // onRead is called for each READ served from [off, off+got) of n, before
 // the reply: when the READ shows the walk at the push's heels, the next
 // files are stored before the walk gets the reply (see pushHere).
-func (p *pusher) onRead(n *node, off int64, got int) {
+func (p *pusher) onRead(ino uint32, off int64, got int) {
 	p.lastRead.Store(int64(p.now()))
-	if p.steer(n, off, got) {
+	if p.steer(ino, off, got) {
 		// The kernel holds this READ's pages locked until the reply.
-		p.pushHere(n.ino, off+(int64(got)+pageSize-1)&^(pageSize-1))
+		p.pushHere(ino, off+(int64(got)+pageSize-1)&^(pageSize-1))
 	}
 }
 
-// steer follows the walk by READ of n at off and says whether it is
-// waiting on the push.
-func (p *pusher) steer(n *node, off int64, got int) bool {
+// steer follows the walk by READ of file ino at off and says whether it
+// is waiting on the push.
+func (p *pusher) steer(ino uint32, off int64, got int) bool {
 	if off != 0 {
 		return false
 	}
-	name, parent := n.Parent()
-	if parent == nil {
+	// The directory and dirent the kernel found the file by.
+	dir, d, ok := p.f.where(ino)
+	if !ok || ino == 0 {
 		return false
 	}
-	pn, ok := parent.Operations().(*node)
-	if !ok {
-		return false
-	}
-	x := n.fs.idx
-	d, ok := x.Lookup(pn.ino, []byte(name))
-	if !ok {
-		return false
-	}
-	size := int64(x.Inodes.Size[n.ino])
+	x := p.f.idx
+	size := int64(x.Inodes.Size[ino])
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stoppedLocked() {
@@ -233,15 +224,15 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 	}
 	// In dirent order after the file read before it, or the first file
 	// read in the directory just listed while a walk is on.
-	seq := p.lastValid && p.lastDir == pn.ino && p.lastDirent < d && d-p.lastDirent <= seqGap ||
-		p.walk && p.listedValid && p.listed == pn.ino
-	p.lastDir, p.lastDirent, p.lastValid = pn.ino, d, true
-	if p.cur.dir != nil && p.cur.dirIno == pn.ino && d >= p.cur.next && d < p.cur.end {
+	seq := p.lastValid && p.lastDir == dir && p.lastDirent < d && d-p.lastDirent <= seqGap ||
+		p.walk && p.listedValid && p.listed == dir
+	p.lastDir, p.lastDirent, p.lastValid = dir, d, true
+	if p.cur.dir && p.cur.dirIno == dir && d >= p.cur.next && d < p.cur.end {
 		// The walk overtook the push: go on after the file it reads
 		// (the walk listed this directory: the kernel has its entries).
 		p.cur.next, p.cur.budget, p.walk = d+1, pushWindow, true
-		p.cur.dir, p.cur.list = parent, false // the Inode the kernel has now
-		p.cur.dropFile()                      // the rest of a file the walk passed
+		p.cur.list = false // the walk listed it
+		p.cur.dropFile()   // the rest of a file the walk passed
 		if !seq {
 			// Not plainly the walk's next file: no reason to hold
 			// this reply for the push.
@@ -249,26 +240,26 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 		}
 		return seq
 	}
-	if p.cur.dir != nil && p.cur.dirIno == pn.ino && d < p.cur.next && p.cur.pending() {
+	if p.cur.dir && p.cur.dirIno == dir && d < p.cur.next && p.cur.pending() {
 		// A file the push skipped or is storing right now: it is ahead.
 		p.walk = true
 		return false
 	}
 	for i := len(p.suspended) - 1; i >= 0; i-- {
 		j := p.suspended[i]
-		if j.dirIno != pn.ino {
+		if j.dirIno != dir {
 			continue
 		}
 		if d+1 >= j.next && d < j.end {
 			// Back from a subdirectory: what was pushed below is done.
 			p.cur = j
 			p.cur.next, p.cur.budget, p.walk = max(d+1, j.next), pushWindow, true
-			p.cur.dir, p.cur.list = parent, false
+			p.cur.list = false
 			p.suspended = p.suspended[:i]
 			return true
 		}
 	}
-	if p.running > 0 && p.pastLocked(parent, pn.ino, d) {
+	if p.running > 0 && p.pastLocked(dir, d) {
 		// The push, listing ahead, went on beyond this file: one it is
 		// storing now, or could not store.
 		p.walk = true
@@ -278,9 +269,9 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 	if !seq {
 		return false
 	}
-	_, e := x.Children(pn.ino)
+	_, e := x.Children(dir)
 	next := d + 1
-	if p.cur.dir != nil && p.cur.dirIno == pn.ino && (p.cur.pending() || p.running > 0) {
+	if p.cur.dir && p.cur.dirIno == dir && (p.cur.pending() || p.running > 0) {
 		next = max(next, p.cur.next) // what the job pushed stays pushed
 	} else {
 		// The walk is somewhere the push has not been, or has long
@@ -288,10 +279,10 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 		clear(p.taken)
 		p.deep = false
 	}
-	p.takeLocked(pn.ino)
-	p.begin(pushJob{dir: parent, dirIno: pn.ino, next: next, end: e, budget: pushWindow})
+	p.takeLocked(dir)
+	p.begin(pushJob{dir: true, dirIno: dir, next: next, end: e, budget: pushWindow})
 	if rest := (int64(got) + pageSize - 1) &^ (pageSize - 1); rest < size {
-		p.cur.file, p.cur.fileIno, p.cur.fileOff = &n.Inode, n.ino, rest
+		p.cur.file, p.cur.fileIno, p.cur.fileOff = true, ino, rest
 	}
 	return true
 }
@@ -302,16 +293,15 @@ func (p *pusher) steer(n *node, off int64, got int) bool {
 // there. Any other job is dropped: it belongs to where a walk was before
 // (one that stopped, or went elsewhere), and nobody will come back to it.
 func (p *pusher) begin(j pushJob) {
-	above := p.above(j.dir)
+	above := p.above(j.dirIno)
 	kept := p.suspended[:0]
 	for _, s := range p.suspended {
 		if slices.Contains(above, s.dirIno) {
 			kept = append(kept, s)
 		}
 	}
-	clear(p.suspended[len(kept):]) // no Inode kept alive by a dropped job
 	p.suspended = kept
-	if p.cur.dir != nil && p.cur.dirIno != j.dirIno && p.cur.next < p.cur.end && slices.Contains(above, p.cur.dirIno) {
+	if p.cur.dir && p.cur.dirIno != j.dirIno && p.cur.next < p.cur.end && slices.Contains(above, p.cur.dirIno) {
 		if len(p.suspended) == maxSuspended {
 			p.suspended = append(p.suspended[:0], p.suspended[1:]...)
 		}
@@ -322,18 +312,16 @@ func (p *pusher) begin(j pushJob) {
 }
 
 // above gives the archive inodes of the directories above dir, as the
-// kernel has them, innermost first.
-func (p *pusher) above(dir *gofs.Inode) []uint32 {
+// kernel found them, innermost first.
+func (p *pusher) above(dir uint32) []uint32 {
 	var inos []uint32
-	for n := dir; n != nil; {
-		_, parent := n.Parent()
-		if parent == nil {
+	for ino := dir; ino != 0 && len(inos) < p.f.idx.Dirents.Count(); {
+		parent, _, ok := p.f.where(ino)
+		if !ok {
 			break
 		}
-		if pn, ok := parent.Operations().(*node); ok {
-			inos = append(inos, pn.ino)
-		}
-		n = parent
+		inos = append(inos, parent)
+		ino = parent
 	}
 	return inos
 }
@@ -342,16 +330,16 @@ func (p *pusher) above(dir *gofs.Inode) []uint32 {
 // directory n: while a walk is on, it reads that directory's files next,
 // and the kernel has their inodes now, so the push can start before the
 // walk's first READ there.
-func (p *pusher) onListed(n *node, caller uint32) {
-	if p.takeListing(n, caller) {
+func (p *pusher) onListed(dir uint32, caller uint32) {
+	if p.takeListing(dir, caller) {
 		p.pushHere(0, 0)
 	}
 }
 
-// takeListing makes n's files the push's current job if a walk is on, and
-// says whether it did.
-func (p *pusher) takeListing(n *node, caller uint32) bool {
-	s, e := n.fs.idx.Children(n.ino)
+// takeListing makes directory dir's files the push's current job if a
+// walk is on, and says whether it did.
+func (p *pusher) takeListing(dir uint32, caller uint32) bool {
+	s, e := p.f.idx.Children(dir)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stoppedLocked() || !p.walkingLocked() || caller != 0 && caller == p.listTid {
@@ -363,11 +351,11 @@ func (p *pusher) takeListing(n *node, caller uint32) bool {
 		return false
 	}
 	for i := range p.suspended {
-		if p.suspended[i].dirIno == n.ino {
+		if p.suspended[i].dirIno == dir {
 			p.suspended[i].list = false // the walk listed it
 		}
 	}
-	if j := &p.cur; j.dir != nil && j.dirIno == n.ino && j.list {
+	if j := &p.cur; j.dir && j.dirIno == dir && j.list {
 		// The walk got here before the push listed it: the walk's
 		// listing will do, and the walk waits on its reply. A listing
 		// does not refill the window (only a READ does): a walker that
@@ -376,30 +364,26 @@ func (p *pusher) takeListing(n *node, caller uint32) bool {
 		j.list = false
 		return j.budget > 0
 	}
-	if p.holdsLocked(n.ino) {
+	if p.holdsLocked(dir) {
 		return false
 	}
-	if name, parent := n.Parent(); parent != nil && p.running > 0 {
-		if pn, ok := parent.Operations().(*node); ok {
-			if d, found := n.fs.idx.Lookup(pn.ino, []byte(name)); found && p.pastLocked(parent, pn.ino, d) {
-				return false // the push listed it ahead and went on
-			}
-		}
+	if parent, d, ok := p.f.where(dir); ok && dir != 0 && p.running > 0 && p.pastLocked(parent, d) {
+		return false // the push listed it ahead and went on
 	}
 	// What is left of the window since the last READ, as above; none
 	// left, nothing changes.
 	budget := p.cur.budget
-	if p.cur.dir == nil || budget <= 0 {
+	if !p.cur.dir || budget <= 0 {
 		return false
 	}
-	if _, ok := p.taken[n.ino]; ok {
+	if _, ok := p.taken[dir]; ok {
 		// Taken before, and no longer on the push's way down: an
 		// earlier walk's, or the kernel forgot the listing the push
 		// read. This is a walk of its own.
 		clear(p.taken)
 	}
-	p.takeLocked(n.ino)
-	p.begin(pushJob{dir: &n.Inode, dirIno: n.ino, next: s, end: e, budget: budget})
+	p.takeLocked(dir)
+	p.begin(pushJob{dir: true, dirIno: dir, next: s, end: e, budget: budget})
 	return true
 }
 
@@ -416,7 +400,7 @@ func (p *pusher) now() time.Duration { return time.Since(p.epoch) }
 // holdsLocked says whether directory ino is where the push is or on its
 // way back up: its listing is being read or its files pushed.
 func (p *pusher) holdsLocked(ino uint32) bool {
-	if p.cur.dir != nil && p.cur.dirIno == ino && p.cur.pending() {
+	if p.cur.dir && p.cur.dirIno == ino && p.cur.pending() {
 		return true
 	}
 	for _, j := range p.suspended {
@@ -484,10 +468,9 @@ func (p *pusher) pushEnd(ino uint32, from int64) int64 {
 	return size
 }
 
-// pick is a piece of work for the push: [from, to) of file in, or, with
-// list, the listing of directory in to read through the mount.
+// pick is a piece of work for the push: [from, to) of file ino, or, with
+// list, the listing of directory ino to read through the mount.
 type pick struct {
-	in       *gofs.Inode
 	ino      uint32
 	from, to int64
 	list     bool
@@ -498,8 +481,8 @@ type pick struct {
 // handler: see listAhead), a directory to list.
 func (p *pusher) pickLocked(canList bool) (pick, bool) {
 	j := &p.cur
-	if j.file != nil {
-		k := pick{in: j.file, ino: j.fileIno, from: j.fileOff, to: j.fileTo}
+	if j.file {
+		k := pick{ino: j.fileIno, from: j.fileOff, to: j.fileTo}
 		j.dropFile()
 		if k.to == 0 {
 			k.to = p.pushEnd(k.ino, k.from)
@@ -520,7 +503,7 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 			p.cur, p.suspended = p.suspended[k], p.suspended[:k]
 			p.cur.budget = left
 		}
-		if j.dir == nil || j.next >= j.end || j.budget <= 0 {
+		if !j.dir || j.next >= j.end || j.budget <= 0 {
 			break
 		}
 		if j.list {
@@ -528,7 +511,7 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 				return pick{}, false
 			}
 			p.listing = true
-			return pick{in: j.dir, ino: j.dirIno, list: true}, true
+			return pick{ino: j.dirIno, list: true}, true
 		}
 		d := j.next
 		j.next++
@@ -550,73 +533,42 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 				break
 			}
 			s, e := x.Children(ino)
-			c := j.dir.GetChild(string(x.Name(d)))
-			if s == e || c == nil {
-				continue
+			if s == e || !p.f.holds(ino) {
+				continue // empty, or the kernel does not have it
 			}
 			// A listing counts against the window too, so that a tree
 			// of small directories is not listed far ahead: it keeps
 			// the mount busy, and the kernel keeps what it lists.
 			p.takeLocked(ino)
 			cost := listCost + int64(e-s)*entryCost
-			p.begin(pushJob{dir: c, dirIno: ino, next: s, end: e, budget: j.budget - cost, list: true})
+			p.begin(pushJob{dir: true, dirIno: ino, next: s, end: e, budget: j.budget - cost, list: true})
 			continue
 		}
 		size := int64(x.Inodes.Size[ino])
 		if mode != format.ModeReg || size == 0 {
 			continue
 		}
-		c := j.dir.GetChild(string(x.Name(d)))
-		if c == nil {
+		if !p.f.holds(ino) {
 			continue // the kernel does not have it
 		}
 		to := p.pushEnd(ino, 0)
 		j.budget -= to
-		return pick{in: c, ino: ino, to: to}, true
+		return pick{ino: ino, to: to}, true
 	}
 	return pick{}, false
 }
 
-// lineage gives the names and the dirents of the directories on the way
-// from the root down to dir, dir's last, as the kernel has them; ok is
-// false where dir is no longer under the root.
-func (p *pusher) lineage(dir *gofs.Inode) (names []string, dirents []uint32, ok bool) {
-	x := p.f.idx
-	for n := dir; ; {
-		name, parent := n.Parent()
-		if parent == nil {
-			if nd, ok := n.Operations().(*node); !ok || nd.ino != 0 {
-				return nil, nil, false
-			}
-			break
-		}
-		pn, ok := parent.Operations().(*node)
-		if !ok {
-			return nil, nil, false
-		}
-		d, ok := x.Lookup(pn.ino, []byte(name))
-		if !ok {
-			return nil, nil, false
-		}
-		names, dirents = append(names, name), append(dirents, d)
-		n = parent
-	}
-	slices.Reverse(names)
-	slices.Reverse(dirents)
-	return names, dirents, true
-}
-
 // pastLocked says whether the push has gone past dirent d of directory
-// dir (archive inode ino) in the order a walk takes (depth first, in
+// dir (an archive inode) in the order a walk takes (depth first, in
 // listing order): the dirents on the way down from the root, compared
 // level by level. Only where the push went into dir: one it passed by
 // (not listed, the kernel forgot it) is still the walk's to steer.
-func (p *pusher) pastLocked(dir *gofs.Inode, ino, d uint32) bool {
-	if _, ok := p.taken[ino]; !ok || p.cur.dir == nil {
+func (p *pusher) pastLocked(dir, d uint32) bool {
+	if _, ok := p.taken[dir]; !ok || !p.cur.dir {
 		return false // a directory the push did not go into is not behind it
 	}
-	_, a, ok := p.lineage(dir)
-	_, b, ok2 := p.lineage(p.cur.dir)
+	_, a, ok := p.f.lineage(dir)
+	_, b, ok2 := p.f.lineage(p.cur.dirIno)
 	return ok && ok2 && slices.Compare(append(a, d), append(b, p.cur.next)) < 0
 }
 
@@ -653,32 +605,32 @@ func (p *pusher) pushHere(own uint32, ownEnd int64) {
 	for left := int64(hereBytes); left > 0; {
 		p.mu.Lock()
 		k, ok := p.pickLocked(false)
-		in, ino, from, to := k.in, k.ino, k.from, k.to
+		ino, from, to := k.ino, k.from, k.to
 		if !ok || p.stoppedLocked() {
 			p.mu.Unlock()
 			break
 		}
 		if ino == own && from < ownEnd {
-			p.putBackLocked(in, ino, from, to)
+			p.putBackLocked(ino, from, to)
 			p.mu.Unlock()
 			break
 		}
 		cut := (from + left + pageSize - 1) &^ (pageSize - 1)
 		if cut < to {
 			// A large file: the rest of it is the workers' next piece.
-			p.putBackLocked(in, ino, cut, to)
+			p.putBackLocked(ino, cut, to)
 			to = cut
 		}
 		if buf == nil {
 			buf = p.takeBufLocked()
 		}
 		p.mu.Unlock()
-		n := p.push(in, ino, from, to, buf)
+		n := p.push(ino, from, to, buf)
 		p.hereStored.Add(n)
 		if n < to-from {
 			// Damaged (or gone): nothing more of this file.
 			p.mu.Lock()
-			if j := &p.cur; j.file == in && j.fileOff == to {
+			if j := &p.cur; j.file && j.fileIno == ino && j.fileOff == to {
 				j.dropFile() // (putBackLocked gave its budget back already)
 			}
 			p.mu.Unlock()
@@ -691,14 +643,14 @@ func (p *pusher) pushHere(own uint32, ownEnd int64) {
 	p.mu.Unlock()
 }
 
-// putBackLocked makes [from, to) of file in the current job's next piece,
+// putBackLocked makes [from, to) of file ino the current job's next piece,
 // where the job has no file piece of its own; pickLocked took its budget.
-func (p *pusher) putBackLocked(in *gofs.Inode, ino uint32, from, to int64) {
+func (p *pusher) putBackLocked(ino uint32, from, to int64) {
 	j := &p.cur
-	if j.file != nil {
+	if j.file {
 		return
 	}
-	j.file, j.fileIno, j.fileOff, j.fileTo = in, ino, from, to
+	j.file, j.fileIno, j.fileOff, j.fileTo = true, ino, from, to
 	j.budget += to - from
 }
 
@@ -740,14 +692,14 @@ func (p *pusher) run() {
 			}
 			dents := p.dents
 			p.mu.Unlock()
-			ok := p.listAhead(mnt, dev, k.in, k.ino, dents)
+			ok := p.listAhead(mnt, dev, k.ino, dents)
 			p.mu.Lock()
 			p.listing = false
 			if !ok {
 				// Passed by: the walk's own listing steers the push.
 				delete(p.taken, k.ino)
 			}
-			if p.cur.dir == k.in {
+			if p.cur.dir && p.cur.dirIno == k.ino {
 				p.cur.list = false
 			}
 			p.start() // the workers that found nothing to do meanwhile
@@ -758,19 +710,18 @@ func (p *pusher) run() {
 			buf = p.takeBufLocked()
 		}
 		p.mu.Unlock()
-		p.push(k.in, k.ino, k.from, k.to, buf)
+		p.push(k.ino, k.from, k.to, buf)
 	}
 }
 
-// listAhead reads the listing of directory dir (archive inode ino)
-// through the mount at mnt, so that the kernel has its entries (they come
-// with READDIRPLUS) and the push can store into its files before the walk
+// listAhead reads the listing of directory ino through the mount at mnt,
+// so that the kernel has its entries (they come with READDIRPLUS) and the push can store into its files before the walk
 // gets there; buf is for getdents. Only workers list: the requests this
 // sends are answered by handlers, which must never wait on one another
 // (see pushHere). A listing that fails (no permission, unmounted) leaves
 // the kernel without those entries, and the push passes them by.
-func (p *pusher) listAhead(mnt string, dev uint64, dir *gofs.Inode, ino uint32, buf []byte) bool {
-	names, _, ok := p.lineage(dir)
+func (p *pusher) listAhead(mnt string, dev uint64, ino uint32, buf []byte) bool {
+	names, _, ok := p.f.lineage(ino)
 	if !ok {
 		return false // no longer under the root
 	}
@@ -795,7 +746,7 @@ func (p *pusher) listAhead(mnt string, dev uint64, dir *gofs.Inode, ino uint32, 
 	// Only this mount's directory ino: not whatever another mount over
 	// ours, or a path renamed in the kernel's cache, leads to.
 	var st syscall.Stat_t
-	if syscall.Fstat(fd, &st) != nil || st.Dev != dev || st.Ino != p.f.stable(ino).Ino {
+	if syscall.Fstat(fd, &st) != nil || st.Dev != dev || st.Ino != nodeID(ino) {
 		return false
 	}
 	for {
@@ -816,12 +767,12 @@ type viewer interface {
 }
 
 // push stores file ino's content from offset from up to to into the
-// kernel's cache of in, a chunk at a time, until to or an error, and
+// kernel's cache, a chunk at a time, until to or an error, and
 // says how many bytes the kernel took. A store the
 // kernel refuses for another reason than a forgotten inode (unmounted)
 // ends the whole job. Chunks end on page boundaries (or at the end of
 // the file): the kernel takes a partly stored page as not there.
-func (p *pusher) push(in *gofs.Inode, ino uint32, from, to int64, buf []byte) (stored int64) {
+func (p *pusher) push(ino uint32, from, to int64, buf []byte) (stored int64) {
 	size := int64(p.f.idx.Inodes.Size[ino])
 	v, _ := p.f.ar.(viewer)
 	for off := from; off < to; {
@@ -852,7 +803,7 @@ func (p *pusher) push(in *gofs.Inode, ino uint32, from, to int64, buf []byte) (s
 			}
 			data = buf[:got]
 		}
-		errno := in.WriteCache(off, data)
+		errno := p.f.store(ino, off, data)
 		if release != nil {
 			release()
 		}

@@ -16,7 +16,7 @@ import (
 
 	"arc/format"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
 // walkTree: directories of small and large files, one of them damaged,
@@ -124,7 +124,7 @@ func TestRandomReadsDoNotPush(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	fsys.push.mu.Lock()
 	defer fsys.push.mu.Unlock()
-	if fsys.push.running != 0 || fsys.push.cur.dir != nil {
+	if fsys.push.running != 0 || fsys.push.cur.dir {
 		t.Errorf("random reads started a push (running %d, job in dir %d)", fsys.push.running, fsys.push.cur.dirIno)
 	}
 }
@@ -450,12 +450,12 @@ func TestThePushListsTheSubdirectoriesAheadOfTheWalk(t *testing.T) {
 	if got := fsys.push.stored.Load(); got < ahead {
 		t.Fatalf("the push stored %d bytes, want the %d of every file in a", got, ahead)
 	}
-	reads, lists := fsys.reads.Load(), fsys.raw.handleless.Load()
+	reads, lists := fsys.reads.Load(), fsys.raw.listings.Load()
 	walk(t, filepath.Join(mnt, "a"), trimDir(es, "a/"), "")
 	if n := fsys.reads.Load() - reads; n != 0 {
 		t.Errorf("the walk of a sent %d READs, want none", n)
 	}
-	if n := fsys.raw.handleless.Load() - lists; fsys.raw.on.Load() && n != 0 {
+	if n := fsys.raw.listings.Load() - lists; fsys.raw.noOpendir.Load() && n != 0 {
 		t.Errorf("the walk of a sent %d listing requests, want none (listed ahead, cached by the kernel)", n)
 	}
 }
@@ -500,16 +500,15 @@ func TestASecondWalkAfterTheKernelDroppedThePagesIsPushedToo(t *testing.T) {
 	walk(t, filepath.Join(mnt, "a"), trimDir(es, "a/"), "")
 	waitPushIdle(fsys)
 	first := fsys.reads.Load()
-	var drop func(n *gofs.Inode)
-	drop = func(n *gofs.Inode) {
-		if errno := n.NotifyContent(0, 0); errno != 0 {
-			t.Fatalf("dropping the pages: %v", errno)
+	srv := fsys.raw.srv.Load()
+	for ino := range uint32(fsys.idx.Inodes.Count()) {
+		if !fsys.holds(ino) {
+			continue
 		}
-		for _, c := range n.Children() {
-			drop(c)
+		if st := srv.InodeNotify(nodeID(ino), 0, 0); !st.Ok() && st != fuse.ENOENT {
+			t.Fatalf("dropping the pages of inode %d: %v", ino, st)
 		}
 	}
-	drop(&fsys.root.Inode)
 	walk(t, filepath.Join(mnt, "a"), trimDir(es, "a/"), "")
 	waitPushIdle(fsys)
 	if second := fsys.reads.Load() - first; second > first+1 {
@@ -560,12 +559,12 @@ func TestThePushFollowsADirectoryTheKernelForgot(t *testing.T) {
 	mnt, fsys := mountFS(t, build(es), Options{})
 	listAndRead(t, filepath.Join(mnt, "a"), "f0", "f1")
 	waitPushIdle(fsys)
-	root := &fsys.root.Inode
-	old := root.GetChild("a")
-	if errno := root.NotifyEntry("a"); errno != 0 {
-		t.Fatal(errno)
+	d, _ := fsys.idx.Lookup(0, []byte("a"))
+	a := fsys.idx.Dirents.Inode[d]
+	if st := fsys.raw.srv.Load().EntryNotify(nodeID(0), "a"); !st.Ok() {
+		t.Fatal(st)
 	}
-	for deadline := time.Now().Add(5 * time.Second); root.GetChild("a") == old; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); fsys.holds(a); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Skip("the kernel kept a")
 		}

@@ -1,12 +1,9 @@
 package fs
 
 import (
-	"context"
 	"syscall"
 
 	"arc/format"
-
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 )
 
 // Holes are extents with Off == format.Hole. The mount reports them the
@@ -32,16 +29,15 @@ func holeBytes(x *format.Index) map[uint32]uint64 {
 	return m
 }
 
-var _ gofs.NodeLseeker = (*node)(nil)
-
-// Lseek answers SEEK_DATA and SEEK_HOLE (the kernel handles the others).
-func (n *node) Lseek(ctx context.Context, f gofs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
+// lseek answers SEEK_DATA and SEEK_HOLE on inode ino (the kernel handles
+// the others).
+func (f *FS) lseek(ino uint32, off uint64, whence uint32) (uint64, syscall.Errno) {
 	const seekData, seekHole = 3, 4
-	x := n.fs.idx
-	if x.Inodes.Mode[n.ino]&format.ModeType != format.ModeReg {
+	x := f.idx
+	if x.Inodes.Mode[ino]&format.ModeType != format.ModeReg {
 		return 0, syscall.EINVAL
 	}
-	size := x.Inodes.Size[n.ino]
+	size := x.Inodes.Size[ino]
 	if off >= size {
 		return 0, syscall.ENXIO
 	}
@@ -49,7 +45,7 @@ func (n *node) Lseek(ctx context.Context, f gofs.FileHandle, off uint64, whence 
 		return 0, syscall.EINVAL
 	}
 	wantHole := whence == seekHole
-	s, e := x.FileExtents(n.ino)
+	s, e := x.FileExtents(ino)
 	var pos uint64
 	for i := s; i < e; i++ {
 		end := pos + x.Extents.Len[i]

@@ -1,0 +1,255 @@
+package fs
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"arc/format"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// rawTree: a directory of several entries, a hardlink across directories
+// and a subdirectory, for requests answered without a mount.
+func rawTree() []entry {
+	var es []entry
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		es = append(es, entry{path: "dir/" + n, mode: format.ModeReg | 0o644, data: n, mtime: mtime})
+	}
+	es = append(es,
+		entry{path: "dir/sub/x", mode: format.ModeReg | 0o644, data: "x", mtime: mtime},
+		entry{path: "other/link", mode: format.ModeReg | 0o644, link: "dir/a", mtime: mtime},
+	)
+	return es
+}
+
+func header(ino uint32) *fuse.InHeader { return &fuse.InHeader{NodeId: nodeID(ino)} }
+
+// lookup asks r for name in directory ino, as the kernel does.
+func lookup(t *testing.T, r *rawFS, dir uint32, name string) (uint32, fuse.EntryOut) {
+	t.Helper()
+	var out fuse.EntryOut
+	if st := r.Lookup(nil, header(dir), name, &out); !st.Ok() {
+		t.Fatalf("LOOKUP %q in inode %d: %v", name, dir, st)
+	}
+	if out.NodeId == 0 {
+		return 0, out
+	}
+	ino, ok := r.f.inoOf(out.NodeId)
+	if !ok {
+		t.Fatalf("LOOKUP %q gave node %d, no inode", name, out.NodeId)
+	}
+	return ino, out
+}
+
+// Every reply that gives the kernel a node counts as a lookup of it, and
+// FORGET takes the kernel's count off: what push-ahead trusts when it
+// stores into an inode.
+func TestLookupsAreCountedUntilTheKernelForgetsThem(t *testing.T) {
+	f := New(build(rawTree()), nil)
+	r := f.raw
+	dir, _ := lookup(t, r, 0, "dir")
+	a, out := lookup(t, r, dir, "a")
+	if out.NodeId != nodeID(a) || out.Generation != 1 || out.Attr.Ino != nodeID(a) {
+		t.Errorf("entry of a: node %d gen %d ino %d, want node and ino %d, gen 1", out.NodeId, out.Generation, out.Attr.Ino, nodeID(a))
+	}
+	lookup(t, r, dir, "a")
+	if n := f.held[a].lookups.Load(); n != 2 || !f.holds(a) {
+		t.Fatalf("after two lookups the count is %d", n)
+	}
+	r.Forget(nodeID(a), 1)
+	if !f.holds(a) {
+		t.Fatal("one FORGET of two took the node")
+	}
+	r.Forget(nodeID(a), 5) // more than it holds: none, not a wrap
+	if n := f.held[a].lookups.Load(); n != 0 || f.holds(a) {
+		t.Errorf("after the kernel forgot a, the count is %d", n)
+	}
+	r.Forget(0, 1)     // no such node: ignored
+	r.Forget(1<<40, 1) // nor this
+	if !f.holds(0) {
+		t.Error("the root is always held")
+	}
+}
+
+// A hardlink is one node whichever path finds it, and the node remembers
+// the dirent it was found by last: its path in logs, its directory for
+// push-ahead.
+func TestHardlinkedPathsShareOneNode(t *testing.T) {
+	f := New(build(rawTree()), nil)
+	r := f.raw
+	dir, _ := lookup(t, r, 0, "dir")
+	other, _ := lookup(t, r, 0, "other")
+	a, _ := lookup(t, r, dir, "a")
+	if got := f.path(a); got != "/dir/a" {
+		t.Errorf("path of a: %q", got)
+	}
+	link, _ := lookup(t, r, other, "link")
+	if link != a {
+		t.Fatalf("other/link is inode %d, dir/a %d", link, a)
+	}
+	if got := f.path(a); got != "/other/link" {
+		t.Errorf("path after finding it as other/link: %q", got)
+	}
+	if p, _, ok := f.where(a); !ok || p != other {
+		t.Errorf("directory of the node: %d %v, want %d", p, ok, other)
+	}
+}
+
+func TestLookupOfDotsAndMissingNames(t *testing.T) {
+	f := New(build(rawTree()), nil)
+	r := f.raw
+	dir, _ := lookup(t, r, 0, "dir")
+	sub, _ := lookup(t, r, dir, "sub")
+	if got, _ := lookup(t, r, sub, "."); got != sub {
+		t.Errorf(`"." of sub is inode %d, want %d`, got, sub)
+	}
+	if got, _ := lookup(t, r, sub, ".."); got != dir {
+		t.Errorf(`".." of sub is inode %d, want %d`, got, dir)
+	}
+	if got, _ := lookup(t, r, 0, ".."); got != 0 {
+		t.Errorf(`".." of the root is inode %d`, got)
+	}
+	// A name that is not there: a negative entry the kernel keeps.
+	_, out := lookup(t, r, dir, "nothing")
+	if out.NodeId != 0 || out.EntryTimeout() == 0 {
+		t.Errorf("missing name: node %d, entry timeout %v", out.NodeId, out.EntryTimeout())
+	}
+	a, _ := lookup(t, r, dir, "a")
+	var eo fuse.EntryOut
+	if st := r.Lookup(nil, header(a), "x", &eo); st != fuse.ENOTDIR {
+		t.Errorf("lookup in a file: %v, want ENOTDIR", st)
+	}
+	if st := r.Lookup(nil, &fuse.InHeader{NodeId: 1 << 40}, "x", &eo); st.Ok() {
+		t.Error("lookup in a node that names no inode succeeded")
+	}
+	// ".." of a directory the kernel never found: not known, not made up.
+	g := New(build(rawTree()), nil)
+	if st := g.raw.Lookup(nil, header(sub), "..", &eo); st.Ok() {
+		t.Error(`".." of a directory never found succeeded`)
+	}
+}
+
+// readAll lists directory ino the way the kernel does: requests of size
+// bytes, each from the offset of the last entry the one before returned,
+// until one returns nothing. It returns the names and the requests made.
+func readAll(t *testing.T, r *rawFS, ino uint32, size int, plus bool) (names []string, requests int) {
+	t.Helper()
+	var off uint64
+	for requests = 1; ; requests++ {
+		in := &fuse.ReadIn{InHeader: *header(ino), Offset: off, Size: uint32(size)}
+		buf := make([]byte, size)
+		out := fuse.NewDirEntryList(buf, off)
+		var st fuse.Status
+		if plus {
+			st = r.ReadDirPlus(nil, in, out)
+		} else {
+			st = r.ReadDir(nil, in, out)
+		}
+		if !st.Ok() {
+			t.Fatalf("listing inode %d at %d: %v", ino, off, st)
+		}
+		b := out.Bytes()
+		if len(b) == 0 {
+			return names, requests
+		}
+		for len(b) > 0 {
+			if plus {
+				b = b[entryOutSize:]
+			}
+			// struct fuse_dirent: ino, off, namelen, type, then the
+			// name, padded to 8 bytes.
+			entOff := binary.LittleEndian.Uint64(b[8:])
+			n := int(binary.LittleEndian.Uint32(b[16:]))
+			name := string(b[24 : 24+n])
+			names = append(names, name)
+			if entOff <= off {
+				t.Fatalf("entry %q has offset %d, not past %d", name, entOff, off)
+			}
+			off = entOff
+			b = b[(24+n+7)&^7:]
+		}
+	}
+}
+
+// entryOutSize: the fuse.EntryOut in front of each READDIRPLUS entry.
+const entryOutSize = int(unsafe.Sizeof(fuse.EntryOut{}))
+
+// A listing needs no handle: any request starts at its offset, so small
+// replies resume where the last one ended, and READDIRPLUS gives the
+// kernel a lookup of every entry it returns (none of "." and "..").
+func TestListingsResumeAtAnyOffsetAndCountTheirLookups(t *testing.T) {
+	for _, plus := range []bool{false, true} {
+		for _, size := range []int{200, 400, 4096} {
+			f := New(build(rawTree()), nil)
+			r := f.raw
+			dir, _ := lookup(t, r, 0, "dir")
+			names, requests := readAll(t, r, dir, size, plus)
+			want := []string{".", "..", "a", "b", "c", "d", "e", "sub"}
+			if !slices.Equal(names, want) {
+				t.Fatalf("plus %v, %d-byte replies: %q, want %q", plus, size, names, want)
+			}
+			if size == 200 && requests < 3 { // two with entries, one at the end
+				t.Errorf("%d requests of 200 bytes for 8 entries", requests)
+			}
+			s, e := f.idx.Children(dir)
+			for d := s; d < e; d++ {
+				ino := f.idx.Dirents.Inode[d]
+				want := uint32(0)
+				if plus {
+					want = 1
+				}
+				if n := f.held[ino].lookups.Load(); n != want {
+					t.Errorf("plus %v, %d-byte replies: %s has %d lookups, want %d", plus, size, f.idx.Name(d), n, want)
+				}
+			}
+			if n := f.held[dir].lookups.Load(); n != 1 {
+				t.Errorf("listing dir counted %d lookups of it, want the 1 of its LOOKUP", n)
+			}
+		}
+	}
+}
+
+// The kernel forgets nodes (memory, drop_caches); a node it forgot is
+// found again by its path and read as before, under the same node ID.
+func TestAForgottenNodeIsFoundAgain(t *testing.T) {
+	es := rawTree()
+	mnt, fsys := mountFS(t, build(es), Options{NoPushAhead: true})
+	path := filepath.Join(mnt, "dir", "a")
+	var st1 syscall.Stat_t
+	if err := syscall.Stat(path, &st1); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := fsys.idx.Lookup(0, []byte("dir"))
+	dir := fsys.idx.Dirents.Inode[d]
+	d, _ = fsys.idx.Lookup(dir, []byte("a"))
+	a := fsys.idx.Dirents.Inode[d]
+	if !fsys.holds(a) {
+		t.Fatal("the kernel looked a up, but it is not counted")
+	}
+	if st := fsys.raw.srv.Load().EntryNotify(nodeID(dir), "a"); !st.Ok() {
+		t.Fatal(st)
+	}
+	for deadline := time.Now().Add(5 * time.Second); fsys.holds(a); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Skip("the kernel kept a")
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != "a" {
+		t.Fatalf("reading a again: %q %v", got, err)
+	}
+	var st2 syscall.Stat_t
+	if err := syscall.Stat(path, &st2); err != nil {
+		t.Fatal(err)
+	}
+	if st2.Ino != st1.Ino || !fsys.holds(a) {
+		t.Errorf("found again as inode %d (before %d), held %v", st2.Ino, st1.Ino, fsys.holds(a))
+	}
+}
