@@ -193,9 +193,9 @@ type pusher struct {
 	hereStored atomic.Int64 // of stored, what pushHere stored, for tests
 }
 
-// onRead is called for each READ served from [off, off+got) of n, before
-// the reply: when the READ shows the walk at the push's heels, the next
-// files are stored before the walk gets the reply (see pushHere).
+// onRead is called for each READ served from [off, off+got) of file ino,
+// before the reply: when the READ shows the walk at the push's heels, the
+// next files are stored before the walk gets the reply (see pushHere).
 func (p *pusher) onRead(ino uint32, off int64, got int) {
 	p.lastRead.Store(int64(p.now()))
 	if p.steer(ino, off, got) {
@@ -327,7 +327,7 @@ func (p *pusher) above(dir uint32) []uint32 {
 }
 
 // onListed is called when the kernel has taken in the whole listing of
-// directory n: while a walk is on, it reads that directory's files next,
+// directory dir: while a walk is on, it reads that directory's files next,
 // and the kernel has their inodes now, so the push can start before the
 // walk's first READ there.
 func (p *pusher) onListed(dir uint32, caller uint32) {
