@@ -88,8 +88,8 @@ type FS struct {
 	raw      *rawFS       // the request layer, for tests
 }
 
-// New prepares a filesystem over ar.
-func New(ar Archive, logf func(format string, args ...any)) *FS {
+// newFS prepares a filesystem over ar (Mount serves it).
+func newFS(ar Archive, logf func(format string, args ...any)) *FS {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
@@ -168,7 +168,7 @@ func (s *Server) Wait() {
 
 // mountWith is Mount, also giving the filesystem (tests look at its counters).
 func mountWith(dir string, ar Archive, o Options) (*Server, *FS, error) {
-	f := New(ar, o.Logf)
+	f := newFS(ar, o.Logf)
 	f.push.off = o.NoPushAhead
 	if o.Timeout > 0 {
 		f.timeout = o.Timeout
@@ -317,9 +317,10 @@ func (f *FS) getxattr(ino uint32, attr string, dest []byte) (uint32, syscall.Err
 	return 0, syscall.ENODATA
 }
 
-// listxattr answers LISTXATTR of inode ino for caller. It leaves trusted.* names out for a caller without CAP_SYS_ADMIN,
-// as ext4 and squashfs do: the kernel refuses such a caller their values
-// (ENODATA), so getfattr -d and rsync -X would fail on each name listed.
+// listxattr answers LISTXATTR of inode ino for caller. It leaves
+// trusted.* names out for a caller without CAP_SYS_ADMIN, as ext4 and
+// squashfs do: the kernel refuses such a caller their values (ENODATA),
+// so getfattr -d and rsync -X would fail on each name listed.
 func (f *FS) listxattr(ino uint32, caller *fuse.Caller, dest []byte) (uint32, syscall.Errno) {
 	x := f.idx
 	s, e := x.XattrRange(ino)

@@ -34,7 +34,9 @@ func (f *FS) inoOf(id uint64) (uint32, bool) {
 // kernel holds (it refuses others), and finds its way about the tree by
 // the dirents: the directory of a file being read, the path of a
 // directory to list. A hardlinked file has one entry, the dirent the
-// kernel saw last, as a node of go-fuse's tree had one parent.
+// kernel found it by last (as go-fuse's node tree gave the newest of a
+// node's parents). The entry stays when the kernel forgets the inode:
+// push-ahead asks holds first.
 type held struct {
 	lookups atomic.Uint32
 	// at: (the directory inode << 32 | the dirent) + 1, stored together

@@ -54,7 +54,7 @@ import (
 // directory above. The kernel has a subdirectory's entries only once they
 // are listed, so a worker lists it itself, through the mount (listAhead:
 // READDIRPLUS gives the kernel the entries, and the kernel keeps the
-// listing, see noOpendir), before its files are pushed. The walk then
+// listing, see rawFS.OpenDir), before its files are pushed. The walk then
 // finds both the listing and the files in the kernel's caches and sends
 // nothing while the push keeps ahead, so on two CPUs the push and the
 // walk run side by side instead of taking turns (bench/README.md). The
@@ -715,15 +715,16 @@ func (p *pusher) run() {
 }
 
 // listAhead reads the listing of directory ino through the mount at mnt,
-// so that the kernel has its entries (they come with READDIRPLUS) and the push can store into its files before the walk
-// gets there; buf is for getdents. Only workers list: the requests this
-// sends are answered by handlers, which must never wait on one another
-// (see pushHere). A listing that fails (no permission, unmounted) leaves
-// the kernel without those entries, and the push passes them by.
+// so that the kernel has its entries (they come with READDIRPLUS) and
+// the push can store into its files before the walk gets there; buf is
+// for getdents. Only workers list: the requests this sends are answered
+// by handlers, which must never wait on one another (see pushHere). A
+// listing that fails (no permission, unmounted) leaves the kernel
+// without those entries, and the push passes them by.
 func (p *pusher) listAhead(mnt string, dev uint64, ino uint32, buf []byte) bool {
 	names, _, ok := p.f.lineage(ino)
 	if !ok {
-		return false // no longer under the root
+		return false // a directory the kernel never found
 	}
 	path := filepath.Join(append([]string{mnt}, names...)...)
 	// The requests of this thread are the push's, not the walk's (the

@@ -39,10 +39,14 @@ func (r *rawFS) Init(s *fuse.Server) {
 }
 
 // entry fills out for inode ino: the kernel holds one lookup more of it
-// once the reply is in.
+// once the reply is in. Generations never change (nor does the archive);
+// the root's is 0, as the kernel expects of FUSE_ROOT_ID.
 func (r *rawFS) entry(ino uint32, out *fuse.EntryOut) {
 	f := r.f
 	out.NodeId, out.Generation = nodeID(ino), 1
+	if ino == 0 {
+		out.Generation = 0
+	}
 	out.SetEntryTimeout(f.timeout)
 	out.SetAttrTimeout(f.timeout)
 	f.fill(ino, &out.Attr)
@@ -55,13 +59,17 @@ func (r *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, ou
 	if !ok {
 		return fuse.Status(syscall.ESTALE)
 	}
+	// The kernel asks for "." and ".." only of a mount it can export
+	// (finding a node by its ID alone), which go-fuse does not offer at
+	// INIT; answered all the same.
+	if name == "." {
+		r.entry(dir, out)
+		return fuse.OK
+	}
 	if !f.idx.IsDir(dir) {
 		return fuse.ENOTDIR
 	}
 	switch name {
-	case ".": // the kernel finding a node by its ID alone (NFS export)
-		r.entry(dir, out)
-		return fuse.OK
 	case "..":
 		p, _, ok := f.where(dir)
 		if !ok {
@@ -184,8 +192,8 @@ func (r *rawFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte)
 // lost by the kernel keeping them. Elsewhere a directory opens with those
 // flags and no handle: a listing needs none (readdir).
 //
-// One thing is lost: a listing the kernel serves from its cache sends no
-// request at all, so push-ahead (push.go) no longer hears of a directory
+// Without OPENDIR one thing is lost: a listing the kernel serves from its
+// cache sends no request at all, so push-ahead (push.go) no longer hears of a directory
 // opened again by a second walk, and starts there a file later.
 func (r *rawFS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	if r.noOpendir.Load() {
@@ -199,11 +207,19 @@ func (r *rawFS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenO
 	if !r.f.idx.IsDir(ino) {
 		return fuse.ENOTDIR
 	}
+	r.f.push.onOpendir(ino, in.Caller.Pid)
 	out.Fh, out.OpenFlags = 0, fuse.FOPEN_CACHE_DIR|fuse.FOPEN_KEEP_CACHE
 	return fuse.OK
 }
 
 func (r *rawFS) ReleaseDir(in *fuse.ReleaseIn) {}
+
+// Ioctl answers ENOTTY, what a file that takes no ioctls says: overlayfs
+// (Linux 5.15 on) asks its lower layer for file flags on copy-up and
+// takes ENOTTY, not ENOSYS, as "none".
+func (r *rawFS) Ioctl(cancel <-chan struct{}, in *fuse.IoctlIn, inbuf []byte, out *fuse.IoctlOut, outbuf []byte) fuse.Status {
+	return fuse.Status(syscall.ENOTTY)
+}
 
 func (r *rawFS) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
 	return r.readdir(in, out, false)

@@ -52,7 +52,7 @@ func lookup(t *testing.T, r *rawFS, dir uint32, name string) (uint32, fuse.Entry
 // FORGET takes the kernel's count off: what push-ahead trusts when it
 // stores into an inode.
 func TestLookupsAreCountedUntilTheKernelForgetsThem(t *testing.T) {
-	f := New(build(rawTree()), nil)
+	f := newFS(build(rawTree()), nil)
 	r := f.raw
 	dir, _ := lookup(t, r, 0, "dir")
 	a, out := lookup(t, r, dir, "a")
@@ -82,7 +82,7 @@ func TestLookupsAreCountedUntilTheKernelForgetsThem(t *testing.T) {
 // the dirent it was found by last: its path in logs, its directory for
 // push-ahead.
 func TestHardlinkedPathsShareOneNode(t *testing.T) {
-	f := New(build(rawTree()), nil)
+	f := newFS(build(rawTree()), nil)
 	r := f.raw
 	dir, _ := lookup(t, r, 0, "dir")
 	other, _ := lookup(t, r, 0, "other")
@@ -103,7 +103,7 @@ func TestHardlinkedPathsShareOneNode(t *testing.T) {
 }
 
 func TestLookupOfDotsAndMissingNames(t *testing.T) {
-	f := New(build(rawTree()), nil)
+	f := newFS(build(rawTree()), nil)
 	r := f.raw
 	dir, _ := lookup(t, r, 0, "dir")
 	sub, _ := lookup(t, r, dir, "sub")
@@ -112,6 +112,9 @@ func TestLookupOfDotsAndMissingNames(t *testing.T) {
 	}
 	if got, _ := lookup(t, r, sub, ".."); got != dir {
 		t.Errorf(`".." of sub is inode %d, want %d`, got, dir)
+	}
+	if got, out := lookup(t, r, dir, ".."); got != 0 || out.Generation != 0 {
+		t.Errorf(`".." of dir is inode %d generation %d, want the root's 0 and 0`, got, out.Generation)
 	}
 	if got, _ := lookup(t, r, 0, ".."); got != 0 {
 		t.Errorf(`".." of the root is inode %d`, got)
@@ -126,11 +129,14 @@ func TestLookupOfDotsAndMissingNames(t *testing.T) {
 	if st := r.Lookup(nil, header(a), "x", &eo); st != fuse.ENOTDIR {
 		t.Errorf("lookup in a file: %v, want ENOTDIR", st)
 	}
+	if got, out := lookup(t, r, a, "."); got != a || out.Generation != 1 {
+		t.Errorf(`"." of a file is inode %d generation %d, want %d and 1`, got, out.Generation, a)
+	}
 	if st := r.Lookup(nil, &fuse.InHeader{NodeId: 1 << 40}, "x", &eo); st.Ok() {
 		t.Error("lookup in a node that names no inode succeeded")
 	}
 	// ".." of a directory the kernel never found: not known, not made up.
-	g := New(build(rawTree()), nil)
+	g := newFS(build(rawTree()), nil)
 	if st := g.raw.Lookup(nil, header(sub), "..", &eo); st.Ok() {
 		t.Error(`".." of a directory never found succeeded`)
 	}
@@ -187,7 +193,7 @@ const entryOutSize = int(unsafe.Sizeof(fuse.EntryOut{}))
 func TestListingsResumeAtAnyOffsetAndCountTheirLookups(t *testing.T) {
 	for _, plus := range []bool{false, true} {
 		for _, size := range []int{200, 400, 4096} {
-			f := New(build(rawTree()), nil)
+			f := newFS(build(rawTree()), nil)
 			r := f.raw
 			dir, _ := lookup(t, r, 0, "dir")
 			names, requests := readAll(t, r, dir, size, plus)
@@ -251,5 +257,15 @@ func TestAForgottenNodeIsFoundAgain(t *testing.T) {
 	}
 	if st2.Ino != st1.Ino || !fsys.holds(a) {
 		t.Errorf("found again as inode %d (before %d), held %v", st2.Ino, st1.Ino, fsys.holds(a))
+	}
+}
+
+// A file takes no ioctls: ENOTTY, which overlayfs's copy-up (and lsattr)
+// take as "no flags", where ENOSYS makes copy-up fail.
+func TestIoctlsAreNotForThisFilesystem(t *testing.T) {
+	f := newFS(build(rawTree()), nil)
+	in := &fuse.IoctlIn{InHeader: *header(0)}
+	if st := f.raw.Ioctl(nil, in, nil, &fuse.IoctlOut{}, nil); st != fuse.Status(syscall.ENOTTY) {
+		t.Errorf("IOCTL: %v, want ENOTTY", st)
 	}
 }

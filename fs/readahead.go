@@ -11,7 +11,7 @@ import (
 
 const (
 	fuseSuperMagic = 0x65735546 // statfs f_type of a FUSE mount
-	rootIno        = 1          // the root's inode number (GoFuseOptions)
+	rootIno        = 1          // the root's inode number: nodeID(0), see fill
 )
 
 // widenReadAhead sets the read-ahead of the mount on dir to maxIO. At
