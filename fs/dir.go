@@ -12,7 +12,8 @@ import (
 // ".", "..", then the directory's dirents in index order (sorted by
 // name), and the offset of an entry is its position in that list plus
 // one, so a request can start anywhere the kernel asks (the archive never
-// changes under it). READDIRPLUS gives each entry's node as LOOKUP does.
+// changes under it). READDIRPLUS gives each entry's node as LOOKUP does,
+// or, to a program that reads names only, none (plus.go).
 //
 // A request at the very end of a listing (the one that finds nothing
 // more) tells push-ahead that the kernel has taken in the whole listing;
@@ -38,6 +39,10 @@ func (r *rawFS) readdir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse
 			f.push.onListed(dir, caller)
 		}
 		return fuse.OK
+	}
+	mode := withNodes
+	if plus && !f.push.lister(caller) {
+		mode = r.plus.mode(f.idx, caller, dir, in.Offset)
 	}
 	for pos := in.Offset; pos < total; pos++ {
 		de := fuse.DirEntry{Mode: format.ModeDir, Off: pos + 1}
@@ -67,8 +72,9 @@ func (r *rawFS) readdir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse
 		if eo == nil {
 			break
 		}
-		// The kernel takes no node from "." and ".." (it has them).
-		if pos >= 2 {
+		// The kernel takes no node from "." and ".." (it has them), nor
+		// from an entry whose node ID is 0.
+		if pos >= 2 && (mode == withNodes || mode == probing && pos > 2) {
 			f.foundAt(dir, d, ino)
 			r.entry(ino, eo)
 		}

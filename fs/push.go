@@ -448,6 +448,13 @@ func (p *pusher) pause(on bool) {
 	}
 }
 
+// lister says whether thread tid is a worker listing ahead (listAhead).
+func (p *pusher) lister(tid uint32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return tid != 0 && tid == p.listTid
+}
+
 // onOpendir records the directory a walk may read next, unless a worker
 // opened it to list it ahead.
 func (p *pusher) onOpendir(ino uint32, caller uint32) {

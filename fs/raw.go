@@ -28,6 +28,8 @@ type rawFS struct {
 	// refused: OPENDIRs answered ENOSYS; listings: READDIR(PLUS) requests
 	// served (tests look at both).
 	refused, listings atomic.Int64
+	// plus: which programs' listings give nodes (plus.go).
+	plus plusMode
 }
 
 func (r *rawFS) String() string { return "arc" }
@@ -92,6 +94,7 @@ func (r *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, ou
 	}
 	ino := f.idx.Dirents.Inode[d]
 	f.foundAt(dir, d, ino)
+	r.plus.lookedUp(f.idx, h.Caller.Pid, dir, ino)
 	r.entry(ino, out)
 	return fuse.OK
 }

@@ -2,8 +2,10 @@ package fs
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -267,5 +269,154 @@ func TestIoctlsAreNotForThisFilesystem(t *testing.T) {
 	in := &fuse.IoctlIn{InHeader: *header(0)}
 	if st := f.raw.Ioctl(nil, in, nil, &fuse.IoctlOut{}, nil); st != fuse.Status(syscall.ENOTTY) {
 		t.Errorf("IOCTL: %v, want ENOTTY", st)
+	}
+}
+
+// manyDirs: n directories, each holding a file (listed first) and a
+// subdirectory with a file of its own.
+func manyDirs(n int) []entry {
+	var es []entry
+	for i := range n {
+		es = append(es,
+			entry{path: fmt.Sprintf("d%03d/a", i), mode: format.ModeReg | 0o644, data: "a", mtime: mtime},
+			entry{path: fmt.Sprintf("d%03d/z/f", i), mode: format.ModeReg | 0o644, data: "f", mtime: mtime})
+	}
+	return es
+}
+
+// list lists directory ino for thread caller with READDIRPLUS in one
+// request, as the kernel does, and says which entries came with a node.
+func list(t *testing.T, r *rawFS, caller, ino uint32) (nodes map[string]bool) {
+	t.Helper()
+	nodes = map[string]bool{}
+	in := &fuse.ReadIn{InHeader: *header(ino), Size: 4096}
+	in.Caller.Pid = caller
+	out := fuse.NewDirEntryList(make([]byte, 4096), 0)
+	if st := r.ReadDirPlus(nil, in, out); !st.Ok() {
+		t.Fatal(st)
+	}
+	for b := out.Bytes(); len(b) > 0; {
+		id := binary.LittleEndian.Uint64(b) // EntryOut.NodeId
+		b = b[entryOutSize:]
+		n := int(binary.LittleEndian.Uint32(b[16:]))
+		if name := string(b[24 : 24+n]); name != "." && name != ".." {
+			nodes[name] = id != 0
+		}
+		b = b[(24+n+7)&^7:]
+	}
+	return nodes
+}
+
+// A program that lists and never stats (find) gets names only after the
+// first probe, and nodes again once it looks up an entry that came
+// without one; one that stats what it lists (tar, du) keeps getting
+// nodes, paying one LOOKUP a probe; push-ahead's own listings always
+// have nodes.
+func TestListingsGiveNodesToProgramsThatStat(t *testing.T) {
+	const walks = 3 * probeEvery
+	f := newFS(build(manyDirs(walks)), nil)
+	r := f.raw
+	dirs := make([]uint32, walks)
+	for i := range dirs {
+		dirs[i], _ = lookup(t, r, 0, fmt.Sprintf("d%03d", i))
+	}
+	const finder, stater = 100, 200
+	var probes, names int
+	for i, d := range dirs {
+		got := list(t, r, finder, d)
+		switch {
+		case !got["a"] && got["z"]:
+			probes++
+		case !got["a"] && !got["z"]:
+			names++
+		}
+		// The finder goes into z without looking at a.
+		var out fuse.EntryOut
+		h := header(d)
+		h.Caller.Pid = finder
+		r.Lookup(nil, h, "z", &out)
+		if i == walks-1 {
+			// It begins to stat: nodes from its next listing on.
+			r.Lookup(nil, h, "a", &out)
+		}
+	}
+	if probes != 1 || names != walks-probeEvery {
+		t.Errorf("the finder got %d probes and %d listings of names, want 1 and %d", probes, names, walks-probeEvery)
+	}
+	if got := list(t, r, finder, 0); !got["d000"] {
+		t.Error("after looking up an entry of a listing without nodes, the finder still gets names only")
+	}
+
+	probes = 0
+	for _, d := range dirs {
+		got := list(t, r, stater, d)
+		if !got["z"] {
+			t.Fatalf("the stater got a listing without nodes: %v", got)
+		}
+		if !got["a"] {
+			probes++
+		}
+		var out fuse.EntryOut
+		h := header(d)
+		h.Caller.Pid = stater
+		r.Lookup(nil, h, "a", &out) // lstat, in listing order
+	}
+	if probes != walks/probeEvery {
+		t.Errorf("the stater was probed %d times in %d listings, want %d", probes, walks, walks/probeEvery)
+	}
+
+	f.push.listTid = finder + 1
+	for range probeEvery + 1 {
+		if got := list(t, r, finder+1, dirs[0]); !got["a"] || !got["z"] {
+			t.Fatalf("push-ahead's listing came without nodes: %v", got)
+		}
+	}
+}
+
+// Through a mount: a walk that reads names only (find) leaves the kernel
+// without the nodes of the files it passed, and everything it lists can
+// still be read; a walk that stats everything ends with every file held.
+func TestAWalkThatReadsNamesOnlyLeavesTheFilesNodes(t *testing.T) {
+	const n = 2 * probeEvery
+	mnt, fsys := mountFS(t, build(manyDirs(n)), Options{NoPushAhead: true})
+	walk := func(stat bool) {
+		// One thread, as one program is to the kernel.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for i := range n {
+			dir := filepath.Join(mnt, fmt.Sprintf("d%03d", i))
+			for _, d := range []string{dir, filepath.Join(dir, "z")} {
+				es, err := os.ReadDir(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range es {
+					if stat {
+						if _, err := e.Info(); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+		}
+	}
+	held := func() (files int) {
+		for ino := range uint32(fsys.idx.Inodes.Count()) {
+			if !fsys.idx.IsDir(ino) && fsys.holds(ino) {
+				files++
+			}
+		}
+		return files
+	}
+	walk(false)
+	if h := held(); h > n {
+		t.Errorf("after a walk that read names only the kernel holds %d of %d files", h, 2*n)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "d100", "z", "f")); err != nil || string(got) != "f" {
+		t.Fatalf("reading a file listed without its node: %q %v", got, err)
+	}
+	walk(true)
+	if h := held(); h != 2*n {
+		t.Errorf("after a walk that stats everything the kernel holds %d of %d files", h, 2*n)
 	}
 }
