@@ -281,7 +281,7 @@ func TestDirectoriesAreListedWithoutOpendirAndCached(t *testing.T) {
 		// Each listing ends with a READDIRPLUS at its end: two at
 		// least for the small directory, more for the big one.
 		if first = fsys.raw.listings.Load(); first < 5 {
-			t.Errorf("%d handle-less listings for two directories, want 5 or more", first)
+			t.Errorf("%d listing requests for two directories, want 5 or more", first)
 		}
 	}
 	if n := fsys.raw.listings.Load(); n != first {
