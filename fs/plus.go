@@ -21,8 +21,9 @@ import (
 // that entry before it does anything else with the listing (tar, cp, du
 // and rsync stat in listing order), and keeps getting nodes, having paid
 // one round trip; one that lists its next directory without having
-// looked it up gets names only from then on, until it looks up an entry
-// that came without a node (it began to stat: nodes again).
+// looked it up gets names only from then on, until it looks up a
+// non-directory of the listing it got last (it began to stat: nodes
+// again).
 // Subdirectories do not count: a walk looks them up to go in. Push-ahead's
 // own listings always give nodes (it stores into them).
 const (
