@@ -107,17 +107,30 @@ func (f *FS) where(ino uint32) (dir, d uint32, ok bool) {
 // found them; ok is false where the way up is not known (an inode the
 // kernel never found) or does not end at the root.
 func (f *FS) lineage(dir uint32) (names []string, dirents []uint32, ok bool) {
-	for ino, steps := dir, 0; ino != 0; steps++ {
-		p, d, ok := f.where(ino)
-		if !ok || steps >= f.idx.Dirents.Count() || !f.idx.IsDir(p) {
-			return nil, nil, false
-		}
+	if !f.up(dir, func(_, d uint32) {
 		names, dirents = append(names, string(f.idx.Name(d))), append(dirents, d)
-		ino = p
+	}) {
+		return nil, nil, false
 	}
 	slices.Reverse(names)
 	slices.Reverse(dirents)
 	return names, dirents, true
+}
+
+// up goes from inode ino up to the root the way the kernel found each
+// inode on it, and gives visit each step's directory and dirent, ino's
+// first; it says whether it reached the root (not: an inode the kernel
+// never found).
+func (f *FS) up(ino uint32, visit func(dir, d uint32)) bool {
+	for steps := 0; ino != 0; steps++ {
+		p, d, ok := f.where(ino)
+		if !ok || steps >= f.idx.Dirents.Count() || !f.idx.IsDir(p) {
+			return false
+		}
+		visit(p, d)
+		ino = p
+	}
+	return true
 }
 
 // path is inode ino's path in the mount, as the kernel found it, for

@@ -183,8 +183,9 @@ type pusher struct {
 	// the push goes into subdirectories ahead of it.
 	deep bool
 	// listTid: the thread of the worker listing now (listAhead), whose
-	// requests are not the walk's; 0: none.
-	listTid uint32
+	// requests are not the walk's; 0: none. Atomic: every listing
+	// request asks (lister), without the lock.
+	listTid atomic.Uint32
 
 	// here: a handler is in pushHere (one at a time, see there)
 	here atomic.Bool
@@ -315,14 +316,7 @@ func (p *pusher) begin(j pushJob) {
 // kernel found them, innermost first.
 func (p *pusher) above(dir uint32) []uint32 {
 	var inos []uint32
-	for ino := dir; ino != 0 && len(inos) < p.f.idx.Dirents.Count(); {
-		parent, _, ok := p.f.where(ino)
-		if !ok {
-			break
-		}
-		inos = append(inos, parent)
-		ino = parent
-	}
+	p.f.up(dir, func(parent, _ uint32) { inos = append(inos, parent) })
 	return inos
 }
 
@@ -342,7 +336,7 @@ func (p *pusher) takeListing(dir uint32, caller uint32) bool {
 	s, e := p.f.idx.Children(dir)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.stoppedLocked() || !p.walkingLocked() || caller != 0 && caller == p.listTid {
+	if p.stoppedLocked() || !p.walkingLocked() || p.lister(caller) {
 		return false
 	}
 	// A walk that lists directories goes into them: the push may too.
@@ -450,16 +444,14 @@ func (p *pusher) pause(on bool) {
 
 // lister says whether thread tid is a worker listing ahead (listAhead).
 func (p *pusher) lister(tid uint32) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return tid != 0 && tid == p.listTid
+	return tid != 0 && tid == p.listTid.Load()
 }
 
 // onOpendir records the directory a walk may read next, unless a worker
 // opened it to list it ahead.
 func (p *pusher) onOpendir(ino uint32, caller uint32) {
 	p.mu.Lock()
-	if caller == 0 || caller != p.listTid {
+	if !p.lister(caller) {
 		p.listed, p.listedValid = ino, true
 	}
 	p.mu.Unlock()
@@ -738,14 +730,8 @@ func (p *pusher) listAhead(mnt string, dev uint64, ino uint32, buf []byte) bool 
 	// kernel names the calling thread in each).
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	p.mu.Lock()
-	p.listTid = uint32(syscall.Gettid())
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.listTid = 0
-		p.mu.Unlock()
-	}()
+	p.listTid.Store(uint32(syscall.Gettid()))
+	defer p.listTid.Store(0)
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return false

@@ -542,8 +542,8 @@ func TestATreeDeeperThanThePushTracksIsPushed(t *testing.T) {
 }
 
 // The kernel may forget a directory (echo 2 > drop_caches, memory) that
-// the push is in; a walk that lists it again gets a new inode, and the
-// push follows it there instead of storing into the forgotten one.
+// the push is in; a walk that lists it again gives the kernel the same
+// node back, and the push goes on storing the directory's files into it.
 func TestThePushFollowsADirectoryTheKernelForgot(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
 	es := []entry{

@@ -163,27 +163,45 @@ func readAll(t *testing.T, r *rawFS, ino uint32, size int, plus bool) (names []s
 		if !st.Ok() {
 			t.Fatalf("listing inode %d at %d: %v", ino, off, st)
 		}
-		b := out.Bytes()
-		if len(b) == 0 {
+		ents := parseDirents(out.Bytes(), plus)
+		if len(ents) == 0 {
 			return names, requests
 		}
-		for len(b) > 0 {
-			if plus {
-				b = b[entryOutSize:]
+		for _, e := range ents {
+			names = append(names, e.name)
+			if e.off <= off {
+				t.Fatalf("entry %q has offset %d, not past %d", e.name, e.off, off)
 			}
-			// struct fuse_dirent: ino, off, namelen, type, then the
-			// name, padded to 8 bytes.
-			entOff := binary.LittleEndian.Uint64(b[8:])
-			n := int(binary.LittleEndian.Uint32(b[16:]))
-			name := string(b[24 : 24+n])
-			names = append(names, name)
-			if entOff <= off {
-				t.Fatalf("entry %q has offset %d, not past %d", name, entOff, off)
-			}
-			off = entOff
-			b = b[(24+n+7)&^7:]
+			off = e.off
 		}
 	}
+}
+
+// dirent is one entry of a READDIR(PLUS) reply: its name, its offset and,
+// in READDIRPLUS, the node ID given with it (0: none).
+type dirent struct {
+	name      string
+	off, node uint64
+}
+
+// parseDirents reads a READDIR reply, or a READDIRPLUS one (each entry
+// after a fuse.EntryOut).
+func parseDirents(b []byte, plus bool) (ents []dirent) {
+	for len(b) > 0 {
+		var e dirent
+		if plus {
+			e.node = binary.LittleEndian.Uint64(b) // EntryOut.NodeId
+			b = b[entryOutSize:]
+		}
+		// struct fuse_dirent: ino, off, namelen, type, then the name,
+		// padded to 8 bytes.
+		e.off = binary.LittleEndian.Uint64(b[8:])
+		n := int(binary.LittleEndian.Uint32(b[16:]))
+		e.name = string(b[24 : 24+n])
+		ents = append(ents, e)
+		b = b[(24+n+7)&^7:]
+	}
+	return ents
 }
 
 // entryOutSize: the fuse.EntryOut in front of each READDIRPLUS entry.
@@ -295,14 +313,10 @@ func list(t *testing.T, r *rawFS, caller, ino uint32) (nodes map[string]bool) {
 	if st := r.ReadDirPlus(nil, in, out); !st.Ok() {
 		t.Fatal(st)
 	}
-	for b := out.Bytes(); len(b) > 0; {
-		id := binary.LittleEndian.Uint64(b) // EntryOut.NodeId
-		b = b[entryOutSize:]
-		n := int(binary.LittleEndian.Uint32(b[16:]))
-		if name := string(b[24 : 24+n]); name != "." && name != ".." {
-			nodes[name] = id != 0
+	for _, e := range parseDirents(out.Bytes(), true) {
+		if e.name != "." && e.name != ".." {
+			nodes[e.name] = e.node != 0
 		}
-		b = b[(24+n+7)&^7:]
 	}
 	return nodes
 }
@@ -365,7 +379,7 @@ func TestListingsGiveNodesToProgramsThatStat(t *testing.T) {
 		t.Errorf("the stater was probed %d times in %d listings, want %d", probes, walks, walks/probeEvery)
 	}
 
-	f.push.listTid = finder + 1
+	f.push.listTid.Store(finder + 1)
 	for range probeEvery + 1 {
 		if got := list(t, r, finder+1, dirs[0]); !got["a"] || !got["z"] {
 			t.Fatalf("push-ahead's listing came without nodes: %v", got)

@@ -33,7 +33,7 @@ func (r *bufResult) Size() int                          { return len(r.data) }
 const maxIdleReadBufs = 16 << 20
 
 // Done gives the buffer back; go-fuse calls it once it has written the
-// reply (or failed to), for a result that is not empty (node.Read keeps
+// reply (or failed to), for a result that is not empty (FS.read keeps
 // empty ones out of the pool).
 func (r *bufResult) Done() {
 	if r.data != nil {
