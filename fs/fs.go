@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,6 +98,7 @@ func newFS(ar Archive, logf func(format string, args ...any)) *FS {
 	f := &FS{ar: ar, idx: idx, xattrs: idx.Xattrs.Count() > 0, logf: logf, timeout: time.Hour,
 		held: newHeld(idx), damaged: map[uint32]bool{}, holes: holeBytes(idx), readBufs: slab.New(maxIO)}
 	f.push.f, f.push.epoch = f, time.Now()
+	f.push.workers = workers(runtime.NumCPU())
 	f.raw = &rawFS{RawFileSystem: fuse.NewDefaultRawFileSystem(), f: f}
 	return f
 }

@@ -38,7 +38,13 @@ import (
 //
 // The walk is followed by the READs that still reach us: a READ at offset
 // 0 of a file not pushed yet means the walk got there first or the window
-// is spent (the push goes on after that file). Only a READ refills the
+// is spent (the push goes on after that file). A walk that reads from the
+// page cache sends nothing, so every quarter window the push leaves one
+// small file unstored, a beacon: the walk's READ of it says the walk has
+// come that far, and the window is refilled from there (beaconLocked).
+// Without beacons the push, faster than the walk, stopped at the window's
+// end until the walk caught up with it, then ran at its heels, the walk
+// waiting on the listings and stores in progress. Only a READ refills the
 // window: a listing moves the push to the directory listed with what is
 // left of it, so that a walker that lists and reads nothing (find, du,
 // ls -R after a tar) gets at most the rest of one window, and nothing at
@@ -73,14 +79,14 @@ const (
 	// whole file for a walker that may read only its head (file *).
 	pushFileMax = 8 << 20
 	pageSize    = 4096
-	// pushWorkers: goroutines pushing at once.
-	pushWorkers = 2
 	// hereBytes: file bytes pushHere stores before the reply that the walk
 	// waits on.
 	hereBytes = 256 << 10
 	// maxSpareBufs: chunk buffers kept for reuse, one per worker and one
 	// for the handler in pushHere.
-	maxSpareBufs = pushWorkers + 1
+	maxSpareBufs = maxPushWorkers + 1
+	// maxPushWorkers: goroutines pushing at once, at most (see workers).
+	maxPushWorkers = 2
 	// seqGap: how far in dirents a READ may follow the previous one for
 	// the two to count as a walk (files read from the kernel's cache,
 	// empty ones and subdirectories send no READ).
@@ -103,6 +109,27 @@ type pushJob struct {
 	// the listing through the mount before anything of dir is pushed.
 	list bool
 }
+
+// A beacon is a file the push left unstored for the walk to read: its READ
+// says the walk has come as far as where the push was when it left it,
+// with spent of the window used, and the window is refilled from there.
+type beacon struct {
+	ino   uint32
+	spent int64
+}
+
+const (
+	// beaconEvery: the window used between two beacons. A quarter: the
+	// push, once the walk reads a beacon, has three quarters of a window
+	// left before it stops, time for the walk to reach the next one.
+	beaconEvery = pushWindow / 4
+	// beaconMax: the largest file left as a beacon. The walk's READ of it
+	// is one round trip, the whole file.
+	beaconMax = 16 << 10
+	// maxBeacons bounds the beacons remembered: a walk that passes one
+	// by (it reads only some files) leaves it for the next to refill.
+	maxBeacons = 8
+)
 
 // dropFile forgets the job's file piece.
 func (j *pushJob) dropFile() { j.file, j.fileTo = false, 0 }
@@ -164,6 +191,16 @@ type pusher struct {
 	epoch    time.Time // what now counts from
 
 	bufs [][]byte // spare chunk buffers, for reuse (takeBufLocked)
+
+	// workers: goroutines pushing at once (see workers).
+	workers int
+
+	// spent: the window used since the mount (files pushed, listings
+	// read), never reset; lastBeacon: spent when the last beacon was
+	// left; beacons: those the walk has not read yet, oldest first.
+	spent      int64
+	lastBeacon int64
+	beacons    []beacon
 
 	// mnt: the mount point, where workers list the directories the
 	// push goes into ahead of the walk, and mntDev its device; "" until
@@ -228,6 +265,11 @@ func (p *pusher) steer(ino uint32, off int64, got int) bool {
 	seq := p.lastValid && p.lastDir == dir && p.lastDirent < d && d-p.lastDirent <= seqGap ||
 		p.walk && p.listedValid && p.listed == dir
 	p.lastDir, p.lastDirent, p.lastValid = dir, d, true
+	if p.beaconLocked(ino) {
+		// Behind the push: the walk need not wait for it.
+		p.walk = true
+		return false
+	}
 	if p.cur.dir && p.cur.dirIno == dir && d >= p.cur.next && d < p.cur.end {
 		// The walk overtook the push: go on after the file it reads
 		// (the walk listed this directory: the kernel has its entries).
@@ -277,7 +319,7 @@ func (p *pusher) steer(ino uint32, off int64, got int) bool {
 	} else {
 		// The walk is somewhere the push has not been, or has long
 		// left: a walk of its own.
-		clear(p.taken)
+		p.forgetWalkLocked()
 		p.deep = false
 	}
 	p.takeLocked(dir)
@@ -286,6 +328,46 @@ func (p *pusher) steer(ino uint32, off int64, got int) bool {
 		p.cur.file, p.cur.fileIno, p.cur.fileOff = true, ino, rest
 	}
 	return true
+}
+
+// beaconLocked says whether file ino is a beacon the push left, and if
+// so refills the window from where the push was when it left it (the
+// walk is there now) and starts the push again where the window had
+// stopped it. The beacons left before it go too: the walk is past them.
+func (p *pusher) beaconLocked(ino uint32) bool {
+	for i, b := range p.beacons {
+		if b.ino != ino {
+			continue
+		}
+		p.beacons = append(p.beacons[:0], p.beacons[i+1:]...)
+		if p.cur.dir {
+			p.cur.budget = max(p.cur.budget, b.spent+pushWindow-p.spent)
+			p.start()
+		}
+		return true
+	}
+	return false
+}
+
+// leaveBeaconLocked says whether the push leaves file ino (size bytes)
+// unstored as a beacon, and if so remembers it.
+func (p *pusher) leaveBeaconLocked(ino uint32, size int64) bool {
+	if size > beaconMax || p.spent-p.lastBeacon < beaconEvery {
+		return false
+	}
+	if len(p.beacons) == maxBeacons {
+		p.beacons = append(p.beacons[:0], p.beacons[1:]...)
+	}
+	p.beacons = append(p.beacons, beacon{ino, p.spent})
+	p.lastBeacon = p.spent
+	return true
+}
+
+// forgetWalkLocked forgets what the push knows of the walk it followed:
+// the directories it went into and the beacons it left.
+func (p *pusher) forgetWalkLocked() {
+	clear(p.taken)
+	p.beacons = p.beacons[:0]
 }
 
 // begin makes j the current job. The jobs of the directories above j's
@@ -374,7 +456,7 @@ func (p *pusher) takeListing(dir uint32, caller uint32) bool {
 		// Taken before, and no longer on the push's way down: an
 		// earlier walk's, or the kernel forgot the listing the push
 		// read. This is a walk of its own.
-		clear(p.taken)
+		p.forgetWalkLocked()
 	}
 	p.takeLocked(dir)
 	p.begin(pushJob{dir: true, dirIno: dir, next: s, end: e, budget: budget})
@@ -413,11 +495,9 @@ func (p *pusher) takeLocked(ino uint32) {
 	p.taken[ino] = struct{}{}
 }
 
-// start runs push goroutines, up to pushWorkers: two share the copying
-// into the kernel, so that a walk reading from the page cache rarely
-// catches up with the push.
+// start runs push goroutines, up to p.workers.
 func (p *pusher) start() {
-	for p.running < pushWorkers && p.cur.pending() && !p.stoppedLocked() {
+	for p.running < p.workers && p.cur.pending() && !p.stoppedLocked() {
 		p.running++
 		go p.run()
 	}
@@ -440,6 +520,20 @@ func (p *pusher) pause(on bool) {
 			return
 		}
 	}
+}
+
+// workers is how many goroutines push at once on a machine of ncpu CPUs.
+// Two share the copying into the kernel where there are CPUs to spare.
+// On two CPUs, which the walk and the handlers of its requests share
+// already, one: the push keeps ahead of the walk with one, and a second
+// only started and stopped again (it found nothing to do while the other
+// listed a directory), which cost arcmount about 0.2 s of CPU time in a
+// cold tar of the Go toolchains tree (bench/README.md).
+func workers(ncpu int) int {
+	if ncpu <= 2 {
+		return 1
+	}
+	return maxPushWorkers
 }
 
 // lister says whether thread tid is a worker listing ahead (listAhead).
@@ -487,6 +581,7 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 			k.to = p.pushEnd(k.ino, k.from)
 		}
 		j.budget -= k.to - k.from
+		p.spent += k.to - k.from
 		return k, true
 	}
 	x := p.f.idx
@@ -540,6 +635,7 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 			// the mount busy, and the kernel keeps what it lists.
 			p.takeLocked(ino)
 			cost := listCost + int64(e-s)*entryCost
+			p.spent += cost
 			p.begin(pushJob{dir: true, dirIno: ino, next: s, end: e, budget: j.budget - cost, list: true})
 			continue
 		}
@@ -550,8 +646,12 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 		if !p.f.holds(ino) {
 			continue // the kernel does not have it
 		}
+		if p.leaveBeaconLocked(ino, size) {
+			continue
+		}
 		to := p.pushEnd(ino, 0)
 		j.budget -= to
+		p.spent += to
 		return pick{ino: ino, to: to}, true
 	}
 	return pick{}, false
@@ -651,6 +751,7 @@ func (p *pusher) putBackLocked(ino uint32, from, to int64) {
 	}
 	j.file, j.fileIno, j.fileOff, j.fileTo = true, ino, from, to
 	j.budget += to - from
+	p.spent -= to - from
 }
 
 // takeBufLocked hands out a chunk buffer, a spare one if there is one.

@@ -703,6 +703,46 @@ func TestListingsAfterAWalkPushNoMoreThanWhatIsLeftOfItsWindow(t *testing.T) {
 	}
 }
 
+// A walk that reads from the page cache sends no READ while the push is
+// ahead of it; a beacon, a small file the push left unstored, makes it send
+// one, which refills the window before the walk catches up with the push.
+func TestAWalkBehindThePushRefillsTheWindowAtABeacon(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	var es []entry
+	for i := range 160 { // 120 MiB: more than a window
+		n := 1 << 20
+		if i%4 == 3 {
+			n = 4000 // small enough for a beacon
+		}
+		es = append(es, entry{path: fmt.Sprintf("x/f%03d", i), mode: format.ModeReg | 0o644, data: bigData(n, int64(i)), mtime: mtime})
+	}
+	mnt, fsys := mountFS(t, build(es), Options{})
+	listAndRead(t, filepath.Join(mnt, "x"), "f000", "f001")
+	waitPushIdle(fsys)
+	stalled := fsys.push.stored.Load()
+	x, _ := fsys.idx.Lookup(0, []byte("x"))
+	first, _ := fsys.idx.Children(fsys.idx.Dirents.Inode[x])
+	fsys.push.mu.Lock()
+	stop := int(fsys.push.cur.next - first) // the first file the window left
+	beacons := len(fsys.push.beacons)
+	fsys.push.mu.Unlock()
+	if stop >= len(es) || beacons == 0 {
+		t.Fatalf("the push stopped before f%03d with %d beacons left (%d bytes stored): want a window spent and beacons", stop, beacons, stalled)
+	}
+	for i := 2; i < stop; i++ {
+		got, err := os.ReadFile(filepath.Join(mnt, "x", fmt.Sprintf("f%03d", i)))
+		if err != nil || string(got) != es[i].data {
+			t.Fatalf("f%03d: %d bytes, %v; want the archived %d", i, len(got), err, len(es[i].data))
+		}
+		waitPushIdle(fsys)
+		if fsys.push.stored.Load() > stalled {
+			t.Logf("the window was spent before f%03d; reading f%03d went on with it", stop, i)
+			return
+		}
+	}
+	t.Errorf("the walk read up to f%03d, where the window had stopped the push, and no beacon made it go on", stop)
+}
+
 // A job that a walk left unfinished (it stopped, or the window was spent)
 // is not resumed by a later walk elsewhere: only the directories above the
 // one a walk is in wait for it to come back.
