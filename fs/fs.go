@@ -54,6 +54,10 @@ type Options struct {
 	// NoPushAhead turns off storing the files that a sequential walk
 	// reads next into the kernel's page cache ahead of their reads.
 	NoPushAhead bool
+	// CPUs is how many CPUs the mount may use (a CPU quota's share, where
+	// there is one); it sets how many goroutines push ahead. 0: all the
+	// machine's.
+	CPUs int
 }
 
 // maxIO is the largest read the kernel sends and its read-ahead window.
@@ -172,6 +176,9 @@ func (s *Server) Wait() {
 func mountWith(dir string, ar Archive, o Options) (*Server, *FS, error) {
 	f := newFS(ar, o.Logf)
 	f.push.off = o.NoPushAhead
+	if o.CPUs > 0 {
+		f.push.workers = workers(o.CPUs)
+	}
 	if o.Timeout > 0 {
 		f.timeout = o.Timeout
 	}

@@ -40,8 +40,9 @@ import (
 // 0 of a file not pushed yet means the walk got there first or the window
 // is spent (the push goes on after that file). A walk that reads from the
 // page cache sends nothing, so every quarter window the push leaves one
-// small file unstored, a beacon: the walk's READ of it says the walk has
-// come that far, and the window is refilled from there (beaconLocked).
+// small file unstored (the first it meets), a beacon: the walk's READ of
+// it says the walk has come that far, and the window is refilled from
+// there (beaconLocked). A tree with no small file has no beacons.
 // Without beacons the push, faster than the walk, stopped at the window's
 // end until the walk caught up with it, then ran at its heels, the walk
 // waiting on the listings and stores in progress. Only a READ refills the
@@ -62,7 +63,7 @@ import (
 // READDIRPLUS gives the kernel the entries, and the kernel keeps the
 // listing, see rawFS.OpenDir), before its files are pushed. The walk then
 // finds both the listing and the files in the kernel's caches and sends
-// nothing while the push keeps ahead, so on two CPUs the push and the
+// nothing but the READs of beacons while the push keeps ahead, so on two CPUs the push and the
 // walk run side by side instead of taking turns (bench/README.md). The
 // push knows its place in the walk's order (pastLocked), so that a READ
 // or a listing behind it does not pull it back. Listings count against
@@ -153,8 +154,8 @@ const (
 
 // walkIdle: a walk that sent no READ for this long has ended, as far as
 // the listings after it go (walkingLocked). A walk the push keeps ahead
-// of sends a READ each time it catches up, at least once a window: a
-// quarter of a second at the speed of a cold tar of the Go toolchains
+// of sends a READ at each beacon (about every quarter window) or when it
+// catches up, at least once a window: a quarter of a second at the speed of a cold tar of the Go toolchains
 // tree on the 2-core benchmark machine.
 const walkIdle = time.Second
 
@@ -235,16 +236,18 @@ type pusher struct {
 // before the reply: when the READ shows the walk at the push's heels, the
 // next files are stored before the walk gets the reply (see pushHere).
 func (p *pusher) onRead(ino uint32, off int64, got int) {
-	p.lastRead.Store(int64(p.now()))
-	if p.steer(ino, off, got) {
+	now := p.now()
+	prev := time.Duration(p.lastRead.Swap(int64(now)))
+	if p.steer(ino, off, got, now-prev < walkIdle) {
 		// The kernel holds this READ's pages locked until the reply.
 		p.pushHere(ino, off+(int64(got)+pageSize-1)&^(pageSize-1))
 	}
 }
 
 // steer follows the walk by READ of file ino at off and says whether it
-// is waiting on the push.
-func (p *pusher) steer(ino uint32, off int64, got int) bool {
+// is waiting on the push; recent: the READ before it came less than
+// walkIdle before (a beacon read later is no walk's).
+func (p *pusher) steer(ino uint32, off int64, got int, recent bool) bool {
 	if off != 0 {
 		return false
 	}
@@ -265,15 +268,11 @@ func (p *pusher) steer(ino uint32, off int64, got int) bool {
 	seq := p.lastValid && p.lastDir == dir && p.lastDirent < d && d-p.lastDirent <= seqGap ||
 		p.walk && p.listedValid && p.listed == dir
 	p.lastDir, p.lastDirent, p.lastValid = dir, d, true
-	if p.beaconLocked(ino) {
-		// Behind the push: the walk need not wait for it.
-		p.walk = true
-		return false
-	}
 	if p.cur.dir && p.cur.dirIno == dir && d >= p.cur.next && d < p.cur.end {
 		// The walk overtook the push: go on after the file it reads
 		// (the walk listed this directory: the kernel has its entries).
 		p.cur.next, p.cur.budget, p.walk = d+1, pushWindow, true
+		p.freshWindowLocked()
 		p.cur.list = false // the walk listed it
 		p.cur.dropFile()   // the rest of a file the walk passed
 		if !seq {
@@ -282,6 +281,11 @@ func (p *pusher) steer(ino uint32, off int64, got int) bool {
 			p.start()
 		}
 		return seq
+	}
+	if p.beaconLocked(ino, recent) {
+		// Behind the push: the walk need not wait for it.
+		p.walk = true
+		return false
 	}
 	if p.cur.dir && p.cur.dirIno == dir && d < p.cur.next && p.cur.pending() {
 		// A file the push skipped or is storing right now: it is ahead.
@@ -297,6 +301,7 @@ func (p *pusher) steer(ino uint32, off int64, got int) bool {
 			// Back from a subdirectory: what was pushed below is done.
 			p.cur = j
 			p.cur.next, p.cur.budget, p.walk = max(d+1, j.next), pushWindow, true
+			p.freshWindowLocked()
 			p.cur.list = false
 			p.suspended = p.suspended[:i]
 			return true
@@ -330,29 +335,41 @@ func (p *pusher) steer(ino uint32, off int64, got int) bool {
 	return true
 }
 
-// beaconLocked says whether file ino is a beacon the push left, and if
-// so refills the window from where the push was when it left it (the
-// walk is there now) and starts the push again where the window had
-// stopped it. The beacons left before it go too: the walk is past them.
-func (p *pusher) beaconLocked(ino uint32) bool {
-	for i, b := range p.beacons {
-		if b.ino != ino {
-			continue
-		}
-		p.beacons = append(p.beacons[:0], p.beacons[i+1:]...)
-		if p.cur.dir {
-			p.cur.budget = max(p.cur.budget, b.spent+pushWindow-p.spent)
-			p.start()
-		}
-		return true
+// beaconLocked says whether file ino is a beacon the push left, read
+// by the walk (recent: while it goes on), and if so refills the window
+// from where the push was when it left it (the walk is there now) and
+// starts the push again where the window had stopped it. The beacons
+// left before it go too: the walk is past them. A beacon read once the
+// walk is over, or with no push going on, is no walk's: all are dropped.
+func (p *pusher) beaconLocked(ino uint32, recent bool) bool {
+	i := slices.IndexFunc(p.beacons, func(b beacon) bool { return b.ino == ino })
+	if i < 0 {
+		return false
 	}
-	return false
+	b := p.beacons[i]
+	if !recent || !p.walk || !p.cur.dir {
+		p.beacons = p.beacons[:0]
+		return false
+	}
+	p.beacons = append(p.beacons[:0], p.beacons[i+1:]...)
+	p.cur.budget = max(p.cur.budget, b.spent+pushWindow-p.spent)
+	p.popLocked()
+	p.start()
+	return true
+}
+
+// freshWindowLocked starts the beacons afresh where the window was
+// refilled from the walk's own place: those left behind it are passed.
+func (p *pusher) freshWindowLocked() {
+	p.beacons = p.beacons[:0]
+	p.lastBeacon = p.spent
 }
 
 // leaveBeaconLocked says whether the push leaves file ino (size bytes)
-// unstored as a beacon, and if so remembers it.
+// unstored as a beacon, and if so remembers it. Not a file with hardlinks:
+// the walk may read it by another name, somewhere else.
 func (p *pusher) leaveBeaconLocked(ino uint32, size int64) bool {
-	if size > beaconMax || p.spent-p.lastBeacon < beaconEvery {
+	if size > beaconMax || p.spent-p.lastBeacon < beaconEvery || p.f.idx.Nlink[ino] > 1 {
 		return false
 	}
 	if len(p.beacons) == maxBeacons {
@@ -367,7 +384,7 @@ func (p *pusher) leaveBeaconLocked(ino uint32, size int64) bool {
 // the directories it went into and the beacons it left.
 func (p *pusher) forgetWalkLocked() {
 	clear(p.taken)
-	p.beacons = p.beacons[:0]
+	p.freshWindowLocked()
 }
 
 // begin makes j the current job. The jobs of the directories above j's
@@ -589,14 +606,7 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 	// a huge directory the kernel may know few of them), and let the next
 	// READ of the walk start the push again.
 	for scanned := 0; scanned < maxScan; scanned++ {
-		for !j.pending() && j.budget > 0 && len(p.suspended) > 0 {
-			// Done here: go on in the directory above, as a walk does,
-			// with what is left of the window (one window for the
-			// whole walk: a suspended job's own budget is stale).
-			k, left := len(p.suspended)-1, j.budget
-			p.cur, p.suspended = p.suspended[k], p.suspended[:k]
-			p.cur.budget = left
-		}
+		p.popLocked()
 		if !j.dir || j.next >= j.end || j.budget <= 0 {
 			break
 		}
@@ -655,6 +665,18 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 		return pick{ino: ino, to: to}, true
 	}
 	return pick{}, false
+}
+
+// popLocked goes back up from a directory whose push is done to the one
+// above, as a walk does, while there is window left, with what is left
+// of it (one window for the whole walk: a suspended job's own budget is
+// stale).
+func (p *pusher) popLocked() {
+	for j := &p.cur; !j.pending() && j.budget > 0 && len(p.suspended) > 0; {
+		k, left := len(p.suspended)-1, j.budget
+		p.cur, p.suspended = p.suspended[k], p.suspended[:k]
+		p.cur.budget = left
+	}
 }
 
 // pastLocked says whether the push has gone past dirent d of directory

@@ -724,10 +724,14 @@ func TestAWalkBehindThePushRefillsTheWindowAtABeacon(t *testing.T) {
 	first, _ := fsys.idx.Children(fsys.idx.Dirents.Inode[x])
 	fsys.push.mu.Lock()
 	stop := int(fsys.push.cur.next - first) // the first file the window left
-	beacons := len(fsys.push.beacons)
+	spent := fsys.push.running == 0 && fsys.push.cur.budget <= 0
+	var beacons []uint32
+	for _, b := range fsys.push.beacons {
+		beacons = append(beacons, b.ino)
+	}
 	fsys.push.mu.Unlock()
-	if stop >= len(es) || beacons == 0 {
-		t.Fatalf("the push stopped before f%03d with %d beacons left (%d bytes stored): want a window spent and beacons", stop, beacons, stalled)
+	if !spent || stop >= len(es) || len(beacons) == 0 {
+		t.Fatalf("the push stopped before f%03d with %d beacons left (%d bytes stored, window spent: %v): want a window spent and beacons", stop, len(beacons), stalled, spent)
 	}
 	for i := 2; i < stop; i++ {
 		got, err := os.ReadFile(filepath.Join(mnt, "x", fmt.Sprintf("f%03d", i)))
@@ -736,11 +740,55 @@ func TestAWalkBehindThePushRefillsTheWindowAtABeacon(t *testing.T) {
 		}
 		waitPushIdle(fsys)
 		if fsys.push.stored.Load() > stalled {
-			t.Logf("the window was spent before f%03d; reading f%03d went on with it", stop, i)
+			if ino := fsys.idx.Dirents.Inode[first+uint32(i)]; ino != beacons[0] {
+				t.Fatalf("the push went on after f%03d, which is not the first beacon", i)
+			}
+			t.Logf("the window was spent before f%03d; reading f%03d, a beacon, went on with it", stop, i)
 			return
 		}
 	}
 	t.Errorf("the walk read up to f%03d, where the window had stopped the push, and no beacon made it go on", stop)
+}
+
+// What a READ of a beacon does to the push's window, by the state the push
+// is in (no FUSE: the pusher's bookkeeping alone; off, so that no worker
+// starts).
+func TestABeaconRefillsOnlyAWalkGoingOn(t *testing.T) {
+	const bino, parent, child = 7, 2, 3
+	for _, tc := range []struct {
+		name       string
+		recent     bool // the READ before came less than walkIdle before
+		walk, dir  bool // a walk is on; the push has a job
+		wantBeacon bool
+		wantDir    uint32 // the job after; 0: unchanged
+		wantBudget int64
+	}{
+		{"the walk reads it", true, true, true, true, parent, pushWindow / 2},
+		{"read once the walk is over", false, true, true, false, child, 0},
+		{"read with no walk on", true, false, true, false, child, 0},
+		{"read with no job", true, true, false, false, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p pusher
+			p.off, p.walk = true, tc.walk
+			// The window was spent on the last file of a subdirectory;
+			// the directory above waits for the walk to come back.
+			p.spent = pushWindow
+			p.cur = pushJob{dir: tc.dir, dirIno: child, next: 10, end: 10}
+			p.suspended = []pushJob{{dir: true, dirIno: parent, next: 4, end: 9}}
+			p.beacons = []beacon{{ino: 5, spent: pushWindow / 4}, {ino: bino, spent: pushWindow / 2}, {ino: 9, spent: 3 * pushWindow / 4}}
+			got := p.beaconLocked(bino, tc.recent)
+			if got != tc.wantBeacon {
+				t.Fatalf("beaconLocked = %v, want %v", got, tc.wantBeacon)
+			}
+			if tc.wantDir != 0 && (p.cur.dirIno != tc.wantDir || p.cur.budget != tc.wantBudget) {
+				t.Errorf("the push's job: directory %d with %d bytes of window, want %d with %d", p.cur.dirIno, p.cur.budget, tc.wantDir, tc.wantBudget)
+			}
+			if want := map[bool]int{true: 1, false: 0}[tc.wantBeacon]; len(p.beacons) != want {
+				t.Errorf("%d beacons left, want %d (the ones after it, or none)", len(p.beacons), want)
+			}
+		})
+	}
 }
 
 // A job that a walk left unfinished (it stopped, or the window was spent)

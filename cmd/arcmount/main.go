@@ -323,6 +323,7 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 		})
 	}
 	o.Logf = logger.Printf
+	o.CPUs = workers
 	o.NoPushAhead = os.Getenv("ARCMOUNT_NOPUSH") != "" // hidden: for A/B measurements
 	select {
 	case s := <-sig:
