@@ -63,8 +63,9 @@ import (
 // READDIRPLUS gives the kernel the entries, and the kernel keeps the
 // listing, see rawFS.OpenDir), before its files are pushed. The walk then
 // finds both the listing and the files in the kernel's caches and sends
-// nothing but the READs of beacons while the push keeps ahead, so on two CPUs the push and the
-// walk run side by side instead of taking turns (bench/README.md). The
+// nothing but the READs of beacons while the push keeps ahead, so on two
+// CPUs the push and the walk run side by side instead of taking turns
+// (bench/README.md). The
 // push knows its place in the walk's order (pastLocked), so that a READ
 // or a listing behind it does not pull it back. Listings count against
 // the window (listCost, entryCost): while a worker has a directory open
@@ -155,8 +156,9 @@ const (
 // walkIdle: a walk that sent no READ for this long has ended, as far as
 // the listings after it go (walkingLocked). A walk the push keeps ahead
 // of sends a READ at each beacon (about every quarter window) or when it
-// catches up, at least once a window: a quarter of a second at the speed of a cold tar of the Go toolchains
-// tree on the 2-core benchmark machine.
+// catches up, at least once a window: a quarter of a second at the speed
+// of a cold tar of the Go toolchains tree on the 2-core benchmark
+// machine.
 const walkIdle = time.Second
 
 // maxTaken bounds the directories remembered as pushed in one walk; past
@@ -539,7 +541,8 @@ func (p *pusher) pause(on bool) {
 	}
 }
 
-// workers is how many goroutines push at once on a machine of ncpu CPUs.
+// workers is how many goroutines push at once where the mount may use
+// ncpu CPUs.
 // Two share the copying into the kernel where there are CPUs to spare.
 // On two CPUs, which the walk and the handlers of its requests share
 // already, one: the push keeps ahead of the walk with one, and a second
