@@ -65,13 +65,12 @@ import (
 // finds both the listing and the files in the kernel's caches and sends
 // nothing but the READs of beacons while the push keeps ahead, so on two
 // CPUs the push and the walk run side by side instead of taking turns
-// (bench/README.md). The
-// push knows its place in the walk's order (pastLocked), so that a READ
-// or a listing behind it does not pull it back. Listings count against
-// the window (listCost, entryCost): while a worker has a directory open
-// the mount is busy, so after a walk that stops halfway an unmount fails
-// for as long as the push goes on listing, up to a few tenths of a second;
-// Server.Unmount stops the push first.
+// (bench/README.md). The push knows its place in the walk's order
+// (pastLocked), so that a READ or a listing behind it does not pull it
+// back. Listings count against the window (listCost, entryCost): while a
+// worker has a directory open the mount is busy, so after a walk that
+// stops halfway an unmount fails for as long as the push goes on listing,
+// up to a few tenths of a second; Server.Unmount stops the push first.
 const (
 	pushWindow = 64 << 20 // file bytes pushed ahead of the last READ that reached us
 	pushChunk  = 1 << 20  // bytes per store message (a multiple of the page size)
@@ -542,8 +541,8 @@ func (p *pusher) pause(on bool) {
 }
 
 // workers is how many goroutines push at once where the mount may use
-// ncpu CPUs.
-// Two share the copying into the kernel where there are CPUs to spare.
+// ncpu CPUs. Two share the copying into the kernel where there are CPUs
+// to spare.
 // On two CPUs, which the walk and the handlers of its requests share
 // already, one: the push keeps ahead of the walk with one, and a second
 // only started and stopped again (it found nothing to do while the other
@@ -600,8 +599,7 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 		if k.to == 0 {
 			k.to = p.pushEnd(k.ino, k.from)
 		}
-		j.budget -= k.to - k.from
-		p.spent += k.to - k.from
+		p.spendLocked(k.to - k.from)
 		return k, true
 	}
 	x := p.f.idx
@@ -647,9 +645,8 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 			// of small directories is not listed far ahead: it keeps
 			// the mount busy, and the kernel keeps what it lists.
 			p.takeLocked(ino)
-			cost := listCost + int64(e-s)*entryCost
-			p.spent += cost
-			p.begin(pushJob{dir: true, dirIno: ino, next: s, end: e, budget: j.budget - cost, list: true})
+			p.spendLocked(listCost + int64(e-s)*entryCost)
+			p.begin(pushJob{dir: true, dirIno: ino, next: s, end: e, budget: j.budget, list: true})
 			continue
 		}
 		size := int64(x.Inodes.Size[ino])
@@ -663,8 +660,7 @@ func (p *pusher) pickLocked(canList bool) (pick, bool) {
 			continue
 		}
 		to := p.pushEnd(ino, 0)
-		j.budget -= to
-		p.spent += to
+		p.spendLocked(to)
 		return pick{ino: ino, to: to}, true
 	}
 	return pick{}, false
@@ -775,8 +771,14 @@ func (p *pusher) putBackLocked(ino uint32, from, to int64) {
 		return
 	}
 	j.file, j.fileIno, j.fileOff, j.fileTo = true, ino, from, to
-	j.budget += to - from
-	p.spent -= to - from
+	p.spendLocked(-(to - from))
+}
+
+// spendLocked takes n bytes off the current job's window (n < 0: gives
+// them back) and counts them in spent, which beacons measure by.
+func (p *pusher) spendLocked(n int64) {
+	p.cur.budget -= n
+	p.spent += n
 }
 
 // takeBufLocked hands out a chunk buffer, a spare one if there is one.

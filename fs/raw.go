@@ -71,8 +71,7 @@ func (r *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, ou
 	if !f.idx.IsDir(dir) {
 		return fuse.ENOTDIR
 	}
-	switch name {
-	case "..":
+	if name == ".." {
 		p, _, ok := f.where(dir)
 		if !ok {
 			return fuse.Status(syscall.ESTALE)
