@@ -1,6 +1,8 @@
 package reader
 
 import (
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"testing"
 )
@@ -52,5 +54,34 @@ func BenchmarkRandomRead4K(b *testing.B) {
 		if _, err := a.ReadAt(ino, p, r.Int64N(int64(len(data)-4096))); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkReadFragmented reads, warm, a 16 MiB file made of repeats of
+// 97–596 bytes of an earlier file (segment deduplication's extents) in
+// 1 MiB requests, as the mount's push-ahead does: repeats alternating
+// between two neighbouring blocks, and each from another block.
+func BenchmarkReadFragmented(b *testing.B) {
+	const blockSize, blocks = 1 << 20, 16
+	for _, spread := range []bool{false, true} {
+		b.Run(fmt.Sprintf("spread=%v", spread), func(b *testing.B) {
+			base, mix, want := fragmented(blockSize, blocks, 48_000, spread)
+			ar := buildArchive(b, b.TempDir(), "arc", []entry{base, mix}, buildOpts{blockSize: blockSize, frameBlocks: 16})
+			a, err := Open(ar.volumes[0], Options{CacheSize: 64 << 20})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer a.Close()
+			ino := inodeOf(b, a, "mix")
+			p := make([]byte, 1<<20)
+			b.SetBytes(int64(len(want)))
+			for b.Loop() {
+				for off := int64(0); off < int64(len(want)); off += int64(len(p)) {
+					if _, err := a.ReadAt(ino, p, off); err != nil && err != io.EOF {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }

@@ -19,10 +19,14 @@ import (
 // into dirents/inodes, file content into a unique stream cut into blocks
 // and frames, and the stream into volumes exactly as docs/FORMAT.md says.
 
-// seg is a piece of file content: data, or a hole of n zero bytes.
+// seg is a piece of file content: data, a hole of n zero bytes, or a
+// repeat of repeatLen bytes already in the unique stream at repeatAt (an
+// extent as segment deduplication writes it; dataOf cannot give its bytes).
 type seg struct {
-	data []byte
-	hole uint64
+	data      []byte
+	hole      uint64
+	repeatAt  uint64
+	repeatLen uint64
 }
 
 type entry struct {
@@ -63,6 +67,9 @@ type built struct {
 func dataOf(segs []seg) []byte {
 	var out []byte
 	for _, s := range segs {
+		if s.repeatLen > 0 {
+			panic("dataOf: a repeat's bytes are the unique stream's")
+		}
 		if s.data != nil {
 			out = append(out, s.data...)
 		} else {
@@ -130,10 +137,14 @@ func buildArchive(t testing.TB, dir, name string, entries []entry, o buildOpts) 
 			} else {
 				ds = uint64(x.Extents.Count())
 				for _, s := range e.segs {
-					if len(s.data) == 0 && s.hole == 0 {
+					if len(s.data) == 0 && s.hole == 0 && s.repeatLen == 0 {
 						continue
 					}
-					if s.data != nil {
+					if s.repeatLen > 0 {
+						x.Extents.Off = append(x.Extents.Off, s.repeatAt)
+						x.Extents.Len = append(x.Extents.Len, s.repeatLen)
+						size += s.repeatLen
+					} else if s.data != nil {
 						x.Extents.Off = append(x.Extents.Off, uint64(len(unique)))
 						x.Extents.Len = append(x.Extents.Len, uint64(len(s.data)))
 						unique = append(unique, s.data...)

@@ -883,6 +883,8 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 		e.mu.Unlock()
 		return nil
 	}
+	var held heldBlocks
+	defer held.release()
 	for i := s; i < end; i++ {
 		off, n := x.Extents.Off[i], int64(x.Extents.Len[i])
 		if off == format.Hole {
@@ -900,7 +902,7 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 			}
 			k := min(int64(cap(buf)-len(buf)), n)
 			chunk := buf[len(buf) : len(buf)+int(k)]
-			if got, err := e.a.readUnique(off, chunk); err != nil {
+			if got, err := e.a.readUnique(off, chunk, &held); err != nil {
 				// What came before the damage is written: a damaged
 				// file keeps its good beginning (at its extraction
 				// mode, without its archived metadata).

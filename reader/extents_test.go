@@ -1,0 +1,88 @@
+package reader
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"testing"
+)
+
+// fragmented returns a file made as segment deduplication makes them:
+// short repeats of an earlier file's bytes, from blocks all over it and
+// across block ends, with a piece of new data and a hole among them; and
+// the earlier file.
+// spread: each repeat from another block than the one before (else they
+// alternate between two neighbouring blocks, moving on every 64).
+func fragmented(blockSize, blocks, repeats int, spread bool) (base, mix entry, want []byte) {
+	baseData := randBytes(blockSize*blocks, 7)
+	var segs []seg
+	for i := range repeats {
+		b := (i/64 + i%2) % blocks
+		if spread {
+			b = i * 5 % blocks
+		}
+		at := b*blockSize + i*131%(blockSize-600)
+		n := 97 + i*53%500
+		segs = append(segs, seg{repeatAt: uint64(at), repeatLen: uint64(n)})
+		want = append(want, baseData[at:at+n]...)
+		switch i {
+		case repeats / 3:
+			fresh := randBytes(777, 9)
+			segs = append(segs, seg{data: fresh})
+			want = append(want, fresh...)
+		case 2 * repeats / 3:
+			segs = append(segs, seg{hole: 5000})
+			want = append(want, make([]byte, 5000)...)
+		}
+	}
+	mix = reg("mix", nil)
+	mix.segs = segs
+	return reg("base", baseData), mix, want
+}
+
+// A file of many short extents spread over more blocks than one read
+// keeps hold of reads back byte for byte, whatever the read size and
+// however small the cache (blocks held by a read outlive their eviction).
+func TestAFileOfManyShortExtentsReadsBackWhole(t *testing.T) {
+	const blockSize, blocks = 4096, 8
+	for _, spread := range []bool{false, true} {
+		base, mix, want := fragmented(blockSize, blocks, 300, spread)
+		ar := buildArchive(t, t.TempDir(), "arc", []entry{base, mix}, buildOpts{blockSize: blockSize, frameBlocks: 2})
+		for _, cacheSize := range []int64{2 * blockSize, 64 * blockSize} {
+			for _, readSize := range []int{len(want), 1000, blockSize + 1, 128 << 10} {
+				t.Run(fmt.Sprintf("spread %v cache %d read %d", spread, cacheSize, readSize), func(t *testing.T) {
+					a, err := Open(ar.volumes[0], Options{CacheSize: cacheSize})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer a.Close()
+					ino := inodeOf(t, a, "mix")
+					got := make([]byte, 0, len(want))
+					p := make([]byte, readSize)
+					for off := int64(0); ; off += int64(readSize) {
+						n, err := a.ReadAt(ino, p, off)
+						got = append(got, p[:n]...)
+						if err == io.EOF {
+							break
+						}
+						if err != nil {
+							t.Fatalf("ReadAt at %d: %v", off, err)
+						}
+					}
+					if !bytes.Equal(got, want) {
+						t.Fatalf("read %d bytes, want %d; first difference at %d", len(got), len(want), firstDiff(got, want))
+					}
+				})
+			}
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
