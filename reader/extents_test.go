@@ -86,3 +86,45 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// A read keeps at most heldMax blocks, and no more than heldMaxBytes of
+// them besides the newest: large blocks are let go one by one as before.
+func TestAReadHoldsAtMostItsBoundOfBlocks(t *testing.T) {
+	for _, tc := range []struct {
+		blockSize int
+		want      int // blocks held after going through six
+	}{
+		{4096, heldMax},
+		{heldMaxBytes / 2, 2},
+		{heldMaxBytes, 1},
+	} {
+		t.Run(fmt.Sprint(tc.blockSize), func(t *testing.T) {
+			ar := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", randBytes(6*tc.blockSize, 3))}, buildOpts{blockSize: tc.blockSize, frameBlocks: 2})
+			a, err := Open(ar.volumes[0], Options{CacheSize: 64 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			var held heldBlocks
+			for b := range uint32(6) {
+				buf, err := a.hold(&held, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if again, _ := a.hold(&held, b); again != buf {
+					t.Fatalf("block %d held, but asked again it came back another", b)
+				}
+			}
+			if held.n != tc.want || held.keys[held.n-1] != 5 {
+				t.Errorf("holding %d blocks, the newest %d; want %d, the newest 5", held.n, held.keys[held.n-1], tc.want)
+			}
+			if held.n > 1 && held.bytes > heldMaxBytes {
+				t.Errorf("holding %d bytes in %d blocks, more than %d", held.bytes, held.n, heldMaxBytes)
+			}
+			held.release()
+			if held.n != 0 || held.bytes != 0 {
+				t.Errorf("after release: %d blocks, %d bytes held", held.n, held.bytes)
+			}
+		})
+	}
+}

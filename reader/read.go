@@ -180,18 +180,26 @@ func (a *Archive) readUnique(u uint64, dst []byte, held *heldBlocks) (int, error
 // block once per extent, two locks each, cost more than copying the
 // bytes (BenchmarkReadFragmented).
 type heldBlocks struct {
-	n    int
-	keys [heldMax]uint32
-	bufs [heldMax]*cache.Buf
+	n     int
+	bytes int // of the blocks held
+	keys  [heldMax]uint32
+	bufs  [heldMax]*cache.Buf
 }
 
-// heldMax: blocks one read holds at once; the oldest is let go for a new
-// one. A file's extents mostly alternate between the block of its new
-// bytes and a few blocks of the earlier copies it repeats.
-const heldMax = 4
+// A read holds at most heldMax blocks and, beyond its newest one,
+// heldMaxBytes of them: a held block outlives its eviction, so each read
+// in progress may keep this much more than the cache's bound (a single
+// block, as before, where blocks are 4 MiB or more). A file's extents
+// mostly alternate between the block of its new bytes and a few blocks of
+// the earlier copies it repeats.
+const (
+	heldMax      = 4
+	heldMaxBytes = 4 << 20
+)
 
 // hold returns block b from held, or through the cache (recording the
-// access for read-ahead) and then keeps it in held.
+// access for read-ahead) and then keeps it in held, letting the oldest
+// go when the bounds call for it.
 func (a *Archive) hold(held *heldBlocks, b uint32) (*cache.Buf, error) {
 	for i := range held.n {
 		if held.keys[i] == b {
@@ -203,14 +211,18 @@ func (a *Archive) hold(held *heldBlocks, b uint32) (*cache.Buf, error) {
 	if err != nil {
 		return nil, err
 	}
-	if held.n == heldMax {
+	size := len(buf.Bytes())
+	for held.n > 0 && (held.n == heldMax || held.bytes+size > heldMaxBytes) {
+		held.bytes -= len(held.bufs[0].Bytes())
 		held.bufs[0].Release()
-		copy(held.keys[:], held.keys[1:])
-		copy(held.bufs[:], held.bufs[1:])
+		copy(held.keys[:], held.keys[1:held.n])
+		copy(held.bufs[:], held.bufs[1:held.n])
 		held.n--
+		held.bufs[held.n] = nil
 	}
 	held.keys[held.n], held.bufs[held.n] = b, buf
 	held.n++
+	held.bytes += size
 	return buf, nil
 }
 
@@ -220,7 +232,7 @@ func (h *heldBlocks) release() {
 		h.bufs[i].Release()
 		h.bufs[i] = nil
 	}
-	h.n = 0
+	h.n, h.bytes = 0, 0
 }
 
 // touch records an access to block b and, when it continues a sequential
