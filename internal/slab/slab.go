@@ -9,9 +9,16 @@
 // into a fresh buffer cost more than the decoding. Slabs are 2 MiB-aligned
 // and advised for transparent huge pages, so a 1 MiB buffer costs at most
 // one fault, and a buffer is faulted in only once for the life of the pool.
+//
+// A pool that keeps growing maps its next slab ahead and has it faulted in
+// by a thread at idle priority (warm): on those machines the first touch of
+// memory the guest had given back to the host costs about 1 ms a MiB even
+// in huge pages, and a cold random read through the mount paid it while
+// its reader waited (bench/README.md).
 package slab
 
 import (
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -28,12 +35,20 @@ type Pool struct {
 	free [][]byte // put back, pages in memory
 	// cold: put back, pages given back to the system (Trim); reused
 	// after the free ones, each faulted in again.
-	cold  [][]byte
-	maps  [][]byte // whole mappings, for Close
-	out   int      // buffers handed out and not yet put back
-	heapy bool     // mapping failed once, or closed: the Go heap from now on
-	// closed: Close was called; the slabs go once the last buffer is back.
-	closed bool
+	cold [][]byte
+	maps [][]byte // whole mappings, for Close
+	// ahead: the next slab, mapped before it is needed (aheadMap: its
+	// whole mapping); warming: the mapping warm is faulting in (the one
+	// ahead, or carved since), nil once it is done; grown: slabs carved
+	// so far; warmed: slabs warm faulted in.
+	ahead, aheadMap []byte
+	warming         []byte
+	grown, warmed   int
+	out             int  // buffers handed out and not yet put back
+	heapy           bool // mapping failed once, or closed: the Go heap from now on
+	// closed: Close was called; the slabs go once the last buffer is back
+	// (unmapped: they went, but for the one warming, which warm unmaps).
+	closed, unmapped bool
 }
 
 // New returns a pool of size-byte buffers.
@@ -66,24 +81,72 @@ func (p *Pool) Get() []byte {
 	return make([]byte, p.size)
 }
 
-// grow maps one more slab, 2 MiB-aligned inside a slightly larger mapping.
+// grow carves one more slab into buffers: the one mapped ahead, or a new
+// one. From the second on the pool is growing, and the slab after it is
+// mapped now and faulted in at idle priority (warm), one at a time.
 func (p *Pool) grow() bool {
+	s, m := p.ahead, p.aheadMap
+	p.ahead, p.aheadMap = nil, nil
+	if s == nil {
+		var ok bool
+		if s, m, ok = p.mapSlab(); !ok {
+			return false
+		}
+	}
+	p.maps = append(p.maps, m)
+	for i := p.per - 1; i >= 0; i-- {
+		p.free = append(p.free, s[i*p.size:(i+1)*p.size:(i+1)*p.size])
+	}
+	p.grown++
+	if p.grown >= 2 && p.warming == nil {
+		if next, m, ok := p.mapSlab(); ok {
+			p.ahead, p.aheadMap, p.warming = next, m, m
+			go p.warm(next)
+		}
+	}
+	return true
+}
+
+// mapSlab maps one slab, 2 MiB-aligned inside a slightly larger mapping
+// (m, what Munmap takes).
+func (p *Pool) mapSlab() (s, m []byte, ok bool) {
 	want := p.per * p.size
 	m, err := unix.Mmap(-1, 0, want+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	if err != nil {
-		return false
+		return nil, nil, false
 	}
-	p.maps = append(p.maps, m)
 	start := 0
 	if r := int(uintptrOf(m) % hugePage); r != 0 {
 		start = hugePage - r
 	}
-	s := m[start : start+want : start+want]
+	s = m[start : start+want : start+want]
 	_ = unix.Madvise(s, unix.MADV_HUGEPAGE)
-	for i := p.per - 1; i >= 0; i-- {
-		p.free = append(p.free, s[i*p.size:(i+1)*p.size:(i+1)*p.size])
+	return s, m, true
+}
+
+// warm faults slab s in (MADV_POPULATE_WRITE, which writes nothing) on a
+// thread of its own at SCHED_IDLE, so that only a CPU with nothing else
+// to do pays for it, and the Get that reaches s finds its pages there.
+// Where the policy or the advice is refused (an old kernel), s is left to
+// be faulted in by its first use, as without warm. A pool whose slabs
+// went meanwhile (unmapLocked) left s's mapping for warm to unmap:
+// faulting in memory unmapped under it could fault in whatever was mapped
+// there next.
+func (p *Pool) warm(s []byte) {
+	// Never unlocked: the thread ends with the goroutine, and its policy
+	// with it.
+	runtime.LockOSThread()
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
+	ok := unix.SchedSetAttr(0, &attr, 0) == nil && unix.Madvise(s, unix.MADV_POPULATE_WRITE) == nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ok {
+		p.warmed++
 	}
-	return true
+	if p.unmapped {
+		unix.Munmap(p.warming)
+	}
+	p.warming = nil
 }
 
 // Put returns a buffer got from Get. Buffers of another size are ignored.
@@ -166,9 +229,20 @@ func (p *Pool) Close() {
 	}
 }
 
+// unmapLocked unmaps the slabs, but for the one warm is faulting in:
+// warm unmaps that one when it is done.
 func (p *Pool) unmapLocked() {
-	for _, m := range p.maps {
-		unix.Munmap(m)
+	unmap := func(m []byte) {
+		if p.warming == nil || &m[0] != &p.warming[0] {
+			unix.Munmap(m)
+		}
 	}
-	p.maps, p.free, p.cold = nil, nil, nil
+	for _, m := range p.maps {
+		unmap(m)
+	}
+	if p.aheadMap != nil {
+		unmap(p.aheadMap)
+	}
+	p.maps, p.free, p.cold, p.ahead, p.aheadMap = nil, nil, nil, nil, nil
+	p.unmapped = true
 }

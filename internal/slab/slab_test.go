@@ -1,8 +1,13 @@
 package slab
 
 import (
+	"fmt"
+	"os"
 	"sync"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestBuffersAreDistinctSizedAndReused(t *testing.T) {
@@ -150,4 +155,107 @@ func TestTrimGivesIdlePagesBackAndKeepsTheBuffers(t *testing.T) {
 	if zeroed != 6 || len(p.maps) != maps {
 		t.Errorf("after Trim, %d of 8 buffers came back zeroed (want the 6 trimmed) and %d mappings (want %d)", zeroed, len(p.maps), maps)
 	}
+}
+
+// A pool that has grown twice maps its next slab ahead and has it faulted
+// in (warm); the Get past its slabs hands that slab out.
+func TestAGrowingPoolMapsItsNextSlabAhead(t *testing.T) {
+	p := New(1 << 20)
+	defer p.Close()
+	for range p.per {
+		p.Get()
+	}
+	if p.heapy {
+		t.Skip("anonymous mappings unavailable")
+	}
+	if p.ahead != nil {
+		t.Fatal("a pool that grew once mapped a slab ahead")
+	}
+	for range p.per {
+		p.Get()
+	}
+	p.mu.Lock()
+	ahead, warming := p.ahead, p.warming
+	p.mu.Unlock()
+	if ahead == nil || warming == nil {
+		t.Fatalf("a pool that grew twice: slab ahead %v, being faulted in %v; want both", ahead != nil, warming != nil)
+	}
+	if b := p.Get(); &b[0] != &ahead[0] {
+		t.Fatal("the Get past the pool's slabs did not take the slab mapped ahead")
+	}
+}
+
+// warm faults the whole slab in, and says so.
+func TestWarmFaultsTheSlabIn(t *testing.T) {
+	p := New(1 << 20)
+	defer p.Close()
+	s, m, ok := p.mapSlab()
+	if !ok {
+		t.Skip("anonymous mappings unavailable")
+	}
+	p.ahead, p.aheadMap, p.warming = s, m, m
+	done := make(chan struct{})
+	go func() { // warm locks its thread at idle priority: not the test's
+		defer close(done)
+		p.warm(s)
+	}()
+	<-done
+	if p.warming != nil {
+		t.Fatal("warm is done but the slab is still marked warming")
+	}
+	if p.warmed == 0 {
+		t.Skip("SCHED_IDLE or MADV_POPULATE_WRITE refused here")
+	}
+	vec := make([]byte, len(s)/os.Getpagesize())
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&s[0])), uintptr(len(s)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	for i, v := range vec {
+		if v&1 == 0 {
+			t.Fatalf("page %d of the slab warm faulted in is not in memory", i)
+		}
+	}
+}
+
+// A pool whose slabs go (Close with every buffer back) while warm is
+// still faulting one in leaves that one mapped until warm is done with it,
+// whether it was still ahead or already carved, and warm then unmaps it.
+func TestASlabWarmingWhenThePoolClosesIsUnmappedByWarm(t *testing.T) {
+	for _, carved := range []bool{false, true} {
+		t.Run(fmt.Sprintf("carved %v", carved), func(t *testing.T) {
+			p := New(1 << 20)
+			s, m, ok := p.mapSlab()
+			if !ok {
+				t.Skip("anonymous mappings unavailable")
+			}
+			p.ahead, p.aheadMap, p.warming = s, m, m
+			if carved {
+				p.grow() // takes the slab ahead (and maps none: grown once)
+				for range p.per {
+					p.Put(p.Get())
+				}
+			}
+			p.Close()
+			if !mapped(s) {
+				t.Fatal("Close unmapped a slab being faulted in")
+			}
+			done := make(chan struct{})
+			go func() { // warm locks its thread at idle priority: not the test's
+				defer close(done)
+				p.warm(s)
+			}()
+			<-done
+			if mapped(s) || p.aheadMap != nil || p.warming != nil {
+				t.Fatal("warm, done after Close, left the slab mapped")
+			}
+		})
+	}
+}
+
+// mapped says whether b's pages are mapped (mincore fails with ENOMEM on
+// unmapped memory).
+func mapped(b []byte) bool {
+	vec := make([]byte, (len(b)+os.Getpagesize()-1)/os.Getpagesize())
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
+	return errno == 0
 }
