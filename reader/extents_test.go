@@ -87,8 +87,9 @@ func firstDiff(a, b []byte) int {
 	return min(len(a), len(b))
 }
 
-// A read keeps at most heldMax blocks, and no more than heldMaxBytes of
-// them besides the newest: large blocks are let go one by one as before.
+// A read keeps at most heldMax blocks and heldMaxBytes of them, or its
+// newest block alone where that is larger: large blocks are let go one by
+// one, as before.
 func TestAReadHoldsAtMostItsBoundOfBlocks(t *testing.T) {
 	for _, tc := range []struct {
 		blockSize int

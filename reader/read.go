@@ -186,10 +186,11 @@ type heldBlocks struct {
 	bufs  [heldMax]*cache.Buf
 }
 
-// A read holds at most heldMax blocks and, beyond its newest one,
-// heldMaxBytes of them: a held block outlives its eviction, so each read
-// in progress may keep this much more than the cache's bound (a single
-// block, as before, where blocks are 4 MiB or more). A file's extents
+// A read holds at most heldMax blocks and heldMaxBytes of them, or its
+// newest block alone where that is larger: a held block outlives its
+// eviction, so each read in progress may keep this much more than the
+// cache's bound (a single block, as before, where blocks are 4 MiB or
+// more). A file's extents
 // mostly alternate between the block of its new bytes and a few blocks of
 // the earlier copies it repeats.
 const (
