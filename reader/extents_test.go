@@ -21,8 +21,8 @@ func fragmented(blockSize, blocks, repeats int, spread bool) (base, mix entry, w
 		if spread {
 			b = i * 5 % blocks
 		}
-		at := b*blockSize + i*131%(blockSize-600)
 		n := 97 + i*53%500
+		at := min(b*blockSize+i*131%blockSize, len(baseData)-n) // some across a block's end
 		segs = append(segs, seg{repeatAt: uint64(at), repeatLen: uint64(n)})
 		want = append(want, baseData[at:at+n]...)
 		switch i {

@@ -181,7 +181,7 @@ func (a *Archive) readUnique(u uint64, dst []byte, held *heldBlocks) (int, error
 // bytes (BenchmarkReadFragmented).
 type heldBlocks struct {
 	n     int
-	bytes int // of the blocks held
+	bytes int // buffer capacity of the blocks held
 	keys  [heldMax]uint32
 	bufs  [heldMax]*cache.Buf
 }
@@ -212,9 +212,9 @@ func (a *Archive) hold(held *heldBlocks, b uint32) (*cache.Buf, error) {
 	if err != nil {
 		return nil, err
 	}
-	size := len(buf.Bytes())
+	size := cap(buf.Bytes()) // what the cache counts
 	for held.n > 0 && (held.n == heldMax || held.bytes+size > heldMaxBytes) {
-		held.bytes -= len(held.bufs[0].Bytes())
+		held.bytes -= cap(held.bufs[0].Bytes())
 		held.bufs[0].Release()
 		copy(held.keys[:], held.keys[1:held.n])
 		copy(held.bufs[:], held.bufs[1:held.n])

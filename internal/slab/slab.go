@@ -14,7 +14,8 @@
 // by a thread at idle priority (warm): on those machines the first touch of
 // memory the guest had given back to the host costs about 1 ms a MiB even
 // in huge pages, and a cold random read through the mount paid it while
-// its reader waited (bench/README.md).
+// its reader waited (bench/README.md). That slab, max(8 MiB, the buffer
+// size), is memory beyond the buffers handed out and those Idle counts.
 package slab
 
 import (
@@ -127,17 +128,28 @@ func (p *Pool) mapSlab() (s, m []byte, ok bool) {
 // warm faults slab s in (MADV_POPULATE_WRITE, which writes nothing) on a
 // thread of its own at SCHED_IDLE, so that only a CPU with nothing else
 // to do pays for it, and the Get that reaches s finds its pages there.
-// Where the policy or the advice is refused (an old kernel), s is left to
-// be faulted in by its first use, as without warm. A pool whose slabs
-// went meanwhile (unmapLocked) left s's mapping for warm to unmap:
-// faulting in memory unmapped under it could fault in whatever was mapped
-// there next.
+// A huge page at a time: the advice holds the process's memory map while
+// it faults, and a thread at idle priority may be preempted inside it.
+// Where the policy or the advice is refused (an old kernel), or where the
+// goroutine runs on the process's main thread (which does not end with a
+// goroutine locked to it, and would keep the policy), s is left to be
+// faulted in by its first use, as without warm. A pool whose slabs went
+// meanwhile (unmapLocked) left s's mapping for warm to unmap: faulting in
+// memory unmapped under it could fault in whatever was mapped there next.
 func (p *Pool) warm(s []byte) {
-	// Never unlocked: the thread ends with the goroutine, and its policy
-	// with it.
 	runtime.LockOSThread()
-	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
-	ok := unix.SchedSetAttr(0, &attr, 0) == nil && unix.Madvise(s, unix.MADV_POPULATE_WRITE) == nil
+	ok := unix.Gettid() != unix.Getpid()
+	if !ok {
+		runtime.UnlockOSThread()
+	} else {
+		// Never unlocked: the thread ends with the goroutine, and its
+		// policy with it.
+		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
+		ok = unix.SchedSetAttr(0, &attr, 0) == nil
+		for off := 0; ok && off < len(s); off += hugePage {
+			ok = unix.Madvise(s[off:min(off+hugePage, len(s))], unix.MADV_POPULATE_WRITE) == nil
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if ok {

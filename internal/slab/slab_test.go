@@ -175,10 +175,10 @@ func TestAGrowingPoolMapsItsNextSlabAhead(t *testing.T) {
 		p.Get()
 	}
 	p.mu.Lock()
-	ahead, warming := p.ahead, p.warming
+	ahead := p.ahead
 	p.mu.Unlock()
-	if ahead == nil || warming == nil {
-		t.Fatalf("a pool that grew twice: slab ahead %v, being faulted in %v; want both", ahead != nil, warming != nil)
+	if ahead == nil {
+		t.Fatal("a pool that grew twice mapped no slab ahead")
 	}
 	if b := p.Get(); &b[0] != &ahead[0] {
 		t.Fatal("the Get past the pool's slabs did not take the slab mapped ahead")
@@ -204,7 +204,7 @@ func TestWarmFaultsTheSlabIn(t *testing.T) {
 		t.Fatal("warm is done but the slab is still marked warming")
 	}
 	if p.warmed == 0 {
-		t.Skip("SCHED_IDLE or MADV_POPULATE_WRITE refused here")
+		t.Skip("SCHED_IDLE or MADV_POPULATE_WRITE refused here (or warm ran on the main thread)")
 	}
 	vec := make([]byte, len(s)/os.Getpagesize())
 	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&s[0])), uintptr(len(s)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
