@@ -40,11 +40,11 @@ type Pool struct {
 	maps [][]byte // whole mappings, for Close
 	// ahead: the next slab, mapped before it is needed (aheadMap: its
 	// whole mapping); warming: the mapping warm is faulting in (the one
-	// ahead, or carved since), nil once it is done; grown: slabs carved
-	// so far; warmed: slabs warm faulted in.
+	// ahead, or carved since), nil once it is done; warmed: slabs warm
+	// faulted in.
 	ahead, aheadMap []byte
 	warming         []byte
-	grown, warmed   int
+	warmed          int
 	out             int  // buffers handed out and not yet put back
 	heapy           bool // mapping failed once, or closed: the Go heap from now on
 	// closed: Close was called; the slabs go once the last buffer is back
@@ -98,8 +98,7 @@ func (p *Pool) grow() bool {
 	for i := p.per - 1; i >= 0; i-- {
 		p.free = append(p.free, s[i*p.size:(i+1)*p.size:(i+1)*p.size])
 	}
-	p.grown++
-	if p.grown >= 2 && p.warming == nil {
+	if len(p.maps) >= 2 && p.warming == nil { // (a closed pool grows no more)
 		if next, m, ok := p.mapSlab(); ok {
 			p.ahead, p.aheadMap, p.warming = next, m, m
 			go p.warm(next)
