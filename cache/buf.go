@@ -28,8 +28,16 @@ func (b *Buf) Bytes() []byte { return b.data }
 // Key returns the block key the buffer holds.
 func (b *Buf) Key() uint32 { return b.key }
 
-// Release drops the caller's reference. Using Bytes after Release is a bug.
+// Release drops the caller's reference (one Get gave). Using Bytes after
+// Release is a bug.
 func (b *Buf) Release() {
+	b.pool.lent.Add(-1)
+	b.unref()
+}
+
+// unref drops a reference, the cache's own or a caller's; the last one
+// puts the buffer back.
+func (b *Buf) unref() {
 	switch n := b.refs.Add(-1); {
 	case n == 0:
 		b.pool.put(b)
@@ -59,6 +67,10 @@ type bufPool struct {
 	idleMax   int // 0: no bound
 	recycled  atomic.Int64
 	allocated atomic.Int64
+	// lent: the references Get handed out and Release has not taken back
+	// (Stats.Lent), so that tests can tell a reader that forgot one: its
+	// block could never be recycled, and would outlive the cache's bound.
+	lent atomic.Int64
 }
 
 const slabMin = 64 << 10

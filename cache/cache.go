@@ -80,6 +80,7 @@ type Stats struct {
 	ConsumedDemoted  int64
 	BuffersRecycled  int64
 	BuffersAllocated int64
+	Lent             int64 // references Get handed out that were not Released yet
 	PrefetchUnread   int64 // prefetched blocks evicted before anyone read them
 }
 
@@ -228,6 +229,9 @@ func (c *Cache) Get(key uint32) (*Buf, error) {
 	for joins := 1; ; joins++ {
 		b, retry, err := c.get(key, joins <= maxPrefetchJoins)
 		if !retry {
+			if err == nil {
+				c.pool.lent.Add(1)
+			}
 			return b, err
 		}
 		// A prefetch (perhaps a batch on another decoder) failed for
@@ -375,7 +379,7 @@ func (c *Cache) removeLocked(key uint32, b *Buf) {
 	c.bytes[b.tier] -= b.cost()
 	c.total -= b.cost()
 	delete(c.items, key)
-	b.Release()
+	b.unref() // the cache's own
 }
 
 // evictLocked drops blocks until the byte bound holds for them and the
@@ -644,5 +648,6 @@ func (c *Cache) Stats() Stats {
 	s.MaxBytes = c.cfg.MaxBytes
 	s.BuffersRecycled = c.pool.recycled.Load()
 	s.BuffersAllocated = c.pool.allocated.Load()
+	s.Lent = c.pool.lent.Load()
 	return s
 }

@@ -171,6 +171,87 @@ func TestHeldBufferSurvivesEviction(t *testing.T) {
 	b.Release()
 }
 
+// Lent counts the references Get handed out, however the block came
+// (loaded, a hit, a load joined, a prefetch), until they are released;
+// failed Gets and the cache's own references count not at all.
+func TestLentCountsReferencesUntilReleased(t *testing.T) {
+	fail := errors.New("bad block")
+	gate := make(chan struct{})
+	cnt := newCounter()
+	c := newCache(t, 4*blk, func(k uint32, d []byte) error {
+		switch k {
+		case 66:
+			return fail
+		case 77:
+			<-gate
+		}
+		return cnt.load(k, d)
+	})
+	lent := func(want int64) {
+		t.Helper()
+		if got := c.Stats().Lent; got != want {
+			t.Fatalf("Lent = %d, want %d", got, want)
+		}
+	}
+	var held []*Buf
+	get := func(k uint32) {
+		t.Helper()
+		b, err := c.Get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, b)
+	}
+	lent(0)
+	get(1) // loaded
+	get(1) // a hit
+	lent(2)
+	if _, err := c.Get(66); !errors.Is(err, fail) {
+		t.Fatalf("Get(66) = %v, want %v", err, fail)
+	}
+	lent(2)
+	// Two Gets joining one load in flight.
+	var wg sync.WaitGroup
+	bufs := make(chan *Buf, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := c.Get(77)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			bufs <- b
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(gate)
+	wg.Wait()
+	close(bufs)
+	for b := range bufs {
+		held = append(held, b)
+	}
+	lent(4)
+	c.Prefetch([]uint32{5})
+	waitFor(t, func() bool { return c.Contains(5) })
+	get(5) // prefetched
+	lent(5)
+	for k := uint32(10); k < 30; k++ { // evict the held blocks
+		get(k)
+		held[len(held)-1].Release()
+		held = held[:len(held)-1]
+	}
+	lent(5)
+	for _, b := range held {
+		b.Release()
+	}
+	lent(0)
+	if s := c.Stats(); s.Evictions == 0 {
+		t.Fatalf("nothing was evicted: %+v", s)
+	}
+}
+
 // sequentialScan reads blocks 0..n-1 in order the way the reader does:
 // prefetch a window ahead, read, then mark the block consumed.
 func sequentialScan(t *testing.T, c *Cache, n, window uint32) {

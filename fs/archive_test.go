@@ -38,6 +38,12 @@ type memArchive struct {
 	// onReadAt, when set, is called with the inode of every ReadAt first
 	// (tests use it to act at a chosen point of a request).
 	onReadAt func(ino uint32)
+	// viewable: View lends the stream's bytes, as reader.Archive lends
+	// its decoded blocks, and counts what it lent (views) and what is
+	// still out (viewsOut); else View says to copy, and the push reads
+	// through ReadAt.
+	viewable        bool
+	views, viewsOut int
 }
 
 var errDamaged = errors.New("damaged block")
@@ -80,6 +86,47 @@ func (a *memArchive) ReadAt(ino uint32, p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// View is reader.Archive.View over the stream: file ino's bytes from off
+// on, as far as its extent goes and at most max, until release.
+func (a *memArchive) View(ino uint32, off int64, max int) (data []byte, release func(), err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.viewable {
+		return nil, nil, nil
+	}
+	if a.damaged[ino] {
+		return nil, nil, fmt.Errorf("block 7 (frame 7, volume test.001): %w", errDamaged)
+	}
+	x := a.idx
+	s, e := x.FileExtents(ino)
+	for i, pos := s, int64(0); i < e; i++ {
+		l := int64(x.Extents.Len[i])
+		if off >= pos+l {
+			pos += l
+			continue
+		}
+		o := x.Extents.Off[i]
+		if o == format.Hole || max <= 0 {
+			return nil, nil, nil
+		}
+		in := off - pos
+		n := min(l-in, int64(max))
+		a.views++
+		a.viewsOut++
+		released := false
+		return a.stream[int64(o)+in : int64(o)+in+n], func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if released {
+				panic("memArchive: a view released twice")
+			}
+			released = true
+			a.viewsOut--
+		}, nil
+	}
+	return nil, nil, io.EOF
 }
 
 // build makes a memArchive holding entries; directories named only as

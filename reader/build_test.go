@@ -302,6 +302,16 @@ func randBytes(n int, seed byte) []byte {
 }
 
 // inodeOf resolves an archive path to its inode.
+// noneLent fails t when a's cache has references out that no read or
+// extraction gave back: their blocks could never be recycled, and would
+// stay beyond the cache's bound for the life of the archive.
+func noneLent(t testing.TB, a *Archive) {
+	t.Helper()
+	if n := a.CacheStats().Lent; n != 0 {
+		t.Errorf("%d cache references not released after the reads", n)
+	}
+}
+
 func inodeOf(t testing.TB, a *Archive, path string) uint32 {
 	t.Helper()
 	d, err := a.Resolve(path)

@@ -72,6 +72,7 @@ func TestAFileOfManyShortExtentsReadsBackWhole(t *testing.T) {
 					if !bytes.Equal(got, want) {
 						t.Fatalf("read %d bytes, want %d; first difference at %d", len(got), len(want), firstDiff(got, want))
 					}
+					noneLent(t, a)
 				})
 			}
 		}
@@ -126,6 +127,7 @@ func TestAReadHoldsAtMostItsBoundOfBlocks(t *testing.T) {
 			if held.n != 0 || held.bytes != 0 {
 				t.Errorf("after release: %d blocks, %d bytes held", held.n, held.bytes)
 			}
+			noneLent(t, a)
 		})
 	}
 }

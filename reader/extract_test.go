@@ -177,6 +177,7 @@ func TestExtractRecreatesEveryEntryType(t *testing.T) {
 	if *res != want {
 		t.Errorf("result %+v, want %+v", *res, want)
 	}
+	noneLent(t, a)
 }
 
 func TestExtractWithoutSameOwnerDropsSetuid(t *testing.T) {
@@ -511,6 +512,7 @@ func TestExtractOfDamagedArchiveWritesTheRest(t *testing.T) {
 	if n != good || !errors.Is(err, ErrDamaged) || !bytes.Equal(p[:n], want[:good]) {
 		t.Errorf("ReadAt across the damage: %d bytes, %v; want the %d before it and the damage", n, err, good)
 	}
+	noneLent(t, a)
 }
 
 func TestVerifyNamesDamageAndAffectedFiles(t *testing.T) {

@@ -293,6 +293,7 @@ func TestDamagedBlockIsLocal(t *testing.T) {
 					t.Fatalf("%s next to the damage: %v", path, err)
 				}
 			}
+			noneLent(t, a)
 			mu.Lock()
 			defer mu.Unlock()
 			if len(logged) == 0 || !strings.Contains(logged[0], "block") {
@@ -937,6 +938,7 @@ func TestViewGivesTheArchivedBytesWithoutCopy(t *testing.T) {
 	if _, _, err := a.View(inodeOf(t, a, "d"), 0, 10); err == nil {
 		t.Error("View of a directory: no error")
 	}
+	noneLent(t, a)
 }
 
 func TestSeqTrackerCountsRuns(t *testing.T) {
