@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"testing"
+
+	"arc/format"
 )
 
 // fragmented returns a file made as segment deduplication makes them:
@@ -86,6 +88,48 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// The sequence tracker hears of every change of block a read goes
+// through, whether the block was held already or not: read-ahead measures
+// the distance between a run's blocks in such changes (runGap).
+func TestAReadTellsTheTrackerOfEveryChangeOfBlock(t *testing.T) {
+	const blockSize, blocks = 4096, 8
+	for _, spread := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spread %v", spread), func(t *testing.T) {
+			base, mix, want := fragmented(blockSize, blocks, 300, spread)
+			ar := buildArchive(t, t.TempDir(), "arc", []entry{base, mix}, buildOpts{blockSize: blockSize, frameBlocks: 2})
+			a, err := Open(ar.volumes[0], Options{CacheSize: 64 * blockSize, Prefetch: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			ino := inodeOf(t, a, "mix")
+			x := a.Index()
+			changes, last, any := uint64(0), uint32(0), false
+			s, e := x.FileExtents(ino)
+			for i := s; i < e; i++ {
+				o, n := x.Extents.Off[i], x.Extents.Len[i]
+				if o == format.Hole {
+					continue
+				}
+				for b := x.BlockAt(o); b <= x.BlockAt(o+n-1); b++ {
+					if !any || b != last {
+						changes++
+					}
+					last, any = b, true
+				}
+			}
+			before := a.seq.count
+			p := make([]byte, len(want))
+			if n, err := a.ReadAt(ino, p, 0); n != len(want) || err != nil {
+				t.Fatalf("ReadAt: %d bytes, %v", n, err)
+			}
+			if got := a.seq.count - before; got != changes {
+				t.Errorf("the tracker heard of %d changes of block, the read made %d", got, changes)
+			}
+		})
+	}
 }
 
 // A read keeps at most heldMax blocks and heldMaxBytes of them, or its
