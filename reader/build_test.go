@@ -301,7 +301,6 @@ func randBytes(n int, seed byte) []byte {
 	return b
 }
 
-// inodeOf resolves an archive path to its inode.
 // noneLent fails t when a's cache has references out that no read or
 // extraction gave back: their blocks could never be recycled, and would
 // stay beyond the cache's bound for the life of the archive.
@@ -312,6 +311,7 @@ func noneLent(t testing.TB, a *Archive) {
 	}
 }
 
+// inodeOf resolves an archive path to its inode.
 func inodeOf(t testing.TB, a *Archive, path string) uint32 {
 	t.Helper()
 	d, err := a.Resolve(path)
