@@ -15,7 +15,8 @@
 // memory the guest had given back to the host costs about 1 ms a MiB even
 // in huge pages, and a cold random read through the mount paid it while
 // its reader waited (bench/README.md). That slab, max(8 MiB, the buffer
-// size), is memory beyond the buffers handed out and those Idle counts.
+// size), is memory beyond the buffers handed out and those Idle counts,
+// until the pool stops growing (Trim).
 package slab
 
 import (
@@ -187,15 +188,21 @@ func (p *Pool) Idle() int {
 
 // Trim gives the pages of the buffers put back, past keep bytes of them,
 // back to the system (a buffer of the Go heap, after a failed mapping, is
-// left to the collector instead), and says how many bytes it gave back.
-// The buffers stay the pool's: a Get takes them last, and faults their
-// pages in again.
+// left to the collector instead), and says how many bytes of them it gave
+// back. The buffers stay the pool's: a Get takes them last, and faults
+// their pages in again. A pool with buffers to spare is not growing: the
+// slab mapped ahead, which Idle does not count, is unmapped too (unless
+// warm is still faulting it in); the next growth maps another.
 func (p *Pool) Trim(keep int) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := max(0, len(p.free)-keep/p.size)
 	if n == 0 {
 		return 0
+	}
+	if m := p.aheadMap; m != nil && (p.warming == nil || &p.warming[0] != &m[0]) {
+		unix.Munmap(m)
+		p.ahead, p.aheadMap = nil, nil
 	}
 	// The oldest first: Get takes the newest.
 	for _, b := range p.free[:n] {

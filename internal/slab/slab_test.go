@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -182,6 +183,56 @@ func TestAGrowingPoolMapsItsNextSlabAhead(t *testing.T) {
 	}
 	if b := p.Get(); &b[0] != &ahead[0] {
 		t.Fatal("the Get past the pool's slabs did not take the slab mapped ahead")
+	}
+}
+
+// A pool that trims its idle buffers is not growing: it gives back the
+// slab it had mapped ahead as well, and maps another when it grows again.
+func TestTrimGivesBackTheSlabMappedAhead(t *testing.T) {
+	p := New(1 << 20)
+	defer p.Close()
+	var bufs [][]byte
+	for range 2 * p.per {
+		bufs = append(bufs, p.Get())
+	}
+	if p.heapy {
+		t.Skip("anonymous mappings unavailable")
+	}
+	waitFor := func(done func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			p.mu.Lock()
+			ok := done()
+			p.mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("warm did not finish in 10 s")
+			}
+		}
+	}
+	waitFor(func() bool { return p.warming == nil })
+	ahead := p.ahead
+	if ahead == nil {
+		t.Fatal("a pool that grew twice mapped no slab ahead")
+	}
+	for _, b := range bufs {
+		p.Put(b)
+	}
+	if got, want := p.Trim(0), 2*p.per*p.size; got != want {
+		t.Fatalf("Trim(0) gave back %d bytes of idle buffers, want %d", got, want)
+	}
+	if p.ahead != nil || p.aheadMap != nil || mapped(ahead) {
+		t.Fatal("after Trim the slab mapped ahead is still mapped")
+	}
+	for range 2*p.per + 1 { // past the two slabs: the pool grows again
+		p.Get()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ahead == nil {
+		t.Error("the pool grew again but mapped no slab ahead")
 	}
 }
 
