@@ -200,7 +200,7 @@ func (p *Pool) Trim(keep int) int {
 	if n == 0 {
 		return 0
 	}
-	if m := p.aheadMap; m != nil && (p.warming == nil || &p.warming[0] != &m[0]) {
+	if m := p.aheadMap; m != nil && !p.warmingLocked(m) {
 		unix.Munmap(m)
 		p.ahead, p.aheadMap = nil, nil
 	}
@@ -247,11 +247,17 @@ func (p *Pool) Close() {
 	}
 }
 
+// warmingLocked says whether warm is faulting mapping m in: m must stay
+// mapped until it is done.
+func (p *Pool) warmingLocked(m []byte) bool {
+	return p.warming != nil && &m[0] == &p.warming[0]
+}
+
 // unmapLocked unmaps the slabs, but for the one warm is faulting in:
 // warm unmaps that one when it is done.
 func (p *Pool) unmapLocked() {
 	unmap := func(m []byte) {
-		if p.warming == nil || &m[0] != &p.warming[0] {
+		if !p.warmingLocked(m) {
 			unix.Munmap(m)
 		}
 	}

@@ -257,9 +257,9 @@ func TestWarmFaultsTheSlabIn(t *testing.T) {
 	if p.warmed == 0 {
 		t.Skip("SCHED_IDLE or MADV_POPULATE_WRITE refused here (or warm ran on the main thread)")
 	}
-	vec := make([]byte, len(s)/os.Getpagesize())
-	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&s[0])), uintptr(len(s)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
-		t.Fatal(errno)
+	vec, err := mincore(s)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for i, v := range vec {
 		if v&1 == 0 {
@@ -303,10 +303,18 @@ func TestASlabWarmingWhenThePoolClosesIsUnmappedByWarm(t *testing.T) {
 	}
 }
 
-// mapped says whether b's pages are mapped (mincore fails with ENOMEM on
-// unmapped memory).
-func mapped(b []byte) bool {
+// mincore says, a byte per page of b, whether the page is in memory (bit
+// 0); it fails with ENOMEM where b is not mapped.
+func mincore(b []byte) ([]byte, error) {
 	vec := make([]byte, (len(b)+os.Getpagesize()-1)/os.Getpagesize())
-	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
-	return errno == 0
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		return nil, errno
+	}
+	return vec, nil
+}
+
+// mapped says whether b's pages are mapped.
+func mapped(b []byte) bool {
+	_, err := mincore(b)
+	return err == nil
 }
