@@ -18,11 +18,7 @@ func BenchmarkSequentialRead(b *testing.B) {
 		cache int64
 	}{{"warm", 128 << 20}, {"cache quarter", 16 << 20}} {
 		b.Run(tc.name, func(b *testing.B) {
-			a, err := Open(ar.volumes[0], Options{CacheSize: tc.cache})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer a.Close()
+			a := openBuiltWith(b, ar, Options{CacheSize: tc.cache})
 			ino := inodeOf(b, a, "f")
 			p := make([]byte, 128<<10)
 			b.SetBytes(int64(len(data)))
@@ -41,11 +37,7 @@ func BenchmarkSequentialRead(b *testing.B) {
 func BenchmarkRandomRead4K(b *testing.B) {
 	data := randBytes(16<<20, 1)
 	ar := buildArchive(b, b.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 1 << 20, frameBlocks: 16})
-	a, err := Open(ar.volumes[0], Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer a.Close()
+	a := openBuiltWith(b, ar, Options{})
 	ino := inodeOf(b, a, "f")
 	p := make([]byte, 4096)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -67,11 +59,7 @@ func BenchmarkReadFragmented(b *testing.B) {
 		b.Run(fmt.Sprintf("spread=%v", spread), func(b *testing.B) {
 			base, mix, want := fragmented(blockSize, blocks, 48_000, spread)
 			ar := buildArchive(b, b.TempDir(), "arc", []entry{base, mix}, buildOpts{blockSize: blockSize, frameBlocks: 16})
-			a, err := Open(ar.volumes[0], Options{CacheSize: 64 << 20})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer a.Close()
+			a := openBuiltWith(b, ar, Options{CacheSize: 64 << 20})
 			ino := inodeOf(b, a, "mix")
 			p := make([]byte, 1<<20)
 			b.SetBytes(int64(len(want)))

@@ -311,6 +311,18 @@ func noneLent(t testing.TB, a *Archive) {
 	}
 }
 
+// openBuiltWith opens the archive b with o; it is closed when the test or
+// benchmark ends.
+func openBuiltWith(tb testing.TB, b *built, o Options) *Archive {
+	tb.Helper()
+	a, err := Open(b.volumes[0], o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { a.Close() })
+	return a
+}
+
 // inodeOf resolves an archive path to its inode.
 func inodeOf(t testing.TB, a *Archive, path string) uint32 {
 	t.Helper()

@@ -53,11 +53,7 @@ func TestAFileOfManyShortExtentsReadsBackWhole(t *testing.T) {
 		for _, cacheSize := range []int64{2 * blockSize, 64 * blockSize} {
 			for _, readSize := range []int{len(want), 1000, blockSize + 1, 128 << 10} {
 				t.Run(fmt.Sprintf("spread %v cache %d read %d", spread, cacheSize, readSize), func(t *testing.T) {
-					a, err := Open(ar.volumes[0], Options{CacheSize: cacheSize})
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer a.Close()
+					a := openBuiltWith(t, ar, Options{CacheSize: cacheSize})
 					ino := inodeOf(t, a, "mix")
 					got := make([]byte, 0, len(want))
 					p := make([]byte, readSize)
@@ -99,11 +95,7 @@ func TestAReadTellsTheTrackerOfEveryChangeOfBlock(t *testing.T) {
 		t.Run(fmt.Sprintf("spread %v", spread), func(t *testing.T) {
 			base, mix, want := fragmented(blockSize, blocks, 300, spread)
 			ar := buildArchive(t, t.TempDir(), "arc", []entry{base, mix}, buildOpts{blockSize: blockSize, frameBlocks: 2})
-			a, err := Open(ar.volumes[0], Options{CacheSize: 64 * blockSize, Prefetch: -1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
+			a := openBuiltWith(t, ar, Options{CacheSize: 64 * blockSize, Prefetch: -1})
 			ino := inodeOf(t, a, "mix")
 			x := a.Index()
 			changes, last, any := uint64(0), uint32(0), false
@@ -146,11 +138,7 @@ func TestAReadHoldsAtMostItsBoundOfBlocks(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tc.blockSize), func(t *testing.T) {
 			ar := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", randBytes(6*tc.blockSize, 3))}, buildOpts{blockSize: tc.blockSize, frameBlocks: 2})
-			a, err := Open(ar.volumes[0], Options{CacheSize: 64 << 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
+			a := openBuiltWith(t, ar, Options{CacheSize: 64 << 20})
 			var held heldBlocks
 			for b := range uint32(6) {
 				buf, err := a.hold(&held, b)

@@ -54,12 +54,7 @@ func fullTree() []entry {
 func openBuilt(t *testing.T, entries []entry, o buildOpts) (*Archive, *built) {
 	t.Helper()
 	b := buildArchive(t, t.TempDir(), "arc", entries, o)
-	a, err := Open(b.volumes[0], Options{CacheSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	return a, b
+	return openBuiltWith(t, b, Options{CacheSize: 1 << 20}), b
 }
 
 func lstat(t *testing.T, p string) *unix.Stat_t {

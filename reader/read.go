@@ -194,9 +194,8 @@ type heldBlocks struct {
 // newest block alone where that is larger: a held block outlives its
 // eviction, so each read in progress may keep this much more than the
 // cache's bound (a single block, as before, where blocks are 4 MiB or
-// more). A file's extents
-// mostly alternate between the block of its new bytes and a few blocks of
-// the earlier copies it repeats.
+// more). A file's extents mostly alternate between the block of its new
+// bytes and a few blocks of the earlier copies it repeats.
 const (
 	heldMax      = 4
 	heldMaxBytes = 4 << 20
@@ -211,10 +210,11 @@ const (
 // block's first use in a read only, it took more repeats from old blocks
 // for runs: a whole-tree tar of the Go tree over a 64 MiB cache read
 // 2,600-2,900 blocks ahead instead of 1,600-1,700, decoded 7,700-9,000
-// in all instead of 6,100-6,700, and took 0.3-0.5 s longer. The cost is the tracker's lock at each change of block: going
-// through short extents that alternate between two blocks
-// (BenchmarkReadFragmented, spread=false) reads at about 4.5-5 GB/s
-// instead of 7-10 (3 GB/s before reads held blocks).
+// in all instead of 6,100-6,700, and took 0.3-0.5 s longer. The cost is
+// the tracker's lock at each change of block: going through short
+// extents that alternate between two blocks (BenchmarkReadFragmented,
+// spread=false) reads at about 4.5-5 GB/s instead of 7-10 (3 GB/s before
+// reads held blocks).
 func (a *Archive) hold(held *heldBlocks, b uint32) (*cache.Buf, error) {
 	if !held.any || held.last != b {
 		a.touch(b)

@@ -1005,11 +1005,7 @@ func readAfterWaiting(a *Archive, ino uint32, from, to, n int, ready func() bool
 func openOneFile(t *testing.T, data []byte, opt Options) (*Archive, uint32) {
 	t.Helper()
 	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{blockSize: 4096, frameBlocks: 4})
-	a, err := Open(b.volumes[0], opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := openBuiltWith(t, b, opt)
 	return a, inodeOf(t, a, "f")
 }
 
