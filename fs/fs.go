@@ -86,6 +86,9 @@ type FS struct {
 	blocks     uint64 // 4 KiB blocks of all file content, for statfs
 
 	push pusher
+	// conn: the mount's connection, where push-ahead's stores go
+	// (notify.go).
+	conn conn
 	// readBufs: the buffers READs are answered from (bufResult), kept
 	// from one READ to the next.
 	readBufs *slab.Pool
@@ -169,6 +172,7 @@ func (s *Server) Unmount() error {
 func (s *Server) Wait() {
 	s.Server.Wait()
 	s.f.push.pause(true)
+	s.f.conn.close()
 	s.f.readBufs.Close()
 }
 
@@ -203,6 +207,9 @@ func mountWith(dir string, ar Archive, o Options) (*Server, *FS, error) {
 		f.push.mu.Lock()
 		f.push.mnt, f.push.mntDev = abs, st.Dev
 		f.push.mu.Unlock()
+		if err := f.conn.connect(st.Dev); err != nil && o.Debug {
+			f.logf("stores go through go-fuse: %v", err)
+		}
 	}
 	if err := widenReadAhead(abs); err != nil && o.Debug {
 		f.logf("read-ahead stays at the kernel's default: %v", err)

@@ -81,6 +81,9 @@ func (f *FS) forget(ino uint32, n uint64) {
 // (FUSE_NOTIFY_STORE); ENOENT: the kernel does not hold the inode (it
 // forgot it, or never had it).
 func (f *FS) store(ino uint32, off int64, data []byte) syscall.Errno {
+	if errno, ok := f.conn.store(nodeID(ino), off, data); ok {
+		return errno
+	}
 	srv := f.raw.srv.Load()
 	if srv == nil {
 		return syscall.ENOENT
