@@ -168,7 +168,8 @@ func (s *Server) Unmount() error {
 // Wait waits for the mount to end, however it was unmounted (Unmount, or
 // umount and fusermount3 -u from outside), and then for push-ahead's
 // workers to stop, so that none outlives the server (a worker may be
-// between a store the kernel refused and its next pick).
+// between a store the kernel refused and its next pick); then it closes
+// the push's duplicate of the connection (notify.go).
 func (s *Server) Wait() {
 	s.Server.Wait()
 	s.f.push.pause(true)
