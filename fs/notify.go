@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"os"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,26 +25,36 @@ import (
 //
 // The connection is go-fuse's file. connect finds it among the process's
 // open files by the connection number the kernel shows in each one's
-// fdinfo (kernels of 2025 on; where it is not found, stores go through
-// go-fuse), and keeps a duplicate of its own, so that the number stays
-// that file until close, whatever go-fuse does with its own: close waits
-// for the stores under way.
+// fdinfo (recent kernels, 6.18 here; where it is not found, stores go
+// through go-fuse), and keeps a duplicate of its own, so that the number
+// stays that file for as long as a store may write to it, whatever
+// go-fuse does with its own.
+//
+// close does not wait for the stores under way: where go-fuse stopped
+// reading with the mount still there, a store may wait in the kernel for
+// a page that a READ nobody will answer holds, until an unmount ends the
+// connection (which our duplicate keeps alive meanwhile). The last store
+// out closes the duplicate instead.
 type conn struct {
-	mu sync.RWMutex
-	fd int // valid where open
-	// open: fd is the duplicate; false until connect finds the
-	// connection, and again after close.
-	open bool
-	// stores: messages written, for tests
+	fd int // set before refs first leaves 0
+	// refs: the stores under way, plus one for the conn itself from
+	// connect to close, and closing once close was called; 0: none
+	// found.
+	refs atomic.Int64
+	// mu orders connect's end and close (stores take no lock); closed:
+	// close was called.
+	mu     sync.Mutex
+	closed bool
+	// stores: messages written, successfully or not, for tests
 	stores atomic.Int64
 }
 
 // errNoConn: no open file of the process is the mount's connection.
-var errNoConn = errors.New("no /dev/fuse file of this mount among the open files")
+var errNoConn = errors.New("no live /dev/fuse file of this mount among the open files")
 
 // connect finds the process's /dev/fuse file whose connection is the
 // mount with device number dev (st_dev of its root) and keeps a
-// duplicate of it.
+// duplicate of it. Call it once, before close.
 func (c *conn) connect(dev uint64) error {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -65,13 +74,15 @@ func (c *conn) connect(dev uint64) error {
 		}
 		// Asked again of the duplicate: n may have been closed and its
 		// number reused in between.
-		if isConn(d, &want) {
+		if isConn(d, &want) && live(d) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			if c.open {
-				unix.Close(c.fd)
+			if c.closed || c.refs.Load() != 0 {
+				unix.Close(d) // closed already, or connected twice
+				return nil
 			}
-			c.fd, c.open = d, true
+			c.fd = d
+			c.refs.Store(1)
 			return nil
 		}
 		unix.Close(d)
@@ -102,6 +113,18 @@ func isConn(fd int, want *uint64) bool {
 	return false
 }
 
+// live says whether the connection of /dev/fuse file fd has a mount. The
+// number may be that of an earlier mount in this process, unmounted,
+// whose file go-fuse has not closed yet (a new mount often takes the
+// number again). A live mount always has its root, and an empty store to
+// it finds it: it succeeds, or fails with EINVAL where the kernel stores
+// into regular files only (6.18 here); on a dead connection it finds no
+// inode (ENOENT).
+func live(fd int) bool {
+	e := writeStore(fd, nodeID(0), 0, nil)
+	return e == 0 || e == syscall.EINVAL
+}
+
 // storeOut is a FUSE_NOTIFY_STORE message's header: fuse_out_header
 // (unique 0, the notification code where a reply has its error) and
 // fuse_notify_store_out.
@@ -120,13 +143,18 @@ const notifyStore = 4 // FUSE_NOTIFY_STORE
 // store writes data into the kernel's cache of node at off; ok is false
 // where c has no connection (the caller stores through go-fuse).
 func (c *conn) store(node uint64, off int64, data []byte) (errno syscall.Errno, ok bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if !c.open {
+	if !c.acquire() {
 		return 0, false
 	}
+	defer c.release()
+	c.stores.Add(1)
+	return writeStore(c.fd, node, off, data), true
+}
+
+// writeStore writes one FUSE_NOTIFY_STORE message to /dev/fuse file fd.
+func writeStore(fd int, node uint64, off int64, data []byte) syscall.Errno {
 	if len(data) > math.MaxUint32-int(unsafe.Sizeof(storeOut{})) {
-		return syscall.EINVAL, true // the message's length is 32 bits
+		return syscall.EINVAL // the message's length is 32 bits
 	}
 	h := storeOut{code: notifyStore, node: node, off: uint64(off), size: uint32(len(data))}
 	h.len = uint32(unsafe.Sizeof(h)) + h.size
@@ -137,20 +165,50 @@ func (c *conn) store(node uint64, off int64, data []byte) (errno syscall.Errno, 
 	if len(data) == 0 {
 		n = 1
 	}
-	_, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-	runtime.KeepAlive(&h)
-	runtime.KeepAlive(data)
-	c.stores.Add(1)
-	return e, true
+	for {
+		// As the syscall package passes a message whose iovecs are on
+		// the stack (sendmsg): the stack does not move during the call.
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+		if e != syscall.EINTR {
+			return e
+		}
+	}
 }
 
-// close closes c's duplicate once the stores under way are done; later
-// stores report no connection.
+// closing is the bit of conn.refs that close sets.
+const closing = 1 << 62
+
+// acquire takes a reference for a store; false: no connection.
+func (c *conn) acquire() bool {
+	for {
+		r := c.refs.Load()
+		if r == 0 || r&closing != 0 {
+			return false
+		}
+		if c.refs.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
+}
+
+// release drops a reference; the last after close closes the
+// duplicate.
+func (c *conn) release() {
+	if c.refs.Add(-1) == closing {
+		unix.Close(c.fd)
+	}
+}
+
+// close gives up the conn's own reference: later stores find no
+// connection, and the duplicate is closed once those under way are out.
 func (c *conn) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.open {
-		unix.Close(c.fd)
-		c.open = false
+	if !c.closed && c.refs.Load() > 0 {
+		// The conn's own reference goes as closing comes.
+		if c.refs.Add(closing-1) == closing {
+			unix.Close(c.fd)
+		}
 	}
+	c.closed = true
 }

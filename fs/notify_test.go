@@ -27,7 +27,38 @@ func connOf(t *testing.T, fd int) (uint64, bool) {
 	return 0, false
 }
 
-// kernelConn is the connection number the kernel gives the mount at dir.
+// fuseFiles lists the process's /dev/fuse files and the connection number
+// each shows (ok false where the kernel shows none).
+func fuseFiles(t *testing.T) map[int]uint64 {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[int]uint64{}
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if l, lerr := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || lerr != nil || l != "/dev/fuse" {
+			continue
+		}
+		if c, ok := connOf(t, n); ok {
+			files[n] = c
+		}
+	}
+	return files
+}
+
+// skipUnlessNamed skips where no /dev/fuse file of the process shows its
+// connection: a kernel without it, where stores go through go-fuse.
+func skipUnlessNamed(t *testing.T) {
+	t.Helper()
+	if len(fuseFiles(t)) == 0 {
+		t.Skip("this kernel shows no connection in a /dev/fuse file's fdinfo")
+	}
+}
+
+// kernelConn is the connection number the kernel gives the mount at dir:
+// its device number in the kernel's encoding (MKDEV).
 func kernelConn(t *testing.T, dir string) uint64 {
 	t.Helper()
 	var st syscall.Stat_t
@@ -35,6 +66,14 @@ func kernelConn(t *testing.T, dir string) uint64 {
 		t.Fatal(err)
 	}
 	return uint64(unix.Major(st.Dev))<<20 | uint64(unix.Minor(st.Dev))
+}
+
+// connFD is c's duplicate; ok is false where c has none.
+func connFD(c *conn) (fd int, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.refs.Load()
+	return c.fd, r > 0 && r&closing == 0
 }
 
 // Two mounts in one process: each stores through a file of its own
@@ -50,13 +89,11 @@ func TestStoresGoStraightToEachMountsOwnConnection(t *testing.T) {
 		dir, fsys := mountFS(t, build(es), Options{})
 		ms = append(ms, mounted{dir, fsys})
 	}
+	skipUnlessNamed(t)
 	for i, m := range ms {
-		c := &m.fsys.conn
-		c.mu.RLock()
-		open, fd := c.open, c.fd
-		c.mu.RUnlock()
-		if !open {
-			t.Skip("no /dev/fuse file of the mount found by its connection (a kernel whose fdinfo does not name it?)")
+		fd, ok := connFD(&m.fsys.conn)
+		if !ok {
+			t.Fatalf("mount %d found no connection of its own; the process's /dev/fuse files: %v", i, fuseFiles(t))
 		}
 		got, ok := connOf(t, fd)
 		if want := kernelConn(t, m.dir); !ok || got != want {
@@ -69,6 +106,60 @@ func TestStoresGoStraightToEachMountsOwnConnection(t *testing.T) {
 		if n := m.fsys.conn.stores.Load(); n == 0 || m.fsys.push.stored.Load() == 0 {
 			t.Errorf("%s: %d stores through the connection, %d bytes stored: want some", m.dir, n, m.fsys.push.stored.Load())
 		}
+	}
+}
+
+// A file of an earlier mount, unmounted, that is still open (go-fuse
+// closes its own after Wait returns) shows the number a new mount often
+// takes again: the new mount must not take that dead connection for its
+// own.
+func TestANewMountDoesNotTakeTheDeadConnectionOfAnEarlierOne(t *testing.T) {
+	es := walkTree()
+	dir, srv, fsys := mountServer(t, build(es), Options{})
+	skipUnlessNamed(t)
+	fd, ok := connFD(&fsys.conn)
+	if !ok {
+		t.Fatal("no connection found")
+	}
+	old := kernelConn(t, dir)
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dead)
+	if err := srv.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Wait()
+	// Only the dead file shows the number now.
+	var c conn
+	if err := c.connect(st.Dev); err == nil {
+		c.close()
+		t.Fatal("connected to the connection of an unmounted mount")
+	}
+
+	dir2, fsys2 := mountFS(t, build(es), Options{})
+	if kernelConn(t, dir2) != old {
+		t.Skipf("the new mount took another number (%d, the old %d)", kernelConn(t, dir2), old)
+	}
+	fd2, ok := connFD(&fsys2.conn)
+	if !ok {
+		t.Fatal("the new mount found no connection")
+	}
+	if !live(fd2) {
+		t.Fatalf("the new mount took a dead connection: an empty store to its root says %v", writeStore(fd2, nodeID(0), 0, nil))
+	}
+	if live(dead) {
+		t.Errorf("the old mount's connection looks live (an empty store to its root says %v): the test shows nothing", writeStore(dead, nodeID(0), 0, nil))
+	}
+	walk(t, dir2, es, "")
+	waitPushIdle(fsys2)
+	if fsys2.push.stored.Load() == 0 {
+		t.Error("nothing stored")
 	}
 }
 
@@ -92,26 +183,51 @@ func TestStoresGoThroughGoFuseWithoutTheConnection(t *testing.T) {
 }
 
 // The server's end closes the duplicate: a file of the process left open
-// would be one more with every mount.
+// would be one more with every mount, and would keep its connection alive.
 func TestTheEndOfTheMountClosesTheConnection(t *testing.T) {
 	dir, srv, fsys := mountServer(t, build(walkTree()), Options{})
-	fsys.conn.mu.RLock()
-	open, fd := fsys.conn.open, fsys.conn.fd
-	fsys.conn.mu.RUnlock()
-	if !open {
-		t.Skip("no /dev/fuse file of the mount found by its connection")
+	skipUnlessNamed(t)
+	fd, ok := connFD(&fsys.conn)
+	if !ok {
+		t.Fatal("no connection found")
 	}
 	conn := kernelConn(t, dir)
 	if err := srv.Unmount(); err != nil {
 		t.Fatalf("unmount %s: %v", dir, err)
 	}
 	srv.Wait()
-	if fsys.conn.open {
+	if _, ok := connFD(&fsys.conn); ok {
 		t.Fatal("still open after the mount ended")
 	}
-	if l, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd)); err == nil && l == "/dev/fuse" {
-		if c, ok := connOf(t, fd); ok && c == conn {
-			t.Errorf("fd %d still open on the ended mount's connection", fd)
-		}
+	if c, open := fuseFiles(t)[fd]; open && c == conn {
+		t.Errorf("fd %d still open on the ended mount's connection", fd)
 	}
+}
+
+// close does not wait for a store under way (it may wait in the kernel
+// for a READ that nobody answers any more): the store that ends last
+// closes the file.
+func TestCloseLeavesTheFileToTheLastStore(t *testing.T) {
+	fd, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c conn
+	c.fd = fd
+	c.refs.Store(1)
+	if !c.acquire() { // a store under way
+		t.Fatal("no connection")
+	}
+	c.close()
+	if c.acquire() {
+		t.Fatal("a store after close got the connection")
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		t.Fatalf("closed under the store under way: %v", err)
+	}
+	c.release()
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
+		t.Fatalf("the last store out left the file open: %v", err)
+	}
+	c.close() // again: nothing
 }
