@@ -87,8 +87,10 @@ type FS struct {
 
 	push pusher
 	// conn: the mount's connection, where push-ahead's stores go
-	// (notify.go).
-	conn conn
+	// (notify.go); debug: log each store written there, as go-fuse logs
+	// the messages it writes (--debug).
+	conn  conn
+	debug bool
 	// readBufs: the buffers READs are answered from (bufResult), kept
 	// from one READ to the next.
 	readBufs *slab.Pool
@@ -208,6 +210,7 @@ func mountWith(dir string, ar Archive, o Options) (*Server, *FS, error) {
 		f.push.mu.Lock()
 		f.push.mnt, f.push.mntDev = abs, st.Dev
 		f.push.mu.Unlock()
+		f.debug = o.Debug
 		if err := f.conn.connect(st.Dev); err != nil && o.Debug {
 			f.logf("stores go through go-fuse: %v", err)
 		}

@@ -82,6 +82,13 @@ func (f *FS) forget(ino uint32, n uint64) {
 // forgot it, or never had it).
 func (f *FS) store(ino uint32, off int64, data []byte) syscall.Errno {
 	if errno, ok := f.conn.store(nodeID(ino), off, data); ok {
+		if f.debug {
+			status := "OK"
+			if errno != 0 {
+				status = errno.Error()
+			}
+			f.logf("NOTIFY_STORE node %d [%d +%d): %s", nodeID(ino), off, len(data), status)
+		}
 		return errno
 	}
 	srv := f.raw.srv.Load()
