@@ -60,12 +60,10 @@ func (c *conn) connect(dev uint64) error {
 	if err != nil {
 		return err
 	}
-	// The kernel names a connection by its superblock's device number in
-	// the kernel's own encoding.
-	want := uint64(unix.Major(dev))<<20 | uint64(unix.Minor(dev))
+	want := connID(dev)
 	for _, e := range ents {
 		n, err := strconv.Atoi(e.Name())
-		if err != nil || !isConn(n, nil) {
+		if err != nil || !isFuseFile(n) {
 			continue
 		}
 		d, err := unix.FcntlInt(uintptr(n), unix.F_DUPFD_CLOEXEC, 0)
@@ -74,7 +72,7 @@ func (c *conn) connect(dev uint64) error {
 		}
 		// Asked again of the duplicate: n may have been closed and its
 		// number reused in between.
-		if isConn(d, &want) && live(d) {
+		if isFuseFile(d) && connOf(d) == want && live(d) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			if c.closed || c.refs.Load() != 0 {
@@ -90,27 +88,34 @@ func (c *conn) connect(dev uint64) error {
 	return errNoConn
 }
 
-// isConn says whether fd is a /dev/fuse file and, with want, whether its
-// connection is *want.
-func isConn(fd int, want *uint64) bool {
-	p := "/proc/self/fd/" + strconv.Itoa(fd)
-	if t, err := os.Readlink(p); err != nil || t != "/dev/fuse" {
-		return false
-	}
-	if want == nil {
-		return true
-	}
+// connID is the number the kernel names the connection of the mount with
+// device number dev (st_dev of its root) by: that device number in the
+// kernel's own encoding.
+func connID(dev uint64) uint64 {
+	return uint64(unix.Major(dev))<<20 | uint64(unix.Minor(dev))
+}
+
+// isFuseFile says whether fd is a /dev/fuse file.
+func isFuseFile(fd int) bool {
+	t, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	return err == nil && t == "/dev/fuse"
+}
+
+// connOf is the connection number the kernel shows in /dev/fuse file fd's
+// fdinfo; 0 where it shows none (no connection is numbered 0: that
+// device number is never given out).
+func connOf(fd int) uint64 {
 	info, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
-		return false
+		return 0
 	}
 	for line := range bytes.SplitSeq(info, []byte("\n")) {
 		if v, ok := bytes.CutPrefix(line, []byte("fuse_connection:")); ok {
-			c, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
-			return err == nil && c == *want
+			c, _ := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
+			return c
 		}
 	}
-	return false
+	return 0
 }
 
 // live says whether the connection of /dev/fuse file fd has a mount. The
