@@ -41,7 +41,8 @@ func mountFS(t *testing.T, a *memArchive, o Options) (string, *FS) {
 	return dir, f
 }
 
-// mountServer mounts a with options and leaves the unmount to the test.
+// mountServer mounts a with options and leaves the unmount to the test;
+// one that fails before it unmounts leaves no mount behind either.
 func mountServer(t *testing.T, a *memArchive, o Options) (string, *Server, *FS) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
@@ -60,6 +61,13 @@ func mountServer(t *testing.T, a *memArchive, o Options) (string, *Server, *FS) 
 		}
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		var st, up syscall.Stat_t
+		if syscall.Stat(dir, &st) == nil && syscall.Stat(filepath.Dir(dir), &up) == nil && st.Dev != up.Dev {
+			srv.Unmount()
+			srv.Wait()
+		}
+	})
 	return dir, srv, f
 }
 
