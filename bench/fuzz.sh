@@ -16,7 +16,7 @@
 # target whose inputs are large and slow (FuzzTarStream: 22 KB seeds at
 # 2 ms an input) that is the whole run: 90 s of it, cache emptied first,
 # gave 15 inputs and 2 new ones at 60 s, 9,036 and 34 at 5 s, 1,700 and
-# 139 at 1 s. Minimizing fast targets costs little either way.
+# 139 at 1 s.
 #
 # Not for CI: go test replays the kept corpus there; fuzzing is open-ended.
 # Exit status: non-zero when any target found a failing input (go test
