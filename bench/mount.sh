@@ -10,6 +10,8 @@
 #   mount 3: drop caches → random 4 KiB reads (bench/randread, fixed seed, N reads) cold, then the
 #            same reads again (warm)
 #   peak RSS of the FUSE process: VmHWM read before each unmount, the largest of the run.
+# After the runs, one more cold whole-tree tar per filesystem, in name order, checked byte for byte
+# against the source tree's (a benchmark of wrong bytes measures nothing; the script fails).
 # Then the 1,000,000-small-files tree (bench/manyfiles): mount-ready time and RSS.
 # Medians of RUNS (default 3) runs, the filesystems taking turns run by run, the one that goes first changing every run. Caches are dropped with `echo 3 > /proc/sys/vm/drop_caches` (root).
 #
@@ -164,6 +166,23 @@ for r in $(seq "$RUNS"); do
 	done
 done
 
+# The bytes themselves: one more cold whole-tree tar through each filesystem (fresh mount, caches
+# dropped, the push path as in the timed tars), in name order so that it does not depend on the
+# order a filesystem lists a directory in, must give the source tree's tar stream byte for byte
+# (contents, names, modes, owners, mtimes to the second).
+tar_sum() { tar --sort=name -cf - -C "$1" . | sha256sum | cut -d' ' -f1; }
+src_sum=$(tar_sum "$TREE")
+declare -A SAME=()
+for fs in "${fss[@]}"; do
+	drop_caches
+	do_mount "$fs" tree
+	drop_caches
+	sum=$(tar_sum "$MNT")
+	do_unmount
+	if [ "$sum" = "$src_sum" ]; then SAME[$fs]=identical; else SAME[$fs]="**DIFFERENT** ($sum)"; fi
+	note "$fs: the tree read back through the mount is ${SAME[$fs]} to the source (sha256 of \`tar --sort=name\` $src_sum)"
+done
+
 med() { # fs metric → median over runs
 	local r
 	for r in $(seq "$RUNS"); do echo "${R[$1,$2,$r]}"; done | median
@@ -198,6 +217,7 @@ res="$RESULTS/mount-$stamp.md"
 	echo "- runs: $RUNS per filesystem, median shown (each run's value after it, a/b/c); cold = fresh mount after \`sync; echo 3 > /proc/sys/vm/drop_caches\`"
 	echo "- images: $(for fs in "${fss[@]}"; do case $fs in squashfuse_ll) echo -n "tree.sqfs $(out_bytes "$data/tree.sqfs") bytes (mksquashfs -comp lz4); " ;; arcmount) echo -n "tree.arc $(out_bytes "$data"/tree.arc.[0-9]*) bytes (arcpack create, defaults), arcmount --cache-size $cache_size; " ;; esac; done)"
 	echo "- largest file: $largest_rel ($largest_size bytes); cp -a of $COPY_DIR ($copy_bytes bytes); random reads: $RANDREAD_N × 4 KiB, open+pread+close each, seed 1"
+	echo "- content: a cold \`tar --sort=name\` of the whole tree through each filesystem against the source's (sha256 of the tar stream): $(for fs in "${fss[@]}"; do echo -n "$fs ${SAME[$fs]}; "; done)"
 	[ ${#SKIPPED[@]} -eq 0 ] || echo "- skipped: ${SKIPPED[*]}"
 	[ $peers_only = 0 ] || echo "- arcmount: not run (--peers-only)"
 	echo
@@ -265,3 +285,6 @@ res="$RESULTS/mount-$stamp.md"
 	tool_versions arcmount squashfuse_ll mksquashfs tar
 } | tee "$res"
 note "results written to $res"
+for fs in "${fss[@]}"; do
+	[ "${SAME[$fs]}" = identical ] || die "$fs: the tree read back differs from the source"
+done
