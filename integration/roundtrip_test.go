@@ -119,6 +119,73 @@ func TestFileLargerThanFrameAndVolume(t *testing.T) {
 	}
 }
 
+// TestFileBeyond4GiBReadsBackAtEveryOffset: a sparse file of more than 4
+// GiB (a disk image, say), with data at its start, across the 4 GiB mark
+// and at its end, reads back the same on either side of 2^32, through the
+// mount and from an extracted copy: no size or offset is cut to 32 bits on
+// the way (the index, the extents, the holes, FUSE's reads, extraction's
+// writes). Its 3 MiB of data keep it quick; the holes are never stored.
+func TestFileBeyond4GiBReadsBackAtEveryOffset(t *testing.T) {
+	const size = 1<<32 + 3<<20 + 17
+	dir := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(dir, 0o755)
+	name := filepath.Join(dir, "disk.img")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Skip("no sparse file of 4 GiB here:", err)
+	}
+	r := rand.New(rand.NewPCG(4, 32))
+	for _, at := range []int64{0, 1<<32 - 512<<10, size - 1<<20} {
+		data := make([]byte, 1<<20)
+		for i := range data {
+			data[i] = byte(r.Uint32())
+		}
+		if _, err := f.WriteAt(data, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	base := pack(t, []string{"--progress", "never"}, dir)
+	mustArcpack(t, "verify", base+".001")
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".001", "-o", dst, "--progress", "never")
+	mnt := mountArchive(t, base)
+
+	want, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Close()
+	offsets := []int64{
+		0, 1<<20 - 5, 1 << 20, 1 << 31, // data, into the first hole
+		1<<32 - 512<<10 - 3, 1<<32 - 1, 1 << 32, 1<<32 + 1, 1<<32 + 512<<10 - 2, 1<<32 + 512<<10, // around 2^32
+		size - 1<<20 - 1, size - 100, size - 1, // the end
+	}
+	for _, path := range []string{filepath.Join(mnt, "disk.img"), filepath.Join(dst, "disk.img")} {
+		got, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := got.Stat(); err != nil || st.Size() != size {
+			t.Errorf("%s: size %v (%v), want %d", path, st.Size(), err, int64(size))
+		}
+		for _, off := range offsets {
+			a, b := make([]byte, 8192), make([]byte, 8192)
+			na, _ := want.ReadAt(a, off)
+			nb, err := got.ReadAt(b, off)
+			if nb != na || !bytes.Equal(a[:na], b[:nb]) {
+				t.Errorf("%s at %d: %d bytes (%v), not the source's %d, or other bytes", path, off, nb, err, na)
+			}
+		}
+		got.Close()
+	}
+}
+
 // A tree deeper than PATH_MAX (4096 bytes of path) goes through create,
 // extract and the mount whole: every entry, content, mode, mtime, link
 // target, hardlink and xattr, at every level.
