@@ -119,6 +119,45 @@ func TestFileLargerThanFrameAndVolume(t *testing.T) {
 	}
 }
 
+// TestMoreThan999Volumes: at the default 98 MiB a volume, a backup of
+// 100 GB has more than 999 volumes, named NAME.1000 and on after NAME.999.
+// Any of them opens the archive, for verify, extract and the mount alike,
+// and one missing past 999 is named as missing.
+func TestMoreThan999Volumes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(dir, 0o755)
+	data := make([]byte, 4300<<10) // 1,075 volumes of 4 KiB
+	r := rand.New(rand.NewPCG(9, 99))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	os.WriteFile(filepath.Join(dir, "r.bin"), data, 0o644)
+	base := pack(t, []string{"--volume-size", "4K", "--progress", "never"}, dir)
+	vols := volumes(t, base) // NAME.NNN: the first 999
+	last, err := filepath.Glob(base + ".1[0-9][0-9][0-9]")
+	if err != nil || len(vols) != 999 || len(last) < 2 {
+		t.Fatalf("%d volumes named .NNN and %v named .NNNN, want 999 and more (%v)", len(vols), last, err)
+	}
+	mustArcpack(t, "verify", base+".1000")
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".1001", "-o", dst, "--progress", "never")
+	if got, err := os.ReadFile(filepath.Join(dst, "r.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("extracted r.bin: %d bytes, %v; not the source's", len(got), err)
+	}
+	mnt := mountPoint(t)
+	startMount(t, base+".1000", mnt, mnt)
+	if got, err := os.ReadFile(filepath.Join(mnt, "r.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("r.bin through the mount: %d bytes, %v; not the source's", len(got), err)
+	}
+	if err := os.Remove(base + ".1001"); err != nil {
+		t.Fatal(err)
+	}
+	res := arcpack(t, "verify", base+".1000")
+	if missing := "missing volume: " + base + ".1001"; res.code != 1 || !strings.Contains(res.stdout+res.stderr, missing) {
+		t.Errorf("verify without volume 1001: exit %d, want 1 and %q\n%v", res.code, missing, res)
+	}
+}
+
 // TestFileBeyond4GiBReadsBackAtEveryOffset: a sparse file of more than 4
 // GiB (a disk image, say), with data at its start, across the 4 GiB mark
 // and at its end, reads back the same on either side of 2^32, through the
