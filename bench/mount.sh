@@ -167,8 +167,8 @@ for r in $(seq "$RUNS"); do
 done
 
 # The bytes themselves: one more cold whole-tree tar through each filesystem (fresh mount, caches
-# dropped, the push path as in the timed tars), in name order so that it does not depend on the
-# order a filesystem lists a directory in, must give the source tree's tar stream byte for byte
+# dropped, as for the timed tars), in name order so that it does not depend on the order a
+# filesystem lists a directory in, must give the source tree's tar stream byte for byte
 # (contents, names, modes, owners, mtimes to the second).
 tar_sum() { tar --sort=name -cf - -C "$1" . | sha256sum | cut -d' ' -f1; }
 src_sum=$(tar_sum "$TREE")
