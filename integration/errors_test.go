@@ -266,9 +266,7 @@ func randomTree(t *testing.T, n, size int) string {
 	rnd := rand.New(rand.NewPCG(3, 4))
 	buf := make([]byte, size)
 	for i := 0; i < n; i++ {
-		for j := range buf {
-			buf[j] = byte(rnd.Uint32())
-		}
+		fillRandom(rnd, buf)
 		os.WriteFile(filepath.Join(src, "f"+string(rune('a'+i))), buf, 0o644)
 	}
 	return src
@@ -420,9 +418,7 @@ func TestChangingSourceIsStoredConsistently(t *testing.T) {
 			os.Mkdir(src, 0o755)
 			full := make([]byte, 12<<20)
 			rnd := rand.New(rand.NewPCG(9, 9))
-			for i := range full {
-				full[i] = byte(rnd.Uint32())
-			}
+			fillRandom(rnd, full)
 			path := filepath.Join(src, "moving")
 			os.WriteFile(path, full, 0o644)
 			stop := make(chan struct{})
@@ -470,9 +466,7 @@ func corruptible(t *testing.T) (src, base string) {
 	rnd := rand.New(rand.NewPCG(5, 6))
 	for _, name := range []string{"victim", "bystander"} {
 		b := make([]byte, 400<<10)
-		for i := range b {
-			b[i] = byte(rnd.Uint32())
-		}
+		fillRandom(rnd, b)
 		os.WriteFile(filepath.Join(src, name), b, 0o644)
 	}
 	return src, pack(t, small, src)

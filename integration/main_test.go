@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -165,6 +166,14 @@ func pack(t *testing.T, extra []string, srcs ...string) string {
 	args = append(args, extra...)
 	mustArcpack(t, args...)
 	return out
+}
+
+// fillRandom fills b with one draw of r a byte: incompressible data, the
+// same for the same seed.
+func fillRandom(r *rand.Rand, b []byte) {
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
 }
 
 // volumes lists OUT.NNN files of an archive base.

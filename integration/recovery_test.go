@@ -25,9 +25,7 @@ func recoverySource(t *testing.T) string {
 	rnd := rand.New(rand.NewPCG(11, 12))
 	for _, name := range []string{"one", "two"} {
 		b := make([]byte, 500<<10)
-		for i := range b {
-			b[i] = byte(rnd.Uint32())
-		}
+		fillRandom(rnd, b)
 		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -100,9 +100,7 @@ func TestFileLargerThanFrameAndVolume(t *testing.T) {
 	os.Mkdir(dir, 0o755)
 	data := make([]byte, 1<<20+12345)
 	r := rand.New(rand.NewPCG(1, 2))
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
+	fillRandom(r, data)
 	os.WriteFile(filepath.Join(dir, "big"), data, 0o644)
 	base := pack(t, small, dir)
 	if n := len(volumes(t, base)); n < 4 {
@@ -128,9 +126,7 @@ func TestMoreThan999Volumes(t *testing.T) {
 	os.Mkdir(dir, 0o755)
 	data := make([]byte, 4300<<10) // 1,075 volumes of 4 KiB
 	r := rand.New(rand.NewPCG(9, 99))
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
+	fillRandom(r, data)
 	os.WriteFile(filepath.Join(dir, "r.bin"), data, 0o644)
 	base := pack(t, []string{"--volume-size", "4K", "--progress", "never"}, dir)
 	vols := volumes(t, base) // NAME.NNN: the first 999
@@ -179,9 +175,7 @@ func TestFileBeyond4GiBReadsBackAtEveryOffset(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 32))
 	for _, at := range []int64{0, 1<<32 - 512<<10, size - 1<<20} {
 		data := make([]byte, 1<<20)
-		for i := range data {
-			data[i] = byte(r.Uint32())
-		}
+		fillRandom(r, data)
 		if _, err := f.WriteAt(data, at); err != nil {
 			t.Fatal(err)
 		}

@@ -324,9 +324,7 @@ func TestBytesFlagShowsExactSizes(t *testing.T) {
 	os.Mkdir(src, 0o755)
 	b := make([]byte, 1536000)
 	rnd := rand.New(rand.NewPCG(1, 2))
-	for i := range b {
-		b[i] = byte(rnd.Uint32())
-	}
+	fillRandom(rnd, b)
 	os.WriteFile(filepath.Join(src, "f"), b, 0o644)
 	out := filepath.Join(t.TempDir(), "a")
 	human := mustArcpack(t, "create", src, "-o", out, "--progress", "never")
