@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -190,18 +191,27 @@ func TestExtractWithoutSameOwnerDropsSetuid(t *testing.T) {
 // With "hardlink", a duplicate is linked to the first copy only where a
 // link keeps its metadata: d/same has d/a's, d/c-dup another mode and
 // mtime (a link would give it d/a's), d/suid d/a's bytes with setuid and
-// another owner (a link would make d/a setuid).
+// another owner (a link would make d/a setuid). Of d/a's duplicates with
+// xattrs, d/x2 has d/x1's and is linked to it; d/x3 (another value) and
+// d/x4 (one more attribute) are not.
 func TestExtractDedupLinks(t *testing.T) {
 	a0 := fullTree()[2] // d/a
+	withXattrs := func(path string, xattrs map[string]string) entry {
+		return entry{path: path, mode: a0.mode, mtime: a0.mtime, atime: a0.atime, dupOf: "d/a", xattrs: xattrs}
+	}
 	tree := append(fullTree(),
 		entry{path: "d/same", mode: a0.mode, mtime: a0.mtime, atime: a0.atime, dupOf: "d/a"},
 		entry{path: "d/suid", mode: format.ModeReg | 0o4755, uid: 7, gid: 7, mtime: a0.mtime, atime: 3, dupOf: "d/a"},
+		withXattrs("d/x1", map[string]string{"user.k": "v"}),
+		withXattrs("d/x2", map[string]string{"user.k": "v"}),
+		withXattrs("d/x3", map[string]string{"user.k": "w"}),
+		withXattrs("d/x4", map[string]string{"user.k": "v", "user.l": ""}),
 	)
-	paths := []string{"d/a", "d/c-dup", "d/same", "d/suid"}
+	paths := []string{"d/a", "d/c-dup", "d/same", "d/suid", "d/x1", "d/x2", "d/x3", "d/x4"}
 	for _, tc := range []struct {
 		mode  string
 		bytes int64
-	}{{"copy", 4 * 5000}, {"hardlink", 3 * 5000}} {
+	}{{"copy", 8 * 5000}, {"hardlink", 6 * 5000}} {
 		t.Run(tc.mode, func(t *testing.T) {
 			a, _ := openBuilt(t, tree, buildOpts{})
 			dest := t.TempDir()
@@ -213,9 +223,17 @@ func TestExtractDedupLinks(t *testing.T) {
 			if linked := ino("d/a") == ino("d/same"); linked != (tc.mode == "hardlink") {
 				t.Errorf("d/a and d/same (same metadata) share an inode: %v", linked)
 			}
-			for _, p := range []string{"d/c-dup", "d/suid"} {
+			for _, p := range []string{"d/c-dup", "d/suid", "d/x1", "d/x3", "d/x4"} {
 				if ino(p) == ino("d/a") {
 					t.Errorf("%s, whose metadata differ, was linked to d/a", p)
+				}
+			}
+			if linked := ino("d/x1") == ino("d/x2"); linked != (tc.mode == "hardlink") {
+				t.Errorf("d/x1 and d/x2 (same xattrs) share an inode: %v", linked)
+			}
+			for _, p := range []string{"d/x3", "d/x4"} {
+				if ino(p) == ino("d/x1") {
+					t.Errorf("%s, whose xattrs differ, was linked to d/x1", p)
 				}
 			}
 			for _, p := range paths {
@@ -225,6 +243,18 @@ func TestExtractDedupLinks(t *testing.T) {
 				t.Fatalf("wrote %d bytes, want %d", res.Bytes, tc.bytes)
 			}
 		})
+	}
+	// The keys' hash only finds candidates; the attributes themselves
+	// decide, as they must where two sets hash alike.
+	a, _ := openBuilt(t, tree, buildOpts{})
+	e := &extractor{a: a}
+	for _, tc := range []struct {
+		p, q string
+		same bool
+	}{{"d/x1", "d/x2", true}, {"d/a", "d/same", true}, {"d/x1", "d/x3", false}, {"d/x1", "d/x4", false}, {"d/x4", "d/x1", false}, {"d/a", "d/x1", false}} {
+		if got := e.sameXattrs(inodeOf(t, a, tc.p), inodeOf(t, a, tc.q)); got != tc.same {
+			t.Errorf("sameXattrs(%s, %s) = %v", tc.p, tc.q, got)
+		}
 	}
 }
 
@@ -570,6 +600,64 @@ func TestVerifyNamesDamageAndAffectedFiles(t *testing.T) {
 	}
 	if !sawFlip || !sawMissing {
 		t.Errorf("damage list %v", rep.Damaged)
+	}
+}
+
+// TestVerifyAffectedFilesOfSharedExtentRuns: a file is affected when any
+// extent of its run touches a damaged block, the last of many too, and so is
+// every file sharing the run (whole-file duplicates); a run that ends where
+// a touched one begins is not. Inodes may share
+// runs, so the check must not walk each file's run on its own: a hostile
+// index of n files sharing n extents would take n² steps.
+func TestVerifyAffectedFilesOfSharedExtentRuns(t *testing.T) {
+	const n, dups = 400, 40
+	file := func(path string, segs []seg) entry {
+		return entry{path: path, mode: format.ModeReg | 0o644, segs: segs}
+	}
+	dup := func(path, of string) entry {
+		return entry{path: path, mode: format.ModeReg | 0o644, dupOf: of}
+	}
+	repeats := make([]seg, n) // 1-byte repeats of a's first byte, in block 0
+	for i := range repeats {
+		repeats[i] = seg{repeatAt: 0, repeatLen: 1}
+	}
+	tail := append(slices.Clone(repeats), seg{data: randBytes(5000, 9)}) // then bytes of its own, into block 1
+	entries := []entry{reg("a", randBytes(3000, 1)), file("clean", repeats)}
+	for i := range dups {
+		entries = append(entries, dup(fmt.Sprintf("clean-%02d", i), "clean"))
+	}
+	entries = append(entries, file("tail", tail))
+	want := []string{"tail"}
+	for i := range dups {
+		entries = append(entries, dup(fmt.Sprintf("tail-%02d", i), "tail"))
+		want = append(want, fmt.Sprintf("tail-%02d", i))
+	}
+	// u-clean's run ends right where z-one's starts, and z-one's first
+	// extent touches the damaged block: the runs' ends are exact.
+	entries = append(entries, file("u-clean", repeats), file("z-one", []seg{{data: randBytes(10_000, 10)}}))
+	want = append(want, "z-one")
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{codec: "raw"})
+	a := openBuiltWith(t, b, Options{})
+	x := a.Index()
+	_, e := x.FileExtents(inodeOf(t, a, "tail"))
+	blk := x.BlockAt(x.Extents.Off[e-1] + 4500)
+	if blk == 0 || x.BlockAt(x.Extents.Off[0]) != 0 {
+		t.Fatalf("layout: tail's own bytes in block %d", blk)
+	}
+	a.Close()
+	vol, fo := streamFileOffset(b, int64(b.idx.BlockStoredOff[blk])+5)
+	flipByte(t, vol, fo)
+
+	a = openBuiltWith(t, b, Options{})
+	rep, err := a.Verify(VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damaged) != 1 || rep.Damaged[0].Block != blk {
+		t.Fatalf("damaged %v, want block %d", rep.Damaged, blk)
+	}
+	if !slices.Equal(rep.AffectedFiles, want) {
+		t.Errorf("affected %v\nwant %v", rep.AffectedFiles, want)
 	}
 }
 

@@ -204,23 +204,26 @@ func (a *Archive) affectedFiles(damaged []*BlockError) []string {
 		i := sort.Search(len(bad), func(i int) bool { return bad[i] >= lo })
 		return i < len(bad) && bad[i] <= hi
 	}
+	// The extent rows touching a damaged block, ascending. Inodes may share
+	// extent runs (docs/FORMAT.md), so checking each file's run extent by
+	// extent would take files × extents steps on a hostile index; one pass
+	// over the extents and a search per file take extents + files.
+	var touched []uint64
+	for i := range x.Extents.Count() {
+		off := x.Extents.Off[i]
+		if off != format.Hole && hit(x.BlockAt(off), x.BlockAt(off+x.Extents.Len[i]-1)) {
+			touched = append(touched, uint64(i))
+		}
+	}
 	ni := x.Inodes.Count()
 	affected := make([]bool, ni)
-	for ino := 0; ino < ni; ino++ {
+	for ino := range ni {
 		if x.Inodes.Mode[ino]&format.ModeType != format.ModeReg {
 			continue
 		}
 		s, e := x.FileExtents(uint32(ino))
-		for i := s; i < e; i++ {
-			off := x.Extents.Off[i]
-			if off == format.Hole {
-				continue
-			}
-			if hit(x.BlockAt(off), x.BlockAt(off+x.Extents.Len[i]-1)) {
-				affected[ino] = true
-				break
-			}
-		}
+		j := sort.Search(len(touched), func(j int) bool { return touched[j] >= s })
+		affected[ino] = j < len(touched) && touched[j] < e
 	}
 	var out []string
 	x.Walk(func(p []byte, d uint32) error {
