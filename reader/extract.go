@@ -1,9 +1,11 @@
 package reader
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"os"
 	"runtime"
@@ -66,12 +68,17 @@ type extractor struct {
 	// destExisted: dest was there before the extraction (see dirMeta).
 	destExisted bool
 
-	mu       sync.Mutex // guards res counters updated by workers and warn/progress
-	dirs     []madeDir  // the directories made or reused, in creation order
-	jobs     []contentJob
-	links    dirChain          // open directories: createTree's way to the targets of links, then dirMeta's
-	firstOf  map[uint32]uint32 // inode → its first extracted dirent
-	dupFirst map[dupKey]uint32 // duplicates' first dirent, for "hardlink"
+	mu      sync.Mutex // guards res counters updated by workers and warn/progress
+	dirs    []madeDir  // the directories made or reused, in creation order
+	jobs    []contentJob
+	links   dirChain          // open directories: createTree's way to the targets of links, then dirMeta's
+	firstOf map[uint32]uint32 // inode → its first extracted dirent
+	// dupFirst: for "hardlink", the first dirents of the files extracted
+	// under each key, one per distinct set of xattrs (almost always one);
+	// dupSeed, the seed of the keys' xattr hashes, new each extraction so
+	// that no index can be made to fill one key's list.
+	dupFirst map[dupKey][]uint32
+	dupSeed  maphash.Seed
 	// parents and depth of each dirent (the root's are 0): entries are
 	// named by dirent, not by path, whose strings would cost the square of
 	// the depth; path builds one for a message.
@@ -114,27 +121,51 @@ type madeDir struct {
 // metadata a link shares. Linking on content alone would give a file
 // another's mode (setuid bits too), owner, times and xattrs (file
 // capabilities too).
+//
+// The xattrs enter as a hash that only finds candidates: a file is linked
+// to one whose attributes compare equal byte for byte (sameXattrs). Kept
+// whole in the key, they would cost a hostile index's rows × 64 KiB a file
+// (inodes may share one run, and its rows one value), held for every key.
 type dupKey struct {
 	start, count   uint64 // extent range
 	mode, uid, gid uint32
 	mtime          int64
-	xattrs         string // names and values, each length-prefixed
+	xattrs         uint64 // maphash of the names and values, each length-prefixed
 }
 
 func (e *extractor) dupKeyOf(ino uint32, start, count uint64) dupKey {
 	x := e.a.idx
 	k := dupKey{start: start, count: count, mode: x.Inodes.Mode[ino], uid: x.Inodes.UID[ino], gid: x.Inodes.GID[ino], mtime: x.Inodes.Mtime[ino]}
 	if xs, xe := x.XattrRange(ino); xe > xs {
-		var b []byte
+		var h maphash.Hash
+		h.SetSeed(e.dupSeed)
+		var n [binary.MaxVarintLen64]byte
 		for i := xs; i < xe; i++ {
 			for _, f := range [][]byte{x.XattrName(i), x.XattrValue(i)} {
-				b = binary.AppendUvarint(b, uint64(len(f)))
-				b = append(b, f...)
+				h.Write(binary.AppendUvarint(n[:0], uint64(len(f))))
+				h.Write(f)
 			}
 		}
-		k.xattrs = string(b)
+		k.xattrs = h.Sum64()
 	}
 	return k
+}
+
+// sameXattrs reports whether inodes a and b have the same extended
+// attributes, names and values.
+func (e *extractor) sameXattrs(a, b uint32) bool {
+	x := e.a.idx
+	as, ae := x.XattrRange(a)
+	bs, be := x.XattrRange(b)
+	if ae-as != be-bs {
+		return false
+	}
+	for i := range ae - as {
+		if !bytes.Equal(x.XattrName(as+i), x.XattrName(bs+i)) || !bytes.Equal(x.XattrValue(as+i), x.XattrValue(bs+i)) {
+			return false
+		}
+	}
+	return true
 }
 
 type contentJob struct {
@@ -162,7 +193,7 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 		opt.Progress = func(int64) {}
 	}
 	e := &extractor{a: a, opt: opt, isRoot: os.Geteuid() == 0,
-		firstOf: map[uint32]uint32{}, dupFirst: map[dupKey]uint32{}}
+		firstOf: map[uint32]uint32{}, dupFirst: map[dupKey][]uint32{}, dupSeed: maphash.MakeSeed()}
 	e.tables()
 	e.chown = (opt.SameOwner || e.isRoot) && !opt.NoSameOwner
 	_, err := os.Stat(dest)
@@ -403,7 +434,10 @@ func (e *extractor) createEntry(dirfd int, name string, d, ino uint32) error {
 		dedup := e.opt.DedupLinks == "hardlink" && dc > ds
 		if dedup {
 			key = e.dupKeyOf(ino, ds, dc-ds)
-			if first, ok := e.dupFirst[key]; ok {
+			for _, first := range e.dupFirst[key] {
+				if !e.sameXattrs(ino, x.Dirents.Inode[first]) {
+					continue
+				}
 				if err := e.link(first, dirfd, name, d); err != nil {
 					return err
 				}
@@ -424,7 +458,7 @@ func (e *extractor) createEntry(dirfd int, name string, d, ino uint32) error {
 		}
 		e.firstOf[ino] = d
 		if dedup {
-			e.dupFirst[key] = d
+			e.dupFirst[key] = append(e.dupFirst[key], d)
 		}
 		e.jobs = append(e.jobs, contentJob{d, ino})
 		e.res.Files++
