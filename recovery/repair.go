@@ -254,10 +254,10 @@ func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int,
 			if d < 0 || !s.badData[d] {
 				continue
 			}
-			if xxh3.Hash(shards[j]) != h.dataSums[d] {
-				return fmt.Errorf("stripe %d: rebuilt data shard %d does not match its checksum", t, d)
-			}
 			vol, off := g.locate(d)
+			if xxh3.Hash(shards[j]) != h.dataSums[d] {
+				return fmt.Errorf("%s at %d: stripe %d: rebuilt data shard %d does not match its checksum", s.data[vol], off, t, d)
+			}
 			if _, err := out[vol].WriteAt(shards[j][:g.dataLen(d)], off); err != nil {
 				return err // an *os.PathError, which names the file
 			}
@@ -267,10 +267,10 @@ func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int,
 		if !s.badParity[p] {
 			continue
 		}
-		if xxh3.Hash(shards[j]) != h.paritySums[p] {
-			return fmt.Errorf("stripe %d: rebuilt parity shard %d does not match its checksum", t, p)
-		}
 		vol, off := g.parityLoc(p, s.hs)
+		if xxh3.Hash(shards[j]) != h.paritySums[p] {
+			return fmt.Errorf("%s at %d: stripe %d: rebuilt parity shard %d does not match its checksum", s.rec[vol], off, t, p)
+		}
 		f := out[len(s.data)+vol]
 		if _, err := f.WriteAt(shards[j], off); err != nil {
 			return err
