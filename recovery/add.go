@@ -67,6 +67,9 @@ type Result struct {
 	// VolumeBound is true when the parity was raised above Percent so
 	// that the largest data volume can be rebuilt.
 	VolumeBound bool
+	// Strays are the files named like volumes past the archive's last
+	// one, left out: not of the archive, not protected.
+	Strays []string
 }
 
 // volumeSet is the data volumes of a finished archive.
@@ -80,15 +83,78 @@ type volumeSet struct {
 // openSet finds and sanity-checks the data volumes of archive: volumes
 // 1 … N all present, one archive id, a footer that agrees with them. It
 // does not read the data: parity protects whatever bytes are there.
-func openSet(archive string) (*volumeSet, error) {
+//
+// Files numbered past the set's last volume (an older, larger archive's,
+// left by a copy that does not delete) are not of it: where volume 1's
+// archive is whole up to a volume whose footer ends it (format.WholeSet,
+// as the reader decides), the set ends there and they are left out, named
+// in strays.
+func openSet(archive string) (s *volumeSet, strays []string, err error) {
 	base := Base(archive)
 	nums, err := format.ListVolumes(base)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", base, err)
+		return nil, nil, fmt.Errorf("%s: %w", base, err)
 	}
 	if len(nums) == 0 {
-		return nil, fmt.Errorf("%s: no volumes (%s)", base, format.VolumeName(base, 1))
+		return nil, nil, fmt.Errorf("%s: no volumes (%s)", base, format.VolumeName(base, 1))
 	}
+	// WholeSet's volumes are 1 … end, every one present: nums[:end].
+	if end, ok := wholeSet(base, nums); ok && len(nums) > int(end) {
+		for _, n := range nums[end:] {
+			strays = append(strays, format.VolumeName(base, n))
+		}
+		nums = nums[:end]
+	}
+	s, err = checkSet(base, nums)
+	return s, strays, err
+}
+
+// wholeSet is format.WholeSet over the volumes nums of base: the headers
+// that parse, by the number in their names, and the footers asked for.
+func wholeSet(base string, nums []uint32) (last uint32, ok bool) {
+	headers := map[uint32]format.VolumeHeader{}
+	sizes := map[uint32]int64{}
+	for _, n := range nums {
+		h, size, err := readVolumeHeader(format.VolumeName(base, n))
+		if err == nil {
+			headers[n], sizes[n] = h, size
+		}
+	}
+	return format.WholeSet(headers, sizes, func(n uint32) (format.Footer, error) {
+		f, err := format.OpenFile(format.VolumeName(base, n))
+		if err != nil {
+			return format.Footer{}, err
+		}
+		defer f.Close()
+		return format.ReadFooter(f, sizes[n])
+	})
+}
+
+// readVolumeHeader reads and parses the header of the volume at p, and
+// gives the file's size.
+func readVolumeHeader(p string) (format.VolumeHeader, int64, error) {
+	f, err := format.OpenFile(p)
+	if err != nil {
+		return format.VolumeHeader{}, 0, err
+	}
+	defer f.Close()
+	hb := make([]byte, format.VolumeHeaderSize)
+	if _, err := io.ReadFull(f, hb); err != nil {
+		return format.VolumeHeader{}, 0, fmt.Errorf("%s: %w: %v", p, format.ErrTruncated, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return format.VolumeHeader{}, 0, err
+	}
+	vh, err := format.ParseVolumeHeader(hb)
+	if err != nil {
+		return format.VolumeHeader{}, 0, fmt.Errorf("%s: %w", p, err)
+	}
+	return vh, st.Size(), nil
+}
+
+// checkSet checks that the volumes nums of base are one archive's 1 … N.
+func checkSet(base string, nums []uint32) (*volumeSet, error) {
 	s := &volumeSet{base: base}
 	var stream int64
 	for i, n := range nums {
@@ -96,23 +162,9 @@ func openSet(archive string) (*volumeSet, error) {
 		if n != uint32(i+1) {
 			return nil, fmt.Errorf("%s: missing (the set has %s)", p, format.VolumeName(base, n))
 		}
-		f, err := format.OpenFile(p)
+		vh, size, err := readVolumeHeader(p)
 		if err != nil {
 			return nil, err
-		}
-		hb := make([]byte, format.VolumeHeaderSize)
-		_, err = io.ReadFull(f, hb)
-		st, serr := f.Stat()
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w: %v", p, format.ErrTruncated, err)
-		}
-		if serr != nil {
-			return nil, serr
-		}
-		vh, err := format.ParseVolumeHeader(hb)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		if i == 0 {
 			s.id = vh.ID
@@ -123,8 +175,8 @@ func openSet(archive string) (*volumeSet, error) {
 			return nil, fmt.Errorf("%s: %w: header says volume %d", p, format.ErrCorrupt, vh.Number)
 		}
 		s.paths = append(s.paths, p)
-		s.sizes = append(s.sizes, st.Size())
-		stream += st.Size() - format.VolumeHeaderSize
+		s.sizes = append(s.sizes, size)
+		stream += size - format.VolumeHeaderSize
 	}
 	last := s.paths[len(s.paths)-1]
 	f, err := format.OpenFile(last)
@@ -166,7 +218,7 @@ func refuseExisting(base string, old []string, force bool) error {
 // written under a temporary name and renamed into place once complete.
 // Existing recovery volumes are replaced only with opt.Force.
 func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
-	set, err := openSet(archive)
+	set, strays, err := openSet(archive)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +272,7 @@ func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
 			}
 		}
 	}
-	r := &Result{Paths: tmp.final, ShardSize: g.shardSize, Stripes: g.stripes, DataShards: g.k, Parity: g.m,
+	r := &Result{Paths: tmp.final, ShardSize: g.shardSize, Stripes: g.stripes, DataShards: g.k, Parity: g.m, Strays: strays,
 		ParityBytes: g.parityShards() * int64(g.shardSize)}
 	for _, s := range set.sizes {
 		r.DataBytes += s

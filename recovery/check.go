@@ -452,35 +452,57 @@ func headerDamage(path string, h *header, v int) ([]Range, error) {
 // the volumes into the other archive; but where one archive is whole from
 // volume 1 on (format.WholeSet), it is that one, as for the reader. With
 // no data volume header or footer readable, the first valid copy.
+//
+// The votes are counted first among the volumes a parity covers (1 … its
+// count): an older, larger archive's volumes left past the end of a newer
+// one (a copy without delete) must not outvote the newer one's volumes
+// where one of them is lost and the set is no longer whole. Only where no
+// volume it covers has a readable header or footer do all the volumes
+// vote, so that parity of a small archive is not taken for a larger one
+// whose first volumes are lost.
 func referenceHeader(base string, found []string, df dataFiles) (*header, error) {
-	votes := map[format.ArchiveID]int{}
-	for _, vh := range df.headers {
-		votes[vh.ID]++
-	}
-	if n := len(df.nums); n > 0 {
-		last := df.nums[n-1]
-		if _, ok := df.headers[last]; !ok {
-			if ft, err := df.footer(last); err == nil {
-				votes[ft.ID]++
+	// votes counts, for each archive, the data volumes numbered up to
+	// last (0: all) whose headers name it, and the footer of the last of
+	// them where its header does not.
+	votes := func(last uint32) map[format.ArchiveID]int {
+		v := map[format.ArchiveID]int{}
+		top := uint32(0)
+		for _, n := range df.nums {
+			if last > 0 && n > last {
+				break
+			}
+			top = n
+			if vh, ok := df.headers[n]; ok {
+				v[vh.ID]++
 			}
 		}
-	}
-	// An archive whole from volume 1 on is the archive, as the reader
-	// takes it, whatever an older one left past its end.
-	if _, ok := format.WholeSet(df.headers, df.sizes, df.footer); ok {
-		votes = map[format.ArchiveID]int{df.headers[1].ID: 1}
-	}
-	ids := map[format.ArchiveID]bool{}
-	most := 0
-	for id, n := range votes {
-		switch {
-		case n > most:
-			ids, most = map[format.ArchiveID]bool{id: true}, n
-		case n == most:
-			ids[id] = true
+		if _, ok := df.headers[top]; top > 0 && !ok {
+			if ft, err := df.footer(top); err == nil {
+				v[ft.ID]++
+			}
 		}
+		return v
 	}
+	// named reports whether archive id is one the volumes name most often,
+	// and if not, one that they do.
+	named := func(v map[format.ArchiveID]int, id format.ArchiveID) (bool, format.ArchiveID) {
+		var top format.ArchiveID
+		most := 0
+		for x, n := range v {
+			if n > most {
+				top, most = x, n
+			}
+		}
+		return v[id] == most, top
+	}
+	var whole *format.ArchiveID
+	if _, ok := format.WholeSet(df.headers, df.sizes, df.footer); ok {
+		id := df.headers[1].ID
+		whole = &id
+	}
+	all := votes(0)
 	var first *header
+	var other format.ArchiveID
 	var errs []error
 	for _, p := range found {
 		h, err := readAnyHeader(p)
@@ -490,18 +512,24 @@ func referenceHeader(base string, found []string, df dataFiles) (*header, error)
 			}
 			continue
 		}
-		if len(ids) == 0 || ids[h.id] {
+		var ok bool
+		var top format.ArchiveID
+		switch v := votes(uint32(len(h.g.sizes))); {
+		case whole != nil:
+			ok, top = h.id == *whole, *whole
+		case len(v) > 0:
+			ok, top = named(v, h.id)
+		default:
+			ok, top = named(all, h.id)
+		}
+		if ok {
 			return h, nil
 		}
 		if first == nil {
-			first = h
+			first, other = h, top
 		}
 	}
 	if first != nil {
-		var other format.ArchiveID
-		for id := range ids {
-			other = id
-		}
 		return nil, fmt.Errorf("%s: %w (parity for archive %s, the volumes are archive %s)", base, ErrForeign, first.id, other)
 	}
 	return nil, fmt.Errorf("%s: %w: %w", base, ErrNoRecovery, errors.Join(errs...))

@@ -973,3 +973,105 @@ func TestFindingTheVolumesSourcesReadsNoWholeHeaderOfAVolumeInPlace(t *testing.T
 		})
 	}
 }
+
+// Add protects the archive whole from volume 1 on and leaves out, naming
+// them, the files numbered past its last volume: an older, larger
+// archive's volumes left by a copy without delete, or another archive's
+// volume and a file that happens to be called NAME.007. As the reader and
+// Check do, it does not take them for volumes of the set; and the parity
+// it writes rebuilds the set's volumes with them still there, a lost one
+// too, though the older archive's outnumber what is left of the set.
+func TestAddLeavesOutTheVolumesPastTheSet(t *testing.T) {
+	const vol = 64 << 10
+	for _, tc := range []struct {
+		name   string
+		volume int64 // the new archive's volume size, 0 for one volume
+		stream int64
+		others func(t *testing.T, dir string) // what lies beside it first
+		strays []string
+		lose   string // the volume lost (removed) or, for a one-volume set, damaged
+	}{
+		{"an older archive's volumes past a new one's", vol, 2*(vol-48) - 500,
+			func(t *testing.T, dir string) { makeSet(t, dir, vol, 8*(vol-48)-500, 1) },
+			[]string{"a.003", "a.004", "a.005", "a.006", "a.007", "a.008"}, "a.002"},
+		{"another archive's volume 2 and a stray file beside a one-volume archive", 0, 5000,
+			func(t *testing.T, dir string) {
+				makeSet(t, dir, vol, 3*(vol-48)-500, 1)
+				os.Remove(filepath.Join(dir, "a.001"))
+				os.Remove(filepath.Join(dir, "a.003"))
+				if err := os.WriteFile(filepath.Join(dir, "a.007"), []byte("not a volume"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			},
+			[]string{"a.002", "a.007"}, "a.001"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, newDir := t.TempDir(), t.TempDir()
+			tc.others(t, dir)
+			makeSet(t, newDir, tc.volume, tc.stream, 2)
+			ents, _ := os.ReadDir(newDir)
+			for _, e := range ents {
+				testtree.CopyFile(t, filepath.Join(newDir, e.Name()), filepath.Join(dir, e.Name()))
+			}
+			base := filepath.Join(dir, "a")
+			res, err := Add(ctx, base+".001", Options{Percent: 50})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var strays []string
+			for _, p := range res.Strays {
+				strays = append(strays, filepath.Base(p))
+			}
+			if !slices.Equal(strays, tc.strays) {
+				t.Errorf("strays %v, want %v", strays, tc.strays)
+			}
+			if want := int64(tc.stream + int64(len(ents))*format.VolumeHeaderSize); res.DataBytes != want {
+				t.Errorf("protected %d bytes, want the new archive's %d", res.DataBytes, want)
+			}
+			lost := filepath.Join(dir, tc.lose)
+			want, err := os.ReadFile(lost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ents) > 1 {
+				os.Remove(lost)
+			} else {
+				flip(t, lost, 200, 1, rand.New(rand.NewPCG(4, 4)))
+			}
+			if _, err := Repair(ctx, base, Options{}); err != nil {
+				t.Fatalf("repair: %v", err)
+			}
+			if got, _ := os.ReadFile(lost); !bytes.Equal(got, want) {
+				t.Errorf("%s rebuilt wrong", tc.lose)
+			}
+		})
+	}
+}
+
+// Where none of the volumes a parity covers has a readable header or
+// footer, all the volumes decide whose it is: parity of a one-volume
+// archive, its volume lost, is not taken for a larger archive whose first
+// volume is lost too, whose others are there; repair would write the
+// small archive's volume into the larger one.
+func TestParityCoveringNoReadableVolumeIsJudgedByAllOfThem(t *testing.T) {
+	dir, small := t.TempDir(), t.TempDir()
+	makeSet(t, dir, 64<<10, 3*(64<<10-48)-500, 1)
+	os.Remove(filepath.Join(dir, "a.001"))
+	sb := makeSet(t, small, 0, 5000, 2)
+	if _, err := Add(ctx, sb+".001", Options{Percent: 50}); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := filepath.Glob(sb + ".r*")
+	for _, r := range recs {
+		testtree.CopyFile(t, r, filepath.Join(dir, filepath.Base(r)))
+	}
+	before := snapshot(t, dir)
+	base := filepath.Join(dir, "a")
+	if _, err := Check(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
+		t.Errorf("check: %v, want ErrForeign", err)
+	}
+	if _, err := Repair(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
+		t.Errorf("repair: %v, want ErrForeign", err)
+	}
+	sameFiles(t, snapshot(t, dir), before)
+}

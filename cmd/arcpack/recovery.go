@@ -65,6 +65,9 @@ func writeRecovery(ctx context.Context, w io.Writer, u *units, out string, opt r
 		return fmt.Errorf("recovery volumes: %w", err)
 	}
 	fmt.Fprintln(w, recoverySummary(u, res, opt.Percent, time.Since(start)))
+	for _, v := range res.Strays {
+		fmt.Fprintf(w, "not part of the archive (after its last volume, left out, not protected): %s\n", termsafe.Name(v))
+	}
 	return nil
 }
 
