@@ -639,6 +639,11 @@ func TestMountRefusesBadInvocations(t *testing.T) {
 		{"a device that is not there", []string{"--gpu-device", "9:9", base + ".001", free}, "9:9"},
 		{"bad gpu", []string{"--gpu=maybe", base + ".001", free}, "--gpu"},
 		{"bad cache size", []string{"--cache-size", "lots", base + ".001", free}, "cache-size"},
+		{"no cache", []string{"--cache-size", "0", base + ".001", free}, "--cache-size 0"},
+		{"prefetch below -1", []string{"--prefetch", "-5", base + ".001", free}, "--prefetch -5"},
+		// Log lines that would go nowhere, or elsewhere than asked.
+		{"debug in the background without a log", []string{"--debug", base + ".001", free}, "--debug"},
+		{"a log file in the foreground", []string{"-f", "--log", filepath.Join(dir, "log"), base + ".001", free}, "stderr"},
 		// fusermount3 would stay to watch the mount and never hand it over.
 		{"auto_unmount", []string{"-o", "auto_unmount", base + ".001", free}, "auto_unmount"},
 		{"one argument", []string{base + ".001"}, "arg"},

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"arc/internal/hint"
@@ -89,7 +91,14 @@ func explainMountError(err error, helperSaid string) error {
 	if err == nil {
 		return nil
 	}
-	msg := strings.TrimSpace(err.Error())
+	// go-fuse gives fusermount3's raw wait status (256 for exit status 1).
+	msg := waitStatus.ReplaceAllStringFunc(strings.TrimSpace(err.Error()), func(m string) string {
+		n, err := strconv.Atoi(waitStatus.FindStringSubmatch(m)[1])
+		if err != nil || n%256 != 0 {
+			return m
+		}
+		return fmt.Sprintf("fusermount exited with status %d", n/256)
+	})
 	var said []string
 	for _, l := range strings.Split(helperSaid, "\n") {
 		// The child's own last words repeat the error line.
@@ -109,6 +118,29 @@ func explainMountError(err error, helperSaid string) error {
 		msg += " (add the line user_allow_other to /etc/fuse.conf as root, or mount as root)"
 	}
 	return errors.New(msg)
+}
+
+var waitStatus = regexp.MustCompile(`fusermount exited with code (\d+)`)
+
+// unmountError says in one line why the unmount a signal asked for failed,
+// and what to do where the mount is busy: go-fuse passes on fusermount3's
+// words, newline and all, followed by its own "(code exit status 1)".
+func unmountError(mnt string, err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, " (code "); i > 0 {
+		msg = msg[:i]
+	}
+	var lines []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	msg = strings.Join(lines, "; ")
+	if strings.Contains(msg, "busy") {
+		msg += fmt.Sprintf("; still mounted: a process has a file or its working directory in %s; end it, then interrupt again or run 'fusermount3 -u %s'", mnt, mnt)
+	}
+	return msg
 }
 
 // writeManPage writes arcmount.1 into dir: what --help says, with the

@@ -35,11 +35,12 @@ func TestExplainMountErrorAddsTheHelpersWordsAndTheFix(t *testing.T) {
 		want      string
 	}{
 		{"mount /m: fusermount exited with code 256", "arcmount: mount /m: fusermount exited with code 256\n/usr/bin/fusermount3: failed to open /dev/fuse: Permission denied\n",
-			"mount /m: fusermount exited with code 256: /usr/bin/fusermount3: failed to open /dev/fuse: Permission denied (this user may not open /dev/fuse: mount as root, or give the user access to /dev/fuse)"},
+			"mount /m: fusermount exited with status 1: /usr/bin/fusermount3: failed to open /dev/fuse: Permission denied (this user may not open /dev/fuse: mount as root, or give the user access to /dev/fuse)"},
 		{`exec: "fusermount": executable file not found in $PATH`, "", `exec: "fusermount": executable file not found in $PATH (install FUSE 3: apt-get install fuse3)`},
 		{"mount /m: fusermount exited with code 256", "fusermount3: option allow_other only allowed if 'user_allow_other' is set in /etc/fuse.conf\n",
-			"mount /m: fusermount exited with code 256: fusermount3: option allow_other only allowed if 'user_allow_other' is set in /etc/fuse.conf (add the line user_allow_other to /etc/fuse.conf as root, or mount as root)"},
+			"mount /m: fusermount exited with status 1: fusermount3: option allow_other only allowed if 'user_allow_other' is set in /etc/fuse.conf (add the line user_allow_other to /etc/fuse.conf as root, or mount as root)"},
 		{"archive.001: not an arc archive", "", "archive.001: not an arc archive"},
+		{"mount /m: fusermount exited with code 9", "", "mount /m: fusermount exited with code 9"}, // killed: no status to give
 	} {
 		got := explainMountError(errors.New(c.err), c.said).Error()
 		if got != c.want {
@@ -51,5 +52,19 @@ func TestExplainMountErrorAddsTheHelpersWordsAndTheFix(t *testing.T) {
 	}
 	if explainMountError(nil, "anything") != nil {
 		t.Error("no error became one")
+	}
+}
+
+func TestUnmountErrorIsOneLineAndSaysWhatToDoWhenBusy(t *testing.T) {
+	for _, c := range []struct{ err, want string }{
+		{"/usr/bin/fusermount3: failed to unmount /m: Device or resource busy\n (code exit status 1)",
+			"/usr/bin/fusermount3: failed to unmount /m: Device or resource busy; still mounted: a process has a file or its working directory in /m; end it, then interrupt again or run 'fusermount3 -u /m'"},
+		{"/usr/bin/fusermount3: entry for /m not found in /etc/mtab\n (code exit status 1)",
+			"/usr/bin/fusermount3: entry for /m not found in /etc/mtab"},
+		{"invalid argument", "invalid argument"},
+	} {
+		if got := unmountError("/m", errors.New(c.err)); got != c.want {
+			t.Errorf("unmountError(%q)\n got %q\nwant %q", c.err, got, c.want)
+		}
 	}
 }

@@ -106,6 +106,9 @@ readable. FUSE must be there: /dev/fuse and, to mount as a user, fusermount3
 (Debian and Ubuntu: apt-get install fuse3). -o allow_other lets other users in;
 as a user it needs the line user_allow_other in /etc/fuse.conf.
 
+arcmount --man DIR writes this manual page (arcmount.1) into DIR; 'arcmount
+completion bash' (zsh, fish, powershell) prints a shell completion script.
+
 Exit status: 0 when mounted (with -f: once unmounted again), 2 on a usage
 error or when it could not mount.`,
 		Example: `  arcmount /backup/photos.001 /mnt/photos
@@ -151,10 +154,9 @@ error or when it could not mount.`,
 	f.StringVar(&c.gpuDevice, "gpu-device", "", "OpenCL `ID` (PLATFORM:DEVICE, as 'arcpack gpu' lists them) to use; any type, a CPU one too; naming one means --gpu=on unless --gpu is given (default: every GPU)")
 	f.StringArrayVarP(&c.options, "option", "o", nil, "mount `OPTIONS`, comma separated: allow_other (other users may read, by the archived permissions), or any option fusermount3 takes but auto_unmount; ro always")
 	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
-	f.BoolVar(&c.debug, "debug", false, "log every FUSE request (very verbose; with -f or --log)")
-	f.StringVar(&c.logFile, "log", "", "in the background, append log lines (damaged files, the engine used) to this `FILE`")
+	f.BoolVar(&c.debug, "debug", false, "log every FUSE request (very verbose; with -f, or --log in the background)")
+	f.StringVar(&c.logFile, "log", "", "in the background, append log lines (damaged files, the engine used) to this `FILE` (with -f they go to stderr)")
 	f.StringVar(&c.manDir, "man", "", "write the manual page arcmount.1 into `DIR` and exit")
-	_ = f.MarkHidden("man")
 	f.BoolVar(&c.gpuProbe, gpuProbeFlag, false, "list the OpenCL devices, one 'ID<tab>gpu|other' a line, and exit (what --gpu=auto asks a child of its own)")
 	_ = f.MarkHidden(gpuProbeFlag)
 	return cmd
@@ -221,8 +223,21 @@ func (c *config) mountOptions() (fs.Options, error) {
 	if mode == gpu.ModeOff && c.gpuDevice != "" { // as arcpack says it
 		return o, fmt.Errorf("--gpu-device %s with --gpu=off", c.gpuDevice)
 	}
-	if _, err := parseSize(c.cacheSize); err != nil {
+	if n, err := parseSize(c.cacheSize); err != nil {
 		return o, fmt.Errorf("--cache-size: %w", err)
+	} else if n <= 0 {
+		return o, fmt.Errorf("--cache-size %s: want a size above 0 (the default is 512M)", c.cacheSize)
+	}
+	if c.prefetch < -1 {
+		return o, fmt.Errorf("--prefetch %d: want a number of frames, 0 for the default or -1 for none", c.prefetch)
+	}
+	// Where the log goes: stderr with -f, the --log file in the
+	// background, else nowhere. Said here rather than found out later.
+	if c.foreground && c.logFile != "" {
+		return o, fmt.Errorf("--log %s with -f: in the foreground the log is stderr (redirect it: 2>>%s)", c.logFile, c.logFile)
+	}
+	if c.debug && !c.foreground && c.logFile == "" {
+		return o, errors.New("--debug in the background: its lines go to the --log FILE; give one, or use -f")
 	}
 	for _, list := range c.options {
 		for _, opt := range strings.Split(list, ",") {
@@ -350,7 +365,7 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 			// A busy mount refuses; keep serving and say so rather
 			// than leave a dead mount behind.
 			if err := srv.Unmount(); err != nil {
-				logger.Printf("%v: cannot unmount %s: %v", s, c.mountpoint, err)
+				logger.Printf("%v: cannot unmount %s: %s", s, c.mountpoint, unmountError(c.mountpoint, err))
 			}
 		}
 	}()
