@@ -137,7 +137,8 @@ const (
 )
 
 func (o *Options) normalize() error {
-	if o.FrameSize == 0 {
+	frameDefault := o.FrameSize == 0
+	if frameDefault {
 		o.FrameSize = defaultFrameSize
 	}
 	if o.BlockSize == 0 {
@@ -155,6 +156,11 @@ func (o *Options) normalize() error {
 		return fmt.Errorf("block size %d out of range (%d to %d)", o.BlockSize, minBlockSize, format.MaxBlockSize)
 	}
 	if o.FrameSize < o.BlockSize || o.FrameSize%o.BlockSize != 0 {
+		if frameDefault {
+			// The user asked for the block size alone: say which size
+			// to give as well.
+			return fmt.Errorf("block size %d does not divide the default frame size %d: give a frame size that is a multiple of it", o.BlockSize, o.FrameSize)
+		}
 		return fmt.Errorf("frame size %d must be a multiple of the block size %d", o.FrameSize, o.BlockSize)
 	}
 	if o.VolumeSize != 0 && o.VolumeSize < format.MinVolumeSize {

@@ -783,3 +783,32 @@ func TestCreateRefusedSaysItFinishedAKilledRunsRenames(t *testing.T) {
 		t.Errorf("%s is left", tmp)
 	}
 }
+
+// A block size that does not divide the frame size is refused, saying
+// which size to change: the frame size given, or, where only the block
+// size was given, that a frame size must be given too.
+func TestFrameAndBlockSizesMustFit(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		frame, block  int64
+		want, notWant string
+	}{
+		{"block larger than the default frame", 0, 32 << 20, "default frame size 16777216", ""},
+		{"block not dividing the default frame", 0, 3 << 20, "default frame size", ""},
+		{"frame given too small", 16 << 20, 32 << 20, "frame size 16777216 must be a multiple of the block size 33554432", "default"},
+		{"both given and fitting", 32 << 20, 32 << 20, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{FrameSize: tc.frame, BlockSize: tc.block}
+			err := o.normalize()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want one saying %q", err, tc.want)
+			case tc.notWant != "" && strings.Contains(err.Error(), tc.notWant):
+				t.Fatalf("error %v says %q", err, tc.notWant)
+			}
+		})
+	}
+}

@@ -159,10 +159,14 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 			return usageErrorf("create: - reads a tar stream from standard input, which is a terminal; pipe one in (tar -c DIR | arcpack create - -o OUT)")
 		}
 	}
-	// Unless given, the writer picks the block size for the level.
-	var blockSize int64
+	// Unless given, the writer picks the block size for the level, and
+	// the frame size (saying so where a block size given does not divide it).
+	var blockSize, frameSize int64
 	if c.Flags().Changed("block-size") {
 		blockSize = f.blockSize
+	}
+	if c.Flags().Changed("frame-size") {
+		frameSize = f.frameSize
 	}
 	showBar, err := wantProgress(f.progress)
 	if err != nil {
@@ -176,7 +180,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	var warnings atomic.Int64
 	opt := writer.Options{
 		VolumeSize:    f.volumeSize,
-		FrameSize:     f.frameSize,
+		FrameSize:     frameSize,
 		BlockSize:     blockSize,
 		Codec:         copt,
 		Workers:       f.workers,

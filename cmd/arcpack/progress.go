@@ -54,6 +54,8 @@ func newBytesBar(w io.Writer, desc string, total int64) *progressbar.ProgressBar
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(desc),
 		progressbar.OptionShowBytes(true),
+		// MiB, as the summaries and every size arcpack prints.
+		progressbar.OptionUseIECUnits(true),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionShowCount(),
