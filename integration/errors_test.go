@@ -718,12 +718,19 @@ func TestWritersOfOneArchiveExcludeEachOther(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{
-		{"create", src, "-o", base, "--force", "--progress", "never"},
-		{"repair", base + ".001", "--progress", "never"},
-		{"recovery", "add", base + ".001", "--recovery", "5%", "--force", "--progress", "never"},
+	for _, tc := range []struct {
+		args []string
+		says string // the command and archive the line names
+	}{
+		{[]string{"create", src, "-o", base, "--force", "--progress", "never"}, "create " + base},
+		{[]string{"repair", base + ".001", "--progress", "never"}, "repair " + base + ".001: "},
+		{[]string{"recovery", "add", base + ".001", "--recovery", "5%", "--force", "--progress", "never"}, "recovery add " + base + ".001: "},
 	} {
-		wantFail(t, arcpack(t, args...), 2, "another arcpack is writing this archive now")
+		r := arcpack(t, tc.args...)
+		wantFail(t, r, 2, "another arcpack is writing this archive now")
+		if !strings.Contains(r.stderr, "arcpack: "+tc.says) {
+			t.Errorf("%s: %q does not say %q", tc.args[0], r.stderr, tc.says)
+		}
 	}
 	unlock()
 	mustArcpack(t, "repair", base+".001", "--progress", "never")

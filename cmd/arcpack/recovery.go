@@ -132,7 +132,7 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 			}
 			// Locked before the check, so that what is verified is what
 			// gets parity.
-			unlock, err := lockArchive(c.OutOrStdout(), args[0])
+			unlock, err := lockArchive(c.OutOrStdout(), "recovery add", args[0])
 			if err != nil {
 				return err
 			}
@@ -186,8 +186,9 @@ func noVolumes(archive string) bool {
 // write. A lock file it may not open in a directory it may write stays an
 // error: another user's writer may hold it.
 //
-// It says on w which temporary files of an earlier, killed run it removed.
-func lockArchive(w io.Writer, archive string) (unlock func(), err error) {
+// It says on w which temporary files of an earlier, killed run it removed;
+// its error names the command (cmd) and the archive.
+func lockArchive(w io.Writer, cmd, archive string) (unlock func(), err error) {
 	base := recovery.Base(archive)
 	unlock, left, err := format.LockArchive(base)
 	reportLeftovers(w, left)
@@ -196,7 +197,7 @@ func lockArchive(w io.Writer, archive string) (unlock func(), err error) {
 		return func() {}, nil
 	}
 	if err != nil {
-		return nil, &exitError{code: exitFatal, err: err}
+		return nil, &exitError{code: exitFatal, err: fmt.Errorf("%s %s: %w", cmd, archive, err)}
 	}
 	return unlock, nil
 }
@@ -254,7 +255,7 @@ rebuild, nothing is changed. Exit 0 when the archive is intact (or was repaired)
 }
 
 func runRepair(ctx context.Context, w io.Writer, u *units, archive string, workers int, showBar bool) error {
-	unlock, err := lockArchive(w, archive)
+	unlock, err := lockArchive(w, "repair", archive)
 	if err != nil {
 		return err
 	}
