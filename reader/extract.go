@@ -73,6 +73,12 @@ type extractor struct {
 	jobs    []contentJob
 	links   dirChain          // open directories: createTree's way to the targets of links, then dirMeta's
 	firstOf map[uint32]uint32 // inode → its first extracted dirent
+	// linked: the dirents linked to each one that was created (hardlinks
+	// of its inode, and with "hardlink" duplicates of its content), for
+	// damage to name every path it reaches; linkOwner, the other way. Both
+	// are complete before writeContent reads them.
+	linked    map[uint32][]uint32
+	linkOwner map[uint32]uint32
 	// dupFirst: for "hardlink", the first dirents of the files extracted
 	// under each key, one per distinct set of xattrs (almost always one);
 	// dupSeed, the seed of the keys' xattr hashes, new each extraction so
@@ -212,9 +218,11 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	defer e.links.close()
 
 	if err := e.createTree(); err != nil {
+		e.unwiden()
 		return &e.res, err
 	}
 	if err := e.writeContent(); err != nil {
+		e.unwiden()
 		return &e.res, err
 	}
 	// Directories last, deepest first, so that their times and modes
@@ -230,6 +238,26 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 		return &e.res, fmt.Errorf("%d files could not be fully extracted: %w", e.res.Damaged, ErrDamaged)
 	}
 	return &e.res, nil
+}
+
+// unwiden puts back the modes of the directories widen changed, deepest
+// first, where the extraction stops before dirMeta would: a user's
+// directory must not stay writable because an extraction into it failed.
+func (e *extractor) unwiden() {
+	for i := len(e.dirs) - 1; i >= 0; i-- {
+		if md := e.dirs[i]; md.widened {
+			dirfd, name, err := e.root, ".", error(nil)
+			if md.d != 0 {
+				dirfd, name, err = e.links.parentOf(md.d)
+			}
+			if err == nil {
+				err = unix.Fchmodat(dirfd, name, md.mode, 0)
+			}
+			if err != nil {
+				e.warn(fmt.Errorf("%s: mode not put back to %04o: %w", e.path(md.d), md.mode, err))
+			}
+		}
+	}
 }
 
 func (e *extractor) warn(err error) {
@@ -270,17 +298,13 @@ func (e *extractor) selection() (*selection, error) {
 	return s, nil
 }
 
-// createTree walks the index depth first and creates every selected entry
-// but the content of regular files, which writeContent adds in stream order.
-func (e *extractor) createTree() error {
-	sel, err := e.selection()
-	if err != nil {
-		return err
-	}
+// walk visits the selected entries depth first, each with the directory
+// it is in open (dirfd) and its name there; in says it is extracted whole
+// (not only on the way to a selected path). For a directory, visit returns
+// it open, for the walk to go into, or -1 to pass what is below it by; for
+// other entries its fd is not used.
+func (e *extractor) walk(sel *selection, visit func(dirfd int, name string, d, ino uint32, in bool) (fd int, err error)) error {
 	x := e.a.idx
-	if sel.all {
-		e.dirs = append(e.dirs, madeDir{d: 0, ino: 0, existed: e.destExisted})
-	}
 	// The directory entries are made in, reached through a chain (not a
 	// descriptor per level of the walk: a deep tree would run out). The
 	// walk (Index.Visit) keeps its own stack, not the goroutine's: an
@@ -299,32 +323,103 @@ func (e *extractor) createTree() error {
 		if err != nil {
 			return false, err
 		}
-		if !x.IsDir(ino) {
+		fd, err := visit(dirfd, name, d, ino, in)
+		if err != nil || !x.IsDir(ino) || fd < 0 {
+			return false, err
+		}
+		tree.push(d, fd) // the chain is at d's directory: d's entries come next
+		whole = append(whole, in)
+		return true, nil
+	})
+}
+
+// checkDest refuses, before anything is made, an extraction that would
+// stop at an entry dest already has: a name the archive has a file for
+// (but an empty regular file, which an interrupted extraction leaves, and
+// a directory, which is left and the entry skipped), or a non-directory
+// where it has a directory. Refused halfway instead, the extraction would
+// leave what it had made so far, some of it files not yet filled, and a
+// second run would meet those. Unless overwrite replaces them.
+func (e *extractor) checkDest(sel *selection) error {
+	if e.opt.Overwrite || !e.destExisted {
+		return nil
+	}
+	return e.walk(sel, func(dirfd int, name string, d, ino uint32, in bool) (int, error) {
+		if e.a.idx.IsDir(ino) {
+			fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			switch {
+			case errors.Is(err, unix.ENOENT):
+				return -1, nil // nothing below it either
+			case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
+				return -1, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", e.path(d))
+			case err != nil:
+				return -1, fmt.Errorf("%s: %w", e.path(d), err)
+			}
+			return fd, nil
+		}
+		var st unix.Stat_t
+		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return -1, nil
+		case err != nil:
+			return -1, fmt.Errorf("%s: %w", e.path(d), err)
+		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+			return -1, nil
+		case replaceable(&st, false):
+			return -1, nil
+		}
+		return -1, &pathError{e.path(d), errExists}
+	})
+}
+
+// createTree walks the index depth first and creates every selected entry
+// but the content of regular files, which writeContent adds in stream order.
+func (e *extractor) createTree() error {
+	sel, err := e.selection()
+	if err != nil {
+		return err
+	}
+	if err := e.checkDest(sel); err != nil {
+		return err
+	}
+	// dest itself, like the directories below it, is widened where an
+	// earlier extraction left it read-only; put back by dirMeta.
+	root := madeDir{d: 0, ino: 0, existed: e.destExisted, onPath: !sel.all}
+	if e.destExisted {
+		if root.widened, root.mode, err = e.widen(e.root, ".", 0); err != nil {
+			return err
+		}
+	}
+	if sel.all || root.widened {
+		e.dirs = append(e.dirs, root)
+	}
+	return e.walk(sel, func(dirfd int, name string, d, ino uint32, in bool) (int, error) {
+		if !e.a.idx.IsDir(ino) {
 			if err := e.createEntry(dirfd, name, d, ino); errors.Is(err, errDirInTheWay) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 				// This entry alone, as tar does: the rest comes out.
 				e.res.Skipped++
 				e.warn(err)
 			} else if err != nil {
-				return false, err
+				return -1, err
 			}
-			return false, nil
+			return -1, nil
 		}
 		fd, existed, err := e.makeDir(dirfd, name, d)
 		if err != nil {
-			return false, err
+			return -1, err
 		}
-		tree.push(d, fd) // the chain is at d's directory: d's entries come next
 		md := madeDir{d: d, ino: ino, existed: existed, onPath: !in}
 		if existed {
 			md.widened, md.mode, err = e.widen(dirfd, name, d)
 			if err != nil {
-				return false, err
+				unix.Close(fd)
+				return -1, err
 			}
 		}
 		e.dirs = append(e.dirs, md)
 		e.res.Dirs++
-		whole = append(whole, in)
-		return true, nil
+		return fd, nil
 	})
 }
 
@@ -387,6 +482,18 @@ func (e *extractor) widen(dirfd int, name string, d uint32) (widened bool, mode 
 // extracted, as tar does.
 var errDirInTheWay = errors.New("exists and is a directory (left as it is; the archive's entry is not extracted)")
 
+// errExists: dest has an entry where the archive has a file, and it is
+// not replaced without overwrite.
+var errExists = fmt.Errorf("%w (use overwrite to replace it)", fs.ErrExist)
+
+// replaceable reports whether an entry st that dest has (not a directory)
+// is replaced by the archive's: with overwrite, or where it is an empty
+// regular file, as an interrupted extraction leaves the files it had not
+// filled yet (so that running it again finishes it).
+func replaceable(st *unix.Stat_t, overwrite bool) bool {
+	return overwrite || st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0
+}
+
 // clear makes room for a new non-directory entry called name.
 func (e *extractor) clear(dirfd int, name string, d uint32) error {
 	var st unix.Stat_t
@@ -402,9 +509,8 @@ func (e *extractor) clear(dirfd int, name string, d uint32) error {
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return &pathError{e.path(d), errDirInTheWay}
 	}
-	empty := st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0
-	if !e.opt.Overwrite && !empty {
-		return &pathError{e.path(d), fmt.Errorf("%w (use overwrite to replace it)", fs.ErrExist)}
+	if !replaceable(&st, e.opt.Overwrite) {
+		return &pathError{e.path(d), errExists}
 	}
 	// Unlink rather than truncate: the old file may be linked elsewhere.
 	if err := unix.Unlinkat(dirfd, name, 0); err != nil {
@@ -502,7 +608,22 @@ func (e *extractor) link(first uint32, dirfd int, name string, d uint32) error {
 	if err != nil {
 		return err
 	}
-	return e.create(dirfd, name, d, func() error { return unix.Linkat(pfd, fname, dirfd, name, 0) })
+	if err := e.create(dirfd, name, d, func() error { return unix.Linkat(pfd, fname, dirfd, name, 0) }); err != nil {
+		return err
+	}
+	// first may be linked itself (an inode's first path linked to a
+	// duplicate's): the paths are named under the one whose content is
+	// written.
+	owner, ok := e.linkOwner[first]
+	if !ok {
+		owner = first
+	}
+	if e.linkOwner == nil {
+		e.linkOwner, e.linked = map[uint32]uint32{}, map[uint32][]uint32{}
+	}
+	e.linkOwner[d] = owner
+	e.linked[owner] = append(e.linked[owner], d)
+	return nil
 }
 
 // pathError is an error about an extracted path.
@@ -944,9 +1065,12 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 				if ferr := flush(); ferr != nil {
 					return false, ferr
 				}
+				// Every path of the file is damaged: its links too.
 				e.mu.Lock()
-				e.res.Damaged++
-				e.opt.Warn(fmt.Errorf("%s: %w", e.path(j.d), err))
+				for _, d := range append([]uint32{j.d}, e.linked[j.d]...) {
+					e.res.Damaged++
+					e.opt.Warn(fmt.Errorf("%s: %w", e.path(d), err))
+				}
 				e.mu.Unlock()
 				return true, nil
 			}

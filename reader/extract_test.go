@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -980,6 +981,111 @@ func TestExtractOfADeepTreeIsLinearInItsDepth(t *testing.T) {
 				}
 			}
 			unix.Close(fd)
+		})
+	}
+}
+
+// An extraction refused for an entry dest already has makes nothing: it
+// is refused before the first entry is made, wherever in the walk the
+// entry lies (a file, a symlink, a non-directory where the archive has a
+// directory), so that dest holds only what it held, and the same
+// extraction runs once the entry is out of the way. Empty regular files,
+// as an interrupted extraction leaves them, are replaced.
+func TestARefusedExtractionMakesNothing(t *testing.T) {
+	a, _ := openBuilt(t, []entry{
+		dir("a"), reg("a/f", []byte("f")), dir("a/sub"), reg("a/sub/g", []byte("g")),
+		dir("m"), reg("m/h", []byte("h")),
+		{path: "z-link", mode: format.ModeLink | 0o777, target: "a/f"},
+	}, buildOpts{})
+	for _, tc := range []struct {
+		name, path string // what dest has in the way, made as a file holding "mine"
+		parents    []string
+	}{
+		{"a file where the archive has one, deep in the walk", "m/h", []string{"m"}},
+		{"a file where the archive has a symlink, last in the walk", "z-link", nil},
+		{"a file where the archive has a directory", "a/sub", []string{"a"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := t.TempDir()
+			for _, p := range tc.parents {
+				os.MkdirAll(filepath.Join(dest, p), 0o755)
+			}
+			os.WriteFile(filepath.Join(dest, tc.path), []byte("mine"), 0o644)
+			os.WriteFile(filepath.Join(dest, "empty-left"), nil, 0o600)
+			before := treeOf(t, dest)
+			_, err := a.Extract(dest, ExtractOptions{})
+			if err == nil || !errors.Is(err, fs.ErrExist) && !strings.Contains(err.Error(), "not a directory") || !strings.Contains(err.Error(), tc.path) {
+				t.Fatalf("extract: %v, want a refusal naming %s", err, tc.path)
+			}
+			if after := treeOf(t, dest); !slices.Equal(after, before) {
+				t.Errorf("dest changed by a refused extraction:\n%v\nwas\n%v", after, before)
+			}
+			os.Remove(filepath.Join(dest, tc.path))
+			if _, err := a.Extract(dest, ExtractOptions{}); err != nil {
+				t.Fatalf("again, the way clear: %v", err)
+			}
+			for _, p := range []string{"a/f", "a/sub/g", "m/h", "z-link"} {
+				checkEntry(t, a, dest, p, os.Geteuid() == 0)
+			}
+		})
+	}
+	// Empty regular files in the way are what an interrupted run leaves.
+	dest := t.TempDir()
+	os.MkdirAll(filepath.Join(dest, "a/sub"), 0o755)
+	os.WriteFile(filepath.Join(dest, "a/sub/g"), nil, 0o600)
+	if _, err := a.Extract(dest, ExtractOptions{}); err != nil {
+		t.Fatalf("over an empty file: %v", err)
+	}
+	checkEntry(t, a, dest, "a/sub/g", os.Geteuid() == 0)
+}
+
+// treeOf lists dest's entries: path, type and size, sorted.
+func treeOf(t *testing.T, dest string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := os.Lstat(p)
+		out = append(out, fmt.Sprintf("%s %v %d", p, st.Mode().Type(), st.Size()))
+		return nil
+	})
+	slices.Sort(out)
+	return out
+}
+
+// Damage names every path it reaches: a damaged file's hardlinks and, with
+// "hardlink", the duplicates linked to it (and their own hardlinks), which
+// come out as short as the file; verify names them all too.
+func TestExtractNamesEveryPathOfADamagedFile(t *testing.T) {
+	data := randBytes(50_000, 5)
+	entries := []entry{
+		reg("a", data),
+		{path: "a-link", link: "a"},
+		{path: "b", mode: format.ModeReg | 0o644, mtime: 1_700_000_000_123_456_789, atime: 1_700_000_001_000_000_001, dupOf: "a"},
+		{path: "b-link", link: "b"},
+		reg("c", randBytes(3000, 6)),
+	}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{codec: "raw"})
+	x := b.idx
+	blk := x.BlockAt(x.Extents.Off[0] + 40_000)
+	vol, fo := streamFileOffset(b, int64(x.BlockStoredOff[blk])+5)
+	flipByte(t, vol, fo)
+	a := openBuiltWith(t, b, Options{})
+	for _, mode := range []string{"copy", "hardlink"} {
+		t.Run(mode, func(t *testing.T) {
+			var named []string
+			res, err := a.Extract(t.TempDir(), ExtractOptions{DedupLinks: mode, Warn: func(err error) {
+				named = append(named, strings.SplitN(err.Error(), ":", 2)[0])
+			}})
+			if !errors.Is(err, ErrDamaged) {
+				t.Fatalf("extract: %v", err)
+			}
+			slices.Sort(named)
+			if want := []string{"a", "a-link", "b", "b-link"}; !slices.Equal(named, want) || res.Damaged != 4 {
+				t.Errorf("damage named %v (%d damaged), want %v", named, res.Damaged, want)
+			}
 		})
 	}
 }

@@ -138,12 +138,16 @@ func TestExtractAgainAsNonRootOverReadOnlyDirectories(t *testing.T) {
 		return
 	}
 	tree := []entry{
+		{path: "", mode: format.ModeDir | 0o555, mtime: 89, atime: 90}, // dest itself read-only too
 		{path: "ro", mode: format.ModeDir | 0o555, mtime: 91, atime: 92},
 		reg("ro/in", []byte("in")), reg("top", []byte("important")),
 	}
 	a, _ := openBuilt(t, tree, buildOpts{})
 	dest := filepath.Join(t.TempDir(), "out")
-	t.Cleanup(func() { os.Chmod(filepath.Join(dest, "ro"), 0o700) })
+	t.Cleanup(func() {
+		os.Chmod(dest, 0o700)
+		os.Chmod(filepath.Join(dest, "ro"), 0o700)
+	})
 	extract := func(what string) (*ExtractResult, []string) {
 		t.Helper()
 		var warns []string
@@ -162,7 +166,72 @@ func TestExtractAgainAsNonRootOverReadOnlyDirectories(t *testing.T) {
 			t.Errorf("%s after extracting again: %q %v, want %q", p, b, err, want)
 		}
 	}
-	if st := lstat(t, filepath.Join(dest, "ro")); st.Mode&0o7777 != 0o555 {
-		t.Errorf("ro after extracting again: mode %o, want 555", st.Mode&0o7777)
+	for _, p := range []string{"", "ro"} {
+		if st := lstat(t, filepath.Join(dest, p)); st.Mode&0o7777 != 0o555 {
+			t.Errorf("%q after extracting again: mode %o, want 555", p, st.Mode&0o7777)
+		}
+	}
+}
+
+// Directories of the user's that an extraction made writable to fill
+// them get their modes back where it stops early, deepest first (a
+// directory put back to read-only first would keep its own below it
+// from being reached).
+func TestUnwidenPutsBackTheModesOfWidenedDirectories(t *testing.T) {
+	if os.Geteuid() == 0 {
+		runAsNobody(t, "TestUnwidenPutsBackTheModesOfWidenedDirectories")
+		return
+	}
+	a, _ := openBuilt(t, []entry{dir("p"), dir("p/q"), reg("p/q/f", []byte("f"))}, buildOpts{})
+	dest := t.TempDir()
+	os.MkdirAll(filepath.Join(dest, "p/q"), 0o755)
+	os.Chmod(filepath.Join(dest, "p/q"), 0o500)
+	os.Chmod(filepath.Join(dest, "p"), 0o500)
+	os.Chmod(dest, 0o555)
+	t.Cleanup(func() {
+		for _, p := range []string{"", "p", "p/q"} {
+			os.Chmod(filepath.Join(dest, p), 0o700)
+		}
+	})
+	root, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(root)
+	e := &extractor{a: a, root: root, destExisted: true, opt: ExtractOptions{Warn: func(err error) { t.Error(err) }}}
+	e.tables()
+	e.links = dirChain{root: root, e: e}
+	defer e.links.close()
+	d := func(p string) uint32 {
+		d, err := a.Resolve(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	e.dirs = []madeDir{{d: 0, existed: true}}
+	e.dirs[0].widened, e.dirs[0].mode, err = e.widen(root, ".", 0)
+	for _, p := range []string{"p", "p/q"} {
+		dirfd, name, perr := e.links.parentOf(d(p))
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		md := madeDir{d: d(p), existed: true}
+		md.widened, md.mode, err = e.widen(dirfd, name, md.d)
+		e.dirs = append(e.dirs, md)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, md := range e.dirs {
+		if !md.widened {
+			t.Fatalf("%s not widened", e.path(md.d))
+		}
+	}
+	e.unwiden()
+	for p, want := range map[string]uint32{"": 0o555, "p": 0o500, "p/q": 0o500} {
+		if st := lstat(t, filepath.Join(dest, p)); st.Mode&0o7777 != want {
+			t.Errorf("%q: mode %o, want %o", p, st.Mode&0o7777, want)
+		}
 	}
 }

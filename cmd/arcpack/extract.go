@@ -34,7 +34,9 @@ func newExtractCommand(u *units) *cobra.Command {
 		Short: "Restore an archive, or some paths of it, below DEST",
 		Long: `Recreate the archive's tree (or only each PATH and what lies below it) below DEST,
 with its metadata. Owners are restored when running as root (--no-same-owner turns
-that off). Existing files in DEST are an error unless --force. Nothing is ever
+that off). Existing files in DEST are an error, before anything is extracted,
+unless --force (an empty file, as an interrupted extract leaves those it had not
+filled yet, is replaced either way). Nothing is ever
 written outside DEST: symlinks are created, never followed. Damaged files are
 reported by name and the exit code is 1.`,
 		Example: `  arcpack extract backup.001 -o restore/
@@ -84,7 +86,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	// Files are written under their own names: stopped, extract leaves
 	// the one being written incomplete (mode 0600), as tar does; say so.
 	exitOnInterrupt(func() string {
-		return fmt.Sprintf("extract %s to %s: interrupted; what was extracted so far is left there, the files being written incomplete ('--force' replaces them)", archive, f.out)
+		return fmt.Sprintf("extract %s to %s: interrupted; what was extracted so far is left there, the files not yet written empty and those being written incomplete ('--force' replaces them)", archive, f.out)
 	})
 	a, err := reader.Open(archive, dec)
 	if err != nil {
