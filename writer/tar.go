@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/url"
 	"path"
 	"slices"
@@ -43,7 +44,7 @@ func CreateFromTar(ctx context.Context, out string, r io.Reader, opt Options) (*
 		root.parent, root.path = -1, "."
 		p.nodes = []node{root}
 		p.extStart, p.extCount = []uint32{0}, []uint32{0}
-		p.tar = &tarTree{paths: map[string]int32{"": 0}, users: map[uint32]string{}, groups: map[uint32]string{}}
+		p.tar = &tarTree{children: map[tarKey]int32{}, users: map[uint32]string{}, groups: map[uint32]string{}}
 		return nil
 	}
 	return create(ctx, out, opt, setup, func(p *packer) error { return p.packTar(r) })
@@ -54,10 +55,20 @@ const tarDev = ^uint64(0)
 
 // tarTree is the state of a tree being built from a tar stream.
 type tarTree struct {
-	paths         map[string]int32  // cleaned member path → node ("" is the root)
+	// children finds a node by its directory's node and its name: a path
+	// is looked up a name at a time from the root, so that a member
+	// thousands of levels deep costs its length, not (as keys of whole
+	// paths, one for each level) the square of it.
+	children      map[tarKey]int32
 	inodes        uint64            // inode numbers handed to hardlinked members
 	users, groups map[uint32]string // owner names the members carry
 	skipped       int64             // members the reader left out
+}
+
+// tarKey names a node of the tree: its directory's node and its name.
+type tarKey struct {
+	dir  int32
+	name string
 }
 
 // tarEntry is one member, as the stream reader parsed it.
@@ -221,6 +232,17 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 	name, err := tarPath(hdr.Name)
 	if err != nil {
 		return nil, err
+	}
+	// archive/tar gives ids as ints, which a pax record or a base-256
+	// field may make negative or too large: truncated, 2^32 would be
+	// root's. GNU tar refuses them too.
+	for _, id := range []struct {
+		what string
+		v    int64
+	}{{"uid", int64(hdr.Uid)}, {"gid", int64(hdr.Gid)}, {"device major", hdr.Devmajor}, {"device minor", hdr.Devminor}} {
+		if id.v < 0 || id.v > math.MaxUint32 {
+			return nil, fmt.Errorf("tar member %s: %s %d out of range (0 to %d)", hdr.Name, id.what, id.v, uint32(math.MaxUint32))
+		}
 	}
 	mtime := timespecOf(hdr.ModTime)
 	n := node{
@@ -427,9 +449,11 @@ func (p *packer) addTarNode(j *fileJob) bool {
 	return n.isReg()
 }
 
-// insertTarNode adds n under parent at path, replacing what was there.
+// insertTarNode adds n under parent at path at (the last name of which is
+// its name there), replacing what was there.
 func (p *packer) insertTarNode(parent int32, at string, n node) int32 {
-	if old, ok := p.tarNode(at); ok {
+	k := tarKey{parent, path.Base(at)}
+	if old, ok := p.tar.children[k]; ok {
 		p.nodes[old].skip = true
 	}
 	idx := int32(len(p.nodes))
@@ -438,48 +462,56 @@ func (p *packer) insertTarNode(parent int32, at string, n node) int32 {
 	p.extStart = append(p.extStart, 0)
 	p.extCount = append(p.extCount, 0)
 	p.nodes[parent].children = append(p.nodes[parent].children, idx)
-	p.tar.paths[at] = idx
+	p.tar.children[k] = idx
 	return idx
 }
 
-// tarNode returns the node at path at, if the tree has one. A path under
-// a directory that a later member replaced (by a file, say) went with it:
-// its entry is stale, and dropped here, so that a directory named again
-// at that path starts empty, as extracting the stream would leave it,
-// instead of reviving a node whose parent is no longer in the tree.
+// tarNode returns the node at path at ("" is the root), if the tree has
+// one. A path under a directory that a later member replaced (by a file,
+// say) went with it: the replacement is what its name leads to now, so
+// that a directory named again at that path starts empty, as extracting
+// the stream would leave it.
 func (p *packer) tarNode(at string) (int32, bool) {
-	i, ok := p.tar.paths[at]
-	if !ok {
-		return 0, false
-	}
-	for j := i; j > 0; j = p.nodes[j].parent {
-		if p.nodes[j].skip {
-			delete(p.tar.paths, at)
+	i := int32(0)
+	for rest := at; rest != ""; {
+		name, more, _ := strings.Cut(rest, "/")
+		c, ok := p.tar.children[tarKey{i, name}]
+		if !ok || p.nodes[c].skip || more != "" && !p.nodes[c].isDir() {
 			return 0, false
 		}
+		i, rest = c, more
 	}
 	return i, true
 }
 
-// tarDir returns the directory node at dir, creating it and its parents
-// when the stream has not named them (yet).
+// tarDir returns the directory node at dir ("." is the root), creating it
+// and its parents when the stream has not named them (yet).
 func (p *packer) tarDir(dir string) (int32, error) {
 	if dir == "." {
 		return 0, nil
 	}
-	if i, ok := p.tarNode(dir); ok {
-		if !p.nodes[i].isDir() {
-			return 0, fmt.Errorf("%s is not a directory", dir)
+	i := int32(0)
+	for end := 0; end < len(dir); {
+		start := end
+		if start > 0 {
+			start++ // past the '/'
 		}
-		return i, nil
+		end = len(dir)
+		if k := strings.IndexByte(dir[start:], '/'); k >= 0 {
+			end = start + k
+		}
+		if c, ok := p.tar.children[tarKey{i, dir[start:end]}]; ok && !p.nodes[c].skip {
+			if !p.nodes[c].isDir() {
+				return 0, fmt.Errorf("%s is not a directory", dir[:end])
+			}
+			i = c
+			continue
+		}
+		n := impliedDir() // until a member names it (addTarNode)
+		n.name, n.path = []byte(dir[start:end]), dir[:end]
+		i = p.insertTarNode(i, dir[:end], n)
 	}
-	parent, err := p.tarDir(path.Dir(dir))
-	if err != nil {
-		return 0, err
-	}
-	n := impliedDir() // until a member names it (addTarNode)
-	n.name, n.path = []byte(path.Base(dir)), dir
-	return p.insertTarNode(parent, dir, n), nil
+	return i, nil
 }
 
 // streamTar copies a member too large to hold from the stream in

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -130,6 +131,14 @@ func (m *tarModel) add(hdr *tar.Header, body []byte) {
 	if !ok {
 		m.skipped++
 		return
+	}
+	// Owners and device numbers beyond 32 bits (a base-256 field, a pax
+	// record) are skipped, not cut to 32 bits (uid 2^32 would be root's).
+	for _, v := range []int64{int64(hdr.Uid), int64(hdr.Gid), hdr.Devmajor, hdr.Devminor} {
+		if v < 0 || v > math.MaxUint32 {
+			m.skipped++
+			return
+		}
 	}
 	e := tarModelEntry{typ: hdr.Typeflag}
 	var link string

@@ -165,6 +165,10 @@ func TestTarStreamOddMembers(t *testing.T) {
 			{tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, {tar.Header{Name: "d/e/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, reg("d/e/f", []byte("new")),
 		}, map[string]string{"d/e/f": "new"}, ""},
 		{"a hardlink into a replaced directory is skipped", []tarMember{reg("d/f", []byte("f")), reg("d", []byte("file")), {tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "d/f"}, nil}}, map[string]string{"d": "file"}, "hardlink"},
+		{"a member thousands of levels deep, and one half as deep", []tarMember{reg(strings.Repeat("d/", 5000)+"f", []byte("deep")), reg(strings.Repeat("d/", 2500)+"g", []byte("half"))},
+			map[string]string{strings.Repeat("d/", 5000) + "f": "deep", strings.Repeat("d/", 2500) + "g": "half"}, ""},
+		{"a uid out of range is skipped, not wrapped to root", []tarMember{{tar.Header{Name: "u", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 1 << 32}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "uid 4294967296 out of range"},
+		{"a negative gid is skipped", []tarMember{{tar.Header{Name: "g", Typeflag: tar.TypeReg, Mode: 0o644, Gid: -1}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "gid -1 out of range"},
 		{"a symlink without a target is skipped", []tarMember{{tar.Header{Name: "s", Typeflag: tar.TypeSymlink, Mode: 0o777}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "symlink target of 0 bytes"},
 		{"a symlink target over 4095 bytes is skipped", []tarMember{{tar.Header{Name: "s", Typeflag: tar.TypeSymlink, Linkname: strings.Repeat("a/", 2048)}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "symlink target of 4096 bytes"},
 	} {
