@@ -2,6 +2,7 @@ package reader
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -46,6 +47,11 @@ type ExtractOptions struct {
 	Warn func(error)
 	// Workers writing file content in parallel; 0 = 4×GOMAXPROCS, at most 16.
 	Workers int
+	// Context, once done, stops the extraction between entries and between
+	// the pieces (up to 4 MiB) of a file: Extract puts back the modes of
+	// the directories it made writable and returns the context's error.
+	// What was made stays, the files not filled yet empty. nil: never.
+	Context context.Context
 }
 
 // ExtractResult counts what Extract created.
@@ -198,6 +204,9 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	if opt.Progress == nil {
 		opt.Progress = func(int64) {}
 	}
+	if opt.Context == nil {
+		opt.Context = context.Background()
+	}
 	e := &extractor{a: a, opt: opt, isRoot: os.Geteuid() == 0,
 		firstOf: map[uint32]uint32{}, dupFirst: map[dupKey][]uint32{}, dupSeed: maphash.MakeSeed()}
 	e.tables()
@@ -313,6 +322,9 @@ func (e *extractor) walk(sel *selection, visit func(dirfd int, name string, d, i
 	defer tree.close()
 	whole := []bool{sel.all} // whole[k]: the directory at depth k is extracted whole
 	return x.Visit(func(d uint32, depth int) (bool, error) {
+		if err := e.opt.Context.Err(); err != nil {
+			return false, err
+		}
 		whole = whole[:depth]
 		in := whole[depth-1] || sel.subtree[d]
 		if !in && !sel.onPath[d] {
@@ -973,6 +985,9 @@ feed:
 		case jobs <- j:
 		case <-stop:
 			break feed
+		case <-e.opt.Context.Done():
+			errOnce.Do(func() { firstErr = e.opt.Context.Err(); close(stop) })
+			break feed
 		}
 	}
 	close(jobs)
@@ -1026,6 +1041,9 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil
+		}
+		if err := e.opt.Context.Err(); err != nil {
+			return err
 		}
 		if err := pwriteAll(fd, buf, pos-int64(len(buf))); err != nil {
 			return fmt.Errorf("%s: %w", e.path(j.d), err)

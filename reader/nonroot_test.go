@@ -1,6 +1,8 @@
 package reader
 
 import (
+	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -233,5 +235,32 @@ func TestUnwidenPutsBackTheModesOfWidenedDirectories(t *testing.T) {
 		if st := lstat(t, filepath.Join(dest, p)); st.Mode&0o7777 != want {
 			t.Errorf("%q: mode %o, want %o", p, st.Mode&0o7777, want)
 		}
+	}
+}
+
+// An extraction stopped through its context, here once the first bytes
+// are written, returns the context's error and leaves the user's
+// directories it made writable as they were.
+func TestAStoppedExtractionPutsBackTheModesItWidened(t *testing.T) {
+	if os.Geteuid() == 0 {
+		runAsNobody(t, "TestAStoppedExtractionPutsBackTheModesItWidened")
+		return
+	}
+	a, _ := openBuilt(t, []entry{dir("ro"), reg("ro/a", randBytes(100_000, 7)), reg("ro/b", randBytes(100_000, 8))}, buildOpts{})
+	dest := t.TempDir()
+	os.Mkdir(filepath.Join(dest, "ro"), 0o755)
+	os.Chmod(filepath.Join(dest, "ro"), 0o555)
+	t.Cleanup(func() { os.Chmod(filepath.Join(dest, "ro"), 0o700) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := a.Extract(dest, ExtractOptions{Paths: []string{"ro/a", "ro/b"}, Workers: 1, Context: ctx, Progress: func(int64) { cancel() }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("extract: %v, want the context's error", err)
+	}
+	if st := lstat(t, filepath.Join(dest, "ro")); st.Mode&0o7777 != 0o555 {
+		t.Errorf("ro after the stop: mode %o, want 555", st.Mode&0o7777)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "ro/b")); len(b) != 0 {
+		t.Errorf("ro/b, after the stop, holds %d bytes", len(b))
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -83,11 +84,12 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	if err != nil {
 		return err
 	}
-	// Files are written under their own names: stopped, extract leaves
-	// the one being written incomplete (mode 0600), as tar does; say so.
-	exitOnInterrupt(func() string {
-		return fmt.Sprintf("extract %s to %s: interrupted; what was extracted so far is left there, the files not yet written empty and those being written incomplete ('--force' replaces them)", archive, f.out)
-	})
+	// Stopped by a signal, the extraction puts back the modes of the
+	// user's directories it made writable, and ends. Files are written
+	// under their own names: it leaves those not filled yet empty and the
+	// ones being written incomplete (mode 0600), as tar does; say so.
+	ctx, stop := interruptContext()
+	defer stop()
 	a, err := reader.Open(archive, dec)
 	if err != nil {
 		return openError(archive, err)
@@ -111,6 +113,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 		NoSameOwner: f.noSameOwner,
 		Overwrite:   f.force,
 		Workers:     f.workers,
+		Context:     ctx,
 		Progress: func(n int64) {
 			b.update("", done.Add(n), 0)
 		},
@@ -123,6 +126,9 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 		},
 	})
 	b.done()
+	if errors.Is(err, context.Canceled) {
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("extract %s to %s: interrupted; what was extracted so far is left there, the files not yet written empty and those being written incomplete ('--force' replaces them)", archive, f.out)}
+	}
 	if err != nil && !errors.Is(err, reader.ErrDamaged) {
 		// The reader names its option; the user knows the flag.
 		msg := strings.ReplaceAll(err.Error(), "(use overwrite to replace it)", "(use --force to replace files in "+f.out+")")

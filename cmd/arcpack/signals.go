@@ -13,7 +13,8 @@ import (
 )
 
 // interruptContext is signal.NotifyContext for interrupt.Signals, for the
-// commands that stop cleanly on a signal (create, repair, recovery add).
+// commands that stop cleanly on a signal (create, extract, repair,
+// recovery add).
 // Only the first signal is theirs: a second one ends the process as if
 // arcpack had no handler (a clean stop that waits on something stuck, a
 // device that never answers, must not make the signal useless; what an
@@ -41,7 +42,7 @@ const ownSignals = "arcpack.own-signals"
 // codes have it: without a handler Go dies of the signal without a word,
 // which a shell reports as 143 for SIGTERM and 129 for SIGHUP. It is for
 // what has nothing to undo when stopped (list, cat, info, verify,
-// extract, recovery add's check); stop ends it.
+// recovery add's check); stop ends it.
 func exitOnInterrupt(msg func() string) (stop func()) {
 	sigs := interrupt.Signals()
 	if len(sigs) == 0 {
