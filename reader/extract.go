@@ -37,7 +37,8 @@ type ExtractOptions struct {
 	SameOwner   bool
 	NoSameOwner bool
 	// Overwrite replaces existing non-directory entries; without it an
-	// existing non-empty file (or any other existing non-directory) is an error.
+	// existing non-empty file (or any other existing non-directory) is an
+	// error, found before anything is made.
 	Overwrite bool
 	// Progress receives the content bytes written since its last call
 	// (from one goroutine at a time); nil = none.
