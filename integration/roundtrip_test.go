@@ -437,6 +437,11 @@ func TestListAndCatSpellPathsOneWay(t *testing.T) {
 			t.Errorf("%s to a full disk: %v, %s; want exit 2 and the write error, no repair hint", args[0], err, stderr.String())
 		}
 	}
+	// info counts the paths by type, adding up to them, and the names
+	// beyond one per inode (d/hl).
+	if out, want := mustArcpack(t, "info", base+".001").stdout, "6 paths: the root, 3 files, 1 dirs, 1 symlinks, 0 others; 5 inodes (and 1 more names of hardlinked ones)"; !strings.Contains(out, want) {
+		t.Errorf("info:\n%s\nlacks %q", out, want)
+	}
 }
 
 func TestListLongShowsModesOwnersAndLinks(t *testing.T) {

@@ -174,8 +174,23 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 		}
 		p("", "%s  %s", termsafe.Name(v.Path), u.size(v.Size))
 	}
-	p("entries", "%d paths, %d inodes (%d files, %d dirs, %d symlinks, %d others, %d hardlinks)",
-		in.Entries, in.Inodes, x.Stat("files"), x.Stat("dirs"), x.Stat("symlinks"), x.Stat("others"), x.Stat("hardlinks"))
+	// The paths by type, from the index itself (the writer's counters
+	// differ between a scan and a tar stream), so that they add up.
+	var files, dirs, symlinks, others int
+	for d := 1; d < x.Dirents.Count(); d++ {
+		switch x.Inodes.Mode[x.Dirents.Inode[d]] & format.ModeType {
+		case format.ModeReg:
+			files++
+		case format.ModeDir:
+			dirs++
+		case format.ModeLink:
+			symlinks++
+		default:
+			others++
+		}
+	}
+	p("entries", "%d paths: the root, %d files, %d dirs, %d symlinks, %d others; %d inodes (and %d more names of hardlinked ones)",
+		in.Entries, files, dirs, symlinks, others, in.Inodes, in.Entries-in.Inodes)
 	p("frames", "%d", in.Frames)
 	p("blocks", "%d", in.Blocks)
 	for _, id := range []uint8{format.CodecRaw, format.CodecLZ4, format.CodecLZ4X, format.CodecZstd} {
