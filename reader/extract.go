@@ -61,7 +61,7 @@ type ExtractResult struct {
 	Hardlinks                     int64 // links made: archived hardlinks and, with "hardlink", duplicates
 	Bytes                         int64 // content bytes written (holes excluded)
 	Skipped                       int64 // entries that could not be created (warned)
-	Damaged                       int64 // files whose content hit damage (warned)
+	Damaged                       int64 // paths of files whose content hit damage (warned): a file's links each count
 }
 
 // extractor holds one extraction's state.
@@ -261,7 +261,7 @@ func (e *extractor) unwiden() {
 				dirfd, name, err = e.links.parentOf(md.d)
 			}
 			if err == nil {
-				err = unix.Fchmodat(dirfd, name, md.mode, 0)
+				err = e.chmodDir(dirfd, name, md.d, md.mode)
 			}
 			if err != nil {
 				e.warn(fmt.Errorf("%s: mode not put back to %04o: %w", e.path(md.d), md.mode, err))
@@ -357,12 +357,18 @@ func (e *extractor) checkDest(sel *selection) error {
 	if e.opt.Overwrite || !e.destExisted {
 		return nil
 	}
+	// What this check cannot see (a directory of the user's it may not
+	// search yet: createTree widens it first; another's) it leaves to
+	// createTree, as it does the entries createTree skips anyway (device
+	// nodes without root).
+	denied := func(err error) bool { return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) }
 	return e.walk(sel, func(dirfd int, name string, d, ino uint32, in bool) (int, error) {
-		if e.a.idx.IsDir(ino) {
+		typ := e.a.idx.Inodes.Mode[ino] & format.ModeType
+		if typ == format.ModeDir {
 			fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			switch {
-			case errors.Is(err, unix.ENOENT):
-				return -1, nil // nothing below it either
+			case errors.Is(err, unix.ENOENT), denied(err):
+				return -1, nil // nothing below it either, or nothing to see
 			case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
 				return -1, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", e.path(d))
 			case err != nil:
@@ -370,10 +376,13 @@ func (e *extractor) checkDest(sel *selection) error {
 			}
 			return fd, nil
 		}
+		if (typ == format.ModeChr || typ == format.ModeBlk) && !e.isRoot {
+			return -1, nil
+		}
 		var st unix.Stat_t
 		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 		switch {
-		case errors.Is(err, unix.ENOENT):
+		case errors.Is(err, unix.ENOENT), denied(err):
 			return -1, nil
 		case err != nil:
 			return -1, fmt.Errorf("%s: %w", e.path(d), err)
@@ -476,17 +485,32 @@ func (e *extractor) widen(dirfd int, name string, d uint32) (widened bool, mode 
 		return false, 0, nil
 	}
 	var st unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if d == 0 {
+		err = unix.Fstat(e.root, &st)
+	} else {
+		err = unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if err != nil {
 		return false, 0, fmt.Errorf("%s: %w", e.path(d), err)
 	}
 	if st.Uid != uint32(os.Geteuid()) || st.Mode&0o300 == 0o300 {
 		return false, 0, nil
 	}
 	mode = st.Mode & 0o7777
-	if err := unix.Fchmodat(dirfd, name, mode|0o300, 0); err != nil {
+	if err := e.chmodDir(dirfd, name, d, mode|0o300); err != nil {
 		return false, 0, fmt.Errorf("%s: chmod: %w", e.path(d), err)
 	}
 	return true, mode, nil
+}
+
+// chmodDir sets the mode of directory d, dirfd/name, or of dest itself
+// (d 0) through its descriptor: dest's "." cannot be named where dest may
+// not be searched, and that is what widen is for.
+func (e *extractor) chmodDir(dirfd int, name string, d, mode uint32) error {
+	if d == 0 {
+		return unix.Fchmod(e.root, mode)
+	}
+	return unix.Fchmodat(dirfd, name, mode, 0)
 }
 
 // errDirInTheWay: a directory in DEST stands where the archive has a
@@ -689,7 +713,7 @@ func (e *extractor) dirMeta(d madeDir) error {
 		dirfd, name = pfd, n
 	}
 	if keep { // its mode as it was before widen
-		if err := unix.Fchmodat(dirfd, name, d.mode, 0); err != nil {
+		if err := e.chmodDir(dirfd, name, d.d, d.mode); err != nil {
 			e.warn(fmt.Errorf("%s: chmod: %w", e.path(d.d), err))
 		}
 		return nil

@@ -264,3 +264,62 @@ func TestAStoppedExtractionPutsBackTheModesItWidened(t *testing.T) {
 		t.Errorf("ro/b, after the stop, holds %d bytes", len(b))
 	}
 }
+
+// The check for entries in the way, made before anything, leaves to the
+// extraction what it cannot see or what the extraction skips anyway: a
+// directory of the user's it may not search yet (widened, filled and put
+// back), dest itself so, and a device node's name (skipped without root).
+func TestCheckingDestLeavesWhatItCannotSeeToTheExtraction(t *testing.T) {
+	if os.Geteuid() == 0 {
+		runAsNobody(t, "TestCheckingDestLeavesWhatItCannotSeeToTheExtraction")
+		return
+	}
+	a, _ := openBuilt(t, []entry{
+		dir("p"), reg("p/f", []byte("f")), reg("p/g", []byte("g")),
+		{path: "null", mode: format.ModeChr | 0o666, rdev: unix.Mkdev(1, 3)},
+	}, buildOpts{})
+	for _, tc := range []struct {
+		name  string
+		paths []string
+	}{{"everything", nil}, {"one path below", []string{"p/g"}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := t.TempDir()
+			os.Mkdir(filepath.Join(dest, "p"), 0o700)
+			os.WriteFile(filepath.Join(dest, "null"), []byte("mine"), 0o644)
+			os.Chmod(filepath.Join(dest, "p"), 0o600) // readable, not searchable
+			os.Chmod(dest, 0o600)
+			t.Cleanup(func() {
+				os.Chmod(dest, 0o700)
+				os.Chmod(filepath.Join(dest, "p"), 0o700)
+			})
+			var warns []string
+			res, err := a.Extract(dest, ExtractOptions{Paths: tc.paths, Warn: func(err error) { warns = append(warns, err.Error()) }})
+			if err != nil {
+				t.Fatalf("extract: %v (warnings %q)", err, warns)
+			}
+			// Extracted whole, dest and p get the archive's modes; on the
+			// way to p/g, their own back.
+			want := uint32(0o600)
+			if tc.paths == nil {
+				want = 0o755
+			}
+			if st := lstat(t, dest); st.Mode&0o7777 != want {
+				t.Errorf("dest: mode %o, want %o", st.Mode&0o7777, want)
+			}
+			os.Chmod(dest, 0o700)
+			if st := lstat(t, filepath.Join(dest, "p")); st.Mode&0o7777 != want {
+				t.Errorf("p: mode %o, want %o", st.Mode&0o7777, want)
+			}
+			os.Chmod(filepath.Join(dest, "p"), 0o700)
+			if b, err := os.ReadFile(filepath.Join(dest, "p/g")); err != nil || string(b) != "g" {
+				t.Errorf("p/g: %q %v", b, err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dest, "null")); string(b) != "mine" {
+				t.Errorf("null: %q, want the user's file left", b)
+			}
+			if tc.paths == nil && res.Skipped != 1 {
+				t.Errorf("%d skipped, want the device node", res.Skipped)
+			}
+		})
+	}
+}
