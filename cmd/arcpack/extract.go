@@ -95,6 +95,9 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 		return openError(archive, err)
 	}
 	defer a.Close()
+	if ctx.Err() != nil { // during the open (a large index, a GPU's set-up)
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("extract %s: interrupted before anything was extracted", archive)}
+	}
 	x := a.Index()
 	clean := make([]string, len(paths))
 	for i, p := range paths {
