@@ -916,3 +916,33 @@ func childOf(pid int) int {
 	}
 	return 0
 }
+
+// A mount that fails (here: an option fusermount3 refuses) after the GPU
+// probe has started leaves no probe behind: the probe's child, which
+// --gpu=auto starts beside the mount, is ended with it.
+func TestAFailedMountLeavesNoGPUProbe(t *testing.T) {
+	_, base := mountableArchive(t, 6)
+	mnt := t.TempDir()
+	mark := fmt.Sprintf("ARC_TEST_PROBE_MARK=%d", time.Now().UnixNano())
+	for _, fg := range []bool{false, true} {
+		args := []string{"--gpu", "auto", "-o", "no_such_option", base + ".001", mnt}
+		if fg {
+			args = append([]string{"-f"}, args...)
+		}
+		cmd := exec.Command(arcmountBin, args...)
+		cmd.Env = append(os.Environ(), mark)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			exec.Command("fusermount3", "-u", mnt).Run()
+			t.Fatalf("-f %v: mounted with an unknown option: %s", fg, out)
+		}
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+			if err == nil && bytes.Contains(env, []byte(mark)) {
+				cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+				t.Errorf("-f %v: process %s (%q) left after the failed mount", fg, e.Name(), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+			}
+		}
+	}
+}

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -398,6 +399,11 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 // engine still being set up then is closed when it is ready.
 type lateEngine struct {
 	done chan struct{} // closed once gpu.New has returned
+	// stopProbe ends the probe's child, and probed is closed once the
+	// probe has returned: a mount that fails at once must not leave the
+	// child running after it.
+	stopProbe context.CancelFunc
+	probed    chan struct{}
 
 	mu     sync.Mutex
 	eng    *gpu.Engine // nil: none yet, none at all, or closed
@@ -406,11 +412,17 @@ type lateEngine struct {
 }
 
 func startEngine(opt gpu.Options, logf func(string, ...any)) *lateEngine {
-	l := &lateEngine{done: make(chan struct{})}
+	ctx, stop := context.WithCancel(context.Background())
+	l := &lateEngine{done: make(chan struct{}), stopProbe: stop, probed: make(chan struct{})}
 	start := time.Now()
 	go func() {
 		defer close(l.done)
-		if use, why := probeDevices(opt); !use {
+		use, why := probeDevices(ctx, opt)
+		close(l.probed)
+		if ctx.Err() != nil {
+			return // closed meanwhile
+		}
+		if !use {
 			logf("gpu: using the CPU (%s)", why)
 			return
 		}
@@ -443,6 +455,8 @@ func (l *lateEngine) take(use func(e *gpu.Engine, took time.Duration)) {
 // close closes the engine, now if it is set up, else once it is; the
 // engine's users must be done with it.
 func (l *lateEngine) close() {
+	l.stopProbe()
+	<-l.probed
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true

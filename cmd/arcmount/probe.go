@@ -48,12 +48,14 @@ func listDevices(w io.Writer) error {
 // device: the one opt names, else a GPU. When the child cannot say (it
 // cannot be run, it fails or hangs), use is true: the engine then looks
 // itself, as it did before there was a probe.
-func probeDevices(opt gpu.Options) (use bool, why string) {
+//
+// Cancelling ctx ends the child (the mount ends before the probe does).
+func probeDevices(ctx context.Context, opt gpu.Options) (use bool, why string) {
 	exe, err := os.Executable()
 	if err != nil {
 		return true, ""
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, exe, "--"+gpuProbeFlag).Output()
 	if err != nil {
