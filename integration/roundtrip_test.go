@@ -401,6 +401,11 @@ func TestListAndCatSpellPathsOneWay(t *testing.T) {
 	if hl == nil || byPath[fmt.Sprint(hl["link_to"])] == nil {
 		t.Errorf("d/hl: link_to %v names no entry's path", hl["link_to"])
 	}
+	// The escaped spelling alone could be a valid name's too: the exact
+	// bytes come beside it, as beside path.
+	if want := base64.StdEncoding.EncodeToString([]byte("bad\xffname")); hl == nil || hl["link_to_base64"] != want {
+		t.Errorf("d/hl: %v, want link_to_base64 %s", hl, want)
+	}
 	if sym := byPath["sym"]; sym == nil || sym["target_base64"] != base64.StdEncoding.EncodeToString([]byte("tgt\xfe")) {
 		t.Errorf("sym: %v, want target_base64 of its exact target", sym)
 	}

@@ -171,9 +171,10 @@ type jsonEntry struct {
 	Size         uint64  `json:"size"`
 	Mtime        string  `json:"mtime"` // RFC 3339 with nanoseconds, UTC
 	MtimeNs      int64   `json:"mtime_ns"`
-	Target       string  `json:"target,omitempty"`        // symlink target
-	TargetBase64 string  `json:"target_base64,omitempty"` // exact bytes when target is not valid UTF-8
-	LinkTo       string  `json:"link_to,omitempty"`       // hardlink: first path of the same inode, as its path is written
+	Target       string  `json:"target,omitempty"`         // symlink target
+	TargetBase64 string  `json:"target_base64,omitempty"`  // exact bytes when target is not valid UTF-8
+	LinkTo       string  `json:"link_to,omitempty"`        // hardlink: first path of the same inode, as its path is written
+	LinkToBase64 string  `json:"link_to_base64,omitempty"` // exact bytes when link_to is not valid UTF-8
 	Nlink        uint32  `json:"nlink"`
 	Inode        uint32  `json:"inode"`
 	DevMajor     *uint32 `json:"dev_major,omitempty"`
@@ -206,7 +207,7 @@ func (l *lister) entry(p []byte, d uint32) error {
 			Nlink: x.Nlink[ino], Inode: ino,
 		}
 		e.Path, e.PathBase64 = jsonName(path)
-		e.LinkTo, _ = jsonName(linkTo)
+		e.LinkTo, e.LinkToBase64 = jsonName(linkTo)
 		if mode&format.ModeType == format.ModeLink {
 			e.Target, e.TargetBase64 = jsonName(string(x.Symlink(ino)))
 		}
