@@ -253,15 +253,19 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 // unwiden puts back the modes of the directories widen changed, deepest
 // first, where the extraction stops before dirMeta would: a user's
 // directory must not stay writable because an extraction into it failed.
-func (e *extractor) unwiden() {
-	for i := len(e.dirs) - 1; i >= 0; i-- {
-		if md := e.dirs[i]; md.widened {
+func (e *extractor) unwiden() { e.putBack(e.dirs) }
+
+// putBack gives the directories of dirs that widen changed their modes
+// back, the last first (deepest first, in the order of a walk).
+func (e *extractor) putBack(dirs []madeDir) {
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if md := dirs[i]; md.widened {
 			dirfd, name, err := e.root, ".", error(nil)
 			if md.d != 0 {
 				dirfd, name, err = e.links.parentOf(md.d)
 			}
 			if err == nil {
-				err = e.chmodDir(dirfd, name, md.d, md.mode)
+				err = e.chmodEntry(dirfd, name, md.d, md.mode)
 			}
 			if err != nil {
 				e.warn(fmt.Errorf("%s: mode not put back to %04o: %w", e.path(md.d), md.mode, err))
@@ -349,46 +353,63 @@ func (e *extractor) walk(sel *selection, visit func(dirfd int, name string, d, i
 // checkDest refuses, before anything is made, an extraction that would
 // stop at an entry dest already has: a name the archive has a file for
 // (but an empty regular file, which an interrupted extraction leaves, and
-// a directory, which is left and the entry skipped), or a non-directory
-// where it has a directory. Refused halfway instead, the extraction would
-// leave what it had made so far, some of it files not yet filled, and a
-// second run would meet those. Unless overwrite replaces them.
+// a directory, which is left and the entry skipped), a non-directory where
+// it has a directory, or a directory it could not go into. Refused halfway
+// instead, the extraction would leave what it had made so far, some of it
+// files not yet filled, and a second run would meet those. Unless
+// overwrite replaces them.
+//
+// Directories of the user's that it may not read or search (an earlier
+// extraction left them so, as archived) it widens for the look, as
+// createTree does to fill them, and puts back after. What createTree skips
+// with a warning, it leaves: device nodes without root, and the entries of
+// another's directory it may not search.
 func (e *extractor) checkDest(sel *selection) error {
 	if e.opt.Overwrite || !e.destExisted {
 		return nil
 	}
-	// What this check cannot see (a directory of the user's it may not
-	// search yet: createTree widens it first; another's) it leaves to
-	// createTree, as it does the entries createTree skips anyway (device
-	// nodes without root).
+	var widened []madeDir
+	defer func() { e.putBack(widened) }()
+	look := func(dirfd int, name string, d uint32) error {
+		w, mode, err := e.widen(dirfd, name, d)
+		if w {
+			widened = append(widened, madeDir{d: d, widened: true, mode: mode})
+		}
+		return err
+	}
+	if err := look(e.root, ".", 0); err != nil {
+		return err
+	}
 	denied := func(err error) bool { return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) }
 	return e.walk(sel, func(dirfd int, name string, d, ino uint32, in bool) (int, error) {
 		typ := e.a.idx.Inodes.Mode[ino] & format.ModeType
-		if typ == format.ModeDir {
-			fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			switch {
-			case errors.Is(err, unix.ENOENT), denied(err):
-				return -1, nil // nothing below it either, or nothing to see
-			case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
-				return -1, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", e.path(d))
-			case err != nil:
-				return -1, fmt.Errorf("%s: %w", e.path(d), err)
-			}
-			return fd, nil
-		}
 		if (typ == format.ModeChr || typ == format.ModeBlk) && !e.isRoot {
 			return -1, nil
 		}
 		var st unix.Stat_t
 		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 		switch {
-		case errors.Is(err, unix.ENOENT), denied(err):
-			return -1, nil
+		case errors.Is(err, unix.ENOENT):
+			return -1, nil // nothing below it either
+		case denied(err) && typ != format.ModeDir:
+			return -1, nil // createTree skips it, warned
 		case err != nil:
 			return -1, fmt.Errorf("%s: %w", e.path(d), err)
-		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
-			return -1, nil
-		case replaceable(&st, false):
+		}
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		switch {
+		case typ == format.ModeDir && !isDir:
+			return -1, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", e.path(d))
+		case typ == format.ModeDir:
+			if err := look(dirfd, name, d); err != nil {
+				return -1, err
+			}
+			fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return -1, fmt.Errorf("%s: %w", e.path(d), err)
+			}
+			return fd, nil
+		case isDir, replaceable(&st, false):
 			return -1, nil
 		}
 		return -1, &pathError{e.path(d), errExists}
@@ -427,17 +448,10 @@ func (e *extractor) createTree() error {
 			}
 			return -1, nil
 		}
-		fd, existed, err := e.makeDir(dirfd, name, d)
+		md := madeDir{d: d, ino: ino, onPath: !in}
+		fd, err := e.makeDir(dirfd, name, &md)
 		if err != nil {
 			return -1, err
-		}
-		md := madeDir{d: d, ino: ino, existed: existed, onPath: !in}
-		if existed {
-			md.widened, md.mode, err = e.widen(dirfd, name, d)
-			if err != nil {
-				unix.Close(fd)
-				return -1, err
-			}
 		}
 		e.dirs = append(e.dirs, md)
 		e.res.Dirs++
@@ -445,40 +459,50 @@ func (e *extractor) createTree() error {
 	})
 }
 
-// makeDir creates (or reuses: existed) directory name in dirfd and opens
-// it without following a symlink.
-func (e *extractor) makeDir(dirfd int, name string, d uint32) (fd int, existed bool, err error) {
+// makeDir creates (or reuses: md.existed, widened where it must be: see
+// widen) directory name in dirfd, for md.d, and opens it without following
+// a symlink.
+func (e *extractor) makeDir(dirfd int, name string, md *madeDir) (fd int, err error) {
+	d := md.d
 	err = unix.Mkdirat(dirfd, name, 0o700)
 	if errors.Is(err, unix.EEXIST) {
 		var st unix.Stat_t
 		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return -1, false, fmt.Errorf("%s: %w", e.path(d), err)
+			return -1, fmt.Errorf("%s: %w", e.path(d), err)
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			if !e.opt.Overwrite {
-				return -1, false, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", e.path(d))
+				return -1, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", e.path(d))
 			}
 			if err := unix.Unlinkat(dirfd, name, 0); err != nil {
-				return -1, false, fmt.Errorf("%s: %w", e.path(d), err)
+				return -1, fmt.Errorf("%s: %w", e.path(d), err)
 			}
 			err = unix.Mkdirat(dirfd, name, 0o700)
 		} else {
-			err, existed = nil, true
+			err, md.existed = nil, true
 		}
 	}
 	if err != nil {
-		return -1, false, fmt.Errorf("%s: %w", e.path(d), err)
+		return -1, fmt.Errorf("%s: %w", e.path(d), err)
+	}
+	if md.existed { // before it is opened: opening may need u+r
+		if md.widened, md.mode, err = e.widen(dirfd, name, d); err != nil {
+			return -1, err
+		}
 	}
 	fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, false, fmt.Errorf("%s: %w", e.path(d), err)
+		if md.widened {
+			e.chmodEntry(dirfd, name, d, md.mode)
+		}
+		return -1, fmt.Errorf("%s: %w", e.path(d), err)
 	}
-	return fd, existed, nil
+	return fd, nil
 }
 
-// widen gives an existing directory of ours that denies us writing into
-// it or going through it u+wx, so that it can be filled (an earlier
-// extraction left it read-only, as archived); its mode before is
+// widen gives an existing directory of ours that denies us reading it,
+// writing into it or going through it u+rwx, so that it can be filled (an
+// earlier extraction left it read-only, as archived); its mode before is
 // restored at the end, by dirMeta. Root needs no such bits.
 func (e *extractor) widen(dirfd int, name string, d uint32) (widened bool, mode uint32, err error) {
 	if e.isRoot {
@@ -493,20 +517,20 @@ func (e *extractor) widen(dirfd int, name string, d uint32) (widened bool, mode 
 	if err != nil {
 		return false, 0, fmt.Errorf("%s: %w", e.path(d), err)
 	}
-	if st.Uid != uint32(os.Geteuid()) || st.Mode&0o300 == 0o300 {
+	if st.Uid != uint32(os.Geteuid()) || st.Mode&0o700 == 0o700 {
 		return false, 0, nil
 	}
 	mode = st.Mode & 0o7777
-	if err := e.chmodDir(dirfd, name, d, mode|0o300); err != nil {
+	if err := e.chmodEntry(dirfd, name, d, mode|0o700); err != nil {
 		return false, 0, fmt.Errorf("%s: chmod: %w", e.path(d), err)
 	}
 	return true, mode, nil
 }
 
-// chmodDir sets the mode of directory d, dirfd/name, or of dest itself
-// (d 0) through its descriptor: dest's "." cannot be named where dest may
-// not be searched, and that is what widen is for.
-func (e *extractor) chmodDir(dirfd int, name string, d, mode uint32) error {
+// chmodEntry sets the mode of entry d, dirfd/name, or of dest itself (d 0)
+// through its descriptor: dest's "." cannot be named where dest may not be
+// searched, which is what widen and an archived mode without u+x make.
+func (e *extractor) chmodEntry(dirfd int, name string, d, mode uint32) error {
 	if d == 0 {
 		return unix.Fchmod(e.root, mode)
 	}
@@ -713,7 +737,7 @@ func (e *extractor) dirMeta(d madeDir) error {
 		dirfd, name = pfd, n
 	}
 	if keep { // its mode as it was before widen
-		if err := e.chmodDir(dirfd, name, d.d, d.mode); err != nil {
+		if err := e.chmodEntry(dirfd, name, d.d, d.mode); err != nil {
 			e.warn(fmt.Errorf("%s: chmod: %w", e.path(d.d), err))
 		}
 		return nil
@@ -886,6 +910,12 @@ func (e *extractor) metaAt(dirfd int, name string, d uint32, ino uint32) {
 	if !isLink && x.Xattrs.Count() > 0 {
 		e.dropInheritedACLs(dirfd, name, d, mode&format.ModeType == format.ModeDir, xs, xe)
 	}
+	// Times before the mode (a chmod leaves them as they are): dest's own
+	// are set through ".", which a mode without u+x would deny.
+	ts := []unix.Timespec{unix.NsecToTimespec(x.Inodes.Atime[ino]), unix.NsecToTimespec(x.Inodes.Mtime[ino])}
+	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		e.warn(fmt.Errorf("%s: set times: %w", e.path(d), err))
+	}
 	if !isLink {
 		perm := mode & format.ModePerm
 		// Like tar: setuid and setgid only with the owner they were meant
@@ -895,13 +925,9 @@ func (e *extractor) metaAt(dirfd int, name string, d uint32, ino uint32) {
 		}
 		// fchmodat cannot refuse to follow on Linux; name is what we just
 		// created as a non-symlink in a directory opened without following.
-		if err := unix.Fchmodat(dirfd, name, perm, 0); err != nil {
+		if err := e.chmodEntry(dirfd, name, d, perm); err != nil {
 			e.warn(fmt.Errorf("%s: chmod: %w", e.path(d), err))
 		}
-	}
-	ts := []unix.Timespec{unix.NsecToTimespec(x.Inodes.Atime[ino]), unix.NsecToTimespec(x.Inodes.Mtime[ino])}
-	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		e.warn(fmt.Errorf("%s: set times: %w", e.path(d), err))
 	}
 }
 

@@ -3,7 +3,9 @@ package reader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -322,4 +324,58 @@ func TestCheckingDestLeavesWhatItCannotSeeToTheExtraction(t *testing.T) {
 			}
 		})
 	}
+}
+
+// As an ordinary user, an entry in the way inside a directory of the
+// user's that it may not read or search is found before anything is
+// made, as anywhere else (the directory widened for the look and put
+// back); with nothing in the way, such a directory is filled. And dest's
+// own times are restored where its archived mode lacks u+x.
+func TestNonRootRefusalsComeBeforeAnythingIsMade(t *testing.T) {
+	if os.Geteuid() == 0 {
+		runAsNobody(t, "TestNonRootRefusalsComeBeforeAnythingIsMade")
+		return
+	}
+	a, _ := openBuilt(t, []entry{reg("a", []byte("a")), dir("p"), reg("p/f", []byte("f"))}, buildOpts{})
+	for _, mode := range []uint32{0o600, 0o300, 0o000} {
+		t.Run(fmt.Sprintf("p %04o", mode), func(t *testing.T) {
+			dest := t.TempDir()
+			os.Mkdir(filepath.Join(dest, "p"), 0o700)
+			os.WriteFile(filepath.Join(dest, "p/f"), []byte("mine"), 0o644)
+			os.Chmod(filepath.Join(dest, "p"), os.FileMode(mode))
+			t.Cleanup(func() { os.Chmod(filepath.Join(dest, "p"), 0o700) })
+			_, err := a.Extract(dest, ExtractOptions{})
+			if !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), "p/f") {
+				t.Fatalf("extract: %v, want p/f refused", err)
+			}
+			if _, err := os.Lstat(filepath.Join(dest, "a")); err == nil {
+				t.Error("a made by a refused extraction")
+			}
+			if st := lstat(t, filepath.Join(dest, "p")); st.Mode&0o7777 != mode {
+				t.Errorf("p: mode %o after the refusal, want %o", st.Mode&0o7777, mode)
+			}
+			// The way clear, it is filled.
+			os.Chmod(filepath.Join(dest, "p"), 0o700)
+			os.Remove(filepath.Join(dest, "p/f"))
+			os.Chmod(filepath.Join(dest, "p"), os.FileMode(mode))
+			if _, err := a.Extract(dest, ExtractOptions{}); err != nil {
+				t.Fatalf("again, the way clear: %v", err)
+			}
+			if b, err := os.ReadFile(filepath.Join(dest, "p/f")); err != nil || string(b) != "f" {
+				t.Errorf("p/f: %q %v", b, err)
+			}
+		})
+	}
+	t.Run("dest archived without u+x", func(t *testing.T) {
+		a, _ := openBuilt(t, []entry{{path: "", mode: format.ModeDir | 0o600, mtime: 5e17, atime: 5e17}, reg("f", []byte("f"))}, buildOpts{})
+		dest := filepath.Join(t.TempDir(), "out")
+		t.Cleanup(func() { os.Chmod(dest, 0o700) })
+		var warns []string
+		if _, err := a.Extract(dest, ExtractOptions{Warn: func(err error) { warns = append(warns, err.Error()) }}); err != nil || len(warns) > 0 {
+			t.Fatalf("extract: %v, warnings %q", err, warns)
+		}
+		if st := lstat(t, dest); st.Mode&0o7777 != 0o600 || st.Mtim.Nano() != 5e17 {
+			t.Errorf("dest: mode %o, mtime %d; want 600 and 5e17", st.Mode&0o7777, st.Mtim.Nano())
+		}
+	})
 }
