@@ -400,8 +400,9 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 type lateEngine struct {
 	done chan struct{} // closed once gpu.New has returned
 	// stopProbe ends the probe's child, and probed is closed once the
-	// probe has returned: a mount that fails at once must not leave the
-	// child running after it.
+	// probe has returned: close waits for it, a few seconds at most (a
+	// child stuck in a driver), so that a mount that fails at once does
+	// not leave the child running after it.
 	stopProbe context.CancelFunc
 	probed    chan struct{}
 
@@ -456,7 +457,10 @@ func (l *lateEngine) take(use func(e *gpu.Engine, took time.Duration)) {
 // engine's users must be done with it.
 func (l *lateEngine) close() {
 	l.stopProbe()
-	<-l.probed
+	select { // the probe's child ended, or given up on
+	case <-l.probed:
+	case <-time.After(2 * probeWaitDelay):
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true

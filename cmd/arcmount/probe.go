@@ -24,6 +24,10 @@ import (
 // finds a device to use does the mount load the drivers itself.
 const gpuProbeFlag = "gpu-probe"
 
+// probeWaitDelay is how long a probe killed is waited for: a child stuck in
+// a driver's call must not hold up the end of a mount for long.
+const probeWaitDelay = 2 * time.Second
+
 // listDevices writes the OpenCL devices, "ID\tgpu" or "ID\tother" a line,
 // or one line "none\tWHY" when there are none.
 func listDevices(w io.Writer) error {
@@ -57,7 +61,11 @@ func probeDevices(ctx context.Context, opt gpu.Options) (use bool, why string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, exe, "--"+gpuProbeFlag).Output()
+	cmd := exec.CommandContext(ctx, exe, "--"+gpuProbeFlag)
+	// Killed (the timeout, or the mount ending), it gets a moment to go,
+	// and what it left holding its output does not hold the probe.
+	cmd.WaitDelay = probeWaitDelay
+	out, err := cmd.Output()
 	if err != nil {
 		return true, ""
 	}
