@@ -73,7 +73,10 @@ type extractor struct {
 	isRoot bool
 	res    ExtractResult
 	// destExisted: dest was there before the extraction (see dirMeta).
-	destExisted bool
+	// destWidened: dest was the user's and could not be read, so it was
+	// widened to be opened; destMode is its mode before.
+	destExisted, destWidened bool
+	destMode                 uint32
 
 	mu      sync.Mutex // guards res counters updated by workers and warn/progress
 	dirs    []madeDir  // the directories made or reused, in creation order
@@ -219,6 +222,17 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	}
 	// dest itself may be a symlink the user chose; nothing below it is followed.
 	root, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.EACCES) && !e.isRoot {
+		// The user's, not to be read (an earlier extraction left it so,
+		// as archived): widened as the directories below it are, and put
+		// back by dirMeta or unwiden.
+		var st unix.Stat_t
+		if unix.Stat(dest, &st) == nil && st.Uid == uint32(os.Geteuid()) && unix.Chmod(dest, st.Mode&0o7777|0o700) == nil {
+			e.destMode = st.Mode & 0o7777
+			e.destWidened = true
+			root, err = unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dest, err)
 	}
@@ -354,7 +368,7 @@ func (e *extractor) walk(sel *selection, visit func(dirfd int, name string, d, i
 // stop at an entry dest already has: a name the archive has a file for
 // (but an empty regular file, which an interrupted extraction leaves, and
 // a directory, which is left and the entry skipped), a non-directory where
-// it has a directory, or a directory it could not go into. Refused halfway
+// it has a directory. Refused halfway
 // instead, the extraction would leave what it had made so far, some of it
 // files not yet filled, and a second run would meet those. Unless
 // overwrite replaces them.
@@ -362,8 +376,8 @@ func (e *extractor) walk(sel *selection, visit func(dirfd int, name string, d, i
 // Directories of the user's that it may not read or search (an earlier
 // extraction left them so, as archived) it widens for the look, as
 // createTree does to fill them, and puts back after. What createTree skips
-// with a warning, it leaves: device nodes without root, and the entries of
-// another's directory it may not search.
+// with a warning, it leaves: device nodes without root, and what another's
+// directories deny the user.
 func (e *extractor) checkDest(sel *selection) error {
 	if e.opt.Overwrite || !e.destExisted {
 		return nil
@@ -377,9 +391,6 @@ func (e *extractor) checkDest(sel *selection) error {
 		}
 		return err
 	}
-	if err := look(e.root, ".", 0); err != nil {
-		return err
-	}
 	denied := func(err error) bool { return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) }
 	return e.walk(sel, func(dirfd int, name string, d, ino uint32, in bool) (int, error) {
 		typ := e.a.idx.Inodes.Mode[ino] & format.ModeType
@@ -391,7 +402,7 @@ func (e *extractor) checkDest(sel *selection) error {
 		switch {
 		case errors.Is(err, unix.ENOENT):
 			return -1, nil // nothing below it either
-		case denied(err) && typ != format.ModeDir:
+		case denied(err):
 			return -1, nil // createTree skips it, warned
 		case err != nil:
 			return -1, fmt.Errorf("%s: %w", e.path(d), err)
@@ -405,7 +416,10 @@ func (e *extractor) checkDest(sel *selection) error {
 				return -1, err
 			}
 			fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			if err != nil {
+			switch {
+			case denied(err):
+				return -1, nil // another's: createTree skips it, warned
+			case err != nil:
 				return -1, fmt.Errorf("%s: %w", e.path(d), err)
 			}
 			return fd, nil
@@ -421,21 +435,25 @@ func (e *extractor) checkDest(sel *selection) error {
 func (e *extractor) createTree() error {
 	sel, err := e.selection()
 	if err != nil {
-		return err
-	}
-	if err := e.checkDest(sel); err != nil {
+		if e.destWidened {
+			unix.Fchmod(e.root, e.destMode)
+		}
 		return err
 	}
 	// dest itself, like the directories below it, is widened where an
-	// earlier extraction left it read-only; put back by dirMeta.
-	root := madeDir{d: 0, ino: 0, existed: e.destExisted, onPath: !sel.all}
-	if e.destExisted {
+	// earlier extraction left it read-only; put back by dirMeta (or, if
+	// the extraction stops, unwiden). First: checkDest looks inside.
+	root := madeDir{d: 0, ino: 0, existed: e.destExisted, onPath: !sel.all, widened: e.destWidened, mode: e.destMode}
+	if e.destExisted && !root.widened {
 		if root.widened, root.mode, err = e.widen(e.root, ".", 0); err != nil {
 			return err
 		}
 	}
 	if sel.all || root.widened {
 		e.dirs = append(e.dirs, root)
+	}
+	if err := e.checkDest(sel); err != nil {
+		return err
 	}
 	return e.walk(sel, func(dirfd int, name string, d, ino uint32, in bool) (int, error) {
 		if !e.a.idx.IsDir(ino) {
@@ -450,6 +468,13 @@ func (e *extractor) createTree() error {
 		}
 		md := madeDir{d: d, ino: ino, onPath: !in}
 		fd, err := e.makeDir(dirfd, name, &md)
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			// Another's directory denies it (to be made in, or gone
+			// into): this subtree alone, as for a file.
+			e.res.Skipped++
+			e.warn(err)
+			return -1, nil
+		}
 		if err != nil {
 			return -1, err
 		}
@@ -534,7 +559,33 @@ func (e *extractor) chmodEntry(dirfd int, name string, d, mode uint32) error {
 	if d == 0 {
 		return unix.Fchmod(e.root, mode)
 	}
-	return unix.Fchmodat(dirfd, name, mode, 0)
+	return chmodAt(dirfd, name, mode)
+}
+
+// chmodAt sets the mode of dirfd/name without following a symlink there.
+// Between an entry's making and its mode, whoever may rename entries in
+// its directory could put a symlink in its place, and fchmodat would
+// change what that points to: setuid bits on a file outside dest, as
+// root. fchmodat2 refuses a symlink (Linux 6.6); where it is missing, the
+// entry is pinned with O_PATH and changed through /proc, as glibc does.
+func chmodAt(dirfd int, name string, mode uint32) error {
+	err := unix.Fchmodat(dirfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
+	if !errors.Is(err, unix.EOPNOTSUPP) {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("a symlink now: %w", unix.ELOOP)
+	}
+	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
 }
 
 // errDirInTheWay: a directory in DEST stands where the archive has a
@@ -744,7 +795,7 @@ func (e *extractor) dirMeta(d madeDir) error {
 	}
 	if implied {
 		perm := e.a.idx.Inodes.Mode[d.ino] & format.ModePerm &^ (unix.S_ISUID | unix.S_ISGID)
-		if err := unix.Fchmodat(dirfd, name, perm, 0); err != nil {
+		if err := e.chmodEntry(dirfd, name, d.d, perm); err != nil {
 			e.warn(fmt.Errorf("%s: chmod: %w", e.path(d.d), err))
 		}
 		return nil
@@ -923,8 +974,6 @@ func (e *extractor) metaAt(dirfd int, name string, d uint32, ino uint32) {
 		if !owned {
 			perm &^= unix.S_ISUID | unix.S_ISGID
 		}
-		// fchmodat cannot refuse to follow on Linux; name is what we just
-		// created as a non-symlink in a directory opened without following.
 		if err := e.chmodEntry(dirfd, name, d, perm); err != nil {
 			e.warn(fmt.Errorf("%s: chmod: %w", e.path(d), err))
 		}

@@ -1089,3 +1089,32 @@ func TestExtractNamesEveryPathOfADamagedFile(t *testing.T) {
 		})
 	}
 }
+
+// The mode is set without following a symlink put in an entry's place
+// after it was made (whoever may rename in its directory can): as root,
+// setuid bits would land on the file the symlink points to, outside dest.
+// The swap happens in the warning about an xattr the system refuses,
+// between the owner and the mode.
+func TestTheModeIsNotSetThroughASymlinkSwappedIn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the owner restored keeps the setuid bit")
+	}
+	a, _ := openBuilt(t, []entry{{path: "x", mode: format.ModeReg | 0o4755, uid: 65534, gid: 65534, mtime: 1, atime: 1,
+		segs: []seg{{data: []byte("x")}}, xattrs: map[string]string{"system.posix_acl_access": "not an ACL"}}}, buildOpts{})
+	dest, outside := t.TempDir(), filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(outside, []byte("v"), 0o644)
+	swapped := false
+	_, err := a.Extract(dest, ExtractOptions{Warn: func(err error) {
+		if !swapped && strings.HasPrefix(err.Error(), "x: xattr") {
+			swapped = true
+			os.Rename(filepath.Join(dest, "x"), filepath.Join(dest, "x.moved"))
+			os.Symlink(outside, filepath.Join(dest, "x"))
+		}
+	}})
+	if !swapped {
+		t.Fatalf("no xattr warning to swap in (%v)", err)
+	}
+	if st, _ := os.Stat(outside); st.Mode()&(os.ModeSetuid|0o111) != 0 {
+		t.Errorf("the file outside dest is %v now", st.Mode())
+	}
+}

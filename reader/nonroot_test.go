@@ -379,3 +379,63 @@ func TestNonRootRefusalsComeBeforeAnythingIsMade(t *testing.T) {
 		}
 	})
 }
+
+// As an ordinary user, what another's directory in dest denies (a file or
+// a directory to be made in it) is skipped with a warning, and the rest
+// comes out: not refused halfway, the entries before it left empty.
+func TestAnotherUsersDirectoryInDestIsSkippedNotFatal(t *testing.T) {
+	if os.Geteuid() == 0 {
+		dest := t.TempDir()
+		os.Chmod(dest, 0o777)
+		os.Mkdir(filepath.Join(dest, "p"), 0o755) // root's
+		t.Setenv("ARC_TEST_DEST", dest)
+		runAsNobody(t, "TestAnotherUsersDirectoryInDestIsSkippedNotFatal")
+		return
+	}
+	dest := os.Getenv("ARC_TEST_DEST")
+	if dest == "" {
+		t.Skip("run as root: it makes the other user's directory")
+	}
+	a, _ := openBuilt(t, []entry{reg("a", []byte("a")), dir("p"), reg("p/file", []byte("f")), dir("p/sub"), reg("z", []byte("z"))}, buildOpts{})
+	var warns []string
+	res, err := a.Extract(dest, ExtractOptions{Warn: func(err error) { warns = append(warns, err.Error()) }})
+	if err != nil {
+		t.Fatalf("extract: %v (warnings %q)", err, warns)
+	}
+	for p, want := range map[string]string{"a": "a", "z": "z"} {
+		if b, err := os.ReadFile(filepath.Join(dest, p)); err != nil || string(b) != want {
+			t.Errorf("%s: %q %v", p, b, err)
+		}
+	}
+	if res.Skipped != 2 {
+		t.Errorf("%d skipped, want p/file and p/sub (warnings %q)", res.Skipped, warns)
+	}
+}
+
+// An archive whose root and a directory are archived without u+r is
+// extracted again over its own extraction, as an ordinary user: dest,
+// which it left unreadable, is widened to be opened, and both get their
+// archived modes back.
+func TestExtractAgainIntoAnUnreadableDest(t *testing.T) {
+	if os.Geteuid() == 0 {
+		runAsNobody(t, "TestExtractAgainIntoAnUnreadableDest")
+		return
+	}
+	a, _ := openBuilt(t, []entry{
+		{path: "", mode: format.ModeDir | 0o300, mtime: 7, atime: 7},
+		{path: "sub", mode: format.ModeDir | 0o300, mtime: 8, atime: 8}, reg("sub/f", []byte("f")),
+	}, buildOpts{})
+	dest := filepath.Join(t.TempDir(), "out")
+	t.Cleanup(func() {
+		os.Chmod(dest, 0o700)
+		os.Chmod(filepath.Join(dest, "sub"), 0o700)
+	})
+	for _, overwrite := range []bool{false, true} {
+		if _, err := a.Extract(dest, ExtractOptions{Overwrite: overwrite}); err != nil {
+			t.Fatalf("overwrite %v: %v", overwrite, err)
+		}
+		if st := lstat(t, dest); st.Mode&0o7777 != 0o300 {
+			t.Errorf("overwrite %v: dest mode %o, want 300", overwrite, st.Mode&0o7777)
+		}
+	}
+}
