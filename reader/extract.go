@@ -639,11 +639,19 @@ func (e *extractor) createEntry(dirfd int, name string, d, ino uint32) error {
 	// (of an inode; of a duplicate's content, with "hardlink") is the first
 	// one created: one skipped is not linked to.
 	if first, ok := e.firstOf[ino]; ok {
-		if err := e.link(first, dirfd, name, d); err != nil {
+		err := e.link(first, dirfd, name, d)
+		if err == nil {
+			e.res.Hardlinks++
+			return nil
+		}
+		// The filesystem takes no more links to the file (ext4: 65,000):
+		// this path, and the later ones linked to it, get a copy of
+		// their own, as a file's do.
+		if !errors.Is(err, unix.EMLINK) || mode&format.ModeType != format.ModeReg {
 			return err
 		}
-		e.res.Hardlinks++
-		return nil
+		e.warn(fmt.Errorf("%s: a hardlink of %s, written as a copy: %w", e.path(d), e.path(first), err))
+		delete(e.firstOf, ino)
 	}
 	switch mode & format.ModeType {
 	case format.ModeReg:
@@ -652,11 +660,19 @@ func (e *extractor) createEntry(dirfd int, name string, d, ino uint32) error {
 		dedup := e.opt.DedupLinks == "hardlink" && dc > ds
 		if dedup {
 			key = e.dupKeyOf(ino, ds, dc-ds)
-			for _, first := range e.dupFirst[key] {
+			for i := 0; i < len(e.dupFirst[key]); i++ {
+				first := e.dupFirst[key][i]
 				if !e.sameXattrs(ino, x.Dirents.Inode[first]) {
 					continue
 				}
-				if err := e.link(first, dirfd, name, d); err != nil {
+				err := e.link(first, dirfd, name, d)
+				if errors.Is(err, unix.EMLINK) {
+					// Full: the duplicates to come link to another.
+					e.dupFirst[key] = slices.Delete(e.dupFirst[key], i, i+1)
+					i--
+					continue
+				}
+				if err != nil {
 					return err
 				}
 				e.firstOf[ino] = d

@@ -1118,3 +1118,41 @@ func TestTheModeIsNotSetThroughASymlinkSwappedIn(t *testing.T) {
 		t.Errorf("the file outside dest is %v now", st.Mode())
 	}
 }
+
+// Past the links a filesystem takes to one file (ext4: 65,000), the
+// duplicates linked with "hardlink" and an archive's own hardlinks get
+// files of their own, the latter with a warning, instead of ending the
+// extraction with the files still empty.
+func TestLinksPastTheFilesystemsLimitBecomeCopies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes 130,000 links")
+	}
+	const n = 65_010
+	dest := t.TempDir()
+	var st unix.Statfs_t
+	if unix.Statfs(dest, &st) != nil || st.Type != unix.EXT4_SUPER_MAGIC {
+		t.Skip("the link limit tested is ext4's")
+	}
+	entries := []entry{reg("a", []byte("content"))}
+	a0 := entries[0]
+	for i := range n {
+		entries = append(entries, entry{path: fmt.Sprintf("d%05d", i), mode: a0.mode, mtime: a0.mtime, atime: a0.atime, dupOf: "a"})
+	}
+	for i := range n {
+		entries = append(entries, entry{path: fmt.Sprintf("l%05d", i), link: "a"})
+	}
+	a, _ := openBuilt(t, entries, buildOpts{})
+	var warns int
+	res, err := a.Extract(dest, ExtractOptions{DedupLinks: "hardlink", Warn: func(error) { warns++ }})
+	if err != nil {
+		t.Fatalf("extract: %v", err)
+	}
+	for _, p := range []string{"a", fmt.Sprintf("d%05d", n-1), fmt.Sprintf("l%05d", n-1)} {
+		if b, err := os.ReadFile(filepath.Join(dest, p)); err != nil || string(b) != "content" {
+			t.Errorf("%s: %q %v", p, b, err)
+		}
+	}
+	if res.Files < 3 || warns == 0 {
+		t.Errorf("%d files written, %d warnings: want copies past the limit, the hardlinks' warned", res.Files, warns)
+	}
+}
