@@ -255,6 +255,7 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	// (createTree's, idle now) never goes through one whose mode is set.
 	for i := len(e.dirs) - 1; i >= 0; i-- {
 		if err := e.dirMeta(e.dirs[i]); err != nil {
+			e.putBack(e.dirs[:i]) // those above it, not done yet
 			return &e.res, err
 		}
 	}
