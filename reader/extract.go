@@ -230,7 +230,9 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 		if unix.Stat(dest, &st) == nil && st.Uid == uint32(os.Geteuid()) && unix.Chmod(dest, st.Mode&0o7777|0o700) == nil {
 			e.destMode = st.Mode & 0o7777
 			e.destWidened = true
-			root, err = unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if root, err = unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+				unix.Chmod(dest, e.destMode)
+			}
 		}
 	}
 	if err != nil {
@@ -569,9 +571,15 @@ func (e *extractor) chmodEntry(dirfd int, name string, d, mode uint32) error {
 // change what that points to: setuid bits on a file outside dest, as
 // root. fchmodat2 refuses a symlink (Linux 6.6); where it is missing, the
 // entry is pinned with O_PATH and changed through /proc, as glibc does.
+//
+// A seccomp filter that does not know fchmodat2 answers EPERM (Docker's,
+// before it did), so that error falls back too: a real denial comes back
+// from the fallback. Without /proc (a chroot), a regular file or a
+// directory is opened itself and changed through that descriptor; devices
+// are not opened (opening one may act on it).
 func chmodAt(dirfd int, name string, mode uint32) error {
 	err := unix.Fchmodat(dirfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
-	if !errors.Is(err, unix.EOPNOTSUPP) {
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENOSYS) {
 		return err
 	}
 	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -583,10 +591,27 @@ func chmodAt(dirfd int, name string, mode uint32) error {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return err
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+	typ := st.Mode & unix.S_IFMT
+	if typ == unix.S_IFLNK {
 		return fmt.Errorf("a symlink now: %w", unix.ELOOP)
 	}
-	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
+	err = unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
+	if !errors.Is(err, unix.ENOENT) || typ != unix.S_IFREG && typ != unix.S_IFDIR {
+		return err
+	}
+	own, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(own)
+	var again unix.Stat_t
+	if err := unix.Fstat(own, &again); err != nil {
+		return err
+	}
+	if again.Dev != st.Dev || again.Ino != st.Ino {
+		return fmt.Errorf("replaced meanwhile: %w", unix.ESTALE)
+	}
+	return unix.Fchmod(own, mode)
 }
 
 // errDirInTheWay: a directory in DEST stands where the archive has a
