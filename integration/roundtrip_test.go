@@ -632,6 +632,13 @@ func decodeLines(t *testing.T, out string) []map[string]any {
 // kind of entry, intact and then damaged.
 func TestJSONOutputsMatchTheirDocumentation(t *testing.T) {
 	src := genTree(t, testtree.Options{Seed: 7, LargeSize: 1 << 20})
+	// A hardlink whose first path is not valid UTF-8 (link_to_base64).
+	if err := os.WriteFile(filepath.Join(src, "hl\xff"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(src, "hl\xff"), filepath.Join(src, "hl\xff-2")); err != nil {
+		t.Fatal(err)
+	}
 	base := pack(t, append([]string{"--recovery", "10%"}, small...), src)
 	vols := volumes(t, base)
 	if len(vols) < 3 {
