@@ -14,8 +14,10 @@ die() { echo "bench: $*" >&2; exit 1; }
 note() { echo "bench: $*" >&2; }
 # Every time difference goes through bc: without it each would read 0 (Debian: apt-get install bc).
 [ "$(echo 1+1 | bc 2>/dev/null)" = 2 ] || die "bc is needed (apt-get install bc; make bench-deps installs it)"
-# now: seconds since the epoch, µs resolution, without forking (bash ≥ 5); "," → "." for locales.
+# now: seconds since the epoch, µs resolution (bash ≥ 5); "," → "." for locales. $(now) forks a
+# subshell (1-4 ms here): where that would be timed, stamp VAR sets VAR without one.
 now() { local t=$EPOCHREALTIME; echo "${t/,/.}"; }
+stamp() { printf -v "$1" '%s' "${EPOCHREALTIME/,/.}"; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
 # have TOOL: true when TOOL is installed; otherwise says it is skipped.
@@ -42,8 +44,9 @@ ensure_tree() {
 
 # content_bytes DIR: sum of regular file sizes (apparent).
 content_bytes() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}'; }
-# out_bytes PATH...: total apparent size of outputs (files or directories).
-out_bytes() { du -sbc "$@" | tail -1 | cut -f1; }
+# out_bytes PATH...: total apparent size of the regular files of outputs (files or directories):
+# not the directories' own sizes (du -sb counts those: 1 MB for restic's 256 data folders).
+out_bytes() { find "$@" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}'; }
 
 # warm DIR: read every file once so every tool finds the tree in the page cache.
 # (tar to /dev/null would skip reading; pipe through wc.)
@@ -60,9 +63,9 @@ timed() {
 	local p=$1; shift
 	local tf t0 t1
 	tf=$(mktemp)
-	t0=$(now)
+	stamp t0
 	/usr/bin/time -v -o "$tf" "$@" || { cat "$tf" >&2; rm -f "$tf"; die "command failed: $*"; }
-	t1=$(now)
+	stamp t1
 	printf -v "${p}_wall" '%.3f' "$(echo "$t1 - $t0" | bc -l)"
 	printf -v "${p}_rss" '%d' "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tf")"
 	rm -f "$tf"
@@ -82,14 +85,16 @@ tool_versions() {
 		case $t in
 		arcpack) v=""; [ -x "$ARCPACK" ] && v="$ARCPACK, built from ${BENCH_ARC_REV:-the working tree; HEAD now $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null)}" ;;
 		arcmount) v=""; [ -x "$ARCMOUNT" ] && v="$ARCMOUNT, built from ${BENCH_ARC_REV:-the working tree; HEAD now $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null)}" ;;
-		mksquashfs) v=$(mksquashfs -version 2>/dev/null | head -1) ;;
-		unsquashfs) v=$(unsquashfs -version 2>/dev/null | head -1) ;;
+		# || true throughout: a tool whose --version exits non-zero (unsquashfs does) must not end
+		# the loop under set -e, leaving out every tool after it.
+		mksquashfs) v=$(mksquashfs -version 2>/dev/null | head -1 || true) ;;
+		unsquashfs) v=$(unsquashfs -version 2>/dev/null | head -1 || true) ;;
 		squashfuse_ll) v=$( (squashfuse_ll --version 2>&1 || true) | grep -m1 . || true) ;;
-		tar) v=$(tar --version | head -1) ;;
-		lz4) v=$(lz4 --version 2>&1 | head -1 | tr -d '*' | sed 's/^ *//') ;;
-		zstd) v=$(zstd --version 2>&1 | tr -d '*' | sed 's/^ *//') ;;
-		borg) v=$(borg --version 2>&1) ;;
-		restic) v=$(restic version 2>&1) ;;
+		tar) v=$(tar --version | head -1 || true) ;;
+		lz4) v=$(lz4 --version 2>&1 | head -1 | tr -d '*' | sed 's/^ *//' || true) ;;
+		zstd) v=$(zstd --version 2>&1 | tr -d '*' | sed 's/^ *//' || true) ;;
+		borg) v=$(borg --version 2>&1 || true) ;;
+		restic) v=$(restic version 2>&1 || true) ;;
 		*) v=$( ("$t" --version 2>&1 || true) | grep -m1 . || true) ;;
 		esac
 		command -v "$t" >/dev/null 2>&1 || [ -n "$v" ] || { echo "- $t: not installed"; continue; }
@@ -115,21 +120,28 @@ fuse_pid() {
 # vmhwm PID: peak RSS in KiB.
 vmhwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
-# wait_listed MNT TIMEOUT_S: until MNT is a mount point whose root lists at least one entry.
+# wait_listed MNT TIMEOUT_S: until MNT's root lists at least one entry (MNT is an empty directory
+# before the mount: an entry means the mount is there). Each look forks nothing; a failed one
+# sleeps 5 ms.
 wait_listed() {
-	local mnt=$1 deadline
-	deadline=$(echo "$(now) + $2" | bc -l)
+	local mnt=$1 end=$((SECONDS + $2)) e
+	shopt -s nullglob dotglob
 	while :; do
-		if mountpoint -q "$mnt" && [ -n "$(ls -A "$mnt" 2>/dev/null | head -1)" ]; then return 0; fi
-		(($(echo "$(now) > $deadline" | bc -l))) && return 1
+		e=("$mnt"/*)
+		((${#e[@]} > 0)) && { shopt -u nullglob dotglob; return 0; }
+		((SECONDS < end)) || { shopt -u nullglob dotglob; return 1; }
 		sleep 0.005
 	done
 }
 
+# mounted MNT: MNT is a mount point, by /proc/self/mountinfo (no stat: that of a mount whose server
+# died fails with ENOTCONN, and mountpoint(1) then says it is none).
+mounted() { grep -qF " $1 " /proc/self/mountinfo; }
+
 # unmount MNT: unmount if mounted and wait for the serving process to go.
 unmount() {
 	local mnt=$1 pid
-	mountpoint -q "$mnt" || return 0
+	mounted "$mnt" || return 0
 	pid=$(fuse_pid "$mnt" || true)
 	fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
 	if [ -n "$pid" ]; then
@@ -162,7 +174,9 @@ run_tools() {
 			p=${prep_of[$t]:-}
 			[ -z "$p" ] || bash -c "${p//\$OUT/$OUT}" >/dev/null 2>&1 || die "$t: set-up failed: ${p//\$OUT/$OUT}"
 			ls+=("$(load1)")
-			timed m bash -o pipefail -c "$c" >&2
+			# Every tool's output synced within its time (arcpack, borg and restic fsync their
+			# own; mksquashfs and tar | ... do not).
+			timed m bash -o pipefail -c "$c && sync -f \"\$0\"" "$OUT" >&2
 			walls+=("$m_wall"); rsss+=("$m_rss")
 			s=$(out_bytes "$OUT")
 			[ ! -e "$OUT/.nocount" ] || s=$((s - $(out_bytes "$OUT/.nocount")))

@@ -79,13 +79,14 @@ build_images() { # name src
 
 do_mount() { # fs name → sets mount_s, pid
 	local fs=$1 name=$2 t0
-	t0=$(now)
+	stamp t0
 	case $fs in
 	squashfuse_ll) squashfuse_ll "$data/$name.sqfs" "$MNT" ;;
 	arcmount) "$ARCMOUNT" "$data/$name.arc.001" "$MNT" --cache-size "$cache_size" >&2 ;;
 	esac
 	wait_listed "$MNT" 60 || die "$fs: $MNT not listed 60 s after mounting"
-	mount_s=$(echo "$(now) - $t0" | bc -l)
+	stamp t1
+	mount_s=$(echo "$t1 - $t0" | bc -l)
 	pid=$(fuse_pid "$MNT") || die "$fs: cannot find the process serving $MNT"
 }
 
@@ -104,7 +105,7 @@ do_unmount() { # → updates hwm (KiB, max of the run)
 }
 
 # secs CMD...: seconds CMD took; fails when CMD fails (set -e does not reach into $(...)).
-secs() { local t0; t0=$(now); "$@" || return; echo "$(now) - $t0" | bc -l; }
+secs() { local t0 t1; stamp t0; "$@" || return; stamp t1; echo "$t1 - $t0" | bc -l; }
 
 input=$(content_bytes "$TREE")
 largest=$(cd "$TREE" && find . -type f -printf '%s %P\n' | sort -n | tail -1)
@@ -130,7 +131,7 @@ for r in $(seq "$RUNS"); do
 		drop_caches
 		do_mount "$fs" tree; R[$fs,mount,$r]=$mount_s
 		drop_caches
-		t0=$(now); n=$(tar -cf - -C "$MNT" . | wc -c); R[$fs,tar,$r]=$(echo "$(now) - $t0" | bc -l)
+		stamp t0; n=$(tar -cf - -C "$MNT" . | wc -c); stamp t1; R[$fs,tar,$r]=$(echo "$t1 - $t0" | bc -l)
 		R[$fs,tarbytes,$r]=$n
 		dd if="$MNT/$largest_rel" of=/dev/null bs=1M status=none
 		# dd's own clock: forking dd costs more than reading 20 MB from the page cache
@@ -142,7 +143,7 @@ for r in $(seq "$RUNS"); do
 		drop_caches
 		cat_image "$fs" tree
 		do_mount "$fs" tree
-		t0=$(now); tar -cf - -C "$MNT" . | wc -c >/dev/null; R[$fs,tarwarm,$r]=$(echo "$(now) - $t0" | bc -l)
+		stamp t0; tar -cf - -C "$MNT" . | wc -c >/dev/null; stamp t1; R[$fs,tarwarm,$r]=$(echo "$t1 - $t0" | bc -l)
 		do_unmount
 
 		do_mount "$fs" tree; R[$fs,mount2,$r]=$mount_s
