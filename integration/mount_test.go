@@ -946,3 +946,44 @@ func TestAFailedMountLeavesNoGPUProbe(t *testing.T) {
 		}
 	}
 }
+
+// The background server keeps none of its caller's descriptors: a pipe the
+// caller let arcmount inherit (here as fd 6, without close-on-exec; fds 3
+// and 4 the server gets its own in place of) reads EOF once arcmount has
+// returned, not at the unmount.
+func TestTheServerKeepsNoInheritedDescriptor(t *testing.T) {
+	_, base := mountableArchive(t, 6)
+	mnt := t.TempDir()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(arcmountBin, "--gpu", "off", base+".001", mnt)
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	cmd.ExtraFiles = []*os.File{null, null, null, w}
+	out, err := cmd.CombinedOutput()
+	w.Close()
+	if err != nil {
+		t.Fatalf("mount: %v\n%s", err, out)
+	}
+	defer exec.Command("fusermount3", "-u", mnt).Run()
+	got := make(chan error, 1)
+	go func() {
+		_, err := r.Read(make([]byte, 1))
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != io.EOF {
+			t.Errorf("read: %v, want EOF", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the pipe arcmount inherited is still open 5 s after it returned: the server holds it")
+		r.Close()
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -67,6 +68,7 @@ func startDaemon(c *config) error {
 		signal.Notify(stop, sigs...)
 		defer signal.Stop(stop)
 	}
+	inheritNothing()
 	err = cmd.Start()
 	w.Close()
 	ew.Close()
@@ -182,4 +184,21 @@ func serveDaemon(c *config, o fs.Options) error {
 		fmt.Fprintf(report, "error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 	}
 	return err
+}
+
+// inheritNothing marks every descriptor from 3 up close-on-exec before the
+// server starts: one its caller let this process inherit (a pipe the
+// caller waits on for EOF) would otherwise live on in the server until the
+// unmount. The server's own (the report, the log) are handed to it as
+// ExtraFiles, which exec dups into place without the mark.
+func inheritNothing() {
+	if unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC) == nil {
+		return
+	}
+	ents, _ := os.ReadDir("/proc/self/fd") // before Linux 5.11
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= 3 {
+			unix.CloseOnExec(fd)
+		}
+	}
 }
