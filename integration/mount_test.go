@@ -623,6 +623,8 @@ func TestMountRefusesBadInvocations(t *testing.T) {
 	mnt := mountArchive(t, base)
 	free := filepath.Join(dir, "free")
 	os.Mkdir(free, 0o755)
+	dangling := filepath.Join(dir, "dangling")
+	os.Symlink(filepath.Join(dir, "nowhere"), dangling)
 	for _, c := range []struct {
 		name string
 		args []string
@@ -647,6 +649,9 @@ func TestMountRefusesBadInvocations(t *testing.T) {
 		// fusermount3 would stay to watch the mount and never hand it over.
 		{"auto_unmount", []string{"-o", "auto_unmount", base + ".001", free}, "auto_unmount"},
 		{"one argument", []string{base + ".001"}, "arg"},
+		// The type go-fuse sets; given again it was dropped without a word.
+		{"a subtype", []string{"-o", "subtype=x", base + ".001", free}, "fuse.arc"},
+		{"a dangling symlink as the mount point", []string{base + ".001", dangling}, "is a symlink to"},
 	} {
 		r := runBin(t, runOpts{}, arcmountBin, c.args...)
 		lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
@@ -985,5 +990,31 @@ func TestTheServerKeepsNoInheritedDescriptor(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("the pipe arcmount inherited is still open 5 s after it returned: the server holds it")
 		r.Close()
+	}
+}
+
+// -o fsname names the mount's source (what mount and df show); --debug
+// with --log has the mount's first requests in the log, INIT among them
+// (they went to the parent, which dropped them).
+func TestMountSourceNameAndTheFirstDebugLines(t *testing.T) {
+	_, base := mountableArchive(t, 6)
+	mnt := t.TempDir()
+	logf := filepath.Join(t.TempDir(), "log")
+	if r := runBin(t, runOpts{}, arcmountBin, "--gpu", "off", "-o", "fsname=my-backup", "--debug", "--log", logf, base+".001", mnt); r.code != 0 {
+		t.Fatalf("mount: %v", r)
+	}
+	defer exec.Command("fusermount3", "-u", mnt).Run()
+	info, _ := os.ReadFile("/proc/self/mountinfo")
+	var source string
+	for _, l := range strings.Split(string(info), "\n") {
+		if f := strings.Fields(l); len(f) > 9 && f[4] == mnt {
+			source = f[len(f)-2]
+		}
+	}
+	if source != "my-backup" {
+		t.Errorf("the mount's source is %q, want my-backup", source)
+	}
+	if b, _ := os.ReadFile(logf); !strings.Contains(string(b), "INIT") {
+		t.Errorf("the log lacks the INIT request:\n%.600s", b)
 	}
 }

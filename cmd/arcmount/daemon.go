@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"log"
 	"math"
 	"os"
 	"os/exec"
@@ -167,6 +168,12 @@ func serveDaemon(c *config, o fs.Options) error {
 	unix.CloseOnExec(fd + 1)
 	report := os.NewFile(uintptr(fd), "ready")
 	logFile := os.NewFile(uintptr(fd+1), "log")
+	if c.debug {
+		// go-fuse logs requests to the standard logger, stderr: until
+		// "ok" that is the pipe to the parent, which drops it, and with
+		// it the mount's first requests.
+		log.SetOutput(logFile)
+	}
 	if err := os.Chdir("/"); err != nil { // do not pin the caller's directory
 		return err
 	}

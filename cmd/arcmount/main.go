@@ -153,7 +153,7 @@ error or when it could not mount.`,
 	f.IntVar(&c.prefetch, "prefetch", 0, "read ahead on sequential access up to this many frames past the current one (0 = the reader's default, 2; -1 = off)")
 	f.StringVar(&c.gpu, "gpu", "auto", "decompress prefetched frames on a GPU: auto (a GPU that passes its self-test, else the CPU), on (fail without one) or off")
 	f.StringVar(&c.gpuDevice, "gpu-device", "", "OpenCL `ID` (PLATFORM:DEVICE, as 'arcpack gpu' lists them) to use; any type, a CPU one too; naming one means --gpu=on unless --gpu is given (default: every GPU)")
-	f.StringArrayVarP(&c.options, "option", "o", nil, "mount `OPTIONS`, comma separated: allow_other (other users may read, by the archived permissions), or any option fusermount3 takes but auto_unmount; ro always")
+	f.StringArrayVarP(&c.options, "option", "o", nil, "mount `OPTIONS`, comma separated: allow_other (other users may read, by the archived permissions), fsname=NAME (the source mount and df show; default the archive's path), or any option fusermount3 takes but auto_unmount and subtype; ro always")
 	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request (very verbose; with -f, or --log in the background)")
 	f.StringVar(&c.logFile, "log", "", "in the background, append log lines (damaged files, the engine used) to this `FILE` (with -f they go to stderr)")
@@ -240,6 +240,7 @@ func (c *config) mountOptions() (fs.Options, error) {
 	if c.debug && !c.foreground && c.logFile == "" {
 		return o, errors.New("--debug in the background: its lines go to the --log FILE; give one, or use -f")
 	}
+	fsName := c.archive
 	for _, list := range c.options {
 		for _, opt := range strings.Split(list, ",") {
 			switch opt {
@@ -255,11 +256,21 @@ func (c *config) mountOptions() (fs.Options, error) {
 				// by its unmount or by a signal, arcmount unmounts.
 				return o, errors.New("-o auto_unmount: not supported (arcmount unmounts when it ends: fusermount3 -u, umount, or a signal)")
 			default:
-				o.MountOptions = append(o.MountOptions, opt)
+				// The source and type the mount shows are set by go-fuse
+				// from FsName and the name "arc": given again, fsname and
+				// subtype would be left out without a word.
+				switch k, v, _ := strings.Cut(opt, "="); k {
+				case "fsname":
+					fsName = v
+				case "subtype":
+					return o, fmt.Errorf("-o %s: the mount's type is fuse.arc", opt)
+				default:
+					o.MountOptions = append(o.MountOptions, opt)
+				}
 			}
 		}
 	}
-	o.FsName = c.archive
+	o.FsName = fsName
 	o.Debug = c.debug
 	return o, nil
 }

@@ -16,6 +16,9 @@ import (
 func checkMountpoint(dir string) error {
 	st, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
+		if to, lerr := os.Readlink(dir); lerr == nil { // mkdir -p of the link itself fails
+			return fmt.Errorf("mount point %s is a symlink to %s, which does not exist (create that directory)", dir, to)
+		}
 		return fmt.Errorf("mount point %s does not exist (create it: mkdir -p %s)", dir, dir)
 	}
 	if err != nil {
