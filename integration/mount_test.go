@@ -1018,3 +1018,64 @@ func TestMountSourceNameAndTheFirstDebugLines(t *testing.T) {
 		t.Errorf("the log lacks the INIT request:\n%.600s", b)
 	}
 }
+
+// A signal ends arcmount while its archive's open hangs (volumes on a
+// filesystem that stalls: here an outer mount whose server is stopped):
+// in the foreground at once; in the background, the first signal tells
+// the server to stop and a second one ends the waiting caller. Nothing is
+// mounted either way.
+func TestASignalEndsAMountWhoseOpenHangs(t *testing.T) {
+	_, inner := mountableArchive(t, 6)
+	dir := filepath.Join(t.TempDir(), "vols")
+	os.Mkdir(dir, 0o755)
+	vols, _ := filepath.Glob(inner + ".0*")
+	for _, v := range vols {
+		testtree.CopyFile(t, v, filepath.Join(dir, filepath.Base(v)))
+	}
+	outer := filepath.Join(t.TempDir(), "outer")
+	mustArcpack(t, "create", dir, "-o", outer, "--progress", "never")
+	omnt, opid := serveArchive(t, outer, "--gpu", "off")
+	held := filepath.Join(omnt, filepath.Base(vols[0]))
+	if _, err := os.Stat(held); err != nil { // attributes cached: the checks before the open pass
+		t.Fatal(err)
+	}
+	for _, v := range vols {
+		os.Stat(filepath.Join(omnt, filepath.Base(v)))
+	}
+	syscall.Kill(opid, syscall.SIGSTOP)
+	defer syscall.Kill(opid, syscall.SIGCONT) // before the unmount of the cleanup
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		signals int
+	}{{"foreground", []string{"-f"}, 1}, {"background", nil, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mnt := mountPoint(t)
+			cmd := exec.Command(arcmountBin, append(tc.args, "--gpu", "off", held, mnt)...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			time.Sleep(time.Second) // into the open
+			for i := 0; i < tc.signals; i++ {
+				cmd.Process.Signal(syscall.SIGINT)
+				time.Sleep(300 * time.Millisecond)
+			}
+			select {
+			case err := <-done:
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+					t.Errorf("exit: %v, want 2; %s", err, stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("arcmount still running 10 s after %d SIGINT; %s", tc.signals, stderr.String())
+			}
+			if isMounted(t, mnt) {
+				t.Error("mounted anyway")
+			}
+		})
+	}
+}

@@ -94,7 +94,7 @@ func startDaemon(c *config) error {
 			}
 		}
 	}()
-	var interrupted atomic.Bool
+	var interrupted, gaveUp atomic.Bool
 	waited := make(chan struct{})
 	defer close(waited)
 	if stop != nil {
@@ -104,11 +104,24 @@ func startDaemon(c *config) error {
 				interrupted.Store(true)
 				cmd.Process.Signal(syscall.SIGTERM)
 			case <-waited:
+				return
+			}
+			// A second signal: the server has not ended (held by an
+			// open that stalls); stop waiting for it. It ends as soon as
+			// it can, having mounted nothing.
+			select {
+			case <-stop:
+				gaveUp.Store(true)
+				r.Close()
+			case <-waited:
 			}
 		}()
 	}
 	line, _ := bufio.NewReader(r).ReadString('\n')
 	line = strings.TrimSuffix(line, "\n")
+	if gaveUp.Load() {
+		return fmt.Errorf("interrupted: %s not mounted (the server, told to stop, ends once it can)", termsafe.Name(c.archive))
+	}
 	if interrupted.Load() {
 		cmd.Wait() // unmounted, if it had mounted
 		return fmt.Errorf("interrupted: %s not mounted", termsafe.Name(c.archive))

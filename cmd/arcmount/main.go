@@ -327,13 +327,32 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 		// run at once; the CPUs used stay what the work needs.
 		runtime.GOMAXPROCS(minProcs)
 	}
-	ar, err := reader.Open(c.archive, reader.Options{
-		CacheSize:   cacheSize,
-		Prefetch:    c.prefetch,
-		Workers:     workers,
-		Logf:        withoutBlockDamage(logger.Printf),
-		DecodeBatch: batchDecoder(eng),
-	})
+	// The open beside the signals: volumes on a filesystem that stalls
+	// (a network share, a stopped FUSE server) hold it, and a signal must
+	// still end arcmount, which has mounted nothing yet.
+	type opened struct {
+		ar  *reader.Archive
+		err error
+	}
+	openDone := make(chan opened, 1)
+	go func() {
+		ar, err := reader.Open(c.archive, reader.Options{
+			CacheSize:   cacheSize,
+			Prefetch:    c.prefetch,
+			Workers:     workers,
+			Logf:        withoutBlockDamage(logger.Printf),
+			DecodeBatch: batchDecoder(eng),
+		})
+		openDone <- opened{ar, err}
+	}()
+	var ar *reader.Archive
+	var err error
+	select {
+	case o := <-openDone:
+		ar, err = o.ar, o.err
+	case s := <-sig:
+		return fmt.Errorf("%v: stopped before mounting (the archive was still being opened)", s)
+	}
 	if err != nil {
 		if h := hint.Repair(c.archive); h != "" {
 			return fmt.Errorf("%w; %s", err, h)
