@@ -1078,4 +1078,17 @@ func TestASignalEndsAMountWhoseOpenHangs(t *testing.T) {
 			}
 		})
 	}
+	// The server told to stop ends once its open returns: the outer server
+	// going on, it leaves no process behind.
+	syscall.Kill(opid, syscall.SIGCONT)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, _ := exec.Command("pgrep", "-f", "--", held).Output()
+		if len(bytes.TrimSpace(out)) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("arcmount processes %s still there 10 s after the outer server went on", bytes.Fields(out))
+			break
+		}
+	}
 }
