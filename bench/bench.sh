@@ -244,58 +244,74 @@ fail() { # tree tool phase
 }
 
 pack_phase() { # tree
-	local tr=$1 t r s
+	local tr=$1 t r order
+	local -A dead=() # tools failed or cut: no more runs
 	SRC=${tree_dir[$tr]}
 	note "$tr: warming $SRC (one read of every file) so every tool reads it from the page cache"
 	warm "$SRC"
-	for t in "${tools[@]}"; do
-		OUT=$work/$tr/$t
-		over_budget "$tr" "$t" pack && { rm -rf "$OUT"; continue; }
-		for r in $(seq "$RUNS"); do
-			rm -rf "$OUT"; mkdir -p "$OUT"
-			if [ -n "${prep[$t]}" ] && ! SRC=$SRC OUT=$OUT bash -c "${prep[$t]}" >"$work/cmd.log" 2>&1; then fail "$tr" "$t" prep; continue 2; fi
-			sync
-			rec load "$tr" "$t" pack "$r" "$(load1)"
-			# The output synced within the time, for every tool: arcpack, borg and restic fsync
-			# theirs, mksquashfs and tar | ... leave it to the page cache.
-			measure "${pack[$t]} && sync -f \"\$OUT\"" || { fail "$tr" "$t" pack; rm -rf "$OUT"; continue 2; }
-			s=$(out_bytes "$OUT")
-			[ ! -e "$OUT/.nocount" ] || s=$((s - $(out_bytes "$OUT/.nocount")))
-			rec val "$tr" "$t" pack_s "$r" "$m_wall"
-			rec val "$tr" "$t" pack_rss_kib "$r" "$m_rss"
-			rec val "$tr" "$t" size_b "$r" "$s"
-			note "$tr $t pack run $r: ${m_wall}s, $s bytes, peak RSS $m_rss KiB (load $(load1))"
+	for r in $(seq "$RUNS"); do
+		mapfile -t order < <(rotated "$r" "${tools[@]}") # names may hold spaces
+		for t in "${order[@]}"; do
+			[ -z "${dead[$t]:-}" ] || continue
+			OUT=$work/$tr/$t
+			if over_budget "$tr" "$t" pack; then dead[$t]=1; rm -rf "$OUT"; continue; fi
+			pack_run "$tr" "$t" "$r" || dead[$t]=1
 		done
-		# the last run's output stays for extract and mount
 	done
+	# each tool's last run's output stays for extract and mount
+}
+
+pack_run() { # tree tool run; non-zero: the tool failed
+	local tr=$1 t=$2 r=$3 s
+	rm -rf "$OUT"; mkdir -p "$OUT"
+	if [ -n "${prep[$t]}" ] && ! SRC=$SRC OUT=$OUT bash -c "${prep[$t]}" >"$work/cmd.log" 2>&1; then fail "$tr" "$t" prep; return 1; fi
+	sync
+	rec load "$tr" "$t" pack "$r" "$(load1)"
+	# The output synced within the time, for every tool: arcpack, borg and restic fsync
+	# theirs, mksquashfs and tar | ... leave it to the page cache.
+	measure "${pack[$t]} && sync -f \"\$OUT\"" || { fail "$tr" "$t" pack; rm -rf "$OUT"; return 1; }
+	s=$(out_bytes "$OUT")
+	[ ! -e "$OUT/.nocount" ] || s=$((s - $(out_bytes "$OUT/.nocount")))
+	rec val "$tr" "$t" pack_s "$r" "$m_wall"
+	rec val "$tr" "$t" pack_rss_kib "$r" "$m_rss"
+	rec val "$tr" "$t" size_b "$r" "$s"
+	note "$tr $t pack run $r: ${m_wall}s, $s bytes, peak RSS $m_rss KiB (load $(load1))"
 }
 
 extract_phase() { # tree
-	local tr=$1 t r want_b want_f got_b got_f
+	local tr=$1 t r want_b want_f order
+	local -A dead=()
 	SRC=${tree_dir[$tr]}
 	want_b=$(content_bytes "$SRC") want_f=$(find "$SRC" -type f | wc -l)
-	for t in "${tools[@]}"; do
-		OUT=$work/$tr/$t
-		[ -d "$OUT" ] || continue
-		over_budget "$tr" "$t" extract && continue
-		for r in $(seq "$RUNS"); do
-			X=$xdir/x
-			rm -rf "$X"; mkdir -p "$X"
-			sync
-			rec load "$tr" "$t" extract "$r" "$(load1)"
-			measure "${extract[$t]}" || { fail "$tr" "$t" extract; continue 2; }
-			# an extraction that came back short is a failure, not a fast extract: its time is not kept
-			got_b=$(content_bytes "$X") got_f=$(find "$X" -type f | wc -l)
-			if [ "$got_b" != "$want_b" ] || [ "$got_f" != "$want_f" ]; then
-				rec fail "$tr" "$t" extract-check "run $r extracted $got_f files, $got_b bytes; the source has $want_f files, $want_b bytes"
-				continue 2
-			fi
-			rec val "$tr" "$t" extract_s "$r" "$m_wall"
-			rec val "$tr" "$t" extract_rss_kib "$r" "$m_rss"
-			note "$tr $t extract run $r: ${m_wall}s, peak RSS $m_rss KiB"
+	for r in $(seq "$RUNS"); do
+		mapfile -t order < <(rotated "$r" "${tools[@]}") # names may hold spaces
+		for t in "${order[@]}"; do
+			[ -z "${dead[$t]:-}" ] || continue
+			OUT=$work/$tr/$t
+			[ -d "$OUT" ] || continue
+			if over_budget "$tr" "$t" extract; then dead[$t]=1; continue; fi
+			extract_run "$tr" "$t" "$r" || dead[$t]=1
 		done
-		rm -rf "$X"
 	done
+	rm -rf "$xdir/x"
+}
+
+extract_run() { # tree tool run; non-zero: the tool failed
+	local tr=$1 t=$2 r=$3 got_b got_f
+	X=$xdir/x
+	rm -rf "$X"; mkdir -p "$X"
+	sync
+	rec load "$tr" "$t" extract "$r" "$(load1)"
+	measure "${extract[$t]}" || { fail "$tr" "$t" extract; return 1; }
+	# an extraction that came back short is a failure, not a fast extract: its time is not kept
+	got_b=$(content_bytes "$X") got_f=$(find "$X" -type f | wc -l)
+	if [ "$got_b" != "$want_b" ] || [ "$got_f" != "$want_f" ]; then
+		rec fail "$tr" "$t" extract-check "run $r extracted $got_f files, $got_b bytes; the source has $want_f files, $want_b bytes"
+		return 1
+	fi
+	rec val "$tr" "$t" extract_s "$r" "$m_wall"
+	rec val "$tr" "$t" extract_rss_kib "$r" "$m_rss"
+	note "$tr $t extract run $r: ${m_wall}s, peak RSS $m_rss KiB"
 }
 
 do_mount() { # tool archive-dir → sets mount_s, pid, root (the tree's root under $MNT)
@@ -326,54 +342,65 @@ secs() { local t0 t1; stamp t0; "$@" >/dev/null; stamp t1; echo "$t1 - $t0" | bc
 tarsize() { tar -cf - -C "$1" . | wc -c; }
 
 mount_phase() { # tree
-	local tr=$1 t r dir n s out nrand want
+	local tr=$1 t r dir want order
+	local -A dead=()
 	SRC=${tree_dir[$tr]}
 	want=$(tarsize "$SRC") # a whole-tree read through a mount must give the same tar stream length
+	local mounting=() # the tools with a mount and an archive, rotated among themselves
 	for t in "${tools[@]}"; do
-		[ -n "${mkind[$t]:-}" ] || continue
-		dir=$work/$tr/$t
-		[ -d "$dir" ] || continue
-		over_budget "$tr" "$t" mount && continue
-		# archivemount decompresses the archive from its start at every open: a whole-tree read
-		# would take hours, so only mount time and a few random reads are measured.
-		nrand=$RANDREAD_N; [ "${mkind[$t]}" != archivemount ] || nrand=$SLOW_RANDREAD_N
-		for r in $(seq "$RUNS"); do
-			hwm=0
-			rec load "$tr" "$t" mount "$r" "$(load1)"
-			drop_caches
-			do_mount "$t" "$dir" || { fail "$tr" "$t" mount; unmount "$MNT"; continue 2; }
-			rec val "$tr" "$t" mount_s "$r" "$mount_s"
-			rec val "$tr" "$t" mount_rss_kib "$r" "$(vmhwm "$pid")"
-			if [ "${mkind[$t]}" != archivemount ]; then
-				drop_caches
-				# a read that came back short is a failure, not a fast read: its time is not kept
-				stamp t0; n=$(tarsize "$root"); stamp t1; s=$(echo "$t1 - $t0" | bc -l)
-				rec val "$tr" "$t" tar_bytes "$r" "$n"
-				if [ "$n" = "$want" ]; then
-					rec val "$tr" "$t" cold_s "$r" "$s"
-					stamp t0; n=$(tarsize "$root"); stamp t1; s=$(echo "$t1 - $t0" | bc -l)
-					if [ "$n" = "$want" ]; then rec val "$tr" "$t" warm_s "$r" "$s"
-					else rec fail "$tr" "$t" read-check "warm: tar through the mount gave $n bytes, of the source $want"; fi
-				else
-					rec fail "$tr" "$t" read-check "tar through the mount gave $n bytes, of the source $want"
-				fi
-			fi
-			do_unmount
-			do_mount "$t" "$dir" || { fail "$tr" "$t" mount; unmount "$MNT"; continue 2; }
-			drop_caches
-			for phase in cold warm; do
-				if ! out=$("$work/randread" -list "$SRC" -root "$root" -n "$nrand" 2>&1); then
-					rec fail "$tr" "$t" "randread" "$out"; break
-				fi
-				rec val "$tr" "$t" "r${phase}50_ms" "$r" "$(sed -E 's/.*p50=([0-9.]+)ms.*/\1/' <<<"$out")"
-				rec val "$tr" "$t" "r${phase}99_ms" "$r" "$(sed -E 's/.*p99=([0-9.]+)ms.*/\1/' <<<"$out")"
-				rec val "$tr" "$t" "r${phase}_n" "$r" "$nrand"
-			done
-			do_unmount
-			rec val "$tr" "$t" fuse_rss_kib "$r" "$hwm"
-			note "$tr $t mount run $r: mount ${mount_s}s, VmHWM $hwm KiB"
+		[ -n "${mkind[$t]:-}" ] && [ -d "$work/$tr/$t" ] && mounting+=("$t")
+	done
+	((${#mounting[@]})) || return 0
+	for r in $(seq "$RUNS"); do
+		mapfile -t order < <(rotated "$r" "${mounting[@]}") # names may hold spaces
+		for t in "${order[@]}"; do
+			[ -z "${dead[$t]:-}" ] || continue
+			dir=$work/$tr/$t
+			if over_budget "$tr" "$t" mount; then dead[$t]=1; continue; fi
+			mount_run "$tr" "$t" "$r" || dead[$t]=1
 		done
 	done
+}
+
+mount_run() { # tree tool run; non-zero: the tool failed
+	local tr=$1 t=$2 r=$3 n s out nrand
+	# archivemount decompresses the archive from its start at every open: a whole-tree read
+	# would take hours, so only mount time and a few random reads are measured.
+	nrand=$RANDREAD_N; [ "${mkind[$t]}" != archivemount ] || nrand=$SLOW_RANDREAD_N
+	hwm=0
+	rec load "$tr" "$t" mount "$r" "$(load1)"
+	drop_caches
+	do_mount "$t" "$dir" || { fail "$tr" "$t" mount; unmount "$MNT"; return 1; }
+	rec val "$tr" "$t" mount_s "$r" "$mount_s"
+	rec val "$tr" "$t" mount_rss_kib "$r" "$(vmhwm "$pid")"
+	if [ "${mkind[$t]}" != archivemount ]; then
+		drop_caches
+		# a read that came back short is a failure, not a fast read: its time is not kept
+		stamp t0; n=$(tarsize "$root"); stamp t1; s=$(echo "$t1 - $t0" | bc -l)
+		rec val "$tr" "$t" tar_bytes "$r" "$n"
+		if [ "$n" = "$want" ]; then
+			rec val "$tr" "$t" cold_s "$r" "$s"
+			stamp t0; n=$(tarsize "$root"); stamp t1; s=$(echo "$t1 - $t0" | bc -l)
+			if [ "$n" = "$want" ]; then rec val "$tr" "$t" warm_s "$r" "$s"
+			else rec fail "$tr" "$t" read-check "warm: tar through the mount gave $n bytes, of the source $want"; fi
+		else
+			rec fail "$tr" "$t" read-check "tar through the mount gave $n bytes, of the source $want"
+		fi
+	fi
+	do_unmount
+	do_mount "$t" "$dir" || { fail "$tr" "$t" mount; unmount "$MNT"; return 1; }
+	drop_caches
+	for phase in cold warm; do
+		if ! out=$("$work/randread" -list "$SRC" -root "$root" -n "$nrand" 2>&1); then
+			rec fail "$tr" "$t" "randread" "$out"; break
+		fi
+		rec val "$tr" "$t" "r${phase}50_ms" "$r" "$(sed -E 's/.*p50=([0-9.]+)ms.*/\1/' <<<"$out")"
+		rec val "$tr" "$t" "r${phase}99_ms" "$r" "$(sed -E 's/.*p99=([0-9.]+)ms.*/\1/' <<<"$out")"
+		rec val "$tr" "$t" "r${phase}_n" "$r" "$nrand"
+	done
+	do_unmount
+	rec val "$tr" "$t" fuse_rss_kib "$r" "$hwm"
+	note "$tr $t mount run $r: mount ${mount_s}s, VmHWM $hwm KiB"
 }
 
 if [ -d "$xparent" ] && [ "$(df -B1 --output=avail "$xparent" | tail -1)" -gt $((3 * $(content_bytes "$GO_TREE"))) ]; then

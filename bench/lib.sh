@@ -152,42 +152,57 @@ unmount() {
 fmt_mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b/1e6}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b==0) print "-"; else printf "%.2f", a/b }'; }
 
-# run_tools: for each name in the array tools, RUNS times: an empty scratch folder $OUT, the untimed
+# rotated R ITEM...: the items, starting at the (R-1)th (mod their number): run R of each tool
+# comes in another place, so that drift on this shared machine spreads over the tools instead of
+# falling on whole tools, as it does with each tool's runs back to back.
+rotated() {
+	local r=$1 i n
+	shift
+	n=$#
+	for ((i = 0; i < n; i++)); do
+		echo "${@:$(((r - 1 + i) % n + 1)):1}"
+	done
+}
+
+# run_tools: RUNS times, for each name in the array tools (in an order rotated each run): an empty scratch folder $OUT, the untimed
 # set-up prep_of[name] (if any), then cmd_of[name] timed; the output size is what is under $OUT
 # minus anything the set-up put in $OUT/.nocount. Fills the global associative arrays
 # wall (median s), size (bytes, last run), rss (median KiB), loads, allwalls. BENCH_ONLY (a regular
 # expression) keeps only the tools whose name matches.
 run_tools() {
-	local t r c p walls rsss ls s work
+	local t r c p s work l order
+	local -A W=() R=() L=() # each tool's walls, RSSs and loads so far
 	work=$1
 	if [ -n "${BENCH_ONLY:-}" ]; then
 		local keep=()
 		for t in "${tools[@]}"; do [[ $t =~ $BENCH_ONLY ]] && keep+=("$t") || SKIPPED+=("$t (BENCH_ONLY)"); done
 		tools=("${keep[@]}")
 	fi
-	for t in "${tools[@]}"; do
-		walls=() rsss=() ls=()
-		for r in $(seq "$RUNS"); do
+	for r in $(seq "$RUNS"); do
+		mapfile -t order < <(rotated "$r" "${tools[@]}") # names may hold spaces
+		for t in "${order[@]}"; do
 			OUT=$work/run
 			rm -rf "$OUT"; mkdir -p "$OUT"
 			c=${cmd_of[$t]//\$OUT/$OUT}
 			p=${prep_of[$t]:-}
 			[ -z "$p" ] || bash -c "${p//\$OUT/$OUT}" >/dev/null 2>&1 || die "$t: set-up failed: ${p//\$OUT/$OUT}"
-			ls+=("$(load1)")
+			l=$(load1)
 			# Every tool's output synced within its time (arcpack, borg and restic fsync their
 			# own; mksquashfs and tar | ... do not).
 			timed m bash -o pipefail -c "$c && sync -f \"\$0\"" "$OUT" >&2
-			walls+=("$m_wall"); rsss+=("$m_rss")
+			W[$t]+="${W[$t]:+ }$m_wall" R[$t]+="${R[$t]:+ }$m_rss" L[$t]+="${L[$t]:+/}$l"
 			s=$(out_bytes "$OUT")
 			[ ! -e "$OUT/.nocount" ] || s=$((s - $(out_bytes "$OUT/.nocount")))
 			size[$t]=$s
-			note "$t run $r: ${m_wall}s, $s bytes, peak RSS ${m_rss} KiB, load ${ls[-1]}"
+			note "$t run $r: ${m_wall}s, $s bytes, peak RSS ${m_rss} KiB, load $l"
 			rm -rf "$OUT"
 		done
-		wall[$t]=$(printf '%s\n' "${walls[@]}" | median)
-		rss[$t]=$(printf '%s\n' "${rsss[@]}" | median)
-		loads[$t]=$(IFS=/; echo "${ls[*]}")
-		allwalls[$t]=$(IFS=' '; echo "${walls[*]}")
+	done
+	for t in "${tools[@]}"; do
+		wall[$t]=$(tr ' ' '\n' <<<"${W[$t]}" | median)
+		rss[$t]=$(tr ' ' '\n' <<<"${R[$t]}" | median)
+		loads[$t]=${L[$t]}
+		allwalls[$t]=${W[$t]}
 	done
 }
 
