@@ -212,7 +212,8 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 		opt.Context = context.Background()
 	}
 	e := &extractor{a: a, opt: opt, isRoot: os.Geteuid() == 0,
-		firstOf: map[uint32]uint32{}, dupFirst: map[dupKey][]uint32{}, dupSeed: maphash.MakeSeed()}
+		firstOf: map[uint32]uint32{}, linked: map[uint32][]uint32{}, linkOwner: map[uint32]uint32{},
+		dupFirst: map[dupKey][]uint32{}, dupSeed: maphash.MakeSeed()}
 	e.tables()
 	e.chown = (opt.SameOwner || e.isRoot) && !opt.NoSameOwner
 	_, err := os.Stat(dest)
@@ -371,10 +372,9 @@ func (e *extractor) walk(sel *selection, visit func(dirfd int, name string, d, i
 // stop at an entry dest already has: a name the archive has a file for
 // (but an empty regular file, which an interrupted extraction leaves, and
 // a directory, which is left and the entry skipped), a non-directory where
-// it has a directory. Refused halfway
-// instead, the extraction would leave what it had made so far, some of it
-// files not yet filled, and a second run would meet those. Unless
-// overwrite replaces them.
+// it has a directory. Refused halfway instead, the extraction would leave
+// what it had made so far, some of it files not yet filled, and a second
+// run would meet those. Unless overwrite replaces them.
 //
 // Directories of the user's that it may not read or search (an earlier
 // extraction left them so, as archived) it widens for the look, as
@@ -394,7 +394,6 @@ func (e *extractor) checkDest(sel *selection) error {
 		}
 		return err
 	}
-	denied := func(err error) bool { return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) }
 	return e.walk(sel, func(dirfd int, name string, d, ino uint32, in bool) (int, error) {
 		typ := e.a.idx.Inodes.Mode[ino] & format.ModeType
 		if (typ == format.ModeChr || typ == format.ModeBlk) && !e.isRoot {
@@ -413,7 +412,7 @@ func (e *extractor) checkDest(sel *selection) error {
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 		switch {
 		case typ == format.ModeDir && !isDir:
-			return -1, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", e.path(d))
+			return -1, &pathError{e.path(d), errNotADir}
 		case typ == format.ModeDir:
 			if err := look(dirfd, name, d); err != nil {
 				return -1, err
@@ -460,7 +459,7 @@ func (e *extractor) createTree() error {
 	}
 	return e.walk(sel, func(dirfd int, name string, d, ino uint32, in bool) (int, error) {
 		if !e.a.idx.IsDir(ino) {
-			if err := e.createEntry(dirfd, name, d, ino); errors.Is(err, errDirInTheWay) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			if err := e.createEntry(dirfd, name, d, ino); errors.Is(err, errDirInTheWay) || denied(err) {
 				// This entry alone, as tar does: the rest comes out.
 				e.res.Skipped++
 				e.warn(err)
@@ -471,7 +470,7 @@ func (e *extractor) createTree() error {
 		}
 		md := madeDir{d: d, ino: ino, onPath: !in}
 		fd, err := e.makeDir(dirfd, name, &md)
-		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		if denied(err) {
 			// Another's directory denies it (to be made in, or gone
 			// into): this subtree alone, as for a file.
 			e.res.Skipped++
@@ -500,7 +499,7 @@ func (e *extractor) makeDir(dirfd int, name string, md *madeDir) (fd int, err er
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			if !e.opt.Overwrite {
-				return -1, fmt.Errorf("%s: exists and is not a directory (use overwrite to replace it)", e.path(d))
+				return -1, &pathError{e.path(d), errNotADir}
 			}
 			if err := unix.Unlinkat(dirfd, name, 0); err != nil {
 				return -1, fmt.Errorf("%s: %w", e.path(d), err)
@@ -582,15 +581,11 @@ func chmodAt(dirfd int, name string, mode uint32) error {
 	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENOSYS) {
 		return err
 	}
-	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, st, err := openStat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
-	}
 	typ := st.Mode & unix.S_IFMT
 	if typ == unix.S_IFLNK {
 		return fmt.Errorf("a symlink now: %w", unix.ELOOP)
@@ -599,19 +594,30 @@ func chmodAt(dirfd int, name string, mode uint32) error {
 	if !errors.Is(err, unix.ENOENT) || typ != unix.S_IFREG && typ != unix.S_IFDIR {
 		return err
 	}
-	own, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	own, again, err := openStat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(own)
-	var again unix.Stat_t
-	if err := unix.Fstat(own, &again); err != nil {
-		return err
-	}
 	if again.Dev != st.Dev || again.Ino != st.Ino {
 		return fmt.Errorf("replaced meanwhile: %w", unix.ESTALE)
 	}
 	return unix.Fchmod(own, mode)
+}
+
+// openStat opens dirfd/name with flags (and O_CLOEXEC) and stats what it
+// opened.
+func openStat(dirfd int, name string, flags int) (int, unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := unix.Openat(dirfd, name, flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, st, err
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, st, err
+	}
+	return fd, st, nil
 }
 
 // errDirInTheWay: a directory in DEST stands where the archive has a
@@ -621,8 +627,15 @@ func chmodAt(dirfd int, name string, mode uint32) error {
 var errDirInTheWay = errors.New("exists and is a directory (left as it is; the archive's entry is not extracted)")
 
 // errExists: dest has an entry where the archive has a file, and it is
-// not replaced without overwrite.
-var errExists = fmt.Errorf("%w (use overwrite to replace it)", fs.ErrExist)
+// not replaced without overwrite; errNotADir, where it has a directory.
+var (
+	errExists  = fmt.Errorf("%w (use overwrite to replace it)", fs.ErrExist)
+	errNotADir = errors.New("exists and is not a directory (use overwrite to replace it)")
+)
+
+// denied reports whether err is the system's refusal of the user (another
+// user's directory, mostly): the entry is skipped with a warning.
+func denied(err error) bool { return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) }
 
 // replaceable reports whether an entry st that dest has (not a directory)
 // is replaced by the archive's: with overwrite, or where it is an empty
@@ -771,9 +784,6 @@ func (e *extractor) link(first uint32, dirfd int, name string, d uint32) error {
 	owner, ok := e.linkOwner[first]
 	if !ok {
 		owner = first
-	}
-	if e.linkOwner == nil {
-		e.linkOwner, e.linked = map[uint32]uint32{}, map[uint32][]uint32{}
 	}
 	e.linkOwner[d] = owner
 	e.linked[owner] = append(e.linked[owner], d)
