@@ -99,7 +99,8 @@ func openSet(archive string) (s *volumeSet, strays []string, err error) {
 		return nil, nil, fmt.Errorf("%s: no volumes (%s)", base, format.VolumeName(base, 1))
 	}
 	// WholeSet's volumes are 1 … end, every one present: nums[:end].
-	if end, ok := wholeSet(base, nums); ok && len(nums) > int(end) {
+	df := readDataFiles(base)
+	if end, ok := format.WholeSet(df.headers, df.sizes, df.footer); ok && len(nums) > int(end) {
 		for _, n := range nums[end:] {
 			strays = append(strays, format.VolumeName(base, n))
 		}
@@ -107,27 +108,6 @@ func openSet(archive string) (s *volumeSet, strays []string, err error) {
 	}
 	s, err = checkSet(base, nums)
 	return s, strays, err
-}
-
-// wholeSet is format.WholeSet over the volumes nums of base: the headers
-// that parse, by the number in their names, and the footers asked for.
-func wholeSet(base string, nums []uint32) (last uint32, ok bool) {
-	headers := map[uint32]format.VolumeHeader{}
-	sizes := map[uint32]int64{}
-	for _, n := range nums {
-		h, size, err := readVolumeHeader(format.VolumeName(base, n))
-		if err == nil {
-			headers[n], sizes[n] = h, size
-		}
-	}
-	return format.WholeSet(headers, sizes, func(n uint32) (format.Footer, error) {
-		f, err := format.OpenFile(format.VolumeName(base, n))
-		if err != nil {
-			return format.Footer{}, err
-		}
-		defer f.Close()
-		return format.ReadFooter(f, sizes[n])
-	})
 }
 
 // readVolumeHeader reads and parses the header of the volume at p, and
