@@ -60,6 +60,11 @@ func FuzzDecodeIndex(f *testing.F) {
 		if (err == nil) != (errs == nil) || err == nil && !reflect.DeepEqual(x, xs) {
 			t.Fatalf("DecodeIndex: %v; streamed: %v (or a different index)", err, errs)
 		}
+		// In place, from a buffer of its own.
+		xo, erro := DecodeOwnedIndex(aligned(b))
+		if (err == nil) != (erro == nil) || err == nil && !reflect.DeepEqual(x, xo) {
+			t.Fatalf("DecodeIndex: %v; in place: %v (or a different index)", err, erro)
+		}
 		if err != nil {
 			return
 		}

@@ -173,6 +173,11 @@ type Index struct {
 	BlockStoredOff  []uint64 // len Blocks+1: offset of each block's stored bytes in the archive stream
 	FrameFirstBlock []uint32 // len Frames+1
 	Nlink           []uint32 // per inode: paths for non-directories, 2+subdirectories for directories
+	// ExtentEnd (len Extents+1): entry i is the sum of the lengths of the
+	// first i extents, modulo 2^64. Within one file a difference is exact
+	// (Derive checked that no file's size overflows): a file's extent
+	// holding an offset is found by binary search over it.
+	ExtentEnd []uint64
 }
 
 // Param returns the value of parameter key and whether it is set.
@@ -481,11 +486,19 @@ func DecodeIndex(b []byte) (*Index, error) {
 	return decodeIndex(&sectionReader{buf: b, left: uint64(len(b))})
 }
 
+// DecodeOwnedIndex is DecodeIndex on a buffer it takes over: the tables
+// are moved within b and used in place (tables.go), so that the index
+// holds b and little besides, where DecodeIndex copies every table out of
+// it. b's bytes must not be used afterwards, whatever the error.
+func DecodeOwnedIndex(b []byte) (*Index, error) {
+	return decodeIndex(&sectionReader{buf: b, ar: newArena(b), left: uint64(len(b))})
+}
+
 // DecodeIndexFrom is DecodeIndex on exactly size bytes read from r (a
-// decompressing reader), one section at a time: the bytes of a section are
-// held only while it is decoded, so that opening an archive holds the
-// decoded tables and one section's bytes rather than the whole index
-// beside them (101.7 MiB for a million files). size is a
+// decompressing reader), one section at a time into a buffer of its own,
+// whose bytes become the section's tables (tables.go): opening an archive
+// never holds the whole decompressed index beside them (101.7 MiB for a
+// million files). size is a
 // claim (a footer's): at most alloc bytes are allocated for a piece
 // before its bytes arrive, and the rest only as they do. It reads no byte
 // past size; the caller checks that r ends there. Errors from r are
@@ -537,7 +550,11 @@ func decodeIndex(in *sectionReader) (*Index, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := x.decodeSection(tag, flags, &rbuf{b: b, own: in.buf == nil}); err != nil {
+		r := &rbuf{b: b, own: in.buf == nil, ar: in.ar}
+		if r.own {
+			r.ar = newArena(b)
+		}
+		if err := x.decodeSection(tag, flags, r); err != nil {
 			return nil, err
 		}
 	}
@@ -560,6 +577,7 @@ func decodeIndex(in *sectionReader) (*Index, error) {
 // its own.
 type sectionReader struct {
 	buf   []byte // the whole index, when it is in memory
+	ar    *arena // buf's arena, when the decoder owns it (DecodeOwnedIndex)
 	r     io.Reader
 	left  uint64 // bytes the index has yet to yield
 	alloc uint64 // bytes a piece read from r may allocate before they arrive
@@ -611,7 +629,7 @@ func (x *Index) decodeSection(tag, flags uint32, s *rbuf) error {
 		}
 	case secBlocks:
 		n := s.count64(1 + 4 + 4 + 8)
-		x.Blocks.Codec = append([]byte(nil), s.take(n)...)
+		x.Blocks.Codec = s.bytesOf(s.take(n))
 		x.Blocks.RawSize = s.u32s(n)
 		x.Blocks.StoredSize = s.u32s(n)
 		x.Blocks.Sum = s.u64s(n)
@@ -649,18 +667,7 @@ func (x *Index) decodeSection(tag, flags uint32, s *rbuf) error {
 	case secImplied:
 		x.Implied = s.u32s(s.count64(4))
 	case secBlob:
-		// Aliased only when the section has a buffer of its own (read
-		// by DecodeIndexFrom): an alias into a whole decompressed index
-		// would keep it alive for as long as the names are in use.
-		switch {
-		case len(s.b) == 0:
-			x.Blob = nil
-		case s.own:
-			x.Blob = s.b
-		default:
-			x.Blob = append([]byte(nil), s.b...)
-		}
-		s.b = nil
+		x.Blob = s.bytesOf(s.take(len(s.b)))
 	default:
 		if flags&sectionRequired != 0 {
 			return fmt.Errorf("%w: index section %d is required but unknown", ErrVersion, tag)
@@ -740,12 +747,20 @@ func (x *Index) Derive() error {
 	// Files may share extent ranges (duplicates do), so summing each file's
 	// extents would take files × extents steps on a hostile index. Prefix
 	// sums make each file's size one subtraction; they are 128 bits wide
-	// because holes may be nearly 2^64 bytes long.
-	extHi, extLo := make([]uint64, ne+1), make([]uint64, ne+1)
+	// because holes may be nearly 2^64 bytes long. The low words are kept
+	// (ExtentEnd); the high ones are made only once a sum passes 2^64,
+	// which no index of real files does.
+	x.ExtentEnd = make([]uint64, ne+1)
+	var extHi []uint64
 	for i := 0; i < ne; i++ {
 		var carry uint64
-		extLo[i+1], carry = bits.Add64(extLo[i], x.Extents.Len[i], 0)
-		extHi[i+1] = extHi[i] + carry
+		x.ExtentEnd[i+1], carry = bits.Add64(x.ExtentEnd[i], x.Extents.Len[i], 0)
+		if carry != 0 && extHi == nil {
+			extHi = make([]uint64, ne+1)
+		}
+		if extHi != nil {
+			extHi[i+1] = extHi[i] + carry
+		}
 	}
 
 	// Xattrs.
@@ -805,8 +820,12 @@ func (x *Index) Derive() error {
 			if ds > uint64(ne) || dc > uint64(ne)-ds {
 				return corrupt("inode %d extents out of range", i)
 			}
-			size, borrow := bits.Sub64(extLo[ds+dc], extLo[ds], 0)
-			if extHi[ds+dc]-extHi[ds]-borrow != 0 {
+			size, borrow := bits.Sub64(x.ExtentEnd[ds+dc], x.ExtentEnd[ds], 0)
+			var hi uint64
+			if extHi != nil {
+				hi = extHi[ds+dc] - extHi[ds]
+			}
+			if hi-borrow != 0 {
 				return corrupt("inode %d size overflows", i)
 			}
 			if size != in.Size[i] {
@@ -976,7 +995,8 @@ func (w *wbuf) section(tag, flags uint32, body func(*wbuf)) {
 type rbuf struct {
 	b   []byte
 	err error
-	own bool // b is a buffer of its own, not a slice of a larger one
+	own bool   // b is a buffer of its own, not a slice of a larger one
+	ar  *arena // where b's tables may be carved in place; nil: copied (tables.go)
 }
 
 func (r *rbuf) take(n int) []byte {
@@ -1029,40 +1049,4 @@ func (r *rbuf) check(n uint64, rowMin int) int {
 		return 0
 	}
 	return int(n)
-}
-
-func (r *rbuf) u16s(n int) []uint16 {
-	p := r.take(2 * n)
-	v := make([]uint16, len(p)/2)
-	for i := range v {
-		v[i] = binary.LittleEndian.Uint16(p[2*i:])
-	}
-	return v
-}
-
-func (r *rbuf) u32s(n int) []uint32 {
-	p := r.take(4 * n)
-	v := make([]uint32, len(p)/4)
-	for i := range v {
-		v[i] = binary.LittleEndian.Uint32(p[4*i:])
-	}
-	return v
-}
-
-func (r *rbuf) u64s(n int) []uint64 {
-	p := r.take(8 * n)
-	v := make([]uint64, len(p)/8)
-	for i := range v {
-		v[i] = binary.LittleEndian.Uint64(p[8*i:])
-	}
-	return v
-}
-
-func (r *rbuf) i64s(n int) []int64 {
-	p := r.take(8 * n)
-	v := make([]int64, len(p)/8)
-	for i := range v {
-		v[i] = int64(binary.LittleEndian.Uint64(p[8*i:]))
-	}
-	return v
 }

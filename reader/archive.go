@@ -83,16 +83,7 @@ type Archive struct {
 	decoders sync.Pool // *codec.Decoder
 	scratch  spares    // for stored block bytes
 
-	seq seqTracker
-	// extentEnds: entry i is the sum of the lengths of the index's first
-	// i extents, modulo 2^64 (a difference within one file is exact:
-	// format.Derive checked that no file's size overflows). Built once,
-	// for the first file of many extents; its size is the index's, however
-	// many files share an extent range (duplicates all do).
-	extentEnds struct {
-		once sync.Once
-		of   []uint64
-	}
+	seq     seqTracker
 	parents struct {
 		once sync.Once
 		of   []uint32
@@ -201,7 +192,7 @@ func decodeIndex(stored []byte, rawSize, streamFrom uint64) (*format.Index, erro
 		if err != nil {
 			return nil, err
 		}
-		return format.DecodeIndex(raw)
+		return format.DecodeOwnedIndex(raw)
 	}
 	zr, err := codec.OpenIndex(stored, rawSize)
 	if err != nil {

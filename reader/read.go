@@ -11,7 +11,7 @@ import (
 )
 
 // prefixMinExtents: in files with at least this many extents the extent
-// holding an offset is found by binary search over extentEnds; smaller
+// holding an offset is found by binary search over the index's ExtentEnd; smaller
 // ones are scanned.
 const prefixMinExtents = 32
 
@@ -117,7 +117,7 @@ func (a *Archive) findExtent(ino uint32, start, end uint64, off int64) (uint64, 
 		}
 		return end, 0
 	}
-	all := a.cumulativeExtentEnds()
+	all := x.ExtentEnd
 	// Within the file, extent i ends ends(i) bytes in.
 	base := all[start]
 	ends := func(i int) uint64 { return all[start+uint64(i)+1] - base }
@@ -131,19 +131,6 @@ func (a *Archive) findExtent(ino uint32, start, end uint64, off int64) (uint64, 
 		before = ends(i - 1)
 	}
 	return start + uint64(i), u - before
-}
-
-// cumulativeExtentEnds gives extentEnds, building it the first time.
-func (a *Archive) cumulativeExtentEnds() []uint64 {
-	a.extentEnds.once.Do(func() {
-		lens := a.idx.Extents.Len
-		ends := make([]uint64, len(lens)+1)
-		for i, n := range lens {
-			ends[i+1] = ends[i] + n
-		}
-		a.extentEnds.of = ends
-	})
-	return a.extentEnds.of
 }
 
 // readUnique copies unique-stream bytes [u, u+len(dst)) through the cache;
