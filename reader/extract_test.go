@@ -1142,8 +1142,8 @@ func TestLinksPastTheFilesystemsLimitBecomeCopies(t *testing.T) {
 		entries = append(entries, entry{path: fmt.Sprintf("l%05d", i), link: "a"})
 	}
 	a, _ := openBuilt(t, entries, buildOpts{})
-	var warns int
-	res, err := a.Extract(dest, ExtractOptions{DedupLinks: "hardlink", Warn: func(error) { warns++ }})
+	var warns []string
+	res, err := a.Extract(dest, ExtractOptions{DedupLinks: "hardlink", Warn: func(err error) { warns = append(warns, err.Error()) }})
 	if err != nil {
 		t.Fatalf("extract: %v", err)
 	}
@@ -1152,7 +1152,46 @@ func TestLinksPastTheFilesystemsLimitBecomeCopies(t *testing.T) {
 			t.Errorf("%s: %q %v", p, b, err)
 		}
 	}
-	if res.Files < 3 || warns == 0 {
-		t.Errorf("%d files written, %d warnings: want copies past the limit, the hardlinks' warned", res.Files, warns)
+	// In name order: a; the duplicates linked to a until it is full, the
+	// rest to a copy of their own; the hardlinks find a full, so the first
+	// (warned) links to that copy, as a duplicate would, and so do the
+	// next until it is full too; the last ones (the second warning) to a
+	// third file.
+	const limit = 65_000 // ext4's links to one file
+	inodes := map[uint64]uint64{}
+	ents, err := os.ReadDir(dest)
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, e := range ents {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dest, e.Name()), &st); err != nil {
+			t.Fatal(err)
+		}
+		inodes[st.Ino] = st.Nlink
+	}
+	if len(ents) != 2*n+1 || len(inodes) != 3 || inodes[ino(t, dest, "a")] != limit || inodes[ino(t, dest, "d64999")] != limit {
+		t.Errorf("%d paths on %d files (links each: %v); want %d paths on 3, the first two full at %d", len(ents), len(inodes), inodes, 2*n+1, limit)
+	}
+	if res.Files != 3 || res.Hardlinks != 2*n-2 {
+		t.Errorf("counted %d files and %d links; want 3 and %d", res.Files, res.Hardlinks, 2*n-2)
+	}
+	want := []string{"l00000: a hardlink of a, written as a copy", fmt.Sprintf("l%05d: a hardlink of l00000, written as a copy", 2*limit-n-1)}
+	if len(warns) != len(want) {
+		t.Fatalf("warnings %q; want %d, for %q", warns, len(want), want)
+	}
+	for i, w := range want {
+		if !strings.Contains(warns[i], w) {
+			t.Errorf("warning %q; want it to say %q", warns[i], w)
+		}
+	}
+}
+
+func ino(t *testing.T, dir, name string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(dir, name), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }
