@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"arc/internal/hugepage"
 	"bytes"
 	"fmt"
 	"io"
@@ -41,7 +42,7 @@ func DecompressIndex(stored []byte, rawSize uint64) ([]byte, error) {
 		return nil, err
 	}
 	defer dec.Close()
-	out, err := dec.DecodeAll(stored, make([]byte, 0, indexAlloc(stored, rawSize)))
+	out, err := dec.DecodeAll(stored, hugepage.Make[byte](int(indexAlloc(stored, rawSize)))[:0])
 	if err != nil {
 		return nil, fmt.Errorf("%w: index does not decompress: %v", format.ErrCorrupt, err)
 	}

@@ -1,6 +1,7 @@
 package format
 
 import (
+	"arc/internal/hugepage"
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -593,10 +594,11 @@ func (s *sectionReader) next(n uint64) ([]byte, error) {
 		s.buf, s.left = s.buf[n:], s.left-n
 		return b, nil
 	}
-	b := make([]byte, 0, min(n, s.alloc))
+	b := hugepage.Make[byte](int(min(n, s.alloc)))[:0]
 	for uint64(len(b)) < n {
 		if len(b) == cap(b) { // about doubles, from 512 bytes
-			b = slices.Grow(b, int(min(n-uint64(len(b)), uint64(max(cap(b), 512)))))
+			grown := hugepage.Make[byte](len(b) + int(min(n-uint64(len(b)), uint64(max(cap(b), 512)))))
+			b = grown[:copy(grown, b)]
 		}
 		want := min(uint64(cap(b)-len(b)), n-uint64(len(b)))
 		k, err := s.r.Read(b[len(b) : len(b)+int(want)])
@@ -750,7 +752,7 @@ func (x *Index) Derive() error {
 	// because holes may be nearly 2^64 bytes long. The low words are kept
 	// (ExtentEnd); the high ones are made only once a sum passes 2^64,
 	// which no index of real files does.
-	x.ExtentEnd = make([]uint64, ne+1)
+	x.ExtentEnd = hugepage.Make[uint64](ne + 1)
 	var extHi []uint64
 	for i := 0; i < ne; i++ {
 		var carry uint64
@@ -873,8 +875,8 @@ func (x *Index) Derive() error {
 			return corrupt("dirent %d has an invalid name %q", d, name)
 		}
 	}
-	x.Nlink = make([]uint32, ni)
-	owned := make([]bool, nd)
+	x.Nlink = hugepage.Make[uint32](ni)
+	owned := hugepage.Make[bool](nd)
 	owned[0] = true
 	for d := 0; d < nd; d++ {
 		ino := x.Dirents.Inode[d]

@@ -8,6 +8,7 @@
 package reader
 
 import (
+	"arc/internal/hugepage"
 	"errors"
 	"fmt"
 	"io"
@@ -150,7 +151,7 @@ func (a *Archive) readIndex() error {
 	if last != first {
 		where += " to " + a.vols.name(last)
 	}
-	stored := make([]byte, f.IndexSize)
+	stored := hugepage.Make[byte](int(f.IndexSize))
 	if err := a.vols.readStream(int64(f.IndexOffset), stored); err != nil {
 		return fmt.Errorf("%s: reading the index: %w", where, err)
 	}
