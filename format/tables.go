@@ -15,11 +15,13 @@ import (
 // what opening an archive costs (a mount's time until it is ready), so
 // the copy's memory mattered more than its time.
 //
-// Moving back never overwrites an unread byte: a table starts past the
-// headers and counts before it (at least 8 bytes in each section), and a
-// move loses at most 7 of that slack to alignment, so the place it moves
-// to lies at or before its bytes. Where it would not, or on a big-endian
-// machine, the table is copied as before.
+// Moving back never overwrites an unread byte, nor a table carved before:
+// carve writes only between the tables carved so far and the end of the
+// bytes it moves, and copies the table instead where the aligned place
+// would lie past its bytes. That does not happen in a valid index: a table
+// starts past the headers and counts before it (at least 8 bytes in each
+// section), and a move loses at most 7 of that slack to alignment. On a
+// big-endian machine tables are copied as before.
 
 // arena is a buffer whose bytes, once read, may be overwritten by the
 // tables carved from it.
@@ -29,8 +31,9 @@ type arena struct {
 }
 
 // newArena returns an arena over b, or nil where tables cannot be views
-// of it: a big-endian machine, or b not 8-byte aligned (Go's allocations
-// of 8 bytes or more are).
+// of it: a big-endian machine, or b not 8-byte aligned. Go's allocations
+// of 16 bytes or more are; smaller pointer-free ones come from the tiny
+// allocator and may not be, which leaves a tiny section copied.
 func newArena(b []byte) *arena {
 	if len(b) == 0 || binary.NativeEndian.Uint16([]byte{1, 0}) != 1 || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%8 != 0 {
 		return nil
