@@ -1,12 +1,12 @@
 package codec
 
 import (
-	"arc/internal/hugepage"
 	"bytes"
 	"fmt"
 	"io"
 
 	"arc/format"
+	"arc/internal/hugepage"
 
 	"github.com/klauspost/compress/zstd"
 )

@@ -1,7 +1,6 @@
 package format
 
 import (
-	"arc/internal/hugepage"
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+
+	"arc/internal/hugepage"
 )
 
 // IndexMagic opens the decompressed index.

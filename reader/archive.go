@@ -8,7 +8,6 @@
 package reader
 
 import (
-	"arc/internal/hugepage"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"arc/cache"
 	"arc/codec"
 	"arc/format"
+	"arc/internal/hugepage"
 )
 
 // ErrDamaged is wrapped by every error caused by damage to the archive's
