@@ -613,7 +613,7 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 	var err error
 	switch {
 	case j.whole && j.entry != nil && zeroRuns(j.data) != nil:
-		err = p.placeSparse(j.data, nil, st)
+		err = p.placeSparse(j.data, st)
 	case j.whole:
 		if j.changed {
 			p.opt.warn(fmt.Errorf("%s changed while being read, twice: stored the %d bytes of the second read", p.path(n), len(j.data)))
@@ -627,9 +627,8 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 		p.res.InputBytes += int64(len(j.data))
 		p.bytesDone.Add(int64(len(j.data)))
 	case j.stream != nil:
-		j.sum, err = p.streamTar(n, j.stream, st)
+		err = p.streamTar(n, j.stream, st)
 		close(j.consumed)
-		j.hashed = err == nil
 	default:
 		var sum [32]byte
 		sum, err = p.streamFile(n, st, j.hashed)

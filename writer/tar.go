@@ -515,26 +515,28 @@ func (p *packer) tarDir(dir string) (int32, error) {
 }
 
 // streamTar copies a member too large to hold from the stream in
-// block-sized reads and returns the BLAKE3-256 of its content.
-func (p *packer) streamTar(n *node, r io.Reader, st *streamer) (sum [32]byte, err error) {
-	h := blake3.New()
+// block-sized reads. It is not hashed whole: a later copy of it is too
+// large to hold as well, so its bytes are gone by the time a hash of them
+// could find it a copy; chunk and segment dedup find such copies instead.
+// (Hashing it cost BLAKE3's speed on every byte, zeros of holes included:
+// 7.9 s for a 20 GiB sparse member, now 0.75 s.)
+func (p *packer) streamTar(n *node, r io.Reader, st *streamer) error {
 	// Pieces of whole pages, so that zero runs are found page-aligned.
 	buf := make([]byte, min(max(p.opt.BlockSize/holeAlign*holeAlign, holeAlign), n.size))
 	for left := n.size; left > 0; {
 		if err := p.ctx.Err(); err != nil {
-			return sum, err
+			return err
 		}
 		m := min(int64(len(buf)), left)
 		if _, err := io.ReadFull(r, buf[:m]); err != nil {
-			return sum, fmt.Errorf("tar stream: %s: %w", n.path, err)
+			return fmt.Errorf("tar stream: %s: %w", n.path, err)
 		}
-		if err := p.placeSparse(buf[:m], h, st); err != nil {
-			return sum, err
+		if err := p.placeSparse(buf[:m], st); err != nil {
+			return err
 		}
 		left -= m
 	}
-	copy(sum[:], h.Sum(nil))
-	return sum, nil
+	return nil
 }
 
 // archive/tar hands sparse members over with their holes filled with zeros.
@@ -581,23 +583,19 @@ func zeroRuns(b []byte) []dataRun {
 	return runs
 }
 
-// placeSparse places a piece of a member with its zero runs as holes,
-// hashing all of it into h when h is set.
-func (p *packer) placeSparse(b []byte, h *blake3.Hasher, st *streamer) error {
+// placeSparse places a piece of a member with its zero runs as holes.
+func (p *packer) placeSparse(b []byte, st *streamer) error {
 	runs := zeroRuns(b)
 	if runs == nil {
-		return p.placeRead(b, h, st)
+		return p.placeRead(b, nil, st)
 	}
 	for _, r := range runs {
 		piece := b[r.off : r.off+r.len]
 		if !r.hole {
-			if err := p.placeRead(piece, h, st); err != nil {
+			if err := p.placeRead(piece, nil, st); err != nil {
 				return err
 			}
 			continue
-		}
-		if h != nil {
-			h.Write(piece)
 		}
 		p.addExtent(format.Hole, uint64(r.len))
 		p.res.HoleBytes += r.len

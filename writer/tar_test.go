@@ -435,6 +435,31 @@ func impliedPaths(a *archive) []string {
 	return out
 }
 
+// Members too large to hold stream through once: their zero runs become
+// holes, and a later copy is found by chunk and segment dedup, not as a
+// whole-file duplicate (it is streamed too, its hash known only once it
+// is stored).
+func TestStreamedMembersKeepTheirHolesAndShareTheirData(t *testing.T) {
+	x := randBytes(9, 40<<10)
+	zeros := make([]byte, 280<<10)
+	front := append(append([]byte(nil), x...), zeros...) // the data, then a hole
+	back := append(append([]byte(nil), zeros...), x...)  // the same size: a hole, then the data
+	members := []tarMember{reg("front", front), reg("back", back), reg("front-again", front)}
+	o := small()
+	o.wholeMax = 64 << 10 // all three stream
+	res, a, _ := packTarBytes(t, tarOf(t, tar.FormatPAX, members), o)
+	for p, c := range map[string][]byte{"front": front, "back": back, "front-again": front} {
+		if !bytes.Equal(a.content[p], c) {
+			t.Errorf("%s: content differs", p)
+		}
+	}
+	without, _, _ := packTarBytes(t, tarOf(t, tar.FormatPAX, members[:2]), o)
+	if res.DupFiles != 0 || res.HoleBytes != 3*(int64(len(zeros))-24<<10) || res.UniqueBytes != without.UniqueBytes {
+		t.Errorf("%d whole-file duplicates, %d hole bytes, %d unique bytes (%d without the copy); want none, the zeros as holes but 24 KiB in each (a run too short where its 64 KiB piece holds data), no more unique bytes",
+			res.DupFiles, res.HoleBytes, res.UniqueBytes, without.UniqueBytes)
+	}
+}
+
 func TestImpliedDirectoriesAreTheOnesNoSourceNamed(t *testing.T) {
 	dir := func(name string) tarMember {
 		return tarMember{tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o700, Uid: 1000, Gid: 100}, nil}
