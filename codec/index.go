@@ -42,6 +42,9 @@ func DecompressIndex(stored []byte, rawSize uint64) ([]byte, error) {
 		return nil, err
 	}
 	defer dec.Close()
+	// The output becomes the index's tables (format.DecodeOwnedIndex) and
+	// lives as long as the archive is open: huge pages make its first
+	// touch cheap (internal/hugepage).
 	out, err := dec.DecodeAll(stored, hugepage.Make[byte](int(indexAlloc(stored, rawSize)))[:0])
 	if err != nil {
 		return nil, fmt.Errorf("%w: index does not decompress: %v", format.ErrCorrupt, err)

@@ -595,10 +595,20 @@ func (s *sectionReader) next(n uint64) ([]byte, error) {
 		s.buf, s.left = s.buf[n:], s.left-n
 		return b, nil
 	}
-	b := hugepage.Make[byte](int(min(n, s.alloc)))[:0]
+	// The buffer that holds the whole section becomes its tables and
+	// lives with the index: only it is given huge pages (the advice stays
+	// with the address range after a buffer is dropped, where the runtime
+	// reuses and returns memory).
+	alloc := func(size int) []byte {
+		if uint64(size) == n {
+			return hugepage.Make[byte](size)
+		}
+		return make([]byte, size)
+	}
+	b := alloc(int(min(n, s.alloc)))[:0]
 	for uint64(len(b)) < n {
 		if len(b) == cap(b) { // about doubles, from 512 bytes
-			grown := hugepage.Make[byte](len(b) + int(min(n-uint64(len(b)), uint64(max(cap(b), 512)))))
+			grown := alloc(len(b) + int(min(n-uint64(len(b)), uint64(max(cap(b), 512)))))
 			b = grown[:copy(grown, b)]
 		}
 		want := min(uint64(cap(b)-len(b)), n-uint64(len(b)))
@@ -877,7 +887,7 @@ func (x *Index) Derive() error {
 		}
 	}
 	x.Nlink = hugepage.Make[uint32](ni)
-	owned := hugepage.Make[bool](nd)
+	owned := make([]bool, nd)
 	owned[0] = true
 	for d := 0; d < nd; d++ {
 		ino := x.Dirents.Inode[d]

@@ -20,7 +20,6 @@ import (
 	"arc/cache"
 	"arc/codec"
 	"arc/format"
-	"arc/internal/hugepage"
 )
 
 // ErrDamaged is wrapped by every error caused by damage to the archive's
@@ -151,7 +150,7 @@ func (a *Archive) readIndex() error {
 	if last != first {
 		where += " to " + a.vols.name(last)
 	}
-	stored := hugepage.Make[byte](int(f.IndexSize))
+	stored := make([]byte, f.IndexSize)
 	if err := a.vols.readStream(int64(f.IndexOffset), stored); err != nil {
 		return fmt.Errorf("%s: reading the index: %w", where, err)
 	}

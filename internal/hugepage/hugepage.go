@@ -34,8 +34,14 @@ func Advise(b []byte) {
 }
 
 // Make returns a slice of n zero values of T whose memory is advised.
-// Go's large allocations come untouched from the system, so the advice
-// applies before the first fault.
+// While the heap grows, Go's large allocations come untouched from the
+// system and the advice applies before the first fault; memory the heap
+// reuses is zeroed by make, touched before the advice.
+//
+// The advice belongs to the address range, not to the slice: it outlives
+// a slice dropped, where the runtime reuses the memory or returns it
+// (where khugepaged may then make it whole huge pages again). Make is for
+// buffers that live as long as what they serve, not for scratch.
 func Make[T any](n int) []T {
 	s := make([]T, n)
 	if n > 0 {
