@@ -611,9 +611,13 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 	p.fileExt = int(start)
 	size0 := n.size
 	var err error
+	var runs []dataRun // a held tar member's zero runs (archive/tar fills holes)
+	if j.whole && j.entry != nil {
+		runs = zeroRuns(j.data)
+	}
 	switch {
-	case j.whole && j.entry != nil && zeroRuns(j.data) != nil:
-		err = p.placeSparse(j.data, st)
+	case runs != nil:
+		err = p.placeRuns(j.data, runs, st)
 	case j.whole:
 		if j.changed {
 			p.opt.warn(fmt.Errorf("%s changed while being read, twice: stored the %d bytes of the second read", p.path(n), len(j.data)))

@@ -531,7 +531,7 @@ func (p *packer) streamTar(n *node, r io.Reader, st *streamer) error {
 		if _, err := io.ReadFull(r, buf[:m]); err != nil {
 			return fmt.Errorf("tar stream: %s: %w", n.path, err)
 		}
-		if err := p.placeSparse(buf[:m], st); err != nil {
+		if err := p.placeRuns(buf[:m], zeroRuns(buf[:m]), st); err != nil {
 			return err
 		}
 		left -= m
@@ -583,9 +583,9 @@ func zeroRuns(b []byte) []dataRun {
 	return runs
 }
 
-// placeSparse places a piece of a member with its zero runs as holes.
-func (p *packer) placeSparse(b []byte, st *streamer) error {
-	runs := zeroRuns(b)
+// placeRuns places a piece of a member split by zeroRuns, its zero runs
+// as holes; runs nil (no hole) places the piece whole.
+func (p *packer) placeRuns(b []byte, runs []dataRun, st *streamer) error {
 	if runs == nil {
 		return p.placeRead(b, nil, st)
 	}
