@@ -16,11 +16,11 @@ import (
 // and arm64 with 4 KiB pages.
 const Size = 2 << 20
 
-// Advise asks for huge pages under b's whole huge pages, the part of b
+// advise asks for huge pages under b's whole huge pages, the part of b
 // from its first Size boundary to its last. It helps only where b has not
 // been touched yet. The advice is a hint: a kernel without THP refuses it,
 // and that is ignored.
-func Advise(b []byte) {
+func advise(b []byte) {
 	if len(b) < Size {
 		return
 	}
@@ -45,7 +45,7 @@ func Advise(b []byte) {
 func Make[T any](n int) []T {
 	s := make([]T, n)
 	if n > 0 {
-		Advise(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), uintptr(n)*unsafe.Sizeof(s[0])))
+		advise(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), uintptr(n)*unsafe.Sizeof(s[0])))
 	}
 	return s
 }

@@ -74,7 +74,7 @@ func thpFallbacks(t *testing.T) int {
 	return 0
 }
 
-func TestMakeGivesZeroValuesAndAdviseTakesAnyBuffer(t *testing.T) {
+func TestMakeGivesZeroValuesAndAdviceTakesAnyBuffer(t *testing.T) {
 	for _, n := range []int{0, 1, 4095, Size - 1, Size, 3*Size + 5} {
 		s := Make[uint64](n)
 		if len(s) != n {
@@ -88,7 +88,7 @@ func TestMakeGivesZeroValuesAndAdviseTakesAnyBuffer(t *testing.T) {
 		b := make([]byte, n)
 		for _, off := range []int{0, 1, 4096} {
 			if off <= n {
-				Advise(b[off:]) // never fails, never touches
+				advise(b[off:]) // never fails, never touches
 			}
 		}
 	}
