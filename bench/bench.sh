@@ -270,8 +270,8 @@ pack_run() { # tree tool run; non-zero: the tool failed
 	# The output synced within the time, for every tool: arcpack, borg and restic fsync
 	# theirs, mksquashfs and tar | ... leave it to the page cache.
 	measure "${pack[$t]} && sync -f \"\$OUT\"" || { fail "$tr" "$t" pack; rm -rf "$OUT"; return 1; }
-	s=$(out_bytes "$OUT")
-	[ ! -e "$OUT/.nocount" ] || s=$((s - $(out_bytes "$OUT/.nocount")))
+	s=$(content_bytes "$OUT")
+	[ ! -e "$OUT/.nocount" ] || s=$((s - $(content_bytes "$OUT/.nocount")))
 	rec val "$tr" "$t" pack_s "$r" "$m_wall"
 	rec val "$tr" "$t" pack_rss_kib "$r" "$m_rss"
 	rec val "$tr" "$t" size_b "$r" "$s"

@@ -42,11 +42,10 @@ ensure_tree() {
 	[ -f "$TREE.complete" ] || die "$TREE is not ready"
 }
 
-# content_bytes DIR: sum of regular file sizes (apparent).
-content_bytes() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}'; }
-# out_bytes PATH...: total apparent size of the regular files of outputs (files or directories):
-# not the directories' own sizes (du -sb counts those: 1 MB for restic's 256 data folders).
-out_bytes() { find "$@" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}'; }
+# content_bytes PATH...: total apparent size of the regular files under the paths (files or
+# directories): a tree's content, or a tool's outputs, without the directories' own sizes
+# (du -sb counts those: 1 MB for restic's 256 data folders).
+content_bytes() { find "$@" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}'; }
 
 # warm DIR: read every file once so every tool finds the tree in the page cache.
 # (tar to /dev/null would skip reading; pipe through wc.)
@@ -191,8 +190,8 @@ run_tools() {
 			# own; mksquashfs and tar | ... do not).
 			timed m bash -o pipefail -c "$c && sync -f \"\$0\"" "$OUT" >&2
 			W[$t]+="${W[$t]:+ }$m_wall" R[$t]+="${R[$t]:+ }$m_rss" L[$t]+="${L[$t]:+/}$l"
-			s=$(out_bytes "$OUT")
-			[ ! -e "$OUT/.nocount" ] || s=$((s - $(out_bytes "$OUT/.nocount")))
+			s=$(content_bytes "$OUT")
+			[ ! -e "$OUT/.nocount" ] || s=$((s - $(content_bytes "$OUT/.nocount")))
 			size[$t]=$s
 			note "$t run $r: ${m_wall}s, $s bytes, peak RSS ${m_rss} KiB, load $l"
 			rm -rf "$OUT"

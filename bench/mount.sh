@@ -216,7 +216,7 @@ res="$RESULTS/mount-$stamp.md"
 	echo
 	machine_info
 	echo "- runs: $RUNS per filesystem, median shown (each run's value after it, a/b/c); cold = fresh mount after \`sync; echo 3 > /proc/sys/vm/drop_caches\`"
-	echo "- images: $(for fs in "${fss[@]}"; do case $fs in squashfuse_ll) echo -n "tree.sqfs $(out_bytes "$data/tree.sqfs") bytes (mksquashfs -comp lz4); " ;; arcmount) echo -n "tree.arc $(out_bytes "$data"/tree.arc.[0-9]*) bytes (arcpack create, defaults), arcmount --cache-size $cache_size; " ;; esac; done)"
+	echo "- images: $(for fs in "${fss[@]}"; do case $fs in squashfuse_ll) echo -n "tree.sqfs $(content_bytes "$data/tree.sqfs") bytes (mksquashfs -comp lz4); " ;; arcmount) echo -n "tree.arc $(content_bytes "$data"/tree.arc.[0-9]*) bytes (arcpack create, defaults), arcmount --cache-size $cache_size; " ;; esac; done)"
 	echo "- largest file: $largest_rel ($largest_size bytes); cp -a of $COPY_DIR ($copy_bytes bytes); random reads: $RANDREAD_N × 4 KiB, open+pread+close each, seed 1"
 	echo "- content: a cold \`tar --sort=name\` of the whole tree through each filesystem against the source's (sha256 of the tar stream): $(for fs in "${fss[@]}"; do echo -n "$fs ${SAME[$fs]}; "; done)"
 	[ ${#SKIPPED[@]} -eq 0 ] || echo "- skipped: ${SKIPPED[*]}"
@@ -273,7 +273,7 @@ res="$RESULTS/mount-$stamp.md"
 	fi
 	if [ $million = 1 ]; then
 		echo
-		echo "1,000,000 small files ($MILLION; $(out_bytes "$data"/million.sqfs 2>/dev/null || echo -) bytes squashfs):"
+		echo "1,000,000 small files ($MILLION; $(content_bytes "$data"/million.sqfs 2>/dev/null || echo -) bytes squashfs):"
 		echo
 		echo "$hdr"; echo "$sep"
 		row "mount-ready (s)" mmount 1 "%.3f"

@@ -53,7 +53,7 @@ for k in $(seq 0 "$snaps"); do
 	for i in $(seq 0 "$k"); do srcs+=("$data/s$i"); done
 	rm -f "$out"/arc.*
 	timed arc "$ARCPACK" create "${srcs[@]}" -o "$out/arc" --progress never
-	total[arcpack,$k]=$(out_bytes "$out"/arc.*)
+	total[arcpack,$k]=$(content_bytes "$out"/arc.*)
 	time_of[arcpack,$k]=$arc_wall
 done
 row_names+=(arcpack)
@@ -63,7 +63,7 @@ if have borg; then
 	borg init --encryption=none "$out/borg" >/dev/null
 	for k in $(seq 0 "$snaps"); do
 		timed borgrun sh -c "cd '$data' && borg create --compression lz4 '$out/borg::s$k' s$k"
-		total[borg,$k]=$(out_bytes "$out/borg")
+		total[borg,$k]=$(content_bytes "$out/borg")
 		time_of[borg,$k]=$borgrun_wall
 	done
 	row_names+=(borg)
@@ -73,7 +73,7 @@ if have restic; then
 	restic --no-cache -q -r "$out/restic" init >/dev/null
 	for k in $(seq 0 "$snaps"); do
 		timed resticrun sh -c "cd '$data' && restic --no-cache -q -r '$out/restic' backup s$k"
-		total[restic,$k]=$(out_bytes "$out/restic")
+		total[restic,$k]=$(content_bytes "$out/restic")
 		time_of[restic,$k]=$resticrun_wall
 	done
 	row_names+=(restic)
