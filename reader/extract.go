@@ -125,9 +125,10 @@ type madeDir struct {
 	// existed: dest had a directory there before this extraction.
 	// onPath: only on the way to the selected paths, not selected itself.
 	existed, onPath bool
-	// widened: an existing directory of ours that denied us writing
-	// (an earlier extraction's read-only one) was given u+wx to be
-	// filled; mode is its permission bits before.
+	// widened: an existing directory of ours that denied us reading,
+	// writing or going through it (an earlier extraction's read-only
+	// one) was given u+rwx to be filled; mode is its permission bits
+	// before.
 	widened bool
 	mode    uint32
 }
@@ -530,7 +531,8 @@ func (e *extractor) makeDir(dirfd int, name string, md *madeDir) (fd int, err er
 // widen gives an existing directory of ours that denies us reading it,
 // writing into it or going through it u+rwx, so that it can be filled (an
 // earlier extraction left it read-only, as archived); its mode before is
-// restored at the end, by dirMeta. Root needs no such bits.
+// restored at the end by dirMeta, or by putBack where the extraction stops
+// first or a directory below fails. Root needs no such bits.
 func (e *extractor) widen(dirfd int, name string, d uint32) (widened bool, mode uint32, err error) {
 	if e.isRoot {
 		return false, 0, nil
