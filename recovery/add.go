@@ -91,15 +91,15 @@ type volumeSet struct {
 // in strays.
 func openSet(archive string) (s *volumeSet, strays []string, err error) {
 	base := Base(archive)
-	nums, err := format.ListVolumes(base)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", base, err)
+	df := readDataFiles(base)
+	if df.listErr != nil {
+		return nil, nil, fmt.Errorf("%s: %w", base, df.listErr)
 	}
+	nums := df.nums
 	if len(nums) == 0 {
 		return nil, nil, fmt.Errorf("%s: no volumes (%s)", base, format.VolumeName(base, 1))
 	}
 	// WholeSet's volumes are 1 … end, every one present: nums[:end].
-	df := readDataFiles(base)
 	if end, ok := format.WholeSet(df.headers, df.sizes, df.footer); ok && len(nums) > int(end) {
 		for _, n := range nums[end:] {
 			strays = append(strays, format.VolumeName(base, n))

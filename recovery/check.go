@@ -630,11 +630,12 @@ type dataFiles struct {
 	nums    []uint32                       // the numbers of the files NAME.NNN there, in order
 	headers map[uint32]format.VolumeHeader // their valid headers
 	sizes   map[uint32]int64               // the sizes of those that open
+	listErr error                          // why the files could not be listed (nums is then empty)
 }
 
 func readDataFiles(base string) dataFiles {
 	df := dataFiles{base: base, headers: map[uint32]format.VolumeHeader{}, sizes: map[uint32]int64{}}
-	df.nums, _ = format.ListVolumes(base)
+	df.nums, df.listErr = format.ListVolumes(base)
 	b := make([]byte, format.VolumeHeaderSize)
 	for _, n := range df.nums {
 		f, err := format.OpenFile(format.VolumeName(base, n))
