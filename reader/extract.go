@@ -73,8 +73,8 @@ type extractor struct {
 	isRoot bool
 	res    ExtractResult
 	// destExisted: dest was there before the extraction (see dirMeta).
-	// destWidened: dest was the user's and could not be read, so it was
-	// widened to be opened; destMode is its mode before.
+	// destWidened: dest was the user's and lacked u+rwx, so it was
+	// widened (see Extract); destMode is its mode before.
 	destExisted, destWidened bool
 	destMode                 uint32
 
@@ -222,22 +222,30 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return nil, err
 	}
-	// dest itself may be a symlink the user chose; nothing below it is followed.
-	root, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.EACCES) && !e.isRoot {
-		// The user's, not to be read (an earlier extraction left it so,
-		// as archived): widened as the directories below it are, and put
-		// back by dirMeta or unwiden.
+	sel, err := e.selection()
+	if err != nil {
+		return nil, err
+	}
+	// dest itself, where it is the user's and an earlier extraction left it
+	// without u+rwx (as archived), is widened as the directories below it
+	// are: to be opened, looked into and filled; put back by dirMeta, or by
+	// unwiden if the extraction stops. Before it is opened: opening may
+	// need u+r. dest may be a symlink the user chose; nothing below it is
+	// followed.
+	if e.destExisted && !e.isRoot {
 		var st unix.Stat_t
-		if unix.Stat(dest, &st) == nil && st.Uid == uint32(os.Geteuid()) && unix.Chmod(dest, st.Mode&0o7777|0o700) == nil {
-			e.destMode = st.Mode & 0o7777
-			e.destWidened = true
-			if root, err = unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-				unix.Chmod(dest, e.destMode)
+		if unix.Stat(dest, &st) == nil && st.Uid == uint32(os.Geteuid()) && st.Mode&0o700 != 0o700 {
+			if err := unix.Chmod(dest, st.Mode&0o7777|0o700); err != nil {
+				return nil, fmt.Errorf("%s: chmod: %w", e.path(0), err)
 			}
+			e.destMode, e.destWidened = st.Mode&0o7777, true
 		}
 	}
+	root, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
+		if e.destWidened {
+			unix.Chmod(dest, e.destMode)
+		}
 		return nil, fmt.Errorf("%s: %w", dest, err)
 	}
 	defer unix.Close(root)
@@ -245,7 +253,7 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	e.links = dirChain{root: root, e: e}
 	defer e.links.close()
 
-	if err := e.createTree(); err != nil {
+	if err := e.createTree(sel); err != nil {
 		e.unwiden()
 		return &e.res, err
 	}
@@ -435,23 +443,9 @@ func (e *extractor) checkDest(sel *selection) error {
 
 // createTree walks the index depth first and creates every selected entry
 // but the content of regular files, which writeContent adds in stream order.
-func (e *extractor) createTree() error {
-	sel, err := e.selection()
-	if err != nil {
-		if e.destWidened {
-			unix.Fchmod(e.root, e.destMode)
-		}
-		return err
-	}
-	// dest itself, like the directories below it, is widened where an
-	// earlier extraction left it read-only; put back by dirMeta (or, if
-	// the extraction stops, unwiden). First: checkDest looks inside.
+func (e *extractor) createTree(sel *selection) error {
+	// dest itself (Extract widened it where it had to).
 	root := madeDir{d: 0, ino: 0, existed: e.destExisted, onPath: !sel.all, widened: e.destWidened, mode: e.destMode}
-	if e.destExisted && !root.widened {
-		if root.widened, root.mode, err = e.widen(e.root, ".", 0); err != nil {
-			return err
-		}
-	}
 	if sel.all || root.widened {
 		e.dirs = append(e.dirs, root)
 	}
@@ -538,12 +532,7 @@ func (e *extractor) widen(dirfd int, name string, d uint32) (widened bool, mode 
 		return false, 0, nil
 	}
 	var st unix.Stat_t
-	if d == 0 {
-		err = unix.Fstat(e.root, &st)
-	} else {
-		err = unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-	}
-	if err != nil {
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return false, 0, fmt.Errorf("%s: %w", e.path(d), err)
 	}
 	if st.Uid != uint32(os.Geteuid()) || st.Mode&0o700 == 0o700 {
