@@ -1,0 +1,286 @@
+package exclude
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"strings"
+	"testing"
+)
+
+func TestPatternsMatchAsGitignoreDoes(t *testing.T) {
+	type probe struct {
+		path string
+		dir  bool
+		out  bool
+	}
+	tests := []struct {
+		name     string
+		patterns []string
+		probes   []probe
+	}{
+		{"a name matches at any depth", []string{"node_modules"}, []probe{
+			{"node_modules", true, true},
+			{"web/app/node_modules", true, true},
+			{"web/app/node_modules.txt", false, false},
+			{"web/node_modules2", true, false},
+		}},
+		{"a star stays within a name", []string{"*.o"}, []probe{
+			{"a.o", false, true},
+			{"src/lib/b.o", false, true},
+			{"src/b.o/c", false, false},
+			{"b.oo", false, false},
+		}},
+		{"a slash anchors the pattern at the root", []string{"/build"}, []probe{
+			{"build", true, true},
+			{"build", false, true},
+			{"src/build", true, false},
+		}},
+		{"a middle slash anchors too", []string{"src/*.go"}, []probe{
+			{"src/a.go", false, true},
+			{"x/src/a.go", false, false},
+			{"src/sub/a.go", false, false},
+		}},
+		{"a trailing slash matches directories only", []string{"tmp/"}, []probe{
+			{"tmp", true, true},
+			{"a/tmp", true, true},
+			{"tmp", false, false},
+			{"a/tmp", false, false},
+		}},
+		{"leading double star matches at any depth", []string{"**/testdata"}, []probe{
+			{"testdata", true, true},
+			{"a/b/testdata", true, true},
+			{"a/testdata2", true, false},
+		}},
+		{"middle double star matches no name or many", []string{"a/**/z"}, []probe{
+			{"a/z", false, true},
+			{"a/b/z", false, true},
+			{"a/b/c/d/z", false, true},
+			{"b/a/z", false, false},
+			{"a/z/y", false, false},
+		}},
+		{"trailing double star matches what is below, not the directory", []string{"logs/**"}, []probe{
+			{"logs", true, false},
+			{"logs/a", false, true},
+			{"logs/a/b", false, true},
+			{"x/logs/a", false, false},
+		}},
+		{"a double star inside a name is a star", []string{"a**b"}, []probe{
+			{"axyb", false, true},
+			{"d/ab", false, true},
+		}},
+		{"question mark matches one character, a multi-byte one too", []string{"?.txt"}, []probe{
+			{"a.txt", false, true},
+			{"é.txt", false, true},
+			{"ab.txt", false, false},
+			{"\xff.txt", false, true}, // not UTF-8: one byte
+		}},
+		{"classes, negated with ! or ^", []string{"[a-c].1", "[!a-c].2", "[^a-c].3"}, []probe{
+			{"b.1", false, true},
+			{"d.1", false, false},
+			{"d.2", false, true},
+			{"a.2", false, false},
+			{"d.3", false, true},
+			{"a.3", false, false},
+		}},
+		{"a backslash takes the next character literally", []string{`\*.log`, `\[x]`}, []probe{
+			{"*.log", false, true},
+			{"a.log", false, false},
+			{"[x]", false, true},
+			{"x", false, false},
+		}},
+		{"the last matching pattern decides", []string{"*.log", "!keep.log", "keep.log/"}, []probe{
+			{"a.log", false, true},
+			{"keep.log", false, false},
+			{"d/keep.log", false, false},
+			{"keep.log", true, true},
+		}},
+		{"an escaped bang is a name", []string{`\!important`}, []probe{
+			{"!important", false, true},
+			{"important", false, false},
+		}},
+		{"literal anchored paths", []string{"/a/b/c"}, []probe{
+			{"a/b/c", false, true},
+			{"a/b", true, false},
+			{"a/b/c/d", false, false},
+			{"x/a/b/c", false, false},
+		}},
+		{"the root is never left out", []string{"*"}, []probe{
+			{"", true, false},
+			{"anything", false, true},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var l List
+			for _, p := range tt.patterns {
+				if err := l.Add(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, pr := range tt.probes {
+				p := pr.path
+				if !l.WholePath() {
+					p = p[strings.LastIndexByte(p, '/')+1:]
+				}
+				if got := l.Excluded(p, pr.dir); got != pr.out {
+					t.Errorf("Excluded(%q, dir=%v) = %v, want %v", pr.path, pr.dir, got, pr.out)
+				}
+			}
+		})
+	}
+}
+
+func TestOnlyPatternsWithASlashNeedTheWholePath(t *testing.T) {
+	for _, tt := range []struct {
+		patterns []string
+		whole    bool
+	}{
+		{nil, false},
+		{[]string{"*.o", "tmp/", "!keep"}, false},
+		{[]string{"*.o", "/build"}, true},
+		{[]string{"a/**/b"}, true},
+	} {
+		var l List
+		for _, p := range tt.patterns {
+			if err := l.Add(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if l.WholePath() != tt.whole {
+			t.Errorf("%q: WholePath() = %v, want %v", tt.patterns, l.WholePath(), tt.whole)
+		}
+	}
+}
+
+func TestMalformedPatternsAreRefusedByName(t *testing.T) {
+	for _, p := range []string{"", "/", "!", "//", "[a", `a\`, "a//b", "src/[x"} {
+		var l List
+		err := l.Add(p)
+		if err == nil {
+			t.Errorf("Add(%q) = nil, want an error", p)
+			continue
+		}
+		if !strings.Contains(err.Error(), fmt.Sprintf("%q", p)) {
+			t.Errorf("Add(%q): %v does not name the pattern", p, err)
+		}
+	}
+}
+
+func TestAnExcludeFileSkipsCommentsBlanksAndTrailingSpace(t *testing.T) {
+	file := "# build output\n" +
+		"*.o\n" +
+		"\n" +
+		"   \n" +
+		"tmp/   \n" +
+		`\#notes` + "\n" +
+		`trailing\ ` + "\n" +
+		"crlf\r\n"
+	var l List
+	if err := l.AddFrom(strings.NewReader(file), "rules"); err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range []struct {
+		name string
+		dir  bool
+		out  bool
+	}{
+		{"a.o", false, true},
+		{"tmp", true, true},
+		{"#notes", false, true},
+		{"# build output", false, false},
+		{"trailing ", false, true},
+		{"trailing", false, false},
+		{"crlf", false, true},
+		{"   ", false, false},
+	} {
+		if got := l.Excluded(pr.name, pr.dir); got != pr.out {
+			t.Errorf("Excluded(%q) = %v, want %v", pr.name, got, pr.out)
+		}
+	}
+}
+
+func TestAnExcludeFilesBadLineIsNamedWithItsNumber(t *testing.T) {
+	var l List
+	err := l.AddFrom(strings.NewReader("*.o\n# ok\n[oops\n"), "ex.txt")
+	if err == nil || !strings.HasPrefix(err.Error(), `ex.txt:3: exclude pattern "[oops"`) {
+		t.Fatalf("got %v, want an error starting ex.txt:3: exclude pattern \"[oops\"", err)
+	}
+}
+
+func TestAnEmptyListExcludesNothing(t *testing.T) {
+	var l *List
+	if l.Excluded("a", false) || !l.Empty() || l.WholePath() {
+		t.Fatal("a nil List excludes, or says it is not empty")
+	}
+}
+
+func FuzzMatchNeverPanics(f *testing.F) {
+	f.Add("a/**/b", "a/x/b", true)
+	f.Add("[!a-", "x", false)
+	f.Add(`\`, "", false)
+	f.Fuzz(func(t *testing.T, pattern, p string, dir bool) {
+		var l List
+		if l.Add(pattern) != nil {
+			return
+		}
+		l.Excluded(p, dir)
+	})
+}
+
+func TestManyDoubleStarsOnADeepPathTakeLinearTime(t *testing.T) {
+	var l List
+	if err := l.Add("**/a/**/a/**/a/**/a/**/b"); err != nil {
+		t.Fatal(err)
+	}
+	deep := strings.Repeat("a/", 5000) + "c"
+	// Backtracking into every "**" would try about 5000^4 splits; going back
+	// to the last one only, about 5 × 5000 (a test of the algorithm, not of
+	// the clock: a slow one never ends).
+	if l.Excluded(deep, false) {
+		t.Fatal("excluded a path that does not end in b")
+	}
+	if !l.Excluded(strings.Repeat("a/", 5000)+"b", false) {
+		t.Fatal("did not exclude a path that matches")
+	}
+}
+
+// slowMatch is matchParts by trying every split: the reference.
+func slowMatch(parts, names []string) bool {
+	if len(parts) == 0 {
+		return len(names) == 0
+	}
+	if parts[0] == "**" {
+		for i := 0; i <= len(names); i++ {
+			if slowMatch(parts[1:], names[i:]) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(names) == 0 {
+		return false
+	}
+	ok, _ := path.Match(parts[0], names[0])
+	return ok && slowMatch(parts[1:], names[1:])
+}
+
+func TestDoubleStarMatchingAgreesWithTryingEverySplit(t *testing.T) {
+	pick := []string{"a", "b", "*", "**", "?"}
+	names := []string{"a", "b", "ab"}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		parts := make([]string, 1+r.IntN(5))
+		for i := range parts {
+			parts[i] = pick[r.IntN(len(pick))]
+		}
+		p := make([]string, 1+r.IntN(6))
+		for i := range p {
+			p[i] = names[r.IntN(len(names))]
+		}
+		got, want := matchParts(parts, strings.Join(p, "/")), slowMatch(parts, p)
+		if got != want {
+			t.Fatalf("matchParts(%q, %q) = %v, trying every split gives %v", parts, strings.Join(p, "/"), got, want)
+		}
+	}
+}
