@@ -692,3 +692,76 @@ func TestJSONOutputsMatchTheirDocumentation(t *testing.T) {
 		t.Errorf("damaged_blocks = %v, want the flipped block and those in the missing volume", damaged[0]["damaged_blocks"])
 	}
 }
+
+// TestCreateLeavesOutWhatTheExcludePatternsMatch packs the awkward tree
+// with --exclude, --exclude-from and --exclude-caches, extracts it, and
+// checks it against what rsync copies with the same patterns (which
+// rsync reads the same way: a name at any depth, '/' anchors, a trailing
+// '/' for directories).
+func TestCreateLeavesOutWhatTheExcludePatternsMatch(t *testing.T) {
+	src := genTree(t, testtree.Options{Seed: 9, Files: 12})
+	cache := filepath.Join(src, "cachedir")
+	if err := os.MkdirAll(filepath.Join(cache, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"CACHEDIR.TAG": "Signature: 8a477f597d28d172789f06886806bc55\n",
+		"blob":         "cached",
+		"sub/more":     "cached too",
+	} {
+		if err := os.WriteFile(filepath.Join(cache, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules := filepath.Join(t.TempDir(), "rules")
+	if err := os.WriteFile(rules, []byte("# what a build leaves\n\nnames\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "archive")
+	r := mustArcpack(t, append([]string{"create", src, "-o", out,
+		"--exclude", "/deep", "--exclude", "file-00[0-4].dat", "--exclude", "sub/",
+		"--exclude-from", rules, "--exclude-caches"}, small...)...)
+	if !regexp.MustCompile(`, \d+ excluded\n$`).MatchString(r.stdout) {
+		t.Errorf("the summary does not count what was excluded: %q", r.stdout)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", out+".001", "-o", dst, "--progress", "never")
+
+	rsync, err := exec.LookPath("rsync")
+	if err != nil {
+		t.Skip("rsync not installed")
+	}
+	want := filepath.Join(t.TempDir(), "want")
+	cmd := exec.Command(rsync, "-a", "-H", "-X", "-A",
+		"--exclude=/deep", "--exclude=file-00[0-4].dat", "--exclude=sub/", "--exclude=names",
+		"--include=/cachedir/CACHEDIR.TAG", "--exclude=/cachedir/*", src+"/", want+"/")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("rsync: %v\n%s", err, b)
+	}
+	rsyncSame(t, want, dst)
+	rsyncSame(t, dst, want) // and nothing more: rsync does not list what only its destination has
+	for _, gone := range []string{"deep", "names", "files/sub", "cachedir/blob", "cachedir/sub"} {
+		if _, err := os.Lstat(filepath.Join(dst, gone)); err == nil {
+			t.Errorf("%s was extracted, but the patterns leave it out", gone)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dst, "cachedir/CACHEDIR.TAG")); err != nil {
+		t.Errorf("the cache tag itself was not kept: %v", err)
+	}
+}
+
+func TestBadExcludePatternsAreUsageErrors(t *testing.T) {
+	src := t.TempDir()
+	rules := filepath.Join(t.TempDir(), "rules")
+	if err := os.WriteFile(rules, []byte("ok\n[bad\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "a")
+	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude", "a[b"), 2, `--exclude: exclude pattern "a[b": malformed`)
+	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude-from", rules), 2, rules+`:2: exclude pattern "[bad"`)
+	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude-from", rules+".missing"), 2, "--exclude-from", "no such file")
+	wantFail(t, runBin(t, runOpts{}, "/bin/sh", "-c", "echo | "+arcpackBin+" create - -o "+out+" --exclude-caches"), 2, "--exclude-caches", "tar stream")
+	if _, err := os.Stat(out + ".001"); err == nil {
+		t.Error("a refused create wrote an archive")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"arc/format"
+	"arc/internal/exclude"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,6 +61,9 @@ type scanner struct {
 	oneFS  bool
 	strict bool
 	warn   func(error)
+	// excl and caches: Options.Exclude and Options.ExcludeCaches.
+	excl   *exclude.List
+	caches bool
 	// skip: files left out of the tree, by device and inode (the volumes
 	// of the archive being replaced, when it lies inside a source).
 	skip map[[2]uint64]bool
@@ -78,16 +82,21 @@ type scanner struct {
 	held    int
 	maxHeld int   // anchorsUnder of the limit on open files
 	err     error // first fatal error
-	skipped int64 // paths left out with a warning
+	counts  scanCounts
 	sem     chan struct{}
 	wg      sync.WaitGroup
 }
 
+// scanCounts: the paths a scan left out, with a warning (skipped) and by
+// the user's choice (excluded).
+type scanCounts struct{ skipped, excluded int64 }
+
 // scan builds the tree of the given sources, leaving out the files skip
-// names, until ctx is done. Node 0 is the archive root. It also returns
-// how many paths it left out with a warning.
-func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *Options) (_ []node, _ int64, err error) {
-	s := &scanner{ctx: ctx, oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, skip: skip, sem: make(chan struct{}, 4), dirHook: opt.dirHook}
+// names and those opt excludes, until ctx is done. Node 0 is the archive
+// root. It also counts the paths it left out.
+func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *Options) (_ []node, _ scanCounts, err error) {
+	s := &scanner{ctx: ctx, oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, skip: skip, sem: make(chan struct{}, 4), dirHook: opt.dirHook,
+		excl: opt.Exclude, caches: opt.ExcludeCaches}
 	var lim unix.Rlimit
 	s.maxHeld = maxAnchors
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
@@ -110,21 +119,21 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 		s.anchors = nil
 	}()
 	if len(sources) == 0 {
-		return nil, 0, errors.New("no source given")
+		return nil, scanCounts{}, errors.New("no source given")
 	}
 	single := false
 	if len(sources) == 1 {
 		var st unix.Stat_t
 		if err := unix.Lstat(sources[0], &st); err != nil {
-			return nil, 0, fmt.Errorf("source %s: %w", sources[0], err)
+			return nil, scanCounts{}, fmt.Errorf("source %s: %w", sources[0], err)
 		}
 		single = st.Mode&unix.S_IFMT == unix.S_IFDIR
 	}
 	if single {
 		// One directory: the archive root is that directory.
-		root, err := s.stat(unix.AT_FDCWD, sources[0], sources[0], nil, -1)
+		root, err := s.stat(unix.AT_FDCWD, sources[0], sources[0], nil, -1, "")
 		if err != nil {
-			return nil, 0, err
+			return nil, scanCounts{}, err
 		}
 		s.nodes = append(s.nodes, root)
 		s.scanDir(0, root.dev)
@@ -138,15 +147,18 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 		for _, src := range sources {
 			base := filepath.Base(filepath.Clean(src))
 			if base == "/" || base == "." || base == ".." {
-				return nil, 0, fmt.Errorf("source %s: cannot name it inside the archive; pass a directory alone to archive its contents", src)
+				return nil, scanCounts{}, fmt.Errorf("source %s: cannot name it inside the archive; pass a directory alone to archive its contents", src)
 			}
 			if seen[base] {
-				return nil, 0, fmt.Errorf("source %s: two sources are called %q", src, base)
+				return nil, scanCounts{}, fmt.Errorf("source %s: two sources are called %q", src, base)
 			}
 			seen[base] = true
-			n, err := s.stat(unix.AT_FDCWD, src, src, []byte(base), 0)
+			n, err := s.stat(unix.AT_FDCWD, src, src, []byte(base), 0, base)
+			if errors.Is(err, errExcluded) {
+				continue
+			}
 			if err != nil {
-				return nil, 0, err
+				return nil, scanCounts{}, err
 			}
 			// Under the lock: the scan of an earlier source goes on,
 			// on goroutines that append to the same nodes.
@@ -162,7 +174,7 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 	}
 	s.wg.Wait()
 	if s.err != nil {
-		return nil, 0, s.err
+		return nil, scanCounts{}, s.err
 	}
 	for i := range s.nodes {
 		if c := s.nodes[i].children; len(c) > 1 {
@@ -170,7 +182,7 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 			slices.SortFunc(c, func(a, b int32) int { return bytes.Compare(nodes[a].name, nodes[b].name) })
 		}
 	}
-	return s.nodes, s.skipped, nil
+	return s.nodes, s.counts, nil
 }
 
 func (s *scanner) fail(err error) {
@@ -193,7 +205,7 @@ func (s *scanner) problem(err error) {
 // leftOut warns of a path left out of the tree and counts it as skipped.
 func (s *scanner) leftOut(err error) {
 	s.mu.Lock()
-	s.skipped++
+	s.counts.skipped++
 	s.mu.Unlock()
 	s.warn(err)
 }
@@ -323,10 +335,26 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 		s.problem(fmt.Errorf("read directory %s: %w", p, withPath(err, p)))
 		return nil, nil, false
 	}
+	if s.caches && s.cacheTagged(fd, names) {
+		s.mu.Lock()
+		s.counts.excluded += int64(len(names) - 1)
+		s.mu.Unlock()
+		names = []string{cacheTag}
+	}
+	// The directory's path in the archive, where a pattern needs more
+	// than an entry's name (exclude.List.WholePath).
+	var archDir string
+	if s.excl.WholePath() {
+		archDir = s.archivePath(idx)
+	}
 	kids = make([]node, 0, len(names))
 	for _, name := range names {
-		n, err := s.stat(fd, name, keptPath(kept, name), []byte(name), idx)
-		if errors.Is(err, errLeftOut) {
+		at := name
+		if archDir != "" {
+			at = archDir + "/" + name
+		}
+		n, err := s.stat(fd, name, keptPath(kept, name), []byte(name), idx, at)
+		if errors.Is(err, errLeftOut) || errors.Is(err, errExcluded) {
 			continue
 		}
 		if err != nil {
@@ -383,6 +411,71 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 		room--
 	}
 	return kids, anchors, true
+}
+
+// cacheTag is the file that marks a directory as a cache
+// (https://bford.info/cachedir/), which Options.ExcludeCaches leaves out
+// but for the tag itself; cacheSignature is how the tag must begin.
+const (
+	cacheTag       = "CACHEDIR.TAG"
+	cacheSignature = "Signature: 8a477f597d28d172789f06886806bc55"
+)
+
+// cacheTagged reports whether the directory open at fd, holding names,
+// holds a cache tag: a regular file called cacheTag that begins with
+// cacheSignature. Anything else of that name (a file without the
+// signature, a symlink, a FIFO) marks nothing.
+func (s *scanner) cacheTagged(fd int, names []string) bool {
+	if !slices.Contains(names, cacheTag) {
+		return false
+	}
+	tfd, err := unix.Openat(fd, cacheTag, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(tfd)
+	var st unix.Stat_t
+	if unix.Fstat(tfd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	buf := make([]byte, len(cacheSignature))
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(tfd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || m == 0 {
+			return false
+		}
+		n += m
+	}
+	return string(buf) == cacheSignature
+}
+
+// archivePath is node i's path in the archive: its name and its parents'
+// up to the root, '/'-separated.
+func (s *scanner) archivePath(i int32) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	size := -1
+	for n := &s.nodes[i]; n.parent >= 0; n = &s.nodes[n.parent] {
+		size += 1 + len(n.name)
+	}
+	if size <= 0 {
+		return ""
+	}
+	b := make([]byte, size)
+	end := size
+	for n := &s.nodes[i]; n.parent >= 0; n = &s.nodes[n.parent] {
+		end -= len(n.name)
+		copy(b[end:], n.name)
+		if end > 0 {
+			end--
+			b[end] = '/'
+		}
+	}
+	return string(b)
 }
 
 // A directory whose path is longer than anchorPath is read through an
@@ -485,11 +578,17 @@ func withPath(err error, path string) error {
 // errLeftOut: a file that scan's skip set leaves out.
 var errLeftOut = errors.New("left out")
 
+// errExcluded: a path the user's patterns leave out (Options.Exclude).
+var errExcluded = errors.New("excluded")
+
 // stat reads the metadata of entry rel of directory dirfd (AT_FDCWD: rel
 // is a path): lstat, symlink target, xattrs. path is the path the node
 // keeps, for reading and for messages: none ("") for one past anchorPath,
-// whose messages name the path built from parent's (node.path).
-func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32) (node, error) {
+// whose messages name the path built from parent's (node.path). at is its
+// path in the archive (only its name where the patterns need no more; ""
+// for the root), which the patterns are matched against once lstat has
+// told whether it is a directory, before anything else is read of it.
+func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32, at string) (node, error) {
 	where := func() string {
 		if path == "" && dirfd != unix.AT_FDCWD {
 			return childPath(s.path(parent), rel)
@@ -502,6 +601,12 @@ func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32) (
 	}
 	if s.skip[[2]uint64{st.Dev, st.Ino}] {
 		return node{}, errLeftOut
+	}
+	if s.excl.Excluded(at, st.Mode&unix.S_IFMT == unix.S_IFDIR) {
+		s.mu.Lock()
+		s.counts.excluded++
+		s.mu.Unlock()
+		return node{}, errExcluded
 	}
 	n := node{name: name, path: path, parent: parent, rdev: st.Rdev, nlink: uint64(st.Nlink)}
 	n.setStat(&st)
@@ -523,13 +628,13 @@ func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32) (
 	if len(name) > format.MaxNameLen {
 		return node{}, fmt.Errorf("%s: name longer than %d bytes", where(), format.MaxNameLen)
 	}
-	at := rel // AT_FDCWD: a path
+	xpath := rel // AT_FDCWD: a path
 	if dirfd != unix.AT_FDCWD {
 		// Through the directory's descriptor, as the rest: the l*xattr
 		// calls follow no symlink in the last name only.
-		at = "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + rel
+		xpath = "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + rel
 	}
-	xs, err := readXattrs(at)
+	xs, err := readXattrs(xpath)
 	if err != nil {
 		s.warn(fmt.Errorf("extended attributes of %s: %w", where(), err))
 	}

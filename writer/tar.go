@@ -38,6 +38,10 @@ func CreateFromTar(ctx context.Context, out string, r io.Reader, opt Options) (*
 	if opt.Order == OrderSimilar {
 		return nil, errors.New("--order similar needs the whole tree before packing; a tar stream is packed in its own order")
 	}
+	if opt.ExcludeCaches {
+		// A tag may come after the rest of its directory in a stream.
+		return nil, errors.New("--exclude-caches needs a directory's listing; a tar stream has none (use tar's own --exclude-caches)")
+	}
 	setup := func(p *packer) error {
 		// The root is implied until the stream names "./".
 		root := impliedDir()
@@ -63,6 +67,7 @@ type tarTree struct {
 	inodes        uint64            // inode numbers handed to hardlinked members
 	users, groups map[uint32]string // owner names the members carry
 	skipped       int64             // members the reader left out
+	excluded      int64             // members Options.Exclude matched
 }
 
 // tarKey names a node of the tree: its directory's node and its name.
@@ -104,6 +109,9 @@ func (p *packer) packTar(r io.Reader) error {
 				p.opt.warn(fmt.Errorf("%w (skipped)", err))
 				p.tar.skipped++ // the sequencer owns p.res meanwhile
 				continue
+			}
+			if p.tarExcluded(e) {
+				continue // its bytes, if any, are passed over by tr.Next
 			}
 			j := &fileJob{entry: e, done: make(chan struct{})}
 			p.filesTotal.Add(1)
@@ -157,6 +165,7 @@ func (p *packer) packTar(r io.Reader) error {
 		return err
 	}
 	p.res.Skipped += p.tar.skipped
+	p.res.Excluded += p.tar.excluded
 	for i := range p.nodes {
 		if c := p.nodes[i].children; len(c) > 1 {
 			nodes := p.nodes
@@ -318,6 +327,41 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 	}
 	e.n = n
 	return e, nil
+}
+
+// tarExcluded reports whether Options.Exclude leaves member e out: its
+// path matches, or the path of a directory above it does (a directory
+// left out takes what lies below it, as in a scan). Only a member matched
+// itself is counted; the root never is.
+func (p *packer) tarExcluded(e *tarEntry) bool {
+	x := p.opt.Exclude
+	if x.Empty() || e.path == "" {
+		return false
+	}
+	// Each directory above, then the member itself; a name alone where
+	// the patterns need no more.
+	start := 0
+	for i := 0; i <= len(e.path); i++ {
+		if i < len(e.path) && e.path[i] != '/' {
+			continue
+		}
+		at := e.path[:i]
+		if !x.WholePath() {
+			at = e.path[start:i]
+		}
+		if i == len(e.path) {
+			if x.Excluded(at, e.n.isDir()) {
+				p.tar.excluded++
+				return true
+			}
+			return false
+		}
+		if x.Excluded(at, true) {
+			return true
+		}
+		start = i + 1
+	}
+	return false
 }
 
 // tarPath cleans a member name into a path relative to the archive root,

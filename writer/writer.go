@@ -28,6 +28,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/internal/exclude"
 	"arc/writer/chunk"
 	"arc/writer/segment"
 )
@@ -40,6 +41,14 @@ type Options struct {
 	Codec         codec.Options
 	Workers       int // compressors; 0 = GOMAXPROCS
 	OneFileSystem bool
+	// Exclude leaves out the paths its patterns match (and what lies below
+	// a directory it leaves out, which is not read); nil leaves out none.
+	Exclude *exclude.List
+	// ExcludeCaches leaves out what a directory holds when it holds a
+	// CACHEDIR.TAG file with the tag's signature
+	// (https://bford.info/cachedir/), keeping the directory and the tag,
+	// as tar's --exclude-caches does. Not for a tar stream.
+	ExcludeCaches bool
 	Strict        bool // an unreadable source is fatal instead of skipped
 	Force         bool // replace an existing archive of the same name
 	// KeepLock leaves the archive's lock (format.LockArchive) held after a
@@ -96,6 +105,7 @@ type Progress struct {
 type Result struct {
 	Volumes                                           []string
 	Files, Dirs, Symlinks, Others, Hardlinks, Skipped int64
+	Excluded                                          int64 // paths Exclude and ExcludeCaches left out (not counting what lies below a directory left out)
 	InputBytes                                        int64 // regular-file bytes read (holes excluded)
 	UniqueBytes                                       int64 // length of the unique-data stream
 	DupFiles, DupBytes                                int64 // whole-file duplicates found and bytes they would have taken
@@ -218,11 +228,12 @@ func Create(ctx context.Context, out string, sources []string, opt Options) (*Re
 	scanned := func(p *packer) error {
 		// With --force, the archive replaced may lie inside a source:
 		// its volumes are not packed into the new one.
-		nodes, skipped, err := scan(p.ctx, sources, archiveFiles(out), p.opt)
+		nodes, counts, err := scan(p.ctx, sources, archiveFiles(out), p.opt)
 		if err != nil {
 			return err
 		}
-		p.res.Skipped += skipped
+		p.res.Skipped += counts.skipped
+		p.res.Excluded += counts.excluded
 		if p.opt.scanHook != nil {
 			p.opt.scanHook()
 		}

@@ -13,6 +13,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/internal/exclude"
 	"arc/internal/termsafe"
 	"arc/recovery"
 	"arc/writer"
@@ -31,6 +32,9 @@ type createFlags struct {
 	level         string
 	workers       int
 	oneFileSystem bool
+	exclude       []string
+	excludeFrom   []string
+	excludeCaches bool
 	strict        bool
 	force         bool
 	progress      string
@@ -57,11 +61,23 @@ run with --strict. Sizes take K, M, G and T suffixes (powers of 1024).
 
 SRC "-" reads a tar stream (GNU, ustar or pax, with xattrs, ACLs and hardlinks)
 from standard input and packs its members, with the same dedup, in the stream's
-order; directories it never names get mode 0755.`,
+order; directories it never names get mode 0755.
+
+Excluding paths: --exclude and --exclude-from take patterns as .gitignore does,
+matched against each path as 'arcpack list' prints it. A pattern without a '/'
+matches a name at any depth (*.o, node_modules); one with a '/' at its start or
+in its middle matches the path from the archive root (/build, src/gen/*.pb.go).
+'*' and '?' match within a name, [a-z] a class ([!a-z] not in it), '**' as a
+whole name any number of names (**/testdata, logs/**), '\' the next character
+literally. A trailing '/' matches directories only (tmp/); a leading '!' takes
+back in what an earlier pattern left out; the last pattern that matches decides.
+A directory left out is not read: nothing below it is archived. The summary
+line counts what the patterns left out.`,
 		Example: `  arcpack create ~/src -o /backup/src
   arcpack create etc home -o /backup/sys --volume-size 4G --level high
   arcpack create big/ -o one --volume-size 0   # a single volume, one.001
   arcpack create ~/photos -o /backup/photos --recovery 10%   # + photos.r01, ...
+  arcpack create ~ -o /backup/home --exclude-caches --exclude node_modules --exclude '*.o'
   tar -c --xattrs -C /srv data | arcpack create - -o /backup/data`,
 		Args:        minArgs(1),
 		Annotations: map[string]string{ownSignals: "yes"},
@@ -81,6 +97,9 @@ order; directories it never names get mode 0755.`,
 	fl.Var(sizeFlag{&f.segmentHist}, "segment-history", "bytes of recent data kept to verify repeats against: bounds the memory of segment dedup")
 	fl.IntVar(&f.workers, "workers", 0, "compression workers (0 = one per CPU)")
 	fl.BoolVar(&f.oneFileSystem, "one-file-system", false, "do not descend into other filesystems")
+	fl.StringArrayVar(&f.exclude, "exclude", nil, "leave out the paths that `PATTERN` matches, and what lies below a directory it matches (repeatable; see Excluding paths below)")
+	fl.StringArrayVar(&f.excludeFrom, "exclude-from", nil, "read exclude patterns from `FILE`, one a line; blank lines and lines starting with # are skipped (repeatable)")
+	fl.BoolVar(&f.excludeCaches, "exclude-caches", false, "leave out what a directory holds when it holds a CACHEDIR.TAG file (bford.info/cachedir), keeping the directory and the tag")
 	fl.BoolVar(&f.strict, "strict", false, "treat an unreadable source file as fatal")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing archive of that name")
 	fl.StringVar(&f.recovery, "recovery", "", "also write Reed-Solomon recovery volumes OUT.r01, ... of `PCT` percent of the archive, e.g. 10% (see arcpack repair)")
@@ -151,9 +170,16 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		}
 	}
 	fromTar := slices.Contains(sources, "-")
+	excl, err := excludeList(f.exclude, f.excludeFrom)
+	if err != nil {
+		return usageErrorf("create: %v", err)
+	}
 	if fromTar {
 		if len(sources) > 1 {
 			return usageErrorf("create: - (a tar stream on standard input) cannot be combined with other sources")
+		}
+		if f.excludeCaches {
+			return usageErrorf("create: --exclude-caches needs directories to look into; a tar stream on standard input has none (tar -c --exclude-caches does it there)")
 		}
 		if term.IsTerminal(int(os.Stdin.Fd())) {
 			return usageErrorf("create: - reads a tar stream from standard input, which is a terminal; pipe one in (tar -c DIR | arcpack create - -o OUT)")
@@ -185,6 +211,8 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		Codec:         copt,
 		Workers:       f.workers,
 		OneFileSystem: f.oneFileSystem,
+		Exclude:       excl,
+		ExcludeCaches: f.excludeCaches,
 		Strict:        f.strict,
 		Force:         f.force,
 		KeepLock:      true, // held on through the recovery volumes
@@ -258,9 +286,40 @@ func createSummary(u *units, r *writer.Result) string {
 	if len(r.Volumes) != 1 {
 		vols = "volumes"
 	}
-	return fmt.Sprintf("%d files, %s in, %s out in %d %s, dedup saved %s, ratio %.2f, %.1f MB/s",
+	line := fmt.Sprintf("%d files, %s in, %s out in %d %s, dedup saved %s, ratio %.2f, %.1f MB/s",
 		r.Files, u.size(r.InputBytes), u.size(r.ArchiveBytes), len(r.Volumes), vols,
 		u.size(max(r.InputBytes-r.UniqueBytes, 0)), ratio, speed)
+	if r.Excluded > 0 {
+		line += fmt.Sprintf(", %d excluded", r.Excluded)
+	}
+	return line
+}
+
+// excludeList makes the patterns of --exclude and --exclude-from into one
+// list, in that order (the last pattern that matches a path decides);
+// nil when there are none.
+func excludeList(patterns, files []string) (*exclude.List, error) {
+	if len(patterns) == 0 && len(files) == 0 {
+		return nil, nil
+	}
+	l := &exclude.List{}
+	for _, p := range patterns {
+		if err := l.Add(p); err != nil {
+			return nil, fmt.Errorf("--exclude: %w", err)
+		}
+	}
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("--exclude-from: %w", err)
+		}
+		err = l.AddFrom(f, name)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("--exclude-from %w", err)
+		}
+	}
+	return l, nil
 }
 
 // reportLeftovers says what the lock's taking did with what an earlier,
