@@ -331,37 +331,14 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 
 // tarExcluded reports whether Options.Exclude leaves member e out: its
 // path matches, or the path of a directory above it does (a directory
-// left out takes what lies below it, as in a scan). Only a member matched
-// itself is counted; the root never is.
+// left out takes what lies below it, as in a scan, which never reads it).
+// Only a member matched itself is counted, as a scan counts.
 func (p *packer) tarExcluded(e *tarEntry) bool {
-	x := p.opt.Exclude
-	if x.Empty() || e.path == "" {
-		return false
+	out, itself := p.opt.Exclude.ExcludedWithin(e.path, e.n.isDir())
+	if itself {
+		p.tar.excluded++
 	}
-	// Each directory above, then the member itself; a name alone where
-	// the patterns need no more.
-	start := 0
-	for i := 0; i <= len(e.path); i++ {
-		if i < len(e.path) && e.path[i] != '/' {
-			continue
-		}
-		at := e.path[:i]
-		if !x.WholePath() {
-			at = e.path[start:i]
-		}
-		if i == len(e.path) {
-			if x.Excluded(at, e.n.isDir()) {
-				p.tar.excluded++
-				return true
-			}
-			return false
-		}
-		if x.Excluded(at, true) {
-			return true
-		}
-		start = i + 1
-	}
-	return false
+	return out
 }
 
 // tarPath cleans a member name into a path relative to the archive root,

@@ -138,6 +138,40 @@ func (l *List) Excluded(p string, dir bool) bool {
 	return out
 }
 
+// ExcludedWithin reports whether the entry at archive path p (always the
+// whole path) is left out, itself or with a directory above it: what a
+// walk that never goes into a directory left out would leave out, for a
+// path met whole (a tar member's, an extraction's). itself says that p
+// matched, and no directory above it did.
+func (l *List) ExcludedWithin(p string, dir bool) (excluded, itself bool) {
+	if l.Empty() || p == "" {
+		return false, false
+	}
+	start := 0 // of the name being looked at
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		if l.Excluded(l.subject(p, start, i), true) {
+			return true, false
+		}
+		start = i + 1
+	}
+	if l.Excluded(l.subject(p, start, len(p)), dir) {
+		return true, true
+	}
+	return false, false
+}
+
+// subject is what Excluded takes for the entry whose path is p[:end] and
+// whose name starts at start: the path, or the name where that is enough.
+func (l *List) subject(p string, start, end int) string {
+	if l.whole {
+		return p[:end]
+	}
+	return p[start:end]
+}
+
 func (r *rule) matches(p, name string) bool {
 	if r.parts == nil {
 		if r.literal {

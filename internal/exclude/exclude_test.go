@@ -284,3 +284,33 @@ func TestDoubleStarMatchingAgreesWithTryingEverySplit(t *testing.T) {
 		}
 	}
 }
+
+func TestAPathIsExcludedWithADirectoryAboveIt(t *testing.T) {
+	for _, tt := range []struct {
+		patterns    []string
+		path        string
+		dir         bool
+		out, itself bool
+	}{
+		{[]string{"tmp/"}, "a/tmp/x", false, true, false},
+		{[]string{"tmp/"}, "a/tmp", false, false, false}, // a file called tmp
+		{[]string{"tmp/"}, "a/tmp", true, true, true},
+		{[]string{"/a/b"}, "a/b/c/d", false, true, false},
+		{[]string{"/a/b"}, "x/a/b", false, false, false},
+		{[]string{"logs/**"}, "logs/old/b.log", false, true, false}, // logs/old is left out first
+		{[]string{"*.o"}, "src/x.o", false, true, true},
+		{[]string{"*.o", "!keep.o"}, "src/keep.o", false, false, false},
+		{[]string{"*"}, "", true, false, false},
+	} {
+		var l List
+		for _, p := range tt.patterns {
+			if err := l.Add(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, itself := l.ExcludedWithin(tt.path, tt.dir)
+		if out != tt.out || itself != tt.itself {
+			t.Errorf("%q: ExcludedWithin(%q, dir=%v) = %v, %v; want %v, %v", tt.patterns, tt.path, tt.dir, out, itself, tt.out, tt.itself)
+		}
+	}
+}
