@@ -748,6 +748,19 @@ func TestCreateLeavesOutWhatTheExcludePatternsMatch(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(dst, "cachedir/CACHEDIR.TAG")); err != nil {
 		t.Errorf("the cache tag itself was not kept: %v", err)
 	}
+
+	// The same patterns at extract, out of an archive of everything, leave
+	// out the same (the cache's contents by patterns here, one taken back).
+	all := pack(t, small, src)
+	dst2 := filepath.Join(t.TempDir(), "dst2")
+	r = mustArcpack(t, "extract", all+".001", "-o", dst2, "--progress", "never",
+		"--exclude", "/deep", "--exclude", "file-00[0-4].dat", "--exclude", "sub/",
+		"--exclude-from", rules, "--exclude", "/cachedir/*", "--exclude", "!/cachedir/CACHEDIR.TAG")
+	if !regexp.MustCompile(`, \d+ excluded\n$`).MatchString(r.stdout) {
+		t.Errorf("the extract summary does not count what was excluded: %q", r.stdout)
+	}
+	rsyncSame(t, want, dst2)
+	rsyncSame(t, dst2, want)
 }
 
 func TestBadExcludePatternsAreUsageErrors(t *testing.T) {
@@ -761,6 +774,8 @@ func TestBadExcludePatternsAreUsageErrors(t *testing.T) {
 	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude-from", rules), 2, rules+`:2: exclude pattern "[bad"`)
 	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude-from", rules+".missing"), 2, "--exclude-from", "no such file")
 	wantFail(t, runBin(t, runOpts{}, "/bin/sh", "-c", "echo | "+arcpackBin+" create - -o "+out+" --exclude-caches"), 2, "--exclude-caches", "tar stream")
+	good := pack(t, small, src)
+	wantFail(t, arcpack(t, "extract", good+".001", "-o", filepath.Join(t.TempDir(), "x"), "--exclude-from", rules), 2, "extract: --exclude-from", rules+`:2: exclude pattern "[bad"`)
 	if _, err := os.Stat(out + ".001"); err == nil {
 		t.Error("a refused create wrote an archive")
 	}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"arc/format"
+	"arc/internal/exclude"
 )
 
 // ExtractOptions control Extract.
@@ -25,6 +26,10 @@ type ExtractOptions struct {
 	// Paths are the subtrees to extract, relative to the archive root;
 	// empty extracts everything. Their parent directories are created too.
 	Paths []string
+	// Exclude leaves out of them the entries whose archive path its
+	// patterns match, and what lies below a directory it leaves out; nil
+	// leaves out none.
+	Exclude *exclude.List
 	// DedupLinks says how whole-file duplicates (files sharing one extent
 	// range) come back: "copy" (default) writes each, "hardlink" writes the
 	// first and links the others to it where their metadata are the same
@@ -62,6 +67,7 @@ type ExtractResult struct {
 	Bytes                         int64 // content bytes written (holes excluded)
 	Skipped                       int64 // entries that could not be created (warned)
 	Damaged                       int64 // paths of files whose content hit damage (warned): a file's links each count
+	Excluded                      int64 // entries Exclude left out, not counting what lies below a directory left out
 }
 
 // extractor holds one extraction's state.
@@ -226,6 +232,7 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	if err != nil {
 		return nil, err
 	}
+	e.res.Excluded = int64(len(sel.excluded))
 	// dest itself, where it is the user's and an earlier extraction left it
 	// without u+rwx (as archived), is widened as the directories below it
 	// are: to be opened, looked into and filled; put back by dirMeta, or by
@@ -313,10 +320,13 @@ type selection struct {
 	all     bool
 	subtree map[uint32]bool // dirents whose whole subtree is extracted
 	onPath  map[uint32]bool // ancestors of selected dirents
+	// excluded: dirents ExtractOptions.Exclude leaves out, the highest
+	// ones (what lies below them is never walked).
+	excluded map[uint32]bool
 }
 
 func (e *extractor) selection() (*selection, error) {
-	s := &selection{subtree: map[uint32]bool{}, onPath: map[uint32]bool{}}
+	s := &selection{subtree: map[uint32]bool{}, onPath: map[uint32]bool{}, excluded: e.excluded()}
 	if len(e.opt.Paths) == 0 {
 		s.all = true
 		return s, nil
@@ -339,6 +349,40 @@ func (e *extractor) selection() (*selection, error) {
 	return s, nil
 }
 
+// excluded finds the dirents ExtractOptions.Exclude leaves out, without
+// going into those that are directories; nil when it has no pattern.
+func (e *extractor) excluded() map[uint32]bool {
+	l := e.opt.Exclude
+	if l.Empty() {
+		return nil
+	}
+	x := e.a.idx
+	out := map[uint32]bool{}
+	// paths[k]: the archive path of the directory the walk is in at depth
+	// k+1, built a name at a time; only where a pattern needs more than
+	// a name.
+	var paths []string
+	_ = x.Visit(func(d uint32, depth int) (bool, error) {
+		dir := x.IsDir(x.Dirents.Inode[d])
+		at := string(x.Name(d))
+		if l.WholePath() {
+			paths = paths[:depth-1]
+			if depth > 1 {
+				at = paths[depth-2] + "/" + at
+			}
+		}
+		if l.Excluded(at, dir) {
+			out[d] = true
+			return false, nil
+		}
+		if dir && l.WholePath() {
+			paths = append(paths, at)
+		}
+		return dir, nil
+	})
+	return out
+}
+
 // walk visits the selected entries depth first, each with the directory
 // it is in open (dirfd) and its name there; in says it is extracted whole
 // (not only on the way to a selected path). For a directory, visit returns
@@ -359,7 +403,7 @@ func (e *extractor) walk(sel *selection, visit func(dirfd int, name string, d, i
 		}
 		whole = whole[:depth]
 		in := whole[depth-1] || sel.subtree[d]
-		if !in && !sel.onPath[d] {
+		if !in && !sel.onPath[d] || sel.excluded[d] {
 			return false, nil
 		}
 		ino := x.Dirents.Inode[d]

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,6 +22,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/internal/exclude"
 	"arc/internal/testtree"
 )
 
@@ -453,6 +455,79 @@ func TestExtractOnlyTheGivenPaths(t *testing.T) {
 	checkEntry(t, a, dest, "d/sub/x", os.Geteuid() == 0)
 	if _, err := a.Extract(t.TempDir(), ExtractOptions{Paths: []string{"nope"}}); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing path: %v", err)
+	}
+}
+
+func TestExtractLeavesOutWhatThePatternsMatch(t *testing.T) {
+	a, _ := openBuilt(t, fullTree(), buildOpts{})
+	for _, tt := range []struct {
+		name     string
+		paths    []string
+		patterns []string
+		want     string
+		excluded int64
+	}{
+		{"a name at any depth, and a directory with what lies below it", nil, []string{"a", "sub", "ro-dir/"},
+			"d,d/b-hardlink,d/c-dup,d/chr,d/fifo,d/holey,d/link,d/setuid,d/sticky,d/xattr,empty,name with\\nnewline \\xff,top", 3},
+		{"an anchored path and a class", nil, []string{"/d", "[et]*"},
+			"name with\\nnewline \\xff", 3},
+		{"a pattern taken back in", nil, []string{"d/*", "!d/sub"},
+			"d,d/sub,d/sub/x,empty,name with\\nnewline \\xff,top", 11},
+		{"within the given paths", []string{"d/sub", "top"}, []string{"x"},
+			"d,d/sub,top", 1},
+		{"a given path below a directory left out", []string{"d/sub"}, []string{"/d"},
+			"", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &exclude.List{}
+			for _, p := range tt.patterns {
+				if err := l.Add(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dest := t.TempDir()
+			res, err := a.Extract(dest, ExtractOptions{Paths: tt.paths, Exclude: l, NoSameOwner: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range listTree(t, dest) {
+				got = append(got, strings.Trim(strconv.Quote(p), `"`))
+			}
+			if s := strings.Join(got, ","); s != tt.want {
+				t.Errorf("extracted %s\nwant      %s", s, tt.want)
+			}
+			if res.Excluded != tt.excluded {
+				t.Errorf("Excluded = %d, want %d", res.Excluded, tt.excluded)
+			}
+		})
+	}
+}
+
+// A hardlink whose first path is left out is written in full at the next.
+func TestExtractWritesAHardlinkWhoseFirstPathIsExcluded(t *testing.T) {
+	tree := fullTree()
+	a, _ := openBuilt(t, tree, buildOpts{})
+	l := &exclude.List{}
+	if err := l.Add("/d/a"); err != nil {
+		t.Fatal(err)
+	}
+	dest := t.TempDir()
+	res, err := a.Extract(dest, ExtractOptions{Exclude: l, DedupLinks: "hardlink"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dest, "d/a")); err == nil {
+		t.Error("d/a was extracted, but it is excluded")
+	}
+	want := tree[2].segs[0].data // d/a's
+	for _, p := range []string{"d/b-hardlink", "d/c-dup"} {
+		if got, err := os.ReadFile(filepath.Join(dest, p)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, %v; want d/a's 5000", p, len(got), err)
+		}
+	}
+	if res.Excluded != 1 {
+		t.Errorf("Excluded = %d, want 1", res.Excluded)
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"arc/codec"
 	"arc/format"
-	"arc/internal/exclude"
 	"arc/internal/termsafe"
 	"arc/recovery"
 	"arc/writer"
@@ -97,8 +96,7 @@ line counts what the patterns left out.`,
 	fl.Var(sizeFlag{&f.segmentHist}, "segment-history", "bytes of recent data kept to verify repeats against: bounds the memory of segment dedup")
 	fl.IntVar(&f.workers, "workers", 0, "compression workers (0 = one per CPU)")
 	fl.BoolVar(&f.oneFileSystem, "one-file-system", false, "do not descend into other filesystems")
-	fl.StringArrayVar(&f.exclude, "exclude", nil, "leave out the paths that `PATTERN` matches, and what lies below a directory it matches (repeatable; see Excluding paths below)")
-	fl.StringArrayVar(&f.excludeFrom, "exclude-from", nil, "read exclude patterns from `FILE`, one a line; blank lines and lines starting with # are skipped (repeatable)")
+	addExcludeFlags(c, &f.exclude, &f.excludeFrom, "see Excluding paths below")
 	fl.BoolVar(&f.excludeCaches, "exclude-caches", false, "leave out what a directory holds when it holds a CACHEDIR.TAG file (bford.info/cachedir), keeping the directory and the tag")
 	fl.BoolVar(&f.strict, "strict", false, "treat an unreadable source file as fatal")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing archive of that name")
@@ -293,33 +291,6 @@ func createSummary(u *units, r *writer.Result) string {
 		line += fmt.Sprintf(", %d excluded", r.Excluded)
 	}
 	return line
-}
-
-// excludeList makes the patterns of --exclude and --exclude-from into one
-// list, in that order (the last pattern that matches a path decides);
-// nil when there are none.
-func excludeList(patterns, files []string) (*exclude.List, error) {
-	if len(patterns) == 0 && len(files) == 0 {
-		return nil, nil
-	}
-	l := &exclude.List{}
-	for _, p := range patterns {
-		if err := l.Add(p); err != nil {
-			return nil, fmt.Errorf("--exclude: %w", err)
-		}
-	}
-	for _, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("--exclude-from: %w", err)
-		}
-		err = l.AddFrom(f, name)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("--exclude-from %w", err)
-		}
-	}
-	return l, nil
 }
 
 // reportLeftovers says what the lock's taking did with what an earlier,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"arc/format"
+	"arc/internal/exclude"
 	"arc/internal/hint"
 	"arc/internal/termsafe"
 	"arc/reader"
@@ -26,6 +27,8 @@ type extractFlags struct {
 	force       bool
 	workers     int
 	progress    string
+	exclude     []string
+	excludeFrom []string
 }
 
 func newExtractCommand(u *units) *cobra.Command {
@@ -39,10 +42,15 @@ that off). Existing files in DEST are an error, before anything is extracted,
 unless --force (an empty file, as an interrupted extract leaves those it had not
 filled yet, is replaced either way). Nothing is ever
 written outside DEST: symlinks are created, never followed. Damaged files are
-reported by name and the exit code is 1.`,
+reported by name and the exit code is 1.
+
+--exclude and --exclude-from leave out the paths their patterns match, read as
+'arcpack create --help' describes (as .gitignore does), matched against each
+path as 'arcpack list' prints it; a directory left out takes what lies below it.`,
 		Example: `  arcpack extract backup.001 -o restore/
   arcpack extract backup.001 -o restore/ etc/ssh home/me/.bashrc
-  arcpack extract backup.001 -o restore/ --dedup-links hardlink`,
+  arcpack extract backup.001 -o restore/ --dedup-links hardlink
+  arcpack extract backup.001 -o restore/ home --exclude '*.iso' --exclude .cache`,
 		Aliases:     []string{"x"},
 		Args:        minArgs(1),
 		Annotations: map[string]string{ownSignals: "yes"}, // runExtract's message
@@ -57,6 +65,7 @@ reported by name and the exit code is 1.`,
 	fl.BoolVar(&f.noSameOwner, "no-same-owner", false, "do not restore owners, even as root")
 	fl.BoolVar(&f.force, "force", false, "replace existing files in DEST")
 	fl.IntVar(&f.workers, "workers", 0, fmt.Sprintf("files written in parallel, up to %d (each holds a 4 MiB buffer; 0 = 4 per CPU, at most 16)", maxExtractWorkers))
+	addExcludeFlags(c, &f.exclude, &f.excludeFrom, "patterns as 'arcpack create --help' describes them")
 	addProgressFlag(c, &f.progress)
 	_ = c.MarkFlagRequired("output")
 	return c
@@ -79,6 +88,10 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	}
 	if f.sameOwner && f.noSameOwner {
 		return usageErrorf("extract: --same-owner and --no-same-owner contradict each other")
+	}
+	excl, err := excludeList(f.exclude, f.excludeFrom)
+	if err != nil {
+		return usageErrorf("extract: %v", err)
 	}
 	showBar, err := wantProgress(f.progress)
 	if err != nil {
@@ -106,11 +119,12 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 			return fmt.Errorf("extract %s: %s: %w", archive, p, err)
 		}
 	}
-	b := newBar(showBar, "extracting", contentBytes(x, clean))
+	b := newBar(showBar, "extracting", contentBytes(x, clean, excl))
 	var done, warned atomic.Int64
 	start := time.Now()
 	res, err := a.Extract(f.out, reader.ExtractOptions{
 		Paths:       clean,
+		Exclude:     excl,
 		DedupLinks:  f.dedupLinks,
 		SameOwner:   f.sameOwner,
 		NoSameOwner: f.noSameOwner,
@@ -160,9 +174,9 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	return nil
 }
 
-// contentBytes is how many content bytes extracting paths writes (holes
-// excluded), for the progress bar's total.
-func contentBytes(x *format.Index, paths []string) int64 {
+// contentBytes is how many content bytes extracting paths but what excl
+// leaves out writes (holes excluded), for the progress bar's total.
+func contentBytes(x *format.Index, paths []string, excl *exclude.List) int64 {
 	var total int64
 	in := func(p []byte) bool {
 		if len(paths) == 0 {
@@ -179,6 +193,9 @@ func contentBytes(x *format.Index, paths []string) int64 {
 	_ = x.Walk(func(p []byte, d uint32) error {
 		ino := x.Dirents.Inode[d]
 		if seen[ino] || x.Inodes.Mode[ino]&format.ModeType != format.ModeReg || !in(p) {
+			return nil
+		}
+		if out, _ := excl.ExcludedWithin(string(p), false); out {
 			return nil
 		}
 		seen[ino] = true
@@ -198,6 +215,10 @@ func extractSummary(u *units, r *reader.ExtractResult, d time.Duration) string {
 	if s := d.Seconds(); s > 0 {
 		speed = float64(r.Bytes) / s / 1e6
 	}
-	return fmt.Sprintf("%d files, %d dirs, %d symlinks, %d others, %d links, %s written, %.1f MB/s",
+	line := fmt.Sprintf("%d files, %d dirs, %d symlinks, %d others, %d links, %s written, %.1f MB/s",
 		r.Files, r.Dirs, r.Symlinks, r.Others, r.Hardlinks, u.size(r.Bytes), speed)
+	if r.Excluded > 0 {
+		line += fmt.Sprintf(", %d excluded", r.Excluded)
+	}
+	return line
 }
