@@ -188,9 +188,12 @@ func TestUnwidenPutsBackTheModesOfWidenedDirectories(t *testing.T) {
 	}
 	a, _ := openBuilt(t, []entry{dir("p"), dir("p/q"), reg("p/q/f", []byte("f"))}, buildOpts{})
 	dest := t.TempDir()
+	// p and p/q without u+x: put back in the wrong order (p before p/q),
+	// p/q could no longer be reached. (dest keeps its u+x: Extract widens
+	// it by its path, not through its descriptor as here.)
 	os.MkdirAll(filepath.Join(dest, "p/q"), 0o755)
-	os.Chmod(filepath.Join(dest, "p/q"), 0o500)
-	os.Chmod(filepath.Join(dest, "p"), 0o500)
+	os.Chmod(filepath.Join(dest, "p/q"), 0o400)
+	os.Chmod(filepath.Join(dest, "p"), 0o400)
 	os.Chmod(dest, 0o555)
 	t.Cleanup(func() {
 		for _, p := range []string{"", "p", "p/q"} {
@@ -215,17 +218,20 @@ func TestUnwidenPutsBackTheModesOfWidenedDirectories(t *testing.T) {
 	}
 	e.dirs = []madeDir{{d: 0, existed: true}}
 	e.dirs[0].widened, e.dirs[0].mode, err = e.widen(root, ".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{"p", "p/q"} {
-		dirfd, name, perr := e.links.parentOf(d(p))
-		if perr != nil {
-			t.Fatal(perr)
+		dirfd, name, err := e.links.parentOf(d(p))
+		if err != nil {
+			t.Fatal(err)
 		}
 		md := madeDir{d: d(p), existed: true}
 		md.widened, md.mode, err = e.widen(dirfd, name, md.d)
+		if err != nil {
+			t.Fatalf("widen %s: %v", p, err)
+		}
 		e.dirs = append(e.dirs, md)
-	}
-	if err != nil {
-		t.Fatal(err)
 	}
 	for _, md := range e.dirs {
 		if !md.widened {
@@ -233,10 +239,16 @@ func TestUnwidenPutsBackTheModesOfWidenedDirectories(t *testing.T) {
 		}
 	}
 	e.unwiden()
-	for p, want := range map[string]uint32{"": 0o555, "p": 0o500, "p/q": 0o500} {
-		if st := lstat(t, filepath.Join(dest, p)); st.Mode&0o7777 != want {
-			t.Errorf("%q: mode %o, want %o", p, st.Mode&0o7777, want)
+	// Each looked at, then made searchable to look at the next (cleanup
+	// does the rest).
+	for _, c := range []struct {
+		p    string
+		want uint32
+	}{{"", 0o555}, {"p", 0o400}, {"p/q", 0o400}} {
+		if st := lstat(t, filepath.Join(dest, c.p)); st.Mode&0o7777 != c.want {
+			t.Errorf("%q: mode %o, want %o", c.p, st.Mode&0o7777, c.want)
 		}
+		os.Chmod(filepath.Join(dest, c.p), 0o700)
 	}
 }
 
