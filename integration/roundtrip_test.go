@@ -780,3 +780,41 @@ func TestBadExcludePatternsAreUsageErrors(t *testing.T) {
 		t.Error("a refused create wrote an archive")
 	}
 }
+
+// Patterns apply in the order given, --exclude and --exclude-from mixed:
+// a pattern after a file's comes after them, as with tar and rsync.
+func TestExcludePatternsApplyInTheOrderGiven(t *testing.T) {
+	src := t.TempDir()
+	for _, name := range []string{"a.log", "keep.log", "x"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules := filepath.Join(t.TempDir(), "rules")
+	if err := os.WriteFile(rules, []byte("*.log\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--exclude-from", rules, "--exclude", "!keep.log"}, "keep.log\nx\n"},
+		{[]string{"--exclude", "!keep.log", "--exclude-from", rules}, "x\n"},
+	} {
+		out := filepath.Join(t.TempDir(), "a")
+		mustArcpack(t, append([]string{"create", src, "-o", out, "--progress", "never"}, tt.args...)...)
+		if got := mustArcpack(t, "list", out+".001").stdout; got != tt.want {
+			t.Errorf("%q: archived\n%swant\n%s", tt.args, got, tt.want)
+		}
+		dst := filepath.Join(t.TempDir(), "x")
+		mustArcpack(t, append([]string{"extract", pack(t, small, src) + ".001", "-o", dst}, tt.args...)...)
+		var got []string
+		ents, _ := os.ReadDir(dst)
+		for _, e := range ents {
+			got = append(got, e.Name()+"\n")
+		}
+		if strings.Join(got, "") != tt.want {
+			t.Errorf("%q: extracted %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}

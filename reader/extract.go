@@ -358,25 +358,19 @@ func (e *extractor) excluded() map[uint32]bool {
 	}
 	x := e.a.idx
 	out := map[uint32]bool{}
-	// paths[k]: the archive path of the directory the walk is in at depth
-	// k+1, built a name at a time; only where a pattern needs more than
-	// a name.
-	var paths []string
+	// dirs[k]: where the patterns stand in the directory the walk is in
+	// at depth k+1.
+	dirs := []exclude.Dir{l.Root()}
 	_ = x.Visit(func(d uint32, depth int) (bool, error) {
+		dirs = dirs[:depth]
 		dir := x.IsDir(x.Dirents.Inode[d])
-		at := string(x.Name(d))
-		if l.WholePath() {
-			paths = paths[:depth-1]
-			if depth > 1 {
-				at = paths[depth-2] + "/" + at
-			}
-		}
-		if l.Excluded(at, dir) {
+		name := string(x.Name(d))
+		if l.Excluded(dirs[depth-1], name, dir) {
 			out[d] = true
 			return false, nil
 		}
-		if dir && l.WholePath() {
-			paths = append(paths, at)
+		if dir {
+			dirs = append(dirs, l.Enter(dirs[depth-1], name))
 		}
 		return dir, nil
 	})

@@ -76,6 +76,9 @@ type scanner struct {
 	// anchors: O_PATH descriptors of directories with long paths, listed
 	// but not yet read, by node (readDir).
 	anchors map[int32]int
+	// dirs: where excl's whole-path patterns stand in the directories
+	// listed but not yet read, by node (none where excl needs only names).
+	dirs map[int32]exclude.Dir
 	// held: the anchors open, those in anchors and those a readDir is
 	// taking, which it counts here before it opens them: never more
 	// than maxHeld, however many directories are read at once.
@@ -131,11 +134,12 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 	}
 	if single {
 		// One directory: the archive root is that directory.
-		root, err := s.stat(unix.AT_FDCWD, sources[0], sources[0], nil, -1, "")
+		root, err := s.stat(unix.AT_FDCWD, sources[0], sources[0], nil, -1, nil)
 		if err != nil {
 			return nil, scanCounts{}, err
 		}
 		s.nodes = append(s.nodes, root)
+		s.pending(0, s.excl.Root())
 		s.scanDir(0, root.dev)
 	} else {
 		// Several sources, or one non-directory: each becomes a top-level
@@ -153,7 +157,8 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 				return nil, scanCounts{}, fmt.Errorf("source %s: two sources are called %q", src, base)
 			}
 			seen[base] = true
-			n, err := s.stat(unix.AT_FDCWD, src, src, []byte(base), 0, base)
+			top := s.excl.Root()
+			n, err := s.stat(unix.AT_FDCWD, src, src, []byte(base), 0, &top)
 			if errors.Is(err, errExcluded) {
 				continue
 			}
@@ -167,6 +172,9 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 			s.nodes = append(s.nodes, n)
 			s.nodes[0].children = append(s.nodes[0].children, idx)
 			s.mu.Unlock()
+			if n.isDir() {
+				s.pending(idx, s.excl.Enter(top, base))
+			}
 			if n.isDir() {
 				s.scanDir(idx, n.dev)
 			}
@@ -217,7 +225,7 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 		s.fail(err)
 		return
 	}
-	kids, anchors, ok := s.readDir(idx)
+	kids, anchors, kidDirs, ok := s.readDir(idx)
 	if !ok {
 		return
 	}
@@ -241,6 +249,12 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 				continue // keep the mount point itself, not what is mounted on it
 			}
 			subdirs = append(subdirs, c)
+			if kidDirs != nil {
+				if s.dirs == nil {
+					s.dirs = map[int32]exclude.Dir{}
+				}
+				s.dirs[c] = kidDirs[i]
+			}
 			if anchors != nil && anchors[i] >= 0 {
 				if s.anchors == nil {
 					s.anchors = map[int32]int{}
@@ -293,12 +307,15 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 // its path the kernel would walk every directory above it again, and a
 // tree thousands of levels deep would take time in the square of its
 // depth. kids' anchors are those descriptors (-1: none), for scanDir to
-// keep.
-func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
+// keep; kidDirs, where the exclude patterns stand in each kid that is a
+// directory (nil where they need only names).
+func (s *scanner) readDir(idx int32) (kids []node, anchors []int, kidDirs []exclude.Dir, ok bool) {
 	s.mu.Lock()
 	kept, dev, ino := s.nodes[idx].path, s.nodes[idx].dev, s.nodes[idx].ino
 	at, anchored := s.anchors[idx]
 	delete(s.anchors, idx)
+	in := s.dirs[idx]
+	delete(s.dirs, idx)
 	s.mu.Unlock()
 	// The directory's path, where one is needed: built from its parents'
 	// for one deep down, which keeps none (node.path).
@@ -325,7 +342,7 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 	if err != nil {
 		p := dirPath()
 		s.problem(fmt.Errorf("read directory %s: %w", p, withPath(err, p)))
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	f := os.NewFile(uintptr(fd), kept)
 	defer f.Close()
@@ -333,7 +350,7 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 	if err != nil {
 		p := dirPath()
 		s.problem(fmt.Errorf("read directory %s: %w", p, withPath(err, p)))
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	if s.caches && s.cacheTagged(fd, names) {
 		s.mu.Lock()
@@ -341,19 +358,9 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 		s.mu.Unlock()
 		names = []string{cacheTag}
 	}
-	// The directory's path in the archive, where a pattern needs more
-	// than an entry's name (exclude.List.WholePath).
-	var archDir string
-	if s.excl.WholePath() {
-		archDir = s.archivePath(idx)
-	}
 	kids = make([]node, 0, len(names))
 	for _, name := range names {
-		at := name
-		if archDir != "" {
-			at = archDir + "/" + name
-		}
-		n, err := s.stat(fd, name, keptPath(kept, name), []byte(name), idx, at)
+		n, err := s.stat(fd, name, keptPath(kept, name), []byte(name), idx, &in)
 		if errors.Is(err, errLeftOut) || errors.Is(err, errExcluded) {
 			continue
 		}
@@ -366,6 +373,12 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 			continue
 		}
 		kids = append(kids, n)
+		if in.Tracked() && n.isDir() {
+			if kidDirs == nil {
+				kidDirs = make([]exclude.Dir, len(names))
+			}
+			kidDirs[len(kids)-1] = s.excl.Enter(in, name)
+		}
 	}
 	// The anchors' room is taken under the lock before they are opened:
 	// counted from s.anchors when the reading began, it would let each
@@ -377,7 +390,7 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 		}
 	}
 	if want == 0 {
-		return kids, nil, true
+		return kids, nil, kidDirs, true
 	}
 	s.mu.Lock()
 	room := max(0, min(want, s.maxHeld-s.held))
@@ -410,7 +423,21 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, ok bool) {
 		anchors[i] = afd
 		room--
 	}
-	return kids, anchors, true
+	return kids, anchors, kidDirs, true
+}
+
+// pending keeps where the exclude patterns stand in directory node idx
+// until readDir reads it (nothing where they need only names).
+func (s *scanner) pending(idx int32, d exclude.Dir) {
+	if !d.Tracked() {
+		return
+	}
+	s.mu.Lock()
+	if s.dirs == nil {
+		s.dirs = map[int32]exclude.Dir{}
+	}
+	s.dirs[idx] = d
+	s.mu.Unlock()
 }
 
 // cacheTag is the file that marks a directory as a cache
@@ -429,12 +456,18 @@ func (s *scanner) cacheTagged(fd int, names []string) bool {
 	if !slices.Contains(names, cacheTag) {
 		return false
 	}
+	// Looked at before it is opened: opening a FIFO or a device has
+	// effects of its own. Then checked again through the descriptor,
+	// against a swap meanwhile.
+	var st unix.Stat_t
+	if unix.Fstatat(fd, cacheTag, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
 	tfd, err := unix.Openat(fd, cacheTag, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
 	defer unix.Close(tfd)
-	var st unix.Stat_t
 	if unix.Fstat(tfd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return false
 	}
@@ -451,31 +484,6 @@ func (s *scanner) cacheTagged(fd int, names []string) bool {
 		n += m
 	}
 	return string(buf) == cacheSignature
-}
-
-// archivePath is node i's path in the archive: its name and its parents'
-// up to the root, '/'-separated.
-func (s *scanner) archivePath(i int32) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	size := -1
-	for n := &s.nodes[i]; n.parent >= 0; n = &s.nodes[n.parent] {
-		size += 1 + len(n.name)
-	}
-	if size <= 0 {
-		return ""
-	}
-	b := make([]byte, size)
-	end := size
-	for n := &s.nodes[i]; n.parent >= 0; n = &s.nodes[n.parent] {
-		end -= len(n.name)
-		copy(b[end:], n.name)
-		if end > 0 {
-			end--
-			b[end] = '/'
-		}
-	}
-	return string(b)
 }
 
 // A directory whose path is longer than anchorPath is read through an
@@ -584,11 +592,11 @@ var errExcluded = errors.New("excluded")
 // stat reads the metadata of entry rel of directory dirfd (AT_FDCWD: rel
 // is a path): lstat, symlink target, xattrs. path is the path the node
 // keeps, for reading and for messages: none ("") for one past anchorPath,
-// whose messages name the path built from parent's (node.path). at is its
-// path in the archive (only its name where the patterns need no more; ""
-// for the root), which the patterns are matched against once lstat has
-// told whether it is a directory, before anything else is read of it.
-func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32, at string) (node, error) {
+// whose messages name the path built from parent's (node.path). in is
+// where the exclude patterns stand in its directory (nil for the root,
+// which is never left out): they are matched once lstat has told whether
+// it is a directory, before anything else is read of it.
+func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32, in *exclude.Dir) (node, error) {
 	where := func() string {
 		if path == "" && dirfd != unix.AT_FDCWD {
 			return childPath(s.path(parent), rel)
@@ -602,7 +610,7 @@ func (s *scanner) stat(dirfd int, rel, path string, name []byte, parent int32, a
 	if s.skip[[2]uint64{st.Dev, st.Ino}] {
 		return node{}, errLeftOut
 	}
-	if s.excl.Excluded(at, st.Mode&unix.S_IFMT == unix.S_IFDIR) {
+	if in != nil && s.excl.Excluded(*in, string(name), st.Mode&unix.S_IFMT == unix.S_IFDIR) {
 		s.mu.Lock()
 		s.counts.excluded++
 		s.mu.Unlock()

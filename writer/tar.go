@@ -67,7 +67,8 @@ type tarTree struct {
 	inodes        uint64            // inode numbers handed to hardlinked members
 	users, groups map[uint32]string // owner names the members carry
 	skipped       int64             // members the reader left out
-	excluded      int64             // members Options.Exclude matched
+	excluded      int64             // paths Options.Exclude left out
+	leftDirs      map[string]bool   // the directories among them
 }
 
 // tarKey names a node of the tree: its directory's node and its name.
@@ -332,13 +333,26 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 // tarExcluded reports whether Options.Exclude leaves member e out: its
 // path matches, or the path of a directory above it does (a directory
 // left out takes what lies below it, as in a scan, which never reads it).
-// Only a member matched itself is counted, as a scan counts.
+// What is left out is counted once a path, as a scan counts it: a
+// directory named again, or above several members (named or implied), is
+// one.
 func (p *packer) tarExcluded(e *tarEntry) bool {
-	out, itself := p.opt.Exclude.ExcludedWithin(e.path, e.n.isDir())
-	if itself {
+	at := p.opt.Exclude.ExcludedWithin(e.path, e.n.isDir())
+	if at < 0 {
+		return false
+	}
+	if at == len(e.path) && !e.n.isDir() {
+		p.tar.excluded++ // a file: kept in no set, where a stream may leave out millions
+		return true
+	}
+	if top := e.path[:at]; !p.tar.leftDirs[top] {
+		if p.tar.leftDirs == nil {
+			p.tar.leftDirs = map[string]bool{}
+		}
+		p.tar.leftDirs[top] = true
 		p.tar.excluded++
 	}
-	return out
+	return true
 }
 
 // tarPath cleans a member name into a path relative to the archive root,
@@ -442,6 +456,12 @@ func (p *packer) addTarNode(j *fileJob) bool {
 	n := e.n
 	if e.link != "" {
 		ti, ok := p.tarNode(e.link)
+		if !ok && p.opt.Exclude.ExcludedWithin(e.link, false) >= 0 {
+			// The stream holds the content once, with the first member.
+			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which --exclude left out with its content (skipped)", e.n.path, e.link))
+			p.res.Skipped++
+			return false
+		}
 		if !ok || p.nodes[ti].isDir() {
 			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which is not an earlier file member (skipped)", e.n.path, e.link))
 			p.res.Skipped++

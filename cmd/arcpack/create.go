@@ -31,8 +31,7 @@ type createFlags struct {
 	level         string
 	workers       int
 	oneFileSystem bool
-	exclude       []string
-	excludeFrom   []string
+	exclude       []excludeArg // --exclude and --exclude-from, in order
 	excludeCaches bool
 	strict        bool
 	force         bool
@@ -70,8 +69,9 @@ in its middle matches the path from the archive root (/build, src/gen/*.pb.go).
 whole name any number of names (**/testdata, logs/**), '\' the next character
 literally. A trailing '/' matches directories only (tmp/); a leading '!' takes
 back in what an earlier pattern left out; the last pattern that matches decides.
-A directory left out is not read: nothing below it is archived. The summary
-line counts what the patterns left out.`,
+A directory left out is not read: nothing below it is archived. Patterns apply
+in the order given, those of an --exclude-from file where it is given. The
+summary line counts what was left out, by patterns and by --exclude-caches.`,
 		Example: `  arcpack create ~/src -o /backup/src
   arcpack create etc home -o /backup/sys --volume-size 4G --level high
   arcpack create big/ -o one --volume-size 0   # a single volume, one.001
@@ -96,7 +96,7 @@ line counts what the patterns left out.`,
 	fl.Var(sizeFlag{&f.segmentHist}, "segment-history", "bytes of recent data kept to verify repeats against: bounds the memory of segment dedup")
 	fl.IntVar(&f.workers, "workers", 0, "compression workers (0 = one per CPU)")
 	fl.BoolVar(&f.oneFileSystem, "one-file-system", false, "do not descend into other filesystems")
-	addExcludeFlags(c, &f.exclude, &f.excludeFrom, "see Excluding paths below")
+	addExcludeFlags(c, &f.exclude, "see Excluding paths above")
 	fl.BoolVar(&f.excludeCaches, "exclude-caches", false, "leave out what a directory holds when it holds a CACHEDIR.TAG file (bford.info/cachedir), keeping the directory and the tag")
 	fl.BoolVar(&f.strict, "strict", false, "treat an unreadable source file as fatal")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing archive of that name")
@@ -168,7 +168,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		}
 	}
 	fromTar := slices.Contains(sources, "-")
-	excl, err := excludeList(f.exclude, f.excludeFrom)
+	excl, err := excludeList(f.exclude)
 	if err != nil {
 		return usageErrorf("create: %v", err)
 	}

@@ -9,33 +9,56 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// addExcludeFlags adds --exclude and --exclude-from to c; more says where
-// its help describes the patterns.
-func addExcludeFlags(c *cobra.Command, patterns, files *[]string, more string) {
+// addExcludeFlags adds --exclude and --exclude-from to c, kept in args in
+// the order given; more says where its help describes the patterns.
+func addExcludeFlags(c *cobra.Command, args *[]excludeArg, more string) {
 	fl := c.Flags()
-	fl.StringArrayVar(patterns, "exclude", nil, "leave out the paths that `PATTERN` matches, and what lies below a directory it matches (repeatable; "+more+")")
-	fl.StringArrayVar(files, "exclude-from", nil, "read exclude patterns from `FILE`, one a line; blank lines and lines starting with # are skipped (repeatable)")
+	fl.Var(excludeFlag{args, false}, "exclude", "leave out the paths that `PATTERN` matches, and what lies below a directory it matches (repeatable; "+more+")")
+	fl.Var(excludeFlag{args, true}, "exclude-from", "read exclude patterns from `FILE`, one a line; blank lines and lines starting with # are skipped (repeatable)")
 }
 
+// excludeArg is one --exclude (a pattern) or --exclude-from (a file).
+// Both flags add to one list, in the order given: the last pattern that
+// matches a path decides, so that a pattern given after a file comes
+// after the file's patterns, as with tar and rsync.
+type excludeArg struct {
+	file  bool
+	value string
+}
+
+// excludeFlag is --exclude (file false) or --exclude-from (true).
+type excludeFlag struct {
+	args *[]excludeArg
+	file bool
+}
+
+func (f excludeFlag) Set(v string) error {
+	*f.args = append(*f.args, excludeArg{f.file, v})
+	return nil
+}
+
+func (f excludeFlag) String() string { return "" }
+func (f excludeFlag) Type() string   { return "stringArray" }
+
 // excludeList makes the patterns of --exclude and --exclude-from into one
-// list, in that order (the last pattern that matches a path decides);
-// nil when there are none.
-func excludeList(patterns, files []string) (*exclude.List, error) {
-	if len(patterns) == 0 && len(files) == 0 {
+// list, in the order given; nil when there are none.
+func excludeList(args []excludeArg) (*exclude.List, error) {
+	if len(args) == 0 {
 		return nil, nil
 	}
 	l := &exclude.List{}
-	for _, p := range patterns {
-		if err := l.Add(p); err != nil {
-			return nil, fmt.Errorf("--exclude: %w", err)
+	for _, a := range args {
+		if !a.file {
+			if err := l.Add(a.value); err != nil {
+				return nil, fmt.Errorf("--exclude: %w", err)
+			}
+			continue
 		}
-	}
-	for _, name := range files {
-		f, err := os.Open(name)
+		f, err := os.Open(a.value)
 		if err != nil {
 			return nil, fmt.Errorf("--exclude-from: %w", err)
 		}
-		err = l.AddFrom(f, name)
+		err = l.AddFrom(f, a.value)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("--exclude-from %w", err)

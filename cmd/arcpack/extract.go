@@ -27,8 +27,7 @@ type extractFlags struct {
 	force       bool
 	workers     int
 	progress    string
-	exclude     []string
-	excludeFrom []string
+	exclude     []excludeArg // --exclude and --exclude-from, in order
 }
 
 func newExtractCommand(u *units) *cobra.Command {
@@ -65,7 +64,7 @@ path as 'arcpack list' prints it; a directory left out takes what lies below it.
 	fl.BoolVar(&f.noSameOwner, "no-same-owner", false, "do not restore owners, even as root")
 	fl.BoolVar(&f.force, "force", false, "replace existing files in DEST")
 	fl.IntVar(&f.workers, "workers", 0, fmt.Sprintf("files written in parallel, up to %d (each holds a 4 MiB buffer; 0 = 4 per CPU, at most 16)", maxExtractWorkers))
-	addExcludeFlags(c, &f.exclude, &f.excludeFrom, "patterns as 'arcpack create --help' describes them")
+	addExcludeFlags(c, &f.exclude, "patterns as 'arcpack create --help' describes them")
 	addProgressFlag(c, &f.progress)
 	_ = c.MarkFlagRequired("output")
 	return c
@@ -89,7 +88,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	if f.sameOwner && f.noSameOwner {
 		return usageErrorf("extract: --same-owner and --no-same-owner contradict each other")
 	}
-	excl, err := excludeList(f.exclude, f.excludeFrom)
+	excl, err := excludeList(f.exclude)
 	if err != nil {
 		return usageErrorf("extract: %v", err)
 	}
@@ -195,7 +194,7 @@ func contentBytes(x *format.Index, paths []string, excl *exclude.List) int64 {
 		if seen[ino] || x.Inodes.Mode[ino]&format.ModeType != format.ModeReg || !in(p) {
 			return nil
 		}
-		if out, _ := excl.ExcludedWithin(string(p), false); out {
+		if excl.ExcludedWithin(string(p), false) >= 0 {
 			return nil
 		}
 		seen[ino] = true

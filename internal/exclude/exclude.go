@@ -24,7 +24,13 @@
 //     nothing below it can be taken back in.
 //
 // Names are bytes: "?" matches one UTF-8 character, or one byte of a name
-// that is not valid UTF-8 there.
+// that is not valid UTF-8 there. Classes such as "[[:alpha:]]" are refused
+// rather than matched differently.
+//
+// A walk keeps a Dir for each directory it goes into (Root, then Enter a
+// name at a time) and asks Excluded of each entry: the patterns that match
+// whole paths are followed a name at a time, so that a path thousands of
+// levels deep costs its length, not its length for each of its levels.
 package exclude
 
 import (
@@ -39,42 +45,76 @@ import (
 // List is an ordered list of patterns. Its zero value excludes nothing.
 type List struct {
 	rules []rule
-	// whole: some rule matches the whole path, so callers must build it
-	// (WholePath); otherwise the name alone decides.
-	whole bool
+	// whole: the rules that match whole paths, in order; rule.k is a
+	// rule's place here, and a Dir's too.
+	whole []int
 }
 
 type rule struct {
-	text    string   // as given, for messages
-	negate  bool     // '!': a match takes the path back in
-	dirOnly bool     // trailing '/': matches directories only
-	name    string   // a pattern for the name alone; "" when parts is set
-	parts   []string // a pattern for the whole path, '/'-separated parts
-	literal bool     // name or every part has no wildcard: compared as is
+	negate  bool   // '!': a match takes the path back in
+	dirOnly bool   // trailing '/': matches directories only
+	name    part   // the pattern for the name alone, where parts is nil
+	parts   []part // the pattern for the whole path, one part a name
+	k       int    // the rule's place in List.whole
 }
+
+// part matches one name: as is (lit), by path.Match (glob), or any
+// number of names ("**").
+type part struct {
+	lit, glob string
+	isGlob    bool
+	any       bool
+}
+
+func (p *part) matches(name string) bool {
+	if !p.isGlob {
+		return name == p.lit
+	}
+	ok, _ := path.Match(p.glob, name) // validated by parse
+	return ok
+}
+
+// maxParts bounds the names a pattern may have: a Dir keeps where each
+// whole-path pattern stands in one uint64, a bit a part.
+const maxParts = 63
+
+// A Dir is where the whole-path patterns stand in a directory: for each,
+// a bit i set where the directory's path matches its first i parts. The
+// zero Dir is the archive root's where no pattern needs more than a name.
+type Dir struct{ at []uint64 }
+
+// Tracked reports whether d holds anything: whether a walk must keep it
+// for the directory (where no pattern needs more than names, it need not).
+func (d Dir) Tracked() bool { return d.at != nil }
 
 // Add appends one pattern. It fails, naming the pattern, on one that is
 // empty or malformed (an unclosed '[', a trailing '\').
 func (l *List) Add(pattern string) error {
 	r, err := parse(pattern)
 	if err != nil {
-		return fmt.Errorf("exclude pattern %q: %w", pattern, err)
+		return fmt.Errorf("exclude pattern \"%s\": %w", pattern, err)
+	}
+	if r.parts != nil {
+		r.k = len(l.whole)
+		l.whole = append(l.whole, len(l.rules))
 	}
 	l.rules = append(l.rules, r)
-	l.whole = l.whole || r.parts != nil
 	return nil
 }
 
 // AddFrom appends the patterns of an exclude file read from r: one a
 // line; blank lines and lines starting with '#' are skipped ("\#" starts
-// a pattern with '#'), and so is a line's trailing whitespace unless it
-// is escaped with '\'. name is the file's, for messages, which give the
-// line number.
+// a pattern with '#'), and so are a line's trailing spaces unless escaped
+// with '\' (as git reads .gitignore). name is the file's, for messages,
+// which give the line number.
 func (l *List) AddFrom(r io.Reader, name string) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSuffix(sc.Text(), "\r")
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\ufeff") // a byte order mark
+		}
 		line = trimTrailingSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
@@ -89,11 +129,11 @@ func (l *List) AddFrom(r io.Reader, name string) error {
 	return nil
 }
 
-// trimTrailingSpace drops the spaces and tabs that end line, but not one
-// escaped with '\' (an odd run of backslashes before it).
+// trimTrailingSpace drops the spaces that end line, but not one escaped
+// with '\' (an odd run of backslashes before it).
 func trimTrailingSpace(line string) string {
 	end := len(line)
-	for end > 0 && (line[end-1] == ' ' || line[end-1] == '\t') {
+	for end > 0 && line[end-1] == ' ' {
 		end--
 	}
 	if end < len(line) {
@@ -102,7 +142,7 @@ func trimTrailingSpace(line string) string {
 			slashes++
 		}
 		if slashes%2 == 1 {
-			end++ // keep the escaped blank
+			end++ // keep the escaped space
 		}
 	}
 	return line[:end]
@@ -111,125 +151,115 @@ func trimTrailingSpace(line string) string {
 // Empty reports whether the list has no pattern.
 func (l *List) Empty() bool { return l == nil || len(l.rules) == 0 }
 
-// WholePath reports whether some pattern matches against the whole path;
-// where none does, Excluded needs only the entry's name, and callers may
-// pass that instead of building the path.
-func (l *List) WholePath() bool { return l != nil && l.whole }
+// Root is the archive root's Dir.
+func (l *List) Root() Dir {
+	if l == nil || len(l.whole) == 0 {
+		return Dir{}
+	}
+	d := Dir{at: make([]uint64, len(l.whole))}
+	for k, i := range l.whole {
+		d.at[k] = closure(l.rules[i].parts, 1)
+	}
+	return d
+}
 
-// Excluded reports whether the entry at p (its archive path, or only its
-// name where WholePath is false) is left out; dir says whether it is a
-// directory. The archive root ("") is never left out.
-func (l *List) Excluded(p string, dir bool) bool {
-	if l == nil || p == "" {
+// Enter is the Dir of directory name of in.
+func (l *List) Enter(in Dir, name string) Dir {
+	if l == nil || len(l.whole) == 0 {
+		return Dir{}
+	}
+	d := Dir{at: make([]uint64, len(l.whole))}
+	for k, i := range l.whole {
+		d.at[k] = step(l.rules[i].parts, in.at[k], name)
+	}
+	return d
+}
+
+// Excluded reports whether entry name of the directory whose Dir is in is
+// left out; dir says whether the entry is a directory. No name ("", the
+// root's) is.
+func (l *List) Excluded(in Dir, name string, dir bool) bool {
+	if l == nil || name == "" {
 		return false
 	}
-	name := p[strings.LastIndexByte(p, '/')+1:]
-	out := false
 	for i := len(l.rules) - 1; i >= 0; i-- { // the last match decides
 		r := &l.rules[i]
 		if r.dirOnly && !dir {
 			continue
 		}
-		if r.matches(p, name) {
-			out = !r.negate
-			break
+		var hit bool
+		if r.parts == nil {
+			hit = r.name.matches(name)
+		} else {
+			hit = step(r.parts, in.at[r.k], name)&(1<<len(r.parts)) != 0
+		}
+		if hit {
+			return !r.negate
 		}
 	}
-	return out
+	return false
 }
 
-// ExcludedWithin reports whether the entry at archive path p (always the
-// whole path) is left out, itself or with a directory above it: what a
-// walk that never goes into a directory left out would leave out, for a
-// path met whole (a tar member's, an extraction's). itself says that p
-// matched, and no directory above it did.
-func (l *List) ExcludedWithin(p string, dir bool) (excluded, itself bool) {
+// ExcludedWithin reports what of the entry at archive path p is left out,
+// itself or with a directory above it, as a walk that never goes into a
+// directory left out would leave it: the length of p's prefix that is the
+// path left out (len(p): p itself), or -1 where p is kept. It is for a
+// path met whole (a tar member's); its cost is p's length. The root ("")
+// is never left out.
+func (l *List) ExcludedWithin(p string, dir bool) int {
 	if l.Empty() || p == "" {
-		return false, false
+		return -1
 	}
+	in := l.Root()
 	start := 0 // of the name being looked at
 	for i := 0; i < len(p); i++ {
 		if p[i] != '/' {
 			continue
 		}
-		if l.Excluded(l.subject(p, start, i), true) {
-			return true, false
+		name := p[start:i]
+		if l.Excluded(in, name, true) {
+			return i
 		}
+		in = l.Enter(in, name)
 		start = i + 1
 	}
-	if l.Excluded(l.subject(p, start, len(p)), dir) {
-		return true, true
+	if l.Excluded(in, p[start:], dir) {
+		return len(p)
 	}
-	return false, false
+	return -1
 }
 
-// subject is what Excluded takes for the entry whose path is p[:end] and
-// whose name starts at start: the path, or the name where that is enough.
-func (l *List) subject(p string, start, end int) string {
-	if l.whole {
-		return p[:end]
-	}
-	return p[start:end]
-}
-
-func (r *rule) matches(p, name string) bool {
-	if r.parts == nil {
-		if r.literal {
-			return name == r.name
+// closure adds to bits (bit i: the first i parts matched) what a "**"
+// matching no name adds: past each "**" reached.
+func closure(parts []part, bits uint64) uint64 {
+	for i, p := range parts {
+		if p.any && bits&(1<<i) != 0 {
+			bits |= 1 << (i + 1)
 		}
-		ok, _ := path.Match(r.name, name) // validated by parse
-		return ok
 	}
-	if r.literal {
-		return p == r.name
-	}
-	return matchParts(r.parts, p)
+	return bits
 }
 
-// matchParts matches the parts of a pattern against path p, part by name;
-// a "**" part takes any number of names, none included. On a mismatch it
-// goes back only to the last "**", which then takes one name more: the
-// way "*" is matched in a string, and for the same reason (an earlier
-// "**" taking more could only leave the later one less to take), in time
-// the product of the parts and the names however many "**" there are.
-func matchParts(parts []string, p string) bool {
-	// nameAt is the name that starts at byte at of p and where the next
-	// one starts (past the end of p: none).
-	nameAt := func(at int) (string, int) {
-		if i := strings.IndexByte(p[at:], '/'); i >= 0 {
-			return p[at : at+i], at + i + 1
-		}
-		return p[at:], len(p) + 1
-	}
-	pi, at := 0, 0
-	star, starAt := -1, 0 // the last "**" seen, and where its names end
-	for at <= len(p) {
-		if pi < len(parts) && parts[pi] == "**" {
-			star, starAt = pi, at
-			pi++
+// step is where parts stand after one more name, from bits: a part
+// reached that matches the name is passed, a "**" reached stays reached.
+func step(parts []part, bits uint64, name string) uint64 {
+	var next uint64
+	for i := range parts {
+		if bits&(1<<i) == 0 {
 			continue
 		}
-		name, next := nameAt(at)
-		if pi < len(parts) {
-			if ok, _ := path.Match(parts[pi], name); ok { // validated by parse
-				pi, at = pi+1, next
-				continue
-			}
+		switch {
+		case parts[i].any:
+			next |= 1 << i
+		case parts[i].matches(name):
+			next |= 1 << (i + 1)
 		}
-		if star < 0 {
-			return false
-		}
-		_, starAt = nameAt(starAt)
-		pi, at = star+1, starAt
 	}
-	for pi < len(parts) && parts[pi] == "**" {
-		pi++
-	}
-	return pi == len(parts)
+	return closure(parts, next)
 }
 
 func parse(pattern string) (rule, error) {
-	r := rule{text: pattern}
+	var r rule
 	p := pattern
 	switch {
 	case strings.HasPrefix(p, "!"):
@@ -245,77 +275,128 @@ func parse(pattern string) (rule, error) {
 	if p == "" {
 		return r, errors.New("empty (a pattern needs a name to match)")
 	}
-	p = classNegation(p)
-	if !anchored {
-		if _, err := path.Match(p, ""); err != nil {
-			return r, errMalformed
-		}
-		r.name, r.literal = p, !hasMeta(p)
-		if r.literal {
-			r.name = unescape(p)
-		}
-		return r, nil
+	names := strings.Split(p, "/")
+	if len(names) > maxParts-1 { // one more for a trailing "**"
+		return r, fmt.Errorf("more than %d names", maxParts-1)
 	}
-	r.parts = strings.Split(p, "/")
-	r.literal = true
-	for i, part := range r.parts {
-		if part == "" {
+	parts := make([]part, len(names))
+	for i, name := range names {
+		if name == "" {
 			return r, errors.New("an empty name between two '/'")
 		}
-		if part == "**" {
-			r.literal = false
+		if name == "**" && anchored {
+			parts[i].any = true
 			continue
 		}
-		if _, err := path.Match(part, ""); err != nil {
-			return r, errMalformed
+		pt, err := parsePart(name)
+		if err != nil {
+			return r, err
 		}
-		if hasMeta(part) {
-			r.literal = false
-		} else {
-			r.parts[i] = unescape(part)
-		}
+		parts[i] = pt
 	}
-	if r.literal {
-		r.name = strings.Join(r.parts, "/")
+	if !anchored {
+		r.name = parts[0]
+		return r, nil
 	}
-	if len(r.parts) > 0 && r.parts[len(r.parts)-1] == "**" {
+	if parts[len(parts)-1].any {
 		// "logs/**" is what lies below logs, not logs: a name at least.
-		r.parts = append(r.parts, "*")
+		parts = append(parts, part{glob: "*", isGlob: true})
 	}
+	r.parts = parts
 	return r, nil
+}
+
+// parsePart makes a matcher of one name of a pattern.
+func parsePart(name string) (part, error) {
+	glob, err := translateClasses(name)
+	if err != nil {
+		return part{}, err
+	}
+	if _, err := path.Match(glob, ""); err != nil {
+		return part{}, errMalformed
+	}
+	if !strings.ContainsAny(glob, `*?[`) {
+		return part{lit: unescape(glob)}, nil
+	}
+	return part{glob: glob, isGlob: true}, nil
 }
 
 var errMalformed = errors.New("malformed (an unclosed '[', or a backslash with nothing after it)")
 
-// classNegation spells a class's "[!" as "[^", which path.Match reads as
-// negation (fnmatch and .gitignore take both).
-func classNegation(p string) string {
-	if !strings.Contains(p, "[!") {
-		return p
+// translateClasses spells the classes of a pattern's name as
+// path.Match reads them with the meaning fnmatch and .gitignore give
+// them: "[!" as "[^" (negation), a ']' first in a class and a '-' first
+// or last as themselves. A POSIX class ("[[:alpha:]]") is refused:
+// path.Match would take it for a class of its letters.
+func translateClasses(p string) (string, error) {
+	if !strings.Contains(p, "[") {
+		return p, nil
 	}
-	b := []byte(p)
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++ // an escaped character is no class's start
-		case '[':
-			if i+1 < len(b) && b[i+1] == '!' {
-				b[i+1] = '^'
-			}
-			// Skip to the class's end so that a '[' inside it is not taken
-			// for another class's start.
-			for i++; i < len(b) && b[i] != ']'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '\\' && i+1 < len(p) {
+			b.WriteString(p[i : i+2])
+			i++
+			continue
+		}
+		if c != '[' {
+			b.WriteByte(c)
+			continue
+		}
+		end := classEnd(p, i)
+		if end < 0 {
+			b.WriteString(p[i:]) // unclosed: path.Match says so
+			break
+		}
+		b.WriteByte('[')
+		j := i + 1
+		if p[j] == '!' || p[j] == '^' {
+			b.WriteByte('^')
+			j++
+		}
+		if strings.HasPrefix(p[j:end], "[:") {
+			return "", errors.New("POSIX classes such as [[:alpha:]] are not supported; spell the class out, such as [a-zA-Z]")
+		}
+		for k := j; k < end; k++ {
+			switch {
+			case p[k] == '\\' && k+1 < end:
+				b.WriteString(p[k : k+2])
+				k++
+			case p[k] == ']' || p[k] == '-' && (k == j || k == end-1):
+				b.WriteByte('\\')
+				b.WriteByte(p[k])
+			default:
+				b.WriteByte(p[k])
 			}
 		}
+		b.WriteByte(']')
+		i = end
 	}
-	return string(b)
+	return b.String(), nil
 }
 
-// hasMeta reports whether part has a wildcard path.Match would read as one.
-func hasMeta(part string) bool { return strings.ContainsAny(part, `*?[`) }
+// classEnd is the index of the ']' that closes the class opened at
+// p[open], or -1: a ']' right after the '[' (or its '!' or '^') belongs to
+// the class, and '\\' escapes.
+func classEnd(p string, open int) int {
+	j := open + 1
+	if j < len(p) && (p[j] == '!' || p[j] == '^') {
+		j++
+	}
+	if j < len(p) && p[j] == ']' {
+		j++
+	}
+	for ; j < len(p); j++ {
+		switch p[j] {
+		case '\\':
+			j++
+		case ']':
+			return j
+		}
+	}
+	return -1
+}
 
 // unescape drops the '\' of escaped characters in a pattern without
 // wildcards, which is then compared as is.
