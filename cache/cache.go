@@ -82,6 +82,7 @@ type Stats struct {
 	BuffersAllocated int64
 	Lent             int64 // references Get handed out that were not Released yet
 	PrefetchUnread   int64 // prefetched blocks evicted before anyone read them
+	Drops            int64 // blocks let go by Drop
 }
 
 type tier uint8
@@ -363,6 +364,21 @@ func (c *Cache) Consumed(key uint32) {
 	if b, ok := c.items[key]; ok && b.tier != tierConsumed {
 		c.moveLocked(key, b, tierConsumed)
 		c.st.ConsumedDemoted++
+	}
+}
+
+// Drop lets block key go now, where it is in memory: a reader that knows
+// it will not ask for key again (an extraction past the block's last
+// use) frees its memory at once, rather than leave it to be evicted at
+// the bound. A load in flight goes on; references handed out stay good
+// until released.
+func (c *Cache) Drop(key uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.items[key]; ok {
+		c.removeLocked(key, b)
+		c.st.Drops++
+		c.dropped.Add(1)
 	}
 }
 

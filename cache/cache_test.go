@@ -171,6 +171,37 @@ func TestHeldBufferSurvivesEviction(t *testing.T) {
 	b.Release()
 }
 
+func TestDropLetsABlockGoAtOnceButNotItsReferences(t *testing.T) {
+	cnt := newCounter()
+	c := newCache(t, 8*blk, cnt.load)
+	held, err := c.Get(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := c.Get(2)
+	b.Release()
+	c.Drop(1)
+	c.Drop(2)
+	c.Drop(3) // not there: nothing happens
+	if st := c.Stats(); st.Items != 0 || st.Bytes != 0 || st.Drops != 2 {
+		t.Fatalf("after dropping both blocks: %d items, %d bytes, %d drops; want 0, 0, 2", st.Items, st.Bytes, st.Drops)
+	}
+	// Its buffer is not reused while a reference is out.
+	for k := uint32(10); k < 30; k++ {
+		o, _ := c.Get(k)
+		o.Release()
+	}
+	checkBlock(t, held, 1)
+	held.Release()
+	// Asked for again, a dropped block is loaded again.
+	b, _ = c.Get(2)
+	checkBlock(t, b, 2)
+	b.Release()
+	if cnt.loads[2] != 2 {
+		t.Fatalf("block 2 loaded %d times, want 2", cnt.loads[2])
+	}
+}
+
 // Lent counts the references Get handed out, however the block came
 // (loaded, a hit, a load joined, a prefetch), until they are released;
 // failed Gets and the cache's own references count not at all.

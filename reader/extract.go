@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -1142,6 +1143,16 @@ func (e *extractor) writeContent() error {
 		}
 		return 0
 	})
+	// Each block is let go of once the last file that reads it is
+	// written: the files come in stream order, so most blocks serve a
+	// few files in a row, and the cache holds what later files still
+	// need rather than everything decoded (up to its bound).
+	uses := make([]atomic.Int32, x.Blocks.Count())
+	for _, j := range e.jobs {
+		for _, b := range jobBlocks(x, j.ino) {
+			uses[b].Add(1)
+		}
+	}
 	jobs := make(chan contentJob)
 	var wg sync.WaitGroup
 	var errOnce sync.Once
@@ -1156,6 +1167,11 @@ func (e *extractor) writeContent() error {
 			for j := range jobs {
 				if err := w.writeFile(j); err != nil {
 					errOnce.Do(func() { firstErr = err; close(stop) })
+				}
+				for _, b := range jobBlocks(x, j.ino) {
+					if uses[b].Add(-1) == 0 {
+						e.a.cache.Drop(b)
+					}
 				}
 			}
 		}()
@@ -1174,6 +1190,27 @@ feed:
 	close(jobs)
 	wg.Wait()
 	return firstErr
+}
+
+// jobBlocks lists the blocks whose bytes regular file ino holds, each
+// once.
+func jobBlocks(x *format.Index, ino uint32) []uint32 {
+	s, end := x.FileExtents(ino)
+	var out []uint32
+	for i := s; i < end; i++ {
+		off, n := x.Extents.Off[i], x.Extents.Len[i]
+		if off == format.Hole || n == 0 {
+			continue
+		}
+		for b := x.BlockAt(off); ; b++ {
+			out = append(out, b)
+			if x.BlockRawOff[b+1] >= off+n {
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // contentWorker writes files one after another. Files come in stream

@@ -531,6 +531,30 @@ func TestExtractWritesAHardlinkWhoseFirstPathIsExcluded(t *testing.T) {
 	}
 }
 
+// Each block is let go of once the last file that reads it is written:
+// after the extraction nothing is left in the cache, and every block was
+// dropped once, not evicted. (Without read-ahead: a prefetch queued
+// before a block's last use and run after it loads the block again, to
+// be evicted in time, which a test cannot time.)
+func TestExtractLetsEachBlockGoAfterItsLastFile(t *testing.T) {
+	b := buildArchive(t, t.TempDir(), "arc", fullTree(), buildOpts{blockSize: 16 << 10})
+	a := openBuiltWith(t, b, Options{CacheSize: 1 << 20, Prefetch: -1})
+	blocks := a.idx.Blocks.Count()
+	if blocks < 8 {
+		t.Fatalf("only %d blocks: the test needs several", blocks)
+	}
+	if _, err := a.Extract(t.TempDir(), ExtractOptions{Workers: 1, NoSameOwner: true}); err != nil {
+		t.Fatal(err)
+	}
+	st := a.CacheStats()
+	if st.Bytes != 0 || st.Items != 0 {
+		t.Errorf("after the extraction the cache holds %d blocks, %d bytes; want none", st.Items, st.Bytes)
+	}
+	if st.Drops != int64(blocks) || st.Evictions != 0 {
+		t.Errorf("%d blocks dropped, %d evicted; want all %d dropped, none evicted", st.Drops, st.Evictions, blocks)
+	}
+}
+
 func TestExtractRefusesToClobberOrFollow(t *testing.T) {
 	a, _ := openBuilt(t, fullTree(), buildOpts{})
 	dest := t.TempDir()
