@@ -233,7 +233,11 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	if err != nil {
 		return nil, err
 	}
-	e.res.Excluded = int64(len(sel.excluded))
+	if len(sel.excluded) > 0 {
+		if _, e.res.Excluded, err = e.measure(sel); err != nil {
+			return nil, err
+		}
+	}
 	// dest itself, where it is the user's and an earlier extraction left it
 	// without u+rwx (as archived), is widened as the directories below it
 	// are: to be opened, looked into and filled; put back by dirMeta, or by
@@ -378,19 +382,15 @@ func (e *extractor) excluded() map[uint32]bool {
 	return out
 }
 
-// walk visits the selected entries depth first, each with the directory
-// it is in open (dirfd) and its name there; in says it is extracted whole
-// (not only on the way to a selected path). For a directory, visit returns
-// it open, for the walk to go into, or -1 to pass what is below it by; for
-// other entries its fd is not used.
-func (e *extractor) walk(sel *selection, visit func(dirfd int, name string, d, ino uint32, in bool) (fd int, err error)) error {
+// selected visits the entries sel extracts, depth first (Index.Visit,
+// which keeps its own stack, not the goroutine's: an index nesting
+// millions of directories would overflow that), and goes into a
+// directory where fn says so; in says an entry is extracted whole (not
+// only on the way to a selected path). The entries ExtractOptions.Exclude
+// leaves out are passed by, each told to excluded (when set), with what
+// lies below them.
+func (e *extractor) selected(sel *selection, fn func(d, ino uint32, in bool) (descend bool, err error), excluded func(d uint32)) error {
 	x := e.a.idx
-	// The directory entries are made in, reached through a chain (not a
-	// descriptor per level of the walk: a deep tree would run out). The
-	// walk (Index.Visit) keeps its own stack, not the goroutine's: an
-	// index nesting millions of directories would overflow that.
-	tree := dirChain{root: e.root, e: e}
-	defer tree.close()
 	whole := []bool{sel.all} // whole[k]: the directory at depth k is extracted whole
 	return x.Visit(func(d uint32, depth int) (bool, error) {
 		if err := e.opt.Context.Err(); err != nil {
@@ -398,22 +398,83 @@ func (e *extractor) walk(sel *selection, visit func(dirfd int, name string, d, i
 		}
 		whole = whole[:depth]
 		in := whole[depth-1] || sel.subtree[d]
-		if !in && !sel.onPath[d] || sel.excluded[d] {
+		if !in && !sel.onPath[d] {
 			return false, nil
 		}
-		ino := x.Dirents.Inode[d]
+		if sel.excluded[d] {
+			if excluded != nil {
+				excluded(d)
+			}
+			return false, nil
+		}
+		descend, err := fn(d, x.Dirents.Inode[d], in)
+		if err != nil || !descend {
+			return false, err
+		}
+		whole = append(whole, in)
+		return true, nil
+	})
+}
+
+// walk visits the selected entries as selected does, each with the
+// directory it is in open (dirfd) and its name there. For a directory,
+// visit returns it open, for the walk to go into, or -1 to pass what is
+// below it by; for other entries its fd is not used.
+func (e *extractor) walk(sel *selection, visit func(dirfd int, name string, d, ino uint32, in bool) (fd int, err error)) error {
+	// The directory entries are made in, reached through a chain (not a
+	// descriptor per level of the walk: a deep tree would run out).
+	tree := dirChain{root: e.root, e: e}
+	defer tree.close()
+	return e.selected(sel, func(d, ino uint32, in bool) (bool, error) {
 		dirfd, name, err := tree.parentOf(d)
 		if err != nil {
 			return false, err
 		}
 		fd, err := visit(dirfd, name, d, ino, in)
-		if err != nil || !x.IsDir(ino) || fd < 0 {
+		if err != nil || !e.a.idx.IsDir(ino) || fd < 0 {
 			return false, err
 		}
 		tree.push(d, fd) // the chain is at d's directory: d's entries come next
-		whole = append(whole, in)
 		return true, nil
-	})
+	}, nil)
+}
+
+// measure is what extracting sel writes: the content bytes (holes not
+// counted; a file of several paths once) and the entries its patterns
+// leave out (not what lies below them).
+func (e *extractor) measure(sel *selection) (bytes, excluded int64, err error) {
+	x := e.a.idx
+	seen := map[uint32]bool{}
+	err = e.selected(sel, func(d, ino uint32, in bool) (bool, error) {
+		if x.IsDir(ino) {
+			return true, nil
+		}
+		if seen[ino] || x.Inodes.Mode[ino]&format.ModeType != format.ModeReg || !in {
+			return false, nil
+		}
+		seen[ino] = true
+		s, end := x.FileExtents(ino)
+		for i := s; i < end; i++ {
+			if x.Extents.Off[i] != format.Hole {
+				bytes += int64(x.Extents.Len[i])
+			}
+		}
+		return false, nil
+	}, func(uint32) { excluded++ })
+	return bytes, excluded, err
+}
+
+// ExtractSize is the content bytes Extract with these paths and patterns
+// would write (holes not counted; a file of several paths once), for a
+// progress bar's total.
+func (a *Archive) ExtractSize(paths []string, excl *exclude.List) (int64, error) {
+	e := &extractor{a: a, opt: ExtractOptions{Paths: paths, Exclude: excl, Context: context.Background()}}
+	sel, err := e.selection()
+	if err != nil {
+		return 0, err
+	}
+	n, _, err := e.measure(sel)
+	return n, err
 }
 
 // checkDest refuses, before anything is made, an extraction that would

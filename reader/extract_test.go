@@ -475,6 +475,8 @@ func TestExtractLeavesOutWhatThePatternsMatch(t *testing.T) {
 			"d,d/sub,d/sub/x,empty,name with\\nnewline \\xff,top", 11},
 		{"within the given paths", []string{"d/sub", "top"}, []string{"x"},
 			"d,d/sub,top", 1},
+		{"counted within the given paths only", []string{"d/sub"}, []string{"x", "top", "a"},
+			"d,d/sub", 1},
 		{"a given path below a directory left out", []string{"d/sub"}, []string{"/d"},
 			"", 1},
 	} {
@@ -499,6 +501,9 @@ func TestExtractLeavesOutWhatThePatternsMatch(t *testing.T) {
 			}
 			if res.Excluded != tt.excluded {
 				t.Errorf("Excluded = %d, want %d", res.Excluded, tt.excluded)
+			}
+			if size, err := a.ExtractSize(tt.paths, l); err != nil || size != res.Bytes {
+				t.Errorf("ExtractSize = %d, %v; the extraction wrote %d bytes", size, err, res.Bytes)
 			}
 		})
 	}

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"arc/format"
-	"arc/internal/exclude"
 	"arc/internal/hint"
 	"arc/internal/termsafe"
 	"arc/reader"
@@ -118,7 +116,11 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 			return fmt.Errorf("extract %s: %s: %w", archive, p, err)
 		}
 	}
-	b := newBar(showBar, "extracting", contentBytes(x, clean, excl))
+	total, err := a.ExtractSize(clean, excl)
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", archive, err)
+	}
+	b := newBar(showBar, "extracting", total)
 	var done, warned atomic.Int64
 	start := time.Now()
 	res, err := a.Extract(f.out, reader.ExtractOptions{
@@ -171,42 +173,6 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: not everything restored as archived, see the warnings above", archive)}
 	}
 	return nil
-}
-
-// contentBytes is how many content bytes extracting paths but what excl
-// leaves out writes (holes excluded), for the progress bar's total.
-func contentBytes(x *format.Index, paths []string, excl *exclude.List) int64 {
-	var total int64
-	in := func(p []byte) bool {
-		if len(paths) == 0 {
-			return true
-		}
-		for _, pre := range paths {
-			if pre == "" || string(p) == pre || (strings.HasPrefix(string(p), pre) && p[len(pre)] == '/') {
-				return true
-			}
-		}
-		return false
-	}
-	seen := map[uint32]bool{}
-	_ = x.Walk(func(p []byte, d uint32) error {
-		ino := x.Dirents.Inode[d]
-		if seen[ino] || x.Inodes.Mode[ino]&format.ModeType != format.ModeReg || !in(p) {
-			return nil
-		}
-		if excl.ExcludedWithin(string(p), false) >= 0 {
-			return nil
-		}
-		seen[ino] = true
-		s, e := x.FileExtents(ino)
-		for i := s; i < e; i++ {
-			if x.Extents.Off[i] != format.Hole {
-				total += int64(x.Extents.Len[i])
-			}
-		}
-		return nil
-	})
-	return total
 }
 
 func extractSummary(u *units, r *reader.ExtractResult, d time.Duration) string {

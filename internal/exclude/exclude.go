@@ -346,8 +346,9 @@ func translateClasses(p string) (string, error) {
 		}
 		end := classEnd(p, i)
 		if end < 0 {
-			b.WriteString(p[i:]) // unclosed: path.Match says so
-			break
+			// Unclosed, which path.Match would not always say: it reads
+			// "[!]" as a class of '!', where git matches nothing.
+			return "", errMalformed
 		}
 		b.WriteByte('[')
 		j := i + 1
@@ -355,7 +356,7 @@ func translateClasses(p string) (string, error) {
 			b.WriteByte('^')
 			j++
 		}
-		if strings.HasPrefix(p[j:end], "[:") {
+		if strings.Contains(p[j:end], "[:") {
 			return "", errors.New("POSIX classes such as [[:alpha:]] are not supported; spell the class out, such as [a-zA-Z]")
 		}
 		for k := j; k < end; k++ {
