@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"arc/format"
 	"arc/internal/exclude"
 )
 
@@ -71,6 +72,17 @@ func TestExcludedPathsAreLeftOutAndTheirDirectoriesNeverRead(t *testing.T) {
 	// nothing below a directory left out.
 	if res.Excluded != 5 {
 		t.Errorf("Excluded = %d, want 5", res.Excluded)
+	}
+	// The archive says what was left out, and by which patterns.
+	x := readBack(t, res.Volumes, 0).idx
+	if got, want := param(x, "exclude"), "*.o\nnode_modules\n/build\nlogs/**\n!logs/a.log\ntmp/"; got != want {
+		t.Errorf("param exclude = %q, want %q", got, want)
+	}
+	if got := stat(x, "excluded"); got != 5 {
+		t.Errorf("stat excluded = %d, want 5", got)
+	}
+	if got := param(x, "exclude-caches"); got != "" {
+		t.Errorf("param exclude-caches = %q without --exclude-caches", got)
 	}
 	if res.Skipped != 0 {
 		t.Errorf("Skipped = %d, want 0", res.Skipped)
@@ -149,6 +161,12 @@ func TestOnlyATrueCacheTagLeavesOutItsDirectory(t *testing.T) {
 	if res.Excluded != 3 { // cache/blob, cache/sub, cache2/CACHEDIR.TAG.orig
 		t.Errorf("Excluded = %d, want 3", res.Excluded)
 	}
+	if got := param(a.idx, "exclude-caches"); got != "on" {
+		t.Errorf("param exclude-caches = %q, want on", got)
+	}
+	if got := param(a.idx, "exclude"); got != "" {
+		t.Errorf("param exclude = %q without patterns", got)
+	}
 }
 
 func TestTarMembersAreExcludedWithWhatLiesBelowThem(t *testing.T) {
@@ -217,4 +235,24 @@ func TestCacheTagsCannotBeLookedForInATarStream(t *testing.T) {
 	if errors.Is(err, context.Canceled) {
 		t.Fatal("refused for the wrong reason")
 	}
+}
+
+// param is the value of the archive's parameter key ("" when absent).
+func param(x *format.Index, key string) string {
+	for _, kv := range x.Params {
+		if kv.Key == key {
+			return kv.Value
+		}
+	}
+	return ""
+}
+
+// stat is the value of the archive's counter key (0 when absent).
+func stat(x *format.Index, key string) uint64 {
+	for _, st := range x.Stats {
+		if st.Key == key {
+			return st.Value
+		}
+	}
+	return 0
 }

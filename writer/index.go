@@ -6,6 +6,7 @@ import (
 	"os/user"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"arc/format"
@@ -153,6 +154,13 @@ func (p *packer) buildIndex() (*format.Index, error) {
 		{Key: "created", Value: time.Now().UTC().Format(time.RFC3339Nano)},
 		{Key: "tool", Value: o.Tool},
 	}, o.Codec.Params()...)
+	// What was left out, so that the archive says why a path is not in it.
+	if !o.Exclude.Empty() {
+		x.Params = append(x.Params, format.KV{Key: "exclude", Value: strings.Join(o.Exclude.Patterns(), "\n")})
+	}
+	if o.ExcludeCaches {
+		x.Params = append(x.Params, format.KV{Key: "exclude-caches", Value: "on"})
+	}
 	r := &p.res
 	x.Stats = []format.Stat{
 		{Key: "files", Value: uint64(r.Files)},
@@ -161,6 +169,7 @@ func (p *packer) buildIndex() (*format.Index, error) {
 		{Key: "others", Value: uint64(r.Others)},
 		{Key: "hardlinks", Value: uint64(r.Hardlinks)},
 		{Key: "skipped", Value: uint64(r.Skipped)},
+		{Key: "excluded", Value: uint64(r.Excluded)},
 		{Key: "input-bytes", Value: uint64(r.InputBytes)},
 		{Key: "unique-bytes", Value: uint64(r.UniqueBytes)},
 		{Key: "dup-files", Value: uint64(r.DupFiles)},

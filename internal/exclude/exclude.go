@@ -51,6 +51,7 @@ type List struct {
 }
 
 type rule struct {
+	text    string // as given
 	negate  bool   // '!': a match takes the path back in
 	dirOnly bool   // trailing '/': matches directories only
 	name    part   // the pattern for the name alone, where parts is nil
@@ -146,6 +147,18 @@ func trimTrailingSpace(line string) string {
 		}
 	}
 	return line[:end]
+}
+
+// Patterns are the list's patterns as given, in order.
+func (l *List) Patterns() []string {
+	if l == nil {
+		return nil
+	}
+	out := make([]string, len(l.rules))
+	for i, r := range l.rules {
+		out[i] = r.text
+	}
+	return out
 }
 
 // Empty reports whether the list has no pattern.
@@ -259,7 +272,7 @@ func step(parts []part, bits uint64, name string) uint64 {
 }
 
 func parse(pattern string) (rule, error) {
-	var r rule
+	r := rule{text: pattern}
 	p := pattern
 	switch {
 	case strings.HasPrefix(p, "!"):
