@@ -172,6 +172,11 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	if err != nil {
 		return usageErrorf("create: %v", err)
 	}
+	if !fromTar {
+		if err := checkExcludeRoots(excl, sources); err != nil {
+			return usageErrorf("create: %v", err)
+		}
+	}
 	if fromTar {
 		if len(sources) > 1 {
 			return usageErrorf("create: - (a tar stream on standard input) cannot be combined with other sources")

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"arc/internal/exclude"
 
@@ -65,4 +67,53 @@ func excludeList(args []excludeArg) (*exclude.List, error) {
 		}
 	}
 	return l, nil
+}
+
+// checkExcludeRoots refuses a pattern that spells a source's own path
+// ("/home/me/.cache" for the source /home/me): patterns match paths inside
+// the archive, where a directory source is the root and several sources
+// are entries under their base names, so such a pattern would leave out
+// nothing, silently (restic users write them so). The error gives the
+// pattern that means it.
+func checkExcludeRoots(l *exclude.List, sources []string) error {
+	single := false
+	if len(sources) == 1 {
+		st, err := os.Stat(sources[0])
+		single = err == nil && st.IsDir()
+	}
+	for _, p := range l.Patterns() {
+		neg := strings.HasPrefix(p, "!")
+		body := strings.TrimPrefix(p, "!")
+		if !strings.HasPrefix(body, "/") {
+			continue // not written from the root: no source's path
+		}
+		trimmed := strings.TrimRight(body, "/")
+		slash := body[len(trimmed):]
+		for _, src := range sources {
+			abs, err := filepath.Abs(src)
+			if err != nil || abs == "/" {
+				continue
+			}
+			rest, below := strings.CutPrefix(trimmed, abs+"/")
+			if !below && trimmed != abs {
+				continue
+			}
+			where, meant := "the root", "/"+rest
+			if !single {
+				where = "the entry " + filepath.Base(abs)
+				meant = "/" + filepath.Base(abs)
+				if below {
+					meant += "/" + rest
+				}
+			} else if !below {
+				return fmt.Errorf("exclude pattern \"%s\" names the source %s itself, which is the archive's root and cannot be left out", p, abs)
+			}
+			if neg {
+				meant = "!" + meant
+			}
+			return fmt.Errorf("exclude pattern \"%s\" starts with the path of the source %s, but patterns match paths inside the archive (as 'arcpack list' prints them), where that source is %s: write \"%s\"",
+				p, abs, where, meant+slash)
+		}
+	}
+	return nil
 }
