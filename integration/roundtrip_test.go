@@ -775,6 +775,8 @@ func TestBadExcludePatternsAreUsageErrors(t *testing.T) {
 	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude-from", rules+".missing"), 2, "--exclude-from", "no such file")
 	wantFail(t, runBin(t, runOpts{}, "/bin/sh", "-c", "echo | "+arcpackBin+" create - -o "+out+" --exclude-caches"), 2, "--exclude-caches", "tar stream")
 	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude", src+"/.cache"), 2, "starts with the path of the source", `write "/.cache"`)
+	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude-if-present", "a/.nobackup"), 2, "--exclude-if-present", "no '/'")
+	wantFail(t, runBin(t, runOpts{}, "/bin/sh", "-c", "echo | "+arcpackBin+" create - -o "+out+" --exclude-if-present .nobackup"), 2, "--exclude-if-present", "tar stream")
 	good := pack(t, small, src)
 	wantFail(t, arcpack(t, "extract", good+".001", "-o", filepath.Join(t.TempDir(), "x"), "--exclude-from", rules), 2, "extract: --exclude-from", rules+`:2: exclude pattern "[bad"`)
 	if _, err := os.Stat(out + ".001"); err == nil {

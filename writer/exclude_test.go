@@ -256,3 +256,40 @@ func stat(x *format.Index, key string) uint64 {
 	}
 	return 0
 }
+
+func TestATagNameLeavesOutTheRestOfItsDirectory(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{
+		"vm/.nobackup":     nil,
+		"vm/disk.img":      []byte("big"),
+		"vm/sub/more":      []byte("more"),
+		"both/.nobackup":   nil,
+		"both/.skip-me":    []byte("x"),
+		"both/data":        []byte("left out"),
+		"keep/nobackup":    []byte("not the name"),
+		"keep/data":        []byte("kept"),
+		"deep/a/.skip-me":  nil,
+		"deep/a/b/c":       []byte("left out"),
+		"deep/.nobackupXX": []byte("not the name"),
+	})
+	opt := small()
+	opt.ExcludeIfPresent = []string{".nobackup", ".skip-me"}
+	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "x"), []string{src}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := readBack(t, res.Volumes, 0)
+	want := []string{"both", "both/.nobackup", "both/.skip-me",
+		"deep", "deep/.nobackupXX", "deep/a", "deep/a/.skip-me",
+		"keep", "keep/data", "keep/nobackup",
+		"vm", "vm/.nobackup"}
+	if got := a.paths(); !slices.Equal(got, want) {
+		t.Errorf("archived %q,\nwant %q", got, want)
+	}
+	if res.Excluded != 4 { // vm/disk.img, vm/sub, both/data, deep/a/b
+		t.Errorf("Excluded = %d, want 4", res.Excluded)
+	}
+	if got := param(a.idx, "exclude-if-present"); got != ".nobackup\n.skip-me" {
+		t.Errorf("param exclude-if-present = %q", got)
+	}
+}

@@ -161,6 +161,9 @@ func (p *packer) buildIndex() (*format.Index, error) {
 	if o.ExcludeCaches {
 		x.Params = append(x.Params, format.KV{Key: "exclude-caches", Value: "on"})
 	}
+	if len(o.ExcludeIfPresent) > 0 {
+		x.Params = append(x.Params, format.KV{Key: "exclude-if-present", Value: strings.Join(o.ExcludeIfPresent, "\n")})
+	}
 	r := &p.res
 	x.Stats = []format.Stat{
 		{Key: "files", Value: uint64(r.Files)},

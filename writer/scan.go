@@ -61,9 +61,11 @@ type scanner struct {
 	oneFS  bool
 	strict bool
 	warn   func(error)
-	// excl and caches: Options.Exclude and Options.ExcludeCaches.
+	// excl, caches and tags: Options.Exclude, Options.ExcludeCaches and
+	// Options.ExcludeIfPresent.
 	excl   *exclude.List
 	caches bool
+	tags   []string
 	// skip: files left out of the tree, by device and inode (the volumes
 	// of the archive being replaced, when it lies inside a source).
 	skip map[[2]uint64]bool
@@ -99,7 +101,7 @@ type scanCounts struct{ skipped, excluded int64 }
 // root. It also counts the paths it left out.
 func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *Options) (_ []node, _ scanCounts, err error) {
 	s := &scanner{ctx: ctx, oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, skip: skip, sem: make(chan struct{}, 4), dirHook: opt.dirHook,
-		excl: opt.Exclude, caches: opt.ExcludeCaches}
+		excl: opt.Exclude, caches: opt.ExcludeCaches, tags: opt.ExcludeIfPresent}
 	var lim unix.Rlimit
 	s.maxHeld = maxAnchors
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
@@ -352,11 +354,11 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, kidDirs []excl
 		s.problem(fmt.Errorf("read directory %s: %w", p, withPath(err, p)))
 		return nil, nil, nil, false
 	}
-	if s.caches && s.cacheTagged(fd, names) {
+	if tags := s.tagsIn(fd, names); tags != nil {
 		s.mu.Lock()
-		s.counts.excluded += int64(len(names) - 1)
+		s.counts.excluded += int64(len(names) - len(tags))
 		s.mu.Unlock()
-		names = []string{cacheTag}
+		names = tags
 	}
 	kids = make([]node, 0, len(names))
 	for _, name := range names {
@@ -447,6 +449,20 @@ const (
 	cacheTag       = "CACHEDIR.TAG"
 	cacheSignature = "Signature: 8a477f597d28d172789f06886806bc55"
 )
+
+// tagsIn returns the tags among names, the entries of the directory open
+// at fd, that leave out the rest of it: a cache tag (with ExcludeCaches,
+// one that cacheTagged takes for one) and the names ExcludeIfPresent
+// gives, whatever their type; nil where there is none.
+func (s *scanner) tagsIn(fd int, names []string) []string {
+	var tags []string
+	for _, name := range names {
+		if slices.Contains(s.tags, name) || name == cacheTag && s.caches && s.cacheTagged(fd, names) {
+			tags = append(tags, name)
+		}
+	}
+	return tags
+}
 
 // cacheTagged reports whether the directory open at fd, holding names,
 // holds a cache tag: a regular file called cacheTag that begins with

@@ -38,9 +38,9 @@ func CreateFromTar(ctx context.Context, out string, r io.Reader, opt Options) (*
 	if opt.Order == OrderSimilar {
 		return nil, errors.New("--order similar needs the whole tree before packing; a tar stream is packed in its own order")
 	}
-	if opt.ExcludeCaches {
+	if opt.ExcludeCaches || len(opt.ExcludeIfPresent) > 0 {
 		// A tag may come after the rest of its directory in a stream.
-		return nil, errors.New("--exclude-caches needs a directory's listing; a tar stream has none (use tar's own --exclude-caches)")
+		return nil, errors.New("--exclude-caches and --exclude-if-present need a directory's listing; a tar stream has none (use tar's own --exclude-caches or --exclude-tag)")
 	}
 	setup := func(p *packer) error {
 		// The root is implied until the stream names "./".

@@ -49,8 +49,13 @@ type Options struct {
 	// (https://bford.info/cachedir/), keeping the directory and the tag,
 	// as tar's --exclude-caches does. Not for a tar stream.
 	ExcludeCaches bool
-	Strict        bool // an unreadable source is fatal instead of skipped
-	Force         bool // replace an existing archive of the same name
+	// ExcludeIfPresent leaves out what a directory holds when it holds an
+	// entry of one of these names, keeping the directory and that entry
+	// (a ".nobackup" marker, say), as tar's --exclude-tag and restic's
+	// --exclude-if-present do. Not for a tar stream.
+	ExcludeIfPresent []string
+	Strict           bool // an unreadable source is fatal instead of skipped
+	Force            bool // replace an existing archive of the same name
 	// KeepLock leaves the archive's lock (format.LockArchive) held after a
 	// successful Create, in Result.Unlock: the caller's next writes (its
 	// recovery volumes) are then guarded too.

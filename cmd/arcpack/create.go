@@ -33,6 +33,7 @@ type createFlags struct {
 	oneFileSystem bool
 	exclude       []excludeArg // --exclude and --exclude-from, in order
 	excludeCaches bool
+	excludeTags   []string
 	strict        bool
 	force         bool
 	progress      string
@@ -71,7 +72,8 @@ literally. A trailing '/' matches directories only (tmp/); a leading '!' takes
 back in what an earlier pattern left out; the last pattern that matches decides.
 A directory left out is not read: nothing below it is archived. Patterns apply
 in the order given, those of an --exclude-from file where it is given. The
-summary line counts what was left out, by patterns and by --exclude-caches.`,
+summary line counts what was left out, by patterns and by tags (--exclude-caches,
+--exclude-if-present).`,
 		Example: `  arcpack create ~/src -o /backup/src
   arcpack create etc home -o /backup/sys --volume-size 4G --level high
   arcpack create big/ -o one --volume-size 0   # a single volume, one.001
@@ -98,6 +100,7 @@ summary line counts what was left out, by patterns and by --exclude-caches.`,
 	fl.BoolVar(&f.oneFileSystem, "one-file-system", false, "do not descend into other filesystems")
 	addExcludeFlags(c, &f.exclude, "see Excluding paths above")
 	fl.BoolVar(&f.excludeCaches, "exclude-caches", false, "leave out what a directory holds when it holds a CACHEDIR.TAG file (bford.info/cachedir), keeping the directory and the tag")
+	fl.StringArrayVar(&f.excludeTags, "exclude-if-present", nil, "leave out what a directory holds when it holds an entry called `NAME` (a .nobackup marker, say), keeping the directory and that entry (repeatable)")
 	fl.BoolVar(&f.strict, "strict", false, "treat an unreadable source file as fatal")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing archive of that name")
 	fl.StringVar(&f.recovery, "recovery", "", "also write Reed-Solomon recovery volumes OUT.r01, ... of `PCT` percent of the archive, e.g. 10% (see arcpack repair)")
@@ -172,6 +175,11 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	if err != nil {
 		return usageErrorf("create: %v", err)
 	}
+	for _, tag := range f.excludeTags {
+		if tag == "" || tag == "." || tag == ".." || strings.Contains(tag, "/") {
+			return usageErrorf("create: --exclude-if-present %q: want the name of a file or directory, such as .nobackup (no '/')", tag)
+		}
+	}
 	if !fromTar {
 		if err := checkExcludeRoots(excl, sources); err != nil {
 			return usageErrorf("create: %v", err)
@@ -183,6 +191,9 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		}
 		if f.excludeCaches {
 			return usageErrorf("create: --exclude-caches needs directories to look into; a tar stream on standard input has none (tar -c --exclude-caches does it there)")
+		}
+		if len(f.excludeTags) > 0 {
+			return usageErrorf("create: --exclude-if-present needs directories to look into; a tar stream on standard input has none (tar -c --exclude-tag does it there)")
 		}
 		if term.IsTerminal(int(os.Stdin.Fd())) {
 			return usageErrorf("create: - reads a tar stream from standard input, which is a terminal; pipe one in (tar -c DIR | arcpack create - -o OUT)")
@@ -208,21 +219,22 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	b := newBar(showBar, "scanning", 0)
 	var warnings atomic.Int64
 	opt := writer.Options{
-		VolumeSize:    f.volumeSize,
-		FrameSize:     frameSize,
-		BlockSize:     blockSize,
-		Codec:         copt,
-		Workers:       f.workers,
-		OneFileSystem: f.oneFileSystem,
-		Exclude:       excl,
-		ExcludeCaches: f.excludeCaches,
-		Strict:        f.strict,
-		Force:         f.force,
-		KeepLock:      true, // held on through the recovery volumes
-		Tool:          "arcpack " + version,
-		Order:         f.order,
-		ChunkSize:     chunk,
-		Segments:      segs,
+		VolumeSize:       f.volumeSize,
+		FrameSize:        frameSize,
+		BlockSize:        blockSize,
+		Codec:            copt,
+		Workers:          f.workers,
+		OneFileSystem:    f.oneFileSystem,
+		Exclude:          excl,
+		ExcludeCaches:    f.excludeCaches,
+		ExcludeIfPresent: f.excludeTags,
+		Strict:           f.strict,
+		Force:            f.force,
+		KeepLock:         true, // held on through the recovery volumes
+		Tool:             "arcpack " + version,
+		Order:            f.order,
+		ChunkSize:        chunk,
+		Segments:         segs,
 		Warn: func(err error) {
 			warnings.Add(1)
 			if b != nil {
