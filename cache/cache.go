@@ -133,8 +133,11 @@ type Cache struct {
 	loading            int64 // buffer bytes of every load in flight: they count toward MaxBytes
 	flights            map[uint32]*flight
 	queued             map[uint32]struct{} // keys waiting in the prefetch queue
-	closed             bool
-	st                 Stats
+	// gone: a bit for each key Drop let go, which prefetches pass by
+	// until a Get asks for it again (a bitset: keys are block numbers).
+	gone   []uint64
+	closed bool
+	st     Stats
 	// dropped counts blocks evicted and prefetched keys cut for lack of
 	// room: a reader that skips asking again for what it asked before
 	// asks again once this moves (see Dropped).
@@ -256,6 +259,9 @@ func (c *Cache) get(key uint32, mayRetry bool) (buf *Buf, retry bool, err error)
 		c.mu.Unlock()
 		return nil, false, ErrClosed
 	}
+	if c.goneLocked(key) { // asked for again: prefetches may take it
+		c.gone[key/64] &^= 1 << (key % 64)
+	}
 	if b, ok := c.items[key]; ok {
 		c.st.Hits++
 		if b.tier == tierAhead {
@@ -370,16 +376,29 @@ func (c *Cache) Consumed(key uint32) {
 // Drop lets block key go now, where it is in memory: a reader that knows
 // it will not ask for key again (an extraction past the block's last
 // use) frees its memory at once, rather than leave it to be evicted at
-// the bound. A load in flight goes on; references handed out stay good
-// until released.
+// the bound. Prefetches pass the key by from then on, until a Get asks
+// for it: several readers' read-ahead windows trail one another, and a
+// slow reader's would decode again what the others are done with, to
+// sit unread in the prefetches' share. A load in flight goes on;
+// references handed out stay good until released.
 func (c *Cache) Drop(key uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	w := int(key / 64)
+	if w >= len(c.gone) {
+		c.gone = append(c.gone, make([]uint64, w+1-len(c.gone))...)
+	}
+	c.gone[w] |= 1 << (key % 64)
 	if b, ok := c.items[key]; ok {
 		c.removeLocked(key, b)
 		c.st.Drops++
-		c.dropped.Add(1)
 	}
+}
+
+// goneLocked reports whether Drop let key go and no Get asked for it since.
+func (c *Cache) goneLocked(key uint32) bool {
+	w := int(key / 64)
+	return w < len(c.gone) && c.gone[w]&(1<<(key%64)) != 0
 }
 
 func (c *Cache) moveLocked(key uint32, b *Buf, to tier) {
@@ -510,7 +529,7 @@ func (c *Cache) Prefetch(keys []uint32) bool {
 		_, present := c.items[k]
 		_, loading := c.flights[k]
 		_, queued := c.queued[k]
-		if !present && !loading && !queued {
+		if !present && !loading && !queued && !c.goneLocked(k) {
 			fresh = append(fresh, k)
 		}
 	}
@@ -575,7 +594,7 @@ func (c *Cache) prefetch(job []uint32) {
 	// evict one another's unread blocks.
 	budget := c.aheadMax - c.bytes[tierAhead] - c.aheadLoading
 	for _, k := range job {
-		if _, ok := c.items[k]; ok {
+		if _, ok := c.items[k]; ok || c.goneLocked(k) { // gone: dropped since it was queued
 			c.st.PrefetchSkipped++
 			continue
 		}

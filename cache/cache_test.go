@@ -193,12 +193,29 @@ func TestDropLetsABlockGoAtOnceButNotItsReferences(t *testing.T) {
 	}
 	checkBlock(t, held, 1)
 	held.Release()
-	// Asked for again, a dropped block is loaded again.
+	// Prefetches pass a dropped block by.
+	c.Prefetch([]uint32{2})
+	waitIdle(t, c)
+	if cnt.of(2) != 1 {
+		t.Fatalf("block 2 loaded %d times after its drop and a prefetch, want 1", cnt.of(2))
+	}
+	// Asked for again, a dropped block is loaded again, and may be
+	// prefetched again after.
 	b, _ = c.Get(2)
 	checkBlock(t, b, 2)
 	b.Release()
-	if cnt.loads[2] != 2 {
-		t.Fatalf("block 2 loaded %d times, want 2", cnt.loads[2])
+	if cnt.of(2) != 2 {
+		t.Fatalf("block 2 loaded %d times, want 2", cnt.of(2))
+	}
+	c.Drop(2)
+	c.Get(4)
+	c.Drop(4)
+	c.Get(4) // revived
+	c.Drop(2)
+	c.Prefetch([]uint32{2, 5})
+	waitIdle(t, c)
+	if cnt.of(2) != 2 || cnt.of(5) != 1 {
+		t.Fatalf("loads of 2 and 5: %d, %d; want 2 (gone) and 1", cnt.of(2), cnt.of(5))
 	}
 }
 
@@ -363,6 +380,18 @@ func TestStalePrefetchesAreEvictedBeforeUsedBlocks(t *testing.T) {
 	if st := c.Stats(); st.PrefetchUnread != 2 || c.Payoff() != -2 {
 		t.Fatalf("unread %d, payoff %d: want 2, -2", st.PrefetchUnread, c.Payoff())
 	}
+}
+
+// waitIdle waits until no prefetch is queued or being decoded.
+func waitIdle(t *testing.T, c *Cache) {
+	t.Helper()
+	waitFor(t, func() bool { st := c.Stats(); return st.Queued == 0 && st.InFlight == 0 })
+}
+
+func (c *counter) of(key uint32) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loads[key]
 }
 
 func waitFor(t *testing.T, ok func() bool) {

@@ -560,6 +560,22 @@ func TestExtractLetsEachBlockGoAfterItsLastFile(t *testing.T) {
 	}
 }
 
+// With several workers and read-ahead, a block that the others are done
+// with is not decoded again for a slower one's read-ahead window: each
+// block is decoded once.
+func TestExtractDecodesEachBlockOnceWithSeveralWorkers(t *testing.T) {
+	b := buildArchive(t, t.TempDir(), "arc", fullTree(), buildOpts{blockSize: 16 << 10})
+	for range 5 {
+		a := openBuiltWith(t, b, Options{CacheSize: 1 << 20})
+		if _, err := a.Extract(t.TempDir(), ExtractOptions{Workers: 4, NoSameOwner: true}); err != nil {
+			t.Fatal(err)
+		}
+		if st, blocks := a.CacheStats(), a.idx.Blocks.Count(); st.Loads != int64(blocks) || st.Evictions != 0 {
+			t.Fatalf("%d blocks decoded %d times, %d evicted; want each once, none evicted", blocks, st.Loads, st.Evictions)
+		}
+	}
+}
+
 func TestExtractRefusesToClobberOrFollow(t *testing.T) {
 	a, _ := openBuilt(t, fullTree(), buildOpts{})
 	dest := t.TempDir()
