@@ -176,10 +176,17 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		return usageErrorf("create: %v", err)
 	}
 	for _, tag := range f.excludeTags {
-		if tag == "" || tag == "." || tag == ".." || strings.Contains(tag, "/") {
+		if tag == "" || tag == "." || tag == ".." || strings.ContainsAny(tag, "/\n\x00") {
 			return usageErrorf("create: --exclude-if-present %q: want the name of a file or directory, such as .nobackup (no '/')", tag)
 		}
 	}
+	var tags []string // each name once, as first given
+	for _, tag := range f.excludeTags {
+		if !slices.Contains(tags, tag) {
+			tags = append(tags, tag)
+		}
+	}
+	f.excludeTags = tags
 	if !fromTar {
 		if err := checkExcludeRoots(excl, sources); err != nil {
 			return usageErrorf("create: %v", err)

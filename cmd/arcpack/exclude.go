@@ -78,7 +78,8 @@ func excludeList(args []excludeArg) (*exclude.List, error) {
 func checkExcludeRoots(l *exclude.List, sources []string) error {
 	single := false
 	if len(sources) == 1 {
-		st, err := os.Stat(sources[0])
+		// As the writer takes it: a symlink to a directory is an entry.
+		st, err := os.Lstat(sources[0])
 		single = err == nil && st.IsDir()
 	}
 	for _, p := range l.Patterns() {
@@ -91,7 +92,9 @@ func checkExcludeRoots(l *exclude.List, sources []string) error {
 		slash := body[len(trimmed):]
 		for _, src := range sources {
 			abs, err := filepath.Abs(src)
-			if err != nil || abs == "/" {
+			if err != nil || abs == "/" || !single && filepath.Dir(abs) == "/" {
+				// A source / has the system's paths; a source /etc among
+				// several is the entry etc, which /etc/ssh does name.
 				continue
 			}
 			rest, below := strings.CutPrefix(trimmed, abs+"/")

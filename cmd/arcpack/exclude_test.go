@@ -37,7 +37,9 @@ func TestPatternsSpellingASourcesPathAreRefusedWithTheOneMeant(t *testing.T) {
 		// Not a source's path: left alone.
 		{[]string{home}, []string{"/.cache", ".cache", home[1:] + "/x", "/*.o"}, ""},
 		{[]string{home}, []string{home + "2/x"}, ""},
-		{[]string{"/"}, []string{"/home/me/.cache"}, ""}, // the root: archive paths are the system's
+		{[]string{"/"}, []string{"/home/me/.cache"}, ""},             // the root: archive paths are the system's
+		{[]string{"/etc", "/opt"}, []string{"/etc/ssh", "/opt"}, ""}, // entries etc and opt: rightly named
+		{[]string{"/etc"}, []string{"/etc/ssh"}, `write "/ssh"`},     // the root, /etc alone
 	} {
 		l := &exclude.List{}
 		for _, p := range tt.patterns {

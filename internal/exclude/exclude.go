@@ -274,6 +274,11 @@ func step(parts []part, bits uint64, name string) uint64 {
 func parse(pattern string) (rule, error) {
 	r := rule{text: pattern}
 	p := pattern
+	if strings.ContainsAny(p, "\n\x00") {
+		// No name holds a NUL; a newline would split the pattern in two
+		// in an exclude file and in the archive's record of them.
+		return r, errors.New("a newline or NUL in a pattern")
+	}
 	switch {
 	case strings.HasPrefix(p, "!"):
 		r.negate, p = true, p[1:]

@@ -146,7 +146,7 @@ func TestPatternsMatchAsGitignoreDoes(t *testing.T) {
 }
 
 func TestMalformedPatternsAreRefusedByName(t *testing.T) {
-	for _, p := range []string{"", "/", "!", "//", "[a", `a\`, "a//b", "src/[x", "[[:alpha:]]", "x/[![:digit:]]", "[x[:digit:]]", "[!]", "[!]x", "x[!]"} {
+	for _, p := range []string{"", "/", "!", "//", "[a", `a\`, "a//b", "src/[x", "[[:alpha:]]", "x/[![:digit:]]", "[x[:digit:]]", "[!]", "[!]x", "x[!]", "a\nb", "a\x00"} {
 		var l List
 		err := l.Add(p)
 		if err == nil {
