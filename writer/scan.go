@@ -176,8 +176,6 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 			s.mu.Unlock()
 			if n.isDir() {
 				s.pending(idx, s.excl.Enter(top, base))
-			}
-			if n.isDir() {
 				s.scanDir(idx, n.dev)
 			}
 		}

@@ -333,9 +333,9 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 // tarExcluded reports whether Options.Exclude leaves member e out: its
 // path matches, or the path of a directory above it does (a directory
 // left out takes what lies below it, as in a scan, which never reads it).
-// What is left out is counted once a path, as a scan counts it: a
-// directory named again, or above several members (named or implied), is
-// one.
+// A directory left out is counted once, as a scan counts it, however
+// often it is named or lies above members (named or implied); a file, once
+// a member.
 func (p *packer) tarExcluded(e *tarEntry) bool {
 	at := p.opt.Exclude.ExcludedWithin(e.path, e.n.isDir())
 	if at < 0 {
