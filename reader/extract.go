@@ -440,11 +440,13 @@ func (e *extractor) walk(sel *selection, visit func(dirfd int, name string, d, i
 }
 
 // measure is what extracting sel writes: the content bytes (holes not
-// counted; a file of several paths once) and the entries its patterns
-// leave out (not what lies below them).
+// counted; a file of several paths once, and with DedupLinks "hardlink"
+// a duplicate that would be linked not at all) and the entries its
+// patterns leave out (not what lies below them).
 func (e *extractor) measure(sel *selection) (bytes, excluded int64, err error) {
 	x := e.a.idx
 	seen := map[uint32]bool{}
+	dups := map[dupKey][]uint32{} // inodes counted, by what a link to them must share
 	err = e.selected(sel, func(d, ino uint32, in bool) (bool, error) {
 		if x.IsDir(ino) {
 			return true, nil
@@ -454,6 +456,13 @@ func (e *extractor) measure(sel *selection) (bytes, excluded int64, err error) {
 		}
 		seen[ino] = true
 		s, end := x.FileExtents(ino)
+		if e.opt.DedupLinks == "hardlink" && end > s {
+			key := e.dupKeyOf(ino, s, end-s)
+			if slices.ContainsFunc(dups[key], func(o uint32) bool { return e.sameXattrs(ino, o) }) {
+				return false, nil // linked to that one: nothing written
+			}
+			dups[key] = append(dups[key], ino)
+		}
 		for i := s; i < end; i++ {
 			if x.Extents.Off[i] != format.Hole {
 				bytes += int64(x.Extents.Len[i])
@@ -464,11 +473,12 @@ func (e *extractor) measure(sel *selection) (bytes, excluded int64, err error) {
 	return bytes, excluded, err
 }
 
-// ExtractSize is the content bytes Extract with these paths and patterns
-// would write (holes not counted; a file of several paths once), for a
-// progress bar's total.
-func (a *Archive) ExtractSize(paths []string, excl *exclude.List) (int64, error) {
-	e := &extractor{a: a, opt: ExtractOptions{Paths: paths, Exclude: excl, Context: context.Background()}}
+// ExtractSize is the content bytes Extract with opt's Paths, Exclude and
+// DedupLinks would write (holes not counted; a file of several paths
+// once, a duplicate linked not at all), for a progress bar's total.
+func (a *Archive) ExtractSize(opt ExtractOptions) (int64, error) {
+	e := &extractor{a: a, opt: ExtractOptions{Paths: opt.Paths, Exclude: opt.Exclude, DedupLinks: opt.DedupLinks, Context: context.Background()},
+		dupSeed: maphash.MakeSeed()}
 	sel, err := e.selection()
 	if err != nil {
 		return 0, err

@@ -502,10 +502,36 @@ func TestExtractLeavesOutWhatThePatternsMatch(t *testing.T) {
 			if res.Excluded != tt.excluded {
 				t.Errorf("Excluded = %d, want %d", res.Excluded, tt.excluded)
 			}
-			if size, err := a.ExtractSize(tt.paths, l); err != nil || size != res.Bytes {
+			if size, err := a.ExtractSize(ExtractOptions{Paths: tt.paths, Exclude: l}); err != nil || size != res.Bytes {
 				t.Errorf("ExtractSize = %d, %v; the extraction wrote %d bytes", size, err, res.Bytes)
 			}
 		})
+	}
+}
+
+// The progress total is what the extraction writes, with duplicates
+// copied or linked.
+func TestExtractSizeIsWhatTheExtractionWrites(t *testing.T) {
+	data := randBytes(40_000, 7)
+	a, _ := openBuilt(t, []entry{
+		reg("a", data),
+		{path: "b", mode: format.ModeReg | 0o644, mtime: 1_700_000_000_123_456_789, atime: 1, dupOf: "a"}, // linkable to a
+		{path: "c", mode: format.ModeReg | 0o600, mtime: 5, dupOf: "a"},                                   // another mode: a copy
+		{path: "h", link: "a"},
+		reg("z", []byte("the rest")),
+	}, buildOpts{})
+	for _, links := range []string{"copy", "hardlink"} {
+		res, err := a.Extract(t.TempDir(), ExtractOptions{DedupLinks: links, NoSameOwner: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, err := a.ExtractSize(ExtractOptions{DedupLinks: links})
+		if err != nil || size != res.Bytes {
+			t.Errorf("%s: ExtractSize = %d, %v; the extraction wrote %d bytes", links, size, err, res.Bytes)
+		}
+		if want := map[string]int64{"copy": 3*40_000 + 8, "hardlink": 2*40_000 + 8}[links]; res.Bytes != want {
+			t.Errorf("%s: wrote %d bytes, want %d", links, res.Bytes, want)
+		}
 	}
 }
 

@@ -116,7 +116,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 			return fmt.Errorf("extract %s: %s: %w", archive, p, err)
 		}
 	}
-	total, err := a.ExtractSize(clean, excl)
+	total, err := a.ExtractSize(reader.ExtractOptions{Paths: clean, Exclude: excl, DedupLinks: f.dedupLinks})
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", archive, err)
 	}
