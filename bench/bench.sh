@@ -243,23 +243,39 @@ fail() { # tree tool phase
 	note "$2 $3 on $1: failed"
 }
 
+# rounds TREE PHASE TOOL...: RUNS rounds of PHASE_run TREE TOOL RUN over the tools, in an
+# order rotated each round. Before each run PHASE_ready TREE TOOL sets what the run needs
+# (non-zero: the tool has nothing to run on, skipped); a tool that fails, or is cut when the
+# time budget is spent (then PHASE_cut TREE TOOL, where there is one), runs no more.
+rounds() {
+	local tr=$1 phase=$2 t r order
+	shift 2
+	local -A dead=()
+	for r in $(seq "$RUNS"); do
+		mapfile -t order < <(rotated "$r" "$@") # names may hold spaces
+		for t in "${order[@]}"; do
+			[ -z "${dead[$t]:-}" ] || continue
+			"${phase}_ready" "$tr" "$t" || continue
+			if over_budget "$tr" "$t" "$phase"; then
+				dead[$t]=1
+				! declare -F "${phase}_cut" >/dev/null || "${phase}_cut" "$tr" "$t"
+				continue
+			fi
+			"${phase}_run" "$tr" "$t" "$r" || dead[$t]=1
+		done
+	done
+}
+
 pack_phase() { # tree
-	local tr=$1 t r order
-	local -A dead=() # tools failed or cut: no more runs
+	local tr=$1
 	SRC=${tree_dir[$tr]}
 	note "$tr: warming $SRC (one read of every file) so every tool reads it from the page cache"
 	warm "$SRC"
-	for r in $(seq "$RUNS"); do
-		mapfile -t order < <(rotated "$r" "${tools[@]}") # names may hold spaces
-		for t in "${order[@]}"; do
-			[ -z "${dead[$t]:-}" ] || continue
-			OUT=$work/$tr/$t
-			if over_budget "$tr" "$t" pack; then dead[$t]=1; rm -rf "$OUT"; continue; fi
-			pack_run "$tr" "$t" "$r" || dead[$t]=1
-		done
-	done
+	rounds "$tr" pack "${tools[@]}"
 	# each tool's last run's output stays for extract and mount
 }
+pack_ready() { OUT=$work/$1/$2; }
+pack_cut() { rm -rf "$OUT"; }
 
 pack_run() { # tree tool run; non-zero: the tool failed
 	local tr=$1 t=$2 r=$3 s
@@ -279,22 +295,13 @@ pack_run() { # tree tool run; non-zero: the tool failed
 }
 
 extract_phase() { # tree
-	local tr=$1 t r want_b want_f order
-	local -A dead=()
+	local tr=$1 want_b want_f
 	SRC=${tree_dir[$tr]}
 	want_b=$(content_bytes "$SRC") want_f=$(find "$SRC" -type f | wc -l)
-	for r in $(seq "$RUNS"); do
-		mapfile -t order < <(rotated "$r" "${tools[@]}") # names may hold spaces
-		for t in "${order[@]}"; do
-			[ -z "${dead[$t]:-}" ] || continue
-			OUT=$work/$tr/$t
-			[ -d "$OUT" ] || continue
-			if over_budget "$tr" "$t" extract; then dead[$t]=1; continue; fi
-			extract_run "$tr" "$t" "$r" || dead[$t]=1
-		done
-	done
+	rounds "$tr" extract "${tools[@]}"
 	rm -rf "$xdir/x"
 }
+extract_ready() { OUT=$work/$1/$2; [ -d "$OUT" ]; }
 
 extract_run() { # tree tool run; non-zero: the tool failed
 	local tr=$1 t=$2 r=$3 got_b got_f
@@ -342,8 +349,7 @@ secs() { local t0 t1; stamp t0; "$@" >/dev/null; stamp t1; echo "$t1 - $t0" | bc
 tarsize() { tar -cf - -C "$1" . | wc -c; }
 
 mount_phase() { # tree
-	local tr=$1 t r dir want order
-	local -A dead=()
+	local tr=$1 t dir want
 	SRC=${tree_dir[$tr]}
 	want=$(tarsize "$SRC") # a whole-tree read through a mount must give the same tar stream length
 	local mounting=() # the tools with a mount and an archive, rotated among themselves
@@ -351,19 +357,12 @@ mount_phase() { # tree
 		[ -n "${mkind[$t]:-}" ] && [ -d "$work/$tr/$t" ] && mounting+=("$t")
 	done
 	((${#mounting[@]})) || return 0
-	for r in $(seq "$RUNS"); do
-		mapfile -t order < <(rotated "$r" "${mounting[@]}") # names may hold spaces
-		for t in "${order[@]}"; do
-			[ -z "${dead[$t]:-}" ] || continue
-			dir=$work/$tr/$t
-			if over_budget "$tr" "$t" mount; then dead[$t]=1; continue; fi
-			mount_run "$tr" "$t" "$r" || dead[$t]=1
-		done
-	done
+	rounds "$tr" mount "${mounting[@]}"
 }
+mount_ready() { dir=$work/$1/$2; }
 
 mount_run() { # tree tool run; non-zero: the tool failed
-	local tr=$1 t=$2 r=$3 n s out nrand
+	local tr=$1 t=$2 r=$3 n s out nrand phase
 	# archivemount decompresses the archive from its start at every open: a whole-tree read
 	# would take hours, so only mount time and a few random reads are measured.
 	nrand=$RANDREAD_N; [ "${mkind[$t]}" != archivemount ] || nrand=$SLOW_RANDREAD_N
