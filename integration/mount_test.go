@@ -929,13 +929,18 @@ func TestAFailedMountLeavesNoGPUProbe(t *testing.T) {
 	_, base := mountableArchive(t, 6)
 	mnt := t.TempDir()
 	mark := fmt.Sprintf("ARC_TEST_PROBE_MARK=%d", time.Now().UnixNano())
+	// The probe's child is held up for 10 s while it lists the OpenCL
+	// platforms: its only ICD is a library whose constructor sleeps, as
+	// a driver may hang. Without it the child may end before the mount
+	// fails (at once where there is no OpenCL), and leave nothing to find.
+	vendors := slowICD(t, 10)
 	for _, fg := range []bool{false, true} {
 		args := []string{"--gpu", "auto", "-o", "no_such_option", base + ".001", mnt}
 		if fg {
 			args = append([]string{"-f"}, args...)
 		}
 		cmd := exec.Command(arcmountBin, args...)
-		cmd.Env = append(os.Environ(), mark)
+		cmd.Env = append(os.Environ(), mark, "OCL_ICD_VENDORS="+vendors)
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			exec.Command("fusermount3", "-u", mnt).Run()
@@ -950,6 +955,34 @@ func TestAFailedMountLeavesNoGPUProbe(t *testing.T) {
 			}
 		}
 	}
+}
+
+// slowICD makes an OpenCL vendor directory (for OCL_ICD_VENDORS) whose one
+// ICD is a library that sleeps for secs seconds when it is loaded.
+func slowICD(t *testing.T, secs int) string {
+	t.Helper()
+	cc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("gcc not installed: no slow OpenCL driver to build")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "slow.c")
+	code := fmt.Sprintf("#include <unistd.h>\n__attribute__((constructor)) static void slow(void) { sleep(%d); }\n", secs)
+	if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(dir, "libslowicd.so")
+	if out, err := exec.Command(cc, "-shared", "-fPIC", "-o", lib, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	vendors := filepath.Join(dir, "vendors")
+	if err := os.Mkdir(vendors, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vendors, "slow.icd"), []byte(lib+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return vendors
 }
 
 // The background server keeps none of its caller's descriptors: a pipe the
