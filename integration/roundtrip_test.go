@@ -724,6 +724,12 @@ func TestCreateLeavesOutWhatTheExcludePatternsMatch(t *testing.T) {
 	if !regexp.MustCompile(`, \d+ excluded\n$`).MatchString(r.stdout) {
 		t.Errorf("the summary does not count what was excluded: %q", r.stdout)
 	}
+	info := mustArcpack(t, "info", out+".001").stdout
+	for _, want := range []string{"left out:", " path(s) excluded (patterns, tags), 0 skipped", `param exclude:`, `/deep\nfile-00[0-4].dat\nsub/\nnames`, "param exclude-caches:"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("info lacks %q:\n%s", want, info)
+		}
+	}
 	dst := filepath.Join(t.TempDir(), "dst")
 	mustArcpack(t, "extract", out+".001", "-o", dst, "--progress", "never")
 

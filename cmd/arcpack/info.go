@@ -201,6 +201,11 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	p("index", "%s (%s decoded)", u.size(int64(in.IndexBytes)), u.size(int64(in.IndexRaw)))
 	inb := int64(x.Stat("input-bytes"))
 	p("input", "%s in %d files", u.size(inb), x.Stat("files"))
+	if ex, sk := x.Stat("excluded"), x.Stat("skipped"); ex > 0 || sk > 0 {
+		// What is not in the archive, and why (the params below say by
+		// which patterns).
+		p("left out", "%d path(s) excluded (patterns, tags), %d skipped (unreadable)", ex, sk)
+	}
 	// What each layer saved, in the order the writer applies them: the
 	// input less each line is what the next layer saw.
 	p("saved by", "whole files  %s (%d duplicate files)", u.size(int64(x.Stat("dup-bytes"))), x.Stat("dup-files"))
