@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -250,10 +251,7 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 			}
 			subdirs = append(subdirs, c)
 			if kidDirs != nil {
-				if s.dirs == nil {
-					s.dirs = map[int32]exclude.Dir{}
-				}
-				s.dirs[c] = kidDirs[i]
+				s.pendingLocked(c, kidDirs[i])
 			}
 			if anchors != nil && anchors[i] >= 0 {
 				if s.anchors == nil {
@@ -429,15 +427,20 @@ func (s *scanner) readDir(idx int32) (kids []node, anchors []int, kidDirs []excl
 // pending keeps where the exclude patterns stand in directory node idx
 // until readDir reads it (nothing where they need only names).
 func (s *scanner) pending(idx int32, d exclude.Dir) {
+	s.mu.Lock()
+	s.pendingLocked(idx, d)
+	s.mu.Unlock()
+}
+
+// pendingLocked is pending with s.mu held.
+func (s *scanner) pendingLocked(idx int32, d exclude.Dir) {
 	if !d.Tracked() {
 		return
 	}
-	s.mu.Lock()
 	if s.dirs == nil {
 		s.dirs = map[int32]exclude.Dir{}
 	}
 	s.dirs[idx] = d
-	s.mu.Unlock()
 }
 
 // cacheTag is the file that marks a directory as a cache
@@ -455,21 +458,18 @@ const (
 func (s *scanner) tagsIn(fd int, names []string) []string {
 	var tags []string
 	for _, name := range names {
-		if slices.Contains(s.tags, name) || name == cacheTag && s.caches && s.cacheTagged(fd, names) {
+		if slices.Contains(s.tags, name) || name == cacheTag && s.caches && cacheTagged(fd) {
 			tags = append(tags, name)
 		}
 	}
 	return tags
 }
 
-// cacheTagged reports whether the directory open at fd, holding names,
-// holds a cache tag: a regular file called cacheTag that begins with
-// cacheSignature. Anything else of that name (a file without the
-// signature, a symlink, a FIFO) marks nothing.
-func (s *scanner) cacheTagged(fd int, names []string) bool {
-	if !slices.Contains(names, cacheTag) {
-		return false
-	}
+// cacheTagged reports whether the directory open at fd holds a cache
+// tag: a regular file called cacheTag that begins with cacheSignature.
+// Anything else of that name (a file without the signature, a symlink, a
+// FIFO) marks nothing.
+func cacheTagged(fd int) bool {
 	// Looked at before it is opened: opening a FIFO or a device has
 	// effects of its own. Then checked again through the descriptor,
 	// against a swap meanwhile.
@@ -481,23 +481,14 @@ func (s *scanner) cacheTagged(fd int, names []string) bool {
 	if err != nil {
 		return false
 	}
-	defer unix.Close(tfd)
+	f := os.NewFile(uintptr(tfd), cacheTag)
+	defer f.Close()
 	if unix.Fstat(tfd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return false
 	}
 	buf := make([]byte, len(cacheSignature))
-	n := 0
-	for n < len(buf) {
-		m, err := unix.Read(tfd, buf[n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || m == 0 {
-			return false
-		}
-		n += m
-	}
-	return string(buf) == cacheSignature
+	_, err = io.ReadFull(f, buf)
+	return err == nil && string(buf) == cacheSignature
 }
 
 // A directory whose path is longer than anchorPath is read through an
