@@ -175,18 +175,10 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	if err != nil {
 		return usageErrorf("create: %v", err)
 	}
-	for _, tag := range f.excludeTags {
-		if tag == "" || tag == "." || tag == ".." || strings.ContainsAny(tag, "/\n\x00") {
-			return usageErrorf("create: --exclude-if-present %q: want the name of a file or directory, such as .nobackup (no '/')", tag)
-		}
+	tags, err := excludeTags(f.excludeTags)
+	if err != nil {
+		return usageErrorf("create: %v", err)
 	}
-	var tags []string // each name once, as first given
-	for _, tag := range f.excludeTags {
-		if !slices.Contains(tags, tag) {
-			tags = append(tags, tag)
-		}
-	}
-	f.excludeTags = tags
 	if !fromTar {
 		if err := checkExcludeRoots(excl, sources); err != nil {
 			return usageErrorf("create: %v", err)
@@ -234,7 +226,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		OneFileSystem:    f.oneFileSystem,
 		Exclude:          excl,
 		ExcludeCaches:    f.excludeCaches,
-		ExcludeIfPresent: f.excludeTags,
+		ExcludeIfPresent: tags,
 		Strict:           f.strict,
 		Force:            f.force,
 		KeepLock:         true, // held on through the recovery volumes

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"arc/internal/exclude"
@@ -69,6 +70,21 @@ func excludeList(args []excludeArg) (*exclude.List, error) {
 	return l, nil
 }
 
+// excludeTags checks the names of --exclude-if-present and keeps each
+// once, in the order first given.
+func excludeTags(names []string) ([]string, error) {
+	var tags []string
+	for _, tag := range names {
+		if tag == "" || tag == "." || tag == ".." || strings.ContainsAny(tag, "/\n\x00") {
+			return nil, fmt.Errorf("--exclude-if-present %q: want the name of a file or directory, such as .nobackup (no '/')", tag)
+		}
+		if !slices.Contains(tags, tag) {
+			tags = append(tags, tag)
+		}
+	}
+	return tags, nil
+}
+
 // checkExcludeRoots refuses a pattern that spells a source's own path
 // ("/home/me/.cache" for the source /home/me): patterns match paths inside
 // the archive, where a directory source is the root and several sources
@@ -82,6 +98,16 @@ func checkExcludeRoots(l *exclude.List, sources []string) error {
 		st, err := os.Lstat(sources[0])
 		single = err == nil && st.IsDir()
 	}
+	// The sources' absolute paths that a pattern could spell: not /, whose
+	// paths are the system's, nor one of several right below / (the
+	// source /etc among several is the entry etc, which /etc/ssh does
+	// name).
+	var roots []string
+	for _, src := range sources {
+		if abs, err := filepath.Abs(src); err == nil && abs != "/" && (single || filepath.Dir(abs) != "/") {
+			roots = append(roots, abs)
+		}
+	}
 	for _, p := range l.Patterns() {
 		neg := strings.HasPrefix(p, "!")
 		body := strings.TrimPrefix(p, "!")
@@ -90,13 +116,7 @@ func checkExcludeRoots(l *exclude.List, sources []string) error {
 		}
 		trimmed := strings.TrimRight(body, "/")
 		slash := body[len(trimmed):]
-		for _, src := range sources {
-			abs, err := filepath.Abs(src)
-			if err != nil || abs == "/" || !single && filepath.Dir(abs) == "/" {
-				// A source / has the system's paths; a source /etc among
-				// several is the entry etc, which /etc/ssh does name.
-				continue
-			}
+		for _, abs := range roots {
 			rest, below := strings.CutPrefix(trimmed, abs+"/")
 			if !below && trimmed != abs {
 				continue
