@@ -1,9 +1,11 @@
 package writer
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -211,5 +213,65 @@ func TestWarningsDeepDownNameTheWholePath(t *testing.T) {
 				t.Fatalf("warnings %q; want %q ... %q", warnings, want[:min(len(want), 100)], want[max(0, len(want)-100):])
 			}
 		})
+	}
+}
+
+// A tar stream's members keep no path, and the tree's keys hold copies of
+// their names: each member of a chain kept its whole path (the key a
+// piece of it), and a stream of 3,000 levels of 200-byte names (909 MB,
+// nearly all of it the members' paths) held 1.7 GB at its end. Once the
+// last member has joined the tree, the paths of this 100 MB chain must
+// be garbage; every level's file is archived at its whole path.
+func TestDeepTarChainKeepsNoMemberPath(t *testing.T) {
+	const depth, nameLen = 1_000, 100
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		dir := ""
+		for level := range depth {
+			dir += fmt.Sprintf("%0*d/", nameLen, level)
+			for _, h := range []tar.Header{
+				{Name: dir, Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX},
+				{Name: dir + "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(fileData(level))), Format: tar.FormatPAX},
+			} {
+				if err := tw.WriteHeader(&h); err != nil {
+					pw.CloseWithError(err)
+					return
+				}
+			}
+			if _, err := tw.Write(fileData(level)); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		pw.CloseWithError(tw.Close())
+	}()
+	o, warned := changeOptions(false)
+	var live uint64
+	o.tarHook = func() {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		live = m.HeapAlloc
+	}
+	res, err := CreateFromTar(context.Background(), filepath.Join(t.TempDir(), "deep"), pr, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := warned(); res.Dirs != depth || res.Files != depth || len(w) > 0 {
+		t.Fatalf("%d dirs and %d files packed, warnings %q; want %d of each, none", res.Dirs, res.Files, w, depth)
+	}
+	if limit := uint64(32 << 20); live > limit {
+		t.Errorf("%d MiB live once the stream was read, want at most %d MiB", live>>20, limit>>20)
+	}
+	a := readBack(t, res.Volumes, 0)
+	for _, level := range []int{0, 1, depth / 2, depth - 1} {
+		p := ""
+		for l := range level + 1 {
+			p += fmt.Sprintf("%0*d/", nameLen, l)
+		}
+		if got := a.content[p+"f"]; !bytes.Equal(got, fileData(level)) {
+			t.Errorf("level %d: archived %q, want %q", level, got, fileData(level))
+		}
 	}
 }

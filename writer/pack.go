@@ -487,10 +487,10 @@ func readFull(fd int, buf []byte) (int, error) {
 }
 
 // path is the source path of node n (nodePath): built on demand for one
-// deep down, which keeps none. A tar stream's nodes keep theirs: p.nodes,
-// which the sequencer appends them to, is not looked at for them. Those
-// of a scan are not appended to during the reads, which walk them
-// without a lock.
+// deep down, which keeps none, and for a tar stream's members, which keep
+// none. Those are built on the sequencer alone, which appends them to
+// p.nodes; the nodes of a scan are not appended to during the reads,
+// which walk them without a lock.
 func (p *packer) path(n *node) string {
 	if n.path != "" || n.parent < 0 {
 		return n.path

@@ -29,7 +29,7 @@ type node struct {
 	// past anchorPath bytes, where nodePath builds it from the parents'
 	// when needed: kept in every node, the paths of a chain thousands of
 	// levels deep took memory in the square of its depth. The top-level
-	// sources and tar members always keep theirs.
+	// sources always keep theirs; a tar stream's members keep none.
 	path     string
 	parent   int32
 	mode     uint32 // Linux st_mode
@@ -524,8 +524,9 @@ func childPath(dir, name string) string {
 
 // nodePath is the source path of n, a node of nodes: its own, or, where it
 // keeps none, the nearest kept one above it with the names below that
-// joined on (childPath's way). The top-level sources and tar members
-// always keep theirs; the implied root has none ("").
+// joined on (childPath's way). The top-level sources always keep theirs;
+// the implied root has none (""), and the names below it, a tar stream's
+// members, are joined into a relative path.
 func nodePath(nodes []node, n *node) string {
 	if n.path != "" || n.parent < 0 {
 		return n.path
@@ -538,8 +539,8 @@ func nodePath(nodes []node, n *node) string {
 		size += 1 + len(top.name)
 		top = &nodes[top.parent]
 	}
-	if strings.HasSuffix(top.path, "/") {
-		size-- // the first name follows the top's own slash
+	if top.path == "" || strings.HasSuffix(top.path, "/") {
+		size-- // no slash before the first name, or the top's own
 	}
 	b := make([]byte, len(top.path)+size)
 	copy(b, top.path)

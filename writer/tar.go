@@ -44,8 +44,12 @@ func CreateFromTar(ctx context.Context, out string, r io.Reader, opt Options) (*
 	}
 	setup := func(p *packer) error {
 		// The root is implied until the stream names "./".
+		// Members keep no path; nodePath joins their names where one is
+		// needed. Each kept, the tree held every path the stream spelled
+		// out: for a chain thousands of levels deep, about the stream's
+		// size.
 		root := impliedDir()
-		root.parent, root.path = -1, "."
+		root.parent = -1
 		p.nodes = []node{root}
 		p.extStart, p.extCount = []uint32{0}, []uint32{0}
 		p.tar = &tarTree{children: map[tarKey]int32{}, users: map[uint32]string{}, groups: map[uint32]string{}}
@@ -165,6 +169,9 @@ func (p *packer) packTar(r io.Reader) error {
 	if err := p.run(produce, digest); err != nil {
 		return err
 	}
+	if p.opt.tarHook != nil {
+		p.opt.tarHook()
+	}
 	p.res.Skipped += p.tar.skipped
 	p.res.Excluded += p.tar.excluded
 	for i := range p.nodes {
@@ -257,7 +264,6 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 	mtime := timespecOf(hdr.ModTime)
 	n := node{
 		name:  []byte(path.Base(name)),
-		path:  hdr.Name,
 		mode:  uint32(hdr.Mode) & 0o7777,
 		uid:   uint32(hdr.Uid),
 		gid:   uint32(hdr.Gid),
@@ -349,7 +355,7 @@ func (p *packer) tarExcluded(e *tarEntry) bool {
 		if p.tar.leftDirs == nil {
 			p.tar.leftDirs = map[string]bool{}
 		}
-		p.tar.leftDirs[top] = true
+		p.tar.leftDirs[strings.Clone(top)] = true // not the member's whole path
 		p.tar.excluded++
 	}
 	return true
@@ -444,12 +450,12 @@ func (p *packer) addTarNode(j *fileJob) bool {
 		r := &p.nodes[0]
 		children := r.children
 		*r = e.n
-		r.parent, r.children, r.path = -1, children, "."
+		r.parent, r.children = -1, children
 		return false
 	}
 	parent, err := p.tarDir(path.Dir(e.path))
 	if err != nil {
-		p.opt.warn(fmt.Errorf("tar member %s: %w (skipped)", e.n.path, err))
+		p.opt.warn(fmt.Errorf("tar member %s: %w (skipped)", e.path, err))
 		p.res.Skipped++
 		return false
 	}
@@ -458,12 +464,12 @@ func (p *packer) addTarNode(j *fileJob) bool {
 		ti, ok := p.tarNode(e.link)
 		if !ok && p.opt.Exclude.ExcludedWithin(e.link, false) >= 0 {
 			// The stream holds the content once, with the first member.
-			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which --exclude left out with its content (skipped)", e.n.path, e.link))
+			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which --exclude left out with its content (skipped)", e.path, e.link))
 			p.res.Skipped++
 			return false
 		}
 		if !ok || p.nodes[ti].isDir() {
-			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which is not an earlier file member (skipped)", e.n.path, e.link))
+			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which is not an earlier file member (skipped)", e.path, e.link))
 			p.res.Skipped++
 			return false
 		}
@@ -473,8 +479,8 @@ func (p *packer) addTarNode(j *fileJob) bool {
 			target.dev, target.ino, target.nlink = tarDev, t.inodes, 2
 		}
 		n = *target
-		n.name, n.path, n.children = e.n.name, e.n.path, nil
-		j.node = p.insertTarNode(parent, e.path, n)
+		n.name, n.children = e.n.name, nil
+		j.node = p.insertTarNode(parent, n)
 		p.extStart[j.node], p.extCount[j.node] = p.extStart[ti], p.extCount[ti]
 		return false
 	}
@@ -486,14 +492,15 @@ func (p *packer) addTarNode(j *fileJob) bool {
 		o.parent, o.children = parent, children
 		return false
 	}
-	j.node = p.insertTarNode(parent, e.path, n)
+	j.node = p.insertTarNode(parent, n)
 	return n.isReg()
 }
 
-// insertTarNode adds n under parent at path at (the last name of which is
-// its name there), replacing what was there.
-func (p *packer) insertTarNode(parent int32, at string, n node) int32 {
-	k := tarKey{parent, path.Base(at)}
+// insertTarNode adds n under parent, replacing what was there by its name.
+// The key holds a copy of the name, not a piece of the member's path,
+// which would keep the whole path.
+func (p *packer) insertTarNode(parent int32, n node) int32 {
+	k := tarKey{parent, string(n.name)}
 	if old, ok := p.tar.children[k]; ok {
 		p.nodes[old].skip = true
 	}
@@ -549,8 +556,8 @@ func (p *packer) tarDir(dir string) (int32, error) {
 			continue
 		}
 		n := impliedDir() // until a member names it (addTarNode)
-		n.name, n.path = []byte(dir[start:end]), dir[:end]
-		i = p.insertTarNode(i, dir[:end], n)
+		n.name = []byte(dir[start:end])
+		i = p.insertTarNode(i, n)
 	}
 	return i, nil
 }
@@ -570,7 +577,7 @@ func (p *packer) streamTar(n *node, r io.Reader, st *streamer) error {
 		}
 		m := min(int64(len(buf)), left)
 		if _, err := io.ReadFull(r, buf[:m]); err != nil {
-			return fmt.Errorf("tar stream: %s: %w", n.path, err)
+			return fmt.Errorf("tar stream: %s: %w", p.path(n), err)
 		}
 		if err := p.placeRuns(buf[:m], zeroRuns(buf[:m]), st); err != nil {
 			return err

@@ -92,6 +92,9 @@ type Options struct {
 	// scanHook, when set (by tests), runs after the scan of a tree and
 	// before any of its files is read.
 	scanHook func()
+	// tarHook, when set (by tests), runs once a tar stream's last member
+	// has joined the tree, before the index is written.
+	tarHook func()
 	// wholeMax is the largest file read whole; 0 means wholeFileMax.
 	wholeMax int64
 	// readAhead, when set (by tests), replaces the read-ahead budget and
