@@ -23,9 +23,23 @@ import (
 // which shows "gpj.exe" as "exe.jpg", zero-width spaces, soft hyphens),
 // but for the zero-width joiner and non-joiner, which emoji and several
 // scripts need.
+//
+// A name of printable ASCII alone, most of them, comes back as it is,
+// without a copy; elsewhere runs of it are copied whole.
 func Name(s string) string {
+	i := plain(s)
+	if i == len(s) {
+		return s
+	}
 	var b strings.Builder
-	for i := 0; i < len(s); {
+	b.Grow(len(s) + len(s)/8)
+	b.WriteString(s[:i])
+	for i < len(s) {
+		if n := plain(s[i:]); n > 0 {
+			b.WriteString(s[i : i+n])
+			i += n
+			continue
+		}
 		r, n := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && n <= 1:
@@ -48,6 +62,17 @@ func Name(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// plain is the length of s's leading run of bytes that Name leaves as
+// they are and needs not decode: printable ASCII but the backslash.
+func plain(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
+			return i
+		}
+	}
+	return len(s)
 }
 
 // Writer escapes what is written through it as Name does, except the

@@ -23,10 +23,24 @@ func TestNameLeavesNothingATerminalActsOn(t *testing.T) {
 		{"byte order mark", "\ufeffa", `\357\273\277a`},
 		{"soft hyphen", "a\u00adb", `a\302\255b`},
 		{"joiners kept", "👩\u200d💻 \u200c", "👩\u200d💻 \u200c"},
+		{"escapes after a long plain run", strings.Repeat("a/", 40) + "\x1b\\" + strings.Repeat("b", 40), strings.Repeat("a/", 40) + `\033\\` + strings.Repeat("b", 40)},
+		{"only escapes", "\n\t\\", `\n\t\\`},
 	} {
 		if got := Name(tc.in); got != tc.want {
 			t.Errorf("%s: Name(%q) = %s, want %s", tc.name, tc.in, got, tc.want)
 		}
+	}
+}
+
+// A plain name, what nearly every archive holds, is returned as it is:
+// listing a million paths, or one 600 KB deep, copies none of them.
+func TestAPlainNameIsNotCopied(t *testing.T) {
+	name := strings.Repeat("src/pkg-1.2_x~y=z@w, (copy) #1/", 100)
+	if allocs := testing.AllocsPerRun(10, func() { _ = Name(name) }); allocs != 0 {
+		t.Errorf("Name of a plain name allocated %v times, want none", allocs)
+	}
+	if got := Name(name); got != name {
+		t.Errorf("Name changed a plain name: %q", got)
 	}
 }
 
