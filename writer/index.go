@@ -20,6 +20,15 @@ import (
 func (p *packer) buildIndex() (*format.Index, error) {
 	x := &format.Index{}
 	in := &x.Inodes
+	// Every node but the skipped makes a dirent, and at most an inode:
+	// sized once, the columns of a million entries are not grown (and
+	// copied, and left behind) twenty times over.
+	nodes := len(p.nodes)
+	in.Mode, in.UID, in.GID = make([]uint32, 0, nodes), make([]uint32, 0, nodes), make([]uint32, 0, nodes)
+	in.Mtime, in.Atime = make([]int64, 0, nodes), make([]int64, 0, nodes)
+	in.Size, in.Rdev, in.DataStart = make([]uint64, 0, nodes), make([]uint64, 0, nodes), make([]uint64, 0, nodes)
+	in.DataCount, in.XattrStart, in.XattrCount = make([]uint32, 0, nodes), make([]uint32, 0, nodes), make([]uint32, 0, nodes)
+	x.Dirents.Inode, x.Dirents.NameStart, x.Dirents.NameLen = make([]uint32, 0, nodes), make([]uint64, 0, nodes), make([]uint16, 0, nodes)
 	blob := make([]byte, 0, 1<<16)
 	addBlob := func(b []byte) uint64 {
 		off := uint64(len(blob))
@@ -48,18 +57,20 @@ func (p *packer) buildIndex() (*format.Index, error) {
 			size = uint64(n.size)
 			ds, dc = uint64(p.extStart[ni]), p.extCount[ni]
 		case format.ModeLink:
-			size = uint64(len(n.target))
-			ds, dc = addBlob(n.target), uint32(len(n.target))
+			t := n.target()
+			size = uint64(len(t))
+			ds, dc = addBlob(t), uint32(len(t))
 		case format.ModeChr, format.ModeBlk:
-			rdev = n.rdev
+			rdev = n.rdev()
 		}
 		in.Size = append(in.Size, size)
 		in.Rdev = append(in.Rdev, rdev)
 		in.DataStart = append(in.DataStart, ds)
 		in.DataCount = append(in.DataCount, dc)
 		in.XattrStart = append(in.XattrStart, uint32(x.Xattrs.Count()))
-		in.XattrCount = append(in.XattrCount, uint32(len(n.xattrs)))
-		for _, a := range n.xattrs {
+		xs := n.xattrs()
+		in.XattrCount = append(in.XattrCount, uint32(len(xs)))
+		for _, a := range xs {
 			x.Xattrs.NameStart = append(x.Xattrs.NameStart, addBlob(a.name))
 			x.Xattrs.NameLen = append(x.Xattrs.NameLen, uint32(len(a.name)))
 			x.Xattrs.ValStart = append(x.Xattrs.ValStart, addBlob(a.value))
@@ -83,7 +94,7 @@ func (p *packer) buildIndex() (*format.Index, error) {
 	}
 
 	d := &x.Dirents
-	order := []int32{0}
+	order := make([]int32, 1, nodes)
 	d.Inode = append(d.Inode, inodeFor(0))
 	d.NameStart = append(d.NameStart, 0)
 	d.NameLen = append(d.NameLen, 0)

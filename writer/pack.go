@@ -223,7 +223,6 @@ func (p *packer) run(produce producer, prepare func(context.Context, *fileJob)) 
 		perr = produce(ctx, budget, queue, work)
 	}()
 
-	dups := map[dupKey]int32{}
 	err := func() error {
 		for {
 			var j *fileJob
@@ -245,7 +244,7 @@ func (p *packer) run(produce producer, prepare func(context.Context, *fileJob)) 
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			err := p.sequence(j, st, dups)
+			err := p.sequence(j, st)
 			p.recycleSamples(j.samples)
 			j.data, j.samples = nil, nil
 			if j.held > 0 {
@@ -335,7 +334,7 @@ func similarOrder(nodes []node, files []int32) {
 // sparse reports whether a regular file has fewer blocks than its size needs
 // and so may contain holes worth looking for.
 func (p *packer) sparse(n *node) bool {
-	return n.size > 0 && n.blocks*512 < n.size
+	return n.sparse
 }
 
 // readJob runs on a reader worker: small files are read whole; large
@@ -395,18 +394,38 @@ func (p *packer) readJob(ctx context.Context, j *fileJob, cand bool) {
 	}
 }
 
-// seen reports whether a reader has hashed k before, recording it.
+// seen reports whether a reader has hashed k before, recording it (as
+// met, not placed: -1).
 func (p *packer) seen(k dupKey) bool {
-	p.seenMu.Lock()
-	defer p.seenMu.Unlock()
-	if _, ok := p.seenSet[k]; ok {
+	p.dupMu.Lock()
+	defer p.dupMu.Unlock()
+	if _, ok := p.dups[k]; ok {
 		return true
 	}
-	if p.seenSet == nil {
-		p.seenSet = map[dupKey]struct{}{}
+	if p.dups == nil {
+		p.dups = map[dupKey]int32{}
 	}
-	p.seenSet[k] = struct{}{}
+	p.dups[k] = -1
 	return false
+}
+
+// placed returns the node of the file whose placed content is k, if any.
+func (p *packer) placed(k dupKey) (int32, bool) {
+	p.dupMu.Lock()
+	defer p.dupMu.Unlock()
+	first, ok := p.dups[k]
+	return first, ok && first >= 0
+}
+
+// placedAt records node as the file whose content k is placed; a later copy
+// becomes a reference to its extents.
+func (p *packer) placedAt(k dupKey, node int32) {
+	p.dupMu.Lock()
+	defer p.dupMu.Unlock()
+	if p.dups == nil {
+		p.dups = map[dupKey]int32{}
+	}
+	p.dups[k] = node
 }
 
 // fileStamp is what tells that a file changed: its size, mtime and ctime.
@@ -552,7 +571,7 @@ func (p *packer) openSource(n *node) (int, unix.Stat_t, error) {
 		p.opt.warn(fmt.Errorf("extended attributes of %s: %w", path, xerr))
 	}
 	n.setStat(&nst)
-	n.xattrs = xs
+	n.setExtra(func(e *nodeExtra) { e.xattrs = xs })
 	return nfd, nst, nil
 }
 
@@ -577,7 +596,7 @@ func (p *packer) openListed(n *node, flags int) (int, unix.Stat_t, error) {
 }
 
 // sequence places one file's content, in path order.
-func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error {
+func (p *packer) sequence(j *fileJob, st *streamer) error {
 	if j.entry != nil {
 		// A tar entry joins the tree here, on the sequencer, which owns
 		// the node slice while a stream is packed.
@@ -598,7 +617,7 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 	}
 	if j.hashed {
 		k := dupKey{n.size, j.sum}
-		if first, ok := dups[k]; ok {
+		if first, ok := p.placed(k); ok {
 			p.extStart[j.node], p.extCount[j.node] = p.extStart[first], p.extCount[first]
 			p.res.DupFiles++
 			p.res.DupBytes += n.size
@@ -651,7 +670,7 @@ func (p *packer) sequence(j *fileJob, st *streamer, dups map[dupKey]int32) error
 	if j.hashed && n.size == size0 {
 		// Registered only once placed, so a later copy never points at a
 		// file that was skipped part way.
-		dups[dupKey{n.size, j.sum}] = j.node
+		p.placedAt(dupKey{n.size, j.sum}, j.node)
 	}
 	return nil
 }

@@ -287,7 +287,6 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 		}
 		n.mode |= format.ModeReg
 		n.size = hdr.Size
-		n.blocks = (hdr.Size + 511) / 512
 	case tar.TypeLink:
 		if e.link, err = tarPath(hdr.Linkname); err != nil || e.link == "" {
 			return nil, fmt.Errorf("tar member %s: hardlink to %q: not a member path", hdr.Name, hdr.Linkname)
@@ -297,8 +296,8 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 			return nil, fmt.Errorf("tar member %s: a symlink target of %d bytes (1 to %d can be archived)", hdr.Name, l, format.MaxSymlinkLen)
 		}
 		n.mode |= format.ModeLink
-		n.target = []byte(hdr.Linkname)
-		n.size = int64(len(n.target))
+		n.setExtra(func(e *nodeExtra) { e.target = []byte(hdr.Linkname) })
+		n.size = int64(len(hdr.Linkname))
 	case tar.TypeDir, tarTypeDumpDir:
 		n.mode |= format.ModeDir
 	case tar.TypeChar, tar.TypeBlock:
@@ -306,7 +305,7 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 		if hdr.Typeflag == tar.TypeBlock {
 			n.mode = n.mode&^format.ModeType | format.ModeBlk
 		}
-		n.rdev = unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+		n.setExtra(func(e *nodeExtra) { e.rdev = unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)) })
 	case tar.TypeFifo:
 		n.mode |= format.ModeFifo
 	default:
@@ -315,8 +314,9 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 	if name == "" && !n.isDir() {
 		return nil, fmt.Errorf("tar member %s: the root must be a directory", hdr.Name)
 	}
-	n.xattrs = p.tarXattrs(hdr)
-	for _, x := range n.xattrs {
+	xs := p.tarXattrs(hdr)
+	n.setExtra(func(e *nodeExtra) { e.xattrs = xs })
+	for _, x := range xs {
 		// tar -x sets the ACL after the mode, and the kernel takes the
 		// permission bits from it (bsdtar's header mode has the group::
 		// entry's bits where the mask's differ).

@@ -341,11 +341,13 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	if err != nil {
 		return nil, err
 	}
+	p.releaseDedup()
 	p.report("index")
 	idx, err := p.buildIndex()
 	if err != nil {
 		return nil, err
 	}
+	p.nodes, p.extStart, p.extCount = nil, nil, nil // all in idx now
 	raw := format.EncodeIndex(idx)
 	stored, err := codec.CompressIndex(raw)
 	if err != nil {
@@ -430,12 +432,34 @@ type packer struct {
 	spareSamples [][]segment.Sample
 	fileExt      int      // first extent of the file being placed
 	tar          *tarTree // set while a tar stream is packed
-	seenMu       sync.Mutex
-	seenSet      map[dupKey]struct{} // content hashes the readers have met
+	// dups: the content hashes met, one map for two uses: a reader
+	// skips sampling a copy of content some reader hashed (-1: met), and
+	// the sequencer places a copy of placed content as a reference to
+	// the extents of its first file (the node). One map of a million
+	// files' hashes is 60 MB.
+	dupMu sync.Mutex
+	dups  map[dupKey]int32
 
 	filesDone, bytesDone   atomic.Int64
 	filesTotal, bytesTotal atomic.Int64
 	phase                  atomic.Value
+}
+
+// releaseDedup lets go of what finding duplicates took, once the content
+// is placed: the index of a tree of many files is built and encoded next,
+// where such a tree's memory peaks, and the segment history alone holds up
+// to 256 MiB. The tables stay known by what they were (dedupParam).
+func (p *packer) releaseDedup() {
+	if p.seg != nil {
+		p.seg.Close()
+	}
+	p.dupMu.Lock()
+	p.dups = nil
+	p.dupMu.Unlock()
+	p.samplesMu.Lock()
+	p.spareSamples = nil
+	p.samplesMu.Unlock()
+	p.sampleBuf = nil
 }
 
 func (p *packer) report(phase string) {
