@@ -93,7 +93,7 @@ func (p *packer) pack() error {
 			primary[k] = i
 		}
 		files = append(files, i)
-		if !p.sparse(n) && n.size > 0 {
+		if !n.sparse && n.size > 0 {
 			sizeCount[n.size]++
 		}
 		p.bytesTotal.Add(n.size)
@@ -101,7 +101,7 @@ func (p *packer) pack() error {
 	p.filesTotal.Store(int64(len(files)))
 	p.extStart = make([]uint32, len(p.nodes))
 	p.extCount = make([]uint32, len(p.nodes))
-	candidate := func(n *node) bool { return n.size > 0 && !p.sparse(n) && sizeCount[n.size] > 1 }
+	candidate := func(n *node) bool { return n.size > 0 && !n.sparse && sizeCount[n.size] > 1 }
 
 	// The dispatcher hands jobs out in path order, holding read-ahead budget
 	// so memory stays bounded whatever the tree holds; files read whole go
@@ -113,7 +113,7 @@ func (p *packer) pack() error {
 		for _, i := range files {
 			n := &p.nodes[i]
 			j := &fileJob{node: i, done: make(chan struct{})}
-			if n.size > 0 && n.size <= p.opt.wholeMax && !p.sparse(n) {
+			if n.size > 0 && n.size <= p.opt.wholeMax && !n.sparse {
 				j.buf, j.held = ring.take(int(n.size))
 			}
 			if j.held > 0 {
@@ -329,12 +329,6 @@ func similarOrder(nodes []node, files []int32) {
 		}
 		return cmp.Compare(na.size, nb.size)
 	})
-}
-
-// sparse reports whether a regular file has fewer blocks than its size needs
-// and so may contain holes worth looking for.
-func (p *packer) sparse(n *node) bool {
-	return n.sparse
 }
 
 // readJob runs on a reader worker: small files are read whole; large
@@ -873,7 +867,7 @@ func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum 
 	var after unix.Stat_t
 	size := before.Size
 	runs := []dataRun{{0, size, false}}
-	if p.sparse(n) {
+	if n.sparse {
 		runs = dataRuns(int(f.Fd()), size)
 	}
 	var h *blake3.Hasher
