@@ -543,3 +543,47 @@ func swapForSymlink(t *testing.T, dir, name, movedTo, target string) {
 		t.Error(err)
 	}
 }
+
+// A file the scan found whole and small, grown by a hole before it is
+// read (past the whole-file limit, so it is streamed), keeps its hole:
+// whether a file is sparse is asked of the file being read, not of the
+// scan's stat.
+func TestAFileGrownByAHoleAfterTheScanKeepsIt(t *testing.T) {
+	src := t.TempDir()
+	probe := filepath.Join(t.TempDir(), "probe")
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(probe, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(probe, &st); err != nil || !sparseStat(&st) {
+		t.Skip("this filesystem does not keep holes")
+	}
+	path := filepath.Join(src, "grows")
+	if err := os.WriteFile(path, []byte("head\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, warned := changeOptions(true)
+	o.scanHook = func() {
+		if err := os.Truncate(path, 8<<20); err != nil {
+			t.Error(err)
+		}
+	}
+	res, err := Create(context.Background(), filepath.Join(t.TempDir(), "g"), []string{src}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := warned(); len(w) > 0 {
+		t.Fatalf("warnings %q", w)
+	}
+	if res.HoleBytes < 8<<20-64<<10 {
+		t.Errorf("%d hole bytes (%d read), want nearly all 8 MiB a hole", res.HoleBytes, res.InputBytes)
+	}
+	a := readBack(t, res.Volumes, 0)
+	want := append([]byte("head\n"), make([]byte, 8<<20-5)...)
+	if got := a.content["grows"]; !bytes.Equal(got, want) {
+		t.Errorf("archived %d bytes, want the head and 8 MiB of zeros", len(got))
+	}
+}

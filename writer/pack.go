@@ -644,7 +644,7 @@ func (p *packer) sequence(j *fileJob, st *streamer) error {
 		p.res.InputBytes += int64(len(j.data))
 		p.bytesDone.Add(int64(len(j.data)))
 	case j.stream != nil:
-		err = p.streamTar(n, j.stream, st)
+		err = p.streamTar(n, j.entry.name, j.stream, st)
 		close(j.consumed)
 	default:
 		var sum [32]byte
@@ -867,7 +867,9 @@ func (p *packer) streamOnce(n *node, st *streamer, hash bool, attempt int) (sum 
 	var after unix.Stat_t
 	size := before.Size
 	runs := []dataRun{{0, size, false}}
-	if n.sparse {
+	// Sparse as the file is now, not as the scan found it: one grown by a
+	// hole since (or past the whole-file limit in its first read) is.
+	if sparseStat(&before) {
 		runs = dataRuns(int(f.Fd()), size)
 	}
 	var h *blake3.Hasher

@@ -96,7 +96,8 @@ func (n *node) setExtra(set func(e *nodeExtra)) {
 	set(&e)
 	n.extra = nil
 	if len(e.target) > 0 || e.rdev != 0 || len(e.xattrs) > 0 {
-		n.extra = &e
+		kept := e // the one allocation, where something is kept
+		n.extra = &kept
 	}
 }
 
@@ -918,9 +919,13 @@ func impliedDir() node {
 func (n *node) setStat(st *unix.Stat_t) {
 	n.dev, n.ino = st.Dev, st.Ino
 	n.mode, n.uid, n.gid = st.Mode, st.Uid, st.Gid
-	n.size, n.sparse = st.Size, st.Size > 0 && st.Blocks*512 < st.Size
+	n.size, n.sparse = st.Size, sparseStat(st)
 	n.mtime, n.atime = nsOf(st.Mtim), nsOf(st.Atim)
 }
+
+// sparseStat reports whether a regular file has fewer blocks than its size
+// needs, and so may hold holes worth looking for.
+func sparseStat(st *unix.Stat_t) bool { return st.Size > 0 && st.Blocks*512 < st.Size }
 
 // nsOf is t in nanoseconds since 1970, clamped to the range the archive
 // holds.

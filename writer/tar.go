@@ -83,6 +83,7 @@ type tarKey struct {
 
 // tarEntry is one member, as the stream reader parsed it.
 type tarEntry struct {
+	name string // as the stream spells it, for messages
 	path string // cleaned, relative; "" is the root
 	link string // cleaned hardlink target, for a hardlink
 	n    node
@@ -279,7 +280,7 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 	if !hdr.AccessTime.IsZero() {
 		n.atime = nsOf(timespecOf(hdr.AccessTime))
 	}
-	e := &tarEntry{path: name}
+	e := &tarEntry{name: hdr.Name, path: name}
 	switch hdr.Typeflag {
 	case tar.TypeReg, '\x00', tar.TypeCont, tar.TypeGNUSparse:
 		if hdr.Size < 0 {
@@ -455,7 +456,7 @@ func (p *packer) addTarNode(j *fileJob) bool {
 	}
 	parent, err := p.tarDir(path.Dir(e.path))
 	if err != nil {
-		p.opt.warn(fmt.Errorf("tar member %s: %w (skipped)", e.path, err))
+		p.opt.warn(fmt.Errorf("tar member %s: %w (skipped)", e.name, err))
 		p.res.Skipped++
 		return false
 	}
@@ -464,12 +465,12 @@ func (p *packer) addTarNode(j *fileJob) bool {
 		ti, ok := p.tarNode(e.link)
 		if !ok && p.opt.Exclude.ExcludedWithin(e.link, false) >= 0 {
 			// The stream holds the content once, with the first member.
-			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which --exclude left out with its content (skipped)", e.path, e.link))
+			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which --exclude left out with its content (skipped)", e.name, e.link))
 			p.res.Skipped++
 			return false
 		}
 		if !ok || p.nodes[ti].isDir() {
-			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which is not an earlier file member (skipped)", e.path, e.link))
+			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which is not an earlier file member (skipped)", e.name, e.link))
 			p.res.Skipped++
 			return false
 		}
@@ -563,12 +564,13 @@ func (p *packer) tarDir(dir string) (int32, error) {
 }
 
 // streamTar copies a member too large to hold from the stream in
-// block-sized reads. It is not hashed whole: a later copy of it is too
-// large to hold as well, so its bytes are gone by the time a hash of them
-// could find it a copy; chunk and segment dedup find such copies instead.
+// block-sized reads (name: the member's, for messages). It is not hashed
+// whole: a later copy of it is too large to hold as well, so its bytes are
+// gone by the time a hash of them could find it a copy; chunk and segment
+// dedup find such copies instead.
 // (Hashing it cost BLAKE3's speed on every byte, zeros of holes included:
 // 7.4 s for a 20 GiB sparse member, now 0.58 s.)
-func (p *packer) streamTar(n *node, r io.Reader, st *streamer) error {
+func (p *packer) streamTar(n *node, name string, r io.Reader, st *streamer) error {
 	// Pieces of whole pages, so that zero runs are found page-aligned.
 	buf := make([]byte, min(max(p.opt.BlockSize/holeAlign*holeAlign, holeAlign), n.size))
 	for left := n.size; left > 0; {
@@ -577,7 +579,7 @@ func (p *packer) streamTar(n *node, r io.Reader, st *streamer) error {
 		}
 		m := min(int64(len(buf)), left)
 		if _, err := io.ReadFull(r, buf[:m]); err != nil {
-			return fmt.Errorf("tar stream: %s: %w", p.path(n), err)
+			return fmt.Errorf("tar stream: %s: %w", name, err)
 		}
 		if err := p.placeRuns(buf[:m], zeroRuns(buf[:m]), st); err != nil {
 			return err
