@@ -396,9 +396,6 @@ func (p *packer) seen(k dupKey) bool {
 	if _, ok := p.dups[k]; ok {
 		return true
 	}
-	if p.dups == nil {
-		p.dups = map[dupKey]int32{}
-	}
 	p.dups[k] = -1
 	return false
 }
@@ -416,9 +413,6 @@ func (p *packer) placed(k dupKey) (int32, bool) {
 func (p *packer) placedAt(k dupKey, node int32) {
 	p.dupMu.Lock()
 	defer p.dupMu.Unlock()
-	if p.dups == nil {
-		p.dups = map[dupKey]int32{}
-	}
 	p.dups[k] = node
 }
 

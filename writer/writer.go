@@ -294,7 +294,7 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 		return nil, fmt.Errorf("%s already exists (use --force to replace the archive)", existing[0])
 	}
 
-	p := &packer{opt: &opt, ctx: ctx}
+	p := &packer{opt: &opt, ctx: ctx, dups: map[dupKey]int32{}}
 	p.res.Leftovers = left
 
 	if opt.Segments == nil && opt.Codec.Level != codec.LevelFast || opt.Segments != nil && opt.Segments.MinLen >= 0 {
@@ -347,7 +347,7 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	if err != nil {
 		return nil, err
 	}
-	p.nodes, p.extStart, p.extCount = nil, nil, nil // all in idx now
+	p.nodes, p.extStart, p.extCount = nil, nil, nil // what idx was built from
 	raw := format.EncodeIndex(idx)
 	stored, err := codec.CompressIndex(raw)
 	if err != nil {
