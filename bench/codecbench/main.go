@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"arc/codec"
+	"arc/internal/bytesize"
 )
 
 func main() {
@@ -66,7 +67,7 @@ func main() {
 	fmt.Printf("| block | codec | ratio | stored MB | compress MB/s | decompress MB/s | 4 KiB random read µs | blocks raw/lz4/lz4x/zstd |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|\n")
 	for _, s := range strings.Split(*sizes, ",") {
-		bs, err := parseSize(s)
+		bs, err := blockSize(s)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "codecbench:", err)
 			os.Exit(2)
@@ -283,21 +284,6 @@ func load(dir string, limit int64) ([]byte, int, error) {
 	return stream, files, nil
 }
 
-func parseSize(s string) (int, error) {
-	mult := 1
-	switch {
-	case strings.HasSuffix(s, "K"):
-		mult, s = 1<<10, strings.TrimSuffix(s, "K")
-	case strings.HasSuffix(s, "M"):
-		mult, s = 1<<20, strings.TrimSuffix(s, "M")
-	}
-	var n int
-	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad block size %q", s)
-	}
-	return n * mult, nil
-}
-
 // median of d (the mean of the middle two for an even count).
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
@@ -328,3 +314,12 @@ func threadCPU() time.Duration {
 const rusageThread = 1
 
 func mb(n int) float64 { return float64(n) / 1e6 }
+
+// blockSize reads a -block size such as 64K or 16M.
+func blockSize(s string) (int, error) {
+	n, err := bytesize.Parse(s)
+	if err != nil || n <= 0 || n > 1<<30 {
+		return 0, fmt.Errorf("bad block size %q", s)
+	}
+	return int(n), nil
+}

@@ -24,6 +24,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"arc/internal/bytesize"
 )
 
 func main() {
@@ -39,7 +41,10 @@ func main() {
 	switch {
 	case *base != "":
 		var n int64
-		if n, err = parseSize(*size); err == nil {
+		if n, err = bytesize.Parse(*size); err == nil && n <= 0 {
+			err = fmt.Errorf("-size %s: want a positive size", *size)
+		}
+		if err == nil {
 			err = makeBase(*base, n, *real, *seed)
 		}
 	case *from != "" && *to != "":
@@ -51,23 +56,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "snapgen:", err)
 		os.Exit(1)
 	}
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "K"):
-		mult, s = 1<<10, s[:len(s)-1]
-	case strings.HasSuffix(s, "M"):
-		mult, s = 1<<20, s[:len(s)-1]
-	case strings.HasSuffix(s, "G"):
-		mult, s = 1<<30, s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("size %q: want a positive number with K, M or G", s)
-	}
-	return n * mult, nil
 }
 
 // makeBase fills dir with about size bytes.

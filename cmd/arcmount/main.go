@@ -26,6 +26,7 @@ import (
 
 	"arc/fs"
 	"arc/gpu"
+	"arc/internal/bytesize"
 	"arc/internal/hint"
 	"arc/internal/interrupt"
 	"arc/internal/termsafe"
@@ -224,7 +225,7 @@ func (c *config) mountOptions() (fs.Options, error) {
 	if mode == gpu.ModeOff && c.gpuDevice != "" { // as arcpack says it
 		return o, fmt.Errorf("--gpu-device %s with --gpu=off", c.gpuDevice)
 	}
-	if n, err := parseSize(c.cacheSize); err != nil {
+	if n, err := bytesize.Parse(c.cacheSize); err != nil {
 		return o, fmt.Errorf("--cache-size: %w", err)
 	} else if n <= 0 {
 		return o, fmt.Errorf("--cache-size %s: want a size above 0 (the default is 512M)", c.cacheSize)
@@ -293,7 +294,7 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 	// Log lines hold names from the archive: escaped, so that a hostile
 	// one cannot act on the terminal of `arcmount -f`.
 	logger := log.New(termsafe.Writer{W: logTo}, "arcmount: ", log.LstdFlags)
-	cacheSize, _ := parseSize(c.cacheSize)
+	cacheSize, _ := bytesize.Parse(c.cacheSize)
 	mode, _ := gpu.ParseMode(c.gpu)
 	gopt := gpu.Options{Mode: mode, Device: c.gpuDevice, BatchBytes: 64 << 20, Logf: logger.Printf}
 	// --gpu=auto sets the engine up beside the mount (lateEngine), and it

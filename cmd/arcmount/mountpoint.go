@@ -79,21 +79,3 @@ func unescapeMountinfo(s string) string {
 	}
 	return b.String()
 }
-
-// parseSize reads a byte count such as 512M, 2G or 65536 (K, M, G and T
-// are powers of 1024; a trailing B or iB is allowed).
-func parseSize(s string) (int64, error) {
-	num := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
-	shift := 0
-	if n := len(num); n > 0 {
-		if i := strings.IndexByte("KMGT", num[n-1]); i >= 0 {
-			shift = 10 * (i + 1)
-			num = num[:n-1]
-		}
-	}
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || v < 0 || v > (1<<62)>>shift {
-		return 0, fmt.Errorf("invalid size %q (want a number with an optional K, M, G or T suffix)", s)
-	}
-	return v << shift, nil
-}

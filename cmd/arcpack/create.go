@@ -13,6 +13,7 @@ import (
 
 	"arc/codec"
 	"arc/format"
+	"arc/internal/bytesize"
 	"arc/internal/termsafe"
 	"arc/recovery"
 	"arc/writer"
@@ -135,7 +136,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	case "off":
 		chunk = -1
 	default:
-		n, err := parseSize(f.chunkSize)
+		n, err := bytesize.Parse(f.chunkSize)
 		if err != nil || n <= 0 || n > 1<<30 {
 			return usageErrorf("create: invalid --chunk-size %q (want a power of two such as 32K, default, or off)", f.chunkSize)
 		}

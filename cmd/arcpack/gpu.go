@@ -8,6 +8,7 @@ import (
 
 	"arc/codec"
 	"arc/gpu"
+	"arc/internal/bytesize"
 	"arc/internal/termsafe"
 	"arc/reader"
 	"arc/writer"
@@ -177,7 +178,7 @@ func gpuBatchEncoder(c *cobra.Command, copt codec.Options, blockSize int64) writ
 		return nil
 	}
 	if limit := int64(eng.MaxBlockBytes()); blockSize > limit {
-		fmt.Fprintf(os.Stderr, "arcpack: gpu: compression of --block-size %s stays on the CPU (the device takes blocks up to %s)\n", formatSize(blockSize), formatSize(limit))
+		fmt.Fprintf(os.Stderr, "arcpack: gpu: compression of --block-size %s stays on the CPU (the device takes blocks up to %s)\n", bytesize.Format(blockSize), bytesize.Format(limit))
 		return nil
 	}
 	return eng.WriterEncoder(0)

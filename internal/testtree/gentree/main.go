@@ -9,9 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
+	"arc/internal/bytesize"
 	"arc/internal/testtree"
 )
 
@@ -44,7 +43,7 @@ func main() {
 	if flag.NArg() != 1 {
 		fail("want DIR")
 	}
-	n, err := parseSize(large)
+	n, err := bytesize.Parse(large)
 	if err != nil {
 		fail(err.Error())
 	}
@@ -57,20 +56,6 @@ func main() {
 	for _, s := range rep.Skipped {
 		fmt.Printf("gentree: left out: %s\n", s)
 	}
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for suf, m := range map[string]int64{"K": 1 << 10, "M": 1 << 20, "G": 1 << 30} {
-		if v, ok := strings.CutSuffix(strings.ToUpper(s), suf); ok {
-			s, mult = v, m
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
 
 func fail(msg string) {
