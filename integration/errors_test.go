@@ -37,6 +37,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"info", "a", "b"}, "info: want 1 argument(s), got 2"},
 		{[]string{"extract", "x.001"}, "extract: -o/--output is required"},
 		{[]string{"extract", "x.001", "-o", out, "--workers", "100000"}, "extract: --workers 100000: want 0 to 256"},
+		{[]string{"extract", "x.001", "-o", out, "--cache-size", "0"}, "extract: --cache-size 0: want a size above 0 (the default is 512M)"},
+		{[]string{"extract", "x.001", "-o", out, "--cache-size", "lots"}, `invalid size "lots"`},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 	} {
 		wantFail(t, arcpack(t, c.args...), 2, c.want)

@@ -43,7 +43,7 @@ func (e *BlockError) Unwrap() []error { return []error{ErrDamaged, e.Err} }
 
 // Options tune reading.
 type Options struct {
-	CacheSize int64 // bytes of decoded blocks to keep; 0 = 512 MiB
+	CacheSize int64 // bytes of decoded blocks to keep; 0 = DefaultCacheSize
 	Prefetch  int   // frames past the current one that read-ahead may reach (see touch); 0 = default (2), <0 = off
 	Workers   int   // prefetch decode workers; 0 = GOMAXPROCS
 	Logf      func(format string, args ...any)
@@ -64,10 +64,10 @@ type Options struct {
 // DecodeBatchFunc is Options.DecodeBatch.
 type DecodeBatchFunc func(ids []uint8, dsts, srcs [][]byte) (errs []error)
 
-const (
-	defaultCacheSize = 512 << 20
-	defaultPrefetch  = 2
-)
+// DefaultCacheSize is the cache's bound where Options.CacheSize is 0.
+const DefaultCacheSize = 512 << 20
+
+const defaultPrefetch = 2
 
 // Archive is an open archive. All methods are safe for concurrent use.
 type Archive struct {
@@ -94,7 +94,7 @@ type Archive struct {
 // any other NAME.NNN; a bare NAME finds NAME.001).
 func Open(path string, opt Options) (*Archive, error) {
 	if opt.CacheSize <= 0 {
-		opt.CacheSize = defaultCacheSize
+		opt.CacheSize = DefaultCacheSize
 	}
 	if opt.Prefetch == 0 {
 		opt.Prefetch = defaultPrefetch

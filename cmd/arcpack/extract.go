@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"arc/internal/bytesize"
 	"arc/internal/hint"
 	"arc/internal/termsafe"
 	"arc/reader"
@@ -24,12 +25,13 @@ type extractFlags struct {
 	noSameOwner bool
 	force       bool
 	workers     int
+	cacheSize   int64
 	progress    string
 	exclude     []excludeArg // --exclude and --exclude-from, in order
 }
 
 func newExtractCommand(u *units) *cobra.Command {
-	f := &extractFlags{}
+	f := &extractFlags{cacheSize: reader.DefaultCacheSize}
 	c := &cobra.Command{
 		Use:   "extract ARCHIVE -o DEST [PATH...]",
 		Short: "Restore an archive, or some paths of it, below DEST",
@@ -61,6 +63,7 @@ path as 'arcpack list' prints it; a directory left out takes what lies below it.
 	fl.BoolVar(&f.sameOwner, "same-owner", false, "restore owners (the default when running as root)")
 	fl.BoolVar(&f.noSameOwner, "no-same-owner", false, "do not restore owners, even as root")
 	fl.BoolVar(&f.force, "force", false, "replace existing files in DEST")
+	fl.Var(sizeFlag{&f.cacheSize}, "cache-size", "memory for decoded blocks, with an optional K, M, G or T suffix: blocks that files further on read again stay decoded up to it; less memory, more blocks decoded again")
 	fl.IntVar(&f.workers, "workers", 0, fmt.Sprintf("files written in parallel, up to %d (each holds a 4 MiB buffer; 0 = 4 per CPU, at most 16)", maxExtractWorkers))
 	addExcludeFlags(c, &f.exclude, "patterns as 'arcpack create --help' describes them")
 	addProgressFlag(c, &f.progress)
@@ -83,6 +86,9 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	if f.workers < 0 || f.workers > maxExtractWorkers {
 		return usageErrorf("extract: --workers %d: want 0 to %d", f.workers, maxExtractWorkers)
 	}
+	if f.cacheSize <= 0 {
+		return usageErrorf("extract: --cache-size %s: want a size above 0 (the default is %s)", bytesize.Format(f.cacheSize), bytesize.Format(reader.DefaultCacheSize))
+	}
 	if f.sameOwner && f.noSameOwner {
 		return usageErrorf("extract: --same-owner and --no-same-owner contradict each other")
 	}
@@ -100,6 +106,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	// ones being written incomplete (mode 0600), as tar does; say so.
 	ctx, stop := interruptContext()
 	defer stop()
+	dec.CacheSize = f.cacheSize
 	a, err := reader.Open(archive, dec)
 	if err != nil {
 		return openError(archive, err)
