@@ -29,7 +29,8 @@ import (
 // unique-data stream's. Members keep their metadata, pax xattrs
 // (SCHILY.xattr and LIBARCHIVE.xattr records), POSIX ACLs (SCHILY.acl text)
 // and hardlinks; a member named again later replaces the earlier one, as
-// extracting the stream would. Directories the stream never names are
+// extracting the stream would (but for a directory with entries, which
+// only a directory replaces: tar cannot remove it). Directories the stream never names are
 // created with mode 0755 and listed as implied (format.Index.Implied).
 // Pax global headers and GNU volume labels
 // describe the stream, not a file, and are passed over; a GNU dumpdir
@@ -461,6 +462,14 @@ func (p *packer) addTarNode(j *fileJob) bool {
 		return false
 	}
 	n := e.n
+	if old, ok := p.tarNode(e.path); ok && !n.isDir() && p.nodes[old].isDir() && p.hasEntries(old) {
+		// tar, extracting, removes what stands at a member's path, which
+		// fails on a directory with entries: the directory stays, with
+		// them, and tar says so. Replaced, it took them all, silently.
+		p.opt.warn(fmt.Errorf("tar member %s: not a directory, where an earlier member made a directory with entries (skipped: extracting the stream keeps the directory)", e.name))
+		p.res.Skipped++
+		return false
+	}
 	if e.link != "" {
 		ti, ok := p.tarNode(e.link)
 		if !ok && p.opt.Exclude.ExcludedWithin(e.link, false) >= 0 {
@@ -497,6 +506,12 @@ func (p *packer) addTarNode(j *fileJob) bool {
 	return n.isReg()
 }
 
+// hasEntries reports whether directory node d has an entry that was not
+// replaced since.
+func (p *packer) hasEntries(d int32) bool {
+	return slices.ContainsFunc(p.nodes[d].children, func(c int32) bool { return !p.nodes[c].skip })
+}
+
 // insertTarNode adds n under parent, replacing what was there by its name.
 // The key holds a copy of the name, not a piece of the member's path,
 // which would keep the whole path.
@@ -516,10 +531,10 @@ func (p *packer) insertTarNode(parent int32, n node) int32 {
 }
 
 // tarNode returns the node at path at ("" is the root), if the tree has
-// one. A path under a directory that a later member replaced (by a file,
-// say) went with it: the replacement is what its name leads to now, so
-// that a directory named again at that path starts empty, as extracting
-// the stream would leave it.
+// one: what each name leads to now, a later member having replaced an
+// earlier one (a directory, only while it had no entries: addTarNode),
+// so that a directory named again where a file replaced it starts empty,
+// as extracting the stream would leave it.
 func (p *packer) tarNode(at string) (int32, bool) {
 	i := int32(0)
 	for rest := at; rest != ""; {

@@ -156,16 +156,24 @@ func TestTarStreamOddMembers(t *testing.T) {
 		{"dot-dot is refused", []tarMember{reg("../evil", []byte("e")), reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, `".."`},
 		{"dot-dot inside is refused", []tarMember{reg("a/../../evil", []byte("e"))}, map[string]string{}, `".."`},
 		{"a later member replaces an earlier one", []tarMember{reg("f", []byte("old")), reg("f", []byte("new"))}, map[string]string{"f": "new"}, ""},
-		{"a file replaces a directory", []tarMember{reg("d/in", []byte("i")), reg("d", []byte("file now"))}, map[string]string{"d": "file now"}, ""},
+		{"a file replaces an empty directory", []tarMember{{tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, reg("d", []byte("file now"))}, map[string]string{"d": "file now"}, ""},
+		// As tar extracting the stream, which cannot remove the directory.
+		{"a file does not replace a directory with entries", []tarMember{reg("d/in", []byte("i")), reg("d", []byte("file now"))}, map[string]string{"d/in": "i"}, "tar member d: not a directory, where an earlier member made a directory with entries (skipped"},
+		{"nor does a symlink", []tarMember{reg("d/in", []byte("i")), {tar.Header{Name: "d", Typeflag: tar.TypeSymlink, Linkname: "elsewhere"}, nil}}, map[string]string{"d/in": "i"}, "tar member d: not a directory"},
 		// Warnings name a member as the stream spells it (GNU tar's "./").
 		{"a member under a file is skipped", []tarMember{reg("./f", []byte("f")), reg("./f/under", []byte("u"))}, map[string]string{"f": "f"}, "tar member ./f/under: f is not a directory"},
 		{"a hardlink to nothing is skipped", []tarMember{{tar.Header{Name: "./l", Typeflag: tar.TypeLink, Linkname: "missing"}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "tar member ./l: hardlink to missing"},
 		{"a directory named after its files keeps them", []tarMember{reg("d/in", []byte("i")), {tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o700}, nil}}, map[string]string{"d/in": "i"}, ""},
-		{"a directory replaced by a file and named again starts empty", []tarMember{
-			{tar.Header{Name: "d/e/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, reg("d/e/old", []byte("gone")), reg("d", []byte("a file")),
+		{"a directory a file could not replace, named again, keeps its entries", []tarMember{
+			{tar.Header{Name: "d/e/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, reg("d/e/old", []byte("kept")), reg("d", []byte("a file")),
 			{tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, {tar.Header{Name: "d/e/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, reg("d/e/f", []byte("new")),
+		}, map[string]string{"d/e/old": "kept", "d/e/f": "new"}, "tar member d: not a directory"},
+		{"a directory replaced while empty, named again, starts empty", []tarMember{
+			{tar.Header{Name: "d/e/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, reg("d/e", []byte("a file")),
+			{tar.Header{Name: "d/e/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, reg("d/e/f", []byte("new")),
 		}, map[string]string{"d/e/f": "new"}, ""},
-		{"a hardlink into a replaced directory is skipped", []tarMember{reg("d/f", []byte("f")), reg("d", []byte("file")), {tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "d/f"}, nil}}, map[string]string{"d": "file"}, "hardlink"},
+		{"a hardlink into a directory a file could not replace", []tarMember{reg("d/f", []byte("f")), reg("d", []byte("file")), {tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "d/f"}, nil}}, map[string]string{"d/f": "f", "l": "f"}, "tar member d: not a directory"},
+		{"a hardlink to a replaced file is skipped", []tarMember{reg("f", []byte("old")), {tar.Header{Name: "f/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}, {tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "f"}, nil}}, map[string]string{}, "hardlink to f, which is not an earlier file member"},
 		{"a member thousands of levels deep, and one half as deep", []tarMember{reg(strings.Repeat("d/", 5000)+"f", []byte("deep")), reg(strings.Repeat("d/", 2500)+"g", []byte("half"))},
 			map[string]string{strings.Repeat("d/", 5000) + "f": "deep", strings.Repeat("d/", 2500) + "g": "half"}, ""},
 		{"a uid out of range is skipped, not wrapped to root", []tarMember{{tar.Header{Name: "u", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 1 << 32}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "uid 4294967296 out of range"},
