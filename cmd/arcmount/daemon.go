@@ -142,7 +142,7 @@ func startDaemon(c *config) error {
 		// someone else chose: escaped as the error line is.
 		archive, mnt := termsafe.Name(c.archive), termsafe.Name(c.mountpoint)
 		fmt.Printf("arcmount: %s mounted on %s (pid %d); unmount with: fusermount3 -u %s\n",
-			archive, mnt, pid, mnt)
+			archive, mnt, pid, termsafe.Name(termsafe.Word(c.mountpoint)))
 		return nil
 	case strings.HasPrefix(line, "error: "):
 		cmd.Wait()

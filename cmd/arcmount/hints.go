@@ -138,7 +138,7 @@ func unmountError(mnt string, err error) string {
 	}
 	msg = strings.Join(lines, "; ")
 	if strings.Contains(msg, "busy") {
-		msg += fmt.Sprintf("; still mounted: a process has a file or its working directory in %s; end it, then interrupt again or run 'fusermount3 -u %s'", mnt, mnt)
+		msg += fmt.Sprintf("; still mounted: a process has a file or its working directory in %s; end it, then interrupt again or run 'fusermount3 -u %s'", mnt, termsafe.Word(mnt))
 	}
 	return msg
 }

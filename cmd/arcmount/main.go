@@ -210,7 +210,7 @@ func run(c *config) error {
 	err = serve(c, mo, os.Stderr, func() {
 		archive, mnt := termsafe.Name(c.archive), termsafe.Name(c.mountpoint)
 		fmt.Fprintf(os.Stderr, "arcmount: %s mounted on %s; Ctrl-C or 'fusermount3 -u %s' unmounts\n",
-			archive, mnt, mnt)
+			archive, mnt, termsafe.Name(termsafe.Word(c.mountpoint)))
 	})
 	return explainMountError(err, "")
 }

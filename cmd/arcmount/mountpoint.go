@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"arc/internal/termsafe"
 )
 
 // checkMountpoint refuses a mount point that is missing, not a directory
@@ -39,7 +41,7 @@ func checkMountpoint(dir string) error {
 		return err
 	}
 	if mounted {
-		return fmt.Errorf("%s is already a mount point (unmount it first: fusermount3 -u %s)", dir, dir)
+		return fmt.Errorf("%s is already a mount point (unmount it first: fusermount3 -u %s)", dir, termsafe.Word(dir))
 	}
 	return nil
 }

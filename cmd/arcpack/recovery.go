@@ -219,7 +219,7 @@ func verifyBeforeParity(archive string, showBar bool) error {
 	}
 	if !rep.Intact() {
 		return &exitError{code: exitDamage, err: fmt.Errorf("recovery add %s: the archive is damaged (%d bad block(s), %d missing volume(s), %d damaged volume(s), index %s): parity over it would keep the damage, so none was written; 'arcpack verify %s' names what is affected",
-			archive, len(rep.Damaged), len(rep.MissingVolumes), len(rep.DamagedVolumes), indexState(rep), archive)}
+			archive, len(rep.Damaged), len(rep.MissingVolumes), len(rep.DamagedVolumes), indexState(rep), termsafe.Word(archive))}
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func warnUnfinishedCommit(archive string) {
 	base := recovery.Base(archive)
 	if _, err := os.Lstat(format.CommitName(base)); err == nil {
 		fmt.Fprintf(os.Stderr, "arcpack: warning: %s: an arcpack killed while it gave volumes their names left these renames to do; 'arcpack repair %s' does them first\n",
-			termsafe.Name(format.CommitName(base)), termsafe.Name(format.VolumeName(base, 1)))
+			termsafe.Name(format.CommitName(base)), termsafe.Name(termsafe.Word(format.VolumeName(base, 1))))
 	}
 }
 
@@ -290,7 +290,7 @@ func (r *recoveryCheck) hint(archive string) string {
 		// when it was made: repair would say "intact, nothing to repair".
 		return "; the recovery volumes find every volume as they recorded it: arcpack repair has nothing to rebuild"
 	case r.rep.Repairable:
-		return fmt.Sprintf("; repairable: run 'arcpack repair %s'", archive)
+		return fmt.Sprintf("; repairable: run 'arcpack repair %s'", termsafe.Word(archive))
 	default:
 		return "; NOT repairable with the recovery volumes present"
 	}
@@ -333,7 +333,7 @@ func writeRecoveryText(out io.Writer, u *units, archive string, r *recoveryCheck
 	default:
 		writeRecoveryReport(out, u, r.rep, archive)
 		if r.rep.Repairable {
-			fmt.Fprintf(out, "repairable: run 'arcpack repair %s' to rebuild the volume(s) above\n", termsafe.Name(archive))
+			fmt.Fprintf(out, "repairable: run 'arcpack repair %s' to rebuild the volume(s) above\n", termsafe.Name(termsafe.Word(archive)))
 		} else {
 			fmt.Fprintf(out, "not repairable: %d of %d stripes lost more than their %d parity shards; arcpack repair would change nothing\n",
 				r.rep.LostStripes, r.rep.Stripes, r.rep.Parity)

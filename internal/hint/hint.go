@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"arc/format"
+	"arc/internal/termsafe"
 	"arc/recovery"
 )
 
@@ -23,7 +24,7 @@ func Repair(archive string) string {
 	if err != nil || len(parity) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d recovery volume(s) found: 'arcpack repair %s' can rebuild what is missing or damaged", len(parity), archive)
+	return fmt.Sprintf("%d recovery volume(s) found: 'arcpack repair %s' can rebuild what is missing or damaged", len(parity), termsafe.Word(archive))
 }
 
 // Misnamed explains, with the fix, why archive names no volume: a
@@ -35,12 +36,12 @@ func Misnamed(archive string) string {
 	st, err := os.Stat(archive)
 	switch {
 	case err == nil && st.IsDir():
-		return fmt.Sprintf("a directory, not an archive volume (to pack it: arcpack create %s -o NAME)", archive)
+		return fmt.Sprintf("a directory, not an archive volume (to pack it: arcpack create %s -o NAME)", termsafe.Word(archive))
 	case err == nil:
 		if base := recovery.Base(archive); base != archive {
 			if _, _, ok := format.ParseVolumeName(archive); !ok {
 				return fmt.Sprintf("a recovery volume, not a data volume (give the archive's first volume, %s; 'arcpack repair %s' uses the recovery volumes)",
-					format.VolumeName(base, 1), format.VolumeName(base, 1))
+					format.VolumeName(base, 1), termsafe.Word(format.VolumeName(base, 1)))
 			}
 		}
 		if _, _, ok := format.ParseVolumeName(archive); !ok {

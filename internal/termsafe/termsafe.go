@@ -2,7 +2,8 @@
 // controls (file names, owner names, parameters, messages that hold them)
 // so that printing it cannot act on a terminal or pass for other text, and
 // measures text in the columns a terminal draws it in (Width), for output
-// laid out in columns.
+// laid out in columns, and quotes paths in the commands that messages
+// suggest (Word).
 package termsafe
 
 import (
@@ -90,4 +91,22 @@ func (w Writer) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// Word spells a path for a command line that a message suggests (`arcpack
+// repair NAME`, `fusermount3 -u DIR`), so that pasting it into a POSIX
+// shell gives the path back: as it is where the shell reads it so
+// (letters, digits and -_.,/+=:@%~ but a leading '~'), else in double
+// quotes where none of $ ` \ " ! is in it, else in single quotes, a '
+// written as '"'"'. It writes no backslash, so that Name, which the
+// messages go through, leaves it as it is; a path that Name must escape
+// (a control character, a backslash) is shown safe but does not paste.
+func Word(s string) string {
+	if s != "" && s[0] != '~' && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,/+=:@%~") == "" {
+		return s
+	}
+	if !strings.ContainsAny(s, "$`\\\"!") {
+		return `"` + s + `"`
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }

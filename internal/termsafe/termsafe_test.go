@@ -1,6 +1,7 @@
 package termsafe
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -87,6 +88,33 @@ func TestWidthCountsTerminalColumns(t *testing.T) {
 	} {
 		if got := Width(tc.in); got != tc.want {
 			t.Errorf("%s: Width(%q) = %d, want %d", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestWordPastesBackAsThePath(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/mnt/backup", "/mnt/backup"},
+		{"backup-2024_v1.2,x+y=z:a@b%c~d.001", "backup-2024_v1.2,x+y=z:a@b%c~d.001"},
+		{"my mnt", `"my mnt"`},
+		{"it's", `"it's"`},
+		{"~home", `"~home"`},
+		{"", `""`},
+		{"a*b?[c]", `"a*b?[c]"`},
+		{"$HOME", `'$HOME'`},
+		{"say \"hi\"", `'say "hi"'`},
+		{"it's $5", `'it'"'"'s $5'`},
+		{"wow!", `'wow!'`},
+	} {
+		got := Word(tc.in)
+		if got != tc.want {
+			t.Errorf("Word(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+		if Name(got) != got {
+			t.Errorf("Word(%q) = %s, which Name changes to %s", tc.in, got, Name(got))
+		}
+		if out, err := exec.Command("sh", "-c", `printf %s `+got).Output(); err != nil || string(out) != tc.in {
+			t.Errorf("sh reads %s as %q (%v), want %q", got, out, err, tc.in)
 		}
 	}
 }
