@@ -80,7 +80,8 @@ func FuzzTarStream(f *testing.F) {
 // tarModel is the tree that extracting a stream leaves, by the rules
 // CreateFromTar documents, kept as plainly as a map of paths can: a member
 // replaces what its path held and everything below it, except that a
-// directory named again keeps its entries; a member under a
+// directory named again keeps its entries and a non-directory does not
+// replace a directory with entries (it is skipped); a member under a
 // non-directory, a hardlink to no earlier non-directory, and a member
 // tarPath or tarEntry refuses are skipped; missing parent directories are
 // made.
@@ -185,6 +186,10 @@ func (m *tarModel) add(hdr *tar.Header, body []byte) {
 		m.ids++
 		m.tree[d] = tarModelEntry{typ: tar.TypeDir, id: m.ids}
 	}
+	if old, ok := m.tree[p]; ok && old.typ == tar.TypeDir && e.typ != tar.TypeDir && m.hasEntries(p) {
+		m.skipped++ // tar cannot remove a directory with entries
+		return
+	}
 	if hdr.Typeflag == tar.TypeLink {
 		t, ok := m.tree[link]
 		if !ok || t.typ == tar.TypeDir {
@@ -202,6 +207,16 @@ func (m *tarModel) add(hdr *tar.Header, body []byte) {
 	m.ids++
 	e.id = m.ids
 	m.tree[p] = e
+}
+
+// hasEntries reports whether anything lies below p.
+func (m *tarModel) hasEntries(p string) bool {
+	for q := range m.tree {
+		if strings.HasPrefix(q, p+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // remove takes p and everything below it out of the tree.
