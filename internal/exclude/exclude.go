@@ -12,20 +12,23 @@
 //     path from the archive root: "/build", "src/gen/*.go"; a leading '/'
 //     only says so.
 //   - "*" matches any run of characters but '/', "?" one character but
-//     '/', "[a-z]" one of a class ("[!a-z]" or "[^a-z]" one not in it),
-//     and "\" takes the character after it literally. A "**" that is a
-//     whole part of a pattern matches any number of names, none included:
-//     "**/testdata", "a/**/b", "logs/**" (elsewhere, as in "a**b", it is
-//     a "*").
+//     '/', "[a-z]" one of a class ("[!a-z]" or "[^a-z]" one not in it;
+//     a ']' first and a '-' that makes no range, "[a-]" or "[a-b-c]",
+//     are themselves), and "\" takes the character after it literally.
+//     A "**" (or more stars) that is a whole part of a pattern matches
+//     any number of names, none included: "**/testdata", "a/**/b",
+//     "logs/**" (elsewhere, as in "a**b", it is a "*").
 //   - A trailing '/' makes a pattern match directories only: "tmp/".
 //   - A leading '!' takes a path matched by an earlier pattern back in;
 //     "\!" matches a name that starts with '!'. The last pattern that
 //     matches a path decides. A directory left out is not read at all, so
 //     nothing below it can be taken back in.
 //
-// Names are bytes: "?" matches one UTF-8 character, or one byte of a name
-// that is not valid UTF-8 there. Classes such as "[[:alpha:]]" are refused
-// rather than matched differently.
+// Names are bytes: "?" and a class match one UTF-8 character, or one byte
+// of a name that is not valid UTF-8 there; a pattern's other characters
+// match bytes as they are. Refused rather than matched differently: POSIX
+// classes such as "[[:alpha:]]", a byte that is not UTF-8 inside a class,
+// an empty name ("a//b", "//a", "a//"), and patterns of more than 62 names.
 //
 // A walk keeps a Dir for each directory it goes into (Root, then Enter a
 // name at a time) and asks Excluded of each entry: the patterns that match
@@ -40,6 +43,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"unicode/utf8"
 )
 
 // List is an ordered list of patterns. Its zero value excludes nothing.
@@ -285,11 +289,11 @@ func parse(pattern string) (rule, error) {
 	case strings.HasPrefix(p, `\!`):
 		p = p[1:]
 	}
-	for strings.HasSuffix(p, "/") {
+	if strings.HasSuffix(p, "/") {
 		r.dirOnly, p = true, p[:len(p)-1]
 	}
 	anchored := strings.Contains(p, "/")
-	p = strings.TrimLeft(p, "/")
+	p = strings.TrimPrefix(p, "/") // one: "//a" and "a//" have an empty name, as "a//b"
 	if p == "" {
 		return r, errors.New("empty (a pattern needs a name to match)")
 	}
@@ -302,12 +306,17 @@ func parse(pattern string) (rule, error) {
 		if name == "" {
 			return r, errors.New("an empty name between two '/'")
 		}
-		if name == "**" && anchored {
-			parts[i].any = true
+		if len(name) >= 2 && strings.Trim(name, "*") == "" && anchored {
+			parts[i].any = true // "***" too, as git takes it
 			continue
 		}
 		pt, err := parsePart(name)
-		if err != nil {
+		switch {
+		case err == errUnclosed && strings.Contains(strings.Join(names[i+1:], "/"), "]"):
+			return r, errors.New("a '/' inside [...]: a class matches one character of a name, never a '/'")
+		case err == errTrailingBackslash && i+1 < len(names):
+			return r, errors.New("a '\\' before a '/': a '/' always separates names and cannot be escaped")
+		case err != nil:
 			return r, err
 		}
 		parts[i] = pt
@@ -331,7 +340,14 @@ func parsePart(name string) (part, error) {
 		return part{}, err
 	}
 	if _, err := path.Match(glob, ""); err != nil {
-		return part{}, errMalformed
+		switch {
+		case trailingBackslash(glob):
+			return part{}, errTrailingBackslash
+		case !utf8.ValidString(glob):
+			// path.Match reads a class by characters.
+			return part{}, errors.New("a byte that is not UTF-8 inside [...] is not supported (outside a class it matches as is)")
+		}
+		return part{}, errUnclosed
 	}
 	if !strings.ContainsAny(glob, `*?[`) {
 		return part{lit: unescape(glob)}, nil
@@ -339,12 +355,23 @@ func parsePart(name string) (part, error) {
 	return part{glob: glob, isGlob: true}, nil
 }
 
-var errMalformed = errors.New("malformed (an unclosed '[', or a backslash with nothing after it)")
+var (
+	errUnclosed          = errors.New("an unclosed '['")
+	errTrailingBackslash = errors.New("a '\\' with nothing after it")
+)
+
+// trailingBackslash reports whether p ends in an odd run of backslashes: a
+// last '\' that escapes nothing.
+func trailingBackslash(p string) bool {
+	n := len(p) - len(strings.TrimRight(p, `\`))
+	return n%2 == 1
+}
 
 // translateClasses spells the classes of a pattern's name as
 // path.Match reads them with the meaning fnmatch and .gitignore give
-// them: "[!" as "[^" (negation), a ']' first in a class and a '-' first
-// or last as themselves. A POSIX class ("[[:alpha:]]") is refused:
+// them: "[!" as "[^" (negation), a ']' first in a class and a '-' that
+// makes no range (first, last, or right after a range: "[a-b-c]" is a to
+// b, '-' and c) as themselves. A POSIX class ("[[:alpha:]]") is refused:
 // path.Match would take it for a class of its letters.
 func translateClasses(p string) (string, error) {
 	if !strings.Contains(p, "[") {
@@ -366,7 +393,7 @@ func translateClasses(p string) (string, error) {
 		if end < 0 {
 			// Unclosed, which path.Match would not always say: it reads
 			// "[!]" as a class of '!', where git matches nothing.
-			return "", errMalformed
+			return "", errUnclosed
 		}
 		b.WriteByte('[')
 		j := i + 1
@@ -374,25 +401,49 @@ func translateClasses(p string) (string, error) {
 			b.WriteByte('^')
 			j++
 		}
-		if strings.Contains(p[j:end], "[:") {
+		if posixClass(p[j:end]) {
 			return "", errors.New("POSIX classes such as [[:alpha:]] are not supported; spell the class out, such as [a-zA-Z]")
 		}
-		for k := j; k < end; k++ {
-			switch {
-			case p[k] == '\\' && k+1 < end:
-				b.WriteString(p[k : k+2])
-				k++
-			case p[k] == ']' || p[k] == '-' && (k == j || k == end-1):
-				b.WriteByte('\\')
-				b.WriteByte(p[k])
-			default:
-				b.WriteByte(p[k])
+		for k := j; k < end; {
+			lo, n := classElem(p[k:end])
+			if k+n+1 < end && p[k+n] == '-' { // lo-hi
+				hi, m := classElem(p[k+n+1 : end])
+				b.WriteString(lo + "-" + hi)
+				k += n + 1 + m
+				continue
 			}
+			b.WriteString(lo)
+			k += n
 		}
 		b.WriteByte(']')
 		i = end
 	}
 	return b.String(), nil
+}
+
+// classElem is the first character of a class's body c (an escaped one,
+// or ']' and '-' escaped) as path.Match reads it, and its length in c.
+func classElem(c string) (string, int) {
+	switch {
+	case c[0] == '\\' && len(c) > 1:
+		return c[:2], 2
+	case c[0] == ']' || c[0] == '-':
+		return `\` + c[:1], 1
+	}
+	_, n := utf8.DecodeRuneInString(c)
+	return c[:n], n
+}
+
+// posixClass reports whether a class's body holds a POSIX class, such as
+// "[:alpha:" of "[[:alpha:]]" (the class ends at its first ']'), rather
+// than a '[' and a ':' of its own ("[a[:]").
+func posixClass(body string) bool {
+	i := strings.Index(body, "[:")
+	if i < 0 || i+3 > len(body) || !strings.HasSuffix(body, ":") {
+		return false // "[:" ends it, its ':' the last
+	}
+	name := body[i+2 : len(body)-1]
+	return name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz") == ""
 }
 
 // classEnd is the index of the ']' that closes the class opened at

@@ -113,6 +113,32 @@ func TestPatternsMatchAsGitignoreDoes(t *testing.T) {
 			{"bw", false, true},
 			{"cw", false, false},
 		}},
+		{"a - right after a range is itself, as git reads it", []string{"[a-b-c]1", "[!a-c-e]2", "[--a]3"}, []probe{
+			{"a1", false, true},
+			{"b1", false, true},
+			{"-1", false, true},
+			{"c1", false, true},
+			{"d1", false, false},
+			{"d2", false, true},
+			{"e2", false, false},
+			{"-2", false, false},
+			{"b2", false, false},
+			{"-3", false, true},
+			{"Z3", false, true}, // '-' to 'a' holds the capitals
+			{"b3", false, false},
+		}},
+		{"a [ and a : in a class that are not a POSIX class", []string{"[a[:]x"}, []probe{
+			{"ax", false, true},
+			{"[x", false, true},
+			{":x", false, true},
+			{"bx", false, false},
+		}},
+		{"three stars as a whole name are two", []string{"***/b", "a/***"}, []probe{
+			{"b", false, true},
+			{"x/y/b", false, true},
+			{"a/x/y", false, true},
+			{"a", true, false},
+		}},
 		{"an escaped bang is a name", []string{`\!important`}, []probe{
 			{"!important", false, true},
 			{"important", false, false},
@@ -145,16 +171,39 @@ func TestPatternsMatchAsGitignoreDoes(t *testing.T) {
 	}
 }
 
-func TestMalformedPatternsAreRefusedByName(t *testing.T) {
-	for _, p := range []string{"", "/", "!", "//", "[a", `a\`, "a//b", "src/[x", "[[:alpha:]]", "x/[![:digit:]]", "[x[:digit:]]", "[!]", "[!]x", "x[!]", "a\nb", "a\x00"} {
+func TestMalformedPatternsAreRefusedByNameWithTheReason(t *testing.T) {
+	for _, c := range []struct{ pattern, why string }{
+		{"", "empty"},
+		{"/", "empty"},
+		{"!", "empty"},
+		{"//", "empty"},
+		{"//a", "empty name"},
+		{"a//", "empty name"},
+		{"a//b", "empty name"},
+		{"[a", "an unclosed '['"},
+		{"src/[x", "an unclosed '['"},
+		{"[!]", "an unclosed '['"},
+		{"[!]x", "an unclosed '['"},
+		{"x[!]", "an unclosed '['"},
+		{`a\`, "a '\\' with nothing after it"},
+		{`a\/b`, "cannot be escaped"},
+		{"[a/b]", "a '/' inside [...]"},
+		{"x/[a/b]", "a '/' inside [...]"},
+		{"[[:alpha:]]", "POSIX classes"},
+		{"x/[![:digit:]]", "POSIX classes"},
+		{"[x[:digit:]]", "POSIX classes"},
+		{"[\xfe]", "not UTF-8"},
+		{"a\nb", "a newline or NUL"},
+		{"a\x00", "a newline or NUL"},
+	} {
 		var l List
-		err := l.Add(p)
+		err := l.Add(c.pattern)
 		if err == nil {
-			t.Errorf("Add(%q) = nil, want an error", p)
+			t.Errorf("Add(%q) = nil, want an error", c.pattern)
 			continue
 		}
-		if !strings.Contains(err.Error(), `"`+p+`"`) {
-			t.Errorf("Add(%q): %v does not name the pattern", p, err)
+		if !strings.Contains(err.Error(), `"`+c.pattern+`"`) || !strings.Contains(err.Error(), c.why) {
+			t.Errorf("Add(%q): %v; want the pattern named and %q", c.pattern, err, c.why)
 		}
 	}
 }
