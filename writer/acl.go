@@ -177,3 +177,55 @@ func aclModeBits(val []byte) (bits uint32, ok bool) {
 	}
 	return uint32(owner<<6 | group<<3 | other), true
 }
+
+// validACL says what is wrong, if anything, with val as the value of a
+// system.posix_acl_access or _default xattr, by the rules the kernel
+// holds an ACL to (posix_acl_valid): version 2, whole entries, rwx
+// permissions alone, and the tags in order: the owner, named users, the
+// owning group, named groups, the mask (which named entries need), the
+// others, one entry each but the named ones. A tar stream's SCHILY.xattr
+// record may hold any bytes there; stored, they would come back as an
+// xattr that neither extract nor the mount can give back.
+func validACL(val []byte) error {
+	if len(val) < 4 || binary.LittleEndian.Uint32(val) != aclVersion || (len(val)-4)%8 != 0 {
+		return fmt.Errorf("not a version %d ACL of whole entries (%d bytes)", aclVersion, len(val))
+	}
+	// where: the tags that may come next, as the kernel's state.
+	const (
+		atOwner = iota
+		atUsers
+		atGroups
+		atOther
+		done
+	)
+	where, named := atOwner, false
+	for b := val[4:]; len(b) > 0; b = b[8:] {
+		tag, perm := binary.LittleEndian.Uint16(b), binary.LittleEndian.Uint16(b[2:])
+		if perm&^7 != 0 {
+			return fmt.Errorf("permissions %#o beyond rwx", perm)
+		}
+		ok := false
+		switch tag {
+		case aclUserObj:
+			ok, where = where == atOwner, atUsers
+		case aclUser:
+			ok, named = where == atUsers, true
+		case aclGroupObj:
+			ok, where = where == atUsers, atGroups
+		case aclGroup:
+			ok, named = where == atGroups, true
+		case aclMask:
+			ok, where = where == atGroups, atOther
+		case aclOther:
+			ok = where == atOther || where == atGroups && !named
+			where = done
+		}
+		if !ok {
+			return fmt.Errorf("an entry of tag %#x out of place", tag)
+		}
+	}
+	if where != done {
+		return fmt.Errorf("no others entry at the end")
+	}
+	return nil
+}

@@ -400,6 +400,12 @@ func (p *packer) tarXattrs(hdr *tar.Header) []xattr {
 		if slices.ContainsFunc(out, func(x xattr) bool { return string(x.name) == name }) {
 			return
 		}
+		if name == "system.posix_acl_access" || name == "system.posix_acl_default" {
+			if err := validACL(value); err != nil {
+				p.opt.warn(fmt.Errorf("tar member %s: extended attribute %s: %w (left out)", hdr.Name, name, err))
+				return
+			}
+		}
 		out = append(out, xattr{name: []byte(name), value: value})
 	}
 	// The records in a fixed order, so that an attribute two records give
@@ -441,8 +447,21 @@ func (p *packer) tarXattrs(hdr *tar.Header) []xattr {
 		}
 	}
 	slices.SortFunc(out, func(a, b xattr) int { return bytes.Compare(a.name, b.name) })
+	// The kernel lists a file's xattr names, each with a NUL, in at most
+	// xattrListMax bytes: past it, listxattr fails (E2BIG) for the whole
+	// file, in the mount and on an extracted copy.
+	list := 0
+	for i, x := range out {
+		if list += len(x.name) + 1; list > xattrListMax {
+			p.opt.warn(fmt.Errorf("tar member %s: %d extended attributes whose names pass the %d bytes a file may list, from %q on (left out)", hdr.Name, len(out)-i, xattrListMax, x.name))
+			return out[:i]
+		}
+	}
 	return out
 }
+
+// xattrListMax is Linux's XATTR_LIST_MAX.
+const xattrListMax = 64 << 10
 
 // addTarNode puts a member into the tree; it reports whether the member has
 // content to place (a regular file that is not a hardlink).
