@@ -833,6 +833,12 @@ func openAt(dirfd int, rel, path string, flags int, is func(*unix.Stat_t) bool) 
 		if err == unix.EINTR {
 			continue
 		}
+		if err == unix.ELOOP {
+			// O_NOFOLLOW meets a symlink where the scan listed a file
+			// or a directory: said as "too many levels of symbolic
+			// links", it read as a loop.
+			err = errReplaced
+		}
 		if err != nil {
 			return -1, st, &os.PathError{Op: "open", Path: path, Err: err}
 		}
