@@ -776,7 +776,7 @@ func TestBadExcludePatternsAreUsageErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "a")
-	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude", "a[b"), 2, `--exclude: exclude pattern "a[b": malformed`)
+	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude", "a[b"), 2, `--exclude: exclude pattern "a[b": an unclosed '['`)
 	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude-from", rules), 2, rules+`:2: exclude pattern "[bad"`)
 	wantFail(t, arcpack(t, "create", src, "-o", out, "--exclude-from", rules+".missing"), 2, "--exclude-from", "no such file")
 	wantFail(t, runBin(t, runOpts{}, "/bin/sh", "-c", "echo | "+arcpackBin+" create - -o "+out+" --exclude-caches"), 2, "--exclude-caches", "tar stream")

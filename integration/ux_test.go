@@ -268,7 +268,7 @@ func TestReportLinesEscapeHostileArchiveNames(t *testing.T) {
 	check("verify of a damaged archive", r,
 		"missing volume: "+esc+".002",
 		"volume "+esc+".002: missing, repairable",
-		"repairable: run 'arcpack repair "+esc+".001'",
+		"repairable: run 'arcpack repair \""+esc+".001\"'", // quoted for the shell (termsafe.Word)
 		fmt.Sprintf("left out): %s.%03d", esc, len(vols)+2))
 	check("info of a damaged archive", mustArcpack(t, "info", out+".001"), esc+".002  missing")
 	os.Remove(stray)
