@@ -1,8 +1,12 @@
 package reader
 
 import (
+	"bytes"
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"arc/format"
@@ -169,5 +173,33 @@ func TestExtractWithACacheSmallerThanABlockRestoresTheTree(t *testing.T) {
 	}
 	if st := a.CacheStats(); st.Items != 0 {
 		t.Errorf("%d blocks left in the cache after the extraction", st.Items)
+	}
+}
+
+// An extraction's read-ahead goes to a batch decoder (a GPU engine) a
+// frame at a time, and what it decodes is checked: wrong bytes from it
+// never reach a file.
+func TestExtractReadsAheadThroughTheBatchDecoder(t *testing.T) {
+	var entries []entry
+	for i := range 200 {
+		entries = append(entries, reg(fmt.Sprintf("f%03d", i), randBytes(3000, byte(i))))
+	}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{blockSize: 4096, frameBlocks: 8})
+	for _, broken := range []bool{false, true} {
+		var calls, blocks atomic.Int64
+		a := openBuiltWith(t, b, Options{DecodeBatch: countingDecoder(broken, &calls, &blocks)})
+		dest := t.TempDir()
+		if _, err := a.Extract(dest, ExtractOptions{Workers: 4, NoSameOwner: true}); err != nil {
+			t.Fatalf("broken=%v: %v", broken, err)
+		}
+		for _, e := range entries {
+			got, err := os.ReadFile(filepath.Join(dest, e.path))
+			if err != nil || !bytes.Equal(got, dataOf(e.segs)) {
+				t.Fatalf("broken=%v: %s differs (%v)", broken, e.path, err)
+			}
+		}
+		if calls.Load() == 0 || blocks.Load() <= calls.Load() {
+			t.Errorf("broken=%v: %d batch calls for %d blocks; want batches of several", broken, calls.Load(), blocks.Load())
+		}
 	}
 }
