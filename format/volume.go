@@ -127,6 +127,45 @@ func WholeSet(headers map[uint32]VolumeHeader, sizes map[uint32]int64, footer fu
 	return 0, false
 }
 
+// SetEnd reports where the archive of volume first ends, where that can
+// be told though volumes before its end are missing or damaged: at the
+// highest-numbered volume whose header (headers: valid ones, by the number
+// in the file's name) names first's archive, VolumeSize and its own
+// Number, when that volume's footer (read by footer) says it is the
+// archive's last, and when more of the volumes numbered up to there are
+// that archive's (each at its own number) than any other's: a volume
+// copied in from another archive, the last of a shorter one, must not end
+// the set. Files numbered past it are not of the set, however many they
+// are: an older, larger archive's volumes, left behind by a copy that
+// does not delete or a create --force stopped before it removed them,
+// which would otherwise outvote what is left of the set once it lost a
+// volume (WholeSet needs them all).
+func SetEnd(headers map[uint32]VolumeHeader, first uint32, footer func(n uint32) (Footer, error)) (last uint32, ok bool) {
+	h, ok := headers[first]
+	if !ok || h.Number != first {
+		return 0, false
+	}
+	last = first
+	for n, o := range headers {
+		if n > last && o.ID == h.ID && o.Number == n && o.VolumeSize == h.VolumeSize {
+			last = n
+		}
+	}
+	votes := map[ArchiveID]int{}
+	for n, o := range headers {
+		if n <= last && o.Number == n {
+			votes[o.ID]++
+		}
+	}
+	for id, v := range votes {
+		if id != h.ID && v >= votes[h.ID] {
+			return last, false
+		}
+	}
+	f, err := footer(last)
+	return last, err == nil && f.ID == h.ID && f.VolumeCount == last
+}
+
 // Layout maps offsets of the archive's logical stream (the concatenation of
 // every volume's bytes after its header) to volumes and file offsets.
 type Layout struct {

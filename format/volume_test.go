@@ -277,3 +277,61 @@ func TestOpenFileRefusesWhatIsNotARegularFile(t *testing.T) {
 		}
 	}
 }
+
+// SetEnd finds where the named volume's archive ends though volumes
+// before its end are lost, as long as its last volume says so and most of
+// the volumes up to there are its own.
+func TestSetEndFindsTheArchivesLastVolumeThroughLostOnes(t *testing.T) {
+	newID, oldID := ArchiveID{1}, ArchiveID{2}
+	vol := func(id ArchiveID, n uint32) VolumeHeader {
+		return VolumeHeader{Version: Version, ID: id, Number: n, VolumeSize: 1 << 20}
+	}
+	// A newer archive of 4 volumes over an older one of 9.
+	set := func(drop ...uint32) map[uint32]VolumeHeader {
+		h := map[uint32]VolumeHeader{}
+		for n := uint32(1); n <= 9; n++ {
+			h[n] = vol(oldID, n)
+		}
+		for n := uint32(1); n <= 4; n++ {
+			h[n] = vol(newID, n)
+		}
+		for _, n := range drop {
+			delete(h, n)
+		}
+		return h
+	}
+	footers := map[uint32]Footer{4: {ID: newID, VolumeCount: 4}, 9: {ID: oldID, VolumeCount: 9}}
+	footer := func(n uint32) (Footer, error) {
+		if f, ok := footers[n]; ok {
+			return f, nil
+		}
+		return Footer{}, ErrCorrupt
+	}
+	for _, c := range []struct {
+		name    string
+		headers map[uint32]VolumeHeader
+		first   uint32
+		last    uint32
+		ok      bool
+	}{
+		{"whole", set(), 1, 4, true},
+		{"a volume lost before the end", set(2), 1, 4, true},
+		{"two lost", set(2, 3), 1, 4, true},
+		{"named from a later volume", set(2), 3, 4, true},
+		{"its last volume lost", set(4), 1, 3, false},
+		{"the first one named lost", set(1), 1, 0, false},
+		{"the older archive named", set(2), 7, 9, true},
+		// The newer archive's 2 of 4 against the older one's 2 of
+		// them: no longer most of them.
+		{"as many of another archive's up to its end", func() map[uint32]VolumeHeader {
+			h := set()
+			h[2], h[3] = vol(oldID, 2), vol(oldID, 3)
+			return h
+		}(), 1, 4, false},
+	} {
+		last, ok := SetEnd(c.headers, c.first, footer)
+		if ok != c.ok || ok && last != c.last {
+			t.Errorf("%s: SetEnd = %d, %v; want %d, %v", c.name, last, ok, c.last, c.ok)
+		}
+	}
+}

@@ -1267,14 +1267,17 @@ func TestStrayVolumesPastTheLastAreLeftOut(t *testing.T) {
 // that does not delete (rsync without --delete; a create --force stopped
 // before it removed the old volumes) leaves the older one's last volumes
 // past its own: the new archive opens whole and they are strays, even
-// where they outnumber its volumes.
+// where they outnumber its volumes, and so they stay once it has lost a
+// volume (the older archive was taken for the set then).
 func TestAnOlderLargerArchivesVolumesPastTheSetAreStrays(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		old, new int // bytes of content: old gives more volumes
+		lose     bool
 	}{
-		{"fewer left behind than the set has", 40_000, 25_000},
-		{"more left behind than the set has", 60_000, 9_000},
+		{"fewer left behind than the set has", 40_000, 25_000, false},
+		{"more left behind than the set has", 60_000, 9_000, false},
+		{"more left behind than the set has, which lost a volume", 60_000, 9_000, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -1287,6 +1290,9 @@ func TestAnOlderLargerArchivesVolumesPastTheSetAreStrays(t *testing.T) {
 			for i, v := range nw.volumes {
 				testtree.CopyFile(t, v, old.volumes[i])
 			}
+			if tc.lose {
+				os.Remove(old.volumes[1])
+			}
 			a, err := Open(old.volumes[0], Options{})
 			if err != nil {
 				t.Fatalf("open: %v", err)
@@ -1294,6 +1300,15 @@ func TestAnOlderLargerArchivesVolumesPastTheSetAreStrays(t *testing.T) {
 			defer a.Close()
 			if got, want := a.StrayVolumes(), old.volumes[len(nw.volumes):]; !slices.Equal(got, want) {
 				t.Errorf("strays %q, want %q", got, want)
+			}
+			if tc.lose {
+				if _, err := a.Resolve("new"); err != nil {
+					t.Errorf("the new archive's file is not there: %v", err)
+				}
+				if miss := a.MissingVolumes(); len(miss) != 1 || miss[0] != old.volumes[1] || len(a.Volumes()) != len(nw.volumes) {
+					t.Errorf("missing %q of %d volumes; want %s of %d", miss, len(a.Volumes()), old.volumes[1], len(nw.volumes))
+				}
+				return
 			}
 			rep, err := a.Verify(VerifyOptions{})
 			if err != nil || !rep.Intact() || len(a.Volumes()) != len(nw.volumes) {

@@ -210,15 +210,16 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			last = n
 		}
 	}
-	// A whole archive from the first volume on, the given one's (every
-	// volume of its id and number up to one whose footer ends it), is the
-	// set, whatever lies past it: those are the volumes of an older,
-	// larger archive, left by a copy that does not delete (rsync without
+	// The given volume's archive, where its last volume is there and says
+	// so (its footer), ends there, whatever lies past it, though volumes
+	// before it are lost: those are the volumes of an older, larger
+	// archive, left by a copy that does not delete (rsync without
 	// --delete) or by a create --force stopped before it removed them.
 	// They are strays however many they are; the majority below would
-	// take the older archive for the set where they outnumber it.
+	// take the older archive for the set where they outnumber it (and
+	// repair would have rebuilt the given archive's volumes into it).
 	footerOf := func(n uint32) (format.Footer, error) { return readFooter(format.VolumeName(base, n), sizes[n]) }
-	if end, ok := format.WholeSet(headers, sizes, footerOf); ok && givenOK && given.ID == headers[1].ID && num <= end && end < last {
+	if end, ok := format.SetEnd(headers, num, footerOf); ok && givenOK && end < last {
 		for n := range sizes {
 			if n > end {
 				strays = append(strays, format.VolumeName(base, n))

@@ -1075,3 +1075,32 @@ func TestParityCoveringNoReadableVolumeIsJudgedByAllOfThem(t *testing.T) {
 	}
 	sameFiles(t, snapshot(t, dir), before)
 }
+
+// A newer archive copied over an older, larger one that has parity (a
+// copy without delete; a create --force killed after its renames), then
+// one of the newer one's volumes lost: the older archive's volumes past
+// the newer one's end outnumber what is left of it, but its parity is
+// not taken for the set's, and repair writes nothing (it rebuilt the
+// newer archive's intact volumes into the older one).
+func TestParityOfAnOlderArchiveIsNotTakenWhenTheNewerOneLosesAVolume(t *testing.T) {
+	const vol = 64 << 10
+	dir, newDir := t.TempDir(), t.TempDir()
+	old := makeSet(t, dir, vol, 20*(vol-48)-500, 1)
+	if _, err := Add(ctx, old+".001", Options{Percent: 30}); err != nil {
+		t.Fatal(err)
+	}
+	makeSet(t, newDir, vol, 3*(vol-48)-500, 2)
+	ents, _ := os.ReadDir(newDir)
+	for _, e := range ents {
+		testtree.CopyFile(t, filepath.Join(newDir, e.Name()), filepath.Join(dir, e.Name()))
+	}
+	os.Remove(filepath.Join(dir, "a.002"))
+	want := snapshot(t, dir)
+	if _, err := Check(ctx, old, Options{}); !errors.Is(err, ErrForeign) {
+		t.Errorf("check: %v, want ErrForeign", err)
+	}
+	if _, err := Repair(ctx, old, Options{}); !errors.Is(err, ErrForeign) {
+		t.Errorf("repair: %v, want ErrForeign", err)
+	}
+	sameFiles(t, snapshot(t, dir), want)
+}
