@@ -300,9 +300,19 @@ func listNumbered(base string, parse func(os.DirEntry) (string, int, bool)) ([]i
 // anything but a regular file, and opens without waiting: a FIFO named like
 // a volume would otherwise block the open (and every command) until
 // something writes to it.
-func OpenFile(path string) (*os.File, error) {
+func OpenFile(path string) (*os.File, error) { return OpenFileAt(atFDCWD, path, path) }
+
+// atFDCWD is Linux's AT_FDCWD, which package syscall does not name.
+const atFDCWD = -100
+
+// OpenFileAt is OpenFile of name in directory dirfd (path: the file's
+// path, for the file's name and messages). A set of volumes opened again
+// later through a descriptor of their directory taken at first reaches
+// them even where something was mounted over that path since (arcmount
+// over the archive's own directory).
+func OpenFileAt(dirfd int, name, path string) (*os.File, error) {
 	for {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+		fd, err := syscall.Openat(dirfd, name, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 		if err == syscall.EINTR {
 			continue
 		}

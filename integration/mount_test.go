@@ -1125,3 +1125,34 @@ func TestASignalEndsAMountWhoseOpenHangs(t *testing.T) {
 		}
 	}
 }
+
+// Mounted over the directory that holds its own volumes, an archive of
+// more volumes than the mount keeps open still reads whole: a volume
+// opened again later is reached through the directory as it was at the
+// mount, not through its path, which leads into the mount by then (every
+// file in those volumes gave EIO).
+func TestAMountOverItsOwnVolumesDirectoryReadsThemAll(t *testing.T) {
+	needMount(t)
+	src := t.TempDir()
+	for i := range 12 {
+		b := make([]byte, 40<<10)
+		rand.Read(b)
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("f%02d", i)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := pack(t, []string{"--volume-size", "4K", "--codec", "raw", "--progress", "never"}, src)
+	if n := len(volumes(t, base)); n <= 64 {
+		t.Fatalf("%d volumes: the test needs more than the 64 kept open", n)
+	}
+	dir := filepath.Dir(base)
+	startMount(t, base+".001", dir, dir, "--cache-size", "64K")
+	for i := range 12 {
+		name := fmt.Sprintf("f%02d", i)
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		want, _ := os.ReadFile(filepath.Join(src, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, %v; want its %d", name, len(got), err, len(want))
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"arc/format"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxOpenVolumes bounds the volume files kept open at once.
@@ -30,6 +32,12 @@ type volumeSet struct {
 	foreign map[uint32]error // present but of another archive or place: never read
 	strays  []string         // files named past the last volume, left out
 
+	// dirfd: the volumes' directory (O_PATH), opened with the set,
+	// through which a volume is opened again later (past
+	// maxOpenVolumes): its path may lead elsewhere by then (arcmount
+	// mounted over that directory answered EIO for every file in such
+	// volumes).
+	dirfd int
 	// ident: each volume's device and inode when the set was opened. A
 	// volume opened again later (past maxOpenVolumes) must be that file:
 	// an archive rewritten in place meanwhile (create --force) has new
@@ -411,6 +419,9 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if err != nil {
 		return nil, footer, err
 	}
+	if vs.dirfd, err = unix.Open(filepath.Dir(base), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return nil, footer, &os.PathError{Op: "open", Path: filepath.Dir(base), Err: err}
+	}
 	for n := uint32(1); n <= last; n++ {
 		f, ok := held[n]
 		if !ok || vs.foreign[n] != nil {
@@ -531,7 +542,7 @@ func (vs *volumeSet) acquire(n uint32) (*volFile, error) {
 	if len(vs.open) >= maxOpenVolumes {
 		vs.closeIdleLocked()
 	}
-	f, err := format.OpenFile(vs.name(n))
+	f, err := format.OpenFileAt(vs.dirfd, filepath.Base(vs.name(n)), vs.name(n))
 	if err != nil {
 		return nil, &volumeError{n, err}
 	}
@@ -604,6 +615,9 @@ func (vs *volumeSet) close() error {
 	defer vs.mu.Unlock()
 	vs.closed = true
 	var first error
+	if err := unix.Close(vs.dirfd); err != nil {
+		first = &os.PathError{Op: "close", Path: filepath.Dir(vs.base), Err: err}
+	}
 	for n, v := range vs.open {
 		if v.refs > 0 {
 			v.closing = true
