@@ -293,6 +293,15 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 		}
 		return nil, fmt.Errorf("%s already exists (use --force to replace the archive)", existing[0])
 	}
+	// --force replaces files by renaming the new volumes over them and
+	// removing the rest, which a directory refuses: found after the
+	// whole tree was packed, it left the renames half done, for every
+	// later run to fail on.
+	for _, p := range existing {
+		if st, err := os.Lstat(p); err == nil && st.IsDir() {
+			return nil, fmt.Errorf("%s is a directory, which --force does not replace (it replaces an archive's volumes, files): move it away", p)
+		}
+	}
 
 	p := &packer{opt: &opt, ctx: ctx, dups: map[dupKey]int32{}}
 	p.res.Leftovers = left

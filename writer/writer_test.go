@@ -509,6 +509,32 @@ func TestExistingOutputIsRefusedWithoutForce(t *testing.T) {
 	readBack(t, res.Volumes, 0)
 }
 
+// A directory named like a volume is refused before anything is packed,
+// with --force too: renaming a new volume over it fails, so the renames
+// were left half done for every later run.
+func TestADirectoryNamedLikeAVolumeIsRefusedWithForce(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"f": randBytes(3, 20000)})
+	for _, name := range []string{"o.001", "o.002"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			o := small()
+			o.Force = true
+			_, err := Create(context.Background(), filepath.Join(dir, "o"), []string{src}, o)
+			if err == nil || !strings.Contains(err.Error(), name+" is a directory, which --force does not replace") {
+				t.Fatalf("create: %v, want it refused", err)
+			}
+			ents, _ := os.ReadDir(dir)
+			if len(ents) != 1 || ents[0].Name() != name || !ents[0].IsDir() {
+				t.Errorf("left %v beside the directory", ents)
+			}
+		})
+	}
+}
+
 func TestCancelledCreateLeavesNoArchive(t *testing.T) {
 	src := t.TempDir()
 	writeTree(t, src, map[string][]byte{"a": randBytes(4, 3<<20), "b": randBytes(5, 3<<20)})
