@@ -1564,3 +1564,19 @@ func TestAVolumeThatIsNotAFileIsLocalDamage(t *testing.T) {
 		t.Errorf("a, in blocks before volume 6: %v", err)
 	}
 }
+
+// A volume cut short after the archive was opened says where it ends now,
+// not where the read began (it said "ends at" the offset read at, past
+// its end).
+func TestAVolumeTruncatedLaterSaysWhereItEnds(t *testing.T) {
+	data := randBytes(20000, 12)
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", data)}, buildOpts{volumeSize: 4096, codec: "raw"})
+	a := openBuiltWith(t, b, Options{CacheSize: 1 << 20})
+	if err := os.Truncate(b.volumes[2], 100); err != nil {
+		t.Fatal(err)
+	}
+	_, err := readAll(a, inodeOf(t, a, "f"), len(data))
+	if err == nil || !strings.Contains(err.Error(), b.volumes[2]+": ") || !strings.Contains(err.Error(), "volume ends at 100, a read of") {
+		t.Fatalf("read: %v; want %s named, ending at 100", err, b.volumes[2])
+	}
+}

@@ -601,7 +601,13 @@ func (vs *volumeSet) readStream(off int64, p []byte) error {
 		n, err := v.f.ReadAt(p[:s.Len], s.FileOff)
 		if n < int(s.Len) {
 			if err == nil || errors.Is(err, io.EOF) {
-				err = fmt.Errorf("%w: volume ends at %d", format.ErrTruncated, s.FileOff+int64(n))
+				// Where it ends now: a read past the end gets nothing, so
+				// the offset read at would say nothing of it.
+				end := s.FileOff + int64(n)
+				if st, serr := v.f.Stat(); serr == nil {
+					end = st.Size()
+				}
+				err = fmt.Errorf("%w: volume ends at %d, a read of %d bytes at %d", format.ErrTruncated, end, s.Len, s.FileOff)
 			}
 			return &volumeError{s.Volume, fmt.Errorf("%s: %w", vs.name(s.Volume), err)}
 		}
