@@ -568,3 +568,12 @@ func TestExtractProgressCountsPathsGivenWithDots(t *testing.T) {
 		}
 	}
 }
+
+// A bad flag of arcpack itself is said once, as a command's is ("arcpack:
+// arcpack: unknown flag" named the program twice).
+func TestABadFlagOfArcpackItselfIsNamedOnce(t *testing.T) {
+	r := arcpack(t, "--nope")
+	if want := "arcpack: unknown flag: --nope (see 'arcpack --help')\n"; r.code != 2 || r.stderr != want {
+		t.Errorf("exit %d, stderr %q; want 2 and %q", r.code, r.stderr, want)
+	}
+}

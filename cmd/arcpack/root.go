@@ -49,6 +49,9 @@ were (warned), 2 usage error or failure, 130 interrupted.`,
 		exitOnInterrupt(func() string { return what + ": interrupted" })
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if !c.HasParent() { // "arcpack: " starts every message already
+			return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
+		}
 		return usageErrorf("%s: %v (see '%s --help')", c.Name(), err, c.CommandPath())
 	})
 	root.AddCommand(newCreateCommand(u), newListCommand(u), newInfoCommand(u),
