@@ -18,8 +18,13 @@ import (
 )
 
 // Repair points at `arcpack repair` when the archive has recovery volumes
-// beside it; "" when it has none.
+// beside it, or when an arcpack killed while it gave the volumes their
+// names left renames to do (its journal, which repair finishes: the set
+// reads as one whose last volume is missing until then); "" otherwise.
 func Repair(archive string) string {
+	if _, err := os.Lstat(format.CommitName(recovery.Base(archive))); err == nil {
+		return fmt.Sprintf("an arcpack killed while it gave the volumes their names left renames to do: 'arcpack repair %s' finishes them", termsafe.Word(archive))
+	}
 	parity, err := recovery.Find(archive)
 	if err != nil || len(parity) == 0 {
 		return ""

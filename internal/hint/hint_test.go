@@ -37,7 +37,7 @@ func TestMisnamedSaysWhatWasMeant(t *testing.T) {
 	}
 }
 
-func TestRepairOnlyWithRecoveryVolumes(t *testing.T) {
+func TestRepairWithRecoveryVolumesOrRenamesLeftToDo(t *testing.T) {
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a.001")
 	os.WriteFile(a, []byte("x"), 0o644)
@@ -48,5 +48,10 @@ func TestRepairOnlyWithRecoveryVolumes(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "a.r02"), []byte("x"), 0o644)
 	if h, want := Repair(a), "2 recovery volume(s) found: 'arcpack repair "+a+"' can rebuild"; !strings.HasPrefix(h, want) {
 		t.Errorf("Repair = %q, want it to start %q", h, want)
+	}
+	// A killed run's renames left to do come first: repair finishes them.
+	os.WriteFile(filepath.Join(dir, "a.arcpack-commit"), []byte("x"), 0o644)
+	if h, want := Repair(a), "left renames to do: 'arcpack repair "+a+"' finishes them"; !strings.HasSuffix(h, want) {
+		t.Errorf("Repair = %q, want it to end %q", h, want)
 	}
 }
