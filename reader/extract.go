@@ -1272,6 +1272,11 @@ feed:
 	return firstErr
 }
 
+// errSwapped: a file made by the extraction was replaced by a symlink
+// before its content was written (something else writing in DEST); it is
+// not written through.
+var errSwapped = errors.New("replaced by a symlink since the extraction made it (not written through)")
+
 // contentWorker writes files one after another. Files come in stream
 // order, which is mostly path order, so it keeps the directories of the
 // last one open (dirs) instead of walking down from dest for every file.
@@ -1290,6 +1295,11 @@ func (w *contentWorker) writeFile(j contentJob) error {
 		return err
 	}
 	fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ELOOP {
+		// O_NOFOLLOW met a symlink where the file was made: said as
+		// "too many levels of symbolic links", it read as a loop.
+		err = errSwapped
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.path(j.d), err)
 	}

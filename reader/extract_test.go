@@ -1332,3 +1332,26 @@ func TestLinksPastTheFilesystemsLimitBecomeCopies(t *testing.T) {
 		}
 	}
 }
+
+// A file the extraction made, replaced by a symlink before its content is
+// written (something else writing in DEST), is not written through, and
+// the error says so rather than "too many levels of symbolic links".
+func TestAFileSwappedForASymlinkBeforeItsContentIsSaidAsSuch(t *testing.T) {
+	a, _ := openBuilt(t, []entry{reg("a", []byte("first")), reg("b", []byte("second"))}, buildOpts{})
+	dest, outside := t.TempDir(), filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(outside, []byte("v"), 0o644)
+	swapped := false
+	_, err := a.Extract(dest, ExtractOptions{Workers: 1, NoSameOwner: true, Progress: func(int64) {
+		if !swapped {
+			swapped = true
+			os.Remove(filepath.Join(dest, "b"))
+			os.Symlink(outside, filepath.Join(dest, "b"))
+		}
+	}})
+	if err == nil || !strings.Contains(err.Error(), "b: replaced by a symlink since the extraction made it") {
+		t.Errorf("extract: %v; want b said to be replaced", err)
+	}
+	if got, _ := os.ReadFile(outside); string(got) != "v" {
+		t.Errorf("the file outside dest holds %q", got)
+	}
+}
