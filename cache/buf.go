@@ -105,10 +105,6 @@ func sizeClass(n int) int {
 // classCap is the capacity of the buffer that holds n bytes.
 func classCap(n int) int { return 1 << sizeClass(n) }
 
-// Cost is what a decoded block of n bytes counts toward Config.MaxBytes:
-// the capacity of its buffer.
-func Cost(n int) int64 { return int64(classCap(n)) }
-
 func (p *bufPool) get(n int) *Buf {
 	c := sizeClass(n)
 	if c < len(p.classes) && 1<<c >= slabMin {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -1216,27 +1217,14 @@ func (e *extractor) writeContent() error {
 	// Each block is let go of once the last file that reads it is
 	// written: the files come in stream order, so most blocks serve a
 	// few files in a row, and the cache holds what later files still
-	// need rather than everything decoded (up to its bound, within which
-	// the plan keeps what is needed soonest).
-	inos := make([]uint32, len(e.jobs))
-	for i, j := range e.jobs {
-		inos[i] = j.ino
+	// need rather than everything decoded (up to its bound).
+	uses := make([]atomic.Int32, x.Blocks.Count())
+	for _, j := range e.jobs {
+		for _, b := range jobBlocks(x, j.ino) {
+			uses[b].Add(1)
+		}
 	}
-	// Read-ahead: a frame's worth (a GPU's batch). Two frames' took 12
-	// MiB more at the peak on the Go toolchains tree and were no faster
-	// (four runs each).
-	var window int64
-	if n := len(x.Frames); n > 0 && e.a.opt.Prefetch > 0 {
-		window = int64(x.BlockRawOff[len(x.BlockRawOff)-1]) / int64(n)
-	}
-	plan := newBlockPlan(x, inos, e.a.opt.CacheSize, window)
-	drop := e.a.cache.Drop
-	prefetch := func(keys []uint32) { e.a.cache.Prefetch(keys) } // a full queue: decoded when read
-	type indexed struct {
-		contentJob
-		i int
-	}
-	jobs := make(chan indexed)
+	jobs := make(chan contentJob)
 	var wg sync.WaitGroup
 	var errOnce sync.Once
 	var firstErr error
@@ -1248,18 +1236,21 @@ func (e *extractor) writeContent() error {
 			w := &contentWorker{e: e, buf: make([]byte, 4<<20), dirs: dirChain{root: e.root, e: e}}
 			defer w.dirs.close()
 			for j := range jobs {
-				if err := w.writeFile(j.contentJob); err != nil {
+				if err := w.writeFile(j); err != nil {
 					errOnce.Do(func() { firstErr = err; close(stop) })
 				}
-				plan.done(j.i, drop)
+				for _, b := range jobBlocks(x, j.ino) {
+					if uses[b].Add(-1) == 0 {
+						e.a.cache.Drop(b)
+					}
+				}
 			}
 		}()
 	}
 feed:
-	for i, j := range e.jobs {
-		plan.feed(i, drop, prefetch)
+	for _, j := range e.jobs {
 		select {
-		case jobs <- indexed{j, i}:
+		case jobs <- j:
 		case <-stop:
 			break feed
 		case <-e.opt.Context.Done():
@@ -1270,6 +1261,27 @@ feed:
 	close(jobs)
 	wg.Wait()
 	return firstErr
+}
+
+// jobBlocks lists the blocks whose bytes regular file ino holds, each
+// once.
+func jobBlocks(x *format.Index, ino uint32) []uint32 {
+	s, end := x.FileExtents(ino)
+	var out []uint32
+	for i := s; i < end; i++ {
+		off, n := x.Extents.Off[i], x.Extents.Len[i]
+		if off == format.Hole || n == 0 {
+			continue
+		}
+		for b := x.BlockAt(off); ; b++ {
+			out = append(out, b)
+			if x.BlockRawOff[b+1] >= off+n {
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // errSwapped: a file made by the extraction was replaced by a symlink
@@ -1343,7 +1355,7 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 		e.mu.Unlock()
 		return nil
 	}
-	held := heldBlocks{planned: true} // writeContent's plan reads ahead and lets go
+	var held heldBlocks
 	defer held.release()
 	for i := s; i < end; i++ {
 		off, n := x.Extents.Off[i], int64(x.Extents.Len[i])

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -1353,5 +1354,55 @@ func TestAFileSwappedForASymlinkBeforeItsContentIsSaidAsSuch(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(outside); string(got) != "v" {
 		t.Errorf("the file outside dest holds %q", got)
+	}
+}
+
+// An extraction whose cache holds less than one block still writes every
+// file whole.
+func TestExtractWithACacheSmallerThanABlockRestoresTheTree(t *testing.T) {
+	src, vol := packTree(t, testtree.Options{Seed: 5, Files: 40, LargeSize: 700 << 10, Dups: 6, NoXattrs: true})
+	a, err := Open(vol, Options{CacheSize: 16 << 10}) // blocks of 64 KiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	dest := t.TempDir()
+	root := os.Geteuid() == 0
+	if _, err := a.Extract(dest, ExtractOptions{Workers: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testtree.Compare(src, dest, testtree.CompareOptions{IgnoreOwner: !root}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.CacheStats(); st.Items != 0 {
+		t.Errorf("%d blocks left in the cache after the extraction", st.Items)
+	}
+}
+
+// An extraction's read-ahead goes to a batch decoder (a GPU engine) in
+// batches, and what it decodes is checked: wrong bytes from it never
+// reach a file.
+func TestExtractReadsAheadThroughTheBatchDecoder(t *testing.T) {
+	var entries []entry
+	for i := range 200 {
+		entries = append(entries, reg(fmt.Sprintf("f%03d", i), randBytes(3000, byte(i))))
+	}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{blockSize: 4096, frameBlocks: 8})
+	for _, broken := range []bool{false, true} {
+		var calls, blocks atomic.Int64
+		a := openBuiltWith(t, b, Options{DecodeBatch: countingDecoder(broken, &calls, &blocks)})
+		dest := t.TempDir()
+		if _, err := a.Extract(dest, ExtractOptions{Workers: 4, NoSameOwner: true}); err != nil {
+			t.Fatalf("broken=%v: %v", broken, err)
+		}
+		for _, e := range entries {
+			got, err := os.ReadFile(filepath.Join(dest, e.path))
+			if err != nil || !bytes.Equal(got, dataOf(e.segs)) {
+				t.Fatalf("broken=%v: %s differs (%v)", broken, e.path, err)
+			}
+		}
+		if calls.Load() == 0 || blocks.Load() <= calls.Load() {
+			t.Errorf("broken=%v: %d batch calls for %d blocks; want batches of several", broken, calls.Load(), blocks.Load())
+		}
 	}
 }
