@@ -139,7 +139,12 @@ func WholeSet(headers map[uint32]VolumeHeader, sizes map[uint32]int64, footer fu
 // are: an older, larger archive's volumes, left behind by a copy that
 // does not delete or a create --force stopped before it removed them,
 // which would otherwise outvote what is left of the set once it lost a
-// volume (WholeSet needs them all).
+// volume (WholeSet needs them all). Where both readings fit (a set whose
+// first volumes are lost, beside a copy of another archive's last volume
+// numbered below the set's others), this takes the first volume's
+// archive: the other's volumes are then strays and its parity foreign,
+// which is refused, where taking the majority let repair rewrite the
+// intact volumes of a newer archive into an older one.
 func SetEnd(headers map[uint32]VolumeHeader, first uint32, footer func(n uint32) (Footer, error)) (last uint32, ok bool) {
 	h, ok := headers[first]
 	if !ok || h.Number != first {

@@ -449,9 +449,9 @@ func headerDamage(path string, h *header, v int) ([]Range, error) {
 // of those named most often: a stray volume of another archive among them
 // must not make the parity volumes of the others look foreign, nor let
 // parity volumes of that other archive be taken, or repair would rewrite
-// the volumes into the other archive; but where volume 1's archive ends
-// at a volume that says so (format.SetEnd: though volumes before it are
-// lost), it is that one, as for the reader. With
+// the volumes into the other archive; but where the first volume's
+// archive ends at a volume that says so (format.SetEnd: though volumes
+// before it are lost), it is that one, as for the reader. With
 // no data volume header or footer readable, the first valid copy.
 //
 // The votes are counted first among the volumes a parity covers (1 … its
@@ -496,10 +496,17 @@ func referenceHeader(base string, found []string, df dataFiles) (*header, error)
 		}
 		return v[id] == most, top
 	}
+	// From the first volume with a header at its own number, as the
+	// reader starts from the first volume there: with volume 1 lost,
+	// the older archive's volumes past the set's end outvoted it again.
 	var whole *format.ArchiveID
-	if _, ok := format.SetEnd(df.headers, 1, df.footer); ok {
-		id := df.headers[1].ID
-		whole = &id
+	for _, n := range df.nums {
+		if h, ok := df.headers[n]; ok && h.Number == n {
+			if _, ok := format.SetEnd(df.headers, n, df.footer); ok {
+				whole = &h.ID
+			}
+			break
+		}
 	}
 	all := votes(0)
 	var first *header
