@@ -619,11 +619,13 @@ func (vs *volumeSet) readStream(off int64, p []byte) error {
 func (vs *volumeSet) close() error {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
-	vs.closed = true
 	var first error
-	if err := unix.Close(vs.dirfd); err != nil {
-		first = &os.PathError{Op: "close", Path: filepath.Dir(vs.base), Err: err}
+	if !vs.closed { // closed twice, the number may be another file's by now
+		if err := unix.Close(vs.dirfd); err != nil {
+			first = &os.PathError{Op: "close", Path: filepath.Dir(vs.base), Err: err}
+		}
 	}
+	vs.closed = true
 	for n, v := range vs.open {
 		if v.refs > 0 {
 			v.closing = true
