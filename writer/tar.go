@@ -30,8 +30,9 @@ import (
 // (SCHILY.xattr and LIBARCHIVE.xattr records), POSIX ACLs (SCHILY.acl text)
 // and hardlinks; a member named again later replaces the earlier one, as
 // extracting the stream would (but for a directory with entries, which
-// only a directory replaces: tar cannot remove it). Directories the stream never names are
-// created with mode 0755 and listed as implied (format.Index.Implied).
+// only a directory replaces: tar cannot remove it). Directories the
+// stream never names are created with mode 0755 and listed as implied
+// (format.Index.Implied).
 // Pax global headers and GNU volume labels
 // describe the stream, not a file, and are passed over; a GNU dumpdir
 // (tar --listed-incremental) is a directory.
@@ -481,7 +482,11 @@ func (p *packer) addTarNode(j *fileJob) bool {
 		return false
 	}
 	n := e.n
-	if old, ok := p.tarNode(e.path); ok && !n.isDir() && p.nodes[old].isDir() && p.hasEntries(old) {
+	// What the member's name leads to now: one lookup under the parent
+	// tarDir found, not a second walk down the whole path.
+	old, exists := p.tar.children[tarKey{parent, string(n.name)}]
+	exists = exists && !p.nodes[old].skip
+	if exists && !n.isDir() && p.nodes[old].isDir() && p.hasEntries(old) {
 		// tar, extracting, removes what stands at a member's path, which
 		// fails on a directory with entries: the directory stays, with
 		// them, and tar says so. Replaced, it took them all, silently.
@@ -513,7 +518,7 @@ func (p *packer) addTarNode(j *fileJob) bool {
 		p.extStart[j.node], p.extCount[j.node] = p.extStart[ti], p.extCount[ti]
 		return false
 	}
-	if old, ok := p.tarNode(e.path); ok && n.isDir() && p.nodes[old].isDir() {
+	if exists && n.isDir() && p.nodes[old].isDir() {
 		// A directory named again: new metadata, same children.
 		o := &p.nodes[old]
 		children := o.children
