@@ -440,7 +440,7 @@ func classElem(c string) (string, int) {
 func posixClass(body string) bool {
 	i := strings.Index(body, "[:")
 	if i < 0 || i+3 > len(body) || !strings.HasSuffix(body, ":") {
-		return false // "[:" ends it, its ':' the last
+		return false // no name between "[:" and a ':' that ends the body
 	}
 	name := body[i+2 : len(body)-1]
 	return name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz") == ""
