@@ -47,7 +47,7 @@ const maxDeepDirs = 16
 // openAt opens node n of nodes, which keeps no path (past anchorPath), as
 // openAt (scan.go) does in its directory. The path of its errors is the
 // name alone: the caller knows the whole.
-func (d *deepDirs) openAt(nodes []node, n *node, flags int, is func(*unix.Stat_t) bool) (int, unix.Stat_t, error) {
+func (d *deepDirs) openAt(nodes *nodeList, n *node, flags int, is func(*unix.Stat_t) bool) (int, unix.Stat_t, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dirfd, err := d.dir(nodes, n.parent)
@@ -64,7 +64,7 @@ func (d *deepDirs) openAt(nodes []node, n *node, flags int, is func(*unix.Stat_t
 }
 
 // dir returns a descriptor of directory node idx, held in d.
-func (d *deepDirs) dir(nodes []node, idx int32) (int, error) {
+func (d *deepDirs) dir(nodes *nodeList, idx int32) (int, error) {
 	// Up to a directory held, one reached up from a directory held (a
 	// sibling's parent, say), or one that keeps its path; then down.
 	var down []int32
@@ -81,7 +81,7 @@ func (d *deepDirs) dir(nodes []node, idx int32) (int, error) {
 				break
 			}
 		}
-		nd := &nodes[i]
+		nd := nodes.at(i)
 		if nd.path != "" || nd.parent < 0 {
 			dirfd, rest, err := descend(nd.path)
 			if err != nil {
@@ -101,7 +101,7 @@ func (d *deepDirs) dir(nodes []node, idx int32) (int, error) {
 		i = nd.parent
 	}
 	for k := len(down) - 1; k >= 0; k-- {
-		next, err := unix.Openat(fd, string(nodes[down[k]].name), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		next, err := unix.Openat(fd, string(nodes.at(down[k]).name), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if !held {
 			unix.Close(fd)
 		}
@@ -124,12 +124,12 @@ const maxUp = 64
 // a directory held, the nearest, if one is at most maxUp levels below it:
 // the reads also go up the tree (they are in path order within groups of
 // files alike, see pathOrder). It must be the directory the scan listed.
-func (d *deepDirs) up(nodes []node, idx int32) (int, bool) {
+func (d *deepDirs) up(nodes *nodeList, idx int32) (int, bool) {
 	from, levels := int32(-1), maxUp+1
 	for c := range d.fds {
 		i := c
 		for k := 1; k < levels && i >= 0; k++ {
-			i = nodes[i].parent
+			i = nodes.at(i).parent
 			if i == idx {
 				from, levels = c, k
 				break
@@ -146,7 +146,7 @@ func (d *deepDirs) up(nodes []node, idx int32) (int, bool) {
 	}
 	d.opens++
 	var st unix.Stat_t
-	if n := &nodes[idx]; unix.Fstat(fd, &st) != nil || st.Dev != n.dev || st.Ino != n.ino {
+	if n := nodes.at(idx); unix.Fstat(fd, &st) != nil || st.Dev != n.dev || st.Ino != n.ino {
 		unix.Close(fd) // moved since the scan: go down to it instead
 		return -1, false
 	}

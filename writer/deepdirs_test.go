@@ -17,17 +17,17 @@ func TestNodePathJoinsTheNamesBelowTheNearestKeptPath(t *testing.T) {
 		{"src", "src/a/b/c"},
 		{"", "a/b/c"}, // a tar stream's root: members keep relative paths
 	} {
-		nodes := []node{
-			{path: c.top, parent: -1},
-			{name: []byte("a"), parent: 0},
-			{name: []byte("b"), parent: 1},
-			{name: []byte("c"), parent: 2},
-		}
-		if got := nodePath(nodes, &nodes[3]); got != c.want {
+		nodes := newNodeList(
+			node{path: c.top, parent: -1},
+			node{name: []byte("a"), parent: 0},
+			node{name: []byte("b"), parent: 1},
+			node{name: []byte("c"), parent: 2},
+		)
+		if got := nodePath(nodes, nodes.at(3)); got != c.want {
 			t.Errorf("below %q: %q, want %q", c.top, got, c.want)
 		}
-		nodes[2].path = "/kept/b"
-		if got, want := nodePath(nodes, &nodes[3]), "/kept/b/c"; got != want {
+		nodes.at(2).path = "/kept/b"
+		if got, want := nodePath(nodes, nodes.at(3)), "/kept/b/c"; got != want {
 			t.Errorf("below %q, kept on the way: %q, want %q", c.top, got, want)
 		}
 	}
@@ -47,14 +47,14 @@ func TestDeepDirsOpenFilesAtEveryLevelInLinearWork(t *testing.T) {
 	chain(t, src, depth, levels...)
 	// The scan's nodes: the chain's directories (0 is src, which keeps
 	// its path; none below it does), then a file node in each.
-	nodes := []node{{path: src, parent: -1}}
+	nodes := newNodeList(node{path: src, parent: -1})
 	for level := 1; level <= depth; level++ {
-		nodes = append(nodes, node{name: []byte("d"), parent: int32(level - 1)})
+		nodes.add(node{name: []byte("d"), parent: int32(level - 1)})
 	}
 	files := make([]int32, depth+1) // by level
 	for level := range files {
-		files[level] = int32(len(nodes))
-		nodes = append(nodes, node{name: []byte("f"), parent: int32(level)})
+		files[level] = nodes.len()
+		nodes.add(node{name: []byte("f"), parent: int32(level)})
 	}
 	// The scan's identities, read through the chain itself (the first
 	// directory keeps its path: its identity is not looked at).
@@ -68,7 +68,7 @@ func TestDeepDirsOpenFilesAtEveryLevelInLinearWork(t *testing.T) {
 		if err := unix.Fstat(fd, &st); err != nil {
 			t.Fatal(err)
 		}
-		nodes[level].dev, nodes[level].ino = st.Dev, st.Ino
+		nodes.at(int32(level)).dev, nodes.at(int32(level)).ino = st.Dev, st.Ino
 	}
 	for level, f := range files {
 		var st unix.Stat_t
@@ -76,7 +76,7 @@ func TestDeepDirsOpenFilesAtEveryLevelInLinearWork(t *testing.T) {
 		if err := unix.Fstatat(dir, "f", &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			t.Fatal(err)
 		}
-		nodes[f].dev, nodes[f].ino = st.Dev, st.Ino
+		nodes.at(f).dev, nodes.at(f).ino = st.Dev, st.Ino
 	}
 	scan.close()
 
@@ -95,7 +95,7 @@ func TestDeepDirsOpenFilesAtEveryLevelInLinearWork(t *testing.T) {
 			var d deepDirs
 			defer d.close()
 			for _, level := range c.order {
-				n := &nodes[files[level]]
+				n := nodes.at(files[level])
 				fd, _, err := d.openAt(nodes, n, 0, func(st *unix.Stat_t) bool { return st.Dev == n.dev && st.Ino == n.ino })
 				if err != nil {
 					t.Fatalf("level %d: %v", level, err)
@@ -129,22 +129,22 @@ func TestDeepDirsReachSiblingsInLinearWork(t *testing.T) {
 	const depth, width = 2000, 100
 	src := t.TempDir()
 	wideDeep(t, src, depth, width)
-	nodes := []node{{path: src, parent: -1}}
+	nodes := newNodeList(node{path: src, parent: -1})
 	for level := 1; level <= depth; level++ {
-		nodes = append(nodes, node{name: []byte("d"), parent: int32(level - 1)})
+		nodes.add(node{name: []byte("d"), parent: int32(level - 1)})
 	}
 	var subs, files []int32
 	for i := range width {
-		subs = append(subs, int32(len(nodes)))
-		nodes = append(nodes, node{name: fmt.Appendf(nil, "s%03d", i), parent: depth})
+		subs = append(subs, nodes.len())
+		nodes.add(node{name: fmt.Appendf(nil, "s%03d", i), parent: depth})
 	}
 	for _, s := range subs {
-		files = append(files, int32(len(nodes)))
-		nodes = append(nodes, node{name: []byte("f"), parent: s})
+		files = append(files, nodes.len())
+		nodes.add(node{name: []byte("f"), parent: s})
 	}
 	var scan deepDirs // the scan's identities
-	for i := 1; i < len(nodes); i++ {
-		n := &nodes[i]
+	for i := int32(1); i < nodes.len(); i++ {
+		n := nodes.at(i)
 		dir, err := scan.dir(nodes, n.parent)
 		if err != nil {
 			t.Fatal(err)
@@ -159,7 +159,7 @@ func TestDeepDirsReachSiblingsInLinearWork(t *testing.T) {
 	var d deepDirs
 	defer d.close()
 	for _, f := range files {
-		n := &nodes[f]
+		n := nodes.at(f)
 		fd, _, err := d.openAt(nodes, n, 0, func(st *unix.Stat_t) bool { return st.Dev == n.dev && st.Ino == n.ino })
 		if err != nil {
 			t.Fatal(err)

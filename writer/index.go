@@ -23,7 +23,7 @@ func (p *packer) buildIndex() (*format.Index, error) {
 	// Every node but the skipped makes a dirent, and at most an inode:
 	// sized once, the columns of a million entries are not grown (and
 	// copied, and left behind) twenty times over.
-	nodes := len(p.nodes)
+	nodes := int(p.nodes.len())
 	in.Mode, in.UID, in.GID = make([]uint32, 0, nodes), make([]uint32, 0, nodes), make([]uint32, 0, nodes)
 	in.Mtime, in.Atime = make([]int64, 0, nodes), make([]int64, 0, nodes)
 	in.Size, in.Rdev, in.DataStart = make([]uint64, 0, nodes), make([]uint64, 0, nodes), make([]uint64, 0, nodes)
@@ -39,7 +39,7 @@ func (p *packer) buildIndex() (*format.Index, error) {
 
 	linked := map[inodeKey]uint32{}
 	newInode := func(ni int32) uint32 {
-		n := &p.nodes[ni]
+		n := p.nodes.at(ni)
 		ino := uint32(len(in.Mode))
 		in.Mode = append(in.Mode, n.mode)
 		in.UID = append(in.UID, n.uid)
@@ -79,7 +79,7 @@ func (p *packer) buildIndex() (*format.Index, error) {
 		return ino
 	}
 	inodeFor := func(ni int32) uint32 {
-		n := &p.nodes[ni]
+		n := p.nodes.at(ni)
 		if n.isDir() || n.nlink < 2 {
 			return newInode(ni)
 		}
@@ -99,7 +99,7 @@ func (p *packer) buildIndex() (*format.Index, error) {
 	d.NameStart = append(d.NameStart, 0)
 	d.NameLen = append(d.NameLen, 0)
 	for q := 0; q < len(order); q++ {
-		n := &p.nodes[order[q]]
+		n := p.nodes.at(order[q])
 		switch n.mode & format.ModeType {
 		case format.ModeDir:
 			if q > 0 {
@@ -118,13 +118,13 @@ func (p *packer) buildIndex() (*format.Index, error) {
 		ino := d.Inode[q]
 		start := len(order)
 		for _, c := range n.children {
-			if p.nodes[c].skip {
+			if p.nodes.at(c).skip {
 				continue
 			}
 			order = append(order, c)
 			d.Inode = append(d.Inode, inodeFor(c))
-			d.NameStart = append(d.NameStart, addBlob(p.nodes[c].name))
-			d.NameLen = append(d.NameLen, uint16(len(p.nodes[c].name)))
+			d.NameStart = append(d.NameStart, addBlob(p.nodes.at(c).name))
+			d.NameLen = append(d.NameLen, uint16(len(p.nodes.at(c).name)))
 		}
 		in.DataStart[ino] = uint64(start)
 		in.DataCount[ino] = uint32(len(order) - start)

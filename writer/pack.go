@@ -82,7 +82,7 @@ func (p *packer) pack() error {
 	var links [][2]int32 // a later path of a hardlinked file, and its primary
 	p.linkedNodes = map[inodeKey][]int32{}
 	for _, i := range order {
-		n := &p.nodes[i]
+		n := p.nodes.at(i)
 		if n.nlink > 1 {
 			k := inodeKey{n.dev, n.ino}
 			if first, ok := primary[k]; ok {
@@ -99,8 +99,8 @@ func (p *packer) pack() error {
 		p.bytesTotal.Add(n.size)
 	}
 	p.filesTotal.Store(int64(len(files)))
-	p.extStart = make([]uint32, len(p.nodes))
-	p.extCount = make([]uint32, len(p.nodes))
+	p.extStart = make([]uint32, p.nodes.len())
+	p.extCount = make([]uint32, p.nodes.len())
 	candidate := func(n *node) bool { return n.size > 0 && !n.sparse && sizeCount[n.size] > 1 }
 
 	// The dispatcher hands jobs out in path order, holding read-ahead budget
@@ -111,7 +111,7 @@ func (p *packer) pack() error {
 	defer p.deep.close()
 	dispatch := func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error {
 		for _, i := range files {
-			n := &p.nodes[i]
+			n := p.nodes.at(i)
 			j := &fileJob{node: i, done: make(chan struct{})}
 			if n.size > 0 && n.size <= p.opt.wholeMax && !n.sparse {
 				j.buf, j.held = ring.take(int(n.size))
@@ -130,7 +130,7 @@ func (p *packer) pack() error {
 		}
 		return nil
 	}
-	read := func(ctx context.Context, j *fileJob) { p.readJob(ctx, j, candidate(&p.nodes[j.node])) }
+	read := func(ctx context.Context, j *fileJob) { p.readJob(ctx, j, candidate(p.nodes.at(j.node))) }
 	if err := p.run(dispatch, read); err != nil {
 		return err
 	}
@@ -143,12 +143,12 @@ func (p *packer) pack() error {
 	for _, lf := range links {
 		l, first := lf[0], lf[1]
 		p.extStart[l], p.extCount[l] = p.extStart[first], p.extCount[first]
-		if p.nodes[first].skip {
-			p.opt.warn(fmt.Errorf("%s: a hardlink of %s, which was skipped (skipped)", p.path(&p.nodes[l]), p.path(&p.nodes[first])))
-			p.nodes[l].skip = true
+		if p.nodes.at(first).skip {
+			p.opt.warn(fmt.Errorf("%s: a hardlink of %s, which was skipped (skipped)", p.path(p.nodes.at(l)), p.path(p.nodes.at(first))))
+			p.nodes.at(l).skip = true
 			p.res.Skipped++
 		}
-		p.nodes[l].size, p.nodes[l].mtime = p.nodes[first].size, p.nodes[first].mtime
+		p.nodes.at(l).size, p.nodes.at(l).mtime = p.nodes.at(first).size, p.nodes.at(first).mtime
 	}
 	return nil
 }
@@ -291,8 +291,8 @@ func (p *packer) pathOrder() []int32 {
 	var out []int32
 	var walk func(i int32)
 	walk = func(i int32) {
-		for _, c := range p.nodes[i].children {
-			n := &p.nodes[c]
+		for _, c := range p.nodes.at(i).children {
+			n := p.nodes.at(c)
 			switch {
 			case n.isReg():
 				out = append(out, c)
@@ -312,7 +312,7 @@ func (p *packer) pathOrder() []int32 {
 // extension, then base name (the same file in another version of a tree),
 // then size, keeping path order among equals. Near-repeats that whole-file
 // dedup leaves then fall inside one block, within the codec's window.
-func similarOrder(nodes []node, files []int32) {
+func similarOrder(nodes *nodeList, files []int32) {
 	ext := func(name []byte) []byte {
 		if i := bytes.LastIndexByte(name, '.'); i > 0 {
 			return name[i:]
@@ -320,7 +320,7 @@ func similarOrder(nodes []node, files []int32) {
 		return nil
 	}
 	slices.SortStableFunc(files, func(a, b int32) int {
-		na, nb := &nodes[a], &nodes[b]
+		na, nb := nodes.at(a), nodes.at(b)
 		if c := bytes.Compare(ext(na.name), ext(nb.name)); c != 0 {
 			return c
 		}
@@ -336,7 +336,7 @@ func similarOrder(nodes []node, files []int32) {
 // and hashes what it stores, so a file that changed in between is never
 // taken for a copy of another).
 func (p *packer) readJob(ctx context.Context, j *fileJob, cand bool) {
-	n := &p.nodes[j.node]
+	n := p.nodes.at(j.node)
 	if j.held > 0 {
 		snap, err := p.readSnapshot(n, p.opt.wholeMax, j.buf)
 		if errors.Is(err, errGrown) {
@@ -534,16 +534,16 @@ func (p *packer) openSource(n *node) (int, unix.Stat_t, error) {
 		// listed). The primary's path then holds the file's state at the
 		// scan, as every other path of it does.
 		for _, other := range p.linkedNodes[inodeKey{n.dev, n.ino}] {
-			if fd, st, oerr := p.openListed(&p.nodes[other], 0); oerr == nil {
+			if fd, st, oerr := p.openListed(p.nodes.at(other), 0); oerr == nil {
 				return fd, st, nil
 			}
 		}
 		return fd, st, err
 	}
-	if !errors.Is(err, errReplaced) || n.nlink > 1 || n.parent < 0 || p.nodes[n.parent].implied {
+	if !errors.Is(err, errReplaced) || n.nlink > 1 || n.parent < 0 || p.nodes.at(n.parent).implied {
 		return fd, st, err
 	}
-	dir := &p.nodes[n.parent]
+	dir := p.nodes.at(n.parent)
 	dfd, _, derr := p.openListed(dir, unix.O_DIRECTORY)
 	if derr != nil {
 		return -1, st, err
@@ -595,7 +595,7 @@ func (p *packer) sequence(j *fileJob, st *streamer) error {
 			return nil
 		}
 	}
-	n := &p.nodes[j.node]
+	n := p.nodes.at(j.node)
 	if j.err != nil {
 		return p.unreadable(n, j.err)
 	}

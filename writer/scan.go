@@ -122,7 +122,7 @@ type scanner struct {
 	dirHook func(path string)
 
 	mu    sync.Mutex
-	nodes []node
+	nodes *nodeList
 	// anchors: O_PATH descriptors of directories with long paths, listed
 	// but not yet read, by node (readDir).
 	anchors map[int32]int
@@ -147,7 +147,7 @@ type scanCounts struct{ skipped, excluded int64 }
 // scan builds the tree of the given sources, leaving out the files skip
 // names and those opt excludes, until ctx is done. Node 0 is the archive
 // root. It also counts the paths it left out.
-func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *Options) (_ []node, _ scanCounts, err error) {
+func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *Options) (_ *nodeList, _ scanCounts, err error) {
 	s := &scanner{ctx: ctx, oneFS: opt.OneFileSystem, strict: opt.Strict, warn: opt.warn, skip: skip, sem: make(chan struct{}, 4), dirHook: opt.dirHook,
 		excl: opt.Exclude, caches: opt.ExcludeCaches, tags: opt.ExcludeIfPresent}
 	var lim unix.Rlimit
@@ -188,7 +188,7 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 		if err != nil {
 			return nil, scanCounts{}, err
 		}
-		s.nodes = append(s.nodes, root)
+		s.nodes = newNodeList(root)
 		s.pending(0, s.excl.Root())
 		s.scanDir(0, root.dev)
 	} else {
@@ -196,7 +196,7 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 		// entry under its base name in a synthetic root.
 		root := impliedDir()
 		root.parent = -1
-		s.nodes = append(s.nodes, root)
+		s.nodes = newNodeList(root)
 		seen := map[string]bool{}
 		for _, src := range sources {
 			base := filepath.Base(filepath.Clean(src))
@@ -218,9 +218,8 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 			// Under the lock: the scan of an earlier source goes on,
 			// on goroutines that append to the same nodes.
 			s.mu.Lock()
-			idx := int32(len(s.nodes))
-			s.nodes = append(s.nodes, n)
-			s.nodes[0].children = append(s.nodes[0].children, idx)
+			idx := s.nodes.add(n)
+			s.nodes.at(0).children = append(s.nodes.at(0).children, idx)
 			s.mu.Unlock()
 			if n.isDir() {
 				s.pending(idx, s.excl.Enter(top, base))
@@ -232,12 +231,7 @@ func scan(ctx context.Context, sources []string, skip map[[2]uint64]bool, opt *O
 	if s.err != nil {
 		return nil, scanCounts{}, s.err
 	}
-	for i := range s.nodes {
-		if c := s.nodes[i].children; len(c) > 1 {
-			nodes := s.nodes
-			slices.SortFunc(c, func(a, b int32) int { return bytes.Compare(nodes[a].name, nodes[b].name) })
-		}
-	}
+	s.nodes.sortChildren()
 	return s.nodes, s.counts, nil
 }
 
@@ -278,20 +272,11 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 		return
 	}
 	s.mu.Lock()
-	first := int32(len(s.nodes))
-	if need := len(s.nodes) + len(kids); need > cap(s.nodes) {
-		// Double rather than append's 1.25× for large slices: nodes are
-		// big and hold pointers, and each growth copies them all under
-		// the lock the other scanners wait on.
-		grown := make([]node, len(s.nodes), max(2*cap(s.nodes), need, 1024))
-		copy(grown, s.nodes)
-		s.nodes = grown
-	}
-	s.nodes = append(s.nodes, kids...)
+	first := s.nodes.add(kids...)
 	var subdirs []int32
 	for i := range kids {
 		c := first + int32(i)
-		s.nodes[idx].children = append(s.nodes[idx].children, c)
+		s.nodes.at(idx).children = append(s.nodes.at(idx).children, c)
 		if kids[i].isDir() {
 			if s.oneFS && kids[i].dev != rootDev {
 				continue // keep the mount point itself, not what is mounted on it
@@ -356,7 +341,7 @@ func (s *scanner) scanDir(idx int32, rootDev uint64) {
 // directory (nil where they need only names).
 func (s *scanner) readDir(idx int32) (kids []node, anchors []int, kidDirs []exclude.Dir, ok bool) {
 	s.mu.Lock()
-	kept, dev, ino := s.nodes[idx].path, s.nodes[idx].dev, s.nodes[idx].ino
+	kept, dev, ino := s.nodes.at(idx).path, s.nodes.at(idx).dev, s.nodes.at(idx).ino
 	at, anchored := s.anchors[idx]
 	delete(s.anchors, idx)
 	in := s.dirs[idx]
@@ -574,7 +559,7 @@ func childPath(dir, name string) string {
 // joined on (childPath's way). The top-level sources always keep theirs;
 // the implied root has none (""), and the names below it, a tar stream's
 // members, are joined into a relative path.
-func nodePath(nodes []node, n *node) string {
+func nodePath(nodes *nodeList, n *node) string {
 	if n.path != "" || n.parent < 0 {
 		return n.path
 	}
@@ -584,7 +569,7 @@ func nodePath(nodes []node, n *node) string {
 	top, size := n, 0
 	for top.path == "" && top.parent >= 0 {
 		size += 1 + len(top.name)
-		top = &nodes[top.parent]
+		top = nodes.at(top.parent)
 	}
 	if top.path == "" || strings.HasSuffix(top.path, "/") {
 		size-- // no slash before the first name, or the top's own
@@ -592,7 +577,7 @@ func nodePath(nodes []node, n *node) string {
 	b := make([]byte, len(top.path)+size)
 	copy(b, top.path)
 	end := len(b)
-	for m := n; m != top; m = &nodes[m.parent] {
+	for m := n; m != top; m = nodes.at(m.parent) {
 		end -= len(m.name)
 		copy(b[end:], m.name)
 		if end > len(top.path) {
@@ -622,7 +607,7 @@ func keptPath(dir, name string) string {
 func (s *scanner) path(i int32) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return nodePath(s.nodes, &s.nodes[i])
+	return nodePath(s.nodes, s.nodes.at(i))
 }
 
 // withPath makes err, from a file opened under a name other than its path

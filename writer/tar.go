@@ -52,7 +52,7 @@ func CreateFromTar(ctx context.Context, out string, r io.Reader, opt Options) (*
 		// size.
 		root := impliedDir()
 		root.parent = -1
-		p.nodes = []node{root}
+		p.nodes = newNodeList(root)
 		p.extStart, p.extCount = []uint32{0}, []uint32{0}
 		p.tar = &tarTree{children: map[tarKey]int32{}, users: map[uint32]string{}, groups: map[uint32]string{}}
 		return nil
@@ -177,12 +177,7 @@ func (p *packer) packTar(r io.Reader) error {
 	}
 	p.res.Skipped += p.tar.skipped
 	p.res.Excluded += p.tar.excluded
-	for i := range p.nodes {
-		if c := p.nodes[i].children; len(c) > 1 {
-			nodes := p.nodes
-			slices.SortFunc(c, func(a, b int32) int { return bytes.Compare(nodes[a].name, nodes[b].name) })
-		}
-	}
+	p.nodes.sortChildren()
 	return nil
 }
 
@@ -469,7 +464,7 @@ const xattrListMax = 64 << 10
 func (p *packer) addTarNode(j *fileJob) bool {
 	t, e := p.tar, j.entry
 	if e.path == "" {
-		r := &p.nodes[0]
+		r := p.nodes.at(0)
 		children := r.children
 		*r = e.n
 		r.parent, r.children = -1, children
@@ -485,8 +480,8 @@ func (p *packer) addTarNode(j *fileJob) bool {
 	// What the member's name leads to now: one lookup under the parent
 	// tarDir found, not a second walk down the whole path.
 	old, exists := p.tar.children[tarKey{parent, string(n.name)}]
-	exists = exists && !p.nodes[old].skip
-	if exists && !n.isDir() && p.nodes[old].isDir() && p.hasEntries(old) {
+	exists = exists && !p.nodes.at(old).skip
+	if exists && !n.isDir() && p.nodes.at(old).isDir() && p.hasEntries(old) {
 		// tar, extracting, removes what stands at a member's path, which
 		// fails on a directory with entries: the directory stays, with
 		// them, and tar says so. Replaced, it took them all, silently.
@@ -502,12 +497,12 @@ func (p *packer) addTarNode(j *fileJob) bool {
 			p.res.Skipped++
 			return false
 		}
-		if !ok || p.nodes[ti].isDir() {
+		if !ok || p.nodes.at(ti).isDir() {
 			p.opt.warn(fmt.Errorf("tar member %s: hardlink to %s, which is not an earlier file member (skipped)", e.name, e.link))
 			p.res.Skipped++
 			return false
 		}
-		target := &p.nodes[ti]
+		target := p.nodes.at(ti)
 		if target.nlink < 2 {
 			t.inodes++
 			target.dev, target.ino, target.nlink = tarDev, t.inodes, 2
@@ -518,9 +513,9 @@ func (p *packer) addTarNode(j *fileJob) bool {
 		p.extStart[j.node], p.extCount[j.node] = p.extStart[ti], p.extCount[ti]
 		return false
 	}
-	if exists && n.isDir() && p.nodes[old].isDir() {
+	if exists && n.isDir() && p.nodes.at(old).isDir() {
 		// A directory named again: new metadata, same children.
-		o := &p.nodes[old]
+		o := p.nodes.at(old)
 		children := o.children
 		*o = n
 		o.parent, o.children = parent, children
@@ -533,7 +528,7 @@ func (p *packer) addTarNode(j *fileJob) bool {
 // hasEntries reports whether directory node d has an entry that was not
 // replaced since.
 func (p *packer) hasEntries(d int32) bool {
-	return slices.ContainsFunc(p.nodes[d].children, func(c int32) bool { return !p.nodes[c].skip })
+	return slices.ContainsFunc(p.nodes.at(d).children, func(c int32) bool { return !p.nodes.at(c).skip })
 }
 
 // insertTarNode adds n under parent, replacing what was there by its name.
@@ -542,14 +537,13 @@ func (p *packer) hasEntries(d int32) bool {
 func (p *packer) insertTarNode(parent int32, n node) int32 {
 	k := tarKey{parent, string(n.name)}
 	if old, ok := p.tar.children[k]; ok {
-		p.nodes[old].skip = true
+		p.nodes.at(old).skip = true
 	}
-	idx := int32(len(p.nodes))
 	n.parent = parent
-	p.nodes = append(p.nodes, n)
+	idx := p.nodes.add(n)
 	p.extStart = append(p.extStart, 0)
 	p.extCount = append(p.extCount, 0)
-	p.nodes[parent].children = append(p.nodes[parent].children, idx)
+	p.nodes.at(parent).children = append(p.nodes.at(parent).children, idx)
 	p.tar.children[k] = idx
 	return idx
 }
@@ -564,7 +558,7 @@ func (p *packer) tarNode(at string) (int32, bool) {
 	for rest := at; rest != ""; {
 		name, more, _ := strings.Cut(rest, "/")
 		c, ok := p.tar.children[tarKey{i, name}]
-		if !ok || p.nodes[c].skip || more != "" && !p.nodes[c].isDir() {
+		if !ok || p.nodes.at(c).skip || more != "" && !p.nodes.at(c).isDir() {
 			return 0, false
 		}
 		i, rest = c, more
@@ -588,8 +582,8 @@ func (p *packer) tarDir(dir string) (int32, error) {
 		if k := strings.IndexByte(dir[start:], '/'); k >= 0 {
 			end = start + k
 		}
-		if c, ok := p.tar.children[tarKey{i, dir[start:end]}]; ok && !p.nodes[c].skip {
-			if !p.nodes[c].isDir() {
+		if c, ok := p.tar.children[tarKey{i, dir[start:end]}]; ok && !p.nodes.at(c).skip {
+			if !p.nodes.at(c).isDir() {
 				return 0, fmt.Errorf("%s is not a directory", dir[:end])
 			}
 			i = c

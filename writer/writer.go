@@ -405,7 +405,7 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 type packer struct {
 	opt   *Options
 	ctx   context.Context
-	nodes []node
+	nodes *nodeList
 	vw    *volumeWriter
 	res   Result
 	// linkedNodes: the nodes of each hardlinked file after its primary's
