@@ -501,7 +501,7 @@ func TestFlippedBlockByteIsNamedByVerify(t *testing.T) {
 	// The stream starts with the first file's blocks: "bystander" sorts first.
 	flipByte(t, base+".001", format.VolumeHeaderSize+1000)
 	r := arcpack(t, "verify", base+".001")
-	wantFail(t, r, 1, "arcpack: verify "+base+".001: damaged: 1 bad block(s), 0 missing volume(s), index intact; 1 file(s) affected")
+	wantFail(t, r, 1, "arcpack: verify "+base+".001: damaged: 1 bad block(s), 0 missing volume(s), 0 damaged volume(s), index intact; 1 file(s) affected")
 	if !strings.Contains(r.stdout, "damaged block: block 0 (frame 0, volume "+base+".001): checksum ") {
 		t.Errorf("verify does not name the block, frame and volume:\n%v", r)
 	}
@@ -540,6 +540,37 @@ func TestMissingVolumeIsNamed(t *testing.T) {
 	wantFail(t, r, 1, "arcpack: verify "+base+".001: damaged: ", "1 missing volume(s)")
 	if !strings.Contains(r.stdout, "missing volume: "+base+".002\n") {
 		t.Errorf("verify does not name the missing volume:\n%v", r)
+	}
+}
+
+// Bytes appended to a volume that is not the last (a copy that went on,
+// a stray write) are damage to that volume alone: verify names it and
+// exits 1, list and extract read every file; until 2026-12-07 every
+// command refused the whole archive.
+func TestBytesAppendedToAMiddleVolumeStayLocal(t *testing.T) {
+	src, base := corruptible(t)
+	if len(volumes(t, base)) < 3 {
+		t.Fatal("want three volumes or more")
+	}
+	f, err := os.OpenFile(base+".002", os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("extra\n")
+	f.Close()
+	r := arcpack(t, "verify", base+".001")
+	wantFail(t, r, 1, "arcpack: verify "+base+".001: damaged: 0 bad block(s), 0 missing volume(s), 1 damaged volume(s), index intact; 0 file(s) affected")
+	if !strings.Contains(r.stdout, "damaged volume: "+base+".002: corrupt: ") || !strings.Contains(r.stdout, "(trailing data)") {
+		t.Errorf("verify does not name the volume and what is wrong:\n%v", r)
+	}
+	mustArcpack(t, "list", base+".001")
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustArcpack(t, "extract", base+".001", "-o", dst)
+	for _, name := range []string{"victim", "bystander"} {
+		want, _ := os.ReadFile(filepath.Join(src, name))
+		if got, err := os.ReadFile(filepath.Join(dst, name)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s did not come back intact: %v", name, err)
+		}
 	}
 }
 

@@ -526,8 +526,8 @@ func TestMissingMiddleVolumeIsLocalDamage(t *testing.T) {
 	}
 }
 
-// TestDamagedVolumeIsLocalDamage: a middle volume that is short, or whose
-// header no longer parses (even the volume named on the command line), is
+// TestDamagedVolumeIsLocalDamage: a middle volume that is short or too
+// long, or whose header no longer parses (even the volume named on the command line), is
 // reported by DamagedVolumes; the archive opens, blocks past the short
 // volume's end read as damaged, and everything else reads intact.
 func TestDamagedVolumeIsLocalDamage(t *testing.T) {
@@ -541,6 +541,13 @@ func TestDamagedVolumeIsLocalDamage(t *testing.T) {
 	}{
 		{"truncated middle volume", 4, func(p string) { os.Truncate(p, 4000) }, 0, "truncated: 4000 bytes, want 4096", true},
 		{"truncated inside the header", 4, func(p string) { os.Truncate(p, 20) }, 0, "truncated: 20 bytes, want 4096", true},
+		// Bytes past a middle volume's end lose nothing: the volume is
+		// read as far as it should go, and reported.
+		{"bytes appended to a middle volume", 4, func(p string) {
+			f, _ := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			f.WriteString("extra\n")
+			f.Close()
+		}, 0, "corrupt: 4102 bytes, want 4096 (trailing data)", false},
 		{"flipped header checksum", 4, func(p string) { flipByte(t, p, 45) }, 0, "damaged header: corrupt: volume header checksum", false},
 		{"given volume's magic overwritten", 0, func(p string) { flipByte(t, p, 0) }, 0, "damaged header: not an arc archive", false},
 	} {

@@ -386,10 +386,15 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		if n == last {
 			want = format.VolumeHeaderSize + stream - int64(last-1)*layout.Payload()
 		}
-		if sz > want {
-			return nil, footer, fmt.Errorf("%s: %w: %d bytes, want %d (trailing data)", vs.name(n), format.ErrCorrupt, sz, want)
-		}
 		switch {
+		case sz > want:
+			// Bytes past a volume's end (appended to it, or a copy
+			// that went on): damage, as a short volume is, but local
+			// to it. Reads stay within its first want bytes, and
+			// blocks that moved (bytes inserted, not appended) fail
+			// their checksums. The last volume never gets here: its
+			// footer is read from its end.
+			vs.damaged[n] = fmt.Errorf("%s: %w: %d bytes, want %d (trailing data)", vs.name(n), format.ErrCorrupt, sz, want)
 		case sz < want:
 			// A short volume (the last one cannot be: its footer is read
 			// from its end) reads as far as it goes.

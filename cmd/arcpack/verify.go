@@ -179,8 +179,8 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	if rep.Intact() {
 		return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: %s%s", archive, rec.notIntact(), rec.hint(archive))}
 	}
-	return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: damaged: %d bad block(s), %d missing volume(s), index %s; %d file(s) affected%s",
-		archive, len(rep.Damaged), len(rep.MissingVolumes), indexState(rep), len(rep.AffectedFiles), rec.hint(archive))}
+	return &exitError{code: exitDamage, err: fmt.Errorf("verify %s: damaged: %d bad block(s), %d missing volume(s), %d damaged volume(s), index %s; %d file(s) affected%s",
+		archive, len(rep.Damaged), len(rep.MissingVolumes), len(rep.DamagedVolumes), indexState(rep), len(rep.AffectedFiles), rec.hint(archive))}
 }
 
 // verifyBlocks checks every block and the index of a, with a progress bar
@@ -324,8 +324,8 @@ func writeRecoveryText(out io.Writer, u *units, archive string, r *recoveryCheck
 	switch {
 	case r == nil:
 	case r.stale():
-		fmt.Fprintf(out, "recovery volumes not used: %s (left from another archive? 'arcpack recovery add %s --recovery PCT --force' replaces them)\n",
-			termsafe.Name(r.err.Error()), termsafe.Name(archive))
+		fmt.Fprintf(out, "recovery volumes not used: %s (left from another archive? %s replaces them)\n",
+			termsafe.Name(r.err.Error()), recoveryAddHint(archive, true))
 	case !r.usable():
 		fmt.Fprintf(out, "recovery volumes unusable: %s\n", termsafe.Name(r.err.Error()))
 	case r.rep.Intact():
