@@ -277,9 +277,10 @@ func TestReportLinesEscapeHostileArchiveNames(t *testing.T) {
 
 	putBack := keepFiles(t, recoveryFiles(t, out))
 	r = mustArcpack(t, append([]string{"create", src, "-o", out, "--force"}, small...)...)
-	check("create --force", r, "replaced archive ("+esc+".r01 ...); 'arcpack recovery add "+esc+"'")
+	check("create --force", r, "replaced archive ("+esc+".r01 ...); 'arcpack recovery add \""+esc+"\" --recovery 10%' writes new ones")
+	check("info without recovery volumes", mustArcpack(t, "info", out+".001"), "none ('arcpack recovery add \""+esc+".001\" --recovery 10%' writes them)")
 	putBack() // now another archive's
-	check("verify beside stale recovery volumes", mustArcpack(t, "verify", out+".001"), "'arcpack recovery add "+esc+".001 --recovery PCT --force'")
+	check("verify beside stale recovery volumes", mustArcpack(t, "verify", out+".001"), "'arcpack recovery add \""+esc+".001\" --recovery 10% --force'")
 
 	man := filepath.Join(dir, "man"+evil)
 	check("man", mustArcpack(t, "man", man), "written to "+filepath.Join(dir, "man"+escaped))

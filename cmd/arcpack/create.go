@@ -343,7 +343,7 @@ func removeStaleRecovery(w io.Writer, out string, hint bool) error {
 	}
 	fmt.Fprintf(w, "removed %d recovery volume(s) of the replaced archive (%s ...)", len(old), termsafe.Name(old[0]))
 	if hint {
-		fmt.Fprintf(w, "; 'arcpack recovery add %s' writes new ones", termsafe.Name(out))
+		fmt.Fprintf(w, "; %s writes new ones", recoveryAddHint(out, false))
 	}
 	fmt.Fprintln(w)
 	return nil

@@ -235,7 +235,7 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 			}
 		}
 	default:
-		p("recovery", "none ('arcpack recovery add' writes them)")
+		p("recovery", "none (%s writes them)", recoveryAddHint(archive, false))
 	}
 	for _, kv := range x.Params {
 		p("param "+termsafe.Name(kv.Key), "%s", termsafe.Name(kv.Value))

@@ -53,6 +53,17 @@ func addRecovery(ctx context.Context, w io.Writer, u *units, out string, pct flo
 	return writeRecovery(ctx, w, u, out, recovery.Options{Percent: pct, Force: force, Workers: workers})
 }
 
+// recoveryAddHint is the command that writes archive's recovery volumes,
+// quoted as a hint (in single quotes), ready to paste: the percentage is
+// required, so it carries the one the examples use.
+func recoveryAddHint(archive string, force bool) string {
+	f := ""
+	if force {
+		f = " --force"
+	}
+	return fmt.Sprintf("'arcpack recovery add %s --recovery 10%%%s'", termsafe.Name(termsafe.Word(archive)), f)
+}
+
 func writeRecovery(ctx context.Context, w io.Writer, u *units, out string, opt recovery.Options) error {
 	start := time.Now()
 	res, err := recovery.Add(ctx, out, opt)
@@ -60,7 +71,7 @@ func writeRecovery(ctx context.Context, w io.Writer, u *units, out string, opt r
 		if ctx.Err() != nil {
 			// The archive itself is complete (create renamed its volumes
 			// into place before the parity began) and verifies: keep it.
-			return &exitError{code: exitInterrupted, err: fmt.Errorf("recovery %s: interrupted, no recovery volume written (the archive is complete; 'arcpack recovery add %s' writes them)", out, out)}
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("recovery %s: interrupted, no recovery volume written (the archive is complete; %s writes them)", out, recoveryAddHint(out, false))}
 		}
 		return fmt.Errorf("recovery volumes: %w", err)
 	}
