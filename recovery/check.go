@@ -540,7 +540,16 @@ func referenceHeader(base string, found []string, df dataFiles) (*header, error)
 	if first != nil {
 		return nil, fmt.Errorf("%s: %w (parity for archive %s, the volumes are archive %s)", base, ErrForeign, first.id, other)
 	}
-	return nil, fmt.Errorf("%s: %w: %w", base, ErrNoRecovery, errors.Join(errs...))
+	// One line: errors.Join would put a newline between the files, and
+	// a message is one line (it reads as a literal \n once escaped).
+	if len(errs) == 0 { // every one gone since it was listed
+		return nil, fmt.Errorf("%s: %w", base, ErrNoRecovery)
+	}
+	why := errs[0]
+	for _, e := range errs[1:] {
+		why = fmt.Errorf("%w; %w", why, e)
+	}
+	return nil, fmt.Errorf("%s: %w: %w", base, ErrNoRecovery, why)
 }
 
 // sources finds the file that holds each data volume (data: their names,

@@ -96,8 +96,11 @@ func trailer(h int64) []byte {
 // file is size bytes long; it reads nothing beyond what the fixed part
 // promises and the file holds.
 func readHeaderAt(f io.ReaderAt, off, size int64) (*header, error) {
+	if off == 0 && size < headerFixed {
+		return nil, fmt.Errorf("%w: the file is %d bytes, shorter than a header", ErrHeader, size)
+	}
 	if off < 0 || size-off < headerFixed {
-		return nil, fmt.Errorf("%w: no room for a header at %d", ErrHeader, off)
+		return nil, fmt.Errorf("%w: no room for a header at offset %d", ErrHeader, off)
 	}
 	fixed := make([]byte, headerFixed)
 	if _, err := f.ReadAt(fixed, off); err != nil {

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -406,6 +407,31 @@ func TestParityOfAnotherArchiveIsRefused(t *testing.T) {
 	}
 	if _, err := Repair(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
 		t.Errorf("repair: %v, want ErrForeign", err)
+	}
+}
+
+// Recovery volumes that are all unusable are named in one line, each with
+// what is wrong with it, in words (an empty file is "0 bytes").
+func TestUnusableRecoveryVolumesAreNamedOnOneLine(t *testing.T) {
+	base, _, res := fixture(t)
+	if len(res.Paths) < 2 {
+		t.Fatalf("want two recovery volumes or more, have %v", res.Paths)
+	}
+	for _, p := range res.Paths {
+		os.Truncate(p, 0)
+	}
+	_, err := Check(ctx, base, Options{})
+	if !errors.Is(err, ErrNoRecovery) || !errors.Is(err, ErrHeader) {
+		t.Fatalf("check: %v, want ErrNoRecovery and ErrHeader", err)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\n") {
+		t.Errorf("the error spans lines: %q", msg)
+	}
+	for _, p := range res.Paths {
+		if !strings.Contains(msg, p+": bad recovery header: the file is 0 bytes, shorter than a header") {
+			t.Errorf("the error does not say what is wrong with %s: %q", p, msg)
+		}
 	}
 }
 
