@@ -86,11 +86,12 @@ func excludeTags(names []string) ([]string, error) {
 }
 
 // checkExcludeRoots refuses a pattern that spells a source's own path
-// ("/home/me/.cache" for the source /home/me): patterns match paths inside
-// the archive, where a directory source is the root and several sources
-// are entries under their base names, so such a pattern would leave out
-// nothing, silently (restic users write them so). The error gives the
-// pattern that means it.
+// ("/home/me/.cache" for the source /home/me, or "src/.cache" for the
+// source src given so): patterns match paths inside the archive, where a
+// directory source is the root and several sources are entries under
+// their base names, so such a pattern would leave out nothing, silently
+// (restic and tar users write them so). The error gives the pattern that
+// means it.
 func checkExcludeRoots(l *exclude.List, sources []string) error {
 	single := false
 	if len(sources) == 1 {
@@ -108,18 +109,28 @@ func checkExcludeRoots(l *exclude.List, sources []string) error {
 			roots = append(roots, abs)
 		}
 	}
+	// rootHas reports whether the archive's root holds an entry called
+	// name: then a pattern starting with name/ is written from the root
+	// rightly, whatever a source is called (the source src holding a
+	// directory src).
+	rootHas := func(name string) bool {
+		if single {
+			_, err := os.Lstat(filepath.Join(sources[0], name))
+			return err == nil
+		}
+		return slices.ContainsFunc(sources, func(src string) bool { return filepath.Base(filepath.Clean(src)) == name })
+	}
 	for _, p := range l.Patterns() {
 		neg := strings.HasPrefix(p, "!")
 		body := strings.TrimPrefix(p, "!")
-		if !strings.HasPrefix(body, "/") {
-			continue // not written from the root: no source's path
-		}
 		trimmed := strings.TrimRight(body, "/")
 		slash := body[len(trimmed):]
-		for _, abs := range roots {
-			rest, below := strings.CutPrefix(trimmed, abs+"/")
-			if !below && trimmed != abs {
-				continue
+		// spells: the source's path as the pattern may spell it, and
+		// the source's absolute path, for the message.
+		check := func(spells, abs string) error {
+			rest, below := strings.CutPrefix(trimmed, spells+"/")
+			if !below && trimmed != spells {
+				return nil
 			}
 			where, meant := "the root", "/"+rest
 			if !single {
@@ -136,6 +147,35 @@ func checkExcludeRoots(l *exclude.List, sources []string) error {
 			}
 			return fmt.Errorf("exclude pattern \"%s\" starts with the path of the source %s, but patterns match paths inside the archive (as 'arcpack list' prints them), where that source is %s: write \"%s\"",
 				p, abs, where, meant+slash)
+		}
+		if strings.HasPrefix(body, "/") {
+			for _, abs := range roots {
+				if err := check(abs, abs); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		// Relative: only a pattern with a '/' before its end is anchored
+		// at the root (one without matches a name at any depth), and
+		// only sources given as relative paths below the current
+		// directory can be spelled so.
+		first, _, anchored := strings.Cut(trimmed, "/")
+		if !anchored || rootHas(first) {
+			continue
+		}
+		for _, src := range sources {
+			c := filepath.Clean(src)
+			if filepath.IsAbs(c) || c == "." || c == ".." || strings.HasPrefix(c, "../") {
+				continue
+			}
+			abs, err := filepath.Abs(c)
+			if err != nil {
+				continue
+			}
+			if err := check(c, abs); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
