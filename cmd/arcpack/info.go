@@ -201,6 +201,12 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	p("index", "%s (%s decoded)", u.size(int64(in.IndexBytes)), u.size(int64(in.IndexRaw)))
 	inb := int64(x.Stat("input-bytes"))
 	p("input", "%s in %d files", u.size(inb), x.Stat("files"))
+	if h := x.Stat("hole-bytes"); h > 0 {
+		// Not a saving: holes are neither read nor in the input (a sparse
+		// file's data is), so they stay out of "saved by", whose lines
+		// the input less each is what the next layer saw.
+		p("holes", "%s more in sparse files, kept as holes (not in the input)", u.size(int64(h)))
+	}
 	if ex, sk := x.Stat("excluded"), x.Stat("skipped"); ex > 0 || sk > 0 {
 		// What is not in the archive, and why (the params below say by
 		// which patterns).
@@ -213,9 +219,6 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	p("", "segments     %s (%d references)", u.size(int64(x.Stat("segment-bytes"))), x.Stat("segment-refs"))
 	p("", "compression  %s (%s unique data stored as %s)", u.size(max(int64(in.UniqueBytes)-int64(in.StoredBytes), 0)),
 		u.size(int64(in.UniqueBytes)), u.size(int64(in.StoredBytes)))
-	if h := x.Stat("hole-bytes"); h > 0 {
-		p("", "holes        %s (sparse files, stored as holes)", u.size(int64(h)))
-	}
 	p("ratio", "%.2f (input / archive bytes)", in.Ratio)
 	switch r := in.Recovery; {
 	case r != nil && r.Error != "":
