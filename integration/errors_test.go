@@ -514,7 +514,7 @@ func TestFlippedBlockByteIsNamedByVerify(t *testing.T) {
 	}
 	dst := filepath.Join(t.TempDir(), "dst")
 	e := arcpack(t, "extract", base+".001", "-o", dst)
-	wantFail(t, e, 1, "arcpack: extract "+base+".001: 1 files could not be fully extracted")
+	wantFail(t, e, 1, "arcpack: extract "+base+".001: 1 file could not be fully extracted")
 	if !strings.Contains(e.stderr, "arcpack: warning: bystander: block 0 ") {
 		t.Errorf("extract does not name the damaged file:\n%v", e)
 	}
@@ -658,7 +658,7 @@ func wantVolumeDamageLocal(t *testing.T, base, volumeLine, why string) {
 		t.Errorf("list: %q", l.stdout)
 	}
 	e := arcpack(t, "extract", base+".001", "-o", filepath.Join(t.TempDir(), "dst"))
-	wantFail(t, e, 1, "files could not be fully extracted")
+	wantFail(t, e, 1, " could not be fully extracted")
 	if !strings.Contains(e.stderr, why) || !strings.Contains(e.stderr, base+".002") {
 		t.Errorf("extract does not name the volume and say %q:\n%v", why, e)
 	}

@@ -444,7 +444,7 @@ func TestListAndCatSpellPathsOneWay(t *testing.T) {
 	}
 	// info counts the paths by type, adding up to them, and the names
 	// beyond one per inode (d/hl).
-	if out, want := mustArcpack(t, "info", base+".001").stdout, "6 paths: the root, 3 files, 1 dirs, 1 symlinks, 0 others; 5 inodes (and 1 more names of hardlinked ones)"; !strings.Contains(out, want) {
+	if out, want := mustArcpack(t, "info", base+".001").stdout, "6 paths: the root, 3 files, 1 dir, 1 symlink, 0 others; 5 inodes (and 1 more names of hardlinked ones)"; !strings.Contains(out, want) {
 		t.Errorf("info:\n%s\nlacks %q", out, want)
 	}
 }

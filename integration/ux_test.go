@@ -341,7 +341,7 @@ func TestBytesFlagShowsExactSizes(t *testing.T) {
 		human, byte string
 	}{
 		{[]string{"list", "-l", out + ".001"}, " 1.5 MiB ", " 1536000 "},
-		{[]string{"info", out + ".001"}, "1.5 MiB in 1 files", "1536000 B in 1 files"},
+		{[]string{"info", out + ".001"}, "1.5 MiB in 1 file", "1536000 B in 1 file"},
 		{[]string{"verify", out + ".001", "--progress", "never"}, "(1.5 MiB decoded)", "(1536000 B decoded)"},
 	} {
 		h := mustArcpack(t, c.args...)

@@ -284,7 +284,11 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 		}
 	}
 	if e.res.Damaged > 0 {
-		return &e.res, fmt.Errorf("%d files could not be fully extracted: %w", e.res.Damaged, ErrDamaged)
+		files := "files"
+		if e.res.Damaged == 1 {
+			files = "file"
+		}
+		return &e.res, fmt.Errorf("%d %s could not be fully extracted: %w", e.res.Damaged, files, ErrDamaged)
 	}
 	return &e.res, nil
 }

@@ -297,12 +297,8 @@ func createSummary(u *units, r *writer.Result) string {
 	if r.ArchiveBytes > 0 {
 		ratio = float64(r.InputBytes) / float64(r.ArchiveBytes)
 	}
-	vols := "volume"
-	if len(r.Volumes) != 1 {
-		vols = "volumes"
-	}
-	line := fmt.Sprintf("%d files, %s in, %s out in %d %s, dedup saved %s, ratio %.2f, %.1f MB/s",
-		r.Files, u.size(r.InputBytes), u.size(r.ArchiveBytes), len(r.Volumes), vols,
+	line := fmt.Sprintf("%s, %s in, %s out in %s, dedup saved %s, ratio %.2f, %.1f MB/s",
+		counted(r.Files, "file", "files"), u.size(r.InputBytes), u.size(r.ArchiveBytes), counted(len(r.Volumes), "volume", "volumes"),
 		u.size(max(r.InputBytes-r.UniqueBytes, 0)), ratio, speed)
 	if r.Excluded > 0 {
 		line += fmt.Sprintf(", %d excluded", r.Excluded)

@@ -170,7 +170,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 		return &exitError{code: exitDamage, err: err}
 	}
 	if res.Skipped > 0 {
-		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: %d entries could not be created (named above)", archive, res.Skipped)}
+		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: %s could not be created (named above)", archive, counted(res.Skipped, "entry", "entries"))}
 	}
 	// An owner, a mode bit or an xattr not restored (warned): the content
 	// is all there, the metadata not all as archived. As create does for
@@ -187,8 +187,9 @@ func extractSummary(u *units, r *reader.ExtractResult, d time.Duration) string {
 	if s := d.Seconds(); s > 0 {
 		speed = float64(r.Bytes) / s / 1e6
 	}
-	line := fmt.Sprintf("%d files, %d dirs, %d symlinks, %d others, %d links, %s written, %.1f MB/s",
-		r.Files, r.Dirs, r.Symlinks, r.Others, r.Hardlinks, u.size(r.Bytes), speed)
+	line := fmt.Sprintf("%s, %s, %s, %s, %s, %s written, %.1f MB/s",
+		counted(r.Files, "file", "files"), counted(r.Dirs, "dir", "dirs"), counted(r.Symlinks, "symlink", "symlinks"),
+		counted(r.Others, "other", "others"), counted(r.Hardlinks, "link", "links"), u.size(r.Bytes), speed)
 	if r.Excluded > 0 {
 		line += fmt.Sprintf(", %d excluded", r.Excluded)
 	}

@@ -189,8 +189,9 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 			others++
 		}
 	}
-	p("entries", "%d paths: the root, %d files, %d dirs, %d symlinks, %d others; %d inodes (and %d more names of hardlinked ones)",
-		in.Entries, files, dirs, symlinks, others, in.Inodes, in.Entries-in.Inodes)
+	p("entries", "%d paths: the root, %s, %s, %s, %s; %d inodes (and %d more names of hardlinked ones)",
+		in.Entries, counted(files, "file", "files"), counted(dirs, "dir", "dirs"), counted(symlinks, "symlink", "symlinks"),
+		counted(others, "other", "others"), in.Inodes, in.Entries-in.Inodes)
 	p("frames", "%d", in.Frames)
 	p("blocks", "%d", in.Blocks)
 	for _, id := range []uint8{format.CodecRaw, format.CodecLZ4, format.CodecLZ4X, format.CodecZstd} {
@@ -200,7 +201,7 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	}
 	p("index", "%s (%s decoded)", u.size(int64(in.IndexBytes)), u.size(int64(in.IndexRaw)))
 	inb := int64(x.Stat("input-bytes"))
-	p("input", "%s in %d files", u.size(inb), x.Stat("files"))
+	p("input", "%s in %s", u.size(inb), counted(x.Stat("files"), "file", "files"))
 	if h := x.Stat("hole-bytes"); h > 0 {
 		// Not a saving: holes are neither read nor in the input (a sparse
 		// file's data is), so they stay out of "saved by", whose lines

@@ -54,3 +54,11 @@ func (u *units) size(n int64) string {
 	}
 	return humanBytes(n)
 }
+
+// counted is n with its noun, singular for one ("1 file", "2 files").
+func counted[N int | int64 | uint64](n N, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
