@@ -91,7 +91,7 @@ summary line counts what was left out, by patterns and by tags (--exclude-caches
 	fl.Var(sizeFlag{&f.frameSize}, "frame-size", "input bytes per frame (unit of prefetch)")
 	fl.Var(sizeFlag{&f.blockSize}, "block-size", "input bytes per independently decodable block (--level max: the frame size, up to 16M)")
 	fl.StringVar(&f.codec, "codec", "auto", "block codec: auto, raw, lz4, lz4x, zstd")
-	fl.StringVar(&f.level, "level", "default", "compression level: fast (no segment dedup), default, high, max")
+	fl.StringVar(&f.level, "level", "default", "compression level: fast (no segment dedup), default, high, max (or 1 to 4)")
 	fl.StringVar(&f.order, "order", "path", "unique-data layout: path (a directory's files together) or similar (similar files together)")
 	fl.StringVar(&f.chunkSize, "chunk-size", "default", "average `SIZE` of the content-defined chunks for dedup inside files (a power of two, e.g. 32K), default, or off")
 	fl.BoolVar(&f.segments, "segments", true, "long-distance segment dedup, on except at --level fast (--segments=false turns it off)")
@@ -119,8 +119,8 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	if err := copt.Validate(); err != nil {
 		return usageErrorf("create: --codec: %v", err)
 	}
-	if f.workers < 0 {
-		return usageErrorf("create: --workers %d: want 0 or more", f.workers)
+	if err := checkWorkers("create", f.workers); err != nil {
+		return err
 	}
 	if base := filepath.Base(f.out); f.out == "" || strings.HasSuffix(f.out, "/") || base == "." || base == ".." {
 		// Volumes are named OUT.001, ...: "dir/" would make dir/.001.
@@ -203,9 +203,15 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	// the frame size (saying so where a block size given does not divide it).
 	var blockSize, frameSize int64
 	if c.Flags().Changed("block-size") {
+		if f.blockSize == 0 { // the writer's "unset": not a size anyone means
+			return usageErrorf("create: --block-size 0: want a size from 64K to 16M (the default is the level's: 1M, 16M at --level max)")
+		}
 		blockSize = f.blockSize
 	}
 	if c.Flags().Changed("frame-size") {
+		if f.frameSize == 0 {
+			return usageErrorf("create: --frame-size 0: want a multiple of the block size (the default is 16M)")
+		}
 		frameSize = f.frameSize
 	}
 	showBar, err := wantProgress(f.progress)

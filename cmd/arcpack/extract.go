@@ -64,16 +64,12 @@ path as 'arcpack list' prints it; a directory left out takes what lies below it.
 	fl.BoolVar(&f.noSameOwner, "no-same-owner", false, "do not restore owners, even as root")
 	fl.BoolVar(&f.force, "force", false, "replace existing files in DEST")
 	fl.Var(sizeFlag{&f.cacheSize}, "cache-size", "memory for decoded blocks, with an optional K, M, G or T suffix: blocks that files further on read again stay decoded up to it; less memory, more blocks decoded again")
-	fl.IntVar(&f.workers, "workers", 0, fmt.Sprintf("files written in parallel, up to %d (each holds a 4 MiB buffer; 0 = 4 per CPU, at most 16)", maxExtractWorkers))
+	fl.IntVar(&f.workers, "workers", 0, fmt.Sprintf("files written in parallel, up to %d (each holds a 4 MiB buffer; 0 = 4 per CPU, at most 16)", maxWorkers))
 	addExcludeFlags(c, &f.exclude, "patterns as 'arcpack create --help' describes them")
 	addProgressFlag(c, &f.progress)
 	_ = c.MarkFlagRequired("output")
 	return c
 }
-
-// maxExtractWorkers bounds --workers: more files written at once than
-// this gains nothing, and each worker holds a 4 MiB buffer.
-const maxExtractWorkers = 256
 
 // dec holds the reader options that decode on a GPU (gpuDecode).
 func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths []string, dec reader.Options) error {
@@ -83,8 +79,8 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	if f.dedupLinks != "copy" && f.dedupLinks != "hardlink" {
 		return usageErrorf("extract: invalid --dedup-links %q (want copy or hardlink)", f.dedupLinks)
 	}
-	if f.workers < 0 || f.workers > maxExtractWorkers {
-		return usageErrorf("extract: --workers %d: want 0 to %d", f.workers, maxExtractWorkers)
+	if err := checkWorkers("extract", f.workers); err != nil {
+		return err
 	}
 	if f.cacheSize <= 0 {
 		return usageErrorf("extract: --cache-size %s: want a size above 0 (the default is %s)", bytesize.Format(f.cacheSize), bytesize.Format(reader.DefaultCacheSize))

@@ -42,6 +42,20 @@ func usageErrorf(format string, a ...any) error {
 	return &exitError{code: exitFatal, err: fmt.Errorf(format, a...)}
 }
 
+// maxWorkers bounds --workers of every command: more goroutines than this
+// gain nothing on any machine, and each holds memory (create keeps two
+// blocks in flight for each, extract a 4 MiB buffer).
+const maxWorkers = 256
+
+// checkWorkers refuses a --workers outside 0 (the default, by the
+// machine's CPUs) to maxWorkers.
+func checkWorkers(cmd string, n int) error {
+	if n < 0 || n > maxWorkers {
+		return usageErrorf("%s: --workers %d: want 0 to %d", cmd, n, maxWorkers)
+	}
+	return nil
+}
+
 func main() {
 	os.Exit(run(os.Args[1:]))
 }

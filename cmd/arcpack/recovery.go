@@ -134,8 +134,8 @@ make repair restore the damage, so a damaged archive gets none (exit 1).`,
 			if err != nil {
 				return usageErrorf("recovery add: %v", err)
 			}
-			if workers < 0 {
-				return usageErrorf("recovery add: --workers %d: want 0 or more", workers)
+			if err := checkWorkers("recovery add", workers); err != nil {
+				return err
 			}
 			showBar, err := wantProgress(progress)
 			if err != nil {
@@ -251,6 +251,9 @@ rebuild, nothing is changed. Exit 0 when the archive is intact (or was repaired)
 		Args:        exactArgs(1),
 		Annotations: map[string]string{ownSignals: "yes"},
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkWorkers("repair", workers); err != nil {
+				return err
+			}
 			showBar, err := wantProgress(progress)
 			if err != nil {
 				return err
