@@ -37,7 +37,7 @@ func ParseMode(s string) (Mode, error) {
 	case "off":
 		return ModeOff, nil
 	}
-	return 0, fmt.Errorf("unknown --gpu value %q (want auto, on or off)", s)
+	return 0, fmt.Errorf("%q: want auto, on or off", s)
 }
 
 func (m Mode) String() string {

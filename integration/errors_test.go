@@ -46,6 +46,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"extract", "x.001", "-o", out, "--cache-size", "0"}, "extract: --cache-size 0: want a size above 0 (the default is 512M)"},
 		{[]string{"extract", "x.001", "-o", out, "--cache-size", "lots"}, `invalid size "lots"`},
 		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"recovery", "remove", "x.001"}, `recovery: unknown command "remove" (it has: add; see 'arcpack recovery --help')`},
+		{[]string{"create", src, "-o", out, "--gpu", "maybe"}, `create: --gpu: "maybe": want auto, on or off`},
 	} {
 		wantFail(t, arcpack(t, c.args...), 2, c.want)
 	}

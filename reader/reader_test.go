@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -584,6 +585,21 @@ func TestDamagedVolumeIsLocalDamage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A lone file shorter than a volume header is not taken for a volume cut
+// short: nothing vouches for it, and any small file is as short.
+func TestALoneFileShorterThanAHeaderIsNotAnArchive(t *testing.T) {
+	for _, size := range []int{0, 3, format.VolumeHeaderSize - 1} {
+		p := filepath.Join(t.TempDir(), "x.001")
+		if err := os.WriteFile(p, bytes.Repeat([]byte("a"), size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(p, Options{})
+		if !errors.Is(err, format.ErrNotArchive) || !strings.Contains(err.Error(), fmt.Sprintf("%s: not an arc archive: %d bytes, shorter than a volume header", p, size)) {
+			t.Errorf("%d bytes: %v, want not an arc archive, with its size", size, err)
+		}
 	}
 }
 

@@ -296,6 +296,12 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 				found = true
 			}
 		}
+		if !found && last == 1 && errors.Is(givenErr, format.ErrTruncated) {
+			// A lone file shorter than a header: nothing vouches for
+			// it as a volume cut short, and any small file is one (as
+			// verify says it).
+			return nil, footer, fmt.Errorf("%s: %w: %d bytes, shorter than a volume header", path, format.ErrNotArchive, size)
+		}
 		if !found {
 			return nil, footer, givenErr // no volume of the set has a valid header
 		}
@@ -344,8 +350,9 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			return nil, footer, denied // past it: the set may go on into it
 		}
 		if layout.VolumeSize > 0 && sizes[last] == layout.VolumeSize {
-			return nil, footer, fmt.Errorf("%s is missing: %s is a full volume without a footer, so the archive goes on (%v)",
-				format.VolumeName(base, last+1), lastPath, err)
+			// err says "no footer magic": true, and said already.
+			return nil, footer, fmt.Errorf("%s is missing: %s is a full volume without a footer, so the archive goes on",
+				format.VolumeName(base, last+1), lastPath)
 		}
 		return nil, footer, fmt.Errorf("%s: truncated or not the last volume: %w", lastPath, err)
 	}

@@ -105,7 +105,7 @@ func newRecoveryCmd() *cobra.Command {
 arcpack repair rebuilds any one lost or damaged volume (the last one, with the
 index, too) or damage spread over the archive up to the share chosen.`,
 		Example: `  arcpack recovery add /backup/photos.001 --recovery 10%`,
-		Args:    exactArgs(0),
+		Args:    subcommandArgs,
 		RunE:    func(c *cobra.Command, args []string) error { return c.Help() },
 	}
 	var pct, progress string

@@ -122,6 +122,22 @@ func exactArgs(n int) cobra.PositionalArgs {
 	}
 }
 
+// subcommandArgs: a command that only groups others takes no argument of
+// its own; one given is a subcommand mistyped, said as the root says it
+// ("want 0 arguments" read as if the command needed none).
+func subcommandArgs(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	var names []string
+	for _, s := range c.Commands() {
+		if s.IsAvailableCommand() {
+			names = append(names, s.Name())
+		}
+	}
+	return usageErrorf("%s: unknown command %q (it has: %s; see '%s --help')", c.Name(), args[0], strings.Join(names, ", "), c.CommandPath())
+}
+
 func minArgs(n int) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) < n {

@@ -115,7 +115,11 @@ func notAnArchive(path string) error {
 		if inSet() {
 			return nil
 		}
-		return fmt.Errorf("%s: %w: shorter than a volume header", p, format.ErrNotArchive)
+		size := int64(0)
+		if st, err := f.Stat(); err == nil {
+			size = st.Size()
+		}
+		return fmt.Errorf("%s: %w: %d bytes, shorter than a volume header", p, format.ErrNotArchive, size)
 	}
 	if _, err := format.ParseVolumeHeader(b); errors.Is(err, format.ErrNotArchive) || errors.Is(err, format.ErrVersion) {
 		if inSet() {
@@ -145,6 +149,8 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 		}
 		if m := misnamedError(archive, err); m != nil { // worded as list and info word it
 			err = m
+		} else if rest, ok := strings.CutPrefix(err.Error(), archive+": "); ok {
+			err = &rewordedError{rest, err} // named once, after "verify"
 		}
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w", archive, err)}
 	}
