@@ -31,10 +31,17 @@ type BlockError struct {
 	Block  uint32
 	Frame  uint32
 	Volume string // path of the volume holding (the start of) the block, or the missing one
-	Err    error
+	// LastVolume: the last volume the block's stored bytes reach, where
+	// they go on past Volume and the damage is not one volume's (a
+	// checksum that fails cannot say which piece is bad); else "".
+	LastVolume string
+	Err        error
 }
 
 func (e *BlockError) Error() string {
+	if e.LastVolume != "" {
+		return fmt.Sprintf("block %d (frame %d, volumes %s to %s): %v", e.Block, e.Frame, e.Volume, e.LastVolume, e.Err)
+	}
 	return fmt.Sprintf("block %d (frame %d, volume %s): %v", e.Block, e.Frame, e.Volume, e.Err)
 }
 
@@ -370,14 +377,23 @@ func (a *Archive) loadBatch(keys []uint32, dsts [][]byte) []error {
 }
 
 // blockError wraps err as damage of block b, naming the volume that
-// caused it (a missing one) or the one the block starts in.
+// caused it (a missing one, a short one), or else the volumes the block's
+// stored bytes lie in: any of them may hold the bad bytes.
 func (a *Archive) blockError(b uint32, err error) error {
 	vol, _ := a.layout.Locate(int64(a.idx.BlockStoredOff[b]))
+	last := vol
+	if end := a.idx.BlockStoredOff[b+1]; end > a.idx.BlockStoredOff[b] {
+		last, _ = a.layout.Locate(int64(end) - 1)
+	}
 	var ve *volumeError
 	if errors.As(err, &ve) {
-		vol, err = ve.vol, ve.err
+		vol, last, err = ve.vol, ve.vol, ve.err
 	}
-	return &BlockError{Block: b, Frame: a.idx.FrameOf(b), Volume: a.vols.name(vol), Err: err}
+	be := &BlockError{Block: b, Frame: a.idx.FrameOf(b), Volume: a.vols.name(vol), Err: err}
+	if last != vol {
+		be.LastVolume = a.vols.name(last)
+	}
+	return be
 }
 
 // errNotFile is returned by ReadAt for inodes that are not regular files.

@@ -514,8 +514,12 @@ func TestMissingMiddleVolumeIsLocalDamage(t *testing.T) {
 	if m := a.MissingVolumes(); len(m) != 1 || m[0] != gone {
 		t.Fatalf("missing volumes %v", m)
 	}
-	_, err = readAll(a, inodeOf(t, a, "c-big"), 1<<20)
 	var be *BlockError
+	for _, name := range []string{"a", "b", "c-big"} {
+		if _, err = readAll(a, inodeOf(t, a, name), 1<<20); err != nil {
+			break
+		}
+	}
 	if !errors.As(err, &be) || !errors.Is(err, ErrDamaged) || be.Volume != gone {
 		t.Fatalf("reading across the missing volume: %v", err)
 	}
@@ -524,6 +528,53 @@ func TestMissingMiddleVolumeIsLocalDamage(t *testing.T) {
 		if err != nil || !bytes.Equal(got, contentOf(entries)[p]) {
 			t.Fatalf("%s: %v", p, err)
 		}
+	}
+}
+
+// A block whose stored bytes span volumes and fail their checksum names
+// the volumes they lie in, first to last: nothing says which one holds the
+// bad bytes, and naming only the first sent users to a volume that was
+// fine.
+func TestABadBlockAcrossVolumesNamesTheVolumesItSpans(t *testing.T) {
+	_, b := manyVolumes(t)
+	a, err := Open(b.volumes[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The block that spans the most volumes.
+	x := a.Index()
+	var end int64
+	var first, last uint32
+	for blk := range uint32(x.Blocks.Count()) {
+		s, e := int64(x.BlockStoredOff[blk]), int64(x.BlockStoredOff[blk+1])
+		f, _ := b.layout.Locate(s)
+		l, _ := b.layout.Locate(e - 1)
+		if l-f > last-first {
+			end, first, last = e, f, l
+		}
+	}
+	a.Close()
+	if last == first {
+		t.Fatalf("no block spans two volumes or more")
+	}
+	vol, off := streamFileOffset(b, end-1) // in the last volume, not the first
+	flipByte(t, vol, off)
+	a, err = Open(b.volumes[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var be *BlockError
+	for _, name := range []string{"a", "b", "c-big"} {
+		if _, err = readAll(a, inodeOf(t, a, name), 1<<20); err != nil {
+			break
+		}
+	}
+	if !errors.As(err, &be) || be.Volume != b.volumes[first-1] || be.LastVolume != b.volumes[last-1] {
+		t.Fatalf("reading the bad block: %v; want it to name %s to %s", err, b.volumes[first-1], b.volumes[last-1])
+	}
+	if want := fmt.Sprintf("(frame %d, volumes %s to %s)", be.Frame, b.volumes[first-1], b.volumes[last-1]); !strings.Contains(be.Error(), want) {
+		t.Errorf("%q lacks %q", be.Error(), want)
 	}
 }
 

@@ -448,10 +448,11 @@ type verifyJSON struct {
 }
 
 type blockJSON struct {
-	Block  uint32 `json:"block"`
-	Frame  uint32 `json:"frame"`
-	Volume string `json:"volume"`
-	Error  string `json:"error"`
+	Block      uint32 `json:"block"`
+	Frame      uint32 `json:"frame"`
+	Volume     string `json:"volume"`
+	LastVolume string `json:"last_volume,omitempty"`
+	Error      string `json:"error"`
 }
 
 func writeVerifyJSON(out io.Writer, r *reader.VerifyReport, rec *recoveryCheck) error {
@@ -468,7 +469,7 @@ func writeVerifyJSON(out io.Writer, r *reader.VerifyReport, rec *recoveryCheck) 
 		v.IndexError = r.IndexErr.Error()
 	}
 	for _, b := range r.Damaged {
-		v.DamagedBlocks = append(v.DamagedBlocks, blockJSON{b.Block, b.Frame, b.Volume, fmt.Sprint(b.Err)})
+		v.DamagedBlocks = append(v.DamagedBlocks, blockJSON{b.Block, b.Frame, b.Volume, b.LastVolume, fmt.Sprint(b.Err)})
 	}
 	return encodeJSON(out, v)
 }
