@@ -41,7 +41,9 @@ that off). Existing files in DEST are an error, before anything is extracted,
 unless --force (an empty file, as an interrupted extract leaves those it had not
 filled yet, is replaced either way). Nothing is ever
 written outside DEST: symlinks are created, never followed. Damaged files are
-reported by name and the exit code is 1.
+reported by name and the exit code is 1; each keeps what precedes its first
+damaged byte (so it is shorter than archived), with mode 0600 and the time of the
+extraction instead of its archived metadata, so that it does not pass for restored.
 
 --exclude and --exclude-from leave out the paths their patterns match, read as
 'arcpack create --help' describes (as .gitignore does), matched against each
