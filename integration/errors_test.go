@@ -572,6 +572,9 @@ func TestBytesAppendedToAMiddleVolumeStayLocal(t *testing.T) {
 		t.Errorf("verify does not name the volume and what is wrong:\n%v", r)
 	}
 	mustArcpack(t, "list", base+".001")
+	if i := mustArcpack(t, "info", base+".001"); !strings.Contains(i.stdout, base+".002  ") || !strings.Contains(i.stdout, "  damaged: corrupt: ") {
+		t.Errorf("info does not mark the volume damaged:\n%v", i)
+	}
 	dst := filepath.Join(t.TempDir(), "dst")
 	mustArcpack(t, "extract", base+".001", "-o", dst)
 	for _, name := range []string{"victim", "bystander"} {

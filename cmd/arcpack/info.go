@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"arc/format"
@@ -78,6 +79,7 @@ type volumeJSON struct {
 	Path    string `json:"path"`
 	Size    int64  `json:"size"`
 	Missing bool   `json:"missing"`
+	Damaged string `json:"damaged,omitempty"` // what is wrong with it as a whole (header, length)
 }
 
 type codecJ struct {
@@ -108,13 +110,21 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	for _, v := range a.MissingVolumes() {
 		missing[v] = true
 	}
+	// Damage to a volume as a whole (a short one, a broken header): the
+	// reader's line for it, less the volume's name.
+	damaged := map[string]string{}
+	for _, err := range a.DamagedVolumes() {
+		if p, why, ok := strings.Cut(err.Error(), ": "); ok {
+			damaged[p] = why
+		}
+	}
 	vols := a.Volumes()
 	for i, v := range vols {
 		var size int64
 		if st, err := os.Stat(v); err == nil && !missing[v] {
 			size = st.Size()
 		}
-		in.Volumes = append(in.Volumes, volumeJSON{v, size, missing[v]})
+		in.Volumes = append(in.Volumes, volumeJSON{v, size, missing[v], damaged[v]})
 		// The archive's size is what was written: every volume but the
 		// last (which holds the index just read) was exactly volume_size
 		// long, and counting a missing or truncated one as less would
@@ -170,6 +180,10 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	for _, v := range in.Volumes {
 		if v.Missing {
 			p("", "%s  missing", termsafe.Name(v.Path))
+			continue
+		}
+		if v.Damaged != "" {
+			p("", "%s  %s  damaged: %s", termsafe.Name(v.Path), u.size(v.Size), termsafe.Name(v.Damaged))
 			continue
 		}
 		p("", "%s  %s", termsafe.Name(v.Path), u.size(v.Size))
