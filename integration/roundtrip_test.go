@@ -430,7 +430,6 @@ func TestListAndCatSpellPathsOneWay(t *testing.T) {
 	for _, args := range [][]string{
 		{"cat", base + ".001", "d/a"},
 		{"verify", base + ".001"},
-		{"extract", base + ".001", "-o", t.TempDir(), "--progress", "never"},
 	} {
 		cmd := exec.Command(arcpackBin, args...)
 		cmd.Stdout = full
@@ -441,6 +440,25 @@ func TestListAndCatSpellPathsOneWay(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() != 2 || strings.Contains(stderr.String(), "repair") || !strings.Contains(stderr.String(), "no space left") {
 			t.Errorf("%s to a full disk: %v, %s; want exit 2 and the write error, no repair hint", args[0], err, stderr.String())
 		}
+	}
+	// Where the answer is the files or the archive, the summary is a
+	// report: one that cannot be written is warned about, and the command
+	// succeeds with its work done.
+	dst := filepath.Join(t.TempDir(), "dst")
+	for _, args := range [][]string{
+		{"extract", base + ".001", "-o", dst, "--progress", "never"},
+		{"create", dst, "-o", filepath.Join(t.TempDir(), "again"), "--progress", "never"},
+	} {
+		cmd := exec.Command(arcpackBin, args...)
+		cmd.Stdout = full
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil || !strings.Contains(stderr.String(), "arcpack: warning: "+args[0]+" ") || !strings.Contains(stderr.String(), "writing the summary: write /dev/stdout: no space left") {
+			t.Errorf("%s with its summary to a full disk: %v, %s; want exit 0 and a warning", args[0], err, stderr.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dst, "d", "a")); err != nil {
+		t.Errorf("extract did not extract: %v", err)
 	}
 	// info counts the paths by type, adding up to them, and the names
 	// beyond one per inode (d/hl).

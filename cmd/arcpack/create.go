@@ -267,7 +267,10 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		return fmt.Errorf("create %s: %w", f.out, err)
 	}
 	defer res.Unlock()
-	fmt.Fprintln(c.OutOrStdout(), createSummary(u, res))
+	if _, err := fmt.Fprintln(c.OutOrStdout(), createSummary(u, res)); err != nil {
+		// A report, not the answer (the archive is): as for extract.
+		fmt.Fprintf(os.Stderr, "arcpack: warning: create %s: writing the summary: %s\n", termsafe.Name(f.out), termsafe.Name(err.Error()))
+	}
 	reportLeftovers(c.OutOrStdout(), res.Leftovers)
 	if f.force {
 		// Before new parity is written, not by it: a parity step that is

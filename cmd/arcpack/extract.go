@@ -157,8 +157,11 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 		msg := strings.ReplaceAll(err.Error(), "(use overwrite to replace it)", "(use --force to replace files in "+f.out+")")
 		return fmt.Errorf("extract %s to %s: %w", archive, f.out, &rewordedError{msg, err})
 	}
-	if _, werr := fmt.Fprintln(out, extractSummary(u, res, time.Since(start))); werr != nil && err == nil {
-		return fmt.Errorf("extract %s: writing the summary: %w", archive, werr)
+	// The summary is a report, not the answer (the files are): one that
+	// cannot be written (stdout a full disk) is warned about and does not
+	// change the exit status, as for create and repair.
+	if _, werr := fmt.Fprintln(out, extractSummary(u, res, time.Since(start))); werr != nil {
+		fmt.Fprintf(os.Stderr, "arcpack: warning: extract %s: writing the summary: %s\n", termsafe.Name(archive), termsafe.Name(werr.Error()))
 	}
 	if err != nil {
 		err = fmt.Errorf("extract %s: %w (named above)", archive, err)
