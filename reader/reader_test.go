@@ -316,6 +316,29 @@ func manyVolumes(t *testing.T) ([]entry, *built) {
 	return entries, b
 }
 
+// fullLastVolume builds manyVolumes' archive with c-big sized so that the
+// last volume is exactly a volume long (the stream a multiple of a
+// volume's payload).
+func fullLastVolume(t *testing.T) *built {
+	o := buildOpts{volumeSize: 4096, codec: "raw"}
+	p := format.Layout{VolumeSize: o.volumeSize}.Payload()
+	n := 60_000
+	for range 8 { // the index's size moves a little with c-big's
+		b := buildArchive(t, t.TempDir(), "arc", []entry{
+			reg("a", randBytes(2000, 1)),
+			reg("b", randBytes(3000, 2)),
+			reg("c-big", randBytes(n, 3)),
+		}, o)
+		short := (p - int64(b.footer.StreamSize)%p) % p
+		if short == 0 {
+			return b
+		}
+		n += int(short)
+	}
+	t.Fatal("no size of c-big makes the last volume full")
+	return nil
+}
+
 // indexBeforeTheLastVolume builds manyVolumes' archive with c-big sized so
 // that the index starts 16 bytes before a volume's end: the volume that
 // holds the index's start is not the last one (in manyVolumes' own archive
@@ -391,6 +414,30 @@ func TestOpenRefusesBrokenVolumeSets(t *testing.T) {
 			v, fo := b.layout.Locate(int64(b.footer.IndexOffset))
 			os.Truncate(b.volumes[v-1], fo)
 			return b.volumes[0], []string{b.volumes[v-1], "index", "truncated"}
+		}},
+		// A last volume exactly a volume long whose footer is there but
+		// broken: said as a broken footer, not as a volume missing after
+		// it (that is for one without footer magic).
+		{"broken footer of a full last volume", fullLastVolume, func(t *testing.T, b *built) (string, []string) {
+			st, _ := os.Stat(last(b))
+			flipByte(t, last(b), st.Size()-format.FooterSize+20) // inside, not its magic
+			return b.volumes[0], []string{last(b), "truncated or not the last volume: corrupt: footer"}
+		}},
+		{"last volume missing, the one before it too long", nil, func(t *testing.T, b *built) (string, []string) {
+			os.Remove(last(b))
+			before := b.volumes[len(b.volumes)-2]
+			f, _ := os.OpenFile(before, os.O_WRONLY|os.O_APPEND, 0)
+			f.WriteString("extra")
+			f.Close()
+			return b.volumes[0], []string{last(b) + " is missing: " + before + " is a full volume without a footer"}
+		}},
+		{"full last volume without a footer", fullLastVolume, func(t *testing.T, b *built) (string, []string) {
+			st, _ := os.Stat(last(b))
+			for i := int64(1); i <= format.FooterSize; i++ {
+				flipByte(t, last(b), st.Size()-i)
+			}
+			next := format.VolumeName(b.base, uint32(len(b.volumes)+1))
+			return b.volumes[0], []string{next + " is missing: " + last(b) + " is a full volume without a footer"}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -600,6 +647,12 @@ func TestDamagedVolumeIsLocalDamage(t *testing.T) {
 			f.WriteString("extra\n")
 			f.Close()
 		}, 0, "corrupt: 4102 bytes, want 4096 (trailing data)", false},
+		{"flipped header checksum and bytes appended", 4, func(p string) {
+			flipByte(t, p, 45)
+			f, _ := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			f.WriteString("extra\n")
+			f.Close()
+		}, 0, "damaged header: corrupt: volume header checksum … , and corrupt: 4102 bytes, want 4096 (trailing data)", false},
 		{"flipped header checksum", 4, func(p string) { flipByte(t, p, 45) }, 0, "damaged header: corrupt: volume header checksum", false},
 		{"given volume's magic overwritten", 0, func(p string) { flipByte(t, p, 0) }, 0, "damaged header: not an arc archive", false},
 	} {
@@ -615,7 +668,11 @@ func TestDamagedVolumeIsLocalDamage(t *testing.T) {
 			}
 			defer a.Close()
 			d := a.DamagedVolumes()
-			if len(d) != 1 || !strings.HasPrefix(d[0].Error(), b.volumes[tc.vol]+": ") || !strings.Contains(d[0].Error(), tc.want) {
+			ok := len(d) == 1 && strings.HasPrefix(d[0].Error(), b.volumes[tc.vol]+": ")
+			for _, w := range strings.Split(tc.want, " … ") { // pieces, in order
+				ok = ok && strings.Contains(d[0].Error(), w)
+			}
+			if !ok {
 				t.Fatalf("damaged volumes %v, want one naming %s: ...%s", d, b.volumes[tc.vol], tc.want)
 			}
 			rep, err := a.Verify(VerifyOptions{})

@@ -349,8 +349,10 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		if denied != nil {
 			return nil, footer, denied // past it: the set may go on into it
 		}
-		if layout.VolumeSize > 0 && sizes[last] == layout.VolumeSize {
-			// err says "no footer magic": true, and said already.
+		if layout.VolumeSize > 0 && sizes[last] >= layout.VolumeSize && errors.Is(err, format.ErrNotArchive) {
+			// No footer magic at its end: a full volume (or one with
+			// bytes past its end) that the archive goes on from. A
+			// footer that is there but broken is said as such, below.
 			return nil, footer, fmt.Errorf("%s is missing: %s is a full volume without a footer, so the archive goes on",
 				format.VolumeName(base, last+1), lastPath)
 		}
@@ -393,6 +395,9 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		if n == last {
 			want = format.VolumeHeaderSize + stream - int64(last-1)*layout.Payload()
 		}
+		// What is wrong with the volume as a whole, each said: its
+		// length, its header, or both.
+		var length, header error
 		switch {
 		case sz > want:
 			// Bytes past a volume's end (appended to it, or a copy
@@ -401,18 +406,26 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 			// blocks that moved (bytes inserted, not appended) fail
 			// their checksums. The last volume never gets here: its
 			// footer is read from its end.
-			vs.damaged[n] = fmt.Errorf("%s: %w: %d bytes, want %d (trailing data)", vs.name(n), format.ErrCorrupt, sz, want)
+			length = fmt.Errorf("%w: %d bytes, want %d (trailing data)", format.ErrCorrupt, sz, want)
 		case sz < want:
 			// A short volume (the last one cannot be: its footer is read
 			// from its end) reads as far as it goes.
-			vs.damaged[n] = fmt.Errorf("%s: %w: %d bytes, want %d", vs.name(n), format.ErrTruncated, sz, want)
-		case damaged[n] != nil:
-			cause := damaged[n]
+			length = fmt.Errorf("%w: %d bytes, want %d", format.ErrTruncated, sz, want)
+		}
+		if cause := damaged[n]; cause != nil {
 			var he *headerError
 			if errors.As(cause, &he) {
 				cause = he.err
 			}
-			vs.damaged[n] = fmt.Errorf("%s: damaged header: %w", vs.name(n), cause)
+			header = fmt.Errorf("damaged header: %w", cause)
+		}
+		switch {
+		case length != nil && header != nil && sz >= format.VolumeHeaderSize:
+			vs.damaged[n] = fmt.Errorf("%s: %w, and %w", vs.name(n), header, length)
+		case length != nil: // a header cut short is said by its length
+			vs.damaged[n] = fmt.Errorf("%s: %w", vs.name(n), length)
+		case header != nil:
+			vs.damaged[n] = fmt.Errorf("%s: %w", vs.name(n), header)
 		}
 	}
 	// The index must be readable in full: damage may be local, the index is not.

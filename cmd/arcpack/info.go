@@ -112,13 +112,15 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 	}
 	// Damage to a volume as a whole (a short one, a broken header): the
 	// reader's line for it, less the volume's name.
+	vols := a.Volumes()
 	damaged := map[string]string{}
 	for _, err := range a.DamagedVolumes() {
-		if p, why, ok := strings.Cut(err.Error(), ": "); ok {
-			damaged[p] = why
+		for _, v := range vols { // by whole name: a path may hold ": "
+			if why, ok := strings.CutPrefix(err.Error(), v+": "); ok {
+				damaged[v] = why
+			}
 		}
 	}
-	vols := a.Volumes()
 	for i, v := range vols {
 		var size int64
 		if st, err := os.Stat(v); err == nil && !missing[v] {
