@@ -103,10 +103,33 @@ func checkExcludeRoots(l *exclude.List, sources []string) error {
 	// paths are the system's, nor one of several right below / (the
 	// source /etc among several is the entry etc, which /etc/ssh does
 	// name).
+	// A path with a glob's characters in it is not spelled by a pattern
+	// that starts with the same text: there they are a glob ("a[1]/x"
+	// matches a1/x), which may well be meant.
+	literal := func(p string) bool { return !strings.ContainsAny(p, `*?[\`) }
 	var roots []string
 	for _, src := range sources {
-		if abs, err := filepath.Abs(src); err == nil && abs != "/" && (single || filepath.Dir(abs) != "/") {
+		if abs, err := filepath.Abs(src); err == nil && abs != "/" && (single || filepath.Dir(abs) != "/") && literal(abs) {
 			roots = append(roots, abs)
+		}
+	}
+	// The sources' paths relative to the current directory, as the
+	// command line gave them or as they lie below it: what a pattern
+	// without a leading '/' could spell. (A pattern with a '.' or '..'
+	// name is refused by the exclude package.)
+	type spelled struct{ rel, abs string }
+	var rels []spelled
+	cwd, cwdErr := os.Getwd()
+	for _, src := range sources {
+		abs, err := filepath.Abs(src)
+		if err != nil {
+			continue
+		}
+		for _, rel := range []string{filepath.Clean(src), relativeTo(cwd, cwdErr, abs)} {
+			if rel != "" && !filepath.IsAbs(rel) && rel != "." && !strings.HasPrefix(rel, "../") && rel != ".." && literal(rel) &&
+				!slices.Contains(rels, spelled{rel, abs}) {
+				rels = append(rels, spelled{rel, abs})
+			}
 		}
 	}
 	// rootHas reports whether the archive's root holds an entry called
@@ -164,19 +187,24 @@ func checkExcludeRoots(l *exclude.List, sources []string) error {
 		if !anchored || rootHas(first) {
 			continue
 		}
-		for _, src := range sources {
-			c := filepath.Clean(src)
-			if filepath.IsAbs(c) || c == "." || c == ".." || strings.HasPrefix(c, "../") {
-				continue
-			}
-			abs, err := filepath.Abs(c)
-			if err != nil {
-				continue
-			}
-			if err := check(c, abs); err != nil {
+		for _, s := range rels {
+			if err := check(s.rel, s.abs); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// relativeTo is abs relative to the directory cwd, where it lies below it
+// ("" where it does not, or cwd is not known).
+func relativeTo(cwd string, cwdErr error, abs string) string {
+	if cwdErr != nil {
+		return ""
+	}
+	rel, err := filepath.Rel(cwd, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return ""
+	}
+	return rel
 }

@@ -72,7 +72,14 @@ func TestPatternsSpellingASourcesPathAreRefusedWithTheOneMeant(t *testing.T) {
 // first name, which the pattern then rightly names.
 func TestPatternsSpellingARelativeSourcePathAreRefused(t *testing.T) {
 	t.Chdir(t.TempDir())
-	for _, d := range []string{"proj/inner", "a/proj", "etc", "repo/repo"} {
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	for _, d := range []string{"proj/inner", "a/proj", "etc", "repo/repo", "g[1]/g1"} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -90,5 +97,12 @@ func TestPatternsSpellingARelativeSourcePathAreRefused(t *testing.T) {
 		{[]string{"repo"}, []string{"repo/x"}, ""},           // repo holds a directory repo
 		{[]string{"a/proj", "etc"}, []string{"etc/ssh"}, ""}, // the entry etc
 		{[]string{"proj"}, []string{"projx/y"}, ""},
+		// A source given by its absolute path, spelled from here.
+		{[]string{abs("proj")}, []string{"proj/inner/x"}, `write "/inner/x"`},
+		{[]string{abs("a/proj"), abs("etc")}, []string{"a/proj/x"}, `write "/proj/x"`},
+		// A source whose name holds a glob's characters: the pattern's
+		// text is a glob there ("g[1]/g1" is g1/g1), which may be meant.
+		{[]string{"g[1]"}, []string{"g[1]/g1"}, ""},
+		{[]string{abs("g[1]")}, []string{abs("g[1]") + "/g1"}, ""},
 	})
 }

@@ -306,6 +306,22 @@ func parse(pattern string) (rule, error) {
 		if name == "" {
 			return r, errors.New("an empty name between two '/'")
 		}
+		if name == "." || name == ".." {
+			// No archive path holds one, so the pattern would match
+			// nothing, silently. "./src/big" is how tar users write a
+			// path from the root: say so.
+			if i == 0 && name == "." && len(names) > 1 {
+				meant := "/" + strings.Join(names[1:], "/")
+				if r.dirOnly {
+					meant += "/"
+				}
+				if r.negate {
+					meant = "!" + meant
+				}
+				return r, fmt.Errorf("a leading './': archive paths have none (as 'arcpack list' prints them); for the path from the root, write \"%s\"", meant)
+			}
+			return r, fmt.Errorf("a '%s' name: archive paths hold none (as 'arcpack list' prints them), so it would match nothing", name)
+		}
 		if len(name) >= 2 && strings.Trim(name, "*") == "" && anchored {
 			parts[i].any = true // "***" too, as git takes it
 			continue

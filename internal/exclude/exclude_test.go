@@ -195,6 +195,14 @@ func TestMalformedPatternsAreRefusedByNameWithTheReason(t *testing.T) {
 		{"[\xfe]", "not UTF-8"},
 		{"a\nb", "a newline or NUL"},
 		{"a\x00", "a newline or NUL"},
+		// tar's spelling of a path from the root: the one meant is said.
+		{"./src/big", `a leading './': archive paths have none (as 'arcpack list' prints them); for the path from the root, write "/src/big"`},
+		{"!./keep/", `write "!/keep/"`},
+		{".", "a '.' name"},
+		{"..", "a '..' name"},
+		{"../src/x", "a '..' name"},
+		{"a/./b", "a '.' name"},
+		{"a/..", "a '..' name"},
 	} {
 		var l List
 		err := l.Add(c.pattern)
