@@ -41,7 +41,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"create", src, "-o", out, "--workers", "-1"}, "create: --workers -1: want 0 to 256"},
 		{[]string{"recovery", "add", "x.001", "--recovery", "10%", "--workers", "-1"}, "recovery add: --workers -1: want 0 to 256"},
 		{[]string{"repair", "x.001", "--workers", "-1"}, "repair: --workers -1: want 0 to 256"},
-		{[]string{"create", src, "-o", out, "--block-size", "0"}, "create: --block-size 0: want a size from 64K to 16M"},
+		{[]string{"create", src, "-o", out, "--block-size", "0"}, "create: --block-size 0: want a size from 64K to 256M"},
 		{[]string{"create", src, "-o", out, "--frame-size", "0"}, "create: --frame-size 0: want a multiple of the block size"},
 		{[]string{"extract", "x.001", "-o", out, "--cache-size", "0"}, "extract: --cache-size 0: want a size above 0 (the default is 512M)"},
 		{[]string{"extract", "x.001", "-o", out, "--cache-size", "lots"}, `invalid size "lots"`},

@@ -214,15 +214,15 @@ func readAnyHeader(path string) (*header, error) {
 		return nil, fmt.Errorf("%s: %w", path, err1)
 	}
 	if _, err := f.ReadAt(t, st.Size()-trailerSize); err != nil || [8]byte(t[8:]) != TrailerMagic {
-		return nil, fmt.Errorf("%s: %w; no trailer", path, err1)
+		return nil, fmt.Errorf("%s: %w (and no trailer)", path, err1)
 	}
 	hs := int64(binary.LittleEndian.Uint64(t))
 	if hs <= 0 || hs > st.Size()-trailerSize {
-		return nil, fmt.Errorf("%s: %w; trailer header size %d out of range", path, err1, hs)
+		return nil, fmt.Errorf("%s: %w (and its trailer's header size %d is out of range)", path, err1, hs)
 	}
 	h, err2 := readHeaderAt(f, st.Size()-trailerSize-hs, st.Size()-trailerSize)
 	if err2 != nil {
-		return nil, fmt.Errorf("%s: %w; second copy: %v", path, err1, err2)
+		return nil, fmt.Errorf("%s: %w (second copy: %v)", path, err1, err2)
 	}
 	return h, nil
 }

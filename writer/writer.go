@@ -144,7 +144,9 @@ const (
 	// maxLevelBlockSize is the default block at --level max.
 	maxLevelBlockSize = 16 << 20
 	defaultChunkSize  = 32 << 10
-	minBlockSize      = 64 << 10
+	// MinBlockSize is the smallest block Create takes (format.MaxBlockSize
+	// the largest).
+	MinBlockSize = 64 << 10
 	// wholeFileMax is the largest file a reader worker holds in memory; larger
 	// ones are streamed by the sequencer in block-sized reads.
 	wholeFileMax = 32 << 20
@@ -170,8 +172,8 @@ func (o *Options) normalize() error {
 			o.BlockSize = min(maxLevelBlockSize, o.FrameSize)
 		}
 	}
-	if o.BlockSize < minBlockSize || o.BlockSize > format.MaxBlockSize {
-		return fmt.Errorf("block size %d out of range (%d to %d)", o.BlockSize, minBlockSize, format.MaxBlockSize)
+	if o.BlockSize < MinBlockSize || o.BlockSize > format.MaxBlockSize {
+		return fmt.Errorf("block size %d out of range (%d to %d)", o.BlockSize, MinBlockSize, format.MaxBlockSize)
 	}
 	if o.FrameSize < o.BlockSize || o.FrameSize%o.BlockSize != 0 {
 		if frameDefault {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"strings"
 
+	"arc/format"
 	"arc/internal/hint"
 )
 
@@ -16,8 +17,12 @@ import (
 // volume past the last one).
 func openError(archive string, err error) error {
 	msg := err.Error()
-	if rest, ok := strings.CutPrefix(msg, archive+": "); ok {
-		err = &rewordedError{"open " + archive + ": " + rest, err}
+	named := archive
+	if _, _, ok := format.ParseVolumeName(archive); !ok && strings.HasPrefix(msg, format.VolumeName(archive, 1)+": ") {
+		named = format.VolumeName(archive, 1) // NAME stood for NAME.001, which the error names
+	}
+	if rest, ok := strings.CutPrefix(msg, named+": "); ok {
+		err = &rewordedError{"open " + named + ": " + rest, err}
 	} else if !strings.Contains(msg, archive) {
 		err = fmt.Errorf("open %s: %w", archive, err)
 	}

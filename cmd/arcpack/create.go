@@ -204,7 +204,8 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 	var blockSize, frameSize int64
 	if c.Flags().Changed("block-size") {
 		if f.blockSize == 0 { // the writer's "unset": not a size anyone means
-			return usageErrorf("create: --block-size 0: want a size from 64K to 16M (the default is the level's: 1M, 16M at --level max)")
+			return usageErrorf("create: --block-size 0: want a size from %s to %s (the default is the level's: 1M, 16M at --level max)",
+				bytesize.Format(writer.MinBlockSize), bytesize.Format(format.MaxBlockSize))
 		}
 		blockSize = f.blockSize
 	}

@@ -106,7 +106,15 @@ arcpack repair rebuilds any one lost or damaged volume (the last one, with the
 index, too) or damage spread over the archive up to the share chosen.`,
 		Example: `  arcpack recovery add /backup/photos.001 --recovery 10%`,
 		Args:    subcommandArgs,
-		RunE:    func(c *cobra.Command, args []string) error { return c.Help() },
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 2 { // help CMD
+				if s, _, err := c.Find(args[1:]); err == nil && s != c {
+					return s.Help()
+				}
+				return usageErrorf("%s: unknown command %q (see '%s --help')", c.Name(), args[1], c.CommandPath())
+			}
+			return c.Help()
+		},
 	}
 	var pct, progress string
 	var force bool

@@ -126,7 +126,7 @@ func exactArgs(n int) cobra.PositionalArgs {
 // its own; one given is a subcommand mistyped, said as the root says it
 // ("want 0 arguments" read as if the command needed none).
 func subcommandArgs(c *cobra.Command, args []string) error {
-	if len(args) == 0 {
+	if len(args) == 0 || args[0] == "help" && len(args) <= 2 { // as the root takes "help CMD"
 		return nil
 	}
 	var names []string

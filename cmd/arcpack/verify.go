@@ -409,8 +409,8 @@ func writeVerifyText(out io.Writer, u *units, archive string, a *reader.Archive,
 		fmt.Fprintf(out, "not part of the archive (after its last volume, left out): %s\n", termsafe.Name(v))
 	}
 	if r.Intact() {
-		fmt.Fprintf(out, "%s: intact: %d blocks, %s stored (%s decoded) in %d volume(s), index checked\n",
-			termsafe.Name(archive), r.Blocks, u.size(r.StoredBytes), u.size(r.RawBytes), len(a.Volumes()))
+		fmt.Fprintf(out, "%s: intact: %s, %s stored (%s decoded) in %s, index checked\n",
+			termsafe.Name(archive), counted(r.Blocks, "block", "blocks"), u.size(r.StoredBytes), u.size(r.RawBytes), counted(len(a.Volumes()), "volume", "volumes"))
 		return
 	}
 	for _, v := range r.MissingVolumes {
