@@ -344,7 +344,14 @@ func (c *Cache) complete(key uint32, f *flight, buf *Buf, err error, t tier, own
 		buf.prefetched = c.prefetched
 	}
 	refs := own + int32(f.waiters)
-	if !c.closed {
+	// A prefetch that Drop let go while it was decoding, and nobody
+	// waits for: the reader said it will not ask again (a Get would have
+	// taken the key back), so it is not kept, to sit unread.
+	late := f.prefetch && refs == 0 && c.goneLocked(key)
+	if late {
+		c.st.PrefetchSkipped++
+	}
+	if !c.closed && !late {
 		refs++
 		buf.tier = t
 		c.items[key] = buf
@@ -357,7 +364,7 @@ func (c *Cache) complete(key uint32, f *flight, buf *Buf, err error, t tier, own
 	c.mu.Unlock()
 	f.buf = buf
 	close(f.done)
-	if refs == 0 { // closed, nobody waiting, a prefetch
+	if refs == 0 { // closed or dropped, nobody waiting, a prefetch
 		c.pool.put(buf)
 	}
 }

@@ -219,6 +219,50 @@ func TestDropLetsABlockGoAtOnceButNotItsReferences(t *testing.T) {
 	}
 }
 
+// A prefetch that Drop lets go while it is decoding is not kept once
+// decoded (nobody will read it: the reader said so); one that a Get asked
+// for in between is.
+func TestAPrefetchDroppedWhileDecodingIsNotKept(t *testing.T) {
+	gate := make(chan struct{})
+	started := make(chan uint32, 2)
+	cnt := newCounter()
+	c := newCache(t, 8*blk, func(k uint32, d []byte) error {
+		started <- k
+		<-gate
+		return cnt.load(k, d)
+	})
+	c.Prefetch([]uint32{1})
+	<-started
+	c.Drop(1)
+	gate <- struct{}{}
+	waitIdle(t, c)
+	if st := c.Stats(); st.Items != 0 || cnt.of(1) != 1 {
+		t.Fatalf("after a prefetch dropped mid-decode: %d items, %d loads; want 0 and 1", st.Items, cnt.of(1))
+	}
+	// Asked for while decoding: kept, and the Get served by it.
+	c.Prefetch([]uint32{3})
+	<-started
+	c.Drop(3)
+	got := make(chan *Buf)
+	go func() {
+		b, err := c.Get(3)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- b
+	}()
+	for c.Stats().Misses == 0 { // the Get has joined the decode
+		time.Sleep(time.Millisecond)
+	}
+	gate <- struct{}{}
+	b := <-got
+	checkBlock(t, b, 3)
+	b.Release()
+	if st := c.Stats(); st.Items != 1 || cnt.of(3) != 1 {
+		t.Fatalf("a dropped prefetch a Get joined: %d items, %d loads; want 1 and 1", st.Items, cnt.of(3))
+	}
+}
+
 // Lent counts the references Get handed out, however the block came
 // (loaded, a hit, a load joined, a prefetch), until they are released;
 // failed Gets and the cache's own references count not at all.
