@@ -263,6 +263,15 @@ func (x *Index) XattrValue(i uint32) []byte {
 // UniqueSize is the length of the unique-data stream (sum of raw block sizes).
 func (x *Index) UniqueSize() uint64 { return x.BlockRawOff[len(x.BlockRawOff)-1] }
 
+// MaxBlockRaw is the raw size of the archive's largest block (0 for none).
+func (x *Index) MaxBlockRaw() int64 {
+	var m uint32
+	for _, n := range x.Blocks.RawSize {
+		m = max(m, n)
+	}
+	return int64(m)
+}
+
 // DataSize is the length of the stored block data at the start of the stream.
 func (x *Index) DataSize() uint64 { return x.BlockStoredOff[len(x.BlockStoredOff)-1] }
 

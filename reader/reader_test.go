@@ -1711,3 +1711,45 @@ func TestAVolumeTruncatedLaterSaysWhereItEnds(t *testing.T) {
 		t.Fatalf("read: %v; want %s named, ending at 100", err, b.volumes[2])
 	}
 }
+
+// A cache smaller than a few of the archive's blocks holds that many all
+// the same: a file whose extents take turns between two blocks (as segment
+// dedup makes them), read a piece at a time through a cache of one block,
+// decoded both blocks for every piece.
+func TestACacheOfFewerThanFourBlocksHoldsFour(t *testing.T) {
+	const block = 1 << 20
+	base := randBytes(2*block, 7)
+	var mix []seg
+	var want []byte
+	for i := uint64(0); i < 100; i++ {
+		for _, at := range []uint64{i * 3000, block + i*3000} {
+			mix = append(mix, seg{repeatAt: at, repeatLen: 3000})
+			want = append(want, base[at:at+3000]...)
+		}
+	}
+	b := buildArchive(t, t.TempDir(), "arc", []entry{
+		reg("base", base),
+		{path: "mix", mode: format.ModeReg | 0o644, segs: mix},
+	}, buildOpts{blockSize: block, codec: "raw"})
+	var logged []string
+	a, err := Open(b.volumes[0], Options{CacheSize: block, Prefetch: -1, Logf: func(f string, args ...any) {
+		logged = append(logged, fmt.Sprintf(f, args...))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.CacheSize() != 4*block {
+		t.Errorf("cache of %d bytes, want %d", a.CacheSize(), 4*block)
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "a cache of 1M holds fewer than 4 of this archive's blocks (up to 1M each): it holds 4M") {
+		t.Errorf("logged %q, want the cache's new size said", logged)
+	}
+	got, err := readAll(a, inodeOf(t, a, "mix"), 128<<10)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("mix: %v", err)
+	}
+	if loads := a.CacheStats().Loads; loads > 2 {
+		t.Errorf("%d blocks decoded to read a file of two blocks' pieces, want 2", loads)
+	}
+}

@@ -150,7 +150,7 @@ error or when it could not mount.`,
 		return fmt.Errorf("%v (see 'arcmount --help')", err)
 	})
 	f := cmd.Flags()
-	f.StringVar(&c.cacheSize, "cache-size", "512M", "memory for decoded blocks: a `SIZE` in bytes with an optional K, M, G or T suffix (powers of 1024)")
+	f.StringVar(&c.cacheSize, "cache-size", "512M", "memory for decoded blocks: a `SIZE` in bytes with an optional K, M, G or T suffix (powers of 1024); at least four of the archive's largest blocks are held")
 	f.IntVar(&c.prefetch, "prefetch", 0, "read ahead on sequential access up to this many frames past the current one (0 = the reader's default, 2; -1 = off)")
 	f.StringVar(&c.gpu, "gpu", "auto", "decompress prefetched frames on a GPU: auto (a GPU that passes its self-test, else the CPU), on (fail without one) or off")
 	f.StringVar(&c.gpuDevice, "gpu-device", "", "OpenCL `ID` (PLATFORM:DEVICE, as 'arcpack gpu' lists them) to use; any type, a CPU one too; naming one means --gpu=on unless --gpu is given (default: every GPU)")

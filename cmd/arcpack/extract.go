@@ -65,7 +65,7 @@ path as 'arcpack list' prints it; a directory left out takes what lies below it.
 	fl.BoolVar(&f.sameOwner, "same-owner", false, "restore owners (the default when running as root)")
 	fl.BoolVar(&f.noSameOwner, "no-same-owner", false, "do not restore owners, even as root")
 	fl.BoolVar(&f.force, "force", false, "replace existing files in DEST")
-	fl.Var(sizeFlag{&f.cacheSize}, "cache-size", "memory for decoded blocks, with an optional K, M, G or T suffix: blocks that files further on read again stay decoded up to it; less memory, more blocks decoded again")
+	fl.Var(sizeFlag{&f.cacheSize}, "cache-size", "memory for decoded blocks, with an optional K, M, G or T suffix: blocks that files further on read again stay decoded up to it; less memory, more blocks decoded again (at least four of the archive's largest blocks are held)")
 	fl.IntVar(&f.workers, "workers", 0, fmt.Sprintf("files written in parallel, up to %d (each holds a 4 MiB buffer; 0 = 4 per CPU, at most 16)", maxWorkers))
 	addExcludeFlags(c, &f.exclude, "patterns as 'arcpack create --help' describes them")
 	addProgressFlag(c, &f.progress)
