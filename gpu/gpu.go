@@ -11,6 +11,7 @@ package gpu
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -26,6 +27,19 @@ const (
 	// ModeOff never touches OpenCL.
 	ModeOff
 )
+
+// CheckDeviceID checks the form of a device ID as 'arcpack gpu' lists it:
+// PLATFORM:DEVICE, two numbers ("0:1"). Whether that device is there is
+// for New to find.
+func CheckDeviceID(id string) error {
+	p, d, ok := strings.Cut(id, ":")
+	_, perr := strconv.ParseUint(p, 10, 31)
+	_, derr := strconv.ParseUint(d, 10, 31)
+	if !ok || perr != nil || derr != nil {
+		return fmt.Errorf("%q: want PLATFORM:DEVICE, two numbers as 'arcpack gpu' lists them (such as 0:1)", id)
+	}
+	return nil
+}
 
 // ParseMode reads auto, on or off.
 func ParseMode(s string) (Mode, error) {

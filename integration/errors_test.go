@@ -48,6 +48,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"recovery", "remove", "x.001"}, `recovery: unknown command "remove" (it has: add; see 'arcpack recovery --help')`},
 		{[]string{"create", src, "-o", out, "--gpu", "maybe"}, `create: --gpu: "maybe": want auto, on or off`},
+		{[]string{"create", src, "-o", out, "--gpu-device", "abc"}, `create: --gpu-device: "abc": want PLATFORM:DEVICE, two numbers`},
+		{[]string{"extract", "x.001", "-o", out, "--gpu-device", "0:"}, `extract: --gpu-device: "0:": want PLATFORM:DEVICE`},
 	} {
 		wantFail(t, arcpack(t, c.args...), 2, c.want)
 	}

@@ -222,6 +222,11 @@ func (c *config) mountOptions() (fs.Options, error) {
 	if err != nil {
 		return o, fmt.Errorf("--gpu: %w", err)
 	}
+	if c.gpuDevice != "" {
+		if err := gpu.CheckDeviceID(c.gpuDevice); err != nil {
+			return o, fmt.Errorf("--gpu-device: %w", err)
+		}
+	}
 	if mode == gpu.ModeOff && c.gpuDevice != "" { // as arcpack says it
 		return o, fmt.Errorf("--gpu-device %s with --gpu=off", c.gpuDevice)
 	}

@@ -120,6 +120,11 @@ func addGPUFlags(root *cobra.Command) {
 			if err != nil {
 				return usageErrorf("%s: --gpu: %v", c.Name(), err)
 			}
+			if device != "" {
+				if err := gpu.CheckDeviceID(device); err != nil {
+					return usageErrorf("%s: --gpu-device: %v", c.Name(), err)
+				}
+			}
 			if m == gpu.ModeOff && device != "" {
 				if c.Flags().Changed("gpu") {
 					return usageErrorf("%s: --gpu-device %s with --gpu=off", c.Name(), device)
