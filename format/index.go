@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"sort"
 
 	"arc/internal/hugepage"
 )
@@ -262,6 +263,39 @@ func (x *Index) XattrValue(i uint32) []byte {
 
 // UniqueSize is the length of the unique-data stream (sum of raw block sizes).
 func (x *Index) UniqueSize() uint64 { return x.BlockRawOff[len(x.BlockRawOff)-1] }
+
+// ExtentSearchMin: in files with at least this many extents, ExtentAt
+// finds the one holding an offset by binary search over ExtentEnd; smaller
+// ones are scanned.
+const ExtentSearchMin = 32
+
+// ExtentAt returns the extent of a file's run [start,end) that holds file
+// offset off, and off's distance into it; end (and 0) past the file's end.
+func (x *Index) ExtentAt(start, end, off uint64) (ext, into uint64) {
+	if end-start < ExtentSearchMin {
+		for e := start; e < end; e++ {
+			if off < x.Extents.Len[e] {
+				return e, off
+			}
+			off -= x.Extents.Len[e]
+		}
+		return end, 0
+	}
+	all := x.ExtentEnd
+	// Within the file, extent i ends ends(i) bytes in.
+	base := all[start]
+	ends := func(i int) uint64 { return all[start+uint64(i)+1] - base }
+	n := int(end - start)
+	i := sort.Search(n, func(i int) bool { return ends(i) > off })
+	if i == n {
+		return end, 0
+	}
+	before := uint64(0)
+	if i > 0 {
+		before = ends(i - 1)
+	}
+	return start + uint64(i), off - before
+}
 
 // MaxBlockRaw is the raw size of the archive's largest block (0 for none).
 func (x *Index) MaxBlockRaw() int64 {

@@ -3,17 +3,11 @@ package reader
 import (
 	"fmt"
 	"io"
-	"sort"
 	"sync"
 
 	"arc/cache"
 	"arc/format"
 )
-
-// prefixMinExtents: in files with at least this many extents the extent
-// holding an offset is found by binary search over the index's ExtentEnd; smaller
-// ones are scanned.
-const prefixMinExtents = 32
 
 // ReadAt reads regular file inode ino's content at off, with io.ReaderAt
 // semantics (n < len(p) only with an error, io.EOF at the end). Holes read
@@ -35,7 +29,7 @@ func (a *Archive) ReadAt(ino uint32, p []byte, off int64) (int, error) {
 	}
 	x := a.idx
 	start, end := x.FileExtents(ino)
-	e, within := a.findExtent(ino, start, end, off)
+	e, within := x.ExtentAt(start, end, uint64(off))
 	var held heldBlocks
 	defer held.release()
 	done := 0
@@ -79,7 +73,7 @@ func (a *Archive) View(ino uint32, off int64, max int) (data []byte, release fun
 	}
 	x := a.idx
 	start, end := x.FileExtents(ino)
-	e, within := a.findExtent(ino, start, end, off)
+	e, within := x.ExtentAt(start, end, uint64(off))
 	if e >= end {
 		return nil, nil, io.EOF
 	}
@@ -101,36 +95,6 @@ func (a *Archive) View(ino uint32, off int64, max int) (data []byte, release fun
 		a.cache.Consumed(b) // as readUnique: the reference keeps it meanwhile
 	}
 	return buf.Bytes()[u-bs : u-bs+n], buf.Release, nil
-}
-
-// findExtent returns the extent of [start,end) holding file offset off and
-// off's distance into it.
-func (a *Archive) findExtent(ino uint32, start, end uint64, off int64) (uint64, uint64) {
-	x := a.idx
-	u := uint64(off)
-	if end-start < prefixMinExtents {
-		for e := start; e < end; e++ {
-			if u < x.Extents.Len[e] {
-				return e, u
-			}
-			u -= x.Extents.Len[e]
-		}
-		return end, 0
-	}
-	all := x.ExtentEnd
-	// Within the file, extent i ends ends(i) bytes in.
-	base := all[start]
-	ends := func(i int) uint64 { return all[start+uint64(i)+1] - base }
-	n := int(end - start)
-	i := sort.Search(n, func(i int) bool { return ends(i) > u })
-	if i == n {
-		return end, 0
-	}
-	before := uint64(0)
-	if i > 0 {
-		before = ends(i - 1)
-	}
-	return start + uint64(i), u - before
 }
 
 // readUnique copies unique-stream bytes [u, u+len(dst)) through the cache;

@@ -34,7 +34,7 @@ func sampleTree() []entry {
 	}}
 	// Many extents: ReadAt finds offsets by binary search on cached sums.
 	var many []seg
-	for i := 0; i < 3*prefixMinExtents; i++ {
+	for i := 0; i < 3*format.ExtentSearchMin; i++ {
 		if i%3 == 2 {
 			many = append(many, seg{hole: uint64(100 + i)})
 		} else {
