@@ -1406,3 +1406,100 @@ func TestExtractReadsAheadThroughTheBatchDecoder(t *testing.T) {
 		}
 	}
 }
+
+// Files sharing a long extent run (whole-file duplicates; a hostile index
+// shares one among thousands) come back whole, their holes as holes, the
+// run's facts worked out once; a run of holes alone is a size set.
+func TestFilesSharingALongRunOfExtentsComeBackWhole(t *testing.T) {
+	var mixed, holes []seg
+	for i := range 2 * runMemoMin {
+		if i%2 == 0 {
+			mixed = append(mixed, seg{data: randBytes(300+i, byte(i))})
+		} else {
+			mixed = append(mixed, seg{hole: 8192})
+		}
+		holes = append(holes, seg{hole: 4096})
+	}
+	entries := []entry{
+		{path: "mixed", mode: format.ModeReg | 0o644, segs: mixed},
+		{path: "holes", mode: format.ModeReg | 0o644, segs: holes},
+	}
+	for i := range 5 {
+		entries = append(entries,
+			entry{path: fmt.Sprintf("mixed-%d", i), mode: format.ModeReg | 0o644, dupOf: "mixed"},
+			entry{path: fmt.Sprintf("holes-%d", i), mode: format.ModeReg | 0o644, dupOf: "holes"})
+	}
+	a, _ := openBuilt(t, entries, buildOpts{blockSize: 4096})
+	dest := t.TempDir()
+	if _, err := a.Extract(dest, ExtractOptions{Workers: 4, NoSameOwner: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		src := e
+		if e.dupOf != "" {
+			src = entries[slices.IndexFunc(entries, func(o entry) bool { return o.path == e.dupOf })]
+		}
+		got, err := os.ReadFile(filepath.Join(dest, e.path))
+		if err != nil || !bytes.Equal(got, dataOf(src.segs)) {
+			t.Fatalf("%s differs (%v)", e.path, err)
+		}
+		if strings.HasPrefix(e.path, "holes") {
+			if st := lstat(t, filepath.Join(dest, e.path)); st.Blocks != 0 || st.Size != int64(len(holes))*4096 {
+				t.Errorf("%s: %d blocks, size %d; want a hole of %d bytes", e.path, st.Blocks, st.Size, len(holes)*4096)
+			}
+		}
+	}
+}
+
+// A file larger than the destination's filesystem takes is skipped with a
+// warning, and the files after it are written: the extraction went on no
+// further.
+func TestAFileTooLargeForTheDestinationIsSkipped(t *testing.T) {
+	dest := t.TempDir()
+	probe := filepath.Join(dest, "probe")
+	if f, err := os.Create(probe); err != nil {
+		t.Fatal(err)
+	} else if err := f.Truncate(1 << 50); err == nil {
+		f.Close()
+		t.Skip("the temporary directory's filesystem takes files of 1 PiB")
+	} else {
+		f.Close()
+	}
+	os.Remove(probe)
+	entries := []entry{
+		reg("a", randBytes(5000, 1)),
+		{path: "b-huge", mode: format.ModeReg | 0o644, segs: []seg{{hole: 1 << 50}, {data: []byte("end")}}},
+		reg("c", randBytes(7000, 2)),
+	}
+	a, _ := openBuilt(t, entries, buildOpts{blockSize: 4096})
+	var warned []string
+	res, err := a.Extract(dest, ExtractOptions{Workers: 1, NoSameOwner: true, Warn: func(err error) { warned = append(warned, err.Error()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped != 1 || len(warned) != 1 || !strings.Contains(warned[0], "b-huge: ") || !strings.Contains(warned[0], "larger than the destination's filesystem takes") {
+		t.Errorf("skipped %d, warned %q; want b-huge skipped and said", res.Skipped, warned)
+	}
+	for _, e := range []entry{entries[0], entries[2]} {
+		if got, err := os.ReadFile(filepath.Join(dest, e.path)); err != nil || !bytes.Equal(got, dataOf(e.segs)) {
+			t.Errorf("%s differs (%v)", e.path, err)
+		}
+	}
+}
+
+// A file's xattrs that the destination refuses are said one by one up to
+// maxXattrWarnings, then in one line counting the rest.
+func TestRefusedXattrsOfAFileAreCountedPastAFew(t *testing.T) {
+	xs := map[string]string{}
+	for i := range 3 * maxXattrWarnings {
+		xs[fmt.Sprintf("nosuchnamespace.a%02d", i)] = "v" // EOPNOTSUPP on Linux
+	}
+	a, _ := openBuilt(t, []entry{{path: "f", mode: format.ModeReg | 0o644, segs: []seg{{data: []byte("x")}}, xattrs: xs}}, buildOpts{})
+	var warned []string
+	if _, err := a.Extract(t.TempDir(), ExtractOptions{NoSameOwner: true, Warn: func(err error) { warned = append(warned, err.Error()) }}); err != nil {
+		t.Fatal(err)
+	}
+	if len(warned) != maxXattrWarnings+1 || !strings.Contains(warned[maxXattrWarnings], fmt.Sprintf("f: %d more xattrs not restored", 2*maxXattrWarnings)) {
+		t.Errorf("%d warnings, the last %q; want %d and a count of the rest", len(warned), warned[len(warned)-1], maxXattrWarnings+1)
+	}
+}
