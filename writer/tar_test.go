@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -509,4 +510,64 @@ func TestImpliedDirectoriesAreTheOnesNoSourceNamed(t *testing.T) {
 			t.Errorf("%s: implied %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+// A sparse member declaring more than maxSparseTarMember is skipped with
+// a warning, whatever the form of its sparse map: archive/tar hands its
+// holes over as zeros, and a few header bytes could ask for years of them.
+func TestAHugeSparseTarMemberIsSkipped(t *testing.T) {
+	const huge = maxSparseTarMember + 1
+	// The old GNU form: type 'S', its logical size in the header's
+	// realsize field, a map of no data.
+	gnu := tarOf(t, tar.FormatGNU, []tarMember{reg("sp", nil), reg("after", []byte("kept"))})
+	gnu[156] = tar.TypeGNUSparse
+	realsize := gnu[483:495] // base-256, as GNU tar writes a size past 11 octal digits
+	binary.BigEndian.PutUint64(realsize[4:], huge)
+	realsize[0] = 0x80
+	gnu = withTarChecksums(gnu)
+	// The PAX form (0.1): records give the size and the map.
+	var pax []byte
+	records := ""
+	for _, kv := range [][2]string{{"GNU.sparse.major", "0"}, {"GNU.sparse.minor", "1"}, {"GNU.sparse.map", "0,0"},
+		{"GNU.sparse.numblocks", "1"}, {"GNU.sparse.size", fmt.Sprint(int64(huge))}, {"GNU.sparse.name", "sp"}} {
+		rec := " " + kv[0] + "=" + kv[1] + "\n"
+		n := len(rec) + 1
+		for len(fmt.Sprint(n))+len(rec) != n { // the length counts its own digits
+			n = len(fmt.Sprint(n)) + len(rec)
+		}
+		records += fmt.Sprint(n) + rec
+	}
+	pax = append(pax, ustarBlock("PaxHeaders/sp", 'x', int64(len(records)))...)
+	pax = append(pax, records...)
+	pax = append(pax, make([]byte, (512-len(records)%512)%512)...)
+	pax = append(pax, ustarBlock("sp", tar.TypeReg, 0)...)
+	pax = append(pax, tarOf(t, tar.FormatPAX, []tarMember{reg("after", []byte("kept"))})...)
+	pax = withTarChecksums(pax)
+	for name, stream := range map[string][]byte{"gnu": gnu, "pax 0.1": pax} {
+		res, a, warnings := packTarBytes(t, stream, small())
+		if res.Skipped != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], "tar member sp: a sparse file of") {
+			t.Errorf("%s: %d skipped, warnings %q; want sp skipped and said", name, res.Skipped, warnings)
+		}
+		if _, ok := a.inode["sp"]; ok {
+			t.Errorf("%s: sp is in the archive", name)
+		}
+		if string(a.content["after"]) != "kept" {
+			t.Errorf("%s: the member after it: %q", name, a.content["after"])
+		}
+	}
+}
+
+// ustarBlock is a ustar header block of name, type and size; its checksum
+// is left to withTarChecksums.
+func ustarBlock(name string, typ byte, size int64) []byte {
+	h := make([]byte, 512)
+	copy(h, name)
+	copy(h[100:], "0000644\x00")
+	copy(h[108:], "0001750\x00")
+	copy(h[116:], "0000144\x00")
+	copy(h[124:], fmt.Sprintf("%011o\x00", size))
+	copy(h[136:], fmt.Sprintf("%011o\x00", 1700000000))
+	h[156] = typ
+	copy(h[257:], "ustar\x0000")
+	return h
 }
