@@ -129,7 +129,6 @@ func Open(path string, opt Options) (*Archive, error) {
 		return nil, err
 	}
 	a := &Archive{opt: opt, footer: footer, layout: vs.layout, vols: vs}
-	a.scratch.budget = int(opt.CacheSize / 16)
 	a.decoders.New = func() any { return codec.NewDecoder() }
 	for _, n := range vs.missingList() {
 		opt.Logf("arc: volume %s is missing: its blocks will read as damaged", vs.name(n))
@@ -147,6 +146,7 @@ func Open(path string, opt Options) (*Archive, error) {
 		opt.CacheSize = least
 		a.opt.CacheSize = least
 	}
+	a.scratch.budget = int(opt.CacheSize / 16) // of the cache's size as held
 	cfg := cache.Config{
 		MaxBytes: opt.CacheSize,
 		Size:     func(b uint32) int { return int(a.idx.Blocks.RawSize[b]) },
