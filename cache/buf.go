@@ -105,6 +105,10 @@ func sizeClass(n int) int {
 // classCap is the capacity of the buffer that holds n bytes.
 func classCap(n int) int { return 1 << sizeClass(n) }
 
+// Cost is what a block of n bytes takes of a cache's MaxBytes: the buffer
+// it is held in, n rounded up to its size class (a power of two).
+func Cost(n int) int64 { return int64(classCap(n)) }
+
 func (p *bufPool) get(n int) *Buf {
 	c := sizeClass(n)
 	if c < len(p.classes) && 1<<c >= slabMin {

@@ -140,7 +140,9 @@ func Open(path string, opt Options) (*Archive, error) {
 		vs.close()
 		return nil, err
 	}
-	if least := minCacheBlocks * a.idx.MaxBlockRaw(); opt.CacheSize < least {
+	// By what the blocks cost the cache: their buffers, a power of two
+	// (four 9 MiB blocks take 64 MiB, not 36).
+	if least := minCacheBlocks * cache.Cost(int(a.idx.MaxBlockRaw())); opt.CacheSize < least {
 		opt.Logf("arc: a cache of %s holds fewer than %d of this archive's blocks (up to %s each): it holds %s, so that reads do not decode the same blocks over and over",
 			bytesize.Format(opt.CacheSize), minCacheBlocks, bytesize.Format(a.idx.MaxBlockRaw()), bytesize.Format(least))
 		opt.CacheSize = least

@@ -1753,3 +1753,13 @@ func TestACacheOfFewerThanFourBlocksHoldsFour(t *testing.T) {
 		t.Errorf("%d blocks decoded to read a file of two blocks' pieces, want 2", loads)
 	}
 }
+
+// The four blocks are counted as the cache counts them: a block's buffer
+// is its size rounded up to a power of two.
+func TestTheCacheFloorCountsBlocksAsTheCacheDoes(t *testing.T) {
+	b := buildArchive(t, t.TempDir(), "arc", []entry{reg("f", randBytes(40_000, 3))}, buildOpts{blockSize: 9000, codec: "raw"})
+	a := openBuiltWith(t, b, Options{CacheSize: 1})
+	if want := 4 * cache.Cost(9000); a.CacheSize() != want {
+		t.Errorf("cache of %d bytes, want %d (four buffers of %d)", a.CacheSize(), want, cache.Cost(9000))
+	}
+}
