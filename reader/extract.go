@@ -67,6 +67,7 @@ type ExtractResult struct {
 	Hardlinks                     int64 // links made: archived hardlinks and, with "hardlink", duplicates
 	Bytes                         int64 // content bytes written (holes excluded)
 	Skipped                       int64 // entries that could not be created (warned)
+	Incomplete                    int64 // paths of files left incomplete: larger than the destination's filesystem takes (warned)
 	Damaged                       int64 // paths of files whose content hit damage (warned): a file's links each count
 	Excluded                      int64 // entries Exclude left out, not counting what lies below a directory left out
 }
@@ -102,11 +103,11 @@ type extractor struct {
 	// that no index can be made to fill one key's list.
 	dupFirst map[dupKey][]uint32
 	dupSeed  maphash.Seed
-	// runs and xattrHashes: what was worked out of long extent runs and
-	// of xattr runs, once each, however many inodes share them (see
-	// runFactsOf and dupKeyOf).
-	runsMu      sync.Mutex
-	runs        map[[2]uint64]*runFacts
+	// sums answers for any file its data bytes and where its data
+	// starts (runSums); xattrHashes: the hash of each xattr run, once,
+	// however many inodes share it (dupKeyOf).
+	sumsOnce    sync.Once
+	sums        *runSums
 	xattrHashes map[[2]uint32]uint64
 	// parents and depth of each dirent (the root's are 0): entries are
 	// named by dirent, not by path, whose strings would cost the square of
@@ -192,66 +193,105 @@ func (e *extractor) dupKeyOf(ino uint32, start, count uint64) dupKey {
 	return k
 }
 
-// runFacts is what an extraction needs of a file's extent run: the stream
-// offset of its first data extent (files are written in stream order),
-// its data bytes (holes not counted), and the blocks it reads, each once.
-type runFacts struct {
-	first  uint64
-	data   int64
-	blocks []uint32
+// runSums answers, for any file's extent run, its data bytes (holes not
+// counted) and the stream offset where its data starts, in constant time,
+// from prefix sums made once over the index's extents. Inodes may share a
+// run, or runs may overlap (whole-file duplicates; a hostile index made
+// 20,000 files share 200,000 hole extents, which took 24 s to extract when
+// each file's run was walked, and for the order of the files, at every
+// comparison of the sort): nothing is walked per file but what writing it
+// walks.
+type runSums struct {
+	x *format.Index
+	// holes[i]: the hole bytes of the extents before i; nextData[i]: the
+	// first data extent at i or after. Both nil where the index has no
+	// holes (most): every extent is data.
+	holes, nextData []uint64
 }
 
-// runMemoMin: runs of at least this many extents have their facts worked
-// out once and kept. Inodes may share a run (whole-file duplicates, and a
-// hostile index: 20,000 files sharing 200,000 extents took 24 s to
-// extract, walked per file and per comparison of the sort); shorter runs
-// cost little to walk again, and keeping theirs would cost memory.
-const runMemoMin = 64
+func newRunSums(x *format.Index) *runSums {
+	r := &runSums{x: x}
+	n := x.Extents.Count()
+	if !slices.Contains(x.Extents.Off, format.Hole) {
+		return r
+	}
+	r.holes = make([]uint64, n+1)
+	r.nextData = make([]uint64, n+1)
+	for i, off := range x.Extents.Off {
+		r.holes[i+1] = r.holes[i]
+		if off == format.Hole {
+			r.holes[i+1] += x.Extents.Len[i]
+		}
+	}
+	r.nextData[n] = uint64(n)
+	for i := n - 1; i >= 0; i-- {
+		r.nextData[i] = r.nextData[i+1]
+		if x.Extents.Off[i] != format.Hole {
+			r.nextData[i] = uint64(i)
+		}
+	}
+	return r
+}
 
-// runFactsOf returns the facts of regular file ino's extent run; safe for
-// concurrent use.
-func (e *extractor) runFactsOf(ino uint32) *runFacts {
+// data is the data bytes of run [s,end). (Modulo 2^64, as ExtentEnd:
+// within one file exact, its size checked.)
+func (r *runSums) data(s, end uint64) int64 {
+	n := r.x.ExtentEnd[end] - r.x.ExtentEnd[s]
+	if r.holes != nil {
+		n -= r.holes[end] - r.holes[s]
+	}
+	return int64(n)
+}
+
+// first is the stream offset of run [s,end)'s first data extent; 0 for a
+// run of holes alone.
+func (r *runSums) first(s, end uint64) uint64 {
+	i := s
+	if r.nextData != nil {
+		i = r.nextData[s]
+	}
+	if i < end {
+		return r.x.Extents.Off[i]
+	}
+	return 0
+}
+
+// runSumsOf returns the extraction's runSums, made at the first call.
+func (e *extractor) runSumsOf() *runSums {
+	e.sumsOnce.Do(func() { e.sums = newRunSums(e.a.idx) })
+	return e.sums
+}
+
+// fileData is the data bytes of regular file ino (holes not counted).
+func (e *extractor) fileData(ino uint32) int64 {
+	s, end := e.a.idx.FileExtents(ino)
+	return e.runSumsOf().data(s, end)
+}
+
+// jobBlocks lists the blocks whose bytes regular file ino holds, each
+// once: a walk of its extents, as writing it is (none for a file of holes
+// alone).
+func (e *extractor) jobBlocks(ino uint32) []uint32 {
 	x := e.a.idx
 	s, end := x.FileExtents(ino)
-	if end-s < runMemoMin {
-		return factsOf(x, s, end)
+	if e.runSumsOf().data(s, end) == 0 {
+		return nil
 	}
-	key := [2]uint64{s, end}
-	e.runsMu.Lock()
-	defer e.runsMu.Unlock()
-	f, ok := e.runs[key]
-	if !ok {
-		f = factsOf(x, s, end)
-		if e.runs == nil {
-			e.runs = map[[2]uint64]*runFacts{}
-		}
-		e.runs[key] = f
-	}
-	return f
-}
-
-func factsOf(x *format.Index, s, end uint64) *runFacts {
-	f := &runFacts{}
-	firstSet := false
+	var out []uint32
 	for i := s; i < end; i++ {
 		off, n := x.Extents.Off[i], x.Extents.Len[i]
 		if off == format.Hole || n == 0 {
 			continue
 		}
-		if !firstSet {
-			f.first, firstSet = off, true
-		}
-		f.data += int64(n)
 		for b := x.BlockAt(off); ; b++ {
-			f.blocks = append(f.blocks, b)
+			out = append(out, b)
 			if x.BlockRawOff[b+1] >= off+n {
 				break
 			}
 		}
 	}
-	slices.Sort(f.blocks)
-	f.blocks = slices.Compact(f.blocks)
-	return f
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // sameXattrs reports whether inodes a and b have the same extended
@@ -547,7 +587,7 @@ func (e *extractor) measure(sel *selection) (bytes, excluded int64, err error) {
 			}
 			dups[key] = append(dups[key], ino)
 		}
-		bytes += e.runFactsOf(ino).data
+		bytes += e.fileData(ino)
 		return false, nil
 	}, func(uint32) { excluded++ })
 	return bytes, excluded, err
@@ -1257,9 +1297,10 @@ func (e *extractor) setXattrs(dirfd int, name string, d uint32, isLink bool, xs,
 	// A file's failures are said one by one up to maxXattrWarnings, then
 	// counted in one line: a hostile index's 10,000 xattrs a file that
 	// the destination refuses wrote ten million lines. After ENOSPC (no
-	// room left for the file's xattrs) the rest are not tried.
-	failed, said := 0, 0
-	var noRoom error
+	// room for that value) values as large or larger are not tried: the
+	// same hostile index set them for 74 s. Smaller ones still may fit.
+	failed, said, untried := 0, 0, 0
+	noRoom := -1 // the size of the smallest value refused with ENOSPC
 	warn := func(err error) {
 		if failed++; said < maxXattrWarnings {
 			said++
@@ -1276,23 +1317,25 @@ func (e *extractor) setXattrs(dirfd int, name string, d uint32, isLink bool, xs,
 		if isLink && user {
 			continue // Linux allows no user.* attributes on symlinks
 		}
-		if noRoom != nil {
+		v := x.XattrValue(i)
+		if noRoom >= 0 && len(v) >= noRoom {
 			failed++
+			untried++
 			continue
 		}
-		if err := unix.Lsetxattr(p, key, x.XattrValue(i), 0); err != nil {
+		if err := unix.Lsetxattr(p, key, v, 0); err != nil {
 			warn(fmt.Errorf("%s: xattr %s: %w", e.path(d), key, err))
 			if errors.Is(err, unix.ENOSPC) {
-				noRoom = err
+				noRoom = len(v)
 			}
 		}
 	}
 	if failed > said {
-		why := "as above"
-		if noRoom != nil {
-			why = "no room left for them: " + noRoom.Error()
+		why := ""
+		if untried > 0 {
+			why = fmt.Sprintf(" (%d of them not tried: no room for a value of %d bytes or more)", untried, noRoom)
 		}
-		e.warn(fmt.Errorf("%s: %d more xattrs not restored (%s)", e.path(d), failed-said, why))
+		e.warn(fmt.Errorf("%s: %d more xattrs not restored%s", e.path(d), failed-said, why))
 	}
 }
 
@@ -1304,8 +1347,10 @@ const maxXattrWarnings = 8
 // decodes the frames ahead in parallel), then sets their metadata.
 func (e *extractor) writeContent() error {
 	x := e.a.idx
+	sums := e.runSumsOf()
 	for i := range e.jobs { // worked out once, not per comparison
-		e.jobs[i].first = e.runFactsOf(e.jobs[i].ino).first
+		s, end := x.FileExtents(e.jobs[i].ino)
+		e.jobs[i].first = sums.first(s, end)
 	}
 	slices.SortStableFunc(e.jobs, func(p, q contentJob) int {
 		a, b := p.first, q.first
@@ -1323,7 +1368,7 @@ func (e *extractor) writeContent() error {
 	// need rather than everything decoded (up to its bound).
 	uses := make([]atomic.Int32, x.Blocks.Count())
 	for _, j := range e.jobs {
-		for _, b := range e.runFactsOf(j.ino).blocks {
+		for _, b := range e.jobBlocks(j.ino) {
 			uses[b].Add(1)
 		}
 	}
@@ -1342,7 +1387,7 @@ func (e *extractor) writeContent() error {
 				if err := w.writeFile(j); err != nil {
 					errOnce.Do(func() { firstErr = err; close(stop) })
 				}
-				for _, b := range e.runFactsOf(j.ino).blocks {
+				for _, b := range e.jobBlocks(j.ino) {
 					if uses[b].Add(-1) == 0 {
 						e.a.cache.Drop(b)
 					}
@@ -1404,13 +1449,16 @@ func (w *contentWorker) writeFile(j contentJob) error {
 	}
 	if errors.Is(err, unix.EFBIG) {
 		// Larger than the destination's filesystem takes (ext4: 16 TiB):
-		// this file is skipped, as one that cannot be created is, and
-		// the others are written. (A full disk, by contrast, stops the
-		// extraction: nothing after it would fit either.)
+		// this file is left incomplete, as a damaged one is (mode 0600,
+		// no archived metadata), every path of it named, and the others
+		// are written. (A full disk, by contrast, stops the extraction:
+		// nothing after it would fit either.)
 		e.mu.Lock()
-		e.res.Skipped++
+		for _, p := range append([]uint32{j.d}, e.linked[j.d]...) {
+			e.res.Incomplete++
+			e.opt.Warn(fmt.Errorf("%s: %w (%d bytes: larger than the destination's filesystem takes; left incomplete, mode 0600)", e.path(p), unix.EFBIG, x.Inodes.Size[j.ino]))
+		}
 		e.mu.Unlock()
-		e.warn(fmt.Errorf("%w (%d bytes: larger than the destination's filesystem takes; left incomplete)", err, x.Inodes.Size[j.ino]))
 		return nil
 	}
 	if err != nil || damaged {
@@ -1429,7 +1477,7 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 	e := w.e
 	x := e.a.idx
 	s, end := x.FileExtents(j.ino)
-	if e.runFactsOf(j.ino).data == 0 {
+	if e.fileData(j.ino) == 0 {
 		end = s // holes alone: the size is all there is to set, below
 	}
 	var pos int64    // file offset of the next byte

@@ -44,6 +44,7 @@ written outside DEST: symlinks are created, never followed. Damaged files are
 reported by name and the exit code is 1; each keeps what precedes its first
 damaged byte (so it is shorter than archived), with mode 0600 and the time of the
 extraction instead of its archived metadata, so that it does not pass for restored.
+A file larger than DEST's filesystem takes is left the same way, exit 1.
 
 --exclude and --exclude-from leave out the paths their patterns match, read as
 'arcpack create --help' describes (as .gitignore does), matched against each
@@ -172,6 +173,9 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	}
 	if res.Skipped > 0 {
 		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: %s could not be created (named above)", archive, counted(res.Skipped, "entry", "entries"))}
+	}
+	if res.Incomplete > 0 {
+		return &exitError{code: exitDamage, err: fmt.Errorf("extract %s: %s left incomplete, larger than the destination's filesystem takes (named above)", archive, counted(res.Incomplete, "file", "files"))}
 	}
 	// An owner, a mode bit or an xattr not restored (warned): the content
 	// is all there, the metadata not all as archived. As create does for
