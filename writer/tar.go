@@ -344,19 +344,22 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 // years). 16 TiB, ext4's largest file, takes minutes.
 const maxSparseTarMember = 16 << 40
 
-// sparseMember reports whether hdr is a sparse member, in any of GNU
-// tar's forms: the old GNU type 'S', or PAX records of formats 0.0, 0.1
-// and 1.0.
+// sparseMember reports whether archive/tar reads hdr as a sparse member:
+// the old GNU type 'S', or PAX records of GNU's formats 0.0, 0.1 and 1.0,
+// told apart as archive/tar tells them (a member with other GNU.sparse
+// records is read as it stands, its bytes all in the stream).
 func sparseMember(hdr *tar.Header) bool {
 	if hdr.Typeflag == tar.TypeGNUSparse {
 		return true
 	}
-	for _, k := range []string{"GNU.sparse.major", "GNU.sparse.map", "GNU.sparse.numblocks", "GNU.sparse.size", "GNU.sparse.realsize"} {
-		if _, ok := hdr.PAXRecords[k]; ok {
-			return true
-		}
+	major, minor := hdr.PAXRecords["GNU.sparse.major"], hdr.PAXRecords["GNU.sparse.minor"]
+	switch {
+	case major == "0" && (minor == "0" || minor == "1"), major == "1" && minor == "0":
+		return true
+	case major != "" || minor != "":
+		return false // a version archive/tar does not know
 	}
-	return false
+	return hdr.PAXRecords["GNU.sparse.map"] != "" // 0.0 and 0.1 wrote no version
 }
 
 // tarExcluded reports whether Options.Exclude leaves member e out: its

@@ -571,3 +571,24 @@ func ustarBlock(name string, typ byte, size int64) []byte {
 	copy(h[257:], "ustar\x0000")
 	return h
 }
+
+func TestSparseMembersAreTheOnesArchiveTarReadsAsSparse(t *testing.T) {
+	for _, c := range []struct {
+		typ  byte
+		pax  map[string]string
+		want bool
+	}{
+		{tar.TypeGNUSparse, nil, true},
+		{tar.TypeReg, map[string]string{"GNU.sparse.major": "1", "GNU.sparse.minor": "0"}, true},
+		{tar.TypeReg, map[string]string{"GNU.sparse.major": "0", "GNU.sparse.minor": "1", "GNU.sparse.map": "0,0"}, true},
+		{tar.TypeReg, map[string]string{"GNU.sparse.map": "0,5"}, true}, // 0.0 and 0.1 without a version
+		{tar.TypeReg, map[string]string{"GNU.sparse.major": "2", "GNU.sparse.minor": "0"}, false},
+		{tar.TypeReg, map[string]string{"GNU.sparse.size": "99"}, false},
+		{tar.TypeReg, map[string]string{"GNU.sparse.map": ""}, false},
+		{tar.TypeReg, nil, false},
+	} {
+		if got := sparseMember(&tar.Header{Typeflag: c.typ, PAXRecords: c.pax}); got != c.want {
+			t.Errorf("type %q, records %v: sparse %v, want %v", c.typ, c.pax, got, c.want)
+		}
+	}
+}
