@@ -337,19 +337,21 @@ func (c *Cache) complete(key uint32, f *flight, buf *Buf, err error, t tier, own
 		return
 	}
 	buf.key = key
-	c.loaded += buf.cost()
-	buf.loaded = c.loaded
-	if t == tierAhead {
-		c.prefetched += buf.cost()
-		buf.prefetched = c.prefetched
-	}
 	refs := own + int32(f.waiters)
 	// A prefetch that Drop let go while it was decoding, and nobody
 	// waits for: the reader said it will not ask again (a Get would have
-	// taken the key back), so it is not kept, to sit unread.
+	// taken the key back), so it is not kept, to sit unread, nor counted
+	// among the loads that age the others.
 	late := f.prefetch && refs == 0 && c.goneLocked(key)
 	if late {
 		c.st.PrefetchSkipped++
+	} else {
+		c.loaded += buf.cost()
+		buf.loaded = c.loaded
+		if t == tierAhead {
+			c.prefetched += buf.cost()
+			buf.prefetched = c.prefetched
+		}
 	}
 	if !c.closed && !late {
 		refs++

@@ -33,9 +33,10 @@ const (
 // for New to find.
 func CheckDeviceID(id string) error {
 	p, d, ok := strings.Cut(id, ":")
-	_, perr := strconv.ParseUint(p, 10, 31)
-	_, derr := strconv.ParseUint(d, 10, 31)
-	if !ok || perr != nil || derr != nil {
+	pn, perr := strconv.ParseUint(p, 10, 31)
+	dn, derr := strconv.ParseUint(d, 10, 31)
+	// As 'arcpack gpu' writes them: "00:1" names no device it lists.
+	if !ok || perr != nil || derr != nil || strconv.FormatUint(pn, 10) != p || strconv.FormatUint(dn, 10) != d {
 		return fmt.Errorf("%q: want PLATFORM:DEVICE, two numbers as 'arcpack gpu' lists them (such as 0:1)", id)
 	}
 	return nil

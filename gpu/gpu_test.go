@@ -380,7 +380,7 @@ func TestInjectedKernelFailureFallsBackToCPU(t *testing.T) {
 }
 
 func TestDeviceIDsAreTwoNumbers(t *testing.T) {
-	for id, ok := range map[string]bool{"0:0": true, "1:12": true, "abc": false, "1:": false, ":1": false, "1:2:3": false, "-1:0": false, "0x1:0": false, "": false} {
+	for id, ok := range map[string]bool{"0:0": true, "1:12": true, "abc": false, "1:": false, ":1": false, "1:2:3": false, "-1:0": false, "0x1:0": false, "00:1": false, "+1:0": false, "": false} {
 		if err := CheckDeviceID(id); (err == nil) != ok {
 			t.Errorf("CheckDeviceID(%q) = %v, want ok %v", id, err, ok)
 		}
