@@ -89,6 +89,18 @@ func sameFiles(t *testing.T, got, want map[string][]byte) {
 	}
 }
 
+// wantForeign checks that Check and Repair both refuse base's recovery
+// volumes as another archive's.
+func wantForeign(t *testing.T, base string) {
+	t.Helper()
+	if _, err := Check(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
+		t.Errorf("check: %v, want ErrForeign", err)
+	}
+	if _, err := Repair(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
+		t.Errorf("repair: %v, want ErrForeign", err)
+	}
+}
+
 var ctx = context.Background()
 
 // fixture: 6 volumes of 256 KiB (1.5 MiB in all) with 10% recovery.
@@ -402,12 +414,7 @@ func TestParityOfAnotherArchiveIsRefused(t *testing.T) {
 		b, _ := os.ReadFile(e)
 		os.WriteFile(filepath.Join(dir, filepath.Base(e)), b, 0o644)
 	}
-	if _, err := Check(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
-		t.Errorf("check: %v, want ErrForeign", err)
-	}
-	if _, err := Repair(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
-		t.Errorf("repair: %v, want ErrForeign", err)
-	}
+	wantForeign(t, base)
 }
 
 // Recovery volumes that are all unusable are named in one line, each with
@@ -549,12 +556,7 @@ func TestAnotherArchivesParityIsNotTakenForTheVolumesOwn(t *testing.T) {
 			}
 			tc.mix(t, base, ob)
 			before := snapshot(t, dir)
-			if _, err := Check(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
-				t.Errorf("check: %v, want ErrForeign", err)
-			}
-			if _, err := Repair(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
-				t.Errorf("repair: %v, want ErrForeign", err)
-			}
+			wantForeign(t, base)
 			sameFiles(t, snapshot(t, dir), before)
 		})
 	}
@@ -1093,12 +1095,7 @@ func TestParityCoveringNoReadableVolumeIsJudgedByAllOfThem(t *testing.T) {
 	}
 	before := snapshot(t, dir)
 	base := filepath.Join(dir, "a")
-	if _, err := Check(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
-		t.Errorf("check: %v, want ErrForeign", err)
-	}
-	if _, err := Repair(ctx, base, Options{}); !errors.Is(err, ErrForeign) {
-		t.Errorf("repair: %v, want ErrForeign", err)
-	}
+	wantForeign(t, base)
 	sameFiles(t, snapshot(t, dir), before)
 }
 
@@ -1124,12 +1121,7 @@ func TestParityOfAnOlderArchiveIsNotTakenWhenTheNewerOneLosesAVolume(t *testing.
 			}
 			os.Remove(filepath.Join(dir, lost))
 			want := snapshot(t, dir)
-			if _, err := Check(ctx, old, Options{}); !errors.Is(err, ErrForeign) {
-				t.Errorf("check: %v, want ErrForeign", err)
-			}
-			if _, err := Repair(ctx, old, Options{}); !errors.Is(err, ErrForeign) {
-				t.Errorf("repair: %v, want ErrForeign", err)
-			}
+			wantForeign(t, old)
 			sameFiles(t, snapshot(t, dir), want)
 		})
 	}
