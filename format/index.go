@@ -297,6 +297,25 @@ func (x *Index) ExtentAt(start, end, off uint64) (ext, into uint64) {
 	return start + uint64(i), off - before
 }
 
+// HoleSums returns the prefix sums of the holes' lengths over the
+// extents: entry i is the hole bytes of the first i extents, so a run's
+// hole bytes are one subtraction however inodes share or overlap runs
+// (modulo 2^64, as ExtentEnd: within one file exact). nil where the index
+// has no holes (most): no run has any.
+func (x *Index) HoleSums() []uint64 {
+	if !slices.Contains(x.Extents.Off, Hole) {
+		return nil
+	}
+	sums := make([]uint64, x.Extents.Count()+1)
+	for i, off := range x.Extents.Off {
+		sums[i+1] = sums[i]
+		if off == Hole {
+			sums[i+1] += x.Extents.Len[i]
+		}
+	}
+	return sums
+}
+
 // MaxBlockRaw is the raw size of the archive's largest block (0 for none).
 func (x *Index) MaxBlockRaw() int64 {
 	var m uint32

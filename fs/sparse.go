@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"slices"
 	"syscall"
 
 	"arc/format"
@@ -21,15 +20,9 @@ import (
 // ExtentEnd: within one file exact, its size having been checked.)
 func holeBytes(x *format.Index) map[uint32]uint64 {
 	m := map[uint32]uint64{}
-	if !slices.Contains(x.Extents.Off, format.Hole) {
-		return m // most archives: no prefix sums to make
-	}
-	holes := make([]uint64, x.Extents.Count()+1)
-	for i, off := range x.Extents.Off {
-		holes[i+1] = holes[i]
-		if off == format.Hole {
-			holes[i+1] += x.Extents.Len[i]
-		}
+	holes := x.HoleSums()
+	if holes == nil {
+		return m // most archives
 	}
 	for ino, mode := range x.Inodes.Mode {
 		if mode&format.ModeType != format.ModeReg {

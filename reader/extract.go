@@ -210,19 +210,12 @@ type runSums struct {
 }
 
 func newRunSums(x *format.Index) *runSums {
-	r := &runSums{x: x}
-	n := x.Extents.Count()
-	if !slices.Contains(x.Extents.Off, format.Hole) {
+	r := &runSums{x: x, holes: x.HoleSums()}
+	if r.holes == nil {
 		return r
 	}
-	r.holes = make([]uint64, n+1)
+	n := x.Extents.Count()
 	r.nextData = make([]uint64, n+1)
-	for i, off := range x.Extents.Off {
-		r.holes[i+1] = r.holes[i]
-		if off == format.Hole {
-			r.holes[i+1] += x.Extents.Len[i]
-		}
-	}
 	r.nextData[n] = uint64(n)
 	for i := n - 1; i >= 0; i-- {
 		r.nextData[i] = r.nextData[i+1]
