@@ -2,6 +2,7 @@ package reader
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -643,6 +644,85 @@ func TestExtractRefusesToClobberOrFollow(t *testing.T) {
 		if _, err := a.Extract(dest, ExtractOptions{Overwrite: true}); err != nil {
 			t.Fatalf("pass %d: %v", i, err)
 		}
+	}
+}
+
+// With overwrite, what dest had at a file's path is replaced only once the
+// archive's file is written: the tree is made before the files are filled,
+// so an extraction stopped halfway would otherwise leave empty every file of
+// the user's that it had not reached. Each entry comes out either the
+// archive's, whole, or as it was; nothing is left aside; a second run
+// finishes.
+func TestAnOverwriteStoppedHalfwayLeavesWhatItDidNotReplace(t *testing.T) {
+	var entries []entry
+	for i := range 8 {
+		entries = append(entries, reg(fmt.Sprintf("f%d", i), randBytes(40_000, byte(i+1))))
+	}
+	entries = append(entries, entry{path: "h", link: "f5"}, entry{path: "s", mode: format.ModeLink | 0o777, target: "f0"})
+	a, _ := openBuilt(t, entries, buildOpts{})
+	want := contentOf(entries)
+	want["h"] = want["f5"]
+	dest := t.TempDir()
+	old := map[string]string{}
+	for _, e := range entries {
+		old[e.path] = "old " + e.path
+		if err := os.WriteFile(filepath.Join(dest, e.path), []byte(old[e.path]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := a.Extract(dest, ExtractOptions{Overwrite: true, Workers: 1, Context: ctx, Progress: func(int64) { cancel() }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("extract stopped after its first file: %v, want context.Canceled", err)
+	}
+	var replaced, kept []string
+	for _, e := range entries[:9] {
+		got, err := os.ReadFile(filepath.Join(dest, e.path))
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", e.path, err)
+		case string(got) == old[e.path]:
+			kept = append(kept, e.path)
+		case bytes.Equal(got, want[e.path]):
+			replaced = append(replaced, e.path)
+		default:
+			t.Errorf("%s: %d bytes, neither what dest had nor the archive's %d", e.path, len(got), len(want[e.path]))
+		}
+	}
+	t.Logf("replaced %v, kept %v", replaced, kept)
+	if len(replaced) == 0 || len(kept) == 0 {
+		t.Errorf("replaced %v and kept %v: want the first file written and the rest as they were", replaced, kept)
+	}
+	if target, err := os.Readlink(filepath.Join(dest, "s")); err != nil || target != "f0" {
+		t.Errorf("s: %q, %v; want the archive's symlink (made whole at once)", target, err)
+	}
+	if slices.Contains(kept, "f5") != slices.Contains(kept, "h") {
+		t.Errorf("f5 and its hardlink h: one kept, the other replaced (kept %v)", kept)
+	}
+	names := func() []string {
+		ents, _ := os.ReadDir(dest)
+		var n []string
+		for _, e := range ents {
+			n = append(n, e.Name())
+		}
+		return n
+	}
+	if n := names(); len(n) != len(entries) {
+		t.Errorf("dest holds %v, want the archive's %d names and nothing aside", n, len(entries))
+	}
+
+	if _, err := a.Extract(dest, ExtractOptions{Overwrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	for p, b := range want {
+		if got, err := os.ReadFile(filepath.Join(dest, p)); err != nil || !bytes.Equal(got, b) && p != "s" {
+			t.Errorf("second run: %s: %d bytes, %v; want the archive's %d", p, len(got), err, len(b))
+		}
+	}
+	if n := names(); len(n) != len(entries) {
+		t.Errorf("second run: dest holds %v", n)
 	}
 }
 

@@ -39,7 +39,9 @@ func newExtractCommand(u *units) *cobra.Command {
 with its metadata. Owners are restored when running as root (--no-same-owner turns
 that off). Existing files in DEST are an error, before anything is extracted,
 unless --force (an empty file, as an interrupted extract leaves those it had not
-filled yet, is replaced either way). Nothing is ever
+filled yet, is replaced either way). With --force an existing file is replaced
+only once the archive's is written: one that an interrupted extract had not
+reached is as it was. Nothing is ever
 written outside DEST: symlinks are created, never followed. Damaged files are
 reported by name and the exit code is 1; each keeps what precedes its first
 damaged byte (so it is shorter than archived), with mode 0600 and the time of the
@@ -151,7 +153,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	})
 	b.done()
 	if errors.Is(err, context.Canceled) {
-		return &exitError{code: exitInterrupted, err: fmt.Errorf("extract %s to %s: interrupted; what was extracted so far is left there, the files not yet written empty and those being written incomplete ('--force' replaces them)", archive, f.out)}
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("extract %s to %s: interrupted; what was extracted so far is left there, the files not yet written empty and those being written incomplete ('--force' replaces them; files DEST had that were not replaced yet are as they were)", archive, f.out)}
 	}
 	if err != nil && !errors.Is(err, reader.ErrDamaged) {
 		// The reader names its option; the user knows the flag.

@@ -15,7 +15,7 @@ var exitStatus = []string{
 	fmt.Sprintf("%d: success", exitOK),
 	fmt.Sprintf("%d: damage found (verify: a bad block, index or volume; extract, cat: content hit damage, some entries could not be created, or extract could not restore some owners, modes or xattrs or left a file incomplete, too large for the destination (warned); repair: damage beyond what the recovery volumes can rebuild; recovery add: the archive is damaged), or create skipped unreadable source files or warned that it did not keep something as it was (a time outside the years it holds, xattrs or ACLs it could not read or keep, a file that changed while it was read)", exitDamage),
 	fmt.Sprintf("%d: usage error, archive cannot be opened, output exists without --force, repair without recovery volumes, or any other failure", exitFatal),
-	fmt.Sprintf("%d: interrupted (SIGINT, SIGTERM or SIGHUP); create leaves no file named like a volume. A second signal while create, extract, repair or recovery add stops cleanly ends it at once (killed by the signal; the next create, repair or recovery add removes the temporary files they leave; extract leaves the files it was writing as they are)", exitInterrupted),
+	fmt.Sprintf("%d: interrupted (SIGINT, SIGTERM or SIGHUP); create leaves no file named like a volume. A second signal while create, extract, repair or recovery add stops cleanly ends it at once (killed by the signal; the next create, repair or recovery add removes the temporary files they leave; extract leaves the files it was writing as they are, and those of DEST's that --force had moved aside as .arcpack-replaced.N)", exitInterrupted),
 }
 
 func newManCommand() *cobra.Command {
