@@ -292,7 +292,7 @@ func TestReportLinesEscapeHostileArchiveNames(t *testing.T) {
 // With recovery volumes beside a damaged archive, every command that hits
 // the damage points at `arcpack repair`; without them, none does.
 func TestDamageSuggestsRepairWhenRecoveryVolumesExist(t *testing.T) {
-	_, base := corruptible(t)
+	src, base := corruptible(t)
 	vols := volumes(t, base)
 	if len(vols) < 3 {
 		t.Fatalf("want 3 or more volumes, got %v", vols)
@@ -301,7 +301,7 @@ func TestDamageSuggestsRepairWhenRecoveryVolumesExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := vols[len(vols)-1]
-	hint := "'arcpack repair " + base + ".002' can rebuild"
+	hint := "'arcpack repair " + base + ".002' rebuilds what is missing or damaged where they cover it"
 	r := arcpack(t, "cat", base+".002", "bystander")
 	wantFail(t, r, 1, "bystander")
 	if strings.Contains(r.stderr, "arcpack repair") {
@@ -315,8 +315,32 @@ func TestDamageSuggestsRepairWhenRecoveryVolumesExist(t *testing.T) {
 	wantFail(t, arcpack(t, "extract", base+".002", "-o", filepath.Join(t.TempDir(), "d")), 1, hint)
 	os.Rename(base+".001.away", base+".001")
 	os.Rename(last, last+".away")
-	wantFail(t, arcpack(t, "list", base+".001"), 2, filepath.Base(last), "is missing", "'arcpack repair "+base+".001' can rebuild")
+	wantFail(t, arcpack(t, "list", base+".001"), 2, filepath.Base(last), "is missing", "'arcpack repair "+base+".001' rebuilds")
 	wantFail(t, arcpack(t, "list", base+".r01"), 2, "a recovery volume, not a data volume", base+".001")
+
+	// Another archive's recovery volumes under this one's names: repair
+	// would refuse them, so nothing points at it.
+	os.Rename(last+".away", last)
+	os.Remove(base + ".r01")
+	other := filepath.Join(t.TempDir(), "other")
+	mustArcpack(t, "create", src, "-o", other, "--recovery", "10%")
+	parity, _ := filepath.Glob(other + ".r*")
+	if len(parity) == 0 {
+		t.Fatal("no recovery volumes made")
+	}
+	for _, p := range parity {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(base+strings.TrimPrefix(p, other), b, 0o644)
+	}
+	flipByte(t, vols[0], -100)
+	for _, args := range [][]string{{"cat", base + ".001", "bystander"}, {"extract", base + ".001", "-o", filepath.Join(t.TempDir(), "e")}} {
+		if r := arcpack(t, args...); r.code == 0 || strings.Contains(r.stderr, "arcpack repair") {
+			t.Errorf("%s beside another archive's recovery volumes: exit %d, stderr %q; want a failure that does not suggest repair", args[0], r.code, r.stderr)
+		}
+	}
 }
 
 // Sizes are for people by default and exact with --bytes.

@@ -42,3 +42,13 @@ func Find(volume string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// ArchiveOf returns the ID of the archive that recovery volume path was
+// made for, from the first copy of its header that validates.
+func ArchiveOf(path string) (format.ArchiveID, error) {
+	h, err := readAnyHeader(path)
+	if err != nil {
+		return format.ArchiveID{}, err
+	}
+	return h.id, nil
+}
