@@ -127,6 +127,11 @@ func notAnArchive(path string) error {
 		}
 		return fmt.Errorf("%s: %w", p, err)
 	}
+	if _, _, ok := format.ParseVolumeName(p); !ok {
+		// A volume under another name (a copy, NAME.5): no reader opens
+		// it as it is, and it is no damage of the archive's.
+		return fmt.Errorf("%s: an arc volume, but not under a volume's name (want NAME.001, NAME.002, …)", p)
+	}
 	return nil
 }
 

@@ -128,6 +128,28 @@ func TestVerifyOfAVolumePastTheLastIsAMistypedName(t *testing.T) {
 	}
 }
 
+// A volume copied under a name that is not a volume's (NAME.5, a name of
+// its own) is a name to correct, as list says (exit 2), not damage.
+func TestVerifyOfAVolumeUnderAnotherNameIsAMisnamedArchive(t *testing.T) {
+	name := packTree(t, map[string]string{"r": noise(200000, 4)}, "--volume-size", "64K")
+	b, err := os.ReadFile(name + ".002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ arg, stderr string }{
+		{name + ".5", "did you mean " + name + ".001?"},
+		{filepath.Join(t.TempDir(), "copy"), "an arc volume, but not under a volume's name"},
+	} {
+		if err := os.WriteFile(tc.arg, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, code := arcpack(t, "verify", "--progress", "never", tc.arg)
+		if code != exitFatal || !strings.Contains(stderr, tc.stderr) || strings.Contains(stderr, "damaged") {
+			t.Errorf("verify %s: exit %d, %q; want exit %d and %q", filepath.Base(tc.arg), code, stderr, exitFatal, tc.stderr)
+		}
+	}
+}
+
 // Two volumes whose names were swapped: verify names them misnamed, says
 // where each was found and that repair fixes it (exit 1); repair puts them
 // back and verify then finds the archive intact.
