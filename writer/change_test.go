@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -233,7 +234,7 @@ func TestTimesPastTheRangeAreClampedWithAWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := readBack(t, res.Volumes, 0)
-	want := int64(maxNsSec) * 1e9
+	want := int64(maxSec) * 1e9
 	if got := a.idx.Inodes.Mtime[a.inode["future"]]; got != want {
 		t.Errorf("tree: mtime %d, want %d (the last second held)", got, want)
 	}
@@ -248,6 +249,35 @@ func TestTimesPastTheRangeAreClampedWithAWarning(t *testing.T) {
 	}
 	if j := strings.Join(warnings, "\n"); strings.Count(j, "outside what the archive holds") != 2 {
 		t.Errorf("warnings:\n%s", j)
+	}
+}
+
+// Every time an int64 of nanoseconds holds is kept to the nanosecond, up
+// to both ends; one past an end becomes the last (or first) whole second.
+func TestTimesAreKeptToTheEndsOfTheRange(t *testing.T) {
+	for _, tc := range []struct {
+		ts   unix.Timespec
+		fits bool
+		want int64
+	}{
+		{unix.Timespec{Sec: 0, Nsec: 1}, true, 1},
+		{unix.Timespec{Sec: -1, Nsec: 999_999_999}, true, -1},
+		{unix.Timespec{Sec: 9223372036, Nsec: 0}, true, 9223372036_000000000},
+		{unix.Timespec{Sec: 9223372036, Nsec: 854775807}, true, math.MaxInt64},
+		{unix.Timespec{Sec: 9223372036, Nsec: 854775808}, false, 9223372036_000000000},
+		{unix.Timespec{Sec: 9223372037, Nsec: 0}, false, 9223372036_000000000},
+		{unix.Timespec{Sec: -9223372036, Nsec: 0}, true, -9223372036_000000000},
+		{unix.Timespec{Sec: -9223372037, Nsec: 145224192}, true, math.MinInt64},
+		{unix.Timespec{Sec: -9223372037, Nsec: 145224191}, false, -9223372036_000000000},
+		{unix.Timespec{Sec: math.MinInt64, Nsec: 0}, false, -9223372036_000000000},
+		{unix.Timespec{Sec: math.MaxInt64, Nsec: 0}, false, 9223372036_000000000},
+	} {
+		if got := nsFits(tc.ts); got != tc.fits {
+			t.Errorf("nsFits(%d s %d ns) = %v, want %v", tc.ts.Sec, tc.ts.Nsec, got, tc.fits)
+		}
+		if got := nsOf(tc.ts); got != tc.want {
+			t.Errorf("nsOf(%d s %d ns) = %d, want %d", tc.ts.Sec, tc.ts.Nsec, got, tc.want)
+		}
 	}
 }
 

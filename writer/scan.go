@@ -885,12 +885,20 @@ func descend(path string) (dirfd int, rest string, err error) {
 }
 
 // The archive keeps times as nanoseconds since 1970 in an int64: the years
-// 1678 to 2262. Times outside are kept as the nearest end of that range,
-// not wrapped around (Timespec.Nano overflows silently).
-const maxNsSec = math.MaxInt64/1_000_000_000 - 1
+// 1678 to 2262, from minSec+minNsec to maxSec+maxNsec (a Timespec's Nsec
+// is 0 to 999,999,999, also before 1970). Times outside are kept as the
+// last (or first) whole second inside, ±maxSec, not wrapped around
+// (Timespec.Nano overflows silently).
+const (
+	maxSec, maxNsec = math.MaxInt64 / 1_000_000_000, math.MaxInt64 % 1_000_000_000                 // 9223372036 s + 854775807 ns
+	minSec, minNsec = math.MinInt64/1_000_000_000 - 1, math.MinInt64%1_000_000_000 + 1_000_000_000 // -9223372037 s + 145224192 ns
+)
 
 // nsFits reports whether t is within the range the archive holds.
-func nsFits(t unix.Timespec) bool { return t.Sec >= -maxNsSec && t.Sec <= maxNsSec }
+func nsFits(t unix.Timespec) bool {
+	return (t.Sec < maxSec || t.Sec == maxSec && t.Nsec <= maxNsec) &&
+		(t.Sec > minSec || t.Sec == minSec && t.Nsec >= minNsec)
+}
 
 // timespecOf is t as a Timespec, for nsFits and nsOf.
 func timespecOf(t time.Time) unix.Timespec {
@@ -922,10 +930,10 @@ func sparseStat(st *unix.Stat_t) bool { return st.Size > 0 && st.Blocks*512 < st
 // holds.
 func nsOf(t unix.Timespec) int64 {
 	switch {
-	case t.Sec > maxNsSec:
-		return maxNsSec * 1e9
-	case t.Sec < -maxNsSec:
-		return -maxNsSec * 1e9
+	case nsFits(t):
+		return t.Nano()
+	case t.Sec > 0:
+		return maxSec * 1e9
 	}
-	return t.Nano()
+	return -maxSec * 1e9
 }
