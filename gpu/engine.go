@@ -44,7 +44,11 @@ func New(opt Options) (*Engine, error) {
 	devs, why := openDevices(opt)
 	if len(devs) == 0 {
 		if opt.Mode == ModeOn {
-			return nil, fmt.Errorf("--gpu=on: %w: %s", ErrNoDevice, why)
+			asked := "--gpu=on" // what the user gave: a device named implies on
+			if opt.Device != "" {
+				asked = "--gpu-device " + opt.Device
+			}
+			return nil, fmt.Errorf("%s: %w: %s", asked, ErrNoDevice, why)
 		}
 		e.line = "gpu: using the CPU (" + why + ")"
 		return e, nil

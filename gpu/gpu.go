@@ -45,7 +45,7 @@ func CheckDeviceID(id string) error {
 // ParseMode reads auto, on or off.
 func ParseMode(s string) (Mode, error) {
 	switch strings.ToLower(s) {
-	case "auto", "":
+	case "auto":
 		return ModeAuto, nil
 	case "on":
 		return ModeOn, nil

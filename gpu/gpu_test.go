@@ -392,7 +392,7 @@ func TestModes(t *testing.T) {
 		in   string
 		want Mode
 		err  bool
-	}{{"auto", ModeAuto, false}, {"on", ModeOn, false}, {"OFF", ModeOff, false}, {"gpu", 0, true}} {
+	}{{"auto", ModeAuto, false}, {"on", ModeOn, false}, {"OFF", ModeOff, false}, {"gpu", 0, true}, {"", 0, true}} {
 		m, err := ParseMode(c.in)
 		if (err != nil) != c.err || err == nil && m != c.want {
 			t.Errorf("ParseMode(%q) = %v, %v", c.in, m, err)

@@ -73,6 +73,7 @@ func (r result) String() string {
 type runOpts struct {
 	uid, gid int // run as this user when non-zero (the test is root)
 	dir      string
+	env      []string // added to the environment
 }
 
 // arcpack runs the arcpack binary with args and returns what it did; it
@@ -98,6 +99,9 @@ func runBin(t *testing.T, o runOpts, bin string, args ...string) result {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = o.dir
+	if o.env != nil {
+		cmd.Env = append(os.Environ(), o.env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if o.uid != 0 {

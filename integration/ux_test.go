@@ -602,3 +602,13 @@ func TestABadFlagOfArcpackItselfIsNamedOnce(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 2 and %q", r.code, r.stderr, want)
 	}
 }
+
+// `arcpack gpu` ends with what --gpu=auto comes to, also where no OpenCL
+// platform is installed at all.
+func TestGPUSaysWhatAutoComesToWithoutAnyPlatform(t *testing.T) {
+	r := runBin(t, runOpts{env: []string{"OCL_ICD_VENDORS=" + t.TempDir()}}, arcpackBin, "gpu", "--no-self-test")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if last := lines[len(lines)-1]; r.code != 0 || !strings.HasPrefix(last, "--gpu=auto: gpu: using the CPU (") {
+		t.Errorf("arcpack gpu without an OpenCL platform: %v\nwant its last line to say --gpu=auto uses the CPU", r)
+	}
+}

@@ -41,8 +41,9 @@ what --gpu-device takes.`,
 func runGPU(w io.Writer, selfTest bool) error {
 	infos, err := gpu.ListDevices()
 	if err != nil {
+		// Then what --gpu=auto comes to all the same, as the last line
+		// always says.
 		fmt.Fprintf(w, "no OpenCL devices: %s\n", termsafe.Name(err.Error()))
-		return nil
 	}
 	test := gpu.SelfTest
 	if !selfTest {
@@ -137,7 +138,8 @@ func addGPUFlags(root *cobra.Command) {
 				return fmt.Errorf("%s: %w", c.Name(), err)
 			}
 			defer eng.Close()
-			if c.Flags().Changed("gpu") || device != "" {
+			if c.Flags().Changed("gpu") && m != gpu.ModeOff || device != "" {
+				// What a device asked for came to ("off" is as said).
 				logf("%s", eng.Describe())
 			}
 			c.SetContext(context.WithValue(c.Context(), gpuEngineKey{}, eng))
@@ -179,6 +181,9 @@ func gpuBatchEncoder(c *cobra.Command, copt codec.Options, blockSize int64) writ
 		return nil
 	}
 	if !gpu.CompressesLike(copt) {
+		if copt.Codec == "raw" {
+			return nil // nothing to compress, anywhere
+		}
 		fmt.Fprintf(os.Stderr, "arcpack: gpu: compression at --codec %s --level %s stays on the CPU (the device does LZ4 at levels fast and default)\n", copt.Codec, copt.Level)
 		return nil
 	}

@@ -103,6 +103,7 @@ func TestGPUFlagMistakesAreUsageErrors(t *testing.T) {
 		{"create", src, "-o", out, "--gpu=maybe"},
 		{"create", src, "-o", out, "--gpu=off", "--gpu-device", "0:0"},
 		{"verify", out + ".001", "--gpu=sometimes"},
+		{"verify", out + ".001", "--gpu="},
 		{"create", src, "-o", out, "--gpu-device", "99:99"},
 	} {
 		if code := run(args); code != exitFatal {
