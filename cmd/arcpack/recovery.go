@@ -40,8 +40,12 @@ func parsePercent(s string) (float64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "%"), 64)
-	if err != nil || !(v >= 0.01 && v <= 100) {
+	num := strings.TrimSuffix(strings.TrimSpace(s), "%")
+	// Plain decimals, as sizes take them: ParseFloat would also take
+	// 1e1, 0x1p3 and Inf.
+	plain := strings.Trim(num, "0123456789.") == "" && strings.Count(num, ".") <= 1 && strings.ContainsAny(num, "0123456789")
+	v, err := strconv.ParseFloat(num, 64)
+	if !plain || err != nil || !(v >= 0.01 && v <= 100) {
 		return 0, fmt.Errorf("invalid --recovery %q (want a share of the archive from 0.01%% to 100%%, e.g. 10%%)", s)
 	}
 	return v, nil
