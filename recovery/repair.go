@@ -53,6 +53,13 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 		return res, fmt.Errorf("%s: %w: %d of %d stripes have more than %d damaged shards (not repairable: %s); nothing changed",
 			rep.Base, ErrNotRepairable, rep.LostStripes, rep.Stripes, rep.Parity, strings.Join(lost, ", "))
 	}
+	// A volume is renamed into place at the end; over a directory that
+	// fails, with every volume written and the renames left half done.
+	for _, v := range rep.Volumes {
+		if st, err := os.Lstat(v.Path); v.State != OK && err == nil && st.IsDir() {
+			return res, fmt.Errorf("%s: %w: move it away and repair again; nothing changed", v.Path, ErrInTheWay)
+		}
+	}
 	s := rep.s
 	g, h := s.h.g, s.h
 	tmp := &tempFiles{}

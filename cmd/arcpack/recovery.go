@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -299,6 +300,8 @@ func runRepair(ctx context.Context, w io.Writer, u *units, archive string, worke
 		return &exitError{code: exitInterrupted, err: fmt.Errorf("repair %s: interrupted, nothing changed", archive)}
 	case errors.Is(err, recovery.ErrNotRepairable):
 		return &exitError{code: exitDamage, err: fmt.Errorf("repair %w", err)}
+	case errors.Is(err, recovery.ErrInTheWay):
+		return &exitError{code: exitFatal, err: fmt.Errorf("repair %w", err)}
 	case errors.Is(err, recovery.ErrNoRecovery) || errors.Is(err, recovery.ErrForeign):
 		// No archive there at all (a directory, a name cut short): say
 		// that, as list and verify do, not that it lacks parity.
@@ -339,6 +342,9 @@ func writeRecoveryReport(w io.Writer, u *units, r *recovery.Report, archive stri
 			kind = "recovery volume"
 		}
 		what := "missing"
+		if st, err := os.Lstat(v.Path); err == nil && st.IsDir() {
+			what = "missing (a directory has its name: repair needs it moved away)"
+		}
 		switch v.State {
 		case recovery.Damaged:
 			what = fmt.Sprintf("damaged (%s in %s)", u.size(v.DamagedBytes()), rangesText(v.Damaged, 4))
@@ -348,11 +354,16 @@ func writeRecoveryReport(w io.Writer, u *units, r *recovery.Report, archive stri
 		if v.Source != v.Path {
 			what += ", found as " + termsafe.Name(v.Source)
 		}
-		can := "repairable"
-		if !v.Repairable {
-			can = "NOT repairable"
+		// Repair is all or nothing: where the set is not repairable, no
+		// volume is said to be.
+		can := ""
+		switch {
+		case !v.Repairable:
+			can = ", NOT repairable"
+		case r.Repairable:
+			can = ", repairable"
 		}
-		fmt.Fprintf(w, "%s %s: %s, %s\n", kind, termsafe.Name(v.Path), what, can)
+		fmt.Fprintf(w, "%s %s: %s%s\n", kind, termsafe.Name(v.Path), what, can)
 	}
 }
 

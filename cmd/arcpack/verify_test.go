@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,6 +55,58 @@ func TestVerifyHintsRepairOnlyWhenItHasSomethingToRebuild(t *testing.T) {
 	rec.rep.Volumes[0].State = recovery.Damaged
 	if h := rec.hint("a.001"); !strings.Contains(h, "repairable: run 'arcpack repair a.001'") {
 		t.Errorf("hint with a.001 damaged and repairable: %q", h)
+	}
+}
+
+// Repair rebuilds all or nothing: where the set is beyond its recovery
+// volumes, no volume is said to be repairable on its own line.
+func TestNoVolumeIsSaidRepairableWhereTheSetIsNot(t *testing.T) {
+	rep := &recovery.Report{Repairable: false, Volumes: []recovery.VolumeReport{
+		{Path: "a.001", State: recovery.Missing, Size: -1},
+		{Path: "a.002", State: recovery.Damaged, Damaged: []recovery.Range{{Off: 0, End: 10}}},
+		{Path: "a.r01", Recovery: true, State: recovery.Damaged, Damaged: []recovery.Range{{Off: 0, End: 10}}, Repairable: true},
+	}}
+	var out bytes.Buffer
+	writeRecoveryReport(&out, &units{}, rep, "a.001")
+	if got := out.String(); strings.Contains(got, ", repairable") || strings.Count(got, "NOT repairable") != 2 {
+		t.Errorf("report of a set beyond repair:\n%s", got)
+	}
+	out.Reset()
+	rep.Repairable = true
+	rep.Volumes[0].Repairable, rep.Volumes[1].Repairable = true, true
+	writeRecoveryReport(&out, &units{}, rep, "a.001")
+	if got := out.String(); strings.Count(got, ", repairable") != 3 {
+		t.Errorf("report of a repairable set:\n%s", got)
+	}
+}
+
+// A directory where a lost volume belongs: verify says it is in the way,
+// and repair refuses before writing anything (it would have written every
+// volume and then failed to rename one, leaving the renames half done),
+// then repairs once it is moved.
+func TestRepairRefusesADirectoryWhereAVolumeBelongs(t *testing.T) {
+	name := packTree(t, map[string]string{"r": noise(200000, 5)}, "--volume-size", "64K", "--recovery", "50%")
+	if err := os.Remove(name + ".002"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(name+".002", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := filepath.Glob(name + "*")
+	stdout, _, _ := arcpack(t, "verify", "--progress", "never", name+".001")
+	if !strings.Contains(stdout, "a directory has its name") {
+		t.Errorf("verify does not say a directory is in the way:\n%s", stdout)
+	}
+	_, stderr, code := arcpack(t, "repair", "--progress", "never", name+".001")
+	if code != exitFatal || !strings.Contains(stderr, "move it away") {
+		t.Errorf("repair with a directory in the way: exit %d, %q", code, stderr)
+	}
+	if after, _ := filepath.Glob(name + "*"); !slices.Equal(before, after) {
+		t.Errorf("repair refused but changed the names there: %v, was %v", after, before)
+	}
+	os.Remove(name + ".002")
+	if _, stderr, code := arcpack(t, "repair", "--progress", "never", name+".001"); code != 0 {
+		t.Errorf("repair once the directory is gone: exit %d, %q", code, stderr)
 	}
 }
 
