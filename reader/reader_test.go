@@ -439,6 +439,27 @@ func TestOpenRefusesBrokenVolumeSets(t *testing.T) {
 			next := format.VolumeName(b.base, uint32(len(b.volumes)+1))
 			return b.volumes[0], []string{next + " is missing: " + last(b) + " is a full volume without a footer"}
 		}},
+		// The last volume, which holds the footer, not under its own
+		// name: said as that, not as a volume after it missing or a
+		// footer that miscounts.
+		{"last two volumes' names swapped", nil, func(t *testing.T, b *built) (string, []string) {
+			n := len(b.volumes)
+			before := b.volumes[n-2]
+			os.Rename(last(b), last(b)+".x")
+			os.Rename(before, last(b))
+			os.Rename(last(b)+".x", before)
+			return b.volumes[0], []string{"volumes not under their own names", fmt.Sprintf("%s holds volume %d (%s)", before, n, last(b)), fmt.Sprintf("%s holds volume %d (%s)", last(b), n-1, before)}
+		}},
+		{"last volume renamed past the end", nil, func(t *testing.T, b *built) (string, []string) {
+			far := format.VolumeName(b.base, 30)
+			os.Rename(last(b), far)
+			return b.volumes[0], []string{fmt.Sprintf("%s holds volume %d (%s)", far, len(b.volumes), last(b))}
+		}},
+		{"a copy of volume 2 past the end, named", nil, func(t *testing.T, b *built) (string, []string) {
+			far := format.VolumeName(b.base, 30)
+			testtree.CopyFile(t, b.volumes[1], far)
+			return far, []string{far + ": corrupt: header says this is volume 2, whose name is " + b.volumes[1], "opens by its first volume, " + b.volumes[0]}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b *built

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -343,11 +345,37 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if denied != nil && deniedAt <= last {
 		return nil, footer, denied // inside the set
 	}
+	// The last file, the one with the footer, holds another volume of
+	// the set (names swapped or changed, a volume copied past the end):
+	// the footer is not where it should be, and why is what to say.
+	misplaced := func() error {
+		h, ok := headers[last]
+		if !ok || h.ID != ref.ID || h.Number == last {
+			return nil
+		}
+		if last == num {
+			// The name given, past the set's end: a copy of one of its
+			// volumes, most likely.
+			return fmt.Errorf("%s: %w: header says this is volume %d, whose name is %s (the archive opens by its first volume, %s)",
+				path, format.ErrCorrupt, h.Number, format.VolumeName(base, h.Number), format.VolumeName(base, 1))
+		}
+		var out []string
+		for _, n := range slices.Sorted(maps.Keys(headers)) {
+			if h := headers[n]; h.ID == ref.ID && h.Number != n {
+				out = append(out, fmt.Sprintf("%s holds volume %d (%s)", format.VolumeName(base, n), h.Number, format.VolumeName(base, h.Number)))
+			}
+		}
+		return fmt.Errorf("%w: volumes not under their own names: %s; the archive's last volume is not where its name says (rename them: arcpack repair does where recovery volumes are present)",
+			format.ErrCorrupt, strings.Join(out, ", "))
+	}
 	// The footer is the last FooterSize bytes of the last volume.
 	footer, err = readFooter(lastPath, sizes[last])
 	if err != nil {
 		if denied != nil {
 			return nil, footer, denied // past it: the set may go on into it
+		}
+		if m := misplaced(); m != nil {
+			return nil, footer, m
 		}
 		if layout.VolumeSize > 0 && sizes[last] >= layout.VolumeSize && errors.Is(err, format.ErrNotArchive) {
 			// No footer magic at its end: a full volume (or one with
@@ -364,6 +392,9 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if footer.VolumeCount != last {
 		if denied != nil && footer.VolumeCount > last {
 			return nil, footer, denied // the set goes on into it
+		}
+		if m := misplaced(); m != nil {
+			return nil, footer, m
 		}
 		if footer.VolumeCount > last {
 			return nil, footer, fmt.Errorf("%s is missing: the footer in %s says %d volumes", format.VolumeName(base, footer.VolumeCount), lastPath, footer.VolumeCount)
