@@ -113,19 +113,9 @@ type extractor struct {
 	// named by dirent, not by path, whose strings would cost the square of
 	// the depth; path builds one for a message.
 	parents, depth []uint32
-	// aside: what dest had where the archive has a non-directory, moved
-	// aside by overwrite until settle knows whether its replacement was
-	// completed; written[d], that the content job of dirent d ended (made
-	// only where something was moved aside).
-	aside   []movedAside
-	written []bool
-}
-
-// movedAside is an entry of dest's that overwrite moved aside, within its
-// directory, for dirent d's.
-type movedAside struct {
-	d    uint32
-	name string // its name now
+	// aside: what dest had where the archive has its entries, moved
+	// aside by overwrite until what replaces it is whole (aside.go).
+	aside asides
 }
 
 // tables fills e's parent and depth of each dirent.
@@ -392,15 +382,14 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	defer e.links.close()
 
 	if err := e.createTree(sel); err != nil {
-		e.settle()
+		e.settle(false)
 		e.unwiden()
 		return &e.res, err
 	}
-	if len(e.aside) > 0 {
-		e.written = make([]bool, len(e.parents))
-	}
+	e.settle(true) // what is whole already: links, symlinks, nodes, directories
+	e.aside.index(e)
 	err = e.writeContent()
-	e.settle()
+	e.settle(false)
 	if err != nil {
 		e.unwiden()
 		return &e.res, err
@@ -738,8 +727,8 @@ func (e *extractor) makeDir(dirfd int, name string, md *madeDir) (fd int, err er
 			if !e.opt.Overwrite {
 				return -1, &pathError{e.path(d), errNotADir}
 			}
-			if err := unix.Unlinkat(dirfd, name, 0); err != nil {
-				return -1, fmt.Errorf("%s: %w", e.path(d), err)
+			if err := e.putAside(dirfd, name, d); err != nil {
+				return -1, err
 			}
 			err = unix.Mkdirat(dirfd, name, 0o700)
 		} else {
@@ -906,73 +895,6 @@ func (e *extractor) clear(dirfd int, name string, d uint32) error {
 		return fmt.Errorf("%s: %w", e.path(d), err)
 	}
 	return nil
-}
-
-// putAside moves dest's entry dirfd/name, which the archive's dirent d
-// replaces (overwrite), to a hidden name beside it rather than removing
-// it. The tree is made first and the files filled after, in the archive's
-// order, so an extraction that stops halfway (interrupted, the disk full)
-// would otherwise have emptied files it never reached: settle puts back
-// every entry whose replacement is not whole, and removes the others.
-// (Killed outright, it leaves them under that name, as they were.)
-func (e *extractor) putAside(dirfd int, name string, d uint32) error {
-	for i := 0; ; i++ {
-		aside := fmt.Sprintf(".arcpack-replaced.%d", d)
-		if i > 0 {
-			aside += fmt.Sprintf(".%d", i)
-		}
-		err := unix.Renameat2(dirfd, name, dirfd, aside, unix.RENAME_NOREPLACE)
-		if errors.Is(err, unix.EINVAL) {
-			// A filesystem without RENAME_NOREPLACE: look first.
-			var st unix.Stat_t
-			if err = unix.Fstatat(dirfd, aside, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
-				err = unix.EEXIST
-			} else if errors.Is(err, unix.ENOENT) {
-				err = unix.Renameat(dirfd, name, dirfd, aside)
-			}
-		}
-		if errors.Is(err, unix.EEXIST) && i < 100 {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("%s: moving the existing entry aside to replace it: %w", e.path(d), err)
-		}
-		e.aside = append(e.aside, movedAside{d, aside})
-		return nil
-	}
-}
-
-// settle ends what putAside began, once no file is being written: an
-// entry whose replacement is in place and whole (a file whose content
-// was written, damaged or not, or a link to one; a symlink or node, made
-// whole at once) is removed; one whose replacement was not made, or is a
-// file not filled, goes back to its name. What cannot be done is warned
-// about, with where the entry is.
-func (e *extractor) settle() {
-	x := e.a.idx
-	for _, m := range e.aside {
-		dirfd, name, err := e.links.parentOf(m.d)
-		if err == nil {
-			var st unix.Stat_t
-			whole := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
-			if ino := x.Dirents.Inode[m.d]; whole && x.Inodes.Mode[ino]&format.ModeType == format.ModeReg {
-				owner, ok := e.linkOwner[m.d]
-				if !ok {
-					owner = m.d
-				}
-				whole = e.written != nil && e.written[owner]
-			}
-			if whole {
-				err = unix.Unlinkat(dirfd, m.name, 0)
-			} else {
-				err = unix.Renameat(dirfd, m.name, dirfd, name)
-			}
-		}
-		if err != nil {
-			e.warn(fmt.Errorf("%s: what was there before is left as %s: %w", e.path(m.d), m.name, err))
-		}
-	}
-	e.aside = nil
 }
 
 // createEntry creates a non-directory entry.
@@ -1540,23 +1462,18 @@ func (w *contentWorker) writeFile(j contentJob) error {
 		e.mu.Lock()
 		for _, p := range append([]uint32{j.d}, e.linked[j.d]...) {
 			e.res.Incomplete++
-			e.opt.Warn(fmt.Errorf("%s: %w (%d bytes: larger than the destination's filesystem takes; left incomplete, mode 0600)", e.path(p), unix.EFBIG, x.Inodes.Size[j.ino]))
+			e.opt.Warn(fmt.Errorf("%s: %w (%d bytes: larger than the destination's filesystem takes; %s)", e.path(p), unix.EFBIG, x.Inodes.Size[j.ino], e.aside.leftAs(p, "left incomplete, mode 0600")))
 		}
 		e.mu.Unlock()
-		err, damaged = nil, true
+		return nil
 	}
-	if err != nil {
+	if err != nil || damaged {
 		return err
 	}
-	if !damaged {
-		e.metaAt(pfd, name, j.d, j.ino)
-	}
-	if e.written != nil {
-		// Done, as far as it goes (a damaged file keeps its beginning
-		// in place of what dest had: see settle). Its own element: no
-		// other worker writes it.
-		e.written[j.d] = true
-	}
+	e.metaAt(pfd, name, j.d, j.ino)
+	// Whole: what dest had at its paths can go now, not at the end, so
+	// that replacing a tree takes little more room than the tree.
+	e.aside.release(e, &w.dirs, j.d)
 	return nil
 }
 
@@ -1623,7 +1540,11 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 				e.mu.Lock()
 				for _, d := range append([]uint32{j.d}, e.linked[j.d]...) {
 					e.res.Damaged++
-					e.opt.Warn(fmt.Errorf("%s: %w", e.path(d), err))
+					if why := e.aside.leftAs(d, ""); why != "" {
+						e.opt.Warn(fmt.Errorf("%s: %w (%s)", e.path(d), err, why))
+					} else {
+						e.opt.Warn(fmt.Errorf("%s: %w", e.path(d), err))
+					}
 				}
 				e.mu.Unlock()
 				return true, nil

@@ -726,6 +726,114 @@ func TestAnOverwriteStoppedHalfwayLeavesWhatItDidNotReplace(t *testing.T) {
 	}
 }
 
+// What overwrite moves aside goes by names the archive does not have in
+// that directory: an archive holding .arcpack-replaced.N files (packed from
+// a tree a killed extraction left them in) comes out exact over a dest
+// that has its other files, and nothing is left aside.
+func TestAnArchiveOfNamesLikeTheAsideOnesComesOutExact(t *testing.T) {
+	// "-" sorts before ".": dirents 1 and 2, whose aside names were
+	// .arcpack-replaced.1 and .2.
+	entries := []entry{reg("-a", randBytes(3000, 1)), reg("-b", randBytes(3000, 2)), dir(".arcpack-replaced.2")}
+	for i := range 6 {
+		if i != 2 {
+			entries = append(entries, reg(fmt.Sprintf(".arcpack-replaced.%d", i), randBytes(100, byte(10+i))))
+		}
+	}
+	a, _ := openBuilt(t, entries, buildOpts{})
+	dest := t.TempDir()
+	for _, p := range []string{"-a", "-b"} {
+		os.WriteFile(filepath.Join(dest, p), []byte("old "+p), 0o644)
+	}
+	if _, err := a.Extract(dest, ExtractOptions{Overwrite: true, Workers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	want := contentOf(entries)
+	for p, b := range want {
+		if got, err := os.ReadFile(filepath.Join(dest, p)); err != nil || !bytes.Equal(got, b) {
+			t.Errorf("%s: %q, %v; want the archive's %d bytes", p, got, err, len(b))
+		}
+	}
+	if n := treeOf(t, dest); len(n) != 1+len(entries) { // dest, then what it holds
+		t.Errorf("dest holds %v, want the archive's %d entries and nothing aside", n, len(entries))
+	}
+}
+
+// A file of the user's where the archive has a directory is moved aside
+// too, and goes once the directory is made: nothing is left beside it.
+func TestOverwriteReplacesAFileWhereTheArchiveHasADirectory(t *testing.T) {
+	entries := []entry{dir("d"), reg("d/f", []byte("in d"))}
+	a, _ := openBuilt(t, entries, buildOpts{})
+	dest := t.TempDir()
+	os.WriteFile(filepath.Join(dest, "d"), []byte("a file"), 0o644)
+	if _, err := a.Extract(dest, ExtractOptions{Overwrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dest, "d", "f")); err != nil || string(got) != "in d" {
+		t.Errorf("d/f: %q, %v", got, err)
+	}
+	if n := treeOf(t, dest); len(n) != 3 {
+		t.Errorf("dest holds %v", n)
+	}
+}
+
+// An entry moved aside goes as soon as the file replacing it is written,
+// not at the end: replacing a tree takes about the room of the tree, not
+// of two.
+func TestWhatOverwriteMovedAsideGoesOnceItsReplacementIsWritten(t *testing.T) {
+	var entries []entry
+	for i := range 6 {
+		entries = append(entries, reg(fmt.Sprintf("f%d", i), randBytes(20_000, byte(i+1))))
+	}
+	a, _ := openBuilt(t, entries, buildOpts{})
+	dest := t.TempDir()
+	for _, e := range entries {
+		os.WriteFile(filepath.Join(dest, e.path), []byte("old"), 0o644)
+	}
+	aside := func() int {
+		m, _ := filepath.Glob(filepath.Join(dest, ".arcpack-replaced.*"))
+		return len(m)
+	}
+	var seen []int // entries aside as each file is written, one worker
+	if _, err := a.Extract(dest, ExtractOptions{Overwrite: true, Workers: 1, Progress: func(int64) { seen = append(seen, aside()) }}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{6, 5, 4, 3, 2, 1}; !slices.Equal(seen, want) || aside() != 0 {
+		t.Errorf("entries aside while the files were written: %v, then %d; want %v, then none", seen, aside(), want)
+	}
+}
+
+// A file of the archive that comes out damaged does not replace the
+// user's: what dest had there is put back, and the warning says so.
+func TestOverwriteKeepsTheUsersFileWhereTheArchivesIsDamaged(t *testing.T) {
+	entries := []entry{reg("a", randBytes(3000, 1)), reg("b", randBytes(50_000, 2)), {path: "h", link: "b"}}
+	bt := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{})
+	x := bt.idx
+	blk := x.BlockAt(x.Extents.Off[1] + 20_000) // inside b
+	vol, fo := streamFileOffset(bt, int64(x.BlockStoredOff[blk])+1)
+	flipByte(t, vol, fo)
+	a := openBuiltWith(t, bt, Options{})
+	dest := t.TempDir()
+	for _, p := range []string{"a", "b", "h"} {
+		os.WriteFile(filepath.Join(dest, p), []byte("old "+p), 0o644)
+	}
+	var warns []string
+	res, err := a.Extract(dest, ExtractOptions{Overwrite: true, Workers: 1, Warn: func(err error) { warns = append(warns, err.Error()) }})
+	if !errors.Is(err, ErrDamaged) || res.Damaged != 2 {
+		t.Fatalf("err %v, result %+v", err, res)
+	}
+	for p, want := range map[string]string{"a": string(contentOf(entries)["a"]), "b": "old b", "h": "old h"} {
+		if got, _ := os.ReadFile(filepath.Join(dest, p)); string(got) != want {
+			t.Errorf("%s: %d bytes, want %d", p, len(got), len(want))
+		}
+	}
+	if j := strings.Join(warns, "\n"); strings.Count(j, "what DEST had there is kept") != 2 {
+		t.Errorf("warnings:\n%s", j)
+	}
+	if n := treeOf(t, dest); len(n) != 1+3 {
+		t.Errorf("dest holds %v", n)
+	}
+}
+
 func TestExtractOfDamagedArchiveWritesTheRest(t *testing.T) {
 	entries := []entry{reg("a", randBytes(3000, 1)), reg("b", randBytes(50_000, 2)), reg("c", randBytes(3000, 3))}
 	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{})

@@ -40,13 +40,14 @@ with its metadata. Owners are restored when running as root (--no-same-owner tur
 that off). Existing files in DEST are an error, before anything is extracted,
 unless --force (an empty file, as an interrupted extract leaves those it had not
 filled yet, is replaced either way). With --force an existing file is replaced
-only once the archive's is written: one that an interrupted extract had not
-reached is as it was. Nothing is ever
+only once the archive's is written whole: one that an interrupted extract had
+not reached, or whose replacement is damaged, is as it was. Nothing is ever
 written outside DEST: symlinks are created, never followed. Damaged files are
 reported by name and the exit code is 1; each keeps what precedes its first
 damaged byte (so it is shorter than archived), with mode 0600 and the time of the
 extraction instead of its archived metadata, so that it does not pass for restored.
-A file larger than DEST's filesystem takes is left the same way, exit 1.
+A file larger than DEST's filesystem takes is left the same way, exit 1 (with
+--force, where DEST had a file at its path, that file is put back instead).
 
 --exclude and --exclude-from leave out the paths their patterns match, read as
 'arcpack create --help' describes (as .gitignore does), matched against each
