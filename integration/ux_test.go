@@ -301,7 +301,7 @@ func TestDamageSuggestsRepairWhenRecoveryVolumesExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := vols[len(vols)-1]
-	hint := "'arcpack repair " + base + ".002' rebuilds what is missing or damaged where they cover it"
+	hint := "'arcpack repair " + base + ".002' rebuilds what is missing or damaged if they cover all of it"
 	r := arcpack(t, "cat", base+".002", "bystander")
 	wantFail(t, r, 1, "bystander")
 	if strings.Contains(r.stderr, "arcpack repair") {

@@ -35,7 +35,7 @@ func Repair(archive string) string {
 	}
 	// Whether they cover the damage only a check of every volume tells
 	// (verify, repair): not claimed here.
-	return fmt.Sprintf("%d recovery volume(s) found: 'arcpack repair %s' rebuilds what is missing or damaged where they cover it (and changes nothing where they do not)", len(parity), termsafe.Word(archive))
+	return fmt.Sprintf("%d recovery volume(s) found: 'arcpack repair %s' rebuilds what is missing or damaged if they cover all of it (otherwise it changes nothing)", len(parity), termsafe.Word(archive))
 }
 
 // ownParity leaves out of parity the recovery volumes made for another

@@ -46,7 +46,7 @@ func TestRepairWithRecoveryVolumesOrRenamesLeftToDo(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "a.r01"), []byte("x"), 0o644)
 	os.WriteFile(filepath.Join(dir, "a.r02"), []byte("x"), 0o644)
-	if h, want := Repair(a), "2 recovery volume(s) found: 'arcpack repair "+a+"' rebuilds what is missing or damaged where they cover it"; !strings.HasPrefix(h, want) {
+	if h, want := Repair(a), "2 recovery volume(s) found: 'arcpack repair "+a+"' rebuilds what is missing or damaged if they cover all of it"; !strings.HasPrefix(h, want) {
 		t.Errorf("Repair = %q, want it to start %q", h, want)
 	}
 	// A killed run's renames left to do come first: repair finishes them.
