@@ -620,7 +620,8 @@ func (p *packer) sequence(j *fileJob, st *streamer) error {
 	var err error
 	var runs []dataRun // a held tar member's zero runs (archive/tar fills holes)
 	if j.whole && j.entry != nil {
-		runs = zeroRuns(j.data)
+		least, tail := holesOf(j.entry)
+		runs = zeroRuns(j.data, least, tail)
 	}
 	switch {
 	case runs != nil:
@@ -638,7 +639,7 @@ func (p *packer) sequence(j *fileJob, st *streamer) error {
 		p.res.InputBytes += int64(len(j.data))
 		p.bytesDone.Add(int64(len(j.data)))
 	case j.stream != nil:
-		err = p.streamTar(n, j.entry.name, j.stream, st)
+		err = p.streamTar(n, j.entry, j.stream, st)
 		close(j.consumed)
 	default:
 		var sum [32]byte

@@ -85,10 +85,11 @@ type tarKey struct {
 
 // tarEntry is one member, as the stream reader parsed it.
 type tarEntry struct {
-	name string // as the stream spells it, for messages
-	path string // cleaned, relative; "" is the root
-	link string // cleaned hardlink target, for a hardlink
-	n    node
+	name   string // as the stream spells it, for messages
+	path   string // cleaned, relative; "" is the root
+	link   string // cleaned hardlink target, for a hardlink
+	sparse bool   // archive/tar read a sparse map for it (sparseMember)
+	n      node
 }
 
 // packTar reads the stream on the producer goroutine: members up to the
@@ -96,7 +97,21 @@ type tarEntry struct {
 // workers; a larger one is copied by the sequencer straight from the stream
 // while the reader waits.
 func (p *packer) packTar(r io.Reader) error {
-	tr := tar.NewReader(&stallReader{ctx: p.ctx, r: r})
+	sr := &stallReader{ctx: p.ctx, r: r}
+	// Its first bytes: for what to say where archive/tar cannot read it.
+	head := make([]byte, 6)
+	n, err := io.ReadFull(sr, head)
+	switch {
+	case n == 0 && err == io.EOF:
+		// A producer that died before writing (GNU tar: "does not look
+		// like a tar archive"); an empty tar stream is 1,024 zero bytes.
+		return errors.New("tar stream: empty, not a tar stream (nothing came in)")
+	case err != nil && err != io.ErrUnexpectedEOF && err != io.EOF:
+		return fmt.Errorf("tar stream: %w", err)
+	}
+	in := &countingReader{r: io.MultiReader(bytes.NewReader(head[:n]), sr)}
+	tr := tar.NewReader(in)
+	last := "" // the last member read, for messages
 	produce := func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error {
 		for {
 			hdr, err := tr.Next()
@@ -104,8 +119,9 @@ func (p *packer) packTar(r io.Reader) error {
 				return nil
 			}
 			if err != nil {
-				return fmt.Errorf("tar stream: %w", err)
+				return tarStreamError(err, head[:n], last, in.n)
 			}
+			last = hdr.Name
 			if notMember(hdr) {
 				continue
 			}
@@ -179,6 +195,41 @@ func (p *packer) packTar(r io.Reader) error {
 	p.res.Excluded += p.tar.excluded
 	p.nodes.sortChildren()
 	return nil
+}
+
+// tarStreamError words err, met reading the stream's header after member
+// last ("": its first), by byte at: where, and a compressed stream as
+// such. archive/tar cannot go on past a header it cannot read.
+func tarStreamError(err error, head []byte, last string, at int64) error {
+	if last == "" {
+		for _, c := range [...]struct {
+			magic, name, cmd string
+		}{
+			{"\x1f\x8b", "gzip", "gzip -dc"},
+			{"\x28\xb5\x2f\xfd", "zstd", "zstd -dc"},
+			{"\xfd7zXZ\x00", "xz", "xz -dc"},
+			{"BZh", "bzip2", "bzip2 -dc"},
+			{"\x04\x22\x4d\x18", "lz4", "lz4 -dc"},
+		} {
+			if bytes.HasPrefix(head, []byte(c.magic)) {
+				return fmt.Errorf("tar stream: %s-compressed; arcpack reads tar itself: decompress it first (%s FILE | arcpack create - -o NAME)", c.name, c.cmd)
+			}
+		}
+		return fmt.Errorf("tar stream: at its start: %w", err)
+	}
+	return fmt.Errorf("tar stream: after member %s, by byte %d: %w", last, at, err)
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // stallReader reads r until ctx is done: a read that a stalled stream holds
@@ -288,6 +339,7 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 		}
 		n.mode |= format.ModeReg
 		n.size = hdr.Size
+		e.sparse = sparseMember(hdr)
 	case tar.TypeLink:
 		if e.link, err = tarPath(hdr.Linkname); err != nil || e.link == "" {
 			return nil, fmt.Errorf("tar member %s: hardlink to %q: not a member path", hdr.Name, hdr.Linkname)
@@ -296,12 +348,20 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 		if l := len(hdr.Linkname); l == 0 || l > format.MaxSymlinkLen {
 			return nil, fmt.Errorf("tar member %s: a symlink target of %d bytes (1 to %d can be archived)", hdr.Name, l, format.MaxSymlinkLen)
 		}
-		n.mode |= format.ModeLink
+		// Linux's symlinks are 0777 whatever the header says (tar -x
+		// makes them so): the mount and list show what extract makes.
+		n.mode = format.ModeLink | 0o777
 		n.setExtra(func(e *nodeExtra) { e.target = []byte(hdr.Linkname) })
 		n.size = int64(len(hdr.Linkname))
 	case tar.TypeDir, tarTypeDumpDir:
 		n.mode |= format.ModeDir
 	case tar.TypeChar, tar.TypeBlock:
+		// Linux's device numbers: a 12-bit major, a 20-bit minor; mknod
+		// would cut larger ones down to another device's (GNU tar's
+		// mknod fails on them).
+		if hdr.Devmajor > maxDevMajor || hdr.Devminor > maxDevMinor {
+			return nil, fmt.Errorf("tar member %s: device %d,%d: Linux's device numbers go up to %d,%d", hdr.Name, hdr.Devmajor, hdr.Devminor, maxDevMajor, maxDevMinor)
+		}
 		n.mode |= format.ModeChr
 		if hdr.Typeflag == tar.TypeBlock {
 			n.mode = n.mode&^format.ModeType | format.ModeBlk
@@ -316,6 +376,17 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 		return nil, fmt.Errorf("tar member %s: the root must be a directory", hdr.Name)
 	}
 	xs := p.tarXattrs(hdr)
+	if t := n.mode & format.ModeType; t == format.ModeLink || t == format.ModeFifo || t == format.ModeChr || t == format.ModeBlk {
+		// Linux allows user.* attributes on files and directories only:
+		// on a symlink, FIFO or device none could be made again.
+		xs = slices.DeleteFunc(xs, func(x xattr) bool {
+			if bytes.HasPrefix(x.name, []byte("user.")) {
+				p.opt.warn(fmt.Errorf("tar member %s: extended attribute %s: Linux keeps user.* attributes on files and directories only (left out)", hdr.Name, x.name))
+				return true
+			}
+			return false
+		})
+	}
 	n.setExtra(func(e *nodeExtra) { e.xattrs = xs })
 	for _, x := range xs {
 		// tar -x sets the ACL after the mode, and the kernel takes the
@@ -336,6 +407,13 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 	e.n = n
 	return e, nil
 }
+
+// Linux's largest device numbers (MINORBITS 20; the kernel keeps a dev_t
+// in 32 bits).
+const (
+	maxDevMajor = 1<<12 - 1
+	maxDevMinor = 1<<20 - 1
+)
 
 // maxSparseTarMember bounds the size of a sparse member of a tar stream:
 // the bytes in the stream are its data alone, but archive/tar hands its
@@ -631,7 +709,9 @@ func (p *packer) tarDir(dir string) (int32, error) {
 // dedup find such copies instead.
 // (Hashing it cost BLAKE3's speed on every byte, zeros of holes included:
 // 7.4 s for a 20 GiB sparse member, now 0.58 s.)
-func (p *packer) streamTar(n *node, name string, r io.Reader, st *streamer) error {
+func (p *packer) streamTar(n *node, e *tarEntry, r io.Reader, st *streamer) error {
+	name := e.name
+	least, tail := holesOf(e)
 	// Pieces of whole pages, so that zero runs are found page-aligned.
 	buf := make([]byte, min(max(p.opt.BlockSize/holeAlign*holeAlign, holeAlign), n.size))
 	for left := n.size; left > 0; {
@@ -642,7 +722,7 @@ func (p *packer) streamTar(n *node, name string, r io.Reader, st *streamer) erro
 		if _, err := io.ReadFull(r, buf[:m]); err != nil {
 			return fmt.Errorf("tar stream: %s: %w", name, err)
 		}
-		if err := p.placeRuns(buf[:m], zeroRuns(buf[:m]), st); err != nil {
+		if err := p.placeRuns(buf[:m], zeroRuns(buf[:m], least, tail && left == m), st); err != nil {
 			return err
 		}
 		left -= m
@@ -650,23 +730,38 @@ func (p *packer) streamTar(n *node, name string, r io.Reader, st *streamer) erro
 	return nil
 }
 
-// archive/tar hands sparse members over with their holes filled with zeros.
-// As GNU tar --sparse does when it creates an archive, page-aligned zero runs
-// of at least holeMin bytes become holes again.
+// archive/tar hands sparse members over with their holes filled with zeros
+// (it keeps their maps to itself). As GNU tar --sparse does when it creates
+// an archive, page-aligned zero runs become holes again: of any length in a
+// sparse member, whose map had holes, with a zero tail at its end (a
+// partial page); of at least holeMin bytes in any other member, as
+// GNU tar --sparse would have seen them.
 const (
 	holeAlign = 4 << 10
 	holeMin   = 32 << 10
 )
 
+// holesOf is what zeroRuns takes as a hole in member e's bytes: the least
+// length, and whether a zero tail at the member's end is one.
+func holesOf(e *tarEntry) (least int64, tail bool) {
+	if e.sparse {
+		return holeAlign, true
+	}
+	return holeMin, false
+}
+
 // zeroRuns splits b, which starts page-aligned in its file, into data and
-// hole runs; it returns nil when b has no hole.
-func zeroRuns(b []byte) []dataRun {
+// hole runs: page-aligned zero runs of least bytes or more; with atEnd (b
+// ends the file), zeros after its last whole page too, however few (a
+// page of their own, which the hole leaves unwritten). It returns nil when
+// b has no hole.
+func zeroRuns(b []byte, least int64, atEnd bool) []dataRun {
 	var zero [holeAlign]byte
 	var runs []dataRun
 	var dataFrom, zeroFrom int64 = 0, -1
 	end := int64(len(b)) / holeAlign * holeAlign
-	flush := func(at int64) { // the zero run [zeroFrom, at) ends
-		if zeroFrom >= 0 && at-zeroFrom >= holeMin {
+	flush := func(at, least int64) { // the zero run [zeroFrom, at) ends
+		if zeroFrom >= 0 && at-zeroFrom >= least {
 			if zeroFrom > dataFrom {
 				runs = append(runs, dataRun{dataFrom, zeroFrom - dataFrom, false})
 			}
@@ -682,9 +777,15 @@ func zeroRuns(b []byte) []dataRun {
 			}
 			continue
 		}
-		flush(off)
+		flush(off, least)
 	}
-	flush(end)
+	if tail := b[end:]; atEnd && len(tail) > 0 && bytes.Equal(tail, zero[:len(tail)]) {
+		if zeroFrom < 0 {
+			zeroFrom, least = end, 0
+		}
+		end = int64(len(b))
+	}
+	flush(end, least)
 	if runs == nil {
 		return nil
 	}

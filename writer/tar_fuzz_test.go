@@ -102,6 +102,9 @@ type tarModelEntry struct {
 // archive/tar does not read it to its end (CreateFromTar must then fail),
 // nil, true when members declare more than tarFuzzMax bytes in all.
 func tarModelOf(stream []byte) (*tarModel, bool) {
+	if len(stream) == 0 {
+		return nil, false // no stream at all: refused, as GNU tar does
+	}
 	m := &tarModel{tree: map[string]tarModelEntry{"": {typ: tar.TypeDir}}}
 	tr := tar.NewReader(bytes.NewReader(stream))
 	var declared int64

@@ -181,6 +181,10 @@ func TestTarStreamOddMembers(t *testing.T) {
 		{"a negative gid is skipped", []tarMember{{tar.Header{Name: "g", Typeflag: tar.TypeReg, Mode: 0o644, Gid: -1}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "gid -1 out of range"},
 		{"a symlink without a target is skipped", []tarMember{{tar.Header{Name: "s", Typeflag: tar.TypeSymlink, Mode: 0o777}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "symlink target of 0 bytes"},
 		{"a symlink target over 4095 bytes is skipped", []tarMember{{tar.Header{Name: "s", Typeflag: tar.TypeSymlink, Linkname: strings.Repeat("a/", 2048)}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "symlink target of 4096 bytes"},
+		// mknod would cut them down to another device's numbers.
+		{"a device major past Linux's is skipped", []tarMember{{tar.Header{Name: "c", Typeflag: tar.TypeChar, Mode: 0o600, Devmajor: 5000, Devminor: 1}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "device 5000,1: Linux's device numbers go up to 4095,1048575"},
+		{"a device minor past Linux's is skipped", []tarMember{{tar.Header{Name: "b", Typeflag: tar.TypeBlock, Mode: 0o600, Devmajor: 8, Devminor: 1 << 20}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "device 8,1048576"},
+		{"user.* attributes of a symlink are left out", []tarMember{{tar.Header{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "t", PAXRecords: map[string]string{"SCHILY.xattr.user.k": "v"}}, nil}}, map[string]string{}, "tar member s: extended attribute user.k: Linux keeps user.* attributes on files and directories only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, a, warnings := packTarBytes(t, tarOf(t, tar.FormatPAX, tc.members), small())
@@ -275,6 +279,43 @@ func TestTarStreamTruncatedIsAnError(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "tar stream") {
 			t.Fatalf("cut at %d: err = %v, want a tar stream error", cut, err)
 		}
+	}
+}
+
+// What archive/tar cannot read is said as what it is: nothing at all, a
+// compressed stream, or a header it cannot parse, after which member and
+// by which byte.
+func TestTarStreamsThatAreNoTarAreSaidAsWhatTheyAre(t *testing.T) {
+	good := tarOf(t, tar.FormatGNU, []tarMember{reg("before", []byte("b")), reg("after", []byte("a"))})
+	bad := slices.Clone(good)
+	copy(bad[1024+148:], "zzzzzzz") // the second header's checksum
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+		want   string
+	}{
+		{"nothing", nil, "tar stream: empty, not a tar stream"},
+		{"gzip", []byte("\x1f\x8b\x08\x00junk"), "tar stream: gzip-compressed; arcpack reads tar itself: decompress it first (gzip -dc FILE"},
+		{"zstd", []byte("\x28\xb5\x2f\xfdjunkjunk"), "zstd-compressed"},
+		{"a header that does not parse", bad, "tar stream: after member before, by byte"},
+	} {
+		dir := t.TempDir()
+		_, err := CreateFromTar(context.Background(), filepath.Join(dir, "t"), bytes.NewReader(tc.stream), small())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, "t.*")); len(left) > 0 {
+			t.Errorf("%s: left %v", tc.name, left)
+		}
+	}
+}
+
+// A symlink member's mode is 0777, as Linux makes every symlink, whatever
+// its header says: the mount and list show what extract makes.
+func TestTarSymlinkModeIsLinuxs(t *testing.T) {
+	_, a, _ := packTarBytes(t, tarOf(t, tar.FormatPAX, []tarMember{{tar.Header{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "t", Mode: 0o600}, nil}}), small())
+	if m := a.idx.Inodes.Mode[a.inode["s"]]; m != format.ModeLink|0o777 {
+		t.Errorf("symlink mode %o, want %o", m, format.ModeLink|0o777)
 	}
 }
 
@@ -409,19 +450,27 @@ func TestZeroRunsFindsPageAlignedHoles(t *testing.T) {
 	zeros := func(pages int) []byte { return make([]byte, pages*holeAlign) }
 	hole := holeMin / holeAlign // pages in the shortest hole
 	for _, tc := range []struct {
-		name string
-		b    []byte
-		want []dataRun
+		name   string
+		b      []byte
+		sparse bool // a sparse member's bytes, to its end: holes of a page, and a zero tail
+		want   []dataRun
 	}{
-		{"no zeros", cat(page(1), page(2)), nil},
-		{"a zero run too short", cat(page(1), zeros(hole-1), page(1)), nil},
-		{"all zeros", zeros(hole), []dataRun{{0, holeMin, true}}},
-		{"a hole inside", cat(page(1), zeros(hole), page(1)), []dataRun{{0, holeAlign, false}, {holeAlign, holeMin, true}, {holeAlign + holeMin, holeAlign, false}}},
-		{"a hole at the end, then a short tail", cat(page(1), zeros(hole), []byte{0, 0, 0}), []dataRun{{0, holeAlign, false}, {holeAlign, holeMin, true}, {holeAlign + holeMin, 3, false}}},
-		{"zeros not page-aligned stay data", cat([]byte{1}, zeros(hole), []byte{1}), nil},
+		{"no zeros", cat(page(1), page(2)), false, nil},
+		{"a zero run too short", cat(page(1), zeros(hole-1), page(1)), false, nil},
+		{"all zeros", zeros(hole), false, []dataRun{{0, holeMin, true}}},
+		{"a hole inside", cat(page(1), zeros(hole), page(1)), false, []dataRun{{0, holeAlign, false}, {holeAlign, holeMin, true}, {holeAlign + holeMin, holeAlign, false}}},
+		{"a hole at the end, then a short tail", cat(page(1), zeros(hole), []byte{0, 0, 0}), false, []dataRun{{0, holeAlign, false}, {holeAlign, holeMin, true}, {holeAlign + holeMin, 3, false}}},
+		{"zeros not page-aligned stay data", cat([]byte{1}, zeros(hole), []byte{1}), false, nil},
+		{"sparse: a one-page hole", cat(page(1), zeros(1), page(1)), true, []dataRun{{0, holeAlign, false}, {holeAlign, holeAlign, true}, {2 * holeAlign, holeAlign, false}}},
+		{"sparse: a hole to the end, through a short tail", cat(page(1), zeros(2), []byte{0, 0, 0}), true, []dataRun{{0, holeAlign, false}, {holeAlign, 2*holeAlign + 3, true}}},
+		{"sparse: all zeros, less than a page past the last", make([]byte, 3*holeAlign+57), true, []dataRun{{0, 3*holeAlign + 57, true}}},
+		{"sparse: a short tail after data is a hole of its own", cat(page(1), []byte{0, 0}), true, []dataRun{{0, holeAlign, false}, {holeAlign, 2, true}}},
+		{"sparse: the last byte alone (the member's last piece)", []byte{0}, true, []dataRun{{0, 1, true}}},
+		{"not sparse: a short zero tail stays data", cat(page(1), []byte{0, 0}), false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := zeroRuns(tc.b)
+			least, tail := holesOf(&tarEntry{sparse: tc.sparse})
+			got := zeroRuns(tc.b, least, tail)
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Fatalf("runs %v, want %v", got, tc.want)
 			}
