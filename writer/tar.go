@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"arc/format"
 
@@ -33,9 +34,10 @@ import (
 // only a directory replaces: tar cannot remove it). Directories the
 // stream never names are created with mode 0755 and listed as implied
 // (format.Index.Implied).
-// Pax global headers and GNU volume labels
-// describe the stream, not a file, and are passed over; a GNU dumpdir
-// (tar --listed-incremental) is a directory.
+// Pax global headers describe the stream, not a file: their owners, times,
+// xattrs and ACLs apply to the members after them that do not set their
+// own (applyGlobal). GNU volume labels are passed over; a GNU dumpdir (tar
+// --listed-incremental) is a directory.
 func CreateFromTar(ctx context.Context, out string, r io.Reader, opt Options) (*Result, error) {
 	if opt.Order == OrderSimilar {
 		return nil, errors.New("--order similar needs the whole tree before packing; a tar stream is packed in its own order")
@@ -75,6 +77,8 @@ type tarTree struct {
 	skipped       int64             // members the reader left out
 	excluded      int64             // paths Options.Exclude left out
 	leftDirs      map[string]bool   // the directories among them
+	// global: the pax global records in force (applyGlobal).
+	global map[string]string
 }
 
 // tarKey names a node of the tree: its directory's node and its name.
@@ -122,9 +126,14 @@ func (p *packer) packTar(r io.Reader) error {
 				return tarStreamError(err, head[:n], last, in.n)
 			}
 			last = hdr.Name
+			if hdr.Typeflag == tar.TypeXGlobalHeader {
+				p.tar.global = mergeGlobal(p.tar.global, hdr.PAXRecords)
+				continue
+			}
 			if notMember(hdr) {
 				continue
 			}
+			p.applyGlobal(hdr)
 			e, err := p.tarEntry(hdr)
 			if err != nil {
 				if p.opt.Strict {
@@ -284,6 +293,87 @@ const (
 	tarTypeDumpDir = 'D' // a directory with the list of its entries (--listed-incremental)
 	tarTypeVolume  = 'V' // the archive's label (--label), not a file
 )
+
+// mergeGlobal adds a pax global header's records to those in force: a
+// later one replaces an earlier value, and an empty one removes it (POSIX).
+func mergeGlobal(in, add map[string]string) map[string]string {
+	if len(add) == 0 {
+		return in
+	}
+	out := maps.Clone(in)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for k, v := range add {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// applyGlobal gives member hdr the pax global records in force that its
+// own records do not set, as tar -x applies them (archive/tar hands them
+// over and leaves them to the caller): they take the place of its ustar
+// fields. Owners, times and xattrs and ACLs; a path or size for every
+// member would make no sense, and a comment (git archive's commit id)
+// means nothing to the tree.
+func (p *packer) applyGlobal(hdr *tar.Header) {
+	for k, v := range p.tar.global {
+		if _, own := hdr.PAXRecords[k]; own {
+			continue
+		}
+		bad := false
+		switch k {
+		case "uid", "gid":
+			id, err := strconv.ParseInt(v, 10, 64)
+			if bad = err != nil; !bad && k == "uid" {
+				hdr.Uid = int(id)
+			} else if !bad {
+				hdr.Gid = int(id)
+			}
+		case "uname":
+			hdr.Uname = v
+		case "gname":
+			hdr.Gname = v
+		case "mtime", "atime":
+			t, err := parsePAXTime(v)
+			if bad = err != nil; !bad && k == "mtime" {
+				hdr.ModTime = t
+			} else if !bad {
+				hdr.AccessTime = t
+			}
+		default:
+			if strings.HasPrefix(k, "SCHILY.xattr.") || strings.HasPrefix(k, "LIBARCHIVE.xattr.") || strings.HasPrefix(k, "SCHILY.acl.") {
+				if hdr.PAXRecords == nil {
+					hdr.PAXRecords = map[string]string{}
+				}
+				hdr.PAXRecords[k] = v
+			}
+		}
+		if bad {
+			p.opt.warn(fmt.Errorf("tar member %s: pax global record %s=%q is not valid (left out)", hdr.Name, k, v))
+		}
+	}
+}
+
+// parsePAXTime reads a pax time: seconds since 1970, perhaps negative,
+// with up to nine digits of fraction.
+func parsePAXTime(s string) (time.Time, error) {
+	neg := strings.HasPrefix(s, "-")
+	secs, frac, _ := strings.Cut(strings.TrimPrefix(s, "-"), ".")
+	sec, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil || secs == "" || strings.HasPrefix(secs, "+") || len(frac) > 9 || strings.Trim(frac, "0123456789") != "" {
+		return time.Time{}, fmt.Errorf("pax time %q", s)
+	}
+	nsec, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+	if neg {
+		return time.Unix(-sec, -nsec), nil
+	}
+	return time.Unix(sec, nsec), nil
+}
 
 // notMember reports a header that describes the stream, not a file: a pax
 // global header (git archive writes one with the commit id) or a GNU

@@ -89,6 +89,7 @@ type tarModel struct {
 	tree    map[string]tarModelEntry // "" is the root
 	skipped int
 	ids     int
+	global  map[string]string // pax global records in force: a uid or gid there is a member's without its own
 }
 
 type tarModelEntry struct {
@@ -128,8 +129,29 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 }
 
 func (m *tarModel) add(hdr *tar.Header, body []byte) {
-	if hdr.Typeflag == tar.TypeXGlobalHeader || hdr.Typeflag == 'V' {
-		return // about the stream (pax global header, GNU volume label), not a member
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		if m.global == nil {
+			m.global = map[string]string{}
+		}
+		for k, v := range hdr.PAXRecords {
+			if v == "" {
+				delete(m.global, k)
+			} else {
+				m.global[k] = v
+			}
+		}
+		return // about the stream, not a member
+	}
+	if hdr.Typeflag == 'V' {
+		return // a GNU volume label
+	}
+	ids := []int64{int64(hdr.Uid), int64(hdr.Gid)}
+	for i, k := range []string{"uid", "gid"} {
+		if _, own := hdr.PAXRecords[k]; !own {
+			if v, err := strconv.ParseInt(m.global[k], 10, 64); err == nil {
+				ids[i] = v
+			}
+		}
 	}
 	p, ok := cleanMemberPath(hdr.Name)
 	if !ok {
@@ -137,12 +159,18 @@ func (m *tarModel) add(hdr *tar.Header, body []byte) {
 		return
 	}
 	// Owners and device numbers beyond 32 bits (a base-256 field, a pax
-	// record) are skipped, not cut to 32 bits (uid 2^32 would be root's).
-	for _, v := range []int64{int64(hdr.Uid), int64(hdr.Gid), hdr.Devmajor, hdr.Devminor} {
+	// record, a global one) are skipped, not cut to 32 bits (uid 2^32
+	// would be root's).
+	for _, v := range append(ids, hdr.Devmajor, hdr.Devminor) {
 		if v < 0 || v > math.MaxUint32 {
 			m.skipped++
 			return
 		}
+	}
+	// Devices whose numbers Linux cannot hold: mknod would make another.
+	if (hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock) && (hdr.Devmajor >= 1<<12 || hdr.Devminor >= 1<<20) {
+		m.skipped++
+		return
 	}
 	e := tarModelEntry{typ: hdr.Typeflag}
 	var link string

@@ -310,6 +310,55 @@ func TestTarStreamsThatAreNoTarAreSaidAsWhatTheyAre(t *testing.T) {
 	}
 }
 
+// Pax global records apply to every member after them that does not set
+// its own, in place of its ustar fields, as tar -x applies them; a later
+// global header changes them, an empty value removes one.
+func TestTarGlobalRecordsApplyToTheMembersAfterThem(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, m := range []tarMember{
+		reg("before", []byte("b")),
+		{tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"uid": "0", "gid": "7", "mtime": "1234567890.5", "SCHILY.xattr.user.g": "v", "comment": "abc"}}, nil},
+		reg("plain", []byte("p")),
+		{tar.Header{Name: "own", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 1 << 22, Gid: 100, Size: 1}, []byte("o")}, // too large for ustar: its own pax uid
+		{tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g2", PAXRecords: map[string]string{"gid": "8", "mtime": "-1.25", "SCHILY.xattr.user.g": ""}}, nil},
+		reg("later", []byte("l")),
+	} {
+		h := m.hdr
+		h.Format = tar.FormatPAX
+		if h.ModTime.IsZero() && h.Typeflag != tar.TypeXGlobalHeader {
+			h.ModTime = time.Unix(1700000000, 0)
+		}
+		h.Size = int64(len(m.body))
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatalf("%s: %v", h.Name, err)
+		}
+		tw.Write(m.body)
+	}
+	tw.Close()
+	_, a, warnings := packTarBytes(t, buf.Bytes(), small())
+	if len(warnings) != 0 {
+		t.Errorf("warnings %q", warnings)
+	}
+	x := a.idx
+	for _, tc := range []struct {
+		path       string
+		uid, gid   uint32
+		mtime      int64
+		xattrCount uint32
+	}{
+		{"before", 1000, 100, 1700000000_000000000, 0},
+		{"plain", 0, 7, 1234567890_500000000, 1},
+		{"own", 1 << 22, 7, 1234567890_500000000, 1},
+		{"later", 0, 8, -1_250000000, 0},
+	} {
+		ino := a.inode[tc.path]
+		if got := [2]uint32{x.Inodes.UID[ino], x.Inodes.GID[ino]}; got != [2]uint32{tc.uid, tc.gid} || x.Inodes.Mtime[ino] != tc.mtime || x.Inodes.XattrCount[ino] != tc.xattrCount {
+			t.Errorf("%s: owner %v, mtime %d, %d xattrs; want %d:%d, %d, %d", tc.path, got, x.Inodes.Mtime[ino], x.Inodes.XattrCount[ino], tc.uid, tc.gid, tc.mtime, tc.xattrCount)
+		}
+	}
+}
+
 // A symlink member's mode is 0777, as Linux makes every symlink, whatever
 // its header says: the mount and list show what extract makes.
 func TestTarSymlinkModeIsLinuxs(t *testing.T) {
