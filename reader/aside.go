@@ -135,11 +135,13 @@ func (s *asides) release(e *extractor, dirs *dirChain, d uint32) {
 
 // settle ends what putAside began, the files being written or not (made:
 // after the tree is made, for the entries whose replacement is whole
-// already). An entry whose replacement is in place and whole is removed:
-// a symlink, node or directory once made; a file (or a link to one) once
-// its content is written whole. Any other goes back to its name. What
-// cannot be done is warned about, with where the entry is.
-func (e *extractor) settle(made bool) {
+// already; finished: after every file was written). An entry whose
+// replacement is in place and whole is removed: a symlink or node once
+// made; a file (or a link to one) once its content is written whole; a
+// directory once everything was written. Any other goes back to its name
+// (in place of a directory only while that is empty). What cannot be done
+// is warned about, with where the entry is.
+func (e *extractor) settle(made, finished bool) {
 	s := &e.aside
 	x := e.a.idx
 	kept := s.list[:0]
@@ -151,20 +153,29 @@ func (e *extractor) settle(made bool) {
 		if state == asideGone {
 			continue
 		}
-		file := x.Inodes.Mode[x.Dirents.Inode[m.d]]&format.ModeType == format.ModeReg
-		if made && file {
+		typ := x.Inodes.Mode[x.Dirents.Inode[m.d]] & format.ModeType
+		file, dir := typ == format.ModeReg, typ == format.ModeDir
+		if made && (file || dir) {
 			kept = append(kept, m)
 			continue
 		}
 		dirfd, name, err := e.links.parentOf(m.d)
 		if err == nil {
 			var st unix.Stat_t
-			whole := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && (!file || state == asideWhole)
-			if whole {
+			whole := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+			switch {
+			case file:
+				whole = whole && state == asideWhole
+			case dir:
+				whole = whole && finished
+			}
+			switch {
+			case whole:
 				err = unix.Unlinkat(dirfd, m.name, 0)
-			} else if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-				err = errors.New("a directory was made there") // rename would not replace it
-			} else {
+			case st.Mode&unix.S_IFMT == unix.S_IFDIR && unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR) != nil:
+				// rename would not replace it
+				err = errors.New("the directory made in its place holds what was extracted into it")
+			default:
 				err = unix.Renameat(dirfd, m.name, dirfd, name)
 			}
 		}

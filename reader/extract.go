@@ -382,14 +382,14 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	defer e.links.close()
 
 	if err := e.createTree(sel); err != nil {
-		e.settle(false)
+		e.settle(false, false)
 		e.unwiden()
 		return &e.res, err
 	}
-	e.settle(true) // what is whole already: links, symlinks, nodes, directories
+	e.settle(true, false) // what is whole already: symlinks and nodes
 	e.aside.index(e)
 	err = e.writeContent()
-	e.settle(false)
+	e.settle(false, err == nil)
 	if err != nil {
 		e.unwiden()
 		return &e.res, err

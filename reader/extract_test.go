@@ -776,6 +776,34 @@ func TestOverwriteReplacesAFileWhereTheArchiveHasADirectory(t *testing.T) {
 	}
 }
 
+// The user's file where the archive has a directory stays aside until
+// every file is written: an extraction stopped first leaves it, and says
+// where, rather than lose it.
+func TestAFileInADirectorysWayIsKeptWhenTheExtractionStops(t *testing.T) {
+	entries := []entry{dir("D"), reg("D/f", randBytes(20_000, 1)), reg("D/g", randBytes(20_000, 2))}
+	a, _ := openBuilt(t, entries, buildOpts{})
+	dest := t.TempDir()
+	os.WriteFile(filepath.Join(dest, "D"), []byte("old D"), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var warns []string
+	_, err := a.Extract(dest, ExtractOptions{Overwrite: true, Workers: 1, Context: ctx, Progress: func(int64) { cancel() },
+		Warn: func(err error) { warns = append(warns, err.Error()) }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("extract: %v, want context.Canceled", err)
+	}
+	kept, _ := filepath.Glob(filepath.Join(dest, ".arcpack-replaced.*"))
+	if len(kept) != 1 {
+		t.Fatalf("entries aside: %v, want the user's D", kept)
+	}
+	if b, _ := os.ReadFile(kept[0]); string(b) != "old D" {
+		t.Errorf("%s holds %q, want the user's D", kept[0], b)
+	}
+	if j := strings.Join(warns, "\n"); !strings.Contains(j, "D: what was there before is left as "+filepath.Base(kept[0])) {
+		t.Errorf("warnings:\n%s", j)
+	}
+}
+
 // An entry moved aside goes as soon as the file replacing it is written,
 // not at the end: replacing a tree takes about the room of the tree, not
 // of two.
