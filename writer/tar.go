@@ -103,7 +103,7 @@ type tarEntry struct {
 func (p *packer) packTar(r io.Reader) error {
 	sr := &stallReader{ctx: p.ctx, r: r}
 	// Its first bytes: for what to say where archive/tar cannot read it.
-	head := make([]byte, 6)
+	head := make([]byte, 10)
 	n, err := io.ReadFull(sr, head)
 	switch {
 	case n == 0 && err == io.EOF:
@@ -116,8 +116,12 @@ func (p *packer) packTar(r io.Reader) error {
 	in := &countingReader{r: io.MultiReader(bytes.NewReader(head[:n]), sr)}
 	tr := tar.NewReader(in)
 	last := "" // the last member read, for messages
+	// read: the member before was read to its end (or had no bytes), so
+	// that what Next reads is headers alone (one left out, Next skips).
+	read := true
 	produce := func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error {
 		for {
+			from, wasRead := in.n, read
 			hdr, err := tr.Next()
 			if err == io.EOF {
 				return nil
@@ -125,14 +129,24 @@ func (p *packer) packTar(r io.Reader) error {
 			if err != nil {
 				return tarStreamError(err, head[:n], last, in.n)
 			}
-			last = hdr.Name
 			if hdr.Typeflag == tar.TypeXGlobalHeader {
-				p.tar.global = mergeGlobal(p.tar.global, hdr.PAXRecords)
+				// archive/tar drops a global header's records whole
+				// where one of them does not parse: say so, rather than
+				// lose them in silence. (Its block starts at the first
+				// block boundary from where Next began; what Next read
+				// past the block was records.)
+				if start := (from + 511) / 512 * 512; wasRead && hdr.PAXRecords == nil && in.n > start+512 {
+					p.opt.warn(fmt.Errorf("tar stream: a pax global header after member %s has a record archive/tar cannot read; all its records are left out", orStart(last)))
+				}
+				p.tar.global = mergeGlobal(p.tar.global, hdr.PAXRecords, func(k, v string) {
+					p.opt.warn(fmt.Errorf("tar stream: pax global record %s=%q is not valid (left out)", k, v))
+				})
 				continue
 			}
 			if notMember(hdr) {
 				continue
 			}
+			last, read = hdr.Name, hdr.Size == 0
 			p.applyGlobal(hdr)
 			e, err := p.tarEntry(hdr)
 			if err != nil {
@@ -168,6 +182,7 @@ func (p *packer) packTar(r io.Reader) error {
 				case <-ctx.Done():
 					return ctx.Err()
 				}
+				read = true
 				continue
 			}
 			if err := budget.Acquire(ctx, size); err != nil {
@@ -178,7 +193,7 @@ func (p *packer) packTar(r io.Reader) error {
 			if _, err := io.ReadFull(tr, j.data); err != nil {
 				return fmt.Errorf("tar stream: %s: %w", hdr.Name, err)
 			}
-			j.whole = true
+			read, j.whole = true, true
 			if err := send(ctx, queue, j); err != nil {
 				return err
 			}
@@ -217,16 +232,30 @@ func tarStreamError(err error, head []byte, last string, at int64) error {
 			{"\x1f\x8b", "gzip", "gzip -dc"},
 			{"\x28\xb5\x2f\xfd", "zstd", "zstd -dc"},
 			{"\xfd7zXZ\x00", "xz", "xz -dc"},
-			{"BZh", "bzip2", "bzip2 -dc"},
+			{"BZh", "bzip2", "bzip2 -dc"}, // then a level 1-9 and the block magic, below
 			{"\x04\x22\x4d\x18", "lz4", "lz4 -dc"},
 		} {
-			if bytes.HasPrefix(head, []byte(c.magic)) {
+			if bytes.HasPrefix(head, []byte(c.magic)) && (c.name != "bzip2" || len(head) >= 10 && head[3] >= '1' && head[3] <= '9' && string(head[4:10]) == "1AY&SY") {
 				return fmt.Errorf("tar stream: %s-compressed; arcpack reads tar itself: decompress it first (%s FILE | arcpack create - -o NAME)", c.name, c.cmd)
 			}
 		}
-		return fmt.Errorf("tar stream: at its start: %w", err)
 	}
-	return fmt.Errorf("tar stream: after member %s, by byte %d: %w", last, at, err)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("tar stream: it ends inside the header after member %s (byte %d): %w", orStart(last), at, err)
+	case errors.Is(err, tar.ErrHeader):
+		// The reader stops at the end of the block it could not read.
+		return fmt.Errorf("tar stream: the header after member %s, at byte %d, is not valid: %w", orStart(last), max(at-512, 0), err)
+	}
+	return fmt.Errorf("tar stream: after member %s (byte %d): %w", orStart(last), at, err)
+}
+
+// orStart is member name last for a message, or the stream's start.
+func orStart(last string) string {
+	if last == "" {
+		return "(none: at the stream's start)"
+	}
+	return last
 }
 
 // countingReader counts the bytes read through it.
@@ -296,7 +325,9 @@ const (
 
 // mergeGlobal adds a pax global header's records to those in force: a
 // later one replaces an earlier value, and an empty one removes it (POSIX).
-func mergeGlobal(in, add map[string]string) map[string]string {
+// A value applyGlobal could not use is given to bad and left out, as GNU
+// tar leaves it: the one in force before stays.
+func mergeGlobal(in, add map[string]string, bad func(k, v string)) map[string]string {
 	if len(add) == 0 {
 		return in
 	}
@@ -304,14 +335,33 @@ func mergeGlobal(in, add map[string]string) map[string]string {
 	if out == nil {
 		out = map[string]string{}
 	}
-	for k, v := range add {
-		if v == "" {
+	for _, k := range slices.Sorted(maps.Keys(add)) {
+		v := add[k]
+		switch {
+		case v == "":
 			delete(out, k)
-		} else {
+		case !globalValid(k, v):
+			bad(k, v)
+		default:
 			out[k] = v
 		}
 	}
 	return out
+}
+
+// globalValid reports whether applyGlobal can use value v of record k.
+func globalValid(k, v string) bool {
+	switch k {
+	case "uid", "gid":
+		// Out of range a member's own is refused with the member
+		// (tarEntry); a global one is that record alone.
+		id, err := strconv.ParseInt(v, 10, 64)
+		return err == nil && id >= 0 && id <= math.MaxUint32
+	case "mtime", "atime":
+		_, err := parsePAXTime(v)
+		return err == nil
+	}
+	return true
 }
 
 // applyGlobal gives member hdr the pax global records in force that its
@@ -325,26 +375,21 @@ func (p *packer) applyGlobal(hdr *tar.Header) {
 		if _, own := hdr.PAXRecords[k]; own {
 			continue
 		}
-		bad := false
-		switch k {
-		case "uid", "gid":
-			id, err := strconv.ParseInt(v, 10, 64)
-			if bad = err != nil; !bad && k == "uid" {
-				hdr.Uid = int(id)
-			} else if !bad {
-				hdr.Gid = int(id)
-			}
+		switch k { // values mergeGlobal let in
+		case "uid":
+			id, _ := strconv.ParseInt(v, 10, 64)
+			hdr.Uid = int(id)
+		case "gid":
+			id, _ := strconv.ParseInt(v, 10, 64)
+			hdr.Gid = int(id)
 		case "uname":
 			hdr.Uname = v
 		case "gname":
 			hdr.Gname = v
-		case "mtime", "atime":
-			t, err := parsePAXTime(v)
-			if bad = err != nil; !bad && k == "mtime" {
-				hdr.ModTime = t
-			} else if !bad {
-				hdr.AccessTime = t
-			}
+		case "mtime":
+			hdr.ModTime, _ = parsePAXTime(v)
+		case "atime":
+			hdr.AccessTime, _ = parsePAXTime(v)
 		default:
 			if strings.HasPrefix(k, "SCHILY.xattr.") || strings.HasPrefix(k, "LIBARCHIVE.xattr.") || strings.HasPrefix(k, "SCHILY.acl.") {
 				if hdr.PAXRecords == nil {
@@ -353,21 +398,20 @@ func (p *packer) applyGlobal(hdr *tar.Header) {
 				hdr.PAXRecords[k] = v
 			}
 		}
-		if bad {
-			p.opt.warn(fmt.Errorf("tar member %s: pax global record %s=%q is not valid (left out)", hdr.Name, k, v))
-		}
 	}
 }
 
 // parsePAXTime reads a pax time: seconds since 1970, perhaps negative,
-// with up to nine digits of fraction.
+// with a fraction.
 func parsePAXTime(s string) (time.Time, error) {
 	neg := strings.HasPrefix(s, "-")
 	secs, frac, _ := strings.Cut(strings.TrimPrefix(s, "-"), ".")
 	sec, err := strconv.ParseInt(secs, 10, 64)
-	if err != nil || secs == "" || strings.HasPrefix(secs, "+") || len(frac) > 9 || strings.Trim(frac, "0123456789") != "" {
+	if err != nil || secs == "" || strings.HasPrefix(secs, "+") || strings.Trim(frac, "0123456789") != "" {
 		return time.Time{}, fmt.Errorf("pax time %q", s)
 	}
+	// Nanoseconds: digits past nine are cut, as archive/tar and GNU tar
+	// cut them.
 	nsec, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
 	if neg {
 		return time.Unix(-sec, -nsec), nil
@@ -466,15 +510,24 @@ func (p *packer) tarEntry(hdr *tar.Header) (*tarEntry, error) {
 		return nil, fmt.Errorf("tar member %s: the root must be a directory", hdr.Name)
 	}
 	xs := p.tarXattrs(hdr)
-	if t := n.mode & format.ModeType; t == format.ModeLink || t == format.ModeFifo || t == format.ModeChr || t == format.ModeBlk {
-		// Linux allows user.* attributes on files and directories only:
-		// on a symlink, FIFO or device none could be made again.
+	if t := n.mode & format.ModeType; t != 0 { // (a hardlink has its target's)
+		// What Linux would not let extraction make again, here or
+		// through a pax global record: none could come back.
+		special := t == format.ModeLink || t == format.ModeFifo || t == format.ModeChr || t == format.ModeBlk
 		xs = slices.DeleteFunc(xs, func(x xattr) bool {
-			if bytes.HasPrefix(x.name, []byte("user.")) {
-				p.opt.warn(fmt.Errorf("tar member %s: extended attribute %s: Linux keeps user.* attributes on files and directories only (left out)", hdr.Name, x.name))
-				return true
+			var why string
+			switch name := string(x.name); {
+			case special && strings.HasPrefix(name, "user."):
+				why = "Linux keeps user.* attributes on files and directories only"
+			case t == format.ModeLink && strings.HasPrefix(name, "system.posix_acl_"):
+				why = "Linux keeps no ACL on a symlink"
+			case t != format.ModeDir && name == "system.posix_acl_default":
+				why = "a default ACL is a directory's"
+			default:
+				return false
 			}
-			return false
+			p.opt.warn(fmt.Errorf("tar member %s: extended attribute %s: %s (left out)", hdr.Name, x.name, why))
+			return true
 		})
 	}
 	n.setExtra(func(e *nodeExtra) { e.xattrs = xs })

@@ -134,9 +134,13 @@ func (m *tarModel) add(hdr *tar.Header, body []byte) {
 			m.global = map[string]string{}
 		}
 		for k, v := range hdr.PAXRecords {
-			if v == "" {
+			id, err := strconv.ParseInt(v, 10, 64)
+			switch {
+			case v == "":
 				delete(m.global, k)
-			} else {
+			case (k == "uid" || k == "gid") && (err != nil || id < 0 || id > math.MaxUint32):
+				// not valid: left out, the value before stays
+			default:
 				m.global[k] = v
 			}
 		}

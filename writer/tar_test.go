@@ -32,7 +32,7 @@ func tarOf(t testing.TB, format tar.Format, members []tarMember) []byte {
 		if h.Typeflag != tar.TypeReg {
 			h.Size = 0
 		}
-		if h.ModTime.IsZero() {
+		if h.ModTime.IsZero() && h.Typeflag != tar.TypeXGlobalHeader {
 			h.ModTime = time.Unix(1700000000, 0)
 		}
 		if err := tw.WriteHeader(&h); err != nil {
@@ -185,6 +185,8 @@ func TestTarStreamOddMembers(t *testing.T) {
 		{"a device major past Linux's is skipped", []tarMember{{tar.Header{Name: "c", Typeflag: tar.TypeChar, Mode: 0o600, Devmajor: 5000, Devminor: 1}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "device 5000,1: Linux's device numbers go up to 4095,1048575"},
 		{"a device minor past Linux's is skipped", []tarMember{{tar.Header{Name: "b", Typeflag: tar.TypeBlock, Mode: 0o600, Devmajor: 8, Devminor: 1 << 20}, nil}, reg("ok", []byte("o"))}, map[string]string{"ok": "o"}, "device 8,1048576"},
 		{"user.* attributes of a symlink are left out", []tarMember{{tar.Header{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "t", PAXRecords: map[string]string{"SCHILY.xattr.user.k": "v"}}, nil}}, map[string]string{}, "tar member s: extended attribute user.k: Linux keeps user.* attributes on files and directories only"},
+		{"an ACL of a symlink is left out", []tarMember{{tar.Header{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "t", PAXRecords: map[string]string{"SCHILY.acl.access": "user::rw-,group::r--,other::---"}}, nil}}, map[string]string{}, "tar member s: extended attribute system.posix_acl_access: Linux keeps no ACL on a symlink"},
+		{"a default ACL of a file is left out", []tarMember{{tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, PAXRecords: map[string]string{"SCHILY.acl.default": "user::rwx,group::r-x,other::r-x"}}, nil}}, map[string]string{"f": ""}, "tar member f: extended attribute system.posix_acl_default: a default ACL is a directory's"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, a, warnings := packTarBytes(t, tarOf(t, tar.FormatPAX, tc.members), small())
@@ -297,7 +299,9 @@ func TestTarStreamsThatAreNoTarAreSaidAsWhatTheyAre(t *testing.T) {
 		{"nothing", nil, "tar stream: empty, not a tar stream"},
 		{"gzip", []byte("\x1f\x8b\x08\x00junk"), "tar stream: gzip-compressed; arcpack reads tar itself: decompress it first (gzip -dc FILE"},
 		{"zstd", []byte("\x28\xb5\x2f\xfdjunkjunk"), "zstd-compressed"},
-		{"a header that does not parse", bad, "tar stream: after member before, by byte"},
+		{"a header that does not parse", bad, "tar stream: the header after member before, at byte 1024, is not valid"},
+		{"a stream cut inside a header", good[:1024+100], "tar stream: it ends inside the header after member before"},
+		{"bzip2's magic alone is a member's name", append([]byte("BZh-not-bzip2"), make([]byte, 600)...), "tar stream: "},
 	} {
 		dir := t.TempDir()
 		_, err := CreateFromTar(context.Background(), filepath.Join(dir, "t"), bytes.NewReader(tc.stream), small())
@@ -323,6 +327,10 @@ func TestTarGlobalRecordsApplyToTheMembersAfterThem(t *testing.T) {
 		{tar.Header{Name: "own", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 1 << 22, Gid: 100, Size: 1}, []byte("o")}, // too large for ustar: its own pax uid
 		{tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g2", PAXRecords: map[string]string{"gid": "8", "mtime": "-1.25", "SCHILY.xattr.user.g": ""}}, nil},
 		reg("later", []byte("l")),
+		// Out of range, and more digits than nanoseconds: that record left
+		// out (GNU tar), the digits cut; not the members after it.
+		{tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g3", PAXRecords: map[string]string{"uid": "-1", "mtime": "5.1234567891"}}, nil},
+		reg("last", []byte("z")),
 	} {
 		h := m.hdr
 		h.Format = tar.FormatPAX
@@ -337,8 +345,8 @@ func TestTarGlobalRecordsApplyToTheMembersAfterThem(t *testing.T) {
 	}
 	tw.Close()
 	_, a, warnings := packTarBytes(t, buf.Bytes(), small())
-	if len(warnings) != 0 {
-		t.Errorf("warnings %q", warnings)
+	if len(warnings) != 1 || !strings.Contains(warnings[0], `pax global record uid="-1" is not valid (left out)`) {
+		t.Errorf("warnings %q, want one of the uid out of range", warnings)
 	}
 	x := a.idx
 	for _, tc := range []struct {
@@ -351,11 +359,28 @@ func TestTarGlobalRecordsApplyToTheMembersAfterThem(t *testing.T) {
 		{"plain", 0, 7, 1234567890_500000000, 1},
 		{"own", 1 << 22, 7, 1234567890_500000000, 1},
 		{"later", 0, 8, -1_250000000, 0},
+		{"last", 0, 8, 5_123456789, 0},
 	} {
 		ino := a.inode[tc.path]
 		if got := [2]uint32{x.Inodes.UID[ino], x.Inodes.GID[ino]}; got != [2]uint32{tc.uid, tc.gid} || x.Inodes.Mtime[ino] != tc.mtime || x.Inodes.XattrCount[ino] != tc.xattrCount {
 			t.Errorf("%s: owner %v, mtime %d, %d xattrs; want %d:%d, %d, %d", tc.path, got, x.Inodes.Mtime[ino], x.Inodes.XattrCount[ino], tc.uid, tc.gid, tc.mtime, tc.xattrCount)
 		}
+	}
+}
+
+// archive/tar drops a global header whole where one of its records does
+// not parse: said, not lost in silence.
+func TestTarGlobalHeaderArchiveTarCannotReadIsSaid(t *testing.T) {
+	stream := tarOf(t, tar.FormatPAX, []tarMember{
+		{tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"uid": "abc", "gid": "7"}}, nil},
+		reg("f", []byte("f")),
+	})
+	_, a, warnings := packTarBytes(t, stream, small())
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "a pax global header after member (none: at the stream's start) has a record archive/tar cannot read; all its records are left out") {
+		t.Errorf("warnings %q", warnings)
+	}
+	if gid := a.idx.Inodes.GID[a.inode["f"]]; gid != 100 {
+		t.Errorf("f: gid %d, want its own 100", gid)
 	}
 }
 
