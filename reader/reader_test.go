@@ -316,6 +316,47 @@ func manyVolumes(t *testing.T) ([]entry, *built) {
 	return entries, b
 }
 
+// Opening an archive of many volumes holds at most maxOpenVolumes of them
+// open: one of thousands must open under a process's usual limit of 1,024
+// descriptors. Every byte still reads back, the others opened when read.
+func TestOpeningManyVolumesHoldsFewOpen(t *testing.T) {
+	entries := []entry{reg("big", randBytes(600_000, 7))}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{volumeSize: 4096, codec: "raw"})
+	if len(b.volumes) < 2*maxOpenVolumes {
+		t.Fatalf("%d volumes, want over %d", len(b.volumes), 2*maxOpenVolumes)
+	}
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd:", err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	// A limit the open must stay under all along, not only once done.
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = uint64(before + maxOpenVolumes + 24)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(b.volumes[0], Options{})
+	unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+	if err != nil {
+		t.Fatalf("open under a limit of %d descriptors: %v", low.Cur, err)
+	}
+	defer a.Close()
+	if n := fds() - before; n > maxOpenVolumes+8 {
+		t.Errorf("%d descriptors more once open (%d volumes), want at most about %d", n, len(b.volumes), maxOpenVolumes)
+	}
+	if got, err := readAll(a, inodeOf(t, a, "big"), 600_000); err != nil || !bytes.Equal(got, contentOf(entries)["big"]) {
+		t.Errorf("big: %d bytes, %v", len(got), err)
+	}
+}
+
 // fullLastVolume builds manyVolumes' archive with c-big sized so that the
 // last volume is exactly a volume long (the stream a multiple of a
 // volume's payload).

@@ -119,7 +119,22 @@ func (vs *volumeSet) missingList() []uint32 {
 // them; a volume opened later must be the file it was (ident).
 func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	var footer format.Footer
-	held := map[uint32]*os.File{} // the volumes read, open
+	held := map[uint32]*os.File{} // the volumes read, open (the first maxOpenVolumes)
+	idents := map[uint32]fileIdent{}
+	// hold keeps volume n's file open where few are, else closes it: an
+	// archive of thousands of volumes must not take a descriptor for each
+	// (a process's limit is often 1,024). Its identity is kept, so that
+	// opened again later it must be the file read now.
+	hold := func(n uint32, f *os.File) {
+		if id, ok := identOf(f); ok {
+			idents[n] = id
+		}
+		if len(held) < maxOpenVolumes {
+			held[n] = f
+		} else {
+			f.Close()
+		}
+	}
 	kept := false
 	defer func() {
 		if !kept {
@@ -155,7 +170,10 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	}
 	given, gf, size, givenErr := readHeader(path)
 	if gf != nil {
-		held[num] = gf
+		hold(num, gf)
+	}
+	if tooManyFiles(givenErr) {
+		return nil, footer, givenErr
 	}
 	if givenErr != nil && size < 0 {
 		return nil, footer, givenErr // missing, unreadable or not a regular file
@@ -195,7 +213,10 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		p := format.VolumeName(base, n)
 		h, f, sz, err := readHeader(p)
 		if f != nil {
-			held[n] = f
+			hold(n, f)
+		}
+		if tooManyFiles(err) {
+			return nil, footer, err
 		}
 		if err != nil && sz < 0 {
 			if errors.Is(err, fs.ErrPermission) {
@@ -371,6 +392,9 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	// The footer is the last FooterSize bytes of the last volume.
 	footer, err = readFooter(lastPath, sizes[last])
 	if err != nil {
+		if tooManyFiles(err) {
+			return nil, footer, err
+		}
 		if denied != nil {
 			return nil, footer, denied // past it: the set may go on into it
 		}
@@ -479,14 +503,13 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		return nil, footer, &os.PathError{Op: "open", Path: filepath.Dir(base), Err: err}
 	}
 	for n := uint32(1); n <= last; n++ {
-		f, ok := held[n]
-		if !ok || vs.foreign[n] != nil {
+		if vs.foreign[n] != nil {
 			continue // a foreign volume is never read: closed below
 		}
-		if id, ok := identOf(f); ok {
+		if id, ok := idents[n]; ok {
 			vs.ident[n] = id
 		}
-		if len(vs.open) < maxOpenVolumes {
+		if f, ok := held[n]; ok && len(vs.open) < maxOpenVolumes {
 			vs.open[n] = &volFile{f: f}
 			delete(held, n)
 		}
@@ -547,6 +570,12 @@ func readHeader(path string) (format.VolumeHeader, *os.File, int64, error) {
 		return h, f, st.Size(), &headerError{path, err}
 	}
 	return h, f, st.Size(), nil
+}
+
+// tooManyFiles reports an open that failed on the process's or the
+// system's limit of open files: not damage, nor the volume's fault.
+func tooManyFiles(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // headerError is a volume header that does not parse.

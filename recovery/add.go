@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 
 	"arc/format"
 
@@ -393,6 +394,10 @@ func openAll(paths []string) ([]*os.File, error) {
 		f, err := format.OpenFile(p)
 		if err != nil {
 			closeAll(fs)
+			if errors.Is(err, syscall.EMFILE) {
+				// Parity is computed across every volume at once.
+				return nil, fmt.Errorf("%w: recovery reads the archive's %d volumes at once; raise the limit of open files (ulimit -n) above that", err, len(paths))
+			}
 			return nil, err
 		}
 		fs[i] = f

@@ -163,8 +163,8 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	opt.Prefetch = -1
 	a, err := reader.Open(archive, opt)
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) { // a volume the user cannot read: not damage
-			return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w", archive, err)}
+		if errors.Is(err, fs.ErrPermission) || tooManyFiles(err) { // a volume the user cannot read, or the process's limit: not damage
+			return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w%s", archive, err, limitHint(err))}
 		}
 		if rec != nil {
 			return verifyByRecovery(out, u, archive, asJSON, rec, err)
