@@ -302,3 +302,25 @@ func twoQuoted(s string) (a, b string, err error) {
 	}
 	return a, b, nil
 }
+
+// Replaceable says why renaming a new file over path would be refused,
+// before any work is done: a file of another user in a sticky directory
+// (such as /tmp), which only its owner or the directory's may replace or
+// remove. nil where it would not be refused, or where that cannot be told
+// (root is taken to have CAP_FOWNER).
+func Replaceable(path string) error { return replaceableBy(path, os.Geteuid()) }
+
+func replaceableBy(path string, euid int) error {
+	if euid == 0 {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	var st, dst unix.Stat_t
+	if unix.Lstat(path, &st) != nil || unix.Stat(dir, &dst) != nil {
+		return nil
+	}
+	if dst.Mode&unix.S_ISVTX != 0 && int(st.Uid) != euid && int(dst.Uid) != euid {
+		return fmt.Errorf("%s is another user's (uid %d), in a sticky directory (%s) that lets only its owner replace or remove it", path, st.Uid, dir)
+	}
+	return nil
+}

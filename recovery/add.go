@@ -191,6 +191,11 @@ func refuseExisting(base string, old []string, force bool) error {
 	if len(old) > 0 && !force {
 		return fmt.Errorf("%s: %w (%d, e.g. %s); replace them with --force", base, ErrExists, len(old), old[0])
 	}
+	for _, p := range old {
+		if err := format.Replaceable(p); err != nil {
+			return fmt.Errorf("%w: they cannot be replaced", err)
+		}
+	}
 	return nil
 }
 

@@ -24,8 +24,9 @@ var ErrNoRecovery = errors.New("no usable recovery volumes")
 // archive of the same name.
 var ErrForeign = errors.New("recovery volumes belong to another archive")
 
-// ErrInTheWay: a directory stands where Repair would write a volume.
-var ErrInTheWay = errors.New("a directory has the name of a volume to rebuild")
+// ErrInTheWay: what stands where Repair would write a volume cannot be
+// replaced (a directory; another user's file in a sticky directory).
+var ErrInTheWay = errors.New("in the way of a volume to rebuild")
 
 // State is what Check found for one volume.
 type State int

@@ -56,8 +56,14 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 	// A volume is renamed into place at the end; over a directory that
 	// fails, with every volume written and the renames left half done.
 	for _, v := range rep.Volumes {
-		if st, err := os.Lstat(v.Path); v.State != OK && err == nil && st.IsDir() {
-			return res, fmt.Errorf("%s: %w: move it away and repair again; nothing changed", v.Path, ErrInTheWay)
+		if v.State == OK {
+			continue
+		}
+		if st, err := os.Lstat(v.Path); err == nil && st.IsDir() {
+			return res, fmt.Errorf("%s: %w (a directory): move it away and repair again; nothing changed", v.Path, ErrInTheWay)
+		}
+		if err := format.Replaceable(v.Path); err != nil {
+			return res, fmt.Errorf("%w: %w; nothing changed", err, ErrInTheWay)
 		}
 	}
 	s := rep.s

@@ -303,6 +303,9 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 		if st, err := os.Lstat(p); err == nil && st.IsDir() {
 			return nil, fmt.Errorf("%s is a directory, which --force does not replace (it replaces an archive's volumes, files): move it away", p)
 		}
+		if err := format.Replaceable(p); err != nil {
+			return nil, fmt.Errorf("%w: --force cannot replace the archive", err)
+		}
 	}
 
 	p := &packer{opt: &opt, ctx: ctx, dups: map[dupKey]int32{}}
