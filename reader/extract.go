@@ -109,6 +109,8 @@ type extractor struct {
 	sumsOnce    sync.Once
 	sums        *runSums
 	xattrHashes map[[2]uint32]uint64
+	dest        string // as the caller gave it, for messages
+	umask       uint32 // for the directories the archive made up (dirMeta)
 	// parents and depth of each dirent (the root's are 0): entries are
 	// named by dirent, not by path, whose strings would cost the square of
 	// the depth; path builds one for a message.
@@ -127,12 +129,30 @@ func (e *extractor) tables() {
 	}
 }
 
-// path is dirent d's archive path, for messages ("/" for dest itself).
+// path is dirent d's archive path, for messages (dest as given for dest
+// itself: "/" read as the filesystem's root).
 func (e *extractor) path(d uint32) string {
 	if d == 0 {
-		return "/"
+		return e.dest
 	}
 	return e.a.Path(d)
+}
+
+// umask is the process's file mode creation mask, read from /proc (reading
+// it with umask(2) sets it for a moment, for every goroutine); 022 where
+// /proc does not say.
+func umask() uint32 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return uint32(m)
+				}
+			}
+		}
+	}
+	return 0o022
 }
 
 // madeDir is a directory of the extraction, whose metadata are set last.
@@ -335,7 +355,7 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	if opt.Context == nil {
 		opt.Context = context.Background()
 	}
-	e := &extractor{a: a, opt: opt, isRoot: os.Geteuid() == 0,
+	e := &extractor{a: a, opt: opt, isRoot: os.Geteuid() == 0, dest: dest, umask: umask(),
 		firstOf: map[uint32]uint32{}, linked: map[uint32][]uint32{}, linkOwner: map[uint32]uint32{},
 		dupFirst: map[dupKey][]uint32{}, dupSeed: maphash.MakeSeed()}
 	e.tables()
@@ -1073,7 +1093,9 @@ func (e *extractor) dirMeta(d madeDir) error {
 		return nil
 	}
 	if implied {
-		perm := e.a.idx.Inodes.Mode[d.ino] & format.ModePerm &^ (unix.S_ISUID | unix.S_ISGID)
+		// As mkdir -p (and tar -x) make a parent no member names: its
+		// recorded mode (0755) less the user's umask.
+		perm := e.a.idx.Inodes.Mode[d.ino] & format.ModePerm &^ (unix.S_ISUID | unix.S_ISGID) &^ e.umask
 		if err := e.chmodEntry(dirfd, name, d.d, perm); err != nil {
 			e.warn(fmt.Errorf("%s: chmod: %w", e.path(d.d), err))
 		}

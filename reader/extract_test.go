@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -1106,6 +1107,18 @@ func TestExtractLeavesExistingDirectoriesItHasNoMetadataFor(t *testing.T) {
 			}
 		}
 		want(t, dest, "real", 0o750, archived(777))
+	})
+	// As mkdir -p and tar -x make parents no member names: less the umask.
+	t.Run("into a new dest, under umask 077", func(t *testing.T) {
+		defer syscall.Umask(syscall.Umask(0o077))
+		dest := filepath.Join(t.TempDir(), "new")
+		if _, err := a.Extract(dest, ExtractOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{".", "etc"} {
+			want(t, dest, p, 0o700, me)
+		}
+		want(t, dest, "real", 0o750, archived(777)) // the archive's own
 	})
 	t.Run("a path whose parent exists", func(t *testing.T) {
 		dest := t.TempDir()
