@@ -27,9 +27,10 @@ func (t *tempFiles) move(from, to string) { t.moves = append(t.moves, [2]string{
 // until written), with the mode and owner of the file at like where like
 // is not "" (sameModeAs).
 func (t *tempFiles) create(final string, size int64, like string) (*os.File, error) {
-	// Like os.CreateTemp, but with the mode new volumes get (0666 less the
-	// umask), not 0600.
-	f, err := os.OpenFile(format.TempName(final, format.NewTempTag()), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	// Like os.CreateTemp, but with the mode create gives data volumes
+	// (0644 less the umask), not 0600: under umask 000, 0666 made them
+	// writable by anyone, beside data volumes that are not.
+	f, err := os.OpenFile(format.TempName(final, format.NewTempTag()), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", final, err)
 	}

@@ -689,6 +689,22 @@ func TestRebuiltVolumesKeepTheSetsModeAndOwner(t *testing.T) {
 	}
 }
 
+// New recovery volumes get the mode create gives data volumes, 0644 less
+// the umask: under umask 000 not writable by everyone.
+func TestNewRecoveryVolumesAreNoMoreOpenThanDataVolumes(t *testing.T) {
+	defer syscall.Umask(syscall.Umask(0))
+	base := makeSet(t, t.TempDir(), 256<<10, 2*(256<<10-48)-1000, 1)
+	res, err := Add(ctx, base+".001", Options{Percent: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res.Paths {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v, %v; want mode 0644", p, st.Mode().Perm(), err)
+		}
+	}
+}
+
 // Describe says from the headers alone what Add wrote: the volumes (and
 // which are gone), the geometry and the parity's size; nothing for an
 // archive without recovery volumes; why, for ones it cannot use.

@@ -295,7 +295,7 @@ func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int,
 // sameModeAs gives f the permission bits and, where the caller may (root),
 // the owner and group of the file at like: the volume it replaces, or one
 // beside it. A rebuilt volume must not be readable by more users than the
-// others (new files get 0666 less the umask), nor change hands. With no
+// others (new files get 0644 less the umask), nor change hands. With no
 // file to take them from, f keeps what it has.
 func sameModeAs(f *os.File, like string) error {
 	if like == "" {
