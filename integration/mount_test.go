@@ -651,6 +651,7 @@ func TestMountRefusesBadInvocations(t *testing.T) {
 		{"one argument", []string{base + ".001"}, "arg"},
 		// The type go-fuse sets; given again it was dropped without a word.
 		{"a subtype", []string{"-o", "subtype=x", base + ".001", free}, "fuse.arc"},
+		{"max_read", []string{"-o", "max_read=1", base + ".001", free}, "arcmount sets max_read itself"},
 		{"a dangling symlink as the mount point", []string{base + ".001", dangling}, "is a symlink to"},
 	} {
 		r := runBin(t, runOpts{}, arcmountBin, c.args...)

@@ -154,7 +154,7 @@ error or when it could not mount.`,
 	f.IntVar(&c.prefetch, "prefetch", 0, "read ahead on sequential access up to this many frames past the current one (0 = the reader's default, 2; -1 = off)")
 	f.StringVar(&c.gpu, "gpu", "auto", "decompress prefetched frames on a GPU: auto (a GPU that passes its self-test, else the CPU), on (fail without one) or off")
 	f.StringVar(&c.gpuDevice, "gpu-device", "", "OpenCL `ID` (PLATFORM:DEVICE, as 'arcpack gpu' lists them) to use; any type, a CPU one too; naming one means --gpu=on unless --gpu is given (default: every GPU)")
-	f.StringArrayVarP(&c.options, "option", "o", nil, "mount `OPTIONS`, comma separated: allow_other (other users may read, by the archived permissions), fsname=NAME (the source mount and df show; default the archive's path), or any option fusermount3 takes but auto_unmount and subtype; ro always")
+	f.StringArrayVarP(&c.options, "option", "o", nil, "mount `OPTIONS`, comma separated: allow_other (other users may read, by the archived permissions), fsname=NAME (the source mount and df show; default the archive's path), or any option fusermount3 takes but auto_unmount, subtype and max_read; ro always")
 	f.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground, log to stderr, unmount on Ctrl-C")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request (very verbose; with -f, or --log in the background)")
 	f.StringVar(&c.logFile, "log", "", "in the background, append log lines (damaged files, the engine used) to this `FILE` (with -f they go to stderr)")
@@ -270,6 +270,10 @@ func (c *config) mountOptions() (fs.Options, error) {
 					fsName = v
 				case "subtype":
 					return o, fmt.Errorf("-o %s: the mount's type is fuse.arc", opt)
+				case "max_read":
+					// go-fuse sets it from its own bound: given again it
+					// would be dropped without a word.
+					return o, fmt.Errorf("-o %s: arcmount sets max_read itself (1 MiB, its largest read)", opt)
 				default:
 					o.MountOptions = append(o.MountOptions, opt)
 				}
