@@ -312,7 +312,7 @@ func runRepair(ctx context.Context, w io.Writer, u *units, archive string, worke
 		}
 		return &exitError{code: exitFatal, err: fmt.Errorf("repair %w", err)}
 	default:
-		return fmt.Errorf("repair %s: %w", archive, err)
+		return fmt.Errorf("repair %s: %w%s", archive, err, limitHint(err))
 	}
 	if len(res.Rebuilt) == 0 {
 		fmt.Fprintf(w, "%s: intact, nothing to repair\n", termsafe.Name(archive))
