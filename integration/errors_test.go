@@ -936,3 +936,78 @@ func TestUnreadableVolumeIsNamedNotMissing(t *testing.T) {
 		t.Errorf("verify with an unreadable %s past the end: %v; want exit 0, naming it a stray", stray, r)
 	}
 }
+
+// In a sticky directory (as /tmp) only a file's owner, or the directory's,
+// may rename over it or move it: create --force, and repair putting back a
+// volume found under another name, refuse another user's files there
+// before any work, where they packed or rebuilt everything, then failed
+// at the rename and left a journal every later run failed on.
+func TestAnotherUsersFilesInAStickyDirectoryAreRefusedBeforeAnyWork(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run arcpack as nobody")
+	}
+	top := sharedTempDir(t, "arc-sticky-", 0o777|os.ModeSticky)
+	src := filepath.Join(top, "src")
+	os.Mkdir(src, 0o755)
+	data := make([]byte, 400<<10)
+	fillRandom(rand.New(rand.NewPCG(7, 8)), data)
+	os.WriteFile(filepath.Join(src, "r"), data, 0o644)
+	base := filepath.Join(top, "a")
+	mustArcpack(t, "create", src, "-o", base, "--volume-size", "64K", "--recovery", "30%", "--progress", "never")
+	vols, _ := filepath.Glob(base + ".0*")
+	last := vols[len(vols)-1]
+	nobody := runOpts{uid: 65534, gid: 65534}
+	journal := base + ".arcpack-commit"
+
+	r := runBin(t, nobody, arcpackBin, "create", src, "-o", base, "--force", "--progress", "never")
+	wantFail(t, r, 2, "another user's", "sticky directory", "--force cannot replace the archive")
+
+	// The last volume under the next name: repair would move it back.
+	if err := os.Rename(last, last+".x"); err != nil {
+		t.Fatal(err)
+	}
+	next := fmt.Sprintf("%s.%03d", base, len(vols)+1)
+	os.Rename(last+".x", next)
+	r = runBin(t, nobody, arcpackBin, "repair", base+".001", "--progress", "never")
+	wantFail(t, r, 2, next, "another user's")
+	if _, err := os.Stat(journal); err == nil {
+		t.Errorf("a refused repair left %s", journal)
+	}
+	mustArcpack(t, "repair", base+".001", "--progress", "never") // root may
+	mustArcpack(t, "verify", base+".001", "--progress", "never")
+}
+
+// Under a low limit of open files, an archive of many volumes with
+// recovery volumes is not called damaged by verify, nor is repair
+// suggested: the limit is said, exit 2.
+func TestTheLimitOfOpenFilesIsSaidAsSuch(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	data := make([]byte, 600<<10)
+	fillRandom(rand.New(rand.NewPCG(9, 10)), data)
+	os.WriteFile(filepath.Join(src, "r"), data, 0o644)
+	base := filepath.Join(t.TempDir(), "a")
+	mustArcpack(t, "create", src, "-o", base, "--volume-size", "4K", "--recovery", "10%", "--progress", "never")
+	if vols, _ := filepath.Glob(base + ".*"); len(vols) < 120 {
+		t.Fatalf("%d volumes, want over 120", len(vols))
+	}
+	under := func(limit int, args ...string) result {
+		return runBin(t, runOpts{}, "/bin/sh", append([]string{"-c", fmt.Sprintf("ulimit -n %d && exec \"$0\" \"$@\"", limit), arcpackBin}, args...)...)
+	}
+	// 90: enough to open the archive (64 volumes held at most), not for
+	// the recovery check, which reads every volume at once; 48: not even
+	// to open it.
+	for _, tc := range []struct {
+		limit int
+		args  []string
+	}{{90, []string{"verify", base + ".001"}}, {48, []string{"verify", base + ".001"}}, {48, []string{"list", base + ".001"}}} {
+		r := under(tc.limit, tc.args...)
+		wantFail(t, r, 2, "too many open files", "raise it, ulimit -n")
+		if strings.Contains(r.stderr, "damaged") || strings.Contains(r.stderr, "repair") || strings.Contains(r.stdout, "not intact") {
+			t.Errorf("%s under %d: said as damage:\n%v", tc.args[0], tc.limit, r)
+		}
+	}
+	if r := under(90, "list", base+".001"); r.code != 0 {
+		t.Errorf("list under 90 open files: %v", r)
+	}
+}

@@ -153,7 +153,10 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		// stands for) but others are there, after it: open the set
 		// through the first one present, so that the missing one is
 		// reported as such, with what it held.
-		present, _ := format.ListVolumes(base)
+		present, err := format.ListVolumes(base)
+		if tooManyFiles(err) {
+			return nil, footer, err
+		}
 		if len(present) > 0 && num > present[len(present)-1] && num != 1 {
 			// Past the volumes there: a name mistyped, perhaps of
 			// another archive; say so (cmd's hint lists the volumes).

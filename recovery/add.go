@@ -232,7 +232,9 @@ func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
 	tmp := &tempFiles{}
 	defer tmp.remove()
 	for v := range h.count {
-		if _, err := tmp.create(Name(set.base, v+1), h.recoverySize(v), ""); err != nil {
+		// The data volumes' mode and owner: parity of a private
+		// archive must not be readable by more users.
+		if _, err := tmp.create(Name(set.base, v+1), h.recoverySize(v), set.paths[0]); err != nil {
 			return nil, err
 		}
 	}

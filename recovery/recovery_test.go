@@ -689,18 +689,25 @@ func TestRebuiltVolumesKeepTheSetsModeAndOwner(t *testing.T) {
 	}
 }
 
-// New recovery volumes get the mode create gives data volumes, 0644 less
-// the umask: under umask 000 not writable by everyone.
+// New recovery volumes take the data volumes' mode: the parity of a
+// private archive is no more readable, and under umask 000 not writable by
+// everyone.
 func TestNewRecoveryVolumesAreNoMoreOpenThanDataVolumes(t *testing.T) {
 	defer syscall.Umask(syscall.Umask(0))
-	base := makeSet(t, t.TempDir(), 256<<10, 2*(256<<10-48)-1000, 1)
-	res, err := Add(ctx, base+".001", Options{Percent: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range res.Paths {
-		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
-			t.Errorf("%s: %v, %v; want mode 0644", p, st.Mode().Perm(), err)
+	for _, mode := range []os.FileMode{0o600, 0o644} {
+		base := makeSet(t, t.TempDir(), 256<<10, 2*(256<<10-48)-1000, 1)
+		vols, _ := filepath.Glob(base + ".0*")
+		for _, v := range vols {
+			os.Chmod(v, mode)
+		}
+		res, err := Add(ctx, base+".001", Options{Percent: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range res.Paths {
+			if st, err := os.Stat(p); err != nil || st.Mode().Perm() != mode {
+				t.Errorf("%s: %v, %v; want the data volumes' %v", p, st.Mode().Perm(), err, mode)
+			}
 		}
 	}
 }

@@ -65,6 +65,13 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 		if err := format.Replaceable(v.Path); err != nil {
 			return res, fmt.Errorf("%w: %w; nothing changed", err, ErrInTheWay)
 		}
+		// A misnamed volume under a name outside the set is moved back,
+		// which a sticky directory refuses as it refuses replacing.
+		if v.State == Misnamed && v.Source != v.Path && !slices.ContainsFunc(rep.Volumes, func(o VolumeReport) bool { return o.Path == v.Source }) {
+			if err := format.Replaceable(v.Source); err != nil {
+				return res, fmt.Errorf("%w: %w; nothing changed", err, ErrInTheWay)
+			}
+		}
 	}
 	s := rep.s
 	g, h := s.h.g, s.h

@@ -364,6 +364,9 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 		return fmt.Errorf("%v: stopped before mounting (the archive was still being opened)", s)
 	}
 	if err != nil {
+		if hint.TooManyFiles(err) {
+			return fmt.Errorf("%w%s", err, hint.Limit(err))
+		}
 		if h := hint.Repair(c.archive); h != "" {
 			return fmt.Errorf("%w; %s", err, h)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
-	"syscall"
 
 	"arc/format"
 	"arc/internal/hint"
@@ -29,8 +28,8 @@ func openError(archive string, err error) error {
 	}
 	if m := misnamedError(archive, err); m != nil {
 		err = m
-	} else if tooManyFiles(err) {
-		err = &rewordedError{err.Error() + limitHint(err), err}
+	} else if hint.TooManyFiles(err) {
+		err = &rewordedError{err.Error() + hint.Limit(err), err}
 	} else if h := hint.Repair(archive); h != "" && !errors.Is(err, fs.ErrPermission) {
 		// (A volume the user cannot read is not damage repair mends.)
 		err = &rewordedError{err.Error() + "; " + h, err}
@@ -56,17 +55,3 @@ type rewordedError struct {
 
 func (e *rewordedError) Error() string { return e.msg }
 func (e *rewordedError) Unwrap() error { return e.err }
-
-// tooManyFiles reports an open that failed on the limit of open files.
-func tooManyFiles(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
-}
-
-// limitHint is what to do about err where it is the process's limit of
-// open files, else "".
-func limitHint(err error) string {
-	if errors.Is(err, syscall.EMFILE) {
-		return " (the limit of open files this process may have: raise it, ulimit -n)"
-	}
-	return ""
-}

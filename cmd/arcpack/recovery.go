@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"arc/format"
+	"arc/internal/hint"
 	"arc/internal/termsafe"
 	"arc/reader"
 	"arc/recovery"
@@ -312,7 +313,7 @@ func runRepair(ctx context.Context, w io.Writer, u *units, archive string, worke
 		}
 		return &exitError{code: exitFatal, err: fmt.Errorf("repair %w", err)}
 	default:
-		return fmt.Errorf("repair %s: %w%s", archive, err, limitHint(err))
+		return fmt.Errorf("repair %s: %w%s", archive, err, hint.Limit(err))
 	}
 	if len(res.Rebuilt) == 0 {
 		fmt.Fprintf(w, "%s: intact, nothing to repair\n", termsafe.Name(archive))

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"arc/format"
+	"arc/internal/hint"
 	"arc/internal/termsafe"
 	"arc/reader"
 	"arc/recovery"
@@ -148,6 +149,11 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	}
 	warnUnfinishedCommit(archive)
 	rec := checkRecovery(archive, showBar)
+	if rec != nil && hint.TooManyFiles(rec.err) {
+		// The recovery check opens every volume at once: the limit, not
+		// unusable recovery volumes.
+		return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w%s", archive, rec.err, hint.Limit(rec.err))}
+	}
 	if err := notAnArchive(archive); err != nil {
 		if rec.usable() && rec.recorded(archive) { // the volume named is gone or broken, but can be rebuilt
 			return verifyByRecovery(out, u, archive, asJSON, rec, err)
@@ -163,8 +169,8 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	opt.Prefetch = -1
 	a, err := reader.Open(archive, opt)
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) || tooManyFiles(err) { // a volume the user cannot read, or the process's limit: not damage
-			return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w%s", archive, err, limitHint(err))}
+		if errors.Is(err, fs.ErrPermission) || hint.TooManyFiles(err) { // a volume the user cannot read, or the process's limit: not damage
+			return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w%s", archive, err, hint.Limit(err))}
 		}
 		if rec != nil {
 			return verifyByRecovery(out, u, archive, asJSON, rec, err)
