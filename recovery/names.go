@@ -43,12 +43,36 @@ func Find(volume string) ([]string, error) {
 	return out, nil
 }
 
-// ArchiveOf returns the ID of the archive that recovery volume path was
-// made for, from the first copy of its header that validates.
-func ArchiveOf(path string) (format.ArchiveID, error) {
-	h, err := readAnyHeader(path)
-	if err != nil {
-		return format.ArchiveID{}, err
+// FindOwn is Find less the recovery volumes made for another archive
+// than the one most of the data volumes' headers name (left beside it by
+// a copy, or by a create --force stopped early: Check and Repair refuse
+// them). One whose header cannot be read is kept: it may be this
+// archive's, damaged, which Check tells. It reads every volume's header,
+// which Find does not: for where a command met damage and points at
+// repair.
+func FindOwn(volume string) ([]string, error) {
+	paths, err := Find(volume)
+	if err != nil || len(paths) == 0 {
+		return paths, err
 	}
-	return h.id, nil
+	df := readDataFiles(Base(volume))
+	votes := map[format.ArchiveID]int{}
+	var top format.ArchiveID
+	for _, n := range df.nums { // in number order: a tie goes to the first
+		if h, ok := df.headers[n]; ok {
+			if votes[h.ID]++; votes[h.ID] > votes[top] {
+				top = h.ID
+			}
+		}
+	}
+	if len(votes) == 0 {
+		return paths, nil // nothing to tell them by
+	}
+	var own []string
+	for _, p := range paths {
+		if h, err := readAnyHeader(p); err != nil || h.id == top {
+			own = append(own, p)
+		}
+	}
+	return own, nil
 }

@@ -7,7 +7,6 @@ package hint
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,64 +26,14 @@ func Repair(archive string) string {
 	if _, err := os.Lstat(format.CommitName(recovery.Base(archive))); err == nil {
 		return fmt.Sprintf("an arcpack killed while it gave the volumes their names left renames to do: 'arcpack repair %s' finishes them", termsafe.Word(archive))
 	}
-	parity, err := recovery.Find(archive)
+	// Another archive's, repair would refuse: not counted.
+	parity, err := recovery.FindOwn(archive)
 	if err != nil || len(parity) == 0 {
 		return ""
-	}
-	if parity = ownParity(archive, parity); len(parity) == 0 {
-		return "" // another archive's: repair would refuse them
 	}
 	// Whether they cover the damage only a check of every volume tells
 	// (verify, repair): not claimed here.
 	return fmt.Sprintf("%d recovery volume(s) found: 'arcpack repair %s' rebuilds what is missing or damaged if they cover all of it (otherwise it changes nothing)", len(parity), termsafe.Word(archive))
-}
-
-// ownParity leaves out of parity the recovery volumes made for another
-// archive than the one most of archive's data volumes name in their
-// headers (left beside it by a copy, or by a create --force stopped
-// early). One whose header cannot be read is kept: it may be this
-// archive's, damaged, which repair tells.
-func ownParity(archive string, parity []string) []string {
-	id, ok := dataID(recovery.Base(archive))
-	if !ok {
-		return parity
-	}
-	var own []string
-	for _, p := range parity {
-		if pid, err := recovery.ArchiveOf(p); err != nil || pid == id {
-			own = append(own, p)
-		}
-	}
-	return own
-}
-
-// dataID is the archive ID that most of base's data volumes whose headers
-// validate carry; false where none does.
-func dataID(base string) (format.ArchiveID, bool) {
-	nums, err := format.ListVolumes(base)
-	if err != nil {
-		return format.ArchiveID{}, false
-	}
-	votes := map[format.ArchiveID]int{}
-	var top format.ArchiveID
-	for _, n := range nums {
-		f, err := format.OpenFile(format.VolumeName(base, n))
-		if err != nil {
-			continue
-		}
-		b := make([]byte, format.VolumeHeaderSize)
-		_, err = io.ReadFull(f, b)
-		f.Close()
-		if err != nil {
-			continue
-		}
-		if h, err := format.ParseVolumeHeader(b); err == nil {
-			if votes[h.ID]++; votes[h.ID] > votes[top] {
-				top = h.ID
-			}
-		}
-	}
-	return top, len(votes) > 0
 }
 
 // Misnamed explains, with the fix, why archive names no volume: a
