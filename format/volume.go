@@ -10,6 +10,7 @@ package format
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -306,6 +307,12 @@ func listNumbered(base string, parse func(os.DirEntry) (string, int, bool)) ([]i
 // a volume would otherwise block the open (and every command) until
 // something writes to it.
 func OpenFile(path string) (*os.File, error) { return OpenFileAt(atFDCWD, path, path) }
+
+// TooManyOpen reports an open that failed on the process's or the
+// system's limit of open files: not damage, nor the volume's fault.
+func TooManyOpen(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
 
 // atFDCWD is Linux's AT_FDCWD, which package syscall does not name.
 const atFDCWD = -100

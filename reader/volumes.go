@@ -154,7 +154,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		// through the first one present, so that the missing one is
 		// reported as such, with what it held.
 		present, err := format.ListVolumes(base)
-		if tooManyFiles(err) {
+		if format.TooManyOpen(err) {
 			return nil, footer, err
 		}
 		if len(present) > 0 && num > present[len(present)-1] && num != 1 {
@@ -175,7 +175,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if gf != nil {
 		hold(num, gf)
 	}
-	if tooManyFiles(givenErr) {
+	if format.TooManyOpen(givenErr) {
 		return nil, footer, givenErr
 	}
 	if givenErr != nil && size < 0 {
@@ -218,7 +218,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		if f != nil {
 			hold(n, f)
 		}
-		if tooManyFiles(err) {
+		if format.TooManyOpen(err) {
 			return nil, footer, err
 		}
 		if err != nil && sz < 0 {
@@ -395,7 +395,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	// The footer is the last FooterSize bytes of the last volume.
 	footer, err = readFooter(lastPath, sizes[last])
 	if err != nil {
-		if tooManyFiles(err) {
+		if format.TooManyOpen(err) {
 			return nil, footer, err
 		}
 		if denied != nil {
@@ -573,12 +573,6 @@ func readHeader(path string) (format.VolumeHeader, *os.File, int64, error) {
 		return h, f, st.Size(), &headerError{path, err}
 	}
 	return h, f, st.Size(), nil
-}
-
-// tooManyFiles reports an open that failed on the process's or the
-// system's limit of open files: not damage, nor the volume's fault.
-func tooManyFiles(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // headerError is a volume header that does not parse.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"syscall"
 
 	"arc/format"
 
@@ -401,7 +400,7 @@ func openAll(paths []string) ([]*os.File, error) {
 		f, err := format.OpenFile(p)
 		if err != nil {
 			closeAll(fs)
-			if errors.Is(err, syscall.EMFILE) {
+			if format.TooManyOpen(err) {
 				// Parity is computed across every volume at once.
 				return nil, fmt.Errorf("%w: recovery reads the archive's %d volumes at once; raise the limit of open files (ulimit -n) above that", err, len(paths))
 			}

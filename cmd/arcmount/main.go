@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"arc/format"
 	"arc/fs"
 	"arc/gpu"
 	"arc/internal/bytesize"
@@ -364,7 +365,7 @@ func serve(c *config, o fs.Options, logTo io.Writer, ready func()) error {
 		return fmt.Errorf("%v: stopped before mounting (the archive was still being opened)", s)
 	}
 	if err != nil {
-		if hint.TooManyFiles(err) {
+		if format.TooManyOpen(err) {
 			return fmt.Errorf("%w%s", err, hint.Limit(err))
 		}
 		if h := hint.Repair(c.archive); h != "" {

@@ -28,7 +28,7 @@ func openError(archive string, err error) error {
 	}
 	if m := misnamedError(archive, err); m != nil {
 		err = m
-	} else if hint.TooManyFiles(err) {
+	} else if format.TooManyOpen(err) {
 		err = &rewordedError{err.Error() + hint.Limit(err), err}
 	} else if h := hint.Repair(archive); h != "" && !errors.Is(err, fs.ErrPermission) {
 		// (A volume the user cannot read is not damage repair mends.)

@@ -149,7 +149,7 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	}
 	warnUnfinishedCommit(archive)
 	rec := checkRecovery(archive, showBar)
-	if rec != nil && hint.TooManyFiles(rec.err) {
+	if rec != nil && format.TooManyOpen(rec.err) {
 		// The recovery check opens every volume at once: the limit, not
 		// unusable recovery volumes.
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w%s", archive, rec.err, hint.Limit(rec.err))}
@@ -169,7 +169,7 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	opt.Prefetch = -1
 	a, err := reader.Open(archive, opt)
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) || hint.TooManyFiles(err) { // a volume the user cannot read, or the process's limit: not damage
+		if errors.Is(err, fs.ErrPermission) || format.TooManyOpen(err) { // a volume the user cannot read, or the process's limit: not damage
 			return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w%s", archive, err, hint.Limit(err))}
 		}
 		if rec != nil {

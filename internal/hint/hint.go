@@ -116,12 +116,6 @@ func firstVolumes(name string) []string {
 	return out
 }
 
-// TooManyFiles reports an open that failed on the process's or the
-// system's limit of open files: not damage, nor the archive's fault.
-func TooManyFiles(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
-}
-
 // Limit is what to do about err where it is the process's limit of open
 // files, to follow its message; "" otherwise.
 func Limit(err error) string {
