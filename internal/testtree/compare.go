@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -45,27 +43,29 @@ func (d Diff) Err() error {
 	return d
 }
 
-type entry struct {
-	st   unix.Stat_t
-	path string
-}
-
 // Compare checks that dst holds the same tree as src: the same paths with
 // the same type, permission bits (setuid, setgid, sticky included), owner,
 // size, mtime to the nanosecond, content, symlink target, device number,
 // hardlink structure, xattrs (ACLs included) and holes.
 func Compare(src, dst string, opt CompareOptions) Diff {
-	var d Diff
-	add := func(rel, format string, a ...any) {
-		d = append(d, fmt.Sprintf("%q: %s", rel, fmt.Sprintf(format, a...)))
-	}
-	se, err := scan(src)
+	se, err := Snapshot(src)
 	if err != nil {
 		return Diff{fmt.Sprintf("scan source: %v", err)}
 	}
-	de, err := scan(dst)
+	de, err := Snapshot(dst)
 	if err != nil {
 		return Diff{fmt.Sprintf("scan destination: %v", err)}
+	}
+	return CompareTrees(se, de, opt)
+}
+
+// CompareTrees is Compare of two snapshots; either may be one recorded
+// earlier (ParseTree), which is how an archive made by an earlier release
+// is checked against the tree it was made of.
+func CompareTrees(se, de Tree, opt CompareOptions) Diff {
+	var d Diff
+	add := func(rel, format string, a ...any) {
+		d = append(d, fmt.Sprintf("%q: %s", rel, fmt.Sprintf(format, a...)))
 	}
 	for rel := range se {
 		if _, ok := de[rel]; !ok {
@@ -77,15 +77,21 @@ func Compare(src, dst string, opt CompareOptions) Diff {
 			add(rel, "extra in destination")
 		}
 	}
-	// Inode groups for the hardlink check: src inode → dst inode.
-	srcToDst := map[[2]uint64]map[[2]uint64]bool{}
-	dstToSrc := map[[2]uint64]map[[2]uint64]bool{}
-	for rel, s := range se {
-		t, ok := de[rel]
+	// Inode groups for the hardlink check, each named by its Link: the
+	// source's groups → the destination's, and back.
+	srcToDst := map[string]map[string]bool{}
+	dstToSrc := map[string]map[string]bool{}
+	for rel, a := range se {
+		b, ok := de[rel]
 		if !ok {
 			continue
 		}
-		a, b := &s.st, &t.st
+		if a.Err != "" {
+			add(rel, "source: %s", a.Err)
+		}
+		if b.Err != "" {
+			add(rel, "destination: %s", b.Err)
+		}
 		if a.Mode&unix.S_IFMT != b.Mode&unix.S_IFMT {
 			add(rel, "type %s, destination %s", typeOf(a.Mode), typeOf(b.Mode))
 			continue
@@ -98,14 +104,14 @@ func Compare(src, dst string, opt CompareOptions) Diff {
 			if !opt.IgnoreOwner && (a.Uid != b.Uid || a.Gid != b.Gid) {
 				add(rel, "owner %d:%d, destination %d:%d", a.Uid, a.Gid, b.Uid, b.Gid)
 			}
-			if ma, mb := a.Mtim.Nano(), b.Mtim.Nano(); ma != mb {
-				add(rel, "mtime %d, destination %d (ns)", ma, mb)
+			if a.Mtime != b.Mtime {
+				add(rel, "mtime %d, destination %d (ns)", a.Mtime, b.Mtime)
 			}
-			if opt.Atime && a.Atim.Nano() != b.Atim.Nano() {
-				add(rel, "atime %d, destination %d (ns)", a.Atim.Nano(), b.Atim.Nano())
+			if opt.Atime && a.Atime != b.Atime {
+				add(rel, "atime %d, destination %d (ns)", a.Atime, b.Atime)
 			}
-			if err := compareXattrs(s.path, t.path); err != nil {
-				add(rel, "%v", err)
+			if msg := compareXattrs(a.Xattrs, b.Xattrs); msg != "" {
+				add(rel, "%s", msg)
 			}
 		}
 		switch a.Mode & unix.S_IFMT {
@@ -114,28 +120,25 @@ func Compare(src, dst string, opt CompareOptions) Diff {
 				add(rel, "size %d, destination %d", a.Size, b.Size)
 				break
 			}
-			if err := compareContent(s.path, t.path); err != nil {
-				add(rel, "%v", err)
+			if a.SHA256 != b.SHA256 {
+				add(rel, "%s", contentDiffers(a, b))
 			}
 			if !opt.NoSparse {
 				if msg := compareHoles(a, b); msg != "" {
 					add(rel, "%s", msg)
 				}
 			}
-			ka, kb := [2]uint64{a.Dev, a.Ino}, [2]uint64{b.Dev, b.Ino}
-			if srcToDst[ka] == nil {
-				srcToDst[ka] = map[[2]uint64]bool{}
+			if srcToDst[a.Link] == nil {
+				srcToDst[a.Link] = map[string]bool{}
 			}
-			srcToDst[ka][kb] = true
-			if dstToSrc[kb] == nil {
-				dstToSrc[kb] = map[[2]uint64]bool{}
+			srcToDst[a.Link][b.Link] = true
+			if dstToSrc[b.Link] == nil {
+				dstToSrc[b.Link] = map[string]bool{}
 			}
-			dstToSrc[kb][ka] = true
+			dstToSrc[b.Link][a.Link] = true
 		case unix.S_IFLNK:
-			ta, _ := os.Readlink(s.path)
-			tb, _ := os.Readlink(t.path)
-			if ta != tb {
-				add(rel, "symlink to %q, destination to %q", ta, tb)
+			if a.Target != b.Target {
+				add(rel, "symlink to %q, destination to %q", a.Target, b.Target)
 			}
 		case unix.S_IFCHR, unix.S_IFBLK:
 			if a.Rdev != b.Rdev {
@@ -145,16 +148,15 @@ func Compare(src, dst string, opt CompareOptions) Diff {
 	}
 	// Hardlinks: paths sharing an inode in src share one in dst, and
 	// (unless DedupLinks) paths apart in src stay apart in dst.
-	names := func(m map[[2]uint64]bool) int { return len(m) }
 	for ka, dsts := range srcToDst {
-		if names(dsts) > 1 {
-			add(pathsOf(se, ka), "hardlinked in source, split into %d inodes in destination", len(dsts))
+		if len(dsts) > 1 {
+			add(se.linked(ka), "hardlinked in source, split into %d inodes in destination", len(dsts))
 		}
 	}
 	if !opt.DedupLinks {
 		for kb, srcs := range dstToSrc {
-			if names(srcs) > 1 {
-				add(pathsOf(de, kb), "separate files in source, hardlinked in destination")
+			if len(srcs) > 1 {
+				add(de.linked(kb), "separate files in source, hardlinked in destination")
 			}
 		}
 	}
@@ -162,35 +164,16 @@ func Compare(src, dst string, opt CompareOptions) Diff {
 	return d
 }
 
-func pathsOf(m map[string]entry, k [2]uint64) string {
+// linked lists the paths of the inode group named link.
+func (t Tree) linked(link string) string {
 	var p []string
-	for rel, e := range m {
-		if e.st.Dev == k[0] && e.st.Ino == k[1] {
+	for rel, e := range t {
+		if e.Link == link && e.Mode&unix.S_IFMT == unix.S_IFREG {
 			p = append(p, rel)
 		}
 	}
 	sort.Strings(p)
 	return strings.Join(p, ", ")
-}
-
-func scan(root string) (map[string]entry, error) {
-	m := map[string]entry{}
-	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return fmt.Errorf("lstat %s: %w", p, err)
-		}
-		m[rel] = entry{st, p}
-		return nil
-	})
-	return m, err
 }
 
 func typeOf(mode uint32) string {
@@ -213,15 +196,30 @@ func typeOf(mode uint32) string {
 	return fmt.Sprintf("type %o", mode&unix.S_IFMT)
 }
 
-func compareContent(a, b string) error {
+// contentDiffers says how two files of one size differ: at which byte,
+// where both are on disk to look at, else by their digests.
+func contentDiffers(a, b *Entry) string {
+	if a.abs == "" || b.abs == "" {
+		return fmt.Sprintf("content differs (sha256 %.16s…, destination %.16s…)", a.SHA256, b.SHA256)
+	}
+	off, err := firstDifference(a.abs, b.abs)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("content differs at byte %d", off)
+}
+
+// firstDifference is the offset of the first byte at which files a and b
+// differ (the shorter one's size if one is a prefix of the other).
+func firstDifference(a, b string) (int64, error) {
 	fa, err := os.Open(a)
 	if err != nil {
-		return fmt.Errorf("read source: %v", err)
+		return 0, fmt.Errorf("read source: %v", err)
 	}
 	defer fa.Close()
 	fb, err := os.Open(b)
 	if err != nil {
-		return fmt.Errorf("read destination: %v", err)
+		return 0, fmt.Errorf("read destination: %v", err)
 	}
 	defer fb.Close()
 	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
@@ -234,26 +232,28 @@ func compareContent(a, b string) error {
 			for i < na && i < nb && ba[i] == bb[i] {
 				i++
 			}
-			return fmt.Errorf("content differs at byte %d", off+int64(i))
+			return off + int64(i), nil
 		}
 		off += int64(na)
 		doneA := errors.Is(ea, io.EOF) || errors.Is(ea, io.ErrUnexpectedEOF)
 		doneB := errors.Is(eb, io.EOF) || errors.Is(eb, io.ErrUnexpectedEOF)
 		if ea != nil && !doneA {
-			return fmt.Errorf("read source: %v", ea)
+			return 0, fmt.Errorf("read source: %v", ea)
 		}
 		if eb != nil && !doneB {
-			return fmt.Errorf("read destination: %v", eb)
+			return 0, fmt.Errorf("read destination: %v", eb)
 		}
 		if doneA || doneB {
-			return nil
+			// Equal as far as both go; the digests differed, so the files
+			// changed while they were being read.
+			return off, nil
 		}
 	}
 }
 
 // compareHoles reports a source file with holes whose copy lost them. The
 // copy may allocate a little more (filesystem granularity), not the holes.
-func compareHoles(a, b *unix.Stat_t) string {
+func compareHoles(a, b *Entry) string {
 	allocA, allocB := a.Blocks*512, b.Blocks*512
 	if allocA >= a.Size {
 		return ""
@@ -265,47 +265,7 @@ func compareHoles(a, b *unix.Stat_t) string {
 	return ""
 }
 
-func listXattrs(p string) (map[string]string, error) {
-	sz, err := unix.Llistxattr(p, nil)
-	if err != nil {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	buf := make([]byte, sz)
-	sz, err = unix.Llistxattr(p, buf)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]string{}
-	for _, name := range strings.Split(string(buf[:sz]), "\x00") {
-		if name == "" || name == "security.selinux" {
-			continue
-		}
-		vs, err := unix.Lgetxattr(p, name, nil)
-		if err != nil {
-			return nil, fmt.Errorf("get xattr %s: %v", name, err)
-		}
-		v := make([]byte, vs)
-		vs, err = unix.Lgetxattr(p, name, v)
-		if err != nil {
-			return nil, fmt.Errorf("get xattr %s: %v", name, err)
-		}
-		m[name] = string(v[:vs])
-	}
-	return m, nil
-}
-
-func compareXattrs(a, b string) error {
-	xa, err := listXattrs(a)
-	if err != nil {
-		return fmt.Errorf("source xattrs: %v", err)
-	}
-	xb, err := listXattrs(b)
-	if err != nil {
-		return fmt.Errorf("destination xattrs: %v", err)
-	}
+func compareXattrs(xa, xb map[string]string) string {
 	var msgs []string
 	for k, v := range xa {
 		w, ok := xb[k]
@@ -321,9 +281,6 @@ func compareXattrs(a, b string) error {
 			msgs = append(msgs, fmt.Sprintf("xattr %s extra in destination", k))
 		}
 	}
-	if len(msgs) == 0 {
-		return nil
-	}
 	sort.Strings(msgs)
-	return errors.New(strings.Join(msgs, "; "))
+	return strings.Join(msgs, "; ")
 }

@@ -28,6 +28,7 @@ type Options struct {
 	SparseSize  int64 // size of the sparse files (default 3 MiB)
 	Depth       int   // nesting depth of the deep directory chain (default 50)
 	Dups        int   // identical copies of one file, for whole-file dedup (default 4)
+	DupSize     int   // size of that file (default 200 KiB)
 
 	// NoPrivileged leaves out what needs root even when running as root:
 	// device nodes, foreign owners, trusted.* xattrs.
@@ -78,6 +79,9 @@ func Generate(dir string, opt Options) (*Report, error) {
 	}
 	if opt.Dups == 0 {
 		opt.Dups = 4
+	}
+	if opt.DupSize == 0 {
+		opt.DupSize = 200 << 10
 	}
 	g := &gen{
 		root: dir, opt: opt, r: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15)),
@@ -343,7 +347,7 @@ func (g *gen) dups() error {
 	if err := g.mkdir("dups/elsewhere"); err != nil {
 		return err
 	}
-	data := g.content(200 << 10)
+	data := g.content(g.opt.DupSize)
 	small := g.content(3000)
 	for i := 0; i < g.opt.Dups; i++ {
 		dir := "dups"

@@ -1,6 +1,7 @@
 package testtree
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,6 +85,14 @@ func isUTF8(s string) bool { return strings.ToValidUTF8(s, "\x00") == s }
 // and expects Compare to name the path and the kind of difference.
 func TestCompareFindsEachKindOfDifference(t *testing.T) {
 	src := generate(t, Options{Seed: 11, Files: 10})
+	text, err := mustSnapshot(t, src).MarshalText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded, err := ParseTree(text)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		damage func(dst string) error
@@ -150,6 +159,14 @@ func TestCompareFindsEachKindOfDifference(t *testing.T) {
 			if len(d) == 0 || !strings.Contains(strings.Join(d, "\n"), c.want) {
 				t.Fatalf("want a difference containing %q, got %v", c.want, d)
 			}
+			want := c.want
+			if c.name == "content" { // the recorded snapshot has digests, not bytes
+				want = "content differs (sha256 "
+			}
+			d = CompareTrees(recorded, mustSnapshot(t, dst), CompareOptions{IgnoreRoot: true})
+			if len(d) == 0 || !strings.Contains(strings.Join(d, "\n"), want) {
+				t.Fatalf("against the recorded snapshot: want a difference containing %q, got %v", want, d)
+			}
 		})
 	}
 }
@@ -158,4 +175,69 @@ func keepTimes(p string, st os.FileInfo) error {
 	s := st.Sys().(*syscall.Stat_t)
 	ts := []unix.Timespec{unix.Timespec(s.Atim), unix.Timespec(s.Mtim)}
 	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func mustSnapshot(t *testing.T, dir string) Tree {
+	t.Helper()
+	tr, err := Snapshot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// TestSnapshotTextKeepsEveryField: a tree written out and read back is the
+// same tree, to the atime, and writes out to the same text.
+func TestSnapshotTextKeepsEveryField(t *testing.T) {
+	src := generate(t, Options{Seed: 5, Files: 12})
+	live := mustSnapshot(t, src)
+	text, err := live.MarshalText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseTree(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := CompareTrees(live, back, CompareOptions{Atime: true}); len(d) != 0 {
+		t.Fatal(d)
+	}
+	again, err := back.MarshalText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(text, again) {
+		t.Errorf("the text changed on a round trip")
+	}
+	for rel, e := range live {
+		b := back[rel]
+		if e.Blocks != b.Blocks || e.Size != b.Size || e.Link != b.Link || len(e.Xattrs) != len(b.Xattrs) {
+			t.Errorf("%q: %+v read back as %+v", rel, *e, *b)
+		}
+	}
+}
+
+func TestParseTreeRefusesWhatItCannotRead(t *testing.T) {
+	const ok = `"a" mode=100644 uid=0 gid=0 size=0 blocks=0 atime=1 mtime=2 sha256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 link="a"`
+	if _, err := ParseTree([]byte(treeHeader + "\n" + ok + "\n")); err != nil {
+		t.Fatalf("the well-formed line: %v", err)
+	}
+	for _, c := range []struct{ name, text, want string }{
+		{"no header", ok + "\n", "not a tree snapshot"},
+		{"unquoted path", treeHeader + "\na mode=1\n", "path"},
+		{"unknown field", treeHeader + "\n" + ok + " colour=red\n", "unknown field"},
+		{"missing field", treeHeader + "\n" + strings.Replace(ok, " mtime=2", "", 1) + "\n", "no mtime"},
+		{"field twice", treeHeader + "\n" + ok + " uid=3\n", "uid a second time"},
+		{"bad number", treeHeader + "\n" + strings.Replace(ok, "size=0", "size=x", 1) + "\n", "size"},
+		{"short digest", treeHeader + "\n" + strings.Replace(ok, "sha256=e3b0", "sha256=", 1) + "\n", "hex digits"},
+		{"xattr without value", treeHeader + "\n" + ok + ` xattr="user.a"` + "\n", "VALUE"},
+		{"path twice", treeHeader + "\n" + ok + "\n" + ok + "\n", "a second time"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseTree([]byte(c.text))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one with %q", err, c.want)
+			}
+		})
+	}
 }
