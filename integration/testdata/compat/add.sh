@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # add.sh NAME [ARCPACK-CREATE-OPTIONS...]: freeze a new archive for
-# integration's TestArchivesMadeByEarlierReleasesReadBack. It generates the
-# test tree (a fixed seed, plus near-copies for segment dedup), records the
-# tree in NAME/tree.txt, packs it with bin/arcpack into NAME/arc.001, ... and
+# integration's TestArchivesMadeByEarlierReleasesReadBack. It makes the
+# tree (tree.sh), records it in NAME/tree.txt, packs it with bin/arcpack into NAME/arc.001, ... and
 # writes what made it to NAME/made.txt. Run from the repository root, as root
 # (owners and device nodes), after `make build`.
 #
@@ -21,15 +20,7 @@ tmp=$(mktemp -d)
 done=
 trap 'rm -rf "$tmp"; [ -n "$done" ] || rm -rf "$dir"' EXIT
 src=$tmp/src
-go run ./internal/testtree/gentree -seed 7 -files 12 -max-file-size 8192 -dup-size 32768 "$src"
-# Near-copies of one file: whole-file and chunk dedup miss them, segments do not.
-mkdir "$src/near"
-orig=$src/dups/copy-0.bin
-touch -r "$orig" "$tmp/times" # reading it below moves its atime: put it back
-{ printf 'a near copy: '; head -c 10000 "$orig"; printf X; tail -c +10002 "$orig"; } >"$src/near/edited.bin"
-{ tail -c +20001 "$orig"; head -c 20000 "$orig"; } >"$src/near/rotated.bin"
-touch -a -r "$tmp/times" "$orig"
-touch -d '2001-02-03 04:05:06.789012345' "$src/near/edited.bin" "$src/near/rotated.bin" "$src/near" "$src"
+"$here/tree.sh" "$src"
 mkdir "$dir"
 go run ./internal/testtree/gentree -record "$dir/tree.txt" "$src"
 bin/arcpack create "$src" -o "$dir/arc" --progress never "$@"
