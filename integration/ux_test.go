@@ -612,3 +612,25 @@ func TestGPUSaysWhatAutoComesToWithoutAnyPlatform(t *testing.T) {
 		t.Errorf("arcpack gpu without an OpenCL platform: %v\nwant its last line to say --gpu=auto uses the CPU", r)
 	}
 }
+
+// create says, after its summary, when the table of chunks reached
+// --chunk-memory (and exits 0: what comes back is whole, only the size
+// may grow); a bound below 1M is a usage error.
+func TestCreateSaysWhenTheChunkTableWasFull(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(src, 0o755)
+	b := make([]byte, 64<<20) // about 14,000 chunks of 4 KiB: more than 1M holds
+	fillRandom(rand.New(rand.NewPCG(3, 4)), b)
+	os.WriteFile(filepath.Join(src, "f"), b, 0o644)
+	out := filepath.Join(t.TempDir(), "a")
+	r := mustArcpack(t, "create", src, "-o", out, "--progress", "never", "--chunk-size", "4K", "--chunk-memory", "1M")
+	if !regexp.MustCompile(`\nchunk dedup: the table of chunks reached --chunk-memory 1\.0 MiB \(12288 chunks in 640\.0 KiB\); \d+ chunks then took an older one's place or went unrecorded, .*a larger --chunk-memory keeps them\n$`).MatchString(r.stdout) {
+		t.Errorf("create does not say the chunk table was full:\n%s", r.stdout)
+	}
+	r = mustArcpack(t, "create", src, "-o", out, "--force", "--progress", "never", "--chunk-size", "4K")
+	if strings.Contains(r.stdout, "chunk dedup:") {
+		t.Errorf("create with the default --chunk-memory says the table was full:\n%s", r.stdout)
+	}
+	mustArcpack(t, "verify", out+".001")
+	wantFail(t, arcpack(t, "create", src, "-o", out+"-b", "--chunk-memory", "100K"), 2, "--chunk-memory 102400 is below the minimum of 1M")
+}

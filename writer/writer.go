@@ -66,6 +66,11 @@ type Options struct {
 	// ChunkSize is the average content-defined chunk size (a power of two;
 	// min = avg/4, max = avg×4); 0 means the default, < 0 turns chunking off.
 	ChunkSize int
+	// ChunkMemory bounds the table of the chunks stored so far, in bytes
+	// (counting the moment it doubles); 0 means 512 MiB. Once full, a new
+	// chunk takes an older one's place: memory stays bounded on any input,
+	// and dedup against data that old is what goes (Result.ChunksLost).
+	ChunkMemory int64
 	// Segments configures long-distance segment dedup; nil means the
 	// level's choice: off at codec.LevelFast, which trades the smaller
 	// archive for speed (its matching costs about a third of the CPU time
@@ -120,9 +125,16 @@ type Result struct {
 	HoleBytes                                         int64 // bytes of sparse-file holes, stored as holes
 	SegmentBytes, SegmentRefs                         int64 // repeats stored as references to earlier stream bytes
 	ChunkBytes, ChunkRefs                             int64 // chunks stored before, placed as references
-	StoredBytes                                       int64 // compressed block data
-	ArchiveBytes                                      int64 // all volume files together
-	Elapsed                                           time.Duration
+	// ChunkTableFull says the table of chunks reached Options.ChunkMemory
+	// (ChunkTableBytes, holding ChunkTableLen chunks); ChunksLost chunks
+	// then took an older one's place or went unrecorded, so that a later
+	// repeat of theirs may have been stored again.
+	ChunkTableFull              bool
+	ChunkTableBytes, ChunksLost int64
+	ChunkTableLen               int64
+	StoredBytes                 int64 // compressed block data
+	ArchiveBytes                int64 // all volume files together
+	Elapsed                     time.Duration
 	// Unlock releases the archive's lock held for Options.KeepLock (else
 	// it does nothing).
 	Unlock func()
@@ -144,6 +156,9 @@ const (
 	// maxLevelBlockSize is the default block at --level max.
 	maxLevelBlockSize = 16 << 20
 	defaultChunkSize  = 32 << 10
+	// defaultChunkMemory holds 2^23 slots: 6.3 million chunks, about
+	// 190 GiB of unique data at 32 KiB chunks, before the table is full.
+	defaultChunkMemory = 512 << 20
 	// MinBlockSize is the smallest block Create takes (format.MaxBlockSize
 	// the largest).
 	MinBlockSize = 64 << 10
@@ -210,6 +225,12 @@ func (o *Options) normalize() error {
 		if _, err := chunk.NewParams(o.ChunkSize); err != nil {
 			return err
 		}
+	}
+	switch {
+	case o.ChunkMemory == 0:
+		o.ChunkMemory = defaultChunkMemory
+	case o.ChunkMemory < 0:
+		return fmt.Errorf("chunk memory %d is negative", o.ChunkMemory)
 	}
 	switch o.Order {
 	case "":
@@ -322,7 +343,7 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	}
 	if opt.ChunkSize >= 0 {
 		p.chunkParams, _ = chunk.NewParams(opt.ChunkSize) // validated by normalize
-		p.chunks = chunk.NewTable()
+		p.chunks = chunk.NewTable(opt.ChunkMemory)
 		// Chunk cuts are found among the samples: sample at least as
 		// densely as the cut rule needs.
 		if p.seg == nil || p.chunkParams.MaxSampleBits() < p.sampleBits {
@@ -396,6 +417,10 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 		return nil, err
 	}
 	r := p.res
+	if p.chunks != nil {
+		r.ChunkTableFull, r.ChunksLost = p.chunks.Full()
+		r.ChunkTableBytes, r.ChunkTableLen = p.chunks.Bytes(), int64(p.chunks.Len())
+	}
 	r.Volumes = vols
 	r.ArchiveBytes = vw.bytes
 	r.Elapsed = time.Since(start)

@@ -773,6 +773,53 @@ func TestSegmentDedupDefaultsByLevel(t *testing.T) {
 	}
 }
 
+// TestChunkTableStaysWithinChunkMemory: a table of chunks held to its
+// smallest size still packs every byte back exactly, says that it was
+// full, and keeps the recent chunks that later data repeats.
+func TestChunkTableStaysWithinChunkMemory(t *testing.T) {
+	old := randBytes(4, 8<<20) // about 2,000 chunks of 4 KiB: more than the table holds
+	recent := old[len(old)-(1<<20):]
+	src := t.TempDir()
+	files := map[string][]byte{
+		"a":      old,
+		"b-near": append([]byte("a few bytes in front "), recent...), // no whole-file match
+	}
+	writeTree(t, src, files)
+	for _, tc := range []struct {
+		memory   int64
+		wantFull bool
+	}{
+		{1, true}, // the table's floor: 1,024 slots
+		{0, false},
+	} {
+		t.Run(fmt.Sprint("memory=", tc.memory), func(t *testing.T) {
+			o := small()
+			o.ChunkSize, o.Segments, o.ChunkMemory = 4<<10, &segment.Config{MinLen: -1}, tc.memory
+			res, err := Create(context.Background(), filepath.Join(t.TempDir(), "a"), []string{src}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := readBack(t, res.Volumes, 0)
+			for p, want := range files {
+				if !bytes.Equal(a.content[p], want) {
+					t.Errorf("%s: content differs (%d bytes, want %d)", p, len(a.content[p]), len(want))
+				}
+			}
+			if res.ChunkTableFull != tc.wantFull || tc.wantFull != (res.ChunksLost > 0) {
+				t.Fatalf("table full %v with %d chunks lost, want full %v", res.ChunkTableFull, res.ChunksLost, tc.wantFull)
+			}
+			if tc.wantFull && res.ChunkTableBytes > 1024*40 {
+				t.Errorf("the table took %d bytes at its floor", res.ChunkTableBytes)
+			}
+			// The near copy of the last MiB is found among recent chunks
+			// either way.
+			if res.ChunkBytes < int64(len(recent))/2 {
+				t.Errorf("chunk dedup saved %d bytes of the %d-byte near copy", res.ChunkBytes, len(recent))
+			}
+		})
+	}
+}
+
 // A create refused because the archive exists still says that it
 // finished the renames of a killed run first: that is the one run that
 // did them.

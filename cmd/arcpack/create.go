@@ -40,6 +40,7 @@ type createFlags struct {
 	progress      string
 	order         string
 	chunkSize     string
+	chunkMemory   int64
 	segments      bool
 	segmentMin    int64
 	segmentHist   int64
@@ -48,7 +49,7 @@ type createFlags struct {
 
 func newCreateCommand(u *units) *cobra.Command {
 	defSeg := segment.DefaultConfig()
-	f := &createFlags{volumeSize: 98 << 20, frameSize: 16 << 20, blockSize: 1 << 20, segments: true,
+	f := &createFlags{volumeSize: 98 << 20, frameSize: 16 << 20, blockSize: 1 << 20, segments: true, chunkMemory: 512 << 20,
 		segmentMin: int64(defSeg.MinLen), segmentHist: defSeg.History}
 	c := &cobra.Command{
 		Use:   "create SRC... -o OUT  |  create - -o OUT",
@@ -94,6 +95,7 @@ summary line counts what was left out, by patterns and by tags (--exclude-caches
 	fl.StringVar(&f.level, "level", "default", "compression level: fast (no segment dedup), default, high, max (or 1 to 4)")
 	fl.StringVar(&f.order, "order", "path", "unique-data layout: path (a directory's files together) or similar (similar files together)")
 	fl.StringVar(&f.chunkSize, "chunk-size", "default", "average `SIZE` of the content-defined chunks for dedup inside files (a power of two, e.g. 32K), default, or off")
+	fl.Var(sizeFlag{&f.chunkMemory}, "chunk-memory", "bytes the table of stored chunks may take: bounds the memory of chunk dedup on any input (the default holds about 190G of unique data at 32K chunks); once full, new chunks take older ones' places")
 	fl.BoolVar(&f.segments, "segments", true, "long-distance segment dedup, on except at --level fast (--segments=false turns it off)")
 	fl.Var(sizeFlag{&f.segmentMin}, "segment-min", "shortest repeat stored as a reference to earlier bytes (smaller: smaller archive, more seeks when reading); repeats down to 128 bytes are taken where they start within 4M of the previous reference")
 	fl.Var(sizeFlag{&f.segmentHist}, "segment-history", "bytes of recent data kept to verify repeats against: bounds the memory of segment dedup")
@@ -141,6 +143,9 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 			return usageErrorf("create: invalid --chunk-size %q (want a power of two such as 32K, default, or off)", f.chunkSize)
 		}
 		chunk = int(n)
+	}
+	if f.chunkMemory < 1<<20 {
+		return usageErrorf("create: --chunk-memory %d is below the minimum of 1M", f.chunkMemory)
 	}
 	// Segment dedup is the level's choice (off at fast) unless a segment
 	// flag is given.
@@ -241,6 +246,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		Tool:             "arcpack " + version,
 		Order:            f.order,
 		ChunkSize:        chunk,
+		ChunkMemory:      f.chunkMemory,
 		Segments:         segs,
 		Warn: func(err error) {
 			warnings.Add(1)
@@ -273,6 +279,10 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		fmt.Fprintf(os.Stderr, "arcpack: warning: create %s: writing the summary: %s\n", termsafe.Name(f.out), termsafe.Name(err.Error()))
 	}
 	reportLeftovers(c.OutOrStdout(), res.Leftovers)
+	if res.ChunkTableFull {
+		fmt.Fprintf(c.OutOrStdout(), "chunk dedup: the table of chunks reached --chunk-memory %s (%s in %s); %s then took an older one's place or went unrecorded, so repeats of data that old may be stored again: a larger --chunk-memory keeps them\n",
+			u.size(f.chunkMemory), counted(res.ChunkTableLen, "chunk", "chunks"), u.size(res.ChunkTableBytes), counted(res.ChunksLost, "chunk", "chunks"))
+	}
 	if f.force {
 		// Before new parity is written, not by it: a parity step that is
 		// interrupted or fails must not leave the replaced archive's

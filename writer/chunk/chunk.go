@@ -90,18 +90,56 @@ type Key [32]byte
 
 // Table maps chunk keys to the stream offset where the chunk's bytes lie
 // contiguously. It is open-addressed over flat arrays (no Go map entry or
-// string per chunk): 40 bytes a slot, kept at most 3/4 full.
+// string per chunk): SlotBytes a slot, kept at most 3/4 full.
+//
+// Its memory is bounded: it doubles only while the old and the new arrays
+// together fit the bound it was made with. At that size a new chunk takes
+// the place of the one in its home slot (recent data is what later data
+// repeats most: a new release of what came before), or goes unrecorded
+// where that slot is empty, so that the table never fills further and
+// every lookup still ends at an empty slot. Replacing a key leaves its
+// slot occupied, so the other keys probing past it are still found.
 type Table struct {
-	keys []Key
-	offs []uint64 // offset+1; 0 marks an empty slot
-	n    int
+	keys     []Key
+	offs     []uint64 // offset+1; 0 marks an empty slot
+	n        int
+	maxSlots int   // the most slots the bound allows (a power of two)
+	lost     int64 // chunks replaced or left unrecorded at the bound
 }
 
-// NewTable returns an empty table.
-func NewTable() *Table { return &Table{keys: make([]Key, 1024), offs: make([]uint64, 1024)} }
+// SlotBytes is the memory of one slot of a Table.
+const SlotBytes = 40 // a Key and an offset
+
+const minSlots = 1024
+
+// NewTable returns an empty table whose arrays never take more than
+// maxBytes, counting the moment they double; at least minSlots slots
+// whatever maxBytes says. maxBytes <= 0 means no bound.
+func NewTable(maxBytes int64) *Table {
+	t := &Table{keys: make([]Key, minSlots), offs: make([]uint64, minSlots), maxSlots: minSlots}
+	switch {
+	case maxBytes <= 0:
+		t.maxSlots = 1 << 62
+	default:
+		// Doubling to s slots holds s/2 + s at once: 3/2 × s × SlotBytes.
+		for s := int64(t.maxSlots) * 2; s <= maxBytes/(SlotBytes*3/2); s *= 2 {
+			t.maxSlots = int(s)
+		}
+	}
+	return t
+}
 
 // Len is the number of chunks in the table.
 func (t *Table) Len() int { return t.n }
+
+// Bytes is the memory of the table's arrays now.
+func (t *Table) Bytes() int64 { return int64(len(t.keys)) * SlotBytes }
+
+// Full says whether the table has reached its bound, and how many chunks
+// have since taken an older chunk's place or gone unrecorded.
+func (t *Table) Full() (full bool, lost int64) {
+	return len(t.keys) == t.maxSlots && (t.n+1)*4 > len(t.keys)*3, t.lost
+}
 
 func (t *Table) slot(k *Key) int {
 	return int(binary.LittleEndian.Uint64(k[:8]) & uint64(len(t.keys)-1))
@@ -121,10 +159,15 @@ func (t *Table) Get(k *Key) (uint64, bool) {
 }
 
 // Put records chunk k at stream offset off, keeping the first offset if k
-// is already known.
+// is already known. At the bound it replaces the chunk in k's home slot.
 func (t *Table) Put(k *Key, off uint64) {
 	if (t.n+1)*4 > len(t.keys)*3 {
-		t.grow()
+		if len(t.keys) < t.maxSlots {
+			t.grow()
+		} else {
+			t.replace(k, off)
+			return
+		}
 	}
 	mask := len(t.keys) - 1
 	for i := t.slot(k); ; i = (i + 1) & mask {
@@ -136,6 +179,16 @@ func (t *Table) Put(k *Key, off uint64) {
 		if t.keys[i] == *k {
 			return
 		}
+	}
+}
+
+func (t *Table) replace(k *Key, off uint64) {
+	if _, ok := t.Get(k); ok {
+		return
+	}
+	t.lost++
+	if i := t.slot(k); t.offs[i] != 0 {
+		t.keys[i], t.offs[i] = *k, off+1
 	}
 }
 

@@ -92,7 +92,7 @@ func TestCutIsDeterministicAndCoversTheInput(t *testing.T) {
 }
 
 func TestTableFindsWhatWasPutAcrossGrowth(t *testing.T) {
-	tab := NewTable()
+	tab := NewTable(0)
 	r := rand.New(rand.NewSource(5))
 	keys := make([]Key, 10000)
 	for i := range keys {
@@ -112,6 +112,60 @@ func TestTableFindsWhatWasPutAcrossGrowth(t *testing.T) {
 	missing[0] = 1
 	if _, ok := tab.Get(&missing); ok {
 		t.Fatal("found a key never put")
+	}
+}
+
+// TestTableStaysWithinItsBound: a table made with a bound never takes
+// more, counting the moment it doubles; once full, new chunks take older
+// ones' places (the latest ones are found), every lookup still ends, and
+// Full counts what was lost.
+func TestTableStaysWithinItsBound(t *testing.T) {
+	for _, bound := range []int64{1, 100 << 10, 1 << 20, 5 << 20} {
+		tab := NewTable(bound)
+		r := rand.New(rand.NewSource(int64(bound)))
+		keys := make([]Key, 200000)
+		peak := tab.Bytes()
+		for i := range keys {
+			r.Read(keys[i][:])
+			before := tab.Bytes()
+			tab.Put(&keys[i], uint64(i))
+			if after := tab.Bytes(); after != before && before+after > peak {
+				peak = before + after // the old arrays and the new, side by side
+			}
+		}
+		floor := int64(minSlots * SlotBytes)
+		if peak > bound && tab.Bytes() > floor {
+			t.Errorf("bound %d: the table took %d bytes while doubling", bound, peak)
+		}
+		if bound >= 1<<20 && tab.Bytes()*2*3/2 <= bound {
+			t.Errorf("bound %d: stopped at %d bytes where doubling once more fits", bound, tab.Bytes())
+		}
+		full, lost := tab.Full()
+		if !full || lost == 0 || tab.Len() >= len(tab.keys) {
+			t.Fatalf("bound %d: full %v, lost %d, %d chunks in %d slots", bound, full, lost, tab.Len(), len(tab.keys))
+		}
+		if int64(len(keys)-tab.Len()) > lost {
+			t.Errorf("bound %d: %d chunks unaccounted for (%d in the table, %d lost)", bound, int64(len(keys)-tab.Len())-lost, tab.Len(), lost)
+		}
+		// The last chunk put is in its home slot unless that slot was
+		// empty at the bound; most recent chunks are found.
+		found := 0
+		for i := len(keys) - 100; i < len(keys); i++ {
+			if off, ok := tab.Get(&keys[i]); ok {
+				if off != uint64(i) {
+					t.Fatalf("bound %d: key %d at %d", bound, i, off)
+				}
+				found++
+			}
+		}
+		if found < 50 {
+			t.Errorf("bound %d: %d of the last 100 chunks found", bound, found)
+		}
+		var missing Key
+		missing[0] = 1
+		if _, ok := tab.Get(&missing); ok {
+			t.Fatal("found a key never put")
+		}
 	}
 }
 
