@@ -1,7 +1,6 @@
 package writer
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand"
@@ -53,9 +52,5 @@ func TestFilesReadThroughASmallRingComeBackWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := readBack(t, res.Volumes, 0)
-	for p, want := range files {
-		if !bytes.Equal(a.content[p], want) {
-			t.Errorf("%s: content differs (%d bytes, want %d)", p, len(a.content[p]), len(want))
-		}
-	}
+	a.holds(t, files)
 }

@@ -99,11 +99,7 @@ func TestTarStreamKeepsContentMetadataAndLinks(t *testing.T) {
 	}
 	x := a.idx
 	want := map[string][]byte{"etc/a.conf": little, "etc/copy.conf": little, "etc/hard": little, "big.bin": big, "big-copy.bin": big, "x": []byte("x"), "deep/implicit/file": []byte("implicit parents"), "setuid": nil}
-	for p, c := range want {
-		if !bytes.Equal(a.content[p], c) {
-			t.Errorf("%s: content differs (%d bytes, want %d)", p, len(a.content[p]), len(c))
-		}
-	}
+	a.holds(t, want)
 	mode := func(p string) uint32 { return x.Inodes.Mode[a.inode[p]] }
 	for p, m := range map[string]uint32{"": format.ModeDir | 0o750, "etc": format.ModeDir | 0o755, "sym": format.ModeLink | 0o777, "fifo": format.ModeFifo | 0o600, "dev/null": format.ModeChr | 0o666, "setuid": format.ModeReg | 0o4755, "deep/implicit": format.ModeDir | 0o755} {
 		if mode(p) != m {

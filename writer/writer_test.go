@@ -30,6 +30,16 @@ type archive struct {
 	inode   map[string]uint32
 }
 
+// holds fails the test for each of files whose content a does not hold.
+func (a *archive) holds(t *testing.T, files map[string][]byte) {
+	t.Helper()
+	for p, want := range files {
+		if !bytes.Equal(a.content[p], want) {
+			t.Errorf("%s: content differs (%d bytes, want %d)", p, len(a.content[p]), len(want))
+		}
+	}
+}
+
 func readBack(t *testing.T, vols []string, volumeSize int64) *archive {
 	t.Helper()
 	var stream []byte
@@ -163,11 +173,7 @@ func TestCreateRoundTripsContentAcrossVolumeSizes(t *testing.T) {
 			if len(a.content) != len(files) {
 				t.Fatalf("archive has %d files, want %d", len(a.content), len(files))
 			}
-			for p, want := range files {
-				if !bytes.Equal(a.content[p], want) {
-					t.Errorf("%s: content differs (%d bytes, want %d)", p, len(a.content[p]), len(want))
-				}
-			}
+			a.holds(t, files)
 			if res.DupFiles != 1 || res.DupBytes != int64(len(files["a/one.txt"])) {
 				t.Errorf("dedup found %d files / %d bytes, want 1 / %d", res.DupFiles, res.DupBytes, len(files["a/one.txt"]))
 			}
@@ -800,11 +806,7 @@ func TestChunkTableStaysWithinChunkMemory(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := readBack(t, res.Volumes, 0)
-			for p, want := range files {
-				if !bytes.Equal(a.content[p], want) {
-					t.Errorf("%s: content differs (%d bytes, want %d)", p, len(a.content[p]), len(want))
-				}
-			}
+			a.holds(t, files)
 			if res.ChunkTableFull != tc.wantFull || tc.wantFull != (res.ChunksLost > 0) {
 				t.Fatalf("table full %v with %d chunks lost, want full %v", res.ChunkTableFull, res.ChunksLost, tc.wantFull)
 			}
