@@ -116,19 +116,57 @@ func (p *packer) packTar(r io.Reader) error {
 	in := &countingReader{r: io.MultiReader(bytes.NewReader(head[:n]), sr)}
 	tr := tar.NewReader(in)
 	last := "" // the last member read, for messages
+	headers := 0
 	// read: the member before was read to its end (or had no bytes), so
-	// that what Next reads is headers alone (one left out, Next skips).
-	read := true
+	// that what Next reads is headers alone, kept for a resync. One left
+	// unread is read out here, but for a sparse one, which Next passes
+	// over by its stored bytes where reading would expand its holes.
+	read, sparse := true, false
 	produce := func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error {
 		for {
+			if !read && !sparse {
+				if _, err := io.Copy(io.Discard, tr); err != nil {
+					return fmt.Errorf("tar stream: %s: %w", last, err)
+				}
+				read = true
+			}
 			from, wasRead := in.n, read
+			if wasRead {
+				in.keepFrom()
+			}
 			hdr, err := tr.Next()
+			if err == nil {
+				in.keepNone()
+			}
 			if err == io.EOF {
 				return nil
+			}
+			if errors.Is(err, tar.ErrHeader) && headers > 0 && !p.opt.Strict {
+				// GNU tar extracting such a stream skips to the next
+				// header; so does packing it.
+				at := max(in.n-512, 0) // where Next read more than a header: its last block
+				if wasRead {
+					at = (from + 511) / 512 * 512
+				}
+				found, rerr := in.nextHeader(at)
+				if rerr != nil {
+					return fmt.Errorf("tar stream: %w", rerr)
+				}
+				if !found {
+					p.opt.warn(fmt.Errorf("tar stream: the header after member %s, at byte %d, is not valid (%v), and no valid header follows it: its %d bytes to the stream's end are left out", orStart(last), at, err, in.n-at))
+					return nil
+				}
+				p.opt.warn(fmt.Errorf("tar stream: the header after member %s, at byte %d, is not valid (%v): its %d bytes up to the next header, at byte %d, are left out", orStart(last), at, err, in.n-at, in.n))
+				tr, read = tar.NewReader(in), true
+				continue
 			}
 			if err != nil {
 				return tarStreamError(err, head[:n], last, in.n)
 			}
+			headers++
+			// What the header leaves of its bytes is read out before the
+			// next (a volume label's; a global header's are read).
+			read, sparse = false, false
 			if hdr.Typeflag == tar.TypeXGlobalHeader {
 				// archive/tar drops a global header's records whole
 				// where one of them does not parse: say so, rather than
@@ -146,7 +184,7 @@ func (p *packer) packTar(r io.Reader) error {
 			if notMember(hdr) {
 				continue
 			}
-			last, read = hdr.Name, hdr.Size == 0
+			last, read, sparse = hdr.Name, hdr.Size == 0, sparseMember(hdr)
 			p.applyGlobal(hdr)
 			e, err := p.tarEntry(hdr)
 			if err != nil {
@@ -258,16 +296,110 @@ func orStart(last string) string {
 	return last
 }
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it. From keepFrom on it
+// also keeps what is read (the blocks of one tar.Next, up to keepMax), so
+// that nextHeader can look through them again for a header.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r       io.Reader
+	n       int64
+	keeping bool
+	from    int64  // where keeping began
+	kept    []byte // read since from while keeping; nil once past keepMax
+	back    []byte // given back: read before r
 }
 
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
+// keepMax bounds what one tar.Next reads: a header, the records of a pax
+// header (archive/tar takes up to 1 MiB) or a long name, and the header
+// after them.
+const keepMax = 1<<20 + 4<<10
+
+func (c *countingReader) Read(b []byte) (n int, err error) {
+	if len(c.back) > 0 {
+		n = copy(b, c.back)
+		c.back = c.back[n:]
+	} else {
+		n, err = c.r.Read(b)
+	}
 	c.n += int64(n)
+	if c.keeping && c.kept != nil {
+		if len(c.kept)+n > keepMax {
+			c.kept = nil
+		} else {
+			c.kept = append(c.kept, b[:n]...)
+		}
+	}
 	return n, err
+}
+
+// keepFrom starts keeping what is read, until keepNone.
+func (c *countingReader) keepFrom() {
+	if c.kept == nil {
+		c.kept = make([]byte, 0, 4<<10)
+	}
+	c.keeping, c.from, c.kept = true, c.n, c.kept[:0]
+}
+
+func (c *countingReader) keepNone() { c.keeping = false }
+
+// nextHeader looks for the first block after the header block at byte at
+// (a block boundary at or after keepFrom's) that has a header's valid
+// checksum, reading the blocks tar.Next read past it again, then the
+// stream. It gives that block back, to be read as the next header; found
+// is false where the stream ends first (or two zero blocks end it).
+func (c *countingReader) nextHeader(at int64) (found bool, err error) {
+	if c.keeping && c.kept != nil && at+512 <= c.n {
+		c.back = append(c.kept[at+512-c.from:len(c.kept):len(c.kept)], c.back...)
+		c.n = at + 512
+	}
+	c.keeping, c.kept = false, nil // back holds its array now
+	blk := make([]byte, 512)
+	zeros := 0
+	for {
+		if _, err := io.ReadFull(c, blk); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return false, nil
+			}
+			return false, err
+		}
+		if tarChecksumValid(blk) {
+			c.back = append(blk, c.back...)
+			c.n -= 512
+			return true, nil
+		}
+		if zeros++; !isZero(blk) {
+			zeros = 0
+		} else if zeros == 2 {
+			return false, nil
+		}
+	}
+}
+
+// tarChecksumValid says whether a 512-byte block carries a tar header's
+// checksum: the sum of its bytes, the checksum field counted as spaces,
+// unsigned or (as some old tars wrote it) signed, in octal at 148.
+func tarChecksumValid(b []byte) bool {
+	stored, err := strconv.ParseUint(strings.Trim(string(b[148:156]), " \x00"), 8, 32)
+	if err != nil {
+		return false
+	}
+	var unsigned, signed int64
+	for i, c := range b {
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		unsigned += int64(c)
+		signed += int64(int8(c))
+	}
+	return int64(stored) == unsigned || int64(stored) == signed
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // stallReader reads r until ctx is done: a read that a stalled stream holds

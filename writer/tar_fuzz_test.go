@@ -10,6 +10,7 @@ import (
 	"math"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,31 +102,88 @@ type tarModelEntry struct {
 
 // tarModelOf reads stream with archive/tar into a model; nil, false when
 // archive/tar does not read it to its end (CreateFromTar must then fail),
-// nil, true when members declare more than tarFuzzMax bytes in all.
+// nil, true when members declare more than tarFuzzMax bytes in all. A
+// header archive/tar cannot parse, after the stream's first, is passed
+// over to the next 512-byte block (from the stream's start) that has a
+// header's checksum, looked for from the block after it (after what Next
+// read, where a sparse member came before: its bytes are not read out),
+// up to two zero blocks in a row or the stream's end, which end it.
 func tarModelOf(stream []byte) (*tarModel, bool) {
 	if len(stream) == 0 {
 		return nil, false // no stream at all: refused, as GNU tar does
 	}
 	m := &tarModel{tree: map[string]tarModelEntry{"": {typ: tar.TypeDir}}}
-	tr := tar.NewReader(bytes.NewReader(stream))
+	base := 0 // where the reader's bytes begin in stream
+	r := bytes.NewReader(stream)
+	tr := tar.NewReader(r)
+	pos := func() int { return base + int(r.Size()) - r.Len() }
 	var declared int64
+	headers, sparse := 0, false
 	for {
+		from := pos()
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			return m, true
 		}
+		if errors.Is(err, tar.ErrHeader) && headers > 0 {
+			at := pos()
+			if !sparse {
+				at = (from+511)/512*512 + 512
+			}
+			next, zeros := -1, 0
+			for off := at; off+512 <= len(stream) && zeros < 2; off += 512 {
+				blk := stream[off : off+512]
+				if modelChecksumValid(blk) {
+					next = off
+					break
+				}
+				if bytes.Count(blk, []byte{0}) == 512 {
+					zeros++
+				} else {
+					zeros = 0
+				}
+			}
+			if next < 0 {
+				return m, true
+			}
+			base, sparse = next, false
+			r = bytes.NewReader(stream[next:])
+			tr = tar.NewReader(r)
+			continue
+		}
 		if err != nil {
 			return nil, false
 		}
+		headers++
 		if declared += hdr.Size; hdr.Size < 0 || declared > tarFuzzMax {
 			return nil, true
 		}
+		sparse = sparseMember(hdr)
 		body, err := io.ReadAll(tr)
 		if err != nil {
 			return nil, false
 		}
 		m.add(hdr, body)
 	}
+}
+
+// modelChecksumValid: the checksum field (octal at 148, 8 bytes, spaces
+// and NULs around it) equals the block's byte sum with that field taken
+// as eight spaces, the bytes unsigned or signed.
+func modelChecksumValid(blk []byte) bool {
+	field := strings.Trim(string(blk[148:156]), " \x00")
+	want, err := strconv.ParseInt(field, 8, 64)
+	if err != nil || field == "" {
+		return false
+	}
+	u, sg := 8*int64(' '), 8*int64(' ')
+	for i, c := range blk {
+		if i < 148 || i >= 156 {
+			u += int64(c)
+			sg += int64(int8(c))
+		}
+	}
+	return want == u || want == sg
 }
 
 func (m *tarModel) add(hdr *tar.Header, body []byte) {
@@ -400,5 +458,12 @@ func tarFuzzSeeds(f *testing.F) [][]byte {
 		}
 		seeds = append(seeds, tarOf(f, format, ms), tarOf(f, format, odd))
 	}
-	return append(seeds, nil, []byte("not a tar stream"))
+	// Headers archive/tar cannot parse after the first, which the pack
+	// passes over: a zero block before a header (archive/tar reads that
+	// header too), and a mode field that is no number.
+	two := tarOf(f, tar.FormatGNU, []tarMember{reg("a", []byte("a")), reg("b", []byte("b")), reg("c", []byte("c"))})
+	zero := append(append(slices.Clone(two[:1024]), make([]byte, 512)...), two[1024:]...)
+	badMode := slices.Clone(two)
+	copy(badMode[1024+100:], "zzzzzzz")
+	return append(seeds, nil, []byte("not a tar stream"), zero, badMode)
 }

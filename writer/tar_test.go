@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -295,18 +296,84 @@ func TestTarStreamsThatAreNoTarAreSaidAsWhatTheyAre(t *testing.T) {
 		{"nothing", nil, "tar stream: empty, not a tar stream"},
 		{"gzip", []byte("\x1f\x8b\x08\x00junk"), "tar stream: gzip-compressed; arcpack reads tar itself: decompress it first (gzip -dc FILE"},
 		{"zstd", []byte("\x28\xb5\x2f\xfdjunkjunk"), "zstd-compressed"},
-		{"a header that does not parse", bad, "tar stream: the header after member before, at byte 1024, is not valid"},
+		{"a header that does not parse, --strict", bad, "tar stream: the header after member before, at byte 1024, is not valid"},
 		{"a stream cut inside a header", good[:1024+100], "tar stream: it ends inside the header after member before"},
 		{"bzip2's magic alone is a member's name", append([]byte("BZh-not-bzip2"), make([]byte, 600)...), "tar stream: the header after member (none: at the stream's start), at byte 0, is not valid"},
 	} {
 		dir := t.TempDir()
-		_, err := CreateFromTar(context.Background(), filepath.Join(dir, "t"), bytes.NewReader(tc.stream), small())
+		o := small()
+		o.Strict = strings.HasSuffix(tc.name, "--strict")
+		_, err := CreateFromTar(context.Background(), filepath.Join(dir, "t"), bytes.NewReader(tc.stream), o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 		if left, _ := filepath.Glob(filepath.Join(dir, "t.*")); len(left) > 0 {
 			t.Errorf("%s: left %v", tc.name, left)
 		}
+	}
+}
+
+// TestTarStreamSkipsToTheNextHeaderPastOneItCannotRead: a header that
+// does not parse after the stream's first is passed over, as GNU tar
+// extracting the stream skips to the next header: the members before and
+// after it come back, and a warning names where and how many bytes were
+// left out. Without a later header, the pack ends there.
+func TestTarStreamSkipsToTheNextHeaderPastOneItCannotRead(t *testing.T) {
+	a, b, c := randBytes(20, 3000), randBytes(21, 700), randBytes(22, 600<<10) // c: streamed
+	three := tarOf(t, tar.FormatGNU, []tarMember{reg("a", a), reg("b", b), reg("c", c)})
+	// Offsets: a's header 0, its data 512..3512 (padded to 3584); b's header
+	// 3584, its data 4096..4796 (padded to 5120); c's header 5120.
+	damaged := func(stream []byte, at int, with string) []byte {
+		d := slices.Clone(stream)
+		copy(d[at:], with)
+		return d
+	}
+	// A pax header whose record does not parse: archive/tar fails on it
+	// with the member's own header read too; that header is read again.
+	var paxBuf bytes.Buffer
+	tw := tar.NewWriter(&paxBuf)
+	for _, m := range []tarMember{reg("a", a), {tar.Header{Name: strings.Repeat("x", 150), Typeflag: tar.TypeReg, Mode: 0o600, Format: tar.FormatPAX}, b}} {
+		m.hdr.Size = int64(len(m.body))
+		if err := tw.WriteHeader(&m.hdr); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(m.body)
+	}
+	tw.Close()
+	pax := paxBuf.Bytes()
+	// The pax header of b is at 3584, its records at 4096, its own header
+	// at 4608: spoil the first record's length.
+	badPax := damaged(pax, 4096, "x")
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+		want   map[string][]byte
+		warn   string
+	}{
+		{"the middle header's checksum", damaged(three, 3584+148, "zzzzzz"), map[string][]byte{"a": a, "c": c},
+			"tar stream: the header after member a, at byte 3584, is not valid (archive/tar: invalid tar header): its 1536 bytes up to the next header, at byte 5120, are left out"},
+		{"the last header's checksum", damaged(three, 5120+148, "zzzzzz"), map[string][]byte{"a": a, "b": b},
+			"tar stream: the header after member b, at byte 5120, is not valid (archive/tar: invalid tar header), and no valid header follows it"},
+		{"a zero block before a header", damaged(three, 3584, string(make([]byte, 512))), map[string][]byte{"a": a, "c": c},
+			"the header after member a, at byte 3584, is not valid"},
+		{"a pax record that does not parse", badPax, map[string][]byte{"a": a, strings.Repeat("x", 100): b}, // the ustar name field's
+			"the header after member a, at byte 3584, is not valid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := small()
+			o.wholeMax = 64 << 10
+			res, arc, warnings := packTarBytes(t, tc.stream, o)
+			if len(arc.content) != len(tc.want) {
+				t.Errorf("%d files, want %d: %v", len(arc.content), len(tc.want), slices.Collect(maps.Keys(arc.content)))
+			}
+			arc.holds(t, tc.want)
+			if len(warnings) != 1 || !strings.Contains(warnings[0], tc.warn) {
+				t.Errorf("warnings %q, want one with %q", warnings, tc.warn)
+			}
+			if res.Skipped != 0 {
+				t.Errorf("%d members counted as skipped: the bytes left out are no member's", res.Skipped)
+			}
+		})
 	}
 }
 
