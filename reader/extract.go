@@ -1550,7 +1550,11 @@ func (w *contentWorker) fill(fd int, j contentJob) (damaged bool, err error) {
 			}
 			k := min(int64(cap(buf)-len(buf)), n)
 			chunk := buf[len(buf) : len(buf)+int(k)]
-			if got, err := e.a.readUnique(off, chunk, &held); err != nil {
+			if got, err := e.a.readUnique(off, chunk, &held); format.TooManyOpen(err) {
+				// The process's limit of open files, not damage: the
+				// extraction stops.
+				return false, fmt.Errorf("%s: %w", e.path(j.d), err)
+			} else if err != nil {
 				// What came before the damage is written: a damaged
 				// file keeps its good beginning (at its extraction
 				// mode, without its archived metadata).

@@ -73,9 +73,15 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 	// then 256 MiB ones) holds more than a call.
 	var claimMu sync.Mutex
 	var cursor uint32
+	// limit: a block that could not be read for the process's limit of
+	// open files, which is no damage: the verify stops with it.
+	var limit error
 	claim := func() (lo, hi uint32, total int) {
 		claimMu.Lock()
 		defer claimMu.Unlock()
+		if limit != nil {
+			return cursor, cursor, 0
+		}
 		lo, hi = cursor, cursor
 		for hi < n && (hi == lo || total+int(x.Blocks.RawSize[hi]) <= call) {
 			total += int(x.Blocks.RawSize[hi])
@@ -122,7 +128,13 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 					rep.Blocks++
 					rep.StoredBytes += int64(x.Blocks.StoredSize[b])
 					rep.RawBytes += int64(len(dsts[i]))
-					if err := errs[i]; err != nil {
+					if err := errs[i]; format.TooManyOpen(err) {
+						claimMu.Lock()
+						if limit == nil {
+							limit = err
+						}
+						claimMu.Unlock()
+					} else if err != nil {
 						var be *BlockError
 						if !errors.As(err, &be) {
 							be = &BlockError{Block: b, Frame: x.FrameOf(b), Err: err}
@@ -138,6 +150,9 @@ func (a *Archive) Verify(opt VerifyOptions) (*VerifyReport, error) {
 		}()
 	}
 	wg.Wait()
+	if limit != nil {
+		return nil, limit
+	}
 	sort.Slice(rep.Damaged, func(i, j int) bool { return rep.Damaged[i].Block < rep.Damaged[j].Block })
 	rep.AffectedFiles = a.affectedFiles(rep.Damaged)
 	return rep, nil

@@ -19,11 +19,33 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxOpenVolumes bounds the volume files kept open at once.
+// maxOpenVolumes bounds the volume files kept open at once, and less
+// where the process's limit of open files leaves less room (openBudget).
 const maxOpenVolumes = 64
 
+// fdReserve is what openBudget leaves to the rest of the process before
+// halving what is free: Go's runtime (its poller's epoll and eventfd, made
+// at first need: without them it dies), the standard streams, the mount's
+// /dev/fuse, extract's files and directories.
+const fdReserve = 32
+
+// openBudget is how many volumes a set may hold open: half of the
+// descriptors free under the process's limit beyond fdReserve, from 1 to
+// maxOpenVolumes. A set holding fewer reopens volumes as it reads them.
+func openBudget() int {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<20 {
+		return maxOpenVolumes
+	}
+	used := fdReserve // where /proc cannot tell
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		used = len(ents)
+	}
+	return min(maxOpenVolumes, max(1, (int(lim.Cur)-used-fdReserve)/2))
+}
+
 // volumeSet is the validated set of volume files NAME.001..NAME.N. Files
-// are opened lazily, kept open (up to maxOpenVolumes) and read with ReadAt,
+// are opened lazily, kept open (up to maxOpen) and read with ReadAt,
 // which is safe for concurrent use.
 type volumeSet struct {
 	base    string
@@ -47,9 +69,10 @@ type volumeSet struct {
 	// checksums, as if damaged.
 	ident map[uint32]fileIdent
 
-	mu    sync.Mutex
-	open  map[uint32]*volFile
-	clock uint64
+	mu      sync.Mutex
+	maxOpen int // openBudget's, when the set was opened
+	open    map[uint32]*volFile
+	clock   uint64
 	// closed: the archive was closed; a load still in flight then (one
 	// that Close does not wait for) must not open a volume again, which
 	// nothing would close.
@@ -119,7 +142,8 @@ func (vs *volumeSet) missingList() []uint32 {
 // them; a volume opened later must be the file it was (ident).
 func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	var footer format.Footer
-	held := map[uint32]*os.File{} // the volumes read, open (the first maxOpenVolumes)
+	budget := openBudget()
+	held := map[uint32]*os.File{} // the volumes read, open (the first budget)
 	idents := map[uint32]fileIdent{}
 	// hold keeps volume n's file open where few are, else closes it: an
 	// archive of thousands of volumes must not take a descriptor for each
@@ -129,7 +153,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		if id, ok := identOf(f); ok {
 			idents[n] = id
 		}
-		if len(held) < maxOpenVolumes {
+		if len(held) < budget {
 			held[n] = f
 		} else {
 			f.Close()
@@ -438,7 +462,7 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 	if got, want := sizes[last]-format.VolumeHeaderSize, stream-int64(last-1)*layout.Payload(); got != want {
 		return nil, footer, fmt.Errorf("%s: %w: it holds %d stream bytes, but the footer at its end says the stream of %d bytes leaves %d for it", lastPath, format.ErrCorrupt, got, stream, want)
 	}
-	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, damaged: map[uint32]error{}, foreign: map[uint32]error{}, open: map[uint32]*volFile{}, strays: strays, ident: map[uint32]fileIdent{}}
+	vs := &volumeSet{base: base, count: last, layout: layout, missing: map[uint32]bool{}, damaged: map[uint32]error{}, foreign: map[uint32]error{}, open: map[uint32]*volFile{}, strays: strays, ident: map[uint32]fileIdent{}, maxOpen: budget}
 	for n := uint32(1); n <= last; n++ {
 		sz, ok := sizes[n]
 		if !ok {
@@ -512,12 +536,12 @@ func openVolumes(path string) (*volumeSet, format.Footer, error) {
 		if id, ok := idents[n]; ok {
 			vs.ident[n] = id
 		}
-		if f, ok := held[n]; ok && len(vs.open) < maxOpenVolumes {
+		if f, ok := held[n]; ok && len(vs.open) < budget {
 			vs.open[n] = &volFile{f: f}
 			delete(held, n)
 		}
 	}
-	for _, f := range held { // strays, foreign volumes, and volumes past maxOpenVolumes
+	for _, f := range held { // strays, foreign volumes, and volumes past the budget
 		f.Close()
 	}
 	kept = true
@@ -621,10 +645,15 @@ func (vs *volumeSet) acquire(n uint32) (*volFile, error) {
 		v.lastUse = vs.clock
 		return v, nil
 	}
-	if len(vs.open) >= maxOpenVolumes {
+	if len(vs.open) >= vs.maxOpen {
 		vs.closeIdleLocked()
 	}
 	f, err := format.OpenFileAt(vs.dirfd, filepath.Base(vs.name(n)), vs.name(n))
+	if format.TooManyOpen(err) && vs.closeIdleLocked() {
+		// The rest of the process took what the budget counted on:
+		// give back one held here and try once more.
+		f, err = format.OpenFileAt(vs.dirfd, filepath.Base(vs.name(n)), vs.name(n))
+	}
 	if err != nil {
 		return nil, &volumeError{n, err}
 	}
@@ -639,8 +668,9 @@ func (vs *volumeSet) acquire(n uint32) (*volFile, error) {
 	return v, nil
 }
 
-// closeIdleLocked closes the least recently used file nobody is reading.
-func (vs *volumeSet) closeIdleLocked() {
+// closeIdleLocked closes the least recently used file nobody is reading,
+// and says whether there was one.
+func (vs *volumeSet) closeIdleLocked() bool {
 	var victim uint32
 	var best *volFile
 	for n, v := range vs.open {
@@ -648,10 +678,12 @@ func (vs *volumeSet) closeIdleLocked() {
 			victim, best = n, v
 		}
 	}
-	if best != nil {
-		best.f.Close()
-		delete(vs.open, victim)
+	if best == nil {
+		return false
 	}
+	best.f.Close()
+	delete(vs.open, victim)
+	return true
 }
 
 func (vs *volumeSet) release(v *volFile) {

@@ -58,6 +58,9 @@ func runCat(out io.Writer, archive, path string) error {
 			// and nothing repair could mend.
 			return fmt.Errorf("cat %s: %s: %w", archive, path, we.err)
 		}
+		if format.TooManyOpen(err) { // the process's limit, not damage
+			return fmt.Errorf("cat %s: %s: %w%s", archive, path, err, hint.Limit(err))
+		}
 		err = fmt.Errorf("cat %s: %s: %w", archive, path, err)
 		if h := hint.Repair(archive); h != "" {
 			err = fmt.Errorf("%w; %s", err, h)

@@ -158,7 +158,7 @@ func runExtract(out io.Writer, u *units, f *extractFlags, archive string, paths 
 	}
 	if err != nil && !errors.Is(err, reader.ErrDamaged) {
 		// The reader names its option; the user knows the flag.
-		msg := strings.ReplaceAll(err.Error(), "(use overwrite to replace it)", "(use --force to replace files in "+f.out+")")
+		msg := strings.ReplaceAll(err.Error(), "(use overwrite to replace it)", "(use --force to replace files in "+f.out+")") + hint.Limit(err)
 		return fmt.Errorf("extract %s to %s: %w", archive, f.out, &rewordedError{msg, err})
 	}
 	// The summary is a report, not the answer (the files are): one that

@@ -180,7 +180,7 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	defer a.Close()
 	rep, err := verifyBlocks(a, showBar)
 	if err != nil {
-		return fmt.Errorf("verify %s: %w", archive, err)
+		return fmt.Errorf("verify %s: %w%s", archive, err, hint.Limit(err))
 	}
 	if asJSON {
 		if err := writeVerifyJSON(out, rep, rec); err != nil {
