@@ -475,6 +475,12 @@ func TestMountErrorsSayWhatToChange(t *testing.T) {
 		{"a volume name cut short", runOpts{}, []string{base + ".0", free}, []string{"did you mean " + base + ".001?"}},
 		{"a device with the GPU off", runOpts{}, []string{"--gpu=off", "--gpu-device", "0:0", base + ".001", free}, []string{"--gpu-device 0:0 with --gpu=off"}},
 		{"no mount point", runOpts{}, []string{base + ".001", free + "-not"}, []string{"mount point " + free + "-not does not exist (create it: mkdir -p " + free + "-not)"}},
+		// A script's unset variable: taken for the directory it runs in,
+		// the mount would hide that directory's files (run in free, which
+		// the check below looks at).
+		{"an empty mount point", runOpts{dir: free}, []string{base + ".001", ""}, []string{"MOUNTPOINT is empty (give the directory to mount on; '.' for this one)"}},
+		{"an empty archive", runOpts{dir: free}, []string{"", free}, []string{"ARCHIVE is empty"}},
+		{"an empty log file", runOpts{dir: free}, []string{"--log", "", base + ".001", free}, []string{"--log is empty"}},
 	}
 	if os.Geteuid() == 0 {
 		b, _ := os.ReadFile("/etc/fuse.conf")

@@ -138,6 +138,16 @@ error or when it could not mount.`,
 				return listDevices(cmd.OutOrStdout())
 			}
 			c.archive, c.mountpoint = args[0], args[1]
+			// An empty argument (a script's unset variable) would be
+			// taken for this directory: a mount over it hides its files.
+			switch {
+			case c.archive == "":
+				return errors.New("ARCHIVE is empty (give the archive, such as /backup/photos.001)")
+			case c.mountpoint == "":
+				return errors.New("MOUNTPOINT is empty (give the directory to mount on; '.' for this one)")
+			case cmd.Flags().Changed("log") && c.logFile == "":
+				return errors.New("--log is empty (give the file to append log lines to)")
+			}
 			if c.gpuDevice != "" && !cmd.Flags().Changed("gpu") {
 				// Naming a device asks for it, as in arcpack: a mount
 				// in the background would say only in its log that it
