@@ -222,7 +222,7 @@ func runInfo(out io.Writer, u *units, archive string, asJSON bool) error {
 		// Not a saving: holes are neither read nor in the input (a sparse
 		// file's data is), so they stay out of "saved by", whose lines
 		// the input less each is what the next layer saw.
-		p("holes", "%s more in sparse files, kept as holes (not in the input)", u.size(int64(h)))
+		p("holes", "%s more in sparse files, kept as holes (not in the input)", u.usize(h))
 	}
 	if ex, sk := x.Stat("excluded"), x.Stat("skipped"); ex > 0 || sk > 0 {
 		// What is not in the archive, and why (the params below say by

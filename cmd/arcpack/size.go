@@ -30,14 +30,25 @@ func (f sizeFlag) Type() string { return "size" }
 
 // humanBytes formats n for people: 1.5 GiB, 12 KiB, 100 B.
 func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit && n > -unit {
+	if n < 1024 && n > -1024 {
 		return fmt.Sprintf("%d B", n)
 	}
-	v := float64(n)
-	for _, s := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
-		v /= unit
-		if math.Abs(v) < unit || s == "PiB" {
+	return humanScaled(float64(n))
+}
+
+// humanUBytes is humanBytes of an unsigned count: the holes of sparse
+// files add up past int64's range (files of exabytes).
+func humanUBytes(n uint64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return humanScaled(float64(n))
+}
+
+func humanScaled(v float64) string {
+	for _, s := range []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"} {
+		v /= 1024
+		if math.Abs(v) < 1024 || s == "EiB" {
 			return fmt.Sprintf("%.1f %s", v, s)
 		}
 	}
@@ -53,6 +64,14 @@ func (u *units) size(n int64) string {
 		return fmt.Sprintf("%d B", n)
 	}
 	return humanBytes(n)
+}
+
+// usize is size of an unsigned count.
+func (u *units) usize(n uint64) string {
+	if u != nil && u.bytes {
+		return fmt.Sprintf("%d B", n)
+	}
+	return humanUBytes(n)
 }
 
 // counted is n with its noun, singular for one ("1 file", "2 files").
