@@ -234,9 +234,9 @@ func TestTimesPastTheRangeAreClampedWithAWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := readBack(t, res.Volumes, 0)
-	want := int64(maxSec) * 1e9
+	want := int64(math.MaxInt64)
 	if got := a.idx.Inodes.Mtime[a.inode["future"]]; got != want {
-		t.Errorf("tree: mtime %d, want %d (the last second held)", got, want)
+		t.Errorf("tree: mtime %d, want %d (the last nanosecond held)", got, want)
 	}
 	stream := tarOf(t, tar.FormatPAX, []tarMember{{tar.Header{Name: "future", Typeflag: tar.TypeReg, ModTime: far, Mode: 0o644}, []byte("f")}})
 	res, err = CreateFromTar(context.Background(), filepath.Join(t.TempDir(), "t"), bytes.NewReader(stream), o)
@@ -253,7 +253,8 @@ func TestTimesPastTheRangeAreClampedWithAWarning(t *testing.T) {
 }
 
 // Every time an int64 of nanoseconds holds is kept to the nanosecond, up
-// to both ends; one past an end becomes the last (or first) whole second.
+// to both ends; one past an end becomes that end, the nearest time held
+// (it was the last or first whole second, which the warning did not say).
 func TestTimesAreKeptToTheEndsOfTheRange(t *testing.T) {
 	for _, tc := range []struct {
 		ts   unix.Timespec
@@ -264,13 +265,13 @@ func TestTimesAreKeptToTheEndsOfTheRange(t *testing.T) {
 		{unix.Timespec{Sec: -1, Nsec: 999_999_999}, true, -1},
 		{unix.Timespec{Sec: 9223372036, Nsec: 0}, true, 9223372036_000000000},
 		{unix.Timespec{Sec: 9223372036, Nsec: 854775807}, true, math.MaxInt64},
-		{unix.Timespec{Sec: 9223372036, Nsec: 854775808}, false, 9223372036_000000000},
-		{unix.Timespec{Sec: 9223372037, Nsec: 0}, false, 9223372036_000000000},
+		{unix.Timespec{Sec: 9223372036, Nsec: 854775808}, false, math.MaxInt64},
+		{unix.Timespec{Sec: 9223372037, Nsec: 0}, false, math.MaxInt64},
 		{unix.Timespec{Sec: -9223372036, Nsec: 0}, true, -9223372036_000000000},
 		{unix.Timespec{Sec: -9223372037, Nsec: 145224192}, true, math.MinInt64},
-		{unix.Timespec{Sec: -9223372037, Nsec: 145224191}, false, -9223372036_000000000},
-		{unix.Timespec{Sec: math.MinInt64, Nsec: 0}, false, -9223372036_000000000},
-		{unix.Timespec{Sec: math.MaxInt64, Nsec: 0}, false, 9223372036_000000000},
+		{unix.Timespec{Sec: -9223372037, Nsec: 145224191}, false, math.MinInt64},
+		{unix.Timespec{Sec: math.MinInt64, Nsec: 0}, false, math.MinInt64},
+		{unix.Timespec{Sec: math.MaxInt64, Nsec: 0}, false, math.MaxInt64},
 	} {
 		if got := nsFits(tc.ts); got != tc.fits {
 			t.Errorf("nsFits(%d s %d ns) = %v, want %v", tc.ts.Sec, tc.ts.Nsec, got, tc.fits)

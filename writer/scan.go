@@ -887,7 +887,7 @@ func descend(path string) (dirfd int, rest string, err error) {
 // The archive keeps times as nanoseconds since 1970 in an int64: the years
 // 1678 to 2262, from minSec+minNsec to maxSec+maxNsec (a Timespec's Nsec
 // is 0 to 999,999,999, also before 1970). Times outside are kept as the
-// last (or first) whole second inside, ±maxSec, not wrapped around
+// nearest inside, the last or first nanosecond, not wrapped around
 // (Timespec.Nano overflows silently).
 const (
 	maxSec, maxNsec = math.MaxInt64 / 1_000_000_000, math.MaxInt64 % 1_000_000_000                 // 9223372036 s + 854775807 ns
@@ -933,7 +933,7 @@ func nsOf(t unix.Timespec) int64 {
 	case nsFits(t):
 		return t.Nano()
 	case t.Sec > 0:
-		return maxSec * 1e9
+		return math.MaxInt64
 	}
-	return -maxSec * 1e9
+	return math.MinInt64
 }
