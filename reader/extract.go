@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io/fs"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -1249,8 +1250,13 @@ func (e *extractor) metaAt(dirfd int, name string, d uint32, ino uint32) {
 	isLink := mode&format.ModeType == format.ModeLink
 	owned := false // the archived owner is in place
 	if e.chown {
-		if err := unix.Fchownat(dirfd, name, int(x.Inodes.UID[ino]), int(x.Inodes.GID[ino]), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		uid, gid := x.Inodes.UID[ino], x.Inodes.GID[ino]
+		if err := unix.Fchownat(dirfd, name, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			e.warn(fmt.Errorf("%s: chown: %w", e.path(d), err))
+		} else if uid == math.MaxUint32 || gid == math.MaxUint32 {
+			// (uid_t)-1 is no owner: chown takes it for "leave as is"
+			// (a tar stream can carry it).
+			e.warn(fmt.Errorf("%s: owner %d:%d: 4294967295 is no id a file can have (chown takes it for \"unchanged\"), left as extracted", e.path(d), uid, gid))
 		} else {
 			owned = true
 		}

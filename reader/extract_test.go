@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1730,5 +1731,30 @@ func TestRefusedXattrsOfAFileAreCountedPastAFew(t *testing.T) {
 	}
 	if len(warned) != maxXattrWarnings+1 || !strings.Contains(warned[maxXattrWarnings], fmt.Sprintf("f: %d more xattrs not restored", 2*maxXattrWarnings)) {
 		t.Errorf("%d warnings, the last %q; want %d and a count of the rest", len(warned), warned[len(warned)-1], maxXattrWarnings+1)
+	}
+}
+
+// An owner of 4294967295 ((uid_t)-1, which a tar stream can carry) is no
+// owner a file can have: chown takes it for "unchanged" and the file kept
+// the extracting user's, in silence. It is warned about; the other id of
+// the pair is still given.
+func TestExtractWarnsOfAnOwnerNoFileCanHave(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("restoring owners needs root")
+	}
+	f := reg("minus-one", randBytes(10, 1))
+	f.uid, f.gid = math.MaxUint32, 4343
+	a, _ := openBuilt(t, []entry{f}, buildOpts{})
+	dest := t.TempDir()
+	var warnings []string
+	if _, err := a.Extract(dest, ExtractOptions{Warn: func(err error) { warnings = append(warnings, err.Error()) }}); err != nil {
+		t.Fatal(err)
+	}
+	st := lstat(t, dest+"/minus-one")
+	if st.Uid != 0 || st.Gid != 4343 {
+		t.Errorf("owner %d:%d, want 0:4343 (the uid left, the gid given)", st.Uid, st.Gid)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "minus-one: owner 4294967295:4343: 4294967295 is no id a file can have") {
+		t.Errorf("warnings %q", warnings)
 	}
 }
