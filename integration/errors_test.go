@@ -342,6 +342,39 @@ func TestDiskFullIsACleanError(t *testing.T) {
 	}
 }
 
+// TestExtractOntoAFullDiskGivesTheSpaceBack extracts a file of 3 MiB onto
+// a 1 MiB tmpfs: the extraction stops (exit 2, naming the file and the cause) and
+// the file it was writing is emptied again, as the ones not written yet
+// are, where it had been left holding all the space there was.
+func TestExtractOntoAFullDiskGivesTheSpaceBack(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	base := pack(t, nil, randomTree(t, 1, 3<<20))
+	dest := t.TempDir()
+	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", dest).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, b)
+	}
+	t.Cleanup(func() {
+		if b, err := exec.Command("umount", dest).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dest, err, b)
+		}
+	})
+	r := arcpack(t, "extract", base+".001", "-o", filepath.Join(dest, "x"), "--progress", "never")
+	wantFail(t, r, 2, "no space left on device", "emptied again, to give the space back", "extract again with --force")
+	var used int64
+	filepath.WalkDir(dest, func(p string, d os.DirEntry, err error) error {
+		var st syscall.Stat_t
+		if err == nil && syscall.Lstat(p, &st) == nil && d.Type().IsRegular() {
+			used += st.Blocks * 512
+		}
+		return nil
+	})
+	if used > 128<<10 {
+		t.Errorf("the stopped extraction left %d bytes of files on the full disk", used)
+	}
+}
+
 // TestVanishingSourceIsSkippedWithWarning deletes a file after create has
 // listed it and before it is read: a warning names it, the rest is packed.
 // Files above the writer's whole-file limit (32 MiB) are opened only when

@@ -1478,6 +1478,15 @@ func (w *contentWorker) writeFile(j contentJob) error {
 		return fmt.Errorf("%s: %w", e.path(j.d), err)
 	}
 	damaged, err := w.fill(fd, j)
+	if errors.Is(err, unix.ENOSPC) {
+		// A full disk stops the extraction (below). What this file had
+		// of its content is given back, so that the disk is not left
+		// full of a part of a file: it is empty, as the files not
+		// written yet are.
+		if unix.Ftruncate(fd, 0) == nil {
+			err = fmt.Errorf("%w (this file emptied again, to give the space back; it and the files not written yet are empty, mode 0600: make room and extract again with --force)", err)
+		}
+	}
 	if cerr := unix.Close(fd); err == nil && cerr != nil {
 		err = fmt.Errorf("%s: %w", e.path(j.d), cerr)
 	}
