@@ -249,6 +249,15 @@ func TestTreeDeeperThanPathMaxRoundTrips(t *testing.T) {
 	}
 	check("extracted", dst)
 	check("mounted", mountArchive(t, base))
+	// Under a low limit of open files: each worker's chain of directories
+	// held open is sized to it (a tree 2,000 deep took more than 160
+	// descriptors with 8 workers).
+	low := filepath.Join(t.TempDir(), "low")
+	r := runBin(t, runOpts{}, "/bin/sh", "-c", "ulimit -n 48 && exec \"$0\" \"$@\"", arcpackBin, "extract", base+".001", "-o", low, "--workers", "8")
+	if r.code != 0 {
+		t.Fatalf("extract under 48 open files: %v", r)
+	}
+	check("extracted under 48 open files", low)
 }
 
 // dupTree makes three identical files with identical metadata (which a

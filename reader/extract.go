@@ -81,6 +81,8 @@ type extractor struct {
 	chown  bool
 	isRoot bool
 	res    ExtractResult
+	// chainOpen: the directories each dirChain keeps open (chainBudget).
+	chainOpen int
 	// destExisted: dest was there before the extraction (see dirMeta).
 	// destWidened: dest was the user's and lacked u+rwx, so it was
 	// widened (see Extract); destMode is its mode before.
@@ -399,6 +401,8 @@ func (a *Archive) Extract(dest string, opt ExtractOptions) (*ExtractResult, erro
 	}
 	defer unix.Close(root)
 	e.root = root
+	// The workers' chains, the tree walk's and the links'.
+	e.chainOpen = chainBudget(e.opt.Workers + 2)
 	e.links = dirChain{root: root, e: e}
 	defer e.links.close()
 
@@ -1111,7 +1115,7 @@ func (e *extractor) dirMeta(d madeDir) error {
 // not share: walking down from dest for every path costs the square of
 // the depth (a 4,000-deep tree took 54 s to extract that way).
 //
-// It keeps the deepest maxChainOpen of them open, not one per level:
+// It keeps the deepest chainOpen of them open, not one per level:
 // several chains are in use at once (one per worker), and a tree thousands
 // of levels deep would run out of descriptors. To reach a directory above
 // those it goes back up through "..", checking that each is the directory
@@ -1134,6 +1138,19 @@ type dirChain struct {
 // maxChainOpen bounds the directories a dirChain keeps open. Few trees are
 // deeper: the way up through ".." is rarely taken.
 const maxChainOpen = 32
+
+// chainBudget is how many directories each of chains dirChains keeps open:
+// maxChainOpen, fewer where the process's limit of open files leaves less
+// room (half of what is free past fdReserve shared among them: each worker
+// also holds the file it writes), at least 2. A tree 2,000 deep took more
+// than 160 descriptors to extract with 8 workers.
+func chainBudget(chains int) int {
+	free, ok := freeDescriptors()
+	if !ok {
+		return maxChainOpen
+	}
+	return min(maxChainOpen, max(2, (free-fdReserve)/2/chains))
+}
 
 // parentOf returns an fd of the directory holding dirent d (not the
 // root), and d's name; the fd stays the chain's. It takes time linear in
@@ -1211,11 +1228,16 @@ func (c *dirChain) up(k int) int {
 }
 
 // push adds directory d, open as fd, below the deepest one: the chain
-// owns fd now. Past maxChainOpen the highest one open is closed, and its
-// device and inode are kept for the way back up.
+// owns fd now. Past the extraction's chainOpen (maxChainOpen where unset)
+// the highest one open is closed, and its device and inode are kept for
+// the way back up.
 func (c *dirChain) push(d uint32, fd int) {
 	c.dirents, c.fds = append(c.dirents, d), append(c.fds, fd)
-	if len(c.fds) > maxChainOpen {
+	limit := c.e.chainOpen
+	if limit <= 0 {
+		limit = maxChainOpen
+	}
+	if len(c.fds) > limit {
 		var st unix.Stat_t
 		unix.Fstat(c.fds[0], &st) // on failure the way up finds no match and starts again from dest
 		unix.Close(c.fds[0])
