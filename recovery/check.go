@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"sync/atomic"
 
 	"arc/format"
 
@@ -200,15 +201,16 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 			continue
 		}
 		n := int(g.first[i+1] - g.first[i])
+		done := closeAfter(f, (n+chunk-1)/chunk)
 		for l0 := 0; l0 < n; l0 += chunk {
 			l1 := min(n, l0+chunk)
 			eg.Go(func() error {
+				defer done()
 				defer pr.add(int64(l1-l0) * int64(g.shardSize))
 				return verifyShards(ctx, f, size, 0, g.sizes[i], l0, l1, g.shardSize,
 					h.dataSums[g.first[i]:], s.badData[g.first[i]:])
 			})
 		}
-		defer f.Close()
 	}
 	for v, p := range s.rec {
 		vr := &r.Volumes[len(s.data)+v]
@@ -226,10 +228,11 @@ func check(ctx context.Context, archive string, opt Options, pr *progress) (*Rep
 			pr.add(int64(n) * int64(g.shardSize))
 			continue
 		}
-		defer f.Close()
+		done := closeAfter(f, (n+chunk-1)/chunk)
 		for l0 := 0; l0 < n; l0 += chunk {
 			l1 := min(n, l0+chunk)
 			eg.Go(func() error {
+				defer done()
 				defer pr.add(int64(l1-l0) * int64(g.shardSize))
 				return verifyShards(ctx, f, size, s.hs, s.hs+int64(n)*int64(g.shardSize), l0, l1, g.shardSize,
 					h.paritySums[first:], s.badParity[first:])
@@ -322,6 +325,24 @@ func setAll(b []bool) {
 // report: the volume may well be intact.
 func absent(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, format.ErrNotRegular)
+}
+
+// closeAfter returns what each of jobs readers of f calls once done: the
+// last one closes f (at once where there are none). The check holds open
+// only the volumes being read, a few at a time, not every volume of the
+// archive at once, which a limit of open files would refuse.
+func closeAfter(f *os.File, jobs int) (done func()) {
+	if jobs == 0 {
+		f.Close()
+		return func() {}
+	}
+	var left atomic.Int64
+	left.Store(int64(jobs))
+	return func() {
+		if left.Add(-1) == 0 {
+			f.Close()
+		}
+	}
 }
 
 // openSized opens path for reading; size is -1 when it cannot be opened.
