@@ -150,8 +150,8 @@ func runVerify(out io.Writer, u *units, archive, progress string, asJSON bool, d
 	warnUnfinishedCommit(archive)
 	rec := checkRecovery(archive, showBar)
 	if rec != nil && format.TooManyOpen(rec.err) {
-		// The recovery check opens every volume at once: the limit, not
-		// unusable recovery volumes.
+		// The recovery check met the process's limit of open files:
+		// the limit, not unusable recovery volumes.
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify %s: %w%s", archive, rec.err, hint.Limit(rec.err))}
 	}
 	if err := notAnArchive(archive); err != nil {
