@@ -117,23 +117,12 @@ func (p *packer) packTar(r io.Reader) error {
 	tr := tar.NewReader(in)
 	last := "" // the last member read, for messages
 	headers := 0
-	// read: the member before was read to its end (or had no bytes), so
-	// that what Next reads is headers alone, kept for a resync. One left
-	// unread is read out here, but for a sparse one, which Next passes
-	// over by its stored bytes where reading would expand its holes.
-	read, sparse := true, false
 	produce := func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error {
 		for {
-			if !read && !sparse {
-				if _, err := io.Copy(io.Discard, tr); err != nil {
-					return fmt.Errorf("tar stream: %s: %w", last, err)
-				}
-				read = true
-			}
-			from, wasRead := in.n, read
-			if wasRead {
-				in.keepFrom()
-			}
+			// What Next reads is kept for a resync: the headers alone,
+			// for it passes over what the member before left unread with
+			// in.Seek, which keeps none of it.
+			in.keepFrom()
 			hdr, err := tr.Next()
 			if err == nil {
 				in.keepNone()
@@ -141,13 +130,10 @@ func (p *packer) packTar(r io.Reader) error {
 			if err == io.EOF {
 				return nil
 			}
-			if errors.Is(err, tar.ErrHeader) && headers > 0 && !p.opt.Strict {
+			if (errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong)) && headers > 0 && !p.opt.Strict {
 				// GNU tar extracting such a stream skips to the next
 				// header; so does packing it.
-				at := max(in.n-512, 0) // where Next read more than a header: its last block
-				if wasRead {
-					at = (from + 511) / 512 * 512
-				}
+				at := in.headerStart()
 				found, rerr := in.nextHeader(at)
 				if rerr != nil {
 					return fmt.Errorf("tar stream: %w", rerr)
@@ -157,23 +143,20 @@ func (p *packer) packTar(r io.Reader) error {
 					return nil
 				}
 				p.opt.warn(fmt.Errorf("tar stream: the header after member %s, at byte %d, is not valid (%v): its %d bytes up to the next header, at byte %d, are left out", orStart(last), at, err, in.n-at, in.n))
-				tr, read = tar.NewReader(in), true
+				tr = tar.NewReader(in)
 				continue
 			}
 			if err != nil {
 				return tarStreamError(err, head[:n], last, in.n)
 			}
 			headers++
-			// What the header leaves of its bytes is read out before the
-			// next (a volume label's; a global header's are read).
-			read, sparse = false, false
 			if hdr.Typeflag == tar.TypeXGlobalHeader {
 				// archive/tar drops a global header's records whole
 				// where one of them does not parse: say so, rather than
 				// lose them in silence. (Its block starts at the first
 				// block boundary from where Next began; what Next read
 				// past the block was records.)
-				if start := (from + 511) / 512 * 512; wasRead && hdr.PAXRecords == nil && in.n > start+512 {
+				if start := in.headerStart(); hdr.PAXRecords == nil && in.n > start+512 {
 					p.opt.warn(fmt.Errorf("tar stream: a pax global header after member %s has a record archive/tar cannot read; all its records are left out", orStart(last)))
 				}
 				p.tar.global = mergeGlobal(p.tar.global, hdr.PAXRecords, func(k, v string) {
@@ -184,7 +167,7 @@ func (p *packer) packTar(r io.Reader) error {
 			if notMember(hdr) {
 				continue
 			}
-			last, read, sparse = hdr.Name, hdr.Size == 0, sparseMember(hdr)
+			last = hdr.Name
 			p.applyGlobal(hdr)
 			e, err := p.tarEntry(hdr)
 			if err != nil {
@@ -220,7 +203,6 @@ func (p *packer) packTar(r io.Reader) error {
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				read = true
 				continue
 			}
 			if err := budget.Acquire(ctx, size); err != nil {
@@ -231,7 +213,7 @@ func (p *packer) packTar(r io.Reader) error {
 			if _, err := io.ReadFull(tr, j.data); err != nil {
 				return fmt.Errorf("tar stream: %s: %w", hdr.Name, err)
 			}
-			read, j.whole = true, true
+			j.whole = true
 			if err := send(ctx, queue, j); err != nil {
 				return err
 			}
@@ -298,20 +280,25 @@ func orStart(last string) string {
 
 // countingReader counts the bytes read through it. From keepFrom on it
 // also keeps what is read (the blocks of one tar.Next, up to keepMax), so
-// that nextHeader can look through them again for a header.
+// that nextHeader can look through them again for a header. It seeks
+// forward by reading (Seek), which archive/tar uses to pass over what a
+// member left unread: those bytes are not kept, so that what a Next keeps
+// starts with the member's last byte and its padding, then its headers.
 type countingReader struct {
 	r       io.Reader
 	n       int64
 	keeping bool
+	sought  bool   // keeping began after a Seek
 	from    int64  // where keeping began
 	kept    []byte // read since from while keeping; nil once past keepMax
 	back    []byte // given back: read before r
 }
 
-// keepMax bounds what one tar.Next reads: a header, the records of a pax
-// header (archive/tar takes up to 1 MiB) or a long name, and the header
-// after them.
-const keepMax = 1<<20 + 4<<10
+// keepMax bounds what is kept of one tar.Next: its headers, with the
+// records of pax headers and long names (archive/tar takes up to 1 MiB of
+// each, and any number of them). Past it nextHeader looks from where Next
+// stopped.
+const keepMax = 4<<20 + 4<<10
 
 func (c *countingReader) Read(b []byte) (n int, err error) {
 	if len(c.back) > 0 {
@@ -336,16 +323,56 @@ func (c *countingReader) keepFrom() {
 	if c.kept == nil {
 		c.kept = make([]byte, 0, 4<<10)
 	}
-	c.keeping, c.from, c.kept = true, c.n, c.kept[:0]
+	c.keeping, c.sought, c.from, c.kept = true, false, c.n, c.kept[:0]
+}
+
+// headerStart is where the first header a tar.Next read since keepFrom
+// starts: the first block boundary past the member before it. That member
+// ends where keeping began, or, where Next passed over its rest by Seek,
+// a byte later: archive/tar seeks to the last byte and reads that one (a
+// reader that took that byte for the header's would only look from a
+// block before it, and find the same next header).
+func (c *countingReader) headerStart() int64 {
+	end := c.from
+	if c.sought {
+		end++
+	}
+	return (end + 511) / 512 * 512
 }
 
 func (c *countingReader) keepNone() { c.keeping = false }
 
+// Seek passes over off bytes forward (io.SeekCurrent alone), reading
+// them, not keeping them: keeping, if on, starts again after them.
+// archive/tar first asks Seek(0, io.SeekCurrent) whether it can seek.
+func (c *countingReader) Seek(off int64, whence int) (int64, error) {
+	if whence != io.SeekCurrent || off < 0 {
+		return c.n, errors.New("tar stream: it can only be read forward")
+	}
+	if off == 0 {
+		return c.n, nil
+	}
+	keeping := c.keeping
+	c.keeping = false
+	_, err := io.CopyN(io.Discard, c, off)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if keeping {
+		c.keepFrom()
+		c.sought = true
+	}
+	return c.n, err
+}
+
 // nextHeader looks for the first block after the header block at byte at
 // (a block boundary at or after keepFrom's) that has a header's valid
 // checksum, reading the blocks tar.Next read past it again, then the
-// stream. It gives that block back, to be read as the next header; found
-// is false where the stream ends first (or two zero blocks end it).
+// stream, to its end: zero blocks do not end the search, as they do not
+// for tar -i (a member's data may hold some). It gives that block back,
+// to be read as the next header; found is false where the stream ends
+// first. Where what Next read was not all kept, it looks from the first
+// block boundary after where Next stopped.
 func (c *countingReader) nextHeader(at int64) (found bool, err error) {
 	if c.keeping && c.kept != nil && at+512 <= c.n {
 		c.back = append(c.kept[at+512-c.from:len(c.kept):len(c.kept)], c.back...)
@@ -353,7 +380,14 @@ func (c *countingReader) nextHeader(at int64) (found bool, err error) {
 	}
 	c.keeping, c.kept = false, nil // back holds its array now
 	blk := make([]byte, 512)
-	zeros := 0
+	if r := c.n % 512; r != 0 {
+		if _, err := io.ReadFull(c, blk[:512-r]); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return false, nil
+			}
+			return false, err
+		}
+	}
 	for {
 		if _, err := io.ReadFull(c, blk); err != nil {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -365,11 +399,6 @@ func (c *countingReader) nextHeader(at int64) (found bool, err error) {
 			c.back = append(blk, c.back...)
 			c.n -= 512
 			return true, nil
-		}
-		if zeros++; !isZero(blk) {
-			zeros = 0
-		} else if zeros == 2 {
-			return false, nil
 		}
 	}
 }
@@ -391,15 +420,6 @@ func tarChecksumValid(b []byte) bool {
 		signed += int64(int8(c))
 	}
 	return int64(stored) == unsigned || int64(stored) == signed
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // stallReader reads r until ctx is done: a read that a stalled stream holds

@@ -103,11 +103,10 @@ type tarModelEntry struct {
 // tarModelOf reads stream with archive/tar into a model; nil, false when
 // archive/tar does not read it to its end (CreateFromTar must then fail),
 // nil, true when members declare more than tarFuzzMax bytes in all. A
-// header archive/tar cannot parse, after the stream's first, is passed
-// over to the next 512-byte block (from the stream's start) that has a
-// header's checksum, looked for from the block after it (after what Next
-// read, where a sparse member came before: its bytes are not read out),
-// up to two zero blocks in a row or the stream's end, which end it.
+// header archive/tar cannot parse (or whose long name or pax records pass
+// its 1 MiB), after the stream's first, is passed over to the next
+// 512-byte block (from the stream's start) that has a header's checksum,
+// looked for from the block after it to the stream's end.
 func tarModelOf(stream []byte) (*tarModel, bool) {
 	if len(stream) == 0 {
 		return nil, false // no stream at all: refused, as GNU tar does
@@ -118,35 +117,25 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 	tr := tar.NewReader(r)
 	pos := func() int { return base + int(r.Size()) - r.Len() }
 	var declared int64
-	headers, sparse := 0, false
+	headers := 0
 	for {
 		from := pos()
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			return m, true
 		}
-		if errors.Is(err, tar.ErrHeader) && headers > 0 {
-			at := pos()
-			if !sparse {
-				at = (from+511)/512*512 + 512
-			}
-			next, zeros := -1, 0
-			for off := at; off+512 <= len(stream) && zeros < 2; off += 512 {
-				blk := stream[off : off+512]
-				if modelChecksumValid(blk) {
+		if (errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong)) && headers > 0 {
+			next := -1
+			for off := (from+511)/512*512 + 512; off+512 <= len(stream); off += 512 {
+				if modelChecksumValid(stream[off : off+512]) {
 					next = off
 					break
-				}
-				if bytes.Count(blk, []byte{0}) == 512 {
-					zeros++
-				} else {
-					zeros = 0
 				}
 			}
 			if next < 0 {
 				return m, true
 			}
-			base, sparse = next, false
+			base = next
 			r = bytes.NewReader(stream[next:])
 			tr = tar.NewReader(r)
 			continue
@@ -158,7 +147,6 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 		if declared += hdr.Size; hdr.Size < 0 || declared > tarFuzzMax {
 			return nil, true
 		}
-		sparse = sparseMember(hdr)
 		body, err := io.ReadAll(tr)
 		if err != nil {
 			return nil, false

@@ -377,6 +377,77 @@ func TestTarStreamSkipsToTheNextHeaderPastOneItCannotRead(t *testing.T) {
 	}
 }
 
+// TestTarStreamResyncsAfterWhatItLeftUnread: a header that does not parse
+// right after a member the pack left unread (a sparse one too large to
+// take, whose stored bytes archive/tar passes over by seeking) is found
+// where it starts, so that what lies after it comes back as GNU tar -i
+// extracts it: the header after a zero block, a pax member's own header
+// after records that do not parse. Zero blocks inside left-out bytes, and
+// pax records past archive/tar's 1 MiB, do not end the search.
+func TestTarStreamResyncsAfterWhatItLeftUnread(t *testing.T) {
+	b, c := []byte("bbbb"), []byte("cccc")
+	// An old-GNU sparse member: 1000 stored bytes at offset 0 of a file
+	// past maxSparseTarMember, so that it is skipped, its bytes unread.
+	sparse := func() []byte {
+		h := ustarBlock("sp", tar.TypeGNUSparse, 1000)
+		copy(h[257:], "ustar  \x00")                              // GNU's magic
+		copy(h[386:], fmt.Sprintf("%011o\x00%011o\x00", 0, 1000)) // the map's first entry
+		binary.BigEndian.PutUint64(h[483+4:], maxSparseTarMember+1)
+		h[483] = 0x80 // realsize, base-256
+		return append(h, append(randBytes(30, 1000), make([]byte, 24)...)...)
+	}
+	members := func(ms ...tarMember) []byte { // without the end's zero blocks
+		s := tarOf(t, tar.FormatGNU, ms)
+		return s[:len(s)-1024]
+	}
+	end := make([]byte, 1024)
+	cat := func(parts ...[]byte) []byte { return withTarChecksums(bytes.Join(parts, nil)) }
+	// b as a pax member whose first record's length does not parse.
+	var paxB bytes.Buffer
+	tw := tar.NewWriter(&paxB)
+	tw.WriteHeader(&tar.Header{Name: strings.Repeat("x", 150), Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(b)), Format: tar.FormatPAX})
+	tw.Write(b)
+	tw.Flush()
+	badPax := slices.Clone(paxB.Bytes())
+	badPax[512] = 'x'
+	// b with 2 KiB of zeros in its data, its header spoilt below (after
+	// withTarChecksums, which would mend it).
+	zeros := cat(members(reg("a", b)), members(reg("b", append(make([]byte, 2048), 'z'))), members(reg("c", c), reg("d", b)), end)
+	copy(zeros[1024+148:], "zzzzzz")
+	// b with pax records past archive/tar's 1 MiB.
+	rec := "comment=" + strings.Repeat("c", 1<<20+100) + "\n"
+	rec = fmt.Sprint(len(rec)+8) + " " + rec // its length counts its own 7 digits and the space
+	bigPax := append(ustarBlock("PaxHeaders/b", 'x', int64(len(rec))), rec...)
+	bigPax = append(bigPax, make([]byte, (512-len(rec)%512)%512)...)
+	bigPax = append(bigPax, members(reg("b", b))...)
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+		want   map[string][]byte
+		warn   string
+	}{
+		{"a zero block after a member left unread", cat(members(reg("a", b)), sparse(), make([]byte, 512), members(reg("b", b), reg("c", c)), end),
+			map[string][]byte{"a": b, "b": b, "c": c}, "the header after member sp, at byte 2560, is not valid"},
+		{"pax records that do not parse after a member left unread", cat(members(reg("a", b)), sparse(), badPax, members(reg("c", c)), end),
+			map[string][]byte{"a": b, strings.Repeat("x", 100): b, "c": c}, "the header after member sp, at byte 2560, is not valid"},
+		{"zero blocks in the bytes left out", zeros,
+			map[string][]byte{"a": b, "c": c, "d": b}, "the header after member a, at byte 1024, is not valid"},
+		{"pax records past 1 MiB", cat(members(reg("a", b)), bigPax, members(reg("c", c)), end),
+			map[string][]byte{"a": b, "b": b, "c": c}, "the header after member a, at byte 1024, is not valid (archive/tar: header field too long)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, arc, warnings := packTarBytes(t, tc.stream, small())
+			if len(arc.content) != len(tc.want) {
+				t.Errorf("%d files, want %d: %q", len(arc.content), len(tc.want), slices.Sorted(maps.Keys(arc.content)))
+			}
+			arc.holds(t, tc.want)
+			if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, tc.warn) }) {
+				t.Errorf("warnings %q, want one with %q", warnings, tc.warn)
+			}
+		})
+	}
+}
+
 // Pax global records apply to every member after them that does not set
 // its own, in place of its ustar fields, as tar -x applies them; a later
 // global header changes them, an empty value removes one.
