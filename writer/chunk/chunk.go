@@ -135,10 +135,11 @@ func (t *Table) Len() int { return t.n }
 // Bytes is the memory of the table's arrays now.
 func (t *Table) Bytes() int64 { return int64(len(t.keys)) * SlotBytes }
 
-// Full says whether the table has reached its bound, and how many chunks
-// have since taken an older chunk's place or gone unrecorded.
+// Full says whether the table has had to give up chunks at its bound:
+// how many have taken an older chunk's place or gone unrecorded (none
+// while the table was merely filled up to it).
 func (t *Table) Full() (full bool, lost int64) {
-	return len(t.keys) == t.maxSlots && (t.n+1)*4 > len(t.keys)*3, t.lost
+	return t.lost > 0, t.lost
 }
 
 func (t *Table) slot(k *Key) int {

@@ -169,6 +169,26 @@ func TestTableStaysWithinItsBound(t *testing.T) {
 	}
 }
 
+// A table filled up to its bound without giving up a chunk is not full:
+// create must not say chunks were lost when none were.
+func TestTableFilledToItsBoundLosesNothing(t *testing.T) {
+	tab := NewTable(1) // the floor: 1,024 slots, 768 chunks
+	r := rand.New(rand.NewSource(9))
+	var k Key
+	for range 768 {
+		r.Read(k[:])
+		tab.Put(&k, 1)
+	}
+	if full, lost := tab.Full(); full || lost != 0 || tab.Len() != 768 {
+		t.Fatalf("768 chunks in 1,024 slots: full %v, lost %d, len %d", full, lost, tab.Len())
+	}
+	r.Read(k[:])
+	tab.Put(&k, 2)
+	if full, lost := tab.Full(); !full || lost != 1 {
+		t.Fatalf("one more: full %v, lost %d", full, lost)
+	}
+}
+
 func TestParamsRejectBadSizes(t *testing.T) {
 	for _, avg := range []int{0, 100, 512, 3000, 128 << 20} {
 		if _, err := NewParams(avg); err == nil {
