@@ -373,6 +373,15 @@ func TestExtractOntoAFullDiskGivesTheSpaceBack(t *testing.T) {
 	if used > 128<<10 {
 		t.Errorf("the stopped extraction left %d bytes of files on the full disk", used)
 	}
+	// With --force over a file DEST had: that file is as it was.
+	if err := os.WriteFile(filepath.Join(dest, "x", "fa"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = arcpack(t, "extract", base+".001", "-o", filepath.Join(dest, "x"), "--force", "--progress", "never")
+	wantFail(t, r, 2, "no space left on device", "or the file DEST had there put back; the files not written yet are as DEST had them")
+	if b, err := os.ReadFile(filepath.Join(dest, "x", "fa")); err != nil || string(b) != "old" {
+		t.Errorf("fa after a stopped extract --force: %q, %v; want what DEST had", b, err)
+	}
 }
 
 // TestVanishingSourceIsSkippedWithWarning deletes a file after create has

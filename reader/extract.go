@@ -1506,7 +1506,13 @@ func (w *contentWorker) writeFile(j contentJob) error {
 		// full of a part of a file: it is empty, as the files not
 		// written yet are.
 		if unix.Ftruncate(fd, 0) == nil {
-			err = fmt.Errorf("%w (this file emptied again, to give the space back; it and the files not written yet are empty, mode 0600: make room and extract again with --force)", err)
+			what := "this file emptied again, to give the space back; it and the files not written yet are empty, mode 0600"
+			if e.opt.Overwrite {
+				// What DEST had at the paths not written yet is put
+				// back as it was (aside), this one's too.
+				what = "this file emptied again, to give the space back, or the file DEST had there put back; the files not written yet are as DEST had them, or empty, mode 0600, where it had none"
+			}
+			err = fmt.Errorf("%w (%s: make room and extract again with --force)", err, what)
 		}
 	}
 	if cerr := unix.Close(fd); err == nil && cerr != nil {
