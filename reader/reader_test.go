@@ -357,6 +357,29 @@ func TestOpeningManyVolumesHoldsFewOpen(t *testing.T) {
 	}
 }
 
+// A volume that cannot be opened for the process's limit of open files is
+// no damage: verify stops with the limit, as extract does, and neither
+// counts a damaged block or file.
+func TestTheLimitOfOpenFilesMetReadingIsNoDamage(t *testing.T) {
+	entries := []entry{reg("big", randBytes(600_000, 7))}
+	b := buildArchive(t, t.TempDir(), "arc", entries, buildOpts{volumeSize: 4096, codec: "raw"})
+	if len(b.volumes) <= maxOpenVolumes {
+		t.Fatalf("%d volumes, want more than the %d held open", len(b.volumes), maxOpenVolumes)
+	}
+	a := openBuiltWith(t, b, Options{})
+	a.vols.openHook = func(uint32) (*os.File, error) {
+		return nil, &os.PathError{Op: "open", Path: "a volume", Err: unix.EMFILE}
+	}
+	rep, err := a.Verify(VerifyOptions{})
+	if !format.TooManyOpen(err) || rep != nil {
+		t.Errorf("verify: %+v, %v; want the limit", rep, err)
+	}
+	res, err := a.Extract(filepath.Join(t.TempDir(), "x"), ExtractOptions{Warn: func(err error) { t.Errorf("warned: %v", err) }})
+	if !format.TooManyOpen(err) || res != nil && res.Damaged != 0 {
+		t.Errorf("extract: %+v, %v; want the limit, no damage", res, err)
+	}
+}
+
 // fullLastVolume builds manyVolumes' archive with c-big sized so that the
 // last volume is exactly a volume long (the stream a multiple of a
 // volume's payload).

@@ -80,6 +80,10 @@ type volumeSet struct {
 	// checksums, as if damaged.
 	ident map[uint32]fileIdent
 
+	// openHook, set by tests, opens volume n again in place of
+	// format.OpenFileAt (a limit of open files met at a chosen volume).
+	openHook func(n uint32) (*os.File, error)
+
 	mu      sync.Mutex
 	maxOpen int // openBudget's, when the set was opened
 	open    map[uint32]*volFile
@@ -659,11 +663,17 @@ func (vs *volumeSet) acquire(n uint32) (*volFile, error) {
 	if len(vs.open) >= vs.maxOpen {
 		vs.closeIdleLocked()
 	}
-	f, err := format.OpenFileAt(vs.dirfd, filepath.Base(vs.name(n)), vs.name(n))
+	open := func() (*os.File, error) {
+		if vs.openHook != nil {
+			return vs.openHook(n)
+		}
+		return format.OpenFileAt(vs.dirfd, filepath.Base(vs.name(n)), vs.name(n))
+	}
+	f, err := open()
 	if format.TooManyOpen(err) && vs.closeIdleLocked() {
 		// The rest of the process took what the budget counted on:
 		// give back one held here and try once more.
-		f, err = format.OpenFileAt(vs.dirfd, filepath.Base(vs.name(n)), vs.name(n))
+		f, err = open()
 	}
 	if err != nil {
 		return nil, &volumeError{n, err}
