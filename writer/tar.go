@@ -116,7 +116,7 @@ func (p *packer) packTar(r io.Reader) error {
 	in := &countingReader{r: io.MultiReader(bytes.NewReader(head[:n]), sr)}
 	tr := tar.NewReader(in)
 	last := "" // the last member read, for messages
-	headers := 0
+	headers, resynced := 0, false
 	produce := func(ctx context.Context, budget *semaphore.Weighted, queue, work chan<- *fileJob) error {
 		for {
 			// What Next reads is kept for a resync: the headers alone,
@@ -127,12 +127,37 @@ func (p *packer) packTar(r io.Reader) error {
 			if err == nil {
 				in.keepNone()
 			}
+			if err == io.EOF && resynced {
+				// Two zero blocks end a tar stream, but after a resync
+				// they may lie in a member's data it landed in (a tar
+				// inside the tar): look past them to the stream's end,
+				// as tar -i does.
+				at := in.n
+				found, rerr := in.nextHeader(at - 512)
+				if rerr != nil {
+					return fmt.Errorf("tar stream: %w", rerr)
+				}
+				if !found {
+					return nil
+				}
+				p.opt.warn(fmt.Errorf("tar stream: the zero blocks that end a tar stream, before byte %d, came after a header not valid (above), where a member's data may hold them: the headers after them, from byte %d, are read as well", at, in.n))
+				tr = tar.NewReader(in)
+				continue
+			}
 			if err == io.EOF {
 				return nil
 			}
-			if (errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong)) && headers > 0 && !p.opt.Strict {
+			if errors.Is(err, io.ErrUnexpectedEOF) && in.cut {
+				return fmt.Errorf("tar stream: %s: it ends inside its data (byte %d): %w", last, in.n, err)
+			}
+			if errors.Is(err, tar.ErrHeader) && headers > 0 && !p.opt.Strict {
 				// GNU tar extracting such a stream skips to the next
-				// header; so does packing it.
+				// header; so does packing it. (A long name or pax
+				// records past archive/tar's 1 MiB, ErrFieldTooLong, end
+				// the run: passed over, the member's own header would be
+				// taken alone, its name cut to 100 bytes, and could
+				// replace another member of that name.)
+				resynced = true
 				at := in.headerStart()
 				found, rerr := in.nextHeader(at)
 				if rerr != nil {
@@ -289,6 +314,7 @@ type countingReader struct {
 	n       int64
 	keeping bool
 	sought  bool   // keeping began after a Seek
+	cut     bool   // a Seek met the stream's end
 	from    int64  // where keeping began
 	kept    []byte // read since from while keeping; nil once past keepMax
 	back    []byte // given back: read before r
@@ -356,7 +382,7 @@ func (c *countingReader) Seek(off int64, whence int) (int64, error) {
 	c.keeping = false
 	_, err := io.CopyN(io.Discard, c, off)
 	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
+		err, c.cut = io.ErrUnexpectedEOF, true
 	}
 	if keeping {
 		c.keepFrom()

@@ -103,10 +103,11 @@ type tarModelEntry struct {
 // tarModelOf reads stream with archive/tar into a model; nil, false when
 // archive/tar does not read it to its end (CreateFromTar must then fail),
 // nil, true when members declare more than tarFuzzMax bytes in all. A
-// header archive/tar cannot parse (or whose long name or pax records pass
-// its 1 MiB), after the stream's first, is passed over to the next
-// 512-byte block (from the stream's start) that has a header's checksum,
-// looked for from the block after it to the stream's end.
+// header archive/tar cannot parse, after the stream's first, is passed
+// over to the next 512-byte block (from the stream's start) that has a
+// header's checksum, looked for from the block after it to the stream's
+// end; after that, the zero blocks that end a stream are looked past in
+// the same way.
 func tarModelOf(stream []byte) (*tarModel, bool) {
 	if len(stream) == 0 {
 		return nil, false // no stream at all: refused, as GNU tar does
@@ -117,16 +118,21 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 	tr := tar.NewReader(r)
 	pos := func() int { return base + int(r.Size()) - r.Len() }
 	var declared int64
-	headers := 0
+	headers, resynced := 0, false
 	for {
 		from := pos()
 		hdr, err := tr.Next()
-		if err == io.EOF {
+		if err == io.EOF && !resynced {
 			return m, true
 		}
-		if (errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong)) && headers > 0 {
+		if err == io.EOF || errors.Is(err, tar.ErrHeader) && headers > 0 {
+			look := (from+511)/512*512 + 512 // the block after the bad header
+			if err == io.EOF {
+				look = (pos() + 511) / 512 * 512 // past the zero blocks
+			}
+			resynced = true
 			next := -1
-			for off := (from+511)/512*512 + 512; off+512 <= len(stream); off += 512 {
+			for off := look; off+512 <= len(stream); off += 512 {
 				if modelChecksumValid(stream[off : off+512]) {
 					next = off
 					break
@@ -453,5 +459,10 @@ func tarFuzzSeeds(f *testing.F) [][]byte {
 	zero := append(append(slices.Clone(two[:1024]), make([]byte, 512)...), two[1024:]...)
 	badMode := slices.Clone(two)
 	copy(badMode[1024+100:], "zzzzzzz")
-	return append(seeds, nil, []byte("not a tar stream"), zero, badMode)
+	// A tar inside the tar, its member's header not valid: the search
+	// lands in it, and looks past its zero blocks.
+	inner := tarOf(f, tar.FormatGNU, []tarMember{reg("inner", []byte("i"))})
+	nested := tarOf(f, tar.FormatGNU, []tarMember{reg("a", []byte("a")), reg("emb.tar", inner), reg("c", []byte("c"))})
+	copy(nested[1024+100:], "zzzzzzz")
+	return append(seeds, nil, []byte("not a tar stream"), zero, badMode, nested)
 }
