@@ -153,6 +153,9 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 		if declared += hdr.Size; hdr.Size < 0 || declared > tarFuzzMax {
 			return nil, true
 		}
+		if !m.accepts(hdr) {
+			continue // its bytes unread, as the pack leaves them
+		}
 		body, err := io.ReadAll(tr)
 		if err != nil {
 			return nil, false
@@ -180,7 +183,12 @@ func modelChecksumValid(blk []byte) bool {
 	return want == u || want == sg
 }
 
-func (m *tarModel) add(hdr *tar.Header, body []byte) {
+// accepts says whether the pack takes member hdr, by the checks it makes
+// before reading a member's bytes (it reads none of one it does not
+// take: a sparse map that does not hold is never met there); one it does
+// not take is counted as skipped. Global headers are taken in here, and
+// say false, as volume labels do.
+func (m *tarModel) accepts(hdr *tar.Header) bool {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		if m.global == nil {
 			m.global = map[string]string{}
@@ -196,10 +204,10 @@ func (m *tarModel) add(hdr *tar.Header, body []byte) {
 				m.global[k] = v
 			}
 		}
-		return // about the stream, not a member
+		return false // about the stream, not a member
 	}
 	if hdr.Typeflag == 'V' {
-		return // a GNU volume label
+		return false // a GNU volume label
 	}
 	ids := []int64{int64(hdr.Uid), int64(hdr.Gid)}
 	for i, k := range []string{"uid", "gid"} {
@@ -212,7 +220,7 @@ func (m *tarModel) add(hdr *tar.Header, body []byte) {
 	p, ok := cleanMemberPath(hdr.Name)
 	if !ok {
 		m.skipped++
-		return
+		return false
 	}
 	// Owners and device numbers beyond 32 bits (a base-256 field, a pax
 	// record, a global one) are skipped, not cut to 32 bits (uid 2^32
@@ -220,28 +228,27 @@ func (m *tarModel) add(hdr *tar.Header, body []byte) {
 	for _, v := range append(ids, hdr.Devmajor, hdr.Devminor) {
 		if v < 0 || v > math.MaxUint32 {
 			m.skipped++
-			return
+			return false
 		}
 	}
 	// Devices whose numbers Linux cannot hold: mknod would make another.
 	if (hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock) && (hdr.Devmajor >= 1<<12 || hdr.Devminor >= 1<<20) {
 		m.skipped++
-		return
+		return false
 	}
 	e := tarModelEntry{typ: hdr.Typeflag}
-	var link string
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
-		e.typ, e.body = tar.TypeReg, body
+		e.typ = tar.TypeReg
 	case tar.TypeLink:
-		if link, ok = cleanMemberPath(hdr.Linkname); !ok || link == "" {
+		if link, ok := cleanMemberPath(hdr.Linkname); !ok || link == "" {
 			m.skipped++
-			return
+			return false
 		}
 	case tar.TypeSymlink:
 		if len(hdr.Linkname) == 0 || len(hdr.Linkname) > format.MaxSymlinkLen {
 			m.skipped++
-			return
+			return false
 		}
 		e.target = hdr.Linkname
 	case 'D': // GNU dumpdir: a directory
@@ -249,13 +256,32 @@ func (m *tarModel) add(hdr *tar.Header, body []byte) {
 	case tar.TypeDir, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		m.skipped++
-		return
+		return false
+	}
+	if p == "" && e.typ != tar.TypeDir {
+		m.skipped++ // the root stays a directory
+		return false
+	}
+	return true
+}
+
+// add puts member hdr, which accepts took, into the tree, with its bytes.
+func (m *tarModel) add(hdr *tar.Header, body []byte) {
+	p, _ := cleanMemberPath(hdr.Name)
+	e := tarModelEntry{typ: hdr.Typeflag}
+	var link string
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+		e.typ, e.body = tar.TypeReg, body
+	case tar.TypeLink:
+		link, _ = cleanMemberPath(hdr.Linkname)
+	case tar.TypeSymlink:
+		e.target = hdr.Linkname
+	case 'D': // GNU dumpdir: a directory
+		e.typ = tar.TypeDir
 	}
 	if p == "" {
-		if e.typ != tar.TypeDir {
-			m.skipped++ // the root stays a directory
-		}
-		return
+		return // the root's own metadata (accepts took only a directory)
 	}
 	// The parents: none may be a non-directory; missing ones are made.
 	var missing []string
