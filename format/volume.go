@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Version is the format version written by this package and the only one it reads.
@@ -307,6 +309,22 @@ func listNumbered(base string, parse func(os.DirEntry) (string, int, bool)) ([]i
 // a volume would otherwise block the open (and every command) until
 // something writes to it.
 func OpenFile(path string) (*os.File, error) { return OpenFileAt(atFDCWD, path, path) }
+
+// FreeDescriptors is how many more files the process may open now under
+// its limit; ok is false where the limit is too high to matter (over a
+// million) or cannot be read. Readers of many volumes size what they hold
+// open by it.
+func FreeDescriptors() (free int, ok bool) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<20 {
+		return 0, false
+	}
+	used := 32 // where /proc cannot tell
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		used = len(ents)
+	}
+	return int(lim.Cur) - used, true
+}
 
 // TooManyOpen reports an open that failed on the process's or the
 // system's limit of open files: not damage, nor the volume's fault.

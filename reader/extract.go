@@ -1145,7 +1145,7 @@ const maxChainOpen = 32
 // also holds the file it writes), at least 2. A tree 2,000 deep took more
 // than 160 descriptors to extract with 8 workers.
 func chainBudget(chains int) int {
-	free, ok := freeDescriptors()
+	free, ok := format.FreeDescriptors()
 	if !ok {
 		return maxChainOpen
 	}

@@ -33,27 +33,13 @@ const fdReserve = 32
 // descriptors free under the process's limit beyond fdReserve, from 1 to
 // maxOpenVolumes. A set holding fewer reopens volumes as it reads them.
 func openBudget() int {
-	free, ok := freeDescriptors()
+	free, ok := format.FreeDescriptors()
 	if !ok {
 		return maxOpenVolumes
 	}
 	return min(maxOpenVolumes, max(1, (free-fdReserve)/2))
 }
 
-// freeDescriptors is how many more files the process may open now under
-// its limit; ok is false where the limit is too high to matter (over a
-// million) or cannot be read.
-func freeDescriptors() (free int, ok bool) {
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<20 {
-		return 0, false
-	}
-	used := fdReserve // where /proc cannot tell
-	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
-		used = len(ents)
-	}
-	return int(lim.Cur) - used, true
-}
 
 // volumeSet is the validated set of volume files NAME.001..NAME.N. Files
 // are opened lazily, kept open (up to maxOpen) and read with ReadAt,

@@ -223,11 +223,6 @@ func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
 		dataSums: make([]uint64, g.dataShards()), paritySums: make([]uint64, g.parityShards())}
 	hs := h.size()
 
-	data, err := openAll(set.paths)
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll(data)
 	tmp := &tempFiles{}
 	defer tmp.remove()
 	for v := range h.count {
@@ -237,6 +232,9 @@ func Add(ctx context.Context, archive string, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	// Sized after the recovery volumes being written took theirs.
+	data := newVolumeFiles(set.paths, heldBudget(1))
+	defer data.Close()
 	pr := newProgress(opt.Progress)
 	pr.start("parity", g.dataShards()*int64(g.shardSize))
 	if err := encode(ctx, g, data, tmp.files, hs, h, opt, pr); err != nil {
@@ -294,7 +292,7 @@ func writeHeaders(f *os.File, h *header, v int) error {
 // then encode stripe by stripe, so that a stripe's parity stays in the CPU
 // cache while its k data shards stream through. Memory: workers × G ×
 // (k+m) shards.
-func encode(ctx context.Context, g *geometry, data []*os.File, rec []*os.File, hs int64, h *header, opt Options, pr *progress) error {
+func encode(ctx context.Context, g *geometry, data *volumeFiles, rec []*os.File, hs int64, h *header, opt Options, pr *progress) error {
 	S := g.shardSize
 	workers := opt.workers()
 	stripeBytes := int64(g.k+g.m) * int64(S)
@@ -329,7 +327,7 @@ func encode(ctx context.Context, g *geometry, data []*os.File, rec []*os.File, h
 // row by row (stripe x's shard j at (j·w + x)·S) and then their parity
 // shards row by row (stripe x's parity r at ((k + r)·w + x)·S): a parity
 // row of the group is one contiguous write.
-func encodeGroup(g *geometry, enc reedsolomon.Encoder, data, rec []*os.File, hs int64, h *header, buf []byte, t0, t1 int, pr *progress) error {
+func encodeGroup(g *geometry, enc reedsolomon.Encoder, data *volumeFiles, rec []*os.File, hs int64, h *header, buf []byte, t0, t1 int, pr *progress) error {
 	S := g.shardSize
 	w := t1 - t0
 	at := func(row, x int) []byte { return buf[(row*w+x)*S:][:S] }
@@ -378,43 +376,18 @@ func encodeGroup(g *geometry, enc reedsolomon.Encoder, data, rec []*os.File, hs 
 
 // readShards reads the consecutive data shards [s0, s1) into buf, the
 // zero padding after each volume's last byte included.
-func readShards(g *geometry, data []*os.File, s0, s1 int64, buf []byte) error {
+func readShards(g *geometry, data *volumeFiles, s0, s1 int64, buf []byte) error {
 	S := int64(g.shardSize)
 	for s := s0; s < s1; {
 		vol, off := g.locate(s)
 		n := min(s1, g.first[vol+1]) - s
 		dst := buf[(s-s0)*S : (s-s0+n)*S]
 		want := min(int64(len(dst)), g.sizes[vol]-off)
-		if _, err := data[vol].ReadAt(dst[:want], off); err != nil {
-			return fmt.Errorf("read %s at %d: %w", data[vol].Name(), off, err)
+		if _, err := data.ReadAt(vol, dst[:want], off); err != nil {
+			return err
 		}
 		clear(dst[want:])
 		s += n
 	}
 	return nil
-}
-
-func openAll(paths []string) ([]*os.File, error) {
-	fs := make([]*os.File, len(paths))
-	for i, p := range paths {
-		f, err := format.OpenFile(p)
-		if err != nil {
-			closeAll(fs)
-			if format.TooManyOpen(err) {
-				// Parity is computed across every volume at once.
-				return nil, fmt.Errorf("%w: recovery reads the archive's %d volumes at once; raise the limit of open files (ulimit -n) above that", err, len(paths))
-			}
-			return nil, err
-		}
-		fs[i] = f
-	}
-	return fs, nil
-}
-
-func closeAll(fs []*os.File) {
-	for _, f := range fs {
-		if f != nil {
-			f.Close()
-		}
-	}
 }

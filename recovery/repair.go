@@ -140,16 +140,12 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 		}
 		res.Rebuilt = append(res.Rebuilt, v.Path)
 	}
-	data, err := openPresent(s.dataSrc)
-	if err != nil {
-		return res, err
-	}
-	defer closeAll(data)
-	rec, err := openPresent(s.recSrc)
-	if err != nil {
-		return res, err
-	}
-	defer closeAll(rec)
+	// Read as the stripes need them, a few open at a time; a file Check
+	// found missing is never read (its shards are all marked damaged).
+	data := newVolumeFiles(s.dataSrc, heldBudget(2))
+	defer data.Close()
+	rec := newVolumeFiles(s.recSrc, heldBudget(2))
+	defer rec.Close()
 
 	// Rebuild every stripe with a damaged shard, one stripe per worker at
 	// a time: memory is workers × (k+m) shards, held to opt.memory(). The
@@ -215,7 +211,7 @@ func Repair(ctx context.Context, archive string, opt Options) (*RepairResult, er
 // rebuildStripe reads stripe t's intact shards, reconstructs the damaged
 // ones, checks them against their recorded checksums and writes them into
 // the new files.
-func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int, buf []byte, data, rec, out []*os.File) error {
+func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int, buf []byte, data, rec *volumeFiles, out []*os.File) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -225,7 +221,8 @@ func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int,
 	parityBad := false
 	for j := range g.k + g.m {
 		sh := buf[j*S : (j+1)*S]
-		var f *os.File
+		var f *volumeFiles
+		var vol int
 		var off int64
 		var n int
 		if j < g.k {
@@ -239,9 +236,8 @@ func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int,
 				shards[j] = sh[:0]
 				continue
 			}
-			var vol int
 			vol, off = g.locate(d)
-			f, n = data[vol], g.dataLen(d)
+			f, n = data, g.dataLen(d)
 		} else {
 			p := g.parityShard(t, j-g.k)
 			if s.badParity[p] {
@@ -249,12 +245,11 @@ func rebuildStripe(ctx context.Context, enc reedsolomon.Encoder, s *scan, t int,
 				parityBad = true
 				continue
 			}
-			var vol int
 			vol, off = g.parityLoc(p, s.hs)
-			f, n = rec[vol], S
+			f, n = rec, S
 		}
-		if _, err := f.ReadAt(sh[:n], off); err != nil {
-			return fmt.Errorf("read %s at %d: %w", f.Name(), off, err)
+		if _, err := f.ReadAt(vol, sh[:n], off); err != nil {
+			return err
 		}
 		clear(sh[n:])
 		shards[j] = sh
@@ -336,23 +331,4 @@ func copyPrefix(dst *os.File, src string, n int64) error {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	return nil
-}
-
-// openPresent opens the files that exist; the others stay nil (their
-// shards are all marked damaged, so nothing reads them), and so do those
-// Check took for missing because they are not regular files (a FIFO).
-func openPresent(paths []string) ([]*os.File, error) {
-	fs := make([]*os.File, len(paths))
-	for i, p := range paths {
-		f, err := format.OpenFile(p)
-		if absent(err) {
-			continue
-		}
-		if err != nil {
-			closeAll(fs)
-			return nil, err
-		}
-		fs[i] = f
-	}
-	return fs, nil
 }

@@ -1,0 +1,122 @@
+package recovery
+
+import (
+	"fmt"
+	"os"
+	"sync"
+
+	"arc/format"
+)
+
+// maxHeld bounds the volume files a volumeFiles keeps open at once, and
+// less where the process's limit of open files leaves less room.
+const maxHeld = 64
+
+// heldBudget is how many files each of share volumeFiles may hold open:
+// half of the descriptors free past 32 left to the rest of the process
+// (the recovery volumes being written, the runtime's), shared, 1 to maxHeld.
+func heldBudget(share int) int {
+	free, ok := format.FreeDescriptors()
+	if !ok {
+		return maxHeld
+	}
+	return min(maxHeld, max(1, (free-32)/2/share))
+}
+
+// volumeFiles reads the volumes at paths, opening each as it is read and
+// keeping at most max open (the least recently used idle one closed
+// first). The parity of one stripe spans volumes across the whole archive,
+// so encoding and repair read from all of them; an archive of thousands
+// of volumes must not take a descriptor for each, which a limit of open
+// files refuses (20,000 volumes is 2 TB at the default volume size).
+// Safe for concurrent use.
+type volumeFiles struct {
+	paths []string
+	max   int
+	mu    sync.Mutex
+	open  map[int]*heldFile
+	clock uint64
+}
+
+type heldFile struct {
+	f    *os.File
+	refs int
+	last uint64
+}
+
+// newVolumeFiles reads paths holding at most max open (heldBudget's).
+func newVolumeFiles(paths []string, max int) *volumeFiles {
+	return &volumeFiles{paths: paths, max: max, open: map[int]*heldFile{}}
+}
+
+// ReadAt reads len(p) bytes of volume i at off (io.ReaderAt's contract).
+func (v *volumeFiles) ReadAt(i int, p []byte, off int64) (int, error) {
+	h, err := v.acquire(i)
+	if err != nil {
+		return 0, err
+	}
+	defer v.release(h)
+	n, err := h.f.ReadAt(p, off)
+	if err != nil {
+		err = fmt.Errorf("read %s at %d: %w", v.paths[i], off, err)
+	}
+	return n, err
+}
+
+func (v *volumeFiles) acquire(i int) (*heldFile, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.clock++
+	if h, ok := v.open[i]; ok {
+		h.refs++
+		h.last = v.clock
+		return h, nil
+	}
+	if len(v.open) >= v.max {
+		v.closeIdleLocked()
+	}
+	f, err := format.OpenFile(v.paths[i])
+	if format.TooManyOpen(err) && v.closeIdleLocked() {
+		// The rest of the process took what the budget counted on.
+		f, err = format.OpenFile(v.paths[i])
+	}
+	if err != nil {
+		return nil, err
+	}
+	h := &heldFile{f: f, refs: 1, last: v.clock}
+	v.open[i] = h
+	return h, nil
+}
+
+func (v *volumeFiles) release(h *heldFile) {
+	v.mu.Lock()
+	h.refs--
+	v.mu.Unlock()
+}
+
+// closeIdleLocked closes the least recently used file nobody is reading,
+// and says whether there was one.
+func (v *volumeFiles) closeIdleLocked() bool {
+	victim, best := -1, (*heldFile)(nil)
+	for i, h := range v.open {
+		if h.refs == 0 && (best == nil || h.last < best.last) {
+			victim, best = i, h
+		}
+	}
+	if best == nil {
+		return false
+	}
+	best.f.Close()
+	delete(v.open, victim)
+	return true
+}
+
+// Close closes every file held; reads must have ended.
+func (v *volumeFiles) Close() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, h := range v.open {
+		h.f.Close()
+		delete(v.open, i)
+	}
+}
