@@ -158,7 +158,7 @@ func (p *packer) packTar(r io.Reader) error {
 				// taken alone, its name cut to 100 bytes, and could
 				// replace another member of that name.)
 				resynced = true
-				at := in.headerStart()
+				at := in.failedHeader()
 				found, rerr := in.nextHeader(at)
 				if rerr != nil {
 					return fmt.Errorf("tar stream: %w", rerr)
@@ -364,6 +364,28 @@ func (c *countingReader) headerStart() int64 {
 		end++
 	}
 	return (end + 511) / 512 * 512
+}
+
+// failedHeader is where the header a failed tar.Next could not take
+// starts: headerStart, or past the pax headers and long names before it
+// that archive/tar read whole, records, padding and all (it went on to
+// the next header, so they parsed): their records are no place to look
+// for a header (a block in them with a valid checksum is data).
+func (c *countingReader) failedHeader() int64 {
+	at := c.headerStart()
+	for c.keeping && c.kept != nil && at+512 <= c.n {
+		blk := c.kept[at-c.from : at-c.from+512]
+		size, err := strconv.ParseInt(strings.Trim(string(blk[124:136]), " \x00"), 8, 64)
+		if !tarChecksumValid(blk) || err != nil || size < 0 || size > c.n-at || !strings.ContainsRune("xLK", rune(blk[156])) {
+			break
+		}
+		next := at + 512 + (size+511)/512*512
+		if c.n <= next {
+			break // Next did not get past its records: they are what failed
+		}
+		at = next
+	}
+	return at
 }
 
 func (c *countingReader) keepNone() { c.keeping = false }

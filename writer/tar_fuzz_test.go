@@ -126,7 +126,22 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 			return m, true
 		}
 		if err == io.EOF || errors.Is(err, tar.ErrHeader) && headers > 0 {
-			look := (from+511)/512*512 + 512 // the block after the bad header
+			// The bad header: the first after the member before, or past
+			// pax headers and long names that archive/tar read beyond.
+			bad := (from + 511) / 512 * 512
+			for bad+512 <= len(stream) {
+				blk := stream[bad : bad+512]
+				size, serr := strconv.ParseInt(strings.Trim(string(blk[124:136]), " \x00"), 8, 64)
+				if !modelChecksumValid(blk) || serr != nil || size < 0 || size > int64(len(stream)) || !strings.ContainsRune("xLK", rune(blk[156])) {
+					break
+				}
+				next := bad + 512 + int((size+511)/512*512)
+				if pos() <= next {
+					break // archive/tar did not get past its records: they failed
+				}
+				bad = next
+			}
+			look := bad + 512 // the block after the bad header
 			if err == io.EOF {
 				look = (pos() + 511) / 512 * 512 // past the zero blocks
 			}

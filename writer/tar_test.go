@@ -457,6 +457,37 @@ func TestTarStreamResyncsAfterWhatItLeftUnread(t *testing.T) {
 	}
 }
 
+// TestTarStreamDoesNotLookInTheRecordsOfAPaxHeaderThatParsed: where a
+// member's header is not valid after a pax header whose records archive/tar
+// took, the search starts after those records: a block in them with a
+// header's checksum is data (tar -xi makes nothing of it).
+func TestTarStreamDoesNotLookInTheRecordsOfAPaxHeaderThatParsed(t *testing.T) {
+	injected := withTarChecksums(append(ustarBlock("INJECTED", tar.TypeReg, 5), []byte("evil\n")...))[:512]
+	prefix := " SCHILY.xattr.user.blob="
+	value := strings.Repeat("v", 512-len(prefix)-4) + string(injected) + "tail"
+	rec := prefix + value + "\n"
+	rec = fmt.Sprint(len(rec)+4) + rec // 4 digits
+	if rec[512:1024] != string(injected) {
+		t.Fatal("the injected block is not at the records' second block")
+	}
+	a := tarOf(t, tar.FormatGNU, []tarMember{reg("a", []byte("A"))})
+	c := tarOf(t, tar.FormatGNU, []tarMember{reg("c", []byte("C"))})
+	x := append(ustarBlock("PaxHeaders/victim", 'x', int64(len(rec))), rec...)
+	x = append(x, make([]byte, (512-len(rec)%512)%512)...)
+	stream := withTarChecksums(bytes.Join([][]byte{a[:1024], x, ustarBlock("victim", tar.TypeReg, 0), c}, nil))
+	victim := 1024 + len(x)
+	copy(stream[victim+148:], "zzzzzz")
+	_, arc, warnings := packTarBytes(t, stream, small())
+	want := map[string][]byte{"a": []byte("A"), "c": []byte("C")}
+	if len(arc.content) != len(want) {
+		t.Errorf("%d files, want %d: %q", len(arc.content), len(want), slices.Sorted(maps.Keys(arc.content)))
+	}
+	arc.holds(t, want)
+	if len(warnings) != 1 || !strings.Contains(warnings[0], fmt.Sprintf("at byte %d, is not valid", victim)) {
+		t.Errorf("warnings %q, want one naming the header at byte %d", warnings, victim)
+	}
+}
+
 // TestTarStreamLooksPastZeroBlocksAfterAResync: after a header not valid,
 // the search for the next may land inside a member's data, there a tar
 // of its own whose two zero blocks would end the stream: the pack looks
