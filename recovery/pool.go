@@ -34,6 +34,7 @@ type volumeFiles struct {
 	paths []string
 	max   int
 	mu    sync.Mutex
+	freed *sync.Cond // a file released: one may be closed now
 	open  map[int]*heldFile
 	clock uint64
 }
@@ -44,9 +45,12 @@ type heldFile struct {
 	last uint64
 }
 
-// newVolumeFiles reads paths holding at most max open (heldBudget's).
-func newVolumeFiles(paths []string, max int) *volumeFiles {
-	return &volumeFiles{paths: paths, max: max, open: map[int]*heldFile{}}
+// newVolumeFiles reads paths holding at most limit open (heldBudget's),
+// at least one.
+func newVolumeFiles(paths []string, limit int) *volumeFiles {
+	v := &volumeFiles{paths: paths, max: max(1, limit), open: map[int]*heldFile{}}
+	v.freed = sync.NewCond(&v.mu)
+	return v
 }
 
 // ReadAt reads len(p) bytes of volume i at off (io.ReaderAt's contract).
@@ -67,17 +71,27 @@ func (v *volumeFiles) acquire(i int) (*heldFile, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.clock++
-	if h, ok := v.open[i]; ok {
-		h.refs++
-		h.last = v.clock
-		return h, nil
-	}
-	if len(v.open) >= v.max {
-		v.closeIdleLocked()
+	for {
+		if h, ok := v.open[i]; ok {
+			h.refs++
+			h.last = v.clock
+			return h, nil
+		}
+		// At the budget, a file in use by every reader (as many as
+		// the workers) waits for one of them: each reader holds one
+		// file at a time, so one is always given back.
+		if len(v.open) < v.max || v.closeIdleLocked() {
+			break
+		}
+		v.freed.Wait()
 	}
 	f, err := format.OpenFile(v.paths[i])
-	if format.TooManyOpen(err) && v.closeIdleLocked() {
-		// The rest of the process took what the budget counted on.
+	for format.TooManyOpen(err) && len(v.open) > 0 {
+		// The rest of the process took what the budget counted on:
+		// give back one held here, once one is idle, and try again.
+		for !v.closeIdleLocked() {
+			v.freed.Wait()
+		}
 		f, err = format.OpenFile(v.paths[i])
 	}
 	if err != nil {
@@ -92,6 +106,7 @@ func (v *volumeFiles) release(h *heldFile) {
 	v.mu.Lock()
 	h.refs--
 	v.mu.Unlock()
+	v.freed.Broadcast()
 }
 
 // closeIdleLocked closes the least recently used file nobody is reading,

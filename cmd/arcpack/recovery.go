@@ -79,7 +79,7 @@ func writeRecovery(ctx context.Context, w io.Writer, u *units, out string, opt r
 			// into place before the parity began) and verifies: keep it.
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("recovery %s: interrupted, no recovery volume written (the archive is complete; %s writes them)", out, recoveryAddHint(out, false))}
 		}
-		return fmt.Errorf("recovery volumes: %w", err)
+		return fmt.Errorf("recovery volumes: %w%s", err, hint.Limit(err))
 	}
 	fmt.Fprintln(w, recoverySummary(u, res, opt.Percent, time.Since(start)))
 	for _, v := range res.Strays {
