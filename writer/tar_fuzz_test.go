@@ -171,9 +171,14 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 		if !m.accepts(hdr) {
 			continue // its bytes unread, as the pack leaves them
 		}
-		body, err := io.ReadAll(tr)
-		if err != nil {
-			return nil, false
+		var body []byte
+		switch hdr.Typeflag {
+		case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+			if hdr.Size > 0 { // the pack reads none of an empty one (a sparse map need not hold)
+				if body, err = io.ReadAll(tr); err != nil {
+					return nil, false
+				}
+			}
 		}
 		m.add(hdr, body)
 	}
