@@ -40,7 +40,6 @@ func openBudget() int {
 	return min(maxOpenVolumes, max(1, (free-fdReserve)/2))
 }
 
-
 // volumeSet is the validated set of volume files NAME.001..NAME.N. Files
 // are opened lazily, kept open (up to maxOpen) and read with ReadAt,
 // which is safe for concurrent use.
