@@ -141,7 +141,7 @@ func (p *packer) packTar(r io.Reader) error {
 					return nil
 				}
 				p.opt.warn(fmt.Errorf("tar stream: the zero blocks that end a tar stream, before byte %d, came after a header not valid (above), where a member's data may hold them: the headers after them, from byte %d, are read as well", at, in.n))
-				tr = tar.NewReader(in)
+				tr, in.oneLeft = tar.NewReader(in), false
 				continue
 			}
 			if err == io.EOF {
@@ -168,13 +168,16 @@ func (p *packer) packTar(r io.Reader) error {
 					return nil
 				}
 				p.opt.warn(fmt.Errorf("tar stream: the header after member %s, at byte %d, is not valid (%v): its %d bytes up to the next header, at byte %d, are left out", orStart(last), at, err, in.n-at, in.n))
-				tr = tar.NewReader(in)
+				tr, in.oneLeft = tar.NewReader(in), false
 				continue
 			}
 			if err != nil {
 				return tarStreamError(err, head[:n], last, in.n)
 			}
 			headers++
+			// Unless it is read below: a member of one stored byte, which
+			// the next Next reads where it seeks over more (headerStart).
+			in.oneLeft = hdr.Size == 1 && carriesData(hdr.Typeflag) && !sparseMember(hdr)
 			if hdr.Typeflag == tar.TypeXGlobalHeader {
 				// archive/tar drops a global header's records whole
 				// where one of them does not parse: say so, rather than
@@ -238,7 +241,7 @@ func (p *packer) packTar(r io.Reader) error {
 			if _, err := io.ReadFull(tr, j.data); err != nil {
 				return fmt.Errorf("tar stream: %s: %w", hdr.Name, err)
 			}
-			j.whole = true
+			j.whole, in.oneLeft = true, false
 			if err := send(ctx, queue, j); err != nil {
 				return err
 			}
@@ -314,6 +317,7 @@ type countingReader struct {
 	n       int64
 	keeping bool
 	sought  bool   // keeping began after a Seek
+	oneLeft bool   // the member before left one stored byte unread
 	cut     bool   // a Seek met the stream's end
 	from    int64  // where keeping began
 	kept    []byte // read since from while keeping; nil once past keepMax
@@ -354,16 +358,27 @@ func (c *countingReader) keepFrom() {
 
 // headerStart is where the first header a tar.Next read since keepFrom
 // starts: the first block boundary past the member before it. That member
-// ends where keeping began, or, where Next passed over its rest by Seek,
-// a byte later: archive/tar seeks to the last byte and reads that one (a
-// reader that took that byte for the header's would only look from a
-// block before it, and find the same next header).
+// ends where keeping began, or a byte later where Next passed over its
+// rest: archive/tar seeks to the last byte and reads that one, and reads
+// a lone byte left unread without seeking (a reader that took that byte
+// for the header's would only look from a block before it, and find the
+// same next header).
 func (c *countingReader) headerStart() int64 {
 	end := c.from
-	if c.sought {
+	if c.sought || c.oneLeft {
 		end++
 	}
 	return (end + 511) / 512 * 512
+}
+
+// carriesData says whether a member of type typ has stored bytes after its
+// header (archive/tar reads none for these types, whatever their size).
+func carriesData(typ byte) bool {
+	switch typ {
+	case tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo, tar.TypeXGlobalHeader:
+		return false
+	}
+	return true
 }
 
 // failedHeader is where the header a failed tar.Next could not take

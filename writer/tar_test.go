@@ -488,6 +488,26 @@ func TestTarStreamDoesNotLookInTheRecordsOfAPaxHeaderThatParsed(t *testing.T) {
 	}
 }
 
+// After a member left unread whose stored data is one byte (archive/tar
+// reads that byte rather than seeking), the warning names the header that
+// is not valid where it starts, not a block early, and only once.
+func TestTarStreamNamesTheBadHeaderAfterAOneByteMemberLeftUnread(t *testing.T) {
+	stream := tarOf(t, tar.FormatGNU, []tarMember{reg("a", []byte("A")), reg("one", []byte("1")), reg("b", []byte("B")), reg("c", []byte("C"))})
+	copy(stream[2048+100:], "zzzzzzz") // b's mode: its header does not parse,
+	stream = withTarChecksums(stream)  // though its checksum is valid
+	o := small()
+	o.Exclude = excludeList(t, "one")
+	_, arc, warnings := packTarBytes(t, stream, o)
+	want := map[string][]byte{"a": []byte("A"), "c": []byte("C")}
+	if len(arc.content) != len(want) {
+		t.Errorf("%d files, want %d: %q", len(arc.content), len(want), slices.Sorted(maps.Keys(arc.content)))
+	}
+	arc.holds(t, want)
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "the header after member one, at byte 2048, is not valid") {
+		t.Errorf("warnings %q, want one naming the header at byte 2048", warnings)
+	}
+}
+
 // TestTarStreamLooksPastZeroBlocksAfterAResync: after a header not valid,
 // the search for the next may land inside a member's data, there a tar
 // of its own whose two zero blocks would end the stream: the pack looks
