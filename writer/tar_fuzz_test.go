@@ -114,14 +114,26 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 	}
 	m := &tarModel{tree: map[string]tarModelEntry{"": {typ: tar.TypeDir}}}
 	base := 0 // where the reader's bytes begin in stream
-	r := bytes.NewReader(stream)
+	r := &seekSeen{Reader: bytes.NewReader(stream)}
 	tr := tar.NewReader(r)
 	pos := func() int { return base + int(r.Size()) - r.Len() }
 	var declared int64
 	headers, resynced := 0, false
+	// The member before left unread: where its stored bytes end (its size,
+	// where it is not sparse), or -1; a sparse one's, where archive/tar
+	// seeks over them.
+	unreadEnd, unreadSparse := -1, false
 	for {
 		from := pos()
+		if unreadEnd >= 0 {
+			from = unreadEnd
+		}
+		r.end = -1
 		hdr, err := tr.Next()
+		if unreadSparse && r.end >= 0 {
+			from = base + r.end
+		}
+		unreadEnd, unreadSparse = -1, false
 		if err == io.EOF && !resynced {
 			return m, true
 		}
@@ -157,7 +169,7 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 				return m, true
 			}
 			base = next
-			r = bytes.NewReader(stream[next:])
+			r = &seekSeen{Reader: bytes.NewReader(stream[next:])}
 			tr = tar.NewReader(r)
 			continue
 		}
@@ -167,6 +179,17 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 		headers++
 		if declared += hdr.Size; hdr.Size < 0 || declared > tarFuzzMax {
 			return nil, true
+		}
+		// Left unread unless read below.
+		switch hdr.Typeflag {
+		case tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo, tar.TypeXGlobalHeader:
+			// no stored bytes, whatever the size says
+		default:
+			if sparseMember(hdr) {
+				unreadSparse = true
+			} else {
+				unreadEnd = pos() + int(hdr.Size)
+			}
 		}
 		if !m.accepts(hdr) {
 			continue // its bytes unread, as the pack leaves them
@@ -178,10 +201,27 @@ func tarModelOf(stream []byte) (*tarModel, bool) {
 				if body, err = io.ReadAll(tr); err != nil {
 					return nil, false
 				}
+				unreadEnd, unreadSparse = -1, false
 			}
 		}
 		m.add(hdr, body)
 	}
+}
+
+// seekSeen is the model's stream: a bytes.Reader that notes where the
+// bytes archive/tar seeks over end (it seeks to the last byte of a member
+// left unread and reads that byte: end is the position after it).
+type seekSeen struct {
+	*bytes.Reader
+	end int
+}
+
+func (s *seekSeen) Seek(off int64, whence int) (int64, error) {
+	p, err := s.Reader.Seek(off, whence)
+	if whence == io.SeekCurrent && off > 0 && err == nil {
+		s.end = int(p) + 1
+	}
+	return p, err
 }
 
 // modelChecksumValid: the checksum field (octal at 148, 8 bytes, spaces
