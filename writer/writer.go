@@ -125,11 +125,10 @@ type Result struct {
 	HoleBytes                                         int64 // bytes of sparse-file holes, stored as holes
 	SegmentBytes, SegmentRefs                         int64 // repeats stored as references to earlier stream bytes
 	ChunkBytes, ChunkRefs                             int64 // chunks stored before, placed as references
-	// ChunkTableFull says the table of chunks reached Options.ChunkMemory
-	// (ChunkTableBytes, holding ChunkTableLen chunks); ChunksLost chunks
-	// then took an older one's place or went unrecorded, so that a later
+	// ChunksLost is how many chunks took an older one's place or went
+	// unrecorded once the table of chunks reached Options.ChunkMemory
+	// (ChunkTableBytes, holding ChunkTableLen chunks), so that a later
 	// repeat of theirs may have been stored again.
-	ChunkTableFull              bool
 	ChunkTableBytes, ChunksLost int64
 	ChunkTableLen               int64
 	StoredBytes                 int64 // compressed block data
@@ -418,7 +417,7 @@ func create(ctx context.Context, out string, opt Options, setup, pack func(*pack
 	}
 	r := p.res
 	if p.chunks != nil {
-		r.ChunkTableFull, r.ChunksLost = p.chunks.Full()
+		r.ChunksLost = p.chunks.Lost()
 		r.ChunkTableBytes, r.ChunkTableLen = p.chunks.Bytes(), int64(p.chunks.Len())
 	}
 	r.Volumes = vols

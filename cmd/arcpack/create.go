@@ -279,7 +279,7 @@ func runCreate(c *cobra.Command, u *units, f *createFlags, sources []string) err
 		fmt.Fprintf(os.Stderr, "arcpack: warning: create %s: writing the summary: %s\n", termsafe.Name(f.out), termsafe.Name(err.Error()))
 	}
 	reportLeftovers(c.OutOrStdout(), res.Leftovers)
-	if res.ChunkTableFull {
+	if res.ChunksLost > 0 {
 		fmt.Fprintf(c.OutOrStdout(), "chunk dedup: the table of chunks reached --chunk-memory %s (%s in %s); %s then took an older one's place or went unrecorded, so repeats of data that old may be stored again: a larger --chunk-memory keeps them\n",
 			u.size(f.chunkMemory), counted(res.ChunkTableLen, "chunk", "chunks"), u.size(res.ChunkTableBytes), counted(res.ChunksLost, "chunk", "chunks"))
 	}

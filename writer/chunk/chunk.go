@@ -135,12 +135,10 @@ func (t *Table) Len() int { return t.n }
 // Bytes is the memory of the table's arrays now.
 func (t *Table) Bytes() int64 { return int64(len(t.keys)) * SlotBytes }
 
-// Full says whether the table has had to give up chunks at its bound:
-// how many have taken an older chunk's place or gone unrecorded (none
-// while the table was merely filled up to it).
-func (t *Table) Full() (full bool, lost int64) {
-	return t.lost > 0, t.lost
-}
+// Lost is how many chunks the table has given up at its bound: taken an
+// older chunk's place or gone unrecorded (none while the table was merely
+// filled up to it).
+func (t *Table) Lost() int64 { return t.lost }
 
 func (t *Table) slot(k *Key) int {
 	return int(binary.LittleEndian.Uint64(k[:8]) & uint64(len(t.keys)-1))
