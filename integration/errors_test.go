@@ -292,22 +292,30 @@ func names(ents []os.DirEntry) []string {
 	return out
 }
 
-// TestDiskFullIsACleanError packs onto a 1 MiB tmpfs: create must fail with
-// one line naming the output and the cause, and leave nothing behind.
-func TestDiskFullIsACleanError(t *testing.T) {
+// smallDisk mounts a 1 MiB tmpfs on a new temp dir, unmounted at the
+// test's end, and returns it; it skips the test where that cannot be done.
+func smallDisk(t *testing.T) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs needs root")
 	}
-	src := randomTree(t, 3, 1<<20)
-	outDir := t.TempDir()
-	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", outDir).CombinedOutput(); err != nil {
+	dir := t.TempDir()
+	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs: %v %s", err, b)
 	}
 	t.Cleanup(func() {
-		if b, err := exec.Command("umount", outDir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", outDir, err, b)
+		if b, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, b)
 		}
 	})
+	return dir
+}
+
+// TestDiskFullIsACleanError packs onto a 1 MiB tmpfs: create must fail with
+// one line naming the output and the cause, and leave nothing behind.
+func TestDiskFullIsACleanError(t *testing.T) {
+	src := randomTree(t, 3, 1<<20)
+	outDir := smallDisk(t)
 	for _, tc := range []struct {
 		name, vs string
 		full     bool // the disk is full before create starts: the first volume's header fails
@@ -347,19 +355,8 @@ func TestDiskFullIsACleanError(t *testing.T) {
 // the file it was writing is emptied again, as the ones not written yet
 // are, where it had been left holding all the space there was.
 func TestExtractOntoAFullDiskGivesTheSpaceBack(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
-	}
 	base := pack(t, nil, randomTree(t, 1, 3<<20))
-	dest := t.TempDir()
-	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", dest).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v %s", err, b)
-	}
-	t.Cleanup(func() {
-		if b, err := exec.Command("umount", dest).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", dest, err, b)
-		}
-	})
+	dest := smallDisk(t)
 	r := arcpack(t, "extract", base+".001", "-o", filepath.Join(dest, "x"), "--progress", "never")
 	wantFail(t, r, 2, "no space left on device", "emptied again, to give the space back", "extract again with --force")
 	var used int64
