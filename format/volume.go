@@ -310,20 +310,28 @@ func listNumbered(base string, parse func(os.DirEntry) (string, int, bool)) ([]i
 // something writes to it.
 func OpenFile(path string) (*os.File, error) { return OpenFileAt(atFDCWD, path, path) }
 
-// FreeDescriptors is how many more files the process may open now under
-// its limit; ok is false where the limit is too high to matter (over a
-// million) or cannot be read. Readers of many volumes size what they hold
-// open by it.
-func FreeDescriptors() (free int, ok bool) {
+// descriptorReserve is what DescriptorBudget leaves to the rest of the
+// process before sharing out what is free: Go's runtime (its poller's
+// epoll and eventfd, made at first need: without them it dies), the
+// standard streams, the mount's /dev/fuse, the files being written.
+const descriptorReserve = 32
+
+// DescriptorBudget is how many files each of share holders (a reader's
+// set of volumes, an extraction's chains of directories) may keep open:
+// half of the descriptors free under the process's limit past
+// descriptorReserve, shared among them, from least to most; most where the
+// limit is too high to matter (over a million) or cannot be read. A holder
+// given fewer opens files again as it needs them.
+func DescriptorBudget(share, least, most int) int {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<20 {
-		return 0, false
+		return most
 	}
-	used := 32 // where /proc cannot tell
+	used := descriptorReserve // where /proc cannot tell
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		used = len(ents)
 	}
-	return int(lim.Cur) - used, true
+	return min(most, max(least, (int(lim.Cur)-used-descriptorReserve)/2/share))
 }
 
 // TooManyOpen reports an open that failed on the process's or the

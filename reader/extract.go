@@ -1141,16 +1141,9 @@ const maxChainOpen = 32
 
 // chainBudget is how many directories each of chains dirChains keeps open:
 // maxChainOpen, fewer where the process's limit of open files leaves less
-// room (half of what is free past fdReserve shared among them: each worker
-// also holds the file it writes), at least 2. A tree 2,000 deep took more
-// than 160 descriptors to extract with 8 workers.
-func chainBudget(chains int) int {
-	free, ok := format.FreeDescriptors()
-	if !ok {
-		return maxChainOpen
-	}
-	return min(maxChainOpen, max(2, (free-fdReserve)/2/chains))
-}
+// room, at least 2. A tree 2,000 deep took more than 160 descriptors to
+// extract with 8 workers.
+func chainBudget(chains int) int { return format.DescriptorBudget(chains, 2, maxChainOpen) }
 
 // parentOf returns an fd of the directory holding dirent d (not the
 // root), and d's name; the fd stays the chain's. It takes time linear in

@@ -23,22 +23,10 @@ import (
 // where the process's limit of open files leaves less room (openBudget).
 const maxOpenVolumes = 64
 
-// fdReserve is what openBudget leaves to the rest of the process before
-// halving what is free: Go's runtime (its poller's epoll and eventfd, made
-// at first need: without them it dies), the standard streams, the mount's
-// /dev/fuse, extract's files and directories.
-const fdReserve = 32
-
-// openBudget is how many volumes a set may hold open: half of the
-// descriptors free under the process's limit beyond fdReserve, from 1 to
-// maxOpenVolumes. A set holding fewer reopens volumes as it reads them.
-func openBudget() int {
-	free, ok := format.FreeDescriptors()
-	if !ok {
-		return maxOpenVolumes
-	}
-	return min(maxOpenVolumes, max(1, (free-fdReserve)/2))
-}
+// openBudget is how many volumes a set may hold open: what the limit of
+// open files leaves room for, 1 to maxOpenVolumes. A set holding fewer
+// reopens volumes as it reads them.
+func openBudget() int { return format.DescriptorBudget(1, 1, maxOpenVolumes) }
 
 // volumeSet is the validated set of volume files NAME.001..NAME.N. Files
 // are opened lazily, kept open (up to maxOpen) and read with ReadAt,

@@ -13,15 +13,8 @@ import (
 const maxHeld = 64
 
 // heldBudget is how many files each of share volumeFiles may hold open:
-// half of the descriptors free past 32 left to the rest of the process
-// (the recovery volumes being written, the runtime's), shared, 1 to maxHeld.
-func heldBudget(share int) int {
-	free, ok := format.FreeDescriptors()
-	if !ok {
-		return maxHeld
-	}
-	return min(maxHeld, max(1, (free-32)/2/share))
-}
+// what the limit of open files leaves room for, 1 to maxHeld.
+func heldBudget(share int) int { return format.DescriptorBudget(share, 1, maxHeld) }
 
 // volumeFiles reads the volumes at paths, opening each as it is read and
 // keeping at most max open (the least recently used idle one closed
